@@ -1,0 +1,18 @@
+//! funnel's shared vocabulary: what crosses the wire and what a board document holds.
+//!
+//! This crate does no I/O (no sockets, no files, no clocks of its own) so that the server, the load
+//! tester and any Rust client agree on the same bytes and the same rules.
+//!
+//! Modules:
+//! - [`ids`]: id newtypes ([`BoardId`]) that are validated once, at the edge.
+//! - [`wire`]: the y-websocket framing (sync step 1 / step 2 / update, awareness, query-awareness),
+//!   one message per binary frame, decoded into one closed enum per direction, and the close codes.
+//! - [`schema`]: the board document's root names and the default stages a new board starts with.
+//! - [`order`]: base-62 order keys (`pos`) for stages and cards.
+
+pub mod ids;
+pub mod order;
+pub mod schema;
+pub mod wire;
+
+pub use ids::{BoardId, InvalidBoardId};

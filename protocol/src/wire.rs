@@ -1,0 +1,414 @@
+//! The wire: the y-websocket protocol, unchanged, so that stock Yjs clients and the `y-websocket`
+//! provider connect as they are.
+//!
+//! A binary frame holds exactly one message (y-websocket 3.x reads only the first message of a
+//! frame, so the server never packs two). A message is a varint type followed by its payload:
+//!
+//! | type | name            | payload                                                       |
+//! |------|-----------------|---------------------------------------------------------------|
+//! | 0    | sync            | varint sub-type: 0 step 1 (state vector), 1 step 2 (update), 2 update |
+//! | 1    | awareness       | var-buffer holding an awareness update                         |
+//! | 2    | auth            | server to client only: permission denied + reason             |
+//! | 3    | query-awareness | nothing                                                       |
+//!
+//! Types 100 and above are reserved for funnel's own extensions; none is defined yet, so a
+//! client that sends one is told that the type is unknown.
+//!
+//! Incoming frames are decoded into [`ClientMessage`], one closed enum; the server's frames are
+//! built by the `encode_*` functions, once per message, and the same bytes go to every recipient.
+
+use bytes::Bytes;
+use yrs::encoding::read::{Cursor, Read};
+use yrs::encoding::write::Write;
+use yrs::sync::AwarenessUpdate;
+use yrs::updates::decoder::{Decode, Decoder, DecoderV1};
+use yrs::updates::encoder::{Encode, Encoder, EncoderV1};
+use yrs::{StateVector, Update};
+
+pub const MSG_SYNC: u8 = 0;
+pub const MSG_AWARENESS: u8 = 1;
+pub const MSG_AUTH: u8 = 2;
+pub const MSG_QUERY_AWARENESS: u8 = 3;
+pub const MSG_SYNC_STEP_1: u8 = 0;
+pub const MSG_SYNC_STEP_2: u8 = 1;
+pub const MSG_SYNC_UPDATE: u8 = 2;
+
+/// A message a client sends, decoded and validated.
+#[derive(Debug)]
+pub enum ClientMessage {
+    /// "Here is what I have; send me what I lack."
+    SyncStep1(StateVector),
+    /// The answer to the server's step 1: what the server lacks.
+    SyncStep2(IncomingUpdate),
+    /// A change the client just made.
+    Update(IncomingUpdate),
+    /// The client's presence (who, what it drags or views), to relay to everyone on the board.
+    Awareness(IncomingAwareness),
+    /// "Send me everyone's presence."
+    QueryAwareness,
+}
+
+/// A document update as received: decoded (so it is known to be well formed) and as raw bytes
+/// (so that it is stored and relayed exactly as it came, without re-encoding).
+#[derive(Debug)]
+pub struct IncomingUpdate {
+    pub update: Update,
+    /// The lib0 v1 encoded update, a slice of the frame it came in.
+    pub raw: Bytes,
+}
+
+/// An awareness update as received: decoded, and the whole frame for relaying as it is.
+#[derive(Debug)]
+pub struct IncomingAwareness {
+    pub update: AwarenessUpdate,
+    pub frame: Bytes,
+}
+
+/// Why a frame is not a valid client message. Each maps to one close code.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty frame")]
+    Empty,
+    #[error("malformed {what}: {source}")]
+    Malformed {
+        what: &'static str,
+        #[source]
+        source: yrs::encoding::read::Error,
+    },
+    #[error("unknown message type {0}")]
+    UnknownType(u64),
+    #[error("unknown sync message type {0}")]
+    UnknownSyncType(u64),
+    #[error("auth messages go from the server to clients only")]
+    AuthFromClient,
+    #[error("{0} bytes follow the message: send one message per frame")]
+    TrailingBytes(usize),
+}
+
+impl DecodeError {
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            // A type we do not speak: retrying will not help, so the client should stop.
+            DecodeError::UnknownType(_)
+            | DecodeError::UnknownSyncType(_)
+            | DecodeError::AuthFromClient => CloseCode::BadRequest,
+            DecodeError::Empty | DecodeError::Malformed { .. } | DecodeError::TrailingBytes(_) => {
+                CloseCode::InvalidPayload
+            }
+        }
+    }
+}
+
+fn malformed(what: &'static str) -> impl FnOnce(yrs::encoding::read::Error) -> DecodeError {
+    move |source| DecodeError::Malformed { what, source }
+}
+
+/// Decodes one binary frame into one client message.
+pub fn decode_client_frame(frame: &Bytes) -> Result<ClientMessage, DecodeError> {
+    if frame.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let mut cursor = Cursor::new(frame);
+    let message_type: u64 = cursor.read_var().map_err(malformed("message type"))?;
+    let message = match message_type {
+        t if t == u64::from(MSG_SYNC) => {
+            let sync_type: u64 = cursor.read_var().map_err(malformed("sync message type"))?;
+            match sync_type {
+                t if t == u64::from(MSG_SYNC_STEP_1) => {
+                    let buf = cursor.read_buf().map_err(malformed("sync step 1"))?;
+                    let sv = StateVector::decode_v1(buf).map_err(malformed("state vector"))?;
+                    ClientMessage::SyncStep1(sv)
+                }
+                t if t == u64::from(MSG_SYNC_STEP_2) => {
+                    let buf = cursor.read_buf().map_err(malformed("sync step 2"))?;
+                    ClientMessage::SyncStep2(decode_update(frame, buf)?)
+                }
+                t if t == u64::from(MSG_SYNC_UPDATE) => {
+                    let buf = cursor.read_buf().map_err(malformed("sync update"))?;
+                    ClientMessage::Update(decode_update(frame, buf)?)
+                }
+                other => return Err(DecodeError::UnknownSyncType(other)),
+            }
+        }
+        t if t == u64::from(MSG_AWARENESS) => {
+            let buf = cursor.read_buf().map_err(malformed("awareness message"))?;
+            let update = AwarenessUpdate::decode_v1(buf).map_err(malformed("awareness update"))?;
+            ClientMessage::Awareness(IncomingAwareness {
+                update,
+                frame: frame.clone(),
+            })
+        }
+        t if t == u64::from(MSG_AUTH) => return Err(DecodeError::AuthFromClient),
+        t if t == u64::from(MSG_QUERY_AWARENESS) => ClientMessage::QueryAwareness,
+        other => return Err(DecodeError::UnknownType(other)),
+    };
+    let rest = frame.len() - cursor.next;
+    if rest > 0 {
+        return Err(DecodeError::TrailingBytes(rest));
+    }
+    Ok(message)
+}
+
+fn decode_update(frame: &Bytes, buf: &[u8]) -> Result<IncomingUpdate, DecodeError> {
+    let update = decode_update_v1(buf)?;
+    Ok(IncomingUpdate {
+        update,
+        raw: frame.slice_ref(buf),
+    })
+}
+
+/// Decodes a lib0 v1 update and insists that it is consumed whole: yrs' own `decode_v1` stops at
+/// the end of the update and would accept trailing garbage.
+pub fn decode_update_v1(buf: &[u8]) -> Result<Update, DecodeError> {
+    let mut decoder = DecoderV1::from(buf);
+    let update = Update::decode(&mut decoder).map_err(malformed("document update"))?;
+    let rest = decoder
+        .read_to_end()
+        .map_err(malformed("document update"))?
+        .len();
+    if rest > 0 {
+        return Err(DecodeError::TrailingBytes(rest));
+    }
+    Ok(update)
+}
+
+fn frame_with(build: impl FnOnce(&mut EncoderV1)) -> Bytes {
+    let mut encoder = EncoderV1::new();
+    build(&mut encoder);
+    Bytes::from(encoder.to_vec())
+}
+
+/// Server → client: the server's state vector ("send me what I lack").
+pub fn encode_sync_step1(sv: &StateVector) -> Bytes {
+    frame_with(|e| {
+        e.write_var(MSG_SYNC);
+        e.write_var(MSG_SYNC_STEP_1);
+        e.write_buf(sv.encode_v1());
+    })
+}
+
+/// Server → client: what the client lacks, answering its step 1.
+pub fn encode_sync_step2(update_v1: &[u8]) -> Bytes {
+    frame_with(|e| {
+        e.write_var(MSG_SYNC);
+        e.write_var(MSG_SYNC_STEP_2);
+        e.write_buf(update_v1);
+    })
+}
+
+/// Server → client: a change made by someone else (or by the server).
+pub fn encode_update(update_v1: &[u8]) -> Bytes {
+    frame_with(|e| {
+        e.write_var(MSG_SYNC);
+        e.write_var(MSG_SYNC_UPDATE);
+        e.write_buf(update_v1);
+    })
+}
+
+/// Server → client: presence of some clients (a `null` state means the client left).
+pub fn encode_awareness(update: &AwarenessUpdate) -> Bytes {
+    frame_with(|e| {
+        e.write_var(MSG_AWARENESS);
+        e.write_buf(update.encode_v1());
+    })
+}
+
+/// Client → server frames, for Rust clients (tests, the load tester).
+pub mod client {
+    use super::*;
+
+    pub fn encode_sync_step1(sv: &StateVector) -> Bytes {
+        super::encode_sync_step1(sv)
+    }
+
+    pub fn encode_sync_step2(update_v1: &[u8]) -> Bytes {
+        super::encode_sync_step2(update_v1)
+    }
+
+    pub fn encode_update(update_v1: &[u8]) -> Bytes {
+        super::encode_update(update_v1)
+    }
+
+    pub fn encode_awareness(update: &AwarenessUpdate) -> Bytes {
+        super::encode_awareness(update)
+    }
+
+    pub fn encode_query_awareness() -> Bytes {
+        frame_with(|e| e.write_var(MSG_QUERY_AWARENESS))
+    }
+}
+
+/// A message the server sends, decoded: what a Rust client reads.
+#[derive(Debug)]
+pub enum ServerMessage {
+    SyncStep1(StateVector),
+    SyncStep2(Vec<u8>),
+    Update(Vec<u8>),
+    Awareness(AwarenessUpdate),
+    /// Permission denied, with the reason.
+    AuthDenied(String),
+    QueryAwareness,
+}
+
+/// Decodes a frame sent by the server (for Rust clients).
+pub fn decode_server_frame(frame: &[u8]) -> Result<ServerMessage, DecodeError> {
+    use yrs::sync::{Message, SyncMessage};
+    if frame.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let mut decoder = DecoderV1::from(frame);
+    let message = Message::decode(&mut decoder).map_err(malformed("server message"))?;
+    Ok(match message {
+        Message::Sync(SyncMessage::SyncStep1(sv)) => ServerMessage::SyncStep1(sv),
+        Message::Sync(SyncMessage::SyncStep2(u)) => ServerMessage::SyncStep2(u),
+        Message::Sync(SyncMessage::Update(u)) => ServerMessage::Update(u),
+        Message::Awareness(u) => ServerMessage::Awareness(u),
+        Message::Auth(reason) => ServerMessage::AuthDenied(reason.unwrap_or_default()),
+        Message::AwarenessQuery => ServerMessage::QueryAwareness,
+        Message::Custom(tag, _) => return Err(DecodeError::UnknownType(u64::from(tag))),
+    })
+}
+
+/// WebSocket close codes the server uses, and what each tells a stock y-websocket client.
+///
+/// Codes 4400–4499 make the client stop retrying (the request itself is wrong); the others make
+/// it reconnect and resync, which is what a restart or an overload wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCode {
+    /// A clean close.
+    Normal,
+    /// The server is going away for good (not used for restarts).
+    GoingAway,
+    /// A text frame: the protocol is binary only.
+    UnsupportedData,
+    /// A frame that does not decode, or an update that cannot be applied.
+    InvalidPayload,
+    /// A frame over the size limit.
+    MessageTooBig,
+    /// Something failed on the server (storage); reconnecting is the cure.
+    InternalError,
+    /// The server is restarting (graceful shutdown): reconnect and resync.
+    ServiceRestart,
+    /// Slow consumer: the connection's outgoing queue was full. Reconnect and resync.
+    TryAgainLater,
+    /// The request is wrong in a way retrying will not fix (bad board id, unknown message type).
+    BadRequest,
+    /// No valid token.
+    Unauthenticated,
+    /// The token does not allow this.
+    Forbidden,
+    /// No such board, and the caller may not create it.
+    NotFound,
+}
+
+impl CloseCode {
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::Normal => 1000,
+            CloseCode::GoingAway => 1001,
+            CloseCode::UnsupportedData => 1003,
+            CloseCode::InvalidPayload => 1007,
+            CloseCode::MessageTooBig => 1009,
+            CloseCode::InternalError => 1011,
+            CloseCode::ServiceRestart => 1012,
+            CloseCode::TryAgainLater => 1013,
+            CloseCode::BadRequest => 4400,
+            CloseCode::Unauthenticated => 4401,
+            CloseCode::Forbidden => 4403,
+            CloseCode::NotFound => 4404,
+        }
+    }
+}
+
+/// The longest close reason a WebSocket close frame can carry (125 bytes minus the 2-byte code).
+pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// Cuts a close reason to what fits in a close frame, on a character boundary.
+pub fn close_reason(reason: &str) -> String {
+    if reason.len() <= MAX_CLOSE_REASON_BYTES {
+        return reason.to_owned();
+    }
+    let mut end = MAX_CLOSE_REASON_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::{Doc, GetString, ReadTxn, Text, Transact};
+
+    fn some_update() -> Vec<u8> {
+        let doc = Doc::new();
+        let text = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        text.insert(&mut txn, 0, "hello");
+        txn.encode_update_v1()
+    }
+
+    #[test]
+    fn an_update_round_trips_and_keeps_its_raw_bytes() {
+        let update = some_update();
+        let frame = client::encode_update(&update);
+        let ClientMessage::Update(incoming) = decode_client_frame(&frame).unwrap() else {
+            panic!("expected an update")
+        };
+        assert_eq!(&incoming.raw[..], &update[..]);
+        let doc = Doc::new();
+        doc.transact_mut().apply_update(incoming.update).unwrap();
+        let text = doc.get_or_insert_text("t");
+        assert_eq!(text.get_string(&doc.transact()), "hello");
+    }
+
+    #[test]
+    fn step1_round_trips() {
+        let doc = Doc::new();
+        let sv = doc.transact().state_vector();
+        let frame = client::encode_sync_step1(&sv);
+        assert!(matches!(decode_client_frame(&frame), Ok(ClientMessage::SyncStep1(got)) if got == sv));
+        assert!(matches!(decode_server_frame(&frame), Ok(ServerMessage::SyncStep1(_))));
+    }
+
+    #[test]
+    fn query_awareness_is_one_byte() {
+        let frame = client::encode_query_awareness();
+        assert_eq!(&frame[..], &[MSG_QUERY_AWARENESS]);
+        assert!(matches!(decode_client_frame(&frame), Ok(ClientMessage::QueryAwareness)));
+    }
+
+    #[test]
+    fn bad_frames_are_refused_with_the_right_code() {
+        let update = some_update();
+        let truncated = client::encode_update(&update).slice(..5);
+        let mut two_messages = client::encode_query_awareness().to_vec();
+        two_messages.extend_from_slice(&client::encode_query_awareness());
+        let mut garbage_update = vec![MSG_SYNC, MSG_SYNC_UPDATE, 4];
+        garbage_update.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        let cases: Vec<(Bytes, CloseCode)> = vec![
+            (Bytes::new(), CloseCode::InvalidPayload),
+            (truncated, CloseCode::InvalidPayload),
+            (Bytes::from(two_messages), CloseCode::InvalidPayload),
+            (Bytes::from(garbage_update), CloseCode::InvalidPayload),
+            (Bytes::from_static(&[0xff]), CloseCode::InvalidPayload),
+            (Bytes::from_static(&[7]), CloseCode::BadRequest),
+            (Bytes::from_static(&[100, 0]), CloseCode::BadRequest),
+            (Bytes::from_static(&[MSG_SYNC, 9, 0]), CloseCode::BadRequest),
+            (Bytes::from_static(&[MSG_AUTH, 0, 0]), CloseCode::BadRequest),
+        ];
+        for (frame, code) in cases {
+            let err = decode_client_frame(&frame).expect_err(&format!("{frame:?} must be refused"));
+            assert_eq!(err.close_code(), code, "{frame:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        assert_eq!(close_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert!(cut.len() <= MAX_CLOSE_REASON_BYTES);
+        assert!(long.starts_with(&cut));
+    }
+}

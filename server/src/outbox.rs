@@ -1,0 +1,218 @@
+//! A connection's outgoing queue: bounded in frames and in bytes, fed by the room without ever
+//! blocking it, drained by the connection's writer task.
+//!
+//! Overflow rule: a connection whose queue is full is a slow consumer. It is closed with 1013
+//! (try again later) and a reason; its client reconnects and resyncs, so no update is lost even
+//! though the frames queued for it are dropped with the connection.
+
+use bytes::Bytes;
+use funnel_protocol::wire::{CloseCode, close_reason};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Limits of one connection's queue.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    pub max_frames: usize,
+    pub max_bytes: usize,
+}
+
+/// Why and how a connection is being closed by the server.
+#[derive(Debug, Clone)]
+pub struct CloseRequest {
+    pub code: CloseCode,
+    pub reason: String,
+}
+
+/// The sending side, held by the room (and cloned nowhere else).
+#[derive(Clone)]
+pub struct Outbox {
+    frames: mpsc::Sender<Bytes>,
+    shared: Arc<Shared>,
+}
+
+/// The receiving side, held by the connection's writer task.
+pub struct OutboxReceiver {
+    frames: mpsc::Receiver<Bytes>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
+    /// The first close request wins; `closed` fires once it is set.
+    close: OnceLock<CloseRequest>,
+    closed: CancellationToken,
+}
+
+/// The frame did not fit: the connection is now being closed as a slow consumer.
+#[derive(Debug)]
+pub struct Overflow;
+
+pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
+    let (tx, rx) = mpsc::channel(limits.max_frames.max(1));
+    let shared = Arc::new(Shared {
+        queued_bytes: AtomicUsize::new(0),
+        max_bytes: limits.max_bytes,
+        close: OnceLock::new(),
+        closed: CancellationToken::new(),
+    });
+    (
+        Outbox {
+            frames: tx,
+            shared: Arc::clone(&shared),
+        },
+        OutboxReceiver { frames: rx, shared },
+    )
+}
+
+impl Outbox {
+    /// Queues a frame without waiting. On overflow the connection is closed (1013).
+    pub fn push(&self, frame: Bytes) -> Result<(), Overflow> {
+        if self.shared.closed.is_cancelled() {
+            return Err(Overflow);
+        }
+        let len = frame.len();
+        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        // A single frame larger than the byte budget still goes through on an empty queue,
+        // otherwise one big (legitimate) state could never be delivered.
+        if queued > self.shared.max_bytes && queued != len {
+            self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.close_slow_consumer("bytes");
+            return Err(Overflow);
+        }
+        if self.frames.try_send(frame).is_err() {
+            self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.close_slow_consumer("frames");
+            return Err(Overflow);
+        }
+        Ok(())
+    }
+
+    fn close_slow_consumer(&self, what: &str) {
+        self.close(
+            CloseCode::TryAgainLater,
+            &format!("slow consumer: outgoing queue full ({what}); reconnect to resync"),
+        );
+    }
+
+    /// Asks the writer to close the connection with this code; the first request wins.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        self.shared.request_close(code, reason);
+    }
+
+    /// Whether the connection is closing or gone.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.is_cancelled() || self.frames.is_closed()
+    }
+}
+
+impl Shared {
+    fn request_close(&self, code: CloseCode, reason: &str) {
+        let _ = self.close.set(CloseRequest {
+            code,
+            reason: close_reason(reason),
+        });
+        self.closed.cancel();
+    }
+}
+
+impl OutboxReceiver {
+    /// The next frame to send, or the close request once the connection must close. Frames
+    /// still queued when a close is requested are dropped: the client will resync.
+    pub async fn next(&mut self) -> Next {
+        tokio::select! {
+            biased;
+            () = self.shared.closed.cancelled() => Next::Close(self.close_request()),
+            frame = self.frames.recv() => match frame {
+                Some(frame) => {
+                    self.shared.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+                    Next::Frame(frame)
+                }
+                // The room dropped this connection without a reason: it is going away.
+                None => Next::Close(CloseRequest {
+                    code: CloseCode::GoingAway,
+                    reason: "board closed".into(),
+                }),
+            },
+        }
+    }
+
+    /// Resolves once a close was requested (by the room, the reader or shutdown).
+    pub async fn closed(&self) {
+        self.shared.closed.cancelled().await;
+    }
+
+    pub fn close_request(&self) -> CloseRequest {
+        self.shared.close.get().cloned().unwrap_or(CloseRequest {
+            code: CloseCode::GoingAway,
+            reason: "closing".into(),
+        })
+    }
+
+    /// Requests a close from the connection's side (bad input, shutdown).
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        self.shared.request_close(code, reason);
+    }
+}
+
+/// What the writer does next.
+#[derive(Debug)]
+pub enum Next {
+    Frame(Bytes),
+    Close(CloseRequest),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize) -> Bytes {
+        Bytes::from(vec![0u8; len])
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_closes_the_connection_with_1013() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            max_frames: 2,
+            max_bytes: 1 << 20,
+        });
+        tx.push(frame(1)).unwrap();
+        tx.push(frame(1)).unwrap();
+        assert!(tx.push(frame(1)).is_err());
+        assert!(tx.is_closed());
+        let Next::Close(request) = rx.next().await else {
+            panic!("the close comes before queued frames")
+        };
+        assert_eq!(request.code, CloseCode::TryAgainLater);
+        assert!(request.reason.contains("slow consumer"));
+    }
+
+    #[tokio::test]
+    async fn the_byte_budget_counts_what_is_queued_not_what_was_sent() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            max_frames: 100,
+            max_bytes: 10,
+        });
+        tx.push(frame(30)).unwrap(); // alone on an empty queue: allowed
+        assert!(matches!(rx.next().await, Next::Frame(f) if f.len() == 30));
+        tx.push(frame(6)).unwrap();
+        tx.push(frame(4)).unwrap();
+        assert!(tx.push(frame(1)).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_first_close_reason_wins() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            max_frames: 4,
+            max_bytes: 100,
+        });
+        tx.close(CloseCode::ServiceRestart, "restarting");
+        rx.close(CloseCode::InvalidPayload, "bad");
+        assert!(
+            matches!(rx.next().await, Next::Close(CloseRequest { code: CloseCode::ServiceRestart, .. }))
+        );
+    }
+}

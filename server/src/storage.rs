@@ -1,0 +1,91 @@
+//! Durable storage of boards: an append-only log of updates per board, folded now and then into
+//! a snapshot. Loading a board is its snapshot plus the log tail.
+//!
+//! The room appends every update before it broadcasts it, so what anyone has seen is on disk.
+//! Implementations batch concurrent appends into one transaction (group commit).
+//!
+//! Modules: [`sqlite`] (the embedded default).
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use funnel_protocol::BoardId;
+use yrs::{Doc, ReadTxn, StateVector, Transact};
+
+/// Position of an update in a board's log. Starts at 1; 0 means "nothing".
+pub type Seq = u64;
+
+/// A board as stored: the updates to apply in order, snapshot first.
+#[derive(Debug, Default)]
+pub struct StoredBoard {
+    /// The snapshot (if any) followed by the log tail, each a lib0 v1 update.
+    pub updates: Vec<Bytes>,
+    /// The sequence number of the last update included.
+    pub last_seq: Seq,
+    /// How many of `updates` are log entries not yet folded into the snapshot.
+    pub tail_len: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("storage i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored update of board {board} at seq {seq} does not decode: {reason}")]
+    Corrupt {
+        board: BoardId,
+        seq: Seq,
+        reason: String,
+    },
+    #[error("storage is shut down")]
+    Closed,
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// The board's snapshot and log tail, or `None` when the board does not exist.
+    async fn load(&self, board: &BoardId) -> Result<Option<StoredBoard>, StorageError>;
+
+    /// Creates the board with `initial` as its first update, unless it exists already; returns
+    /// whether this call created it. Two racing creators: exactly one wins.
+    async fn create(&self, board: &BoardId, initial: Bytes) -> Result<bool, StorageError>;
+
+    /// Appends updates to the board's log, in order, durably; returns the seq of the last one.
+    async fn append(&self, board: &BoardId, updates: Vec<Bytes>) -> Result<Seq, StorageError>;
+
+    /// Folds the board's log into its snapshot, from what is stored (never from a room's memory,
+    /// so that several writers stay safe). Appends made meanwhile are kept.
+    async fn compact(&self, board: &BoardId) -> Result<(), StorageError>;
+
+    /// Whether storage answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StorageError>;
+
+    /// Finishes queued writes and stops. Later calls fail with [`StorageError::Closed`].
+    async fn close(&self);
+}
+
+/// Merges a snapshot and log entries into one update, through a document so that deleted
+/// content is garbage-collected. CPU-bound: call it off the async runtime.
+pub fn fold_updates(board: &BoardId, entries: &[(Seq, Bytes)]) -> Result<Bytes, StorageError> {
+    let doc = Doc::new();
+    {
+        let mut txn = doc.transact_mut();
+        for (seq, raw) in entries {
+            let corrupt = |reason: String| StorageError::Corrupt {
+                board: board.clone(),
+                seq: *seq,
+                reason,
+            };
+            let update =
+                funnel_protocol::wire::decode_update_v1(raw).map_err(|e| corrupt(e.to_string()))?;
+            txn.apply_update(update)
+                .map_err(|e| corrupt(e.to_string()))?;
+        }
+    }
+    let folded = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    Ok(Bytes::from(folded))
+}

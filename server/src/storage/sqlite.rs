@@ -1,0 +1,587 @@
+//! The embedded default: SQLite in the data directory, zero set-up.
+//!
+//! Writes go through one writer thread that owns the write connection: it takes every job that
+//! is queued when it wakes up and commits them in one transaction (group commit), so a burst of
+//! updates from many rooms costs one fsync. Reads (loading a board, compaction input) use a
+//! separate connection; WAL mode lets them run beside the writer.
+
+use super::{Seq, Storage, StorageError, StoredBoard, fold_updates};
+use async_trait::async_trait;
+use bytes::Bytes;
+use funnel_protocol::BoardId;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "funnel.db";
+
+/// Jobs waiting for the writer. When full, appenders wait: back-pressure reaches the rooms, and
+/// through their bounded channels the sockets, instead of memory growing.
+const WRITER_QUEUE: usize = 4096;
+
+/// The most jobs committed in one transaction: bounds the latency of the first job in a batch.
+const MAX_GROUP_COMMIT: usize = 512;
+
+/// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE boards (
+        id         TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE updates (
+        board TEXT    NOT NULL,
+        seq   INTEGER NOT NULL,
+        data  BLOB    NOT NULL,
+        PRIMARY KEY (board, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE snapshots (
+        board TEXT    PRIMARY KEY,
+        seq   INTEGER NOT NULL,
+        data  BLOB    NOT NULL
+    ) WITHOUT ROWID;
+"#];
+
+pub struct SqliteStorage {
+    /// The writer thread holds the receiving end; it exits after a `Shutdown` job.
+    jobs: mpsc::Sender<Job>,
+    /// The read connection; used from `spawn_blocking` only.
+    reader: Arc<Mutex<Connection>>,
+}
+
+enum Job {
+    Create {
+        board: BoardId,
+        initial: Bytes,
+        reply: oneshot::Sender<Result<bool, StorageError>>,
+    },
+    Append {
+        board: BoardId,
+        updates: Vec<Bytes>,
+        reply: oneshot::Sender<Result<Seq, StorageError>>,
+    },
+    ReplaceSnapshot {
+        board: BoardId,
+        seq: Seq,
+        data: Bytes,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database in `data_dir` and starts the writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let mut writer = Connection::open(&path)?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        let reader = Connection::open(&path)?;
+        configure(&reader)?;
+        let (jobs, rx) = mpsc::channel(WRITER_QUEUE);
+        std::thread::Builder::new()
+            .name("funnel-sqlite-writer".into())
+            .spawn(move || Writer::new(writer).run(rx))?;
+        Ok(Self {
+            jobs,
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> Job,
+    ) -> Result<T, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(job(reply))
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            // A poisoned lock only means another read panicked; the connection itself is fine.
+            let mut conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| StorageError::Closed)?
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StorageError> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk before the room broadcasts it, even across a power loss.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
+    let done: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let txn = conn.transaction()?;
+        txn.execute_batch(sql)?;
+        txn.pragma_update(None, "user_version", index + 1)?;
+        txn.commit()?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Reads a board's snapshot and log tail in one read transaction, so that a compaction that
+/// commits between the two reads cannot hide entries.
+fn read_board(
+    conn: &mut Connection,
+    board: &BoardId,
+) -> Result<Option<(Vec<(Seq, Bytes)>, usize)>, StorageError> {
+    let txn = conn.transaction()?;
+    let exists = txn
+        .query_row("SELECT 1 FROM boards WHERE id = ?1", [board.as_str()], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some();
+    if !exists {
+        return Ok(None);
+    }
+    let snapshot: Option<(i64, Vec<u8>)> = txn
+        .query_row(
+            "SELECT seq, data FROM snapshots WHERE board = ?1",
+            [board.as_str()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let from = snapshot.as_ref().map_or(0, |(seq, _)| *seq);
+    let mut entries: Vec<(Seq, Bytes)> = Vec::new();
+    if let Some((seq, data)) = snapshot {
+        entries.push((seq as Seq, Bytes::from(data)));
+    }
+    let snapshot_entries = entries.len();
+    let mut stmt = txn.prepare_cached(
+        "SELECT seq, data FROM updates WHERE board = ?1 AND seq > ?2 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![board.as_str(), from], |row| {
+        Ok((row.get::<_, i64>(0)? as Seq, Bytes::from(row.get::<_, Vec<u8>>(1)?)))
+    })?;
+    for row in rows {
+        entries.push(row?);
+    }
+    let tail_len = entries.len() - snapshot_entries;
+    Ok(Some((entries, tail_len)))
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn load(&self, board: &BoardId) -> Result<Option<StoredBoard>, StorageError> {
+        let board = board.clone();
+        self.read(move |conn| {
+            Ok(read_board(conn, &board)?.map(|(entries, tail_len)| StoredBoard {
+                last_seq: entries.last().map_or(0, |(seq, _)| *seq),
+                updates: entries.into_iter().map(|(_, data)| data).collect(),
+                tail_len,
+            }))
+        })
+        .await
+    }
+
+    async fn create(&self, board: &BoardId, initial: Bytes) -> Result<bool, StorageError> {
+        let board = board.clone();
+        self.submit(|reply| Job::Create {
+            board,
+            initial,
+            reply,
+        })
+        .await
+    }
+
+    async fn append(&self, board: &BoardId, updates: Vec<Bytes>) -> Result<Seq, StorageError> {
+        let board = board.clone();
+        self.submit(|reply| Job::Append {
+            board,
+            updates,
+            reply,
+        })
+        .await
+    }
+
+    async fn compact(&self, board: &BoardId) -> Result<(), StorageError> {
+        let id = board.clone();
+        let folded = self
+            .read(move |conn| {
+                let Some((entries, tail_len)) = read_board(conn, &id)? else {
+                    return Ok(None);
+                };
+                if tail_len == 0 {
+                    return Ok(None);
+                }
+                let seq = entries.last().map_or(0, |(seq, _)| *seq);
+                Ok(Some((seq, fold_updates(&id, &entries)?)))
+            })
+            .await?;
+        let Some((seq, data)) = folded else {
+            return Ok(());
+        };
+        let board = board.clone();
+        self.submit(|reply| Job::ReplaceSnapshot {
+            board,
+            seq,
+            data,
+            reply,
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        if self.jobs.is_closed() {
+            return Err(StorageError::Closed);
+        }
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    async fn close(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.jobs.send(Job::Shutdown { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    /// The last seq of each board this process has written to, so an append does not query it.
+    last_seq: HashMap<BoardId, Seq>,
+}
+
+/// A job's reply, held until its transaction commits.
+enum Pending {
+    Created(oneshot::Sender<Result<bool, StorageError>>, bool),
+    Appended(oneshot::Sender<Result<Seq, StorageError>>, BoardId, Seq),
+    Replaced(oneshot::Sender<Result<(), StorageError>>),
+}
+
+impl Writer {
+    fn new(conn: Connection) -> Self {
+        Self {
+            conn,
+            last_seq: HashMap::new(),
+        }
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut batch = Vec::with_capacity(MAX_GROUP_COMMIT);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_GROUP_COMMIT {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let shutdown = self.commit_batch(&mut batch);
+            if let Some(reply) = shutdown {
+                rx.close();
+                // Jobs that were queued after the shutdown are refused: their senders see Closed.
+                drop(rx);
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+
+    /// Runs every job of the batch in one transaction, each under its own savepoint so that one
+    /// failing job does not fail the others; replies once the transaction is committed.
+    fn commit_batch(&mut self, batch: &mut Vec<Job>) -> Option<oneshot::Sender<()>> {
+        let mut pending = Vec::with_capacity(batch.len());
+        let mut shutdown = None;
+        let mut seqs: HashMap<BoardId, Seq> = HashMap::new();
+        let result = (|| -> Result<(), StorageError> {
+            let txn = self.conn.transaction()?;
+            for job in batch.drain(..) {
+                match job {
+                    Job::Shutdown { reply } => shutdown = Some(reply),
+                    Job::Create {
+                        board,
+                        initial,
+                        reply,
+                    } => match create(&txn, &board, &initial) {
+                        Ok(created) => {
+                            if created {
+                                seqs.insert(board, 1);
+                            }
+                            pending.push(Pending::Created(reply, created));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
+                    Job::Append {
+                        board,
+                        updates,
+                        reply,
+                    } => {
+                        let last = match seqs.get(&board).or(self.last_seq.get(&board)) {
+                            Some(seq) => Ok(*seq),
+                            None => max_seq(&txn, &board),
+                        };
+                        match last.and_then(|last| append(&txn, &board, last, &updates)) {
+                            Ok(seq) => {
+                                seqs.insert(board.clone(), seq);
+                                pending.push(Pending::Appended(reply, board, seq));
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
+                    }
+                    Job::ReplaceSnapshot {
+                        board,
+                        seq,
+                        data,
+                        reply,
+                    } => match replace_snapshot(&txn, &board, seq, &data) {
+                        Ok(()) => pending.push(Pending::Replaced(reply)),
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                self.last_seq.extend(seqs);
+                for done in pending {
+                    match done {
+                        Pending::Created(reply, created) => {
+                            let _ = reply.send(Ok(created));
+                        }
+                        Pending::Appended(reply, _, seq) => {
+                            let _ = reply.send(Ok(seq));
+                        }
+                        Pending::Replaced(reply) => {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, jobs = pending.len(), "storage transaction failed");
+                let message = e.to_string();
+                let failed = || StorageError::Io(std::io::Error::other(message.clone()));
+                for done in pending {
+                    match done {
+                        Pending::Created(reply, _) => {
+                            let _ = reply.send(Err(failed()));
+                        }
+                        Pending::Appended(reply, _, _) => {
+                            let _ = reply.send(Err(failed()));
+                        }
+                        Pending::Replaced(reply) => {
+                            let _ = reply.send(Err(failed()));
+                        }
+                    }
+                }
+            }
+        }
+        shutdown
+    }
+}
+
+/// Runs `f` under a savepoint: on error, what `f` wrote is undone and the transaction goes on.
+fn in_savepoint<T>(
+    txn: &rusqlite::Transaction<'_>,
+    f: impl FnOnce() -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    txn.execute_batch("SAVEPOINT job")?;
+    match f() {
+        Ok(value) => {
+            txn.execute_batch("RELEASE job")?;
+            Ok(value)
+        }
+        Err(e) => {
+            txn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+fn create(
+    txn: &rusqlite::Transaction<'_>,
+    board: &BoardId,
+    initial: &[u8],
+) -> Result<bool, StorageError> {
+    in_savepoint(txn, || {
+        let inserted = txn.execute(
+            "INSERT INTO boards (id, created_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+            params![board.as_str(), now_ms()],
+        )?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        txn.execute(
+            "INSERT INTO updates (board, seq, data) VALUES (?1, 1, ?2)",
+            params![board.as_str(), initial],
+        )?;
+        Ok(true)
+    })
+}
+
+fn max_seq(txn: &rusqlite::Transaction<'_>, board: &BoardId) -> Result<Seq, StorageError> {
+    let seq: i64 = txn.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(seq) FROM updates WHERE board = ?1), 0),
+                    COALESCE((SELECT seq FROM snapshots WHERE board = ?1), 0))",
+        [board.as_str()],
+        |row| row.get(0),
+    )?;
+    Ok(seq as Seq)
+}
+
+fn append(
+    txn: &rusqlite::Transaction<'_>,
+    board: &BoardId,
+    last: Seq,
+    updates: &[Bytes],
+) -> Result<Seq, StorageError> {
+    in_savepoint(txn, || {
+        let mut stmt =
+            txn.prepare_cached("INSERT INTO updates (board, seq, data) VALUES (?1, ?2, ?3)")?;
+        let mut seq = last;
+        for update in updates {
+            seq += 1;
+            stmt.execute(params![board.as_str(), seq as i64, &update[..]])?;
+        }
+        Ok(seq)
+    })
+}
+
+fn replace_snapshot(
+    txn: &rusqlite::Transaction<'_>,
+    board: &BoardId,
+    seq: Seq,
+    data: &[u8],
+) -> Result<(), StorageError> {
+    in_savepoint(txn, || {
+        txn.execute(
+            "INSERT INTO snapshots (board, seq, data) VALUES (?1, ?2, ?3)
+             ON CONFLICT (board) DO UPDATE SET seq = excluded.seq, data = excluded.data
+             WHERE excluded.seq > snapshots.seq",
+            params![board.as_str(), seq as i64, data],
+        )?;
+        txn.execute(
+            "DELETE FROM updates WHERE board = ?1 AND seq <= ?2",
+            params![board.as_str(), seq as i64],
+        )?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update_with(text: &str) -> Bytes {
+        use yrs::{Doc, Text, Transact};
+        let doc = Doc::new();
+        let t = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        t.insert(&mut txn, 0, text);
+        Bytes::from(txn.encode_update_v1())
+    }
+
+    fn text_of(stored: &StoredBoard) -> String {
+        use yrs::{Doc, GetString, Transact};
+        let doc = Doc::new();
+        let t = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        for raw in &stored.updates {
+            let update = funnel_protocol::wire::decode_update_v1(raw).unwrap();
+            txn.apply_update(update).unwrap();
+        }
+        let mut words: Vec<char> = t.get_string(&txn).chars().collect();
+        words.sort();
+        words.into_iter().collect()
+    }
+
+    #[tokio::test]
+    async fn create_append_compact_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let board = BoardId::parse("b1").unwrap();
+        let storage = SqliteStorage::open(dir.path()).unwrap();
+        assert!(storage.load(&board).await.unwrap().is_none());
+        assert!(storage.create(&board, update_with("a")).await.unwrap());
+        assert!(!storage.create(&board, update_with("z")).await.unwrap());
+        let seq = storage
+            .append(&board, vec![update_with("b"), update_with("c")])
+            .await
+            .unwrap();
+        assert_eq!(seq, 3);
+        storage.compact(&board).await.unwrap();
+        assert_eq!(storage.append(&board, vec![update_with("d")]).await.unwrap(), 4);
+        let stored = storage.load(&board).await.unwrap().unwrap();
+        assert_eq!((stored.last_seq, stored.tail_len, stored.updates.len()), (4, 1, 2));
+        assert_eq!(text_of(&stored), "abcd");
+        storage.close().await;
+        assert!(matches!(
+            storage.append(&board, vec![update_with("e")]).await,
+            Err(StorageError::Closed)
+        ));
+
+        // A second process life: seq numbering continues after the snapshot.
+        let storage = SqliteStorage::open(dir.path()).unwrap();
+        storage.compact(&board).await.unwrap();
+        assert_eq!(storage.append(&board, vec![update_with("e")]).await.unwrap(), 5);
+        let stored = storage.load(&board).await.unwrap().unwrap();
+        assert_eq!(text_of(&stored), "abcde");
+        storage.close().await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_are_grouped_and_ordered() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(SqliteStorage::open(dir.path()).unwrap());
+        let boards: Vec<BoardId> = (0..8)
+            .map(|i| BoardId::parse(&format!("b{i}")).unwrap())
+            .collect();
+        for board in &boards {
+            storage.create(board, update_with("x")).await.unwrap();
+        }
+        let mut tasks = Vec::new();
+        for board in boards.clone() {
+            let storage = Arc::clone(&storage);
+            tasks.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for _ in 0..20 {
+                    seqs.push(storage.append(&board, vec![update_with("y")]).await.unwrap());
+                }
+                seqs
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), (2..22).collect::<Vec<Seq>>());
+        }
+        storage.close().await;
+    }
+}
