@@ -78,18 +78,32 @@ mod tests {
 
     #[test]
     fn accepts_uuids_and_slugs() {
-        for ok in ["0192f0e4-7a4b-7c3e-9f00-123456789abc", "deals", "q4_pipeline-2"] {
-            assert_eq!(BoardId::parse(ok).map(|id| id.to_string()), Ok(ok.to_owned()));
+        for ok in [
+            "0192f0e4-7a4b-7c3e-9f00-123456789abc",
+            "deals",
+            "q4_pipeline-2",
+        ] {
+            assert_eq!(
+                BoardId::parse(ok).map(|id| id.to_string()),
+                Ok(ok.to_owned())
+            );
         }
     }
 
     #[test]
     fn refuses_what_is_unsafe_in_paths_channels_or_logs() {
         assert_eq!(BoardId::parse(""), Err(InvalidBoardId::Empty));
-        assert_eq!(BoardId::parse(&"a".repeat(65)), Err(InvalidBoardId::TooLong));
+        assert_eq!(
+            BoardId::parse(&"a".repeat(65)),
+            Err(InvalidBoardId::TooLong)
+        );
         assert!(BoardId::parse(&"a".repeat(64)).is_ok());
         for bad in ["a/b", "a b", "..", "é", "a\nb", "a%20b"] {
-            assert_eq!(BoardId::parse(bad), Err(InvalidBoardId::BadCharacter), "{bad:?}");
+            assert_eq!(
+                BoardId::parse(bad),
+                Err(InvalidBoardId::BadCharacter),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -209,7 +209,10 @@ mod tests {
     #[test]
     fn entities_round_trip() {
         for raw in ["lead", "deal", "invoice", "quote", "smart:42"] {
-            assert_eq!(Entity::parse(raw).map(|e| e.as_string()), Ok(raw.to_owned()));
+            assert_eq!(
+                Entity::parse(raw).map(|e| e.as_string()),
+                Ok(raw.to_owned())
+            );
         }
         for bad in ["", "deals", "smart:", "Deal"] {
             assert!(Entity::parse(bad).is_err(), "{bad}");
@@ -235,7 +238,11 @@ mod tests {
                 .iter()
                 .position(|s| matches!(s.kind, Success | Failure))
                 .unwrap_or(stages.len());
-            assert!(stages[first_final..].iter().all(|s| matches!(s.kind, Success | Failure)));
+            assert!(
+                stages[first_final..]
+                    .iter()
+                    .all(|s| matches!(s.kind, Success | Failure))
+            );
         }
     }
 
@@ -248,7 +255,9 @@ mod tests {
         let mut named: Vec<(String, String)> = stages
             .iter(&txn)
             .map(|(_, value)| {
-                let Out::YMap(stage_map) = value else { panic!("a stage is a map") };
+                let Out::YMap(stage_map) = value else {
+                    panic!("a stage is a map")
+                };
                 let get = |key| stage_map.get(&txn, key).unwrap().to_string(&txn);
                 (get(stage::POS), get(stage::NAME))
             })
@@ -268,6 +277,9 @@ mod tests {
             ]
         );
         let board = txn.get_map(root::BOARD).unwrap();
-        assert_eq!(board.get(&txn, board::ENTITY).unwrap().to_string(&txn), "deal");
+        assert_eq!(
+            board.get(&txn, board::ENTITY).unwrap().to_string(&txn),
+            "deal"
+        );
     }
 }

@@ -367,15 +367,23 @@ mod tests {
         let doc = Doc::new();
         let sv = doc.transact().state_vector();
         let frame = client::encode_sync_step1(&sv);
-        assert!(matches!(decode_client_frame(&frame), Ok(ClientMessage::SyncStep1(got)) if got == sv));
-        assert!(matches!(decode_server_frame(&frame), Ok(ServerMessage::SyncStep1(_))));
+        assert!(
+            matches!(decode_client_frame(&frame), Ok(ClientMessage::SyncStep1(got)) if got == sv)
+        );
+        assert!(matches!(
+            decode_server_frame(&frame),
+            Ok(ServerMessage::SyncStep1(_))
+        ));
     }
 
     #[test]
     fn query_awareness_is_one_byte() {
         let frame = client::encode_query_awareness();
         assert_eq!(&frame[..], &[MSG_QUERY_AWARENESS]);
-        assert!(matches!(decode_client_frame(&frame), Ok(ClientMessage::QueryAwareness)));
+        assert!(matches!(
+            decode_client_frame(&frame),
+            Ok(ClientMessage::QueryAwareness)
+        ));
     }
 
     #[test]

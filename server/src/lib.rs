@@ -1,0 +1,89 @@
+//! funnel's server: a WebSocket hub that keeps every board's CRDT document live and durable.
+//!
+//! Modules, top to bottom (every arrow points down; see ARCHITECTURE.md):
+//! - [`config`]: `funnel serve` flags and environment variables.
+//! - [`http`]: the router, the WebSocket upgrade, `/healthz`, `/readyz`.
+//! - [`connection`]: one socket: a reader loop and a writer task.
+//! - [`outbox`]: a connection's bounded outgoing queue and its slow-consumer rule.
+//! - [`rooms`]: the registry that hands out rooms, creating each atomically.
+//! - [`room`]: the task that owns one board's document; its logic is `room::state`.
+//! - [`storage`]: the durable update log and snapshots (SQLite).
+
+pub mod config;
+pub mod connection;
+pub mod http;
+pub mod outbox;
+pub mod room;
+pub mod rooms;
+pub mod storage;
+
+use anyhow::Context;
+use config::ServeConfig;
+use connection::ConnectionContext;
+use outbox::OutboxLimits;
+use room::{RoomConfig, RoomContext};
+use rooms::Rooms;
+use std::sync::Arc;
+use storage::Storage;
+use storage::sqlite::SqliteStorage;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Serves on `listener` until `shutdown` fires, then closes every socket with 1012, lets every
+/// room finish storing, and returns (within `config.shutdown_deadline`).
+pub async fn run(
+    listener: TcpListener,
+    config: ServeConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let storage: Arc<dyn Storage> = Arc::new(
+        SqliteStorage::open(&config.data_dir)
+            .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
+    );
+    let tracker = TaskTracker::new();
+    let rooms = Rooms::new(
+        RoomContext {
+            storage: Arc::clone(&storage),
+            config: RoomConfig {
+                idle_unload_after: config.room_idle,
+                compact_after_updates: config.compact_after,
+            },
+            shutdown: shutdown.clone(),
+        },
+        tracker.clone(),
+    );
+    let app = http::router(http::AppState {
+        connections: ConnectionContext {
+            rooms,
+            outbox_limits: OutboxLimits {
+                max_frames: config.outbox_frames,
+                max_bytes: config.outbox_bytes,
+            },
+            max_frame_bytes: config.max_frame_bytes,
+            shutdown: shutdown.clone(),
+        },
+        storage: Arc::clone(&storage),
+        tracker: tracker.clone(),
+    });
+    let addr = listener.local_addr()?;
+    tracing::info!(data_dir = %config.data_dir.display(), "listening on {addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("shutting down: closing connections and flushing boards");
+    tracker.close();
+    if tokio::time::timeout(config.shutdown_deadline, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            deadline = ?config.shutdown_deadline,
+            "shutdown deadline passed with connections or rooms still open"
+        );
+    }
+    storage.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -103,6 +103,11 @@ impl Outbox {
         self.shared.request_close(code, reason);
     }
 
+    /// Resolves once a close was requested (by the room, the writer, the reader or shutdown).
+    pub async fn closed(&self) {
+        self.shared.closed.cancelled().await;
+    }
+
     /// Whether the connection is closing or gone.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.is_cancelled() || self.frames.is_closed()
@@ -211,8 +216,12 @@ mod tests {
         });
         tx.close(CloseCode::ServiceRestart, "restarting");
         rx.close(CloseCode::InvalidPayload, "bad");
-        assert!(
-            matches!(rx.next().await, Next::Close(CloseRequest { code: CloseCode::ServiceRestart, .. }))
-        );
+        assert!(matches!(
+            rx.next().await,
+            Next::Close(CloseRequest {
+                code: CloseCode::ServiceRestart,
+                ..
+            })
+        ));
     }
 }

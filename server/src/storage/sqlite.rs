@@ -130,11 +130,11 @@ fn configure(conn: &Connection) -> Result<(), StorageError> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
-    let done: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+    let done: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(done.max(0) as usize) {
         let txn = conn.transaction()?;
         txn.execute_batch(sql)?;
-        txn.pragma_update(None, "user_version", index + 1)?;
+        txn.pragma_update(None, "user_version", index as i64 + 1)?;
         txn.commit()?;
     }
     Ok(())
@@ -155,9 +155,11 @@ fn read_board(
 ) -> Result<Option<(Vec<(Seq, Bytes)>, usize)>, StorageError> {
     let txn = conn.transaction()?;
     let exists = txn
-        .query_row("SELECT 1 FROM boards WHERE id = ?1", [board.as_str()], |_| {
-            Ok(())
-        })
+        .query_row(
+            "SELECT 1 FROM boards WHERE id = ?1",
+            [board.as_str()],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some();
     if !exists {
@@ -180,7 +182,10 @@ fn read_board(
         "SELECT seq, data FROM updates WHERE board = ?1 AND seq > ?2 ORDER BY seq",
     )?;
     let rows = stmt.query_map(params![board.as_str(), from], |row| {
-        Ok((row.get::<_, i64>(0)? as Seq, Bytes::from(row.get::<_, Vec<u8>>(1)?)))
+        Ok((
+            row.get::<_, i64>(0)? as Seq,
+            Bytes::from(row.get::<_, Vec<u8>>(1)?),
+        ))
     })?;
     for row in rows {
         entries.push(row?);
@@ -194,11 +199,13 @@ impl Storage for SqliteStorage {
     async fn load(&self, board: &BoardId) -> Result<Option<StoredBoard>, StorageError> {
         let board = board.clone();
         self.read(move |conn| {
-            Ok(read_board(conn, &board)?.map(|(entries, tail_len)| StoredBoard {
-                last_seq: entries.last().map_or(0, |(seq, _)| *seq),
-                updates: entries.into_iter().map(|(_, data)| data).collect(),
-                tail_len,
-            }))
+            Ok(
+                read_board(conn, &board)?.map(|(entries, tail_len)| StoredBoard {
+                    last_seq: entries.last().map_or(0, |(seq, _)| *seq),
+                    updates: entries.into_iter().map(|(_, data)| data).collect(),
+                    tail_len,
+                }),
+            )
         })
         .await
     }
@@ -276,7 +283,7 @@ struct Writer {
 /// A job's reply, held until its transaction commits.
 enum Pending {
     Created(oneshot::Sender<Result<bool, StorageError>>, bool),
-    Appended(oneshot::Sender<Result<Seq, StorageError>>, BoardId, Seq),
+    Appended(oneshot::Sender<Result<Seq, StorageError>>, Seq),
     Replaced(oneshot::Sender<Result<(), StorageError>>),
 }
 
@@ -347,7 +354,7 @@ impl Writer {
                         match last.and_then(|last| append(&txn, &board, last, &updates)) {
                             Ok(seq) => {
                                 seqs.insert(board.clone(), seq);
-                                pending.push(Pending::Appended(reply, board, seq));
+                                pending.push(Pending::Appended(reply, seq));
                             }
                             Err(e) => {
                                 let _ = reply.send(Err(e));
@@ -378,7 +385,7 @@ impl Writer {
                         Pending::Created(reply, created) => {
                             let _ = reply.send(Ok(created));
                         }
-                        Pending::Appended(reply, _, seq) => {
+                        Pending::Appended(reply, seq) => {
                             let _ = reply.send(Ok(seq));
                         }
                         Pending::Replaced(reply) => {
@@ -396,7 +403,7 @@ impl Writer {
                         Pending::Created(reply, _) => {
                             let _ = reply.send(Err(failed()));
                         }
-                        Pending::Appended(reply, _, _) => {
+                        Pending::Appended(reply, _) => {
                             let _ = reply.send(Err(failed()));
                         }
                         Pending::Replaced(reply) => {
@@ -539,9 +546,18 @@ mod tests {
             .unwrap();
         assert_eq!(seq, 3);
         storage.compact(&board).await.unwrap();
-        assert_eq!(storage.append(&board, vec![update_with("d")]).await.unwrap(), 4);
+        assert_eq!(
+            storage
+                .append(&board, vec![update_with("d")])
+                .await
+                .unwrap(),
+            4
+        );
         let stored = storage.load(&board).await.unwrap().unwrap();
-        assert_eq!((stored.last_seq, stored.tail_len, stored.updates.len()), (4, 1, 2));
+        assert_eq!(
+            (stored.last_seq, stored.tail_len, stored.updates.len()),
+            (4, 1, 2)
+        );
         assert_eq!(text_of(&stored), "abcd");
         storage.close().await;
         assert!(matches!(
@@ -552,7 +568,13 @@ mod tests {
         // A second process life: seq numbering continues after the snapshot.
         let storage = SqliteStorage::open(dir.path()).unwrap();
         storage.compact(&board).await.unwrap();
-        assert_eq!(storage.append(&board, vec![update_with("e")]).await.unwrap(), 5);
+        assert_eq!(
+            storage
+                .append(&board, vec![update_with("e")])
+                .await
+                .unwrap(),
+            5
+        );
         let stored = storage.load(&board).await.unwrap().unwrap();
         assert_eq!(text_of(&stored), "abcde");
         storage.close().await;
@@ -574,7 +596,12 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mut seqs = Vec::new();
                 for _ in 0..20 {
-                    seqs.push(storage.append(&board, vec![update_with("y")]).await.unwrap());
+                    seqs.push(
+                        storage
+                            .append(&board, vec![update_with("y")])
+                            .await
+                            .unwrap(),
+                    );
                 }
                 seqs
             }));

@@ -1,0 +1,105 @@
+//! `funnel serve` configuration: every flag has an environment variable. Parsed once in `main`
+//! and passed down.
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on. Without authentication only loopback addresses are allowed.
+    #[arg(long, env = "FUNNEL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory of the embedded SQLite database.
+    #[arg(long, env = "FUNNEL_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// How long a board with no connection stays loaded before it is saved and unloaded.
+    #[arg(long, env = "FUNNEL_ROOM_IDLE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub room_idle: Duration,
+
+    /// Largest WebSocket frame (and message) a client may send, in bytes; larger ones close the
+    /// connection with 1009.
+    #[arg(long, env = "FUNNEL_MAX_FRAME_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Most frames waiting to be sent to one connection before it is closed as a slow consumer.
+    #[arg(long, env = "FUNNEL_OUTBOX_FRAMES", default_value_t = 4096)]
+    pub outbox_frames: usize,
+
+    /// Most bytes waiting to be sent to one connection before it is closed as a slow consumer.
+    #[arg(long, env = "FUNNEL_OUTBOX_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub outbox_bytes: usize,
+
+    /// Log entries a board accumulates before they are folded into its snapshot.
+    #[arg(long, env = "FUNNEL_COMPACT_AFTER", default_value_t = 1000)]
+    pub compact_after: usize,
+
+    /// How long a graceful shutdown may take before the process exits anyway.
+    #[arg(long, env = "FUNNEL_SHUTDOWN_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_deadline: Duration,
+}
+
+impl ServeConfig {
+    /// The configuration with every default, for tests and embedding.
+    pub fn with_defaults(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            data_dir,
+            room_idle: Duration::from_secs(30),
+            max_frame_bytes: 8 * 1024 * 1024,
+            outbox_frames: 4096,
+            outbox_bytes: 16 * 1024 * 1024,
+            compact_after: 1000,
+            shutdown_deadline: Duration::from_secs(10),
+        }
+    }
+
+    /// Refuses what cannot work, with what to do instead.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "refusing to listen on {}: without authentication funnel is in local mode, where \
+                 every caller is an admin, so it listens on loopback addresses only \
+                 (use --listen 127.0.0.1:PORT)",
+                self.listen
+            ));
+        }
+        if self.max_frame_bytes < 1024 {
+            return Err("--max-frame-bytes must be at least 1024".into());
+        }
+        if self.outbox_frames == 0 || self.outbox_bytes == 0 {
+            return Err("--outbox-frames and --outbox-bytes must be above 0".into());
+        }
+        if self.compact_after == 0 {
+            return Err("--compact-after must be above 0".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_mode_listens_on_loopback_only() {
+        let dir = PathBuf::from("data");
+        assert!(
+            ServeConfig::with_defaults("127.0.0.1:0".parse().unwrap(), dir.clone())
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            ServeConfig::with_defaults("[::1]:0".parse().unwrap(), dir.clone())
+                .validate()
+                .is_ok()
+        );
+        let err = ServeConfig::with_defaults("0.0.0.0:8080".parse().unwrap(), dir)
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("loopback"), "{err}");
+    }
+}

@@ -1,0 +1,223 @@
+//! One WebSocket connection: a reader loop (this task) and a writer task, joined to a room.
+//!
+//! The reader decodes each binary frame into a typed message and hands it to the room; the
+//! writer drains the connection's [`Outbox`]. Whoever decides to close (bad input, the room, a
+//! slow consumer, shutdown) asks the outbox; the writer sends the close frame and both sides end.
+
+use crate::outbox::{Next, Outbox, OutboxLimits, OutboxReceiver, outbox};
+use crate::room::{ConnId, RoomCommand};
+use crate::rooms::Rooms;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use funnel_protocol::wire::{CloseCode, decode_client_frame};
+use funnel_protocol::{BoardId, InvalidBoardId};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// How long the writer tries to deliver a close frame (the peer may not be reading) before it
+/// drops the socket.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How many times a join retries when the room it got is unloading at that very moment.
+const JOIN_ATTEMPTS: usize = 3;
+
+#[derive(Clone)]
+pub struct ConnectionContext {
+    pub rooms: Rooms,
+    pub outbox_limits: OutboxLimits,
+    pub max_frame_bytes: usize,
+    pub shutdown: CancellationToken,
+}
+
+/// Serves one upgraded socket until it closes.
+pub async fn serve(
+    socket: WebSocket,
+    board: Result<BoardId, InvalidBoardId>,
+    ctx: ConnectionContext,
+) {
+    let conn = ConnId::next();
+    let span = tracing::info_span!("connection", conn = conn.0, board = tracing::field::Empty);
+    if let Ok(board) = &board {
+        span.record("board", tracing::field::display(board));
+    }
+    async move {
+        let (sink, stream) = socket.split();
+        let (outbox, receiver) = outbox(ctx.outbox_limits);
+        let writer = tokio::spawn(write_loop(sink, receiver).in_current_span());
+        match board {
+            Err(e) => outbox.close(CloseCode::BadRequest, &format!("invalid board id: {e}")),
+            Ok(board) => read_loop(conn, &board, stream, &outbox, &ctx).await,
+        }
+        drop(outbox);
+        let _ = writer.await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// Joins the room and forwards decoded messages to it until the connection must close.
+async fn read_loop(
+    conn: ConnId,
+    board: &BoardId,
+    mut stream: SplitStream<WebSocket>,
+    outbox: &Outbox,
+    ctx: &ConnectionContext,
+) {
+    if ctx.shutdown.is_cancelled() {
+        outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
+        return;
+    }
+    let Some(room) = join(conn, board, outbox, &ctx.rooms).await else {
+        outbox.close(CloseCode::TryAgainLater, "board is busy; reconnect");
+        return;
+    };
+    // Leaves the room however this function ends.
+    let _membership = Membership {
+        room: room.clone(),
+        conn,
+    };
+    tracing::debug!("joined");
+    loop {
+        let frame = tokio::select! {
+            () = outbox.closed() => return,
+            () = ctx.shutdown.cancelled() => {
+                outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
+                return;
+            }
+            frame = stream.next() => frame,
+        };
+        let frame = match frame {
+            None => return,
+            Some(Ok(Message::Binary(frame))) => frame,
+            Some(Ok(Message::Text(_))) => {
+                outbox.close(
+                    CloseCode::UnsupportedData,
+                    "text frames are not part of the protocol: send binary y-websocket messages",
+                );
+                return;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) => {
+                outbox.close(CloseCode::Normal, "");
+                return;
+            }
+            Some(Err(e)) => {
+                if is_capacity_error(e) {
+                    outbox.close(
+                        CloseCode::MessageTooBig,
+                        &format!("frame over the {} byte limit", ctx.max_frame_bytes),
+                    );
+                }
+                return;
+            }
+        };
+        let message = match decode_client_frame(&frame) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::debug!(error = %e, "refused a frame");
+                outbox.close(e.close_code(), &e.to_string());
+                return;
+            }
+        };
+        let sent = tokio::select! {
+            () = outbox.closed() => return,
+            sent = room.send(RoomCommand::Message { conn, message }) => sent,
+        };
+        if sent.is_err() {
+            outbox.close(CloseCode::TryAgainLater, "board is reloading; reconnect");
+            return;
+        }
+    }
+}
+
+async fn join(
+    conn: ConnId,
+    board: &BoardId,
+    outbox: &Outbox,
+    rooms: &Rooms,
+) -> Option<mpsc::Sender<RoomCommand>> {
+    for _ in 0..JOIN_ATTEMPTS {
+        let room = rooms.get_or_spawn(board);
+        let join = RoomCommand::Join {
+            conn,
+            outbox: outbox.clone(),
+        };
+        if room.send(join).await.is_ok() {
+            return Some(room);
+        }
+        // The room closed its channel while unloading; the registry has dropped it by now.
+    }
+    None
+}
+
+/// Tells the room that the connection left, from `Drop`, so no early return can skip it.
+struct Membership {
+    room: mpsc::Sender<RoomCommand>,
+    conn: ConnId,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let leave = RoomCommand::Leave { conn: self.conn };
+        if let Err(mpsc::error::TrySendError::Full(leave)) = self.room.try_send(leave) {
+            let room = self.room.clone();
+            tokio::spawn(async move {
+                let _ = room.send(leave).await;
+            });
+        }
+    }
+}
+
+fn is_capacity_error(error: axum::Error) -> bool {
+    error
+        .into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
+/// Sends queued frames until a close is requested, then the close frame.
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receiver: OutboxReceiver) {
+    loop {
+        match receiver.next().await {
+            Next::Frame(frame) => {
+                let sent = tokio::select! {
+                    sent = sink.send(Message::Binary(frame)) => sent,
+                    // A blocked send (the peer does not read) must not delay a close.
+                    () = receiver.closed() => Ok(()),
+                };
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "socket write failed");
+                    receiver.close(CloseCode::GoingAway, "connection lost");
+                    return;
+                }
+            }
+            Next::Close(request) => {
+                log_close(request.code, &request.reason);
+                let frame = CloseFrame {
+                    code: request.code.code(),
+                    reason: request.reason.into(),
+                };
+                let _ = tokio::time::timeout(CLOSE_DEADLINE, async {
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    let _ = sink.close().await;
+                })
+                .await;
+                return;
+            }
+        }
+    }
+}
+
+/// One log line per connection end: a clean close at debug, the others at info or warn.
+fn log_close(code: CloseCode, reason: &str) {
+    match code {
+        CloseCode::Normal | CloseCode::GoingAway | CloseCode::ServiceRestart => {
+            tracing::debug!(code = code.code(), reason, "connection closed");
+        }
+        CloseCode::InternalError => tracing::warn!(code = code.code(), reason, "connection closed"),
+        _ => tracing::info!(code = code.code(), reason, "connection closed"),
+    }
+}

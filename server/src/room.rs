@@ -1,0 +1,300 @@
+//! A room: the one task that owns a board's document while the board has connections.
+//!
+//! Architecture invariant: only the room task touches a room's `Doc`. Connections talk to it
+//! through its bounded command channel, so the room's order is the channel's order and no lock
+//! guards the document. The logic lives in [`state::RoomState`]; this file is the task around it:
+//! loading, batching, storing before delivering, awareness sweeps, compaction and unloading.
+
+pub mod state;
+
+use crate::outbox::Outbox;
+use crate::rooms::Rooms;
+use crate::storage::{Storage, StorageError, StoredBoard};
+use bytes::Bytes;
+use funnel_protocol::BoardId;
+use funnel_protocol::schema::{self, Entity};
+use funnel_protocol::wire::{ClientMessage, CloseCode};
+use state::RoomState;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use yrs::{Doc, Transact};
+
+/// Commands a room takes, in channel order.
+pub enum RoomCommand {
+    /// A connection joins; the room sends it frames through `outbox` until it leaves.
+    Join { conn: ConnId, outbox: Outbox },
+    /// A decoded message from a connection.
+    Message {
+        conn: ConnId,
+        message: ClientMessage,
+    },
+    /// A connection is gone.
+    Leave { conn: ConnId },
+}
+
+/// A connection's id, unique within the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Capacity of a room's command channel. A full channel makes the connections' readers wait,
+/// which stops them reading their sockets: back-pressure, not memory growth.
+pub const ROOM_QUEUE: usize = 1024;
+
+/// How many commands a room handles before it stores and delivers: larger batches mean fewer
+/// storage transactions under load, smaller ones a shorter wait for the first command.
+const MAX_BATCH: usize = 256;
+
+/// How often stale presences are swept (see `state::AWARENESS_TIMEOUT_MS`).
+const AWARENESS_SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// What every room needs, shared.
+#[derive(Clone)]
+pub struct RoomContext {
+    pub storage: Arc<dyn Storage>,
+    pub config: RoomConfig,
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RoomConfig {
+    /// How long a room with no connection stays loaded.
+    pub idle_unload_after: Duration,
+    /// Log entries since the last snapshot that trigger a background compaction.
+    pub compact_after_updates: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("board {board} vanished right after it was created")]
+    Vanished { board: BoardId },
+}
+
+/// The room task. `rx` is the receiving end of the channel whose senders the registry hands out.
+pub async fn run(
+    board: BoardId,
+    generation: u64,
+    mut rx: mpsc::Receiver<RoomCommand>,
+    rooms: Rooms,
+    ctx: RoomContext,
+) {
+    let started = Instant::now();
+    let clock = move || started.elapsed().as_millis() as u64;
+    let stored = match load_or_create(&board, ctx.storage.as_ref()).await {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::error!(board = %board, error = %e, "board could not be loaded");
+            rooms.remove(&board, generation, &mut rx, |_| true);
+            refuse_joins(
+                &mut rx,
+                CloseCode::InternalError,
+                "board could not be loaded; try again",
+            );
+            return;
+        }
+    };
+    let doc = match build_doc(&board, &stored) {
+        Ok(doc) => doc,
+        Err(e) => {
+            tracing::error!(board = %board, error = %e, "stored board does not decode");
+            rooms.remove(&board, generation, &mut rx, |_| true);
+            refuse_joins(
+                &mut rx,
+                CloseCode::InternalError,
+                "board storage is damaged",
+            );
+            return;
+        }
+    };
+    tracing::debug!(board = %board, updates = stored.updates.len(), "room loaded");
+    let mut room = Room {
+        state: RoomState::new(board.clone(), doc, clock),
+        storage: Arc::clone(&ctx.storage),
+        config: ctx.config,
+        tail_len: stored.tail_len,
+        compaction: None,
+    };
+    let mut sweep = tokio::time::interval(AWARENESS_SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut idle_since = Some(Instant::now());
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let idle_deadline = idle_since.map(|since| since + ctx.config.idle_unload_after);
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => {
+                room.state.close_all(CloseCode::ServiceRestart, "server restarting; reconnect");
+                break;
+            }
+            received = rx.recv_many(&mut batch, MAX_BATCH) => {
+                if received == 0 {
+                    break; // every sender is gone: the registry dropped this room
+                }
+                for command in batch.drain(..) {
+                    room.handle(command);
+                }
+            }
+            _ = sweep.tick() => room.state.sweep_awareness(clock()),
+            () = sleep_until_opt(idle_deadline) => {
+                if rooms.remove(&board, generation, &mut rx, |rx| rx.is_empty()) {
+                    break;
+                }
+            }
+            () = wait_opt(&mut room.compaction) => {}
+        }
+        if let Err(e) = room.store_then_deliver().await {
+            tracing::error!(board = %board, error = %e, "storing updates failed; closing the board");
+            room.state.close_all(
+                CloseCode::InternalError,
+                "storage failed; reconnect to resync",
+            );
+            break;
+        }
+        idle_since = match (room.state.member_count(), idle_since) {
+            (0, None) => Some(Instant::now()),
+            (0, since) => since,
+            _ => None,
+        };
+    }
+    rooms.remove(&board, generation, &mut rx, |_| true);
+    // Joins that raced with the unload: their connections retry on a fresh room.
+    refuse_joins(
+        &mut rx,
+        CloseCode::TryAgainLater,
+        "board is reloading; reconnect",
+    );
+    if let Some(task) = room.compaction.take() {
+        let _ = task.await;
+    }
+    tracing::debug!(board = %board, "room unloaded");
+}
+
+struct Room {
+    state: RoomState,
+    storage: Arc<dyn Storage>,
+    config: RoomConfig,
+    /// Log entries stored since the last compaction started.
+    tail_len: usize,
+    compaction: Option<JoinHandle<()>>,
+}
+
+impl Room {
+    fn handle(&mut self, command: RoomCommand) {
+        match command {
+            RoomCommand::Join { conn, outbox } => self.state.join(conn, outbox),
+            RoomCommand::Message { conn, message } => self.state.handle(conn, message),
+            RoomCommand::Leave { conn } => self.state.leave(conn),
+        }
+    }
+
+    /// Stores what the batch changed, then delivers its frames: nothing reaches another client
+    /// before it is durable.
+    async fn store_then_deliver(&mut self) -> Result<(), StorageError> {
+        let updates = self.state.take_updates_to_store();
+        if !updates.is_empty() {
+            let count = updates.len();
+            self.storage.append(self.state.board(), updates).await?;
+            self.tail_len += count;
+            self.maybe_compact();
+        }
+        if self.state.has_frames() {
+            self.state.deliver();
+        }
+        Ok(())
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.tail_len < self.config.compact_after_updates || self.compaction.is_some() {
+            return;
+        }
+        self.tail_len = 0;
+        let storage = Arc::clone(&self.storage);
+        let board = self.state.board().clone();
+        self.compaction = Some(tokio::spawn(async move {
+            match storage.compact(&board).await {
+                Ok(()) => tracing::debug!(board = %board, "compacted"),
+                Err(e) => tracing::warn!(board = %board, error = %e, "compaction failed"),
+            }
+        }));
+    }
+}
+
+async fn load_or_create(board: &BoardId, storage: &dyn Storage) -> Result<StoredBoard, LoadError> {
+    if let Some(stored) = storage.load(board).await? {
+        return Ok(stored);
+    }
+    // Local mode: whoever opens a board that does not exist creates it, as a deal pipeline.
+    let entity = Entity::Deal;
+    let doc = Doc::new();
+    let initial = {
+        let mut txn = doc.transact_mut();
+        schema::initialize_board(&mut txn, &entity, &entity.default_board_name());
+        txn.encode_update_v1()
+    };
+    if storage.create(board, Bytes::from(initial)).await? {
+        tracing::info!(board = %board, "board created");
+    }
+    storage
+        .load(board)
+        .await?
+        .ok_or_else(|| LoadError::Vanished {
+            board: board.clone(),
+        })
+}
+
+fn build_doc(board: &BoardId, stored: &StoredBoard) -> Result<Doc, StorageError> {
+    let doc = Doc::new();
+    {
+        let mut txn = doc.transact_mut();
+        for (index, raw) in stored.updates.iter().enumerate() {
+            let corrupt = |reason: String| StorageError::Corrupt {
+                board: board.clone(),
+                seq: index as u64,
+                reason,
+            };
+            let update =
+                funnel_protocol::wire::decode_update_v1(raw).map_err(|e| corrupt(e.to_string()))?;
+            txn.apply_update(update)
+                .map_err(|e| corrupt(e.to_string()))?;
+        }
+    }
+    Ok(doc)
+}
+
+fn refuse_joins(rx: &mut mpsc::Receiver<RoomCommand>, code: CloseCode, reason: &str) {
+    rx.close();
+    while let Ok(command) = rx.try_recv() {
+        if let RoomCommand::Join { outbox, .. } = command {
+            outbox.close(code, reason);
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_opt(task: &mut Option<JoinHandle<()>>) {
+    match task {
+        Some(handle) => {
+            let _ = handle.await;
+            *task = None;
+        }
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,520 @@
+//! The room's logic as a synchronous state machine: commands in, frames out. No sockets, no
+//! storage, no timers: the room task feeds it and carries out what it asks, so that most of the
+//! hub is tested without I/O.
+//!
+//! Protocol invariant: an update reaches other connections only after the task stored it. The
+//! state machine therefore keeps two lists, drained by the task in this order:
+//! [`RoomState::take_updates_to_store`], then (once they are durable) [`RoomState::deliver`].
+
+use super::ConnId;
+use crate::outbox::Outbox;
+use bytes::Bytes;
+use funnel_protocol::BoardId;
+use funnel_protocol::wire::{self, ClientMessage, CloseCode, IncomingAwareness, IncomingUpdate};
+use std::collections::{HashMap, HashSet};
+use yrs::sync::Awareness;
+use yrs::sync::time::Clock;
+use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact};
+
+/// A presence not renewed for this long is removed. y-protocols clients renew every 15 s and
+/// drop others after 30 s; the server applies the same rule because yrs' `Awareness` expires
+/// nobody on its own.
+pub const AWARENESS_TIMEOUT_MS: u64 = 30_000;
+
+/// One connection in the room.
+struct Member {
+    outbox: Outbox,
+    /// Awareness client ids this connection announced: removed when it leaves.
+    awareness_clients: HashSet<ClientID>,
+}
+
+/// Who a frame goes to.
+#[derive(Debug)]
+enum Recipients {
+    One(ConnId),
+    AllBut(ConnId),
+    All,
+}
+
+pub struct RoomState {
+    board: BoardId,
+    doc: Doc,
+    awareness: Awareness,
+    members: HashMap<ConnId, Member>,
+    /// Raw updates applied to the document but not yet stored.
+    to_store: Vec<Bytes>,
+    /// Frames waiting for the updates before them to be stored.
+    to_send: Vec<(Recipients, Bytes)>,
+    /// The server's step 1 and the full state as a step 2, encoded once and shared by every
+    /// joiner while the document is unchanged (a reconnect storm encodes the board once).
+    cached_step1: Option<Bytes>,
+    cached_full_state: Option<Bytes>,
+}
+
+impl RoomState {
+    /// A room over a loaded document. `clock` gives milliseconds for awareness expiry.
+    pub fn new(board: BoardId, doc: Doc, clock: impl Clock + 'static) -> Self {
+        let awareness = Awareness::with_clock(doc.clone(), clock);
+        Self {
+            board,
+            doc,
+            awareness,
+            members: HashMap::new(),
+            to_store: Vec::new(),
+            to_send: Vec::new(),
+            cached_step1: None,
+            cached_full_state: None,
+        }
+    }
+
+    pub fn board(&self) -> &BoardId {
+        &self.board
+    }
+
+    pub fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// A connection joins: it gets the server's step 1 (so it sends what the server lacks) and
+    /// everyone's presence.
+    pub fn join(&mut self, conn: ConnId, outbox: Outbox) {
+        self.members.insert(
+            conn,
+            Member {
+                outbox,
+                awareness_clients: HashSet::new(),
+            },
+        );
+        let step1 = self.step1_frame();
+        self.to_send.push((Recipients::One(conn), step1));
+        if let Some(frame) = self.all_awareness_frame() {
+            self.to_send.push((Recipients::One(conn), frame));
+        }
+    }
+
+    /// A connection leaves (closed, or gone): its presence is removed for everyone.
+    pub fn leave(&mut self, conn: ConnId) {
+        let Some(member) = self.members.remove(&conn) else {
+            return;
+        };
+        self.remove_awareness(member.awareness_clients);
+    }
+
+    /// Closes every connection (shutdown, storage failure).
+    pub fn close_all(&mut self, code: CloseCode, reason: &str) {
+        for (_, member) in self.members.drain() {
+            member.outbox.close(code, reason);
+        }
+        self.to_send.clear();
+    }
+
+    pub fn handle(&mut self, conn: ConnId, message: ClientMessage) {
+        if !self.members.contains_key(&conn) {
+            // It was closed (slow consumer, bad update) while this message was in flight.
+            return;
+        }
+        match message {
+            ClientMessage::SyncStep1(sv) => {
+                let frame = self.step2_frame(&sv);
+                self.to_send.push((Recipients::One(conn), frame));
+            }
+            ClientMessage::SyncStep2(update) | ClientMessage::Update(update) => {
+                self.apply_update(conn, update);
+            }
+            ClientMessage::Awareness(awareness) => self.apply_awareness(conn, awareness),
+            ClientMessage::QueryAwareness => {
+                if let Some(frame) = self.all_awareness_frame() {
+                    self.to_send.push((Recipients::One(conn), frame));
+                }
+            }
+        }
+    }
+
+    fn apply_update(&mut self, conn: ConnId, incoming: IncomingUpdate) {
+        if incoming.update.is_empty() {
+            return;
+        }
+        let changed = {
+            let mut txn = self.doc.transact_mut();
+            if let Err(e) = txn.apply_update(incoming.update) {
+                drop(txn);
+                self.close_member(
+                    conn,
+                    CloseCode::InvalidPayload,
+                    &format!("update cannot be applied: {e}"),
+                );
+                return;
+            }
+            // An update that only waits for missing parents changes no state yet but must be
+            // kept: it takes effect when they arrive.
+            txn.before_state() != txn.after_state()
+                || !txn.delete_set().is_empty()
+                || txn.has_missing_updates()
+        };
+        if !changed {
+            return;
+        }
+        self.changed();
+        self.to_send
+            .push((Recipients::AllBut(conn), wire::encode_update(&incoming.raw)));
+        self.to_store.push(incoming.raw);
+    }
+
+    fn apply_awareness(&mut self, conn: ConnId, incoming: IncomingAwareness) {
+        let Some(member) = self.members.get_mut(&conn) else {
+            return;
+        };
+        for (client, entry) in &incoming.update.clients {
+            if entry.json.as_ref() == "null" {
+                member.awareness_clients.remove(client);
+            } else {
+                member.awareness_clients.insert(*client);
+            }
+        }
+        if let Err(e) = self.awareness.apply_update(incoming.update) {
+            tracing::debug!(error = %e, "awareness update not applied");
+            return;
+        }
+        // Echoed to the sender too: browsers hide WebSocket pings, so a client that hears nothing
+        // for 30 s reconnects; its own renewal coming back keeps it alive on a quiet board.
+        self.to_send.push((Recipients::All, incoming.frame));
+    }
+
+    /// Removes presences not renewed for [`AWARENESS_TIMEOUT_MS`]; `now_ms` is on the room's
+    /// awareness clock.
+    pub fn sweep_awareness(&mut self, now_ms: u64) {
+        let expired: Vec<ClientID> = self
+            .awareness
+            .iter()
+            .filter(|(_, state)| {
+                state.data.is_some()
+                    && now_ms.saturating_sub(state.last_updated) >= AWARENESS_TIMEOUT_MS
+            })
+            .map(|(client, _)| client)
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for member in self.members.values_mut() {
+            for client in &expired {
+                member.awareness_clients.remove(client);
+            }
+        }
+        self.remove_awareness(expired);
+    }
+
+    fn remove_awareness(&mut self, clients: impl IntoIterator<Item = ClientID>) {
+        let mut removed = Vec::new();
+        for client in clients {
+            let present = self
+                .awareness
+                .meta(client)
+                .is_some_and(|_| self.awareness.state::<serde_json::Value>(client).is_some());
+            if present {
+                self.awareness.remove_state(client);
+                removed.push(client);
+            }
+        }
+        if removed.is_empty() {
+            return;
+        }
+        match self.awareness.update_with_clients(removed) {
+            Ok(update) => self
+                .to_send
+                .push((Recipients::All, wire::encode_awareness(&update))),
+            Err(e) => tracing::warn!(error = %e, "could not encode awareness removal"),
+        }
+    }
+
+    fn close_member(&mut self, conn: ConnId, code: CloseCode, reason: &str) {
+        if let Some(member) = self.members.get(&conn) {
+            member.outbox.close(code, reason);
+        }
+        self.leave(conn);
+    }
+
+    fn changed(&mut self) {
+        self.cached_step1 = None;
+        self.cached_full_state = None;
+    }
+
+    fn step1_frame(&mut self) -> Bytes {
+        let doc = &self.doc;
+        self.cached_step1
+            .get_or_insert_with(|| wire::encode_sync_step1(&doc.transact().state_vector()))
+            .clone()
+    }
+
+    fn step2_frame(&mut self, sv: &StateVector) -> Bytes {
+        let doc = &self.doc;
+        if sv.is_empty() {
+            return self
+                .cached_full_state
+                .get_or_insert_with(|| {
+                    wire::encode_sync_step2(&doc.transact().encode_state_as_update_v1(sv))
+                })
+                .clone();
+        }
+        wire::encode_sync_step2(&doc.transact().encode_state_as_update_v1(sv))
+    }
+
+    fn all_awareness_frame(&self) -> Option<Bytes> {
+        let update = self.awareness.update().ok()?;
+        (!update.clients.is_empty()).then(|| wire::encode_awareness(&update))
+    }
+
+    /// The updates to store before [`deliver`](Self::deliver) may run.
+    pub fn take_updates_to_store(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.to_store)
+    }
+
+    /// Whether frames are waiting to be delivered.
+    pub fn has_frames(&self) -> bool {
+        !self.to_send.is_empty()
+    }
+
+    /// Queues the waiting frames on the connections' outboxes. A connection whose queue is full
+    /// is closed (slow consumer) and leaves, and its presence removal is delivered in turn.
+    pub fn deliver(&mut self) {
+        // Each round can only add presence removals for members it removed, so it ends.
+        while !self.to_send.is_empty() {
+            let mut overflowed = Vec::new();
+            for (to, frame) in std::mem::take(&mut self.to_send) {
+                let mut push = |conn: ConnId, member: &Member| {
+                    if member.outbox.push(frame.clone()).is_err() {
+                        overflowed.push(conn);
+                    }
+                };
+                match to {
+                    Recipients::One(conn) => {
+                        if let Some(member) = self.members.get(&conn) {
+                            push(conn, member);
+                        }
+                    }
+                    Recipients::AllBut(except) => {
+                        for (conn, member) in &self.members {
+                            if *conn != except {
+                                push(*conn, member);
+                            }
+                        }
+                    }
+                    Recipients::All => {
+                        for (conn, member) in &self.members {
+                            push(*conn, member);
+                        }
+                    }
+                }
+            }
+            overflowed.sort_unstable();
+            overflowed.dedup();
+            for conn in overflowed {
+                tracing::info!(conn = conn.0, board = %self.board, "closed a slow consumer");
+                self.leave(conn);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::{Next, OutboxLimits, OutboxReceiver, outbox};
+    use funnel_protocol::wire::{ServerMessage, decode_client_frame, decode_server_frame};
+    use futures_util::FutureExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use yrs::sync::AwarenessUpdate;
+    use yrs::sync::awareness::AwarenessUpdateEntry;
+    use yrs::{GetString, Text};
+
+    const LIMITS: OutboxLimits = OutboxLimits {
+        max_frames: 64,
+        max_bytes: 1 << 20,
+    };
+
+    struct Harness {
+        room: RoomState,
+        now: Arc<AtomicU64>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let now = Arc::new(AtomicU64::new(0));
+            let clock = Arc::clone(&now);
+            let room = RoomState::new(BoardId::parse("b").unwrap(), Doc::new(), move || {
+                clock.load(Ordering::Relaxed)
+            });
+            Self { room, now }
+        }
+
+        fn join(&mut self, id: u64) -> OutboxReceiver {
+            let (tx, rx) = outbox(LIMITS);
+            self.room.join(ConnId(id), tx);
+            rx
+        }
+
+        fn send(&mut self, id: u64, frame: Bytes) {
+            let message = decode_client_frame(&frame).unwrap();
+            self.room.handle(ConnId(id), message);
+        }
+
+        /// What the task does after each batch: store, then deliver.
+        fn flush(&mut self) -> Vec<Bytes> {
+            let stored = self.room.take_updates_to_store();
+            self.room.deliver();
+            stored
+        }
+    }
+
+    fn received(rx: &mut OutboxReceiver) -> Vec<ServerMessage> {
+        let mut out = Vec::new();
+        while let Some(Next::Frame(frame)) = rx.next().now_or_never() {
+            out.push(decode_server_frame(&frame).unwrap());
+        }
+        out
+    }
+
+    fn text_update(text: &str) -> Vec<u8> {
+        let doc = Doc::new();
+        let t = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        t.insert(&mut txn, 0, text);
+        txn.encode_update_v1()
+    }
+
+    fn awareness_frame(client: u64, clock: u32, json: &str) -> Bytes {
+        let mut clients = std::collections::HashMap::new();
+        clients.insert(
+            ClientID::new(client),
+            AwarenessUpdateEntry {
+                clock,
+                json: json.into(),
+            },
+        );
+        wire::client::encode_awareness(&AwarenessUpdate { clients })
+    }
+
+    #[test]
+    fn an_update_is_stored_then_sent_to_the_others_only() {
+        let mut h = Harness::new();
+        let mut a = h.join(1);
+        let mut b = h.join(2);
+        h.flush();
+        assert!(matches!(
+            received(&mut a)[..],
+            [ServerMessage::SyncStep1(_)]
+        ));
+        assert!(matches!(
+            received(&mut b)[..],
+            [ServerMessage::SyncStep1(_)]
+        ));
+
+        let update = text_update("hi");
+        h.send(1, wire::client::encode_update(&update));
+        let stored = h.flush();
+        assert_eq!(stored, vec![Bytes::from(update.clone())]);
+        assert!(received(&mut a).is_empty());
+        assert!(matches!(&received(&mut b)[..], [ServerMessage::Update(u)] if *u == update));
+
+        // The same update again changes nothing: neither stored nor relayed.
+        h.send(2, wire::client::encode_update(&update));
+        assert!(h.flush().is_empty());
+        assert!(received(&mut a).is_empty());
+        let text = h.room.doc().get_or_insert_text("t");
+        assert_eq!(text.get_string(&h.room.doc().transact()), "hi");
+    }
+
+    #[test]
+    fn a_late_joiner_gets_the_full_state_from_its_step1() {
+        let mut h = Harness::new();
+        let _a = h.join(1);
+        h.send(1, wire::client::encode_update(&text_update("abc")));
+        h.flush();
+        let mut c = h.join(3);
+        h.send(3, wire::client::encode_sync_step1(&StateVector::default()));
+        h.flush();
+        let messages = received(&mut c);
+        let Some(ServerMessage::SyncStep2(state)) = messages.last() else {
+            panic!("expected step 2, got {messages:?}")
+        };
+        let doc = Doc::new();
+        doc.transact_mut()
+            .apply_update(wire::decode_update_v1(state).unwrap())
+            .unwrap();
+        let text = doc.get_or_insert_text("t");
+        assert_eq!(text.get_string(&doc.transact()), "abc");
+    }
+
+    #[test]
+    fn awareness_is_echoed_to_all_removed_on_leave_and_swept_when_stale() {
+        let mut h = Harness::new();
+        let mut a = h.join(1);
+        let mut b = h.join(2);
+        h.flush();
+        received(&mut a);
+        received(&mut b);
+
+        h.send(1, awareness_frame(11, 1, r#"{"user":{"id":"u1"}}"#));
+        h.send(2, awareness_frame(22, 1, r#"{"user":{"id":"u2"}}"#));
+        h.flush();
+        assert_eq!(received(&mut a).len(), 2, "own echo + b's presence");
+        assert_eq!(received(&mut b).len(), 2);
+
+        // a leaves: b hears that client 11 is gone.
+        h.room.leave(ConnId(1));
+        h.flush();
+        let removal = received(&mut b);
+        let [ServerMessage::Awareness(update)] = &removal[..] else {
+            panic!("expected a removal, got {removal:?}")
+        };
+        assert_eq!(&*update.clients[&ClientID::new(11)].json, "null");
+
+        // 22 renews at 20 s; at 40 s it is 20 s old and stays; at 50 s it is 30 s old and goes.
+        h.now.store(20_000, Ordering::Relaxed);
+        h.send(2, awareness_frame(22, 2, r#"{"user":{"id":"u2"}}"#));
+        h.flush();
+        received(&mut b);
+        h.now.store(40_000, Ordering::Relaxed);
+        h.room.sweep_awareness(40_000);
+        h.flush();
+        assert!(received(&mut b).is_empty());
+        h.room.sweep_awareness(50_000);
+        h.flush();
+        assert!(
+            matches!(&received(&mut b)[..], [ServerMessage::Awareness(u)] if &*u.clients[&ClientID::new(22)].json == "null")
+        );
+    }
+
+    #[test]
+    fn a_slow_consumer_is_closed_and_the_others_carry_on() {
+        let mut h = Harness::new();
+        let (slow_tx, mut slow_rx) = outbox(OutboxLimits {
+            max_frames: 2,
+            max_bytes: 1 << 20,
+        });
+        h.room.join(ConnId(9), slow_tx);
+        let mut fast = h.join(1);
+        h.flush();
+        for i in 0..5 {
+            h.send(
+                1,
+                wire::client::encode_update(&text_update(&format!("{i}"))),
+            );
+            h.flush();
+            received(&mut fast);
+        }
+        assert_eq!(h.room.member_count(), 1);
+        let mut closed = None;
+        while let Some(next) = slow_rx.next().now_or_never() {
+            if let Next::Close(request) = next {
+                closed = Some(request.code);
+                break;
+            }
+        }
+        assert_eq!(closed, Some(CloseCode::TryAgainLater));
+    }
+}

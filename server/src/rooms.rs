@@ -1,0 +1,99 @@
+//! The registry of loaded rooms: hands out a board's room, creating it atomically, so that two
+//! first joins never load two copies of one document.
+
+use crate::room::{self, ROOM_QUEUE, RoomCommand, RoomContext};
+use funnel_protocol::BoardId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+struct Loaded {
+    generation: u64,
+    tx: mpsc::Sender<RoomCommand>,
+}
+
+#[derive(Clone)]
+pub struct Rooms {
+    /// Senders of the loaded rooms' command channels; each room task holds the receiver and
+    /// removes its own entry when it unloads. Held only for map operations, never across an await.
+    loaded: Arc<Mutex<HashMap<BoardId, Loaded>>>,
+    /// Tells one room task of a board from the next one.
+    generations: Arc<AtomicU64>,
+    ctx: RoomContext,
+    tracker: TaskTracker,
+}
+
+impl Rooms {
+    pub fn new(ctx: RoomContext, tracker: TaskTracker) -> Self {
+        Self {
+            loaded: Arc::default(),
+            generations: Arc::default(),
+            ctx,
+            tracker,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BoardId, Loaded>> {
+        // The map stays consistent even if a holder panicked: every operation is one insert or
+        // one remove.
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The sender of `board`'s room, spawning the room if it is not loaded.
+    pub fn get_or_spawn(&self, board: &BoardId) -> mpsc::Sender<RoomCommand> {
+        let mut loaded = self.lock();
+        if let Some(room) = loaded.get(board)
+            && !room.tx.is_closed()
+        {
+            return room.tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+        loaded.insert(
+            board.clone(),
+            Loaded {
+                generation,
+                tx: tx.clone(),
+            },
+        );
+        self.tracker.spawn(room::run(
+            board.clone(),
+            generation,
+            rx,
+            self.clone(),
+            self.ctx.clone(),
+        ));
+        tx
+    }
+
+    /// Called by a room task: removes its entry if `may_go` holds, checked under the lock so that
+    /// no join can slip in between the check and the removal. Returns whether it was removed.
+    pub fn remove(
+        &self,
+        board: &BoardId,
+        generation: u64,
+        rx: &mut mpsc::Receiver<RoomCommand>,
+        may_go: impl FnOnce(&mpsc::Receiver<RoomCommand>) -> bool,
+    ) -> bool {
+        let mut loaded = self.lock();
+        let ours = loaded
+            .get(board)
+            .is_some_and(|room| room.generation == generation);
+        if !may_go(rx) {
+            return false;
+        }
+        if ours {
+            loaded.remove(board);
+        }
+        // Refuse new commands from handles given out before the removal.
+        rx.close();
+        true
+    }
+
+    /// How many rooms are loaded.
+    pub fn loaded_count(&self) -> usize {
+        self.lock().len()
+    }
+}
