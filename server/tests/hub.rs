@@ -1,0 +1,266 @@
+//! The hub through the real server: real sockets, real SQLite, Rust y-websocket clients.
+
+mod support;
+
+use bytes::Bytes;
+use funnel_protocol::wire;
+use futures_util::SinkExt;
+use support::{Client, ProcessServer, TestServer, add_card, card_titles, full_state, stage_names};
+use tokio_tungstenite::tungstenite::Message;
+
+const DEAL_STAGES: [&str; 7] = [
+    "New",
+    "Preparing documents",
+    "Invoice sent",
+    "In progress",
+    "Won",
+    "Lost",
+    "Failure analysis",
+];
+
+#[tokio::test]
+async fn a_new_board_starts_with_the_default_deal_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let client = Client::connect(&server.url("pipeline-1")).await;
+    assert_eq!(stage_names(&client.doc), DEAL_STAGES);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn two_clients_converge_and_a_late_joiner_gets_the_full_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let url = server.url("b");
+    let mut a = Client::connect(&url).await;
+    let mut b = Client::connect(&url).await;
+
+    a.write(|txn| add_card(txn, "c1", "from a")).await;
+    b.write(|txn| add_card(txn, "c2", "from b")).await;
+    a.wait_for_card("from b").await;
+    b.wait_for_card("from a").await;
+    assert_eq!(a.card_titles(), ["from a", "from b"]);
+    assert_eq!(b.card_titles(), a.card_titles());
+
+    let late = Client::connect(&url).await;
+    assert_eq!(late.card_titles(), ["from a", "from b"]);
+    assert_eq!(stage_names(&late.doc), DEAL_STAGES);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn boards_are_isolated() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut a = Client::connect(&server.url("one")).await;
+    a.write(|txn| add_card(txn, "c1", "only on one")).await;
+    let mut same = Client::connect(&server.url("one")).await;
+    same.wait_for_card("only on one").await;
+    let other = Client::connect(&server.url("two")).await;
+    assert!(other.card_titles().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn what_was_written_before_a_clean_shutdown_is_there_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let url = server.url("b");
+    let mut a = Client::connect(&url).await;
+    for i in 0..50 {
+        a.write(|txn| add_card(txn, &format!("c{i}"), &format!("card {i:02}")))
+            .await;
+    }
+    // The last write is stored once another client sees it.
+    let mut b = Client::connect(&url).await;
+    b.wait_for_card("card 49").await;
+    let before = card_titles(&b.doc);
+
+    let stopping = tokio::spawn(server.stop());
+    // Shutdown closes every socket with 1012 (restart): stock clients reconnect and resync.
+    let (code, _) = a.expect_close().await;
+    assert_eq!(code, 1012);
+    stopping.await.unwrap();
+
+    let server = TestServer::start(dir.path()).await;
+    let c = Client::connect(&server.url("b")).await;
+    assert_eq!(card_titles(&c.doc), before);
+    assert_eq!(before.len(), 50);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn compaction_keeps_every_update() {
+    let dir = tempfile::tempdir().unwrap();
+    // Compact every 10 updates, so 100 writes compact many times while clients write.
+    let server = TestServer::start_with(dir.path(), |c| c.compact_after = 10).await;
+    let url = server.url("b");
+    let mut a = Client::connect(&url).await;
+    for i in 0..100 {
+        a.write(|txn| add_card(txn, &format!("c{i}"), &format!("card {i:03}")))
+            .await;
+    }
+    let mut b = Client::connect(&url).await;
+    b.wait_for_card("card 099").await;
+    server.stop().await;
+    let server = TestServer::start(dir.path()).await;
+    let c = Client::connect(&server.url("b")).await;
+    assert_eq!(card_titles(&c.doc).len(), 100);
+    assert_eq!(card_titles(&c.doc), card_titles(&b.doc));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_broadcast_is_lost_when_the_server_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ProcessServer::spawn(dir.path(), &[]);
+    let url = server.url("b");
+    let mut writer = Client::connect(&url).await;
+    let mut observer = Client::connect(&url).await;
+    for i in 0..30 {
+        writer
+            .write(|txn| add_card(txn, &format!("c{i}"), &format!("card {i:02}")))
+            .await;
+    }
+    // Whatever the observer received had been broadcast, hence stored.
+    observer.wait_for_card("card 29").await;
+    let seen = card_titles(&observer.doc);
+    server.kill_9();
+
+    let server = ProcessServer::spawn(dir.path(), &[]);
+    let after = Client::connect(&server.url("b")).await;
+    assert_eq!(card_titles(&after.doc), seen);
+}
+
+#[tokio::test]
+async fn sigterm_closes_sockets_with_1012_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ProcessServer::spawn(dir.path(), &[]);
+    let mut client = Client::connect(&server.url("b")).await;
+    client.write(|txn| add_card(txn, "c", "kept")).await;
+    let mut observer = Client::connect(&server.url("b")).await;
+    observer.wait_for_card("kept").await;
+    let exiting = std::thread::spawn(move || server.terminate());
+    let (code, reason) = client.expect_close().await;
+    assert_eq!(code, 1012, "{reason}");
+    assert!(exiting.join().unwrap().success());
+
+    let server = ProcessServer::spawn(dir.path(), &[]);
+    let after = Client::connect(&server.url("b")).await;
+    assert_eq!(after.card_titles(), ["kept"]);
+}
+
+/// One bad input: the offender is closed with `code`, a bystander keeps syncing with a third
+/// client, and the stored board is unchanged.
+async fn assert_refused(server: &TestServer, board: &str, bad: Message, code: u16) {
+    let url = server.url(board);
+    let mut bystander = Client::connect(&url).await;
+    bystander
+        .write(|txn| add_card(txn, "before", "before"))
+        .await;
+    let mut witness = Client::connect(&url).await;
+    witness.wait_for_card("before").await;
+    let stored_before = full_state(&witness.doc);
+
+    let mut offender = Client::connect(&url).await;
+    offender.ws.send(bad).await.unwrap();
+    let (got, reason) = offender.expect_close().await;
+    assert_eq!(got, code, "close reason: {reason}");
+    assert!(!reason.is_empty(), "a refusal says why");
+
+    // Nothing stored changed: a fresh client sees exactly what the witness saw.
+    let fresh = Client::connect(&url).await;
+    assert_eq!(full_state(&fresh.doc), stored_before);
+    // Everyone else carries on.
+    bystander.write(|txn| add_card(txn, "after", "after")).await;
+    witness.wait_for_card("after").await;
+}
+
+#[tokio::test]
+async fn bad_input_closes_only_that_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), |c| c.max_frame_bytes = 64 * 1024).await;
+    let update = {
+        let doc = yrs::Doc::new();
+        let mut txn = yrs::Transact::transact_mut(&doc);
+        add_card(&mut txn, "x", "never stored");
+        txn.encode_update_v1()
+    };
+    let truncated = wire::client::encode_update(&update).slice(..update.len() / 2);
+    let mut undecodable = vec![wire::MSG_SYNC, wire::MSG_SYNC_UPDATE, 8];
+    undecodable.extend_from_slice(&[1, 200, 200, 200, 200, 200, 200, 7]);
+    let mut two_in_one = wire::client::encode_query_awareness().to_vec();
+    two_in_one.extend_from_slice(&wire::client::encode_update(&update));
+    let mut oversize = wire::client::encode_update(&vec![0u8; 100 * 1024]).to_vec();
+    oversize.truncate(80 * 1024);
+
+    let cases: Vec<(&str, Message, u16)> = vec![
+        ("truncated", Message::Binary(truncated), 1007),
+        (
+            "undecodable-update",
+            Message::Binary(Bytes::from(undecodable)),
+            1007,
+        ),
+        (
+            "two-messages",
+            Message::Binary(Bytes::from(two_in_one)),
+            1007,
+        ),
+        ("empty", Message::Binary(Bytes::new()), 1007),
+        (
+            "unknown-type",
+            Message::Binary(Bytes::from_static(&[42, 0])),
+            4400,
+        ),
+        (
+            "auth-from-client",
+            Message::Binary(Bytes::from_static(&[2, 0, 0])),
+            4400,
+        ),
+        ("text", Message::text("hello"), 1003),
+        ("oversize", Message::Binary(Bytes::from(oversize)), 1009),
+    ];
+    for (board, bad, code) in cases {
+        assert_refused(&server, board, bad, code).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_board_id_is_refused_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = Client::connect_raw(&server.url(&"x".repeat(65))).await;
+    let (code, reason) = client.expect_close().await;
+    assert_eq!(code, 4400);
+    assert!(reason.contains("board id"), "{reason}");
+    let mut client = Client::connect_raw(&server.url("a.b")).await;
+    assert_eq!(client.expect_close().await.0, 4400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    for (path, body) in [("/healthz", "ok\n"), ("/readyz", "ready\n")] {
+        let response = http_get(server.addr, path).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
+        assert!(response.ends_with(body), "{path}: {response}");
+    }
+    server.stop().await;
+}
+
+/// A minimal HTTP/1.1 GET over a raw socket (no client library needed for two endpoints).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(support::WAIT, stream.read_to_string(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    response
+}

@@ -1,0 +1,361 @@
+//! Test support: a funnel server (in-process or as a spawned process) and a Rust y-websocket
+//! client holding a real yrs document. Every wait is bounded.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use bytes::Bytes;
+use funnel_protocol::wire::{self, ServerMessage};
+use funnel_server::config::ServeConfig;
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+use yrs::{
+    Any, Doc, Map, MapPrelim, MapRef, Out, ReadTxn, StateVector, Transact, TransactionMut, WriteTxn,
+};
+
+/// The longest any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// funnel running inside the test process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, |_| {}).await
+    }
+
+    pub async fn start_with(data_dir: &Path, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = ServeConfig::with_defaults(addr, data_dir.to_owned());
+        tweak(&mut config);
+        config.validate().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(funnel_server::run(listener, config, shutdown.clone()));
+        Self {
+            addr,
+            data_dir: data_dir.to_owned(),
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn url(&self, board: &str) -> String {
+        format!("ws://{}/ws/boards/{board}", self.addr)
+    }
+
+    /// Graceful shutdown, as on SIGTERM.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("shutdown within its deadline")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// funnel as a child process, for kill -9 and memory measurements.
+pub struct ProcessServer {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl ProcessServer {
+    pub fn spawn(data_dir: &Path, extra_args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_funnel"))
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn funnel");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the log until the listening line, then keeps draining it so the child never
+        // blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(WAIT)
+            .expect("funnel logged its listening address")
+            .parse()
+            .unwrap();
+        Self { addr, child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self, board: &str) -> String {
+        format!("ws://{}/ws/boards/{board}", self.addr)
+    }
+
+    /// A `VmRSS`-style field of /proc/PID/status, in KiB.
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    pub fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "funnel did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ProcessServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A y-websocket client with a real document.
+pub struct Client {
+    pub ws: Socket,
+    pub doc: Doc,
+    /// Last awareness JSON seen per client id ("null" once removed).
+    pub awareness: HashMap<u64, String>,
+}
+
+impl Client {
+    /// Connects without syncing.
+    pub async fn connect_raw(url: &str) -> Self {
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        Self {
+            ws,
+            doc: Doc::new(),
+            awareness: HashMap::new(),
+        }
+    }
+
+    /// Connects and completes the sync handshake: after this the document holds the board.
+    pub async fn connect(url: &str) -> Self {
+        let mut client = Self::connect_raw(url).await;
+        let sv = client.doc.transact().state_vector();
+        client.send(wire::client::encode_sync_step1(&sv)).await;
+        let mut synced = false;
+        client
+            .pump_until("initial sync", |_, message| {
+                synced |= matches!(message, Some(ServerMessage::SyncStep2(_)));
+                synced
+            })
+            .await;
+        client
+    }
+
+    pub async fn send(&mut self, frame: Bytes) {
+        self.ws.send(Message::Binary(frame)).await.unwrap();
+    }
+
+    /// Changes the local document in one transaction and sends the update.
+    pub async fn write(&mut self, change: impl FnOnce(&mut TransactionMut)) -> Vec<u8> {
+        let update = {
+            let mut txn = self.doc.transact_mut();
+            change(&mut txn);
+            txn.encode_update_v1()
+        };
+        self.send(wire::client::encode_update(&update)).await;
+        update
+    }
+
+    /// Handles one incoming frame; returns the decoded message, or `None` for non-protocol
+    /// frames. Panics on a close: use [`Client::expect_close`] for those.
+    async fn handle(&mut self, frame: Message) -> Option<ServerMessage> {
+        let Message::Binary(bytes) = frame else {
+            if let Message::Close(close) = frame {
+                panic!("unexpected close: {close:?}");
+            }
+            return None;
+        };
+        let message = wire::decode_server_frame(&bytes).unwrap();
+        match &message {
+            ServerMessage::SyncStep1(sv) => {
+                let diff = self.doc.transact().encode_state_as_update_v1(sv);
+                self.send(wire::client::encode_sync_step2(&diff)).await;
+            }
+            ServerMessage::SyncStep2(update) | ServerMessage::Update(update) => {
+                let update = wire::decode_update_v1(update).unwrap();
+                self.doc.transact_mut().apply_update(update).unwrap();
+            }
+            ServerMessage::Awareness(update) => {
+                for (client, entry) in &update.clients {
+                    self.awareness.insert(client.get(), entry.json.to_string());
+                }
+            }
+            ServerMessage::AuthDenied(_) | ServerMessage::QueryAwareness => {}
+        }
+        Some(message)
+    }
+
+    /// Reads and handles frames until `done` holds (checked first with no message), or panics
+    /// after [`WAIT`].
+    pub async fn pump_until(
+        &mut self,
+        what: &str,
+        mut done: impl FnMut(&Client, Option<&ServerMessage>) -> bool,
+    ) {
+        if done(self, None) {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .unwrap_or_else(|| panic!("connection ended while waiting for {what}"))
+                .unwrap();
+            let message = self.handle(frame).await;
+            if done(self, message.as_ref()) {
+                return;
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection; returns the close code and reason.
+    pub async fn expect_close(&mut self) -> (u16, String) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("timed out waiting for a close");
+            match frame {
+                Some(Ok(Message::Close(Some(close)))) => {
+                    return (u16::from(close.code), close.reason.to_string());
+                }
+                Some(Ok(Message::Close(None))) => return (1005, String::new()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("connection failed instead of closing: {e}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    /// Card titles in this client's document, sorted.
+    pub fn card_titles(&self) -> Vec<String> {
+        card_titles(&self.doc)
+    }
+
+    /// Reads until this client's document holds a card titled `title`.
+    pub async fn wait_for_card(&mut self, title: &str) {
+        let title = title.to_owned();
+        self.pump_until(&format!("card {title:?}"), |c, _| {
+            c.card_titles().contains(&title)
+        })
+        .await;
+    }
+}
+
+/// Adds a card with `title` in the given transaction.
+pub fn add_card(txn: &mut TransactionMut, id: &str, title: &str) {
+    let cards = txn.get_or_insert_map("cards");
+    cards.insert(
+        txn,
+        id,
+        MapPrelim::from([("title", Any::from(title)), ("pos", Any::from("V"))]),
+    );
+}
+
+pub fn card_titles(doc: &Doc) -> Vec<String> {
+    let txn = doc.transact();
+    let Some(cards) = txn.get_map("cards") else {
+        return Vec::new();
+    };
+    let mut titles: Vec<String> = cards
+        .iter(&txn)
+        .filter_map(|(_, card)| match card {
+            Out::YMap(card) => card.get(&txn, "title").map(|t| t.to_string(&txn)),
+            _ => None,
+        })
+        .collect();
+    titles.sort();
+    titles
+}
+
+/// Stage names of a board document, in board order (pos, then id).
+pub fn stage_names(doc: &Doc) -> Vec<String> {
+    let txn = doc.transact();
+    let Some(stages) = txn.get_map("stages") else {
+        return Vec::new();
+    };
+    let mut named: Vec<(String, String, String)> = stages
+        .iter(&txn)
+        .filter_map(|(id, stage)| match stage {
+            Out::YMap(stage) => {
+                let get = |key: &str| stage.get(&txn, key).map(|v| v.to_string(&txn));
+                Some((get("pos")?, id.to_owned(), get("name")?))
+            }
+            _ => None,
+        })
+        .collect();
+    named.sort();
+    named.into_iter().map(|(_, _, name)| name).collect()
+}
+
+/// The whole document as an update, for comparing what two replicas hold.
+pub fn full_state(doc: &Doc) -> Vec<u8> {
+    doc.transact()
+        .encode_state_as_update_v1(&StateVector::default())
+}
+
+pub fn cards_map(doc: &Doc) -> Option<MapRef> {
+    doc.transact().get_map("cards")
+}
