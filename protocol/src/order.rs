@@ -19,7 +19,7 @@ pub fn spread(count: usize) -> Vec<String> {
             let mut value = i * space / (count + 1);
             // A trailing zero digit would make a key equal in value to a shorter one; the gap of
             // two keeps the next key above it.
-            if value % DIGITS.len() == 0 {
+            if value.is_multiple_of(DIGITS.len()) {
                 value += 1;
             }
             let mut key = vec![b'0'; width as usize];

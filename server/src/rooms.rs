@@ -97,3 +97,129 @@ impl Rooms {
         self.lock().len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::{Next, OutboxLimits, OutboxReceiver, outbox};
+    use crate::room::{ConnId, RoomConfig};
+    use crate::storage::sqlite::SqliteStorage;
+    use funnel_protocol::wire::{self, ServerMessage};
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+    use yrs::{Doc, GetString, StateVector, Text, Transact};
+
+    const LIMITS: OutboxLimits = OutboxLimits {
+        max_frames: 64,
+        max_bytes: 1 << 20,
+    };
+
+    fn rooms(dir: &std::path::Path, idle: Duration) -> Rooms {
+        let ctx = RoomContext {
+            storage: Arc::new(SqliteStorage::open(dir).unwrap()),
+            config: RoomConfig {
+                idle_unload_after: idle,
+                compact_after_updates: 1000,
+            },
+            shutdown: CancellationToken::new(),
+        };
+        Rooms::new(ctx, TaskTracker::new())
+    }
+
+    async fn join(
+        rooms: &Rooms,
+        board: &BoardId,
+        conn: u64,
+    ) -> (mpsc::Sender<RoomCommand>, OutboxReceiver) {
+        let (tx, rx) = outbox(LIMITS);
+        let room = rooms.get_or_spawn(board);
+        room.send(RoomCommand::Join {
+            conn: ConnId(conn),
+            outbox: tx,
+        })
+        .await
+        .unwrap();
+        (room, rx)
+    }
+
+    async fn send(room: &mpsc::Sender<RoomCommand>, conn: u64, frame: bytes::Bytes) {
+        let message = wire::decode_client_frame(&frame).unwrap();
+        room.send(RoomCommand::Message {
+            conn: ConnId(conn),
+            message,
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn next_message(rx: &mut OutboxReceiver) -> ServerMessage {
+        match tokio::time::timeout(Duration::from_secs(5), rx.next()).await {
+            Ok(Next::Frame(frame)) => wire::decode_server_frame(&frame).unwrap(),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn two_first_joins_share_one_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let rooms = rooms(dir.path(), Duration::from_secs(30));
+        let board = BoardId::parse("b").unwrap();
+        let (a, b) = tokio::join!(async { rooms.get_or_spawn(&board) }, async {
+            rooms.get_or_spawn(&board)
+        });
+        assert!(a.same_channel(&b));
+        assert_eq!(rooms.loaded_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_idle_room_is_unloaded_and_reloads_what_was_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let rooms = rooms(dir.path(), Duration::from_millis(50));
+        let board = BoardId::parse("b").unwrap();
+        let (room, mut rx) = join(&rooms, &board, 1).await;
+        assert!(matches!(
+            next_message(&mut rx).await,
+            ServerMessage::SyncStep1(_)
+        ));
+        let update = {
+            let doc = Doc::new();
+            let text = doc.get_or_insert_text("t");
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 0, "kept");
+            txn.encode_update_v1()
+        };
+        send(&room, 1, wire::client::encode_update(&update)).await;
+        room.send(RoomCommand::Leave { conn: ConnId(1) })
+            .await
+            .unwrap();
+        drop(room);
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while rooms.loaded_count() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the idle room was not unloaded"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let (room, mut rx) = join(&rooms, &board, 2).await;
+        send(
+            &room,
+            2,
+            wire::client::encode_sync_step1(&StateVector::default()),
+        )
+        .await;
+        let state = loop {
+            if let ServerMessage::SyncStep2(state) = next_message(&mut rx).await {
+                break state;
+            }
+        };
+        let doc = Doc::new();
+        doc.transact_mut()
+            .apply_update(wire::decode_update_v1(&state).unwrap())
+            .unwrap();
+        let text = doc.get_or_insert_text("t");
+        assert_eq!(text.get_string(&doc.transact()), "kept");
+    }
+}

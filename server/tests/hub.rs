@@ -1,5 +1,7 @@
 //! The hub through the real server: real sockets, real SQLite, Rust y-websocket clients.
 
+#![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
+
 mod support;
 
 use bytes::Bytes;

@@ -1,6 +1,8 @@
 //! A client that never reads must not make the server hold its traffic: it is closed with 1013
 //! and the server's memory stays bounded.
 
+#![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
+
 mod support;
 
 use bytes::Bytes;
@@ -48,7 +50,9 @@ async fn a_client_that_never_reads_is_closed_and_memory_stays_bounded() {
     while echoed < STATES {
         if sent < STATES && sent - echoed < WINDOW {
             sent += 1;
-            sink.send(Message::Binary(awareness_frame(sent))).await.unwrap();
+            sink.send(Message::Binary(awareness_frame(sent)))
+                .await
+                .unwrap();
             continue;
         }
         match tokio::time::timeout(WAIT, stream.next()).await {

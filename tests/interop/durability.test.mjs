@@ -56,3 +56,35 @@ test('a card that a peer has received survives a SIGTERM restart', { timeout: 30
   // The board was loaded, not created anew: the same stage ids (a fresh board would mint new ones).
   assert.deepEqual(sortedStages(c.doc), stages)
 })
+
+test('a card that a peer has received survives a crash (SIGKILL) and restart', { timeout: 30_000 }, async (t) => {
+  // DESIGN.md: an update is stored before it is relayed, so "a crash loses nothing that was
+  // broadcast". No graceful flush happens here.
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'funnel-interop-crash-'))
+  const servers = []
+  t.after(async () => {
+    for (const server of servers) await server.stop()
+    await rm(dataDir, { recursive: true, force: true })
+  })
+
+  const board = newBoardId()
+  const first = await startFunnel({ dataDir })
+  servers.push(first)
+
+  const a = await syncedClient(first, board, { t })
+  const b = await syncedClient(first, board, { t })
+  const stages = sortedStages(a.doc)
+  const cardId = createCard(a.doc, { stage: stages[0].id, pos: 'V', title: 'Crash-proof deal' })
+  await waitFor(() => b.doc.getMap('cards').has(cardId), { message: 'B to receive the card' })
+  const cardsBefore = cardsJson(b.doc)
+
+  await first.crash()
+  a.destroy()
+  b.destroy()
+
+  const second = await startFunnel({ dataDir })
+  servers.push(second)
+  const c = await syncedClient(second, board, { t })
+  assert.deepEqual(cardsJson(c.doc), cardsBefore)
+  assert.deepEqual(sortedStages(c.doc), stages)
+})

@@ -106,8 +106,11 @@ export async function startFunnel ({ dataDir } = {}) {
       let killed = false
       if (exitStatus === null) {
         child.kill('SIGTERM')
-        const timer = new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS, 'timeout'))
-        if ((await Promise.race([exited, timer])) === 'timeout') {
+        let timer
+        const grace = new Promise((resolve) => { timer = setTimeout(resolve, STOP_GRACE_MS, 'timeout') })
+        const first = await Promise.race([exited, grace])
+        clearTimeout(timer) // a pending timer would keep the test process alive
+        if (first === 'timeout') {
           killed = true
           child.kill('SIGKILL')
         }
@@ -115,6 +118,11 @@ export async function startFunnel ({ dataDir } = {}) {
       const status = await exited
       if (ownsDataDir) await rm(dataDir, { recursive: true, force: true })
       return { ...status, killed }
+    },
+    /** SIGKILL at once, like a crash or a power cut: no chance to flush or say goodbye. */
+    async crash () {
+      if (exitStatus === null) child.kill('SIGKILL')
+      return exited
     }
   }
 

@@ -147,12 +147,16 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A board's stored entries, snapshot first, each with its seq.
+struct Entries {
+    entries: Vec<(Seq, Bytes)>,
+    /// How many entries follow the snapshot.
+    tail_len: usize,
+}
+
 /// Reads a board's snapshot and log tail in one read transaction, so that a compaction that
 /// commits between the two reads cannot hide entries.
-fn read_board(
-    conn: &mut Connection,
-    board: &BoardId,
-) -> Result<Option<(Vec<(Seq, Bytes)>, usize)>, StorageError> {
+fn read_board(conn: &mut Connection, board: &BoardId) -> Result<Option<Entries>, StorageError> {
     let txn = conn.transaction()?;
     let exists = txn
         .query_row(
@@ -191,7 +195,7 @@ fn read_board(
         entries.push(row?);
     }
     let tail_len = entries.len() - snapshot_entries;
-    Ok(Some((entries, tail_len)))
+    Ok(Some(Entries { entries, tail_len }))
 }
 
 #[async_trait]
@@ -200,7 +204,7 @@ impl Storage for SqliteStorage {
         let board = board.clone();
         self.read(move |conn| {
             Ok(
-                read_board(conn, &board)?.map(|(entries, tail_len)| StoredBoard {
+                read_board(conn, &board)?.map(|Entries { entries, tail_len }| StoredBoard {
                     last_seq: entries.last().map_or(0, |(seq, _)| *seq),
                     updates: entries.into_iter().map(|(_, data)| data).collect(),
                     tail_len,
@@ -234,7 +238,7 @@ impl Storage for SqliteStorage {
         let id = board.clone();
         let folded = self
             .read(move |conn| {
-                let Some((entries, tail_len)) = read_board(conn, &id)? else {
+                let Some(Entries { entries, tail_len }) = read_board(conn, &id)? else {
                     return Ok(None);
                 };
                 if tail_len == 0 {
