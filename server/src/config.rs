@@ -33,6 +33,11 @@ pub struct ServeConfig {
     #[arg(long, env = "FUNNEL_OUTBOX_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub outbox_bytes: usize,
 
+    /// How often the server pings each connection; a client silent for three intervals is
+    /// disconnected (its network died without closing the socket).
+    #[arg(long, env = "FUNNEL_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+
     /// Log entries a board accumulates before they are folded into its snapshot.
     #[arg(long, env = "FUNNEL_COMPACT_AFTER", default_value_t = 1000)]
     pub compact_after: usize,
@@ -52,6 +57,7 @@ impl ServeConfig {
             max_frame_bytes: 8 * 1024 * 1024,
             outbox_frames: 4096,
             outbox_bytes: 16 * 1024 * 1024,
+            ping_interval: Duration::from_secs(30),
             compact_after: 1000,
             shutdown_deadline: Duration::from_secs(10),
         }
@@ -72,6 +78,9 @@ impl ServeConfig {
         }
         if self.outbox_frames == 0 || self.outbox_bytes == 0 {
             return Err("--outbox-frames and --outbox-bytes must be above 0".into());
+        }
+        if self.ping_interval < Duration::from_millis(10) {
+            return Err("--ping-interval must be at least 10ms".into());
         }
         if self.compact_after == 0 {
             return Err("--compact-after must be above 0".into());

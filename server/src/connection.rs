@@ -8,18 +8,24 @@ use crate::outbox::{Next, Outbox, OutboxLimits, OutboxReceiver, outbox};
 use crate::room::{ConnId, RoomCommand};
 use crate::rooms::Rooms;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
 use funnel_protocol::wire::{CloseCode, decode_client_frame};
 use funnel_protocol::{BoardId, InvalidBoardId};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// How long the writer tries to deliver a close frame (the peer may not be reading) before it
 /// drops the socket.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A peer that sent nothing (no frame, no pong) for this many ping intervals is gone: its TCP
+/// connection died without a FIN (a laptop lid, a mobile network), and only silence tells.
+const PEER_TIMEOUT_PINGS: u32 = 3;
 
 /// How many times a join retries when the room it got is unloading at that very moment.
 const JOIN_ATTEMPTS: usize = 3;
@@ -29,6 +35,9 @@ pub struct ConnectionContext {
     pub rooms: Rooms,
     pub outbox_limits: OutboxLimits,
     pub max_frame_bytes: usize,
+    /// How often the writer pings. Browsers answer pings on their own, and stock clients renew
+    /// their presence every 15 s, so a live peer is never silent for [`PEER_TIMEOUT_PINGS`] pings.
+    pub ping_every: Duration,
     pub shutdown: CancellationToken,
 }
 
@@ -46,7 +55,7 @@ pub async fn serve(
     async move {
         let (sink, stream) = socket.split();
         let (outbox, receiver) = outbox(ctx.outbox_limits);
-        let writer = tokio::spawn(write_loop(sink, receiver).in_current_span());
+        let writer = tokio::spawn(write_loop(sink, receiver, ctx.ping_every).in_current_span());
         match board {
             Err(e) => outbox.close(CloseCode::BadRequest, &format!("invalid board id: {e}")),
             Ok(board) => read_loop(conn, &board, stream, &outbox, &ctx).await,
@@ -80,6 +89,9 @@ async fn read_loop(
         conn,
     };
     tracing::debug!("joined");
+    let peer_timeout = ctx.ping_every * PEER_TIMEOUT_PINGS;
+    let mut last_heard = Instant::now();
+    let mut liveness = tokio::time::interval(ctx.ping_every);
     loop {
         let frame = tokio::select! {
             () = outbox.closed() => return,
@@ -87,8 +99,19 @@ async fn read_loop(
                 outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
                 return;
             }
+            _ = liveness.tick() => {
+                if last_heard.elapsed() >= peer_timeout {
+                    outbox.close(
+                        CloseCode::GoingAway,
+                        &format!("nothing heard from the client for {peer_timeout:?}"),
+                    );
+                    return;
+                }
+                continue;
+            }
             frame = stream.next() => frame,
         };
+        last_heard = Instant::now();
         let frame = match frame {
             None => return,
             Some(Ok(Message::Binary(frame))) => frame,
@@ -178,10 +201,24 @@ fn is_capacity_error(error: axum::Error) -> bool {
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
-/// Sends queued frames until a close is requested, then the close frame.
-async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receiver: OutboxReceiver) {
+/// Sends queued frames, and a ping every `ping_every`, until a close is requested; then the
+/// close frame.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut receiver: OutboxReceiver,
+    ping_every: Duration,
+) {
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     loop {
-        match receiver.next().await {
+        let next = tokio::select! {
+            next = receiver.next() => next,
+            _ = ping.tick() => {
+                // A ping that cannot be written is a dead socket: the next frame finds out too.
+                let _ = sink.send(Message::Ping(Bytes::new())).await;
+                continue;
+            }
+        };
+        match next {
             Next::Frame(frame) => {
                 let sent = tokio::select! {
                     sent = sink.send(Message::Binary(frame)) => sent,

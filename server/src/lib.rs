@@ -61,6 +61,7 @@ pub async fn run(
                 max_bytes: config.outbox_bytes,
             },
             max_frame_bytes: config.max_frame_bytes,
+            ping_every: config.ping_interval,
             shutdown: shutdown.clone(),
         },
         storage: Arc::clone(&storage),

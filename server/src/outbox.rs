@@ -47,9 +47,14 @@ struct Shared {
     closed: CancellationToken,
 }
 
-/// The frame did not fit: the connection is now being closed as a slow consumer.
-#[derive(Debug)]
-pub struct Overflow;
+/// Why a frame was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue was full: the connection is now being closed as a slow consumer.
+    Full,
+    /// The connection was already closing.
+    Closed,
+}
 
 pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
     let (tx, rx) = mpsc::channel(limits.max_frames.max(1));
@@ -70,9 +75,9 @@ pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
 
 impl Outbox {
     /// Queues a frame without waiting. On overflow the connection is closed (1013).
-    pub fn push(&self, frame: Bytes) -> Result<(), Overflow> {
+    pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
         if self.shared.closed.is_cancelled() {
-            return Err(Overflow);
+            return Err(PushError::Closed);
         }
         let len = frame.len();
         let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
@@ -81,12 +86,15 @@ impl Outbox {
         if queued > self.shared.max_bytes && queued != len {
             self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             self.close_slow_consumer("bytes");
-            return Err(Overflow);
+            return Err(PushError::Full);
         }
-        if self.frames.try_send(frame).is_err() {
+        if let Err(e) = self.frames.try_send(frame) {
             self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            if matches!(e, mpsc::error::TrySendError::Closed(_)) {
+                return Err(PushError::Closed);
+            }
             self.close_slow_consumer("frames");
-            return Err(Overflow);
+            return Err(PushError::Full);
         }
         Ok(())
     }
@@ -186,8 +194,9 @@ mod tests {
         });
         tx.push(frame(1)).unwrap();
         tx.push(frame(1)).unwrap();
-        assert!(tx.push(frame(1)).is_err());
+        assert_eq!(tx.push(frame(1)), Err(PushError::Full));
         assert!(tx.is_closed());
+        assert_eq!(tx.push(frame(1)), Err(PushError::Closed));
         let Next::Close(request) = rx.next().await else {
             panic!("the close comes before queued frames")
         };
@@ -205,7 +214,7 @@ mod tests {
         assert!(matches!(rx.next().await, Next::Frame(f) if f.len() == 30));
         tx.push(frame(6)).unwrap();
         tx.push(frame(4)).unwrap();
-        assert!(tx.push(frame(1)).is_err());
+        assert_eq!(tx.push(frame(1)), Err(PushError::Full));
     }
 
     #[tokio::test]

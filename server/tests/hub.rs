@@ -266,3 +266,65 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
         .unwrap();
     response
 }
+
+#[tokio::test]
+async fn a_silent_peer_is_dropped_and_a_live_one_is_kept() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), |c| {
+        c.ping_interval = std::time::Duration::from_millis(100)
+    })
+    .await;
+    let url = server.url("b");
+    // A raw socket that completes the upgrade and then never sends a byte, not even a pong
+    // (a WebSocket library would answer pings while reading).
+    let silent = tokio::spawn(raw_silent_peer(server.addr, "/ws/boards/b"));
+    let mut live = Client::connect(&url).await;
+    // The live client keeps reading, and so answering pings, for well over three intervals.
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(800);
+    while let Ok(frame) = tokio::time::timeout_at(until, live.ws.next()).await {
+        assert!(
+            matches!(frame, Some(Ok(Message::Ping(_)))),
+            "the live client only hears pings, got {frame:?}"
+        );
+    }
+    assert_eq!(silent.await.unwrap(), 1001);
+    live.write(|txn| add_card(txn, "c", "still here")).await;
+    let mut other = Client::connect(&url).await;
+    other.wait_for_card("still here").await;
+    server.stop().await;
+}
+
+/// Upgrades, then only reads until the server ends the connection; returns the close code the
+/// server sent. Parses the server's (unmasked) frames by hand.
+async fn raw_silent_peer(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(support::WAIT, stream.read_to_end(&mut bytes))
+        .await
+        .expect("the server drops a silent peer")
+        .unwrap();
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(bytes.starts_with(b"HTTP/1.1 101"));
+    let mut rest = &bytes[head_end..];
+    while rest.len() >= 2 {
+        let opcode = rest[0] & 0x0f;
+        let (len, header) = match rest[1] & 0x7f {
+            126 => (usize::from(u16::from_be_bytes([rest[2], rest[3]])), 4),
+            127 => panic!("no frame here is that large"),
+            len => (usize::from(len), 2),
+        };
+        let payload = &rest[header..header + len];
+        if opcode == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+        rest = &rest[header + len..];
+    }
+    panic!("the connection ended without a close frame");
+}

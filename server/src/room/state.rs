@@ -7,7 +7,7 @@
 //! [`RoomState::take_updates_to_store`], then (once they are durable) [`RoomState::deliver`].
 
 use super::ConnId;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, PushError};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
 use funnel_protocol::wire::{self, ClientMessage, CloseCode, IncomingAwareness, IncomingUpdate};
@@ -282,12 +282,19 @@ impl RoomState {
     pub fn deliver(&mut self) {
         // Each round can only add presence removals for members it removed, so it ends.
         while !self.to_send.is_empty() {
-            let mut overflowed = Vec::new();
+            let mut gone = Vec::new();
             for (to, frame) in std::mem::take(&mut self.to_send) {
-                let mut push = |conn: ConnId, member: &Member| {
-                    if member.outbox.push(frame.clone()).is_err() {
-                        overflowed.push(conn);
+                let mut push = |conn: ConnId, member: &Member| match member
+                    .outbox
+                    .push(frame.clone())
+                {
+                    Ok(()) => {}
+                    Err(PushError::Full) => {
+                        tracing::info!(conn = conn.0, board = %self.board, "closed a slow consumer");
+                        gone.push(conn);
                     }
+                    // Closing on its own (bad input, socket gone): its Leave is on the way.
+                    Err(PushError::Closed) => gone.push(conn),
                 };
                 match to {
                     Recipients::One(conn) => {
@@ -309,10 +316,9 @@ impl RoomState {
                     }
                 }
             }
-            overflowed.sort_unstable();
-            overflowed.dedup();
-            for conn in overflowed {
-                tracing::info!(conn = conn.0, board = %self.board, "closed a slow consumer");
+            gone.sort_unstable();
+            gone.dedup();
+            for conn in gone {
                 self.leave(conn);
             }
         }
