@@ -149,6 +149,11 @@ pub async fn run(
             _ = sweep.tick() => room.state.sweep_awareness(clock()),
             () = sleep_until_opt(idle_deadline) => {
                 if rooms.remove(&board, generation, &mut rx, |rx| rx.is_empty()) {
+                    // Fold what this visit wrote, so the next load reads one snapshot. Safe
+                    // beside a new room of the same board: compaction works from storage alone.
+                    if room.tail_len > 0 {
+                        room.start_compaction();
+                    }
                     break;
                 }
             }
@@ -216,7 +221,14 @@ impl Room {
     }
 
     fn maybe_compact(&mut self) {
-        if self.tail_len < self.config.compact_after_updates || self.compaction.is_some() {
+        if self.tail_len >= self.config.compact_after_updates {
+            self.start_compaction();
+        }
+    }
+
+    /// Folds the board's log into its snapshot in the background, one compaction at a time.
+    fn start_compaction(&mut self) {
+        if self.compaction.is_some() {
             return;
         }
         self.tail_len = 0;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 struct Loaded {
     generation: u64,
@@ -58,13 +59,17 @@ impl Rooms {
                 tx: tx.clone(),
             },
         );
-        self.tracker.spawn(room::run(
-            board.clone(),
-            generation,
-            rx,
-            self.clone(),
-            self.ctx.clone(),
-        ));
+        let span = tracing::info_span!("room", board = %board);
+        self.tracker.spawn(
+            room::run(
+                board.clone(),
+                generation,
+                rx,
+                self.clone(),
+                self.ctx.clone(),
+            )
+            .instrument(span),
+        );
         tx
     }
 

@@ -236,21 +236,19 @@ impl Storage for SqliteStorage {
 
     async fn compact(&self, board: &BoardId) -> Result<(), StorageError> {
         let id = board.clone();
-        let folded = self
-            .read(move |conn| {
-                let Some(Entries { entries, tail_len }) = read_board(conn, &id)? else {
-                    return Ok(None);
-                };
-                if tail_len == 0 {
-                    return Ok(None);
-                }
-                let seq = entries.last().map_or(0, |(seq, _)| *seq);
-                Ok(Some((seq, fold_updates(&id, &entries)?)))
-            })
+        let entries = self
+            .read(move |conn| Ok(read_board(conn, &id)?.filter(|stored| stored.tail_len > 0)))
             .await?;
-        let Some((seq, data)) = folded else {
+        let Some(Entries { entries, .. }) = entries else {
             return Ok(());
         };
+        let seq = entries.last().map_or(0, |(seq, _)| *seq);
+        // Folding is CPU work on a large board: off the runtime, and off the read connection so
+        // that loads of other boards do not wait for it.
+        let id = board.clone();
+        let data = tokio::task::spawn_blocking(move || fold_updates(&id, &entries))
+            .await
+            .map_err(|_| StorageError::Closed)??;
         let board = board.clone();
         self.submit(|reply| Job::ReplaceSnapshot {
             board,
