@@ -9,7 +9,7 @@ pub mod state;
 
 use crate::outbox::Outbox;
 use crate::rooms::Rooms;
-use crate::storage::{Storage, StorageError, StoredBoard};
+use crate::storage::{Storage, StorageError};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
 use funnel_protocol::schema::{self, Entity};
@@ -93,38 +93,25 @@ pub async fn run(
 ) {
     let started = Instant::now();
     let clock = move || started.elapsed().as_millis() as u64;
-    let stored = match load_or_create(&board, ctx.storage.as_ref()).await {
-        Ok(stored) => stored,
+    let (doc, tail_len) = match load_or_create(&board, ctx.storage.as_ref()).await {
+        Ok(loaded) => loaded,
         Err(e) => {
             tracing::error!(board = %board, error = %e, "board could not be loaded");
             rooms.remove(&board, generation, &mut rx, |_| true);
-            refuse_joins(
-                &mut rx,
-                CloseCode::InternalError,
-                "board could not be loaded; try again",
-            );
+            let reason = match e {
+                LoadError::Storage(StorageError::Corrupt { .. }) => "board storage is damaged",
+                _ => "board could not be loaded; try again",
+            };
+            refuse_joins(&mut rx, CloseCode::InternalError, reason);
             return;
         }
     };
-    let doc = match build_doc(&board, &stored) {
-        Ok(doc) => doc,
-        Err(e) => {
-            tracing::error!(board = %board, error = %e, "stored board does not decode");
-            rooms.remove(&board, generation, &mut rx, |_| true);
-            refuse_joins(
-                &mut rx,
-                CloseCode::InternalError,
-                "board storage is damaged",
-            );
-            return;
-        }
-    };
-    tracing::debug!(board = %board, updates = stored.updates.len(), "room loaded");
+    tracing::debug!("room loaded");
     let mut room = Room {
         state: RoomState::new(board.clone(), doc, clock),
         storage: Arc::clone(&ctx.storage),
         config: ctx.config,
-        tail_len: stored.tail_len,
+        tail_len,
         compaction: None,
     };
     let mut sweep = tokio::time::interval(AWARENESS_SWEEP_EVERY);
@@ -243,46 +230,34 @@ impl Room {
     }
 }
 
-async fn load_or_create(board: &BoardId, storage: &dyn Storage) -> Result<StoredBoard, LoadError> {
-    if let Some(stored) = storage.load(board).await? {
-        return Ok(stored);
-    }
-    // Local mode: whoever opens a board that does not exist creates it, as a deal pipeline.
-    let entity = Entity::Deal;
-    let doc = Doc::new();
-    let initial = {
-        let mut txn = doc.transact_mut();
-        schema::initialize_board(&mut txn, &entity, &entity.default_board_name());
-        txn.encode_update_v1()
-    };
-    if storage.create(board, Bytes::from(initial)).await? {
-        tracing::info!(board = %board, "board created");
-    }
-    storage
-        .load(board)
-        .await?
-        .ok_or_else(|| LoadError::Vanished {
-            board: board.clone(),
-        })
-}
-
-fn build_doc(board: &BoardId, stored: &StoredBoard) -> Result<Doc, StorageError> {
-    let doc = Doc::new();
-    {
-        let mut txn = doc.transact_mut();
-        for (index, raw) in stored.updates.iter().enumerate() {
-            let corrupt = |reason: String| StorageError::Corrupt {
-                board: board.clone(),
-                seq: index as u64,
-                reason,
+/// The board's document and how many log entries follow its snapshot; a board that does not
+/// exist is created first.
+async fn load_or_create(board: &BoardId, storage: &dyn Storage) -> Result<(Doc, usize), LoadError> {
+    let stored = match storage.load(board).await? {
+        Some(stored) => stored,
+        None => {
+            // Local mode: whoever opens a board that does not exist creates it, as a deal
+            // pipeline.
+            let entity = Entity::Deal;
+            let doc = Doc::new();
+            let initial = {
+                let mut txn = doc.transact_mut();
+                schema::initialize_board(&mut txn, &entity, &entity.default_board_name());
+                txn.encode_update_v1()
             };
-            let update =
-                funnel_protocol::wire::decode_update_v1(raw).map_err(|e| corrupt(e.to_string()))?;
-            txn.apply_update(update)
-                .map_err(|e| corrupt(e.to_string()))?;
+            if storage.create(board, Bytes::from(initial)).await? {
+                tracing::info!("board created");
+            }
+            // Load what is stored, which is another creator's board if that one won the race.
+            storage
+                .load(board)
+                .await?
+                .ok_or_else(|| LoadError::Vanished {
+                    board: board.clone(),
+                })?
         }
-    }
-    Ok(doc)
+    };
+    Ok((stored.to_doc(board)?, stored.tail_len))
 }
 
 fn refuse_joins(rx: &mut mpsc::Receiver<RoomCommand>, code: CloseCode, reason: &str) {

@@ -19,12 +19,47 @@ pub type Seq = u64;
 /// A board as stored: the updates to apply in order, snapshot first.
 #[derive(Debug, Default)]
 pub struct StoredBoard {
-    /// The snapshot (if any) followed by the log tail, each a lib0 v1 update.
-    pub updates: Vec<Bytes>,
-    /// The sequence number of the last update included.
-    pub last_seq: Seq,
-    /// How many of `updates` are log entries not yet folded into the snapshot.
+    /// The snapshot (if any) followed by the log tail, each a lib0 v1 update with its seq.
+    pub entries: Vec<(Seq, Bytes)>,
+    /// How many of `entries` are log entries not yet folded into the snapshot.
     pub tail_len: usize,
+}
+
+impl StoredBoard {
+    /// The sequence number of the last update included.
+    pub fn last_seq(&self) -> Seq {
+        self.entries.last().map_or(0, |(seq, _)| *seq)
+    }
+
+    /// The board's document: every entry applied in order.
+    pub fn to_doc(&self, board: &BoardId) -> Result<Doc, StorageError> {
+        let doc = Doc::new();
+        {
+            let mut txn = doc.transact_mut();
+            for (seq, raw) in &self.entries {
+                let corrupt = |reason: String| StorageError::Corrupt {
+                    board: board.clone(),
+                    seq: *seq,
+                    reason,
+                };
+                let update = funnel_protocol::wire::decode_update_v1(raw)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                txn.apply_update(update)
+                    .map_err(|e| corrupt(e.to_string()))?;
+            }
+        }
+        Ok(doc)
+    }
+
+    /// All entries merged into one update, through the document so that deleted content is
+    /// garbage-collected. CPU-bound: call it off the async runtime.
+    pub fn fold(&self, board: &BoardId) -> Result<Bytes, StorageError> {
+        let doc = self.to_doc(board)?;
+        let folded = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        Ok(Bytes::from(folded))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,28 +99,4 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Finishes queued writes and stops. Later calls fail with [`StorageError::Closed`].
     async fn close(&self);
-}
-
-/// Merges a snapshot and log entries into one update, through a document so that deleted
-/// content is garbage-collected. CPU-bound: call it off the async runtime.
-pub fn fold_updates(board: &BoardId, entries: &[(Seq, Bytes)]) -> Result<Bytes, StorageError> {
-    let doc = Doc::new();
-    {
-        let mut txn = doc.transact_mut();
-        for (seq, raw) in entries {
-            let corrupt = |reason: String| StorageError::Corrupt {
-                board: board.clone(),
-                seq: *seq,
-                reason,
-            };
-            let update =
-                funnel_protocol::wire::decode_update_v1(raw).map_err(|e| corrupt(e.to_string()))?;
-            txn.apply_update(update)
-                .map_err(|e| corrupt(e.to_string()))?;
-        }
-    }
-    let folded = doc
-        .transact()
-        .encode_state_as_update_v1(&StateVector::default());
-    Ok(Bytes::from(folded))
 }

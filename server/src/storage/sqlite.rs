@@ -5,7 +5,7 @@
 //! updates from many rooms costs one fsync. Reads (loading a board, compaction input) use a
 //! separate connection; WAL mode lets them run beside the writer.
 
-use super::{Seq, Storage, StorageError, StoredBoard, fold_updates};
+use super::{Seq, Storage, StorageError, StoredBoard};
 use async_trait::async_trait;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
@@ -147,16 +147,9 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A board's stored entries, snapshot first, each with its seq.
-struct Entries {
-    entries: Vec<(Seq, Bytes)>,
-    /// How many entries follow the snapshot.
-    tail_len: usize,
-}
-
 /// Reads a board's snapshot and log tail in one read transaction, so that a compaction that
 /// commits between the two reads cannot hide entries.
-fn read_board(conn: &mut Connection, board: &BoardId) -> Result<Option<Entries>, StorageError> {
+fn read_board(conn: &mut Connection, board: &BoardId) -> Result<Option<StoredBoard>, StorageError> {
     let txn = conn.transaction()?;
     let exists = txn
         .query_row(
@@ -195,23 +188,14 @@ fn read_board(conn: &mut Connection, board: &BoardId) -> Result<Option<Entries>,
         entries.push(row?);
     }
     let tail_len = entries.len() - snapshot_entries;
-    Ok(Some(Entries { entries, tail_len }))
+    Ok(Some(StoredBoard { entries, tail_len }))
 }
 
 #[async_trait]
 impl Storage for SqliteStorage {
     async fn load(&self, board: &BoardId) -> Result<Option<StoredBoard>, StorageError> {
         let board = board.clone();
-        self.read(move |conn| {
-            Ok(
-                read_board(conn, &board)?.map(|Entries { entries, tail_len }| StoredBoard {
-                    last_seq: entries.last().map_or(0, |(seq, _)| *seq),
-                    updates: entries.into_iter().map(|(_, data)| data).collect(),
-                    tail_len,
-                }),
-            )
-        })
-        .await
+        self.read(move |conn| read_board(conn, &board)).await
     }
 
     async fn create(&self, board: &BoardId, initial: Bytes) -> Result<bool, StorageError> {
@@ -236,17 +220,17 @@ impl Storage for SqliteStorage {
 
     async fn compact(&self, board: &BoardId) -> Result<(), StorageError> {
         let id = board.clone();
-        let entries = self
+        let stored = self
             .read(move |conn| Ok(read_board(conn, &id)?.filter(|stored| stored.tail_len > 0)))
             .await?;
-        let Some(Entries { entries, .. }) = entries else {
+        let Some(stored) = stored else {
             return Ok(());
         };
-        let seq = entries.last().map_or(0, |(seq, _)| *seq);
+        let seq = stored.last_seq();
         // Folding is CPU work on a large board: off the runtime, and off the read connection so
         // that loads of other boards do not wait for it.
         let id = board.clone();
-        let data = tokio::task::spawn_blocking(move || fold_updates(&id, &entries))
+        let data = tokio::task::spawn_blocking(move || stored.fold(&id))
             .await
             .map_err(|_| StorageError::Closed)??;
         let board = board.clone();
@@ -525,7 +509,7 @@ mod tests {
         let doc = Doc::new();
         let t = doc.get_or_insert_text("t");
         let mut txn = doc.transact_mut();
-        for raw in &stored.updates {
+        for (_, raw) in &stored.entries {
             let update = funnel_protocol::wire::decode_update_v1(raw).unwrap();
             txn.apply_update(update).unwrap();
         }
@@ -557,7 +541,7 @@ mod tests {
         );
         let stored = storage.load(&board).await.unwrap().unwrap();
         assert_eq!(
-            (stored.last_seq, stored.tail_len, stored.updates.len()),
+            (stored.last_seq(), stored.tail_len, stored.entries.len()),
             (4, 1, 2)
         );
         assert_eq!(text_of(&stored), "abcd");
