@@ -8,10 +8,17 @@
 //! - [`wire`]: the y-websocket framing (sync step 1 / step 2 / update, awareness, query-awareness),
 //!   one message per binary frame, decoded into one closed enum per direction, and the close codes.
 //! - [`schema`]: the board document's root names and the default stages a new board starts with.
-//! - [`order`]: base-62 order keys (`pos`) for stages and cards.
+//! - [`order`]: base-62 order keys (`pos`) for stages and cards, byte-compatible with the npm
+//!   `fractional-indexing` package the browser uses.
+//! - [`rules`]: card counters, when they next change, fired reminders and avatars; pure, time is
+//!   a parameter.
+//! - [`board`]: typed reads (columns, sums, workload, unprocessed) and writes (one function per
+//!   user action, refusing what breaks a stage invariant) over a board document.
 
+pub mod board;
 pub mod ids;
 pub mod order;
+pub mod rules;
 pub mod schema;
 pub mod wire;
 

@@ -177,7 +177,7 @@ const SMART_STAGES: &[DefaultStage] = &[
 ];
 
 /// Writes a new board of `entity` into an empty document, in the caller's transaction: the
-/// `board` settings and the entity's default stages with fresh ids and spread order keys.
+/// `board` settings and the entity's default stages with fresh ids and fresh order keys.
 pub fn initialize_board(txn: &mut TransactionMut, entity: &Entity, name: &str) {
     let board = txn.get_or_insert_map(root::BOARD);
     board.insert(txn, board::NAME, name);
@@ -190,7 +190,7 @@ pub fn initialize_board(txn: &mut TransactionMut, entity: &Entity, name: &str) {
     );
     let stages = txn.get_or_insert_map(root::STAGES);
     let defaults = entity.default_stages();
-    for (default, pos) in defaults.iter().zip(order::spread(defaults.len())) {
+    for (default, pos) in defaults.iter().zip(order::rebalanced(defaults.len())) {
         let prelim = MapPrelim::from([
             (stage::NAME, Any::from(default.name)),
             (stage::COLOR, Any::from(default.color)),
