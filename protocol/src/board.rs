@@ -98,6 +98,8 @@ pub enum BoardError {
     BadThreshold,
     #[error("unknown field type {0:?}: use string, number, money, date, enum, user or bool")]
     BadFieldType(String),
+    #[error("the neighbours' order keys are too long to split; move with a rebalance")]
+    NeedsRebalance,
     #[error(transparent)]
     Order(#[from] OrderError),
 }
@@ -631,15 +633,30 @@ pub fn delete_stage(txn: &mut TransactionMut, id: &str, cards_to: &str) -> Resul
     if !all.iter().any(|s| s.id == cards_to) {
         return Err(BoardError::NoSuchStage(cards_to.to_owned()));
     }
-    let view = BoardView::read(txn, 0);
-    let moving: Vec<String> = view
-        .columns
-        .iter()
-        .find(|c| c.stage.id == id)
-        .map(|c| c.cards.iter().map(|card| card.id.clone()).collect())
-        .unwrap_or_default();
-    for card in moving {
-        move_card(txn, &card, cards_to, CardPlace::Bottom)?;
+    // The cards keep their order and go after the target's last card, one write each.
+    let moving = column_keys(txn, id, "");
+    let last = column_keys(txn, cards_to, "").pop().map(|(pos, _)| pos);
+    let keys = match order::n_keys_between(last.as_deref(), None, moving.len()) {
+        Ok(keys) => keys,
+        // The target's keys are unusable: rebalance it first.
+        Err(_) => {
+            let target = column_keys(txn, cards_to, "");
+            let fresh = order::rebalanced(target.len() + moving.len());
+            let cards = txn.get_or_insert_map(root::CARDS);
+            for ((_, card), key) in target.iter().zip(&fresh) {
+                if let Some(map) = child_map(&cards, txn, card) {
+                    map.insert(txn, card_key::POS, Any::from(key.as_str()));
+                }
+            }
+            fresh[target.len()..].to_vec()
+        }
+    };
+    let cards = txn.get_or_insert_map(root::CARDS);
+    for ((_, card), key) in moving.iter().zip(keys) {
+        if let Some(map) = child_map(&cards, txn, card) {
+            map.insert(txn, card_key::STAGE, Any::from(cards_to));
+            map.insert(txn, card_key::POS, Any::from(key));
+        }
     }
     let stages_root = txn.get_or_insert_map(root::STAGES);
     stages_root.remove(txn, id);
@@ -704,6 +721,36 @@ pub fn create_card(
     Ok(id)
 }
 
+/// The (`pos`, id) of the cards shown in `stage`, in order, leaving out card `except`. Reads two
+/// fields of each card and nothing else; orphaned cards count in the initial stage.
+fn column_keys<T: ReadTxn>(txn: &T, stage: &str, except: &str) -> Vec<(String, String)> {
+    let stages = stages(txn);
+    let is_initial = stages
+        .iter()
+        .any(|s| s.id == stage && s.kind == StageKind::Initial);
+    let mut keys = Vec::new();
+    let Some(cards) = txn.get_map(root::CARDS) else {
+        return keys;
+    };
+    for (id, value) in cards.iter(txn) {
+        let Out::YMap(card) = value else { continue };
+        if id == except {
+            continue;
+        }
+        let card_stage = out_str(&card, txn, card_key::STAGE).unwrap_or_default();
+        let shown_here =
+            card_stage == stage || (is_initial && !stages.iter().any(|s| s.id == card_stage));
+        if shown_here {
+            keys.push((
+                out_str(&card, txn, card_key::POS).unwrap_or_default(),
+                id.to_owned(),
+            ));
+        }
+    }
+    keys.sort_by(|a, b| (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes())));
+    keys
+}
+
 /// The `pos` for card `id` placed in `stage` at `place`, rebalancing the column's keys first when
 /// they collide or grew too long.
 fn card_key_in(
@@ -712,36 +759,54 @@ fn card_key_in(
     id: &str,
     place: CardPlace<'_>,
 ) -> Result<String, BoardError> {
-    let view = BoardView::read(txn, 0);
-    let others: Vec<&Card> = view
-        .columns
-        .iter()
-        .find(|c| c.stage.id == stage)
-        .map(|c| c.cards.iter().filter(|card| card.id != id).collect())
-        .unwrap_or_default();
+    let others = column_keys(txn, stage, id);
     let after_index = match place {
         CardPlace::Top => None,
         CardPlace::Bottom => others.len().checked_sub(1),
         CardPlace::After(after) => Some(
             others
                 .iter()
-                .position(|c| c.id == after)
+                .position(|(_, card)| card == after)
                 .ok_or_else(|| BoardError::NoSuchCard(after.to_owned()))?,
         ),
     };
-    let keys: Vec<&str> = others.iter().map(|c| c.pos.as_str()).collect();
+    let keys: Vec<&str> = others.iter().map(|(pos, _)| pos.as_str()).collect();
     if let Some(key) = key_after(&keys, after_index) {
         return Ok(key);
     }
     let fresh = order::rebalanced(others.len());
     let cards = txn.get_or_insert_map(root::CARDS);
-    for (card, key) in others.iter().zip(&fresh) {
-        if let Some(map) = child_map(&cards, txn, &card.id) {
+    for ((_, card), key) in others.iter().zip(&fresh) {
+        if let Some(map) = child_map(&cards, txn, card) {
             map.insert(txn, card_key::POS, Any::from(key.as_str()));
         }
     }
     let keys: Vec<&str> = fresh.iter().map(String::as_str).collect();
     key_after(&keys, after_index).ok_or(BoardError::StageOrder("no key fits"))
+}
+
+/// Moves a card between two neighbours whose keys the caller already has (a client has the
+/// column on screen): no scan, so its cost does not grow with the board. `prev` and `next` are
+/// the `pos` of the cards that will sit just before and after it (None at an end). When they
+/// collide or are too long to split, it fails ([`BoardError::Order`] or
+/// [`BoardError::NeedsRebalance`]): use [`move_card`],
+/// which rebalances the column.
+pub fn move_card_between(
+    txn: &mut TransactionMut,
+    id: &str,
+    stage: &str,
+    prev: Option<&str>,
+    next: Option<&str>,
+) -> Result<(), BoardError> {
+    let card = card_map(txn, id)?;
+    stage_map(txn, stage)?;
+    let pos = order::key_between(prev, next)?;
+    if pos.len() > order::MAX_KEY_LEN {
+        return Err(BoardError::NeedsRebalance);
+    }
+    card.insert(txn, card_key::STAGE, Any::from(stage));
+    card.insert(txn, card_key::POS, Any::from(pos));
+    Ok(())
 }
 
 /// Moves a card to `stage` at `place`: sets its `stage` and `pos`, nothing else.

@@ -450,3 +450,44 @@ fn cards_are_edited_and_forms_are_per_board_and_per_user() {
     assert_eq!(board::display_fields(&txn, "bob"), ["title"]);
     assert!(board::display_fields(&txn, "eve").is_empty());
 }
+
+#[test]
+fn a_move_between_known_neighbours_needs_no_scan_and_refuses_colliding_keys() {
+    let doc = new_board(Entity::Deal);
+    let new = stage_id(&doc, "New");
+    let won = stage_id(&doc, "Won");
+    let a = add_card(&doc, &won, "a", 0, "USD");
+    let b = add_card(&doc, &won, "b", 0, "USD");
+    let x = add_card(&doc, &new, "x", 0, "USD");
+    let column = |doc: &Doc| {
+        view(doc)
+            .columns
+            .iter()
+            .find(|c| c.stage.id == won)
+            .unwrap()
+            .cards
+            .clone()
+    };
+    let (first, second) = (column(&doc)[0].pos.clone(), column(&doc)[1].pos.clone());
+    board::move_card_between(
+        &mut doc.transact_mut(),
+        &x,
+        &won,
+        Some(&first),
+        Some(&second),
+    )
+    .unwrap();
+    let titles: Vec<String> = column(&doc).iter().map(|c| c.title.clone()).collect();
+    assert_eq!(titles, ["b", "x", "a"]);
+    assert!(matches!(
+        board::move_card_between(
+            &mut doc.transact_mut(),
+            &a,
+            &won,
+            Some(&first),
+            Some(&first)
+        ),
+        Err(BoardError::Order(_))
+    ));
+    assert!(board::card(&doc.transact(), &b).is_some());
+}
