@@ -154,6 +154,17 @@ pub async fn run(
             );
             break;
         }
+        if room.state.is_tainted() {
+            match reload(&board, ctx.storage.as_ref()).await {
+                Ok(doc) => room.state.replace_doc(doc),
+                Err(e) => {
+                    tracing::error!(board = %board, error = %e, "reloading the board failed");
+                    room.state
+                        .close_all(CloseCode::InternalError, "board reload failed; reconnect");
+                    break;
+                }
+            }
+        }
         idle_since = match (room.state.member_count(), idle_since) {
             (0, None) => Some(Instant::now()),
             (0, since) => since,
@@ -258,6 +269,17 @@ async fn load_or_create(board: &BoardId, storage: &dyn Storage) -> Result<(Doc, 
         }
     };
     Ok((stored.to_doc(board)?, stored.tail_len))
+}
+
+/// The board as stored, to replace a document that holds a refused update.
+async fn reload(board: &BoardId, storage: &dyn Storage) -> Result<Doc, LoadError> {
+    let stored = storage
+        .load(board)
+        .await?
+        .ok_or_else(|| LoadError::Vanished {
+            board: board.clone(),
+        })?;
+    Ok(stored.to_doc(board)?)
 }
 
 fn refuse_joins(rx: &mut mpsc::Receiver<RoomCommand>, code: CloseCode, reason: &str) {

@@ -49,6 +49,9 @@ pub struct RoomState {
     /// joiner while the document is unchanged (a reconnect storm encodes the board once).
     cached_step1: Option<Bytes>,
     cached_full_state: Option<Bytes>,
+    /// The document holds an update that waits for missing parents (refused, never stored): the
+    /// room reloads from storage at its next chance so that it does not linger in memory.
+    tainted: bool,
 }
 
 impl RoomState {
@@ -64,7 +67,22 @@ impl RoomState {
             to_send: Vec::new(),
             cached_step1: None,
             cached_full_state: None,
+            tainted: false,
         }
+    }
+
+    /// Swaps in a document reloaded from storage, dropping a refused waiting update. Members keep
+    /// their state: what they have is what was stored.
+    pub fn replace_doc(&mut self, doc: Doc) {
+        self.doc = doc;
+        self.tainted = false;
+        self.changed();
+    }
+
+    /// Whether the document holds a refused, waiting update (see [`RoomState::handle`]): the
+    /// task should reload the board from storage.
+    pub fn is_tainted(&self) -> bool {
+        self.tainted
     }
 
     pub fn board(&self) -> &BoardId {
@@ -138,6 +156,19 @@ impl RoomState {
         if incoming.update.is_empty() {
             return;
         }
+        // A gap in an author's clocks means the update builds on changes this board does not
+        // have. yrs 0.28 integrates such an update around a placeholder (Yjs would keep it
+        // aside) and can later diverge or panic when the missing part arrives: refuse it first.
+        let has = self.doc.transact().state_vector();
+        let gap = incoming
+            .update
+            .state_vector_lower()
+            .iter()
+            .any(|(client, clock)| *clock > has.get(client));
+        if gap {
+            self.refuse_waiting_update(conn);
+            return;
+        }
         let changed = {
             let mut txn = self.doc.transact_mut();
             if let Err(e) = txn.apply_update(incoming.update) {
@@ -149,11 +180,25 @@ impl RoomState {
                 );
                 return;
             }
-            // An update that only waits for missing parents changes no state yet but must be
-            // kept: it takes effect when they arrive.
-            txn.before_state() != txn.after_state()
-                || !txn.delete_set().is_empty()
-                || txn.has_missing_updates()
+            if txn.has_missing_updates() {
+                // The update builds on changes this board does not have. yrs keeps such an
+                // update "pending" until its parents arrive, and yrs 0.28 can diverge or panic
+                // when pending updates mix with later ones, so the board never keeps one: it is
+                // neither stored nor relayed, and the client resyncs (its step 2 then carries
+                // the parents too). From one hub, a client's updates always build on what it
+                // received, so only a broken or hostile client gets here.
+                Err(())
+            } else {
+                Ok(txn.before_state() != txn.after_state() || !txn.delete_set().is_empty())
+            }
+        };
+        let changed = match changed {
+            Ok(changed) => changed,
+            Err(()) => {
+                self.refuse_waiting_update(conn);
+                self.tainted = true;
+                return;
+            }
         };
         if !changed {
             return;
@@ -162,6 +207,14 @@ impl RoomState {
         self.to_send
             .push((Recipients::AllBut(conn), wire::encode_update(&incoming.raw)));
         self.to_store.push(incoming.raw);
+    }
+
+    fn refuse_waiting_update(&mut self, conn: ConnId) {
+        self.close_member(
+            conn,
+            CloseCode::InvalidPayload,
+            "update depends on changes this board does not have; reconnect to resync",
+        );
     }
 
     fn apply_awareness(&mut self, conn: ConnId, incoming: IncomingAwareness) {
@@ -522,5 +575,74 @@ mod tests {
             }
         }
         assert_eq!(closed, Some(CloseCode::TryAgainLater));
+    }
+
+    #[test]
+    fn an_update_with_missing_parents_is_refused_and_never_stored() {
+        let mut h = Harness::new();
+        let mut a = h.join(1);
+        let mut b = h.join(2);
+        h.flush();
+        received(&mut a);
+        received(&mut b);
+        // A client makes two changes and sends only the second: it builds on the first.
+        let doc = Doc::with_client_id(42);
+        let text = doc.get_or_insert_text("t");
+        {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 0, "first ");
+        }
+        let second = {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 6, "second");
+            txn.encode_update_v1()
+        };
+        h.send(1, wire::client::encode_update(&second));
+        assert!(h.flush().is_empty(), "nothing stored");
+        assert!(received(&mut b).is_empty(), "nothing relayed");
+        assert_eq!(h.room.member_count(), 1);
+        let mut closed = None;
+        while let Some(next) = a.next().now_or_never() {
+            if let Next::Close(request) = next {
+                closed = Some(request.code);
+                break;
+            }
+        }
+        assert_eq!(closed, Some(CloseCode::InvalidPayload));
+    }
+
+    #[test]
+    fn an_update_whose_origin_is_missing_is_refused_and_taints_the_room() {
+        let mut h = Harness::new();
+        let mut a = h.join(1);
+        let mut b = h.join(2);
+        h.flush();
+        received(&mut a);
+        received(&mut b);
+        // Client 2 edits next to text written by client 1, whose update the board never got.
+        let one = Doc::with_client_id(1);
+        let text = one.get_or_insert_text("t");
+        let first = {
+            let mut txn = one.transact_mut();
+            text.insert(&mut txn, 0, "abc");
+            txn.encode_update_v1()
+        };
+        let two = Doc::with_client_id(2);
+        two.transact_mut()
+            .apply_update(wire::decode_update_v1(&first).unwrap())
+            .unwrap();
+        let text = two.get_or_insert_text("t");
+        let second = {
+            let mut txn = two.transact_mut();
+            text.insert(&mut txn, 1, "X");
+            txn.encode_update_v1()
+        };
+        h.send(1, wire::client::encode_update(&second));
+        assert!(h.flush().is_empty(), "nothing stored");
+        assert!(received(&mut b).is_empty(), "nothing relayed");
+        assert!(h.room.is_tainted(), "the room must reload from storage");
+        h.room.replace_doc(Doc::new());
+        assert!(!h.room.is_tainted());
+        assert_eq!(h.room.member_count(), 1);
     }
 }
