@@ -66,6 +66,10 @@ pub const QUICK_CREATE: &str = "quickCreate";
 /// The longest stage name, card title or field label, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 
+/// The largest amount, in minor units, either way: the largest integer a JavaScript number (what
+/// the browser reads) holds exactly, 2^53 - 1.
+pub const MAX_AMOUNT: i64 = (1 << 53) - 1;
+
 /// The largest counter threshold: a week, in minutes.
 pub const MAX_THRESHOLD_MIN: i64 = 7 * 24 * 60;
 
@@ -94,6 +98,8 @@ pub enum BoardError {
     BadName { what: &'static str },
     #[error("colour must be #rrggbb, got {0:?}")]
     BadColor(String),
+    #[error("an amount must be within ±{MAX_AMOUNT} minor units")]
+    BadAmount,
     #[error("counter threshold must be 0 to {MAX_THRESHOLD_MIN} minutes")]
     BadThreshold,
     #[error("unknown field type {0:?}: use string, number, money, date, enum, user or bool")]
@@ -408,7 +414,9 @@ impl BoardView {
                 (a.pos.as_bytes(), a.id.as_bytes()).cmp(&(b.pos.as_bytes(), b.id.as_bytes()))
             });
             for card in &column.cards {
-                *column.sums.entry(card.currency.clone()).or_default() += card.amount;
+                // Saturating: any peer can write an absurd amount; a sum must not wrap or panic.
+                let sum = column.sums.entry(card.currency.clone()).or_default();
+                *sum = sum.saturating_add(card.amount);
                 let state = counters.get(&card.id).map(|c| c.state);
                 if state == Some(CounterState::Idle) {
                     unprocessed.push(card.id.clone());
@@ -422,7 +430,8 @@ impl BoardView {
                         lit: 0,
                     });
                 load.cards += 1;
-                *load.amounts.entry(card.currency.clone()).or_default() += card.amount;
+                let amount = load.amounts.entry(card.currency.clone()).or_default();
+                *amount = amount.saturating_add(card.amount);
                 if state == Some(CounterState::Due) {
                     load.lit += 1;
                 }
@@ -471,6 +480,14 @@ fn check_name(what: &'static str, name: &str) -> Result<(), BoardError> {
         return Err(BoardError::BadName { what });
     }
     Ok(())
+}
+
+fn check_amount(amount: i64) -> Result<(), BoardError> {
+    if (-MAX_AMOUNT..=MAX_AMOUNT).contains(&amount) {
+        Ok(())
+    } else {
+        Err(BoardError::BadAmount)
+    }
 }
 
 fn check_color(color: &str) -> Result<(), BoardError> {
@@ -693,6 +710,7 @@ pub fn create_card(
     now: Millis,
 ) -> Result<String, BoardError> {
     check_name("a card title", &card.title)?;
+    check_amount(card.amount)?;
     stage_map(txn, stage)?;
     let currency = if card.currency.is_empty() {
         settings(txn).currency
@@ -839,6 +857,9 @@ pub struct CardEdit {
 pub fn edit_card(txn: &mut TransactionMut, id: &str, edit: CardEdit) -> Result<(), BoardError> {
     if let Some(title) = &edit.title {
         check_name("a card title", title)?;
+    }
+    if let Some(amount) = edit.amount {
+        check_amount(amount)?;
     }
     let card = card_map(txn, id)?;
     let strings = [

@@ -491,3 +491,36 @@ fn a_move_between_known_neighbours_needs_no_scan_and_refuses_colliding_keys() {
     ));
     assert!(board::card(&doc.transact(), &b).is_some());
 }
+
+#[test]
+fn absurd_amounts_are_refused_on_write_and_saturate_on_read() {
+    let doc = new_board(Entity::Deal);
+    let new = stage_id(&doc, "New");
+    let card = NewCard {
+        title: "huge".into(),
+        amount: i64::MAX,
+        ..NewCard::default()
+    };
+    assert_eq!(
+        board::create_card(&mut doc.transact_mut(), &new, card, NOW),
+        Err(BoardError::BadAmount)
+    );
+    // A peer that bypasses the API writes huge amounts anyway: sums saturate, nothing panics.
+    let ids = [
+        add_card(&doc, &new, "a", 1, "USD"),
+        add_card(&doc, &new, "b", 1, "USD"),
+    ];
+    {
+        let mut txn = doc.transact_mut();
+        let cards = txn.get_or_insert_map(schema::root::CARDS);
+        for id in &ids {
+            let yrs::Out::YMap(card) = cards.get(&txn, id).unwrap() else {
+                panic!()
+            };
+            card.insert(&mut txn, "amount", Any::from(1e300));
+        }
+    }
+    let view = view(&doc);
+    assert_eq!(view.columns[0].sums.get("USD"), Some(&i64::MAX));
+    assert_eq!(view.workload[0].amounts.get("USD"), Some(&i64::MAX));
+}
