@@ -16,6 +16,10 @@ pub struct ServeConfig {
     #[arg(long, env = "FUNNEL_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Directory of the built web client (`npm --prefix clients/web run build` makes it).
+    #[arg(long, env = "FUNNEL_WEB_DIR", default_value = "clients/web/dist")]
+    pub web_dir: PathBuf,
+
     /// How long a board with no connection stays loaded before it is saved and unloaded.
     #[arg(long, env = "FUNNEL_ROOM_IDLE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub room_idle: Duration,
@@ -53,6 +57,7 @@ impl ServeConfig {
         Self {
             listen,
             data_dir,
+            web_dir: PathBuf::from("clients/web/dist"),
             room_idle: Duration::from_secs(30),
             max_frame_bytes: 8 * 1024 * 1024,
             outbox_frames: 4096,

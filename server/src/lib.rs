@@ -2,13 +2,15 @@
 //!
 //! Modules, top to bottom (every arrow points down; see ARCHITECTURE.md):
 //! - [`config`]: `funnel serve` flags and environment variables.
-//! - [`http`]: the router, the WebSocket upgrade, `/healthz`, `/readyz`.
+//! - [`http`]: the router, the WebSocket upgrade, `/healthz`, `/readyz`, the web client's files.
+//! - [`api`]: the JSON API under `/api/v1/` and its OpenAPI document.
 //! - [`connection`]: one socket: a reader loop and a writer task.
 //! - [`outbox`]: a connection's bounded outgoing queue and its slow-consumer rule.
 //! - [`rooms`]: the registry that hands out rooms, creating each atomically.
 //! - [`room`]: the task that owns one board's document; its logic is `room::state`.
 //! - [`storage`]: the durable update log and snapshots (SQLite).
 
+pub mod api;
 pub mod config;
 pub mod connection;
 pub mod http;
@@ -53,20 +55,23 @@ pub async fn run(
         },
         tracker.clone(),
     );
-    let app = http::router(http::AppState {
-        connections: ConnectionContext {
-            rooms,
-            outbox_limits: OutboxLimits {
-                max_frames: config.outbox_frames,
-                max_bytes: config.outbox_bytes,
+    let app = http::router(
+        http::AppState {
+            connections: ConnectionContext {
+                rooms,
+                outbox_limits: OutboxLimits {
+                    max_frames: config.outbox_frames,
+                    max_bytes: config.outbox_bytes,
+                },
+                max_frame_bytes: config.max_frame_bytes,
+                ping_every: config.ping_interval,
+                shutdown: shutdown.clone(),
             },
-            max_frame_bytes: config.max_frame_bytes,
-            ping_every: config.ping_interval,
-            shutdown: shutdown.clone(),
+            storage: Arc::clone(&storage),
+            tracker: tracker.clone(),
         },
-        storage: Arc::clone(&storage),
-        tracker: tracker.clone(),
-    });
+        &config.web_dir,
+    );
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %config.data_dir.display(), "listening on {addr}");
     axum::serve(listener, app)

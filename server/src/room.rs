@@ -9,9 +9,10 @@ pub mod state;
 
 use crate::outbox::Outbox;
 use crate::rooms::Rooms;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{BoardMeta, Storage, StorageError};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
+use funnel_protocol::board;
 use funnel_protocol::schema::{self, Entity};
 use funnel_protocol::wire::{ClientMessage, CloseCode};
 use state::RoomState;
@@ -107,7 +108,9 @@ pub async fn run(
         }
     };
     tracing::debug!("room loaded");
+    let name = board::settings(&doc.transact()).name;
     let mut room = Room {
+        name,
         state: RoomState::new(board.clone(), doc, clock),
         storage: Arc::clone(&ctx.storage),
         config: ctx.config,
@@ -190,6 +193,8 @@ struct Room {
     config: RoomConfig,
     /// Log entries stored since the last compaction started.
     tail_len: usize,
+    /// The board's name as last recorded for the board list.
+    name: String,
     compaction: Option<JoinHandle<()>>,
 }
 
@@ -211,6 +216,12 @@ impl Room {
             self.storage.append(self.state.board(), updates).await?;
             self.tail_len += count;
             self.maybe_compact();
+            // The board list shows the name: keep its copy in step with the document.
+            let name = board::settings(&self.state.doc().transact()).name;
+            if name != self.name {
+                self.storage.rename(self.state.board(), &name).await?;
+                self.name = name;
+            }
         }
         if self.state.has_frames() {
             self.state.deliver();
@@ -250,13 +261,13 @@ async fn load_or_create(board: &BoardId, storage: &dyn Storage) -> Result<(Doc, 
             // Local mode: whoever opens a board that does not exist creates it, as a deal
             // pipeline.
             let entity = Entity::Deal;
-            let doc = Doc::new();
-            let initial = {
-                let mut txn = doc.transact_mut();
-                schema::initialize_board(&mut txn, &entity, &entity.default_board_name());
-                txn.encode_update_v1()
+            let meta = BoardMeta {
+                id: board.clone(),
+                entity: entity.as_string(),
+                name: entity.default_board_name(),
+                created_at: 0,
             };
-            if storage.create(board, Bytes::from(initial)).await? {
+            if create_board(storage, &meta, &entity).await? {
                 tracing::info!("board created");
             }
             // Load what is stored, which is another creator's board if that one won the race.
@@ -269,6 +280,22 @@ async fn load_or_create(board: &BoardId, storage: &dyn Storage) -> Result<(Doc, 
         }
     };
     Ok((stored.to_doc(board)?, stored.tail_len))
+}
+
+/// Creates a board of `entity` named `meta.name` with its default stages, unless it exists;
+/// returns whether this call created it.
+pub async fn create_board(
+    storage: &dyn Storage,
+    meta: &BoardMeta,
+    entity: &Entity,
+) -> Result<bool, StorageError> {
+    let doc = Doc::new();
+    let initial = {
+        let mut txn = doc.transact_mut();
+        schema::initialize_board(&mut txn, entity, &meta.name);
+        txn.encode_update_v1()
+    };
+    storage.create(meta, Bytes::from(initial)).await
 }
 
 /// The board as stored, to replace a document that holds a refused update.

@@ -62,6 +62,17 @@ impl StoredBoard {
     }
 }
 
+/// What the board list shows of a board, kept beside its document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardMeta {
+    pub id: BoardId,
+    /// `lead`, `deal`, `invoice`, `quote` or `smart:<typeId>`.
+    pub entity: String,
+    pub name: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("sqlite: {0}")]
@@ -85,7 +96,17 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Creates the board with `initial` as its first update, unless it exists already; returns
     /// whether this call created it. Two racing creators: exactly one wins.
-    async fn create(&self, board: &BoardId, initial: Bytes) -> Result<bool, StorageError>;
+    /// `meta.created_at` is set by storage.
+    async fn create(&self, meta: &BoardMeta, initial: Bytes) -> Result<bool, StorageError>;
+
+    /// Every board, oldest first.
+    async fn list(&self) -> Result<Vec<BoardMeta>, StorageError>;
+
+    /// One board's metadata, or `None` when it does not exist.
+    async fn meta(&self, board: &BoardId) -> Result<Option<BoardMeta>, StorageError>;
+
+    /// Records a board's new name (the name lives in the document; this copy feeds the list).
+    async fn rename(&self, board: &BoardId, name: &str) -> Result<(), StorageError>;
 
     /// Appends updates to the board's log, in order, durably; returns the seq of the last one.
     async fn append(&self, board: &BoardId, updates: Vec<Bytes>) -> Result<Seq, StorageError>;

@@ -5,7 +5,7 @@
 //! updates from many rooms costs one fsync. Reads (loading a board, compaction input) use a
 //! separate connection; WAL mode lets them run beside the writer.
 
-use super::{Seq, Storage, StorageError, StoredBoard};
+use super::{BoardMeta, Seq, Storage, StorageError, StoredBoard};
 use async_trait::async_trait;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
@@ -27,7 +27,8 @@ const WRITER_QUEUE: usize = 4096;
 const MAX_GROUP_COMMIT: usize = 512;
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE boards (
         id         TEXT PRIMARY KEY,
         created_at INTEGER NOT NULL
@@ -43,7 +44,12 @@ const MIGRATIONS: &[&str] = &[r#"
         seq   INTEGER NOT NULL,
         data  BLOB    NOT NULL
     ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+    ALTER TABLE boards ADD COLUMN entity TEXT NOT NULL DEFAULT 'deal';
+    ALTER TABLE boards ADD COLUMN name   TEXT NOT NULL DEFAULT '';
+"#,
+];
 
 pub struct SqliteStorage {
     /// The writer thread holds the receiving end; it exits after a `Shutdown` job.
@@ -54,9 +60,14 @@ pub struct SqliteStorage {
 
 enum Job {
     Create {
-        board: BoardId,
+        meta: BoardMeta,
         initial: Bytes,
         reply: oneshot::Sender<Result<bool, StorageError>>,
+    },
+    Rename {
+        board: BoardId,
+        name: String,
+        reply: oneshot::Sender<Result<(), StorageError>>,
     },
     Append {
         board: BoardId,
@@ -119,6 +130,17 @@ impl SqliteStorage {
         .await
         .map_err(|_| StorageError::Closed)?
     }
+}
+
+/// A board row; `None` for an id that is not a valid board id (not written by this program).
+fn meta_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<BoardMeta>> {
+    let id: String = row.get(0)?;
+    Ok(BoardId::parse(&id).ok().map(|id| BoardMeta {
+        id,
+        entity: row.get(1).unwrap_or_default(),
+        name: row.get(2).unwrap_or_default(),
+        created_at: row.get(3).unwrap_or_default(),
+    }))
 }
 
 fn configure(conn: &Connection) -> Result<(), StorageError> {
@@ -198,14 +220,51 @@ impl Storage for SqliteStorage {
         self.read(move |conn| read_board(conn, &board)).await
     }
 
-    async fn create(&self, board: &BoardId, initial: Bytes) -> Result<bool, StorageError> {
-        let board = board.clone();
+    async fn create(&self, meta: &BoardMeta, initial: Bytes) -> Result<bool, StorageError> {
+        let meta = meta.clone();
         self.submit(|reply| Job::Create {
-            board,
+            meta,
             initial,
             reply,
         })
         .await
+    }
+
+    async fn list(&self) -> Result<Vec<BoardMeta>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, entity, name, created_at FROM boards ORDER BY created_at, id",
+            )?;
+            let rows = stmt.query_map([], meta_from_row)?;
+            let mut boards = Vec::new();
+            for row in rows {
+                boards.extend(row?);
+            }
+            Ok(boards)
+        })
+        .await
+    }
+
+    async fn meta(&self, board: &BoardId) -> Result<Option<BoardMeta>, StorageError> {
+        let board = board.clone();
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id, entity, name, created_at FROM boards WHERE id = ?1",
+                    [board.as_str()],
+                    meta_from_row,
+                )
+                .optional()?
+                .flatten())
+        })
+        .await
+    }
+
+    async fn rename(&self, board: &BoardId, name: &str) -> Result<(), StorageError> {
+        let board = board.clone();
+        let name = name.to_owned();
+        self.submit(|reply| Job::Rename { board, name, reply })
+            .await
     }
 
     async fn append(&self, board: &BoardId, updates: Vec<Bytes>) -> Result<Seq, StorageError> {
@@ -270,7 +329,7 @@ struct Writer {
 enum Pending {
     Created(oneshot::Sender<Result<bool, StorageError>>, bool),
     Appended(oneshot::Sender<Result<Seq, StorageError>>, Seq),
-    Replaced(oneshot::Sender<Result<(), StorageError>>),
+    Done(oneshot::Sender<Result<(), StorageError>>),
 }
 
 impl Writer {
@@ -314,13 +373,13 @@ impl Writer {
                 match job {
                     Job::Shutdown { reply } => shutdown = Some(reply),
                     Job::Create {
-                        board,
+                        meta,
                         initial,
                         reply,
-                    } => match create(&txn, &board, &initial) {
+                    } => match create(&txn, &meta, &initial) {
                         Ok(created) => {
                             if created {
-                                seqs.insert(board, 1);
+                                seqs.insert(meta.id, 1);
                             }
                             pending.push(Pending::Created(reply, created));
                         }
@@ -347,13 +406,19 @@ impl Writer {
                             }
                         }
                     }
+                    Job::Rename { board, name, reply } => match rename(&txn, &board, &name) {
+                        Ok(()) => pending.push(Pending::Done(reply)),
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
                     Job::ReplaceSnapshot {
                         board,
                         seq,
                         data,
                         reply,
                     } => match replace_snapshot(&txn, &board, seq, &data) {
-                        Ok(()) => pending.push(Pending::Replaced(reply)),
+                        Ok(()) => pending.push(Pending::Done(reply)),
                         Err(e) => {
                             let _ = reply.send(Err(e));
                         }
@@ -374,7 +439,7 @@ impl Writer {
                         Pending::Appended(reply, seq) => {
                             let _ = reply.send(Ok(seq));
                         }
-                        Pending::Replaced(reply) => {
+                        Pending::Done(reply) => {
                             let _ = reply.send(Ok(()));
                         }
                     }
@@ -392,7 +457,7 @@ impl Writer {
                         Pending::Appended(reply, _) => {
                             let _ = reply.send(Err(failed()));
                         }
-                        Pending::Replaced(reply) => {
+                        Pending::Done(reply) => {
                             let _ = reply.send(Err(failed()));
                         }
                     }
@@ -421,15 +486,29 @@ fn in_savepoint<T>(
     }
 }
 
-fn create(
+fn rename(
     txn: &rusqlite::Transaction<'_>,
     board: &BoardId,
+    name: &str,
+) -> Result<(), StorageError> {
+    txn.execute(
+        "UPDATE boards SET name = ?2 WHERE id = ?1",
+        params![board.as_str(), name],
+    )?;
+    Ok(())
+}
+
+fn create(
+    txn: &rusqlite::Transaction<'_>,
+    meta: &BoardMeta,
     initial: &[u8],
 ) -> Result<bool, StorageError> {
+    let board = &meta.id;
     in_savepoint(txn, || {
         let inserted = txn.execute(
-            "INSERT INTO boards (id, created_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-            params![board.as_str(), now_ms()],
+            "INSERT INTO boards (id, created_at, entity, name) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO NOTHING",
+            params![board.as_str(), now_ms(), meta.entity, meta.name],
         )?;
         if inserted == 0 {
             return Ok(false);
@@ -495,6 +574,47 @@ fn replace_snapshot(
 mod tests {
     use super::*;
 
+    fn meta(board: &BoardId) -> BoardMeta {
+        BoardMeta {
+            id: board.clone(),
+            entity: "deal".into(),
+            name: format!("Board {board}"),
+            created_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn boards_are_listed_with_their_entity_and_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(dir.path()).unwrap();
+        let a = BoardId::parse("a").unwrap();
+        let b = BoardId::parse("b").unwrap();
+        storage.create(&meta(&a), update_with("x")).await.unwrap();
+        let mut lead = meta(&b);
+        lead.entity = "lead".into();
+        storage.create(&lead, update_with("y")).await.unwrap();
+        storage.rename(&a, "Q4 deals").await.unwrap();
+        let listed = storage.list().await.unwrap();
+        let summary: Vec<(&str, &str, &str)> = listed
+            .iter()
+            .map(|m| (m.id.as_str(), m.entity.as_str(), m.name.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [("a", "deal", "Q4 deals"), ("b", "lead", "Board b")]
+        );
+        assert!(listed.iter().all(|m| m.created_at > 0));
+        assert_eq!(storage.meta(&b).await.unwrap().unwrap().entity, "lead");
+        assert!(
+            storage
+                .meta(&BoardId::parse("c").unwrap())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        storage.close().await;
+    }
+
     fn update_with(text: &str) -> Bytes {
         use yrs::{Doc, Text, Transact};
         let doc = Doc::new();
@@ -524,8 +644,18 @@ mod tests {
         let board = BoardId::parse("b1").unwrap();
         let storage = SqliteStorage::open(dir.path()).unwrap();
         assert!(storage.load(&board).await.unwrap().is_none());
-        assert!(storage.create(&board, update_with("a")).await.unwrap());
-        assert!(!storage.create(&board, update_with("z")).await.unwrap());
+        assert!(
+            storage
+                .create(&meta(&board), update_with("a"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !storage
+                .create(&meta(&board), update_with("z"))
+                .await
+                .unwrap()
+        );
         let seq = storage
             .append(&board, vec![update_with("b"), update_with("c")])
             .await
@@ -574,7 +704,10 @@ mod tests {
             .map(|i| BoardId::parse(&format!("b{i}")).unwrap())
             .collect();
         for board in &boards {
-            storage.create(board, update_with("x")).await.unwrap();
+            storage
+                .create(&meta(board), update_with("x"))
+                .await
+                .unwrap();
         }
         let mut tasks = Vec::new();
         for board in boards.clone() {

@@ -1,0 +1,195 @@
+//! The JSON API and the web client's files, through the real server.
+
+#![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
+
+mod support;
+
+use serde_json::Value;
+use support::{Client, TestServer, http, stage_names};
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+#[tokio::test]
+async fn boards_are_created_listed_and_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (status, body) = http(server.addr, "GET", "/api/v1/boards", None).await;
+    assert_eq!(
+        (status, json(&body)),
+        (200, serde_json::json!({ "boards": [] }))
+    );
+
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        "/api/v1/boards",
+        Some(r#"{"entity":"lead","name":"  Inbound leads "}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let lead = json(&body);
+    assert_eq!(
+        (lead["entity"].as_str(), lead["name"].as_str()),
+        (Some("lead"), Some("Inbound leads"))
+    );
+    let id = lead["id"].as_str().unwrap().to_owned();
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        "/api/v1/boards",
+        Some(r#"{"entity":"smart:7"}"#),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(json(&body)["name"], "Smart process 7");
+
+    let (status, body) = http(server.addr, "GET", &format!("/api/v1/boards/{id}"), None).await;
+    assert_eq!((status, json(&body)), (200, lead.clone()));
+    let (_, body) = http(server.addr, "GET", "/api/v1/boards", None).await;
+    let listed: Vec<String> = json(&body)["boards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["entity"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, ["lead", "smart:7"]);
+
+    // The board's document has the lead stages and the name.
+    let client = Client::connect(&server.url(&id)).await;
+    assert_eq!(
+        stage_names(&client.doc),
+        [
+            "Not processed",
+            "In progress",
+            "Processed",
+            "Converted",
+            "Junk"
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn renaming_a_board_in_its_document_renames_it_in_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (_, body) = http(
+        server.addr,
+        "POST",
+        "/api/v1/boards",
+        Some(r#"{"entity":"deal"}"#),
+    )
+    .await;
+    let id = json(&body)["id"].as_str().unwrap().to_owned();
+    let mut client = Client::connect(&server.url(&id)).await;
+    client
+        .write(|txn| {
+            use yrs::{Map, WriteTxn};
+            let board = txn.get_or_insert_map("board");
+            board.insert(txn, "name", "Enterprise deals");
+        })
+        .await;
+    // Another client seeing it means it was stored, and the list was updated before delivery.
+    let mut other = Client::connect(&server.url(&id)).await;
+    other
+        .pump_until("the new name", |c, _| {
+            funnel_protocol::board::settings(&yrs::Transact::transact(&c.doc)).name
+                == "Enterprise deals"
+        })
+        .await;
+    let (_, body) = http(server.addr, "GET", &format!("/api/v1/boards/{id}"), None).await;
+    assert_eq!(json(&body)["name"], "Enterprise deals");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_json_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let long_name = format!(r#"{{"entity":"deal","name":"{}"}}"#, "x".repeat(201));
+    let cases = [
+        (
+            "POST",
+            "/api/v1/boards",
+            Some(r#"{"entity":"deals"}"#),
+            400,
+            "unknown entity",
+        ),
+        ("POST", "/api/v1/boards", Some("{not json"), 400, ""),
+        (
+            "POST",
+            "/api/v1/boards",
+            Some(r#"{"name":"x"}"#),
+            400,
+            "entity",
+        ),
+        (
+            "POST",
+            "/api/v1/boards",
+            Some(long_name.as_str()),
+            400,
+            "at most 200",
+        ),
+        ("GET", "/api/v1/boards/nope", None, 404, "no board nope"),
+        ("GET", "/api/v1/boards/a.b", None, 404, "no board"),
+        ("GET", "/api/v1/whatever", None, 404, "openapi"),
+    ];
+    for (method, path, body, status, message) in cases {
+        let (got, text) = http(server.addr, method, path, body).await;
+        assert_eq!(got, status, "{method} {path}: {text}");
+        let error = json(&text)["error"].as_str().unwrap().to_owned();
+        assert!(error.contains(message), "{method} {path}: {error}");
+    }
+    let (_, body) = http(server.addr, "GET", "/api/v1/boards", None).await;
+    assert_eq!(
+        json(&body)["boards"].as_array().unwrap().len(),
+        0,
+        "nothing was created"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (status, body) = http(server.addr, "GET", "/api/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    let doc = json(&body);
+    assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, ["/api/v1/boards", "/api/v1/boards/{boardId}"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_web_client_is_served_with_a_fallback_to_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(
+        web.path().join("index.html"),
+        "<!doctype html><title>funnel app</title>",
+    )
+    .unwrap();
+    std::fs::create_dir(web.path().join("assets")).unwrap();
+    std::fs::write(web.path().join("assets/app.js"), "console.log('app')").unwrap();
+    let web_dir = web.path().to_owned();
+    let server = TestServer::start_with(dir.path(), move |c| c.web_dir = web_dir).await;
+    for path in ["/", "/boards/some-board", "/anything/else"] {
+        let (status, body) = http(server.addr, "GET", path, None).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains("funnel app"), "{path}: {body}");
+    }
+    let (status, body) = http(server.addr, "GET", "/assets/app.js", None).await;
+    assert_eq!((status, body.as_str()), (200, "console.log('app')"));
+    server.stop().await;
+
+    // Without a build, a page says how to make one.
+    let server = TestServer::start_with(dir.path(), |c| c.web_dir = "/nonexistent".into()).await;
+    let (status, body) = http(server.addr, "GET", "/", None).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("npm --prefix clients/web"), "{body}");
+    server.stop().await;
+}
