@@ -133,7 +133,7 @@ fn big_board() -> BigBoard {
                 let id = new_id();
                 let company = rng.pick(&COMPANIES);
                 let title = format!("{company}: {}", rng.pick(&DEALS));
-                // Most deals in the board's currency, a quarter in euros; whole cents.
+                // Most deals in the board's currency, a quarter in euros; minor units, whole amounts.
                 let currency = if rng.below(4) == 0 { "EUR" } else { "USD" };
                 let amount = rng.between(500, 250_000) * 100;
                 let responsible = managers[rng.below(MANAGERS)].as_str();
