@@ -5,7 +5,11 @@
 //!   `encode_update_v1` of that transaction (the bytes a client sends) and the commit.
 //! - `move/between`: the same move with [`board::move_card_between`], for a caller that already
 //!   has the neighbours' keys.
-//! - `whole board/column view`: [`BoardView::read`] (columns, sums, workload, counters).
+//! - `whole board/column view`: the view (columns, sums, workload, counters) from a kept
+//!   [`BoardIndex`], what a room or a client renders after each change.
+//! - `whole board/full read`: [`BoardView::read`], parsing the whole document first (what
+//!   building that index costs, once).
+//! - `whole board/index after a move`: applying one move's changes to a kept index.
 //! - `whole board/encode full state`: the whole document as one update (what a new client is
 //!   sent).
 //! - `whole board/apply full state`: that update applied to an empty document (what loading a
@@ -19,6 +23,7 @@
 use criterion::{BatchSize, Criterion, SamplingMode, criterion_group, criterion_main};
 use funnel_protocol::board::{self, BoardView, CardPlace, activity_key, card_key};
 use funnel_protocol::ids::new_id;
+use funnel_protocol::index::{BoardIndex, Changes};
 use funnel_protocol::order;
 use funnel_protocol::rules::{MINUTE_MS, Millis};
 use funnel_protocol::schema::{self, Entity, root};
@@ -306,9 +311,27 @@ fn benches(c: &mut Criterion) {
     // fits 20 samples into the measurement time, where criterion's default would need twice it.
     let mut group = c.benchmark_group("whole board");
     group.sampling_mode(SamplingMode::Flat);
+    let index = BoardIndex::build(&doc.transact());
     group.bench_function("column view", |b| {
+        b.iter(|| index.view(black_box(NOW)));
+    });
+    group.bench_function("full read", |b| {
         let txn = doc.transact();
         b.iter(|| BoardView::read(&txn, black_box(NOW)));
+    });
+    group.bench_function("index after a move", |b| {
+        let mut index = BoardIndex::build(&doc.transact());
+        let mut changes = Changes::default();
+        let card = index
+            .view(NOW)
+            .columns
+            .first()
+            .and_then(|c| c.cards.first())
+            .map(|c| c.id.clone())
+            .expect("the board has cards");
+        changes.cards.insert(card);
+        let txn = doc.transact();
+        b.iter(|| index.apply(&txn, black_box(&changes)));
     });
 
     group.bench_function("encode full state", |b| {

@@ -16,7 +16,7 @@
 
 use crate::ids::new_id;
 use crate::order::{self, OrderError};
-use crate::rules::{self, ActivityFacts, Counter, CounterState, Direction, Millis};
+use crate::rules::{ActivityFacts, Counter, Direction, Millis};
 use crate::schema::{self, StageKind, root};
 use std::collections::{BTreeMap, HashMap};
 use yrs::types::ToJson;
@@ -141,7 +141,8 @@ pub struct Card {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
     pub stage: Stage,
-    pub cards: Vec<Card>,
+    /// Shared with the index the view was made from: a view copies no card.
+    pub cards: Vec<std::sync::Arc<Card>>,
     /// Sum of `amount` per currency.
     pub sums: BTreeMap<String, i64>,
 }
@@ -157,7 +158,7 @@ pub struct Workload {
 }
 
 /// The board's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
     pub name: String,
     pub entity: String,
@@ -176,7 +177,7 @@ pub struct BoardView {
     /// board order.
     pub unprocessed: Vec<String>,
     /// Each card's counter at the time of reading, by card id.
-    pub counters: HashMap<String, Counter>,
+    pub counters: rustc_hash::FxHashMap<String, Counter>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,7 +308,41 @@ pub struct Activity {
     pub facts: ActivityFacts,
 }
 
-/// Every activity of the board, grouped by card id.
+/// One activity, or `None` when it names no card.
+fn read_activity<T: ReadTxn>(txn: &T, id: &str, activity: &MapRef) -> Option<Activity> {
+    let card = out_str(activity, txn, activity_key::CARD)?;
+    let direction = match out_str(activity, txn, activity_key::DIRECTION).as_deref() {
+        Some("incoming") => Direction::Incoming,
+        _ => Direction::Outgoing,
+    };
+    Some(Activity {
+        id: id.to_owned(),
+        card,
+        kind: out_str(activity, txn, activity_key::KIND).unwrap_or_default(),
+        subject: out_str(activity, txn, activity_key::SUBJECT).unwrap_or_default(),
+        facts: ActivityFacts {
+            deadline: out_i64(activity, txn, activity_key::DEADLINE),
+            remind_min: out_i64(activity, txn, activity_key::REMIND_MIN),
+            direction,
+            done: out_bool(activity, txn, activity_key::DONE).unwrap_or(false),
+            responsible: out_str(activity, txn, activity_key::RESPONSIBLE).unwrap_or_default(),
+        },
+    })
+}
+
+pub(crate) fn read_activity_pub<T: ReadTxn>(txn: &T, id: &str, map: &MapRef) -> Option<Activity> {
+    read_activity(txn, id, map)
+}
+
+pub(crate) fn read_card_pub<T: ReadTxn>(txn: &T, id: &str, map: &MapRef) -> Card {
+    read_card(txn, id, map)
+}
+
+pub(crate) fn child_map_pub<T: ReadTxn>(parent: &MapRef, txn: &T, key: &str) -> Option<MapRef> {
+    child_map(parent, txn, key)
+}
+
+/// Every activity of the board, grouped by card id, each list in id order.
 pub fn activities_by_card<T: ReadTxn>(txn: &T) -> HashMap<String, Vec<Activity>> {
     let mut by_card: HashMap<String, Vec<Activity>> = HashMap::new();
     let Some(map) = txn.get_map(root::ACTIVITIES) else {
@@ -315,26 +350,12 @@ pub fn activities_by_card<T: ReadTxn>(txn: &T) -> HashMap<String, Vec<Activity>>
     };
     for (id, value) in map.iter(txn) {
         let Out::YMap(activity) = value else { continue };
-        let Some(card) = out_str(&activity, txn, activity_key::CARD) else {
-            continue;
-        };
-        let direction = match out_str(&activity, txn, activity_key::DIRECTION).as_deref() {
-            Some("incoming") => Direction::Incoming,
-            _ => Direction::Outgoing,
-        };
-        by_card.entry(card.clone()).or_default().push(Activity {
-            id: id.to_owned(),
-            card,
-            kind: out_str(&activity, txn, activity_key::KIND).unwrap_or_default(),
-            subject: out_str(&activity, txn, activity_key::SUBJECT).unwrap_or_default(),
-            facts: ActivityFacts {
-                deadline: out_i64(&activity, txn, activity_key::DEADLINE),
-                remind_min: out_i64(&activity, txn, activity_key::REMIND_MIN),
-                direction,
-                done: out_bool(&activity, txn, activity_key::DONE).unwrap_or(false),
-                responsible: out_str(&activity, txn, activity_key::RESPONSIBLE).unwrap_or_default(),
-            },
-        });
+        if let Some(activity) = read_activity(txn, id, &activity) {
+            by_card
+                .entry(activity.card.clone())
+                .or_default()
+                .push(activity);
+        }
     }
     for list in by_card.values_mut() {
         list.sort_by(|a, b| a.id.cmp(&b.id));
@@ -358,92 +379,10 @@ pub fn settings<T: ReadTxn>(txn: &T) -> Settings {
 }
 
 impl BoardView {
-    /// Reads the whole board as it stands at `now` (counters depend on the time).
+    /// Reads the whole board as it stands at `now` (counters depend on the time). To read the
+    /// same board again and again, keep a [`BoardIndex`](crate::index::BoardIndex) instead.
     pub fn read<T: ReadTxn>(txn: &T, now: Millis) -> Self {
-        let settings = settings(txn);
-        let stages = stages(txn);
-        let initial = stages
-            .iter()
-            .position(|s| s.kind == StageKind::Initial)
-            .unwrap_or(0);
-        let index: HashMap<&str, usize> = stages
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
-        let mut columns: Vec<Column> = stages
-            .iter()
-            .map(|stage| Column {
-                stage: stage.clone(),
-                cards: Vec::new(),
-                sums: BTreeMap::new(),
-            })
-            .collect();
-        let activities = activities_by_card(txn);
-        let mut counters = HashMap::new();
-        if let Some(cards) = txn.get_map(root::CARDS) {
-            for (id, value) in cards.iter(txn) {
-                let Out::YMap(map) = value else { continue };
-                let card = read_card(txn, id, &map);
-                // A card whose stage is gone (deleted concurrently) counts in the initial stage.
-                let Some(column) = index
-                    .get(card.stage.as_str())
-                    .copied()
-                    .or((!columns.is_empty()).then_some(initial))
-                else {
-                    continue;
-                };
-                let facts: Vec<ActivityFacts> = activities
-                    .get(id)
-                    .map(|list| list.iter().map(|a| a.facts.clone()).collect())
-                    .unwrap_or_default();
-                let counter = rules::counter(
-                    &facts,
-                    columns[column].stage.kind,
-                    settings.counter_threshold_min,
-                    now,
-                );
-                counters.insert(card.id.clone(), counter);
-                columns[column].cards.push(card);
-            }
-        }
-        let mut workload: BTreeMap<String, Workload> = BTreeMap::new();
-        let mut unprocessed = Vec::new();
-        for column in &mut columns {
-            column.cards.sort_by(|a, b| {
-                (a.pos.as_bytes(), a.id.as_bytes()).cmp(&(b.pos.as_bytes(), b.id.as_bytes()))
-            });
-            for card in &column.cards {
-                // Saturating: any peer can write an absurd amount; a sum must not wrap or panic.
-                let sum = column.sums.entry(card.currency.clone()).or_default();
-                *sum = sum.saturating_add(card.amount);
-                let state = counters.get(&card.id).map(|c| c.state);
-                if state == Some(CounterState::Idle) {
-                    unprocessed.push(card.id.clone());
-                }
-                let load = workload
-                    .entry(card.responsible.clone())
-                    .or_insert_with(|| Workload {
-                        responsible: card.responsible.clone(),
-                        cards: 0,
-                        amounts: BTreeMap::new(),
-                        lit: 0,
-                    });
-                load.cards += 1;
-                let amount = load.amounts.entry(card.currency.clone()).or_default();
-                *amount = amount.saturating_add(card.amount);
-                if state == Some(CounterState::Due) {
-                    load.lit += 1;
-                }
-            }
-        }
-        Self {
-            settings,
-            columns,
-            workload: workload.into_values().collect(),
-            unprocessed,
-            counters,
-        }
+        crate::index::BoardIndex::build(txn).view(now)
     }
 
     /// The column a card is shown in.

@@ -12,11 +12,14 @@
 //!   `fractional-indexing` package the browser uses.
 //! - [`rules`]: card counters, when they next change, fired reminders and avatars; pure, time is
 //!   a parameter.
+//! - [`index`]: an incremental read model of a board, kept current from what each transaction
+//!   touched (yrs deep observers), for views that must stay fast on large boards.
 //! - [`board`]: typed reads (columns, sums, workload, unprocessed) and writes (one function per
 //!   user action, refusing what breaks a stage invariant) over a board document.
 
 pub mod board;
 pub mod ids;
+pub mod index;
 pub mod order;
 pub mod rules;
 pub mod schema;

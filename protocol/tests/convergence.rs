@@ -20,6 +20,7 @@
 #![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
 
 use funnel_protocol::board::{self, BoardView, CardEdit, CardPlace, NewActivity, NewCard};
+use funnel_protocol::index::{BoardIndex, ChangeTracker};
 use funnel_protocol::rules::{Direction, MINUTE_MS};
 use funnel_protocol::schema::{self, Entity, StageKind};
 use proptest::prelude::*;
@@ -142,6 +143,9 @@ struct InFlight {
 /// Five documents and the updates in flight between them.
 struct Network {
     replicas: Vec<Doc>,
+    /// Each replica's incremental index, kept current from its change tracker: it must always
+    /// read the board exactly as a full read does.
+    indexes: Vec<(ChangeTracker, BoardIndex)>,
     /// Updates not yet delivered.
     in_flight: Vec<InFlight>,
 }
@@ -153,7 +157,7 @@ impl Network {
         let state = origin
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
-        let replicas = (0..REPLICAS)
+        let replicas: Vec<Doc> = (0..REPLICAS)
             .map(|_| {
                 let doc = Doc::new();
                 doc.transact_mut()
@@ -162,8 +166,18 @@ impl Network {
                 doc
             })
             .collect();
+        let indexes = replicas
+            .iter()
+            .map(|doc| {
+                (
+                    ChangeTracker::attach(doc),
+                    BoardIndex::build(&doc.transact()),
+                )
+            })
+            .collect();
         Self {
             replicas,
+            indexes,
             in_flight: Vec::new(),
         }
     }
@@ -176,6 +190,7 @@ impl Network {
             change(&mut txn);
             (txn.encode_update_v1(), needs)
         };
+        self.refresh_index(replica);
         if Update::decode_v1(&update).is_ok_and(|u| !u.is_empty()) {
             for to in (0..REPLICAS).filter(|&to| to != replica) {
                 self.in_flight.push(InFlight {
@@ -209,7 +224,14 @@ impl Network {
             .transact_mut()
             .apply_update(Update::decode_v1(&message.update).unwrap())
             .unwrap();
+        self.refresh_index(message.to);
         true
+    }
+
+    fn refresh_index(&mut self, replica: usize) {
+        let (tracker, index) = &mut self.indexes[replica];
+        let changes = tracker.take();
+        index.apply(&self.replicas[replica].transact(), &changes);
     }
 
     fn stage_ids(&self, replica: usize) -> Vec<String> {
@@ -223,7 +245,7 @@ impl Network {
         let view = BoardView::read(&self.replicas[replica].transact(), NOW);
         view.columns
             .into_iter()
-            .flat_map(|c| c.cards.into_iter().map(|card| card.id))
+            .flat_map(|c| c.cards.into_iter().map(|card| card.id.clone()))
             .collect()
     }
 
@@ -432,6 +454,13 @@ fn assert_converged(network: &Network) {
         .collect();
     for (i, view) in views.iter().enumerate().skip(1) {
         assert_eq!(view, &views[0], "replica {i} differs from replica 0");
+    }
+    for (i, (_, index)) in network.indexes.iter().enumerate() {
+        assert_eq!(
+            index.view(NOW),
+            views[i],
+            "replica {i}'s incremental index drifted"
+        );
     }
     let txn = network.replicas[0].transact();
     board::check_invariants(&txn).unwrap();
