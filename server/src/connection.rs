@@ -4,6 +4,7 @@
 //! writer drains the connection's [`Outbox`]. Whoever decides to close (bad input, the room, a
 //! slow consumer, shutdown) asks the outbox; the writer sends the close frame and both sides end.
 
+use crate::metrics::{CloseLabels, Metrics};
 use crate::outbox::{Next, Outbox, OutboxLimits, OutboxReceiver, outbox};
 use crate::room::{ConnId, RoomCommand};
 use crate::rooms::Rooms;
@@ -39,6 +40,7 @@ pub struct ConnectionContext {
     /// their presence every 15 s, so a live peer is never silent for [`PEER_TIMEOUT_PINGS`] pings.
     pub ping_every: Duration,
     pub shutdown: CancellationToken,
+    pub metrics: Metrics,
 }
 
 /// Serves one upgraded socket until it closes.
@@ -53,9 +55,13 @@ pub async fn serve(
         span.record("board", tracing::field::display(board));
     }
     async move {
+        ctx.metrics.connections.inc();
+        let _counted = ConnectionGauge(ctx.metrics.clone());
         let (sink, stream) = socket.split();
         let (outbox, receiver) = outbox(ctx.outbox_limits);
-        let writer = tokio::spawn(write_loop(sink, receiver, ctx.ping_every).in_current_span());
+        let writer = tokio::spawn(
+            write_loop(sink, receiver, ctx.ping_every, ctx.metrics.clone()).in_current_span(),
+        );
         match board {
             Err(e) => outbox.close(CloseCode::BadRequest, &format!("invalid board id: {e}")),
             Ok(board) => read_loop(conn, &board, stream, &outbox, &ctx).await,
@@ -112,6 +118,7 @@ async fn read_loop(
             frame = stream.next() => frame,
         };
         last_heard = Instant::now();
+        ctx.metrics.frames_received.inc();
         let frame = match frame {
             None => return,
             Some(Ok(Message::Binary(frame))) => frame,
@@ -176,6 +183,15 @@ async fn join(
     None
 }
 
+/// Decrements the open-connections gauge when dropped.
+struct ConnectionGauge(Metrics);
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}
+
 /// Tells the room that the connection left, from `Drop`, so no early return can skip it.
 struct Membership {
     room: mpsc::Sender<RoomCommand>,
@@ -207,6 +223,7 @@ async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut receiver: OutboxReceiver,
     ping_every: Duration,
+    metrics: Metrics,
 ) {
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     loop {
@@ -233,6 +250,12 @@ async fn write_loop(
             }
             Next::Close(request) => {
                 log_close(request.code, &request.reason);
+                metrics
+                    .closes
+                    .get_or_create(&CloseLabels {
+                        code: request.code.code(),
+                    })
+                    .inc();
                 let frame = CloseFrame {
                     code: request.code.code(),
                     reason: request.reason.into(),

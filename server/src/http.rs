@@ -28,6 +28,7 @@ pub fn router(state: AppState, web_dir: &Path) -> Router {
         .route("/ws/boards/{board_id}", get(board_socket))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route(
             "/api/v1/boards",
@@ -76,6 +77,17 @@ async fn board_socket(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, board, ctx)))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.connections.metrics.encode(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {

@@ -5,6 +5,7 @@
 //! - [`http`]: the router, the WebSocket upgrade, `/healthz`, `/readyz`, the web client's files.
 //! - [`api`]: the JSON API under `/api/v1/` and its OpenAPI document.
 //! - [`connection`]: one socket: a reader loop and a writer task.
+//! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`outbox`]: a connection's bounded outgoing queue and its slow-consumer rule.
 //! - [`rooms`]: the registry that hands out rooms, creating each atomically.
 //! - [`room`]: the task that owns one board's document; its logic is `room::state`.
@@ -14,6 +15,7 @@ pub mod api;
 pub mod config;
 pub mod connection;
 pub mod http;
+pub mod metrics;
 pub mod outbox;
 pub mod room;
 pub mod rooms;
@@ -44,6 +46,7 @@ pub async fn run(
             .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
     );
     let tracker = TaskTracker::new();
+    let metrics = metrics::Metrics::new();
     let rooms = Rooms::new(
         RoomContext {
             storage: Arc::clone(&storage),
@@ -52,6 +55,7 @@ pub async fn run(
                 compact_after_updates: config.compact_after,
             },
             shutdown: shutdown.clone(),
+            metrics: metrics.clone(),
         },
         tracker.clone(),
     );
@@ -66,6 +70,7 @@ pub async fn run(
                 max_frame_bytes: config.max_frame_bytes,
                 ping_every: config.ping_interval,
                 shutdown: shutdown.clone(),
+                metrics: metrics.clone(),
             },
             storage: Arc::clone(&storage),
             tracker: tracker.clone(),

@@ -7,6 +7,7 @@
 
 pub mod state;
 
+use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::rooms::Rooms;
 use crate::storage::{BoardMeta, Storage, StorageError};
@@ -66,6 +67,7 @@ pub struct RoomContext {
     pub storage: Arc<dyn Storage>,
     pub config: RoomConfig,
     pub shutdown: CancellationToken,
+    pub metrics: Metrics,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +94,9 @@ pub async fn run(
     rooms: Rooms,
     ctx: RoomContext,
 ) {
+    ctx.metrics.rooms.inc();
+    // Counts the room out however this function ends.
+    let _loaded = RoomGauge(ctx.metrics.clone());
     let started = Instant::now();
     let clock = move || started.elapsed().as_millis() as u64;
     let (doc, tail_len) = match load_or_create(&board, ctx.storage.as_ref()).await {
@@ -113,6 +118,7 @@ pub async fn run(
         name,
         state: RoomState::new(board.clone(), doc, clock),
         storage: Arc::clone(&ctx.storage),
+        metrics: ctx.metrics.clone(),
         config: ctx.config,
         tail_len,
         compaction: None,
@@ -190,6 +196,7 @@ pub async fn run(
 struct Room {
     state: RoomState,
     storage: Arc<dyn Storage>,
+    metrics: Metrics,
     config: RoomConfig,
     /// Log entries stored since the last compaction started.
     tail_len: usize,
@@ -214,6 +221,8 @@ impl Room {
         if !updates.is_empty() {
             let count = updates.len();
             self.storage.append(self.state.board(), updates).await?;
+            self.metrics.store_batches.inc();
+            self.metrics.updates_stored.inc_by(count as u64);
             self.tail_len += count;
             self.maybe_compact();
             // The board list shows the name: keep its copy in step with the document.
@@ -307,6 +316,15 @@ async fn reload(board: &BoardId, storage: &dyn Storage) -> Result<Doc, LoadError
             board: board.clone(),
         })?;
     Ok(stored.to_doc(board)?)
+}
+
+/// Decrements the loaded-rooms gauge when dropped.
+struct RoomGauge(Metrics);
+
+impl Drop for RoomGauge {
+    fn drop(&mut self) {
+        self.0.rooms.dec();
+    }
 }
 
 fn refuse_joins(rx: &mut mpsc::Receiver<RoomCommand>, code: CloseCode, reason: &str) {

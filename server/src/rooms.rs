@@ -127,6 +127,7 @@ mod tests {
                 compact_after_updates: 1000,
             },
             shutdown: CancellationToken::new(),
+            metrics: crate::metrics::Metrics::new(),
         };
         Rooms::new(ctx, TaskTracker::new())
     }

@@ -258,6 +258,36 @@ async fn an_invalid_board_id_is_refused_after_the_upgrade() {
 }
 
 #[tokio::test]
+async fn metrics_count_connections_rooms_updates_and_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut a = Client::connect(&server.url("b")).await;
+    a.write(|txn| add_card(txn, "c", "counted")).await;
+    let mut b = Client::connect(&server.url("b")).await;
+    b.wait_for_card("counted").await;
+    let mut bad = Client::connect(&server.url("b")).await;
+    bad.ws.send(Message::text("no")).await.unwrap();
+    assert_eq!(bad.expect_close().await.0, 1003);
+    let (status, text) = support::http(server.addr, "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    for line in [
+        "funnel_rooms 1",
+        "funnel_updates_stored_total 1",
+        "funnel_closes_total{code=\"1003\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    let connections: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("funnel_connections "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((2..=3).contains(&connections), "{connections} connections");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn health_and_readiness() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;

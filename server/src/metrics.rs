@@ -1,0 +1,93 @@
+//! Prometheus metrics at `/metrics` (OpenMetrics text format): what an operator watches. One
+//! [`Metrics`] per server, passed down in the contexts (no globals, so several servers in one
+//! test process keep their own counts).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    /// The WebSocket close code the server sent.
+    pub code: u16,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    /// Open WebSocket connections.
+    pub connections: Gauge,
+    /// Boards loaded in memory (rooms).
+    pub rooms: Gauge,
+    /// Binary frames received from clients.
+    pub frames_received: Counter,
+    /// Document updates stored (then relayed).
+    pub updates_stored: Counter,
+    /// Storage appends (one per room batch; the SQLite writer groups them further).
+    pub store_batches: Counter,
+    /// Connections the server closed, by close code (1013: slow consumers).
+    pub closes: Family<CloseLabels, Counter>,
+    registry: Arc<Registry>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("funnel");
+        let metrics = Self {
+            connections: Gauge::default(),
+            rooms: Gauge::default(),
+            frames_received: Counter::default(),
+            updates_stored: Counter::default(),
+            store_batches: Counter::default(),
+            closes: Family::default(),
+            registry: Arc::new(Registry::default()),
+        };
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            metrics.connections.clone(),
+        );
+        registry.register("rooms", "Boards loaded in memory", metrics.rooms.clone());
+        registry.register(
+            "frames_received",
+            "Binary frames received from clients",
+            metrics.frames_received.clone(),
+        );
+        registry.register(
+            "updates_stored",
+            "Document updates stored, then relayed",
+            metrics.updates_stored.clone(),
+        );
+        registry.register(
+            "store_batches",
+            "Storage appends, one per room batch",
+            metrics.store_batches.clone(),
+        );
+        registry.register(
+            "closes",
+            "Connections closed by the server, by close code",
+            metrics.closes.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            ..metrics
+        }
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
