@@ -47,6 +47,10 @@ pub struct ChangeTracker {
 /// The observer key of the tracker (one per document).
 const TRACKER: &str = "funnel-board-index";
 
+/// The origin of the server's upkeep transactions (counters, avatars). They change nothing the
+/// index reads, so the tracker skips them: the upkeep does not wake itself up.
+pub const UPKEEP_ORIGIN: &str = "funnel-upkeep";
+
 impl ChangeTracker {
     pub fn attach(doc: &Doc) -> Self {
         let changes = Arc::new(Mutex::new(Changes::default()));
@@ -63,6 +67,9 @@ impl ChangeTracker {
         let record = |target: fn(&mut Changes, &str)| {
             let changes = Arc::clone(&changes);
             move |txn: &yrs::TransactionMut, events: &yrs::types::Events| {
+                if txn.origin() == Some(&Origin::from(UPKEEP_ORIGIN)) {
+                    return;
+                }
                 let mut changes = changes.lock().unwrap_or_else(|p| p.into_inner());
                 for event in events.iter() {
                     match event.path().front() {

@@ -5,6 +5,8 @@
 //! - [`http`]: the router, the WebSocket upgrade, `/healthz`, `/readyz`, the web client's files.
 //! - [`api`]: the JSON API under `/api/v1/` and its OpenAPI document.
 //! - [`connection`]: one socket: a reader loop and a writer task.
+//! - [`clock`]: wall-clock time as a dependency (tests set it).
+//! - [`lease`]: who maintains a board's counters and avatars (one holder per board).
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`outbox`]: a connection's bounded outgoing queue and its slow-consumer rule.
 //! - [`rooms`]: the registry that hands out rooms, creating each atomically.
@@ -12,9 +14,11 @@
 //! - [`storage`]: the durable update log and snapshots (SQLite).
 
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod http;
+pub mod lease;
 pub mod metrics;
 pub mod outbox;
 pub mod room;
@@ -56,6 +60,8 @@ pub async fn run(
             },
             shutdown: shutdown.clone(),
             metrics: metrics.clone(),
+            clock: Arc::new(clock::SystemClock),
+            leases: Arc::new(lease::LocalLeases::default()),
         },
         tracker.clone(),
     );

@@ -6,7 +6,10 @@
 //! loading, batching, storing before delivering, awareness sweeps, compaction and unloading.
 
 pub mod state;
+pub mod upkeep;
 
+use crate::clock::Clock;
+use crate::lease::Leases;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::rooms::Rooms;
@@ -68,6 +71,10 @@ pub struct RoomContext {
     pub config: RoomConfig,
     pub shutdown: CancellationToken,
     pub metrics: Metrics,
+    /// Wall-clock time for counters and reminders.
+    pub clock: Arc<dyn Clock>,
+    /// Who maintains each board's counters and avatars.
+    pub leases: Arc<dyn Leases>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -123,12 +130,23 @@ pub async fn run(
         tail_len,
         compaction: None,
     };
+    // Exactly one holder maintains a board's counters and avatars; in one process the lease is
+    // only busy while a previous room of this board is still unloading, so it is retried.
+    let mut lease = ctx.leases.try_acquire(&board);
+    if lease.is_some() {
+        room.state.enable_upkeep();
+    }
+    room.state.run_upkeep(ctx.clock.now_ms());
     let mut sweep = tokio::time::interval(AWARENESS_SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut idle_since = Some(Instant::now());
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let idle_deadline = idle_since.map(|since| since + ctx.config.idle_unload_after);
+        let wake = room.state.next_wake().map(|at| {
+            let wait = at.saturating_sub(ctx.clock.now_ms()).max(0) as u64;
+            Instant::now() + Duration::from_millis(wait)
+        });
         tokio::select! {
             () = ctx.shutdown.cancelled() => {
                 room.state.close_all(CloseCode::ServiceRestart, "server restarting; reconnect");
@@ -154,7 +172,15 @@ pub async fn run(
                 }
             }
             () = wait_opt(&mut room.compaction) => {}
+            () = sleep_until_opt(wake) => {}
         }
+        if lease.is_none() {
+            lease = ctx.leases.try_acquire(&board);
+            if lease.is_some() {
+                room.state.enable_upkeep();
+            }
+        }
+        room.state.run_upkeep(ctx.clock.now_ms());
         if let Err(e) = room.store_then_deliver().await {
             tracing::error!(board = %board, error = %e, "storing updates failed; closing the board");
             room.state.close_all(

@@ -128,6 +128,8 @@ mod tests {
             },
             shutdown: CancellationToken::new(),
             metrics: crate::metrics::Metrics::new(),
+            clock: Arc::new(crate::clock::SystemClock),
+            leases: Arc::new(crate::lease::LocalLeases::default()),
         };
         Rooms::new(ctx, TaskTracker::new())
     }

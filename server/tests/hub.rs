@@ -7,7 +7,7 @@ mod support;
 use bytes::Bytes;
 use funnel_protocol::wire;
 use futures_util::SinkExt;
-use support::{Client, ProcessServer, TestServer, add_card, card_titles, full_state, stage_names};
+use support::{Client, ProcessServer, TestServer, add_card, card_titles, doc_state, stage_names};
 use tokio_tungstenite::tungstenite::Message;
 
 const DEAL_STAGES: [&str; 7] = [
@@ -162,7 +162,8 @@ async fn assert_refused(server: &TestServer, board: &str, bad: Message, code: u1
         .await;
     let mut witness = Client::connect(&url).await;
     witness.wait_for_card("before").await;
-    let stored_before = full_state(&witness.doc);
+    witness.wait_for_upkeep("before").await;
+    let stored_before = doc_state(&witness.doc);
 
     let mut offender = Client::connect(&url).await;
     offender.ws.send(bad).await.unwrap();
@@ -172,7 +173,7 @@ async fn assert_refused(server: &TestServer, board: &str, bad: Message, code: u1
 
     // Nothing stored changed: a fresh client sees exactly what the witness saw.
     let fresh = Client::connect(&url).await;
-    assert_eq!(full_state(&fresh.doc), stored_before);
+    assert_eq!(doc_state(&fresh.doc), stored_before);
     // Everyone else carries on.
     bystander.write(|txn| add_card(txn, "after", "after")).await;
     witness.wait_for_card("after").await;
@@ -265,14 +266,16 @@ async fn metrics_count_connections_rooms_updates_and_closes() {
     a.write(|txn| add_card(txn, "c", "counted")).await;
     let mut b = Client::connect(&server.url("b")).await;
     b.wait_for_card("counted").await;
+    b.wait_for_upkeep("c").await;
     let mut bad = Client::connect(&server.url("b")).await;
     bad.ws.send(Message::text("no")).await.unwrap();
     assert_eq!(bad.expect_close().await.0, 1003);
     let (status, text) = support::http(server.addr, "GET", "/metrics", None).await;
     assert_eq!(status, 200);
+    // The card and the server's counter and avatar for it.
     for line in [
         "funnel_rooms 1",
-        "funnel_updates_stored_total 1",
+        "funnel_updates_stored_total 2",
         "funnel_closes_total{code=\"1003\"} 1",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");

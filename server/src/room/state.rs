@@ -7,6 +7,7 @@
 //! [`RoomState::take_updates_to_store`], then (once they are durable) [`RoomState::deliver`].
 
 use super::ConnId;
+use super::upkeep::Upkeep;
 use crate::outbox::{Outbox, PushError};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
@@ -49,6 +50,8 @@ pub struct RoomState {
     /// joiner while the document is unchanged (a reconnect storm encodes the board once).
     cached_step1: Option<Bytes>,
     cached_full_state: Option<Bytes>,
+    /// The server's upkeep of counters and avatars, when this room holds the board's lease.
+    upkeep: Option<Upkeep>,
     /// The document holds an update that waits for missing parents (refused, never stored): the
     /// room reloads from storage at its next chance so that it does not linger in memory.
     tainted: bool,
@@ -68,7 +71,39 @@ impl RoomState {
             cached_step1: None,
             cached_full_state: None,
             tainted: false,
+            upkeep: None,
         }
+    }
+
+    /// Starts maintaining counters and avatars (this room holds the board's lease).
+    pub fn enable_upkeep(&mut self) {
+        if self.upkeep.is_none() {
+            self.upkeep = Some(Upkeep::new(&self.doc));
+        }
+    }
+
+    pub fn has_upkeep(&self) -> bool {
+        self.upkeep.is_some()
+    }
+
+    /// Brings counters and avatars up to date at `now` (milliseconds since the epoch); what it
+    /// writes is stored and sent to everyone like a client's update.
+    pub fn run_upkeep(&mut self, now: i64) {
+        let Some(upkeep) = self.upkeep.as_mut() else {
+            return;
+        };
+        if let Some(update) = upkeep.run(&self.doc, now) {
+            self.changed();
+            let raw = Bytes::from(update);
+            self.to_send
+                .push((Recipients::All, wire::encode_update(&raw)));
+            self.to_store.push(raw);
+        }
+    }
+
+    /// When a counter changes next by itself (milliseconds since the epoch).
+    pub fn next_wake(&self) -> Option<i64> {
+        self.upkeep.as_ref().and_then(Upkeep::next_wake)
     }
 
     /// Swaps in a document reloaded from storage, dropping a refused waiting update. Members keep
@@ -76,6 +111,9 @@ impl RoomState {
     pub fn replace_doc(&mut self, doc: Doc) {
         self.doc = doc;
         self.tainted = false;
+        if self.upkeep.is_some() {
+            self.upkeep = Some(Upkeep::new(&self.doc));
+        }
         self.changed();
     }
 

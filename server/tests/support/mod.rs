@@ -323,6 +323,15 @@ impl Client {
         card_titles(&self.doc)
     }
 
+    /// Reads until the server has written card `id`'s counter (its upkeep ran for it).
+    pub async fn wait_for_upkeep(&mut self, id: &str) {
+        let id = id.to_owned();
+        self.pump_until(&format!("the counter of card {id}"), |c, _| {
+            server_field(&c.doc, &id, "counter").is_some()
+        })
+        .await;
+    }
+
     /// Reads until this client's document holds a card titled `title`.
     pub async fn wait_for_card(&mut self, title: &str) {
         let title = title.to_owned();
@@ -331,6 +340,17 @@ impl Client {
         })
         .await;
     }
+}
+
+/// A field of a card as JSON, if set.
+pub fn server_field(doc: &Doc, card: &str, key: &str) -> Option<serde_json::Value> {
+    let txn = doc.transact();
+    let cards = txn.get_map("cards")?;
+    let Out::YMap(card) = cards.get(&txn, card)? else {
+        return None;
+    };
+    let value = card.get(&txn, key)?;
+    serde_json::to_value(yrs::types::ToJson::to_json(&value, &txn)).ok()
 }
 
 /// Adds a card with `title` in the given transaction.
@@ -379,10 +399,26 @@ pub fn stage_names(doc: &Doc) -> Vec<String> {
     named.into_iter().map(|(_, _, name)| name).collect()
 }
 
-/// The whole document as an update, for comparing what two replicas hold.
-pub fn full_state(doc: &Doc) -> Vec<u8> {
-    doc.transact()
-        .encode_state_as_update_v1(&StateVector::default())
+/// What a replica holds, comparable across replicas: its state vector and its content as JSON
+/// (encoded updates are not: the order of a plain map's entries is not fixed).
+pub fn doc_state(doc: &Doc) -> (StateVector, serde_json::Value) {
+    let txn = doc.transact();
+    let mut content = serde_json::Map::new();
+    for name in [
+        "board",
+        "stages",
+        "cards",
+        "activities",
+        "fields",
+        "forms",
+        "views",
+    ] {
+        if let Some(map) = txn.get_map(name) {
+            let json = serde_json::to_value(yrs::types::ToJson::to_json(&map, &txn)).unwrap();
+            content.insert(name.to_owned(), json);
+        }
+    }
+    (txn.state_vector(), serde_json::Value::Object(content))
 }
 
 pub fn cards_map(doc: &Doc) -> Option<MapRef> {
