@@ -1,0 +1,527 @@
+// The board screen: header (presence, connection, user), toolbar (unprocessed filter, workload,
+// settings), the columns, the side panels. Owns the board's connection and store; everything
+// below it gets the same `BoardActions` object (context.ts) and plain snapshot pieces whose
+// identity changes only when they change.
+
+import { autoScrollForElements } from "@atlaskit/pragmatic-drag-and-drop-auto-scroll/element";
+import { monitorForElements } from "@atlaskit/pragmatic-drag-and-drop/element/adapter";
+import { extractClosestEdge } from "@atlaskit/pragmatic-drag-and-drop-hitbox/closest-edge/extract-closest-edge";
+import { Fragment } from "preact";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { OrderError } from "../model/order";
+import { entityAsString, parseEntity } from "../model/schema";
+import { addStage, BoardError, moveStage } from "../model/write";
+import { BoardStore, type BoardSnapshot, type CardItem, type ColumnData } from "../store/boardStore";
+import { BoardConnection, type ConnectionStatus } from "../store/connection";
+import { entityTitle } from "../ui/entities";
+import { allFields, displayFieldsOf, quickCreateFieldsOf } from "../ui/fields";
+import { formatSums, initials, plural } from "../ui/format";
+import {
+  arrowDirection,
+  keyboardFocusTarget,
+  keyboardMoveTarget,
+  moveCardTo,
+  resolveTarget,
+  type Target,
+  type VisibleColumn,
+} from "../ui/placement";
+import { presenceFrom, samePresence, type Presence } from "../ui/presence";
+import { onLinkClick } from "../ui/route";
+import { nameFromId, type RosterEntry, type User } from "../ui/users";
+import { Column } from "./Column";
+import { BoardContext, type BoardActions } from "./context";
+import { sentence } from "./forms";
+import { ActivitiesPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
+import { UserPicker } from "./UserPicker";
+
+/** How often counters and "time ago" are re-evaluated without any edit. */
+export const TICK_MS = 30_000;
+
+type Panel = { kind: "card"; card: string } | { kind: "activities"; card: string } | { kind: "settings" } | null;
+
+interface Notice {
+  id: number;
+  message: string;
+  tone: "error" | "info";
+}
+
+const STAGE_PALETTE = ["#39a8ef", "#2fc6f6", "#55d0e0", "#47e4c2", "#a58cf5", "#f5a623", "#f06595", "#7c8bff"];
+
+export function BoardPage({
+  boardId,
+  user,
+  roster,
+  onUser,
+  onRoster,
+}: {
+  boardId: string;
+  user: User;
+  roster: readonly RosterEntry[];
+  onUser: (id: string) => void;
+  onRoster: (roster: RosterEntry[]) => void;
+}) {
+  const connection = useMemo(() => new BoardConnection(boardId, user), [boardId]);
+  const store = useMemo(() => new BoardStore(connection.doc), [connection]);
+  useEffect(
+    () => () => {
+      store.destroy();
+      connection.destroy();
+    },
+    [connection, store],
+  );
+
+  const [snapshot, setSnapshot] = useState<BoardSnapshot>(store.current);
+  const [status, setStatus] = useState<ConnectionStatus>(connection.current);
+  const [presence, setPresence] = useState<Presence>({ users: [], cards: new Map() });
+  const [panel, setPanel] = useState<Panel>(null);
+  const [quickCreate, setQuickCreate] = useState<string | null>(null);
+  const [editing, setEditing] = useState<string | null>(null);
+  const [workloadOpen, setWorkloadOpen] = useState(false);
+  const [unprocessedOnly, setUnprocessedOnly] = useState(false);
+  const [notices, setNotices] = useState<Notice[]>([]);
+  const [announcement, setAnnouncement] = useState("");
+
+  useEffect(() => {
+    setSnapshot(store.current);
+    return store.subscribe(setSnapshot);
+  }, [store]);
+  useEffect(() => {
+    setStatus(connection.current);
+    return connection.subscribe(setStatus);
+  }, [connection]);
+  useEffect(() => {
+    const timer = window.setInterval(() => store.tick(), TICK_MS);
+    return () => window.clearInterval(timer);
+  }, [store]);
+
+  const userRef = useRef(user);
+  userRef.current = user;
+  useEffect(() => connection.setUser(user), [connection, user.id, user.name, user.color]);
+
+  useEffect(() => {
+    const awareness = connection.provider.awareness;
+    let current: Presence = { users: [], cards: new Map() };
+    const update = () => {
+      const next = presenceFrom(awareness.getStates(), userRef.current.id);
+      if (!samePresence(current, next)) {
+        current = next;
+        setPresence(next);
+      }
+    };
+    update();
+    awareness.on("change", update);
+    return () => awareness.off("change", update);
+  }, [connection, user.id]);
+
+  // Refs for the actions object, which is created once per board.
+  const snapshotRef = useRef(snapshot);
+  snapshotRef.current = snapshot;
+  const rosterRef = useRef(roster);
+  rosterRef.current = roster;
+  const presenceRef = useRef(presence);
+  presenceRef.current = presence;
+  const filterRef = useRef(unprocessedOnly);
+  filterRef.current = unprocessedOnly;
+  const focusRef = useRef<string | null>(null);
+  const noticeId = useRef(0);
+
+  const actions = useMemo<BoardActions>(() => {
+    const notify = (message: string, tone: "error" | "info" = "error") => {
+      const id = ++noticeId.current;
+      setNotices((list) => [...list.slice(-2), { id, message: sentence(message), tone }]);
+      window.setTimeout(() => setNotices((list) => list.filter((n) => n.id !== id)), 6000);
+    };
+    const write = (what: () => void) => {
+      try {
+        what();
+        return true;
+      } catch (error) {
+        if (error instanceof BoardError || error instanceof OrderError) {
+          notify(error.message);
+          return false;
+        }
+        throw error;
+      }
+    };
+    return {
+      boardId,
+      doc: connection.doc,
+      connection,
+      snapshot: () => snapshotRef.current,
+      me: () => userRef.current,
+      roster: () => rosterRef.current,
+      nameOf: (id: string) =>
+        rosterRef.current.find((u) => u.id === id)?.name ??
+        presenceRef.current.users.find((u) => u.id === id)?.name ??
+        nameFromId(id),
+      openCard: (card) => setPanel({ kind: "card", card }),
+      openActivities: (card) => setPanel({ kind: "activities", card }),
+      closePanel: () => setPanel(null),
+      openQuickCreate: (stage) => {
+        setEditing(null);
+        setQuickCreate(stage);
+      },
+      editStage: (stage) => {
+        setQuickCreate(null);
+        setEditing(stage);
+      },
+      write,
+      notify,
+      announce: (message) => setAnnouncement(message),
+      moveCard: (card, target: Target) => {
+        const snap = snapshotRef.current;
+        const column = snap.columns.find((c) => c.stage.id === target.stage);
+        const from = snap.columns.find((c) => c.items.some((i) => i.card.id === card));
+        if (column === undefined || from === undefined) return false;
+        const keyed = column.items.map((i) => ({ id: i.card.id, pos: i.card.pos }));
+        const placement = resolveTarget(keyed, card, target);
+        let moved = false;
+        write(() => {
+          moved = moveCardTo(connection.doc, keyed, card, from.stage.id, placement);
+        });
+        return moved;
+      },
+      requestFocus: (card) => {
+        focusRef.current = card;
+      },
+      takeFocus: (card) => {
+        if (focusRef.current !== card) return false;
+        focusRef.current = null;
+        return true;
+      },
+      pendingFocus: () => focusRef.current,
+    };
+  }, [connection, boardId]);
+
+  // Escape closes what is open, innermost first (forms stop the key themselves).
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key !== "Escape" || event.defaultPrevented) return;
+      if (panel !== null) setPanel(null);
+      else if (quickCreate !== null) setQuickCreate(null);
+      else if (editing !== null) setEditing(null);
+      else return;
+      event.preventDefault();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [panel, quickCreate, editing]);
+
+  // Presence: what this tab views.
+  const viewing = panel !== null && panel.kind !== "settings" ? panel.card : null;
+  useEffect(() => connection.setViewing(viewing), [connection, viewing]);
+
+  // Drag and drop: one monitor for the board.
+  useEffect(
+    () =>
+      monitorForElements({
+        canMonitor: ({ source }) => source.data.type === "card" || source.data.type === "stage",
+        onDragStart: ({ source }) => {
+          if (source.data.type === "card") connection.setDragging(String(source.data.cardId));
+        },
+        onDrop: ({ source, location }) => {
+          connection.setDragging(null);
+          const targets = location.current.dropTargets;
+          if (source.data.type === "card") {
+            const card = String(source.data.cardId);
+            const inner = targets[0];
+            if (inner === undefined) return;
+            const stage = String(inner.data.stageId);
+            let target: Target;
+            if (inner.data.type === "card") {
+              const edge = extractClosestEdge(inner.data);
+              target = { stage, card: String(inner.data.cardId), edge: edge === "top" ? "top" : "bottom" };
+            } else {
+              target = { stage, at: "bottom" };
+            }
+            if (actions.moveCard(card, target)) {
+              const name = snapshotRef.current.stages.find((s) => s.id === stage)?.name ?? "";
+              actions.announce(`Card moved to ${name}`);
+            }
+          } else if (source.data.type === "stage") {
+            const over = targets.find((t) => t.data.type === "column");
+            if (over === undefined) return;
+            dropStage(String(source.data.stageId), String(over.data.stageId), extractClosestEdge(over.data) === "left" ? "left" : "right");
+          }
+        },
+      }),
+    [connection, actions],
+  );
+
+  // Dragging near the board's left or right edge scrolls it sideways.
+  const boardRef = useRef<HTMLElement>(null);
+  const hasColumns = snapshot.stages.length > 0;
+  useEffect(() => {
+    const element = boardRef.current;
+    return element === null ? undefined : autoScrollForElements({ element });
+  }, [hasColumns]);
+
+  const dropStage = (moving: string, onto: string, side: "left" | "right") => {
+    const stages = snapshotRef.current.stages;
+    const others = stages.filter((s) => s.id !== moving);
+    const index = others.findIndex((s) => s.id === onto);
+    if (index === -1) return;
+    const after = side === "right" ? others[index] : others[index - 1];
+    if (after === undefined) {
+      actions.notify("stage order: the initial stage stays first");
+      return;
+    }
+    const current = stages.findIndex((s) => s.id === moving);
+    if (stages[current - 1]?.id === after.id) return;
+    if (actions.write(() => moveStage(connection.doc, moving, after.id))) actions.announce("Stage moved");
+  };
+
+  // Names may change with the roster and with who is on the board.
+  const namesVersion = useMemo(() => {
+    let hash = 0;
+    const text = roster.map((r) => `${r.id}=${r.name}`).join("|") + "#" + presence.users.map((u) => `${u.id}=${u.name}`).join("|");
+    for (let i = 0; i < text.length; i++) hash = (Math.imul(hash, 31) + text.charCodeAt(i)) | 0;
+    return hash;
+  }, [roster, presence.users]);
+
+  const fields = useMemo(() => allFields(snapshot.fieldDefs), [snapshot.fieldDefs]);
+  const displayed = store.displayFieldsOf(user.id);
+  const displayKey = displayed === null ? "" : displayed.join("\u0000");
+  const displayFields = useMemo(() => displayFieldsOf(displayed, fields), [displayKey, displayed === null, fields]);
+  const quickFields = useMemo(() => quickCreateFieldsOf(snapshot.quickCreate, fields), [snapshot.quickCreate, fields]);
+
+  const filtered = useRef(new WeakMap<ColumnData, readonly CardItem[]>());
+  const visibleOf = (column: ColumnData): readonly CardItem[] => {
+    if (!unprocessedOnly) return column.items;
+    let list = filtered.current.get(column);
+    if (list === undefined) {
+      list = column.items.filter((i) => i.counter.state === "idle");
+      filtered.current.set(column, list);
+    }
+    return list;
+  };
+  const visibleRef = useRef<() => VisibleColumn[]>(() => []);
+  visibleRef.current = () => snapshot.columns.map((c) => ({ stage: c.stage.id, cards: visibleOf(c).map((i) => i.card.id) }));
+
+  const focusCard = (card: string) => {
+    const element = document.querySelector<HTMLElement>(`[data-card-id="${CSS.escape(card)}"]`);
+    if (element !== null) {
+      element.focus();
+      return;
+    }
+    focusRef.current = card;
+    const stage = snapshot.columns.find((c) => c.items.some((i) => i.card.id === card))?.stage.id;
+    const list = stage === undefined ? null : document.querySelector(`[data-stage-id="${CSS.escape(stage)}"] .column-cards`);
+    (list as (Element & { scrollToCard?: (card: string) => void }) | null)?.scrollToCard?.(card);
+  };
+
+  const onBoardKeyDown = (event: KeyboardEvent) => {
+    const element = event.target as HTMLElement;
+    const card = element.getAttribute?.("data-card-id");
+    if (!card) return;
+    const direction = arrowDirection(event.key);
+    if (direction === null) return;
+    event.preventDefault();
+    const columns = visibleRef.current();
+    if (event.altKey) {
+      const target = keyboardMoveTarget(columns, card, direction);
+      if (target === null) {
+        actions.announce("The card cannot move further that way");
+        return;
+      }
+      actions.requestFocus(card);
+      if (actions.moveCard(card, target)) {
+        const name = snapshot.stages.find((s) => s.id === target.stage)?.name ?? "";
+        actions.announce(`Card moved ${direction === "up" || direction === "down" ? direction : "to"} ${direction === "up" || direction === "down" ? `in ${name}` : name}`);
+      } else {
+        focusRef.current = null;
+      }
+    } else {
+      const next = keyboardFocusTarget(columns, card, direction);
+      if (next !== null) focusCard(next);
+    }
+  };
+
+  // Stage additions: a progress stage before the final ones, a failure stage at the very end.
+  const addStageOf = (kind: "progress" | "failure") => {
+    const stages = snapshot.stages;
+    const after = kind === "progress" ? [...stages].reverse().find((s) => s.kind === "initial" || s.kind === "progress") : stages[stages.length - 1];
+    if (after === undefined) return;
+    const used = new Set(stages.map((s) => s.color.toLowerCase()));
+    const color = kind === "failure" ? "#ff8f8c" : (STAGE_PALETTE.find((c) => !used.has(c)) ?? STAGE_PALETTE[0]!);
+    let id = "";
+    if (actions.write(() => (id = addStage(connection.doc, kind === "progress" ? "New stage" : "New failure reason", color, kind, after.id)))) {
+      actions.announce("Stage added");
+      actions.editStage(id);
+    }
+  };
+
+  const settings = snapshot.settings;
+  const entity = parseEntity(settings.entity);
+  const totalCards = snapshot.columns.reduce((n, c) => n + c.items.length, 0);
+  const totals = useMemo(() => {
+    const sums = new Map<string, number>();
+    for (const column of snapshot.columns) for (const [cur, v] of column.sums) sums.set(cur, (sums.get(cur) ?? 0) + v);
+    return new Map([...sums].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }, [snapshot.columns]);
+
+  useEffect(() => {
+    document.title = settings.name ? `${settings.name} · funnel` : "Board · funnel";
+  }, [settings.name]);
+
+  const panelItem = panel !== null && panel.kind !== "settings" ? snapshot.items.get(panel.card) : undefined;
+  const lastProgressIndex = snapshot.stages.reduce((last, s, i) => (s.kind === "initial" || s.kind === "progress" ? i : last), -1);
+
+  return (
+    <BoardContext.Provider value={actions}>
+      <div class="page board-page">
+        <header class="topbar">
+          <a href="/" class="brand" onClick={onLinkClick}>
+            funnel
+          </a>
+          <nav class="crumbs" aria-label="Breadcrumb">
+            <a href="/" onClick={onLinkClick}>
+              {entity ? entityTitle(entityAsString(entity)) : "Boards"}
+            </a>
+            <span aria-hidden="true">/</span>
+            <h1>{settings.name || boardId}</h1>
+          </nav>
+          <div class="presence" role="group" aria-label="People on this board">
+            {presence.users.map((u) => (
+              <span
+                key={u.id}
+                class={`avatar presence-user${u.id === user.id ? " is-me" : ""}`}
+                data-presence-user={u.id}
+                style={`--avatar:${u.color}`}
+                title={u.id === user.id ? `${u.name} (you)` : u.name}
+              >
+                <span aria-hidden="true">{initials(u.name)}</span>
+                <span class="visually-hidden">{u.id === user.id ? `${u.name} (you)` : u.name}</span>
+              </span>
+            ))}
+          </div>
+          <ConnectionBadge status={status} />
+          <UserPicker user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
+        </header>
+
+        <div class="toolbar" role="toolbar" aria-label="Board tools">
+          <button
+            type="button"
+            class="button toggle"
+            data-action="filter-unprocessed"
+            aria-pressed={unprocessedOnly}
+            onClick={() => setUnprocessedOnly((on) => !on)}
+          >
+            Unprocessed <span class="badge">{snapshot.unprocessed.size}</span>
+          </button>
+          <button
+            type="button"
+            class="button toggle"
+            data-action="toggle-workload"
+            aria-pressed={workloadOpen}
+            aria-expanded={workloadOpen}
+            onClick={() => setWorkloadOpen((on) => !on)}
+          >
+            Workload
+          </button>
+          <button type="button" class="button" data-action="open-settings" onClick={() => setPanel({ kind: "settings" })}>
+            Settings
+          </button>
+          <span class="toolbar-totals">
+            {plural(totalCards, "card")} · {formatSums(totals, settings.currency)}
+          </span>
+        </div>
+
+        <div class="notices" role="alert">
+          {notices.map((n) => (
+            <p key={n.id} class={`notice notice-${n.tone}`}>
+              {n.message}
+              <button type="button" class="icon-button" aria-label="Dismiss" onClick={() => setNotices((l) => l.filter((x) => x.id !== n.id))}>
+                ×
+              </button>
+            </p>
+          ))}
+        </div>
+
+        {workloadOpen && <WorkloadPanel workload={snapshot.workload} currency={settings.currency} />}
+
+        {snapshot.stages.length === 0 ? (
+          <div class="board-empty">
+            {status.refused !== null ? (
+              <p class="form-error" role="alert">
+                This board cannot be opened: {status.refused.reason}
+              </p>
+            ) : status.loaded ? (
+              <p>This board has no stages.</p>
+            ) : (
+              <p class="muted">Loading the board…</p>
+            )}
+          </div>
+        ) : (
+          <main ref={boardRef} class="board" onKeyDown={onBoardKeyDown} aria-label="Stages">
+            {snapshot.columns.map((column, i) => (
+              <Fragment key={column.stage.id}>
+                <Column
+                  column={column}
+                  visible={visibleOf(column)}
+                  filtered={unprocessedOnly}
+                  fields={displayFields}
+                  quickCreateFields={quickFields}
+                  presence={presence.cards}
+                  now={snapshot.now}
+                  namesVersion={namesVersion}
+                  boardCurrency={settings.currency}
+                  quickCreateOpen={quickCreate === column.stage.id}
+                  editing={editing === column.stage.id}
+                />
+                {i === lastProgressIndex && (
+                  <button type="button" class="add-stage" data-action="add-stage" onClick={() => addStageOf("progress")} title="Add a stage">
+                    <span aria-hidden="true">+</span>
+                    <span class="visually-hidden">Add a stage</span>
+                  </button>
+                )}
+              </Fragment>
+            ))}
+            <button
+              type="button"
+              class="add-stage add-failure-stage"
+              data-action="add-failure-stage"
+              onClick={() => addStageOf("failure")}
+              title="Add a failure stage"
+            >
+              <span aria-hidden="true">+</span>
+              <span class="visually-hidden">Add a failure stage</span>
+            </button>
+          </main>
+        )}
+
+        {panel?.kind === "settings" && <SettingsPanel snapshot={snapshot} displayed={displayed} />}
+        {panel?.kind === "card" && panelItem !== undefined && <CardPanel item={panelItem} snapshot={snapshot} />}
+        {panel?.kind === "activities" && panelItem !== undefined && <ActivitiesPanel item={panelItem} now={snapshot.now} />}
+
+        {viewing !== null && (
+          // Marks the card whose panel is open without re-rendering any card.
+          <style>{`.board [data-card-id="${CSS.escape(viewing)}"]{border-color:var(--accent);box-shadow:0 0 0 1px var(--accent),var(--shadow-card)}`}</style>
+        )}
+
+        <div class="visually-hidden" aria-live="polite">
+          {announcement}
+        </div>
+      </div>
+    </BoardContext.Provider>
+  );
+}
+
+function ConnectionBadge({ status }: { status: ConnectionStatus }) {
+  const label =
+    status.state === "connected"
+      ? "Live"
+      : status.state === "connecting"
+        ? status.wasConnected
+          ? "Reconnecting…"
+          : "Connecting…"
+        : status.refused !== null
+          ? `Closed: ${status.refused.reason}`
+          : "Offline: changes are kept in this browser";
+  return (
+    <span class="connection" data-connection="" data-connection-state={status.state} role="status" title={label}>
+      <span class="connection-dot" aria-hidden="true" />
+      <span class="connection-label">{label}</span>
+    </span>
+  );
+}

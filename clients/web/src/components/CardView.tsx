@@ -1,0 +1,154 @@
+// One card of a column: the fields of the current user's display form, the avatar and the
+// activity counter. Draggable (pragmatic-drag-and-drop), and a drop target that tells which half
+// of it the pointer is over (the hitbox package's closest edge), for the drop line.
+
+import { combine } from "@atlaskit/pragmatic-drag-and-drop/combine";
+import { draggable, dropTargetForElements } from "@atlaskit/pragmatic-drag-and-drop/element/adapter";
+import { attachClosestEdge } from "@atlaskit/pragmatic-drag-and-drop-hitbox/closest-edge/attach-closest-edge";
+import { extractClosestEdge } from "@atlaskit/pragmatic-drag-and-drop-hitbox/closest-edge/extract-closest-edge";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import type { Counter } from "../model/rules";
+import type { CardItem } from "../store/boardStore";
+import type { FieldInfo } from "../ui/fields";
+import { fieldText } from "../ui/fields";
+import { formatDeadline, initials, timeAgo } from "../ui/format";
+import type { CardPresence } from "../ui/presence";
+import { colorFor } from "../ui/users";
+import { useBoard } from "./context";
+import { memo } from "./memo";
+
+export interface CardViewProps {
+  item: CardItem;
+  stageId: string;
+  fields: readonly FieldInfo[];
+  presence: CardPresence | undefined;
+  now: number;
+  /** Changes when names may have changed (roster, people on the board). */
+  namesVersion: number;
+}
+
+export const COUNTER_LABELS: Record<Counter["state"], string> = {
+  due: "Activities due",
+  incoming: "Incoming activities",
+  planned: "Planned activities",
+  idle: "Nothing planned: unprocessed",
+  none: "No open activities",
+};
+
+function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
+  const board = useBoard();
+  const { card, counter } = item;
+  const ref = useRef<HTMLElement>(null);
+  const [edge, setEdge] = useState<"top" | "bottom" | null>(null);
+  const [dragging, setDragging] = useState(false);
+  const stageRef = useRef(stageId);
+  stageRef.current = stageId;
+
+  useEffect(() => {
+    const element = ref.current;
+    if (element === null) return;
+    return combine(
+      draggable({
+        element,
+        getInitialData: () => ({ type: "card", cardId: card.id, stageId: stageRef.current }),
+        onDragStart: () => setDragging(true),
+        onDrop: () => setDragging(false),
+      }),
+      dropTargetForElements({
+        element,
+        canDrop: ({ source }) => source.data.type === "card" && source.data.cardId !== card.id,
+        getData: ({ input, element: target }) =>
+          attachClosestEdge(
+            { type: "card", cardId: card.id, stageId: stageRef.current },
+            { input, element: target, allowedEdges: ["top", "bottom"] },
+          ),
+        getIsSticky: () => true,
+        onDrag: ({ self }) => {
+          const next = extractClosestEdge(self.data);
+          setEdge((current) => (current === next ? current : next === "top" || next === "bottom" ? next : null));
+        },
+        onDragLeave: () => setEdge(null),
+        onDrop: () => setEdge(null),
+      }),
+    );
+  }, [card.id]);
+
+  useLayoutEffect(() => {
+    if (board.takeFocus(card.id)) ref.current?.focus({ preventScroll: false });
+  });
+
+  const avatarUser = card.avatar !== "" ? card.avatar : card.responsible;
+  const avatarName = avatarUser === "" ? "Nobody" : board.nameOf(avatarUser);
+  const since = card.avatarAt ?? (card.createdAt > 0 ? card.createdAt : null);
+  const reason = card.avatarReason !== null && card.avatarReason !== "responsible" ? ` (${card.avatarReason})` : "";
+  const nextDeadline = counter.next !== null ? `, next ${formatDeadline(counter.next, now)}` : "";
+
+  return (
+    <article
+      ref={ref}
+      class="card"
+      data-card-id={card.id}
+      data-drop-edge={edge ?? undefined}
+      data-dragging={dragging ? "" : undefined}
+      data-presence-by={presence?.user.id}
+      style={presence ? `--presence:${presence.user.color}` : undefined}
+      tabIndex={0}
+      aria-label={`${card.title}. Press Enter to open, Alt and arrow keys to move.`}
+      onClick={(event) => {
+        if ((event.target as Element).closest("[data-counter]")) return;
+        board.openCard(card.id);
+      }}
+      onKeyDown={(event) => {
+        if (event.target !== event.currentTarget) return;
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          board.openCard(card.id);
+        }
+      }}
+    >
+      {presence && (
+        <span class="card-presence" aria-label={`${presence.user.name} is ${presence.what} this card`}>
+          {presence.user.name}
+        </span>
+      )}
+      <div class="card-fields">
+        {fields.map((field) => {
+          const text = fieldText(card, field, board.nameOf);
+          return (
+            <div key={field.id} class={`card-field card-field-${field.builtIn ? field.id : "custom"}`} data-card-field={field.id}>
+              {field.id === "title" || text === "" ? null : <span class="visually-hidden">{field.label}: </span>}
+              {text === "" ? <span class="muted">—</span> : text}
+            </div>
+          );
+        })}
+      </div>
+      <div class="card-footer">
+        <span class="avatar-group" data-avatar={avatarUser} title={`${avatarName}${reason}`}>
+          <span class="avatar" style={`--avatar:${colorFor(avatarUser)}`} aria-hidden="true">
+            {initials(avatarName)}
+          </span>
+          <span class="visually-hidden">{avatarName}</span>
+          {since !== null && <span class="avatar-since">{timeAgo(since, now)}</span>}
+        </span>
+        <button
+          type="button"
+          class="counter"
+          data-counter=""
+          data-counter-state={counter.state}
+          data-lit={counter.lit > 0 ? "" : undefined}
+          data-incoming={counter.incoming > 0 ? "" : undefined}
+          aria-label={`${COUNTER_LABELS[counter.state]}: ${counter.count}${nextDeadline}. Show activities`}
+          title={`${COUNTER_LABELS[counter.state]}${nextDeadline}`}
+          onClick={(event) => {
+            event.stopPropagation();
+            board.openActivities(card.id);
+          }}
+        >
+          {counter.count}
+        </button>
+      </div>
+    </article>
+  );
+}
+
+export const CardView = memo(CardViewImpl);

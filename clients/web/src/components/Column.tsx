@@ -1,0 +1,298 @@
+// One stage column: header (name, count, sum, +, pencil), the quick-create and stage forms when
+// open, and its cards. Long columns are virtualised. The column is a drop target for cards (drop
+// below its last card) and for stages (reorder: the closest edge, left or right, says on which
+// side); its header is the drag handle of the stage.
+
+import { autoScrollForElements } from "@atlaskit/pragmatic-drag-and-drop-auto-scroll/element";
+import { combine } from "@atlaskit/pragmatic-drag-and-drop/combine";
+import { draggable, dropTargetForElements } from "@atlaskit/pragmatic-drag-and-drop/element/adapter";
+import { attachClosestEdge } from "@atlaskit/pragmatic-drag-and-drop-hitbox/closest-edge/attach-closest-edge";
+import { extractClosestEdge } from "@atlaskit/pragmatic-drag-and-drop-hitbox/closest-edge/extract-closest-edge";
+import {
+  elementScroll,
+  measureElement,
+  observeElementOffset,
+  observeElementRect,
+  Virtualizer,
+} from "@tanstack/virtual-core";
+import { useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "preact/hooks";
+import type { CardItem, ColumnData } from "../store/boardStore";
+import type { FieldInfo } from "../ui/fields";
+import { formatSums, plural } from "../ui/format";
+import type { CardPresence } from "../ui/presence";
+import { CARD_GAP, estimateCardHeight, OVERSCAN, shouldVirtualize } from "../ui/virtual";
+import { CardView } from "./CardView";
+import { useBoard } from "./context";
+import { QuickCreateForm, StageForm } from "./forms";
+import { memo } from "./memo";
+
+export interface ColumnProps {
+  column: ColumnData;
+  /** The cards shown (all of them, or the unprocessed ones). */
+  visible: readonly CardItem[];
+  filtered: boolean;
+  fields: readonly FieldInfo[];
+  quickCreateFields: readonly FieldInfo[];
+  presence: ReadonlyMap<string, CardPresence>;
+  now: number;
+  namesVersion: number;
+  boardCurrency: string;
+  quickCreateOpen: boolean;
+  editing: boolean;
+}
+
+function ColumnImpl(props: ColumnProps) {
+  const { column, visible, filtered, fields, presence, now, namesVersion, boardCurrency } = props;
+  const board = useBoard();
+  const { stage } = column;
+  const sectionRef = useRef<HTMLElement>(null);
+  const headerRef = useRef<HTMLElement>(null);
+  const [dropEdge, setDropEdge] = useState<"left" | "right" | null>(null);
+  const [cardOver, setCardOver] = useState(false);
+  const headingId = `stage-${stage.id}`;
+
+  useEffect(() => {
+    const section = sectionRef.current;
+    const header = headerRef.current;
+    if (section === null || header === null) return;
+    return combine(
+      dropTargetForElements({
+        element: section,
+        canDrop: ({ source }) =>
+          source.data.type === "card" || (source.data.type === "stage" && source.data.stageId !== stage.id),
+        getData: ({ input, element, source }) =>
+          source.data.type === "stage"
+            ? attachClosestEdge({ type: "column", stageId: stage.id }, { input, element, allowedEdges: ["left", "right"] })
+            : { type: "column", stageId: stage.id },
+        onDrag: ({ self, source, location }) => {
+          if (source.data.type === "stage") {
+            const edge = extractClosestEdge(self.data);
+            setDropEdge(edge === "left" || edge === "right" ? edge : null);
+          } else {
+            setCardOver(location.current.dropTargets[0]?.element === section);
+          }
+        },
+        onDragLeave: () => {
+          setDropEdge(null);
+          setCardOver(false);
+        },
+        onDrop: () => {
+          setDropEdge(null);
+          setCardOver(false);
+        },
+      }),
+      draggable({
+        element: header,
+        getInitialData: () => ({ type: "stage", stageId: stage.id }),
+      }),
+    );
+  }, [stage.id]);
+
+  const sum = formatSums(column.sums, boardCurrency);
+  return (
+    <section
+      ref={sectionRef}
+      class="column"
+      data-stage-id={stage.id}
+      data-stage-kind={stage.kind}
+      data-drop-edge={dropEdge ?? undefined}
+      data-card-over={cardOver ? "" : undefined}
+      style={`--stage:${validColor(stage.color)}`}
+      aria-labelledby={headingId}
+    >
+      <header ref={headerRef} class="column-header" title="Drag to reorder the stage">
+        <div class="column-title-row">
+          <h2 id={headingId} class="column-name" data-stage-name="">
+            {stage.name}
+          </h2>
+          <span class="column-count" data-stage-count="" aria-label={plural(column.items.length, "card")}>
+            {column.items.length}
+          </span>
+          <button
+            type="button"
+            class="icon-button"
+            data-action="edit-stage"
+            aria-label={`Edit stage ${stage.name}`}
+            aria-expanded={props.editing}
+            onClick={() => board.editStage(props.editing ? null : stage.id)}
+          >
+            <PencilIcon />
+          </button>
+        </div>
+        <div class="column-sum-row">
+          <span class={column.sums.size > 1 ? "column-sum multi" : "column-sum"} data-stage-sum="" title={sum}>
+            {sum}
+          </span>
+          {filtered && <span class="column-filtered">{visible.length} shown</span>}
+        </div>
+        <button
+          type="button"
+          class="add-card"
+          data-action="add-card"
+          aria-label={`Add a card to ${stage.name}`}
+          aria-expanded={props.quickCreateOpen}
+          onClick={() => board.openQuickCreate(props.quickCreateOpen ? null : stage.id)}
+        >
+          +
+        </button>
+      </header>
+      {props.editing && <StageForm stage={stage} />}
+      {props.quickCreateOpen && <QuickCreateForm stageId={stage.id} fields={props.quickCreateFields} />}
+      {shouldVirtualize(visible.length) ? (
+        <VirtualCards
+          items={visible}
+          stageId={stage.id}
+          fields={fields}
+          presence={presence}
+          now={now}
+          namesVersion={namesVersion}
+        />
+      ) : (
+        <CardList items={visible} stageId={stage.id} fields={fields} presence={presence} now={now} namesVersion={namesVersion} />
+      )}
+    </section>
+  );
+}
+
+export const Column = memo(ColumnImpl);
+
+interface CardsProps {
+  items: readonly CardItem[];
+  stageId: string;
+  fields: readonly FieldInfo[];
+  presence: ReadonlyMap<string, CardPresence>;
+  now: number;
+  namesVersion: number;
+}
+
+function useAutoScroll(ref: { current: HTMLElement | null }) {
+  useEffect(() => {
+    const element = ref.current;
+    if (element === null) return;
+    return autoScrollForElements({ element });
+  }, []);
+}
+
+function CardList({ items, stageId, fields, presence, now, namesVersion }: CardsProps) {
+  const ref = useRef<HTMLDivElement>(null);
+  useAutoScroll(ref);
+  return (
+    <div ref={ref} class="column-cards" role="list">
+      {items.map((item) => (
+        <div key={item.card.id} role="listitem" class="card-slot">
+          <CardView
+            item={item}
+            stageId={stageId}
+            fields={fields}
+            presence={presence.get(item.card.id)}
+            now={now}
+            namesVersion={namesVersion}
+          />
+        </div>
+      ))}
+      {items.length === 0 && <p class="column-empty">No cards</p>}
+    </div>
+  );
+}
+
+/** A long column: only the cards in view (and an overscan) are in the DOM. */
+function VirtualCards({ items, stageId, fields, presence, now, namesVersion }: CardsProps) {
+  const board = useBoard();
+  const ref = useRef<HTMLDivElement>(null);
+  const [, rerender] = useReducer((n: number) => n + 1, 0);
+  useAutoScroll(ref);
+  const itemsRef = useRef(items);
+  itemsRef.current = items;
+  const estimate = estimateCardHeight(fields.length);
+  const options = {
+    count: items.length,
+    getScrollElement: () => ref.current,
+    estimateSize: () => estimate,
+    getItemKey: (index: number) => itemsRef.current[index]?.card.id ?? index,
+    overscan: OVERSCAN,
+    gap: CARD_GAP,
+    paddingStart: 2,
+    paddingEnd: 8,
+    scrollToFn: elementScroll,
+    observeElementRect,
+    observeElementOffset,
+    measureElement,
+    initialRect: { width: 272, height: 600 },
+    onChange: () => rerender(0),
+  };
+  const [virtualizer] = useState(() => new Virtualizer<HTMLDivElement, HTMLDivElement>(options));
+  virtualizer.setOptions(options);
+  useLayoutEffect(() => virtualizer._didMount(), []);
+  useLayoutEffect(() => {
+    virtualizer._willUpdate();
+    // A card that must take the focus (a keyboard move) but is out of view: scroll to it.
+    const pending = board.pendingFocus();
+    if (pending !== null) {
+      const index = items.findIndex((item) => item.card.id === pending);
+      if (index !== -1 && !virtualizer.getVirtualItems().some((v) => v.index === index)) {
+        virtualizer.scrollToIndex(index, { align: "auto" });
+      }
+    }
+  });
+  const scroller = useMemo(
+    () => (card: string) => {
+      const index = itemsRef.current.findIndex((item) => item.card.id === card);
+      if (index !== -1) virtualizer.scrollToIndex(index, { align: "auto" });
+    },
+    [virtualizer],
+  );
+  useEffect(() => {
+    const element = ref.current;
+    if (element === null) return;
+    (element as HTMLElement & { scrollToCard?: (card: string) => void }).scrollToCard = scroller;
+  }, [scroller]);
+
+  const virtualItems = virtualizer.getVirtualItems();
+  return (
+    <div ref={ref} class="column-cards" role="list" data-virtual="">
+      <div class="virtual-space" style={`height:${virtualizer.getTotalSize()}px`}>
+        {virtualItems.map((v) => {
+          const item = items[v.index];
+          if (item === undefined) return null;
+          return (
+            <div
+              key={item.card.id}
+              ref={virtualizer.measureElement}
+              data-index={v.index}
+              role="listitem"
+              class="card-slot virtual-slot"
+              style={`transform:translateY(${v.start}px)`}
+            >
+              <CardView
+                item={item}
+                stageId={stageId}
+                fields={fields}
+                presence={presence.get(item.card.id)}
+                now={now}
+                namesVersion={namesVersion}
+              />
+            </div>
+          );
+        })}
+      </div>
+    </div>
+  );
+}
+
+function validColor(color: string): string {
+  return /^#[0-9a-fA-F]{6}$/.test(color) ? color : "#8a94a6";
+}
+
+function PencilIcon() {
+  return (
+    <svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true" focusable="false">
+      <path
+        d="M11.7 1.3a1 1 0 0 1 1.4 0l1.6 1.6a1 1 0 0 1 0 1.4L5.5 13.5 2 14l.5-3.5 9.2-9.2z"
+        fill="none"
+        stroke="currentColor"
+        stroke-width="1.4"
+        stroke-linejoin="round"
+      />
+    </svg>
+  );
+}

@@ -1,0 +1,164 @@
+// The home page: the pipelines of each entity (GET /api/v1/boards), and a form that creates one
+// (POST /api/v1/boards) and opens it.
+
+import { useEffect, useState } from "preact/hooks";
+import { defaultBoardName, parseEntity } from "../model/schema";
+import { createBoard, listBoards, type BoardSummary } from "../ui/api";
+import { ENTITY_SECTIONS, entityTitle, isValidSmartType } from "../ui/entities";
+import { boardPath, navigate, onLinkClick } from "../ui/route";
+import type { RosterEntry, User } from "../ui/users";
+import { UserPicker } from "./UserPicker";
+
+export function HomePage({
+  user,
+  roster,
+  onUser,
+  onRoster,
+}: {
+  user: User;
+  roster: readonly RosterEntry[];
+  onUser: (id: string) => void;
+  onRoster: (roster: RosterEntry[]) => void;
+}) {
+  const [boards, setBoards] = useState<BoardSummary[] | null>(null);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const [entity, setEntity] = useState("deal");
+  const [createError, setCreateError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    document.title = "Pipelines · funnel";
+    const abort = new AbortController();
+    listBoards(abort.signal)
+      .then((list) => setBoards(list))
+      .catch((error: unknown) => {
+        if (abort.signal.aborted) return;
+        setLoadError(error instanceof Error ? error.message : String(error));
+        setBoards([]);
+      });
+    return () => abort.abort();
+  }, []);
+
+  const smartTypes = [...new Set((boards ?? []).map((b) => b.entity).filter((e) => e.startsWith("smart:")))].sort();
+  const sections = [...ENTITY_SECTIONS.map((s) => s.entity), ...smartTypes];
+  const others = (boards ?? []).filter((b) => !sections.includes(b.entity));
+
+  const create = async (event: SubmitEvent) => {
+    event.preventDefault();
+    const data = new FormData(event.currentTarget as HTMLFormElement);
+    let chosen = String(data.get("entity") ?? "deal");
+    if (chosen === "smart") {
+      const typeId = String(data.get("smart-type") ?? "").trim();
+      if (!isValidSmartType(typeId)) {
+        setCreateError("A smart process type is 1 to 32 letters, digits, - or _");
+        return;
+      }
+      chosen = `smart:${typeId}`;
+    }
+    const parsed = parseEntity(chosen);
+    if (parsed === null) {
+      setCreateError(`Unknown kind of pipeline: ${chosen}`);
+      return;
+    }
+    const name = String(data.get("name") ?? "").trim() || defaultBoardName(parsed);
+    setBusy(true);
+    setCreateError(null);
+    try {
+      const board = await createBoard(chosen, name);
+      navigate(boardPath(board.id));
+    } catch (error) {
+      setCreateError(error instanceof Error ? error.message : String(error));
+      setBusy(false);
+    }
+  };
+
+  const renderSection = (key: string, list: BoardSummary[], extra?: string) => (
+    <section key={key} class="entity-section" data-entity-section={key} aria-labelledby={`section-${key}`}>
+      <h2 id={`section-${key}`}>{extra ?? entityTitle(key)}</h2>
+      {list.length === 0 ? (
+        <p class="muted">{boards === null ? "Loading…" : "No pipeline yet."}</p>
+      ) : (
+        <ul class="board-links">
+          {list.map((b) => (
+            <li key={b.id}>
+              <a href={boardPath(b.id)} data-board-link={b.id} onClick={onLinkClick}>
+                <span class="board-link-name">{b.name}</span>
+                {b.createdAt > 0 && (
+                  <span class="board-link-meta">
+                    created {new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" }).format(b.createdAt)}
+                  </span>
+                )}
+              </a>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+
+  return (
+    <div class="page home-page">
+      <header class="topbar">
+        <a href="/" class="brand" onClick={onLinkClick}>
+          funnel
+        </a>
+        <h1 class="topbar-title">Pipelines</h1>
+        <span class="spacer" />
+        <UserPicker user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
+      </header>
+      <main class="home">
+        {loadError !== null && (
+          <p class="form-error" role="alert">
+            The list of pipelines could not be loaded: {loadError}
+          </p>
+        )}
+        <div class="home-grid">
+          <div class="sections">
+            {ENTITY_SECTIONS.map((s) => renderSection(s.entity, (boards ?? []).filter((b) => b.entity === s.entity)))}
+            <h2 class="group-title">Smart processes</h2>
+            {smartTypes.length === 0 && <p class="muted">No smart process yet: create one with a type of your own.</p>}
+            {smartTypes.map((t) => renderSection(t, (boards ?? []).filter((b) => b.entity === t)))}
+            {others.length > 0 && renderSection("other", others, "Other")}
+          </div>
+          <form class="card-form new-board" data-form="new-board" onSubmit={create} aria-labelledby="new-board-title">
+            <h2 id="new-board-title">New pipeline</h2>
+            <label class="field">
+              <span class="field-label">Kind</span>
+              <select name="entity" value={entity} onChange={(e) => setEntity((e.currentTarget as HTMLSelectElement).value)}>
+                {ENTITY_SECTIONS.map((s) => (
+                  <option key={s.entity} value={s.entity}>
+                    {s.title}
+                  </option>
+                ))}
+                {smartTypes.map((t) => (
+                  <option key={t} value={t}>
+                    {entityTitle(t)}
+                  </option>
+                ))}
+                <option value="smart">New smart process…</option>
+              </select>
+            </label>
+            {entity === "smart" && (
+              <label class="field">
+                <span class="field-label">Smart process type</span>
+                <input type="text" name="smart-type" required pattern="[A-Za-z0-9_\-]{1,32}" autoComplete="off" placeholder="e.g. contracts" />
+              </label>
+            )}
+            <label class="field">
+              <span class="field-label">Name</span>
+              <input type="text" name="name" maxLength={200} autoComplete="off" placeholder="e.g. Enterprise deals" />
+            </label>
+            {createError !== null && (
+              <p class="form-error" role="alert">
+                {createError}
+              </p>
+            )}
+            <button type="submit" class="button primary" disabled={busy}>
+              {busy ? "Creating…" : "Create pipeline"}
+            </button>
+          </form>
+        </div>
+      </main>
+    </div>
+  );
+}

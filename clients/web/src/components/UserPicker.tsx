@@ -1,0 +1,121 @@
+// Who am I: a select of the local roster, and a small editor to add people or rename them.
+// No sign-in yet; see src/ui/users.ts.
+
+import { useRef, useState } from "preact/hooks";
+import { initials } from "../ui/format";
+import { colorFor, isValidUserId, type RosterEntry, type User } from "../ui/users";
+
+export function UserPicker({
+  user,
+  roster,
+  onUser,
+  onRoster,
+}: {
+  user: User;
+  roster: readonly RosterEntry[];
+  onUser: (id: string) => void;
+  onRoster: (roster: RosterEntry[]) => void;
+}) {
+  const [editing, setEditing] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const dialogRef = useRef<HTMLDivElement>(null);
+
+  const add = (event: SubmitEvent) => {
+    event.preventDefault();
+    const form = event.currentTarget as HTMLFormElement;
+    const data = new FormData(form);
+    const id = String(data.get("user-id") ?? "").trim();
+    const name = String(data.get("user-name") ?? "").trim();
+    if (!isValidUserId(id)) return setError("An id is 1 to 64 characters without spaces");
+    if (roster.some((r) => r.id === id)) return setError(`${id} is already in the list`);
+    setError(null);
+    onRoster([...roster, { id, name: name || id }]);
+    form.reset();
+  };
+
+  return (
+    <div class="user-picker">
+      <span class="avatar" style={`--avatar:${colorFor(user.id)}`} aria-hidden="true">
+        {initials(user.name)}
+      </span>
+      <label class="visually-hidden" for="current-user">
+        Current user
+      </label>
+      <select id="current-user" value={user.id} onChange={(e) => onUser((e.currentTarget as HTMLSelectElement).value)}>
+        {roster.map((r) => (
+          <option key={r.id} value={r.id}>
+            {r.name}
+          </option>
+        ))}
+      </select>
+      <button type="button" class="button small" aria-expanded={editing} onClick={() => setEditing((on) => !on)}>
+        People
+      </button>
+      {editing && (
+        <div
+          ref={dialogRef}
+          class="popover"
+          role="dialog"
+          aria-label="People"
+          onKeyDown={(e) => {
+            if (e.key === "Escape") setEditing(false);
+          }}
+        >
+          <p class="hint">Names are kept in this browser. Everyone appears under their id elsewhere until named.</p>
+          <ul class="rows">
+            {roster.map((r) => (
+              <li key={r.id} class="roster-row">
+                <span class="avatar avatar-small" style={`--avatar:${colorFor(r.id)}`} aria-hidden="true">
+                  {initials(r.name)}
+                </span>
+                <label class="field field-inline">
+                  <span class="field-label">{r.id}</span>
+                  <input
+                    type="text"
+                    defaultValue={r.name}
+                    aria-label={`Name of ${r.id}`}
+                    onChange={(e) => {
+                      const name = (e.currentTarget as HTMLInputElement).value.trim() || r.id;
+                      onRoster(roster.map((x) => (x.id === r.id ? { ...x, name } : x)));
+                    }}
+                  />
+                </label>
+                {r.id !== user.id && (
+                  <button
+                    type="button"
+                    class="icon-button"
+                    aria-label={`Remove ${r.name}`}
+                    onClick={() => onRoster(roster.filter((x) => x.id !== r.id))}
+                  >
+                    ×
+                  </button>
+                )}
+              </li>
+            ))}
+          </ul>
+          <form class="form-row" onSubmit={add} aria-label="Add a person">
+            <label class="field">
+              <span class="field-label">Id</span>
+              <input type="text" name="user-id" required autoComplete="off" />
+            </label>
+            <label class="field">
+              <span class="field-label">Name</span>
+              <input type="text" name="user-name" autoComplete="off" />
+            </label>
+            <button type="submit" class="button small">
+              Add
+            </button>
+          </form>
+          {error && (
+            <p class="form-error" role="alert">
+              {error}
+            </p>
+          )}
+          <button type="button" class="button small" onClick={() => setEditing(false)}>
+            Done
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,47 @@
+// What every part of the board screen may do, handed down once. The object is created once per
+// board and reads the latest state through refs, so passing it never re-renders anything.
+
+import { createContext } from "preact";
+import { useContext } from "preact/hooks";
+import type * as Y from "yjs";
+import type { BoardSnapshot } from "../store/boardStore";
+import type { BoardConnection } from "../store/connection";
+import type { RosterEntry, User } from "../ui/users";
+
+export interface BoardActions {
+  readonly boardId: string;
+  readonly doc: Y.Doc;
+  readonly connection: BoardConnection;
+  snapshot(): BoardSnapshot;
+  me(): User;
+  roster(): readonly RosterEntry[];
+  /** A readable name for a user id. */
+  nameOf(user: string): string;
+  openCard(card: string): void;
+  openActivities(card: string): void;
+  closePanel(): void;
+  openQuickCreate(stage: string | null): void;
+  editStage(stage: string | null): void;
+  /** Runs a write; shows the model's message when it refuses. Returns whether it went through. */
+  write(what: () => void): boolean;
+  /** Shows a message to the person (errors of the model, of the server). */
+  notify(message: string, tone?: "error" | "info"): void;
+  /** Says something to screen readers. */
+  announce(message: string): void;
+  /** Moves a card with the keyboard or the card panel; returns whether it moved. */
+  moveCard(card: string, target: import("../ui/placement").Target): boolean;
+  /** Asks that `card` takes the focus when it is next rendered. */
+  requestFocus(card: string): void;
+  /** Called by a rendered card: whether it should take the focus now (and clears the request). */
+  takeFocus(card: string): boolean;
+  /** The card that should take the focus, if any. */
+  pendingFocus(): string | null;
+}
+
+export const BoardContext = createContext<BoardActions | null>(null);
+
+export function useBoard(): BoardActions {
+  const actions = useContext(BoardContext);
+  if (actions === null) throw new Error("useBoard outside a board");
+  return actions;
+}

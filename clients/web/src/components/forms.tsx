@@ -1,0 +1,369 @@
+// The board's small forms: quick-create (the + of a column), the stage editor (the pencil), and
+// "+ Activity". Each submit is one write through the model's helpers; a refusal shows the model's
+// own message under the form.
+
+import type { ComponentChildren } from "preact";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import type { Stage } from "../model/board";
+import { OrderError } from "../model/order";
+import {
+  addActivity,
+  BoardError,
+  createCard,
+  deleteStage,
+  recolorStage,
+  renameStage,
+} from "../model/write";
+import { defaultDeadline, fromDatetimeLocal, toDatetimeLocal } from "../ui/deadline";
+import { newCardFrom, type FieldInfo } from "../ui/fields";
+import { useBoard } from "./context";
+
+/** Runs a write; returns the model's message when it refuses (other errors propagate). */
+export function attempt(write: () => void): string | null {
+  try {
+    write();
+    return null;
+  } catch (error) {
+    if (error instanceof BoardError || error instanceof OrderError) return error.message;
+    throw error;
+  }
+}
+
+/** Capitalised, for display: the model's messages are lowercase sentences. */
+export function sentence(message: string): string {
+  return message.charAt(0).toUpperCase() + message.slice(1);
+}
+
+export function FormError({ message }: { message: string | null }) {
+  return message === null ? null : (
+    <p class="form-error" role="alert">
+      {sentence(message)}
+    </p>
+  );
+}
+
+/** The roster as a datalist, for `responsible` inputs. */
+export function UsersDatalist({ id }: { id: string }) {
+  const board = useBoard();
+  return (
+    <datalist id={id}>
+      {board.roster().map((user) => (
+        <option key={user.id} value={user.id}>
+          {user.name}
+        </option>
+      ))}
+    </datalist>
+  );
+}
+
+/** Focuses the first field of a form when it opens. */
+export function useFocusFirst(ref: { current: HTMLFormElement | null }): void {
+  useEffect(() => {
+    ref.current?.querySelector<HTMLElement>("input:not([type=hidden]), select, textarea")?.focus();
+  }, []);
+}
+
+function onEscape(close: () => void) {
+  return (event: KeyboardEvent) => {
+    if (event.key === "Escape" && !event.defaultPrevented) {
+      event.preventDefault();
+      close();
+    }
+  };
+}
+
+function Field({ label, children, inline }: { label: string; children: ComponentChildren; inline?: boolean }) {
+  return (
+    <label class={inline ? "field field-inline" : "field"}>
+      <span class="field-label">{label}</span>
+      {children}
+    </label>
+  );
+}
+
+/** One input of a field, named by the field id. */
+export function FieldInput({
+  field,
+  value,
+  checked,
+  currency,
+  listId,
+  onCommit,
+}: {
+  field: FieldInfo;
+  value: string;
+  checked?: boolean;
+  currency: string;
+  listId: string;
+  onCommit?: (value: string, checked: boolean) => void;
+}) {
+  const commit = onCommit
+    ? {
+        onChange: (event: Event) => {
+          const input = event.currentTarget as HTMLInputElement | HTMLSelectElement;
+          onCommit(input.value, input instanceof HTMLInputElement ? input.checked : false);
+        },
+      }
+    : {};
+  const common = { name: field.id, ...commit };
+  if (field.type === "bool") {
+    return (
+      <label class="field field-check">
+        <input type="checkbox" {...common} defaultChecked={checked ?? false} />
+        <span class="field-label">{field.label}</span>
+      </label>
+    );
+  }
+  let input;
+  if (field.type === "enum") {
+    input = (
+      <select {...common} defaultValue={value}>
+        <option value="">—</option>
+        {field.options.map((option) => (
+          <option key={option} value={option}>
+            {option}
+          </option>
+        ))}
+      </select>
+    );
+  } else if (field.type === "money") {
+    input = <input type="text" inputMode="decimal" autoComplete="off" placeholder={`0.00 ${currency}`} {...common} defaultValue={value} />;
+  } else if (field.type === "number") {
+    input = <input type="number" step="any" {...common} defaultValue={value} />;
+  } else if (field.type === "date") {
+    input = <input type="date" {...common} defaultValue={value} />;
+  } else if (field.type === "user") {
+    input = <input type="text" list={listId} autoComplete="off" {...common} defaultValue={value} />;
+  } else if (field.id === "currency") {
+    input = (
+      <input type="text" maxLength={3} autoComplete="off" spellcheck={false} class="input-currency" {...common} defaultValue={value} />
+    );
+  } else {
+    input = (
+      <input type="text" autoComplete="off" required={field.id === "title"} maxLength={field.id === "title" ? 200 : undefined} {...common} defaultValue={value} />
+    );
+  }
+  return <Field label={field.label}>{input}</Field>;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function QuickCreateForm({ stageId, fields }: { stageId: string; fields: readonly FieldInfo[] }) {
+  const board = useBoard();
+  const [error, setError] = useState<string | null>(null);
+  const currency = board.snapshot().settings.currency;
+  const listId = `users-${stageId}`;
+  const close = () => board.openQuickCreate(null);
+  const formRef = useRef<HTMLFormElement>(null);
+  useFocusFirst(formRef);
+
+  const submit = (event: SubmitEvent) => {
+    event.preventDefault();
+    const form = event.currentTarget as HTMLFormElement;
+    const data = new FormData(form);
+    const values = new Map<string, string>();
+    const checked = new Set<string>();
+    for (const [name, value] of data) {
+      if (typeof value === "string") values.set(name, value);
+    }
+    for (const box of form.querySelectorAll<HTMLInputElement>("input[type=checkbox]")) if (box.checked) checked.add(box.name);
+    const parsed = newCardFrom(fields, values, checked, currency, board.me().id);
+    if ("error" in parsed) {
+      setError(parsed.error);
+      return;
+    }
+    const refused = attempt(() => createCard(board.doc, stageId, parsed.card, Date.now()));
+    if (refused !== null) {
+      setError(refused);
+      return;
+    }
+    board.announce(`Card ${parsed.card.title} created`);
+    close();
+  };
+
+  return (
+    <form ref={formRef} class="inline-form" data-form="quick-create" onSubmit={submit} onKeyDown={onEscape(close)} aria-label="New card">
+      {fields.map((field) => (
+        <FieldInput
+          key={field.id}
+          field={field}
+          value={field.id === "responsible" ? board.me().id : field.id === "currency" ? currency : ""}
+          currency={currency}
+          listId={listId}
+        />
+      ))}
+      <UsersDatalist id={listId} />
+      <FormError message={error} />
+      <div class="form-actions">
+        <button type="submit" class="button primary">
+          Save
+        </button>
+        <button type="button" class="button" onClick={close}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function StageForm({ stage }: { stage: Stage }) {
+  const board = useBoard();
+  const [error, setError] = useState<string | null>(null);
+  const [deleting, setDeleting] = useState(false);
+  const close = () => board.editStage(null);
+  const formRef = useRef<HTMLFormElement>(null);
+  useFocusFirst(formRef);
+  const stages = board.snapshot().stages;
+  const others = stages.filter((s) => s.id !== stage.id);
+  const defaultTarget = others.find((s) => s.kind === "initial")?.id ?? others[0]?.id ?? "";
+  const color = /^#[0-9a-fA-F]{6}$/.test(stage.color) ? stage.color.toLowerCase() : "#8a94a6";
+
+  const save = (event: SubmitEvent) => {
+    event.preventDefault();
+    const data = new FormData(event.currentTarget as HTMLFormElement);
+    const name = String(data.get("name") ?? "");
+    const newColor = String(data.get("color") ?? color);
+    const refused = attempt(() =>
+      board.doc.transact(() => {
+        if (name.trim() !== stage.name) renameStage(board.doc, stage.id, name);
+        if (newColor.toLowerCase() !== stage.color.toLowerCase()) recolorStage(board.doc, stage.id, newColor);
+      }),
+    );
+    if (refused !== null) return setError(refused);
+    board.announce(`Stage ${name.trim()} saved`);
+    close();
+  };
+
+  const confirmDelete = () => {
+    const select = document.querySelector<HTMLSelectElement>(`form[data-form="stage"] select[name="cards-to"]`);
+    const target = select?.value ?? defaultTarget;
+    const refused = attempt(() => deleteStage(board.doc, stage.id, target));
+    if (refused !== null) return setError(refused);
+    board.announce(`Stage ${stage.name} deleted`);
+    close();
+  };
+
+  return (
+    <form ref={formRef} class="inline-form stage-form" data-form="stage" onSubmit={save} onKeyDown={onEscape(close)} aria-label={`Edit stage ${stage.name}`}>
+      <Field label="Name">
+        <input type="text" name="name" required maxLength={200} defaultValue={stage.name} autoComplete="off" />
+      </Field>
+      <Field label="Colour" inline>
+        <input type="color" name="color" defaultValue={color} />
+      </Field>
+      <FormError message={error} />
+      {deleting ? (
+        <div class="confirm-delete">
+          <Field label="Move its cards to">
+            <select name="cards-to" defaultValue={defaultTarget}>
+              {others.map((s) => (
+                <option key={s.id} value={s.id}>
+                  {s.name}
+                </option>
+              ))}
+            </select>
+          </Field>
+          <div class="form-actions">
+            <button type="button" class="button danger" data-action="confirm-delete-stage" onClick={confirmDelete}>
+              Delete stage
+            </button>
+            <button type="button" class="button" onClick={() => setDeleting(false)}>
+              Keep it
+            </button>
+          </div>
+        </div>
+      ) : (
+        <div class="form-actions">
+          <button type="submit" class="button primary">
+            Save
+          </button>
+          <button type="button" class="button" onClick={close}>
+            Cancel
+          </button>
+          {stage.kind !== "initial" && (
+            <button type="button" class="button danger-quiet" data-action="delete-stage" onClick={() => setDeleting(true)}>
+              Delete…
+            </button>
+          )}
+        </div>
+      )}
+    </form>
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export const ACTIVITY_KINDS: readonly { kind: string; label: string }[] = [
+  { kind: "call", label: "Call" },
+  { kind: "meeting", label: "Meeting" },
+  { kind: "task", label: "Task" },
+  { kind: "email", label: "E-mail" },
+  { kind: "chat", label: "Chat" },
+];
+
+export function activityKindLabel(kind: string): string {
+  return ACTIVITY_KINDS.find((k) => k.kind === kind)?.label ?? (kind === "" ? "Activity" : kind);
+}
+
+export function ActivityForm({ card, onDone }: { card: string; onDone: () => void }) {
+  const board = useBoard();
+  const [error, setError] = useState<string | null>(null);
+  const deadline = useMemo(() => toDatetimeLocal(defaultDeadline(Date.now())), []);
+  const listId = `activity-users-${card}`;
+  const subjectRef = useRef<HTMLInputElement>(null);
+  useEffect(() => subjectRef.current?.focus(), []);
+
+  const submit = (event: SubmitEvent) => {
+    event.preventDefault();
+    const data = new FormData(event.currentTarget as HTMLFormElement);
+    const kind = String(data.get("kind") ?? "task");
+    const subject = String(data.get("subject") ?? "").trim() || activityKindLabel(kind);
+    const rawDeadline = String(data.get("deadline") ?? "");
+    const when = rawDeadline === "" ? null : fromDatetimeLocal(rawDeadline);
+    if (rawDeadline !== "" && when === null) return setError("enter a deadline as a date and a time");
+    const responsible = String(data.get("responsible") ?? "").trim() || board.me().id;
+    const refused = attempt(() => {
+      addActivity(board.doc, { card, kind, direction: "outgoing", subject, deadline: when, remindMin: null, responsible });
+    });
+    if (refused !== null) return setError(refused);
+    board.announce(`${activityKindLabel(kind)} planned`);
+    onDone();
+  };
+
+  return (
+    <form class="inline-form activity-form" data-form="activity" onSubmit={submit} onKeyDown={onEscape(onDone)} aria-label="New activity">
+      <div class="form-row">
+        <Field label="Kind">
+          <select name="kind" defaultValue="call">
+            {ACTIVITY_KINDS.map((k) => (
+              <option key={k.kind} value={k.kind}>
+                {k.label}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field label="Deadline">
+          <input type="datetime-local" name="deadline" defaultValue={deadline} />
+        </Field>
+      </div>
+      <Field label="Subject">
+        <input ref={subjectRef} type="text" name="subject" autoComplete="off" placeholder="What is to be done" />
+      </Field>
+      <Field label="Responsible">
+        <input type="text" name="responsible" list={listId} autoComplete="off" defaultValue={board.me().id} />
+      </Field>
+      <UsersDatalist id={listId} />
+      <FormError message={error} />
+      <div class="form-actions">
+        <button type="submit" class="button primary">
+          Save
+        </button>
+        <button type="button" class="button" onClick={onDone}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}

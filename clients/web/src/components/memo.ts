@@ -1,0 +1,24 @@
+// `memo` without preact/compat: a component that re-renders only when a prop changes identity.
+// The board passes objects that keep their identity while unchanged (src/store/boardStore.ts),
+// so this is what keeps a remote move from re-rendering every card.
+
+import { Component, h, type ComponentType, type FunctionComponent } from "preact";
+
+export function shallowEqual(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((key) => Object.is(a[key], b[key]));
+}
+
+export function memo<P extends object>(render: FunctionComponent<P>): ComponentType<P> {
+  class Memo extends Component<P> {
+    override shouldComponentUpdate(next: P): boolean {
+      return !shallowEqual(this.props as Record<string, unknown>, next as Record<string, unknown>);
+    }
+    override render(props: P) {
+      return h(render as FunctionComponent<P>, props);
+    }
+  }
+  (Memo as unknown as { displayName: string }).displayName = `memo(${render.displayName ?? render.name})`;
+  return Memo as unknown as ComponentType<P>;
+}

@@ -1,0 +1,534 @@
+// The side panels of the board (one open at a time): a card's details, a card's activities (from
+// its counter), the settings; and the workload panel under the toolbar.
+
+import type { ComponentChildren } from "preact";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import type { Activity, Workload } from "../model/board";
+import { MAX_THRESHOLD_MIN } from "../model/schema";
+import {
+  completeActivity,
+  defineField,
+  editCard,
+  setCounterThreshold,
+  setDisplayFields,
+  setQuickCreateFields,
+  type CardEdit,
+} from "../model/write";
+import type { BoardSnapshot, CardItem } from "../store/boardStore";
+import { fetchTimeline, type TimelineEvent } from "../ui/api";
+import {
+  allFields,
+  displayFieldsOf,
+  inputValue,
+  parseCurrency,
+  parseFieldInput,
+  quickCreateFieldsOf,
+  type FieldInfo,
+} from "../ui/fields";
+import { formatDeadline, formatMoney, formatSums, initials, parseMoneyInput, plural, timeAgo } from "../ui/format";
+import { colorFor } from "../ui/users";
+import { COUNTER_LABELS } from "./CardView";
+import { useBoard } from "./context";
+import { ActivityForm, activityKindLabel, attempt, FieldInput, FormError, UsersDatalist } from "./forms";
+
+export function Drawer({
+  panel,
+  title,
+  children,
+  onClose,
+}: {
+  panel: string;
+  title: string;
+  children: ComponentChildren;
+  onClose: () => void;
+}) {
+  const ref = useRef<HTMLDivElement>(null);
+  const titleId = `panel-title-${panel}`;
+  useEffect(() => {
+    const previous = document.activeElement as HTMLElement | null;
+    ref.current?.focus();
+    return () => {
+      if (previous?.isConnected && document.activeElement === document.body) previous.focus();
+    };
+  }, [panel]);
+  return (
+    <div
+      ref={ref}
+      class="drawer"
+      data-panel={panel}
+      role="dialog"
+      aria-labelledby={titleId}
+      tabIndex={-1}
+      onKeyDown={(event) => {
+        if (event.key === "Escape" && !event.defaultPrevented) {
+          event.preventDefault();
+          onClose();
+        }
+      }}
+    >
+      <header class="drawer-header">
+        <h2 id={titleId}>{title}</h2>
+        <button type="button" class="icon-button" data-action="close-panel" aria-label="Close" onClick={onClose}>
+          ×
+        </button>
+      </header>
+      <div class="drawer-body">{children}</div>
+    </div>
+  );
+}
+
+function Avatar({ user, size }: { user: string; size?: "small" }) {
+  const board = useBoard();
+  const name = user === "" ? "Nobody" : board.nameOf(user);
+  return (
+    <span class={`avatar${size === "small" ? " avatar-small" : ""}`} style={`--avatar:${colorFor(user)}`} title={name} aria-hidden="true">
+      {initials(name)}
+    </span>
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activities
+
+export function ActivityList({ activities, now }: { activities: readonly Activity[]; now: number }) {
+  const board = useBoard();
+  const open = activities
+    .filter((a) => !a.facts.done)
+    .sort((a, b) => (a.facts.deadline ?? Infinity) - (b.facts.deadline ?? Infinity));
+  const done = activities.filter((a) => a.facts.done);
+  const threshold = board.snapshot().settings.counterThresholdMin;
+  return (
+    <div class="activity-list">
+      {open.length === 0 && <p class="muted">No open activities.</p>}
+      <ul class="rows">
+        {open.map((activity) => {
+          const { deadline, remindMin, direction } = activity.facts;
+          const lit = deadline !== null && direction !== "incoming" && deadline - (remindMin ?? threshold) * 60_000 <= now;
+          return (
+            <li key={activity.id} class="activity-row" data-activity-id={activity.id} data-lit={lit ? "" : undefined}>
+              <span class={`activity-kind kind-${activity.kind}`}>{activityKindLabel(activity.kind)}</span>
+              <span class="activity-main">
+                <span class="activity-subject">{activity.subject || activityKindLabel(activity.kind)}</span>
+                <span class="activity-meta">
+                  {direction === "incoming" ? "Incoming" : deadline !== null ? formatDeadline(deadline, now) : "No deadline"}
+                  {" · "}
+                  {activity.facts.responsible === "" ? "Nobody" : board.nameOf(activity.facts.responsible)}
+                </span>
+              </span>
+              <button
+                type="button"
+                class="button small"
+                data-action="complete-activity"
+                onClick={() => board.write(() => completeActivity(board.doc, activity.id, true))}
+              >
+                Complete
+              </button>
+            </li>
+          );
+        })}
+      </ul>
+      {done.length > 0 && (
+        <details class="done-activities">
+          <summary>Done ({done.length})</summary>
+          <ul class="rows">
+            {done.map((activity) => (
+              <li key={activity.id} class="activity-row done" data-activity-id={activity.id} data-done="">
+                <span class={`activity-kind kind-${activity.kind}`}>{activityKindLabel(activity.kind)}</span>
+                <span class="activity-main">
+                  <span class="activity-subject">{activity.subject || activityKindLabel(activity.kind)}</span>
+                </span>
+                <button
+                  type="button"
+                  class="button small"
+                  data-action="reopen-activity"
+                  onClick={() => board.write(() => completeActivity(board.doc, activity.id, false))}
+                >
+                  Reopen
+                </button>
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
+    </div>
+  );
+}
+
+function ActivitiesSection({ item, now }: { item: CardItem; now: number }) {
+  const [adding, setAdding] = useState(false);
+  return (
+    <section class="panel-section" aria-label="Activities">
+      <div class="section-title">
+        <h3>Activities</h3>
+        {!adding && (
+          <button type="button" class="button small primary" data-action="add-activity" onClick={() => setAdding(true)}>
+            + Activity
+          </button>
+        )}
+      </div>
+      {adding && <ActivityForm card={item.card.id} onDone={() => setAdding(false)} />}
+      <ActivityList activities={item.activities} now={now} />
+    </section>
+  );
+}
+
+export function ActivitiesPanel({ item, now }: { item: CardItem; now: number }) {
+  const board = useBoard();
+  const { counter } = item;
+  return (
+    <Drawer panel="activities" title={`Activities · ${item.card.title}`} onClose={board.closePanel}>
+      <p class="counter-summary">
+        <span class="counter" data-counter-state={counter.state} aria-hidden="true">
+          {counter.count}
+        </span>{" "}
+        {COUNTER_LABELS[counter.state]}
+        {counter.next !== null && <> · next deadline {formatDeadline(counter.next, now)}</>}
+      </p>
+      <ActivitiesSection item={item} now={now} />
+      <button type="button" class="button link" onClick={() => board.openCard(item.card.id)}>
+        Open the card
+      </button>
+    </Drawer>
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Card
+
+export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardSnapshot }) {
+  const board = useBoard();
+  const { card } = item;
+  const [error, setError] = useState<string | null>(null);
+  const fields = useMemo(() => allFields(snapshot.fieldDefs).filter((f) => f.id !== "createdAt"), [snapshot.fieldDefs]);
+  const stage = snapshot.columns.find((c) => c.items.some((i) => i.card.id === card.id))?.stage;
+  const listId = `card-users-${card.id}`;
+
+  const commit = (field: FieldInfo, text: string, checked: boolean) => {
+    let edit: CardEdit;
+    switch (field.id) {
+      case "title":
+        edit = { title: text };
+        break;
+      case "amount": {
+        const minor = parseMoneyInput(text, card.currency);
+        if (minor === null) return setError("Amount: enter a number such as 1500 or 1500.50");
+        edit = { amount: minor };
+        break;
+      }
+      case "currency": {
+        const code = parseCurrency(text);
+        if (code === null) return setError("Currency: use a three-letter code such as USD or EUR");
+        edit = { currency: code };
+        break;
+      }
+      case "client":
+        edit = { client: text.trim() };
+        break;
+      case "responsible":
+        edit = { responsible: text.trim() };
+        break;
+      default: {
+        const parsed = parseFieldInput(field, text, checked, card.currency);
+        if ("error" in parsed) return setError(parsed.error);
+        edit = { fields: { [field.id]: parsed.value } };
+      }
+    }
+    setError(attempt(() => editCard(board.doc, card.id, edit)));
+  };
+
+  return (
+    <Drawer panel="card" title={card.title} onClose={board.closePanel}>
+      <div class="card-panel-meta">
+        {stage && (
+          <label class="field field-inline">
+            <span class="field-label">Stage</span>
+            <select
+              value={stage.id}
+              onChange={(event) => {
+                const target = (event.currentTarget as HTMLSelectElement).value;
+                board.moveCard(card.id, { stage: target, at: "top" });
+              }}
+            >
+              {snapshot.stages.map((s) => (
+                <option key={s.id} value={s.id}>
+                  {s.name}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+        <span class="muted">
+          {formatMoney(card.amount, card.currency)} · created {card.createdAt > 0 ? timeAgo(card.createdAt, snapshot.now) : "—"}
+        </span>
+      </div>
+      <section class="panel-section" aria-label="Fields">
+        <h3>Fields</h3>
+        <form class="card-fields-form" data-form="card" onSubmit={(event) => event.preventDefault()}>
+          {fields.map((field) => {
+            const value = inputValue(card, field);
+            const checked = card.fields.get(field.id) === true;
+            return (
+              <FieldInput
+                key={`${field.id}:${value}:${checked}`}
+                field={field}
+                value={value}
+                checked={checked}
+                currency={card.currency}
+                listId={listId}
+                onCommit={(text, isChecked) => commit(field, text, isChecked)}
+              />
+            );
+          })}
+          <UsersDatalist id={listId} />
+          <FormError message={error} />
+        </form>
+      </section>
+      <ActivitiesSection item={item} now={snapshot.now} />
+      <Timeline boardId={board.boardId} cardId={card.id} now={snapshot.now} />
+    </Drawer>
+  );
+}
+
+function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; now: number }) {
+  const board = useBoard();
+  const [events, setEvents] = useState<TimelineEvent[] | null | "loading">("loading");
+  useEffect(() => {
+    const abort = new AbortController();
+    setEvents("loading");
+    fetchTimeline(boardId, cardId, abort.signal)
+      .then((list) => !abort.signal.aborted && setEvents(list))
+      .catch(() => !abort.signal.aborted && setEvents(null));
+    return () => abort.abort();
+  }, [boardId, cardId]);
+  return (
+    <section class="panel-section" aria-label="Timeline" data-timeline="">
+      <h3>Timeline</h3>
+      {events === "loading" ? (
+        <p class="muted">Loading…</p>
+      ) : events === null || events.length === 0 ? (
+        <p class="muted">No timeline yet</p>
+      ) : (
+        <ul class="rows timeline">
+          {events.map((event) => (
+            <li key={event.id} class="timeline-row">
+              <Avatar user={event.user} size="small" />
+              <span class="activity-main">
+                <span>{event.text || event.kind}</span>
+                <span class="activity-meta">
+                  {event.user === "" ? "" : `${board.nameOf(event.user)} · `}
+                  {event.at > 0 ? timeAgo(event.at, now) : event.kind}
+                </span>
+              </span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+export function SettingsPanel({ snapshot, displayed }: { snapshot: BoardSnapshot; displayed: readonly string[] | null }) {
+  const board = useBoard();
+  const [error, setError] = useState<string | null>(null);
+  const fields = useMemo(() => allFields(snapshot.fieldDefs), [snapshot.fieldDefs]);
+  const quick = new Set(quickCreateFieldsOf(snapshot.quickCreate, fields).map((f) => f.id));
+  const display = new Set(displayFieldsOf(displayed, fields).map((f) => f.id));
+
+  const save = (event: SubmitEvent) => {
+    event.preventDefault();
+    const form = event.currentTarget as HTMLFormElement;
+    const checkedOf = (attribute: string) =>
+      fields
+        .filter((f) => form.querySelector<HTMLInputElement>(`input[${attribute}="${CSS.escape(f.id)}"]`)?.checked)
+        .map((f) => f.id);
+    const quickCreate = checkedOf("data-quick-create-field");
+    const displayFields = checkedOf("data-display-field");
+    const thresholdText = (form.elements.namedItem("threshold") as HTMLInputElement | null)?.value ?? "";
+    const threshold = Number(thresholdText);
+    const me = board.me().id;
+    const refused = attempt(() =>
+      board.doc.transact(() => {
+        if (!sameList(quickCreate, [...quick])) setQuickCreateFields(board.doc, quickCreate);
+        if (displayed === null || !sameList(displayFields, displayed)) setDisplayFields(board.doc, me, displayFields);
+        if (threshold !== snapshot.settings.counterThresholdMin) setCounterThreshold(board.doc, threshold);
+      }),
+    );
+    if (refused !== null) return setError(refused);
+    board.announce("Settings saved");
+    board.closePanel();
+  };
+
+  return (
+    <Drawer panel="settings" title="Kanban settings" onClose={board.closePanel}>
+      <form class="settings-form" data-form="settings" onSubmit={save}>
+        <fieldset>
+          <legend>Quick-create form</legend>
+          <p class="hint">The fields the + of a column asks for. The title is always asked.</p>
+          {fields
+            .filter((f) => f.creatable)
+            .map((f) => (
+              <label key={f.id} class="field field-check">
+                <input
+                  type="checkbox"
+                  data-quick-create-field={f.id}
+                  defaultChecked={quick.has(f.id)}
+                  disabled={f.id === "title"}
+                />
+                <span>{f.label}</span>
+              </label>
+            ))}
+        </fieldset>
+        <fieldset>
+          <legend>My card fields</legend>
+          <p class="hint">What your cards show. Only you see this choice.</p>
+          {fields.map((f) => (
+            <label key={f.id} class="field field-check">
+              <input type="checkbox" data-display-field={f.id} defaultChecked={display.has(f.id)} />
+              <span>{f.label}</span>
+            </label>
+          ))}
+        </fieldset>
+        <fieldset>
+          <legend>Activity counter</legend>
+          <label class="field">
+            <span class="field-label">Turns red this many minutes before a deadline</span>
+            <input
+              type="number"
+              name="threshold"
+              min={0}
+              max={MAX_THRESHOLD_MIN}
+              step={1}
+              required
+              defaultValue={String(snapshot.settings.counterThresholdMin)}
+            />
+          </label>
+        </fieldset>
+        <FormError message={error} />
+        <div class="form-actions">
+          <button type="submit" class="button primary" data-action="save-settings">
+            Save
+          </button>
+          <button type="button" class="button" onClick={board.closePanel}>
+            Cancel
+          </button>
+        </div>
+      </form>
+      <NewFieldForm />
+    </Drawer>
+  );
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function NewFieldForm() {
+  const board = useBoard();
+  const [error, setError] = useState<string | null>(null);
+  const [type, setType] = useState("string");
+  const submit = (event: SubmitEvent) => {
+    event.preventDefault();
+    const form = event.currentTarget as HTMLFormElement;
+    const data = new FormData(form);
+    const options = String(data.get("options") ?? "")
+      .split(",")
+      .map((o) => o.trim())
+      .filter((o) => o !== "");
+    const refused = attempt(() => defineField(board.doc, null, String(data.get("label") ?? ""), type, options));
+    setError(refused);
+    if (refused === null) {
+      form.reset();
+      setType("string");
+      board.announce("Field added");
+    }
+  };
+  return (
+    <form class="settings-form new-field" data-form="new-field" onSubmit={submit}>
+      <fieldset>
+        <legend>New custom field</legend>
+        <div class="form-row">
+          <label class="field">
+            <span class="field-label">Label</span>
+            <input type="text" name="label" required maxLength={200} autoComplete="off" />
+          </label>
+          <label class="field">
+            <span class="field-label">Type</span>
+            <select name="type" value={type} onChange={(e) => setType((e.currentTarget as HTMLSelectElement).value)}>
+              {["string", "number", "money", "date", "enum", "user", "bool"].map((t) => (
+                <option key={t} value={t}>
+                  {t}
+                </option>
+              ))}
+            </select>
+          </label>
+        </div>
+        {type === "enum" && (
+          <label class="field">
+            <span class="field-label">Choices, separated by commas</span>
+            <input type="text" name="options" autoComplete="off" />
+          </label>
+        )}
+        <FormError message={error} />
+        <button type="submit" class="button">
+          Add field
+        </button>
+      </fieldset>
+    </form>
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workload
+
+export function WorkloadPanel({ workload, currency }: { workload: readonly Workload[]; currency: string }) {
+  const board = useBoard();
+  return (
+    <section class="workload" data-panel="workload" aria-label="Workload by manager">
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Manager</th>
+            <th scope="col" class="num">
+              Cards
+            </th>
+            <th scope="col" class="num">
+              Amount
+            </th>
+            <th scope="col" class="num">
+              Due activities
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {workload.length === 0 && (
+            <tr>
+              <td colSpan={4} class="muted">
+                No cards yet.
+              </td>
+            </tr>
+          )}
+          {workload.map((load) => (
+            <tr key={load.responsible} data-workload-user={load.responsible}>
+              <th scope="row">
+                <Avatar user={load.responsible} size="small" /> {load.responsible === "" ? "Unassigned" : board.nameOf(load.responsible)}
+              </th>
+              <td class="num" data-workload-cards="">
+                {load.cards}
+              </td>
+              <td class="num" data-workload-amount="">
+                {formatSums(load.amounts, currency)}
+              </td>
+              <td class="num" data-workload-lit="">
+                {load.lit > 0 ? <span class="lit-count">{load.lit}</span> : 0}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="hint">{plural(workload.reduce((n, l) => n + l.cards, 0), "card")} in all.</p>
+    </section>
+  );
+}

@@ -1,0 +1,573 @@
+// Mirrors the writes of protocol/src/board.rs: one function per user action, each ONE
+// `doc.transact`, so that one action is one update. Each refuses what would break a stage
+// invariant, with the same messages as Rust's `BoardError`, before writing anything (the only
+// exception is Rust's too: a rebalance of order keys that still finds no key, which cannot happen
+// with valid keys). A move sets `stage` and `pos` of one card and nothing else: never a delete
+// and re-insert (DESIGN.md, "Rules every replica applies the same way").
+//
+// Called inside an outer `doc.transact`, a helper joins it: several helpers then make one update
+// (the settings panel saves its three settings that way).
+
+import * as Y from "yjs";
+import { readSettings, readStages, type Stage } from "./board";
+import { compareBytes, keyBetween, MAX_KEY_LEN, nKeysBetween, OrderError, rebalanced } from "./order";
+import type { Direction, Millis } from "./rules";
+import {
+  ACTIVITY_KEY,
+  BOARD_KEY,
+  CARD_KEY,
+  FIELD_KEY,
+  FIELD_TYPES,
+  MAX_NAME_CHARS,
+  MAX_THRESHOLD_MIN,
+  QUICK_CREATE,
+  ROOT,
+  STAGE_KEY,
+  type StageKind,
+} from "./schema";
+
+/** The largest amount, in minor units, either way: Rust's `MAX_AMOUNT`, 2^53 - 1. */
+export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
+
+/** Why a write was refused: the variants of Rust's `BoardError` (order errors stay `OrderError`). */
+export type BoardErrorKind =
+  | "noSuchStage"
+  | "noSuchCard"
+  | "noSuchActivity"
+  | "initialStageIsPermanent"
+  | "successStageIsUnique"
+  | "initialStageIsUnique"
+  | "lastFailureStage"
+  | "stageOrder"
+  | "cardsNeedAnotherStage"
+  | "badName"
+  | "badColor"
+  | "badAmount"
+  | "badThreshold"
+  | "badFieldType"
+  | "needsRebalance";
+
+/** A refused write; nothing was written. The message is Rust's, word for word. */
+export class BoardError extends Error {
+  constructor(
+    readonly kind: BoardErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = "BoardError";
+  }
+}
+
+const errors = {
+  noSuchStage: (id: string) => new BoardError("noSuchStage", `no stage ${id}`),
+  noSuchCard: (id: string) => new BoardError("noSuchCard", `no card ${id}`),
+  noSuchActivity: (id: string) => new BoardError("noSuchActivity", `no activity ${id}`),
+  initialStageIsPermanent: () =>
+    new BoardError("initialStageIsPermanent", "the initial stage cannot be deleted, only renamed"),
+  successStageIsUnique: () =>
+    new BoardError(
+      "successStageIsUnique",
+      "a board has exactly one success stage: it cannot be added or deleted",
+    ),
+  initialStageIsUnique: () =>
+    new BoardError("initialStageIsUnique", "a board has exactly one initial stage: it cannot be added"),
+  lastFailureStage: () => new BoardError("lastFailureStage", "the last failure stage cannot be deleted"),
+  stageOrder: (why: string) => new BoardError("stageOrder", `stage order: ${why}`),
+  cardsNeedAnotherStage: () =>
+    new BoardError("cardsNeedAnotherStage", "cards of a deleted stage must go to another stage"),
+  badName: (what: string) =>
+    new BoardError("badName", `${what} must be 1 to ${MAX_NAME_CHARS} characters`),
+  badColor: (color: string) => new BoardError("badColor", `colour must be #rrggbb, got ${JSON.stringify(color)}`),
+  badAmount: () => new BoardError("badAmount", `an amount must be within ±${MAX_AMOUNT} minor units`),
+  badThreshold: () =>
+    new BoardError("badThreshold", `counter threshold must be 0 to ${MAX_THRESHOLD_MIN} minutes`),
+  badFieldType: (type: string) =>
+    new BoardError(
+      "badFieldType",
+      `unknown field type ${JSON.stringify(type)}: use string, number, money, date, enum, user or bool`,
+    ),
+  needsRebalance: () =>
+    new BoardError(
+      "needsRebalance",
+      "the neighbours' order keys are too long to split; move with a rebalance",
+    ),
+};
+
+/**
+ * A fresh opaque id for a stage, a card, an activity or a field: a UUIDv7, as Rust's `new_id`,
+ * so ids sort by creation time.
+ */
+export function newId(now: Millis = Date.now()): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  let ms = Math.max(0, Math.floor(now));
+  for (let i = 5; i >= 0; i--) {
+    bytes[i] = ms % 256;
+    ms = Math.floor(ms / 256);
+  }
+  bytes[6] = 0x70 | (bytes[6]! & 0x0f);
+  bytes[8] = 0x80 | (bytes[8]! & 0x3f);
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages
+
+/** Adds a stage of `kind` (progress or failure) right after stage `after`; returns its id. */
+export function addStage(doc: Y.Doc, name: string, color: string, kind: StageKind, after: string): string {
+  checkName("a stage name", name);
+  checkColor(color);
+  if (kind === "initial") throw errors.initialStageIsUnique();
+  if (kind === "success") throw errors.successStageIsUnique();
+  const id = newId();
+  doc.transact(() => {
+    const pos = placeStage(doc, id, kind, after);
+    doc.getMap(ROOT.STAGES).set(
+      id,
+      new Y.Map<unknown>([
+        [STAGE_KEY.NAME, name.trim()],
+        [STAGE_KEY.COLOR, color],
+        [STAGE_KEY.KIND, kind],
+        [STAGE_KEY.POS, pos],
+      ]),
+    );
+  });
+  return id;
+}
+
+export function renameStage(doc: Y.Doc, id: string, name: string): void {
+  checkName("a stage name", name);
+  const stage = stageMap(doc, id);
+  doc.transact(() => stage.set(STAGE_KEY.NAME, name.trim()));
+}
+
+export function recolorStage(doc: Y.Doc, id: string, color: string): void {
+  checkColor(color);
+  const stage = stageMap(doc, id);
+  doc.transact(() => stage.set(STAGE_KEY.COLOR, color));
+}
+
+/** Moves stage `id` right after stage `after`. */
+export function moveStage(doc: Y.Doc, id: string, after: string): void {
+  const stage = stageMap(doc, id);
+  const kind = readStages(doc).find((s) => s.id === id)?.kind;
+  if (kind === undefined) throw errors.noSuchStage(id);
+  if (kind === "initial") throw errors.stageOrder("the initial stage stays first");
+  doc.transact(() => {
+    const pos = placeStage(doc, id, kind, after);
+    stage.set(STAGE_KEY.POS, pos);
+  });
+}
+
+/** Deletes stage `id`; its cards move, in their order, to the end of stage `cardsTo`. */
+export function deleteStage(doc: Y.Doc, id: string, cardsTo: string): void {
+  const all = readStages(doc);
+  const stage = all.find((s) => s.id === id);
+  if (stage === undefined) throw errors.noSuchStage(id);
+  if (stage.kind === "initial") throw errors.initialStageIsPermanent();
+  if (stage.kind === "success") throw errors.successStageIsUnique();
+  if (stage.kind === "failure" && all.filter((s) => s.kind === "failure").length === 1) {
+    throw errors.lastFailureStage();
+  }
+  if (cardsTo === id) throw errors.cardsNeedAnotherStage();
+  if (!all.some((s) => s.id === cardsTo)) throw errors.noSuchStage(cardsTo);
+  doc.transact(() => {
+    const moving = columnKeys(doc, id, "");
+    const target = columnKeys(doc, cardsTo, "");
+    const last = target.length > 0 ? target[target.length - 1]![0] : null;
+    let keys: string[];
+    try {
+      keys = nKeysBetween(last, null, moving.length);
+    } catch (error) {
+      if (!(error instanceof OrderError)) throw error;
+      // The target's keys are unusable: rebalance it first.
+      const fresh = rebalanced(target.length + moving.length);
+      target.forEach(([, card], i) => cardMapOrNull(doc, card)?.set(CARD_KEY.POS, fresh[i]!));
+      keys = fresh.slice(target.length);
+    }
+    moving.forEach(([, card], i) => {
+      const map = cardMapOrNull(doc, card);
+      if (map === null) return;
+      map.set(CARD_KEY.STAGE, cardsTo);
+      map.set(CARD_KEY.POS, keys[i]!);
+    });
+    doc.getMap(ROOT.STAGES).delete(id);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cards
+
+/** Where a card goes in its column: Rust's `CardPlace`. */
+export type CardPlace = { kind: "top" } | { kind: "bottom" } | { kind: "after"; card: string };
+
+/** The fields of the quick-create form: Rust's `NewCard`. */
+export interface NewCard {
+  title: string;
+  /** Minor units. */
+  amount?: number;
+  /** Empty or missing: the board's currency. */
+  currency?: string;
+  responsible?: string;
+  client?: string;
+  /** Custom field values by field id. */
+  fields?: Record<string, unknown>;
+}
+
+/** Creates a card at the top of `stage`; returns its id. */
+export function createCard(doc: Y.Doc, stage: string, card: NewCard, now: Millis): string {
+  checkName("a card title", card.title);
+  const amount = card.amount ?? 0;
+  checkAmount(amount);
+  stageMap(doc, stage);
+  const currency = card.currency ? card.currency : readSettings(doc).currency;
+  const id = newId(now);
+  doc.transact(() => {
+    const pos = cardKeyIn(doc, stage, id, { kind: "top" });
+    const fields = new Y.Map<unknown>(Object.entries(card.fields ?? {}));
+    doc.getMap(ROOT.CARDS).set(
+      id,
+      new Y.Map<unknown>([
+        [CARD_KEY.TITLE, card.title.trim()],
+        [CARD_KEY.STAGE, stage],
+        [CARD_KEY.POS, pos],
+        [CARD_KEY.AMOUNT, amount],
+        [CARD_KEY.CURRENCY, currency],
+        [CARD_KEY.RESPONSIBLE, card.responsible ?? ""],
+        [CARD_KEY.CLIENT, card.client ?? ""],
+        [CARD_KEY.CREATED_AT, now],
+        [CARD_KEY.FIELDS, fields],
+      ]),
+    );
+  });
+  return id;
+}
+
+/**
+ * Moves a card between two neighbours whose keys the caller already has on screen: `prev` and
+ * `next` are the `pos` of the cards that will sit just before and after it (null at an end). No
+ * scan, so the cost does not grow with the board. When the keys collide or are too long to
+ * split it throws (`OrderError` or `needsRebalance`): then use {@link moveCard}, which
+ * rebalances the column.
+ */
+export function moveCardBetween(
+  doc: Y.Doc,
+  id: string,
+  stage: string,
+  prev: string | null,
+  next: string | null,
+): void {
+  const card = cardMap(doc, id);
+  stageMap(doc, stage);
+  const pos = keyBetween(prev, next);
+  if (pos.length > MAX_KEY_LEN) throw errors.needsRebalance();
+  doc.transact(() => {
+    card.set(CARD_KEY.STAGE, stage);
+    card.set(CARD_KEY.POS, pos);
+  });
+}
+
+/** Moves a card to `stage` at `place`, rebalancing the column's keys when they collide. */
+export function moveCard(doc: Y.Doc, id: string, stage: string, place: CardPlace): void {
+  const card = cardMap(doc, id);
+  stageMap(doc, stage);
+  if (place.kind === "after" && !columnKeys(doc, stage, id).some(([, c]) => c === place.card)) {
+    throw errors.noSuchCard(place.card);
+  }
+  doc.transact(() => {
+    const pos = cardKeyIn(doc, stage, id, place);
+    card.set(CARD_KEY.STAGE, stage);
+    card.set(CARD_KEY.POS, pos);
+  });
+}
+
+/** Changes to a card's own fields; a missing key leaves that field as it is. */
+export interface CardEdit {
+  title?: string;
+  amount?: number;
+  currency?: string;
+  responsible?: string;
+  client?: string;
+  /** Custom field values to set (`null` clears one). */
+  fields?: Record<string, unknown>;
+}
+
+export function editCard(doc: Y.Doc, id: string, edit: CardEdit): void {
+  if (edit.title !== undefined) checkName("a card title", edit.title);
+  if (edit.amount !== undefined) checkAmount(edit.amount);
+  const card = cardMap(doc, id);
+  doc.transact(() => {
+    if (edit.title !== undefined) card.set(CARD_KEY.TITLE, edit.title.trim());
+    if (edit.currency !== undefined) card.set(CARD_KEY.CURRENCY, edit.currency);
+    if (edit.responsible !== undefined) card.set(CARD_KEY.RESPONSIBLE, edit.responsible);
+    if (edit.client !== undefined) card.set(CARD_KEY.CLIENT, edit.client);
+    if (edit.amount !== undefined) card.set(CARD_KEY.AMOUNT, edit.amount);
+    const entries = Object.entries(edit.fields ?? {});
+    if (entries.length > 0) {
+      let fields = card.get(CARD_KEY.FIELDS);
+      if (!(fields instanceof Y.Map)) {
+        fields = new Y.Map<unknown>();
+        card.set(CARD_KEY.FIELDS, fields);
+      }
+      const map = fields as Y.Map<unknown>;
+      for (const [key, value] of entries) map.set(key, value);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activities
+
+/** A planned or incoming activity to add to a card: Rust's `NewActivity`. */
+export interface NewActivity {
+  card: string;
+  /** `call`, `meeting`, `task`, `email`, `chat`, ... */
+  kind: string;
+  direction: Direction;
+  subject: string;
+  deadline: Millis | null;
+  remindMin: number | null;
+  responsible: string;
+}
+
+export function addActivity(doc: Y.Doc, activity: NewActivity): string {
+  cardMap(doc, activity.card);
+  const id = newId();
+  doc.transact(() => {
+    const map = new Y.Map<unknown>([
+      [ACTIVITY_KEY.CARD, activity.card],
+      [ACTIVITY_KEY.KIND, activity.kind],
+      [ACTIVITY_KEY.DIRECTION, activity.direction],
+      [ACTIVITY_KEY.SUBJECT, activity.subject],
+      [ACTIVITY_KEY.RESPONSIBLE, activity.responsible],
+      [ACTIVITY_KEY.DONE, false],
+    ]);
+    if (activity.deadline !== null) map.set(ACTIVITY_KEY.DEADLINE, activity.deadline);
+    if (activity.remindMin !== null) map.set(ACTIVITY_KEY.REMIND_MIN, activity.remindMin);
+    doc.getMap(ROOT.ACTIVITIES).set(id, map);
+  });
+  return id;
+}
+
+/** Changes to an activity; a missing key leaves that field as it is. */
+export interface ActivityEdit {
+  subject?: string;
+  deadline?: Millis;
+  remindMin?: number;
+  responsible?: string;
+}
+
+export function editActivity(doc: Y.Doc, id: string, edit: ActivityEdit): void {
+  const activity = activityMap(doc, id);
+  doc.transact(() => {
+    if (edit.subject !== undefined) activity.set(ACTIVITY_KEY.SUBJECT, edit.subject);
+    if (edit.deadline !== undefined) activity.set(ACTIVITY_KEY.DEADLINE, edit.deadline);
+    if (edit.remindMin !== undefined) activity.set(ACTIVITY_KEY.REMIND_MIN, edit.remindMin);
+    if (edit.responsible !== undefined) activity.set(ACTIVITY_KEY.RESPONSIBLE, edit.responsible);
+  });
+}
+
+/** Marks an activity done (or open again). */
+export function completeActivity(doc: Y.Doc, id: string, done = true): void {
+  const activity = activityMap(doc, id);
+  doc.transact(() => activity.set(ACTIVITY_KEY.DONE, done));
+}
+
+export function removeActivity(doc: Y.Doc, id: string): void {
+  activityMap(doc, id);
+  doc.transact(() => doc.getMap(ROOT.ACTIVITIES).delete(id));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forms, views, settings, fields
+
+/** The fields of the quick-create form, in order. */
+export function setQuickCreateFields(doc: Y.Doc, fields: readonly string[]): void {
+  doc.transact(() => doc.getMap(ROOT.FORMS).set(QUICK_CREATE, stringArray(fields)));
+}
+
+/** One user's display form: the fields their cards show, in order. */
+export function setDisplayFields(doc: Y.Doc, user: string, fields: readonly string[]): void {
+  doc.transact(() => doc.getMap(ROOT.VIEWS).set(user, stringArray(fields)));
+}
+
+export function setCounterThreshold(doc: Y.Doc, minutes: number): void {
+  if (!Number.isInteger(minutes) || minutes < 0 || minutes > MAX_THRESHOLD_MIN) throw errors.badThreshold();
+  doc.transact(() => doc.getMap(ROOT.BOARD).set(BOARD_KEY.COUNTER_THRESHOLD_MIN, minutes));
+}
+
+/** Defines (or, with an id, redefines) a custom field; returns its id. */
+export function defineField(
+  doc: Y.Doc,
+  id: string | null,
+  label: string,
+  fieldType: string,
+  options: readonly string[] = [],
+): string {
+  checkName("a field label", label);
+  if (!(FIELD_TYPES as readonly string[]).includes(fieldType)) throw errors.badFieldType(fieldType);
+  const fieldId = id ?? newId();
+  doc.transact(() => {
+    doc.getMap(ROOT.FIELDS).set(
+      fieldId,
+      new Y.Map<unknown>([
+        [FIELD_KEY.LABEL, label.trim()],
+        [FIELD_KEY.TYPE, fieldType],
+        [FIELD_KEY.OPTIONS, [...options]],
+      ]),
+    );
+  });
+  return fieldId;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function checkName(what: string, name: string): void {
+  const chars = Array.from(name.trim()).length;
+  if (chars === 0 || chars > MAX_NAME_CHARS) throw errors.badName(what);
+}
+
+function checkAmount(amount: number): void {
+  if (!Number.isInteger(amount) || Math.abs(amount) > MAX_AMOUNT) throw errors.badAmount();
+}
+
+function checkColor(color: string): void {
+  if (!/^#[0-9a-fA-F]{6}$/.test(color)) throw errors.badColor(color);
+}
+
+function childMap(parent: Y.Map<unknown>, key: string): Y.Map<unknown> | null {
+  const value = parent.get(key);
+  return value instanceof Y.Map ? (value as Y.Map<unknown>) : null;
+}
+
+function stageMap(doc: Y.Doc, id: string): Y.Map<unknown> {
+  const map = childMap(doc.getMap(ROOT.STAGES), id);
+  if (map === null) throw errors.noSuchStage(id);
+  return map;
+}
+
+function cardMapOrNull(doc: Y.Doc, id: string): Y.Map<unknown> | null {
+  return childMap(doc.getMap(ROOT.CARDS), id);
+}
+
+function cardMap(doc: Y.Doc, id: string): Y.Map<unknown> {
+  const map = cardMapOrNull(doc, id);
+  if (map === null) throw errors.noSuchCard(id);
+  return map;
+}
+
+function activityMap(doc: Y.Doc, id: string): Y.Map<unknown> {
+  const map = childMap(doc.getMap(ROOT.ACTIVITIES), id);
+  if (map === null) throw errors.noSuchActivity(id);
+  return map;
+}
+
+function stringArray(values: readonly string[]): Y.Array<string> {
+  const array = new Y.Array<string>();
+  array.push([...values]);
+  return array;
+}
+
+/**
+ * A key for an item placed right after index `afterIndex` (null: first) of `ordered` (the sorted
+ * keys of the other items); null when the neighbours collide or the key would be too long.
+ */
+function keyAfter(ordered: readonly string[], afterIndex: number | null): string | null {
+  const prev = afterIndex === null ? null : ordered[afterIndex]!;
+  const next = afterIndex === null ? (ordered[0] ?? null) : (ordered[afterIndex + 1] ?? null);
+  try {
+    const key = keyBetween(prev, next);
+    return key.length <= MAX_KEY_LEN ? key : null;
+  } catch (error) {
+    if (error instanceof OrderError) return null;
+    throw error;
+  }
+}
+
+function kindRank(kind: StageKind): number {
+  return kind === "initial" ? 0 : kind === "progress" ? 1 : 2;
+}
+
+/**
+ * The key for stage `id` (new or moving) of `kind` right after `after`, checking that the initial
+ * stage stays first and the final stages last. Rebalances the stage keys when they collide.
+ */
+function placeStage(doc: Y.Doc, id: string, kind: StageKind, after: string): string {
+  const others: Stage[] = readStages(doc).filter((s) => s.id !== id);
+  const afterIndex = others.findIndex((s) => s.id === after);
+  if (afterIndex === -1) throw errors.noSuchStage(after);
+  const before = others[afterIndex]!;
+  const next = others[afterIndex + 1];
+  if (kindRank(before.kind) > kindRank(kind) || (next !== undefined && kindRank(next.kind) < kindRank(kind))) {
+    throw errors.stageOrder(
+      kind === "initial"
+        ? "the initial stage stays first"
+        : kind === "progress"
+          ? "a progress stage goes before the final stages"
+          : "final stages stay after the others",
+    );
+  }
+  const key = keyAfter(
+    others.map((s) => s.pos),
+    afterIndex,
+  );
+  if (key !== null) return key;
+  const fresh = rebalanced(others.length);
+  others.forEach((stage, i) => childMap(doc.getMap(ROOT.STAGES), stage.id)?.set(STAGE_KEY.POS, fresh[i]!));
+  const placed = keyAfter(fresh, afterIndex);
+  if (placed === null) throw errors.stageOrder("no key fits");
+  return placed;
+}
+
+/**
+ * The (`pos`, id) of the cards shown in `stage`, in order, leaving out card `except`. Orphaned
+ * cards (whose stage is gone) count in the initial stage, as everywhere.
+ */
+export function columnKeys(doc: Y.Doc, stage: string, except: string): [pos: string, id: string][] {
+  const stages = readStages(doc);
+  const ids = new Set(stages.map((s) => s.id));
+  const isInitial = stages.some((s) => s.id === stage && s.kind === "initial");
+  const keys: [string, string][] = [];
+  if (!doc.share.has(ROOT.CARDS)) return keys;
+  doc.getMap(ROOT.CARDS).forEach((value, id) => {
+    if (!(value instanceof Y.Map) || id === except) return;
+    const raw = value.get(CARD_KEY.STAGE);
+    const cardStage = typeof raw === "string" ? raw : "";
+    if (cardStage === stage || (isInitial && !ids.has(cardStage))) {
+      const pos = value.get(CARD_KEY.POS);
+      keys.push([typeof pos === "string" ? pos : "", id]);
+    }
+  });
+  return keys.sort((a, b) => compareBytes(a[0], b[0]) || compareBytes(a[1], b[1]));
+}
+
+/** The `pos` for card `id` placed in `stage` at `place`, rebalancing the column when needed. */
+function cardKeyIn(doc: Y.Doc, stage: string, id: string, place: CardPlace): string {
+  const others = columnKeys(doc, stage, id);
+  let afterIndex: number | null;
+  switch (place.kind) {
+    case "top":
+      afterIndex = null;
+      break;
+    case "bottom":
+      afterIndex = others.length > 0 ? others.length - 1 : null;
+      break;
+    case "after": {
+      const index = others.findIndex(([, card]) => card === place.card);
+      if (index === -1) throw errors.noSuchCard(place.card);
+      afterIndex = index;
+      break;
+    }
+  }
+  const key = keyAfter(
+    others.map(([pos]) => pos),
+    afterIndex,
+  );
+  if (key !== null) return key;
+  const fresh = rebalanced(others.length);
+  others.forEach(([, card], i) => cardMapOrNull(doc, card)?.set(CARD_KEY.POS, fresh[i]!));
+  const placed = keyAfter(fresh, afterIndex);
+  if (placed === null) throw errors.stageOrder("no key fits");
+  return placed;
+}

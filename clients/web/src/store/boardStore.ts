@@ -1,0 +1,454 @@
+// The board as the screen shows it, kept up to date incrementally. The store observes the root
+// types of the document and, after each batch of transactions, re-reads only what changed (the
+// cards named by the events, through the mirror's `readCard`; stages and settings through
+// `readStages` / `readSettings`; activities through `activitiesByCard` when one changed), then
+// rebuilds only the columns those cards left or entered. Every object that did not change keeps
+// its identity from one snapshot to the next, so the view re-renders a remote move as two
+// columns and one card, not the whole board (components compare by identity).
+//
+// The reading rules are the mirror's (src/model/board.ts): cards by (`pos`, id) in byte order, a
+// card whose stage is gone shown in the initial column, sums per currency, counters from
+// `rules.counter` at the store's clock. test/store.test.ts checks the store against `readBoard`
+// after random edits.
+
+import * as Y from "yjs";
+import {
+  activitiesByCard,
+  displayFields,
+  quickCreateFields,
+  readCard,
+  readSettings,
+  readStages,
+  type Activity,
+  type Card,
+  type Settings,
+  type Stage,
+  type Workload,
+} from "../model/board";
+import { readFieldDefs, type FieldDef } from "../model/fieldDefs";
+import { compareBytes } from "../model/order";
+import { counter as computeCounter, type Counter, type Millis } from "../model/rules";
+import { QUICK_CREATE, ROOT } from "../model/schema";
+import { cardYMap, readServerFields, type ServerFields } from "../model/serverFields";
+
+/** A card with the fields only the server writes. */
+export interface CardData extends Card, ServerFields {}
+
+/** One card as a column shows it. Same object as long as nothing about it changed. */
+export interface CardItem {
+  card: CardData;
+  counter: Counter;
+  /** The card's activities, in byte order of id (done ones included). */
+  activities: readonly Activity[];
+}
+
+export interface ColumnData {
+  stage: Stage;
+  /** Every card shown in this stage, in order (filters apply in the view). */
+  items: readonly CardItem[];
+  /** Sum of `amount` per currency, currencies in byte order. */
+  sums: ReadonlyMap<string, number>;
+}
+
+export interface BoardSnapshot {
+  settings: Settings;
+  /** Board order. */
+  stages: readonly Stage[];
+  columns: readonly ColumnData[];
+  items: ReadonlyMap<string, CardItem>;
+  fieldDefs: readonly FieldDef[];
+  /** `forms.quickCreate`, or null when the board never set it (the view uses the defaults). */
+  quickCreate: readonly string[] | null;
+  /** Per responsible, in byte order of the responsible id. */
+  workload: readonly Workload[];
+  /** Cards whose counter is `idle`. */
+  unprocessed: ReadonlySet<string>;
+  /**
+   * The instant of the last tick (every 30 s): what "time ago" is measured against. It moves only
+   * at ticks, so that an edit re-renders only the cards it touched.
+   */
+  now: Millis;
+  /** Bumped on every change. */
+  version: number;
+}
+
+const EMPTY_ACTIVITIES: readonly Activity[] = Object.freeze([]);
+
+export class BoardStore {
+  private readonly listeners = new Set<(snapshot: BoardSnapshot) => void>();
+  private readonly cards = new Map<string, CardData>();
+  /** Card ids by the raw `stage` they name (maybe a deleted stage). */
+  private readonly members = new Map<string, Set<string>>();
+  private readonly items = new Map<string, CardItem>();
+  private activities = new Map<string, Activity[]>();
+  private stages: Stage[] = [];
+  private settings: Settings;
+  private columns = new Map<string, ColumnData>();
+  private fieldDefs: FieldDef[] = [];
+  private quickCreate: string[] | null = null;
+  private snapshot: BoardSnapshot;
+  /** The clock at the last flush: counters of the cards read then are computed at it. */
+  private now: Millis;
+  /** The clock at the last tick. */
+  private tickedAt: Millis;
+  private version = 0;
+
+  private readonly dirtyCards = new Set<string>();
+  private dirtyActivities = false;
+  private dirtyStages = false;
+  private dirtyFields = false;
+  private dirtyForms = false;
+  private dirtyViews = false;
+  private recountAll = false;
+  private scheduled = false;
+  private readonly unobserve: (() => void)[] = [];
+
+  constructor(
+    private readonly doc: Y.Doc,
+    private readonly clock: () => Millis = Date.now,
+  ) {
+    this.now = clock();
+    this.tickedAt = this.now;
+    this.settings = readSettings(doc);
+    this.observe();
+    this.readAll();
+    this.snapshot = this.build(true);
+  }
+
+  get current(): BoardSnapshot {
+    return this.snapshot;
+  }
+
+  subscribe(listener: (snapshot: BoardSnapshot) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Re-evaluates every counter at the clock's time (the view calls it every 30 s). */
+  tick(): void {
+    this.recountAll = true;
+    this.tickedAt = this.clock();
+    this.flush();
+  }
+
+  /** The display form of `user`: their `views` entry, or null when they never set one. */
+  displayFieldsOf(user: string): string[] | null {
+    if (!this.doc.share.has(ROOT.VIEWS) || !this.doc.getMap(ROOT.VIEWS).has(user)) return null;
+    return displayFields(this.doc, user);
+  }
+
+  /** Applies pending changes now instead of at the end of the current task (tests use it). */
+  flush(): void {
+    this.scheduled = false;
+    const changed = this.apply();
+    if (!changed) return;
+    this.snapshot = this.build(false);
+    for (const listener of this.listeners) listener(this.snapshot);
+  }
+
+  destroy(): void {
+    for (const stop of this.unobserve) stop();
+    this.listeners.clear();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private observe(): void {
+    const watch = (name: string, onEvents: (events: Y.YEvent<Y.AbstractType<unknown>>[], root: Y.Map<unknown>) => void) => {
+      const root = this.doc.getMap<unknown>(name);
+      const handler = (events: Y.YEvent<Y.AbstractType<unknown>>[]) => {
+        onEvents(events, root);
+        this.schedule();
+      };
+      root.observeDeep(handler);
+      this.unobserve.push(() => root.unobserveDeep(handler));
+    };
+    watch(ROOT.CARDS, (events, root) => {
+      for (const event of events) {
+        if (event.target === root) {
+          for (const key of (event as Y.YMapEvent<unknown>).keysChanged) this.dirtyCards.add(key);
+        } else {
+          const id = event.path[0];
+          if (typeof id === "string") this.dirtyCards.add(id);
+        }
+      }
+    });
+    watch(ROOT.ACTIVITIES, () => (this.dirtyActivities = true));
+    watch(ROOT.STAGES, () => (this.dirtyStages = true));
+    watch(ROOT.BOARD, () => (this.dirtyStages = true));
+    watch(ROOT.FIELDS, () => (this.dirtyFields = true));
+    watch(ROOT.FORMS, () => (this.dirtyForms = true));
+    watch(ROOT.VIEWS, () => (this.dirtyViews = true));
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // One flush per batch of transactions (a sync step brings many at once).
+    queueMicrotask(() => {
+      if (this.scheduled) this.flush();
+    });
+  }
+
+  private readAll(): void {
+    this.stages = readStages(this.doc);
+    this.activities = activitiesByCard(this.doc);
+    this.fieldDefs = readFieldDefs(this.doc);
+    this.quickCreate = this.readQuickCreate();
+    if (this.doc.share.has(ROOT.CARDS)) {
+      this.doc.getMap(ROOT.CARDS).forEach((_, id) => this.dirtyCards.add(id));
+    }
+    this.updateCards();
+    this.recountAll = true;
+  }
+
+  private readQuickCreate(): string[] | null {
+    if (!this.doc.share.has(ROOT.FORMS) || !this.doc.getMap(ROOT.FORMS).has(QUICK_CREATE)) return null;
+    return quickCreateFields(this.doc);
+  }
+
+  /** Reads what the events named; returns whether the snapshot must change. */
+  private apply(): boolean {
+    let changed = this.recountAll || this.dirtyViews;
+    this.dirtyViews = false;
+    this.now = this.clock();
+    if (this.dirtyStages) {
+      this.dirtyStages = false;
+      const settings = readSettings(this.doc);
+      if (!sameSettings(settings, this.settings)) this.settings = settings;
+      const stages = readStages(this.doc).map((stage) => {
+        const old = this.stages.find((s) => s.id === stage.id);
+        return old !== undefined && sameStage(old, stage) ? old : stage;
+      });
+      this.stages = stages;
+      this.recountAll = true;
+      changed = true;
+    }
+    if (this.dirtyFields) {
+      this.dirtyFields = false;
+      this.fieldDefs = readFieldDefs(this.doc);
+      changed = true;
+    }
+    if (this.dirtyForms) {
+      this.dirtyForms = false;
+      this.quickCreate = this.readQuickCreate();
+      changed = true;
+    }
+    const touched = this.updateCards();
+    if (this.dirtyActivities) {
+      this.dirtyActivities = false;
+      const next = activitiesByCard(this.doc);
+      for (const card of new Set([...this.activities.keys(), ...next.keys()])) {
+        const before = this.activities.get(card);
+        const after = next.get(card);
+        if (before !== undefined && after !== undefined && sameActivities(before, after)) {
+          next.set(card, before);
+        } else {
+          touched.add(card);
+        }
+      }
+      this.activities = next;
+    }
+    if (touched.size > 0) changed = true;
+    this.touched = touched;
+    return changed;
+  }
+
+  private touched = new Set<string>();
+
+  /** Re-reads the dirty cards; returns the ids of those that changed (or went away). */
+  private updateCards(): Set<string> {
+    const touched = new Set<string>();
+    for (const id of this.dirtyCards) {
+      const old = this.cards.get(id);
+      const read = readCard(this.doc, id);
+      const map = cardYMap(this.doc, id);
+      const card: CardData | null = read === null || map === null ? null : { ...read, ...readServerFields(map) };
+      if (card === null) {
+        if (old === undefined) continue;
+        this.cards.delete(id);
+        this.members.get(old.stage)?.delete(id);
+        this.items.delete(id);
+        touched.add(id);
+        this.removedFrom.add(old.stage);
+        continue;
+      }
+      if (old !== undefined && sameCard(old, card)) continue;
+      if (old !== undefined && old.stage !== card.stage) {
+        this.members.get(old.stage)?.delete(id);
+        this.removedFrom.add(old.stage);
+      }
+      let set = this.members.get(card.stage);
+      if (set === undefined) this.members.set(card.stage, (set = new Set()));
+      set.add(id);
+      this.cards.set(id, card);
+      touched.add(id);
+    }
+    this.dirtyCards.clear();
+    return touched;
+  }
+
+  /** Raw stages that lost a card since the last build. */
+  private readonly removedFrom = new Set<string>();
+
+  private build(initial: boolean): BoardSnapshot {
+    const stageIds = new Set(this.stages.map((s) => s.id));
+    const initialStage = this.stages.find((s) => s.kind === "initial") ?? this.stages[0];
+    const shownIn = (raw: string) => (stageIds.has(raw) ? raw : initialStage?.id);
+    const affected = new Set<string>();
+    const all = initial || this.recountAll;
+    if (!all) {
+      for (const raw of this.removedFrom) {
+        const shown = shownIn(raw);
+        if (shown !== undefined) affected.add(shown);
+      }
+      for (const id of this.touched) {
+        const card = this.cards.get(id);
+        const shown = card !== undefined ? shownIn(card.stage) : undefined;
+        if (shown !== undefined) affected.add(shown);
+      }
+    }
+    this.removedFrom.clear();
+    this.touched.clear();
+    this.recountAll = false;
+
+    const columns = this.stages.map((stage) => {
+      const old = this.columns.get(stage.id);
+      if (!all && old !== undefined && old.stage === stage && !affected.has(stage.id)) return old;
+      return this.buildColumn(stage, stage === initialStage ? stageIds : null, old);
+    });
+    this.columns = new Map(columns.map((c) => [c.stage.id, c]));
+    if (columns.length === 0) this.items.clear();
+
+    const workload = new Map<string, Workload>();
+    const unprocessed = new Set<string>();
+    for (const column of columns) {
+      for (const { card, counter } of column.items) {
+        if (counter.state === "idle") unprocessed.add(card.id);
+        let load = workload.get(card.responsible);
+        if (load === undefined) {
+          load = { responsible: card.responsible, cards: 0, amounts: new Map(), lit: 0 };
+          workload.set(card.responsible, load);
+        }
+        load.cards += 1;
+        load.amounts.set(card.currency, (load.amounts.get(card.currency) ?? 0) + card.amount);
+        if (counter.state === "due") load.lit += 1;
+      }
+    }
+    return {
+      settings: this.settings,
+      stages: this.stages,
+      columns,
+      items: new Map(this.items),
+      fieldDefs: this.fieldDefs,
+      quickCreate: this.quickCreate,
+      workload: [...workload.values()]
+        .sort((a, b) => compareBytes(a.responsible, b.responsible))
+        .map((load) => ({ ...load, amounts: sortedByKey(load.amounts) })),
+      unprocessed,
+      now: this.tickedAt,
+      version: ++this.version,
+    };
+  }
+
+  /** One column; `stageIds` is set for the initial column, which also shows orphaned cards. */
+  private buildColumn(stage: Stage, stageIds: Set<string> | null, old: ColumnData | undefined): ColumnData {
+    const cards: CardData[] = [];
+    const add = (ids: Set<string> | undefined) => ids?.forEach((id) => cards.push(this.cards.get(id)!));
+    add(this.members.get(stage.id));
+    if (stageIds !== null) {
+      for (const [raw, ids] of this.members) if (!stageIds.has(raw)) add(ids);
+    }
+    cards.sort((a, b) => compareBytes(a.pos, b.pos) || compareBytes(a.id, b.id));
+    const threshold = this.settings.counterThresholdMin;
+    const items = cards.map((card) => {
+      const activities = this.activities.get(card.id) ?? EMPTY_ACTIVITIES;
+      const fresh = computeCounter(
+        activities.map((a) => a.facts),
+        stage.kind,
+        threshold,
+        this.now,
+      );
+      const prev = this.items.get(card.id);
+      const counter = prev !== undefined && sameCounter(prev.counter, fresh) ? prev.counter : fresh;
+      if (prev !== undefined && prev.card === card && prev.counter === counter && prev.activities === activities) {
+        return prev;
+      }
+      const item: CardItem = { card, counter, activities };
+      this.items.set(card.id, item);
+      return item;
+    });
+    if (old !== undefined && old.stage === stage && sameItems(old.items, items)) return old;
+    const sums = new Map<string, number>();
+    for (const { card } of items) sums.set(card.currency, (sums.get(card.currency) ?? 0) + card.amount);
+    return { stage, items, sums: sortedByKey(sums) };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function sameSettings(a: Settings, b: Settings): boolean {
+  return (
+    a.name === b.name &&
+    a.entity === b.entity &&
+    a.currency === b.currency &&
+    a.counterThresholdMin === b.counterThresholdMin
+  );
+}
+
+function sameStage(a: Stage, b: Stage): boolean {
+  return a.name === b.name && a.color === b.color && a.kind === b.kind && a.pos === b.pos;
+}
+
+function sameCard(a: CardData, b: CardData): boolean {
+  if (
+    a.title !== b.title ||
+    a.stage !== b.stage ||
+    a.pos !== b.pos ||
+    a.amount !== b.amount ||
+    a.currency !== b.currency ||
+    a.responsible !== b.responsible ||
+    a.client !== b.client ||
+    a.createdAt !== b.createdAt ||
+    a.avatar !== b.avatar ||
+    a.avatarAt !== b.avatarAt ||
+    a.avatarReason !== b.avatarReason ||
+    a.fields.size !== b.fields.size
+  ) {
+    return false;
+  }
+  for (const [key, value] of a.fields) {
+    if (!b.fields.has(key) || JSON.stringify(value) !== JSON.stringify(b.fields.get(key))) return false;
+  }
+  return true;
+}
+
+function sameActivities(a: readonly Activity[], b: readonly Activity[]): boolean {
+  if (a.length !== b.length) return false;
+  return a.every((x, i) => {
+    const y = b[i]!;
+    return (
+      x.id === y.id &&
+      x.card === y.card &&
+      x.kind === y.kind &&
+      x.subject === y.subject &&
+      x.facts.deadline === y.facts.deadline &&
+      x.facts.remindMin === y.facts.remindMin &&
+      x.facts.direction === y.facts.direction &&
+      x.facts.done === y.facts.done &&
+      x.facts.responsible === y.facts.responsible
+    );
+  });
+}
+
+function sameCounter(a: Counter, b: Counter): boolean {
+  return a.count === b.count && a.lit === b.lit && a.incoming === b.incoming && a.next === b.next && a.state === b.state;
+}
+
+function sameItems(a: readonly CardItem[], b: readonly CardItem[]): boolean {
+  return a.length === b.length && a.every((item, i) => item === b[i]);
+}
+
+function sortedByKey<V>(map: Map<string, V>): Map<string, V> {
+  return new Map([...map.entries()].sort(([a], [b]) => compareBytes(a, b)));
+}

@@ -1,0 +1,115 @@
+// One board's document, kept in sync three ways: the server, through the stock y-websocket
+// provider on `/ws/boards/{boardId}`; this browser's IndexedDB (y-indexeddb), so that edits made
+// offline survive a reload and merge when the socket comes back; and awareness, which carries
+// presence (`{ user, dragging, viewing }`).
+//
+// The BroadcastChannel between tabs is off (`disableBc`): every tab syncs through the server,
+// the one place that validates and stores updates, and the connection state a tab shows is then
+// the truth about its own edits (a tab that only heard another tab would look in sync while
+// nothing of it was stored).
+
+import { IndexeddbPersistence } from "y-indexeddb";
+import { WebsocketProvider } from "y-websocket";
+import * as Y from "yjs";
+import type { User } from "../ui/users";
+
+export type ConnectionState = "connected" | "connecting" | "offline";
+
+export interface ConnectionStatus {
+  state: ConnectionState;
+  /** The server closed for good (a close code 4400-4499): its reason. */
+  refused: { code: number; reason: string } | null;
+  /** Whether the socket has connected once: "reconnecting" rather than "connecting". */
+  wasConnected: boolean;
+  /** The document holds the server's state (synced once) or the browser's copy of it. */
+  loaded: boolean;
+}
+
+/** The WebSocket base URL for boards on this page's origin. */
+export function boardSocketBase(location: { protocol: string; host: string }): string {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/boards`;
+}
+
+/** The state a connection shows, from what the provider and the browser say. */
+export function connectionState(online: boolean, connected: boolean, refused: boolean): ConnectionState {
+  if (!online || refused) return "offline";
+  return connected ? "connected" : "connecting";
+}
+
+export class BoardConnection {
+  readonly doc = new Y.Doc();
+  readonly provider: WebsocketProvider;
+  private readonly persistence: IndexeddbPersistence;
+  private readonly listeners = new Set<(status: ConnectionStatus) => void>();
+  private status: ConnectionStatus;
+  private readonly onOnline = () => this.update({});
+
+  constructor(
+    readonly boardId: string,
+    user: User,
+  ) {
+    this.status = { state: "connecting", refused: null, wasConnected: false, loaded: false };
+    this.persistence = new IndexeddbPersistence(`funnel.board.${boardId}`, this.doc);
+    this.persistence.on("synced", () => {
+      // The browser's copy counts as loaded only if it holds a board (a first visit holds none).
+      if (this.doc.share.has("stages") && this.doc.getMap("stages").size > 0) this.update({ loaded: true });
+    });
+    this.provider = new WebsocketProvider(boardSocketBase(window.location), boardId, this.doc, { disableBc: true });
+    this.provider.on("status", ({ status }) => {
+      this.update(status === "connected" ? { wasConnected: true } : {});
+    });
+    this.provider.on("sync", (synced: boolean) => {
+      if (synced) this.update({ loaded: true });
+    });
+    this.provider.on("closed", ({ code, reason }: { code: number; reason: string }) => {
+      this.update({ refused: { code, reason: reason || `the server closed the connection (${code})` } });
+    });
+    window.addEventListener("online", this.onOnline);
+    window.addEventListener("offline", this.onOnline);
+    this.provider.awareness.setLocalState({ user, dragging: null, viewing: null });
+  }
+
+  get current(): ConnectionStatus {
+    return this.status;
+  }
+
+  subscribe(listener: (status: ConnectionStatus) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  setUser(user: User): void {
+    this.provider.awareness.setLocalStateField("user", user);
+  }
+
+  setDragging(card: string | null): void {
+    if (this.provider.awareness.getLocalState()?.dragging !== card) this.provider.awareness.setLocalStateField("dragging", card);
+  }
+
+  setViewing(card: string | null): void {
+    if (this.provider.awareness.getLocalState()?.viewing !== card) this.provider.awareness.setLocalStateField("viewing", card);
+  }
+
+  destroy(): void {
+    window.removeEventListener("online", this.onOnline);
+    window.removeEventListener("offline", this.onOnline);
+    this.listeners.clear();
+    this.provider.awareness.setLocalState(null);
+    this.provider.destroy();
+    void this.persistence.destroy();
+    this.doc.destroy();
+  }
+
+  private update(change: Partial<ConnectionStatus>): void {
+    const next = { ...this.status, ...change };
+    next.state = connectionState(navigator.onLine, this.provider?.wsconnected ?? false, next.refused !== null);
+    const same =
+      next.state === this.status.state &&
+      next.refused === this.status.refused &&
+      next.wasConnected === this.status.wasConnected &&
+      next.loaded === this.status.loaded;
+    if (same) return;
+    this.status = next;
+    for (const listener of this.listeners) listener(next);
+  }
+}

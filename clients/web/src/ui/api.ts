@@ -1,0 +1,121 @@
+// The JSON API (DESIGN.md, "Interfaces"): boards under /api/v1/boards, errors as
+// `{"error": "..."}` with a 4xx status. Same origin as the page, so no URL configuration.
+
+export interface BoardSummary {
+  id: string;
+  name: string;
+  entity: string;
+  createdAt: number;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+async function errorOf(response: Response): Promise<ApiError> {
+  let message = `the server answered ${response.status} ${response.statusText}`.trim();
+  try {
+    const body: unknown = await response.json();
+    if (typeof body === "object" && body !== null && typeof (body as { error?: unknown }).error === "string") {
+      message = (body as { error: string }).error;
+    }
+  } catch {
+    // Not JSON: keep the status line.
+  }
+  return new ApiError(response.status, message);
+}
+
+function parseBoard(raw: unknown): BoardSummary | null {
+  if (typeof raw !== "object" || raw === null) return null;
+  const { id, name, entity, createdAt } = raw as Record<string, unknown>;
+  if (typeof id !== "string" || id === "") return null;
+  return {
+    id,
+    name: typeof name === "string" ? name : id,
+    entity: typeof entity === "string" ? entity : "deal",
+    createdAt: typeof createdAt === "number" ? createdAt : 0,
+  };
+}
+
+/** `GET /api/v1/boards`. */
+export async function listBoards(signal?: AbortSignal): Promise<BoardSummary[]> {
+  const response = await fetch("/api/v1/boards", { headers: { accept: "application/json" }, ...(signal ? { signal } : {}) });
+  if (!response.ok) throw await errorOf(response);
+  const body = (await response.json()) as { boards?: unknown };
+  return (Array.isArray(body.boards) ? body.boards : []).map(parseBoard).filter((b): b is BoardSummary => b !== null);
+}
+
+/** `POST /api/v1/boards`. */
+export async function createBoard(entity: string, name: string): Promise<BoardSummary> {
+  const response = await fetch("/api/v1/boards", {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json" },
+    body: JSON.stringify({ entity, name }),
+  });
+  if (!response.ok) throw await errorOf(response);
+  const board = parseBoard(await response.json());
+  if (board === null) throw new ApiError(response.status, "the server answered without a board id");
+  return board;
+}
+
+export interface TimelineEvent {
+  id: string;
+  kind: string;
+  at: number;
+  user: string;
+  text: string;
+}
+
+const TIMELINE_PATH = /^\/api\/v1\/boards\/\{[^}]+\}\/cards\/\{[^}]+\}\/timeline$/;
+let timelineAvailable: Promise<boolean> | null = null;
+
+/**
+ * Whether the server has the timeline endpoint, from its OpenAPI document (asked once per page).
+ * Asking the endpoint itself would make the browser log a failed request on every card while the
+ * server has none; the OpenAPI document is part of the API contract.
+ */
+function hasTimeline(): Promise<boolean> {
+  timelineAvailable ??= fetch("/api/v1/openapi.json", { headers: { accept: "application/json" } })
+    .then(async (response) => {
+      if (!response.ok) return false;
+      const doc = (await response.json()) as { paths?: Record<string, unknown> };
+      return Object.keys(doc.paths ?? {}).some((path) => TIMELINE_PATH.test(path));
+    })
+    .catch(() => false);
+  return timelineAvailable;
+}
+
+/**
+ * `GET /api/v1/boards/{boardId}/cards/{cardId}/timeline`: the card's timeline, newest first, or
+ * null when the server has none (no endpoint yet, or a 404).
+ */
+export async function fetchTimeline(boardId: string, cardId: string, signal?: AbortSignal): Promise<TimelineEvent[] | null> {
+  if (!(await hasTimeline())) return null;
+  const url = `/api/v1/boards/${encodeURIComponent(boardId)}/cards/${encodeURIComponent(cardId)}/timeline`;
+  const response = await fetch(url, { headers: { accept: "application/json" }, ...(signal ? { signal } : {}) });
+  if (response.status === 404) return null;
+  if (!response.ok) throw await errorOf(response);
+  const body: unknown = await response.json();
+  const list = Array.isArray(body) ? body : ((body as { events?: unknown })?.events ?? []);
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((raw, i): TimelineEvent[] => {
+    if (typeof raw !== "object" || raw === null) return [];
+    const e = raw as Record<string, unknown>;
+    const str = (v: unknown) => (typeof v === "string" ? v : "");
+    return [
+      {
+        id: str(e.id) || String(i),
+        kind: str(e.kind) || str(e.type) || "event",
+        at: typeof e.at === "number" ? e.at : typeof e.createdAt === "number" ? e.createdAt : 0,
+        user: str(e.user) || str(e.author),
+        text: str(e.text) || str(e.body) || str(e.subject),
+      },
+    ];
+  });
+}

@@ -1,0 +1,214 @@
+// The fields a card can show or ask for: the built-in card keys and the board's custom fields
+// (`fields` root). The quick-create form (`forms.quickCreate`, set by an admin) and each user's
+// display form (`views[user]`) are lists of these ids. This module turns field ids into labels,
+// inputs into values, and values into the text of a card face.
+
+import type { Json } from "../model/board";
+import type { FieldDef } from "../model/fieldDefs";
+import type { FieldType } from "../model/schema";
+import type { NewCard } from "../model/write";
+import type { CardData } from "../store/boardStore";
+import { formatMoney, parseMoneyInput, moneyInputValue } from "./format";
+
+export interface FieldInfo {
+  id: string;
+  label: string;
+  type: FieldType;
+  options: readonly string[];
+  builtIn: boolean;
+  /** Whether the quick-create form may ask for it. */
+  creatable: boolean;
+}
+
+export const BUILT_IN_FIELDS: readonly FieldInfo[] = [
+  { id: "title", label: "Title", type: "string", options: [], builtIn: true, creatable: true },
+  { id: "amount", label: "Amount", type: "money", options: [], builtIn: true, creatable: true },
+  { id: "client", label: "Client", type: "string", options: [], builtIn: true, creatable: true },
+  { id: "responsible", label: "Responsible", type: "user", options: [], builtIn: true, creatable: true },
+  { id: "currency", label: "Currency", type: "string", options: [], builtIn: true, creatable: true },
+  { id: "createdAt", label: "Created", type: "date", options: [], builtIn: true, creatable: false },
+];
+
+/** The quick-create form of a board that never configured one. */
+export const DEFAULT_QUICK_CREATE: readonly string[] = ["title", "amount", "client"];
+/** The display form of a user who never configured one. */
+export const DEFAULT_DISPLAY: readonly string[] = ["title", "amount", "client"];
+
+/** Every field of the board: built-ins first, then custom fields. */
+export function allFields(defs: readonly FieldDef[]): FieldInfo[] {
+  const builtInIds = new Set(BUILT_IN_FIELDS.map((f) => f.id));
+  return [
+    ...BUILT_IN_FIELDS,
+    ...defs
+      .filter((d) => !builtInIds.has(d.id))
+      .map((d) => ({ id: d.id, label: d.label, type: d.type, options: d.options, builtIn: false, creatable: true })),
+  ];
+}
+
+/** The quick-create form's fields: the title always first, then the configured creatable fields. */
+export function quickCreateFieldsOf(configured: readonly string[] | null, fields: readonly FieldInfo[]): FieldInfo[] {
+  const byId = new Map(fields.map((f) => [f.id, f]));
+  const ids = ["title", ...(configured ?? DEFAULT_QUICK_CREATE).filter((id) => id !== "title")];
+  return unique(ids)
+    .map((id) => byId.get(id))
+    .filter((f): f is FieldInfo => f !== undefined && f.creatable);
+}
+
+/** The card face's fields: the user's display form, or the default; the title when it is empty. */
+export function displayFieldsOf(configured: readonly string[] | null, fields: readonly FieldInfo[]): FieldInfo[] {
+  const byId = new Map(fields.map((f) => [f.id, f]));
+  const shown = unique(configured ?? DEFAULT_DISPLAY)
+    .map((id) => byId.get(id))
+    .filter((f): f is FieldInfo => f !== undefined);
+  return shown.length > 0 ? shown : [byId.get("title")!];
+}
+
+function unique(ids: readonly string[]): string[] {
+  return [...new Set(ids)];
+}
+
+/** A card's value for a field, raw (built-in keys and custom values alike). */
+export function rawValue(card: CardData, field: string): Json {
+  switch (field) {
+    case "title":
+      return card.title;
+    case "amount":
+      return card.amount;
+    case "currency":
+      return card.currency;
+    case "client":
+      return card.client;
+    case "responsible":
+      return card.responsible;
+    case "createdAt":
+      return card.createdAt;
+    default:
+      return card.fields.get(field) ?? null;
+  }
+}
+
+/** The text a card face shows for a field; empty when the card has no value. */
+export function fieldText(
+  card: CardData,
+  field: FieldInfo,
+  nameOf: (user: string) => string,
+  locale?: string,
+): string {
+  const value = rawValue(card, field.id);
+  if (value === null || value === "") return "";
+  if (field.id === "amount") return formatMoney(card.amount, card.currency, locale);
+  switch (field.type) {
+    case "money":
+      return typeof value === "number" ? formatMoney(value, card.currency, locale) : String(value);
+    case "date":
+      return typeof value === "number" && value !== 0
+        ? new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric" }).format(value)
+        : "";
+    case "user":
+      return typeof value === "string" ? nameOf(value) : String(value);
+    case "bool":
+      return value === true ? `${field.label}: yes` : value === false ? `${field.label}: no` : "";
+    case "number":
+      return typeof value === "number" ? new Intl.NumberFormat(locale).format(value) : String(value);
+    default:
+      return typeof value === "string" ? value : JSON.stringify(value);
+  }
+}
+
+/** A value as the text of its input (what the card panel and forms show). */
+export function inputValue(card: CardData, field: FieldInfo): string {
+  const value = rawValue(card, field.id);
+  if (value === null) return "";
+  if (field.type === "money" && typeof value === "number") return moneyInputValue(value, card.currency);
+  if (field.type === "date" && typeof value === "number") return value === 0 ? "" : dateInputValue(value);
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  return JSON.stringify(value);
+}
+
+/** A date input's value ("2026-03-05") for an instant, local time. */
+export function dateInputValue(instant: number): string {
+  const d = new Date(instant);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** What a custom field input holds, as the value to store; an error message when it is wrong. */
+export function parseFieldInput(field: FieldInfo, text: string, checked: boolean, currency: string): { value: unknown } | { error: string } {
+  switch (field.type) {
+    case "bool":
+      return { value: checked };
+    case "money": {
+      const minor = parseMoneyInput(text, currency);
+      return minor === null ? { error: `${field.label}: enter an amount such as 1500 or 1500.50` } : { value: minor };
+    }
+    case "number": {
+      if (text.trim() === "") return { value: null };
+      const n = Number(text);
+      return Number.isFinite(n) ? { value: n } : { error: `${field.label}: enter a number` };
+    }
+    case "date": {
+      if (text.trim() === "") return { value: null };
+      const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text.trim());
+      if (match === null) return { error: `${field.label}: enter a date` };
+      return { value: new Date(Number(match[1]), Number(match[2]) - 1, Number(match[3])).getTime() };
+    }
+    default:
+      return { value: text.trim() };
+  }
+}
+
+/** A three-letter currency code, upper case; null when it is not one. */
+export function parseCurrency(text: string): string | null {
+  const code = text.trim().toUpperCase();
+  return /^[A-Z]{3}$/.test(code) ? code : null;
+}
+
+/**
+ * The quick-create form's values as a new card. `values` holds each input's text by name,
+ * `checked` the checkboxes. The responsible defaults to the current user.
+ */
+export function newCardFrom(
+  fields: readonly FieldInfo[],
+  values: ReadonlyMap<string, string>,
+  checked: ReadonlySet<string>,
+  boardCurrency: string,
+  me: string,
+): { card: NewCard } | { error: string } {
+  const text = (id: string) => values.get(id) ?? "";
+  let currency = boardCurrency;
+  if (fields.some((f) => f.id === "currency") && text("currency").trim() !== "") {
+    const parsed = parseCurrency(text("currency"));
+    if (parsed === null) return { error: "Currency: use a three-letter code such as USD or EUR" };
+    currency = parsed;
+  }
+  const card: NewCard = { title: text("title").trim(), currency, responsible: me, client: "" };
+  if (card.title === "") return { error: "Enter a title" };
+  const custom: Record<string, unknown> = {};
+  for (const field of fields) {
+    switch (field.id) {
+      case "title":
+      case "currency":
+        break;
+      case "amount": {
+        const minor = parseMoneyInput(text("amount"), currency);
+        if (minor === null) return { error: "Amount: enter a number such as 1500 or 1500.50" };
+        card.amount = minor;
+        break;
+      }
+      case "client":
+        card.client = text("client").trim();
+        break;
+      case "responsible":
+        if (text("responsible").trim() !== "") card.responsible = text("responsible").trim();
+        break;
+      default: {
+        const parsed = parseFieldInput(field, text(field.id), checked.has(field.id), currency);
+        if ("error" in parsed) return parsed;
+        if (parsed.value !== null && parsed.value !== "") custom[field.id] = parsed.value;
+      }
+    }
+  }
+  if (Object.keys(custom).length > 0) card.fields = custom;
+  return { card };
+}

@@ -1,0 +1,140 @@
+// How numbers, money, times and names are shown. Pure: the locale and the clock are parameters
+// (the app passes the browser's locale and its clock), so tests pin them.
+
+import type { Millis } from "../model/rules";
+
+/** The locale the app formats with: the browser's. */
+export function defaultLocale(): string | undefined {
+  return typeof navigator === "undefined" ? undefined : navigator.language;
+}
+
+const fractionDigitsCache = new Map<string, number>();
+
+/** How many minor units a currency has (USD 2, JPY 0, BHD 3); 2 for an unknown code. */
+export function minorDigits(currency: string): number {
+  const cached = fractionDigitsCache.get(currency);
+  if (cached !== undefined) return cached;
+  let digits = 2;
+  try {
+    digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits ?? 2;
+  } catch {
+    // Not an ISO 4217 code: show it with two decimals.
+  }
+  fractionDigitsCache.set(currency, digits);
+  return digits;
+}
+
+const moneyFormats = new Map<string, Intl.NumberFormat | null>();
+
+function moneyFormat(currency: string, locale: string | undefined): Intl.NumberFormat | null {
+  const key = `${locale ?? ""}|${currency}`;
+  let format = moneyFormats.get(key);
+  if (format === undefined) {
+    try {
+      format = new Intl.NumberFormat(locale, { style: "currency", currency });
+    } catch {
+      format = null;
+    }
+    moneyFormats.set(key, format);
+  }
+  return format;
+}
+
+/** An amount in minor units, with its currency: `formatMoney(150000, "USD", "en-US")` is "$1,500.00". */
+export function formatMoney(minor: number, currency: string, locale?: string): string {
+  const digits = minorDigits(currency);
+  const value = minor / 10 ** digits;
+  const format = moneyFormat(currency, locale);
+  if (format !== null) return format.format(value);
+  const number = new Intl.NumberFormat(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
+  return currency === "" ? number : `${number} ${currency}`;
+}
+
+/**
+ * A column's or a manager's sums, one per currency, in the given order; an empty map shows
+ * zero in `fallbackCurrency`.
+ */
+export function formatSums(sums: ReadonlyMap<string, number>, fallbackCurrency: string, locale?: string): string {
+  if (sums.size === 0) return formatMoney(0, fallbackCurrency, locale);
+  return [...sums].map(([currency, minor]) => formatMoney(minor, currency, locale)).join(" + ");
+}
+
+/**
+ * What a person typed in an amount field, as minor units: "1500" is 150000 cents, "12.5" 1250,
+ * "1 234,56" 123456. Empty is 0. `null` when it is not a number.
+ */
+export function parseMoneyInput(text: string, currency: string): number | null {
+  let cleaned = text.replace(/[\s\u00a0_']/g, "");
+  if (cleaned === "") return 0;
+  const lastComma = cleaned.lastIndexOf(",");
+  const lastDot = cleaned.lastIndexOf(".");
+  if (lastComma > lastDot) {
+    // "1.234,56" or "12,5": the comma is the decimal mark.
+    cleaned = cleaned.replace(/\./g, "").replace(",", ".");
+  } else {
+    cleaned = cleaned.replace(/,/g, "");
+  }
+  if (!/^[-+]?(\d+\.?\d*|\.\d+)$/.test(cleaned)) return null;
+  const value = Number(cleaned);
+  if (!Number.isFinite(value)) return null;
+  const minor = Math.round(value * 10 ** minorDigits(currency));
+  return Number.isSafeInteger(minor) ? minor : null;
+}
+
+/** Minor units as the text of an amount input ("1500.00"). */
+export function moneyInputValue(minor: number, currency: string): string {
+  const digits = minorDigits(currency);
+  return (minor / 10 ** digits).toFixed(digits);
+}
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** "just now", "5 min ago", "3 h ago", "2 d ago", then the date. Future instants read "just now". */
+export function timeAgo(then: Millis, now: Millis, locale?: string): string {
+  const elapsed = now - then;
+  if (elapsed < MINUTE) return "just now";
+  if (elapsed < HOUR) return `${Math.floor(elapsed / MINUTE)} min ago`;
+  if (elapsed < DAY) return `${Math.floor(elapsed / HOUR)} h ago`;
+  if (elapsed < 30 * DAY) return `${Math.floor(elapsed / DAY)} d ago`;
+  return new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric" }).format(then);
+}
+
+/** A deadline relative to today: "Today 14:00", "Tomorrow 09:30", "Mon 12 May 10:00". */
+export function formatDeadline(deadline: Millis, now: Millis, locale?: string): string {
+  const time = new Intl.DateTimeFormat(locale, { hour: "2-digit", minute: "2-digit" }).format(deadline);
+  const days = dayNumber(deadline) - dayNumber(now);
+  if (days === 0) return `Today ${time}`;
+  if (days === 1) return `Tomorrow ${time}`;
+  if (days === -1) return `Yesterday ${time}`;
+  const sameYear = new Date(deadline).getFullYear() === new Date(now).getFullYear();
+  const date = new Intl.DateTimeFormat(locale, {
+    weekday: "short",
+    day: "numeric",
+    month: "short",
+    ...(sameYear ? {} : { year: "numeric" }),
+  }).format(deadline);
+  return `${date} ${time}`;
+}
+
+/** A local calendar day number, for "today" and "tomorrow". */
+function dayNumber(instant: Millis): number {
+  const date = new Date(instant);
+  return Math.round(Date.UTC(date.getFullYear(), date.getMonth(), date.getDate()) / DAY);
+}
+
+/** Up to two initials: "Ann Lee" → "AL", "bob" → "BO", "" → "?". */
+export function initials(name: string): string {
+  const words = name.trim().split(/[\s._-]+/u).filter((w) => w !== "");
+  if (words.length === 0) return "?";
+  const first = Array.from(words[0]!);
+  if (words.length === 1) return first.slice(0, 2).join("").toUpperCase();
+  const last = Array.from(words[words.length - 1]!);
+  return `${first[0]}${last[0]}`.toUpperCase();
+}
+
+/** A count with its noun: "1 card", "3 cards". */
+export function plural(count: number, noun: string, nouns = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : nouns}`;
+}
