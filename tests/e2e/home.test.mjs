@@ -1,0 +1,120 @@
+// The home page: boards grouped by entity, each a link to its board, and a form that makes a
+// new board.
+
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+
+import {
+  consoleLog,
+  createBoard,
+  describe,
+  eventually,
+  launchBrowser,
+  listBoards,
+  newSession,
+  saveArtifacts,
+  shortId,
+  snapshot,
+  startFunnel,
+  TEST_TIMEOUT,
+  WAIT_MS,
+  waitFor
+} from './helpers.mjs'
+
+const FILE = import.meta.url
+
+let server
+let browser
+before(async () => {
+  server = await startFunnel()
+  browser = await launchBrowser()
+})
+after(async () => {
+  await browser?.close()
+  const status = await server?.stop()
+  if (status && (status.killed || status.code !== 0)) {
+    console.error(`funnel did not stop cleanly: ${JSON.stringify(status)}\n${server.stderr()}`)
+  }
+})
+
+/** The home page's sections and links, read through the DOM contract. */
+async function homeLinks (page) {
+  return page.evaluate(() => [...document.querySelectorAll('[data-entity-section]')].map((section) => ({
+    entity: section.getAttribute('data-entity-section'),
+    links: [...section.querySelectorAll('a[data-board-link]')].map((a) => ({
+      id: a.getAttribute('data-board-link'),
+      text: a.textContent.replace(/\s+/g, ' ').trim(),
+      href: a.getAttribute('href')
+    }))
+  })))
+}
+
+test('home: a board made through the API is listed under its entity and its link opens it', { timeout: TEST_TIMEOUT }, async () => {
+  const name = `Pipeline ${shortId()}`
+  const boardId = await createBoard(server, { entity: 'deal', name })
+  const sessions = {}
+  let failed = false
+  try {
+    const ann = sessions.ann = await newSession(browser, 'ann', { testName: 'home list' })
+    await ann.page.goto(`${server.url}/?user=ann`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await eventually('the home page to list the board under deal', async () => {
+      const sections = await homeLinks(ann.page)
+      const deal = sections.find((s) => s.entity === 'deal')
+      assert.ok(deal, `sections: ${JSON.stringify(sections)}`)
+      const link = deal.links.find((l) => l.id === boardId)
+      assert.ok(link, `links under deal: ${JSON.stringify(deal.links)}`)
+      assert.ok(link.text.includes(name), `the link reads ${JSON.stringify(link.text)}`)
+    })
+    await ann.page.locator(`a[data-board-link="${boardId}"]`).first().click()
+    await eventually('the link to open the board', async () => {
+      const s = await snapshot(ann.page)
+      assert.ok(s.url.startsWith(`/boards/${boardId}`), `the page is at ${s.url}`)
+      assert.equal(s.columns.length, 7, 'the board shows its 7 columns')
+    }, { describe: () => describe(ann.page) })
+  } catch (error) {
+    failed = true
+    throw error
+  } finally {
+    const saved = await saveArtifacts(FILE, 'home list', sessions, failed)
+    if (failed) console.error(`[home list] final state saved: ${saved.join(', ')}`)
+    for (const session of Object.values(sessions)) await session.context.close().catch(() => {})
+  }
+})
+
+test('home: the new-board form makes a board of the chosen entity', { timeout: TEST_TIMEOUT }, async () => {
+  const name = `Leads ${shortId()}`
+  const sessions = {}
+  let failed = false
+  try {
+    const ann = sessions.ann = await newSession(browser, 'ann', { testName: 'home new board' })
+    await ann.page.goto(`${server.url}/?user=ann`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    const form = ann.page.locator('form[data-form="new-board"]').first()
+    await form.waitFor({ state: 'visible' })
+    await form.locator('select[name="entity"]').selectOption('lead')
+    await form.locator('input[name="name"]').fill(name)
+    await form.locator('button[type="submit"]').first().click()
+
+    const board = await waitFor(async () => (await listBoards(server)).find((b) => b.name === name), {
+      message: `GET /api/v1/boards to list a board named ${name}`
+    })
+    assert.equal(board.entity, 'lead')
+
+    await ann.page.goto(`${server.url}/?user=ann`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await eventually('the home page to list the new board under lead', async () => {
+      const sections = await homeLinks(ann.page)
+      const lead = sections.find((s) => s.entity === 'lead')
+      assert.ok(lead?.links.some((l) => l.id === board.id), `sections: ${JSON.stringify(sections)}`)
+    })
+  } catch (error) {
+    failed = true
+    throw error
+  } finally {
+    const saved = await saveArtifacts(FILE, 'home new board', sessions, failed)
+    if (failed) console.error(`[home new board] final state saved: ${saved.join(', ')}`)
+    for (const session of Object.values(sessions)) await session.context.close().catch(() => {})
+  }
+})
+
+test('7. no console errors or uncaught page errors in the tests above', () => {
+  assert.deepEqual(consoleLog.errors, [], `console errors:\n${consoleLog.errors.join('\n')}`)
+})
