@@ -11,6 +11,8 @@
 //! - [`outbox`]: a connection's bounded outgoing queue and its slow-consumer rule.
 //! - [`rooms`]: the registry that hands out rooms, creating each atomically.
 //! - [`room`]: the task that owns one board's document; its logic is `room::state`.
+//! - [`scheduler`]: the task that wakes boards for their reminders, loaded or not.
+//! - [`wakeups`]: when each board must next wake up: one timer structure for the server.
 //! - [`storage`]: the durable update log and snapshots (SQLite).
 
 pub mod api;
@@ -23,7 +25,9 @@ pub mod metrics;
 pub mod outbox;
 pub mod room;
 pub mod rooms;
+pub mod scheduler;
 pub mod storage;
+pub mod wakeups;
 
 use anyhow::Context;
 use config::ServeConfig;
@@ -51,6 +55,11 @@ pub async fn run(
     );
     let tracker = TaskTracker::new();
     let metrics = metrics::Metrics::new();
+    let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
+    let wakeups = wakeups::Wakeups::default();
+    for (board, at) in storage.wakeups().await.context("reading board wake-ups")? {
+        wakeups.set(&board, Some(at));
+    }
     let rooms = Rooms::new(
         RoomContext {
             storage: Arc::clone(&storage),
@@ -60,11 +69,19 @@ pub async fn run(
             },
             shutdown: shutdown.clone(),
             metrics: metrics.clone(),
-            clock: Arc::new(clock::SystemClock),
+            clock: Arc::clone(&clock),
             leases: Arc::new(lease::LocalLeases::default()),
+            wakeups: wakeups.clone(),
         },
         tracker.clone(),
     );
+    tracker.spawn(scheduler::run(
+        wakeups,
+        rooms.clone(),
+        Arc::clone(&clock),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let app = http::router(
         http::AppState {
             connections: ConnectionContext {

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub updates_stored: Counter,
     /// Storage appends (one per room batch; the SQLite writer groups them further).
     pub store_batches: Counter,
+    /// Boards the scheduler woke up for their reminders.
+    pub scheduler_wakeups: Counter,
     /// Connections the server closed, by close code (1013: slow consumers).
     pub closes: Family<CloseLabels, Counter>,
     registry: Arc<Registry>,
@@ -41,6 +43,7 @@ impl Metrics {
             frames_received: Counter::default(),
             updates_stored: Counter::default(),
             store_batches: Counter::default(),
+            scheduler_wakeups: Counter::default(),
             closes: Family::default(),
             registry: Arc::new(Registry::default()),
         };
@@ -64,6 +67,11 @@ impl Metrics {
             "store_batches",
             "Storage appends, one per room batch",
             metrics.store_batches.clone(),
+        );
+        registry.register(
+            "scheduler_wakeups",
+            "Boards woken up for their reminders",
+            metrics.scheduler_wakeups.clone(),
         );
         registry.register(
             "closes",

@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::rooms::Rooms;
 use crate::storage::{BoardMeta, Storage, StorageError};
+use crate::wakeups::Wakeups;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
 use funnel_protocol::board;
@@ -40,6 +41,8 @@ pub enum RoomCommand {
     },
     /// A connection is gone.
     Leave { conn: ConnId },
+    /// The scheduler: a counter of this board is due to change (a reminder).
+    Wake,
 }
 
 /// A connection's id, unique within the process.
@@ -75,6 +78,8 @@ pub struct RoomContext {
     pub clock: Arc<dyn Clock>,
     /// Who maintains each board's counters and avatars.
     pub leases: Arc<dyn Leases>,
+    /// When each board must next be woken up (shared with the scheduler).
+    pub wakeups: Wakeups,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -137,6 +142,8 @@ pub async fn run(
         room.state.enable_upkeep();
     }
     room.state.run_upkeep(ctx.clock.now_ms());
+    // The wake-up last recorded for this board (`Some(None)`: recorded as none).
+    let mut recorded_wake: Option<Option<i64>> = None;
     let mut sweep = tokio::time::interval(AWARENESS_SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut idle_since = Some(Instant::now());
@@ -189,6 +196,17 @@ pub async fn run(
             );
             break;
         }
+        // Record when this board must next wake up, for the scheduler and across restarts.
+        let wake = room.state.next_wake();
+        if room.state.has_upkeep() && recorded_wake != Some(wake) {
+            ctx.wakeups.set(&board, wake);
+            match ctx.storage.set_wakeup(&board, wake).await {
+                Ok(()) => recorded_wake = Some(wake),
+                Err(e) => {
+                    tracing::warn!(board = %board, error = %e, "cannot record the next wake-up")
+                }
+            }
+        }
         if room.state.is_tainted() {
             match reload(&board, ctx.storage.as_ref()).await {
                 Ok(doc) => room.state.replace_doc(doc),
@@ -237,6 +255,8 @@ impl Room {
             RoomCommand::Join { conn, outbox } => self.state.join(conn, outbox),
             RoomCommand::Message { conn, message } => self.state.handle(conn, message),
             RoomCommand::Leave { conn } => self.state.leave(conn),
+            // Upkeep runs after every batch; waking is all it takes.
+            RoomCommand::Wake => {}
         }
     }
 

@@ -130,6 +130,7 @@ mod tests {
             metrics: crate::metrics::Metrics::new(),
             clock: Arc::new(crate::clock::SystemClock),
             leases: Arc::new(crate::lease::LocalLeases::default()),
+            wakeups: crate::wakeups::Wakeups::default(),
         };
         Rooms::new(ctx, TaskTracker::new())
     }

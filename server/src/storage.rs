@@ -105,6 +105,13 @@ pub trait Storage: Send + Sync + 'static {
     /// One board's metadata, or `None` when it does not exist.
     async fn meta(&self, board: &BoardId) -> Result<Option<BoardMeta>, StorageError>;
 
+    /// Records when a board must next be woken up to update its counters (`None`: never), so
+    /// that a reminder fires while nobody has the board open, and after a restart.
+    async fn set_wakeup(&self, board: &BoardId, at: Option<i64>) -> Result<(), StorageError>;
+
+    /// Every recorded wake-up.
+    async fn wakeups(&self) -> Result<Vec<(BoardId, i64)>, StorageError>;
+
     /// Records a board's new name (the name lives in the document; this copy feeds the list).
     async fn rename(&self, board: &BoardId, name: &str) -> Result<(), StorageError>;
 

@@ -49,6 +49,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE boards ADD COLUMN entity TEXT NOT NULL DEFAULT 'deal';
     ALTER TABLE boards ADD COLUMN name   TEXT NOT NULL DEFAULT '';
 "#,
+    r#"
+    CREATE TABLE wakeups (
+        board TEXT    PRIMARY KEY,
+        at    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+"#,
 ];
 
 pub struct SqliteStorage {
@@ -67,6 +73,11 @@ enum Job {
     Rename {
         board: BoardId,
         name: String,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    SetWakeup {
+        board: BoardId,
+        at: Option<i64>,
         reply: oneshot::Sender<Result<(), StorageError>>,
     },
     Append {
@@ -260,6 +271,30 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    async fn set_wakeup(&self, board: &BoardId, at: Option<i64>) -> Result<(), StorageError> {
+        let board = board.clone();
+        self.submit(|reply| Job::SetWakeup { board, at, reply })
+            .await
+    }
+
+    async fn wakeups(&self) -> Result<Vec<(BoardId, i64)>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT board, at FROM wakeups ORDER BY at")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            let mut wakeups = Vec::new();
+            for row in rows {
+                let (board, at) = row?;
+                if let Ok(board) = BoardId::parse(&board) {
+                    wakeups.push((board, at));
+                }
+            }
+            Ok(wakeups)
+        })
+        .await
+    }
+
     async fn rename(&self, board: &BoardId, name: &str) -> Result<(), StorageError> {
         let board = board.clone();
         let name = name.to_owned();
@@ -406,6 +441,12 @@ impl Writer {
                             }
                         }
                     }
+                    Job::SetWakeup { board, at, reply } => match set_wakeup(&txn, &board, at) {
+                        Ok(()) => pending.push(Pending::Done(reply)),
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
                     Job::Rename { board, name, reply } => match rename(&txn, &board, &name) {
                         Ok(()) => pending.push(Pending::Done(reply)),
                         Err(e) => {
@@ -484,6 +525,22 @@ fn in_savepoint<T>(
             Err(e)
         }
     }
+}
+
+fn set_wakeup(
+    txn: &rusqlite::Transaction<'_>,
+    board: &BoardId,
+    at: Option<i64>,
+) -> Result<(), StorageError> {
+    match at {
+        Some(at) => txn.execute(
+            "INSERT INTO wakeups (board, at) VALUES (?1, ?2)
+             ON CONFLICT (board) DO UPDATE SET at = excluded.at",
+            params![board.as_str(), at],
+        )?,
+        None => txn.execute("DELETE FROM wakeups WHERE board = ?1", [board.as_str()])?,
+    };
+    Ok(())
 }
 
 fn rename(
