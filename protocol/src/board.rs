@@ -39,6 +39,8 @@ pub mod card_key {
     pub const AVATAR_AT: &str = "avatarAt";
     pub const AVATAR_REASON: &str = "avatarReason";
     pub const COUNTER: &str = "counter";
+    /// Written by the server: when the card's timeline last got an event.
+    pub const TIMELINE_AT: &str = "timelineAt";
 }
 
 /// Keys of an activity map.

@@ -1380,6 +1380,7 @@ fn schema_vectors() -> Value {
             ("CREATED_AT", card_key::CREATED_AT), ("FIELDS", card_key::FIELDS),
             ("AVATAR", card_key::AVATAR), ("AVATAR_AT", card_key::AVATAR_AT),
             ("AVATAR_REASON", card_key::AVATAR_REASON), ("COUNTER", card_key::COUNTER),
+            ("TIMELINE_AT", card_key::TIMELINE_AT),
         ]),
         "activityKey": names(&[
             ("CARD", activity_key::CARD), ("KIND", activity_key::KIND),

@@ -4,8 +4,10 @@
 
 use crate::http::AppState;
 use crate::room;
-use crate::storage::{BoardMeta, StorageError};
+use crate::room::{RoomCommand, TimelineError};
+use crate::storage::{BoardMeta, StorageError, TimelineEvent};
 use axum::Json;
+use axum::extract::Query;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -25,8 +27,16 @@ use utoipa::{OpenApi, ToSchema};
                        content is a Yjs document served at /ws/boards/{boardId} over the \
                        y-websocket protocol; this API lists and creates boards."
     ),
-    paths(list_boards, create_board, get_board),
-    components(schemas(Board, BoardList, NewBoard, ErrorBody))
+    paths(list_boards, create_board, get_board, add_timeline_event, get_timeline),
+    components(schemas(
+        Board,
+        BoardList,
+        NewBoard,
+        ErrorBody,
+        TimelineEntry,
+        NewTimelineEvent,
+        TimelinePage
+    ))
 )]
 pub struct ApiDoc;
 
@@ -57,6 +67,74 @@ pub struct NewBoard {
     pub name: Option<String>,
 }
 
+/// An event of a card's timeline.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    pub id: i64,
+    pub card: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    /// `comment`, `call`, `email` or `chat`.
+    pub kind: String,
+    /// `incoming`, `outgoing` or `missed` (calls only); empty for comments.
+    pub direction: String,
+    /// The employee: who commented, took or missed the call, got the e-mail or chatted.
+    pub user: String,
+    pub text: String,
+}
+
+/// An event to add to a card's timeline. Comments, incoming and missed calls, incoming e-mails
+/// and chats move the card's avatar to `user`; incoming ones also add an open incoming
+/// activity to the card.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewTimelineEvent {
+    pub kind: String,
+    #[serde(default)]
+    pub direction: Option<String>,
+    pub user: String,
+    #[serde(default)]
+    pub text: String,
+    /// When it happened (ms since the epoch); defaults to now.
+    #[serde(default)]
+    pub at: Option<i64>,
+}
+
+/// A page of a card's timeline, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelinePage {
+    pub events: Vec<TimelineEntry>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    pub next: Option<i64>,
+}
+
+/// Query of a timeline page.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub before: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+/// The longest timeline text, in characters.
+pub const MAX_EVENT_TEXT: usize = 10_000;
+/// The default and largest timeline page.
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 200;
+
+impl From<TimelineEvent> for TimelineEntry {
+    fn from(event: TimelineEvent) -> Self {
+        TimelineEntry {
+            id: event.id,
+            card: event.card,
+            at: event.at,
+            kind: event.kind,
+            direction: event.direction,
+            user: event.user,
+            text: event.text,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
@@ -80,6 +158,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("no board {0}")]
     NoSuchBoard(String),
+    #[error("no card {0} on this board")]
+    NoSuchCard(String),
+    #[error("the board is busy; try again")]
+    Busy,
     #[error("no such endpoint: see /api/v1/openapi.json")]
     NoSuchEndpoint,
     #[error("storage is unavailable; try again")]
@@ -90,7 +172,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NoSuchBoard(_) | ApiError::NoSuchEndpoint => StatusCode::NOT_FOUND,
+            ApiError::NoSuchBoard(_) | ApiError::NoSuchCard(_) | ApiError::NoSuchEndpoint => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(e) => {
                 tracing::error!(error = %e, "api: storage failed");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -192,4 +277,121 @@ pub async fn get_board(
     let id = BoardId::parse(&board_id).map_err(|_| not_found())?;
     let meta = state.storage.meta(&id).await?.ok_or_else(not_found)?;
     Ok(Json(Board::from(meta)))
+}
+
+/// Adds an event to a card's timeline.
+#[utoipa::path(
+    post,
+    path = "/api/v1/boards/{boardId}/cards/{cardId}/timeline",
+    params(
+        ("boardId" = String, Path, description = "the board's id"),
+        ("cardId" = String, Path, description = "the card's id")
+    ),
+    request_body = NewTimelineEvent,
+    responses(
+        (status = 201, body = TimelineEntry),
+        (status = 400, body = ErrorBody, description = "unknown kind or direction, no user, text too long"),
+        (status = 404, body = ErrorBody, description = "no such board or card")
+    )
+)]
+pub async fn add_timeline_event(
+    State(state): State<AppState>,
+    Path((board_id, card)): Path<(String, String)>,
+    body: Result<Json<NewTimelineEvent>, JsonRejection>,
+) -> Result<(StatusCode, Json<TimelineEntry>), ApiError> {
+    let Json(new) = body?;
+    let board = existing_board(&state, &board_id).await?;
+    let direction = new.direction.unwrap_or_default();
+    let allowed: &[&str] = match new.kind.as_str() {
+        "comment" => &[""],
+        "call" => &["incoming", "outgoing", "missed"],
+        "email" | "chat" => &["incoming", "outgoing"],
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown kind {other:?}: use comment, call, email or chat"
+            )));
+        }
+    };
+    if !allowed.contains(&direction.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "direction of a {}: {}",
+            new.kind,
+            match new.kind.as_str() {
+                "comment" => "none".to_owned(),
+                _ => allowed.join(", "),
+            }
+        )));
+    }
+    let user = new.user.trim();
+    if user.is_empty() || user.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "user must be 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if new.text.chars().count() > MAX_EVENT_TEXT {
+        return Err(ApiError::BadRequest(format!(
+            "text has at most {MAX_EVENT_TEXT} characters"
+        )));
+    }
+    let event = TimelineEvent {
+        id: 0,
+        board: board.clone(),
+        card,
+        at: new
+            .at
+            .unwrap_or_else(|| crate::clock::Clock::now_ms(&crate::clock::SystemClock)),
+        kind: new.kind,
+        direction,
+        user: user.to_owned(),
+        text: new.text,
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let room = state.connections.rooms.get_or_spawn(&board);
+    room.send(RoomCommand::Timeline { event, reply })
+        .await
+        .map_err(|_| ApiError::Busy)?;
+    match answer.await.map_err(|_| ApiError::Busy)? {
+        Ok(event) => Ok((StatusCode::CREATED, Json(TimelineEntry::from(event)))),
+        Err(TimelineError::NoSuchCard(card)) => Err(ApiError::NoSuchCard(card)),
+        Err(TimelineError::Storage(e)) => Err(ApiError::Storage(e)),
+    }
+}
+
+/// A card's timeline, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/boards/{boardId}/cards/{cardId}/timeline",
+    params(
+        ("boardId" = String, Path, description = "the board's id"),
+        ("cardId" = String, Path, description = "the card's id"),
+        ("before" = Option<i64>, Query, description = "only events with a smaller id (the previous page's `next`)"),
+        ("limit" = Option<usize>, Query, description = "events per page, 1 to 200 (default 50)")
+    ),
+    responses((status = 200, body = TimelinePage), (status = 404, body = ErrorBody))
+)]
+pub async fn get_timeline(
+    State(state): State<AppState>,
+    Path((board_id, card)): Path<(String, String)>,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<TimelinePage>, ApiError> {
+    let board = existing_board(&state, &board_id).await?;
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let events = state
+        .storage
+        .events(&board, &card, page.before, limit)
+        .await?;
+    let next = (events.len() == limit)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(TimelinePage {
+        events: events.into_iter().map(TimelineEntry::from).collect(),
+        next,
+    }))
+}
+
+async fn existing_board(state: &AppState, board_id: &str) -> Result<BoardId, ApiError> {
+    let not_found = || ApiError::NoSuchBoard(board_id.to_owned());
+    let id = BoardId::parse(board_id).map_err(|_| not_found())?;
+    state.storage.meta(&id).await?.ok_or_else(not_found)?;
+    Ok(id)
 }

@@ -35,6 +35,10 @@ pub fn router(state: AppState, web_dir: &Path) -> Router {
             get(api::list_boards).post(api::create_board),
         )
         .route("/api/v1/boards/{board_id}", get(api::get_board))
+        .route(
+            "/api/v1/boards/{board_id}/cards/{card_id}/timeline",
+            get(api::get_timeline).post(api::add_timeline_event),
+        )
         .route("/api/{*rest}", any(api::not_found))
         .fallback_service(web_client(web_dir))
         .with_state(state)

@@ -13,7 +13,7 @@ use crate::lease::Leases;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::rooms::Rooms;
-use crate::storage::{BoardMeta, Storage, StorageError};
+use crate::storage::{BoardMeta, Storage, StorageError, TimelineEvent};
 use crate::wakeups::Wakeups;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
@@ -24,7 +24,7 @@ use state::RoomState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +43,21 @@ pub enum RoomCommand {
     Leave { conn: ConnId },
     /// The scheduler: a counter of this board is due to change (a reminder).
     Wake,
+    /// A timeline event of a card (from the API): stored, then applied to the card (its avatar,
+    /// an incoming activity, `timelineAt`); the reply comes once all of it is durable.
+    Timeline {
+        event: TimelineEvent,
+        reply: oneshot::Sender<Result<TimelineEvent, TimelineError>>,
+    },
+}
+
+/// Why a timeline event was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum TimelineError {
+    #[error("no card {0} on this board")]
+    NoSuchCard(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// A connection's id, unique within the process.
@@ -128,6 +143,7 @@ pub async fn run(
     let name = board::settings(&doc.transact()).name;
     let mut room = Room {
         name,
+        timeline_replies: Vec::new(),
         state: RoomState::new(board.clone(), doc, clock),
         storage: Arc::clone(&ctx.storage),
         metrics: ctx.metrics.clone(),
@@ -164,7 +180,10 @@ pub async fn run(
                     break; // every sender is gone: the registry dropped this room
                 }
                 for command in batch.drain(..) {
-                    room.handle(command);
+                    match command {
+                        RoomCommand::Timeline { event, reply } => room.timeline(event, reply).await,
+                        command => room.handle(command),
+                    }
                 }
             }
             _ = sweep.tick() => room.state.sweep_awareness(clock()),
@@ -188,7 +207,14 @@ pub async fn run(
             }
         }
         room.state.run_upkeep(ctx.clock.now_ms());
-        if let Err(e) = room.store_then_deliver().await {
+        let stored = room.store_then_deliver().await;
+        for (reply, event) in room.timeline_replies.drain(..) {
+            let _ = reply.send(match &stored {
+                Ok(()) => Ok(event),
+                Err(_) => Err(TimelineError::Storage(StorageError::Closed)),
+            });
+        }
+        if let Err(e) = stored {
             tracing::error!(board = %board, error = %e, "storing updates failed; closing the board");
             room.state.close_all(
                 CloseCode::InternalError,
@@ -246,6 +272,11 @@ struct Room {
     tail_len: usize,
     /// The board's name as last recorded for the board list.
     name: String,
+    /// Timeline events whose card changes are in this batch: answered once it is stored.
+    timeline_replies: Vec<(
+        oneshot::Sender<Result<TimelineEvent, TimelineError>>,
+        TimelineEvent,
+    )>,
     compaction: Option<JoinHandle<()>>,
 }
 
@@ -257,6 +288,32 @@ impl Room {
             RoomCommand::Leave { conn } => self.state.leave(conn),
             // Upkeep runs after every batch; waking is all it takes.
             RoomCommand::Wake => {}
+            // Handled by `timeline`, which waits for storage.
+            RoomCommand::Timeline { reply, .. } => {
+                let _ = reply.send(Err(TimelineError::Storage(StorageError::Closed)));
+            }
+        }
+    }
+
+    /// Stores a timeline event and applies it to its card; the reply waits for the batch to be
+    /// stored.
+    async fn timeline(
+        &mut self,
+        event: TimelineEvent,
+        reply: oneshot::Sender<Result<TimelineEvent, TimelineError>>,
+    ) {
+        if !self.state.has_card(&event.card) {
+            let _ = reply.send(Err(TimelineError::NoSuchCard(event.card)));
+            return;
+        }
+        match self.storage.add_event(event).await {
+            Ok(stored) => {
+                self.state.apply_timeline_event(&stored);
+                self.timeline_replies.push((reply, stored));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+            }
         }
     }
 

@@ -73,6 +73,25 @@ pub struct BoardMeta {
     pub created_at: i64,
 }
 
+/// A timeline event of a card, as stored (comments, calls, e-mails, chat messages). Kept out of
+/// the board document, which stays small.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEvent {
+    /// Increasing; pages of a card's timeline go by id.
+    pub id: i64,
+    pub board: BoardId,
+    pub card: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    /// `comment`, `call`, `email` or `chat`.
+    pub kind: String,
+    /// `incoming`, `outgoing` or `missed` (calls); empty for comments.
+    pub direction: String,
+    /// The employee the event belongs to (who commented, who took or missed the call...).
+    pub user: String,
+    pub text: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("sqlite: {0}")]
@@ -111,6 +130,18 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Every recorded wake-up.
     async fn wakeups(&self) -> Result<Vec<(BoardId, i64)>, StorageError>;
+
+    /// Stores a timeline event (its `id` is assigned) and returns it.
+    async fn add_event(&self, event: TimelineEvent) -> Result<TimelineEvent, StorageError>;
+
+    /// A card's timeline, newest first: up to `limit` events with an id below `before`.
+    async fn events(
+        &self,
+        board: &BoardId,
+        card: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<TimelineEvent>, StorageError>;
 
     /// Records a board's new name (the name lives in the document; this copy feeds the list).
     async fn rename(&self, board: &BoardId, name: &str) -> Result<(), StorageError>;

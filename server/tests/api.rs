@@ -160,7 +160,14 @@ async fn the_openapi_document_describes_the_api() {
     let doc = json(&body);
     assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
     let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
-    assert_eq!(paths, ["/api/v1/boards", "/api/v1/boards/{boardId}"]);
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/boards",
+            "/api/v1/boards/{boardId}",
+            "/api/v1/boards/{boardId}/cards/{cardId}/timeline"
+        ]
+    );
     server.stop().await;
 }
 
@@ -191,5 +198,134 @@ async fn the_web_client_is_served_with_a_fallback_to_its_index() {
     let (status, body) = http(server.addr, "GET", "/", None).await;
     assert_eq!(status, 404);
     assert!(body.contains("npm --prefix clients/web"), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn timeline_events_are_stored_paged_and_move_the_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (_, body) = http(
+        server.addr,
+        "POST",
+        "/api/v1/boards",
+        Some(r#"{"entity":"deal"}"#),
+    )
+    .await;
+    let id = json(&body)["id"].as_str().unwrap().to_owned();
+    let mut client = Client::connect(&server.url(&id)).await;
+    client
+        .write(|txn| support::add_card(txn, "card", "ACME"))
+        .await;
+    client.wait_for_upkeep("card").await;
+    let timeline = format!("/api/v1/boards/{id}/cards/card/timeline");
+
+    // A comment: stored, and the avatar moves to its author.
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        &timeline,
+        Some(r#"{"kind":"comment","user":"dora","text":"sent the quote"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(json(&body)["user"], "dora");
+    client
+        .pump_until("the avatar to move to dora", |c, _| {
+            support::server_field(&c.doc, "card", "avatar") == Some(serde_json::json!("dora"))
+        })
+        .await;
+    assert_eq!(
+        support::server_field(&client.doc, "card", "avatarReason").unwrap(),
+        "comment"
+    );
+
+    // A missed call: an open incoming activity, so the counter turns green (incoming).
+    let (status, _) = http(
+        server.addr,
+        "POST",
+        &timeline,
+        Some(r#"{"kind":"call","direction":"missed","user":"eve","text":"+33 1 23 45 67 89"}"#),
+    )
+    .await;
+    assert_eq!(status, 201);
+    client
+        .pump_until("an incoming counter", |c, _| {
+            support::server_field(&c.doc, "card", "counter")
+                .is_some_and(|v| v["state"] == "incoming")
+        })
+        .await;
+    assert_eq!(
+        support::server_field(&client.doc, "card", "avatar").unwrap(),
+        "eve"
+    );
+    assert!(support::server_field(&client.doc, "card", "timelineAt").is_some());
+
+    // An outgoing e-mail is kept but moves nothing.
+    let (status, _) = http(
+        server.addr,
+        "POST",
+        &timeline,
+        Some(r#"{"kind":"email","direction":"outgoing","user":"ann","text":"hello"}"#),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // Newest first, two per page.
+    let (status, body) = http(server.addr, "GET", &format!("{timeline}?limit=2"), None).await;
+    assert_eq!(status, 200);
+    let page = json(&body);
+    let kinds: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["email", "call"]);
+    let next = page["next"].as_i64().unwrap();
+    let (_, body) = http(
+        server.addr,
+        "GET",
+        &format!("{timeline}?limit=2&before={next}"),
+        None,
+    )
+    .await;
+    let page = json(&body);
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    assert_eq!(page["events"][0]["kind"], "comment");
+    assert!(page["next"].is_null());
+
+    // Bad input.
+    let cases = [
+        (timeline.clone(), r#"{"kind":"fax","user":"x"}"#, 400),
+        (timeline.clone(), r#"{"kind":"call","user":"x"}"#, 400),
+        (
+            timeline.clone(),
+            r#"{"kind":"comment","direction":"incoming","user":"x"}"#,
+            400,
+        ),
+        (timeline.clone(), r#"{"kind":"comment","user":" "}"#, 400),
+        (
+            format!("/api/v1/boards/{id}/cards/nope/timeline"),
+            r#"{"kind":"comment","user":"x"}"#,
+            404,
+        ),
+        (
+            "/api/v1/boards/nope/cards/card/timeline".to_owned(),
+            r#"{"kind":"comment","user":"x"}"#,
+            404,
+        ),
+    ];
+    for (path, body, status) in cases {
+        let (got, text) = http(server.addr, "POST", &path, Some(body)).await;
+        assert_eq!(got, status, "{path} {body}: {text}");
+        assert!(json(&text)["error"].is_string());
+    }
+    let (_, body) = http(server.addr, "GET", &timeline, None).await;
+    assert_eq!(
+        json(&body)["events"].as_array().unwrap().len(),
+        3,
+        "nothing more was stored"
+    );
     server.stop().await;
 }

@@ -8,6 +8,11 @@
 
 use super::ConnId;
 use super::upkeep::Upkeep;
+use crate::storage::TimelineEvent;
+
+/// The origin of the transactions that apply timeline events (the board index sees them: they
+/// add activities).
+const TIMELINE_ORIGIN: &str = "funnel-timeline";
 use crate::outbox::{Outbox, PushError};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
@@ -99,6 +104,70 @@ impl RoomState {
                 .push((Recipients::All, wire::encode_update(&raw)));
             self.to_store.push(raw);
         }
+    }
+
+    pub fn has_card(&self, id: &str) -> bool {
+        funnel_protocol::board::card(&self.doc.transact(), id).is_some()
+    }
+
+    /// Applies a stored timeline event to its card, in one server transaction: `timelineAt`
+    /// (clients showing the card refetch its timeline), an open incoming activity for an
+    /// incoming call, missed call, incoming e-mail or incoming chat message, and the avatar
+    /// rule (at the next upkeep).
+    pub fn apply_timeline_event(&mut self, event: &TimelineEvent) {
+        use funnel_protocol::board::{self, NewActivity, card_key};
+        use funnel_protocol::rules::{AvatarEvent, AvatarReason, Direction};
+        let incoming = matches!(
+            (event.kind.as_str(), event.direction.as_str()),
+            ("call", "incoming" | "missed") | ("email" | "chat", "incoming")
+        );
+        let reason = match (event.kind.as_str(), event.direction.as_str()) {
+            ("comment", _) => Some(AvatarReason::Comment),
+            ("call", "incoming" | "missed") => Some(AvatarReason::Call),
+            ("email", "incoming") => Some(AvatarReason::Email),
+            ("chat", _) => Some(AvatarReason::Chat),
+            _ => None,
+        };
+        let update = {
+            let mut txn = self.doc.transact_mut_with(TIMELINE_ORIGIN);
+            if let Some(yrs::Out::YMap(card)) = txn
+                .get_map(funnel_protocol::schema::root::CARDS)
+                .and_then(|cards| yrs::Map::get(&cards, &txn, &event.card))
+            {
+                yrs::Map::insert(&card, &mut txn, card_key::TIMELINE_AT, event.at);
+            }
+            if incoming {
+                let subject: String = event.text.chars().take(200).collect();
+                let activity = NewActivity {
+                    card: event.card.clone(),
+                    kind: event.kind.clone(),
+                    direction: Direction::Incoming,
+                    subject,
+                    deadline: Some(event.at),
+                    remind_min: None,
+                    responsible: event.user.clone(),
+                };
+                if let Err(e) = board::add_activity(&mut txn, activity) {
+                    tracing::warn!(error = %e, "timeline: no incoming activity added");
+                }
+            }
+            txn.encode_update_v1()
+        };
+        if let (Some(reason), Some(upkeep)) = (reason, self.upkeep.as_mut()) {
+            upkeep.note_event(
+                &event.card,
+                AvatarEvent {
+                    at: event.at,
+                    user: event.user.clone(),
+                    reason,
+                },
+            );
+        }
+        self.changed();
+        let raw = Bytes::from(update);
+        self.to_send
+            .push((Recipients::All, wire::encode_update(&raw)));
+        self.to_store.push(raw);
     }
 
     /// When a counter changes next by itself (milliseconds since the epoch).

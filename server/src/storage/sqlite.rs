@@ -5,7 +5,7 @@
 //! updates from many rooms costs one fsync. Reads (loading a board, compaction input) use a
 //! separate connection; WAL mode lets them run beside the writer.
 
-use super::{BoardMeta, Seq, Storage, StorageError, StoredBoard};
+use super::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent};
 use async_trait::async_trait;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
@@ -55,6 +55,19 @@ const MIGRATIONS: &[&str] = &[
         at    INTEGER NOT NULL
     ) WITHOUT ROWID;
 "#,
+    r#"
+    CREATE TABLE timeline (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        board     TEXT    NOT NULL,
+        card      TEXT    NOT NULL,
+        at        INTEGER NOT NULL,
+        kind      TEXT    NOT NULL,
+        direction TEXT    NOT NULL,
+        user      TEXT    NOT NULL,
+        text      TEXT    NOT NULL
+    );
+    CREATE INDEX timeline_by_card ON timeline (board, card, id);
+"#,
 ];
 
 pub struct SqliteStorage {
@@ -79,6 +92,10 @@ enum Job {
         board: BoardId,
         at: Option<i64>,
         reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    AddEvent {
+        event: TimelineEvent,
+        reply: oneshot::Sender<Result<TimelineEvent, StorageError>>,
     },
     Append {
         board: BoardId,
@@ -271,6 +288,53 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    async fn add_event(&self, event: TimelineEvent) -> Result<TimelineEvent, StorageError> {
+        self.submit(|reply| Job::AddEvent { event, reply }).await
+    }
+
+    async fn events(
+        &self,
+        board: &BoardId,
+        card: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<TimelineEvent>, StorageError> {
+        let board = board.clone();
+        let card = card.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, at, kind, direction, user, text FROM timeline
+                 WHERE board = ?1 AND card = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    board.as_str(),
+                    card,
+                    before.unwrap_or(i64::MAX),
+                    limit as i64
+                ],
+                |row| {
+                    Ok(TimelineEvent {
+                        id: row.get(0)?,
+                        board: board.clone(),
+                        card: card.clone(),
+                        at: row.get(1)?,
+                        kind: row.get(2)?,
+                        direction: row.get(3)?,
+                        user: row.get(4)?,
+                        text: row.get(5)?,
+                    })
+                },
+            )?;
+            let mut events = Vec::new();
+            for row in rows {
+                events.push(row?);
+            }
+            Ok(events)
+        })
+        .await
+    }
+
     async fn set_wakeup(&self, board: &BoardId, at: Option<i64>) -> Result<(), StorageError> {
         let board = board.clone();
         self.submit(|reply| Job::SetWakeup { board, at, reply })
@@ -365,6 +429,10 @@ enum Pending {
     Created(oneshot::Sender<Result<bool, StorageError>>, bool),
     Appended(oneshot::Sender<Result<Seq, StorageError>>, Seq),
     Done(oneshot::Sender<Result<(), StorageError>>),
+    Event(
+        oneshot::Sender<Result<TimelineEvent, StorageError>>,
+        TimelineEvent,
+    ),
 }
 
 impl Writer {
@@ -441,6 +509,14 @@ impl Writer {
                             }
                         }
                     }
+                    Job::AddEvent { event, reply } => match add_event(&txn, &event) {
+                        Ok(id) => {
+                            pending.push(Pending::Event(reply, TimelineEvent { id, ..event }))
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
                     Job::SetWakeup { board, at, reply } => match set_wakeup(&txn, &board, at) {
                         Ok(()) => pending.push(Pending::Done(reply)),
                         Err(e) => {
@@ -483,6 +559,9 @@ impl Writer {
                         Pending::Done(reply) => {
                             let _ = reply.send(Ok(()));
                         }
+                        Pending::Event(reply, event) => {
+                            let _ = reply.send(Ok(event));
+                        }
                     }
                 }
             }
@@ -499,6 +578,9 @@ impl Writer {
                             let _ = reply.send(Err(failed()));
                         }
                         Pending::Done(reply) => {
+                            let _ = reply.send(Err(failed()));
+                        }
+                        Pending::Event(reply, _) => {
                             let _ = reply.send(Err(failed()));
                         }
                     }
@@ -525,6 +607,23 @@ fn in_savepoint<T>(
             Err(e)
         }
     }
+}
+
+fn add_event(txn: &rusqlite::Transaction<'_>, event: &TimelineEvent) -> Result<i64, StorageError> {
+    txn.execute(
+        "INSERT INTO timeline (board, card, at, kind, direction, user, text)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            event.board.as_str(),
+            event.card,
+            event.at,
+            event.kind,
+            event.direction,
+            event.user,
+            event.text
+        ],
+    )?;
+    Ok(txn.last_insert_rowid())
 }
 
 fn set_wakeup(

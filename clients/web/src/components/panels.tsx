@@ -4,7 +4,9 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Activity, Workload } from "../model/board";
-import { MAX_THRESHOLD_MIN } from "../model/schema";
+import { CARD_KEY, MAX_THRESHOLD_MIN } from "../model/schema";
+import { cardYMap } from "../model/serverFields";
+import type * as Y from "yjs";
 import {
   completeActivity,
   defineField,
@@ -292,6 +294,17 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
 function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; now: number }) {
   const board = useBoard();
   const [events, setEvents] = useState<TimelineEvent[] | null | "loading">("loading");
+  // The server writes the card's `timelineAt` with each new event: refetch when it changes.
+  const [revision, setRevision] = useState(0);
+  useEffect(() => {
+    const map = cardYMap(board.doc, cardId);
+    if (map === null) return;
+    const onChange = (event: Y.YMapEvent<unknown>) => {
+      if (event.keysChanged.has(CARD_KEY.TIMELINE_AT)) setRevision((r) => r + 1);
+    };
+    map.observe(onChange);
+    return () => map.unobserve(onChange);
+  }, [board.doc, cardId]);
   useEffect(() => {
     const abort = new AbortController();
     setEvents("loading");
@@ -299,7 +312,7 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
       .then((list) => !abort.signal.aborted && setEvents(list))
       .catch(() => !abort.signal.aborted && setEvents(null));
     return () => abort.abort();
-  }, [boardId, cardId]);
+  }, [boardId, cardId, revision]);
   return (
     <section class="panel-section" aria-label="Timeline" data-timeline="">
       <h3>Timeline</h3>

@@ -46,6 +46,8 @@ export const CARD_KEY = {
   AVATAR_AT: "avatarAt",
   AVATAR_REASON: "avatarReason",
   COUNTER: "counter",
+  /** Written by the server: when the card's timeline last got an event. */
+  TIMELINE_AT: "timelineAt",
 } as const;
 
 /** Keys of an activity map. */
