@@ -120,6 +120,14 @@ mod tests {
     };
 
     fn rooms(dir: &std::path::Path, idle: Duration) -> Rooms {
+        rooms_with_clock(dir, idle, Arc::new(crate::clock::SystemClock))
+    }
+
+    fn rooms_with_clock(
+        dir: &std::path::Path,
+        idle: Duration,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Rooms {
         let ctx = RoomContext {
             storage: Arc::new(SqliteStorage::open(dir).unwrap()),
             config: RoomConfig {
@@ -128,7 +136,7 @@ mod tests {
             },
             shutdown: CancellationToken::new(),
             metrics: crate::metrics::Metrics::new(),
-            clock: Arc::new(crate::clock::SystemClock),
+            clock,
             leases: Arc::new(crate::lease::LocalLeases::default()),
             wakeups: crate::wakeups::Wakeups::default(),
         };
@@ -230,5 +238,94 @@ mod tests {
             .unwrap();
         let text = doc.get_or_insert_text("t");
         assert_eq!(text.get_string(&doc.transact()), "kept");
+    }
+
+    #[tokio::test]
+    async fn a_reminder_fires_at_the_clock_time_with_no_client_writing() {
+        use crate::clock::ManualClock;
+        use funnel_protocol::board::{NewActivity, NewCard};
+        use funnel_protocol::rules::{Direction, MINUTE_MS};
+        use yrs::{Map, Out, ReadTxn};
+        const T0: i64 = 1_800_000_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at(T0);
+        let rooms = rooms_with_clock(dir.path(), Duration::from_secs(30), Arc::new(clock.clone()));
+        let board_id = BoardId::parse("b").unwrap();
+        let (room, mut rx) = join(&rooms, &board_id, 1).await;
+
+        // The client gets the board, then adds a card with a call due in an hour.
+        send(
+            &room,
+            1,
+            wire::client::encode_sync_step1(&StateVector::default()),
+        )
+        .await;
+        let doc = Doc::new();
+        let apply = |doc: &Doc, update: &[u8]| {
+            doc.transact_mut()
+                .apply_update(wire::decode_update_v1(update).unwrap())
+                .unwrap();
+        };
+        loop {
+            if let ServerMessage::SyncStep2(state) = next_message(&mut rx).await {
+                apply(&doc, &state);
+                break;
+            }
+        }
+        let update = {
+            let mut txn = doc.transact_mut();
+            let stage = funnel_protocol::board::stages(&txn)[0].id.clone();
+            let card = NewCard {
+                title: "deal".into(),
+                responsible: "ann".into(),
+                ..NewCard::default()
+            };
+            let card = funnel_protocol::board::create_card(&mut txn, &stage, card, T0).unwrap();
+            let activity = NewActivity {
+                card,
+                kind: "call".into(),
+                direction: Direction::Outgoing,
+                subject: "call".into(),
+                deadline: Some(T0 + 60 * MINUTE_MS),
+                remind_min: None,
+                responsible: "bob".into(),
+            };
+            funnel_protocol::board::add_activity(&mut txn, activity).unwrap();
+            txn.encode_update_v1()
+        };
+        send(&room, 1, wire::client::encode_update(&update)).await;
+        let state = |doc: &Doc| -> (String, String) {
+            let txn = doc.transact();
+            let cards = txn.get_map("cards").unwrap();
+            let (_, Out::YMap(card)) = cards.iter(&txn).next().unwrap() else {
+                panic!("a card")
+            };
+            let counter = card
+                .get(&txn, "counter")
+                .map(|v| v.to_string(&txn))
+                .unwrap_or_default();
+            let avatar = card
+                .get(&txn, "avatarReason")
+                .map(|v| v.to_string(&txn))
+                .unwrap_or_default();
+            (counter, avatar)
+        };
+        // The server answers with the card's counter: planned, avatar its responsible.
+        let ServerMessage::Update(upkeep) = next_message(&mut rx).await else {
+            panic!("the upkeep's update")
+        };
+        apply(&doc, &upkeep);
+        assert!(state(&doc).0.contains("planned"), "{:?}", state(&doc));
+        assert_eq!(state(&doc).1, "responsible");
+
+        // 45 minutes later by the board's clock the reminder is due; the scheduler wakes the room.
+        clock.set(T0 + 45 * MINUTE_MS);
+        room.send(RoomCommand::Wake).await.unwrap();
+        let ServerMessage::Update(reminder) = next_message(&mut rx).await else {
+            panic!("the reminder's update")
+        };
+        apply(&doc, &reminder);
+        assert!(state(&doc).0.contains("due"), "{:?}", state(&doc));
+        assert_eq!(state(&doc).1, "reminder");
     }
 }
