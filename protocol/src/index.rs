@@ -126,17 +126,6 @@ impl Drop for ChangeTracker {
     }
 }
 
-/// Adds `amount` to the sum of `currency`, saturating, without copying the currency name when
-/// its sum exists.
-fn add_amount(sums: &mut BTreeMap<String, i64>, currency: &str, amount: i64) {
-    match sums.get_mut(currency) {
-        Some(sum) => *sum = sum.saturating_add(amount),
-        None => {
-            sums.insert(currency.to_owned(), amount);
-        }
-    }
-}
-
 /// The board as plain data, kept current by [`BoardIndex::apply`].
 #[derive(Debug, Clone, Default)]
 pub struct BoardIndex {
@@ -148,6 +137,32 @@ pub struct BoardIndex {
     facts: FxHashMap<String, Vec<ActivityFacts>>,
     /// Card id → its activity ids.
     card_activities: FxHashMap<String, BTreeSet<String>>,
+    /// Stage id (as cards name it, existing or not) → its cards in board order (`pos`, id),
+    /// kept sorted as cards change, so a view sorts nothing.
+    ordered: FxHashMap<String, Vec<Arc<Card>>>,
+}
+
+/// One responsible's load while a view is made.
+#[derive(Default)]
+struct Load {
+    cards: usize,
+    amounts: FxHashMap<String, i64>,
+    lit: usize,
+}
+
+/// The entry of `key`, copying the key only the first time it is seen.
+fn entry_of<'m, V: Default>(map: &'m mut FxHashMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    // Present: inserted just above if it was not.
+    map.get_mut(key)
+        .unwrap_or_else(|| unreachable!("inserted above"))
+}
+
+/// Board order of two cards: (`pos`, id) as bytes.
+fn card_order(a: &Card, b: &Card) -> std::cmp::Ordering {
+    (a.pos.as_bytes(), a.id.as_bytes()).cmp(&(b.pos.as_bytes(), b.id.as_bytes()))
 }
 
 impl BoardIndex {
@@ -179,7 +194,38 @@ impl BoardIndex {
         for card in cards {
             index.refresh_facts(&card);
         }
+        for card in index.cards.values() {
+            index
+                .ordered
+                .entry(card.stage.clone())
+                .or_default()
+                .push(Arc::clone(card));
+        }
+        for column in index.ordered.values_mut() {
+            column.sort_unstable_by(|a, b| card_order(a, b));
+        }
         index
+    }
+
+    /// Moves a card within `ordered`: out of where `old` sat, into where `new` goes.
+    fn reorder(&mut self, old: Option<&Arc<Card>>, new: Option<&Arc<Card>>) {
+        if let Some(old) = old
+            && let Some(column) = self.ordered.get_mut(&old.stage)
+        {
+            if let Ok(at) = column.binary_search_by(|c| card_order(c, old)) {
+                column.remove(at);
+            }
+            if column.is_empty() {
+                self.ordered.remove(&old.stage);
+            }
+        }
+        if let Some(new) = new {
+            let column = self.ordered.entry(new.stage.clone()).or_default();
+            let at = column
+                .binary_search_by(|c| card_order(c, new))
+                .unwrap_or_else(|at| at);
+            column.insert(at, Arc::clone(new));
+        }
     }
 
     /// Re-reads what `changes` names; returns the ids of the cards whose own fields or
@@ -194,15 +240,15 @@ impl BoardIndex {
         }
         let cards = txn.get_map(root::CARDS);
         for id in &changes.cards {
-            match cards.as_ref().and_then(|c| child_map_pub(c, txn, id)) {
-                Some(map) => {
-                    self.cards
-                        .insert(id.clone(), Arc::new(board::read_card_pub(txn, id, &map)));
-                }
-                None => {
-                    self.cards.remove(id);
-                }
-            }
+            let new = cards
+                .as_ref()
+                .and_then(|c| child_map_pub(c, txn, id))
+                .map(|map| Arc::new(board::read_card_pub(txn, id, &map)));
+            let old = match &new {
+                Some(new) => self.cards.insert(id.clone(), Arc::clone(new)),
+                None => self.cards.remove(id),
+            };
+            self.reorder(old.as_ref(), new.as_ref());
         }
         let activities = txn.get_map(root::ACTIVITIES);
         for id in &changes.activities {
@@ -300,55 +346,61 @@ impl BoardIndex {
             .enumerate()
             .map(|(i, s)| (s.id.as_str(), i))
             .collect();
-        let mut placed: Vec<Vec<(Arc<Card>, rules::Counter)>> = vec![Vec::new(); self.stages.len()];
+        // Each column's cards, already in order; cards whose stage is gone (deleted
+        // concurrently) count in the initial stage, merged into its order.
+        let mut placed: Vec<Vec<Arc<Card>>> = self
+            .stages
+            .iter()
+            .map(|stage| self.ordered.get(&stage.id).cloned().unwrap_or_default())
+            .collect();
         if !placed.is_empty() {
-            for card in self.cards.values() {
-                // A card whose stage is gone (deleted concurrently) counts in the initial stage.
-                let column = position
-                    .get(card.stage.as_str())
-                    .copied()
-                    .unwrap_or(initial);
-                let counter = rules::counter(
-                    self.facts(&card.id),
-                    self.stages[column].kind,
-                    self.settings.counter_threshold_min,
-                    now,
-                );
-                placed[column].push((Arc::clone(card), counter));
+            let mut orphans = false;
+            for (stage, cards) in &self.ordered {
+                if !position.contains_key(stage.as_str()) {
+                    placed[initial].extend(cards.iter().cloned());
+                    orphans = true;
+                }
+            }
+            if orphans {
+                placed[initial].sort_unstable_by(|a, b| card_order(a, b));
             }
         }
         let mut counters = HashMap::with_capacity_and_hasher(self.cards.len(), Default::default());
-        let mut workload: BTreeMap<String, Workload> = BTreeMap::new();
+        let mut loads: FxHashMap<String, Load> = FxHashMap::default();
         let mut unprocessed = Vec::new();
         let mut columns = Vec::with_capacity(self.stages.len());
-        for (stage, mut cards) in self.stages.iter().zip(placed) {
-            cards.sort_unstable_by(|(a, _), (b, _)| {
-                (a.pos.as_bytes(), a.id.as_bytes()).cmp(&(b.pos.as_bytes(), b.id.as_bytes()))
-            });
-            let mut sums: BTreeMap<String, i64> = BTreeMap::new();
+        for (stage, cards) in self.stages.iter().zip(placed) {
+            let cards: Vec<(Arc<Card>, rules::Counter)> = cards
+                .into_iter()
+                .map(|card| {
+                    let counter = rules::counter(
+                        self.facts(&card.id),
+                        stage.kind,
+                        self.settings.counter_threshold_min,
+                        now,
+                    );
+                    (card, counter)
+                })
+                .collect();
+            // Accumulated with borrowed keys (no copy of a currency or user id per card), then
+            // turned into the view's sorted maps: a column has few currencies, a board few users.
+            let mut sums: FxHashMap<String, i64> = FxHashMap::default();
             for (card, counter) in &cards {
                 // Saturating: any peer can write an absurd amount; a sum must not wrap or panic.
-                add_amount(&mut sums, &card.currency, card.amount);
+                let sum = entry_of(&mut sums, &card.currency);
+                *sum = sum.saturating_add(card.amount);
                 if counter.state == CounterState::Idle {
                     unprocessed.push(card.id.clone());
                 }
-                let load = match workload.get_mut(&card.responsible) {
-                    Some(load) => load,
-                    None => workload
-                        .entry(card.responsible.clone())
-                        .or_insert_with(|| Workload {
-                            responsible: card.responsible.clone(),
-                            cards: 0,
-                            amounts: BTreeMap::new(),
-                            lit: 0,
-                        }),
-                };
+                let load = entry_of(&mut loads, &card.responsible);
                 load.cards += 1;
-                add_amount(&mut load.amounts, &card.currency, card.amount);
+                let amount = entry_of(&mut load.amounts, &card.currency);
+                *amount = amount.saturating_add(card.amount);
                 if counter.state == CounterState::Due {
                     load.lit += 1;
                 }
             }
+            let sums: BTreeMap<String, i64> = sums.into_iter().collect();
             let mut column_cards = Vec::with_capacity(cards.len());
             for (card, counter) in cards {
                 counters.insert(card.id.clone(), counter);
@@ -360,10 +412,20 @@ impl BoardIndex {
                 sums,
             });
         }
+        let mut workload: Vec<Workload> = loads
+            .into_iter()
+            .map(|(responsible, load)| Workload {
+                responsible,
+                cards: load.cards,
+                amounts: load.amounts.into_iter().collect(),
+                lit: load.lit,
+            })
+            .collect();
+        workload.sort_by(|a, b| a.responsible.cmp(&b.responsible));
         BoardView {
             settings: self.settings.clone(),
             columns,
-            workload: workload.into_values().collect(),
+            workload,
             unprocessed,
             counters,
         }
