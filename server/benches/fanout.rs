@@ -110,6 +110,7 @@ fn decode(c: &mut Criterion, f: &Fixture) {
         b.iter(|| decode_client_frame(black_box(&frame)).expect("decodes"))
     });
     let step1 = wire::client::encode_sync_step1(&f.client.transact().state_vector());
+    group.throughput(Throughput::Bytes(step1.len() as u64));
     group.bench_function("sync_step1_frame", |b| {
         b.iter(|| decode_client_frame(black_box(&step1)).expect("decodes"))
     });

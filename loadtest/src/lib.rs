@@ -1,0 +1,24 @@
+//! funnel's load tester: simulated y-websocket clients that drag cards on Kanban boards, a bare
+//! relay to compare with, and reports of fan-out latency, throughput, initial-sync time,
+//! convergence and server cost.
+//!
+//! Modules, top to bottom:
+//! - [`cli`]: the command line, and each scenario's flags turned into a [`scenario::RunPlan`].
+//! - [`bench`]: funnel and the relay started as child processes, one scenario against each.
+//! - [`scenario`]: one run against one target: its phases, its progress line, its report.
+//! - [`client`]: one simulated client (doc-holding or byte-counting, dragger or observer).
+//! - [`relay`]: the bare WebSocket relay.
+//! - [`report`]: the report types, the terminal table, JSON and the HTML page.
+//! - [`metrics`]: counters and histograms the clients share; /proc readings of a process.
+//! - [`stamp`]: the markers moves and seed batches carry, found without decoding an update.
+//! - [`clock`]: microsecond timestamps and a small seeded random generator.
+
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod metrics;
+pub mod relay;
+pub mod report;
+pub mod scenario;
+pub mod stamp;

@@ -1,0 +1,234 @@
+//! Every scenario at a tiny size, against an in-process relay and an in-process funnel: every
+//! move reaches every observer, the replicas converge, nothing fails.
+
+#![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
+
+use funnel_loadtest::relay::{self, RelayConfig};
+use funnel_loadtest::report::{self, RunReport};
+use funnel_loadtest::scenario::{self, RoomPlan, RunPlan, StormPlan, Target};
+use funnel_server::config::ServeConfig;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A server in this process, stopped on drop.
+struct Server {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    async fn relay(cached_join: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let config = RelayConfig {
+            cached_join,
+            ..RelayConfig::default()
+        };
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { relay::serve(listener, config, shutdown).await.unwrap() }
+        });
+        Self {
+            addr,
+            shutdown,
+            task,
+            _data: None,
+        }
+    }
+
+    async fn funnel() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = ServeConfig::with_defaults(addr, data.path().to_owned());
+        config.validate().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                funnel_server::run(listener, config, shutdown)
+                    .await
+                    .unwrap()
+            }
+        });
+        Self {
+            addr,
+            shutdown,
+            task,
+            _data: Some(data),
+        }
+    }
+
+    fn target(&self, label: &str, copies: usize) -> Target {
+        Target {
+            label: label.into(),
+            urls: vec![format!("ws://{}/ws/boards/{{board}}", self.addr); copies],
+            server_pid: None,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("server stops in time")
+            .unwrap();
+    }
+}
+
+fn plan(scenario: &str, rooms: Vec<RoomPlan>, duration_ms: u64) -> RunPlan {
+    RunPlan {
+        scenario: scenario.into(),
+        rooms,
+        duration: Duration::from_millis(duration_ms),
+        storm: None,
+        doc_share: 0.5,
+        seed_batch: 40,
+        connect_parallel: 16,
+        awareness: true,
+        drain: Duration::from_secs(5),
+        setup_timeout: Duration::from_secs(15),
+        progress: false,
+        params: serde_json::Value::Null,
+    }
+}
+
+fn room(board: &str, cards: usize, clients: usize, draggers: usize, rate: f64) -> RoomPlan {
+    RoomPlan {
+        board: format!("{}-{board}", scenario::run_prefix()),
+        cards,
+        clients,
+        draggers,
+        rate,
+    }
+}
+
+/// What every moving scenario must show.
+fn assert_clean(report: &RunReport) {
+    let what = format!(
+        "{} on {}: errors {:?}, disconnects {:?}, convergence {:?}",
+        report.scenario, report.target, report.errors, report.disconnects, report.convergence
+    );
+    assert_eq!(report.error_total, 0, "{what}");
+    assert_eq!(report.synced, report.clients, "{what}");
+    assert!(report.moves_sent > 0, "{what}");
+    assert_eq!(report.moves_delivered, report.moves_expected, "{what}");
+    assert!(report.all_delivered, "{what}");
+    assert_eq!(report.duplicates, 0, "{what}");
+    assert!(report.convergence.converged, "{what}");
+    assert_eq!(report.latency_us.count, report.moves_delivered, "{what}");
+}
+
+/// Runs `plan` against a fresh relay and a fresh funnel at the same time.
+async fn against_both(plan: &RunPlan, cached_relay: bool, copies: usize) -> [RunReport; 2] {
+    let relay = Server::relay(cached_relay).await;
+    let funnel = Server::funnel().await;
+    let (relay_target, funnel_target) = (
+        relay.target("relay", copies),
+        funnel.target("funnel", copies),
+    );
+    let (a, b) = tokio::join!(
+        scenario::run(plan, &relay_target),
+        scenario::run(plan, &funnel_target),
+    );
+    relay.stop().await;
+    funnel.stop().await;
+    [a.unwrap(), b.unwrap()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_every_move_reaches_every_observer() {
+    let plan = plan("board", vec![room("board", 30, 6, 3, 10.0)], 1000);
+    for report in against_both(&plan, false, 1).await {
+        assert_clean(&report);
+        // 3 draggers × 10 a second × 1 s, give or take a tick; each reaches the 5 others.
+        assert!(report.moves_sent >= 15, "{}", report.moves_sent);
+        assert_eq!(report.moves_expected, report.moves_sent * 5);
+        assert_eq!(report.convergence.doc_clients, 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_keep_their_moves_apart() {
+    let rooms = (0..4)
+        .map(|b| room(&format!("r{b}"), 10, 3, 1, 8.0))
+        .collect();
+    let plan = plan("rooms", rooms, 1000);
+    for report in against_both(&plan, false, 1).await {
+        assert_clean(&report);
+        assert_eq!(report.moves_expected, report.moves_sent * 2);
+        assert_eq!(report.convergence.boards_checked, 4);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_newcomers_sync_while_draggers_move() {
+    let mut plan = plan("storm", vec![room("storm", 200, 3, 2, 10.0)], 1500);
+    plan.storm = Some(StormPlan {
+        joiners: 20,
+        after: Duration::from_millis(300),
+    });
+    for report in against_both(&plan, true, 1).await {
+        assert_clean(&report);
+        assert_eq!(report.joiners_synced, 20, "{}", report.target);
+        assert!(report.storm_all_synced_s.is_some());
+        let joiner_sync = report.joiner_sync_us.as_ref().unwrap();
+        assert_eq!(joiner_sync.count, 20);
+        // Newcomers hold documents too (half of them): they converge with the others.
+        assert_eq!(report.convergence.doc_clients, 2 + 10);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_spreads_clients_over_urls() {
+    let plan = plan("cluster", vec![room("cluster", 20, 4, 2, 10.0)], 800);
+    for report in against_both(&plan, false, 2).await {
+        assert_clean(&report);
+        assert_eq!(report.urls.len(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_counted_and_reports_render() {
+    let funnel = Server::funnel().await;
+    let mut plan = plan("idle", vec![room("idle", 0, 40, 0, 0.0)], 200);
+    plan.doc_share = 0.0;
+    let mut target = funnel.target("funnel", 1);
+    // The server runs in this process: the figures mean little, but the plumbing is tested.
+    target.server_pid = Some(std::process::id());
+    let report = scenario::run(&plan, &target).await.unwrap();
+    funnel.stop().await;
+    assert_eq!(report.error_total, 0, "{:?}", report.errors);
+    assert_eq!(report.synced, 40);
+    assert_eq!(report.sync_us.count, 40);
+    let idle = report.idle_memory.expect("idle memory measured");
+    assert_eq!(idle.connections, 40);
+    assert!(report.server.is_some());
+
+    let checks = report::targets("idle", &report, None);
+    let table = report::table(&[&report], &checks);
+    assert!(table.contains("RSS per idle connection"), "{table}");
+    let dir = tempfile::tempdir().unwrap();
+    let (json, html) = (dir.path().join("r.json"), dir.path().join("r.html"));
+    report::write_outputs(
+        "idle",
+        &report,
+        &[&report],
+        &checks,
+        Some(&json),
+        Some(&html),
+    )
+    .unwrap();
+    let parsed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(parsed["synced"], 40);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg"));
+    // Self-contained: nothing is loaded when the page is viewed.
+    assert!(!page.contains("<script") && !page.contains("https://") && !page.contains("<link"));
+}
