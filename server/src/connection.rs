@@ -237,10 +237,20 @@ async fn write_loop(
         };
         match next {
             Next::Frame(frame) => {
+                // Everything already queued goes out in one flush (a burst of updates costs one
+                // write to the socket, not one each); a burst is bounded by the outbox.
+                let closing = receiver.close_signal();
+                let write = async {
+                    sink.feed(Message::Binary(frame)).await?;
+                    while let Some(frame) = receiver.try_frame() {
+                        sink.feed(Message::Binary(frame)).await?;
+                    }
+                    sink.flush().await
+                };
                 let sent = tokio::select! {
-                    sent = sink.send(Message::Binary(frame)) => sent,
+                    sent = write => sent,
                     // A blocked send (the peer does not read) must not delay a close.
-                    () = receiver.closed() => Ok(()),
+                    () = closing.cancelled() => Ok(()),
                 };
                 if let Err(e) = sent {
                     tracing::debug!(error = %e, "socket write failed");

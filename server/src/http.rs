@@ -80,6 +80,7 @@ async fn board_socket(
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, board, ctx)))
 }
 
@@ -93,6 +94,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
     )
         .into_response()
 }
+
+/// Each connection's read buffer. tungstenite's default (128 KiB) is what an idle connection
+/// would cost; client frames are small (a move is ~100 bytes), and larger ones grow the buffer
+/// as they come.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 async fn healthz() -> &'static str {
     "ok\n"

@@ -153,9 +153,26 @@ impl OutboxReceiver {
         }
     }
 
+    /// A frame that is already queued, without waiting (none once a close is requested).
+    pub fn try_frame(&mut self) -> Option<Bytes> {
+        if self.shared.closed.is_cancelled() {
+            return None;
+        }
+        let frame = self.frames.try_recv().ok()?;
+        self.shared
+            .queued_bytes
+            .fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
+    }
+
     /// Resolves once a close was requested (by the room, the reader or shutdown).
     pub async fn closed(&self) {
         self.shared.closed.cancelled().await;
+    }
+
+    /// The signal [`OutboxReceiver::closed`] waits on, to watch while the receiver is borrowed.
+    pub fn close_signal(&self) -> CancellationToken {
+        self.shared.closed.clone()
     }
 
     pub fn close_request(&self) -> CloseRequest {
