@@ -94,6 +94,9 @@ pub async fn run(
                 ping_every: config.ping_interval,
                 shutdown: shutdown.clone(),
                 metrics: metrics.clone(),
+                large_writes: Arc::new(tokio::sync::Semaphore::new(
+                    connection::LARGE_WRITES_AT_ONCE,
+                )),
             },
             storage: Arc::clone(&storage),
             tracker: tracker.clone(),
