@@ -14,9 +14,7 @@ use funnel_protocol::wire::{CloseCode, decode_client_frame};
 use funnel_protocol::{BoardId, InvalidBoardId};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,15 +27,6 @@ const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 /// A peer that sent nothing (no frame, no pong) for this many ping intervals is gone: its TCP
 /// connection died without a FIN (a laptop lid, a mobile network), and only silence tells.
 const PEER_TIMEOUT_PINGS: u32 = 3;
-
-/// A frame at least this large (a board's full state for a joiner, typically) is written only
-/// while holding a permit of [`ConnectionContext::large_writes`]: the socket library copies each
-/// frame into the connection's write buffer, so a reconnect storm of 1,000 joiners would
-/// otherwise hold 1,000 copies of the board at once. Waiting joiners hold the one shared frame.
-pub const LARGE_FRAME_BYTES: usize = 64 * 1024;
-
-/// How many large frames are written at once, server-wide.
-pub const LARGE_WRITES_AT_ONCE: usize = 16;
 
 /// How many times a join retries when the room it got is unloading at that very moment.
 const JOIN_ATTEMPTS: usize = 3;
@@ -52,8 +41,6 @@ pub struct ConnectionContext {
     pub ping_every: Duration,
     pub shutdown: CancellationToken,
     pub metrics: Metrics,
-    /// Admits large frames (full states for joiners) a few at a time; see [`LARGE_FRAME_BYTES`].
-    pub large_writes: Arc<Semaphore>,
 }
 
 /// Serves one upgraded socket until it closes.
@@ -73,14 +60,7 @@ pub async fn serve(
         let (sink, stream) = socket.split();
         let (outbox, receiver) = outbox(ctx.outbox_limits);
         let writer = tokio::spawn(
-            write_loop(
-                sink,
-                receiver,
-                ctx.ping_every,
-                ctx.metrics.clone(),
-                Arc::clone(&ctx.large_writes),
-            )
-            .in_current_span(),
+            write_loop(sink, receiver, ctx.ping_every, ctx.metrics.clone()).in_current_span(),
         );
         match board {
             Err(e) => outbox.close(CloseCode::BadRequest, &format!("invalid board id: {e}")),
@@ -244,7 +224,6 @@ async fn write_loop(
     mut receiver: OutboxReceiver,
     ping_every: Duration,
     metrics: Metrics,
-    large_writes: Arc<Semaphore>,
 ) {
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     loop {
@@ -262,12 +241,6 @@ async fn write_loop(
                 // write to the socket, not one each); a burst is bounded by the outbox.
                 let closing = receiver.close_signal();
                 let write = async {
-                    // Held until the large frame is flushed to the socket.
-                    let _permit = if frame.len() >= LARGE_FRAME_BYTES {
-                        large_writes.acquire().await.ok()
-                    } else {
-                        None
-                    };
                     sink.feed(Message::Binary(frame)).await?;
                     while let Some(frame) = receiver.try_frame() {
                         sink.feed(Message::Binary(frame)).await?;

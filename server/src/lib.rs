@@ -94,9 +94,6 @@ pub async fn run(
                 ping_every: config.ping_interval,
                 shutdown: shutdown.clone(),
                 metrics: metrics.clone(),
-                large_writes: Arc::new(tokio::sync::Semaphore::new(
-                    connection::LARGE_WRITES_AT_ONCE,
-                )),
             },
             storage: Arc::clone(&storage),
             tracker: tracker.clone(),
