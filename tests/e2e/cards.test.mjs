@@ -2,7 +2,7 @@
 // number of open activities) as both users see it; the workload panel and the unprocessed filter.
 
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 
 import {
   addActivity,
@@ -14,34 +14,24 @@ import {
   describe,
   eventually,
   fieldBoxes,
-  launchBrowser,
   moneyValue,
   scenario,
   snapshot,
-  startFunnel,
   TEST_TIMEOUT,
   WAIT_MS,
   waitFor,
-  waitUntilReady
+  waitUntilReady,
+  serverAndBrowser,
+  describeBoth
 } from './helpers.mjs'
 
 const FILE = import.meta.url
 
 let server
 let browser
-before(async () => {
-  server = await startFunnel()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  const status = await server?.stop()
-  if (status && (status.killed || status.code !== 0)) {
-    console.error(`funnel did not stop cleanly: ${JSON.stringify(status)}\n${server.stderr()}`)
-  }
-})
+serverAndBrowser((started) => ({ server, browser } = started))
 
-const both = (ann, bob) => async () => `page of ann:\n${await describe(ann.page)}\npage of bob:\n${await describe(bob.page)}`
+const both = describeBoth
 
 /**
  * Sets the current user's display form in the settings panel: every `data-display-field`

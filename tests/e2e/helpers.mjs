@@ -5,6 +5,7 @@
 // This file is deliberately not named *.test.mjs so that `node --test` does not run it.
 
 import assert from 'node:assert/strict'
+import { after, before } from 'node:test'
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync } from 'node:fs'
@@ -730,3 +731,27 @@ export async function addActivity (page, cardId, { kind = 'call', subject, msFro
 
 /** A fresh id for things a test names itself. */
 export const shortId = () => randomUUID().slice(0, 8)
+
+
+/**
+ * One funnel and one Chromium for a whole test file: started before its tests (handed to
+ * `onStart`), both stopped after them; the server's log is printed if it did not stop cleanly.
+ */
+export function serverAndBrowser (onStart) {
+  let started
+  before(async () => {
+    started = { server: await startFunnel(), browser: await launchBrowser() }
+    onStart(started)
+  })
+  after(async () => {
+    await started?.browser?.close()
+    const status = await started?.server?.stop()
+    if (status && (status.killed || status.code !== 0)) {
+      console.error(`funnel did not stop cleanly: ${JSON.stringify(status)}\n${started.server.stderr()}`)
+    }
+  })
+}
+
+/** Both sessions' pages, each described, for failure messages. */
+export const describeBoth = (ann, bob) => async () =>
+  `page of ann:\n${await describe(ann.page)}\npage of bob:\n${await describe(bob.page)}`

@@ -2,40 +2,29 @@
 // new board.
 
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 
 import {
   consoleLog,
   createBoard,
   describe,
   eventually,
-  launchBrowser,
   listBoards,
   newSession,
   saveArtifacts,
   shortId,
   snapshot,
-  startFunnel,
   TEST_TIMEOUT,
   WAIT_MS,
-  waitFor
+  waitFor,
+  serverAndBrowser
 } from './helpers.mjs'
 
 const FILE = import.meta.url
 
 let server
 let browser
-before(async () => {
-  server = await startFunnel()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  const status = await server?.stop()
-  if (status && (status.killed || status.code !== 0)) {
-    console.error(`funnel did not stop cleanly: ${JSON.stringify(status)}\n${server.stderr()}`)
-  }
-})
+serverAndBrowser((started) => ({ server, browser } = started))
 
 /** The home page's sections and links, read through the DOM contract. */
 async function homeLinks (page) {

@@ -3,7 +3,7 @@
 // column and a keyboard move.
 
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 
 import {
   assertColumn,
@@ -16,7 +16,6 @@ import {
   dragCard,
   eventually,
   countValue,
-  launchBrowser,
   moneyValue,
   placesOf,
   scenario,
@@ -24,29 +23,19 @@ import {
   shortId,
   sleep,
   snapshot,
-  startFunnel,
   TEST_TIMEOUT,
-  waitFor
+  waitFor,
+  serverAndBrowser,
+  describeBoth
 } from './helpers.mjs'
 
 const FILE = import.meta.url
 
 let server
 let browser
-before(async () => {
-  server = await startFunnel()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  const status = await server?.stop()
-  if (status && (status.killed || status.code !== 0)) {
-    console.error(`funnel did not stop cleanly: ${JSON.stringify(status)}\n${server.stderr()}`)
-  }
-})
+serverAndBrowser((started) => ({ server, browser } = started))
 
-/** Both sessions' pages, each described, for failure messages. */
-const both = (ann, bob) => async () => `page of ann:\n${await describe(ann.page)}\npage of bob:\n${await describe(bob.page)}`
+const both = describeBoth
 
 test('1. a mouse drag from New to In progress in one page shows in the other, with counts and sums', { timeout: TEST_TIMEOUT }, () =>
   scenario({

@@ -7,7 +7,7 @@
 // 2's move before page 2 is back) before it checks the merge.
 
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 
 import {
   addActivity,
@@ -18,33 +18,23 @@ import {
   describe,
   dragCard,
   eventually,
-  launchBrowser,
   placesOf,
   scenario,
   sleep,
   snapshot,
-  startFunnel,
   TEST_TIMEOUT,
-  waitFor
+  waitFor,
+  serverAndBrowser,
+  describeBoth
 } from './helpers.mjs'
 
 const FILE = import.meta.url
 
 let server
 let browser
-before(async () => {
-  server = await startFunnel()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  const status = await server?.stop()
-  if (status && (status.killed || status.code !== 0)) {
-    console.error(`funnel did not stop cleanly: ${JSON.stringify(status)}\n${server.stderr()}`)
-  }
-})
+serverAndBrowser((started) => ({ server, browser } = started))
 
-const both = (ann, bob) => async () => `page of ann:\n${await describe(ann.page)}\npage of bob:\n${await describe(bob.page)}`
+const both = describeBoth
 
 test('6. a move made offline and an edit made meanwhile by another user both show everywhere after reconnecting', { timeout: TEST_TIMEOUT }, () =>
   scenario({

@@ -3,7 +3,7 @@
 // deleted), add.
 
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 
 import {
   assertColumn,
@@ -13,33 +13,23 @@ import {
   consoleLog,
   describe,
   eventually,
-  launchBrowser,
   placesOf,
   scenario,
   shortId,
   snapshot,
-  startFunnel,
   TEST_TIMEOUT,
-  waitFor
+  waitFor,
+  serverAndBrowser,
+  describeBoth
 } from './helpers.mjs'
 
 const FILE = import.meta.url
 
 let server
 let browser
-before(async () => {
-  server = await startFunnel()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  const status = await server?.stop()
-  if (status && (status.killed || status.code !== 0)) {
-    console.error(`funnel did not stop cleanly: ${JSON.stringify(status)}\n${server.stderr()}`)
-  }
-})
+serverAndBrowser((started) => ({ server, browser } = started))
 
-const both = (ann, bob) => async () => `page of ann:\n${await describe(ann.page)}\npage of bob:\n${await describe(bob.page)}`
+const both = describeBoth
 
 test('3. a stage renamed and recoloured in one page shows in the other', { timeout: TEST_TIMEOUT }, () =>
   scenario({
