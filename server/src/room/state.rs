@@ -523,6 +523,16 @@ mod tests {
             rx
         }
 
+        /// Connections 1 and 2, joined, with their join frames already read.
+        fn join_two_quiet(&mut self) -> (OutboxReceiver, OutboxReceiver) {
+            let mut a = self.join(1);
+            let mut b = self.join(2);
+            self.flush();
+            received(&mut a);
+            received(&mut b);
+            (a, b)
+        }
+
         fn send(&mut self, id: u64, frame: Bytes) {
             let message = decode_client_frame(&frame).unwrap();
             self.room.handle(ConnId(id), message);
@@ -618,11 +628,7 @@ mod tests {
     #[test]
     fn awareness_is_echoed_to_all_removed_on_leave_and_swept_when_stale() {
         let mut h = Harness::new();
-        let mut a = h.join(1);
-        let mut b = h.join(2);
-        h.flush();
-        received(&mut a);
-        received(&mut b);
+        let (mut a, mut b) = h.join_two_quiet();
 
         h.send(1, awareness_frame(11, 1, r#"{"user":{"id":"u1"}}"#));
         h.send(2, awareness_frame(22, 1, r#"{"user":{"id":"u2"}}"#));
@@ -687,11 +693,7 @@ mod tests {
     #[test]
     fn an_update_with_missing_parents_is_refused_and_never_stored() {
         let mut h = Harness::new();
-        let mut a = h.join(1);
-        let mut b = h.join(2);
-        h.flush();
-        received(&mut a);
-        received(&mut b);
+        let (mut a, mut b) = h.join_two_quiet();
         // A client makes two changes and sends only the second: it builds on the first.
         let doc = Doc::with_client_id(42);
         let text = doc.get_or_insert_text("t");
@@ -721,11 +723,7 @@ mod tests {
     #[test]
     fn an_update_whose_origin_is_missing_is_refused_and_taints_the_room() {
         let mut h = Harness::new();
-        let mut a = h.join(1);
-        let mut b = h.join(2);
-        h.flush();
-        received(&mut a);
-        received(&mut b);
+        let (_a, mut b) = h.join_two_quiet();
         // Client 2 edits next to text written by client 1, whose update the board never got.
         let one = Doc::with_client_id(1);
         let text = one.get_or_insert_text("t");
