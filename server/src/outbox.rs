@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use funnel_protocol::wire::{CloseCode, close_reason};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +45,9 @@ struct Shared {
     /// The first close request wins; `closed` fires once it is set.
     close: OnceLock<CloseRequest>,
     closed: CancellationToken,
+    /// The same fact as `closed`, read on every push without the token's lock (the room pushes
+    /// each frame to every connection).
+    closing: AtomicBool,
 }
 
 /// Why a frame was not queued.
@@ -63,6 +66,7 @@ pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
         max_bytes: limits.max_bytes,
         close: OnceLock::new(),
         closed: CancellationToken::new(),
+        closing: AtomicBool::new(false),
     });
     (
         Outbox {
@@ -76,7 +80,7 @@ pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
 impl Outbox {
     /// Queues a frame without waiting. On overflow the connection is closed (1013).
     pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
-        if self.shared.closed.is_cancelled() {
+        if self.shared.closing.load(Ordering::Acquire) {
             return Err(PushError::Closed);
         }
         let len = frame.len();
@@ -118,7 +122,7 @@ impl Outbox {
 
     /// Whether the connection is closing or gone.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.is_cancelled() || self.frames.is_closed()
+        self.shared.closing.load(Ordering::Acquire) || self.frames.is_closed()
     }
 }
 
@@ -128,6 +132,7 @@ impl Shared {
             code,
             reason: close_reason(reason),
         });
+        self.closing.store(true, Ordering::Release);
         self.closed.cancel();
     }
 }
@@ -155,7 +160,7 @@ impl OutboxReceiver {
 
     /// A frame that is already queued, without waiting (none once a close is requested).
     pub fn try_frame(&mut self) -> Option<Bytes> {
-        if self.shared.closed.is_cancelled() {
+        if self.shared.closing.load(Ordering::Acquire) {
             return None;
         }
         let frame = self.frames.try_recv().ok()?;
