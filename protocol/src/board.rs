@@ -206,7 +206,7 @@ fn out_bool<T: ReadTxn>(map: &MapRef, txn: &T, key: &str) -> Option<bool> {
     }
 }
 
-fn child_map<T: ReadTxn>(parent: &MapRef, txn: &T, key: &str) -> Option<MapRef> {
+pub(crate) fn child_map<T: ReadTxn>(parent: &MapRef, txn: &T, key: &str) -> Option<MapRef> {
     match parent.get(txn, key)? {
         Out::YMap(map) => Some(map),
         _ => None,
@@ -265,7 +265,7 @@ pub fn stages<T: ReadTxn>(txn: &T) -> Vec<Stage> {
     stages
 }
 
-fn read_card<T: ReadTxn>(txn: &T, id: &str, map: &MapRef) -> Card {
+pub(crate) fn read_card<T: ReadTxn>(txn: &T, id: &str, map: &MapRef) -> Card {
     let fields = child_map(map, txn, card_key::FIELDS)
         .map(|fields| {
             fields
@@ -311,7 +311,7 @@ pub struct Activity {
 }
 
 /// One activity, or `None` when it names no card.
-fn read_activity<T: ReadTxn>(txn: &T, id: &str, activity: &MapRef) -> Option<Activity> {
+pub(crate) fn read_activity<T: ReadTxn>(txn: &T, id: &str, activity: &MapRef) -> Option<Activity> {
     let card = out_str(activity, txn, activity_key::CARD)?;
     let direction = match out_str(activity, txn, activity_key::DIRECTION).as_deref() {
         Some("incoming") => Direction::Incoming,
@@ -330,18 +330,6 @@ fn read_activity<T: ReadTxn>(txn: &T, id: &str, activity: &MapRef) -> Option<Act
             responsible: out_str(activity, txn, activity_key::RESPONSIBLE).unwrap_or_default(),
         },
     })
-}
-
-pub(crate) fn read_activity_pub<T: ReadTxn>(txn: &T, id: &str, map: &MapRef) -> Option<Activity> {
-    read_activity(txn, id, map)
-}
-
-pub(crate) fn read_card_pub<T: ReadTxn>(txn: &T, id: &str, map: &MapRef) -> Card {
-    read_card(txn, id, map)
-}
-
-pub(crate) fn child_map_pub<T: ReadTxn>(parent: &MapRef, txn: &T, key: &str) -> Option<MapRef> {
-    child_map(parent, txn, key)
 }
 
 /// Every activity of the board, grouped by card id, each list in id order.

@@ -7,9 +7,7 @@
 //! `BoardView::read` is `BoardIndex::build(txn).view(now)`: one code path, so the index can
 //! never read a board differently from the reference.
 
-use crate::board::{
-    self, Activity, BoardView, Card, Column, Settings, Stage, Workload, child_map_pub,
-};
+use crate::board::{self, Activity, BoardView, Card, Column, Settings, Stage, Workload, child_map};
 use crate::rules::{self, ActivityFacts, CounterState, Millis};
 use crate::schema::{StageKind, root};
 use rustc_hash::FxHashMap;
@@ -178,7 +176,7 @@ impl BoardIndex {
                 if let yrs::Out::YMap(map) = value {
                     index
                         .cards
-                        .insert(id.to_owned(), Arc::new(board::read_card_pub(txn, id, &map)));
+                        .insert(id.to_owned(), Arc::new(board::read_card(txn, id, &map)));
                 }
             }
         }
@@ -242,8 +240,8 @@ impl BoardIndex {
         for id in &changes.cards {
             let new = cards
                 .as_ref()
-                .and_then(|c| child_map_pub(c, txn, id))
-                .map(|map| Arc::new(board::read_card_pub(txn, id, &map)));
+                .and_then(|c| child_map(c, txn, id))
+                .map(|map| Arc::new(board::read_card(txn, id, &map)));
             let old = match &new {
                 Some(new) => self.cards.insert(id.clone(), Arc::clone(new)),
                 None => self.cards.remove(id),
@@ -258,10 +256,10 @@ impl BoardIndex {
                 }
                 touched.insert(old.card);
             }
-            let Some(map) = activities.as_ref().and_then(|a| child_map_pub(a, txn, id)) else {
+            let Some(map) = activities.as_ref().and_then(|a| child_map(a, txn, id)) else {
                 continue;
             };
-            if let Some(activity) = board::read_activity_pub(txn, id, &map) {
+            if let Some(activity) = board::read_activity(txn, id, &map) {
                 self.card_activities
                     .entry(activity.card.clone())
                     .or_default()

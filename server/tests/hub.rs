@@ -295,25 +295,11 @@ async fn health_and_readiness() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     for (path, body) in [("/healthz", "ok\n"), ("/readyz", "ready\n")] {
-        let response = http_get(server.addr, path).await;
-        assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
+        let (status, response) = support::http(server.addr, "GET", path, None).await;
+        assert_eq!(status, 200, "{path}: {response}");
         assert!(response.ends_with(body), "{path}: {response}");
     }
     server.stop().await;
-}
-
-/// A minimal HTTP/1.1 GET over a raw socket (no client library needed for two endpoints).
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(support::WAIT, stream.read_to_string(&mut response))
-        .await
-        .unwrap()
-        .unwrap();
-    response
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 mod support;
 
+use funnel_server::clock::{Clock, SystemClock};
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::{Client, TestServer, WAIT, add_card, http, server_field};
@@ -13,10 +14,7 @@ use yrs::{Any, Map, MapPrelim, WriteTxn};
 const MINUTE: i64 = 60_000;
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    SystemClock.now_ms()
 }
 
 async fn metric(addr: SocketAddr, name: &str) -> i64 {

@@ -6,6 +6,7 @@
 //! separate connection; WAL mode lets them run beside the writer.
 
 use super::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent};
+use crate::clock::{Clock, SystemClock};
 use async_trait::async_trait;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
@@ -13,7 +14,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 /// The database file inside the data directory.
@@ -188,13 +188,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
         txn.commit()?;
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Reads a board's snapshot and log tail in one read transaction, so that a compaction that
@@ -664,7 +657,7 @@ fn create(
         let inserted = txn.execute(
             "INSERT INTO boards (id, created_at, entity, name) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (id) DO NOTHING",
-            params![board.as_str(), now_ms(), meta.entity, meta.name],
+            params![board.as_str(), SystemClock.now_ms(), meta.entity, meta.name],
         )?;
         if inserted == 0 {
             return Ok(false);
