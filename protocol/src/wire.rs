@@ -299,6 +299,10 @@ pub enum CloseCode {
     Forbidden,
     /// No such board, and the caller may not create it.
     NotFound,
+    /// The board is at its size limit: the update was refused.
+    BoardTooLarge,
+    /// Over a limit on messages a second, or on connections per user or per address.
+    TooMany,
 }
 
 impl CloseCode {
@@ -316,6 +320,8 @@ impl CloseCode {
             CloseCode::Unauthenticated => 4401,
             CloseCode::Forbidden => 4403,
             CloseCode::NotFound => 4404,
+            CloseCode::BoardTooLarge => 4413,
+            CloseCode::TooMany => 4429,
         }
     }
 }

@@ -173,7 +173,11 @@ fn room_with_members(f: &Fixture) -> (RoomState, Vec<OutboxReceiver>) {
     let mut receivers = Vec::with_capacity(CONNECTIONS);
     for id in 0..CONNECTIONS {
         let (tx, rx) = outbox(limits);
-        room.join(ConnId(id as u64 + 1), tx);
+        room.join(
+            ConnId(id as u64 + 1),
+            tx,
+            funnel_server::auth::Principal::local_admin(),
+        );
         receivers.push(rx);
     }
     room.take_updates_to_store();

@@ -2,19 +2,23 @@
 //! `/api/v1/openapi.json`. Errors are `{"error": "..."}` with a 4xx or 5xx status, made in one
 //! place ([`ApiError`]).
 
-use crate::http::AppState;
+use crate::auth::{AuthError, Principal};
+use crate::http::{AppState, header_str};
 use crate::room;
 use crate::room::{RoomCommand, TimelineError};
 use crate::storage::{BoardMeta, StorageError, TimelineEvent};
 use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::extract::Query;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use funnel_protocol::BoardId;
 use funnel_protocol::board::MAX_NAME_CHARS;
 use funnel_protocol::ids::new_id;
+use funnel_protocol::policy::Role;
 use funnel_protocol::schema::Entity;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -25,10 +29,20 @@ use utoipa::{OpenApi, ToSchema};
         title = "funnel",
         description = "Real-time CRM Kanban: boards (pipelines) of stages and cards. A board's \
                        content is a Yjs document served at /ws/boards/{boardId} over the \
-                       y-websocket protocol; this API lists and creates boards."
+                       y-websocket protocol; this API lists and creates boards. With \
+                       authentication on, every call needs `Authorization: Bearer <token>` \
+                       (an HS256 JWT: `funnel token` makes one)."
     ),
-    paths(list_boards, create_board, get_board, add_timeline_event, get_timeline),
+    paths(
+        me,
+        list_boards,
+        create_board,
+        get_board,
+        add_timeline_event,
+        get_timeline
+    ),
     components(schemas(
+        Me,
         Board,
         BoardList,
         NewBoard,
@@ -151,9 +165,84 @@ impl From<BoardMeta> for Board {
     }
 }
 
+/// Who the caller is, as the server sees their token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub user: String,
+    pub name: String,
+    /// `viewer`, `member` or `admin`.
+    pub role: String,
+    /// The only boards the token opens; absent: every board.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boards: Option<Vec<String>>,
+    /// Local mode: no tokens, everyone is the local admin.
+    pub local: bool,
+}
+
+/// The caller of an API request: `Authorization: Bearer <token>`, or the local admin in local
+/// mode, from an allowed browser origin (or no browser at all).
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// The caller, if their role is at least `role`.
+    fn at_least(self, role: Role) -> Result<Principal, ApiError> {
+        if self.0.role >= role {
+            Ok(self.0)
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this needs the {role} role; the token's is {}",
+                self.0.role
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ctx = &state.connections;
+        let origin = header_str(&parts.headers, header::ORIGIN);
+        if !ctx
+            .origins
+            .allows(origin, header_str(&parts.headers, header::HOST))
+        {
+            return Err(ApiError::Forbidden(
+                "this page's origin may not call the API (see --allowed-origins)".into(),
+            ));
+        }
+        let token = header_str(&parts.headers, header::AUTHORIZATION).map(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+                .unwrap_or(value)
+                .trim()
+        });
+        ctx.auth
+            .authenticate(token)
+            .map(Caller)
+            .map_err(ApiError::Unauthenticated)
+    }
+}
+
+/// 403 unless the caller's token opens `board`.
+fn may_open(caller: &Principal, board: &BoardId) -> Result<(), ApiError> {
+    if caller.may_open(board) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "the token does not open board {board}"
+        )))
+    }
+}
+
 /// Every way an API call fails, and the one place it becomes a response.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    #[error("{0}")]
+    Unauthenticated(AuthError),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("no board {0}")]
@@ -171,6 +260,18 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
+            ApiError::Unauthenticated(_) => {
+                let body = Json(ErrorBody {
+                    error: self.to_string(),
+                });
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    body,
+                )
+                    .into_response();
+            }
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NoSuchBoard(_) | ApiError::NoSuchCard(_) | ApiError::NoSuchEndpoint => {
                 StatusCode::NOT_FOUND
@@ -211,12 +312,41 @@ pub async fn not_found() -> ApiError {
     ApiError::NoSuchEndpoint
 }
 
-/// Every board, oldest first.
-#[utoipa::path(get, path = "/api/v1/boards", responses((status = 200, body = BoardList)))]
-pub async fn list_boards(State(state): State<AppState>) -> Result<Json<BoardList>, ApiError> {
+/// The caller: user, name, role and the boards their token opens.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody))
+)]
+pub async fn me(State(state): State<AppState>, Caller(who): Caller) -> Json<Me> {
+    Json(Me {
+        user: who.user,
+        name: who.name,
+        role: who.role.as_str().to_owned(),
+        boards: who
+            .boards
+            .map(|boards| boards.iter().map(|b| b.to_string()).collect()),
+        local: state.connections.auth.is_local(),
+    })
+}
+
+/// Every board the caller's token opens, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/boards",
+    responses((status = 200, body = BoardList), (status = 401, body = ErrorBody))
+)]
+pub async fn list_boards(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<BoardList>, ApiError> {
     let boards = state.storage.list().await?;
     Ok(Json(BoardList {
-        boards: boards.into_iter().map(Board::from).collect(),
+        boards: boards
+            .into_iter()
+            .filter(|meta| who.may_open(&meta.id))
+            .map(Board::from)
+            .collect(),
     }))
 }
 
@@ -227,13 +357,17 @@ pub async fn list_boards(State(state): State<AppState>) -> Result<Json<BoardList
     request_body = NewBoard,
     responses(
         (status = 201, body = Board),
-        (status = 400, body = ErrorBody, description = "unknown entity, bad name or bad JSON")
+        (status = 400, body = ErrorBody, description = "unknown entity, bad name or bad JSON"),
+        (status = 401, body = ErrorBody, description = "no valid token"),
+        (status = 403, body = ErrorBody, description = "only admins create boards")
     )
 )]
 pub async fn create_board(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<NewBoard>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Board>), ApiError> {
+    caller.at_least(Role::Admin)?;
     let Json(new) = body?;
     let entity = Entity::parse(&new.entity).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let name = match new.name.as_deref().map(str::trim) {
@@ -267,14 +401,21 @@ pub async fn create_board(
     get,
     path = "/api/v1/boards/{boardId}",
     params(("boardId" = String, Path, description = "the board's id")),
-    responses((status = 200, body = Board), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, body = Board),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    )
 )]
 pub async fn get_board(
     State(state): State<AppState>,
+    Caller(who): Caller,
     Path(board_id): Path<String>,
 ) -> Result<Json<Board>, ApiError> {
     let not_found = || ApiError::NoSuchBoard(board_id.clone());
     let id = BoardId::parse(&board_id).map_err(|_| not_found())?;
+    may_open(&who, &id)?;
     let meta = state.storage.meta(&id).await?.ok_or_else(not_found)?;
     Ok(Json(Board::from(meta)))
 }
@@ -291,16 +432,20 @@ pub async fn get_board(
     responses(
         (status = 201, body = TimelineEntry),
         (status = 400, body = ErrorBody, description = "unknown kind or direction, no user, text too long"),
+        (status = 401, body = ErrorBody, description = "no valid token"),
+        (status = 403, body = ErrorBody, description = "viewers cannot add events, or the token does not open this board"),
         (status = 404, body = ErrorBody, description = "no such board or card")
     )
 )]
 pub async fn add_timeline_event(
     State(state): State<AppState>,
+    caller: Caller,
     Path((board_id, card)): Path<(String, String)>,
     body: Result<Json<NewTimelineEvent>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TimelineEntry>), ApiError> {
+    let who = caller.at_least(Role::Member)?;
     let Json(new) = body?;
-    let board = existing_board(&state, &board_id).await?;
+    let board = existing_board(&state, &who, &board_id).await?;
     let direction = new.direction.unwrap_or_default();
     let allowed: &[&str] = match new.kind.as_str() {
         "comment" => &[""],
@@ -367,14 +512,20 @@ pub async fn add_timeline_event(
         ("before" = Option<i64>, Query, description = "only events with a smaller id (the previous page's `next`)"),
         ("limit" = Option<usize>, Query, description = "events per page, 1 to 200 (default 50)")
     ),
-    responses((status = 200, body = TimelinePage), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, body = TimelinePage),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    )
 )]
 pub async fn get_timeline(
     State(state): State<AppState>,
+    Caller(who): Caller,
     Path((board_id, card)): Path<(String, String)>,
     Query(page): Query<PageQuery>,
 ) -> Result<Json<TimelinePage>, ApiError> {
-    let board = existing_board(&state, &board_id).await?;
+    let board = existing_board(&state, &who, &board_id).await?;
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let events = state
         .storage
@@ -389,9 +540,14 @@ pub async fn get_timeline(
     }))
 }
 
-async fn existing_board(state: &AppState, board_id: &str) -> Result<BoardId, ApiError> {
+async fn existing_board(
+    state: &AppState,
+    who: &Principal,
+    board_id: &str,
+) -> Result<BoardId, ApiError> {
     let not_found = || ApiError::NoSuchBoard(board_id.to_owned());
     let id = BoardId::parse(board_id).map_err(|_| not_found())?;
+    may_open(who, &id)?;
     state.storage.meta(&id).await?.ok_or_else(not_found)?;
     Ok(id)
 }

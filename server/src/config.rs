@@ -49,6 +49,42 @@ pub struct ServeConfig {
     /// How long a graceful shutdown may take before the process exits anyway.
     #[arg(long, env = "FUNNEL_SHUTDOWN_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_deadline: Duration,
+
+    /// The secret that signs tokens (HS256, at least 32 bytes). Without it funnel is in local
+    /// mode: loopback addresses only, every caller an admin.
+    #[arg(long, env = "FUNNEL_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+
+    /// Browser origins allowed besides the server's own (comma-separated, e.g.
+    /// `https://crm.example.com`; `*` for any). A browser page from any other origin is refused.
+    #[arg(long, env = "FUNNEL_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// The most a board may take in storage (snapshot and log, in bytes); an update that would
+    /// take it over is refused (close 4413).
+    #[arg(long, env = "FUNNEL_MAX_BOARD_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_board_bytes: usize,
+
+    /// Messages a second one connection may send, on average; a connection over it (beyond
+    /// `--message-burst`) is closed with 4429.
+    #[arg(long, env = "FUNNEL_MESSAGE_RATE", default_value_t = 200)]
+    pub message_rate: u32,
+
+    /// Messages one connection may send at once above `--message-rate`.
+    #[arg(long, env = "FUNNEL_MESSAGE_BURST", default_value_t = 1000)]
+    pub message_burst: u32,
+
+    /// Open connections per user (with tokens; 0: no limit). One more is closed with 4429.
+    #[arg(long, env = "FUNNEL_MAX_CONNECTIONS_PER_USER", default_value_t = 64)]
+    pub max_connections_per_user: usize,
+
+    /// Open connections per client address (0: no limit). One more is closed with 4429.
+    #[arg(
+        long,
+        env = "FUNNEL_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 1024
+    )]
+    pub max_connections_per_address: usize,
 }
 
 impl ServeConfig {
@@ -65,16 +101,31 @@ impl ServeConfig {
             ping_interval: Duration::from_secs(30),
             compact_after: 1000,
             shutdown_deadline: Duration::from_secs(10),
+            auth_secret: None,
+            allowed_origins: Vec::new(),
+            max_board_bytes: 64 * 1024 * 1024,
+            message_rate: 200,
+            message_burst: 1000,
+            max_connections_per_user: 64,
+            max_connections_per_address: 1024,
         }
     }
 
     /// Refuses what cannot work, with what to do instead.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.listen.ip().is_loopback() {
+        if let Some(secret) = &self.auth_secret
+            && secret.len() < crate::auth::MIN_SECRET_BYTES
+        {
+            return Err(format!(
+                "--auth-secret must be at least {} bytes (e.g. `openssl rand -hex 32`)",
+                crate::auth::MIN_SECRET_BYTES
+            ));
+        }
+        if self.auth_secret.is_none() && !self.listen.ip().is_loopback() {
             return Err(format!(
                 "refusing to listen on {}: without authentication funnel is in local mode, where \
                  every caller is an admin, so it listens on loopback addresses only \
-                 (use --listen 127.0.0.1:PORT)",
+                 (use --listen 127.0.0.1:PORT, or set --auth-secret to require tokens)",
                 self.listen
             ));
         }
@@ -89,6 +140,12 @@ impl ServeConfig {
         }
         if self.compact_after == 0 {
             return Err("--compact-after must be above 0".into());
+        }
+        if self.max_board_bytes < 64 * 1024 {
+            return Err("--max-board-bytes must be at least 65536".into());
+        }
+        if self.message_rate == 0 || self.message_burst == 0 {
+            return Err("--message-rate and --message-burst must be above 0".into());
         }
         Ok(())
     }
@@ -111,9 +168,12 @@ mod tests {
                 .validate()
                 .is_ok()
         );
-        let err = ServeConfig::with_defaults("0.0.0.0:8080".parse().unwrap(), dir)
-            .validate()
-            .unwrap_err();
+        let mut open = ServeConfig::with_defaults("0.0.0.0:8080".parse().unwrap(), dir);
+        let err = open.validate().unwrap_err();
         assert!(err.contains("loopback"), "{err}");
+        open.auth_secret = Some("short".into());
+        assert!(open.validate().unwrap_err().contains("32 bytes"));
+        open.auth_secret = Some("x".repeat(32));
+        assert!(open.validate().is_ok(), "with tokens, any address");
     }
 }

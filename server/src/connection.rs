@@ -4,14 +4,16 @@
 //! writer drains the connection's [`Outbox`]. Whoever decides to close (bad input, the room, a
 //! slow consumer, shutdown) asks the outbox; the writer sends the close frame and both sides end.
 
+use crate::auth::{Auth, Origins, Principal};
+use crate::limits::{ConnectionCounts, ConnectionSlot, MessageBudget};
 use crate::metrics::{CloseLabels, Metrics};
 use crate::outbox::{Next, Outbox, OutboxLimits, OutboxReceiver, outbox};
 use crate::room::{ConnId, RoomCommand};
 use crate::rooms::Rooms;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
+use funnel_protocol::BoardId;
 use funnel_protocol::wire::{CloseCode, decode_client_frame};
-use funnel_protocol::{BoardId, InvalidBoardId};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -41,18 +43,65 @@ pub struct ConnectionContext {
     pub ping_every: Duration,
     pub shutdown: CancellationToken,
     pub metrics: Metrics,
+    /// Who the caller is (tokens, or the local admin).
+    pub auth: Auth,
+    /// Browser origins allowed to open sockets.
+    pub origins: Origins,
+    pub limits: ConnectionLimits,
+    /// Open connections per user and address (every connection holds a slot).
+    pub counts: ConnectionCounts,
 }
 
-/// Serves one upgraded socket until it closes.
+/// What one client may cost (see `config` for each).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub message_rate: u32,
+    pub message_burst: u32,
+    pub per_user: usize,
+    pub per_address: usize,
+}
+
+/// A connection let in: who it is, which board, and its slot in the connection counts.
+pub struct Admitted {
+    pub board: BoardId,
+    pub principal: Principal,
+    pub slot: ConnectionSlot,
+}
+
+/// A connection refused before it joins anything: the close it gets right after the upgrade
+/// (so that browsers stop retrying on a 44xx code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub code: CloseCode,
+    pub reason: String,
+}
+
+impl Refused {
+    pub fn new(code: CloseCode, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Serves one upgraded socket until it closes. A refused one only gets its close frame: nothing
+/// is queued for a connection that was not admitted.
 pub async fn serve(
     socket: WebSocket,
-    board: Result<BoardId, InvalidBoardId>,
+    admission: Result<Admitted, Refused>,
     ctx: ConnectionContext,
 ) {
     let conn = ConnId::next();
-    let span = tracing::info_span!("connection", conn = conn.0, board = tracing::field::Empty);
-    if let Ok(board) = &board {
-        span.record("board", tracing::field::display(board));
+    let span = tracing::info_span!(
+        "connection",
+        conn = conn.0,
+        board = tracing::field::Empty,
+        user = tracing::field::Empty
+    );
+    if let Ok(admitted) = &admission {
+        span.record("board", tracing::field::display(&admitted.board));
+        span.record("user", admitted.principal.user.as_str());
     }
     async move {
         ctx.metrics.connections.inc();
@@ -62,9 +111,20 @@ pub async fn serve(
         let writer = tokio::spawn(
             write_loop(sink, receiver, ctx.ping_every, ctx.metrics.clone()).in_current_span(),
         );
-        match board {
-            Err(e) => outbox.close(CloseCode::BadRequest, &format!("invalid board id: {e}")),
-            Ok(board) => read_loop(conn, &board, stream, &outbox, &ctx).await,
+        match admission {
+            Err(refused) => outbox.close(refused.code, &refused.reason),
+            Ok(admitted) => {
+                let _slot = admitted.slot;
+                read_loop(
+                    conn,
+                    &admitted.board,
+                    admitted.principal,
+                    stream,
+                    &outbox,
+                    &ctx,
+                )
+                .await
+            }
         }
         drop(outbox);
         let _ = writer.await;
@@ -77,6 +137,7 @@ pub async fn serve(
 async fn read_loop(
     conn: ConnId,
     board: &BoardId,
+    principal: Principal,
     mut stream: SplitStream<WebSocket>,
     outbox: &Outbox,
     ctx: &ConnectionContext,
@@ -85,7 +146,7 @@ async fn read_loop(
         outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
         return;
     }
-    let Some(room) = join(conn, board, outbox, &ctx.rooms).await else {
+    let Some(room) = join(conn, board, principal, outbox, &ctx.rooms).await else {
         outbox.close(CloseCode::TryAgainLater, "board is busy; reconnect");
         return;
     };
@@ -98,6 +159,7 @@ async fn read_loop(
     let peer_timeout = ctx.ping_every * PEER_TIMEOUT_PINGS;
     let mut last_heard = Instant::now();
     let mut liveness = tokio::time::interval(ctx.ping_every);
+    let mut budget = MessageBudget::new(ctx.limits.message_rate, ctx.limits.message_burst);
     loop {
         let frame = tokio::select! {
             () = outbox.closed() => return,
@@ -144,6 +206,16 @@ async fn read_loop(
                 return;
             }
         };
+        if !budget.take(std::time::Instant::now()) {
+            outbox.close(
+                CloseCode::TooMany,
+                &format!(
+                    "more than {} messages a second; slow down",
+                    ctx.limits.message_rate
+                ),
+            );
+            return;
+        }
         let message = match decode_client_frame(&frame) {
             Ok(message) => message,
             Err(e) => {
@@ -166,6 +238,7 @@ async fn read_loop(
 async fn join(
     conn: ConnId,
     board: &BoardId,
+    principal: Principal,
     outbox: &Outbox,
     rooms: &Rooms,
 ) -> Option<mpsc::Sender<RoomCommand>> {
@@ -174,6 +247,7 @@ async fn join(
         let join = RoomCommand::Join {
             conn,
             outbox: outbox.clone(),
+            principal: principal.clone(),
         };
         if room.send(join).await.is_ok() {
             return Some(room);

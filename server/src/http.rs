@@ -2,14 +2,18 @@
 //! the web client's files (any other GET gets the client's `index.html`: it routes itself).
 
 use crate::api;
-use crate::connection::{self, ConnectionContext};
+use crate::connection::{self, Admitted, ConnectionContext, Refused};
 use crate::storage::Storage;
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use funnel_protocol::BoardId;
+use funnel_protocol::policy::Role;
+use funnel_protocol::wire::CloseCode;
+use serde::Deserialize;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use tokio_util::task::TaskTracker;
@@ -30,6 +34,7 @@ pub fn router(state: AppState, web_dir: &Path) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/me", get(api::me))
         .route(
             "/api/v1/boards",
             get(api::list_boards).post(api::create_board),
@@ -66,22 +71,98 @@ async fn no_web_client() -> Response {
     (StatusCode::NOT_FOUND, axum::response::Html(page)).into_response()
 }
 
+/// The query of a WebSocket URL: browsers cannot set headers on a WebSocket, so the token
+/// comes as `?token=`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenQuery {
+    pub token: Option<String>,
+}
+
 /// `GET /ws/boards/{boardId}`: the y-websocket endpoint. Refusals happen after the upgrade, as
 /// close codes, so that browser clients stop retrying (an HTTP error would make them loop).
 async fn board_socket(
     State(state): State<AppState>,
     axum::extract::Path(board_id): axum::extract::Path<String>,
+    Query(query): Query<TokenQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let max = state.connections.max_frame_bytes;
-    let board = BoardId::parse(&board_id);
+    let admission = admit(&state, &board_id, query.token.as_deref(), &headers, peer).await;
     let ctx = state.connections.clone();
     let tracker = state.tracker.clone();
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, board, ctx)))
+        .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, admission, ctx)))
+}
+
+/// Decides, before anything is queued for it, whether a socket may open a board: a valid id, an
+/// allowed origin, a valid token that allows this board, a board that exists (only admins
+/// create one by opening it), and room under the connection limits.
+async fn admit(
+    state: &AppState,
+    board_id: &str,
+    token: Option<&str>,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<Admitted, Refused> {
+    let ctx = &state.connections;
+    let board = BoardId::parse(board_id)
+        .map_err(|e| Refused::new(CloseCode::BadRequest, format!("invalid board id: {e}")))?;
+    if !ctx.origins.allows(
+        header_str(headers, header::ORIGIN),
+        header_str(headers, header::HOST),
+    ) {
+        return Err(Refused::new(
+            CloseCode::Forbidden,
+            "this page's origin may not open boards (see --allowed-origins)",
+        ));
+    }
+    let principal = ctx
+        .auth
+        .authenticate(token)
+        .map_err(|e| Refused::new(CloseCode::Unauthenticated, e.to_string()))?;
+    if !principal.may_open(&board) {
+        return Err(Refused::new(
+            CloseCode::Forbidden,
+            format!("the token does not open board {board}"),
+        ));
+    }
+    if principal.role < Role::Admin {
+        match state.storage.meta(&board).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(Refused::new(
+                    CloseCode::NotFound,
+                    format!("no board {board}"),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check that a board exists");
+                return Err(Refused::new(
+                    CloseCode::InternalError,
+                    "storage unavailable; reconnect",
+                ));
+            }
+        }
+    }
+    let user = (!ctx.auth.is_local()).then_some(principal.user.as_str());
+    let slot = ctx
+        .counts
+        .admit(user, peer.ip(), ctx.limits.per_user, ctx.limits.per_address)
+        .map_err(|e| Refused::new(CloseCode::TooMany, e.to_string()))?;
+    Ok(Admitted {
+        board,
+        principal,
+        slot,
+    })
+}
+
+pub fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

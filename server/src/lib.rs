@@ -4,8 +4,10 @@
 //! - [`config`]: `funnel serve` flags and environment variables.
 //! - [`http`]: the router, the WebSocket upgrade, `/healthz`, `/readyz`, the web client's files.
 //! - [`api`]: the JSON API under `/api/v1/` and its OpenAPI document.
+//! - [`auth`]: tokens, the local mode and browser origins: who is calling, what they may open.
 //! - [`connection`]: one socket: a reader loop and a writer task.
 //! - [`clock`]: wall-clock time as a dependency (tests set it).
+//! - [`limits`]: messages a second per connection, connections per user and per address.
 //! - [`lease`]: who maintains a board's counters and avatars (one holder per board).
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`outbox`]: a connection's bounded outgoing queue and its slow-consumer rule.
@@ -16,11 +18,13 @@
 //! - [`storage`]: the durable update log and snapshots (SQLite).
 
 pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod http;
 pub mod lease;
+pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod room;
@@ -66,6 +70,7 @@ pub async fn run(
             config: RoomConfig {
                 idle_unload_after: config.room_idle,
                 compact_after_updates: config.compact_after,
+                max_board_bytes: config.max_board_bytes,
             },
             shutdown: shutdown.clone(),
             metrics: metrics.clone(),
@@ -94,6 +99,18 @@ pub async fn run(
                 ping_every: config.ping_interval,
                 shutdown: shutdown.clone(),
                 metrics: metrics.clone(),
+                auth: match &config.auth_secret {
+                    Some(secret) => auth::Auth::with_secret(secret),
+                    None => auth::Auth::local(),
+                },
+                origins: auth::Origins::new(&config.allowed_origins),
+                limits: connection::ConnectionLimits {
+                    message_rate: config.message_rate,
+                    message_burst: config.message_burst,
+                    per_user: config.max_connections_per_user,
+                    per_address: config.max_connections_per_address,
+                },
+                counts: limits::ConnectionCounts::default(),
             },
             storage: Arc::clone(&storage),
             tracker: tracker.clone(),
@@ -101,11 +118,19 @@ pub async fn run(
         &config.web_dir,
     );
     let addr = listener.local_addr()?;
-    tracing::info!(data_dir = %config.data_dir.display(), "listening on {addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("serving HTTP")?;
+    let mode = if config.auth_secret.is_some() {
+        "tokens"
+    } else {
+        "local (no tokens, loopback only)"
+    };
+    tracing::info!(data_dir = %config.data_dir.display(), auth = mode, "listening on {addr}");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await
+    .context("serving HTTP")?;
     tracing::info!("shutting down: closing connections and flushing boards");
     tracker.close();
     if tokio::time::timeout(config.shutdown_deadline, tracker.wait())

@@ -1,8 +1,12 @@
 //! The `funnel` binary: parses the command line, sets up logging and signals, and runs the server.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use funnel_protocol::BoardId;
+use funnel_protocol::policy::Role;
+use funnel_server::auth::{self, Auth};
 use funnel_server::config::ServeConfig;
 use std::io::IsTerminal;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// funnel: a real-time CRM Kanban server.
@@ -17,6 +21,30 @@ struct Cli {
 enum Command {
     /// Serve boards over WebSocket and HTTP.
     Serve(ServeConfig),
+    /// Print a token for a user (signed with the server's --auth-secret).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The user's id (the token's `sub`).
+    #[arg(long)]
+    user: String,
+    /// viewer, member or admin.
+    #[arg(long)]
+    role: String,
+    /// The user's display name (default: the id).
+    #[arg(long)]
+    name: Option<String>,
+    /// Limit the token to this board (repeat for several; default: every board).
+    #[arg(long = "board")]
+    boards: Vec<String>,
+    /// How long the token is valid.
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    /// The secret the server was started with.
+    #[arg(long, env = "FUNNEL_AUTH_SECRET", hide_env_values = true)]
+    auth_secret: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,7 +59,32 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Serve(config) => serve(config),
+        Command::Token(args) => token(args),
     }
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    if args.auth_secret.len() < auth::MIN_SECRET_BYTES {
+        anyhow::bail!(
+            "--auth-secret must be at least {} bytes, as for `funnel serve`",
+            auth::MIN_SECRET_BYTES
+        );
+    }
+    let role = Role::parse(&args.role)?;
+    let boards = args
+        .boards
+        .iter()
+        .map(|id| BoardId::parse(id).map_err(|e| anyhow::anyhow!("--board {id:?}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.user.trim().is_empty() {
+        anyhow::bail!("--user must not be empty");
+    }
+    let claims = auth::claims_for(&args.user, args.name.as_deref(), role, &boards, args.ttl);
+    let token = Auth::with_secret(&args.auth_secret)
+        .issue(&claims)
+        .ok_or_else(|| anyhow::anyhow!("no secret to sign with"))??;
+    println!("{token}");
+    Ok(())
 }
 
 fn serve(config: ServeConfig) -> anyhow::Result<()> {

@@ -8,12 +8,13 @@
 pub mod state;
 pub mod upkeep;
 
+use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::lease::Leases;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::rooms::Rooms;
-use crate::storage::{BoardMeta, Storage, StorageError, TimelineEvent};
+use crate::storage::{BoardMeta, Storage, StorageError, StoredBoard, TimelineEvent};
 use crate::wakeups::Wakeups;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
@@ -32,8 +33,13 @@ use yrs::{Doc, Transact};
 
 /// Commands a room takes, in channel order.
 pub enum RoomCommand {
-    /// A connection joins; the room sends it frames through `outbox` until it leaves.
-    Join { conn: ConnId, outbox: Outbox },
+    /// A connection joins; the room sends it frames through `outbox` until it leaves. Its
+    /// `principal` (already authenticated and allowed on this board) decides what it may write.
+    Join {
+        conn: ConnId,
+        outbox: Outbox,
+        principal: Principal,
+    },
     /// A decoded message from a connection.
     Message {
         conn: ConnId,
@@ -103,6 +109,8 @@ pub struct RoomConfig {
     pub idle_unload_after: Duration,
     /// Log entries since the last snapshot that trigger a background compaction.
     pub compact_after_updates: usize,
+    /// The most a board may take in storage (snapshot and log), in bytes.
+    pub max_board_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +134,7 @@ pub async fn run(
     let _loaded = RoomGauge(ctx.metrics.clone());
     let started = Instant::now();
     let clock = move || started.elapsed().as_millis() as u64;
-    let (doc, tail_len) = match load_or_create(&board, ctx.storage.as_ref()).await {
+    let (doc, tail_len, stored_bytes) = match load_or_create(&board, ctx.storage.as_ref()).await {
         Ok(loaded) => loaded,
         Err(e) => {
             tracing::error!(board = %board, error = %e, "board could not be loaded");
@@ -141,10 +149,12 @@ pub async fn run(
     };
     tracing::debug!("room loaded");
     let name = board::settings(&doc.transact()).name;
+    let mut state = RoomState::new(board.clone(), doc, clock);
+    state.limit_size(stored_bytes, ctx.config.max_board_bytes);
     let mut room = Room {
         name,
         timeline_replies: Vec::new(),
-        state: RoomState::new(board.clone(), doc, clock),
+        state,
         storage: Arc::clone(&ctx.storage),
         metrics: ctx.metrics.clone(),
         config: ctx.config,
@@ -179,11 +189,23 @@ pub async fn run(
                 if received == 0 {
                     break; // every sender is gone: the registry dropped this room
                 }
+                let mut reload_failed = false;
                 for command in batch.drain(..) {
                     match command {
                         RoomCommand::Timeline { event, reply } => room.timeline(event, reply).await,
                         command => room.handle(command),
                     }
+                    // A refused update is in the document but nowhere else: swap in the stored
+                    // board before the next command reads this one (a joiner's full state).
+                    if room.state.is_tainted() && room.recover(&board).await.is_err() {
+                        reload_failed = true;
+                        break;
+                    }
+                }
+                if reload_failed {
+                    room.state
+                        .close_all(CloseCode::InternalError, "board reload failed; reconnect");
+                    break;
                 }
             }
             _ = sweep.tick() => room.state.sweep_awareness(clock()),
@@ -233,17 +255,6 @@ pub async fn run(
                 }
             }
         }
-        if room.state.is_tainted() {
-            match reload(&board, ctx.storage.as_ref()).await {
-                Ok(doc) => room.state.replace_doc(doc),
-                Err(e) => {
-                    tracing::error!(board = %board, error = %e, "reloading the board failed");
-                    room.state
-                        .close_all(CloseCode::InternalError, "board reload failed; reconnect");
-                    break;
-                }
-            }
-        }
         idle_since = match (room.state.member_count(), idle_since) {
             (0, None) => Some(Instant::now()),
             (0, since) => since,
@@ -283,7 +294,11 @@ struct Room {
 impl Room {
     fn handle(&mut self, command: RoomCommand) {
         match command {
-            RoomCommand::Join { conn, outbox } => self.state.join(conn, outbox),
+            RoomCommand::Join {
+                conn,
+                outbox,
+                principal,
+            } => self.state.join(conn, outbox, principal),
             RoomCommand::Message { conn, message } => self.state.handle(conn, message),
             RoomCommand::Leave { conn } => self.state.leave(conn),
             // Upkeep runs after every batch; waking is all it takes.
@@ -328,9 +343,10 @@ impl Room {
             self.metrics.updates_stored.inc_by(count as u64);
             self.tail_len += count;
             self.maybe_compact();
-            // The board list shows the name: keep its copy in step with the document.
+            // The board list shows the name: keep its copy in step with the document (not from
+            // a document that holds a refused update: it is about to be replaced).
             let name = board::settings(&self.state.doc().transact()).name;
-            if name != self.name {
+            if name != self.name && !self.state.is_tainted() {
                 self.storage.rename(self.state.board(), &name).await?;
                 self.name = name;
             }
@@ -339,6 +355,25 @@ impl Room {
             self.state.deliver();
         }
         Ok(())
+    }
+
+    /// Stores and delivers what the batch made so far (all of it allowed), then replaces the
+    /// document, which holds a refused update, with the stored board.
+    async fn recover(&mut self, board: &BoardId) -> Result<(), ()> {
+        let reloaded = match self.store_then_deliver().await {
+            Ok(()) => reload(board, self.storage.as_ref()).await,
+            Err(e) => Err(e.into()),
+        };
+        match reloaded {
+            Ok((doc, stored_bytes)) => {
+                self.state.replace_doc(doc, stored_bytes);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(board = %board, error = %e, "reloading the board failed");
+                Err(())
+            }
+        }
     }
 
     fn maybe_compact(&mut self) {
@@ -364,9 +399,12 @@ impl Room {
     }
 }
 
-/// The board's document and how many log entries follow its snapshot; a board that does not
-/// exist is created first.
-async fn load_or_create(board: &BoardId, storage: &dyn Storage) -> Result<(Doc, usize), LoadError> {
+/// The board's document, how many log entries follow its snapshot, and how many bytes it takes
+/// in storage; a board that does not exist is created first.
+async fn load_or_create(
+    board: &BoardId,
+    storage: &dyn Storage,
+) -> Result<(Doc, usize, usize), LoadError> {
     let stored = match storage.load(board).await? {
         Some(stored) => stored,
         None => {
@@ -391,7 +429,15 @@ async fn load_or_create(board: &BoardId, storage: &dyn Storage) -> Result<(Doc, 
                 })?
         }
     };
-    Ok((stored.to_doc(board)?, stored.tail_len))
+    Ok((
+        stored.to_doc(board)?,
+        stored.tail_len,
+        stored_bytes(&stored),
+    ))
+}
+
+fn stored_bytes(stored: &StoredBoard) -> usize {
+    stored.entries.iter().map(|(_, raw)| raw.len()).sum()
 }
 
 /// Creates a board of `entity` named `meta.name` with its default stages, unless it exists;
@@ -410,15 +456,15 @@ pub async fn create_board(
     storage.create(meta, Bytes::from(initial)).await
 }
 
-/// The board as stored, to replace a document that holds a refused update.
-async fn reload(board: &BoardId, storage: &dyn Storage) -> Result<Doc, LoadError> {
+/// The board as stored (and its size), to replace a document that holds a refused update.
+async fn reload(board: &BoardId, storage: &dyn Storage) -> Result<(Doc, usize), LoadError> {
     let stored = storage
         .load(board)
         .await?
         .ok_or_else(|| LoadError::Vanished {
             board: board.clone(),
         })?;
-    Ok(stored.to_doc(board)?)
+    Ok((stored.to_doc(board)?, stored_bytes(&stored)))
 }
 
 /// Decrements the loaded-rooms gauge when dropped.

@@ -133,6 +133,7 @@ mod tests {
             config: RoomConfig {
                 idle_unload_after: idle,
                 compact_after_updates: 1000,
+                max_board_bytes: usize::MAX,
             },
             shutdown: CancellationToken::new(),
             metrics: crate::metrics::Metrics::new(),
@@ -153,6 +154,7 @@ mod tests {
         room.send(RoomCommand::Join {
             conn: ConnId(conn),
             outbox: tx,
+            principal: crate::auth::Principal::local_admin(),
         })
         .await
         .unwrap();
@@ -198,10 +200,12 @@ mod tests {
             next_message(&mut rx).await,
             ServerMessage::SyncStep1(_)
         ));
+        // Text under the `fields` root: roots outside the schema are refused.
         let update = {
             let doc = Doc::new();
-            let text = doc.get_or_insert_text("t");
+            let fields = doc.get_or_insert_map(funnel_protocol::schema::root::FIELDS);
             let mut txn = doc.transact_mut();
+            let text = yrs::Map::insert(&fields, &mut txn, "t", yrs::TextPrelim::new(""));
             text.insert(&mut txn, 0, "kept");
             txn.encode_update_v1()
         };
@@ -236,7 +240,10 @@ mod tests {
         doc.transact_mut()
             .apply_update(wire::decode_update_v1(&state).unwrap())
             .unwrap();
-        let text = doc.get_or_insert_text("t");
+        let fields = doc.get_or_insert_map(funnel_protocol::schema::root::FIELDS);
+        let Some(yrs::Out::YText(text)) = yrs::Map::get(&fields, &doc.transact(), "t") else {
+            panic!("no text kept")
+        };
         assert_eq!(text.get_string(&doc.transact()), "kept");
     }
 

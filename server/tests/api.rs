@@ -165,7 +165,8 @@ async fn the_openapi_document_describes_the_api() {
         [
             "/api/v1/boards",
             "/api/v1/boards/{boardId}",
-            "/api/v1/boards/{boardId}/cards/{cardId}/timeline"
+            "/api/v1/boards/{boardId}/cards/{cardId}/timeline",
+            "/api/v1/me"
         ]
     );
     server.stop().await;

@@ -35,7 +35,19 @@ fn awareness_frame(clock: u32) -> Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_closed_and_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ProcessServer::spawn(dir.path(), &["--outbox-bytes", "1048576"]);
+    // The flooder sends far over the default message rate: lift it, this test is about the
+    // reader that never reads.
+    let server = ProcessServer::spawn(
+        dir.path(),
+        &[
+            "--outbox-bytes",
+            "1048576",
+            "--message-rate",
+            "1000000",
+            "--message-burst",
+            "1000000",
+        ],
+    );
     let url = server.url("b");
     let mut slow = Client::connect(&url).await; // from now on, it reads nothing
     let flooder = Client::connect(&url).await;

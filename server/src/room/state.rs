@@ -8,19 +8,21 @@
 
 use super::ConnId;
 use super::upkeep::Upkeep;
-use crate::storage::TimelineEvent;
-
-/// The origin of the transactions that apply timeline events (the board index sees them: they
-/// add activities).
-const TIMELINE_ORIGIN: &str = "funnel-timeline";
+use crate::auth::Principal;
 use crate::outbox::{Outbox, PushError};
+use crate::storage::TimelineEvent;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
+use funnel_protocol::policy::{self, CLIENT_ORIGIN, EffectRecorder, Role};
 use funnel_protocol::wire::{self, ClientMessage, CloseCode, IncomingAwareness, IncomingUpdate};
 use std::collections::{HashMap, HashSet};
 use yrs::sync::Awareness;
 use yrs::sync::time::Clock;
 use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact};
+
+/// The origin of the transactions that apply timeline events (the board index sees them: they
+/// add activities).
+const TIMELINE_ORIGIN: &str = "funnel-timeline";
 
 /// A presence not renewed for this long is removed. y-protocols clients renew every 15 s and
 /// drop others after 30 s; the server applies the same rule because yrs' `Awareness` expires
@@ -30,6 +32,8 @@ pub const AWARENESS_TIMEOUT_MS: u64 = 30_000;
 /// One connection in the room.
 struct Member {
     outbox: Outbox,
+    /// Who is connected: their role decides what their updates may change.
+    principal: Principal,
     /// Awareness client ids this connection announced: removed when it leaves.
     awareness_clients: HashSet<ClientID>,
 }
@@ -57,15 +61,22 @@ pub struct RoomState {
     cached_full_state: Option<Bytes>,
     /// The server's upkeep of counters and avatars, when this room holds the board's lease.
     upkeep: Option<Upkeep>,
-    /// The document holds an update that waits for missing parents (refused, never stored): the
-    /// room reloads from storage at its next chance so that it does not linger in memory.
+    /// The document holds an update that was refused (it waits for missing parents, or its
+    /// writer's role does not allow it) and was never stored: the task replaces the document
+    /// with the stored one before it handles anything else.
     tainted: bool,
+    /// Records what each client update changed, for the role check.
+    recorder: EffectRecorder,
+    /// The board's size as stored (snapshot and log), and the most it may grow to.
+    stored_bytes: usize,
+    max_bytes: usize,
 }
 
 impl RoomState {
     /// A room over a loaded document. `clock` gives milliseconds for awareness expiry.
     pub fn new(board: BoardId, doc: Doc, clock: impl Clock + 'static) -> Self {
         let awareness = Awareness::with_clock(doc.clone(), clock);
+        let recorder = EffectRecorder::attach(&doc);
         Self {
             board,
             doc,
@@ -77,7 +88,17 @@ impl RoomState {
             cached_full_state: None,
             tainted: false,
             upkeep: None,
+            recorder,
+            stored_bytes: 0,
+            max_bytes: usize::MAX,
         }
+    }
+
+    /// Caps the board's stored size: an update that would take it over `max_bytes` is refused.
+    /// `stored_bytes` is what the loaded board takes in storage now.
+    pub fn limit_size(&mut self, stored_bytes: usize, max_bytes: usize) {
+        self.stored_bytes = stored_bytes;
+        self.max_bytes = max_bytes;
     }
 
     /// Starts maintaining counters and avatars (this room holds the board's lease).
@@ -102,6 +123,7 @@ impl RoomState {
             let raw = Bytes::from(update);
             self.to_send
                 .push((Recipients::All, wire::encode_update(&raw)));
+            self.stored_bytes += raw.len();
             self.to_store.push(raw);
         }
     }
@@ -167,6 +189,7 @@ impl RoomState {
         let raw = Bytes::from(update);
         self.to_send
             .push((Recipients::All, wire::encode_update(&raw)));
+        self.stored_bytes += raw.len();
         self.to_store.push(raw);
     }
 
@@ -175,10 +198,12 @@ impl RoomState {
         self.upkeep.as_ref().and_then(Upkeep::next_wake)
     }
 
-    /// Swaps in a document reloaded from storage, dropping a refused waiting update. Members keep
-    /// their state: what they have is what was stored.
-    pub fn replace_doc(&mut self, doc: Doc) {
+    /// Swaps in a document reloaded from storage (`stored_bytes` in size), dropping a refused
+    /// update. Members keep their state: what they have is what was stored.
+    pub fn replace_doc(&mut self, doc: Doc, stored_bytes: usize) {
+        self.recorder = EffectRecorder::attach(&doc);
         self.doc = doc;
+        self.stored_bytes = stored_bytes;
         self.tainted = false;
         if self.upkeep.is_some() {
             self.upkeep = Some(Upkeep::new(&self.doc));
@@ -206,11 +231,12 @@ impl RoomState {
 
     /// A connection joins: it gets the server's step 1 (so it sends what the server lacks) and
     /// everyone's presence.
-    pub fn join(&mut self, conn: ConnId, outbox: Outbox) {
+    pub fn join(&mut self, conn: ConnId, outbox: Outbox, principal: Principal) {
         self.members.insert(
             conn,
             Member {
                 outbox,
+                principal,
                 awareness_clients: HashSet::new(),
             },
         );
@@ -263,10 +289,22 @@ impl RoomState {
         if incoming.update.is_empty() {
             return;
         }
+        let Some(member) = self.members.get(&conn) else {
+            return;
+        };
+        let (role, user) = (member.principal.role, member.principal.user.clone());
+        if self.stored_bytes.saturating_add(incoming.raw.len()) > self.max_bytes {
+            let reason = format!("the board is at its size limit ({} bytes)", self.max_bytes);
+            self.close_member(conn, CloseCode::BoardTooLarge, &reason);
+            return;
+        }
         // A gap in an author's clocks means the update builds on changes this board does not
         // have. yrs 0.28 integrates such an update around a placeholder (Yjs would keep it
         // aside) and can later diverge or panic when the missing part arrives: refuse it first.
-        let has = self.doc.transact().state_vector();
+        let (has, roots_before) = {
+            let txn = self.doc.transact();
+            (txn.state_vector(), txn.root_refs().count())
+        };
         let gap = incoming
             .update
             .state_vector_lower()
@@ -276,10 +314,27 @@ impl RoomState {
             self.refuse_waiting_update(conn);
             return;
         }
+        // A viewer's update that carries anything the board lacks is a write: refused without
+        // touching the document. (Its usual step 2 carries nothing new and passes.)
+        if role == Role::Viewer
+            && incoming
+                .update
+                .state_vector()
+                .iter()
+                .any(|(client, clock)| *clock > has.get(client))
+        {
+            self.close_member(
+                conn,
+                CloseCode::Forbidden,
+                &policy::Refusal::ReadOnly.to_string(),
+            );
+            return;
+        }
         let changed = {
-            let mut txn = self.doc.transact_mut();
+            let mut txn = self.doc.transact_mut_with(CLIENT_ORIGIN);
             if let Err(e) = txn.apply_update(incoming.update) {
                 drop(txn);
+                self.tainted = true;
                 self.close_member(
                     conn,
                     CloseCode::InvalidPayload,
@@ -298,7 +353,9 @@ impl RoomState {
             } else {
                 Ok(txn.before_state() != txn.after_state() || !txn.delete_set().is_empty())
             }
+            // The transaction commits here: the recorder's observers see what it changed.
         };
+        let effects = self.recorder.take();
         let changed = match changed {
             Ok(changed) => changed,
             Err(()) => {
@@ -310,9 +367,19 @@ impl RoomState {
         if !changed {
             return;
         }
+        let allowed = policy::check(role, &user, &effects, &self.doc.transact(), roots_before);
+        if let Err(refusal) = allowed {
+            // Already integrated in memory, never stored or relayed: the task swaps in the
+            // stored document before anything reads this one again.
+            tracing::info!(conn = conn.0, board = %self.board, user, %role, %refusal, "refused an update");
+            self.tainted = true;
+            self.close_member(conn, CloseCode::Forbidden, &refusal.to_string());
+            return;
+        }
         self.changed();
         self.to_send
             .push((Recipients::AllBut(conn), wire::encode_update(&incoming.raw)));
+        self.stored_bytes += incoming.raw.len();
         self.to_store.push(incoming.raw);
     }
 
@@ -519,7 +586,7 @@ mod tests {
 
         fn join(&mut self, id: u64) -> OutboxReceiver {
             let (tx, rx) = outbox(LIMITS);
-            self.room.join(ConnId(id), tx);
+            self.room.join(ConnId(id), tx, Principal::local_admin());
             rx
         }
 
@@ -554,12 +621,24 @@ mod tests {
         out
     }
 
-    fn text_update(text: &str) -> Vec<u8> {
-        let doc = Doc::new();
-        let t = doc.get_or_insert_text("t");
+    /// A text the tests edit, under the `fields` root (the harness's members are admins; roots
+    /// outside the schema are refused, see `policy::ROOTS`).
+    fn text(doc: &Doc) -> yrs::TextRef {
+        let fields = doc.get_or_insert_map(funnel_protocol::schema::root::FIELDS);
         let mut txn = doc.transact_mut();
-        t.insert(&mut txn, 0, text);
-        txn.encode_update_v1()
+        match yrs::Map::get(&fields, &txn, "t") {
+            Some(yrs::Out::YText(text)) => text,
+            _ => yrs::Map::insert(&fields, &mut txn, "t", yrs::TextPrelim::new("")),
+        }
+    }
+
+    /// A fresh client's whole document after it typed `content`.
+    fn text_update(content: &str) -> Vec<u8> {
+        let doc = Doc::new();
+        let t = text(&doc);
+        t.insert(&mut doc.transact_mut(), 0, content);
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
     }
 
     fn awareness_frame(client: u64, clock: u32, json: &str) -> Bytes {
@@ -600,7 +679,7 @@ mod tests {
         h.send(2, wire::client::encode_update(&update));
         assert!(h.flush().is_empty());
         assert!(received(&mut a).is_empty());
-        let text = h.room.doc().get_or_insert_text("t");
+        let text = text(h.room.doc());
         assert_eq!(text.get_string(&h.room.doc().transact()), "hi");
     }
 
@@ -621,7 +700,7 @@ mod tests {
         doc.transact_mut()
             .apply_update(wire::decode_update_v1(state).unwrap())
             .unwrap();
-        let text = doc.get_or_insert_text("t");
+        let text = text(&doc);
         assert_eq!(text.get_string(&doc.transact()), "abc");
     }
 
@@ -668,7 +747,7 @@ mod tests {
             max_frames: 2,
             max_bytes: 1 << 20,
         });
-        h.room.join(ConnId(9), slow_tx);
+        h.room.join(ConnId(9), slow_tx, Principal::local_admin());
         let mut fast = h.join(1);
         h.flush();
         for i in 0..5 {
@@ -696,7 +775,7 @@ mod tests {
         let (mut a, mut b) = h.join_two_quiet();
         // A client makes two changes and sends only the second: it builds on the first.
         let doc = Doc::with_client_id(42);
-        let text = doc.get_or_insert_text("t");
+        let text = text(&doc);
         {
             let mut txn = doc.transact_mut();
             text.insert(&mut txn, 0, "first ");
@@ -726,27 +805,25 @@ mod tests {
         let (_a, mut b) = h.join_two_quiet();
         // Client 2 edits next to text written by client 1, whose update the board never got.
         let one = Doc::with_client_id(1);
-        let text = one.get_or_insert_text("t");
-        let first = {
-            let mut txn = one.transact_mut();
-            text.insert(&mut txn, 0, "abc");
-            txn.encode_update_v1()
-        };
+        text(&one).insert(&mut one.transact_mut(), 0, "abc");
+        let first = one
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
         let two = Doc::with_client_id(2);
         two.transact_mut()
             .apply_update(wire::decode_update_v1(&first).unwrap())
             .unwrap();
-        let text = two.get_or_insert_text("t");
+        let typed = text(&two);
         let second = {
             let mut txn = two.transact_mut();
-            text.insert(&mut txn, 1, "X");
+            typed.insert(&mut txn, 1, "X");
             txn.encode_update_v1()
         };
         h.send(1, wire::client::encode_update(&second));
         assert!(h.flush().is_empty(), "nothing stored");
         assert!(received(&mut b).is_empty(), "nothing relayed");
         assert!(h.room.is_tainted(), "the room must reload from storage");
-        h.room.replace_doc(Doc::new());
+        h.room.replace_doc(Doc::new(), 0);
         assert!(!h.room.is_tainted());
         assert_eq!(h.room.member_count(), 1);
     }

@@ -1,0 +1,538 @@
+//! Who may change what in a board document, checked on what an update actually did.
+//!
+//! A yrs update is opaque bytes: which cards, stages or settings it touches is only known once it
+//! is integrated (map entries that overwrite others inherit their parent from their neighbours,
+//! and deletions name items by id). So the server applies a client's update in a transaction with
+//! the origin [`CLIENT_ORIGIN`], an [`EffectRecorder`] (yrs deep observers on every root) records
+//! what that transaction changed, and [`check`] decides from the writer's [`Role`] whether the
+//! change was allowed. A refused update is never stored or relayed, and the room replaces its
+//! document with the stored one before it reads it again: the refusal is whole, nothing of it
+//! survives (see ARCHITECTURE.md, "Security").
+//!
+//! The rules (DESIGN.md, "Security"):
+//! - viewers write nothing;
+//! - members write cards, activities and their own display form (`views/<their id>`), not stages,
+//!   fields, forms or the board's settings;
+//! - admins write everything a client may write;
+//! - the server-maintained card fields (`counter`, `avatar`, `avatarAt`, `avatarReason`,
+//!   `timelineAt`) are written by the server alone, whatever the role;
+//! - no root other than the schema's, and the stage invariants hold after every update.
+
+use crate::board::{self, BoardError, card_key};
+use crate::schema::root;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use yrs::types::{EntryChange, Event, PathSegment};
+use yrs::{DeepObservable, Doc, Map, Origin, Out, ReadTxn, Transact, TransactionMut, WriteTxn};
+
+/// The origin of the transactions that apply a client's update: only those are recorded.
+pub const CLIENT_ORIGIN: &str = "funnel-client";
+
+/// The card fields only the server writes.
+pub const SERVER_CARD_KEYS: [&str; 5] = [
+    card_key::COUNTER,
+    card_key::AVATAR,
+    card_key::AVATAR_AT,
+    card_key::AVATAR_REASON,
+    card_key::TIMELINE_AT,
+];
+
+/// The roots a board document may have.
+pub const ROOTS: [&str; 7] = [
+    root::BOARD,
+    root::STAGES,
+    root::CARDS,
+    root::ACTIVITIES,
+    root::FIELDS,
+    root::FORMS,
+    root::VIEWS,
+];
+
+/// A user's role on a board, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Viewer,
+    Member,
+    Admin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?}: use viewer, member or admin")]
+pub struct UnknownRole(pub String);
+
+impl Role {
+    pub fn parse(raw: &str) -> Result<Self, UnknownRole> {
+        match raw {
+            "viewer" => Ok(Role::Viewer),
+            "member" => Ok(Role::Member),
+            "admin" => Ok(Role::Admin),
+            other => Err(UnknownRole(other.to_owned())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Member => "member",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one client transaction changed, by area of the board.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Effects {
+    /// The `board` root (name, entity, currency, threshold).
+    pub settings: bool,
+    pub stages: bool,
+    pub fields: bool,
+    pub forms: bool,
+    pub cards: bool,
+    pub activities: bool,
+    /// Users whose display form (`views/<user>`) changed.
+    pub views: BTreeSet<String>,
+    /// A server-maintained field a client wrote: (card id, key).
+    pub server_field: Option<(String, String)>,
+    /// A card entry that is not a map: (card id).
+    pub malformed_card: Option<String>,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        *self == Effects::default()
+    }
+}
+
+/// Why an update was refused. The reason goes to the client in its close frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("viewers cannot change the board")]
+    ReadOnly,
+    #[error("only admins change {0}")]
+    AdminOnly(&'static str),
+    #[error("only admins change another user's display form")]
+    OthersView,
+    #[error("{key} of card {card} is written by the server alone")]
+    ServerField { card: String, key: String },
+    #[error("card {0} must be a map")]
+    MalformedCard(String),
+    #[error("unknown document root {0:?}")]
+    UnknownRoot(String),
+    #[error("{0}")]
+    Invariant(BoardError),
+}
+
+/// Whether `role` (as `user`) may make the change `effects` describes. `txn` is the document
+/// after the change: the stage invariants are checked on it when stages changed, and roots the
+/// change added (there were `roots_before`) must be the schema's.
+pub fn check<T: ReadTxn>(
+    role: Role,
+    user: &str,
+    effects: &Effects,
+    txn: &T,
+    roots_before: usize,
+) -> Result<(), Refusal> {
+    if let Some((card, key)) = &effects.server_field {
+        return Err(Refusal::ServerField {
+            card: card.clone(),
+            key: key.clone(),
+        });
+    }
+    if let Some(card) = &effects.malformed_card {
+        return Err(Refusal::MalformedCard(card.clone()));
+    }
+    if txn.root_refs().count() > roots_before
+        && let Some(name) = unknown_root(txn)
+    {
+        return Err(Refusal::UnknownRoot(name));
+    }
+    if role == Role::Viewer && !effects.is_empty() {
+        return Err(Refusal::ReadOnly);
+    }
+    if role < Role::Admin {
+        let admin_only = [
+            (effects.settings, "the board's settings"),
+            (effects.stages, "stages"),
+            (effects.fields, "fields"),
+            (effects.forms, "forms"),
+        ];
+        if let Some((_, what)) = admin_only.iter().find(|(touched, _)| *touched) {
+            return Err(Refusal::AdminOnly(what));
+        }
+        if effects.views.iter().any(|owner| owner != user) {
+            return Err(Refusal::OthersView);
+        }
+    }
+    if effects.stages {
+        board::check_invariants(txn).map_err(Refusal::Invariant)?;
+    }
+    Ok(())
+}
+
+fn unknown_root<T: ReadTxn>(txn: &T) -> Option<String> {
+    txn.root_refs()
+        .map(|(name, _)| name)
+        .find(|name| !ROOTS.contains(name))
+        .map(str::to_owned)
+}
+
+/// Records what each [`CLIENT_ORIGIN`] transaction changes, until [`EffectRecorder::take`].
+/// Detaches its observers on drop.
+pub struct EffectRecorder {
+    doc: Doc,
+    effects: Arc<Mutex<Effects>>,
+}
+
+/// The observer key of the recorder (one per document).
+const RECORDER: &str = "funnel-policy";
+
+impl EffectRecorder {
+    pub fn attach(doc: &Doc) -> Self {
+        let effects = Arc::new(Mutex::new(Effects::default()));
+        let roots: Vec<_> = {
+            let mut txn = doc.transact_mut();
+            ROOTS
+                .iter()
+                .map(|name| (*name, txn.get_or_insert_map(*name)))
+                .collect()
+        };
+        for (name, map) in roots {
+            let effects = Arc::clone(&effects);
+            map.observe_deep(RECORDER, move |txn, events| {
+                if txn.origin() != Some(&Origin::from(CLIENT_ORIGIN)) {
+                    return;
+                }
+                let mut effects = effects.lock().unwrap_or_else(|p| p.into_inner());
+                record(&mut effects, name, txn, events);
+            });
+        }
+        Self {
+            doc: doc.clone(),
+            effects,
+        }
+    }
+
+    /// What the client transactions since the last call changed.
+    pub fn take(&self) -> Effects {
+        std::mem::take(&mut *self.effects.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Drop for EffectRecorder {
+    fn drop(&mut self) {
+        let txn = self.doc.transact();
+        for name in ROOTS {
+            if let Some(map) = txn.get_map(name) {
+                map.unobserve_deep(Origin::from(RECORDER));
+            }
+        }
+    }
+}
+
+fn record(
+    effects: &mut Effects,
+    root_name: &str,
+    txn: &TransactionMut,
+    events: &yrs::types::Events,
+) {
+    match root_name {
+        root::BOARD => effects.settings = true,
+        root::STAGES => effects.stages = true,
+        root::FIELDS => effects.fields = true,
+        root::FORMS => effects.forms = true,
+        root::ACTIVITIES => effects.activities = true,
+        root::VIEWS => {
+            for event in events.iter() {
+                match event.path().front() {
+                    Some(PathSegment::Key(owner)) => {
+                        effects.views.insert(owner.to_string());
+                    }
+                    Some(PathSegment::Index(_)) => {}
+                    None => {
+                        if let Event::Map(map) = event {
+                            effects
+                                .views
+                                .extend(map.keys(txn).keys().map(|k| k.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        root::CARDS => {
+            effects.cards = true;
+            for event in events.iter() {
+                record_card_event(effects, txn, event);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Finds server-maintained fields written by a client: a new card that carries one, a card
+/// entry set, or anything inside one (a counter's map).
+fn record_card_event(effects: &mut Effects, txn: &TransactionMut, event: &Event) {
+    if effects.server_field.is_some() {
+        return;
+    }
+    let path = event.path();
+    let mut segments = path.iter();
+    match (segments.next(), segments.next()) {
+        // Entries of the root `cards` map: whole cards added or replaced.
+        (None, _) => {
+            let Event::Map(map) = event else { return };
+            for (card, change) in map.keys(txn) {
+                let new = match change {
+                    EntryChange::Inserted(new) | EntryChange::Updated(_, new) => new,
+                    EntryChange::Removed(_) => continue,
+                };
+                match new {
+                    Out::YMap(card_map) => {
+                        if let Some(key) = card_map
+                            .keys(txn)
+                            .find(|key| SERVER_CARD_KEYS.contains(key))
+                        {
+                            effects.server_field = Some((card.to_string(), key.to_owned()));
+                            return;
+                        }
+                    }
+                    _ => effects.malformed_card = Some(card.to_string()),
+                }
+            }
+        }
+        // Keys of one card set or removed.
+        (Some(PathSegment::Key(card)), None) => {
+            let Event::Map(map) = event else { return };
+            if let Some(key) = map
+                .keys(txn)
+                .keys()
+                .find(|key| SERVER_CARD_KEYS.contains(&key.as_ref()))
+            {
+                effects.server_field = Some((card.to_string(), key.to_string()));
+            }
+        }
+        // Inside a card's nested value: `fields` is the client's, `counter` the server's.
+        (Some(PathSegment::Key(card)), Some(PathSegment::Key(key)))
+            if SERVER_CARD_KEYS.contains(&key.as_ref()) =>
+        {
+            effects.server_field = Some((card.to_string(), key.to_string()));
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::NewCard;
+    use crate::schema::{self, Entity};
+    use yrs::{Any, MapPrelim, Update, updates::decoder::Decode};
+
+    /// A board as the server holds it, with a client replica in step.
+    struct Fixture {
+        server: Doc,
+        recorder: EffectRecorder,
+        client: Doc,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let server = Doc::new();
+            schema::initialize_board(&mut server.transact_mut(), &Entity::Deal, "Q4");
+            let client = Doc::new();
+            let state = server
+                .transact()
+                .encode_state_as_update_v1(&yrs::StateVector::default());
+            client
+                .transact_mut()
+                .apply_update(Update::decode_v1(&state).unwrap())
+                .unwrap();
+            let recorder = EffectRecorder::attach(&server);
+            Self {
+                server,
+                recorder,
+                client,
+            }
+        }
+
+        /// Applies what `write` does on the client to the server, and checks it as `role`.
+        fn write(
+            &self,
+            role: Role,
+            user: &str,
+            write: impl FnOnce(&mut TransactionMut),
+        ) -> Result<(), Refusal> {
+            let update = {
+                let mut txn = self.client.transact_mut();
+                write(&mut txn);
+                txn.encode_update_v1()
+            };
+            let roots_before = self.server.transact().root_refs().count();
+            let mut txn = self.server.transact_mut_with(CLIENT_ORIGIN);
+            txn.apply_update(Update::decode_v1(&update).unwrap())
+                .unwrap();
+            txn.commit();
+            let effects = self.recorder.take();
+            check(role, user, &effects, &txn, roots_before)
+        }
+
+        fn card(&self) -> String {
+            let stage = board::stages(&self.client.transact())[0].id.clone();
+            let mut txn = self.client.transact_mut();
+            let id = board::create_card(
+                &mut txn,
+                &stage,
+                NewCard {
+                    title: "ACME".into(),
+                    amount: 100,
+                    currency: "EUR".into(),
+                    responsible: "u1".into(),
+                    ..NewCard::default()
+                },
+                1,
+            )
+            .unwrap();
+            drop(txn);
+            self.sync();
+            id
+        }
+
+        /// Brings the server up to the client without checks (what was stored before).
+        fn sync(&self) {
+            let sv = self.server.transact().state_vector();
+            let update = self.client.transact().encode_state_as_update_v1(&sv);
+            self.server
+                .transact_mut()
+                .apply_update(Update::decode_v1(&update).unwrap())
+                .unwrap();
+            self.recorder.take();
+        }
+    }
+
+    fn cards(txn: &mut TransactionMut) -> yrs::MapRef {
+        txn.get_or_insert_map(root::CARDS)
+    }
+
+    #[test]
+    fn viewers_write_nothing_but_an_empty_update_is_no_write() {
+        let f = Fixture::new();
+        assert_eq!(f.write(Role::Viewer, "v", |_| {}), Ok(()));
+        let card = f.card();
+        let refused = f.write(Role::Viewer, "v", |txn| {
+            let cards = cards(txn);
+            let Some(Out::YMap(card)) = cards.get(txn, &card) else {
+                panic!()
+            };
+            card.insert(txn, card_key::TITLE, "renamed");
+        });
+        assert_eq!(refused, Err(Refusal::ReadOnly));
+    }
+
+    #[test]
+    fn members_write_cards_and_activities_not_stages_or_settings() {
+        let f = Fixture::new();
+        let card = f.card();
+        assert_eq!(
+            f.write(Role::Member, "m", |txn| {
+                let cards = cards(txn);
+                let Some(Out::YMap(card)) = cards.get(txn, &card) else {
+                    panic!()
+                };
+                card.insert(txn, card_key::TITLE, "renamed");
+            }),
+            Ok(())
+        );
+        let initial = board::stages(&f.client.transact())[0].id.clone();
+        assert_eq!(
+            f.write(Role::Member, "m", |txn| {
+                txn.get_or_insert_map(root::STAGES).remove(txn, &initial);
+            }),
+            Err(Refusal::AdminOnly("stages"))
+        );
+        f.sync();
+        assert_eq!(
+            f.write(Role::Member, "m", |txn| {
+                board::set_counter_threshold(txn, 30).unwrap();
+            }),
+            Err(Refusal::AdminOnly("the board's settings"))
+        );
+    }
+
+    #[test]
+    fn members_write_their_own_display_form_only() {
+        let f = Fixture::new();
+        assert_eq!(
+            f.write(Role::Member, "m", |txn| board::set_display_fields(
+                txn,
+                "m",
+                &["title"]
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            f.write(Role::Member, "m", |txn| board::set_display_fields(
+                txn,
+                "other",
+                &["title"]
+            )),
+            Err(Refusal::OthersView)
+        );
+    }
+
+    #[test]
+    fn server_fields_are_refused_whoever_writes_them() {
+        let f = Fixture::new();
+        let card = f.card();
+        let by_key = f.write(Role::Admin, "a", |txn| {
+            let cards = cards(txn);
+            let Some(Out::YMap(card)) = cards.get(txn, &card) else {
+                panic!()
+            };
+            card.insert(txn, card_key::AVATAR, "mallory");
+        });
+        assert!(
+            matches!(&by_key, Err(Refusal::ServerField { key, .. }) if key == "avatar"),
+            "{by_key:?}"
+        );
+        f.sync();
+        let in_new_card = f.write(Role::Member, "m", |txn| {
+            cards(txn).insert(
+                txn,
+                "forged",
+                MapPrelim::from([(card_key::COUNTER.to_owned(), Any::from(3))]),
+            );
+        });
+        assert!(
+            matches!(&in_new_card, Err(Refusal::ServerField { card, .. }) if card == "forged"),
+            "{in_new_card:?}"
+        );
+    }
+
+    #[test]
+    fn admins_keep_the_stage_invariants() {
+        let f = Fixture::new();
+        let stages = board::stages(&f.client.transact());
+        let initial = stages[0].id.clone();
+        let refused = f.write(Role::Admin, "a", |txn| {
+            txn.get_or_insert_map(root::STAGES).remove(txn, &initial);
+        });
+        assert_eq!(
+            refused,
+            Err(Refusal::Invariant(BoardError::InitialStageIsUnique))
+        );
+    }
+
+    #[test]
+    fn unknown_roots_are_refused() {
+        let f = Fixture::new();
+        let refused = f.write(Role::Admin, "a", |txn| {
+            txn.get_or_insert_map("junk").insert(txn, "k", "v");
+        });
+        assert_eq!(refused, Err(Refusal::UnknownRoot("junk".into())));
+    }
+}

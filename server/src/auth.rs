@@ -1,0 +1,320 @@
+//! Who is calling, and what they may open: tokens (HS256 JWTs), the local mode, browser origins.
+//!
+//! With a secret (`--auth-secret`), every WebSocket and API call carries a token: `?token=` on
+//! the WebSocket URL (browsers cannot set headers there), `Authorization: Bearer` on HTTP. Its
+//! claims name the user (`sub`, `name`), their `role` on boards and, optionally, the only
+//! `boards` it opens. Without a secret the server is in local mode: it listens on loopback
+//! addresses only (see `config`) and every caller is the local admin.
+//!
+//! What a role may write inside a board is judged per update by `funnel_protocol::policy`; this
+//! module decides who the caller is and whether they may open a board at all.
+
+use funnel_protocol::BoardId;
+use funnel_protocol::policy::Role;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The claims of a funnel token (DESIGN.md, "Interfaces").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's id.
+    pub sub: String,
+    /// The user's display name.
+    #[serde(default)]
+    pub name: String,
+    /// `viewer`, `member` or `admin`.
+    pub role: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    /// The only boards this token opens; absent: every board.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boards: Option<Vec<String>>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: String,
+    pub name: String,
+    pub role: Role,
+    /// The only boards the caller may open; `None`: all.
+    pub boards: Option<Arc<[BoardId]>>,
+}
+
+/// The user id of the local admin (local mode).
+pub const LOCAL_USER: &str = "local";
+
+impl Principal {
+    /// Everyone in local mode.
+    pub fn local_admin() -> Self {
+        Principal {
+            user: LOCAL_USER.to_owned(),
+            name: "Local admin".to_owned(),
+            role: Role::Admin,
+            boards: None,
+        }
+    }
+
+    /// Whether the token allows `board` at all (its role decides what it may do there).
+    pub fn may_open(&self, board: &BoardId) -> bool {
+        self.boards
+            .as_ref()
+            .is_none_or(|boards| boards.contains(board))
+    }
+}
+
+/// Why a caller was not authenticated. The message goes to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("a token is required: pass ?token= on the WebSocket URL or Authorization: Bearer")]
+    Missing,
+    #[error("the token has expired: get a new one")]
+    Expired,
+    #[error("the token's signature does not match this server's secret")]
+    BadSignature,
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+}
+
+/// Checks tokens, or lets everyone in as the local admin.
+#[derive(Clone)]
+pub struct Auth {
+    keys: Option<Arc<Keys>>,
+}
+
+struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+/// The shortest secret accepted: HS256 wants at least as many bytes as its 256-bit output.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Clock skew tolerated on `exp` between the issuer and this server.
+const EXPIRY_LEEWAY_SECS: u64 = 5;
+
+impl Auth {
+    /// Local mode: no tokens, every caller is the local admin.
+    pub fn local() -> Self {
+        Auth { keys: None }
+    }
+
+    /// Tokens signed with `secret` (HS256).
+    pub fn with_secret(secret: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = EXPIRY_LEEWAY_SECS;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Auth {
+            keys: Some(Arc::new(Keys {
+                encoding: EncodingKey::from_secret(secret.as_bytes()),
+                decoding: DecodingKey::from_secret(secret.as_bytes()),
+                validation,
+            })),
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.keys.is_none()
+    }
+
+    /// The caller behind `token` (in local mode, the local admin whatever it passes).
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Principal, AuthError> {
+        let Some(keys) = &self.keys else {
+            return Ok(Principal::local_admin());
+        };
+        let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::InvalidSignature => AuthError::BadSignature,
+                    _ => AuthError::Invalid(e.to_string()),
+                }
+            })?;
+        principal(data.claims)
+    }
+
+    /// A signed token for `claims`; `None` in local mode.
+    pub fn issue(&self, claims: &Claims) -> Option<Result<String, jsonwebtoken::errors::Error>> {
+        let keys = self.keys.as_ref()?;
+        Some(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &keys.encoding,
+        ))
+    }
+}
+
+fn principal(claims: Claims) -> Result<Principal, AuthError> {
+    let role = Role::parse(&claims.role).map_err(|e| AuthError::Invalid(e.to_string()))?;
+    if claims.sub.trim().is_empty() {
+        return Err(AuthError::Invalid("sub (the user id) is empty".into()));
+    }
+    let boards = match claims.boards {
+        None => None,
+        Some(ids) => Some(
+            ids.iter()
+                .map(|id| {
+                    BoardId::parse(id)
+                        .map_err(|e| AuthError::Invalid(format!("boards: {id:?}: {e}")))
+                })
+                .collect::<Result<Arc<[BoardId]>, _>>()?,
+        ),
+    };
+    let name = if claims.name.trim().is_empty() {
+        claims.sub.clone()
+    } else {
+        claims.name
+    };
+    Ok(Principal {
+        user: claims.sub,
+        name,
+        role,
+        boards,
+    })
+}
+
+/// Claims for a token that expires `ttl` from now.
+pub fn claims_for(
+    user: &str,
+    name: Option<&str>,
+    role: Role,
+    boards: &[BoardId],
+    ttl: Duration,
+) -> Claims {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Claims {
+        sub: user.to_owned(),
+        name: name.unwrap_or(user).to_owned(),
+        role: role.as_str().to_owned(),
+        exp: (now + ttl).as_secs(),
+        boards: (!boards.is_empty()).then(|| boards.iter().map(|b| b.to_string()).collect()),
+    }
+}
+
+/// Which browser origins may open sockets and call the API. A request without an `Origin`
+/// header is not from a browser page and passes; a browser page's origin must be the server's
+/// own (its authority equals the `Host` the browser used) or one of the configured ones.
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    allowed: Arc<[String]>,
+    any: bool,
+}
+
+impl Origins {
+    /// `allowed`: exact origins (`https://crm.example.com`), or `*` for any.
+    pub fn new(allowed: &[String]) -> Self {
+        let any = allowed.iter().any(|o| o == "*");
+        Origins {
+            allowed: allowed
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+            any,
+        }
+    }
+
+    pub fn allows(&self, origin: Option<&str>, host: Option<&str>) -> bool {
+        let Some(origin) = origin else { return true };
+        if self.any {
+            return true;
+        }
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        let authority = origin.split_once("://").map(|(_, rest)| rest);
+        if let (Some(authority), Some(host)) = (authority, host)
+            && authority.eq_ignore_ascii_case(host)
+        {
+            return true;
+        }
+        self.allowed.contains(&origin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn board(id: &str) -> BoardId {
+        BoardId::parse(id).unwrap()
+    }
+
+    #[test]
+    fn a_token_round_trips_into_its_principal() {
+        let auth = Auth::with_secret(SECRET);
+        let claims = claims_for(
+            "u1",
+            Some("Ann"),
+            Role::Member,
+            &[board("q4")],
+            Duration::from_secs(60),
+        );
+        let token = auth.issue(&claims).unwrap().unwrap();
+        let who = auth.authenticate(Some(&token)).unwrap();
+        assert_eq!(who.user, "u1");
+        assert_eq!(who.name, "Ann");
+        assert_eq!(who.role, Role::Member);
+        assert!(who.may_open(&board("q4")));
+        assert!(!who.may_open(&board("other")));
+    }
+
+    #[test]
+    fn missing_expired_forged_and_malformed_tokens_are_refused() {
+        let auth = Auth::with_secret(SECRET);
+        assert_eq!(auth.authenticate(None), Err(AuthError::Missing));
+        let mut claims = claims_for("u1", None, Role::Admin, &[], Duration::ZERO);
+        claims.exp -= 60;
+        let expired = auth.issue(&claims).unwrap().unwrap();
+        assert_eq!(auth.authenticate(Some(&expired)), Err(AuthError::Expired));
+        let other = Auth::with_secret("another secret of thirty-two bytes!!");
+        let forged = other
+            .issue(&claims_for(
+                "u1",
+                None,
+                Role::Admin,
+                &[],
+                Duration::from_secs(60),
+            ))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            auth.authenticate(Some(&forged)),
+            Err(AuthError::BadSignature)
+        );
+        assert!(matches!(
+            auth.authenticate(Some("not.a.token")),
+            Err(AuthError::Invalid(_))
+        ));
+        let mut bad_role = claims_for("u1", None, Role::Admin, &[], Duration::from_secs(60));
+        bad_role.role = "owner".into();
+        let token = auth.issue(&bad_role).unwrap().unwrap();
+        assert!(matches!(
+            auth.authenticate(Some(&token)),
+            Err(AuthError::Invalid(reason)) if reason.contains("owner")
+        ));
+    }
+
+    #[test]
+    fn local_mode_makes_everyone_the_local_admin() {
+        let who = Auth::local().authenticate(None).unwrap();
+        assert_eq!(who, Principal::local_admin());
+    }
+
+    #[test]
+    fn origins_allow_the_servers_own_and_the_configured_ones() {
+        let origins = Origins::new(&["https://crm.example.com".to_owned()]);
+        assert!(origins.allows(None, Some("127.0.0.1:8080")));
+        assert!(origins.allows(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")));
+        assert!(origins.allows(Some("https://CRM.example.com/"), Some("funnel:8080")));
+        assert!(!origins.allows(Some("https://evil.example"), Some("127.0.0.1:8080")));
+        assert!(!origins.allows(Some("null"), Some("127.0.0.1:8080")));
+        assert!(Origins::new(&["*".to_owned()]).allows(Some("https://x"), None));
+    }
+}

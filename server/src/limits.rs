@@ -1,0 +1,180 @@
+//! Limits on what one client may cost the server: messages a second per connection (a token
+//! bucket), and open connections per user and per address (counted, released on drop).
+//! Frame and board sizes are enforced where they are known (the socket, the room).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A token bucket: `rate` messages a second on average, `burst` at once.
+#[derive(Debug)]
+pub struct MessageBudget {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl MessageBudget {
+    pub fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one message at `now`; false when the connection is over its budget.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Open connections per user and per client address, shared by every connection.
+#[derive(Clone, Default)]
+pub struct ConnectionCounts {
+    per_user: Counter<String>,
+    per_address: Counter<IpAddr>,
+}
+
+/// What went over its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OverLimit {
+    #[error("too many connections for this user (at most {0})")]
+    User(usize),
+    #[error("too many connections from this address (at most {0})")]
+    Address(usize),
+}
+
+impl ConnectionCounts {
+    /// Counts one more connection of `user` (None: local mode, not counted per user) from
+    /// `address`, unless that takes either over its limit (0: no limit). The slot is released
+    /// when dropped.
+    pub fn admit(
+        &self,
+        user: Option<&str>,
+        address: IpAddr,
+        max_per_user: usize,
+        max_per_address: usize,
+    ) -> Result<ConnectionSlot, OverLimit> {
+        let address_slot = self
+            .per_address
+            .admit(address, max_per_address)
+            .ok_or(OverLimit::Address(max_per_address))?;
+        let user_slot = match user {
+            Some(user) => Some(
+                self.per_user
+                    .admit(user.to_owned(), max_per_user)
+                    .ok_or(OverLimit::User(max_per_user))?,
+            ),
+            None => None,
+        };
+        Ok(ConnectionSlot {
+            _address: address_slot,
+            _user: user_slot,
+        })
+    }
+}
+
+/// One admitted connection; counted out on drop.
+pub struct ConnectionSlot {
+    _address: Slot<IpAddr>,
+    _user: Option<Slot<String>>,
+}
+
+struct Counter<K: Eq + Hash>(Arc<Mutex<HashMap<K, usize>>>);
+
+impl<K: Eq + Hash> Clone for Counter<K> {
+    fn clone(&self) -> Self {
+        Counter(Arc::clone(&self.0))
+    }
+}
+
+impl<K: Eq + Hash> Default for Counter<K> {
+    fn default() -> Self {
+        Counter(Arc::default())
+    }
+}
+
+impl<K: Eq + Hash + Clone> Counter<K> {
+    fn admit(&self, key: K, max: usize) -> Option<Slot<K>> {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // max ≥ 1 here whenever the entry stays at 0, so no empty entry is left behind.
+        let count = counts.entry(key.clone()).or_insert(0);
+        if max != 0 && *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            counter: self.clone(),
+            key,
+        })
+    }
+}
+
+struct Slot<K: Eq + Hash> {
+    counter: Counter<K>,
+    key: K,
+}
+
+impl<K: Eq + Hash> Drop for Slot<K> {
+    fn drop(&mut self) {
+        let mut counts = self.counter.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_budget_allows_a_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut budget = MessageBudget::new(10, 5);
+        assert!((0..5).all(|_| budget.take(start)));
+        assert!(!budget.take(start));
+        // 10 a second: one more after 100 ms.
+        assert!(budget.take(start + Duration::from_millis(100)));
+        assert!(!budget.take(start + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn connections_are_counted_per_user_and_address_and_released_on_drop() {
+        let counts = ConnectionCounts::default();
+        let here: IpAddr = "127.0.0.1".parse().unwrap();
+        let there: IpAddr = "127.0.0.2".parse().unwrap();
+        let a = counts.admit(Some("ann"), here, 2, 3).unwrap();
+        let _b = counts.admit(Some("ann"), there, 2, 3).unwrap();
+        assert_eq!(
+            counts.admit(Some("ann"), here, 2, 3).err(),
+            Some(OverLimit::User(2))
+        );
+        let _c = counts.admit(Some("bob"), here, 2, 3).unwrap();
+        let _d = counts.admit(None, here, 2, 3).unwrap();
+        assert_eq!(
+            counts.admit(None, here, 2, 3).err(),
+            Some(OverLimit::Address(3))
+        );
+        drop(a);
+        assert!(counts.admit(Some("ann"), there, 2, 0).is_ok());
+        assert!(counts.admit(None, here, 0, 0).is_ok(), "0 is no limit");
+    }
+}

@@ -1,0 +1,370 @@
+//! The security matrix through the real server: tokens, roles, server-written fields, stage
+//! invariants, limits and origins. Each refusal is checked by its close code or HTTP status, and
+//! by what it left behind: the other clients and the stored board are untouched.
+
+#![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
+
+mod support;
+
+use funnel_protocol::BoardId;
+use funnel_protocol::board::{self, card_key};
+use funnel_protocol::policy::Role;
+use funnel_protocol::schema::{StageKind, root};
+use funnel_protocol::wire;
+use funnel_server::auth::{Auth, Claims, claims_for};
+use futures_util::SinkExt;
+use std::time::Duration;
+use support::{Client, TestServer, add_card, doc_state, http_with};
+use tokio_tungstenite::tungstenite::Message;
+use yrs::{Map, Out, Transact, WriteTxn};
+
+const SECRET: &str = "a test secret that is long enough for HS256";
+
+fn token(user: &str, role: Role, boards: &[&str]) -> String {
+    let boards: Vec<BoardId> = boards.iter().map(|b| BoardId::parse(b).unwrap()).collect();
+    issue(&claims_for(
+        user,
+        None,
+        role,
+        &boards,
+        Duration::from_secs(600),
+    ))
+}
+
+fn issue(claims: &Claims) -> String {
+    Auth::with_secret(SECRET).issue(claims).unwrap().unwrap()
+}
+
+fn ws_url(server: &TestServer, board: &str, token: &str) -> String {
+    format!("{}?token={token}", server.url(board))
+}
+
+async fn start(
+    tweak: impl FnOnce(&mut funnel_server::config::ServeConfig),
+) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), |config| {
+        config.auth_secret = Some(SECRET.into());
+        config.allowed_origins = vec!["https://crm.example.com".into()];
+        tweak(config);
+    })
+    .await;
+    (server, dir)
+}
+
+/// Creates a board through the API as an admin; returns its id.
+async fn create_board(server: &TestServer) -> String {
+    let admin = format!("Bearer {}", token("root", Role::Admin, &[]));
+    let (status, body) = http_with(
+        server.addr,
+        "POST",
+        "/api/v1/boards",
+        &[("Authorization", &admin)],
+        Some(r#"{"entity": "deal", "name": "Q4"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    created["id"].as_str().unwrap().to_owned()
+}
+
+fn initial_stage(client: &Client) -> String {
+    board::stages(&client.doc.transact())
+        .into_iter()
+        .find(|s| s.kind == StageKind::Initial)
+        .unwrap()
+        .id
+}
+
+/// A client that connects and expects to be refused with `code`; returns the reason.
+async fn refused(url: &str, headers: &[(&str, &str)], code: u16) -> String {
+    let mut client = Client::connect_raw_with(url, headers).await;
+    let (got, reason) = client.expect_close().await;
+    assert_eq!(got, code, "{url}: {reason}");
+    reason
+}
+
+/// What a fresh admin replica of the board holds now (what storage serves).
+async fn stored(server: &TestServer, board: &str) -> serde_json::Value {
+    let admin = Client::connect(&ws_url(server, board, &token("root", Role::Admin, &[]))).await;
+    doc_state(&admin.doc).1
+}
+
+#[tokio::test]
+async fn tokens_are_checked_before_anything_is_sent() {
+    let (server, _dir) = start(|_| {}).await;
+    let board = create_board(&server).await;
+
+    let reason = refused(&server.url(&board), &[], 4401).await;
+    assert!(reason.contains("token is required"), "{reason}");
+
+    let mut expired = claims_for("ann", None, Role::Admin, &[], Duration::ZERO);
+    expired.exp -= 3600;
+    let reason = refused(&ws_url(&server, &board, &issue(&expired)), &[], 4401).await;
+    assert!(reason.contains("expired"), "{reason}");
+
+    let forged = Auth::with_secret("somebody else's secret, also long enough")
+        .issue(&claims_for(
+            "ann",
+            None,
+            Role::Admin,
+            &[],
+            Duration::from_secs(60),
+        ))
+        .unwrap()
+        .unwrap();
+    let reason = refused(&ws_url(&server, &board, &forged), &[], 4401).await;
+    assert!(reason.contains("signature"), "{reason}");
+
+    let other_board = token("ann", Role::Admin, &["elsewhere"]);
+    let reason = refused(&ws_url(&server, &board, &other_board), &[], 4403).await;
+    assert!(reason.contains("does not open"), "{reason}");
+
+    // Only admins create a board by opening it.
+    let member = token("ann", Role::Member, &[]);
+    refused(&ws_url(&server, "no-such-board", &member), &[], 4404).await;
+    let admin = token("root", Role::Admin, &[]);
+    let created = Client::connect(&ws_url(&server, "made-by-opening", &admin)).await;
+    assert!(!support::stage_names(&created.doc).is_empty());
+
+    // The HTTP API answers the same with statuses.
+    let (status, body) = http_with(server.addr, "GET", "/api/v1/boards", &[], None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("token"), "{body}");
+    let bearer = format!("Bearer {other_board}");
+    let path = format!("/api/v1/boards/{board}");
+    let (status, _) = http_with(
+        server.addr,
+        "GET",
+        &path,
+        &[("Authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = http_with(
+        server.addr,
+        "GET",
+        "/api/v1/boards",
+        &[("Authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains(&board),
+        "the list shows only the token's boards: {body}"
+    );
+    let bearer = format!("Bearer {member}");
+    let (status, _) = http_with(
+        server.addr,
+        "POST",
+        "/api/v1/boards",
+        &[("Authorization", &bearer)],
+        Some(r#"{"entity": "lead"}"#),
+    )
+    .await;
+    assert_eq!(status, 403, "only admins create boards");
+    let (status, body) = http_with(
+        server.addr,
+        "GET",
+        "/api/v1/me",
+        &[("Authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""role":"member""#), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn roles_and_server_fields_are_enforced_on_every_update() {
+    let (server, _dir) = start(|_| {}).await;
+    let board = create_board(&server).await;
+    let mut observer =
+        Client::connect(&ws_url(&server, &board, &token("obs", Role::Viewer, &[]))).await;
+    let mut member =
+        Client::connect(&ws_url(&server, &board, &token("ann", Role::Member, &[]))).await;
+
+    // A member adds a card: allowed, and the observer sees it.
+    member.write(|txn| add_card(txn, "c1", "ACME")).await;
+    observer.wait_for_card("ACME").await;
+    let before = doc_state(&observer.doc).1;
+
+    // A viewer's write.
+    let mut viewer =
+        Client::connect(&ws_url(&server, &board, &token("vic", Role::Viewer, &[]))).await;
+    viewer
+        .write(|txn| add_card(txn, "c2", "from a viewer"))
+        .await;
+    let (code, reason) = viewer.expect_close().await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (4403, "viewers cannot change the board")
+    );
+
+    // A member deleting the initial stage.
+    let mut member2 =
+        Client::connect(&ws_url(&server, &board, &token("bob", Role::Member, &[]))).await;
+    let initial = initial_stage(&member2);
+    member2
+        .write(|txn| {
+            txn.get_or_insert_map(root::STAGES).remove(txn, &initial);
+        })
+        .await;
+    let (code, reason) = member2.expect_close().await;
+    assert_eq!((code, reason.as_str()), (4403, "only admins change stages"));
+
+    // A member writing a card's counter.
+    let mut member3 =
+        Client::connect(&ws_url(&server, &board, &token("cid", Role::Member, &[]))).await;
+    member3
+        .write(|txn| {
+            let cards = txn.get_or_insert_map(root::CARDS);
+            let Some(Out::YMap(card)) = cards.get(txn, "c1") else {
+                panic!("no card c1")
+            };
+            card.insert(txn, card_key::COUNTER, "forged");
+        })
+        .await;
+    let (code, reason) = member3.expect_close().await;
+    assert_eq!(code, 4403);
+    assert!(
+        reason.contains("counter of card c1 is written by the server"),
+        "{reason}"
+    );
+
+    // Even an admin cannot break the stage invariants.
+    let mut admin =
+        Client::connect(&ws_url(&server, &board, &token("root", Role::Admin, &[]))).await;
+    let initial = initial_stage(&admin);
+    admin
+        .write(|txn| {
+            txn.get_or_insert_map(root::STAGES).remove(txn, &initial);
+        })
+        .await;
+    let (code, reason) = admin.expect_close().await;
+    assert_eq!(code, 4403);
+    assert!(reason.contains("exactly one initial stage"), "{reason}");
+
+    // Nothing of it reached the others or storage; the first member is still connected.
+    member.write(|txn| add_card(txn, "c3", "still live")).await;
+    observer.wait_for_card("still live").await;
+    observer.wait_for_upkeep("c3").await;
+    let after = doc_state(&observer.doc).1;
+    assert_eq!(after["stages"], before["stages"]);
+    assert!(after["cards"].get("c2").is_none());
+    assert!(
+        after["cards"]["c1"]
+            .get("counter")
+            .is_none_or(|c| c != "forged")
+    );
+    let stored = stored(&server, &board).await;
+    assert_eq!(stored["stages"], before["stages"]);
+    assert_eq!(stored["cards"], after["cards"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_oversize_and_flooding_clients_are_closed_alone() {
+    let (server, _dir) = start(|config| {
+        config.max_frame_bytes = 64 * 1024;
+        config.message_rate = 20;
+        config.message_burst = 20;
+    })
+    .await;
+    let board = create_board(&server).await;
+    let member = token("ann", Role::Member, &[]);
+    let url = ws_url(&server, &board, &member);
+    let mut observer = Client::connect(&url).await;
+    let before = doc_state(&observer.doc).1;
+
+    let mut big = Client::connect_raw(&url).await;
+    big.send(vec![0u8; 65 * 1024].into()).await;
+    assert_eq!(big.expect_close().await.0, 1009);
+
+    let mut garbage = Client::connect_raw(&url).await;
+    // A sync update whose buffer claims 5 bytes and holds 2.
+    garbage.send(vec![0u8, 2, 5, 1, 2].into()).await;
+    assert_eq!(garbage.expect_close().await.0, 1007);
+
+    let mut texter = Client::connect_raw(&url).await;
+    texter.ws.send(Message::text("hello")).await.unwrap();
+    assert_eq!(texter.expect_close().await.0, 1003);
+
+    let mut flooder = Client::connect_raw(&url).await;
+    let step1 = wire::client::encode_sync_step1(&yrs::StateVector::default());
+    for _ in 0..100 {
+        if flooder
+            .ws
+            .send(Message::Binary(step1.clone()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let (code, reason) = flooder.expect_close().await;
+    assert_eq!(code, 4429, "{reason}");
+
+    // The observer is still served, and the board is as it was.
+    observer
+        .write(|txn| add_card(txn, "c1", "after the storm"))
+        .await;
+    let stored = stored(&server, &board).await;
+    assert_eq!(stored["stages"], before["stages"]);
+    assert_eq!(support::card_titles(&observer.doc), ["after the storm"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn browser_origins_and_connection_counts_are_limited() {
+    let (server, _dir) = start(|config| config.max_connections_per_user = 2).await;
+    let board = create_board(&server).await;
+    let member = token("ann", Role::Member, &[]);
+    let url = ws_url(&server, &board, &member);
+
+    let reason = refused(&url, &[("Origin", "https://evil.example")], 4403).await;
+    assert!(reason.contains("origin"), "{reason}");
+    let bearer = format!("Bearer {member}");
+    let (status, _) = http_with(
+        server.addr,
+        "GET",
+        "/api/v1/boards",
+        &[
+            ("Authorization", &bearer),
+            ("Origin", "https://evil.example"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let allowed = Client::connect_raw_with(&url, &[("Origin", "https://crm.example.com")]).await;
+    let own = format!("http://{}", server.addr);
+    let _own = Client::connect_raw_with(&url, &[("Origin", &own)]).await;
+
+    // Two connections for ann are open: a third is refused until one closes.
+    let reason = refused(&url, &[], 4429).await;
+    assert!(
+        reason.contains("too many connections for this user"),
+        "{reason}"
+    );
+    drop(allowed);
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    loop {
+        let mut client = Client::connect_raw(&url).await;
+        match tokio::time::timeout(Duration::from_millis(300), client.expect_close()).await {
+            Err(_) => break, // not closed: admitted
+            Ok((4429, _)) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the slot was never released"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(other) => panic!("unexpected close {other:?}"),
+        }
+    }
+    server.stop().await;
+}
