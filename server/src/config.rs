@@ -16,6 +16,11 @@ pub struct ServeConfig {
     #[arg(long, env = "FUNNEL_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// A `postgres://` (or `postgresql://`) URL: store boards in PostgreSQL instead of SQLite
+    /// (what several instances of a cluster share).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
     /// Directory of the built web client (`npm --prefix clients/web run build` makes it).
     #[arg(long, env = "FUNNEL_WEB_DIR", default_value = "clients/web/dist")]
     pub web_dir: PathBuf,
@@ -57,6 +62,7 @@ impl ServeConfig {
         Self {
             listen,
             data_dir,
+            database_url: None,
             web_dir: PathBuf::from("clients/web/dist"),
             room_idle: Duration::from_secs(30),
             max_frame_bytes: 8 * 1024 * 1024,
@@ -90,6 +96,15 @@ impl ServeConfig {
         if self.compact_after == 0 {
             return Err("--compact-after must be above 0".into());
         }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(
+                "--database-url (DATABASE_URL) must be a postgres:// or postgresql:// URL, such \
+                 as postgres://USER@HOST:5432/DATABASE; leave it unset to use SQLite in --data-dir"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -115,5 +130,26 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(err.contains("loopback"), "{err}");
+    }
+
+    #[test]
+    fn only_postgres_urls_select_a_database() {
+        let with_url = |url: &str| {
+            let mut config =
+                ServeConfig::with_defaults("127.0.0.1:0".parse().unwrap(), PathBuf::from("data"));
+            config.database_url = Some(url.to_owned());
+            config.validate()
+        };
+        assert!(with_url("postgres://postgres@127.0.0.1:5432/test").is_ok());
+        assert!(with_url("postgresql://funnel:secret@db/funnel?sslmode=disable").is_ok());
+        for bad in [
+            "sqlite://data/funnel.db",
+            "mysql://db/funnel",
+            "127.0.0.1:5432",
+            "",
+        ] {
+            let err = with_url(bad).unwrap_err();
+            assert!(err.contains("postgres://"), "{bad}: {err}");
+        }
     }
 }
