@@ -772,8 +772,9 @@ async fn a_failing_write_fails_alone_in_its_batch() {
     let b = board("b1");
     storage.create(&meta(&b), update_with("a")).await.unwrap();
     // PostgreSQL text cannot hold a NUL character: this event is refused by the server.
-    // Queued together with the appends, it shares their batch.
-    let bad = storage.add_event(event(&b, "c1", "nul \0 inside"));
+    // Queued together with the appends, it shares their batch, and runs first in it (board "a0"
+    // sorts before "b1"), so the appends pipelined behind it fail with it.
+    let bad = storage.add_event(event(&board("a0"), "c1", "nul \0 inside"));
     let appends = futures_util::future::join_all(
         (0..8).map(|i| storage.append(&b, vec![update_with(&format!("k{i}"))])),
     );
@@ -784,7 +785,13 @@ async fn a_failing_write_fails_alone_in_its_batch() {
     let mut seqs_given: Vec<Seq> = appended.into_iter().map(Result::unwrap).collect();
     seqs_given.sort();
     assert_eq!(seqs_given, (2..=9).collect::<Vec<_>>());
-    assert!(storage.events(&b, "c1", None, 10).await.unwrap().is_empty());
+    assert!(
+        storage
+            .events(&board("a0"), "c1", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     storage.close().await;
 }
 

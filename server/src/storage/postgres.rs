@@ -28,6 +28,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use funnel_protocol::BoardId;
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{GenericClient, NoTls};
@@ -627,14 +629,18 @@ impl Job {
         }
     }
 
-    /// Runs this job in `txn`.
-    async fn run(&self, txn: &deadpool_postgres::Transaction<'_>) -> Result<Outcome, StorageError> {
+    /// Runs this job in `txn`. Its first statement is sent on the future's first poll (the
+    /// statements are prepared already), which is what lets a batch pipeline its jobs in order.
+    async fn run(
+        &self,
+        txn: &deadpool_postgres::Transaction<'_>,
+        statements: &Statements,
+    ) -> Result<Outcome, StorageError> {
         match self {
             Job::Create { meta, initial, .. } => {
-                let stmt = txn.prepare_cached(CREATE).await?;
                 let created: i64 = txn
                     .query_one(
-                        &stmt,
+                        &statements.create,
                         &[
                             &meta.id.as_str(),
                             &SystemClock.now_ms(),
@@ -648,42 +654,27 @@ impl Job {
                 Ok(Outcome::Created(created > 0))
             }
             Job::Rename { board, name, .. } => {
-                let stmt = txn
-                    .prepare_cached("UPDATE boards SET name = $2 WHERE id = $1")
+                txn.execute(&statements.rename, &[&board.as_str(), name])
                     .await?;
-                txn.execute(&stmt, &[&board.as_str(), name]).await?;
                 Ok(Outcome::Done)
             }
             Job::SetWakeup { board, at, .. } => {
                 match at {
                     Some(at) => {
-                        let stmt = txn
-                            .prepare_cached(
-                                "INSERT INTO wakeups (board, at) VALUES ($1, $2)
-                                 ON CONFLICT (board) DO UPDATE SET at = excluded.at",
-                            )
-                            .await?;
-                        txn.execute(&stmt, &[&board.as_str(), at]).await?
+                        txn.execute(&statements.set_wakeup, &[&board.as_str(), at])
+                            .await?
                     }
                     None => {
-                        let stmt = txn
-                            .prepare_cached("DELETE FROM wakeups WHERE board = $1")
-                            .await?;
-                        txn.execute(&stmt, &[&board.as_str()]).await?
+                        txn.execute(&statements.clear_wakeup, &[&board.as_str()])
+                            .await?
                     }
                 };
                 Ok(Outcome::Done)
             }
             Job::AddEvent { event, .. } => {
-                let stmt = txn
-                    .prepare_cached(
-                        "INSERT INTO timeline (board, card, at, kind, direction, user_id, text)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                    )
-                    .await?;
                 let id: i64 = txn
                     .query_one(
-                        &stmt,
+                        &statements.add_event,
                         &[
                             &event.board.as_str(),
                             &event.card,
@@ -704,11 +695,10 @@ impl Job {
                 fence,
                 ..
             } => {
-                let stmt = txn.prepare_cached(APPEND).await?;
                 let data: Vec<&[u8]> = updates.iter().map(|update| &update[..]).collect();
                 let stored_fence = fence.map(fence_column);
                 let row = txn
-                    .query_opt(&stmt, &[&board.as_str(), &data, &stored_fence])
+                    .query_opt(&statements.append, &[&board.as_str(), &data, &stored_fence])
                     .await?;
                 if let Some(row) = row {
                     let last: i64 = row.try_get(0)?;
@@ -856,15 +846,76 @@ impl Writer {
         }
     }
 
+    /// Runs `jobs` in one transaction, pipelined: every job's statement is sent before the
+    /// first answer is awaited (tokio-postgres writes a request on its future's first poll),
+    /// in the order of `jobs`, and PostgreSQL runs them in that order. A batch of n jobs then
+    /// costs about one round trip and one commit instead of n round trips.
     async fn transaction(&self, jobs: &[Job]) -> Result<Vec<Outcome>, StorageError> {
         let mut client = self.pool.get().await.map_err(pool_error)?;
         let txn = client.transaction().await?;
+        let statements = Statements::prepare(&txn).await?;
+        let running: Vec<_> = {
+            let mut context = Context::from_waker(Waker::noop());
+            jobs.iter()
+                .map(|job| {
+                    let mut future = Box::pin(job.run(&txn, &statements));
+                    // The first poll sends the statement; it is awaited below, in order.
+                    let early = match future.as_mut().poll(&mut context) {
+                        Poll::Ready(outcome) => Some(outcome),
+                        Poll::Pending => None,
+                    };
+                    (future, early)
+                })
+                .collect()
+        };
         let mut outcomes = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            outcomes.push(job.run(&txn).await?);
+        for (future, early) in running {
+            let outcome = match early {
+                Some(outcome) => outcome,
+                None => future.await,
+            };
+            outcomes.push(outcome?);
         }
         txn.commit().await?;
         Ok(outcomes)
+    }
+}
+
+/// The writer's statements, prepared once per connection (the pool's statement cache keeps
+/// them) so that running a job sends it at once.
+struct Statements {
+    create: tokio_postgres::Statement,
+    rename: tokio_postgres::Statement,
+    set_wakeup: tokio_postgres::Statement,
+    clear_wakeup: tokio_postgres::Statement,
+    add_event: tokio_postgres::Statement,
+    append: tokio_postgres::Statement,
+}
+
+impl Statements {
+    async fn prepare(txn: &deadpool_postgres::Transaction<'_>) -> Result<Self, StorageError> {
+        Ok(Self {
+            create: txn.prepare_cached(CREATE).await?,
+            rename: txn
+                .prepare_cached("UPDATE boards SET name = $2 WHERE id = $1")
+                .await?,
+            set_wakeup: txn
+                .prepare_cached(
+                    "INSERT INTO wakeups (board, at) VALUES ($1, $2)
+                     ON CONFLICT (board) DO UPDATE SET at = excluded.at",
+                )
+                .await?,
+            clear_wakeup: txn
+                .prepare_cached("DELETE FROM wakeups WHERE board = $1")
+                .await?,
+            add_event: txn
+                .prepare_cached(
+                    "INSERT INTO timeline (board, card, at, kind, direction, user_id, text)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .await?,
+            append: txn.prepare_cached(APPEND).await?,
+        })
     }
 }
 
