@@ -17,7 +17,7 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
 
     /// A `postgres://` (or `postgresql://`) URL: store boards in PostgreSQL instead of SQLite
-    /// (what several instances of a cluster share).
+    /// (what several instances of a cluster share). Empty is the same as unset.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
@@ -74,6 +74,12 @@ impl ServeConfig {
         }
     }
 
+    /// The PostgreSQL URL to store boards with, if one is given (an empty `DATABASE_URL`, as
+    /// deployment templates often leave it, means SQLite).
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.database_url.as_deref().filter(|url| !url.is_empty())
+    }
+
     /// Refuses what cannot work, with what to do instead.
     pub fn validate(&self) -> Result<(), String> {
         if !self.listen.ip().is_loopback() {
@@ -96,7 +102,7 @@ impl ServeConfig {
         if self.compact_after == 0 {
             return Err("--compact-after must be above 0".into());
         }
-        if let Some(url) = &self.database_url
+        if let Some(url) = self.postgres_url()
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             return Err(
@@ -142,11 +148,11 @@ mod tests {
         };
         assert!(with_url("postgres://postgres@127.0.0.1:5432/test").is_ok());
         assert!(with_url("postgresql://funnel:secret@db/funnel?sslmode=disable").is_ok());
+        assert!(with_url("").is_ok(), "empty is unset: SQLite");
         for bad in [
             "sqlite://data/funnel.db",
             "mysql://db/funnel",
             "127.0.0.1:5432",
-            "",
         ] {
             let err = with_url(bad).unwrap_err();
             assert!(err.contains("postgres://"), "{bad}: {err}");

@@ -50,7 +50,7 @@ pub async fn run(
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let storage: Arc<dyn Storage> = match &config.database_url {
+    let storage: Arc<dyn Storage> = match config.postgres_url() {
         Some(url) => Arc::new(
             PostgresStorage::open(url)
                 .await
