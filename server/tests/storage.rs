@@ -699,6 +699,47 @@ async fn compaction_on_one_instance_while_the_other_appends_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_scheduler_on_another_instance_is_fenced_out() {
+    let pg = Postgres::new().await;
+    let old = pg.instance().await;
+    let new = pg.instance().await;
+    let b = board("leased");
+    old.create(&meta(&b), update_with("a")).await.unwrap();
+    assert_eq!(
+        old.append_fenced(&b, vec![update_with("old-1")], 5)
+            .await
+            .unwrap(),
+        2
+    );
+    // The lease moved: the new holder writes with a higher fence, from its own pool.
+    assert_eq!(
+        new.append_fenced(&b, vec![update_with("new-1")], 6)
+            .await
+            .unwrap(),
+        3
+    );
+    // The old holder wakes up from a pause and tries again: refused whole, whichever instance.
+    assert!(matches!(
+        old.append_fenced(&b, vec![update_with("old-2"), update_with("old-3")], 5)
+            .await,
+        Err(StorageError::Fenced {
+            fence: 5,
+            current: 6,
+            ..
+        })
+    ));
+    // Clients' updates through the old instance still go in.
+    assert_eq!(
+        old.append(&b, vec![update_with("client")]).await.unwrap(),
+        4
+    );
+    let stored = new.load(&b).await.unwrap().unwrap();
+    assert_eq!(keys_of(&stored), keys(&["a", "client", "new-1", "old-1"]));
+    old.close().await;
+    new.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_race_to_create_a_board() {
     let pg = Postgres::new().await;
     let instances = [pg.open().await, pg.open().await];
