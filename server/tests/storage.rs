@@ -127,7 +127,11 @@ impl Drop for Postgres {
 
 /// A client of the test database, or a failure that says how to get one.
 async fn connect(url: &str) -> tokio_postgres::Client {
-    match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+    let connecting = tokio_postgres::connect(url, tokio_postgres::NoTls);
+    let connected = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .unwrap_or_else(|_| panic!("PostgreSQL at {url} did not answer within 10 s"));
+    match connected {
         Ok((client, connection)) => {
             tokio::spawn(connection);
             client
