@@ -111,15 +111,18 @@ impl Drop for Postgres {
                 .enable_all()
                 .build()
                 .unwrap();
-            runtime.block_on(async {
+            let dropping = async {
                 let (client, connection) =
                     tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
                 tokio::spawn(connection);
                 client.batch_execute(&drop_schema).await
-            })
+            };
+            // The timer is made inside the runtime (it needs its clock).
+            runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(10), dropping).await })
         })
         .join();
-        if !matches!(dropped, Ok(Ok(()))) {
+        if !matches!(dropped, Ok(Ok(Ok(())))) {
             eprintln!("could not drop test schema {}: {dropped:?}", self.schema);
         }
     }
