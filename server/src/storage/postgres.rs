@@ -332,14 +332,16 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StorageEr
     Ok(())
 }
 
-/// What lies above seq `after` of a board (everything for 0), in one statement.
+/// What lies above seq `after` of a board (everything for 0), in one statement; `read_since`
+/// is [`READ_SINCE`] prepared on `client`'s connection.
 async fn read_since(
     client: &impl GenericClient,
+    read_since: &tokio_postgres::Statement,
     board: &BoardId,
     after: Seq,
 ) -> Result<Option<StoredBoard>, StorageError> {
     let after = i64::try_from(after).unwrap_or(i64::MAX);
-    let rows = client.query(READ_SINCE, &[&board.as_str(), &after]).await?;
+    let rows = client.query(read_since, &[&board.as_str(), &after]).await?;
     let mut exists = false;
     let mut entries = Vec::with_capacity(rows.len());
     let mut tail_len = 0;
@@ -376,7 +378,7 @@ fn meta_from_row(row: &tokio_postgres::Row) -> Result<Option<BoardMeta>, Storage
 #[async_trait]
 impl Storage for PostgresStorage {
     async fn load(&self, board: &BoardId) -> Result<Option<StoredBoard>, StorageError> {
-        read_since(&**self.client().await?, board, 0).await
+        self.load_since(board, 0).await
     }
 
     async fn load_since(
@@ -384,7 +386,9 @@ impl Storage for PostgresStorage {
         board: &BoardId,
         after: Seq,
     ) -> Result<Option<StoredBoard>, StorageError> {
-        read_since(&**self.client().await?, board, after).await
+        let client = self.client().await?;
+        let statement = client.prepare_cached(READ_SINCE).await?;
+        read_since(&**client, &statement, board, after).await
     }
 
     async fn create(&self, meta: &BoardMeta, initial: Bytes) -> Result<bool, StorageError> {
@@ -399,12 +403,12 @@ impl Storage for PostgresStorage {
 
     async fn list(&self) -> Result<Vec<BoardMeta>, StorageError> {
         let client = self.client().await?;
-        let rows = client
-            .query(
+        let statement = client
+            .prepare_cached(
                 "SELECT id, entity, name, created_at FROM boards ORDER BY created_at, id",
-                &[],
             )
             .await?;
+        let rows = client.query(&statement, &[]).await?;
         let mut boards = Vec::with_capacity(rows.len());
         for row in &rows {
             boards.extend(meta_from_row(row)?);
@@ -414,12 +418,10 @@ impl Storage for PostgresStorage {
 
     async fn meta(&self, board: &BoardId) -> Result<Option<BoardMeta>, StorageError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT id, entity, name, created_at FROM boards WHERE id = $1",
-                &[&board.as_str()],
-            )
+        let statement = client
+            .prepare_cached("SELECT id, entity, name, created_at FROM boards WHERE id = $1")
             .await?;
+        let row = client.query_opt(&statement, &[&board.as_str()]).await?;
         Ok(match row {
             Some(row) => meta_from_row(&row)?,
             None => None,
@@ -459,10 +461,15 @@ impl Storage for PostgresStorage {
     ) -> Result<Vec<TimelineEvent>, StorageError> {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = client
-            .query(
+        let statement = client
+            .prepare_cached(
                 "SELECT id, at, kind, direction, user_id, text FROM timeline
                  WHERE board = $1 AND card = $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+            )
+            .await?;
+        let rows = client
+            .query(
+                &statement,
                 &[&board.as_str(), &card, &before.unwrap_or(i64::MAX), &limit],
             )
             .await?;
@@ -527,7 +534,8 @@ impl Storage for PostgresStorage {
         )
         .await?;
         // Read after taking the lock (a new statement sees what an earlier compactor committed).
-        let Some(stored) = read_since(&*txn, board, 0).await? else {
+        let statement = txn.prepare_cached(READ_SINCE).await?;
+        let Some(stored) = read_since(&*txn, &statement, board, 0).await? else {
             return Ok(());
         };
         if stored.tail_len == 0 {
