@@ -16,6 +16,11 @@ pub struct ServeConfig {
     #[arg(long, env = "FUNNEL_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// A `postgres://` (or `postgresql://`) URL: store boards in PostgreSQL instead of SQLite
+    /// (what several instances of a cluster share). Empty is the same as unset.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
     /// Directory of the built web client (`npm --prefix clients/web run build` makes it).
     #[arg(long, env = "FUNNEL_WEB_DIR", default_value = "clients/web/dist")]
     pub web_dir: PathBuf,
@@ -93,6 +98,7 @@ impl ServeConfig {
         Self {
             listen,
             data_dir,
+            database_url: None,
             web_dir: PathBuf::from("clients/web/dist"),
             room_idle: Duration::from_secs(30),
             max_frame_bytes: 8 * 1024 * 1024,
@@ -109,6 +115,12 @@ impl ServeConfig {
             max_connections_per_user: 64,
             max_connections_per_address: 1024,
         }
+    }
+
+    /// The PostgreSQL URL to store boards with, if one is given (an empty `DATABASE_URL`, as
+    /// deployment templates often leave it, means SQLite).
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.database_url.as_deref().filter(|url| !url.is_empty())
     }
 
     /// Refuses what cannot work, with what to do instead.
@@ -147,6 +159,15 @@ impl ServeConfig {
         if self.message_rate == 0 || self.message_burst == 0 {
             return Err("--message-rate and --message-burst must be above 0".into());
         }
+        if let Some(url) = self.postgres_url()
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(
+                "--database-url (DATABASE_URL) must be a postgres:// or postgresql:// URL, such \
+                 as postgres://USER@HOST:5432/DATABASE; leave it unset to use SQLite in --data-dir"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -175,5 +196,26 @@ mod tests {
         assert!(open.validate().unwrap_err().contains("32 bytes"));
         open.auth_secret = Some("x".repeat(32));
         assert!(open.validate().is_ok(), "with tokens, any address");
+    }
+
+    #[test]
+    fn only_postgres_urls_select_a_database() {
+        let with_url = |url: &str| {
+            let mut config =
+                ServeConfig::with_defaults("127.0.0.1:0".parse().unwrap(), PathBuf::from("data"));
+            config.database_url = Some(url.to_owned());
+            config.validate()
+        };
+        assert!(with_url("postgres://postgres@127.0.0.1:5432/test").is_ok());
+        assert!(with_url("postgresql://funnel:secret@db/funnel?sslmode=disable").is_ok());
+        assert!(with_url("").is_ok(), "empty is unset: SQLite");
+        for bad in [
+            "sqlite://data/funnel.db",
+            "mysql://db/funnel",
+            "127.0.0.1:5432",
+        ] {
+            let err = with_url(bad).unwrap_err();
+            assert!(err.contains("postgres://"), "{bad}: {err}");
+        }
     }
 }

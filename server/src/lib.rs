@@ -15,7 +15,7 @@
 //! - [`room`]: the task that owns one board's document; its logic is `room::state`.
 //! - [`scheduler`]: the task that wakes boards for their reminders, loaded or not.
 //! - [`wakeups`]: when each board must next wake up: one timer structure for the server.
-//! - [`storage`]: the durable update log and snapshots (SQLite).
+//! - [`storage`]: the durable update log and snapshots (SQLite, or PostgreSQL for a cluster).
 
 pub mod api;
 pub mod auth;
@@ -41,6 +41,7 @@ use room::{RoomConfig, RoomContext};
 use rooms::Rooms;
 use std::sync::Arc;
 use storage::Storage;
+use storage::postgres::PostgresStorage;
 use storage::sqlite::SqliteStorage;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -53,10 +54,17 @@ pub async fn run(
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let storage: Arc<dyn Storage> = Arc::new(
-        SqliteStorage::open(&config.data_dir)
-            .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
-    );
+    let storage: Arc<dyn Storage> = match config.postgres_url() {
+        Some(url) => Arc::new(
+            PostgresStorage::open(url)
+                .await
+                .context("opening PostgreSQL storage (--database-url)")?,
+        ),
+        None => Arc::new(
+            SqliteStorage::open(&config.data_dir)
+                .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
+        ),
+    };
     let tracker = TaskTracker::new();
     let metrics = metrics::Metrics::new();
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);

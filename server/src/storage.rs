@@ -4,8 +4,9 @@
 //! The room appends every update before it broadcasts it, so what anyone has seen is on disk.
 //! Implementations batch concurrent appends into one transaction (group commit).
 //!
-//! Modules: [`sqlite`] (the embedded default).
+//! Modules: [`sqlite`] (the embedded default), [`postgres`] (what a cluster of instances shares).
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -96,6 +97,14 @@ pub struct TimelineEvent {
 pub enum StorageError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A statement failed or the connection broke. The message carries PostgreSQL's own text
+    /// (the driver's `Display` alone says only "db error").
+    #[error("postgres: {}", postgres::describe(.0))]
+    Postgres(tokio_postgres::Error),
+    /// PostgreSQL cannot be used at all: a bad URL, an unreachable server, a refused login, or
+    /// no pooled connection within the wait limit.
+    #[error("{0}")]
+    PostgresUnavailable(String),
     #[error("storage i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("stored update of board {board} at seq {seq} does not decode: {reason}")]
@@ -104,14 +113,53 @@ pub enum StorageError {
         seq: Seq,
         reason: String,
     },
+    /// An append of a board's scheduler carried an older fence than one recorded already: a
+    /// newer lease holder has written since, so this one lost the lease.
+    #[error(
+        "board {board}: fence {fence} is older than the recorded fence {current}; this instance \
+         lost the board's lease and must stop writing as its scheduler"
+    )]
+    Fenced {
+        board: BoardId,
+        fence: u64,
+        current: u64,
+    },
+    /// An append or fence for a board that was never created.
+    #[error("board {0} does not exist; create it before appending to it")]
+    NoSuchBoard(BoardId),
     #[error("storage is shut down")]
     Closed,
 }
 
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Postgres(e)
+    }
+}
+
+/// A fence as the databases store it (a signed 64-bit column). Fences count lease grants and
+/// never come near `i64::MAX`; one above it is stored as `i64::MAX`, still refusing every lower
+/// fence.
+fn fence_column(fence: u64) -> i64 {
+    i64::try_from(fence).unwrap_or(i64::MAX)
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
-    /// The board's snapshot and log tail, or `None` when the board does not exist.
+    /// The board's snapshot and log tail, or `None` when the board does not exist. Snapshot and
+    /// log are read consistently: a compaction committing meanwhile cannot hide entries.
     async fn load(&self, board: &BoardId) -> Result<Option<StoredBoard>, StorageError>;
+
+    /// What a replica that has applied everything up to `after` lacks: the log entries with a
+    /// seq above `after`, in order. When some of them are already folded into the snapshot, the
+    /// snapshot comes first (with its seq), then the tail above it; `tail_len` counts the log
+    /// entries. Empty when nothing is above `after`; `None` when the board does not exist.
+    /// This is how an instance catches up from the shared log after a lost pub/sub message.
+    async fn load_since(
+        &self,
+        board: &BoardId,
+        after: Seq,
+    ) -> Result<Option<StoredBoard>, StorageError>;
 
     /// Creates the board with `initial` as its first update, unless it exists already; returns
     /// whether this call created it. Two racing creators: exactly one wins.
@@ -147,7 +195,25 @@ pub trait Storage: Send + Sync + 'static {
     async fn rename(&self, board: &BoardId, name: &str) -> Result<(), StorageError>;
 
     /// Appends updates to the board's log, in order, durably; returns the seq of the last one.
+    ///
+    /// The `n` updates of one call get the consecutive seqs `last - n + 1 ..= last`, even with
+    /// several instances appending to the board at once, and seqs become visible in order: a
+    /// reader that sees seq `N` sees every seq below it (catch-up with [`Storage::load_since`]
+    /// relies on it). With no updates, returns the board's last seq and writes nothing.
     async fn append(&self, board: &BoardId, updates: Vec<Bytes>) -> Result<Seq, StorageError>;
+
+    /// [`Storage::append`] for the updates that a board's scheduler (its lease holder) writes.
+    /// In the same transaction it records `fence` as the board's fence, and refuses the whole
+    /// append with [`StorageError::Fenced`] when a higher fence was recorded already: a holder
+    /// that was paused and lost its lease cannot write after a newer holder did. An equal or
+    /// higher fence is accepted. Seqs and visibility are as for `append`; plain `append`
+    /// (clients' updates) is not fenced.
+    async fn append_fenced(
+        &self,
+        board: &BoardId,
+        updates: Vec<Bytes>,
+        fence: u64,
+    ) -> Result<Seq, StorageError>;
 
     /// Folds the board's log into its snapshot, from what is stored (never from a room's memory,
     /// so that several writers stay safe). Appends made meanwhile are kept.

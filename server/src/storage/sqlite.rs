@@ -68,6 +68,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX timeline_by_card ON timeline (board, card, id);
 "#,
+    r#"
+    ALTER TABLE boards ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 pub struct SqliteStorage {
@@ -100,6 +103,8 @@ enum Job {
     Append {
         board: BoardId,
         updates: Vec<Bytes>,
+        /// `Some` for a scheduler's fenced append.
+        fence: Option<u64>,
         reply: oneshot::Sender<Result<Seq, StorageError>>,
     },
     ReplaceSnapshot {
@@ -190,9 +195,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// Reads a board's snapshot and log tail in one read transaction, so that a compaction that
+/// Reads what lies above seq `after` of a board (everything for 0): the snapshot when it folded
+/// entries above `after`, then the log tail. One read transaction, so that a compaction that
 /// commits between the two reads cannot hide entries.
-fn read_board(conn: &mut Connection, board: &BoardId) -> Result<Option<StoredBoard>, StorageError> {
+fn read_board(
+    conn: &mut Connection,
+    board: &BoardId,
+    after: Seq,
+) -> Result<Option<StoredBoard>, StorageError> {
     let txn = conn.transaction()?;
     let exists = txn
         .query_row(
@@ -212,16 +222,17 @@ fn read_board(conn: &mut Connection, board: &BoardId) -> Result<Option<StoredBoa
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
-    let from = snapshot.as_ref().map_or(0, |(seq, _)| *seq);
+    let folded = snapshot.as_ref().map_or(0, |(seq, _)| *seq as Seq);
+    let from = folded.max(after);
     let mut entries: Vec<(Seq, Bytes)> = Vec::new();
-    if let Some((seq, data)) = snapshot {
+    if let Some((seq, data)) = snapshot.filter(|_| folded > after) {
         entries.push((seq as Seq, Bytes::from(data)));
     }
     let snapshot_entries = entries.len();
     let mut stmt = txn.prepare_cached(
         "SELECT seq, data FROM updates WHERE board = ?1 AND seq > ?2 ORDER BY seq",
     )?;
-    let rows = stmt.query_map(params![board.as_str(), from], |row| {
+    let rows = stmt.query_map(params![board.as_str(), from as i64], |row| {
         Ok((
             row.get::<_, i64>(0)? as Seq,
             Bytes::from(row.get::<_, Vec<u8>>(1)?),
@@ -238,7 +249,16 @@ fn read_board(conn: &mut Connection, board: &BoardId) -> Result<Option<StoredBoa
 impl Storage for SqliteStorage {
     async fn load(&self, board: &BoardId) -> Result<Option<StoredBoard>, StorageError> {
         let board = board.clone();
-        self.read(move |conn| read_board(conn, &board)).await
+        self.read(move |conn| read_board(conn, &board, 0)).await
+    }
+
+    async fn load_since(
+        &self,
+        board: &BoardId,
+        after: Seq,
+    ) -> Result<Option<StoredBoard>, StorageError> {
+        let board = board.clone();
+        self.read(move |conn| read_board(conn, &board, after)).await
     }
 
     async fn create(&self, meta: &BoardMeta, initial: Bytes) -> Result<bool, StorageError> {
@@ -364,6 +384,23 @@ impl Storage for SqliteStorage {
         self.submit(|reply| Job::Append {
             board,
             updates,
+            fence: None,
+            reply,
+        })
+        .await
+    }
+
+    async fn append_fenced(
+        &self,
+        board: &BoardId,
+        updates: Vec<Bytes>,
+        fence: u64,
+    ) -> Result<Seq, StorageError> {
+        let board = board.clone();
+        self.submit(|reply| Job::Append {
+            board,
+            updates,
+            fence: Some(fence),
             reply,
         })
         .await
@@ -372,7 +409,7 @@ impl Storage for SqliteStorage {
     async fn compact(&self, board: &BoardId) -> Result<(), StorageError> {
         let id = board.clone();
         let stored = self
-            .read(move |conn| Ok(read_board(conn, &id)?.filter(|stored| stored.tail_len > 0)))
+            .read(move |conn| Ok(read_board(conn, &id, 0)?.filter(|stored| stored.tail_len > 0)))
             .await?;
         let Some(stored) = stored else {
             return Ok(());
@@ -486,13 +523,14 @@ impl Writer {
                     Job::Append {
                         board,
                         updates,
+                        fence,
                         reply,
                     } => {
                         let last = match seqs.get(&board).or(self.last_seq.get(&board)) {
                             Some(seq) => Ok(*seq),
                             None => max_seq(&txn, &board),
                         };
-                        match last.and_then(|last| append(&txn, &board, last, &updates)) {
+                        match last.and_then(|last| append(&txn, &board, last, &updates, fence)) {
                             Ok(seq) => {
                                 seqs.insert(board.clone(), seq);
                                 pending.push(Pending::Appended(reply, seq));
@@ -670,7 +708,20 @@ fn create(
     })
 }
 
+/// The board's last seq, read once per board and process (the writer caches it after). Fails
+/// for a board that does not exist.
 fn max_seq(txn: &rusqlite::Transaction<'_>, board: &BoardId) -> Result<Seq, StorageError> {
+    let exists = txn
+        .query_row(
+            "SELECT 1 FROM boards WHERE id = ?1",
+            [board.as_str()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if !exists {
+        return Err(StorageError::NoSuchBoard(board.clone()));
+    }
     let seq: i64 = txn.query_row(
         "SELECT MAX(COALESCE((SELECT MAX(seq) FROM updates WHERE board = ?1), 0),
                     COALESCE((SELECT seq FROM snapshots WHERE board = ?1), 0))",
@@ -685,8 +736,12 @@ fn append(
     board: &BoardId,
     last: Seq,
     updates: &[Bytes],
+    fence: Option<u64>,
 ) -> Result<Seq, StorageError> {
     in_savepoint(txn, || {
+        if let Some(fence) = fence {
+            record_fence(txn, board, fence)?;
+        }
         let mut stmt =
             txn.prepare_cached("INSERT INTO updates (board, seq, data) VALUES (?1, ?2, ?3)")?;
         let mut seq = last;
@@ -696,6 +751,37 @@ fn append(
         }
         Ok(seq)
     })
+}
+
+/// Records `fence` as the board's fence, unless a higher one is recorded already.
+fn record_fence(
+    txn: &rusqlite::Transaction<'_>,
+    board: &BoardId,
+    fence: u64,
+) -> Result<(), StorageError> {
+    let current: Option<i64> = txn
+        .query_row(
+            "SELECT fence FROM boards WHERE id = ?1",
+            [board.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(current) = current else {
+        return Err(StorageError::NoSuchBoard(board.clone()));
+    };
+    let stored = super::fence_column(fence);
+    if current > stored {
+        return Err(StorageError::Fenced {
+            board: board.clone(),
+            fence,
+            current: current as u64,
+        });
+    }
+    txn.execute(
+        "UPDATE boards SET fence = ?2 WHERE id = ?1",
+        params![board.as_str(), stored],
+    )?;
+    Ok(())
 }
 
 fn replace_snapshot(

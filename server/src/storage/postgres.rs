@@ -1,0 +1,934 @@
+//! PostgreSQL storage: what several funnel instances behind a load balancer share.
+//!
+//! Several processes write to one board at once here, so nothing that decides an order lives
+//! in a process:
+//! - **Seqs** come from the board's row: an append runs `UPDATE boards SET last_seq =
+//!   last_seq + n ... RETURNING last_seq`, which holds the row lock until its transaction
+//!   commits. Appends to one board are thereby serialised across instances: the seqs of one
+//!   call are consecutive, and they commit (become visible) in seq order.
+//! - **Group commit**: one writer task per instance takes every write queued at that moment
+//!   (from many rooms) into one transaction, like the SQLite writer thread. A batch touching
+//!   several boards locks their rows in a fixed order (by board id), so two instances' batches
+//!   cannot deadlock.
+//! - **Fencing**: the same row holds the fence of the board's scheduler; a fenced append
+//!   checks and records it in its `UPDATE`, so the check and the write are one step.
+//! - **Compaction** reads snapshot and log from the database under a per-board advisory lock
+//!   (two compactors never interleave), folds them off the runtime, writes the snapshot with
+//!   its seq and deletes only the entries it folded. Appends go on meanwhile: they take the row
+//!   lock, not the advisory one, and their seqs are above what the compactor read.
+//! - **Reads** are single statements (one snapshot each), so a board is read consistently
+//!   without a transaction.
+//!
+//! Migrations are versioned, recorded in `funnel_migrations`, and applied at open in one
+//! transaction under an advisory lock, so instances starting together apply each one once.
+
+use super::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent, fence_column};
+use crate::clock::{Clock, SystemClock};
+use async_trait::async_trait;
+use bytes::Bytes;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use funnel_protocol::BoardId;
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::{GenericClient, NoTls};
+
+/// Writes waiting for the writer task. When full, appenders wait: back-pressure reaches the
+/// rooms, and through their bounded channels the sockets, instead of memory growing.
+const WRITER_QUEUE: usize = 4096;
+
+/// The most writes committed in one transaction: bounds the latency of the first one.
+const MAX_GROUP_COMMIT: usize = 512;
+
+/// Connections per instance: the writer's, plus reads and compactions beside it. Several
+/// instances share one server, whose default limit is 100 connections.
+const POOL_SIZE: usize = 8;
+
+/// How long opening a connection may take (unless the URL sets `connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a caller waits for a free pooled connection before failing with a clear error
+/// instead of hanging (a stalled server, or every connection busy).
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
+/// First half of the two-key advisory locks; the second is a hash of the schema (and board),
+/// so that funnels in different schemas of one database do not wait for each other.
+const MIGRATION_LOCK: i32 = 0x6675_6e01;
+const COMPACTION_LOCK: i32 = 0x6675_6e02;
+
+/// Schema versions, applied in order; `funnel_migrations` records which ran.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE boards (
+        id         TEXT   PRIMARY KEY,
+        created_at BIGINT NOT NULL,
+        entity     TEXT   NOT NULL,
+        name       TEXT   NOT NULL,
+        -- The last seq given out: appends take the row lock to advance it.
+        last_seq   BIGINT NOT NULL DEFAULT 0,
+        -- The highest fence a scheduler wrote with.
+        fence      BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE updates (
+        board TEXT   NOT NULL,
+        seq   BIGINT NOT NULL,
+        data  BYTEA  NOT NULL,
+        PRIMARY KEY (board, seq)
+    );
+    CREATE TABLE snapshots (
+        board TEXT   PRIMARY KEY,
+        seq   BIGINT NOT NULL,
+        data  BYTEA  NOT NULL
+    );
+    CREATE TABLE wakeups (
+        board TEXT   PRIMARY KEY,
+        at    BIGINT NOT NULL
+    );
+    CREATE TABLE timeline (
+        id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        board     TEXT   NOT NULL,
+        card      TEXT   NOT NULL,
+        at        BIGINT NOT NULL,
+        kind      TEXT   NOT NULL,
+        direction TEXT   NOT NULL,
+        user_id   TEXT   NOT NULL,
+        text      TEXT   NOT NULL
+    );
+    CREATE INDEX timeline_by_card ON timeline (board, card, id);
+"#];
+
+/// What lies above seq `$2` of board `$1`, in one statement (one snapshot): a marker row when
+/// the board exists, the snapshot when it folded entries above `$2`, then the log above both.
+const READ_SINCE: &str = "
+    SELECT 0 AS part, NULL::BIGINT AS seq, NULL::BYTEA AS data FROM boards WHERE id = $1
+    UNION ALL
+    SELECT 1, seq, data FROM snapshots WHERE board = $1 AND seq > $2
+    UNION ALL
+    SELECT 2, u.seq, u.data FROM updates u
+     WHERE u.board = $1
+       AND u.seq > GREATEST($2, COALESCE((SELECT s.seq FROM snapshots s WHERE s.board = $1), 0))
+    ORDER BY part, seq";
+
+/// Appends the updates `$2` to board `$1` under its row lock, giving them the seqs after
+/// `last_seq`. With a fence `$3`, only when no higher fence is recorded, and records it (a
+/// null `$3` is a plain append: `GREATEST` ignores nulls). No row back: refused or no board.
+const APPEND: &str = "
+    WITH advanced AS (
+        UPDATE boards
+           SET last_seq = last_seq + cardinality($2::BYTEA[]), fence = GREATEST(fence, $3::BIGINT)
+         WHERE id = $1 AND ($3::BIGINT IS NULL OR fence <= $3::BIGINT)
+        RETURNING last_seq
+    ), appended AS (
+        INSERT INTO updates (board, seq, data)
+        SELECT $1, advanced.last_seq - cardinality($2::BYTEA[]) + u.ord, u.data
+          FROM advanced, unnest($2::BYTEA[]) WITH ORDINALITY AS u(data, ord)
+    )
+    SELECT last_seq FROM advanced";
+
+/// Creates board `$1` with its first update `$5` as seq 1, unless it exists: the primary key
+/// makes a racing creator wait for the first one's commit, then do nothing.
+const CREATE: &str = "
+    WITH created AS (
+        INSERT INTO boards (id, created_at, entity, name, last_seq) VALUES ($1, $2, $3, $4, 1)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
+    ), initial AS (
+        INSERT INTO updates (board, seq, data) SELECT id, 1, $5 FROM created
+    )
+    SELECT count(*) FROM created";
+
+pub struct PostgresStorage {
+    /// The writer task holds the receiving end; it exits after a `Shutdown` job, or when this
+    /// sender is dropped.
+    jobs: mpsc::Sender<Job>,
+    /// Reads and compactions take connections from here; so does the writer task (a clone).
+    pool: Pool,
+}
+
+impl PostgresStorage {
+    /// Connects to the database at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`,
+    /// with the usual `?key=value` parameters, e.g. `options=-csearch_path%3Dmyschema`),
+    /// applies pending migrations, and starts the writer task. Fails with a message saying
+    /// what to check when the URL is bad or the server cannot be reached.
+    pub async fn open(url: &str) -> Result<Self, StorageError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StorageError::PostgresUnavailable(format!(
+                "invalid database url: {}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
+                describe(&e)
+            ))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let target = describe_target(&config);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT + Duration::from_secs(1)))
+            .build()
+            .map_err(|e| {
+                StorageError::PostgresUnavailable(format!("cannot set up the connection pool: {e}"))
+            })?;
+        let mut client = pool.get().await.map_err(|e| {
+            StorageError::PostgresUnavailable(format!(
+                "cannot connect to PostgreSQL at {target}: {}; check that the server runs and \
+                 listens there, and that the URL's user, password and database are right",
+                describe_pool_error(&e)
+            ))
+        })?;
+        migrate(&mut client).await?;
+        drop(client);
+        let (jobs, rx) = mpsc::channel(WRITER_QUEUE);
+        tokio::spawn(Writer { pool: pool.clone() }.run(rx));
+        Ok(Self { jobs, pool })
+    }
+
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> Job,
+    ) -> Result<T, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(job(reply))
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
+        if self.jobs.is_closed() {
+            return Err(StorageError::Closed);
+        }
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+/// PostgreSQL's own message for an error (the driver's `Display` says only "db error"), or the
+/// driver's message with its causes.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} (sqlstate {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str("; ");
+            text.push_str(detail);
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str("; hint: ");
+            text.push_str(hint);
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn describe_pool_error(e: &PoolError) -> String {
+    match e {
+        PoolError::Backend(e) => describe(e),
+        PoolError::Timeout(_) => "no answer in time".into(),
+        other => other.to_string(),
+    }
+}
+
+fn pool_error(e: PoolError) -> StorageError {
+    match e {
+        PoolError::Backend(e) => StorageError::Postgres(e),
+        PoolError::Closed => StorageError::Closed,
+        PoolError::Timeout(_) => StorageError::PostgresUnavailable(format!(
+            "no PostgreSQL connection within {POOL_WAIT:?}: the server is unreachable or slow, \
+             or every pooled connection is busy"
+        )),
+        other => StorageError::PostgresUnavailable(format!("postgres connection pool: {other}")),
+    }
+}
+
+/// `user@host:port/database` from the parsed URL, without the password.
+fn describe_target(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = config
+                .get_ports()
+                .get(i)
+                .or(config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            match host {
+                tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                tokio_postgres::config::Host::Unix(path) => format!("{}:{port}", path.display()),
+            }
+        })
+        .collect();
+    format!(
+        "{}@{}/{}",
+        config.get_user().unwrap_or("(no user)"),
+        if hosts.is_empty() {
+            "(no host)".to_owned()
+        } else {
+            hosts.join(",")
+        },
+        config.get_dbname().unwrap_or("(default database)")
+    )
+}
+
+/// Applies every migration not yet recorded, in one transaction under an advisory lock: a
+/// second instance starting at the same moment waits, then finds them applied.
+async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StorageError> {
+    let txn = client.transaction().await?;
+    txn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(COALESCE(current_schema(), '')))",
+        &[&MIGRATION_LOCK],
+    )
+    .await?;
+    txn.batch_execute(
+        "CREATE TABLE IF NOT EXISTS funnel_migrations (
+             version    INTEGER     PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let done: i32 = txn
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM funnel_migrations",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    let known = MIGRATIONS.len();
+    let done = usize::try_from(done).unwrap_or(0);
+    if done > known {
+        return Err(StorageError::PostgresUnavailable(format!(
+            "the database's schema is at version {done}, newer than this funnel knows ({known}); \
+             run a newer funnel"
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        txn.batch_execute(sql).await?;
+        let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        txn.execute(
+            "INSERT INTO funnel_migrations (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+        tracing::info!(version, "applied a PostgreSQL migration");
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// What lies above seq `after` of a board (everything for 0), in one statement; `read_since`
+/// is [`READ_SINCE`] prepared on `client`'s connection.
+async fn read_since(
+    client: &impl GenericClient,
+    read_since: &tokio_postgres::Statement,
+    board: &BoardId,
+    after: Seq,
+) -> Result<Option<StoredBoard>, StorageError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let rows = client.query(read_since, &[&board.as_str(), &after]).await?;
+    let mut exists = false;
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut tail_len = 0;
+    for row in rows {
+        let part: i32 = row.try_get(0)?;
+        if part == 0 {
+            exists = true;
+            continue;
+        }
+        let seq: i64 = row.try_get(1)?;
+        let data: Vec<u8> = row.try_get(2)?;
+        if part == 2 {
+            tail_len += 1;
+        }
+        entries.push((seq as Seq, Bytes::from(data)));
+    }
+    Ok(exists.then_some(StoredBoard { entries, tail_len }))
+}
+
+fn meta_from_row(row: &tokio_postgres::Row) -> Result<Option<BoardMeta>, StorageError> {
+    let id: &str = row.try_get(0)?;
+    // A row that is not a valid board id was not written by this program: skip it.
+    let Ok(id) = BoardId::parse(id) else {
+        return Ok(None);
+    };
+    Ok(Some(BoardMeta {
+        id,
+        entity: row.try_get(1)?,
+        name: row.try_get(2)?,
+        created_at: row.try_get(3)?,
+    }))
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    async fn load(&self, board: &BoardId) -> Result<Option<StoredBoard>, StorageError> {
+        self.load_since(board, 0).await
+    }
+
+    async fn load_since(
+        &self,
+        board: &BoardId,
+        after: Seq,
+    ) -> Result<Option<StoredBoard>, StorageError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(READ_SINCE).await?;
+        read_since(&**client, &statement, board, after).await
+    }
+
+    async fn create(&self, meta: &BoardMeta, initial: Bytes) -> Result<bool, StorageError> {
+        let meta = meta.clone();
+        self.submit(|reply| Job::Create {
+            meta,
+            initial,
+            reply,
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<BoardMeta>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id, entity, name, created_at FROM boards ORDER BY created_at, id",
+            )
+            .await?;
+        let rows = client.query(&statement, &[]).await?;
+        let mut boards = Vec::with_capacity(rows.len());
+        for row in &rows {
+            boards.extend(meta_from_row(row)?);
+        }
+        Ok(boards)
+    }
+
+    async fn meta(&self, board: &BoardId) -> Result<Option<BoardMeta>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT id, entity, name, created_at FROM boards WHERE id = $1")
+            .await?;
+        let row = client.query_opt(&statement, &[&board.as_str()]).await?;
+        Ok(match row {
+            Some(row) => meta_from_row(&row)?,
+            None => None,
+        })
+    }
+
+    async fn set_wakeup(&self, board: &BoardId, at: Option<i64>) -> Result<(), StorageError> {
+        let board = board.clone();
+        self.submit(|reply| Job::SetWakeup { board, at, reply })
+            .await
+    }
+
+    async fn wakeups(&self) -> Result<Vec<(BoardId, i64)>, StorageError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT board, at FROM wakeups ORDER BY at", &[])
+            .await?;
+        let mut wakeups = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Ok(board) = BoardId::parse(row.try_get(0)?) {
+                wakeups.push((board, row.try_get(1)?));
+            }
+        }
+        Ok(wakeups)
+    }
+
+    async fn add_event(&self, event: TimelineEvent) -> Result<TimelineEvent, StorageError> {
+        self.submit(|reply| Job::AddEvent { event, reply }).await
+    }
+
+    async fn events(
+        &self,
+        board: &BoardId,
+        card: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<TimelineEvent>, StorageError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let statement = client
+            .prepare_cached(
+                "SELECT id, at, kind, direction, user_id, text FROM timeline
+                 WHERE board = $1 AND card = $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+            )
+            .await?;
+        let rows = client
+            .query(
+                &statement,
+                &[&board.as_str(), &card, &before.unwrap_or(i64::MAX), &limit],
+            )
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            events.push(TimelineEvent {
+                id: row.try_get(0)?,
+                board: board.clone(),
+                card: card.to_owned(),
+                at: row.try_get(1)?,
+                kind: row.try_get(2)?,
+                direction: row.try_get(3)?,
+                user: row.try_get(4)?,
+                text: row.try_get(5)?,
+            });
+        }
+        Ok(events)
+    }
+
+    async fn rename(&self, board: &BoardId, name: &str) -> Result<(), StorageError> {
+        let board = board.clone();
+        let name = name.to_owned();
+        self.submit(|reply| Job::Rename { board, name, reply })
+            .await
+    }
+
+    async fn append(&self, board: &BoardId, updates: Vec<Bytes>) -> Result<Seq, StorageError> {
+        let board = board.clone();
+        self.submit(|reply| Job::Append {
+            board,
+            updates,
+            fence: None,
+            reply,
+        })
+        .await
+    }
+
+    async fn append_fenced(
+        &self,
+        board: &BoardId,
+        updates: Vec<Bytes>,
+        fence: u64,
+    ) -> Result<Seq, StorageError> {
+        let board = board.clone();
+        self.submit(|reply| Job::Append {
+            board,
+            updates,
+            fence: Some(fence),
+            reply,
+        })
+        .await
+    }
+
+    async fn compact(&self, board: &BoardId) -> Result<(), StorageError> {
+        let mut client = self.client().await?;
+        // One transaction holds the board's compaction lock from the read to the write. If
+        // this future is dropped midway, the transaction rolls back and the lock goes with it.
+        let txn = client.transaction().await?;
+        txn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext(COALESCE(current_schema(), '') || '/' || $2))",
+            &[&COMPACTION_LOCK, &board.as_str()],
+        )
+        .await?;
+        // Read after taking the lock (a new statement sees what an earlier compactor committed).
+        let statement = txn.prepare_cached(READ_SINCE).await?;
+        let Some(stored) = read_since(&*txn, &statement, board, 0).await? else {
+            return Ok(());
+        };
+        if stored.tail_len == 0 {
+            return Ok(());
+        }
+        let seq = i64::try_from(stored.last_seq()).unwrap_or(i64::MAX);
+        let id = board.clone();
+        // Folding is CPU work on a large board: off the async runtime.
+        let data = tokio::task::spawn_blocking(move || stored.fold(&id))
+            .await
+            .map_err(|_| StorageError::Closed)??;
+        txn.execute(
+            "INSERT INTO snapshots (board, seq, data) VALUES ($1, $2, $3)
+             ON CONFLICT (board) DO UPDATE SET seq = excluded.seq, data = excluded.data
+             WHERE excluded.seq > snapshots.seq",
+            &[&board.as_str(), &seq, &&data[..]],
+        )
+        .await?;
+        // Only what was folded: entries appended meanwhile have higher seqs (they took the
+        // board's row lock after the entries read here had committed).
+        txn.execute(
+            "DELETE FROM updates WHERE board = $1 AND seq <= $2",
+            &[&board.as_str(), &seq],
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.jobs.send(Job::Shutdown { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+        self.pool.close();
+    }
+}
+
+/// A write for the writer task; the reply is sent once its transaction committed (or failed).
+enum Job {
+    Create {
+        meta: BoardMeta,
+        initial: Bytes,
+        reply: oneshot::Sender<Result<bool, StorageError>>,
+    },
+    Rename {
+        board: BoardId,
+        name: String,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    SetWakeup {
+        board: BoardId,
+        at: Option<i64>,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    AddEvent {
+        event: TimelineEvent,
+        reply: oneshot::Sender<Result<TimelineEvent, StorageError>>,
+    },
+    Append {
+        board: BoardId,
+        updates: Vec<Bytes>,
+        /// `Some` for a scheduler's fenced append.
+        fence: Option<u64>,
+        reply: oneshot::Sender<Result<Seq, StorageError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// What a job did inside a transaction that has not committed yet.
+enum Outcome {
+    Created(bool),
+    Done,
+    Event(i64),
+    Appended(Seq),
+    /// Refused without writing (an older fence, or no such board); the batch goes on.
+    Refused(StorageError),
+}
+
+impl Job {
+    /// The order a batch runs its jobs in: by board, so that row locks are always taken in the
+    /// same order by every instance (no deadlock); within a board, the board row's locks
+    /// (create, appends, rename) before the wake-up row's. The sort is stable, so one board's
+    /// appends keep their queue order.
+    fn lock_order(&self) -> (&str, u8) {
+        match self {
+            Job::Create { meta, .. } => (meta.id.as_str(), 0),
+            Job::Append { board, .. } | Job::Rename { board, .. } => (board.as_str(), 1),
+            Job::SetWakeup { board, .. } => (board.as_str(), 2),
+            Job::AddEvent { event, .. } => (event.board.as_str(), 3),
+            Job::Shutdown { .. } => ("", 4),
+        }
+    }
+
+    /// Runs this job in `txn`. Its first statement is sent on the future's first poll (the
+    /// statements are prepared already), which is what lets a batch pipeline its jobs in order.
+    async fn run(
+        &self,
+        txn: &deadpool_postgres::Transaction<'_>,
+        statements: &Statements,
+    ) -> Result<Outcome, StorageError> {
+        match self {
+            Job::Create { meta, initial, .. } => {
+                let created: i64 = txn
+                    .query_one(
+                        &statements.create,
+                        &[
+                            &meta.id.as_str(),
+                            &SystemClock.now_ms(),
+                            &meta.entity,
+                            &meta.name,
+                            &&initial[..],
+                        ],
+                    )
+                    .await?
+                    .try_get(0)?;
+                Ok(Outcome::Created(created > 0))
+            }
+            Job::Rename { board, name, .. } => {
+                txn.execute(&statements.rename, &[&board.as_str(), name])
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            Job::SetWakeup { board, at, .. } => {
+                match at {
+                    Some(at) => {
+                        txn.execute(&statements.set_wakeup, &[&board.as_str(), at])
+                            .await?
+                    }
+                    None => {
+                        txn.execute(&statements.clear_wakeup, &[&board.as_str()])
+                            .await?
+                    }
+                };
+                Ok(Outcome::Done)
+            }
+            Job::AddEvent { event, .. } => {
+                let id: i64 = txn
+                    .query_one(
+                        &statements.add_event,
+                        &[
+                            &event.board.as_str(),
+                            &event.card,
+                            &event.at,
+                            &event.kind,
+                            &event.direction,
+                            &event.user,
+                            &event.text,
+                        ],
+                    )
+                    .await?
+                    .try_get(0)?;
+                Ok(Outcome::Event(id))
+            }
+            Job::Append {
+                board,
+                updates,
+                fence,
+                ..
+            } => {
+                let data: Vec<&[u8]> = updates.iter().map(|update| &update[..]).collect();
+                let stored_fence = fence.map(fence_column);
+                let row = txn
+                    .query_opt(&statements.append, &[&board.as_str(), &data, &stored_fence])
+                    .await?;
+                if let Some(row) = row {
+                    let last: i64 = row.try_get(0)?;
+                    return Ok(Outcome::Appended(last as Seq));
+                }
+                // Refused: read the fence anew (this statement's snapshot is newer than the
+                // append's, which may predate the commit that raised the fence).
+                let current: Option<i64> = txn
+                    .query_opt("SELECT fence FROM boards WHERE id = $1", &[&board.as_str()])
+                    .await?
+                    .map(|row| row.try_get(0))
+                    .transpose()?;
+                Ok(Outcome::Refused(match (current, fence) {
+                    (Some(current), Some(fence)) => StorageError::Fenced {
+                        board: board.clone(),
+                        fence: *fence,
+                        current: current as u64,
+                    },
+                    _ => StorageError::NoSuchBoard(board.clone()),
+                }))
+            }
+            Job::Shutdown { .. } => Ok(Outcome::Done),
+        }
+    }
+
+    /// Sends this job's reply: `outcome` is what [`Job::run`] returned for this very job, in a
+    /// transaction that committed.
+    fn finish(self, outcome: Result<Outcome, StorageError>) {
+        match (self, outcome) {
+            (Job::Create { reply, .. }, Ok(Outcome::Created(created))) => {
+                let _ = reply.send(Ok(created));
+            }
+            (Job::Append { reply, .. }, Ok(Outcome::Appended(seq))) => {
+                let _ = reply.send(Ok(seq));
+            }
+            (Job::AddEvent { event, reply }, Ok(Outcome::Event(id))) => {
+                let _ = reply.send(Ok(TimelineEvent { id, ..event }));
+            }
+            (Job::Rename { reply, .. } | Job::SetWakeup { reply, .. }, Ok(Outcome::Done)) => {
+                let _ = reply.send(Ok(()));
+            }
+            (Job::Shutdown { reply }, _) => {
+                let _ = reply.send(());
+            }
+            (job, Err(e) | Ok(Outcome::Refused(e))) => job.fail(e),
+            // `run` answers each kind of job with its own outcome, so this arm is not reached;
+            // failing the job (rather than panicking) keeps the writer alive if it ever were.
+            (job, Ok(_)) => {
+                tracing::error!("storage job got another kind's outcome");
+                job.fail(StorageError::Closed);
+            }
+        }
+    }
+
+    fn fail(self, e: StorageError) {
+        match self {
+            Job::Create { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Job::Append { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Job::AddEvent { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Job::Rename { reply, .. } | Job::SetWakeup { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Job::Shutdown { reply } => {
+                let _ = reply.send(());
+            }
+        }
+    }
+}
+
+/// The writer task: group commit over a pooled connection.
+struct Writer {
+    pool: Pool,
+}
+
+impl Writer {
+    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        let mut batch = Vec::with_capacity(MAX_GROUP_COMMIT);
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            while batch.len() < MAX_GROUP_COMMIT {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let (shutdowns, jobs): (Vec<Job>, Vec<Job>) = batch
+                .drain(..)
+                .partition(|job| matches!(job, Job::Shutdown { .. }));
+            if !jobs.is_empty() {
+                self.commit_batch(jobs).await;
+            }
+            if !shutdowns.is_empty() {
+                rx.close();
+                // Jobs queued after the shutdown are refused: their senders see Closed.
+                drop(rx);
+                for shutdown in shutdowns {
+                    shutdown.finish(Ok(Outcome::Done));
+                }
+                return;
+            }
+        }
+    }
+
+    /// Runs every job of the batch in one transaction and replies once it committed. When a
+    /// statement fails (a bad value, a deadlock), the jobs run again one transaction each, so
+    /// that one bad write fails alone.
+    async fn commit_batch(&self, mut jobs: Vec<Job>) {
+        jobs.sort_by(|a, b| a.lock_order().cmp(&b.lock_order()));
+        let count = jobs.len();
+        match self.transaction(&jobs).await {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    job.finish(Ok(outcome));
+                }
+            }
+            Err(e) if count > 1 && is_statement_error(&e) => {
+                tracing::warn!(error = %e, jobs = count, "storage batch failed; retrying its jobs one by one");
+                for job in jobs {
+                    let outcome = self
+                        .transaction(std::slice::from_ref(&job))
+                        .await
+                        .map(|mut outcomes| outcomes.pop().unwrap_or(Outcome::Done));
+                    job.finish(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, jobs = count, "storage transaction failed");
+                let message = e.to_string();
+                let mut first = Some(e);
+                for job in jobs {
+                    let e = first.take().unwrap_or_else(|| {
+                        StorageError::PostgresUnavailable(format!(
+                            "the write's transaction failed: {message}"
+                        ))
+                    });
+                    job.fail(e);
+                }
+            }
+        }
+    }
+
+    /// Runs `jobs` in one transaction, pipelined: every job's statement is sent before the
+    /// first answer is awaited (tokio-postgres writes a request on its future's first poll),
+    /// in the order of `jobs`, and PostgreSQL runs them in that order. A batch of n jobs then
+    /// costs about one round trip and one commit instead of n round trips.
+    async fn transaction(&self, jobs: &[Job]) -> Result<Vec<Outcome>, StorageError> {
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        let txn = client.transaction().await?;
+        let statements = Statements::prepare(&txn).await?;
+        let running: Vec<_> = {
+            let mut context = Context::from_waker(Waker::noop());
+            jobs.iter()
+                .map(|job| {
+                    let mut future = Box::pin(job.run(&txn, &statements));
+                    // The first poll sends the statement; it is awaited below, in order.
+                    let early = match future.as_mut().poll(&mut context) {
+                        Poll::Ready(outcome) => Some(outcome),
+                        Poll::Pending => None,
+                    };
+                    (future, early)
+                })
+                .collect()
+        };
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for (future, early) in running {
+            let outcome = match early {
+                Some(outcome) => outcome,
+                None => future.await,
+            };
+            outcomes.push(outcome?);
+        }
+        txn.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+/// The writer's statements, prepared once per connection (the pool's statement cache keeps
+/// them) so that running a job sends it at once.
+struct Statements {
+    create: tokio_postgres::Statement,
+    rename: tokio_postgres::Statement,
+    set_wakeup: tokio_postgres::Statement,
+    clear_wakeup: tokio_postgres::Statement,
+    add_event: tokio_postgres::Statement,
+    append: tokio_postgres::Statement,
+}
+
+impl Statements {
+    async fn prepare(txn: &deadpool_postgres::Transaction<'_>) -> Result<Self, StorageError> {
+        Ok(Self {
+            create: txn.prepare_cached(CREATE).await?,
+            rename: txn
+                .prepare_cached("UPDATE boards SET name = $2 WHERE id = $1")
+                .await?,
+            set_wakeup: txn
+                .prepare_cached(
+                    "INSERT INTO wakeups (board, at) VALUES ($1, $2)
+                     ON CONFLICT (board) DO UPDATE SET at = excluded.at",
+                )
+                .await?,
+            clear_wakeup: txn
+                .prepare_cached("DELETE FROM wakeups WHERE board = $1")
+                .await?,
+            add_event: txn
+                .prepare_cached(
+                    "INSERT INTO timeline (board, card, at, kind, direction, user_id, text)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .await?,
+            append: txn.prepare_cached(APPEND).await?,
+        })
+    }
+}
+
+/// Whether PostgreSQL refused a statement (the transaction did not commit, and running its
+/// jobs again is safe), as opposed to a lost connection, after which a commit may have landed.
+fn is_statement_error(e: &StorageError) -> bool {
+    matches!(e, StorageError::Postgres(e) if e.as_db_error().is_some())
+}

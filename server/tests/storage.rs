@@ -1,0 +1,914 @@
+//! The storage contract, run against SQLite and PostgreSQL alike (one set of test functions,
+//! instantiated per backend), then what only PostgreSQL must survive: several instances
+//! (several pools, as several server processes have) writing one board at once.
+//!
+//! PostgreSQL is found through `FUNNEL_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); each test works in a fresh schema of its own,
+//! dropped at the end. A test fails, never skips, when the server is unreachable.
+
+#![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
+
+mod support;
+
+use bytes::Bytes;
+use funnel_protocol::BoardId;
+use funnel_server::storage::postgres::PostgresStorage;
+use funnel_server::storage::sqlite::SqliteStorage;
+use funnel_server::storage::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use yrs::{Doc, Map, Transact};
+
+/// Where the tests find PostgreSQL unless `FUNNEL_TEST_DATABASE_URL` says otherwise.
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The longest a test's loop may run.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Storage under test, and what keeps its data alive between instances (a directory, a schema).
+trait Backend {
+    /// A new instance over this backend's data: a process (re)starting.
+    async fn open(&self) -> Arc<dyn Storage>;
+}
+
+struct Sqlite {
+    dir: tempfile::TempDir,
+}
+
+impl Sqlite {
+    async fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+impl Backend for Sqlite {
+    async fn open(&self) -> Arc<dyn Storage> {
+        Arc::new(SqliteStorage::open(self.dir.path()).unwrap())
+    }
+}
+
+/// A fresh schema in the test database; dropped (with everything in it) when this drops, even
+/// when the test panicked.
+struct Postgres {
+    admin_url: String,
+    schema: String,
+    /// The URL that puts funnel's tables in `schema`.
+    url: String,
+}
+
+impl Postgres {
+    async fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let admin_url = std::env::var("FUNNEL_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!(
+            "funnel_test_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = connect(&admin_url).await;
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-csearch_path%3D{schema}");
+        Self {
+            admin_url,
+            schema,
+            url,
+        }
+    }
+
+    async fn instance(&self) -> PostgresStorage {
+        PostgresStorage::open(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("opening PostgreSQL storage: {e}"))
+    }
+}
+
+impl Backend for Postgres {
+    async fn open(&self) -> Arc<dyn Storage> {
+        Arc::new(self.instance().await)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let drop_schema = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        // Drop runs inside the test's runtime, which cannot block on itself: use a thread.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let dropping = async {
+                let (client, connection) =
+                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client.batch_execute(&drop_schema).await
+            };
+            // The timer is made inside the runtime (it needs its clock).
+            runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(10), dropping).await })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(Ok(())))) {
+            eprintln!("could not drop test schema {}: {dropped:?}", self.schema);
+        }
+    }
+}
+
+/// A client of the test database, or a failure that says how to get one.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let connecting = tokio_postgres::connect(url, tokio_postgres::NoTls);
+    let connected = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .unwrap_or_else(|_| panic!("PostgreSQL at {url} did not answer within 10 s"));
+    match connected {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            client
+        }
+        Err(e) => panic!(
+            "PostgreSQL is not reachable at {url} ({e:?}): these tests need it. Start it (`bash \
+             .ci/run` installs and starts it; on Debian `pg_ctlcluster --skip-systemctl-redirect \
+             $(ls /etc/postgresql) main start`), with trust auth for user postgres on 127.0.0.1 \
+             and a database `test`, or set FUNNEL_TEST_DATABASE_URL"
+        ),
+    }
+}
+
+fn board(id: &str) -> BoardId {
+    BoardId::parse(id).unwrap()
+}
+
+fn meta(board: &BoardId) -> BoardMeta {
+    BoardMeta {
+        id: board.clone(),
+        entity: "deal".into(),
+        name: format!("Board {board}"),
+        created_at: 0,
+    }
+}
+
+/// An update from a document of its own that sets key `key` of the root map `m`: updates of
+/// distinct keys merge into one map holding them all.
+fn update_with(key: &str) -> Bytes {
+    let doc = Doc::new();
+    let map = doc.get_or_insert_map("m");
+    let mut txn = doc.transact_mut();
+    map.insert(&mut txn, key, true);
+    Bytes::from(txn.encode_update_v1())
+}
+
+/// The keys of `m` after applying every entry in order.
+fn keys_of(stored: &StoredBoard) -> BTreeSet<String> {
+    let doc = stored.to_doc(&board("any")).unwrap();
+    let map = doc.get_or_insert_map("m");
+    let txn = doc.transact();
+    map.keys(&txn).map(str::to_owned).collect()
+}
+
+fn keys(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|name| (*name).to_owned()).collect()
+}
+
+fn seqs(stored: &StoredBoard) -> Vec<Seq> {
+    stored.entries.iter().map(|(seq, _)| *seq).collect()
+}
+
+fn event(board: &BoardId, card: &str, text: &str) -> TimelineEvent {
+    TimelineEvent {
+        id: 0,
+        board: board.clone(),
+        card: card.into(),
+        at: 1_700_000_000_000,
+        kind: "comment".into(),
+        direction: String::new(),
+        user: "u1".into(),
+        text: text.into(),
+    }
+}
+
+/// The contract, one function per behaviour; the macro below runs each against every backend.
+mod contract {
+    use super::*;
+
+    pub async fn create_then_load(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let b = board("b1");
+        assert!(storage.load(&b).await.unwrap().is_none());
+        assert!(storage.load_since(&b, 0).await.unwrap().is_none());
+        assert!(storage.meta(&b).await.unwrap().is_none());
+        assert!(storage.create(&meta(&b), update_with("a")).await.unwrap());
+        let stored = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!((seqs(&stored), stored.tail_len), (vec![1], 1));
+        assert_eq!(keys_of(&stored), keys(&["a"]));
+        let listed = storage.meta(&b).await.unwrap().unwrap();
+        assert_eq!(
+            (listed.entity.as_str(), listed.name.as_str()),
+            ("deal", "Board b1")
+        );
+        assert!(listed.created_at > 0);
+        storage.close().await;
+    }
+
+    pub async fn racing_creators_have_one_winner(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let b = board("raced");
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let storage = Arc::clone(&storage);
+                let b = b.clone();
+                tokio::spawn(async move {
+                    storage
+                        .create(&meta(&b), update_with(&format!("k{i}")))
+                        .await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            if task.await.unwrap().unwrap() {
+                winners.push(format!("k{i}"));
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        let stored = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!(seqs(&stored), [1]);
+        assert_eq!(keys_of(&stored), keys(&[winners[0].as_str()]));
+        storage.close().await;
+    }
+
+    pub async fn append_compact_and_reload(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let b = board("b1");
+        assert!(storage.create(&meta(&b), update_with("a")).await.unwrap());
+        assert!(!storage.create(&meta(&b), update_with("z")).await.unwrap());
+        let seq = storage
+            .append(&b, vec![update_with("b"), update_with("c")])
+            .await
+            .unwrap();
+        assert_eq!(seq, 3);
+        assert_eq!(storage.append(&b, vec![]).await.unwrap(), 3);
+        storage.compact(&b).await.unwrap();
+        assert_eq!(storage.append(&b, vec![update_with("d")]).await.unwrap(), 4);
+        let stored = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!((seqs(&stored), stored.tail_len), (vec![3, 4], 1));
+        assert_eq!(keys_of(&stored), keys(&["a", "b", "c", "d"]));
+        storage.close().await;
+        assert!(matches!(
+            storage.append(&b, vec![update_with("e")]).await,
+            Err(StorageError::Closed)
+        ));
+        assert!(storage.ping().await.is_err());
+
+        // A second process life: seq numbering goes on after the snapshot.
+        let storage = backend.open().await;
+        storage.ping().await.unwrap();
+        storage.compact(&b).await.unwrap();
+        let stored = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!((seqs(&stored), stored.tail_len), (vec![4], 0));
+        // Nothing left to fold: compaction changes nothing.
+        storage.compact(&b).await.unwrap();
+        assert_eq!(storage.append(&b, vec![update_with("e")]).await.unwrap(), 5);
+        let stored = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!(keys_of(&stored), keys(&["a", "b", "c", "d", "e"]));
+        storage.close().await;
+    }
+
+    pub async fn load_since_before_and_after_compaction(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let b = board("b1");
+        assert!(storage.load_since(&b, 3).await.unwrap().is_none());
+        storage.create(&meta(&b), update_with("a")).await.unwrap();
+        let last = storage
+            .append(
+                &b,
+                vec![update_with("b"), update_with("c"), update_with("d")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(last, 4);
+        let since = storage.load_since(&b, 2).await.unwrap().unwrap();
+        assert_eq!((seqs(&since), since.tail_len), (vec![3, 4], 2));
+        assert_eq!(keys_of(&since), keys(&["c", "d"]));
+        let nothing = storage.load_since(&b, 4).await.unwrap().unwrap();
+        assert_eq!((seqs(&nothing), nothing.tail_len), (vec![], 0));
+
+        // Entries 3 and 4 are folded now: the snapshot stands in for them.
+        storage.compact(&b).await.unwrap();
+        let since = storage.load_since(&b, 2).await.unwrap().unwrap();
+        assert_eq!((seqs(&since), since.tail_len), (vec![4], 0));
+        storage.append(&b, vec![update_with("e")]).await.unwrap();
+        let since = storage.load_since(&b, 2).await.unwrap().unwrap();
+        assert_eq!((seqs(&since), since.tail_len), (vec![4, 5], 1));
+        assert_eq!(keys_of(&since), keys(&["a", "b", "c", "d", "e"]));
+        // Above the snapshot, only the tail.
+        let since = storage.load_since(&b, 4).await.unwrap().unwrap();
+        assert_eq!((seqs(&since), since.tail_len), (vec![5], 1));
+        assert_eq!(keys_of(&since), keys(&["e"]));
+        let nothing = storage.load_since(&b, 5).await.unwrap().unwrap();
+        assert!(nothing.entries.is_empty());
+        // A replica that had applied up to 2 and applies what load_since gives converges.
+        let full = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!(keys_of(&full), keys(&["a", "b", "c", "d", "e"]));
+        storage.close().await;
+    }
+
+    pub async fn timeline_pages_newest_first(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let b = board("b1");
+        storage.create(&meta(&b), update_with("a")).await.unwrap();
+        let mut added = Vec::new();
+        for i in 0..5 {
+            added.push(
+                storage
+                    .add_event(event(&b, "c1", &format!("comment {i}")))
+                    .await
+                    .unwrap(),
+            );
+        }
+        storage
+            .add_event(event(&b, "c2", "elsewhere"))
+            .await
+            .unwrap();
+        storage
+            .add_event(event(&board("other"), "c1", "other board"))
+            .await
+            .unwrap();
+        let ids: Vec<i64> = added.iter().map(|e| e.id).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let mut pages = Vec::new();
+        let mut before = None;
+        for _ in 0..10 {
+            let page = storage.events(&b, "c1", before, 2).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            before = page.last().map(|e| e.id);
+            pages.push(page.iter().map(|e| e.text.clone()).collect::<Vec<_>>());
+        }
+        assert_eq!(
+            pages,
+            [
+                vec!["comment 4", "comment 3"],
+                vec!["comment 2", "comment 1"],
+                vec!["comment 0"]
+            ]
+        );
+        let newest = &storage.events(&b, "c1", None, 1).await.unwrap()[0];
+        assert_eq!(newest, &added[4]);
+        storage.close().await;
+    }
+
+    pub async fn wakeups_are_set_moved_and_cleared(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let (a, b) = (board("a"), board("b"));
+        storage.set_wakeup(&a, Some(100)).await.unwrap();
+        storage.set_wakeup(&b, Some(50)).await.unwrap();
+        storage.set_wakeup(&a, Some(200)).await.unwrap();
+        assert_eq!(
+            storage.wakeups().await.unwrap(),
+            [(b.clone(), 50), (a.clone(), 200)]
+        );
+        storage.set_wakeup(&b, None).await.unwrap();
+        storage.set_wakeup(&board("never-set"), None).await.unwrap();
+        assert_eq!(storage.wakeups().await.unwrap(), [(a, 200)]);
+        storage.close().await;
+    }
+
+    pub async fn boards_are_renamed_and_listed_oldest_first(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let (a, b) = (board("a"), board("b"));
+        storage.create(&meta(&a), update_with("x")).await.unwrap();
+        // Creation times are milliseconds: keep the order unambiguous.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut lead = meta(&b);
+        lead.entity = "lead".into();
+        storage.create(&lead, update_with("y")).await.unwrap();
+        storage.rename(&a, "Q4 deals").await.unwrap();
+        let listed: Vec<(String, String, String)> = storage
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.id.to_string(), m.entity, m.name))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("a".into(), "deal".into(), "Q4 deals".into()),
+                ("b".into(), "lead".into(), "Board b".into())
+            ]
+        );
+        assert_eq!(storage.meta(&b).await.unwrap().unwrap().entity, "lead");
+        storage.close().await;
+    }
+
+    pub async fn append_fenced_refuses_a_lower_fence(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let b = board("b1");
+        storage.create(&meta(&b), update_with("a")).await.unwrap();
+        assert_eq!(
+            storage
+                .append_fenced(&b, vec![update_with("f5")], 5)
+                .await
+                .unwrap(),
+            2
+        );
+        match storage
+            .append_fenced(&b, vec![update_with("f3"), update_with("f3b")], 3)
+            .await
+        {
+            Err(StorageError::Fenced {
+                board: refused,
+                fence: 3,
+                current: 5,
+            }) => assert_eq!(refused, b),
+            other => panic!("expected a fenced refusal, got {other:?}"),
+        }
+        // Refused whole: nothing of it was written, and the seq did not move.
+        let stored = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!(seqs(&stored), [1, 2]);
+        assert_eq!(keys_of(&stored), keys(&["a", "f5"]));
+        // An equal fence is the same holder; a higher one a newer holder.
+        assert_eq!(
+            storage
+                .append_fenced(&b, vec![update_with("f5b")], 5)
+                .await
+                .unwrap(),
+            3
+        );
+        assert_eq!(storage.append_fenced(&b, vec![], 7).await.unwrap(), 3);
+        assert!(matches!(
+            storage.append_fenced(&b, vec![update_with("f6")], 6).await,
+            Err(StorageError::Fenced {
+                fence: 6,
+                current: 7,
+                ..
+            })
+        ));
+        // Clients' updates are not fenced.
+        assert_eq!(
+            storage
+                .append(&b, vec![update_with("client")])
+                .await
+                .unwrap(),
+            4
+        );
+        assert_eq!(
+            storage
+                .append_fenced(&b, vec![update_with("f8")], 8)
+                .await
+                .unwrap(),
+            5
+        );
+        let stored = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!(keys_of(&stored), keys(&["a", "client", "f5", "f5b", "f8"]));
+        let missing = board("missing");
+        assert!(matches!(
+            storage.append_fenced(&missing, vec![update_with("x")], 1).await,
+            Err(StorageError::NoSuchBoard(id)) if id == missing
+        ));
+        assert!(matches!(
+            storage.append(&missing, vec![update_with("x")]).await,
+            Err(StorageError::NoSuchBoard(_))
+        ));
+        assert!(storage.load(&missing).await.unwrap().is_none());
+        storage.close().await;
+    }
+
+    pub async fn concurrent_calls_get_consecutive_seqs(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let b = board("b1");
+        storage.create(&meta(&b), update_with("a")).await.unwrap();
+        let calls = run_appenders(&[Arc::clone(&storage)], &b, 4, 10).await;
+        check_seqs_and_content(storage.as_ref(), &b, &calls).await;
+        storage.close().await;
+    }
+
+    pub async fn a_restart_keeps_everything(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let b = board("b1");
+        storage.create(&meta(&b), update_with("a")).await.unwrap();
+        storage.append(&b, vec![update_with("b")]).await.unwrap();
+        storage.compact(&b).await.unwrap();
+        storage
+            .append_fenced(&b, vec![update_with("c")], 4)
+            .await
+            .unwrap();
+        storage.rename(&b, "Renamed").await.unwrap();
+        storage.set_wakeup(&b, Some(1234)).await.unwrap();
+        let added = storage.add_event(event(&b, "c1", "hello")).await.unwrap();
+        storage.close().await;
+
+        let storage = backend.open().await;
+        let stored = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!((seqs(&stored), stored.tail_len), (vec![2, 3], 1));
+        assert_eq!(keys_of(&stored), keys(&["a", "b", "c"]));
+        assert_eq!(storage.meta(&b).await.unwrap().unwrap().name, "Renamed");
+        assert_eq!(storage.wakeups().await.unwrap(), [(b.clone(), 1234)]);
+        assert_eq!(storage.events(&b, "c1", None, 10).await.unwrap(), [added]);
+        assert!(matches!(
+            storage.append_fenced(&b, vec![update_with("old")], 3).await,
+            Err(StorageError::Fenced { current: 4, .. })
+        ));
+        assert_eq!(storage.append(&b, vec![update_with("d")]).await.unwrap(), 4);
+        storage.close().await;
+    }
+}
+
+/// Runs one test per contract function against a backend type.
+macro_rules! contract_tests {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = $backend::new().await;
+                contract::$name(&backend).await;
+            }
+        )*
+    };
+}
+
+macro_rules! all_contract_tests {
+    ($backend:ident) => {
+        contract_tests!($backend:
+            create_then_load,
+            racing_creators_have_one_winner,
+            append_compact_and_reload,
+            load_since_before_and_after_compaction,
+            timeline_pages_newest_first,
+            wakeups_are_set_moved_and_cleared,
+            boards_are_renamed_and_listed_oldest_first,
+            append_fenced_refuses_a_lower_fence,
+            concurrent_calls_get_consecutive_seqs,
+            a_restart_keeps_everything,
+        );
+    };
+}
+
+mod sqlite {
+    use super::*;
+    all_contract_tests!(Sqlite);
+}
+
+mod postgres {
+    use super::*;
+    all_contract_tests!(Postgres);
+}
+
+/// One append call's result: the last seq, the keys it wrote.
+type Call = (Seq, Vec<String>);
+
+/// `tasks` tasks per instance, each making `calls` appends of 1 to 3 updates (distinct keys)
+/// to board `b` at once; returns every call's result.
+async fn run_appenders(
+    instances: &[Arc<dyn Storage>],
+    b: &BoardId,
+    tasks: usize,
+    calls: usize,
+) -> Vec<Call> {
+    let mut handles = Vec::new();
+    for (instance_index, storage) in instances.iter().enumerate() {
+        for task in 0..tasks {
+            let storage = Arc::clone(storage);
+            let b = b.clone();
+            handles.push(tokio::spawn(async move {
+                let mut results = Vec::new();
+                for call in 0..calls {
+                    let names: Vec<String> = (0..=(call + task) % 3)
+                        .map(|i| format!("i{instance_index}-t{task}-c{call}-u{i}"))
+                        .collect();
+                    let updates = names.iter().map(|name| update_with(name)).collect();
+                    let last = storage.append(&b, updates).await.unwrap();
+                    results.push((last, names));
+                }
+                results
+            }));
+        }
+    }
+    let mut all = Vec::new();
+    for handle in handles {
+        all.extend(handle.await.unwrap());
+    }
+    all
+}
+
+/// Every call's seqs are consecutive and unique, together they are 2..=last (seq 1 is the
+/// initial update), `load` yields every update, and `load_since` from any seq is exactly the
+/// rest of the log.
+async fn check_seqs_and_content(storage: &dyn Storage, b: &BoardId, calls: &[Call]) {
+    let mut expected: Vec<(Seq, String)> = Vec::new();
+    for (last, names) in calls {
+        let first = last + 1 - names.len() as Seq;
+        expected.extend((first..=*last).zip(names.iter().cloned()));
+    }
+    expected.sort();
+    let seqs_given: Vec<Seq> = expected.iter().map(|(seq, _)| *seq).collect();
+    let total = seqs_given.len() as Seq;
+    assert_eq!(
+        seqs_given,
+        (2..=total + 1).collect::<Vec<_>>(),
+        "seqs overlap or have gaps"
+    );
+
+    let full = storage.load(b).await.unwrap().unwrap();
+    let mut all_keys: BTreeSet<String> = expected.iter().map(|(_, name)| name.clone()).collect();
+    assert!(keys_of(&full).is_superset(&all_keys));
+    all_keys.insert("a".into());
+    assert_eq!(keys_of(&full), all_keys);
+    // Without compaction, the log is every entry; with it, load_since above the snapshot is
+    // still exactly the rest.
+    let snapshot_seq = if full.tail_len == full.entries.len() {
+        0
+    } else {
+        full.entries[0].0
+    };
+    for after in snapshot_seq..=total + 1 {
+        let since = storage.load_since(b, after).await.unwrap().unwrap();
+        let rest: Vec<(Seq, Bytes)> = full
+            .entries
+            .iter()
+            .filter(|(seq, _)| *seq > after)
+            .cloned()
+            .collect();
+        let rest_len = rest.len();
+        assert_eq!(since.entries, rest, "load_since({after})");
+        assert_eq!(since.tail_len, rest_len);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_append_to_one_board_at_once() {
+    let pg = Postgres::new().await;
+    let first: Arc<dyn Storage> = Arc::new(pg.instance().await);
+    let second: Arc<dyn Storage> = Arc::new(pg.instance().await);
+    let b = board("shared");
+    first.create(&meta(&b), update_with("a")).await.unwrap();
+    let calls = run_appenders(&[Arc::clone(&first), Arc::clone(&second)], &b, 3, 20).await;
+    check_seqs_and_content(first.as_ref(), &b, &calls).await;
+    check_seqs_and_content(second.as_ref(), &b, &calls).await;
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_on_one_instance_while_the_other_appends_loses_nothing() {
+    let pg = Postgres::new().await;
+    let appender: Arc<dyn Storage> = Arc::new(pg.instance().await);
+    let compactor: Arc<dyn Storage> = Arc::new(pg.instance().await);
+    let b = board("shared");
+    appender.create(&meta(&b), update_with("a")).await.unwrap();
+    let appending = tokio::spawn({
+        let appender = Arc::clone(&appender);
+        let b = b.clone();
+        async move { run_appenders(&[appender], &b, 2, 40).await }
+    });
+    let started = Instant::now();
+    let mut compactions = 0;
+    while !appending.is_finished() && started.elapsed() < WAIT {
+        compactor.compact(&b).await.unwrap();
+        compactions += 1;
+        // Every read in between sees a whole prefix of the log: snapshot and tail agree.
+        let stored = compactor.load(&b).await.unwrap().unwrap();
+        let tail: Vec<Seq> = seqs(&stored)
+            .into_iter()
+            .skip(stored.entries.len() - stored.tail_len)
+            .collect();
+        if let (Some(first), Some(last)) = (tail.first(), tail.last()) {
+            assert_eq!(tail, (*first..=*last).collect::<Vec<_>>());
+        }
+    }
+    let calls = appending.await.unwrap();
+    assert!(compactions > 1, "compaction never overlapped the appends");
+    compactor.compact(&b).await.unwrap();
+    check_seqs_and_content(appender.as_ref(), &b, &calls).await;
+    let stored = compactor.load(&b).await.unwrap().unwrap();
+    let total: usize = calls.iter().map(|(_, names)| names.len()).sum();
+    assert_eq!(
+        (seqs(&stored), stored.tail_len),
+        (vec![total as Seq + 1], 0)
+    );
+    appender.close().await;
+    compactor.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_scheduler_on_another_instance_is_fenced_out() {
+    let pg = Postgres::new().await;
+    let old = pg.instance().await;
+    let new = pg.instance().await;
+    let b = board("leased");
+    old.create(&meta(&b), update_with("a")).await.unwrap();
+    assert_eq!(
+        old.append_fenced(&b, vec![update_with("old-1")], 5)
+            .await
+            .unwrap(),
+        2
+    );
+    // The lease moved: the new holder writes with a higher fence, from its own pool.
+    assert_eq!(
+        new.append_fenced(&b, vec![update_with("new-1")], 6)
+            .await
+            .unwrap(),
+        3
+    );
+    // The old holder wakes up from a pause and tries again: refused whole, whichever instance.
+    assert!(matches!(
+        old.append_fenced(&b, vec![update_with("old-2"), update_with("old-3")], 5)
+            .await,
+        Err(StorageError::Fenced {
+            fence: 5,
+            current: 6,
+            ..
+        })
+    ));
+    // Clients' updates through the old instance still go in.
+    assert_eq!(
+        old.append(&b, vec![update_with("client")]).await.unwrap(),
+        4
+    );
+    let stored = new.load(&b).await.unwrap().unwrap();
+    assert_eq!(keys_of(&stored), keys(&["a", "client", "new-1", "old-1"]));
+    old.close().await;
+    new.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_race_to_create_a_board() {
+    let pg = Postgres::new().await;
+    let instances = [pg.open().await, pg.open().await];
+    let b = board("raced");
+    let mut tasks = Vec::new();
+    for round in 0..4 {
+        for (index, storage) in instances.iter().enumerate() {
+            let storage = Arc::clone(storage);
+            let b = b.clone();
+            let key = format!("i{index}-r{round}");
+            tasks.push(tokio::spawn(async move {
+                (
+                    storage.create(&meta(&b), update_with(&key)).await.unwrap(),
+                    key,
+                )
+            }));
+        }
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (created, key) = task.await.unwrap();
+        if created {
+            winners.push(key);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    for storage in &instances {
+        let stored = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!(keys_of(&stored), keys(&[winners[0].as_str()]));
+        storage.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_apply_each_migration_once() {
+    let pg = Postgres::new().await;
+    let opened =
+        futures_util::future::join_all((0..4).map(|_| PostgresStorage::open(&pg.url))).await;
+    let mut instances = Vec::new();
+    for storage in opened {
+        instances.push(storage.unwrap_or_else(|e| panic!("opening: {e}")));
+    }
+    let admin = connect(&pg.admin_url).await;
+    let row = admin
+        .query_one(
+            &format!(
+                "SELECT count(*), count(DISTINCT version), min(version), max(version) \
+                 FROM {}.funnel_migrations",
+                pg.schema
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (count, distinct, min, max): (i64, i64, i32, i32) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert!(count >= 1);
+    assert_eq!((distinct, min, i64::from(max)), (count, 1, count));
+    for storage in instances {
+        storage.ping().await.unwrap();
+        storage.close().await;
+    }
+}
+
+// One thread: the writer task runs only once the test awaits, so every write below is queued
+// before it takes them, and they share one batch.
+#[tokio::test(flavor = "current_thread")]
+async fn a_failing_write_fails_alone_in_its_batch() {
+    let pg = Postgres::new().await;
+    let storage = pg.instance().await;
+    let b = board("b1");
+    storage.create(&meta(&b), update_with("a")).await.unwrap();
+    // PostgreSQL text cannot hold a NUL character: this event is refused by the server.
+    // Queued together with the appends, it shares their batch, and runs first in it (board "a0"
+    // sorts before "b1"), so the appends pipelined behind it fail with it.
+    let bad = storage.add_event(event(&board("a0"), "c1", "nul \0 inside"));
+    let appends = futures_util::future::join_all(
+        (0..8).map(|i| storage.append(&b, vec![update_with(&format!("k{i}"))])),
+    );
+    let (bad, appended) = tokio::join!(bad, appends);
+    let err = bad.unwrap_err();
+    assert!(matches!(err, StorageError::Postgres(_)), "{err:?}");
+    assert!(err.to_string().contains("0x00"), "{err}");
+    let mut seqs_given: Vec<Seq> = appended.into_iter().map(Result::unwrap).collect();
+    seqs_given.sort();
+    assert_eq!(seqs_given, (2..=9).collect::<Vec<_>>());
+    assert!(
+        storage
+            .events(&board("a0"), "c1", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    storage.close().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error() {
+    // A port nobody listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres:secret@127.0.0.1:{port}/test");
+    let Err(err) = PostgresStorage::open(&url).await else {
+        panic!("opened storage at a closed port");
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "cannot connect to PostgreSQL at postgres@127.0.0.1:{port}/test"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("check that the server runs"), "{message}");
+    assert!(
+        !message.contains("secret"),
+        "the password leaked: {message}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_url_is_a_clear_error() {
+    let Err(err) = PostgresStorage::open("postgres://postgres@127.0.0.1:notaport/test").await
+    else {
+        panic!("opened storage with a bad url");
+    };
+    let message = err.to_string();
+    assert!(message.contains("invalid database url"), "{message}");
+    assert!(message.contains("postgres://USER"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_keeps_boards_in_postgres_across_a_restart() {
+    use support::{Client, TestServer, add_card};
+    let pg = Postgres::new().await;
+    // The data directory stays empty: with a database URL, SQLite is not opened.
+    let dir = tempfile::tempdir().unwrap();
+    let with_database = |config: &mut funnel_server::config::ServeConfig| {
+        config.database_url = Some(pg.url.clone());
+    };
+    let server = TestServer::start_with(dir.path(), with_database).await;
+    let url = server.url("pg-board");
+    let mut writer = Client::connect(&url).await;
+    for i in 0..20 {
+        writer
+            .write(|txn| add_card(txn, &format!("c{i}"), &format!("card {i:02}")))
+            .await;
+    }
+    // The last write is stored once another client sees it.
+    let mut reader = Client::connect(&url).await;
+    reader.wait_for_card("card 19").await;
+    let before = reader.card_titles();
+    server.stop().await;
+    assert!(!dir.path().join("funnel.db").exists());
+
+    let server = TestServer::start_with(dir.path(), with_database).await;
+    let (status, body) = support::http(server.addr, "GET", "/api/v1/boards", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("pg-board"), "{body}");
+    let after = Client::connect(&server.url("pg-board")).await;
+    assert_eq!(after.card_titles(), before);
+    server.stop().await;
+}
