@@ -5,6 +5,7 @@
 //! - [`http`]: the router, the WebSocket upgrade, `/healthz`, `/readyz`, the web client's files.
 //! - [`api`]: the JSON API under `/api/v1/` and its OpenAPI document.
 //! - [`connection`]: one socket: a reader loop and a writer task.
+//! - [`bus`]: the cluster fan-out between instances (in-memory, Redis pub/sub).
 //! - [`clock`]: wall-clock time as a dependency (tests set it).
 //! - [`lease`]: who maintains a board's counters and avatars (one holder per board).
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
@@ -16,6 +17,7 @@
 //! - [`storage`]: the durable update log and snapshots (SQLite).
 
 pub mod api;
+pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod connection;
