@@ -7,7 +7,8 @@
 //! - [`connection`]: one socket: a reader loop and a writer task.
 //! - [`bus`]: the cluster fan-out between instances (in-memory, Redis pub/sub).
 //! - [`clock`]: wall-clock time as a dependency (tests set it).
-//! - [`lease`]: who maintains a board's counters and avatars (one holder per board).
+//! - [`lease`]: who maintains a board's counters and avatars (one holder per board; in-process,
+//!   or a Redis lease with a fencing token in a cluster).
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`outbox`]: a connection's bounded outgoing queue and its slow-consumer rule.
 //! - [`rooms`]: the registry that hands out rooms, creating each atomically.
