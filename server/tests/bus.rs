@@ -326,3 +326,30 @@ async fn redis_a_bus_that_cannot_reach_redis_keeps_running() {
         .unwrap();
     assert_eq!(ended, None, "a stopped bus ends its subscriptions");
 }
+
+/// The periodic health check (a `PING` every 5 s on both connections) must keep a quiet,
+/// subscribed connection as it is: no reconnect, no gap.
+#[tokio::test]
+async fn redis_a_quiet_connection_survives_its_health_checks() {
+    let board = unique_board("quiet");
+    let a = started_bus(Metrics::new()).await;
+    let b = started_bus(Metrics::new()).await;
+    let mut on_b = b.subscribe(&board).await;
+    let subscriber = client_id(&b.subscriber_connection_name()).await.unwrap();
+    let publisher = client_id(&a.publisher_connection_name()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(b.status(), BusStatus::Up);
+    assert_eq!(
+        client_id(&b.subscriber_connection_name()).await,
+        Some(subscriber)
+    );
+    assert_eq!(
+        client_id(&a.publisher_connection_name()).await,
+        Some(publisher)
+    );
+    a.publish(&board, updates(1, &["still here"]));
+    assert_eq!(
+        next_message(&mut on_b).await.payload,
+        updates(1, &["still here"])
+    );
+}
