@@ -6,9 +6,11 @@
 //! - [`api`]: the JSON API under `/api/v1/` and its OpenAPI document.
 //! - [`auth`]: tokens, the local mode and browser origins: who is calling, what they may open.
 //! - [`connection`]: one socket: a reader loop and a writer task.
+//! - [`bus`]: the cluster fan-out between instances (in-memory, Redis pub/sub).
 //! - [`clock`]: wall-clock time as a dependency (tests set it).
 //! - [`limits`]: messages a second per connection, connections per user and per address.
-//! - [`lease`]: who maintains a board's counters and avatars (one holder per board).
+//! - [`lease`]: who maintains a board's counters and avatars (one holder per board; in-process,
+//!   or a Redis lease with a fencing token in a cluster).
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`outbox`]: a connection's bounded outgoing queue and its slow-consumer rule.
 //! - [`rooms`]: the registry that hands out rooms, creating each atomically.
@@ -19,6 +21,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod connection;

@@ -31,6 +31,15 @@ pub struct Metrics {
     pub scheduler_wakeups: Counter,
     /// Connections the server closed, by close code (1013: slow consumers).
     pub closes: Family<CloseLabels, Counter>,
+    /// Messages this instance handed to the cluster bus.
+    pub bus_published: Counter,
+    /// Bus messages from other instances delivered to this instance's subscriptions.
+    pub bus_received: Counter,
+    /// Bus messages dropped (a full publish queue, Redis unreachable, a subscriber behind):
+    /// recovered from storage, never lost.
+    pub bus_dropped: Counter,
+    /// Bus messages that did not decode (garbage, or a version this instance does not know).
+    pub bus_malformed: Counter,
     registry: Arc<Registry>,
 }
 
@@ -45,6 +54,10 @@ impl Metrics {
             store_batches: Counter::default(),
             scheduler_wakeups: Counter::default(),
             closes: Family::default(),
+            bus_published: Counter::default(),
+            bus_received: Counter::default(),
+            bus_dropped: Counter::default(),
+            bus_malformed: Counter::default(),
             registry: Arc::new(Registry::default()),
         };
         registry.register(
@@ -77,6 +90,26 @@ impl Metrics {
             "closes",
             "Connections closed by the server, by close code",
             metrics.closes.clone(),
+        );
+        registry.register(
+            "bus_published",
+            "Messages handed to the cluster bus",
+            metrics.bus_published.clone(),
+        );
+        registry.register(
+            "bus_received",
+            "Bus messages from other instances delivered to subscriptions",
+            metrics.bus_received.clone(),
+        );
+        registry.register(
+            "bus_dropped",
+            "Bus messages dropped (queue full, Redis down, subscriber behind); recovered from storage",
+            metrics.bus_dropped.clone(),
+        );
+        registry.register(
+            "bus_malformed",
+            "Bus messages that did not decode",
+            metrics.bus_malformed.clone(),
         );
         Self {
             registry: Arc::new(registry),

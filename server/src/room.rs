@@ -163,7 +163,7 @@ pub async fn run(
     };
     // Exactly one holder maintains a board's counters and avatars; in one process the lease is
     // only busy while a previous room of this board is still unloading, so it is retried.
-    let mut lease = ctx.leases.try_acquire(&board);
+    let mut lease = ctx.leases.try_acquire(&board).await;
     if lease.is_some() {
         room.state.enable_upkeep();
     }
@@ -223,7 +223,7 @@ pub async fn run(
             () = sleep_until_opt(wake) => {}
         }
         if lease.is_none() {
-            lease = ctx.leases.try_acquire(&board);
+            lease = ctx.leases.try_acquire(&board).await;
             if lease.is_some() {
                 room.state.enable_upkeep();
             }
