@@ -83,6 +83,12 @@ pub enum DecodeError {
     AuthFromClient,
     #[error("{0} bytes follow the message: send one message per frame")]
     TrailingBytes(usize),
+    #[error("malformed {what}: it counts {count} entries in {bytes} bytes")]
+    CountTooLarge {
+        what: &'static str,
+        count: u64,
+        bytes: usize,
+    },
 }
 
 impl DecodeError {
@@ -92,9 +98,10 @@ impl DecodeError {
             DecodeError::UnknownType(_)
             | DecodeError::UnknownSyncType(_)
             | DecodeError::AuthFromClient => CloseCode::BadRequest,
-            DecodeError::Empty | DecodeError::Malformed { .. } | DecodeError::TrailingBytes(_) => {
-                CloseCode::InvalidPayload
-            }
+            DecodeError::Empty
+            | DecodeError::Malformed { .. }
+            | DecodeError::TrailingBytes(_)
+            | DecodeError::CountTooLarge { .. } => CloseCode::InvalidPayload,
         }
     }
 }
@@ -116,6 +123,7 @@ pub fn decode_client_frame(frame: &Bytes) -> Result<ClientMessage, DecodeError> 
             match sync_type {
                 t if t == u64::from(MSG_SYNC_STEP_1) => {
                     let buf = cursor.read_buf().map_err(malformed("sync step 1"))?;
+                    check_count("state vector", buf)?;
                     let sv = StateVector::decode_v1(buf).map_err(malformed("state vector"))?;
                     ClientMessage::SyncStep1(sv)
                 }
@@ -132,6 +140,7 @@ pub fn decode_client_frame(frame: &Bytes) -> Result<ClientMessage, DecodeError> 
         }
         t if t == u64::from(MSG_AWARENESS) => {
             let buf = cursor.read_buf().map_err(malformed("awareness message"))?;
+            check_count("awareness update", buf)?;
             let update = AwarenessUpdate::decode_v1(buf).map_err(malformed("awareness update"))?;
             ClientMessage::Awareness(IncomingAwareness {
                 update,
@@ -160,6 +169,7 @@ fn decode_update(frame: &Bytes, buf: &[u8]) -> Result<IncomingUpdate, DecodeErro
 /// Decodes a lib0 v1 update and insists that it is consumed whole: yrs' own `decode_v1` stops at
 /// the end of the update and would accept trailing garbage.
 pub fn decode_update_v1(buf: &[u8]) -> Result<Update, DecodeError> {
+    check_count("document update", buf)?;
     let mut decoder = DecoderV1::from(buf);
     let update = Update::decode(&mut decoder).map_err(malformed("document update"))?;
     let rest = decoder
@@ -170,6 +180,20 @@ pub fn decode_update_v1(buf: &[u8]) -> Result<Update, DecodeError> {
         return Err(DecodeError::TrailingBytes(rest));
     }
     Ok(update)
+}
+
+/// yrs reserves room for as many entries as a message's leading count claims before it reads
+/// them: a few bytes claiming billions would make the server allocate gigabytes (found by the
+/// `decode_frame` fuzz target). Every entry takes at least one byte, so a count above the bytes
+/// that follow is malformed, and what yrs reserves stays proportional to the frame.
+fn check_count(what: &'static str, buf: &[u8]) -> Result<(), DecodeError> {
+    let mut cursor = Cursor::new(buf);
+    let count: u64 = cursor.read_var().map_err(malformed(what))?;
+    let bytes = buf.len() - cursor.next;
+    if count > bytes as u64 {
+        return Err(DecodeError::CountTooLarge { what, count, bytes });
+    }
+    Ok(())
 }
 
 fn frame_with(build: impl FnOnce(&mut EncoderV1)) -> Bytes {
@@ -352,6 +376,34 @@ mod tests {
         let mut txn = doc.transact_mut();
         text.insert(&mut txn, 0, "hello");
         txn.encode_update_v1()
+    }
+
+    /// Found by the `decode_frame` fuzz target: an awareness frame whose count claimed about two
+    /// billion entries made yrs reserve gigabytes before reading any.
+    #[test]
+    fn counts_larger_than_their_message_are_refused_before_yrs_allocates() {
+        let frame = Bytes::from_static(&[
+            1, 57, 252, 157, 178, 193, 191, 6, 1, 49, 123, 34, 117, 115, 101, 114, 34, 58, 7, 1,
+            119, 2, 115, 50, 34, 117, 49, 34, 44, 34, 110, 97, 109, 101, 34, 58, 34, 65, 110, 110,
+            34, 125, 44, 34, 100, 114, 97, 103, 103, 105, 110, 103, 34, 58, 34, 99, 49, 34, 125,
+        ]);
+        let err = decode_client_frame(&frame).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecodeError::CountTooLarge {
+                    what: "awareness update",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.close_code(), CloseCode::InvalidPayload);
+        // The same for a sync step 1 and an update claiming more clients than bytes.
+        for frame in [[0u8, 0, 3, 0xff, 0xff, 0x7f], [0, 2, 3, 0xff, 0xff, 0x7f]] {
+            let err = decode_client_frame(&Bytes::copy_from_slice(&frame)).unwrap_err();
+            assert!(matches!(err, DecodeError::CountTooLarge { .. }), "{err}");
+        }
     }
 
     #[test]
