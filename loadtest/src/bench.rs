@@ -39,6 +39,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Comparison> {
         "127.0.0.1:0".into(),
         "--data-dir".into(),
         data.path().display().to_string(),
+        // Every simulated client comes from 127.0.0.1: the per-address limit would refuse all
+        // but the first 1,024. (`--funnel-arg` may set it again; the last value wins.)
+        "--max-connections-per-address".into(),
+        "0".into(),
     ];
     funnel_args.extend(args.funnel_args.iter().cloned());
     let funnel = Server::spawn("funnel", &funnel_bin, &funnel_args)?;
