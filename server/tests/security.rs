@@ -270,6 +270,7 @@ async fn roles_and_server_fields_are_enforced_on_every_update() {
 async fn malformed_oversize_and_flooding_clients_are_closed_alone() {
     let (server, _dir) = start(|config| {
         config.max_frame_bytes = 64 * 1024;
+        config.max_board_bytes = 64 * 1024;
         config.message_rate = 20;
         config.message_burst = 20;
     })
@@ -308,13 +309,29 @@ async fn malformed_oversize_and_flooding_clients_are_closed_alone() {
     let (code, reason) = flooder.expect_close().await;
     assert_eq!(code, 4429, "{reason}");
 
+    // The board's size limit (64 KiB here): a 40 KB card fits, a second one does not.
+    let mut writer = Client::connect(&url).await;
+    let long = "x".repeat(40_000);
+    writer.write(|txn| add_card(txn, "big1", &long)).await;
+    observer.wait_for_card(&long).await;
+    writer
+        .write(|txn| add_card(txn, "big2", &format!("{long}y")))
+        .await;
+    let (code, reason) = writer.expect_close().await;
+    assert_eq!(code, 4413, "{reason}");
+    assert!(reason.contains("size limit"), "{reason}");
+
     // The observer is still served, and the board is as it was.
     observer
         .write(|txn| add_card(txn, "c1", "after the storm"))
         .await;
     let stored = stored(&server, &board).await;
     assert_eq!(stored["stages"], before["stages"]);
-    assert_eq!(support::card_titles(&observer.doc), ["after the storm"]);
+    assert_eq!(
+        support::card_titles(&observer.doc),
+        ["after the storm", &long]
+    );
+    assert!(stored["cards"].get("big2").is_none());
     server.stop().await;
 }
 
