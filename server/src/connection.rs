@@ -216,7 +216,14 @@ async fn read_loop(
             );
             return;
         }
-        let message = match decode_client_frame(&frame) {
+        // Decoding is pure, so a panic inside yrs on hostile bytes (a debug assertion on client
+        // ids, say) can be caught here and cost only this connection.
+        let decoded = std::panic::catch_unwind(|| decode_client_frame(&frame));
+        let Ok(decoded) = decoded else {
+            outbox.close(CloseCode::InvalidPayload, "frame could not be decoded");
+            return;
+        };
+        let message = match decoded {
             Ok(message) => message,
             Err(e) => {
                 tracing::debug!(error = %e, "refused a frame");

@@ -290,6 +290,13 @@ async fn malformed_oversize_and_flooding_clients_are_closed_alone() {
     garbage.send(vec![0u8, 2, 5, 1, 2].into()).await;
     assert_eq!(garbage.expect_close().await.0, 1007);
 
+    // Found by fuzzing: an update with a client id over 53 bits trips a debug assertion inside
+    // yrs' decoder. It costs that connection only (this test runs a debug build).
+    let mut tripper = Client::connect_raw(&url).await;
+    let frame = include_bytes!("../../fuzz/corpus/decode_frame/regression-client-id-over-53-bits");
+    tripper.send(frame.to_vec().into()).await;
+    assert_eq!(tripper.expect_close().await.0, 1007);
+
     let mut texter = Client::connect_raw(&url).await;
     texter.ws.send(Message::text("hello")).await.unwrap();
     assert_eq!(texter.expect_close().await.0, 1003);
