@@ -18,7 +18,7 @@ import { entityAsString, parseEntity } from "../model/schema";
 import { addStage, BoardError, moveStage } from "../model/write";
 import { BoardStore, type BoardSnapshot, type CardItem, type ColumnData } from "../store/boardStore";
 import { BoardConnection, type ConnectionStatus } from "../store/connection";
-import { refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
+import { dropsLocalCopy, refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
 import { entityTitle } from "../ui/entities";
 import { allFields, displayFieldsOf, quickCreateFieldsOf } from "../ui/fields";
 import { formatSums, initials, plural } from "../ui/format";
@@ -425,38 +425,40 @@ export function BoardPage({
           <Identity account={account} user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
         </header>
 
-        <div class="toolbar" role="toolbar" aria-label="Board tools">
-          <button
-            type="button"
-            class="button toggle"
-            data-action="filter-unprocessed"
-            aria-pressed={unprocessedOnly}
-            onClick={() => setUnprocessedOnly((on) => !on)}
-          >
-            Unprocessed <span class="badge">{snapshot.unprocessed.size}</span>
-          </button>
-          <button
-            type="button"
-            class="button toggle"
-            data-action="toggle-workload"
-            aria-pressed={workloadOpen}
-            aria-expanded={workloadOpen}
-            onClick={() => setWorkloadOpen((on) => !on)}
-          >
-            Workload
-          </button>
-          {permissions.openSettings && (
-            <button type="button" class="button" data-action="open-settings" onClick={() => setPanel({ kind: "settings" })}>
-              Settings
+        {!(refusal !== null && snapshot.stages.length === 0) && (
+          <div class="toolbar" role="toolbar" aria-label="Board tools">
+            <button
+              type="button"
+              class="button toggle"
+              data-action="filter-unprocessed"
+              aria-pressed={unprocessedOnly}
+              onClick={() => setUnprocessedOnly((on) => !on)}
+            >
+              Unprocessed <span class="badge">{snapshot.unprocessed.size}</span>
             </button>
-          )}
-          {!permissions.moveCards && <span class="read-only-badge">Read only</span>}
-          <span class="toolbar-totals">
-            {plural(totalCards, "card")} · {formatSums(totals, settings.currency)}
-          </span>
-        </div>
+            <button
+              type="button"
+              class="button toggle"
+              data-action="toggle-workload"
+              aria-pressed={workloadOpen}
+              aria-expanded={workloadOpen}
+              onClick={() => setWorkloadOpen((on) => !on)}
+            >
+              Workload
+            </button>
+            {permissions.openSettings && (
+              <button type="button" class="button" data-action="open-settings" onClick={() => setPanel({ kind: "settings" })}>
+                Settings
+              </button>
+            )}
+            {!permissions.moveCards && <span class="read-only-badge">Read only</span>}
+            <span class="toolbar-totals">
+              {plural(totalCards, "card")} · {formatSums(totals, settings.currency)}
+            </span>
+          </div>
+        )}
 
-        {refusal !== null && snapshot.stages.length > 0 && <RefusalBanner refusal={refusal} />}
+        {refusal !== null && snapshot.stages.length > 0 && <RefusalBanner refusal={refusal} loaded />}
 
         <div class="notices" role="alert">
           {notices.map((n) => (
@@ -474,7 +476,7 @@ export function BoardPage({
         {snapshot.stages.length === 0 ? (
           <div class="board-empty">
             {refusal !== null ? (
-              <RefusalBanner refusal={refusal} />
+              <RefusalBanner refusal={refusal} loaded={false} />
             ) : status.loaded ? (
               <p>This board has no stages.</p>
             ) : (
@@ -482,7 +484,15 @@ export function BoardPage({
             )}
           </div>
         ) : (
-          <main ref={boardRef} class="board" onKeyDown={onBoardKeyDown} aria-label="Stages">
+          <main
+            ref={boardRef}
+            class="board"
+            onKeyDown={onBoardKeyDown}
+            aria-label="Stages"
+            // After a refusal the server will never take, nothing more can be saved: the board only shows.
+            data-frozen={refusal !== null && dropsLocalCopy(refusal.code) ? "" : undefined}
+            inert={refusal !== null && dropsLocalCopy(refusal.code)}
+          >
             {snapshot.columns.map((column, i) => (
               <Fragment key={column.stage.id}>
                 <Column
@@ -565,13 +575,17 @@ function ConnectionBadge({ status, refusal }: { status: ConnectionStatus; refusa
 }
 
 /** A refusal of the server, for good: what happened and what to do. */
-function RefusalBanner({ refusal }: { refusal: Refusal }) {
+function RefusalBanner({ refusal, loaded }: { refusal: Refusal; loaded: boolean }) {
   const hint =
     refusal.code === 4401
       ? "Open funnel again with the sign-in link you were given, or ask an administrator for a new one."
       : refusal.code === 4404
         ? "It may have been deleted, or the link is wrong."
-        : "Reload the page to see the board as the server has it.";
+        : refusal.code === 4403 && !loaded
+          ? "Ask an administrator for access to this board."
+          : refusal.code === 4429
+            ? "The board is still here; this page stopped syncing."
+            : "Reload the page to see the board as the server has it.";
   return (
     <div class="refusal refusal-banner" data-refusal={String(refusal.code)} role="alert">
       <p class="refusal-message">{refusal.message}</p>
