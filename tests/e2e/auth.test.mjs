@@ -26,7 +26,8 @@ import {
   snapshot,
   TEST_TIMEOUT,
   WAIT_MS,
-  waitFor
+  waitFor,
+  waitUntilReady
 } from './helpers.mjs'
 
 const FILE = import.meta.url
@@ -172,6 +173,16 @@ test('a viewer sees the admin\'s new card live, but has nothing to drag, no +, n
         assert.ok(s.presence.includes('ada') && s.presence.includes('vic'), `presence: ${JSON.stringify(s.presence)}`)
       }, { describe: () => describe(vic.page) })
       assert.equal(yjs.card(made.id).stage, newStage)
+      await eventually('the admin to see the viewer on the board', async () => {
+        assert.ok((await snapshot(ada.page)).presence.includes('vic'))
+      }, { describe: () => describe(ada.page) })
+
+      // A reload keeps the session (the token is in sessionStorage, not in the address).
+      await vic.page.reload({ waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+      await waitUntilReady(vic)
+      assert.equal((await snapshot(vic.page)).url, `/boards/${boardId}`)
+      assert.equal(await count(vic.page, '[data-me="vic"][data-role="viewer"]'), 1, 'still signed in as the viewer after a reload')
+      assert.equal((await controls(vic.page)).draggable, 0)
     } finally {
       yjs.destroy()
     }
@@ -289,6 +300,37 @@ test('refusals of the socket are shown for good: a token for another board (4403
     for (const session of Object.values(sessions)) {
       assert.equal((await refusalShown(session.page)).connection, 'refused')
     }
+  })
+)
+
+test('the home page offers a new board to admins only, and lists the boards a token opens', { timeout: TEST_TIMEOUT }, () =>
+  withSessions('home', async (sessions) => {
+    const open = await createBoard(server, { name: 'Auth home open', token: await adminToken() })
+    const hidden = await createBoard(server, { name: 'Auth home hidden', token: await adminToken() })
+    const cases = [
+      ['ada', await adminToken(), true, [open, hidden]],
+      ['mel', await memberToken(), false, [open, hidden]],
+      ['one', await tokenOf('one', 'viewer', { boards: [open] }), false, [open]]
+    ]
+    for (const [user, token, form, listed] of cases) {
+      const session = sessions[user] = await newSession(browser, user, { testName: 'home' })
+      await session.page.goto(`${server.url}/?token=${token}`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+      await eventually(`${user}'s home page`, async () => {
+        const links = await session.page.locator('a[data-board-link]').evaluateAll((as) => as.map((a) => a.getAttribute('data-board-link')))
+        for (const id of [open, hidden]) {
+          assert.equal(links.includes(id), listed.includes(id), `board ${id} listed: ${links.includes(id)}`)
+        }
+        assert.equal(await count(session.page, 'form[data-form="new-board"]'), form ? 1 : 0, `new-board form for ${user}`)
+        assert.equal(await count(session.page, `[data-me="${user}"]`), 1)
+      })
+      assert.equal(new URL(session.page.url()).search, '', 'the token is taken out of the address')
+    }
+    // In-app navigation keeps the token: the viewer's link opens the board, live and read only.
+    const one = sessions.one
+    await one.page.locator(`a[data-board-link="${open}"]`).first().click()
+    one.user = 'one'
+    await waitUntilReady(one)
+    assert.equal((await controls(one.page)).addCard, 0)
   })
 )
 

@@ -133,6 +133,11 @@ describe("roles", () => {
     const can = permissionsOf("admin");
     expect(Object.entries(can).filter(([key, value]) => key !== "role" && value !== true)).toEqual([]);
   });
+
+  test("one frozen object per role, so memoised parts keep their identity", () => {
+    expect(permissionsOf("member")).toBe(permissionsOf("member"));
+    expect(Object.isFrozen(permissionsOf("viewer"))).toBe(true);
+  });
 });
 
 describe("refusals", () => {

@@ -112,7 +112,7 @@ export function App({ token }: { token: string | null }) {
     case "board":
       return (
         <BoardPage
-          key={`${route.boardId}\u0000${user.id}\u0000${permissions.role}`}
+          key={route.boardId}
           boardId={route.boardId}
           token={account !== null ? token : null}
           {...common}

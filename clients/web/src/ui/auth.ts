@@ -122,8 +122,21 @@ export interface Permissions {
   readonly createBoards: boolean;
 }
 
-/** The role → allowed actions mapping (DESIGN.md, "Security"; the server's policy enforces it). */
+/**
+ * The role → allowed actions mapping (DESIGN.md, "Security"; the server's policy enforces it).
+ * One frozen object per role, so it can sit in effect dependencies and memo props.
+ */
 export function permissionsOf(role: Role): Permissions {
+  return PERMISSIONS[role];
+}
+
+const PERMISSIONS: Record<Role, Permissions> = {
+  viewer: Object.freeze(grants("viewer")),
+  member: Object.freeze(grants("member")),
+  admin: Object.freeze(grants("admin")),
+};
+
+function grants(role: Role): Permissions {
   const member = role === "member" || role === "admin";
   const admin = role === "admin";
   return {
