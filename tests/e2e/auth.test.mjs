@@ -328,7 +328,6 @@ test('the home page offers a new board to admins only, and lists the boards a to
     // In-app navigation keeps the token: the viewer's link opens the board, live and read only.
     const one = sessions.one
     await one.page.locator(`a[data-board-link="${open}"]`).first().click()
-    one.user = 'one'
     await waitUntilReady(one)
     assert.equal((await controls(one.page)).addCard, 0)
   })
