@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict'
 import { after, before } from 'node:test'
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -134,13 +134,13 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
  * directory (or `dataDir`, which the caller then owns) and the built web client. Resolves once it
  * logs `listening on 127.0.0.1:PORT`; `stop()` ends it and removes the data directory it made.
  */
-export async function startFunnel ({ port: wantedPort = 0, dataDir: givenDataDir } = {}) {
+export async function startFunnel ({ port: wantedPort = 0, dataDir: givenDataDir, args: extraArgs = [] } = {}) {
   const bin = funnelBinary()
   const web = webDir()
   const ownsDataDir = givenDataDir === undefined
   const dataDir = givenDataDir ?? await mkdtemp(path.join(tmpdir(), 'funnel-e2e-'))
 
-  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${wantedPort}`, '--data-dir', dataDir, '--web-dir', web], {
+  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${wantedPort}`, '--data-dir', dataDir, '--web-dir', web, ...extraArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' }
   })
@@ -210,11 +210,31 @@ export async function startFunnel ({ port: wantedPort = 0, dataDir: givenDataDir
   return server
 }
 
+/**
+ * `funnel token`: a token signed with `secret` for `user` with `role` (`viewer`, `member`,
+ * `admin`), limited to `boards` when given.
+ */
+export async function funnelToken ({ secret, user, role, name, boards = [], ttl }) {
+  const args = ['token', '--user', user, '--role', role, '--auth-secret', secret]
+  if (name !== undefined) args.push('--name', name)
+  if (ttl !== undefined) args.push('--ttl', ttl)
+  for (const board of boards) args.push('--board', board)
+  const stdout = await new Promise((resolve, reject) => {
+    execFile(funnelBinary(), args, { timeout: WAIT_MS, env: { ...process.env, NO_COLOR: '1' } }, (error, out, err) => {
+      if (error) reject(new Error(`funnel token failed: ${error.message}\n${err}`))
+      else resolve(out)
+    })
+  })
+  const token = stdout.trim()
+  assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, `funnel token printed no token: ${JSON.stringify(stdout)}`)
+  return token
+}
+
 /** `POST /api/v1/boards`: a new board with the default stages of `entity`; returns its id. */
-export async function createBoard (server, { entity = 'deal', name = `e2e ${randomUUID().slice(0, 8)}` } = {}) {
+export async function createBoard (server, { entity = 'deal', name = `e2e ${randomUUID().slice(0, 8)}`, token } = {}) {
   const response = await fetch(`${server.url}/api/v1/boards`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ entity, name }),
     signal: AbortSignal.timeout(WAIT_MS)
   })
@@ -243,11 +263,12 @@ const byBytes = (a, b) => (a < b ? -1 : a > b ? 1 : 0)
  * on quick-create working) and read the document with it to tell a client that wrote the wrong
  * thing from one that shows the right thing wrongly.
  */
-export async function docClient (server, boardId) {
+export async function docClient (server, boardId, { token } = {}) {
   const doc = new Y.Doc()
   const provider = new WebsocketProvider(server.wsBase, boardId, doc, {
     WebSocketPolyfill: WebSocket,
-    disableBc: true
+    disableBc: true,
+    params: token ? { token } : {}
   })
   let destroyed = false
   const client = {
@@ -361,13 +382,15 @@ export async function launchBrowser () {
  * server stopped) is what a browser says about the network, not an error of the client: it is
  * kept apart in `expectedWhileOffline`.
  */
-export const consoleLog = { errors: [], expectedWhileOffline: [] }
+export const consoleLog = { errors: [], expectedWhileOffline: [], expectedRefusals: [] }
 
 /**
  * One user's browser: its own context (cookies, storage, network) and page, whose console
- * errors and uncaught errors go to `consoleLog`.
+ * errors and uncaught errors go to `consoleLog`. Console errors matching one of
+ * `expectedErrors` (say, the browser's own line for a request the server refuses with 401, on a
+ * page the test opens without a token) go to `consoleLog.expectedRefusals` instead.
  */
-export async function newSession (browser, user, { testName = '' } = {}) {
+export async function newSession (browser, user, { testName = '', expectedErrors = [] } = {}) {
   const context = await browser.newContext({ viewport: VIEWPORT, locale: 'en-US', timezoneId: 'UTC' })
   context.setDefaultTimeout(WAIT_MS)
   const page = await context.newPage()
@@ -379,6 +402,8 @@ export async function newSession (browser, user, { testName = '' } = {}) {
     const entry = `${where()}: console.error: ${text}${locationOf(message)}`
     if (session.networkDown && /^WebSocket connection to .* failed/.test(text)) {
       consoleLog.expectedWhileOffline.push(entry)
+    } else if (expectedErrors.some((pattern) => pattern.test(text))) {
+      consoleLog.expectedRefusals.push(entry)
     } else {
       consoleLog.errors.push(entry)
     }
@@ -399,13 +424,14 @@ export async function newSession (browser, user, { testName = '' } = {}) {
 }
 
 /**
- * One user's session on a board: a page open at `/boards/{boardId}?user={user}`, ready once the
- * board shows its columns and says it is connected.
+ * One user's session on a board: a page open at `/boards/{boardId}?user={user}` (or, with
+ * `token`, `?token={token}`), ready once the board shows its columns and says it is connected.
  */
-export async function openBoard (browser, server, boardId, user, { testName = '', expectColumns = 7 } = {}) {
+export async function openBoard (browser, server, boardId, user, { testName = '', expectColumns = 7, token } = {}) {
   const session = await newSession(browser, user, { testName })
   const { page } = session
-  const response = await page.goto(`${server.url}/boards/${encodeURIComponent(boardId)}?user=${encodeURIComponent(user)}`, {
+  const query = token ? `token=${encodeURIComponent(token)}` : `user=${encodeURIComponent(user)}`
+  const response = await page.goto(`${server.url}/boards/${encodeURIComponent(boardId)}?${query}`, {
     waitUntil: 'domcontentloaded',
     timeout: WAIT_MS
   })
@@ -737,10 +763,10 @@ export const shortId = () => randomUUID().slice(0, 8)
  * One funnel and one Chromium for a whole test file: started before its tests (handed to
  * `onStart`), both stopped after them; the server's log is printed if it did not stop cleanly.
  */
-export function serverAndBrowser (onStart) {
+export function serverAndBrowser (onStart, { args } = {}) {
   let started
   before(async () => {
-    started = { server: await startFunnel(), browser: await launchBrowser() }
+    started = { server: await startFunnel({ args }), browser: await launchBrowser() }
     onStart(started)
   })
   after(async () => {

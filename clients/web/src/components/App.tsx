@@ -1,11 +1,18 @@
-// The app: reads the route from the address, the current user from localStorage (or `?user=`),
-// and shows the home page or a board.
+// The app: reads the route from the address and who the user is, and shows the home page or a
+// board. Who the user is comes from the server (`GET /api/v1/me`, src/ui/auth.ts): with a token
+// it is the token's user and role; in local mode (no secret on the server) it is whoever the
+// header's picker says, from localStorage (or `?user=`), with every right.
 
 import { useEffect, useState } from "preact/hooks";
+import { ApiError, fetchMe, onUnauthorized } from "../ui/api";
+import { claimsOf, permissionsOf, refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
 import { onLinkClick, parseRoute, type Route } from "../ui/route";
-import { colorFor, resolveCurrentUser, saveRoster, USER_KEY, type KeyValueStore, type RosterEntry } from "../ui/users";
+import { colorFor, resolveCurrentUser, saveRoster, USER_KEY, type KeyValueStore, type RosterEntry, type User } from "../ui/users";
 import { BoardPage } from "./BoardPage";
 import { HomePage } from "./HomePage";
+
+/** How long the page waits for `/api/v1/me` before it goes on with what it knows. */
+const ME_TIMEOUT_MS = 5_000;
 
 /** localStorage, or a memory stand-in where the browser refuses it (private modes, policies). */
 function browserStorage(): KeyValueStore {
@@ -20,16 +27,59 @@ function browserStorage(): KeyValueStore {
   }
 }
 
-export function App() {
+/** Who is using the page, once the server said (or could not be asked). */
+type Session =
+  | { kind: "loading" }
+  /** No secret on the server: the picker's user, an admin. */
+  | { kind: "local" }
+  /** The token's user. */
+  | { kind: "token"; me: Me }
+  /** No token, or one the server refuses: nothing else is shown. */
+  | { kind: "signedOut"; refusal: Refusal };
+
+/** What the page knows when `/me` cannot answer (offline, server down): the token's claims. */
+function fallbackSession(token: string | null): Session {
+  if (token === null) return { kind: "local" };
+  const claims = claimsOf(token);
+  if (claims === null) return { kind: "signedOut", refusal: refusalOf(401, "the token is not valid", true) };
+  if (claims.exp !== null && claims.exp * 1000 <= Date.now()) {
+    return { kind: "signedOut", refusal: refusalOf(401, "the token has expired", true) };
+  }
+  return { kind: "token", me: claims };
+}
+
+export function App({ token }: { token: string | null }) {
   const [storage] = useState(browserStorage);
   const [route, setRoute] = useState<Route>(() => parseRoute(window.location.pathname));
   const [identity, setIdentity] = useState(() => resolveCurrentUser(window.location.search, storage));
+  const [session, setSession] = useState<Session>({ kind: "loading" });
 
   useEffect(() => {
     const onPop = () => setRoute(parseRoute(window.location.pathname));
     window.addEventListener("popstate", onPop);
     return () => window.removeEventListener("popstate", onPop);
   }, []);
+
+  useEffect(() => {
+    // Any 401 of the API, now or later, means the session is gone.
+    const off = onUnauthorized((error) => setSession({ kind: "signedOut", refusal: refusalOf(401, error.message, token !== null) }));
+    const abort = new AbortController();
+    const timer = window.setTimeout(() => abort.abort(), ME_TIMEOUT_MS);
+    fetchMe(abort.signal)
+      .then((me) => setSession(me.local || token === null ? { kind: "local" } : { kind: "token", me }))
+      .catch((error: unknown) => {
+        if (error instanceof ApiError && error.status === 401) return; // the listener has it
+        // No answer (offline, server down, a server without /me): go on with what the token says,
+        // or in local mode without one.
+        setSession(fallbackSession(token));
+      })
+      .finally(() => window.clearTimeout(timer));
+    return () => {
+      off();
+      abort.abort();
+      window.clearTimeout(timer);
+    };
+  }, [token]);
 
   const onUser = (id: string) => {
     storage.setItem(USER_KEY, id);
@@ -41,13 +91,33 @@ export function App() {
     const me = roster.find((r) => r.id === identity.user.id);
     setIdentity({ roster, user: { ...identity.user, name: me?.name ?? identity.user.name } });
   };
-  const common = { user: identity.user, roster: identity.roster, onUser, onRoster };
+
+  if (session.kind === "loading") {
+    return (
+      <main class="page loading-page" aria-busy="true">
+        <p class="muted">Loading…</p>
+      </main>
+    );
+  }
+  if (session.kind === "signedOut") return <SignedOutPage refusal={session.refusal} />;
+
+  const account = session.kind === "token" ? session.me : null;
+  const user: User = account !== null ? { id: account.user, name: account.name, color: colorFor(account.user) } : identity.user;
+  const permissions: Permissions = permissionsOf(account?.role ?? "admin");
+  const common = { user, roster: identity.roster, onUser, onRoster, account, permissions };
 
   switch (route.page) {
     case "home":
       return <HomePage {...common} />;
     case "board":
-      return <BoardPage key={route.boardId} boardId={route.boardId} {...common} />;
+      return (
+        <BoardPage
+          key={route.boardId}
+          boardId={route.boardId}
+          token={account !== null ? token : null}
+          {...common}
+        />
+      );
     case "notFound":
       return (
         <main class="page not-found">
@@ -62,4 +132,27 @@ export function App() {
         </main>
       );
   }
+}
+
+/** No token, or one the server refuses: the reason and what to do, and nothing of the data. */
+function SignedOutPage({ refusal }: { refusal: Refusal }) {
+  useEffect(() => {
+    document.title = "Sign in · funnel";
+  }, []);
+  return (
+    <div class="page signed-out-page">
+      <header class="topbar">
+        <a href="/" class="brand">
+          funnel
+        </a>
+      </header>
+      <main class="signed-out">
+        <div class="refusal" data-refusal={String(refusal.code)} role="alert">
+          <p class="refusal-message">{refusal.message}</p>
+          {refusal.detail !== "" && <p class="refusal-detail">The server said: {refusal.detail}</p>}
+          <p class="hint">Open funnel again with the sign-in link you were given, or ask an administrator for a new one.</p>
+        </div>
+      </main>
+    </div>
+  );
 }

@@ -2,6 +2,11 @@
 // settings), the columns, the side panels. Owns the board's connection and store; everything
 // below it gets the same `BoardActions` object (context.ts) and plain snapshot pieces whose
 // identity changes only when they change.
+//
+// What the user's role may not do is not offered (src/ui/auth.ts `permissionsOf`): a viewer's
+// board has no drag and drop, keyboard moves, quick-create, stage editor or settings; a member's
+// no stage editor and only their own card fields in the settings. A refusal of the server (close
+// code 4401, 4403, ...) replaces "reconnecting" with its message, for good.
 
 import { autoScrollForElements } from "@atlaskit/pragmatic-drag-and-drop-auto-scroll/element";
 import { monitorForElements } from "@atlaskit/pragmatic-drag-and-drop/element/adapter";
@@ -13,6 +18,7 @@ import { entityAsString, parseEntity } from "../model/schema";
 import { addStage, BoardError, moveStage } from "../model/write";
 import { BoardStore, type BoardSnapshot, type CardItem, type ColumnData } from "../store/boardStore";
 import { BoardConnection, type ConnectionStatus } from "../store/connection";
+import { dropsLocalCopy, refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
 import { entityTitle } from "../ui/entities";
 import { allFields, displayFieldsOf, quickCreateFieldsOf } from "../ui/fields";
 import { formatSums, initials, plural } from "../ui/format";
@@ -32,7 +38,7 @@ import { Column } from "./Column";
 import { BoardContext, type BoardActions } from "./context";
 import { sentence } from "./forms";
 import { ActivitiesPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
-import { UserPicker } from "./UserPicker";
+import { Identity } from "./UserPicker";
 
 /** How often counters and "time ago" are re-evaluated without any edit. */
 export const TICK_MS = 30_000;
@@ -53,14 +59,21 @@ export function BoardPage({
   roster,
   onUser,
   onRoster,
+  account,
+  permissions,
+  token,
 }: {
   boardId: string;
   user: User;
   roster: readonly RosterEntry[];
   onUser: (id: string) => void;
   onRoster: (roster: RosterEntry[]) => void;
+  /** The signed-in user (with a token), or null in local mode. */
+  account: Me | null;
+  permissions: Permissions;
+  token: string | null;
 }) {
-  const connection = useMemo(() => new BoardConnection(boardId, user), [boardId]);
+  const connection = useMemo(() => new BoardConnection(boardId, user, token), [boardId]);
   const store = useMemo(() => new BoardStore(connection.doc), [connection]);
   useEffect(
     () => () => {
@@ -147,6 +160,7 @@ export function BoardPage({
       boardId,
       doc: connection.doc,
       connection,
+      can: permissions,
       snapshot: () => snapshotRef.current,
       me: () => userRef.current,
       roster: () => rosterRef.current,
@@ -169,6 +183,7 @@ export function BoardPage({
       notify,
       announce: (message) => setAnnouncement(message),
       moveCard: (card, target: Target) => {
+        if (!permissions.moveCards) return false;
         const snap = snapshotRef.current;
         const column = snap.columns.find((c) => c.stage.id === target.stage);
         const from = snap.columns.find((c) => c.items.some((i) => i.card.id === card));
@@ -191,7 +206,7 @@ export function BoardPage({
       },
       pendingFocus: () => focusRef.current,
     };
-  }, [connection, boardId]);
+  }, [connection, boardId, permissions]);
 
   // Escape closes what is open, innermost first (forms stop the key themselves).
   useEffect(() => {
@@ -215,7 +230,8 @@ export function BoardPage({
   useEffect(
     () =>
       monitorForElements({
-        canMonitor: ({ source }) => source.data.type === "card" || source.data.type === "stage",
+        canMonitor: ({ source }) =>
+          (source.data.type === "card" && permissions.moveCards) || (source.data.type === "stage" && permissions.editStages),
         onDragStart: ({ source }) => {
           if (source.data.type === "card") connection.setDragging(String(source.data.cardId));
         },
@@ -245,7 +261,7 @@ export function BoardPage({
           }
         },
       }),
-    [connection, actions],
+    [connection, actions, permissions],
   );
 
   // Dragging near the board's left or right edge scrolls it sideways.
@@ -319,6 +335,10 @@ export function BoardPage({
     event.preventDefault();
     const columns = visibleRef.current();
     if (event.altKey) {
+      if (!permissions.moveCards) {
+        actions.announce("You can only view this board");
+        return;
+      }
       const target = keyboardMoveTarget(columns, card, direction);
       if (target === null) {
         actions.announce("The card cannot move further that way");
@@ -339,6 +359,7 @@ export function BoardPage({
 
   // Stage additions: a progress stage before the final ones, a failure stage at the very end.
   const addStageOf = (kind: "progress" | "failure") => {
+    if (!permissions.editStages) return;
     const stages = snapshot.stages;
     const after = kind === "progress" ? [...stages].reverse().find((s) => s.kind === "initial" || s.kind === "progress") : stages[stages.length - 1];
     if (after === undefined) return;
@@ -350,6 +371,11 @@ export function BoardPage({
       actions.editStage(id);
     }
   };
+
+  const refusal = useMemo(
+    () => (status.refused === null ? null : refusalOf(status.refused.code, status.refused.reason, token !== null)),
+    [status.refused, token],
+  );
 
   const settings = snapshot.settings;
   const entity = parseEntity(settings.entity);
@@ -395,37 +421,44 @@ export function BoardPage({
               </span>
             ))}
           </div>
-          <ConnectionBadge status={status} />
-          <UserPicker user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
+          <ConnectionBadge status={status} refusal={refusal} />
+          <Identity account={account} user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
         </header>
 
-        <div class="toolbar" role="toolbar" aria-label="Board tools">
-          <button
-            type="button"
-            class="button toggle"
-            data-action="filter-unprocessed"
-            aria-pressed={unprocessedOnly}
-            onClick={() => setUnprocessedOnly((on) => !on)}
-          >
-            Unprocessed <span class="badge">{snapshot.unprocessed.size}</span>
-          </button>
-          <button
-            type="button"
-            class="button toggle"
-            data-action="toggle-workload"
-            aria-pressed={workloadOpen}
-            aria-expanded={workloadOpen}
-            onClick={() => setWorkloadOpen((on) => !on)}
-          >
-            Workload
-          </button>
-          <button type="button" class="button" data-action="open-settings" onClick={() => setPanel({ kind: "settings" })}>
-            Settings
-          </button>
-          <span class="toolbar-totals">
-            {plural(totalCards, "card")} · {formatSums(totals, settings.currency)}
-          </span>
-        </div>
+        {!(refusal !== null && snapshot.stages.length === 0) && (
+          <div class="toolbar" role="toolbar" aria-label="Board tools">
+            <button
+              type="button"
+              class="button toggle"
+              data-action="filter-unprocessed"
+              aria-pressed={unprocessedOnly}
+              onClick={() => setUnprocessedOnly((on) => !on)}
+            >
+              Unprocessed <span class="badge">{snapshot.unprocessed.size}</span>
+            </button>
+            <button
+              type="button"
+              class="button toggle"
+              data-action="toggle-workload"
+              aria-pressed={workloadOpen}
+              aria-expanded={workloadOpen}
+              onClick={() => setWorkloadOpen((on) => !on)}
+            >
+              Workload
+            </button>
+            {permissions.openSettings && (
+              <button type="button" class="button" data-action="open-settings" onClick={() => setPanel({ kind: "settings" })}>
+                Settings
+              </button>
+            )}
+            {!permissions.moveCards && <span class="read-only-badge">Read only</span>}
+            <span class="toolbar-totals">
+              {plural(totalCards, "card")} · {formatSums(totals, settings.currency)}
+            </span>
+          </div>
+        )}
+
+        {refusal !== null && snapshot.stages.length > 0 && <RefusalBanner refusal={refusal} loaded />}
 
         <div class="notices" role="alert">
           {notices.map((n) => (
@@ -442,10 +475,8 @@ export function BoardPage({
 
         {snapshot.stages.length === 0 ? (
           <div class="board-empty">
-            {status.refused !== null ? (
-              <p class="form-error" role="alert">
-                This board cannot be opened: {status.refused.reason}
-              </p>
+            {refusal !== null ? (
+              <RefusalBanner refusal={refusal} loaded={false} />
             ) : status.loaded ? (
               <p>This board has no stages.</p>
             ) : (
@@ -453,7 +484,15 @@ export function BoardPage({
             )}
           </div>
         ) : (
-          <main ref={boardRef} class="board" onKeyDown={onBoardKeyDown} aria-label="Stages">
+          <main
+            ref={boardRef}
+            class="board"
+            onKeyDown={onBoardKeyDown}
+            aria-label="Stages"
+            // After a refusal the server will never take, nothing more can be saved: the board only shows.
+            data-frozen={refusal !== null && dropsLocalCopy(refusal.code) ? "" : undefined}
+            inert={refusal !== null && dropsLocalCopy(refusal.code)}
+          >
             {snapshot.columns.map((column, i) => (
               <Fragment key={column.stage.id}>
                 <Column
@@ -469,7 +508,7 @@ export function BoardPage({
                   quickCreateOpen={quickCreate === column.stage.id}
                   editing={editing === column.stage.id}
                 />
-                {i === lastProgressIndex && (
+                {i === lastProgressIndex && permissions.editStages && (
                   <button type="button" class="add-stage" data-action="add-stage" onClick={() => addStageOf("progress")} title="Add a stage">
                     <span aria-hidden="true">+</span>
                     <span class="visually-hidden">Add a stage</span>
@@ -477,20 +516,22 @@ export function BoardPage({
                 )}
               </Fragment>
             ))}
-            <button
-              type="button"
-              class="add-stage add-failure-stage"
-              data-action="add-failure-stage"
-              onClick={() => addStageOf("failure")}
-              title="Add a failure stage"
-            >
-              <span aria-hidden="true">+</span>
-              <span class="visually-hidden">Add a failure stage</span>
-            </button>
+            {permissions.editStages && (
+              <button
+                type="button"
+                class="add-stage add-failure-stage"
+                data-action="add-failure-stage"
+                onClick={() => addStageOf("failure")}
+                title="Add a failure stage"
+              >
+                <span aria-hidden="true">+</span>
+                <span class="visually-hidden">Add a failure stage</span>
+              </button>
+            )}
           </main>
         )}
 
-        {panel?.kind === "settings" && <SettingsPanel snapshot={snapshot} displayed={displayed} />}
+        {panel?.kind === "settings" && permissions.openSettings && <SettingsPanel snapshot={snapshot} displayed={displayed} />}
         {panel?.kind === "card" && panelItem !== undefined && <CardPanel item={panelItem} snapshot={snapshot} />}
         {panel?.kind === "activities" && panelItem !== undefined && <ActivitiesPanel item={panelItem} now={snapshot.now} />}
 
@@ -507,21 +548,49 @@ export function BoardPage({
   );
 }
 
-function ConnectionBadge({ status }: { status: ConnectionStatus }) {
+function ConnectionBadge({ status, refusal }: { status: ConnectionStatus; refusal: Refusal | null }) {
   const label =
-    status.state === "connected"
-      ? "Live"
-      : status.state === "connecting"
-        ? status.wasConnected
-          ? "Reconnecting…"
-          : "Connecting…"
-        : status.refused !== null
-          ? `Closed: ${status.refused.reason}`
+    refusal !== null
+      ? refusal.message
+      : status.state === "connected"
+        ? "Live"
+        : status.state === "connecting"
+          ? status.wasConnected
+            ? "Reconnecting…"
+            : "Connecting…"
           : "Offline: changes are kept in this browser";
   return (
-    <span class="connection" data-connection="" data-connection-state={status.state} role="status" title={label}>
+    <span
+      class="connection"
+      data-connection=""
+      data-connection-state={status.state}
+      data-refusal-code={refusal !== null ? String(refusal.code) : undefined}
+      role="status"
+      title={refusal !== null && refusal.detail !== "" ? `${label} (${refusal.detail})` : label}
+    >
       <span class="connection-dot" aria-hidden="true" />
       <span class="connection-label">{label}</span>
     </span>
+  );
+}
+
+/** A refusal of the server, for good: what happened and what to do. */
+function RefusalBanner({ refusal, loaded }: { refusal: Refusal; loaded: boolean }) {
+  const hint =
+    refusal.code === 4401
+      ? "Open funnel again with the sign-in link you were given, or ask an administrator for a new one."
+      : refusal.code === 4404
+        ? "It may have been deleted, or the link is wrong."
+        : refusal.code === 4403 && !loaded
+          ? "Ask an administrator for access to this board."
+          : refusal.code === 4429
+            ? "The board is still here; this page stopped syncing."
+            : "Reload the page to see the board as the server has it.";
+  return (
+    <div class="refusal refusal-banner" data-refusal={String(refusal.code)} role="alert">
+      <p class="refusal-message">{refusal.message}</p>
+      {refusal.detail !== "" && refusal.code !== 4403 && <p class="refusal-detail">The server said: {refusal.detail}</p>}
+      <p class="hint">{hint}</p>
+    </div>
   );
 }

@@ -1,6 +1,7 @@
 // One card of a column: the fields of the current user's display form, the avatar and the
 // activity counter. Draggable (pragmatic-drag-and-drop), and a drop target that tells which half
-// of it the pointer is over (the hitbox package's closest edge), for the drop line.
+// of it the pointer is over (the hitbox package's closest edge), for the drop line. Neither for
+// who may not move cards (a viewer): the card then only opens.
 
 import { combine } from "@atlaskit/pragmatic-drag-and-drop/combine";
 import { draggable, dropTargetForElements } from "@atlaskit/pragmatic-drag-and-drop/element/adapter";
@@ -46,7 +47,7 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
 
   useEffect(() => {
     const element = ref.current;
-    if (element === null) return;
+    if (element === null || !board.can.moveCards) return;
     return combine(
       draggable({
         element,
@@ -71,7 +72,7 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
         onDrop: () => setEdge(null),
       }),
     );
-  }, [card.id]);
+  }, [card.id, board.can]);
 
   useLayoutEffect(() => {
     if (board.takeFocus(card.id)) ref.current?.focus({ preventScroll: false });
@@ -93,7 +94,7 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
       data-presence-by={presence?.user.id}
       style={presence ? `--presence:${presence.user.color}` : undefined}
       tabIndex={0}
-      aria-label={`${card.title}. Press Enter to open, Alt and arrow keys to move.`}
+      aria-label={board.can.moveCards ? `${card.title}. Press Enter to open, Alt and arrow keys to move.` : `${card.title}. Press Enter to open.`}
       onClick={(event) => {
         if ((event.target as Element).closest("[data-counter]")) return;
         board.openCard(card.id);

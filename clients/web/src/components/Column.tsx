@@ -1,7 +1,8 @@
 // One stage column: header (name, count, sum, +, pencil), the quick-create and stage forms when
 // open, and its cards. Long columns are virtualised. The column is a drop target for cards (drop
 // below its last card) and for stages (reorder: the closest edge, left or right, says on which
-// side); its header is the drag handle of the stage.
+// side); its header is the drag handle of the stage. Who may not edit stages gets no handle and
+// no pencil; who may not create cards no +.
 
 import { autoScrollForElements } from "@atlaskit/pragmatic-drag-and-drop-auto-scroll/element";
 import { combine } from "@atlaskit/pragmatic-drag-and-drop/combine";
@@ -55,11 +56,13 @@ function ColumnImpl(props: ColumnProps) {
     const section = sectionRef.current;
     const header = headerRef.current;
     if (section === null || header === null) return;
-    return combine(
+    const { moveCards, editStages } = board.can;
+    if (!moveCards && !editStages) return;
+    const parts = [
       dropTargetForElements({
         element: section,
         canDrop: ({ source }) =>
-          source.data.type === "card" || (source.data.type === "stage" && source.data.stageId !== stage.id),
+          (source.data.type === "card" && moveCards) || (editStages && source.data.type === "stage" && source.data.stageId !== stage.id),
         getData: ({ input, element, source }) =>
           source.data.type === "stage"
             ? attachClosestEdge({ type: "column", stageId: stage.id }, { input, element, allowedEdges: ["left", "right"] })
@@ -81,12 +84,10 @@ function ColumnImpl(props: ColumnProps) {
           setCardOver(false);
         },
       }),
-      draggable({
-        element: header,
-        getInitialData: () => ({ type: "stage", stageId: stage.id }),
-      }),
-    );
-  }, [stage.id]);
+    ];
+    if (editStages) parts.push(draggable({ element: header, getInitialData: () => ({ type: "stage", stageId: stage.id }) }));
+    return combine(...parts);
+  }, [stage.id, board.can]);
 
   const sum = formatSums(column.sums, boardCurrency);
   return (
@@ -100,7 +101,7 @@ function ColumnImpl(props: ColumnProps) {
       style={`--stage:${validColor(stage.color)}`}
       aria-labelledby={headingId}
     >
-      <header ref={headerRef} class="column-header" title="Drag to reorder the stage">
+      <header ref={headerRef} class="column-header" title={board.can.editStages ? "Drag to reorder the stage" : undefined}>
         <div class="column-title-row">
           <h2 id={headingId} class="column-name" data-stage-name="">
             {stage.name}
@@ -108,16 +109,18 @@ function ColumnImpl(props: ColumnProps) {
           <span class="column-count" data-stage-count="" aria-label={plural(column.items.length, "card")}>
             {column.items.length}
           </span>
-          <button
-            type="button"
-            class="icon-button"
-            data-action="edit-stage"
-            aria-label={`Edit stage ${stage.name}`}
-            aria-expanded={props.editing}
-            onClick={() => board.editStage(props.editing ? null : stage.id)}
-          >
-            <PencilIcon />
-          </button>
+          {board.can.editStages && (
+            <button
+              type="button"
+              class="icon-button"
+              data-action="edit-stage"
+              aria-label={`Edit stage ${stage.name}`}
+              aria-expanded={props.editing}
+              onClick={() => board.editStage(props.editing ? null : stage.id)}
+            >
+              <PencilIcon />
+            </button>
+          )}
         </div>
         <div class="column-sum-row">
           <span class={column.sums.size > 1 ? "column-sum multi" : "column-sum"} data-stage-sum="" title={sum}>
@@ -125,19 +128,21 @@ function ColumnImpl(props: ColumnProps) {
           </span>
           {filtered && <span class="column-filtered">{visible.length} shown</span>}
         </div>
-        <button
-          type="button"
-          class="add-card"
-          data-action="add-card"
-          aria-label={`Add a card to ${stage.name}`}
-          aria-expanded={props.quickCreateOpen}
-          onClick={() => board.openQuickCreate(props.quickCreateOpen ? null : stage.id)}
-        >
-          +
-        </button>
+        {board.can.createCards && (
+          <button
+            type="button"
+            class="add-card"
+            data-action="add-card"
+            aria-label={`Add a card to ${stage.name}`}
+            aria-expanded={props.quickCreateOpen}
+            onClick={() => board.openQuickCreate(props.quickCreateOpen ? null : stage.id)}
+          >
+            +
+          </button>
+        )}
       </header>
-      {props.editing && <StageForm stage={stage} />}
-      {props.quickCreateOpen && <QuickCreateForm stageId={stage.id} fields={props.quickCreateFields} />}
+      {props.editing && board.can.editStages && <StageForm stage={stage} />}
+      {props.quickCreateOpen && board.can.createCards && <QuickCreateForm stageId={stage.id} fields={props.quickCreateFields} />}
       {shouldVirtualize(visible.length) ? (
         <VirtualCards
           items={visible}

@@ -1,24 +1,30 @@
 // The home page: the pipelines of each entity (GET /api/v1/boards), and a form that creates one
-// (POST /api/v1/boards) and opens it.
+// (POST /api/v1/boards) and opens it; that form is for admins only (with a token, the server
+// lists only the boards the token opens).
 
 import { useEffect, useState } from "preact/hooks";
 import { defaultBoardName, parseEntity } from "../model/schema";
 import { createBoard, listBoards, type BoardSummary } from "../ui/api";
 import { ENTITY_SECTIONS, entityTitle, isValidSmartType } from "../ui/entities";
 import { boardPath, navigate, onLinkClick } from "../ui/route";
+import type { Me, Permissions } from "../ui/auth";
 import type { RosterEntry, User } from "../ui/users";
-import { UserPicker } from "./UserPicker";
+import { Identity } from "./UserPicker";
 
 export function HomePage({
   user,
   roster,
   onUser,
   onRoster,
+  account,
+  permissions,
 }: {
   user: User;
   roster: readonly RosterEntry[];
   onUser: (id: string) => void;
   onRoster: (roster: RosterEntry[]) => void;
+  account: Me | null;
+  permissions: Permissions;
 }) {
   const [boards, setBoards] = useState<BoardSummary[] | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
@@ -104,7 +110,7 @@ export function HomePage({
         </a>
         <h1 class="topbar-title">Pipelines</h1>
         <span class="spacer" />
-        <UserPicker user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
+        <Identity account={account} user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
       </header>
       <main class="home">
         {loadError !== null && (
@@ -112,7 +118,7 @@ export function HomePage({
             The list of pipelines could not be loaded: {loadError}
           </p>
         )}
-        <div class="home-grid">
+        <div class={permissions.createBoards ? "home-grid" : "home-grid home-grid-single"}>
           <div class="sections">
             {ENTITY_SECTIONS.map((s) => renderSection(s.entity, (boards ?? []).filter((b) => b.entity === s.entity)))}
             <h2 class="group-title">Smart processes</h2>
@@ -120,43 +126,45 @@ export function HomePage({
             {smartTypes.map((t) => renderSection(t, (boards ?? []).filter((b) => b.entity === t)))}
             {others.length > 0 && renderSection("other", others, "Other")}
           </div>
-          <form class="card-form new-board" data-form="new-board" onSubmit={create} aria-labelledby="new-board-title">
-            <h2 id="new-board-title">New pipeline</h2>
-            <label class="field">
-              <span class="field-label">Kind</span>
-              <select name="entity" value={entity} onChange={(e) => setEntity((e.currentTarget as HTMLSelectElement).value)}>
-                {ENTITY_SECTIONS.map((s) => (
-                  <option key={s.entity} value={s.entity}>
-                    {s.title}
-                  </option>
-                ))}
-                {smartTypes.map((t) => (
-                  <option key={t} value={t}>
-                    {entityTitle(t)}
-                  </option>
-                ))}
-                <option value="smart">New smart process…</option>
-              </select>
-            </label>
-            {entity === "smart" && (
+          {permissions.createBoards && (
+            <form class="card-form new-board" data-form="new-board" onSubmit={create} aria-labelledby="new-board-title">
+              <h2 id="new-board-title">New pipeline</h2>
               <label class="field">
-                <span class="field-label">Smart process type</span>
-                <input type="text" name="smart-type" required pattern="[A-Za-z0-9_\-]{1,32}" autoComplete="off" placeholder="e.g. contracts" />
+                <span class="field-label">Kind</span>
+                <select name="entity" value={entity} onChange={(e) => setEntity((e.currentTarget as HTMLSelectElement).value)}>
+                  {ENTITY_SECTIONS.map((s) => (
+                    <option key={s.entity} value={s.entity}>
+                      {s.title}
+                    </option>
+                  ))}
+                  {smartTypes.map((t) => (
+                    <option key={t} value={t}>
+                      {entityTitle(t)}
+                    </option>
+                  ))}
+                  <option value="smart">New smart process…</option>
+                </select>
               </label>
-            )}
-            <label class="field">
-              <span class="field-label">Name</span>
-              <input type="text" name="name" maxLength={200} autoComplete="off" placeholder="e.g. Enterprise deals" />
-            </label>
-            {createError !== null && (
-              <p class="form-error" role="alert">
-                {createError}
-              </p>
-            )}
-            <button type="submit" class="button primary" disabled={busy}>
-              {busy ? "Creating…" : "Create pipeline"}
-            </button>
-          </form>
+              {entity === "smart" && (
+                <label class="field">
+                  <span class="field-label">Smart process type</span>
+                  <input type="text" name="smart-type" required pattern="[A-Za-z0-9_\-]{1,32}" autoComplete="off" placeholder="e.g. contracts" />
+                </label>
+              )}
+              <label class="field">
+                <span class="field-label">Name</span>
+                <input type="text" name="name" maxLength={200} autoComplete="off" placeholder="e.g. Enterprise deals" />
+              </label>
+              {createError !== null && (
+                <p class="form-error" role="alert">
+                  {createError}
+                </p>
+              )}
+              <button type="submit" class="button primary" disabled={busy}>
+                {busy ? "Creating…" : "Create pipeline"}
+              </button>
+            </form>
+          )}
         </div>
       </main>
     </div>

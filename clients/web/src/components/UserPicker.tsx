@@ -1,9 +1,39 @@
-// Who am I: a select of the local roster, and a small editor to add people or rename them.
-// No sign-in yet; see src/ui/users.ts.
+// Who am I. In local mode: a select of the local roster, and a small editor to add people or
+// rename them (src/ui/users.ts). With a token: the token's user and role, nothing to pick
+// (`Account`, below). `Identity` shows whichever applies.
 
 import { useRef, useState } from "preact/hooks";
+import type { Me } from "../ui/auth";
 import { initials } from "../ui/format";
 import { colorFor, isValidUserId, type RosterEntry, type User } from "../ui/users";
+
+const ROLE_LABELS: Record<Me["role"], string> = { viewer: "Viewer", member: "Member", admin: "Admin" };
+
+/** The header's user: the signed-in account, or the local picker. */
+export function Identity(props: {
+  account: Me | null;
+  user: User;
+  roster: readonly RosterEntry[];
+  onUser: (id: string) => void;
+  onRoster: (roster: RosterEntry[]) => void;
+}) {
+  return props.account !== null ? <Account me={props.account} /> : <UserPicker {...props} />;
+}
+
+/** The signed-in user (from the token): name and role. */
+export function Account({ me }: { me: Me }) {
+  return (
+    <div class="account" data-me={me.user} data-role={me.role}>
+      <span class="avatar" style={`--avatar:${colorFor(me.user)}`} aria-hidden="true">
+        {initials(me.name)}
+      </span>
+      <span class="account-name">{me.name}</span>
+      <span class="role-badge" title={`Signed in as ${me.user}`}>
+        {ROLE_LABELS[me.role]}
+      </span>
+    </div>
+  );
+}
 
 export function UserPicker({
   user,

@@ -6,12 +6,15 @@ import { useContext } from "preact/hooks";
 import type * as Y from "yjs";
 import type { BoardSnapshot } from "../store/boardStore";
 import type { BoardConnection } from "../store/connection";
+import type { Permissions } from "../ui/auth";
 import type { RosterEntry, User } from "../ui/users";
 
 export interface BoardActions {
   readonly boardId: string;
   readonly doc: Y.Doc;
   readonly connection: BoardConnection;
+  /** What this user's role may do here: the UI hides what it may not. */
+  readonly can: Permissions;
   snapshot(): BoardSnapshot;
   me(): User;
   roster(): readonly RosterEntry[];

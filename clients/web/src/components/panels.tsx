@@ -1,5 +1,7 @@
 // The side panels of the board (one open at a time): a card's details, a card's activities (from
-// its counter), the settings; and the workload panel under the toolbar.
+// its counter), the settings; and the workload panel under the toolbar. What the user's role may
+// not change is shown, not offered: a viewer reads a card's fields and activities; a member's
+// settings hold only their own card fields.
 
 import type { ComponentChildren } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
@@ -21,6 +23,7 @@ import { fetchTimeline, type TimelineEvent } from "../ui/api";
 import {
   allFields,
   displayFieldsOf,
+  fieldText,
   inputValue,
   parseCurrency,
   parseFieldInput,
@@ -117,14 +120,16 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
                   {activity.facts.responsible === "" ? "Nobody" : board.nameOf(activity.facts.responsible)}
                 </span>
               </span>
-              <button
-                type="button"
-                class="button small"
-                data-action="complete-activity"
-                onClick={() => board.write(() => completeActivity(board.doc, activity.id, true))}
-              >
-                Complete
-              </button>
+              {board.can.editActivities && (
+                <button
+                  type="button"
+                  class="button small"
+                  data-action="complete-activity"
+                  onClick={() => board.write(() => completeActivity(board.doc, activity.id, true))}
+                >
+                  Complete
+                </button>
+              )}
             </li>
           );
         })}
@@ -139,14 +144,16 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
                 <span class="activity-main">
                   <span class="activity-subject">{activity.subject || activityKindLabel(activity.kind)}</span>
                 </span>
-                <button
-                  type="button"
-                  class="button small"
-                  data-action="reopen-activity"
-                  onClick={() => board.write(() => completeActivity(board.doc, activity.id, false))}
-                >
-                  Reopen
-                </button>
+                {board.can.editActivities && (
+                  <button
+                    type="button"
+                    class="button small"
+                    data-action="reopen-activity"
+                    onClick={() => board.write(() => completeActivity(board.doc, activity.id, false))}
+                  >
+                    Reopen
+                  </button>
+                )}
               </li>
             ))}
           </ul>
@@ -157,18 +164,19 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
 }
 
 function ActivitiesSection({ item, now }: { item: CardItem; now: number }) {
+  const board = useBoard();
   const [adding, setAdding] = useState(false);
   return (
     <section class="panel-section" aria-label="Activities">
       <div class="section-title">
         <h3>Activities</h3>
-        {!adding && (
+        {!adding && board.can.editActivities && (
           <button type="button" class="button small primary" data-action="add-activity" onClick={() => setAdding(true)}>
             + Activity
           </button>
         )}
       </div>
-      {adding && <ActivityForm card={item.card.id} onDone={() => setAdding(false)} />}
+      {adding && board.can.editActivities && <ActivityForm card={item.card.id} onDone={() => setAdding(false)} />}
       <ActivityList activities={item.activities} now={now} />
     </section>
   );
@@ -241,7 +249,12 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
   return (
     <Drawer panel="card" title={card.title} onClose={board.closePanel}>
       <div class="card-panel-meta">
-        {stage && (
+        {stage && !board.can.moveCards && (
+          <span class="field field-inline" data-card-stage={stage.id}>
+            <span class="field-label">Stage</span> {stage.name}
+          </span>
+        )}
+        {stage && board.can.moveCards && (
           <label class="field field-inline">
             <span class="field-label">Stage</span>
             <select
@@ -265,25 +278,39 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
       </div>
       <section class="panel-section" aria-label="Fields">
         <h3>Fields</h3>
-        <form class="card-fields-form" data-form="card" onSubmit={(event) => event.preventDefault()}>
-          {fields.map((field) => {
-            const value = inputValue(card, field);
-            const checked = card.fields.get(field.id) === true;
-            return (
-              <FieldInput
-                key={`${field.id}:${value}:${checked}`}
-                field={field}
-                value={value}
-                checked={checked}
-                currency={card.currency}
-                listId={listId}
-                onCommit={(text, isChecked) => commit(field, text, isChecked)}
-              />
-            );
-          })}
-          <UsersDatalist id={listId} />
-          <FormError message={error} />
-        </form>
+        {!board.can.editCards ? (
+          <dl class="card-fields-read" data-card-fields-read="">
+            {fields.map((field) => {
+              const text = fieldText(card, field, board.nameOf);
+              return (
+                <div key={field.id} class="read-field" data-read-field={field.id}>
+                  <dt>{field.label}</dt>
+                  <dd>{text === "" ? <span class="muted">—</span> : text}</dd>
+                </div>
+              );
+            })}
+          </dl>
+        ) : (
+          <form class="card-fields-form" data-form="card" onSubmit={(event) => event.preventDefault()}>
+            {fields.map((field) => {
+              const value = inputValue(card, field);
+              const checked = card.fields.get(field.id) === true;
+              return (
+                <FieldInput
+                  key={`${field.id}:${value}:${checked}`}
+                  field={field}
+                  value={value}
+                  checked={checked}
+                  currency={card.currency}
+                  listId={listId}
+                  onCommit={(text, isChecked) => commit(field, text, isChecked)}
+                />
+              );
+            })}
+            <UsersDatalist id={listId} />
+            <FormError message={error} />
+          </form>
+        )}
       </section>
       <ActivitiesSection item={item} now={snapshot.now} />
       <Timeline boardId={board.boardId} cardId={card.id} now={snapshot.now} />
@@ -362,11 +389,13 @@ export function SettingsPanel({ snapshot, displayed }: { snapshot: BoardSnapshot
     const thresholdText = (form.elements.namedItem("threshold") as HTMLInputElement | null)?.value ?? "";
     const threshold = Number(thresholdText);
     const me = board.me().id;
+    const { editBoardSettings, editOwnDisplay } = board.can;
     const refused = attempt(() =>
       board.doc.transact(() => {
-        if (!sameList(quickCreate, [...quick])) setQuickCreateFields(board.doc, quickCreate);
-        if (displayed === null || !sameList(displayFields, displayed)) setDisplayFields(board.doc, me, displayFields);
-        if (threshold !== snapshot.settings.counterThresholdMin) setCounterThreshold(board.doc, threshold);
+        // Only what this role may write: a member's save touches their own display form alone.
+        if (editBoardSettings && !sameList(quickCreate, [...quick])) setQuickCreateFields(board.doc, quickCreate);
+        if (editOwnDisplay && (displayed === null || !sameList(displayFields, displayed))) setDisplayFields(board.doc, me, displayFields);
+        if (editBoardSettings && threshold !== snapshot.settings.counterThresholdMin) setCounterThreshold(board.doc, threshold);
       }),
     );
     if (refused !== null) return setError(refused);
@@ -377,23 +406,25 @@ export function SettingsPanel({ snapshot, displayed }: { snapshot: BoardSnapshot
   return (
     <Drawer panel="settings" title="Kanban settings" onClose={board.closePanel}>
       <form class="settings-form" data-form="settings" onSubmit={save}>
-        <fieldset>
-          <legend>Quick-create form</legend>
-          <p class="hint">The fields the + of a column asks for. The title is always asked.</p>
-          {fields
-            .filter((f) => f.creatable)
-            .map((f) => (
-              <label key={f.id} class="field field-check">
-                <input
-                  type="checkbox"
-                  data-quick-create-field={f.id}
-                  defaultChecked={quick.has(f.id)}
-                  disabled={f.id === "title"}
-                />
-                <span>{f.label}</span>
-              </label>
-            ))}
-        </fieldset>
+        {board.can.editBoardSettings && (
+          <fieldset>
+            <legend>Quick-create form</legend>
+            <p class="hint">The fields the + of a column asks for. The title is always asked.</p>
+            {fields
+              .filter((f) => f.creatable)
+              .map((f) => (
+                <label key={f.id} class="field field-check">
+                  <input
+                    type="checkbox"
+                    data-quick-create-field={f.id}
+                    defaultChecked={quick.has(f.id)}
+                    disabled={f.id === "title"}
+                  />
+                  <span>{f.label}</span>
+                </label>
+              ))}
+          </fieldset>
+        )}
         <fieldset>
           <legend>My card fields</legend>
           <p class="hint">What your cards show. Only you see this choice.</p>
@@ -404,21 +435,23 @@ export function SettingsPanel({ snapshot, displayed }: { snapshot: BoardSnapshot
             </label>
           ))}
         </fieldset>
-        <fieldset>
-          <legend>Activity counter</legend>
-          <label class="field">
-            <span class="field-label">Turns red this many minutes before a deadline</span>
-            <input
-              type="number"
-              name="threshold"
-              min={0}
-              max={MAX_THRESHOLD_MIN}
-              step={1}
-              required
-              defaultValue={String(snapshot.settings.counterThresholdMin)}
-            />
-          </label>
-        </fieldset>
+        {board.can.editBoardSettings && (
+          <fieldset>
+            <legend>Activity counter</legend>
+            <label class="field">
+              <span class="field-label">Turns red this many minutes before a deadline</span>
+              <input
+                type="number"
+                name="threshold"
+                min={0}
+                max={MAX_THRESHOLD_MIN}
+                step={1}
+                required
+                defaultValue={String(snapshot.settings.counterThresholdMin)}
+              />
+            </label>
+          </fieldset>
+        )}
         <FormError message={error} />
         <div class="form-actions">
           <button type="submit" class="button primary" data-action="save-settings">
@@ -429,7 +462,7 @@ export function SettingsPanel({ snapshot, displayed }: { snapshot: BoardSnapshot
           </button>
         </div>
       </form>
-      <NewFieldForm />
+      {board.can.editBoardSettings && <NewFieldForm />}
     </Drawer>
   );
 }

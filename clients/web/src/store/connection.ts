@@ -7,13 +7,21 @@
 // the one place that validates and stores updates, and the connection state a tab shows is then
 // the truth about its own edits (a tab that only heard another tab would look in sync while
 // nothing of it was stored).
+//
+// With a token (src/ui/auth.ts) the socket URL carries it as `?token=` (browsers cannot set
+// headers on a WebSocket). The server refuses with a close code 4400-4499 (4401 no or expired
+// token, 4403 forbidden, 4404 no such board, 4413 board full, 4429 too many); the provider then
+// stops for good and the state says `refused`. After a refusal the server will never accept
+// (4403, 4404, 4413), the browser's copy of the board is dropped, so that a reload starts from
+// what the server has instead of sending the refused change again.
 
 import { IndexeddbPersistence } from "y-indexeddb";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
+import { dropsLocalCopy } from "../ui/auth";
 import type { User } from "../ui/users";
 
-export type ConnectionState = "connected" | "connecting" | "offline";
+export type ConnectionState = "connected" | "connecting" | "offline" | "refused";
 
 export interface ConnectionStatus {
   state: ConnectionState;
@@ -32,7 +40,8 @@ export function boardSocketBase(location: { protocol: string; host: string }): s
 
 /** The state a connection shows, from what the provider and the browser say. */
 export function connectionState(online: boolean, connected: boolean, refused: boolean): ConnectionState {
-  if (!online || refused) return "offline";
+  if (refused) return "refused";
+  if (!online) return "offline";
   return connected ? "connected" : "connecting";
 }
 
@@ -47,6 +56,7 @@ export class BoardConnection {
   constructor(
     readonly boardId: string,
     user: User,
+    token: string | null = null,
   ) {
     this.status = { state: "connecting", refused: null, wasConnected: false, loaded: false };
     this.persistence = new IndexeddbPersistence(`funnel.board.${boardId}`, this.doc);
@@ -54,7 +64,10 @@ export class BoardConnection {
       // The browser's copy counts as loaded only if it holds a board (a first visit holds none).
       if (this.doc.share.has("stages") && this.doc.getMap("stages").size > 0) this.update({ loaded: true });
     });
-    this.provider = new WebsocketProvider(boardSocketBase(window.location), boardId, this.doc, { disableBc: true });
+    this.provider = new WebsocketProvider(boardSocketBase(window.location), boardId, this.doc, {
+      disableBc: true,
+      params: token !== null ? { token } : {},
+    });
     this.provider.on("status", ({ status }) => {
       this.update(status === "connected" ? { wasConnected: true } : {});
     });
@@ -62,7 +75,8 @@ export class BoardConnection {
       if (synced) this.update({ loaded: true });
     });
     this.provider.on("closed", ({ code, reason }: { code: number; reason: string }) => {
-      this.update({ refused: { code, reason: reason || `the server closed the connection (${code})` } });
+      if (dropsLocalCopy(code)) void this.persistence.clearData();
+      this.update({ refused: { code, reason } });
     });
     window.addEventListener("online", this.onOnline);
     window.addEventListener("offline", this.onOnline);

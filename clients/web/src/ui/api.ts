@@ -1,5 +1,28 @@
-// The JSON API (DESIGN.md, "Interfaces"): boards under /api/v1/boards, errors as
-// `{"error": "..."}` with a 4xx status. Same origin as the page, so no URL configuration.
+// The JSON API (DESIGN.md, "Interfaces"): boards under /api/v1/boards, the caller under
+// /api/v1/me, errors as `{"error": "..."}` with a 4xx status. Same origin as the page, so no URL
+// configuration. With a token (src/ui/auth.ts) every call sends `Authorization: Bearer`, and a
+// 401 is also told to whoever listens (the app shows "sign in again" instead of the page).
+
+import { parseMe, type Me } from "./auth";
+
+let token: string | null = null;
+const unauthorized = new Set<(error: ApiError) => void>();
+
+/** The token every call sends from now on (null: none, local mode). */
+export function setApiToken(value: string | null): void {
+  token = value;
+}
+
+/** Calls `listener` with every 401 the API answers; returns the unsubscribe. */
+export function onUnauthorized(listener: (error: ApiError) => void): () => void {
+  unauthorized.add(listener);
+  return () => unauthorized.delete(listener);
+}
+
+/** The headers of an API call: `accept`, the bearer token if any, and `extra`. */
+export function apiHeaders(extra: Record<string, string> = {}, bearer: string | null = token): Record<string, string> {
+  return { accept: "application/json", ...extra, ...(bearer !== null ? { authorization: `Bearer ${bearer}` } : {}) };
+}
 
 export interface BoardSummary {
   id: string;
@@ -28,7 +51,9 @@ async function errorOf(response: Response): Promise<ApiError> {
   } catch {
     // Not JSON: keep the status line.
   }
-  return new ApiError(response.status, message);
+  const error = new ApiError(response.status, message);
+  if (response.status === 401) for (const listener of unauthorized) listener(error);
+  return error;
 }
 
 function parseBoard(raw: unknown): BoardSummary | null {
@@ -43,9 +68,18 @@ function parseBoard(raw: unknown): BoardSummary | null {
   };
 }
 
+/** `GET /api/v1/me`: who the server says the caller is. Throws an `ApiError` (401 without a valid token). */
+export async function fetchMe(signal?: AbortSignal): Promise<Me> {
+  const response = await fetch("/api/v1/me", { headers: apiHeaders(), ...(signal ? { signal } : {}) });
+  if (!response.ok) throw await errorOf(response);
+  const me = parseMe(await response.json());
+  if (me === null) throw new ApiError(response.status, "the server answered /api/v1/me without a user and a role");
+  return me;
+}
+
 /** `GET /api/v1/boards`. */
 export async function listBoards(signal?: AbortSignal): Promise<BoardSummary[]> {
-  const response = await fetch("/api/v1/boards", { headers: { accept: "application/json" }, ...(signal ? { signal } : {}) });
+  const response = await fetch("/api/v1/boards", { headers: apiHeaders(), ...(signal ? { signal } : {}) });
   if (!response.ok) throw await errorOf(response);
   const body = (await response.json()) as { boards?: unknown };
   return (Array.isArray(body.boards) ? body.boards : []).map(parseBoard).filter((b): b is BoardSummary => b !== null);
@@ -55,7 +89,7 @@ export async function listBoards(signal?: AbortSignal): Promise<BoardSummary[]> 
 export async function createBoard(entity: string, name: string): Promise<BoardSummary> {
   const response = await fetch("/api/v1/boards", {
     method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json" },
+    headers: apiHeaders({ "content-type": "application/json" }),
     body: JSON.stringify({ entity, name }),
   });
   if (!response.ok) throw await errorOf(response);
@@ -81,7 +115,7 @@ let timelineAvailable: Promise<boolean> | null = null;
  * server has none; the OpenAPI document is part of the API contract.
  */
 function hasTimeline(): Promise<boolean> {
-  timelineAvailable ??= fetch("/api/v1/openapi.json", { headers: { accept: "application/json" } })
+  timelineAvailable ??= fetch("/api/v1/openapi.json", { headers: apiHeaders() })
     .then(async (response) => {
       if (!response.ok) return false;
       const doc = (await response.json()) as { paths?: Record<string, unknown> };
@@ -98,7 +132,7 @@ function hasTimeline(): Promise<boolean> {
 export async function fetchTimeline(boardId: string, cardId: string, signal?: AbortSignal): Promise<TimelineEvent[] | null> {
   if (!(await hasTimeline())) return null;
   const url = `/api/v1/boards/${encodeURIComponent(boardId)}/cards/${encodeURIComponent(cardId)}/timeline`;
-  const response = await fetch(url, { headers: { accept: "application/json" }, ...(signal ? { signal } : {}) });
+  const response = await fetch(url, { headers: apiHeaders(), ...(signal ? { signal } : {}) });
   if (response.status === 404) return null;
   if (!response.ok) throw await errorOf(response);
   const body: unknown = await response.json();

@@ -1,0 +1,173 @@
+// Tokens, roles and refusals: the page's token taken from the address and kept, the claims read
+// from it, the role → allowed actions mapping, close codes and API statuses → messages.
+
+import { describe, expect, test } from "vitest";
+import { apiHeaders } from "../src/ui/api";
+import {
+  claimsOf,
+  CLOSE,
+  dropsLocalCopy,
+  parseMe,
+  permissionsOf,
+  refusalOf,
+  takeToken,
+  TOKEN_KEY,
+  type TokenStore,
+} from "../src/ui/auth";
+
+function memoryStore(initial: Record<string, string> = {}): TokenStore & { data: Map<string, string> } {
+  const data = new Map(Object.entries(initial));
+  return {
+    data,
+    getItem: (k) => data.get(k) ?? null,
+    setItem: (k, v) => void data.set(k, v),
+    removeItem: (k) => void data.delete(k),
+  };
+}
+
+const base64url = (text: string) => Buffer.from(text, "utf8").toString("base64url");
+const jwt = (claims: unknown) => `${base64url('{"typ":"JWT","alg":"HS256"}')}.${base64url(JSON.stringify(claims))}.c2lnbmF0dXJl`;
+
+describe("the page's token", () => {
+  test("?token= is kept in session storage and taken out of the address, other parameters stay", () => {
+    const storage = memoryStore();
+    expect(takeToken("?user=ann&token=abc.def.ghi&x=1", storage)).toEqual({ token: "abc.def.ghi", search: "?user=ann&x=1" });
+    expect(storage.data.get(TOKEN_KEY)).toBe("abc.def.ghi");
+    expect(takeToken("?token=abc.def.ghi", memoryStore())).toEqual({ token: "abc.def.ghi", search: "" });
+  });
+
+  test("without ?token= the stored token is used and the address is left alone", () => {
+    expect(takeToken("?user=ann", memoryStore({ [TOKEN_KEY]: "stored" }))).toEqual({ token: "stored", search: null });
+    expect(takeToken("", memoryStore())).toEqual({ token: null, search: null });
+    expect(takeToken("", memoryStore({ [TOKEN_KEY]: "  " }))).toEqual({ token: null, search: null });
+  });
+
+  test("a new ?token= replaces the stored one; an empty one forgets it", () => {
+    const storage = memoryStore({ [TOKEN_KEY]: "old" });
+    expect(takeToken("?token=new", storage).token).toBe("new");
+    expect(storage.data.get(TOKEN_KEY)).toBe("new");
+    expect(takeToken("?token=&user=bob", storage)).toEqual({ token: null, search: "?user=bob" });
+    expect(storage.data.has(TOKEN_KEY)).toBe(false);
+  });
+
+  test("claims are read from the token's payload (base64url, UTF-8), without checking the signature", () => {
+    const token = jwt({ sub: "ann", name: "Ann Lée ✓", role: "member", exp: 1_900_000_000, boards: ["b1", 7, "b2"] });
+    expect(claimsOf(token)).toEqual({ user: "ann", name: "Ann Lée ✓", role: "member", boards: ["b1", "b2"], local: false, exp: 1_900_000_000 });
+    expect(claimsOf(jwt({ sub: "bob", role: "viewer" }))).toEqual({ user: "bob", name: "bob", role: "viewer", boards: null, local: false, exp: null });
+  });
+
+  test("anything that is not a funnel token has no claims", () => {
+    expect(claimsOf("not a token")).toBeNull();
+    expect(claimsOf("a.b")).toBeNull();
+    expect(claimsOf("a.%%%.c")).toBeNull();
+    expect(claimsOf(`x.${base64url("not json")}.y`)).toBeNull();
+    expect(claimsOf(jwt({ sub: "ann", role: "owner" }))).toBeNull();
+    expect(claimsOf(jwt({ role: "admin" }))).toBeNull();
+    expect(claimsOf(jwt(null))).toBeNull();
+  });
+
+  test("every API call carries the bearer token when there is one", () => {
+    expect(apiHeaders({}, "t0k")).toEqual({ accept: "application/json", authorization: "Bearer t0k" });
+    expect(apiHeaders({ "content-type": "application/json" }, null)).toEqual({ accept: "application/json", "content-type": "application/json" });
+  });
+});
+
+describe("/api/v1/me", () => {
+  test("parses the server's answer", () => {
+    expect(parseMe({ user: "ann", name: "Ann", role: "admin", local: false })).toEqual({
+      user: "ann",
+      name: "Ann",
+      role: "admin",
+      boards: null,
+      local: false,
+    });
+    expect(parseMe({ user: "local", name: "Local admin", role: "admin", local: true })?.local).toBe(true);
+    expect(parseMe({ user: "bob", name: "", role: "viewer", boards: ["x"] })).toEqual({
+      user: "bob",
+      name: "bob",
+      role: "viewer",
+      boards: ["x"],
+      local: false,
+    });
+  });
+
+  test("refuses answers without a user or a known role", () => {
+    expect(parseMe(null)).toBeNull();
+    expect(parseMe("ann")).toBeNull();
+    expect(parseMe({ user: "", role: "admin" })).toBeNull();
+    expect(parseMe({ user: "ann", role: "root" })).toBeNull();
+  });
+});
+
+describe("roles", () => {
+  test("viewers change nothing", () => {
+    const can = permissionsOf("viewer");
+    expect(can).toEqual({
+      role: "viewer",
+      moveCards: false,
+      createCards: false,
+      editCards: false,
+      editActivities: false,
+      editStages: false,
+      editBoardSettings: false,
+      editOwnDisplay: false,
+      openSettings: false,
+      createBoards: false,
+    });
+  });
+
+  test("members work cards, activities and their own display form, not stages or the board's settings", () => {
+    const can = permissionsOf("member");
+    expect([can.moveCards, can.createCards, can.editCards, can.editActivities, can.editOwnDisplay, can.openSettings]).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect([can.editStages, can.editBoardSettings, can.createBoards]).toEqual([false, false, false]);
+  });
+
+  test("admins do everything", () => {
+    const can = permissionsOf("admin");
+    expect(Object.entries(can).filter(([key, value]) => key !== "role" && value !== true)).toEqual([]);
+  });
+
+  test("one frozen object per role, so memoised parts keep their identity", () => {
+    expect(permissionsOf("member")).toBe(permissionsOf("member"));
+    expect(Object.isFrozen(permissionsOf("viewer"))).toBe(true);
+  });
+});
+
+describe("refusals", () => {
+  test("4401 and an API 401: sign in, told apart by whether the page had a token", () => {
+    expect(refusalOf(4401, "a token is required", false).message).toMatch(/sign in/i);
+    expect(refusalOf(4401, "the token has expired: get a new one", true)).toEqual({
+      code: 4401,
+      message: "Your session has expired: sign in again",
+      detail: "the token has expired: get a new one",
+    });
+    expect(refusalOf(401, "", true)).toEqual(refusalOf(4401, "", true));
+  });
+
+  test("4403 says what was not allowed, with the server's reason", () => {
+    const refusal = refusalOf(4403, "viewers write nothing", true);
+    expect(refusal.code).toBe(CLOSE.FORBIDDEN);
+    expect(refusal.message).toBe("You are not allowed to do this: viewers write nothing");
+    expect(refusalOf(403, "", true).message).toBe("You are not allowed to do this");
+  });
+
+  test("4404, 4413, 4429 and other codes", () => {
+    expect(refusalOf(4404, "no board x", true).message).toBe("No such board");
+    expect(refusalOf(404, "", false).code).toBe(4404);
+    expect(refusalOf(4413, "", true).message).toMatch(/size limit/);
+    expect(refusalOf(4429, "too many connections", true).message).toMatch(/^Too many/);
+    expect(refusalOf(4400, "invalid board id: too long", true).message).toBe("The server closed the connection: invalid board id: too long");
+    expect(refusalOf(4499, "  ", true).message).toBe("The server closed the connection (4499)");
+  });
+
+  test("the browser's copy goes when the server will never take what it holds", () => {
+    expect([4401, 4403, 4404, 4413, 4429, 4400].filter(dropsLocalCopy)).toEqual([4403, 4404, 4413]);
+  });
+});
