@@ -334,12 +334,24 @@ impl Client {
                 }
             }
             ServerMessage::SyncStep2(update) => {
-                self.apply(&update);
-                if !self.synced {
-                    self.synced = true;
-                    for early in std::mem::take(&mut self.early_updates) {
-                        self.apply(&early);
+                if self.synced {
+                    self.apply(&update);
+                } else {
+                    // What came before the step 2 (live moves, and the first pieces of a large
+                    // state: funnel sends it as updates with the step 2 last) is applied with
+                    // it as one merged update, so yrs never holds a part waiting for another.
+                    let early = std::mem::take(&mut self.early_updates);
+                    if early.is_empty() {
+                        self.apply(&update);
+                    } else {
+                        match yrs::merge_updates_v1(early.iter().chain([&update])) {
+                            Ok(merged) => self.apply(&merged),
+                            Err(e) => self
+                                .shared
+                                .error(format!("undecodable update: {}", short(&e.to_string()))),
+                        }
                     }
+                    self.synced = true;
                     self.on_synced().await?;
                 }
             }
@@ -356,10 +368,10 @@ impl Client {
                     self.apply(&update);
                 } else if self.doc.is_some() {
                     // A server may relay updates before it answers our step 1 (funnel does:
-                    // a connection joins the room before its step 1 is read). Applied now,
-                    // a move of a card we do not have yet would wait in yrs as a pending
-                    // update, which yrs 0.28 handles badly (ARCHITECTURE.md): keep it until
-                    // the step 2 is applied.
+                    // a connection joins the room before its step 1 is read, and it sends a
+                    // large state as updates before the step 2). Applied now, a move of a
+                    // card we do not have yet would wait in yrs as a pending update, which
+                    // yrs 0.28 handles badly (ARCHITECTURE.md): keep it for the step 2.
                     self.shared
                         .updates_before_sync
                         .fetch_add(1, Ordering::Relaxed);

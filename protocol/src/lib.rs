@@ -14,6 +14,8 @@
 //!   a parameter.
 //! - [`index`]: an incremental read model of a board, kept current from what each transaction
 //!   touched (yrs deep observers), for views that must stay fast on large boards.
+//! - [`pieces`]: a large update cut into causally ordered pieces (a joiner's full state in small
+//!   frames).
 //! - [`policy`]: who may change what (viewer, member, admin; the server-written fields), judged
 //!   on what an update did, recorded by yrs deep observers.
 //! - [`board`]: typed reads (columns, sums, workload, unprocessed) and writes (one function per
@@ -23,6 +25,7 @@ pub mod board;
 pub mod ids;
 pub mod index;
 pub mod order;
+pub mod pieces;
 pub mod policy;
 pub mod rules;
 pub mod schema;

@@ -96,6 +96,7 @@ async fn board_socket(
         .max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, admission, ctx)))
 }
 
@@ -180,6 +181,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
 /// would cost; client frames are small (a move is ~100 bytes), and larger ones grow the buffer
 /// as they come.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// How much each connection's writer gathers before it writes to the socket (tungstenite's
+/// default is 128 KiB). A burst of small frames still goes out in one write; the buffer keeps
+/// the capacity it reached, so it is bounded by this plus one frame, and sync answers come in
+/// frames of at most `room::state::MAX_PIECE_BYTES`.
+pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 async fn healthz() -> &'static str {
     "ok\n"

@@ -13,6 +13,7 @@ use crate::outbox::{Outbox, PushError};
 use crate::storage::TimelineEvent;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
+use funnel_protocol::pieces;
 use funnel_protocol::policy::{self, CLIENT_ORIGIN, EffectRecorder, Role};
 use funnel_protocol::wire::{self, ClientMessage, CloseCode, IncomingAwareness, IncomingUpdate};
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,11 @@ use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact};
 /// The origin of the transactions that apply timeline events (the board index sees them: they
 /// add activities).
 const TIMELINE_ORIGIN: &str = "funnel-timeline";
+
+/// The largest update frame a sync answer is cut into (one block larger than this goes alone).
+/// Small enough that no connection's write buffer grows much past the socket's own batching
+/// (`http::WRITE_BUFFER_BYTES`); large enough that a 2.5 MB board is ~160 frames.
+pub const MAX_PIECE_BYTES: usize = 16 * 1024;
 
 /// A presence not renewed for this long is removed. y-protocols clients renew every 15 s and
 /// drop others after 30 s; the server applies the same rule because yrs' `Awareness` expires
@@ -58,7 +64,7 @@ pub struct RoomState {
     /// The server's step 1 and the full state as a step 2, encoded once and shared by every
     /// joiner while the document is unchanged (a reconnect storm encodes the board once).
     cached_step1: Option<Bytes>,
-    cached_full_state: Option<Bytes>,
+    cached_full_state: Option<Vec<Bytes>>,
     /// The server's upkeep of counters and avatars, when this room holds the board's lease.
     upkeep: Option<Upkeep>,
     /// The document holds an update that was refused (it waits for missing parents, or its
@@ -270,8 +276,9 @@ impl RoomState {
         }
         match message {
             ClientMessage::SyncStep1(sv) => {
-                let frame = self.step2_frame(&sv);
-                self.to_send.push((Recipients::One(conn), frame));
+                for frame in self.step2_frames(&sv) {
+                    self.to_send.push((Recipients::One(conn), frame));
+                }
             }
             ClientMessage::SyncStep2(update) | ClientMessage::Update(update) => {
                 self.apply_update(conn, update);
@@ -476,17 +483,24 @@ impl RoomState {
             .clone()
     }
 
-    fn step2_frame(&mut self, sv: &StateVector) -> Bytes {
+    /// The answer to a step 1: what the client lacks, as update frames of at most
+    /// [`MAX_PIECE_BYTES`] each and a step 2 last (see `funnel_protocol::pieces`: a connection
+    /// keeps the capacity of the largest frame it ever wrote). A joiner's full state is cut
+    /// once and shared while the document is unchanged.
+    fn step2_frames(&mut self, sv: &StateVector) -> Vec<Bytes> {
         let doc = &self.doc;
+        let cut = || {
+            let diff = doc.transact().encode_state_as_update_v1(sv);
+            let mut pieces = pieces::split_update_v1(&diff, MAX_PIECE_BYTES);
+            let last = pieces.pop().unwrap_or_default();
+            let mut frames: Vec<Bytes> = pieces.iter().map(|p| wire::encode_update(p)).collect();
+            frames.push(wire::encode_sync_step2(&last));
+            frames
+        };
         if sv.is_empty() {
-            return self
-                .cached_full_state
-                .get_or_insert_with(|| {
-                    wire::encode_sync_step2(&doc.transact().encode_state_as_update_v1(sv))
-                })
-                .clone();
+            return self.cached_full_state.get_or_insert_with(cut).clone();
         }
-        wire::encode_sync_step2(&doc.transact().encode_state_as_update_v1(sv))
+        cut()
     }
 
     fn all_awareness_frame(&self) -> Option<Bytes> {
@@ -702,6 +716,57 @@ mod tests {
             .unwrap();
         let text = text(&doc);
         assert_eq!(text.get_string(&doc.transact()), "abc");
+    }
+
+    #[test]
+    fn a_large_board_reaches_a_joiner_in_small_frames_step2_last() {
+        let mut h = Harness::new();
+        let _a = h.join(1);
+        // 40 fields of 1,000 characters from one client: a 40 KB board.
+        let writer = Doc::new();
+        let fields = writer.get_or_insert_map(funnel_protocol::schema::root::FIELDS);
+        let mut sv = StateVector::default();
+        for i in 0..40 {
+            let value: String = (0..1_000)
+                .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
+                .collect();
+            yrs::Map::insert(&fields, &mut writer.transact_mut(), format!("f{i}"), value);
+            let update = writer.transact().encode_state_as_update_v1(&sv);
+            sv = writer.transact().state_vector();
+            h.send(1, wire::client::encode_update(&update));
+        }
+        let big = "x".repeat(40_000);
+        h.flush();
+        let mut c = h.join(3);
+        h.send(3, wire::client::encode_sync_step1(&StateVector::default()));
+        h.flush();
+        let messages = received(&mut c);
+        let doc = Doc::new();
+        let mut pieces = 0;
+        for message in &messages[1..] {
+            let (ServerMessage::Update(update) | ServerMessage::SyncStep2(update)) = message else {
+                panic!("expected updates, got {message:?}")
+            };
+            assert!(
+                update.len() <= MAX_PIECE_BYTES + 6_000,
+                "{} bytes",
+                update.len()
+            );
+            let mut txn = doc.transact_mut();
+            txn.apply_update(wire::decode_update_v1(update).unwrap())
+                .unwrap();
+            assert!(
+                !txn.has_missing_updates(),
+                "a piece came before what it builds on"
+            );
+            pieces += 1;
+        }
+        assert!(pieces > 1, "one frame for {} bytes", big.len());
+        assert!(matches!(messages.last(), Some(ServerMessage::SyncStep2(_))));
+        assert_eq!(
+            doc.transact().state_vector(),
+            h.room.doc().transact().state_vector()
+        );
     }
 
     #[test]
