@@ -72,6 +72,25 @@ pub async fn run(
     let metrics = metrics::Metrics::new();
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
     let wakeups = wakeups::Wakeups::default();
+    // A cluster: the bus and the leases share Redis; one instance alone has neither (no bus code
+    // runs, and its rooms hold their boards' leases in-process).
+    let (bus, leases): (Option<Arc<dyn bus::Bus>>, Arc<dyn lease::Leases>) = match config
+        .redis_url()
+    {
+        Some(url) => {
+            let bus = bus::redis::RedisBus::start(url, metrics.clone())
+                .context("starting the Redis bus (--redis-url)")?;
+            let timings = lease::redis::LeaseTimings {
+                ttl: config.lease_ttl,
+                retry_busy_after: lease::redis::RETRY_BUSY_AFTER.min(config.lease_ttl / 4),
+            };
+            let leases = lease::redis::RedisLeases::new(url, bus::Bus::instance(&bus), timings)
+                .context("setting up Redis leases (--redis-url)")?;
+            tracing::info!(instance = %bus::Bus::instance(&bus), "cluster mode: Redis bus and leases");
+            (Some(Arc::new(bus)), Arc::new(leases))
+        }
+        None => (None, Arc::new(lease::LocalLeases::default())),
+    };
     for (board, at) in storage.wakeups().await.context("reading board wake-ups")? {
         wakeups.set(&board, Some(at));
     }
@@ -86,8 +105,9 @@ pub async fn run(
             shutdown: shutdown.clone(),
             metrics: metrics.clone(),
             clock: Arc::clone(&clock),
-            leases: Arc::new(lease::LocalLeases::default()),
+            leases,
             wakeups: wakeups.clone(),
+            bus: bus.clone(),
         },
         tracker.clone(),
     );
@@ -124,6 +144,7 @@ pub async fn run(
                 counts: limits::ConnectionCounts::default(),
             },
             storage: Arc::clone(&storage),
+            bus,
             tracker: tracker.clone(),
         },
         &config.web_dir,

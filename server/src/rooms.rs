@@ -140,6 +140,7 @@ mod tests {
             clock,
             leases: Arc::new(crate::lease::LocalLeases::default()),
             wakeups: crate::wakeups::Wakeups::default(),
+            bus: None,
         };
         Rooms::new(ctx, TaskTracker::new())
     }

@@ -10,24 +10,40 @@ use super::ConnId;
 use super::upkeep::Upkeep;
 use crate::auth::Principal;
 use crate::outbox::{Outbox, PushError};
-use crate::storage::TimelineEvent;
+use crate::storage::{StorageError, StoredBoard, TimelineEvent};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
 use funnel_protocol::policy::{self, CLIENT_ORIGIN, EffectRecorder, Role};
 use funnel_protocol::wire::{self, ClientMessage, CloseCode, IncomingAwareness, IncomingUpdate};
 use std::collections::{HashMap, HashSet};
-use yrs::sync::Awareness;
 use yrs::sync::time::Clock;
+use yrs::sync::{Awareness, AwarenessUpdate};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact};
 
 /// The origin of the transactions that apply timeline events (the board index sees them: they
 /// add activities).
 const TIMELINE_ORIGIN: &str = "funnel-timeline";
 
+/// The origin of the transactions that apply updates another instance stored (from the bus or
+/// the storage log). Not [`CLIENT_ORIGIN`]: the instance that stored them checked them, and they
+/// are never stored again.
+pub const REMOTE_ORIGIN: &str = "funnel-remote";
+
 /// A presence not renewed for this long is removed. y-protocols clients renew every 15 s and
 /// drop others after 30 s; the server applies the same rule because yrs' `Awareness` expires
 /// nobody on its own.
 pub const AWARENESS_TIMEOUT_MS: u64 = 30_000;
+
+/// Why updates from another instance were not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    #[error("an update from another instance does not decode or apply")]
+    Malformed,
+    #[error("an update from another instance builds on changes this board lacks")]
+    Missing,
+}
 
 /// One connection in the room.
 struct Member {
@@ -61,6 +77,13 @@ pub struct RoomState {
     cached_full_state: Option<Bytes>,
     /// The server's upkeep of counters and avatars, when this room holds the board's lease.
     upkeep: Option<Upkeep>,
+    /// What the upkeep wrote, applied but not yet stored: the task stores it with the lease's
+    /// fence after the batch's other updates, then [`RoomState::upkeep_stored`] queues its frames.
+    upkeep_to_store: Vec<Bytes>,
+    /// Part of a cluster: local presence changes are kept for the bus.
+    clustered: bool,
+    /// Raw awareness updates of this instance's own clients, for the other instances.
+    awareness_to_publish: Vec<Bytes>,
     /// The document holds an update that was refused (it waits for missing parents, or its
     /// writer's role does not allow it) and was never stored: the task replaces the document
     /// with the stored one before it handles anything else.
@@ -88,6 +111,9 @@ impl RoomState {
             cached_full_state: None,
             tainted: false,
             upkeep: None,
+            upkeep_to_store: Vec::new(),
+            clustered: false,
+            awareness_to_publish: Vec::new(),
             recorder,
             stored_bytes: 0,
             max_bytes: usize::MAX,
@@ -108,6 +134,17 @@ impl RoomState {
         }
     }
 
+    /// Stops maintaining counters and avatars (the lease is lost).
+    pub fn disable_upkeep(&mut self) {
+        self.upkeep = None;
+    }
+
+    /// The room is part of a cluster: keep local presence changes for
+    /// [`RoomState::take_awareness_to_publish`].
+    pub fn set_clustered(&mut self) {
+        self.clustered = true;
+    }
+
     pub fn has_upkeep(&self) -> bool {
         self.upkeep.is_some()
     }
@@ -121,11 +158,32 @@ impl RoomState {
         if let Some(update) = upkeep.run(&self.doc, now) {
             self.changed();
             let raw = Bytes::from(update);
-            self.to_send
-                .push((Recipients::All, wire::encode_update(&raw)));
             self.stored_bytes += raw.len();
-            self.to_store.push(raw);
+            self.upkeep_to_store.push(raw);
         }
+    }
+
+    /// What the upkeep wrote since the last call: to store with the lease's fence, after
+    /// [`RoomState::take_updates_to_store`]'s part.
+    pub fn take_upkeep_to_store(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.upkeep_to_store)
+    }
+
+    /// The upkeep's updates are stored: they go to everyone with the next delivery.
+    pub fn upkeep_stored(&mut self, updates: &[Bytes]) {
+        for raw in updates {
+            self.to_send
+                .push((Recipients::All, wire::encode_update(raw)));
+        }
+    }
+
+    /// Storage refused the upkeep's updates (a newer lease holder wrote) or the lease is gone:
+    /// they are in the document but nowhere else. The upkeep stops and the room is tainted, so
+    /// the task reloads the stored board, as for a refused client update.
+    pub fn refuse_upkeep(&mut self) {
+        self.upkeep = None;
+        self.upkeep_to_store.clear();
+        self.tainted = true;
     }
 
     pub fn has_card(&self, id: &str) -> bool {
@@ -205,6 +263,7 @@ impl RoomState {
         self.doc = doc;
         self.stored_bytes = stored_bytes;
         self.tainted = false;
+        self.upkeep_to_store.clear();
         if self.upkeep.is_some() {
             self.upkeep = Some(Upkeep::new(&self.doc));
         }
@@ -252,7 +311,7 @@ impl RoomState {
         let Some(member) = self.members.remove(&conn) else {
             return;
         };
-        self.remove_awareness(member.awareness_clients);
+        self.remove_awareness(member.awareness_clients, true);
     }
 
     /// Closes every connection (shutdown, storage failure).
@@ -402,10 +461,14 @@ impl RoomState {
                 member.awareness_clients.insert(*client);
             }
         }
+        let raw = self
+            .clustered
+            .then(|| Bytes::from(incoming.update.encode_v1()));
         if let Err(e) = self.awareness.apply_update(incoming.update) {
             tracing::debug!(error = %e, "awareness update not applied");
             return;
         }
+        self.awareness_to_publish.extend(raw);
         // Echoed to the sender too: browsers hide WebSocket pings, so a client that hears nothing
         // for 30 s reconnects; its own renewal coming back keeps it alive on a quiet board.
         self.to_send.push((Recipients::All, incoming.frame));
@@ -431,10 +494,13 @@ impl RoomState {
                 member.awareness_clients.remove(client);
             }
         }
-        self.remove_awareness(expired);
+        // Not published: every instance sweeps its own copy (one that dies stops renewing).
+        self.remove_awareness(expired, false);
     }
 
-    fn remove_awareness(&mut self, clients: impl IntoIterator<Item = ClientID>) {
+    /// Removes presences; `local`: they were this instance's clients', so the other instances
+    /// are told too.
+    fn remove_awareness(&mut self, clients: impl IntoIterator<Item = ClientID>, local: bool) {
         let mut removed = Vec::new();
         for client in clients {
             let present = self
@@ -450,11 +516,124 @@ impl RoomState {
             return;
         }
         match self.awareness.update_with_clients(removed) {
-            Ok(update) => self
-                .to_send
-                .push((Recipients::All, wire::encode_awareness(&update))),
+            Ok(update) => {
+                if local && self.clustered {
+                    self.awareness_to_publish
+                        .push(Bytes::from(update.encode_v1()));
+                }
+                self.to_send
+                    .push((Recipients::All, wire::encode_awareness(&update)));
+            }
             Err(e) => tracing::warn!(error = %e, "could not encode awareness removal"),
         }
+    }
+
+    /// Raw awareness updates of this instance's clients since the last call, for the bus.
+    pub fn take_awareness_to_publish(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.awareness_to_publish)
+    }
+
+    /// Presence from another instance: applied to the room's awareness (the sweep expires it
+    /// when that instance stops renewing it) and relayed to every local member.
+    pub fn apply_remote_awareness(&mut self, raw: &[u8]) {
+        let update = match AwarenessUpdate::decode_v1(raw) {
+            Ok(update) => update,
+            Err(e) => {
+                tracing::debug!(error = %e, "remote awareness does not decode");
+                return;
+            }
+        };
+        let frame = wire::encode_awareness(&update);
+        if let Err(e) = self.awareness.apply_update(update) {
+            tracing::debug!(error = %e, "remote awareness not applied");
+            return;
+        }
+        self.to_send.push((Recipients::All, frame));
+    }
+
+    /// Whether `incoming` carries something this document lacks (its state vector is ahead of
+    /// the document's somewhere): a cluster catches up from storage before applying it, so that
+    /// a client coming from another instance is not refused for that instance's server writes.
+    pub fn is_news(&self, incoming: &IncomingUpdate) -> bool {
+        let has = self.doc.transact().state_vector();
+        incoming
+            .update
+            .state_vector()
+            .iter()
+            .any(|(client, clock)| *clock > has.get(client))
+    }
+
+    /// Updates another instance stored, in seq order, directly after what this document holds
+    /// (a bus message). Applied with [`REMOTE_ORIGIN`], never stored again, and relayed to every
+    /// local member (each encoded once). An update that does not decode, or that leaves yrs
+    /// waiting for missing parents, is an error: the caller catches up from storage instead.
+    pub fn apply_remote_updates(&mut self, updates: &[Bytes]) -> Result<(), RemoteError> {
+        for raw in updates {
+            let update = wire::decode_update_v1(raw).map_err(|_| RemoteError::Malformed)?;
+            let missing = {
+                let mut txn = self.doc.transact_mut_with(REMOTE_ORIGIN);
+                if txn.apply_update(update).is_err() {
+                    drop(txn);
+                    self.tainted = true;
+                    return Err(RemoteError::Malformed);
+                }
+                txn.has_missing_updates()
+            };
+            if missing {
+                // Not causal after all: swap in the stored board before anything reads this.
+                self.tainted = true;
+                return Err(RemoteError::Missing);
+            }
+            self.changed();
+            self.stored_bytes += raw.len();
+            self.to_send
+                .push((Recipients::All, wire::encode_update(raw)));
+        }
+        Ok(())
+    }
+
+    /// Applies what storage holds above this document (`Storage::load_since`), in seq order,
+    /// and relays to every local member one update: the difference from the state before.
+    pub fn apply_stored(&mut self, stored: &StoredBoard) -> Result<(), StorageError> {
+        if stored.entries.is_empty() {
+            return Ok(());
+        }
+        let before = self.doc.transact().state_vector();
+        let (changed, missing) = {
+            let mut txn = self.doc.transact_mut_with(REMOTE_ORIGIN);
+            for (seq, raw) in &stored.entries {
+                let corrupt = |reason: String| StorageError::Corrupt {
+                    board: self.board.clone(),
+                    seq: *seq,
+                    reason,
+                };
+                let update = wire::decode_update_v1(raw).map_err(|e| corrupt(e.to_string()))?;
+                txn.apply_update(update)
+                    .map_err(|e| corrupt(e.to_string()))?;
+            }
+            (
+                txn.before_state() != txn.after_state() || !txn.delete_set().is_empty(),
+                txn.has_missing_updates(),
+            )
+        };
+        let bytes: usize = stored.entries.iter().map(|(_, raw)| raw.len()).sum();
+        if stored.entries.len() > stored.tail_len {
+            // A snapshot came first: snapshot and tail are the whole stored board.
+            self.stored_bytes = bytes;
+        } else {
+            self.stored_bytes += bytes;
+        }
+        if missing {
+            self.tainted = true;
+            return Ok(());
+        }
+        if changed {
+            self.changed();
+            let diff = self.doc.transact().encode_state_as_update_v1(&before);
+            self.to_send
+                .push((Recipients::All, wire::encode_update(&diff)));
+        }
+        Ok(())
     }
 
     fn close_member(&mut self, conn: ConnId, code: CloseCode, reason: &str) {
