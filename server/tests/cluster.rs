@@ -1,0 +1,334 @@
+//! A cluster through real processes: several funnel instances on one PostgreSQL and one Redis.
+//! Clients spread over the instances converge, nothing acknowledged is lost when an instance is
+//! killed or Redis restarts, and exactly one instance at a time writes a board's counters.
+//!
+//! Each test has its own PostgreSQL schema and board ids; the Redis restart test runs its own
+//! `redis-server`, so the shared one is never disturbed.
+
+#![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
+
+mod support;
+
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+use support::{
+    Client, ProcessServer, RedisServer, TestDatabase, add_card, doc_state, http, metric,
+    server_field, unique,
+};
+use yrs::{Any, Map, MapPrelim, WriteTxn};
+
+const SHARED_REDIS: &str = "redis://127.0.0.1:6379/";
+
+/// How long a cluster may take to converge after a fault: a Redis reconnect (backoff up to
+/// 5 s) or the periodic catch-up (5 s), plus one load, with room to spare on a busy machine.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+fn board_id(what: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("cluster-{what}-{}", unique(&NEXT))
+}
+
+fn instance(db: &TestDatabase, redis: &str, extra: &[&str]) -> ProcessServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["--database-url", &db.url, "--redis-url", redis];
+    args.extend_from_slice(extra);
+    // The data directory is unused with PostgreSQL; the process outlives this function.
+    ProcessServer::spawn(&dir.keep(), &args)
+}
+
+/// Drains every client until all hold the same document (state vector and content) with at
+/// least `titles` cards, or panics after `limit`.
+async fn converge(clients: &mut [Client], titles: usize, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        for client in clients.iter_mut() {
+            assert!(
+                client.drain_for(Duration::from_millis(50)).await,
+                "a client lost its server"
+            );
+        }
+        let first = doc_state(&clients[0].doc);
+        let same = clients.iter().all(|c| doc_state(&c.doc) == first);
+        let complete = clients.iter().all(|c| c.card_titles().len() >= titles);
+        if same && complete {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "clients did not converge: {:?}",
+            clients
+                .iter()
+                .map(|c| c.card_titles().len())
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_three_instances_converge_and_cross_instance_latency_is_low() {
+    let db = TestDatabase::new().await;
+    let servers: Vec<ProcessServer> = (0..3).map(|_| instance(&db, SHARED_REDIS, &[])).collect();
+    let board = board_id("converge");
+    // The first client creates the board; then two clients per instance.
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        clients.push(Client::connect(&servers[i % 3].url(&board)).await);
+    }
+    // Everyone writes at once, a few rounds.
+    for round in 0..5 {
+        for (i, client) in clients.iter_mut().enumerate() {
+            let id = format!("c{i}-r{round}");
+            client.write(|txn| add_card(txn, &id, &id)).await;
+        }
+        for client in clients.iter_mut() {
+            client.drain_for(Duration::from_millis(5)).await;
+        }
+    }
+    converge(&mut clients, 30, CONVERGE).await;
+
+    // Latency: a write on A, seen on B and on C.
+    let [a, b, c] = &mut clients[..3] else {
+        unreachable!()
+    };
+    let mut samples = Vec::new();
+    for i in 0..100 {
+        let title = format!("latency-{i}");
+        let sent = Instant::now();
+        a.write(|txn| add_card(txn, &title, &title)).await;
+        let (seen_b, seen_c) = tokio::join!(
+            async {
+                b.wait_for_card(&title).await;
+                sent.elapsed()
+            },
+            async {
+                c.wait_for_card(&title).await;
+                sent.elapsed()
+            }
+        );
+        samples.push(seen_b);
+        samples.push(seen_c);
+        a.drain_for(Duration::from_millis(1)).await;
+    }
+    samples.sort();
+    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+    eprintln!(
+        "cross-instance latency over {} samples (100 writes on A seen on B and C): p50 {p50:?}, p99 {p99:?}, max {:?}",
+        samples.len(),
+        samples.last().unwrap()
+    );
+    converge(&mut clients, 130, CONVERGE).await;
+    assert!(p50 < Duration::from_millis(500), "p50 {p50:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_loses_nothing_its_clients_or_others_saw() {
+    let db = TestDatabase::new().await;
+    let mut servers: Vec<Option<ProcessServer>> = (0..3)
+        .map(|_| Some(instance(&db, SHARED_REDIS, &[])))
+        .collect();
+    let board = board_id("kill");
+    let url =
+        |servers: &[Option<ProcessServer>], i: usize| servers[i].as_ref().unwrap().url(&board);
+    let mut on_a = Client::connect(&url(&servers, 0)).await;
+    let mut on_b = Client::connect(&url(&servers, 1)).await;
+    let mut on_c = Client::connect(&url(&servers, 2)).await;
+    for i in 0..20 {
+        for (name, client) in [("a", &mut on_a), ("b", &mut on_b), ("c", &mut on_c)] {
+            let id = format!("{name}-{i}");
+            client.write(|txn| add_card(txn, &id, &id)).await;
+            client.drain_for(Duration::from_millis(2)).await;
+        }
+    }
+    // B and C have seen some of A's cards (broadcast, so stored) when A dies mid-stream.
+    on_b.wait_for_card("a-10").await;
+    on_c.wait_for_card("a-10").await;
+    for i in 20..25 {
+        let id = format!("a-{i}");
+        on_a.write(|txn| add_card(txn, &id, &id)).await;
+    }
+    servers[0].take().unwrap().kill_9();
+    let mut seen: Vec<String> = Vec::new();
+    for client in [&on_a, &on_b, &on_c] {
+        seen.extend(client.card_titles());
+    }
+    seen.sort();
+    seen.dedup();
+
+    // A's client reconnects to B with its document (what it saw, and its unacknowledged
+    // writes); everyone keeps writing.
+    let mut again = Client::reconnect(&url(&servers, 1), on_a.doc.clone()).await;
+    for i in 0..5 {
+        for (name, client) in [("a2", &mut again), ("b2", &mut on_b), ("c2", &mut on_c)] {
+            let id = format!("{name}-{i}");
+            client.write(|txn| add_card(txn, &id, &id)).await;
+        }
+    }
+    let mut clients = vec![again, on_b, on_c];
+    converge(&mut clients, 80, CONVERGE).await;
+    // A late joiner on C reads the same board from the log.
+    clients.push(Client::connect(&url(&servers, 2)).await);
+    converge(&mut clients, 80, CONVERGE).await;
+    let titles = clients[0].card_titles();
+    for title in &seen {
+        assert!(
+            titles.contains(title),
+            "{title} was seen before the kill, then lost"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_converges_after_redis_restarts() {
+    let db = TestDatabase::new().await;
+    let mut redis = RedisServer::start();
+    let servers: Vec<ProcessServer> = (0..2).map(|_| instance(&db, &redis.url(), &[])).collect();
+    let board = board_id("redis");
+    let mut clients = vec![
+        Client::connect(&servers[0].url(&board)).await,
+        Client::connect(&servers[1].url(&board)).await,
+        Client::connect(&servers[1].url(&board)).await,
+    ];
+    write_round(&mut clients[..], "before").await;
+    converge(&mut clients, 3, CONVERGE).await;
+
+    redis.kill();
+    // Readiness says so, and the instances keep serving their own clients meanwhile.
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let (status, body) = http(servers[0].addr, "GET", "/readyz", None).await;
+        if status == 503 {
+            assert!(body.contains("redis is down"), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never reported Redis down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for round in 0..3 {
+        write_round(&mut clients[..], &format!("during-{round}")).await;
+    }
+
+    redis.restart();
+    write_round(&mut clients[..], "after").await;
+    converge(&mut clients, 15, CONVERGE).await;
+    let deadline = Instant::now() + CONVERGE;
+    while http(servers[0].addr, "GET", "/readyz", None).await.0 != 200 {
+        assert!(Instant::now() < deadline, "/readyz never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every client writes one card `{round}-{i}`.
+async fn write_round(clients: &mut [Client], round: &str) {
+    for (i, client) in clients.iter_mut().enumerate() {
+        let id = format!("{round}-{i}");
+        client.write(|txn| add_card(txn, &id, &id)).await;
+        client.drain_for(Duration::from_millis(5)).await;
+    }
+}
+
+/// A card with one planned call, due in an hour: the scheduler writes its counter.
+fn card_with_activity(txn: &mut yrs::TransactionMut, id: &str) {
+    add_card(txn, id, id);
+    let deadline =
+        funnel_server::clock::Clock::now_ms(&funnel_server::clock::SystemClock) + 60 * 60_000;
+    let activities = txn.get_or_insert_map("activities");
+    activities.insert(
+        txn,
+        format!("{id}-call"),
+        MapPrelim::from([
+            ("card", Any::from(id)),
+            ("kind", Any::from("call")),
+            ("direction", Any::from("outgoing")),
+            ("subject", Any::from("call back")),
+            ("deadline", Any::from(deadline)),
+            ("responsible", Any::from("bob")),
+            ("done", Any::from(false)),
+        ]),
+    );
+}
+
+async fn upkeep_writes(server: &ProcessServer) -> i64 {
+    metric(server.addr, "funnel_upkeep_writes_total").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_writes_a_boards_counters_and_another_takes_over_when_it_dies() {
+    let db = TestDatabase::new().await;
+    let servers: Vec<ProcessServer> = (0..3)
+        .map(|_| instance(&db, SHARED_REDIS, &["--lease-ttl", "2s"]))
+        .collect();
+    let board = board_id("lease");
+    let mut clients = Vec::new();
+    for server in &servers {
+        clients.push(Client::connect(&server.url(&board)).await);
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        let id = format!("card-{i}");
+        client.write(|txn| card_with_activity(txn, &id)).await;
+    }
+    for client in clients.iter_mut() {
+        for i in 0..3 {
+            client.wait_for_upkeep(&format!("card-{i}")).await;
+        }
+    }
+    for client in &clients {
+        for i in 0..3 {
+            let counter = server_field(&client.doc, &format!("card-{i}"), "counter").unwrap();
+            assert_eq!(counter["state"], "planned", "{counter}");
+        }
+    }
+    let mut writes = Vec::new();
+    for server in &servers {
+        writes.push(upkeep_writes(server).await);
+    }
+    let holders: Vec<usize> = (0..3).filter(|&i| writes[i] > 0).collect();
+    assert_eq!(holders.len(), 1, "counter writes by instance: {writes:?}");
+    let holder = holders[0];
+
+    // The holder dies; after the lease's TTL another instance maintains the board.
+    let mut servers: Vec<Option<ProcessServer>> = servers.into_iter().map(Some).collect();
+    servers[holder].take().unwrap().kill_9();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != holder).collect();
+    let mut clients: Vec<Client> = clients
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != holder)
+        .map(|(_, c)| c)
+        .collect();
+    clients[0]
+        .write(|txn| card_with_activity(txn, "after"))
+        .await;
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let mut done = true;
+        for client in clients.iter_mut() {
+            client.drain_for(Duration::from_millis(50)).await;
+            done &= server_field(&client.doc, "after", "counter").is_some();
+        }
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no instance took over the board's counters"
+        );
+    }
+    let mut writes = Vec::new();
+    for &i in &survivors {
+        writes.push(upkeep_writes(servers[i].as_ref().unwrap()).await);
+    }
+    assert_eq!(
+        writes.iter().filter(|&&w| w > 0).count(),
+        1,
+        "after the takeover, counter writes by survivor: {writes:?}"
+    );
+    converge(&mut clients, 4, CONVERGE).await;
+}
