@@ -195,6 +195,9 @@ pub async fn run(
     // another instance holds it: either way it is retried on a timer.
     let mut lease = ctx.leases.try_acquire(&board).await;
     let mut lease_retry_at = None;
+    // A retry runs beside the room: with Redis unreachable an attempt can take a while, and the
+    // room's clients must not wait for it.
+    let mut acquiring: Option<JoinHandle<Option<Lease>>> = None;
     match &lease {
         Some(held) => {
             room.fence = Some(held.token());
@@ -285,24 +288,28 @@ pub async fn run(
                 room.state.disable_upkeep();
                 lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY);
             }
-            () = sleep_until_opt(lease_retry_at) => {}
+            () = sleep_until_opt(lease_retry_at) => {
+                lease_retry_at = None;
+                let (leases, board) = (Arc::clone(&ctx.leases), board.clone());
+                acquiring = Some(tokio::spawn(async move { leases.try_acquire(&board).await }));
+            }
+            acquired = join_opt(&mut acquiring) => {
+                acquiring = None;
+                match acquired {
+                    Some(held) => {
+                        tracing::debug!(board = %board, token = held.token(), "took the board's lease");
+                        room.fence = Some(held.token());
+                        room.state.enable_upkeep();
+                        lease = Some(held);
+                    }
+                    None => lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY),
+                }
+            }
         }
         if room.state.is_tainted() && room.recover(&board).await.is_err() {
             room.state
                 .close_all(CloseCode::InternalError, "board reload failed; reconnect");
             break;
-        }
-        if lease.is_none() && lease_retry_at.is_none_or(|at| at <= Instant::now()) {
-            lease = ctx.leases.try_acquire(&board).await;
-            match &lease {
-                Some(held) => {
-                    tracing::debug!(board = %board, token = held.token(), "took the board's lease");
-                    room.fence = Some(held.token());
-                    room.state.enable_upkeep();
-                    lease_retry_at = None;
-                }
-                None => lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY),
-            }
         }
         room.state.run_upkeep(ctx.clock.now_ms());
         let stored = room.store_then_deliver().await;
@@ -754,6 +761,14 @@ async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
 async fn lost_opt(lease: Option<&Lease>) {
     match lease {
         Some(lease) => lease.lost().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The lease a background attempt got; pending while none runs. Cancel-safe.
+async fn join_opt(task: &mut Option<JoinHandle<Option<Lease>>>) -> Option<Lease> {
+    match task {
+        Some(handle) => handle.await.ok().flatten(),
         None => std::future::pending().await,
     }
 }
