@@ -1006,4 +1006,127 @@ mod tests {
         assert!(!h.room.is_tainted());
         assert_eq!(h.room.member_count(), 1);
     }
+
+    #[test]
+    fn remote_updates_are_relayed_to_everyone_and_never_stored_again() {
+        let mut h = Harness::new();
+        let (mut a, mut b) = h.join_two_quiet();
+        let update = Bytes::from(text_update("from another instance"));
+        h.room
+            .apply_remote_updates(std::slice::from_ref(&update))
+            .unwrap();
+        assert!(h.flush().is_empty(), "the other instance stored it");
+        for rx in [&mut a, &mut b] {
+            assert!(matches!(&received(rx)[..], [ServerMessage::Update(u)] if *u == update));
+        }
+        assert_eq!(
+            text(h.room.doc()).get_string(&h.room.doc().transact()),
+            "from another instance"
+        );
+        // One that builds on something this board lacks is not applied over the hole.
+        let doc = Doc::with_client_id(42);
+        let t = text(&doc);
+        t.insert(&mut doc.transact_mut(), 0, "first ");
+        let second = {
+            let mut txn = doc.transact_mut();
+            t.insert(&mut txn, 6, "second");
+            Bytes::from(txn.encode_update_v1())
+        };
+        assert_eq!(
+            h.room.apply_remote_updates(&[second]),
+            Err(RemoteError::Missing)
+        );
+        assert!(h.room.is_tainted(), "the room reloads from storage");
+    }
+
+    #[test]
+    fn a_catch_up_relays_only_the_difference() {
+        let mut h = Harness::new();
+        let (mut a, _b) = h.join_two_quiet();
+        let source = Doc::with_client_id(7);
+        let t = text(&source);
+        t.insert(&mut source.transact_mut(), 0, &"x".repeat(1000));
+        let first = Bytes::from(
+            source
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default()),
+        );
+        h.room
+            .apply_remote_updates(std::slice::from_ref(&first))
+            .unwrap();
+        h.flush();
+        received(&mut a);
+        let second = {
+            let mut txn = source.transact_mut();
+            t.insert(&mut txn, 0, "y");
+            Bytes::from(txn.encode_update_v1())
+        };
+        // The log above this replica: the snapshot (everything) and the new entry.
+        let snapshot = Bytes::from(
+            source
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default()),
+        );
+        let stored = StoredBoard {
+            entries: vec![(1, snapshot), (2, second)],
+            tail_len: 1,
+        };
+        h.room.apply_stored(&stored).unwrap();
+        h.flush();
+        let messages = received(&mut a);
+        let [ServerMessage::Update(diff)] = &messages[..] else {
+            panic!("one update, got {messages:?}")
+        };
+        assert!(
+            diff.len() < 100,
+            "a diff, not the snapshot: {} bytes",
+            diff.len()
+        );
+        assert_eq!(
+            text(h.room.doc()).get_string(&h.room.doc().transact()),
+            format!("y{}", "x".repeat(1000))
+        );
+        // Nothing new: nothing relayed.
+        h.room.apply_stored(&stored).unwrap();
+        h.flush();
+        assert!(received(&mut a).is_empty());
+    }
+
+    #[test]
+    fn local_presence_is_kept_for_the_bus_and_remote_presence_relayed() {
+        let mut h = Harness::new();
+        h.room.set_clustered();
+        let (mut a, _b) = h.join_two_quiet();
+        h.send(1, awareness_frame(11, 1, r#"{"user":{"id":"u1"}}"#));
+        h.flush();
+        received(&mut a);
+        let published = h.room.take_awareness_to_publish();
+        assert_eq!(published.len(), 1);
+        let remote = {
+            let mut clients = std::collections::HashMap::new();
+            clients.insert(
+                ClientID::new(99),
+                AwarenessUpdateEntry {
+                    clock: 1,
+                    json: r#"{"user":{"id":"far"}}"#.into(),
+                },
+            );
+            Bytes::from(AwarenessUpdate { clients }.encode_v1())
+        };
+        h.room.apply_remote_awareness(&remote);
+        h.flush();
+        assert!(
+            matches!(&received(&mut a)[..], [ServerMessage::Awareness(u)] if u.clients.contains_key(&ClientID::new(99)))
+        );
+        assert!(
+            h.room.take_awareness_to_publish().is_empty(),
+            "remote presence is never published back"
+        );
+        // The local client leaves: its removal goes to the bus; the sweep's does not.
+        h.room.leave(ConnId(1));
+        assert_eq!(h.room.take_awareness_to_publish().len(), 1);
+        h.room.sweep_awareness(AWARENESS_TIMEOUT_MS + 1);
+        h.flush();
+        assert!(h.room.take_awareness_to_publish().is_empty());
+    }
 }
