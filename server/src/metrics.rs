@@ -40,6 +40,9 @@ pub struct Metrics {
     pub bus_dropped: Counter,
     /// Bus messages that did not decode (garbage, or a version this instance does not know).
     pub bus_malformed: Counter,
+    /// Connections waiting for their turn to join (a reconnect storm): see
+    /// `connection::JOINS_AT_ONCE`.
+    pub joins_waiting: Gauge,
     /// Catch-ups of a loaded board from the storage log (a lost or out-of-order bus message, a
     /// bus gap, the periodic check), cluster only.
     pub catch_ups: Counter,
@@ -65,6 +68,7 @@ impl Metrics {
             bus_received: Counter::default(),
             bus_dropped: Counter::default(),
             bus_malformed: Counter::default(),
+            joins_waiting: Gauge::default(),
             catch_ups: Counter::default(),
             upkeep_writes: Counter::default(),
             upkeep_fenced: Counter::default(),
@@ -120,6 +124,11 @@ impl Metrics {
             "bus_malformed",
             "Bus messages that did not decode",
             metrics.bus_malformed.clone(),
+        );
+        registry.register(
+            "joins_waiting",
+            "Connections waiting for their turn to join (a reconnect storm)",
+            metrics.joins_waiting.clone(),
         );
         registry.register(
             "catch_ups",

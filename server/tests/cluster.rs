@@ -343,3 +343,61 @@ async fn one_instance_writes_a_boards_counters_and_another_takes_over_when_it_di
     );
     converge(&mut clients, 4, CONVERGE).await;
 }
+
+/// An instance dies and its clients reconnect to another at once: the storm of joins waits its
+/// turn (`JOINS_AT_ONCE`), and the clients already live on that instance keep their latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_storm_slows_the_newcomers_not_the_live_clients() {
+    const NEWCOMERS: usize = 300;
+    let db = TestDatabase::new().await;
+    let server = instance(&db, SHARED_REDIS, &[]);
+    let board = board_id("storm");
+    let url = server.url(&board);
+    let mut writer = Client::connect(&url).await;
+    let mut reader = Client::connect(&url).await;
+    // A board worth syncing: every newcomer gets 200 cards.
+    writer
+        .write(|txn| {
+            for i in 0..200 {
+                let id = format!("base-{i}");
+                add_card(txn, &id, &format!("{id} {}", "x".repeat(100)));
+            }
+        })
+        .await;
+    reader
+        .wait_for_card(&format!("base-199 {}", "x".repeat(100)))
+        .await;
+
+    let storm_started = Instant::now();
+    let storm: Vec<_> = (0..NEWCOMERS)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Client::connect(&url).await.card_titles().len() })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for i in 0..40 {
+        let title = format!("live-{i}");
+        let sent = Instant::now();
+        writer.write(|txn| add_card(txn, &title, &title)).await;
+        reader.wait_for_card(&title).await;
+        samples.push(sent.elapsed());
+        writer.drain_for(Duration::from_millis(1)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let waiting = metric(server.addr, "funnel_joins_waiting").await;
+    for newcomer in storm {
+        assert!(newcomer.await.unwrap() >= 200, "a newcomer got the board");
+    }
+    let storm_took = storm_started.elapsed();
+    samples.sort();
+    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+    eprintln!(
+        "{NEWCOMERS} newcomers joined in {storm_took:?} (still waiting after the live writes: \
+         {waiting}); live latency meanwhile: p50 {p50:?}, p99 {p99:?}"
+    );
+    assert!(
+        p99 < Duration::from_secs(2),
+        "live clients stalled: p99 {p99:?}"
+    );
+}
