@@ -117,6 +117,9 @@ pub async fn run(
         Arc::clone(&clock),
         metrics.clone(),
         shutdown.clone(),
+        config
+            .redis_url()
+            .map(|_| scheduler::Takeover::for_lease_ttl(Arc::clone(&storage), config.lease_ttl)),
     ));
     let app = http::router(
         http::AppState {

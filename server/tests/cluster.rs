@@ -401,3 +401,79 @@ async fn a_reconnect_storm_slows_the_newcomers_not_the_live_clients() {
         "live clients stalled: p99 {p99:?}"
     );
 }
+
+/// The holder of a board's lease dies with a reminder pending, and no other instance has the
+/// board open: another instance finds the wake-up overdue in storage, loads the board, takes
+/// the lease once it expired, and fires the reminder (checked in storage: no client opens it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_reminder_of_a_dead_instance_is_fired_by_another() {
+    use funnel_server::storage::Storage;
+    const MINUTE: i64 = 60_000;
+    let db = TestDatabase::new().await;
+    let holder = instance(&db, SHARED_REDIS, &["--lease-ttl", "1s"]);
+    let other = instance(&db, SHARED_REDIS, &["--lease-ttl", "1s"]);
+    let board = board_id("overdue");
+    let mut client = Client::connect(&holder.url(&board)).await;
+    // Lights (15 minutes before its deadline) two seconds from now.
+    let now = funnel_server::clock::Clock::now_ms(&funnel_server::clock::SystemClock);
+    client
+        .write(|txn| {
+            add_card(txn, "card", "card");
+            let activities = txn.get_or_insert_map("activities");
+            activities.insert(
+                txn,
+                "call",
+                MapPrelim::from([
+                    ("card", Any::from("card")),
+                    ("kind", Any::from("call")),
+                    ("direction", Any::from("outgoing")),
+                    ("subject", Any::from("call back")),
+                    ("deadline", Any::from(now + 15 * MINUTE + 2_000)),
+                    ("responsible", Any::from("bob")),
+                    ("done", Any::from(false)),
+                ]),
+            );
+        })
+        .await;
+    client.wait_for_upkeep("card").await;
+    assert_eq!(
+        server_field(&client.doc, "card", "counter").unwrap()["state"],
+        "planned"
+    );
+    // Its wake-up is recorded; then the holder dies before the reminder.
+    let storage = funnel_server::storage::postgres::PostgresStorage::open(&db.url)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    while !storage
+        .wakeups()
+        .await
+        .unwrap()
+        .iter()
+        .any(|(b, _)| b.as_str() == board)
+    {
+        assert!(Instant::now() < deadline, "the wake-up was never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    holder.kill_9();
+    let board_id = funnel_protocol::BoardId::parse(&board).unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let stored = storage.load(&board_id).await.unwrap().unwrap();
+        let doc = stored.to_doc(&board_id).unwrap();
+        if server_field(&doc, "card", "counter").is_some_and(|c| c["state"] == "due") {
+            assert_eq!(
+                server_field(&doc, "card", "avatarReason").unwrap(),
+                "reminder"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nobody fired the dead instance's reminder"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(upkeep_writes(&other).await > 0);
+    storage.close().await;
+}
