@@ -3,7 +3,9 @@
 //! Architecture invariant: only the room task touches a room's `Doc`. Connections talk to it
 //! through its bounded command channel, so the room's order is the channel's order and no lock
 //! guards the document. The logic lives in [`state::RoomState`]; this file is the task around it:
-//! loading, batching, storing before delivering, awareness sweeps, compaction and unloading.
+//! loading, batching, storing before delivering, awareness sweeps, compaction and unloading, the
+//! board's lease, and in a cluster the bus (publishing what it stored, applying what others
+//! stored) and the catch-ups from the storage log.
 
 pub mod state;
 pub mod upkeep;
@@ -94,10 +96,10 @@ const MAX_BATCH: usize = 256;
 const AWARENESS_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// How often a room of a cluster catches up from the storage log even when the bus reports
-/// nothing: pub/sub can lose a message without anyone noticing (a subscriber's queue that
-/// overflowed before the gap was seen, a publish dropped while Redis was slow). This bounds how
-/// long a replica can miss a change to this interval plus one load; each tick costs one read
-/// of an (usually empty) log tail per loaded board.
+/// nothing: a message can be lost without any receiver noticing (a publish dropped on the
+/// sending instance, its queue full while Redis was slow or down). This bounds how long a
+/// replica can miss a change to this interval plus one load; each tick costs one read of an
+/// (usually empty) log tail per loaded board.
 const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
 
 /// How often a room without the board's lease tries to take it: a board whose scheduler died

@@ -5,6 +5,8 @@
 //! Protocol invariant: an update reaches other connections only after the task stored it. The
 //! state machine therefore keeps two lists, drained by the task in this order:
 //! [`RoomState::take_updates_to_store`], then (once they are durable) [`RoomState::deliver`].
+//! Updates that another instance stored come in through [`RoomState::apply_remote_updates`] and
+//! [`RoomState::apply_stored`]: already durable, they are only delivered.
 
 use super::ConnId;
 use super::upkeep::Upkeep;
