@@ -446,8 +446,16 @@ impl Room {
     /// Stores what the batch changed, then delivers its frames: nothing reaches another client
     /// before it is durable.
     async fn store_then_deliver(&mut self) -> Result<(), StorageError> {
-        let updates = self.state.take_updates_to_store();
-        let upkeep = self.state.take_upkeep_to_store();
+        let mut updates = self.state.take_updates_to_store();
+        let mut upkeep = self.state.take_upkeep_to_store();
+        if self.bus.is_none() && !upkeep.is_empty() {
+            // One instance: its in-process lease is never taken over, so there is nothing to
+            // fence, and the upkeep's update goes with the batch, in one storage transaction.
+            // (If that fails, the room closes and nothing queued is delivered.)
+            self.state.upkeep_stored(&upkeep);
+            self.metrics.upkeep_writes.inc_by(upkeep.len() as u64);
+            updates.append(&mut upkeep);
+        }
         if !updates.is_empty() {
             let count = updates.len();
             let published = self.bus.is_some().then(|| updates.clone());
@@ -482,7 +490,8 @@ impl Room {
     }
 
     /// Stores what the upkeep wrote, fenced by the board's lease (after the batch's client
-    /// part, so the log keeps the batch's order). Refused (a newer holder wrote) or without a
+    /// part, so the log keeps the batch's order); in a cluster only, where another instance
+    /// may hold the lease by now. Refused (a newer holder wrote) or without a
     /// lease, the write is treated like a refused update: the upkeep stops and the room is
     /// tainted, so the task reloads the stored board.
     async fn store_upkeep(&mut self, upkeep: Vec<Bytes>) -> Result<(), StorageError> {

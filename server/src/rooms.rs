@@ -542,9 +542,9 @@ mod tests {
         assert_eq!(&*gone.clients[&yrs::block::ClientID::new(11)].json, "null");
     }
 
-    /// Storage holds a newer scheduler's fence: this room's counter write is refused, the room
-    /// stops its upkeep and reloads the stored board; the client's own card is kept, and no
-    /// unstored counter reaches anyone.
+    /// In a cluster, storage holds a newer scheduler's fence: this room's counter write is
+    /// refused, the room stops its upkeep and reloads the stored board; the client's own card is
+    /// kept, and no unstored counter reaches anyone.
     #[tokio::test]
     async fn a_fenced_out_scheduler_write_is_dropped_and_the_board_reloaded() {
         use crate::storage::Storage;
@@ -563,7 +563,9 @@ mod tests {
             clock: Arc::new(crate::clock::SystemClock),
             leases: Arc::new(crate::lease::LocalLeases::default()),
             wakeups: crate::wakeups::Wakeups::default(),
-            bus: None,
+            bus: Some(Arc::new(
+                crate::bus::memory::MemoryHub::default().bus(metrics.clone()),
+            )),
         };
         let rooms = Rooms::new(ctx, TaskTracker::new());
         let board = BoardId::parse("b").unwrap();
