@@ -147,11 +147,17 @@ async fn a_killed_instance_loses_nothing_its_clients_or_others_saw() {
     // B and C have seen some of A's cards (broadcast, so stored) when A dies mid-stream.
     on_b.wait_for_card("a-10").await;
     on_c.wait_for_card("a-10").await;
-    for i in 20..25 {
-        let id = format!("a-{i}");
-        on_a.write(|txn| add_card(txn, &id, &id)).await;
-    }
-    servers[0].take().unwrap().kill_9();
+    // A dies while all three write (A's last writes may never be stored).
+    let doomed = servers[0].take().unwrap();
+    tokio::join!(
+        keep_writing(&mut on_a, "a"),
+        keep_writing(&mut on_b, "b"),
+        keep_writing(&mut on_c, "c"),
+        async {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            doomed.kill_9();
+        }
+    );
     let mut seen: Vec<String> = Vec::new();
     for client in [&on_a, &on_b, &on_c] {
         seen.extend(client.card_titles());
@@ -169,10 +175,11 @@ async fn a_killed_instance_loses_nothing_its_clients_or_others_saw() {
         }
     }
     let mut clients = vec![again, on_b, on_c];
-    converge(&mut clients, 80, CONVERGE).await;
+    let expected = seen.len() + 15;
+    converge(&mut clients, expected, CONVERGE).await;
     // A late joiner on C reads the same board from the log.
     clients.push(Client::connect(&url(&servers, 2)).await);
-    converge(&mut clients, 80, CONVERGE).await;
+    converge(&mut clients, expected, CONVERGE).await;
     let titles = clients[0].card_titles();
     for title in &seen {
         assert!(
@@ -233,6 +240,17 @@ async fn every_replica_converges_after_redis_restarts() {
     while http(servers[0].addr, "GET", "/readyz", None).await.0 != 200 {
         assert!(Instant::now() < deadline, "/readyz never recovered");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writes cards `{name}-20` to `{name}-29`, stopping when the client's server is gone.
+async fn keep_writing(client: &mut Client, name: &str) {
+    for i in 20..30 {
+        let id = format!("{name}-{i}");
+        let sent = client.try_write(|txn| add_card(txn, &id, &id)).await;
+        if !sent || !client.drain_for(Duration::from_millis(3)).await {
+            return; // its server is gone
+        }
     }
 }
 

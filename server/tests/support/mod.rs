@@ -472,6 +472,17 @@ impl Client {
         client
     }
 
+    /// [`Client::write`] to a server that may be gone: false when the frame could not be sent.
+    pub async fn try_write(&mut self, change: impl FnOnce(&mut TransactionMut)) -> bool {
+        let update = {
+            let mut txn = self.doc.transact_mut();
+            change(&mut txn);
+            txn.encode_update_v1()
+        };
+        let frame = wire::client::encode_update(&update);
+        self.ws.send(Message::Binary(frame)).await.is_ok()
+    }
+
     /// Handles frames until none comes for `quiet`; returns false when the connection ended
     /// (a killed server) instead.
     pub async fn drain_for(&mut self, quiet: Duration) -> bool {
