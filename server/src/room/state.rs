@@ -610,8 +610,13 @@ impl RoomState {
                     reason,
                 };
                 let update = wire::decode_update_v1(raw).map_err(|e| corrupt(e.to_string()))?;
-                txn.apply_update(update)
-                    .map_err(|e| corrupt(e.to_string()))?;
+                if let Err(e) = txn.apply_update(update) {
+                    // Possibly half integrated: swap in the stored board (whose load then
+                    // reports the damage).
+                    drop(txn);
+                    self.tainted = true;
+                    return Err(corrupt(e.to_string()));
+                }
             }
             (
                 txn.before_state() != txn.after_state() || !txn.delete_set().is_empty(),
