@@ -199,7 +199,12 @@ pub async fn run(
     // Exactly one holder maintains a board's counters and avatars; in one process the lease is
     // only busy while a previous room of this board is still unloading, in a cluster while
     // another instance holds it: either way it is retried on a timer.
-    let mut lease = ctx.leases.try_acquire(&board).await;
+    // In a cluster even the first attempt runs beside the room (below): Redis may be down, and
+    // the board's clients must not wait for it.
+    let mut lease = match ctx.bus {
+        None => ctx.leases.try_acquire(&board).await,
+        Some(_) => None,
+    };
     let mut lease_retry_at = None;
     // A retry runs beside the room: with Redis unreachable an attempt can take a while, and the
     // room's clients must not wait for it.
@@ -209,6 +214,7 @@ pub async fn run(
             room.fence = Some(held.token());
             room.state.enable_upkeep();
         }
+        None if ctx.bus.is_some() => lease_retry_at = Some(Instant::now()),
         None => lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY),
     }
     room.state.run_upkeep(ctx.clock.now_ms());

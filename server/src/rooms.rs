@@ -337,6 +337,16 @@ mod tests {
         assert_eq!(state(&doc).1, "reminder");
     }
 
+    /// Leases held elsewhere: never granted.
+    struct NoLeases;
+
+    #[async_trait::async_trait]
+    impl crate::lease::Leases for NoLeases {
+        async fn try_acquire(&self, _: &BoardId) -> Option<crate::lease::Lease> {
+            None
+        }
+    }
+
     /// A registry of one instance of an in-process cluster: its own bus, shared storage and
     /// leases.
     fn cluster_rooms(
@@ -395,14 +405,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn crate::storage::Storage> =
             Arc::new(SqliteStorage::open(dir.path()).unwrap());
-        let leases: Arc<dyn crate::lease::Leases> = Arc::new(crate::lease::LocalLeases::default());
         let metrics = crate::metrics::Metrics::new();
+        // A is the board's scheduler; B never is.
         let a = cluster_rooms(
             Arc::clone(&storage),
             Arc::new(MemoryHub::default().bus(metrics.clone())),
-            Arc::clone(&leases),
+            Arc::new(crate::lease::LocalLeases::default()),
         );
-        let b = cluster_rooms(storage, Arc::new(MemoryHub::default().bus(metrics)), leases);
+        let b = cluster_rooms(
+            storage,
+            Arc::new(MemoryHub::default().bus(metrics)),
+            Arc::new(NoLeases),
+        );
         let board = BoardId::parse("b").unwrap();
         let (room_a, mut rx1) = join(&a, &board, 1).await;
         let doc = sync(&room_a, 1, &mut rx1).await;
