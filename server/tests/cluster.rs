@@ -495,3 +495,40 @@ async fn an_overdue_reminder_of_a_dead_instance_is_fired_by_another() {
     assert!(upkeep_writes(&other).await > 0);
     storage.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_crosses_instances_and_goes_when_its_client_leaves() {
+    use yrs::sync::AwarenessUpdate;
+    use yrs::sync::awareness::AwarenessUpdateEntry;
+    let db = TestDatabase::new().await;
+    let servers: Vec<ProcessServer> = (0..2).map(|_| instance(&db, SHARED_REDIS, &[])).collect();
+    let board = board_id("presence");
+    let mut here = Client::connect(&servers[0].url(&board)).await;
+    let mut there = Client::connect(&servers[1].url(&board)).await;
+    let mut clients = std::collections::HashMap::new();
+    clients.insert(
+        yrs::block::ClientID::new(4242),
+        AwarenessUpdateEntry {
+            clock: 1,
+            json: r##"{"user":{"id":"ann","name":"Ann","color":"#ff0000"},"dragging":null}"##
+                .into(),
+        },
+    );
+    here.send(funnel_protocol::wire::client::encode_awareness(
+        &AwarenessUpdate { clients },
+    ))
+    .await;
+    there
+        .pump_until("Ann's presence from the other instance", |c, _| {
+            c.awareness
+                .get(&4242)
+                .is_some_and(|json| json.contains("ann"))
+        })
+        .await;
+    drop(here);
+    there
+        .pump_until("Ann's presence to go", |c, _| {
+            c.awareness.get(&4242).is_some_and(|json| json == "null")
+        })
+        .await;
+}
