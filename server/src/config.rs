@@ -21,6 +21,18 @@ pub struct ServeConfig {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// A `redis://` URL: run as one instance of a cluster. Boards' updates and presence cross
+    /// instances over Redis pub/sub, and one instance at a time maintains a board's counters (a
+    /// Redis lease). Needs `--database-url`: the instances must share one log. Empty is unset.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// How long a board's scheduler lease lives without renewal (cluster only): after an
+    /// instance dies, its boards' counters wait at most this long for another holder. Hidden:
+    /// tests shorten it; operators keep the default.
+    #[arg(long, env = "FUNNEL_LEASE_TTL", default_value = "10s", value_parser = humantime::parse_duration, hide = true)]
+    pub lease_ttl: Duration,
+
     /// Directory of the built web client (`npm --prefix clients/web run build` makes it).
     #[arg(long, env = "FUNNEL_WEB_DIR", default_value = "clients/web/dist")]
     pub web_dir: PathBuf,
@@ -99,6 +111,8 @@ impl ServeConfig {
             listen,
             data_dir,
             database_url: None,
+            redis_url: None,
+            lease_ttl: crate::lease::redis::LEASE_TTL,
             web_dir: PathBuf::from("clients/web/dist"),
             room_idle: Duration::from_secs(30),
             max_frame_bytes: 8 * 1024 * 1024,
@@ -121,6 +135,11 @@ impl ServeConfig {
     /// deployment templates often leave it, means SQLite).
     pub fn postgres_url(&self) -> Option<&str> {
         self.database_url.as_deref().filter(|url| !url.is_empty())
+    }
+
+    /// The Redis URL of the cluster, if one is given (empty means a single instance).
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref().filter(|url| !url.is_empty())
     }
 
     /// Refuses what cannot work, with what to do instead.
@@ -167,6 +186,28 @@ impl ServeConfig {
                  as postgres://USER@HOST:5432/DATABASE; leave it unset to use SQLite in --data-dir"
                     .into(),
             );
+        }
+        if let Some(url) = self.redis_url() {
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://")
+                || url.starts_with("redis+unix://"))
+            {
+                return Err("--redis-url (REDIS_URL) must be a redis:// URL, such as \
+                     redis://127.0.0.1:6379/; leave it unset to run a single instance"
+                    .into());
+            }
+            if self.postgres_url().is_none() {
+                return Err(
+                    "--redis-url needs --database-url too: the instances of a cluster must share \
+                     one update log in PostgreSQL (each one's SQLite file would diverge); set \
+                     --database-url postgres://..., or drop --redis-url to run a single instance"
+                        .into(),
+                );
+            }
+        }
+        if self.lease_ttl < Duration::from_millis(500) {
+            return Err("--lease-ttl must be at least 500ms".into());
         }
         Ok(())
     }
@@ -217,5 +258,21 @@ mod tests {
             let err = with_url(bad).unwrap_err();
             assert!(err.contains("postgres://"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_cluster_needs_a_shared_database() {
+        let mut config =
+            ServeConfig::with_defaults("127.0.0.1:0".parse().unwrap(), PathBuf::from("data"));
+        config.redis_url = Some("redis://127.0.0.1:6379/".into());
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("--database-url"), "{err}");
+        config.database_url = Some("postgres://postgres@127.0.0.1:5432/test".into());
+        assert!(config.validate().is_ok());
+        config.redis_url = Some("http://127.0.0.1:6379".into());
+        assert!(config.validate().unwrap_err().contains("redis://"));
+        config.redis_url = Some(String::new());
+        config.database_url = None;
+        assert!(config.validate().is_ok(), "empty is unset: one instance");
     }
 }

@@ -13,11 +13,12 @@ use crate::rooms::Rooms;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
-use funnel_protocol::wire::{CloseCode, decode_client_frame};
+use funnel_protocol::wire::{ClientMessage, CloseCode, decode_client_frame};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -29,6 +30,18 @@ const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 /// A peer that sent nothing (no frame, no pong) for this many ping intervals is gone: its TCP
 /// connection died without a FIN (a laptop lid, a mobile network), and only silence tells.
 const PEER_TIMEOUT_PINGS: u32 = 3;
+
+/// Initial syncs in progress at once, server-wide: from a connection's first step 1 until the
+/// room has answered it (the expensive part of a join: the room's load, a full state or a diff
+/// to encode). In a reconnect storm the others wait their turn on an open socket before their
+/// step 1 is forwarded, so the storm slows the newcomers, never the clients already live: rooms'
+/// queues never hold more than this many initial syncs ahead of a live client's update. The
+/// turn starts when the step 1 has arrived, so a slow network does not hold it.
+pub const JOINS_AT_ONCE: usize = 64;
+
+/// The longest one initial sync keeps its turn (a board that takes long to load): then the
+/// next one goes.
+const ADMISSION_HOLD_MAX: Duration = Duration::from_secs(2);
 
 /// How many times a join retries when the room it got is unloading at that very moment.
 const JOIN_ATTEMPTS: usize = 3;
@@ -50,6 +63,8 @@ pub struct ConnectionContext {
     pub limits: ConnectionLimits,
     /// Open connections per user and address (every connection holds a slot).
     pub counts: ConnectionCounts,
+    /// Turns to join ([`JOINS_AT_ONCE`] permits, shared by every connection of the server).
+    pub joins: Arc<Semaphore>,
 }
 
 /// What one client may cost (see `config` for each).
@@ -146,6 +161,11 @@ async fn read_loop(
         outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
         return;
     }
+    // The turn of this connection's initial sync (see `JOINS_AT_ONCE`): taken at its first
+    // step 1, given back once the room answered it.
+    let mut admitted = false;
+    let mut turn: Option<(OwnedSemaphorePermit, Instant)> = None;
+    let mut synced: Option<oneshot::Receiver<()>> = None;
     let Some(room) = join(conn, board, principal, outbox, &ctx.rooms).await else {
         outbox.close(CloseCode::TryAgainLater, "board is busy; reconnect");
         return;
@@ -166,6 +186,14 @@ async fn read_loop(
             () = ctx.shutdown.cancelled() => {
                 outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
                 return;
+            }
+            () = sleep_until_opt(turn.as_ref().map(|(_, until)| *until)) => {
+                (turn, synced) = (None, None);
+                continue;
+            }
+            () = recv_opt(&mut synced) => {
+                (turn, synced) = (None, None);
+                continue;
             }
             _ = liveness.tick() => {
                 if last_heard.elapsed() >= peer_timeout {
@@ -231,6 +259,21 @@ async fn read_loop(
                 return;
             }
         };
+        let first_step1 = !admitted && matches!(message, ClientMessage::SyncStep1(_));
+        if first_step1 {
+            // A reconnect storm queues here, on open sockets, not in the rooms' queues.
+            admitted = true;
+            let _waiting = Waiting::start(&ctx.metrics);
+            let permit = tokio::select! {
+                permit = Arc::clone(&ctx.joins).acquire_owned() => permit.ok(),
+                () = outbox.closed() => return,
+                () = ctx.shutdown.cancelled() => {
+                    outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
+                    return;
+                }
+            };
+            turn = permit.map(|permit| (permit, Instant::now() + ADMISSION_HOLD_MAX));
+        }
         let sent = tokio::select! {
             () = outbox.closed() => return,
             sent = room.send(RoomCommand::Message { conn, message }) => sent,
@@ -238,6 +281,17 @@ async fn read_loop(
         if sent.is_err() {
             outbox.close(CloseCode::TryAgainLater, "board is reloading; reconnect");
             return;
+        }
+        if first_step1 {
+            // The turn ends once the room has answered this step 1.
+            let (reply, answered) = oneshot::channel();
+            let sent = tokio::select! {
+                () = outbox.closed() => return,
+                sent = room.send(RoomCommand::Barrier { reply }) => sent,
+            };
+            if sent.is_ok() {
+                synced = Some(answered);
+            }
         }
     }
 }
@@ -262,6 +316,38 @@ async fn join(
         // The room closed its channel while unloading; the registry has dropped it by now.
     }
     None
+}
+
+/// Counts a connection waiting for its turn to join, until dropped.
+struct Waiting(Metrics);
+
+impl Waiting {
+    fn start(metrics: &Metrics) -> Self {
+        metrics.joins_waiting.inc();
+        Self(metrics.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.joins_waiting.dec();
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_opt(answer: &mut Option<oneshot::Receiver<()>>) {
+    match answer {
+        Some(answer) => {
+            let _ = answer.await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Decrements the open-connections gauge when dropped.

@@ -2,6 +2,7 @@
 //! the web client's files (any other GET gets the client's `index.html`: it routes itself).
 
 use crate::api;
+use crate::bus::{Bus, BusStatus};
 use crate::connection::{self, Admitted, ConnectionContext, Refused};
 use crate::storage::Storage;
 use axum::Router;
@@ -23,6 +24,8 @@ use tower_http::services::{ServeDir, ServeFile};
 pub struct AppState {
     pub connections: ConnectionContext,
     pub storage: Arc<dyn Storage>,
+    /// The cluster bus, whose state `/readyz` reports (`None`: a single instance).
+    pub bus: Option<Arc<dyn Bus>>,
     /// Tracks every connection task, so shutdown waits for their close frames.
     pub tracker: TaskTracker,
 }
@@ -192,7 +195,28 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready when storage answers and, in a cluster, Redis does. An instance whose Redis is down
+/// keeps serving its own clients (other instances' changes reach them through the storage log),
+/// so the load balancer should send new clients elsewhere, not kill it.
 async fn readyz(State(state): State<AppState>) -> Response {
+    if let Some(bus) = &state.bus
+        && let BusStatus::Down { since } = bus.status()
+    {
+        let for_secs = since.elapsed().map_or(0, |d| d.as_secs());
+        // The bus logs the outage once at warn; probes come every few seconds.
+        tracing::debug!(for_secs, "not ready: redis is down");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "error": format!(
+                    "redis is down (for {for_secs} s): this instance keeps serving its own \
+                     clients, who get other instances' changes only through the storage log \
+                     (within seconds) until redis is back; send new clients elsewhere"
+                ),
+            })),
+        )
+            .into_response();
+    }
     match state.storage.ping().await {
         Ok(()) => "ready\n".into_response(),
         Err(e) => {

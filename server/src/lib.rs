@@ -72,6 +72,25 @@ pub async fn run(
     let metrics = metrics::Metrics::new();
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
     let wakeups = wakeups::Wakeups::default();
+    // A cluster: the bus and the leases share Redis; one instance alone has neither (no bus code
+    // runs, and its rooms hold their boards' leases in-process).
+    let (bus, leases): (Option<Arc<dyn bus::Bus>>, Arc<dyn lease::Leases>) = match config
+        .redis_url()
+    {
+        Some(url) => {
+            let bus = bus::redis::RedisBus::start(url, metrics.clone())
+                .context("starting the Redis bus (--redis-url)")?;
+            let timings = lease::redis::LeaseTimings {
+                ttl: config.lease_ttl,
+                retry_busy_after: lease::redis::RETRY_BUSY_AFTER.min(config.lease_ttl / 4),
+            };
+            let leases = lease::redis::RedisLeases::new(url, bus::Bus::instance(&bus), timings)
+                .context("setting up Redis leases (--redis-url)")?;
+            tracing::info!(instance = %bus::Bus::instance(&bus), "cluster mode: Redis bus and leases");
+            (Some(Arc::new(bus)), Arc::new(leases))
+        }
+        None => (None, Arc::new(lease::LocalLeases::default())),
+    };
     for (board, at) in storage.wakeups().await.context("reading board wake-ups")? {
         wakeups.set(&board, Some(at));
     }
@@ -86,8 +105,9 @@ pub async fn run(
             shutdown: shutdown.clone(),
             metrics: metrics.clone(),
             clock: Arc::clone(&clock),
-            leases: Arc::new(lease::LocalLeases::default()),
+            leases,
             wakeups: wakeups.clone(),
+            bus: bus.clone(),
         },
         tracker.clone(),
     );
@@ -97,6 +117,9 @@ pub async fn run(
         Arc::clone(&clock),
         metrics.clone(),
         shutdown.clone(),
+        config
+            .redis_url()
+            .map(|_| scheduler::Takeover::for_lease_ttl(Arc::clone(&storage), config.lease_ttl)),
     ));
     let app = http::router(
         http::AppState {
@@ -122,8 +145,10 @@ pub async fn run(
                     per_address: config.max_connections_per_address,
                 },
                 counts: limits::ConnectionCounts::default(),
+                joins: Arc::new(tokio::sync::Semaphore::new(connection::JOINS_AT_ONCE)),
             },
             storage: Arc::clone(&storage),
+            bus,
             tracker: tracker.clone(),
         },
         &config.web_dir,

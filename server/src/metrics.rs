@@ -40,6 +40,16 @@ pub struct Metrics {
     pub bus_dropped: Counter,
     /// Bus messages that did not decode (garbage, or a version this instance does not know).
     pub bus_malformed: Counter,
+    /// Connections waiting for their turn to join (a reconnect storm): see
+    /// `connection::JOINS_AT_ONCE`.
+    pub joins_waiting: Gauge,
+    /// Catch-ups of a loaded board from the storage log (a lost or out-of-order bus message, a
+    /// bus gap, the periodic check), cluster only.
+    pub catch_ups: Counter,
+    /// Updates of counters and avatars this instance stored as a board's scheduler.
+    pub upkeep_writes: Counter,
+    /// Scheduler writes refused by storage because a newer lease holder wrote (fencing).
+    pub upkeep_fenced: Counter,
     registry: Arc<Registry>,
 }
 
@@ -58,6 +68,10 @@ impl Metrics {
             bus_received: Counter::default(),
             bus_dropped: Counter::default(),
             bus_malformed: Counter::default(),
+            joins_waiting: Gauge::default(),
+            catch_ups: Counter::default(),
+            upkeep_writes: Counter::default(),
+            upkeep_fenced: Counter::default(),
             registry: Arc::new(Registry::default()),
         };
         registry.register(
@@ -110,6 +124,26 @@ impl Metrics {
             "bus_malformed",
             "Bus messages that did not decode",
             metrics.bus_malformed.clone(),
+        );
+        registry.register(
+            "joins_waiting",
+            "Connections waiting for their turn to join (a reconnect storm)",
+            metrics.joins_waiting.clone(),
+        );
+        registry.register(
+            "catch_ups",
+            "Catch-ups of a loaded board from the storage log (cluster)",
+            metrics.catch_ups.clone(),
+        );
+        registry.register(
+            "upkeep_writes",
+            "Counter and avatar updates stored by this instance as a board's scheduler",
+            metrics.upkeep_writes.clone(),
+        );
+        registry.register(
+            "upkeep_fenced",
+            "Scheduler writes refused because a newer lease holder wrote",
+            metrics.upkeep_fenced.clone(),
         );
         Self {
             registry: Arc::new(registry),

@@ -3,18 +3,21 @@
 //! Architecture invariant: only the room task touches a room's `Doc`. Connections talk to it
 //! through its bounded command channel, so the room's order is the channel's order and no lock
 //! guards the document. The logic lives in [`state::RoomState`]; this file is the task around it:
-//! loading, batching, storing before delivering, awareness sweeps, compaction and unloading.
+//! loading, batching, storing before delivering, awareness sweeps, compaction and unloading, the
+//! board's lease, and in a cluster the bus (publishing what it stored, applying what others
+//! stored) and the catch-ups from the storage log.
 
 pub mod state;
 pub mod upkeep;
 
 use crate::auth::Principal;
+use crate::bus::{Bus, BusEvent, BusPayload, Subscription};
 use crate::clock::Clock;
-use crate::lease::Leases;
+use crate::lease::{Lease, Leases};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::rooms::Rooms;
-use crate::storage::{BoardMeta, Storage, StorageError, StoredBoard, TimelineEvent};
+use crate::storage::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent};
 use crate::wakeups::Wakeups;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
@@ -49,6 +52,10 @@ pub enum RoomCommand {
     Leave { conn: ConnId },
     /// The scheduler: a counter of this board is due to change (a reminder).
     Wake,
+    /// Answered once the room has handled every command sent before it: a joining connection
+    /// sends it after its first step 1, and its initial sync is then done (admission, see
+    /// `connection::JOINS_AT_ONCE`).
+    Barrier { reply: oneshot::Sender<()> },
     /// A timeline event of a card (from the API): stored, then applied to the card (its avatar,
     /// an incoming activity, `timelineAt`); the reply comes once all of it is durable.
     Timeline {
@@ -88,6 +95,18 @@ const MAX_BATCH: usize = 256;
 /// How often stale presences are swept (see `state::AWARENESS_TIMEOUT_MS`).
 const AWARENESS_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
+/// How often a room of a cluster catches up from the storage log even when the bus reports
+/// nothing: a message can be lost without any receiver noticing (a publish dropped on the
+/// sending instance, its queue full while Redis was slow or down). This bounds how long a
+/// replica can miss a change to this interval plus one load; each tick costs one read of an
+/// (usually empty) log tail per loaded board.
+const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
+
+/// How often a room without the board's lease tries to take it: a board whose scheduler died
+/// gets a new one within the lease's TTL plus this. Not after every batch: in a cluster that
+/// would cost a Redis round trip per batch on every instance but the holder.
+const LEASE_RETRY_EVERY: Duration = Duration::from_secs(1);
+
 /// What every room needs, shared.
 #[derive(Clone)]
 pub struct RoomContext {
@@ -101,6 +120,8 @@ pub struct RoomContext {
     pub leases: Arc<dyn Leases>,
     /// When each board must next be woken up (shared with the scheduler).
     pub wakeups: Wakeups,
+    /// The cluster fan-out; `None` for a single instance (then no bus code runs at all).
+    pub bus: Option<Arc<dyn Bus>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -134,7 +155,14 @@ pub async fn run(
     let _loaded = RoomGauge(ctx.metrics.clone());
     let started = Instant::now();
     let clock = move || started.elapsed().as_millis() as u64;
-    let (doc, tail_len, stored_bytes) = match load_or_create(&board, ctx.storage.as_ref()).await {
+    // Subscribe before loading: whatever another instance stores after the load is then either
+    // in the load or on the subscription (or reported as a gap).
+    let mut subscription = match &ctx.bus {
+        Some(bus) => Some(bus.subscribe(&board).await),
+        None => None,
+    };
+    let loaded = load_or_create(&board, ctx.storage.as_ref()).await;
+    let (doc, tail_len, stored_bytes, applied_seq) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => {
             tracing::error!(board = %board, error = %e, "board could not be loaded");
@@ -151,6 +179,9 @@ pub async fn run(
     let name = board::settings(&doc.transact()).name;
     let mut state = RoomState::new(board.clone(), doc, clock);
     state.limit_size(stored_bytes, ctx.config.max_board_bytes);
+    if ctx.bus.is_some() {
+        state.set_clustered();
+    }
     let mut room = Room {
         name,
         timeline_replies: Vec::new(),
@@ -160,14 +191,38 @@ pub async fn run(
         config: ctx.config,
         tail_len,
         compaction: None,
+        bus: ctx.bus.clone(),
+        applied_seq,
+        fence: None,
+        fence_lost: false,
     };
     // Exactly one holder maintains a board's counters and avatars; in one process the lease is
-    // only busy while a previous room of this board is still unloading, so it is retried.
-    let mut lease = ctx.leases.try_acquire(&board).await;
-    if lease.is_some() {
-        room.state.enable_upkeep();
+    // only busy while a previous room of this board is still unloading, in a cluster while
+    // another instance holds it: either way it is retried on a timer.
+    // In a cluster even the first attempt runs beside the room (below): Redis may be down, and
+    // the board's clients must not wait for it.
+    let mut lease = match ctx.bus {
+        None => ctx.leases.try_acquire(&board).await,
+        Some(_) => None,
+    };
+    let mut lease_retry_at = None;
+    // A retry runs beside the room: with Redis unreachable an attempt can take a while, and the
+    // room's clients must not wait for it.
+    let mut acquiring: Option<JoinHandle<Option<Lease>>> = None;
+    match &lease {
+        Some(held) => {
+            room.fence = Some(held.token());
+            room.state.enable_upkeep();
+        }
+        None if ctx.bus.is_some() => lease_retry_at = Some(Instant::now()),
+        None => lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY),
     }
     room.state.run_upkeep(ctx.clock.now_ms());
+    let mut catch_up = ctx.bus.as_ref().map(|_| {
+        let mut every = tokio::time::interval_at(Instant::now() + CATCH_UP_EVERY, CATCH_UP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every
+    });
     // The wake-up last recorded for this board (`Some(None)`: recorded as none).
     let mut recorded_wake: Option<Option<i64>> = None;
     let mut sweep = tokio::time::interval(AWARENESS_SWEEP_EVERY);
@@ -191,6 +246,18 @@ pub async fn run(
                 }
                 let mut reload_failed = false;
                 for command in batch.drain(..) {
+                    // A client that comes from another instance may carry what that instance
+                    // stored and this one has not applied yet (its counter writes, which no
+                    // client may make): catch up first, so only its own changes are checked.
+                    if room.bus.is_some()
+                        && let RoomCommand::Message {
+                            message: ClientMessage::SyncStep2(update),
+                            ..
+                        } = &command
+                        && room.state.is_news(update)
+                    {
+                        room.catch_up().await;
+                    }
                     match command {
                         RoomCommand::Timeline { event, reply } => room.timeline(event, reply).await,
                         command => room.handle(command),
@@ -221,12 +288,40 @@ pub async fn run(
             }
             () = wait_opt(&mut room.compaction) => {}
             () = sleep_until_opt(wake) => {}
-        }
-        if lease.is_none() {
-            lease = ctx.leases.try_acquire(&board).await;
-            if lease.is_some() {
-                room.state.enable_upkeep();
+            event = recv_opt(&mut subscription) => match event {
+                Some(event) => room.on_bus_event(event).await,
+                None => subscription = None, // the bus shut down
+            },
+            () = tick_opt(&mut catch_up) => room.catch_up().await,
+            () = lost_opt(lease.as_ref()) => {
+                tracing::warn!(board = %board, "lost the board's lease; its counters are left to the next holder");
+                lease = None;
+                room.fence = None;
+                room.state.disable_upkeep();
+                lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY);
             }
+            () = sleep_until_opt(lease_retry_at) => {
+                lease_retry_at = None;
+                let (leases, board) = (Arc::clone(&ctx.leases), board.clone());
+                acquiring = Some(tokio::spawn(async move { leases.try_acquire(&board).await }));
+            }
+            acquired = join_opt(&mut acquiring) => {
+                acquiring = None;
+                match acquired {
+                    Some(held) => {
+                        tracing::debug!(board = %board, token = held.token(), "took the board's lease");
+                        room.fence = Some(held.token());
+                        room.state.enable_upkeep();
+                        lease = Some(held);
+                    }
+                    None => lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY),
+                }
+            }
+        }
+        if room.state.is_tainted() && room.recover(&board).await.is_err() {
+            room.state
+                .close_all(CloseCode::InternalError, "board reload failed; reconnect");
+            break;
         }
         room.state.run_upkeep(ctx.clock.now_ms());
         let stored = room.store_then_deliver().await;
@@ -242,6 +337,16 @@ pub async fn run(
                 CloseCode::InternalError,
                 "storage failed; reconnect to resync",
             );
+            break;
+        }
+        if std::mem::take(&mut room.fence_lost) {
+            lease = None;
+            lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY);
+        }
+        // The refused scheduler write is in the document only: reload the stored board.
+        if room.state.is_tainted() && room.recover(&board).await.is_err() {
+            room.state
+                .close_all(CloseCode::InternalError, "board reload failed; reconnect");
             break;
         }
         // Record when this board must next wake up, for the scheduler and across restarts.
@@ -289,6 +394,15 @@ struct Room {
         TimelineEvent,
     )>,
     compaction: Option<JoinHandle<()>>,
+    /// The cluster fan-out (`None`: a single instance).
+    bus: Option<Arc<dyn Bus>>,
+    /// The highest seq up to which the document holds every stored entry of the board.
+    applied_seq: Seq,
+    /// The fencing token of the board's lease while this room holds it: the upkeep's appends
+    /// carry it.
+    fence: Option<u64>,
+    /// Storage refused an upkeep append with `fence`: the task drops the lease.
+    fence_lost: bool,
 }
 
 impl Room {
@@ -303,6 +417,9 @@ impl Room {
             RoomCommand::Leave { conn } => self.state.leave(conn),
             // Upkeep runs after every batch; waking is all it takes.
             RoomCommand::Wake => {}
+            RoomCommand::Barrier { reply } => {
+                let _ = reply.send(());
+            }
             // Handled by `timeline`, which waits for storage.
             RoomCommand::Timeline { reply, .. } => {
                 let _ = reply.send(Err(TimelineError::Storage(StorageError::Closed)));
@@ -335,10 +452,23 @@ impl Room {
     /// Stores what the batch changed, then delivers its frames: nothing reaches another client
     /// before it is durable.
     async fn store_then_deliver(&mut self) -> Result<(), StorageError> {
-        let updates = self.state.take_updates_to_store();
+        let mut updates = self.state.take_updates_to_store();
+        let mut upkeep = self.state.take_upkeep_to_store();
+        if self.bus.is_none() && !upkeep.is_empty() {
+            // One instance: its in-process lease is never taken over, so there is nothing to
+            // fence, and the upkeep's update goes with the batch, in one storage transaction.
+            // (If that fails, the room closes and nothing queued is delivered.)
+            self.state.upkeep_stored(&upkeep);
+            self.metrics.upkeep_writes.inc_by(upkeep.len() as u64);
+            updates.append(&mut upkeep);
+        }
         if !updates.is_empty() {
             let count = updates.len();
-            self.storage.append(self.state.board(), updates).await?;
+            let published = self.bus.is_some().then(|| updates.clone());
+            let last = self.storage.append(self.state.board(), updates).await?;
+            if let Some(updates) = published {
+                self.stored(last, updates).await;
+            }
             self.metrics.store_batches.inc();
             self.metrics.updates_stored.inc_by(count as u64);
             self.tail_len += count;
@@ -351,10 +481,138 @@ impl Room {
                 self.name = name;
             }
         }
+        if !upkeep.is_empty() {
+            self.store_upkeep(upkeep).await?;
+        }
         if self.state.has_frames() {
             self.state.deliver();
         }
+        if let Some(bus) = &self.bus {
+            for awareness in self.state.take_awareness_to_publish() {
+                bus.publish(self.state.board(), BusPayload::Awareness(awareness));
+            }
+        }
         Ok(())
+    }
+
+    /// Stores what the upkeep wrote, fenced by the board's lease (after the batch's client
+    /// part, so the log keeps the batch's order); in a cluster only, where another instance
+    /// may hold the lease by now. Refused (a newer holder wrote) or without a
+    /// lease, the write is treated like a refused update: the upkeep stops and the room is
+    /// tainted, so the task reloads the stored board.
+    async fn store_upkeep(&mut self, upkeep: Vec<Bytes>) -> Result<(), StorageError> {
+        let Some(fence) = self.fence else {
+            self.state.refuse_upkeep();
+            return Ok(());
+        };
+        let count = upkeep.len();
+        let board = self.state.board().clone();
+        match self
+            .storage
+            .append_fenced(&board, upkeep.clone(), fence)
+            .await
+        {
+            Ok(last) => {
+                self.state.upkeep_stored(&upkeep);
+                if self.bus.is_some() {
+                    self.stored(last, upkeep).await;
+                }
+                self.metrics.store_batches.inc();
+                self.metrics.updates_stored.inc_by(count as u64);
+                self.metrics.upkeep_writes.inc_by(count as u64);
+                self.tail_len += count;
+                Ok(())
+            }
+            Err(StorageError::Fenced { fence, current, .. }) => {
+                tracing::warn!(board = %board, fence, current, "a newer lease holder wrote this board's counters; stopping its upkeep here");
+                self.metrics.upkeep_fenced.inc();
+                self.fence = None;
+                self.fence_lost = true;
+                self.state.refuse_upkeep();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `updates` are stored with the seqs up to `last` (cluster only): they go to the other
+    /// instances, and `applied_seq` advances, through the log when another instance appended
+    /// in between.
+    async fn stored(&mut self, last: Seq, updates: Vec<Bytes>) {
+        let first_seq = (last + 1).saturating_sub(updates.len() as u64);
+        if let Some(bus) = &self.bus {
+            bus.publish(
+                self.state.board(),
+                BusPayload::Updates { first_seq, updates },
+            );
+        }
+        if first_seq == self.applied_seq + 1 {
+            self.applied_seq = last;
+        } else {
+            // Another instance appended in between: its entries are below ours.
+            self.catch_up().await;
+            self.applied_seq = self.applied_seq.max(last);
+        }
+    }
+
+    /// Applies what the log holds above `applied_seq` (a lost or out-of-order bus message, a
+    /// gap, the periodic check) and relays the difference to local members with the next
+    /// delivery. A failure is logged; the next tick retries.
+    async fn catch_up(&mut self) {
+        let board = self.state.board().clone();
+        let loaded = self.storage.load_since(&board, self.applied_seq).await;
+        let stored = match loaded {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(board = %board, error = %e, "cannot catch up from storage; retrying later");
+                return;
+            }
+        };
+        if stored.entries.is_empty() {
+            return;
+        }
+        self.metrics.catch_ups.inc();
+        let last = stored.last_seq();
+        match self.state.apply_stored(&stored) {
+            Ok(()) => self.applied_seq = self.applied_seq.max(last),
+            Err(e) => {
+                tracing::error!(board = %board, error = %e, "catching up from storage failed")
+            }
+        }
+    }
+
+    /// What another instance sent: updates that directly follow `applied_seq` are applied and
+    /// relayed; known ones are skipped; after a hole (or a gap) the log is read instead, since
+    /// yrs must only get causally complete updates. Presence is applied and relayed.
+    async fn on_bus_event(&mut self, event: BusEvent) {
+        let message = match event {
+            BusEvent::Gap => return self.catch_up().await,
+            BusEvent::Message(message) => message,
+        };
+        match message.payload {
+            BusPayload::Updates { first_seq, updates } => {
+                let count = updates.len() as u64;
+                let last = (first_seq + count).saturating_sub(1);
+                if count == 0 || last <= self.applied_seq {
+                    return; // already applied (through the log, after a gap)
+                }
+                if first_seq > self.applied_seq + 1 {
+                    return self.catch_up().await; // a hole: some message was lost
+                }
+                let known = (self.applied_seq + 1 - first_seq) as usize;
+                match self.state.apply_remote_updates(&updates[known..]) {
+                    Ok(()) => self.applied_seq = last,
+                    Err(e) => {
+                        tracing::warn!(board = %self.state.board(), error = %e, "reading the log instead");
+                        if !self.state.is_tainted() {
+                            self.catch_up().await;
+                        }
+                    }
+                }
+            }
+            BusPayload::Awareness(raw) => self.state.apply_remote_awareness(&raw),
+        }
     }
 
     /// Stores and delivers what the batch made so far (all of it allowed), then replaces the
@@ -365,8 +623,9 @@ impl Room {
             Err(e) => Err(e.into()),
         };
         match reloaded {
-            Ok((doc, stored_bytes)) => {
+            Ok((doc, stored_bytes, last_seq)) => {
                 self.state.replace_doc(doc, stored_bytes);
+                self.applied_seq = last_seq;
                 Ok(())
             }
             Err(e) => {
@@ -399,12 +658,12 @@ impl Room {
     }
 }
 
-/// The board's document, how many log entries follow its snapshot, and how many bytes it takes
-/// in storage; a board that does not exist is created first.
+/// The board's document, how many log entries follow its snapshot, how many bytes it takes in
+/// storage, and the seq of its last entry; a board that does not exist is created first.
 async fn load_or_create(
     board: &BoardId,
     storage: &dyn Storage,
-) -> Result<(Doc, usize, usize), LoadError> {
+) -> Result<(Doc, usize, usize, Seq), LoadError> {
     let stored = match storage.load(board).await? {
         Some(stored) => stored,
         None => {
@@ -433,6 +692,7 @@ async fn load_or_create(
         stored.to_doc(board)?,
         stored.tail_len,
         stored_bytes(&stored),
+        stored.last_seq(),
     ))
 }
 
@@ -457,14 +717,18 @@ pub async fn create_board(
 }
 
 /// The board as stored (and its size), to replace a document that holds a refused update.
-async fn reload(board: &BoardId, storage: &dyn Storage) -> Result<(Doc, usize), LoadError> {
+async fn reload(board: &BoardId, storage: &dyn Storage) -> Result<(Doc, usize, Seq), LoadError> {
     let stored = storage
         .load(board)
         .await?
         .ok_or_else(|| LoadError::Vanished {
             board: board.clone(),
         })?;
-    Ok((stored.to_doc(board)?, stored_bytes(&stored)))
+    Ok((
+        stored.to_doc(board)?,
+        stored_bytes(&stored),
+        stored.last_seq(),
+    ))
 }
 
 /// Decrements the loaded-rooms gauge when dropped.
@@ -498,6 +762,37 @@ async fn wait_opt(task: &mut Option<JoinHandle<()>>) {
             let _ = handle.await;
             *task = None;
         }
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_opt(subscription: &mut Option<Subscription>) -> Option<BusEvent> {
+    match subscription {
+        Some(subscription) => subscription.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn lost_opt(lease: Option<&Lease>) {
+    match lease {
+        Some(lease) => lease.lost().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The lease a background attempt got; pending while none runs. Cancel-safe.
+async fn join_opt(task: &mut Option<JoinHandle<Option<Lease>>>) -> Option<Lease> {
+    match task {
+        Some(handle) => handle.await.ok().flatten(),
         None => std::future::pending().await,
     }
 }

@@ -5,20 +5,24 @@
 //! Protocol invariant: an update reaches other connections only after the task stored it. The
 //! state machine therefore keeps two lists, drained by the task in this order:
 //! [`RoomState::take_updates_to_store`], then (once they are durable) [`RoomState::deliver`].
+//! Updates that another instance stored come in through [`RoomState::apply_remote_updates`] and
+//! [`RoomState::apply_stored`]: already durable, they are only delivered.
 
 use super::ConnId;
 use super::upkeep::Upkeep;
 use crate::auth::Principal;
 use crate::outbox::{Outbox, PushError};
-use crate::storage::TimelineEvent;
+use crate::storage::{StorageError, StoredBoard, TimelineEvent};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
 use funnel_protocol::pieces;
 use funnel_protocol::policy::{self, CLIENT_ORIGIN, EffectRecorder, Role};
 use funnel_protocol::wire::{self, ClientMessage, CloseCode, IncomingAwareness, IncomingUpdate};
 use std::collections::{HashMap, HashSet};
-use yrs::sync::Awareness;
 use yrs::sync::time::Clock;
+use yrs::sync::{Awareness, AwarenessUpdate};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact};
 
 /// The origin of the transactions that apply timeline events (the board index sees them: they
@@ -30,10 +34,24 @@ const TIMELINE_ORIGIN: &str = "funnel-timeline";
 /// (`http::WRITE_BUFFER_BYTES`); large enough that a 2.5 MB board is ~160 frames.
 pub const MAX_PIECE_BYTES: usize = 16 * 1024;
 
+/// The origin of the transactions that apply updates another instance stored (from the bus or
+/// the storage log). Not [`CLIENT_ORIGIN`]: the instance that stored them checked them, and they
+/// are never stored again.
+pub const REMOTE_ORIGIN: &str = "funnel-remote";
+
 /// A presence not renewed for this long is removed. y-protocols clients renew every 15 s and
 /// drop others after 30 s; the server applies the same rule because yrs' `Awareness` expires
 /// nobody on its own.
 pub const AWARENESS_TIMEOUT_MS: u64 = 30_000;
+
+/// Why updates from another instance were not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    #[error("an update from another instance does not decode or apply")]
+    Malformed,
+    #[error("an update from another instance builds on changes this board lacks")]
+    Missing,
+}
 
 /// One connection in the room.
 struct Member {
@@ -67,6 +85,13 @@ pub struct RoomState {
     cached_full_state: Option<Vec<Bytes>>,
     /// The server's upkeep of counters and avatars, when this room holds the board's lease.
     upkeep: Option<Upkeep>,
+    /// What the upkeep wrote, applied but not yet stored: the task stores it with the lease's
+    /// fence after the batch's other updates, then [`RoomState::upkeep_stored`] queues its frames.
+    upkeep_to_store: Vec<Bytes>,
+    /// Part of a cluster: local presence changes are kept for the bus.
+    clustered: bool,
+    /// Raw awareness updates of this instance's own clients, for the other instances.
+    awareness_to_publish: Vec<Bytes>,
     /// The document holds an update that was refused (it waits for missing parents, or its
     /// writer's role does not allow it) and was never stored: the task replaces the document
     /// with the stored one before it handles anything else.
@@ -94,6 +119,9 @@ impl RoomState {
             cached_full_state: None,
             tainted: false,
             upkeep: None,
+            upkeep_to_store: Vec::new(),
+            clustered: false,
+            awareness_to_publish: Vec::new(),
             recorder,
             stored_bytes: 0,
             max_bytes: usize::MAX,
@@ -114,6 +142,17 @@ impl RoomState {
         }
     }
 
+    /// Stops maintaining counters and avatars (the lease is lost).
+    pub fn disable_upkeep(&mut self) {
+        self.upkeep = None;
+    }
+
+    /// The room is part of a cluster: keep local presence changes for
+    /// [`RoomState::take_awareness_to_publish`].
+    pub fn set_clustered(&mut self) {
+        self.clustered = true;
+    }
+
     pub fn has_upkeep(&self) -> bool {
         self.upkeep.is_some()
     }
@@ -127,11 +166,32 @@ impl RoomState {
         if let Some(update) = upkeep.run(&self.doc, now) {
             self.changed();
             let raw = Bytes::from(update);
-            self.to_send
-                .push((Recipients::All, wire::encode_update(&raw)));
             self.stored_bytes += raw.len();
-            self.to_store.push(raw);
+            self.upkeep_to_store.push(raw);
         }
+    }
+
+    /// What the upkeep wrote since the last call: to store with the lease's fence, after
+    /// [`RoomState::take_updates_to_store`]'s part.
+    pub fn take_upkeep_to_store(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.upkeep_to_store)
+    }
+
+    /// The upkeep's updates are stored: they go to everyone with the next delivery.
+    pub fn upkeep_stored(&mut self, updates: &[Bytes]) {
+        for raw in updates {
+            self.to_send
+                .push((Recipients::All, wire::encode_update(raw)));
+        }
+    }
+
+    /// Storage refused the upkeep's updates (a newer lease holder wrote) or the lease is gone:
+    /// they are in the document but nowhere else. The upkeep stops and the room is tainted, so
+    /// the task reloads the stored board, as for a refused client update.
+    pub fn refuse_upkeep(&mut self) {
+        self.upkeep = None;
+        self.upkeep_to_store.clear();
+        self.tainted = true;
     }
 
     pub fn has_card(&self, id: &str) -> bool {
@@ -211,6 +271,7 @@ impl RoomState {
         self.doc = doc;
         self.stored_bytes = stored_bytes;
         self.tainted = false;
+        self.upkeep_to_store.clear();
         if self.upkeep.is_some() {
             self.upkeep = Some(Upkeep::new(&self.doc));
         }
@@ -258,7 +319,7 @@ impl RoomState {
         let Some(member) = self.members.remove(&conn) else {
             return;
         };
-        self.remove_awareness(member.awareness_clients);
+        self.remove_awareness(member.awareness_clients, true);
     }
 
     /// Closes every connection (shutdown, storage failure).
@@ -409,10 +470,14 @@ impl RoomState {
                 member.awareness_clients.insert(*client);
             }
         }
+        let raw = self
+            .clustered
+            .then(|| Bytes::from(incoming.update.encode_v1()));
         if let Err(e) = self.awareness.apply_update(incoming.update) {
             tracing::debug!(error = %e, "awareness update not applied");
             return;
         }
+        self.awareness_to_publish.extend(raw);
         // Echoed to the sender too: browsers hide WebSocket pings, so a client that hears nothing
         // for 30 s reconnects; its own renewal coming back keeps it alive on a quiet board.
         self.to_send.push((Recipients::All, incoming.frame));
@@ -438,10 +503,13 @@ impl RoomState {
                 member.awareness_clients.remove(client);
             }
         }
-        self.remove_awareness(expired);
+        // Not published: every instance sweeps its own copy (one that dies stops renewing).
+        self.remove_awareness(expired, false);
     }
 
-    fn remove_awareness(&mut self, clients: impl IntoIterator<Item = ClientID>) {
+    /// Removes presences; `local`: they were this instance's clients', so the other instances
+    /// are told too.
+    fn remove_awareness(&mut self, clients: impl IntoIterator<Item = ClientID>, local: bool) {
         let mut removed = Vec::new();
         for client in clients {
             let present = self
@@ -457,11 +525,129 @@ impl RoomState {
             return;
         }
         match self.awareness.update_with_clients(removed) {
-            Ok(update) => self
-                .to_send
-                .push((Recipients::All, wire::encode_awareness(&update))),
+            Ok(update) => {
+                if local && self.clustered {
+                    self.awareness_to_publish
+                        .push(Bytes::from(update.encode_v1()));
+                }
+                self.to_send
+                    .push((Recipients::All, wire::encode_awareness(&update)));
+            }
             Err(e) => tracing::warn!(error = %e, "could not encode awareness removal"),
         }
+    }
+
+    /// Raw awareness updates of this instance's clients since the last call, for the bus.
+    pub fn take_awareness_to_publish(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.awareness_to_publish)
+    }
+
+    /// Presence from another instance: applied to the room's awareness (the sweep expires it
+    /// when that instance stops renewing it) and relayed to every local member.
+    pub fn apply_remote_awareness(&mut self, raw: &[u8]) {
+        let update = match AwarenessUpdate::decode_v1(raw) {
+            Ok(update) => update,
+            Err(e) => {
+                tracing::debug!(error = %e, "remote awareness does not decode");
+                return;
+            }
+        };
+        let frame = wire::encode_awareness(&update);
+        if let Err(e) = self.awareness.apply_update(update) {
+            tracing::debug!(error = %e, "remote awareness not applied");
+            return;
+        }
+        self.to_send.push((Recipients::All, frame));
+    }
+
+    /// Whether `incoming` carries something this document lacks (its state vector is ahead of
+    /// the document's somewhere): a cluster catches up from storage before applying it, so that
+    /// a client coming from another instance is not refused for that instance's server writes.
+    pub fn is_news(&self, incoming: &IncomingUpdate) -> bool {
+        let has = self.doc.transact().state_vector();
+        incoming
+            .update
+            .state_vector()
+            .iter()
+            .any(|(client, clock)| *clock > has.get(client))
+    }
+
+    /// Updates another instance stored, in seq order, directly after what this document holds
+    /// (a bus message). Applied with [`REMOTE_ORIGIN`], never stored again, and relayed to every
+    /// local member (each encoded once). An update that does not decode, or that leaves yrs
+    /// waiting for missing parents, is an error: the caller catches up from storage instead.
+    pub fn apply_remote_updates(&mut self, updates: &[Bytes]) -> Result<(), RemoteError> {
+        for raw in updates {
+            let update = wire::decode_update_v1(raw).map_err(|_| RemoteError::Malformed)?;
+            let missing = {
+                let mut txn = self.doc.transact_mut_with(REMOTE_ORIGIN);
+                if txn.apply_update(update).is_err() {
+                    drop(txn);
+                    self.tainted = true;
+                    return Err(RemoteError::Malformed);
+                }
+                txn.has_missing_updates()
+            };
+            if missing {
+                // Not causal after all: swap in the stored board before anything reads this.
+                self.tainted = true;
+                return Err(RemoteError::Missing);
+            }
+            self.changed();
+            self.stored_bytes += raw.len();
+            self.to_send
+                .push((Recipients::All, wire::encode_update(raw)));
+        }
+        Ok(())
+    }
+
+    /// Applies what storage holds above this document (`Storage::load_since`), in seq order,
+    /// and relays to every local member one update: the difference from the state before.
+    pub fn apply_stored(&mut self, stored: &StoredBoard) -> Result<(), StorageError> {
+        if stored.entries.is_empty() {
+            return Ok(());
+        }
+        let before = self.doc.transact().state_vector();
+        let (changed, missing) = {
+            let mut txn = self.doc.transact_mut_with(REMOTE_ORIGIN);
+            for (seq, raw) in &stored.entries {
+                let corrupt = |reason: String| StorageError::Corrupt {
+                    board: self.board.clone(),
+                    seq: *seq,
+                    reason,
+                };
+                let update = wire::decode_update_v1(raw).map_err(|e| corrupt(e.to_string()))?;
+                if let Err(e) = txn.apply_update(update) {
+                    // Possibly half integrated: swap in the stored board (whose load then
+                    // reports the damage).
+                    drop(txn);
+                    self.tainted = true;
+                    return Err(corrupt(e.to_string()));
+                }
+            }
+            (
+                txn.before_state() != txn.after_state() || !txn.delete_set().is_empty(),
+                txn.has_missing_updates(),
+            )
+        };
+        let bytes: usize = stored.entries.iter().map(|(_, raw)| raw.len()).sum();
+        if stored.entries.len() > stored.tail_len {
+            // A snapshot came first: snapshot and tail are the whole stored board.
+            self.stored_bytes = bytes;
+        } else {
+            self.stored_bytes += bytes;
+        }
+        if missing {
+            self.tainted = true;
+            return Ok(());
+        }
+        if changed {
+            self.changed();
+            let diff = self.doc.transact().encode_state_as_update_v1(&before);
+            self.to_send
+                .push((Recipients::All, wire::encode_update(&diff)));
+        }
+        Ok(())
     }
 
     fn close_member(&mut self, conn: ConnId, code: CloseCode, reason: &str) {
@@ -891,5 +1077,128 @@ mod tests {
         h.room.replace_doc(Doc::new(), 0);
         assert!(!h.room.is_tainted());
         assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn remote_updates_are_relayed_to_everyone_and_never_stored_again() {
+        let mut h = Harness::new();
+        let (mut a, mut b) = h.join_two_quiet();
+        let update = Bytes::from(text_update("from another instance"));
+        h.room
+            .apply_remote_updates(std::slice::from_ref(&update))
+            .unwrap();
+        assert!(h.flush().is_empty(), "the other instance stored it");
+        for rx in [&mut a, &mut b] {
+            assert!(matches!(&received(rx)[..], [ServerMessage::Update(u)] if *u == update));
+        }
+        assert_eq!(
+            text(h.room.doc()).get_string(&h.room.doc().transact()),
+            "from another instance"
+        );
+        // One that builds on something this board lacks is not applied over the hole.
+        let doc = Doc::with_client_id(42);
+        let t = text(&doc);
+        t.insert(&mut doc.transact_mut(), 0, "first ");
+        let second = {
+            let mut txn = doc.transact_mut();
+            t.insert(&mut txn, 6, "second");
+            Bytes::from(txn.encode_update_v1())
+        };
+        assert_eq!(
+            h.room.apply_remote_updates(&[second]),
+            Err(RemoteError::Missing)
+        );
+        assert!(h.room.is_tainted(), "the room reloads from storage");
+    }
+
+    #[test]
+    fn a_catch_up_relays_only_the_difference() {
+        let mut h = Harness::new();
+        let (mut a, _b) = h.join_two_quiet();
+        let source = Doc::with_client_id(7);
+        let t = text(&source);
+        t.insert(&mut source.transact_mut(), 0, &"x".repeat(1000));
+        let first = Bytes::from(
+            source
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default()),
+        );
+        h.room
+            .apply_remote_updates(std::slice::from_ref(&first))
+            .unwrap();
+        h.flush();
+        received(&mut a);
+        let second = {
+            let mut txn = source.transact_mut();
+            t.insert(&mut txn, 0, "y");
+            Bytes::from(txn.encode_update_v1())
+        };
+        // The log above this replica: the snapshot (everything) and the new entry.
+        let snapshot = Bytes::from(
+            source
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default()),
+        );
+        let stored = StoredBoard {
+            entries: vec![(1, snapshot), (2, second)],
+            tail_len: 1,
+        };
+        h.room.apply_stored(&stored).unwrap();
+        h.flush();
+        let messages = received(&mut a);
+        let [ServerMessage::Update(diff)] = &messages[..] else {
+            panic!("one update, got {messages:?}")
+        };
+        assert!(
+            diff.len() < 100,
+            "a diff, not the snapshot: {} bytes",
+            diff.len()
+        );
+        assert_eq!(
+            text(h.room.doc()).get_string(&h.room.doc().transact()),
+            format!("y{}", "x".repeat(1000))
+        );
+        // Nothing new: nothing relayed.
+        h.room.apply_stored(&stored).unwrap();
+        h.flush();
+        assert!(received(&mut a).is_empty());
+    }
+
+    #[test]
+    fn local_presence_is_kept_for_the_bus_and_remote_presence_relayed() {
+        let mut h = Harness::new();
+        h.room.set_clustered();
+        let (mut a, _b) = h.join_two_quiet();
+        h.send(1, awareness_frame(11, 1, r#"{"user":{"id":"u1"}}"#));
+        h.flush();
+        received(&mut a);
+        let published = h.room.take_awareness_to_publish();
+        assert_eq!(published.len(), 1);
+        let remote = {
+            let mut clients = std::collections::HashMap::new();
+            clients.insert(
+                ClientID::new(99),
+                AwarenessUpdateEntry {
+                    clock: 1,
+                    json: r#"{"user":{"id":"far"}}"#.into(),
+                },
+            );
+            Bytes::from(AwarenessUpdate { clients }.encode_v1())
+        };
+        h.room.apply_remote_awareness(&remote);
+        h.flush();
+        assert!(
+            matches!(&received(&mut a)[..], [ServerMessage::Awareness(u)] if u.clients.contains_key(&ClientID::new(99)))
+        );
+        assert!(
+            h.room.take_awareness_to_publish().is_empty(),
+            "remote presence is never published back"
+        );
+        // The local client leaves: its removal goes to the bus; the sweep's does not.
+        h.room.leave(ConnId(1));
+        assert_eq!(h.room.take_awareness_to_publish().len(), 1);
+        h.room.sweep_awareness(AWARENESS_TIMEOUT_MS + 1);
+        h.flush();
+        assert!(h.room.take_awareness_to_publish().is_empty());
     }
 }

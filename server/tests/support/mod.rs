@@ -453,3 +453,193 @@ pub fn doc_state(doc: &Doc) -> (StateVector, serde_json::Value) {
 pub fn cards_map(doc: &Doc) -> Option<MapRef> {
     doc.transact().get_map("cards")
 }
+
+impl Client {
+    /// Connects with an existing document, as a client that lost its server does: it sends its
+    /// state vector, answers the server's step 1 with what the server lacks, and syncs.
+    pub async fn reconnect(url: &str, doc: Doc) -> Self {
+        let mut client = Self::connect_raw(url).await;
+        client.doc = doc;
+        let sv = client.doc.transact().state_vector();
+        client.send(wire::client::encode_sync_step1(&sv)).await;
+        let mut synced = false;
+        client
+            .pump_until("initial sync", |_, message| {
+                synced |= matches!(message, Some(ServerMessage::SyncStep2(_)));
+                synced
+            })
+            .await;
+        client
+    }
+
+    /// [`Client::write`] to a server that may be gone: false when the frame could not be sent.
+    pub async fn try_write(&mut self, change: impl FnOnce(&mut TransactionMut)) -> bool {
+        let update = {
+            let mut txn = self.doc.transact_mut();
+            change(&mut txn);
+            txn.encode_update_v1()
+        };
+        let frame = wire::client::encode_update(&update);
+        self.ws.send(Message::Binary(frame)).await.is_ok()
+    }
+
+    /// Handles frames until none comes for `quiet`; returns false when the connection ended
+    /// (a killed server) instead.
+    pub async fn drain_for(&mut self, quiet: Duration) -> bool {
+        loop {
+            match tokio::time::timeout(quiet, self.ws.next()).await {
+                Err(_) => return true,
+                Ok(Some(Ok(frame))) => {
+                    if matches!(frame, Message::Close(_)) {
+                        return false;
+                    }
+                    self.handle(frame).await;
+                }
+                Ok(_) => return false,
+            }
+        }
+    }
+}
+
+/// A fresh PostgreSQL schema in the test database (`FUNNEL_TEST_DATABASE_URL`, by default the
+/// local `test` database); dropped with everything in it when this drops, even after a panic.
+pub struct TestDatabase {
+    admin_url: String,
+    schema: String,
+    /// The URL that puts funnel's tables in `schema`.
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn new() -> Self {
+        use std::sync::atomic::AtomicUsize;
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let admin_url = std::env::var("FUNNEL_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let schema = format!("funnel_test_{}", unique(&NEXT));
+        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test database");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-csearch_path%3D{schema}");
+        Self {
+            admin_url,
+            schema,
+            url,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let drop_schema = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        // Drop may run inside the test's runtime, which cannot block on itself: use a thread.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), async {
+                    let (client, connection) =
+                        tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
+                    tokio::spawn(connection);
+                    client.batch_execute(&drop_schema).await
+                })
+                .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(Ok(())))) {
+            eprintln!("could not drop test schema {}: {dropped:?}", self.schema);
+        }
+    }
+}
+
+/// A name part unique across test processes and within one: pid, a counter, the time.
+pub fn unique(counter: &std::sync::atomic::AtomicUsize) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{}_{}_{nanos}",
+        std::process::id(),
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// A private `redis-server` on a free port (no persistence), for tests that stop and restart
+/// Redis without disturbing the shared one.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self { port, child: None };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts it again on the same port (after [`RedisServer::kill`]) and waits until it
+    /// accepts connections.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis-server is running already");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server (is it installed?)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills it (SIGKILL), as a crash does.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A counter or gauge from `/metrics` (0 when absent).
+pub async fn metric(addr: SocketAddr, name: &str) -> i64 {
+    let (_, text) = http(addr, "GET", "/metrics", None).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
