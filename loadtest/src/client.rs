@@ -356,7 +356,12 @@ impl Client {
                 }
             }
             ServerMessage::Update(update) => {
-                self.count_moves(&update);
+                // Before the step 2, an update may be a piece of the board's state (funnel sends
+                // a large one as updates, step 2 last), whose cards carry the stamps of moves
+                // made before this client came: not deliveries, so moves count once synced.
+                if self.synced {
+                    self.count_moves(&update);
+                }
                 if self.plan.waits_for_seed && !self.seeded {
                     let last = stamp::scan_seeds(&update).any(|mark| mark.batch == mark.last);
                     if last {
