@@ -63,7 +63,7 @@ struct Member {
 }
 
 /// Who a frame goes to.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 enum Recipients {
     One(ConnId),
     AllBut(ConnId),
@@ -180,8 +180,7 @@ impl RoomState {
     /// The upkeep's updates are stored: they go to everyone with the next delivery.
     pub fn upkeep_stored(&mut self, updates: &[Bytes]) {
         for raw in updates {
-            self.to_send
-                .push((Recipients::All, wire::encode_update(raw)));
+            self.send_update(Recipients::All, raw);
         }
     }
 
@@ -253,8 +252,7 @@ impl RoomState {
         }
         self.changed();
         let raw = Bytes::from(update);
-        self.to_send
-            .push((Recipients::All, wire::encode_update(&raw)));
+        self.send_update(Recipients::All, &raw);
         self.stored_bytes += raw.len();
         self.to_store.push(raw);
     }
@@ -445,8 +443,7 @@ impl RoomState {
             return;
         }
         self.changed();
-        self.to_send
-            .push((Recipients::AllBut(conn), wire::encode_update(&incoming.raw)));
+        self.send_update(Recipients::AllBut(conn), &incoming.raw);
         self.stored_bytes += incoming.raw.len();
         self.to_store.push(incoming.raw);
     }
@@ -595,8 +592,7 @@ impl RoomState {
             }
             self.changed();
             self.stored_bytes += raw.len();
-            self.to_send
-                .push((Recipients::All, wire::encode_update(raw)));
+            self.send_update(Recipients::All, raw);
         }
         Ok(())
     }
@@ -644,8 +640,7 @@ impl RoomState {
         if changed {
             self.changed();
             let diff = self.doc.transact().encode_state_as_update_v1(&before);
-            self.to_send
-                .push((Recipients::All, wire::encode_update(&diff)));
+            self.send_update(Recipients::All, &diff);
         }
         Ok(())
     }
@@ -667,6 +662,18 @@ impl RoomState {
         self.cached_step1
             .get_or_insert_with(|| wire::encode_sync_step1(&doc.transact().state_vector()))
             .clone()
+    }
+
+    /// Queues an update for `to`, in pieces when it is large (a bulk import, the upkeep of a
+    /// thousand new cards): see [`MAX_PIECE_BYTES`]. A move is one small frame.
+    fn send_update(&mut self, to: Recipients, raw: &[u8]) {
+        if raw.len() <= MAX_PIECE_BYTES {
+            self.to_send.push((to, wire::encode_update(raw)));
+            return;
+        }
+        for piece in pieces::split_update_v1(raw, MAX_PIECE_BYTES) {
+            self.to_send.push((to, wire::encode_update(&piece)));
+        }
     }
 
     /// The answer to a step 1: what the client lacks, as update frames of at most
