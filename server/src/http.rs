@@ -189,7 +189,7 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// default is 128 KiB). A burst of small frames still goes out in one write; the buffer keeps
 /// the capacity it reached, so it is bounded by this plus one frame, and sync answers come in
 /// frames of at most `room::state::MAX_PIECE_BYTES`.
-pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+pub const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 async fn healthz() -> &'static str {
     "ok\n"

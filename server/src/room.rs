@@ -466,13 +466,17 @@ impl Room {
             let count = updates.len();
             let published = self.bus.is_some().then(|| updates.clone());
             let last = self.storage.append(self.state.board(), updates).await?;
-            if let Some(updates) = published {
-                self.stored(last, updates).await;
+            match published {
+                Some(updates) => self.stored(last, updates).await,
+                // One instance: nobody else appends, so the document holds every entry to `last`.
+                None => self.applied_seq = self.applied_seq.max(last),
             }
             self.metrics.store_batches.inc();
             self.metrics.updates_stored.inc_by(count as u64);
             self.tail_len += count;
-            self.maybe_compact();
+            if self.tail_len >= self.config.compact_after_updates {
+                self.start_compaction();
+            }
             // The board list shows the name: keep its copy in step with the document (not from
             // a document that holds a refused update: it is about to be replaced).
             let name = board::settings(&self.state.doc().transact()).name;
@@ -635,13 +639,13 @@ impl Room {
         }
     }
 
-    fn maybe_compact(&mut self) {
-        if self.tail_len >= self.config.compact_after_updates {
-            self.start_compaction();
-        }
-    }
-
     /// Folds the board's log into its snapshot in the background, one compaction at a time.
+    ///
+    /// In a cluster, from the log (`Storage::compact`, under the board's lock: other instances
+    /// append too). One instance is the board's only writer, and between batches its document
+    /// holds exactly the stored entries up to `applied_seq` (a refused update never stays: the
+    /// task reloads first), so it writes its own document's state as the snapshot instead of
+    /// making storage fold a second copy of the board (a board-sized memory peak each time).
     fn start_compaction(&mut self) {
         if self.compaction.is_some() {
             return;
@@ -649,8 +653,19 @@ impl Room {
         self.tail_len = 0;
         let storage = Arc::clone(&self.storage);
         let board = self.state.board().clone();
+        let own_state = (self.bus.is_none() && !self.state.is_tainted()).then(|| {
+            let state = yrs::ReadTxn::encode_state_as_update_v1(
+                &self.state.doc().transact(),
+                &yrs::StateVector::default(),
+            );
+            (self.applied_seq, Bytes::from(state))
+        });
         self.compaction = Some(tokio::spawn(async move {
-            match storage.compact(&board).await {
+            let compacted = match own_state {
+                Some((seq, state)) => storage.put_snapshot(&board, seq, state).await,
+                None => storage.compact(&board).await,
+            };
+            match compacted {
                 Ok(()) => tracing::debug!(board = %board, "compacted"),
                 Err(e) => tracing::warn!(board = %board, error = %e, "compaction failed"),
             }

@@ -219,6 +219,18 @@ pub trait Storage: Send + Sync + 'static {
     /// so that several writers stay safe). Appends made meanwhile are kept.
     async fn compact(&self, board: &BoardId) -> Result<(), StorageError>;
 
+    /// Records `data` as the board's snapshot up to `seq` and deletes the log entries it
+    /// covers, unless a snapshot with a higher seq is there already. For the board's only
+    /// writer (a single instance's room), which holds every entry up to `seq` in memory and
+    /// nothing else: it snapshots its own document instead of folding a second copy of the
+    /// board from the log (`compact`), which a cluster must do.
+    async fn put_snapshot(
+        &self,
+        board: &BoardId,
+        seq: Seq,
+        data: Bytes,
+    ) -> Result<(), StorageError>;
+
     /// Whether storage answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StorageError>;
 

@@ -287,6 +287,37 @@ mod contract {
         storage.close().await;
     }
 
+    /// The single writer's compaction: it hands storage its own document's state up to a seq.
+    pub async fn put_snapshot_replaces_the_entries_it_covers(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let b = board("b1");
+        assert!(storage.create(&meta(&b), update_with("a")).await.unwrap());
+        storage
+            .append(&b, vec![update_with("b"), update_with("c")])
+            .await
+            .unwrap();
+        // What a writer holding entries 1 and 2 has: a and b.
+        let upto_two = storage.load(&b).await.unwrap().unwrap();
+        let two = StoredBoard {
+            entries: upto_two.entries[..2].to_vec(),
+            tail_len: 2,
+        };
+        storage
+            .put_snapshot(&b, 2, two.fold(&b).unwrap())
+            .await
+            .unwrap();
+        let stored = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!((seqs(&stored), stored.tail_len), (vec![2, 3], 1));
+        assert_eq!(keys_of(&stored), keys(&["a", "b", "c"]));
+        // An older snapshot does not replace a newer one.
+        storage.put_snapshot(&b, 1, update_with("a")).await.unwrap();
+        let stored = storage.load(&b).await.unwrap().unwrap();
+        assert_eq!(seqs(&stored), vec![2, 3]);
+        assert_eq!(keys_of(&stored), keys(&["a", "b", "c"]));
+        assert_eq!(storage.append(&b, vec![update_with("d")]).await.unwrap(), 4);
+        storage.close().await;
+    }
+
     pub async fn load_since_before_and_after_compaction(backend: &impl Backend) {
         let storage = backend.open().await;
         let b = board("b1");
@@ -548,6 +579,7 @@ macro_rules! all_contract_tests {
             create_then_load,
             racing_creators_have_one_winner,
             append_compact_and_reload,
+            put_snapshot_replaces_the_entries_it_covers,
             load_since_before_and_after_compaction,
             timeline_pages_newest_first,
             wakeups_are_set_moved_and_cleared,

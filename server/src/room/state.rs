@@ -31,8 +31,9 @@ const TIMELINE_ORIGIN: &str = "funnel-timeline";
 
 /// The largest update frame a sync answer is cut into (one block larger than this goes alone).
 /// Small enough that no connection's write buffer grows much past the socket's own batching
-/// (`http::WRITE_BUFFER_BYTES`); large enough that a 2.5 MB board is ~160 frames.
-pub const MAX_PIECE_BYTES: usize = 16 * 1024;
+/// (`http::WRITE_BUFFER_BYTES`); large enough that a 2.5 MB board is ~320 frames (the outbox takes
+/// 4,096).
+pub const MAX_PIECE_BYTES: usize = 8 * 1024;
 
 /// The origin of the transactions that apply updates another instance stored (from the bus or
 /// the storage log). Not [`CLIENT_ORIGIN`]: the instance that stored them checked them, and they

@@ -547,20 +547,26 @@ impl Storage for PostgresStorage {
         let data = tokio::task::spawn_blocking(move || stored.fold(&id))
             .await
             .map_err(|_| StorageError::Closed)??;
+        write_snapshot(&txn, board, seq, &data).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn put_snapshot(
+        &self,
+        board: &BoardId,
+        seq: Seq,
+        data: Bytes,
+    ) -> Result<(), StorageError> {
+        let mut client = self.client().await?;
+        let txn = client.transaction().await?;
         txn.execute(
-            "INSERT INTO snapshots (board, seq, data) VALUES ($1, $2, $3)
-             ON CONFLICT (board) DO UPDATE SET seq = excluded.seq, data = excluded.data
-             WHERE excluded.seq > snapshots.seq",
-            &[&board.as_str(), &seq, &&data[..]],
+            "SELECT pg_advisory_xact_lock($1, hashtext(COALESCE(current_schema(), '') || '/' || $2))",
+            &[&COMPACTION_LOCK, &board.as_str()],
         )
         .await?;
-        // Only what was folded: entries appended meanwhile have higher seqs (they took the
-        // board's row lock after the entries read here had committed).
-        txn.execute(
-            "DELETE FROM updates WHERE board = $1 AND seq <= $2",
-            &[&board.as_str(), &seq],
-        )
-        .await?;
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        write_snapshot(&txn, board, seq, &data).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -577,6 +583,30 @@ impl Storage for PostgresStorage {
         }
         self.pool.close();
     }
+}
+
+/// Replaces the board's snapshot with `data` (up to `seq`) unless a later one is there, and
+/// deletes the entries it covers: only those, since entries appended meanwhile have higher seqs
+/// (they took the board's row lock after the entries up to `seq` had committed).
+async fn write_snapshot(
+    txn: &deadpool_postgres::Transaction<'_>,
+    board: &BoardId,
+    seq: i64,
+    data: &[u8],
+) -> Result<(), StorageError> {
+    txn.execute(
+        "INSERT INTO snapshots (board, seq, data) VALUES ($1, $2, $3)
+         ON CONFLICT (board) DO UPDATE SET seq = excluded.seq, data = excluded.data
+         WHERE excluded.seq > snapshots.seq",
+        &[&board.as_str(), &seq, &data],
+    )
+    .await?;
+    txn.execute(
+        "DELETE FROM updates WHERE board = $1 AND seq <= $2",
+        &[&board.as_str(), &seq],
+    )
+    .await?;
+    Ok(())
 }
 
 /// A write for the writer task; the reply is sent once its transaction committed (or failed).

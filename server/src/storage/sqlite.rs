@@ -431,6 +431,22 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    async fn put_snapshot(
+        &self,
+        board: &BoardId,
+        seq: Seq,
+        data: Bytes,
+    ) -> Result<(), StorageError> {
+        let board = board.clone();
+        self.submit(|reply| Job::ReplaceSnapshot {
+            board,
+            seq,
+            data,
+            reply,
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         if self.jobs.is_closed() {
             return Err(StorageError::Closed);
