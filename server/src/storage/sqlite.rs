@@ -421,14 +421,7 @@ impl Storage for SqliteStorage {
         let data = tokio::task::spawn_blocking(move || stored.fold(&id))
             .await
             .map_err(|_| StorageError::Closed)??;
-        let board = board.clone();
-        self.submit(|reply| Job::ReplaceSnapshot {
-            board,
-            seq,
-            data,
-            reply,
-        })
-        .await
+        self.put_snapshot(board, seq, data).await
     }
 
     async fn put_snapshot(
