@@ -10,6 +10,8 @@
 
 mod support;
 
+use support::{TestDatabase, connect_postgres};
+
 use bytes::Bytes;
 use funnel_protocol::BoardId;
 use funnel_server::storage::postgres::PostgresStorage;
@@ -17,12 +19,8 @@ use funnel_server::storage::sqlite::SqliteStorage;
 use funnel_server::storage::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use yrs::{Doc, Map, Transact};
-
-/// Where the tests find PostgreSQL unless `FUNNEL_TEST_DATABASE_URL` says otherwise.
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// The longest a test's loop may run.
 const WAIT: Duration = Duration::from_secs(30);
@@ -51,41 +49,20 @@ impl Backend for Sqlite {
     }
 }
 
-/// A fresh schema in the test database; dropped (with everything in it) when this drops, even
-/// when the test panicked.
-struct Postgres {
-    admin_url: String,
-    schema: String,
-    /// The URL that puts funnel's tables in `schema`.
-    url: String,
+/// A fresh schema in the test database (`support::TestDatabase`), dropped when this drops.
+struct Postgres(TestDatabase);
+
+impl std::ops::Deref for Postgres {
+    type Target = TestDatabase;
+
+    fn deref(&self) -> &TestDatabase {
+        &self.0
+    }
 }
 
 impl Postgres {
     async fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let admin_url = std::env::var("FUNNEL_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let schema = format!(
-            "funnel_test_{}_{}_{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let admin = connect(&admin_url).await;
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let separator = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{separator}options=-csearch_path%3D{schema}");
-        Self {
-            admin_url,
-            schema,
-            url,
-        }
+        Self(TestDatabase::new().await)
     }
 
     async fn instance(&self) -> PostgresStorage {
@@ -98,53 +75,6 @@ impl Postgres {
 impl Backend for Postgres {
     async fn open(&self) -> Arc<dyn Storage> {
         Arc::new(self.instance().await)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let drop_schema = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-        // Drop runs inside the test's runtime, which cannot block on itself: use a thread.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let dropping = async {
-                let (client, connection) =
-                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                client.batch_execute(&drop_schema).await
-            };
-            // The timer is made inside the runtime (it needs its clock).
-            runtime
-                .block_on(async { tokio::time::timeout(Duration::from_secs(10), dropping).await })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(Ok(())))) {
-            eprintln!("could not drop test schema {}: {dropped:?}", self.schema);
-        }
-    }
-}
-
-/// A client of the test database, or a failure that says how to get one.
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let connecting = tokio_postgres::connect(url, tokio_postgres::NoTls);
-    let connected = tokio::time::timeout(Duration::from_secs(10), connecting)
-        .await
-        .unwrap_or_else(|_| panic!("PostgreSQL at {url} did not answer within 10 s"));
-    match connected {
-        Ok((client, connection)) => {
-            tokio::spawn(connection);
-            client
-        }
-        Err(e) => panic!(
-            "PostgreSQL is not reachable at {url} ({e:?}): these tests need it. Start it (`bash \
-             .ci/run` installs and starts it; on Debian `pg_ctlcluster --skip-systemctl-redirect \
-             $(ls /etc/postgresql) main start`), with trust auth for user postgres on 127.0.0.1 \
-             and a database `test`, or set FUNNEL_TEST_DATABASE_URL"
-        ),
     }
 }
 
@@ -821,7 +751,7 @@ async fn instances_starting_together_apply_each_migration_once() {
     for storage in opened {
         instances.push(storage.unwrap_or_else(|e| panic!("opening: {e}")));
     }
-    let admin = connect(&pg.admin_url).await;
+    let admin = connect_postgres(&pg.admin_url).await;
     let row = admin
         .query_one(
             &format!(

@@ -204,15 +204,7 @@ fn read_board(
     after: Seq,
 ) -> Result<Option<StoredBoard>, StorageError> {
     let txn = conn.transaction()?;
-    let exists = txn
-        .query_row(
-            "SELECT 1 FROM boards WHERE id = ?1",
-            [board.as_str()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    if !exists {
+    if !board_exists(&txn, board)? {
         return Ok(None);
     }
     let snapshot: Option<(i64, Vec<u8>)> = txn
@@ -717,18 +709,21 @@ fn create(
     })
 }
 
-/// The board's last seq, read once per board and process (the writer caches it after). Fails
-/// for a board that does not exist.
-fn max_seq(txn: &rusqlite::Transaction<'_>, board: &BoardId) -> Result<Seq, StorageError> {
-    let exists = txn
+fn board_exists(conn: &Connection, board: &BoardId) -> Result<bool, StorageError> {
+    Ok(conn
         .query_row(
             "SELECT 1 FROM boards WHERE id = ?1",
             [board.as_str()],
             |_| Ok(()),
         )
         .optional()?
-        .is_some();
-    if !exists {
+        .is_some())
+}
+
+/// The board's last seq, read once per board and process (the writer caches it after). Fails
+/// for a board that does not exist.
+fn max_seq(txn: &rusqlite::Transaction<'_>, board: &BoardId) -> Result<Seq, StorageError> {
+    if !board_exists(txn, board)? {
         return Err(StorageError::NoSuchBoard(board.clone()));
     }
     let seq: i64 = txn.query_row(

@@ -247,17 +247,7 @@ impl Client {
 
     /// Connects and completes the sync handshake: after this the document holds the board.
     pub async fn connect(url: &str) -> Self {
-        let mut client = Self::connect_raw(url).await;
-        let sv = client.doc.transact().state_vector();
-        client.send(wire::client::encode_sync_step1(&sv)).await;
-        let mut synced = false;
-        client
-            .pump_until("initial sync", |_, message| {
-                synced |= matches!(message, Some(ServerMessage::SyncStep2(_)));
-                synced
-            })
-            .await;
-        client
+        Self::reconnect(url, Doc::new()).await
     }
 
     pub async fn send(&mut self, frame: Bytes) {
@@ -504,8 +494,9 @@ impl Client {
 /// A fresh PostgreSQL schema in the test database (`FUNNEL_TEST_DATABASE_URL`, by default the
 /// local `test` database); dropped with everything in it when this drops, even after a panic.
 pub struct TestDatabase {
-    admin_url: String,
-    schema: String,
+    /// The test database itself (where schemas are made and dropped).
+    pub admin_url: String,
+    pub schema: String,
     /// The URL that puts funnel's tables in `schema`.
     pub url: String,
 }
@@ -517,11 +508,8 @@ impl TestDatabase {
         let admin_url = std::env::var("FUNNEL_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
         let schema = format!("funnel_test_{}", unique(&NEXT));
-        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        connect_postgres(&admin_url)
             .await
-            .expect("connect to the test database");
-        tokio::spawn(connection);
-        client
             .batch_execute(&format!("CREATE SCHEMA {schema}"))
             .await
             .unwrap();
@@ -559,6 +547,26 @@ impl Drop for TestDatabase {
         if !matches!(dropped, Ok(Ok(Ok(())))) {
             eprintln!("could not drop test schema {}: {dropped:?}", self.schema);
         }
+    }
+}
+
+/// A client of the test database, or a failure that says how to get one.
+pub async fn connect_postgres(url: &str) -> tokio_postgres::Client {
+    let connecting = tokio_postgres::connect(url, tokio_postgres::NoTls);
+    let connected = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .unwrap_or_else(|_| panic!("PostgreSQL at {url} did not answer within 10 s"));
+    match connected {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            client
+        }
+        Err(e) => panic!(
+            "PostgreSQL is not reachable at {url} ({e:?}): these tests need it. Start it (`bash \
+             .ci/run` installs and starts it; on Debian `pg_ctlcluster --skip-systemctl-redirect \
+             $(ls /etc/postgresql) main start`), with trust auth for user postgres on 127.0.0.1 \
+             and a database `test`, or set FUNNEL_TEST_DATABASE_URL"
+        ),
     }
 }
 
