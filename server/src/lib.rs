@@ -37,6 +37,7 @@ pub mod storage;
 pub mod wakeups;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use config::ServeConfig;
 use connection::ConnectionContext;
 use outbox::OutboxLimits;
@@ -160,6 +161,14 @@ pub async fn run(
         "local (no tokens, loopback only)"
     };
     tracing::info!(data_dir = %config.data_dir.display(), auth = mode, "listening on {addr}");
+    // Without TCP_NODELAY, Nagle's algorithm holds a small frame (a move: ~200 bytes) back until
+    // the previous one is acknowledged, and the peer's delayed ACK makes that up to 40 ms: the
+    // whole tail of fan-out latency (BENCHMARKS.md "Nagle").
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
