@@ -80,10 +80,11 @@ pub struct RoomState {
     to_store: Vec<Bytes>,
     /// Frames waiting for the updates before them to be stored.
     to_send: Vec<(Recipients, Bytes)>,
-    /// The server's step 1 and the full state as a step 2, encoded once and shared by every
-    /// joiner while the document is unchanged (a reconnect storm encodes the board once).
+    /// The server's step 1, encoded once while the document is unchanged.
     cached_step1: Option<Bytes>,
-    cached_full_state: Option<Vec<Bytes>>,
+    /// What a joiner with an empty document is sent, cut once and shared (a reconnect storm
+    /// encodes the board once, even while people keep moving cards).
+    full_state: Option<FullState>,
     /// The server's upkeep of counters and avatars, when this room holds the board's lease.
     upkeep: Option<Upkeep>,
     /// What the upkeep wrote, applied but not yet stored: the task stores it with the lease's
@@ -117,7 +118,7 @@ impl RoomState {
             to_store: Vec::new(),
             to_send: Vec::new(),
             cached_step1: None,
-            cached_full_state: None,
+            full_state: None,
             tainted: false,
             upkeep: None,
             upkeep_to_store: Vec::new(),
@@ -165,8 +166,8 @@ impl RoomState {
             return;
         };
         if let Some(update) = upkeep.run(&self.doc, now) {
-            self.changed();
             let raw = Bytes::from(update);
+            self.changed_by(&raw);
             self.stored_bytes += raw.len();
             self.upkeep_to_store.push(raw);
         }
@@ -251,8 +252,8 @@ impl RoomState {
                 },
             );
         }
-        self.changed();
         let raw = Bytes::from(update);
+        self.changed_by(&raw);
         self.send_update(Recipients::All, &raw);
         self.stored_bytes += raw.len();
         self.to_store.push(raw);
@@ -443,7 +444,7 @@ impl RoomState {
             self.close_member(conn, CloseCode::Forbidden, &refusal.to_string());
             return;
         }
-        self.changed();
+        self.changed_by(&incoming.raw);
         self.send_update(Recipients::AllBut(conn), &incoming.raw);
         self.stored_bytes += incoming.raw.len();
         self.to_store.push(incoming.raw);
@@ -591,7 +592,7 @@ impl RoomState {
                 self.tainted = true;
                 return Err(RemoteError::Missing);
             }
-            self.changed();
+            self.changed_by(raw);
             self.stored_bytes += raw.len();
             self.send_update(Recipients::All, raw);
         }
@@ -639,8 +640,8 @@ impl RoomState {
             return Ok(());
         }
         if changed {
-            self.changed();
             let diff = self.doc.transact().encode_state_as_update_v1(&before);
+            self.changed_by(&diff);
             self.send_update(Recipients::All, &diff);
         }
         Ok(())
@@ -653,9 +654,21 @@ impl RoomState {
         self.leave(conn);
     }
 
+    /// The document was replaced: nothing cached from it holds.
     fn changed(&mut self) {
         self.cached_step1 = None;
-        self.cached_full_state = None;
+        self.full_state = None;
+    }
+
+    /// The document changed by `raw` (an update as applied): a joiner's full state is the one
+    /// cut before plus this, until the changes grow past [`FullState::MAX_CHANGES_SHARE`].
+    fn changed_by(&mut self, raw: &[u8]) {
+        self.cached_step1 = None;
+        if let Some(full) = self.full_state.as_mut()
+            && !full.add_change(update_frames(raw))
+        {
+            self.full_state = None;
+        }
     }
 
     fn step1_frame(&mut self) -> Bytes {
@@ -668,12 +681,8 @@ impl RoomState {
     /// Queues an update for `to`, in pieces when it is large (a bulk import, the upkeep of a
     /// thousand new cards): see [`MAX_PIECE_BYTES`]. A move is one small frame.
     fn send_update(&mut self, to: Recipients, raw: &[u8]) {
-        if raw.len() <= MAX_PIECE_BYTES {
-            self.to_send.push((to, wire::encode_update(raw)));
-            return;
-        }
-        for piece in pieces::split_update_v1(raw, MAX_PIECE_BYTES) {
-            self.to_send.push((to, wire::encode_update(&piece)));
+        for frame in update_frames(raw) {
+            self.to_send.push((to, frame));
         }
     }
 
@@ -682,19 +691,17 @@ impl RoomState {
     /// keeps the capacity of the largest frame it ever wrote). A joiner's full state is cut
     /// once and shared while the document is unchanged.
     fn step2_frames(&mut self, sv: &StateVector) -> Vec<Bytes> {
-        let doc = &self.doc;
-        let cut = || {
-            let diff = doc.transact().encode_state_as_update_v1(sv);
-            let mut pieces = pieces::split_update_v1(&diff, MAX_PIECE_BYTES);
-            let last = pieces.pop().unwrap_or_default();
-            let mut frames: Vec<Bytes> = pieces.iter().map(|p| wire::encode_update(p)).collect();
-            frames.push(wire::encode_sync_step2(&last));
-            frames
-        };
-        if sv.is_empty() {
-            return self.cached_full_state.get_or_insert_with(cut).clone();
+        let diff = || self.doc.transact().encode_state_as_update_v1(sv);
+        if !sv.is_empty() {
+            return FullState::cut(&diff()).answer;
         }
-        cut()
+        if self.full_state.is_none() {
+            self.full_state = Some(FullState::cut(&diff()));
+        }
+        self.full_state
+            .as_ref()
+            .map(FullState::frames)
+            .unwrap_or_default()
     }
 
     fn all_awareness_frame(&self) -> Option<Bytes> {
@@ -759,6 +766,77 @@ impl RoomState {
         }
     }
 }
+
+/// An update as update frames, in pieces when it is large (a bulk import, the upkeep of a
+/// thousand new cards): see [`MAX_PIECE_BYTES`]. A move is one small frame.
+fn update_frames(raw: &[u8]) -> Vec<Bytes> {
+    if raw.len() <= MAX_PIECE_BYTES {
+        return vec![wire::encode_update(raw)];
+    }
+    pieces::split_update_v1(raw, MAX_PIECE_BYTES)
+        .iter()
+        .map(|piece| wire::encode_update(piece))
+        .collect()
+}
+
+/// The answer to a joiner with an empty document, shared by every such joiner: the board's
+/// state as it was cut, then every change since as it was applied (each change builds only on
+/// what comes before it, so the joiner never holds an update waiting for its parents), then a
+/// step 2. Encoding and cutting a 5,000-card board takes milliseconds of the room's task, and
+/// during a storm every move would otherwise make the next joiner pay them again.
+struct FullState {
+    /// The state when it was cut, as a sync answer (step 2 last).
+    answer: Vec<Bytes>,
+    /// The answer's last piece as an update frame, for when changes follow it.
+    last_as_update: Bytes,
+    state_bytes: usize,
+    /// Update frames of the changes since, in the order they were applied.
+    changes: Vec<Bytes>,
+    changes_bytes: usize,
+}
+
+impl FullState {
+    /// Changes are kept until they weigh this share of the state; then the next joiner cuts
+    /// the state again (which also folds what the changes overwrote).
+    const MAX_CHANGES_SHARE: usize = 4;
+
+    fn cut(state: &[u8]) -> Self {
+        let mut pieces = pieces::split_update_v1(state, MAX_PIECE_BYTES);
+        let last = pieces.pop().unwrap_or_default();
+        let mut answer: Vec<Bytes> = pieces.iter().map(|p| wire::encode_update(p)).collect();
+        answer.push(wire::encode_sync_step2(&last));
+        let last_as_update = wire::encode_update(&last);
+        Self {
+            state_bytes: answer.iter().map(Bytes::len).sum(),
+            answer,
+            last_as_update,
+            changes: Vec::new(),
+            changes_bytes: 0,
+        }
+    }
+
+    /// Records a change; `false` when the changes outweigh what re-cutting costs.
+    fn add_change(&mut self, frames: Vec<Bytes>) -> bool {
+        self.changes_bytes += frames.iter().map(Bytes::len).sum::<usize>();
+        self.changes.extend(frames);
+        self.changes_bytes * Self::MAX_CHANGES_SHARE <= self.state_bytes.max(MAX_PIECE_BYTES)
+    }
+
+    fn frames(&self) -> Vec<Bytes> {
+        if self.changes.is_empty() {
+            return self.answer.clone();
+        }
+        let mut frames = Vec::with_capacity(self.answer.len() + self.changes.len() + 1);
+        frames.extend_from_slice(&self.answer[..self.answer.len() - 1]);
+        frames.push(self.last_as_update.clone());
+        frames.extend_from_slice(&self.changes);
+        frames.push(wire::encode_sync_step2(EMPTY_UPDATE));
+        frames
+    }
+}
+
+/// A v1 update that changes nothing: no structs, an empty delete set.
+const EMPTY_UPDATE: &[u8] = &[0, 0];
 
 #[cfg(test)]
 mod tests {
@@ -912,51 +990,106 @@ mod tests {
         assert_eq!(text.get_string(&doc.transact()), "abc");
     }
 
-    #[test]
-    fn a_large_board_reaches_a_joiner_in_small_frames_step2_last() {
-        let mut h = Harness::new();
-        let _a = h.join(1);
-        // 40 fields of 1,000 characters from one client: a 40 KB board.
-        let writer = Doc::new();
-        let fields = writer.get_or_insert_map(funnel_protocol::schema::root::FIELDS);
-        let mut sv = StateVector::default();
-        for i in 0..40 {
+    /// Connection 1 writes fields `f{i}` of 1,000 characters each, one update per field.
+    fn write_fields(h: &mut Harness, writer: &Doc, fields: std::ops::Range<usize>) {
+        let map = writer.get_or_insert_map(funnel_protocol::schema::root::FIELDS);
+        for i in fields {
             let value: String = (0..1_000)
                 .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
                 .collect();
-            yrs::Map::insert(&fields, &mut writer.transact_mut(), format!("f{i}"), value);
+            let sv = writer.transact().state_vector();
+            yrs::Map::insert(&map, &mut writer.transact_mut(), format!("f{i}"), value);
             let update = writer.transact().encode_state_as_update_v1(&sv);
-            sv = writer.transact().state_vector();
             h.send(1, wire::client::encode_update(&update));
         }
-        let big = "x".repeat(40_000);
+    }
+
+    /// A new client `id` joins with an empty document: the frames it gets after the room's
+    /// step 1, and its document once it applied them, each with nothing pending.
+    fn join_fresh(h: &mut Harness, id: u64) -> (Vec<Bytes>, Doc) {
+        let mut rx = h.join(id);
+        h.send(id, wire::client::encode_sync_step1(&StateVector::default()));
         h.flush();
-        let mut c = h.join(3);
-        h.send(3, wire::client::encode_sync_step1(&StateVector::default()));
-        h.flush();
-        let messages = received(&mut c);
+        let mut frames = Vec::new();
+        while let Some(Next::Frame(frame)) = rx.next().now_or_never() {
+            frames.push(frame);
+        }
         let doc = Doc::new();
-        let mut pieces = 0;
-        for message in &messages[1..] {
+        for frame in &frames[1..] {
+            let message = decode_server_frame(frame).unwrap();
             let (ServerMessage::Update(update) | ServerMessage::SyncStep2(update)) = message else {
                 panic!("expected updates, got {message:?}")
             };
-            assert!(
-                update.len() <= MAX_PIECE_BYTES + 6_000,
-                "{} bytes",
-                update.len()
-            );
             let mut txn = doc.transact_mut();
-            txn.apply_update(wire::decode_update_v1(update).unwrap())
+            txn.apply_update(wire::decode_update_v1(&update).unwrap())
                 .unwrap();
             assert!(
                 !txn.has_missing_updates(),
                 "a piece came before what it builds on"
             );
-            pieces += 1;
         }
-        assert!(pieces > 1, "one frame for {} bytes", big.len());
-        assert!(matches!(messages.last(), Some(ServerMessage::SyncStep2(_))));
+        let last = decode_server_frame(frames.last().unwrap()).unwrap();
+        assert!(matches!(last, ServerMessage::SyncStep2(_)), "{last:?}");
+        (frames, doc)
+    }
+
+    #[test]
+    fn a_large_board_reaches_a_joiner_in_small_frames_step2_last() {
+        let mut h = Harness::new();
+        let _a = h.join(1);
+        // 40 fields of 1,000 characters from one client: a 40 KB board.
+        write_fields(&mut h, &Doc::new(), 0..40);
+        h.flush();
+        let (frames, doc) = join_fresh(&mut h, 3);
+        assert!(
+            frames.len() > 2,
+            "{} frames for a 40 KB board",
+            frames.len()
+        );
+        for frame in &frames {
+            assert!(
+                frame.len() <= MAX_PIECE_BYTES + 6_000,
+                "{} bytes",
+                frame.len()
+            );
+        }
+        assert_eq!(
+            doc.transact().state_vector(),
+            h.room.doc().transact().state_vector()
+        );
+    }
+
+    #[test]
+    fn joiners_share_one_cut_of_the_board_and_get_the_changes_since_after_it() {
+        let mut h = Harness::new();
+        let _a = h.join(1);
+        let writer = Doc::new();
+        write_fields(&mut h, &writer, 0..40);
+        h.flush();
+        let (first, _) = join_fresh(&mut h, 3);
+        // Two changes after the cut, then a joiner: the same pieces (not cut again), the
+        // changes, a step 2; and it holds the whole board.
+        write_fields(&mut h, &writer, 40..42);
+        h.flush();
+        let (second, doc) = join_fresh(&mut h, 4);
+        let shared = first.len() - 2; // all but the step 1 and the last piece
+        for (a, b) in first[1..=shared].iter().zip(&second[1..=shared]) {
+            assert_eq!(a.as_ptr(), b.as_ptr(), "a piece was encoded again");
+        }
+        assert_eq!(
+            second.len(),
+            first.len() + 3,
+            "the last piece, 2 changes, step 2"
+        );
+        assert_eq!(
+            doc.transact().state_vector(),
+            h.room.doc().transact().state_vector()
+        );
+        // Changes worth more than a quarter of the board: the next joiner gets a new cut.
+        write_fields(&mut h, &writer, 42..60);
+        h.flush();
+        let (third, doc) = join_fresh(&mut h, 5);
+        assert_ne!(first[1].as_ptr(), third[1].as_ptr(), "cut again");
         assert_eq!(
             doc.transact().state_vector(),
             h.room.doc().transact().state_vector()
