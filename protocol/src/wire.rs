@@ -220,6 +220,12 @@ pub fn encode_sync_step2(update_v1: &[u8]) -> Bytes {
     })
 }
 
+/// Whether a frame this module encoded is a sync step 2 (the end of a sync answer): both tags
+/// are single-byte varints, so the first two bytes tell.
+pub fn is_sync_step2(frame: &[u8]) -> bool {
+    frame.starts_with(&[MSG_SYNC, MSG_SYNC_STEP_2])
+}
+
 /// Server → client: a change made by someone else (or by the server).
 pub fn encode_update(update_v1: &[u8]) -> Bytes {
     frame_with(|e| {
@@ -404,6 +410,17 @@ mod tests {
             let err = decode_client_frame(&Bytes::copy_from_slice(&frame)).unwrap_err();
             assert!(matches!(err, DecodeError::CountTooLarge { .. }), "{err}");
         }
+    }
+
+    #[test]
+    fn only_a_step2_frame_is_a_step2() {
+        let update = some_update();
+        assert!(is_sync_step2(&encode_sync_step2(&update)));
+        assert!(is_sync_step2(&encode_sync_step2(&[])));
+        assert!(!is_sync_step2(&encode_update(&update)));
+        assert!(!is_sync_step2(&encode_sync_step1(&StateVector::default())));
+        assert!(!is_sync_step2(&client::encode_query_awareness()));
+        assert!(!is_sync_step2(&[]));
     }
 
     #[test]

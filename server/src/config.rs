@@ -102,6 +102,13 @@ pub struct ServeConfig {
         default_value_t = 1024
     )]
     pub max_connections_per_address: usize,
+
+    /// Initial syncs served at once, server-wide: a joining client waits its turn on its open
+    /// socket from its first step 1 until the answer (a whole board for a new client) is written
+    /// to it. Few turns keep a reconnect storm from slowing the clients already live; more help
+    /// when boards load slowly (PostgreSQL far away).
+    #[arg(long, env = "FUNNEL_JOINS_AT_ONCE", default_value_t = crate::connection::JOINS_AT_ONCE)]
+    pub joins_at_once: usize,
 }
 
 impl ServeConfig {
@@ -128,6 +135,7 @@ impl ServeConfig {
             message_burst: 1000,
             max_connections_per_user: 64,
             max_connections_per_address: 1024,
+            joins_at_once: crate::connection::JOINS_AT_ONCE,
         }
     }
 
@@ -174,6 +182,9 @@ impl ServeConfig {
         }
         if self.max_board_bytes < 64 * 1024 {
             return Err("--max-board-bytes must be at least 65536".into());
+        }
+        if self.joins_at_once == 0 {
+            return Err("--joins-at-once must be above 0".into());
         }
         if self.message_rate == 0 || self.message_burst == 0 {
             return Err("--message-rate and --message-burst must be above 0".into());

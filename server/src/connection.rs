@@ -13,12 +13,12 @@ use crate::rooms::Rooms;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
-use funnel_protocol::wire::{ClientMessage, CloseCode, decode_client_frame};
+use funnel_protocol::wire::{ClientMessage, CloseCode, decode_client_frame, is_sync_step2};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -31,17 +31,20 @@ const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 /// connection died without a FIN (a laptop lid, a mobile network), and only silence tells.
 const PEER_TIMEOUT_PINGS: u32 = 3;
 
-/// Initial syncs in progress at once, server-wide: from a connection's first step 1 until the
-/// room has answered it (the expensive part of a join: the room's load, a full state or a diff
-/// to encode). In a reconnect storm the others wait their turn on an open socket before their
-/// step 1 is forwarded, so the storm slows the newcomers, never the clients already live: rooms'
-/// queues never hold more than this many initial syncs ahead of a live client's update. The
-/// turn starts when the step 1 has arrived, so a slow network does not hold it.
-pub const JOINS_AT_ONCE: usize = 64;
+/// Initial syncs in progress at once, server-wide, by default (`--joins-at-once`): from a
+/// connection's first step 1 until the answer's step 2 is written to its socket (the room's
+/// load, a full state to send). In a reconnect storm the others wait their turn on an open
+/// socket before their step 1 is forwarded, so the storm slows the newcomers, never the clients
+/// already live. The turn starts when the step 1 has arrived, so a slow network does not hold
+/// it; it ends when the answer has left, so the bytes of at most this many whole boards are in
+/// flight at once. Measured in BENCHMARKS.md ("Join turns"): 64 turns let a 1,000-client storm
+/// on a 5,000-card board delay live moves by 290 ms (p99), 8 by 45 ms, and 8 synced the crowd
+/// as fast.
+pub const JOINS_AT_ONCE: usize = 8;
 
-/// The longest one initial sync keeps its turn (a board that takes long to load): then the
-/// next one goes.
-const ADMISSION_HOLD_MAX: Duration = Duration::from_secs(2);
+/// The longest one initial sync keeps its turn (a board that takes long to load, a client that
+/// reads slowly): then the next one goes. A turn bounds bursts of work, not a slow transfer.
+const ADMISSION_HOLD_MAX: Duration = Duration::from_secs(1);
 
 /// How many times a join retries when the room it got is unloading at that very moment.
 const JOIN_ATTEMPTS: usize = 3;
@@ -162,10 +165,9 @@ async fn read_loop(
         return;
     }
     // The turn of this connection's initial sync (see `JOINS_AT_ONCE`): taken at its first
-    // step 1, given back once the room answered it.
+    // step 1, given back once the answer's step 2 is written to the socket.
     let mut admitted = false;
     let mut turn: Option<(OwnedSemaphorePermit, Instant)> = None;
-    let mut synced: Option<oneshot::Receiver<()>> = None;
     let Some(room) = join(conn, board, principal, outbox, &ctx.rooms).await else {
         outbox.close(CloseCode::TryAgainLater, "board is busy; reconnect");
         return;
@@ -188,11 +190,11 @@ async fn read_loop(
                 return;
             }
             () = sleep_until_opt(turn.as_ref().map(|(_, until)| *until)) => {
-                (turn, synced) = (None, None);
+                turn = None;
                 continue;
             }
-            () = recv_opt(&mut synced) => {
-                (turn, synced) = (None, None);
+            () = outbox.answered(), if turn.is_some() => {
+                turn = None;
                 continue;
             }
             _ = liveness.tick() => {
@@ -282,17 +284,6 @@ async fn read_loop(
             outbox.close(CloseCode::TryAgainLater, "board is reloading; reconnect");
             return;
         }
-        if first_step1 {
-            // The turn ends once the room has answered this step 1.
-            let (reply, answered) = oneshot::channel();
-            let sent = tokio::select! {
-                () = outbox.closed() => return,
-                sent = room.send(RoomCommand::Barrier { reply }) => sent,
-            };
-            if sent.is_ok() {
-                synced = Some(answered);
-            }
-        }
     }
 }
 
@@ -337,15 +328,6 @@ impl Drop for Waiting {
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_opt(answer: &mut Option<oneshot::Receiver<()>>) {
-    match answer {
-        Some(answer) => {
-            let _ = answer.await;
-        }
         None => std::future::pending().await,
     }
 }
@@ -407,9 +389,11 @@ async fn write_loop(
                 // Everything already queued goes out in one flush (a burst of updates costs one
                 // write to the socket, not one each); a burst is bounded by the outbox.
                 let closing = receiver.close_signal();
+                let mut answered = is_sync_step2(&frame);
                 let write = async {
                     sink.feed(Message::Binary(frame)).await?;
                     while let Some(frame) = receiver.try_frame() {
+                        answered |= is_sync_step2(&frame);
                         sink.feed(Message::Binary(frame)).await?;
                     }
                     sink.flush().await
@@ -423,6 +407,9 @@ async fn write_loop(
                     tracing::debug!(error = %e, "socket write failed");
                     receiver.close(CloseCode::GoingAway, "connection lost");
                     return;
+                }
+                if answered {
+                    receiver.mark_answered();
                 }
             }
             Next::Close(request) => {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use funnel_protocol::wire::{CloseCode, close_reason};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Limits of one connection's queue.
@@ -48,6 +48,10 @@ struct Shared {
     /// The same fact as `closed`, read on every push without the token's lock (the room pushes
     /// each frame to every connection).
     closing: AtomicBool,
+    /// The writer has written a sync step 2 to the socket: the answer to the client's first
+    /// step 1 is out (what a join's turn waits for, `connection::JOINS_AT_ONCE`).
+    answered: AtomicBool,
+    answered_signal: Notify,
 }
 
 /// Why a frame was not queued.
@@ -67,6 +71,8 @@ pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
         close: OnceLock::new(),
         closed: CancellationToken::new(),
         closing: AtomicBool::new(false),
+        answered: AtomicBool::new(false),
+        answered_signal: Notify::new(),
     });
     (
         Outbox {
@@ -118,6 +124,18 @@ impl Outbox {
     /// Resolves once a close was requested (by the room, the writer, the reader or shutdown).
     pub async fn closed(&self) {
         self.shared.closed.cancelled().await;
+    }
+
+    /// Resolves once the writer has written a sync step 2 to the socket (at once if it did
+    /// before): a sync answer ends with its step 2, so all of it has left by then.
+    pub async fn answered(&self) {
+        loop {
+            let signal = self.shared.answered_signal.notified();
+            if self.shared.answered.load(Ordering::Acquire) {
+                return;
+            }
+            signal.await;
+        }
     }
 
     /// Whether the connection is closing or gone.
@@ -173,6 +191,13 @@ impl OutboxReceiver {
     /// Resolves once a close was requested (by the room, the reader or shutdown).
     pub async fn closed(&self) {
         self.shared.closed.cancelled().await;
+    }
+
+    /// The writer wrote a sync step 2 to the socket (see [`Outbox::answered`]).
+    pub fn mark_answered(&self) {
+        if !self.shared.answered.swap(true, Ordering::AcqRel) {
+            self.shared.answered_signal.notify_waiters();
+        }
     }
 
     /// The signal [`OutboxReceiver::closed`] waits on, to watch while the receiver is borrowed.
@@ -237,6 +262,24 @@ mod tests {
         tx.push(frame(6)).unwrap();
         tx.push(frame(4)).unwrap();
         assert_eq!(tx.push(frame(1)), Err(PushError::Full));
+    }
+
+    #[tokio::test]
+    async fn answered_resolves_once_the_writer_marks_it_and_stays_resolved() {
+        use futures_util::FutureExt;
+        let (tx, rx) = outbox(OutboxLimits {
+            max_frames: 4,
+            max_bytes: 100,
+        });
+        let waiting = tx.answered();
+        tokio::pin!(waiting);
+        assert!((&mut waiting).now_or_never().is_none());
+        rx.mark_answered();
+        assert!(waiting.now_or_never().is_some());
+        assert!(
+            tx.answered().now_or_never().is_some(),
+            "later waits resolve at once"
+        );
     }
 
     #[tokio::test]

@@ -52,10 +52,6 @@ pub enum RoomCommand {
     Leave { conn: ConnId },
     /// The scheduler: a counter of this board is due to change (a reminder).
     Wake,
-    /// Answered once the room has handled every command sent before it: a joining connection
-    /// sends it after its first step 1, and its initial sync is then done (admission, see
-    /// `connection::JOINS_AT_ONCE`).
-    Barrier { reply: oneshot::Sender<()> },
     /// A timeline event of a card (from the API): stored, then applied to the card (its avatar,
     /// an incoming activity, `timelineAt`); the reply comes once all of it is durable.
     Timeline {
@@ -417,9 +413,6 @@ impl Room {
             RoomCommand::Leave { conn } => self.state.leave(conn),
             // Upkeep runs after every batch; waking is all it takes.
             RoomCommand::Wake => {}
-            RoomCommand::Barrier { reply } => {
-                let _ = reply.send(());
-            }
             // Handled by `timeline`, which waits for storage.
             RoomCommand::Timeline { reply, .. } => {
                 let _ = reply.send(Err(TimelineError::Storage(StorageError::Closed)));
