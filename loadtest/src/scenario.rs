@@ -107,6 +107,8 @@ pub async fn run(plan: &RunPlan, target: &Target) -> anyhow::Result<RunReport> {
     }
     let mut progress = Progress::new(plan.progress, Arc::clone(&shared), target, started);
     let mut tasks = JoinSet::new();
+    // The storm's newcomers, on their own runtime (see `crowd_runtime`).
+    let mut crowd: Option<tokio::runtime::Runtime> = None;
 
     // Connect: the first client alone (it loads or creates the board), then the others, a
     // bounded number connecting at a time.
@@ -165,8 +167,12 @@ pub async fn run(plan: &RunPlan, target: &Target) -> anyhow::Result<RunReport> {
         wait_until(&mut progress, "moving", storm.after, || false).await;
         let storm_start = Instant::now();
         shared.storm_from_us.store(now_us(), Ordering::Relaxed);
+        let crowd = crowd.insert(crowd_runtime()?);
         for joiner in joiners {
-            tasks.spawn(client::run(joiner, Arc::clone(&shared), deadline));
+            tasks.spawn_on(
+                client::run(joiner, Arc::clone(&shared), deadline),
+                crowd.handle(),
+            );
         }
         let limit = move_end
             .saturating_duration_since(Instant::now())
@@ -221,6 +227,10 @@ pub async fn run(plan: &RunPlan, target: &Target) -> anyhow::Result<RunReport> {
     }
     let server_end = target.server_pid.and_then(metrics::sample_process);
     progress.line("done");
+    if let Some(crowd) = crowd {
+        // Its tasks are done (or aborted); a runtime may not be dropped inside another one.
+        crowd.shutdown_background();
+    }
 
     let idle_memory = (plan.scenario == "idle")
         .then(|| idle_memory(baseline, loaded, steady_count))
@@ -255,6 +265,19 @@ pub async fn run(plan: &RunPlan, target: &Target) -> anyhow::Result<RunReport> {
             wall_seconds: started.elapsed().as_secs_f64(),
         },
     ))
+}
+
+/// The runtime of a storm's newcomers, apart from the live clients'. In one runtime, a live
+/// client's socket would wait behind a thousand newcomers' frames in the load tester's own task
+/// queue, and the draggers' latency during the storm would measure the load tester, not the
+/// server: in a real storm the people already on the board sit at other machines than the
+/// crowd. The two runtimes still share the machine's cores with the server.
+fn crowd_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("crowd")
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the newcomers' runtime: {e}"))
 }
 
 /// Extra time before the clients' own deadline, past every phase's bound.
