@@ -127,20 +127,26 @@ impl SqliteStorage {
         configure(&writer)?;
         migrate(&mut writer)?;
         // Checkpoints run on their own thread (see `checkpoint_loop`), never inside a commit
-        // that a room is waiting for.
+        // that a room is waiting for: the writer's commits only say when one is due.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let (due, checkpoints) = std::sync::mpsc::sync_channel(1);
+        writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages| {
+            if pages >= CHECKPOINT_AFTER_PAGES {
+                let _ = due.try_send(()); // one already waiting is as good
+            }
+            Ok(())
+        }))?;
         let reader = Connection::open(&path)?;
         configure(&reader)?;
         let checkpointer = Connection::open(&path)?;
         configure(&checkpointer)?;
-        let (stop, stopped) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
+        let checkpoint_thread = std::thread::Builder::new()
             .name("funnel-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &stopped))?;
+            .spawn(move || checkpoint_loop(&checkpointer, &checkpoints))?;
         let (jobs, rx) = mpsc::channel(WRITER_QUEUE);
         std::thread::Builder::new()
             .name("funnel-sqlite-writer".into())
-            .spawn(move || Writer::new(writer, stop).run(rx))?;
+            .spawn(move || Writer::new(writer, checkpoint_thread).run(rx))?;
         Ok(Self {
             jobs,
             reader: Arc::new(Mutex::new(reader)),
@@ -470,23 +476,24 @@ struct Writer {
     conn: Connection,
     /// The last seq of each board this process has written to, so an append does not query it.
     last_seq: HashMap<BoardId, Seq>,
-    /// Dropped when the writer stops: the checkpoint thread stops with it.
-    checkpoints: std::sync::mpsc::Sender<()>,
+    /// The checkpoint thread: it ends once the connection's hook is removed.
+    checkpoints: Option<std::thread::JoinHandle<()>>,
 }
 
-/// How often the checkpoint thread copies the write-ahead log into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Log pages after which the checkpoint thread copies the write-ahead log into the database
+/// file: SQLite's own default for its automatic checkpoint.
+const CHECKPOINT_AFTER_PAGES: i32 = 1000;
 
-/// Copies the write-ahead log into the database file every [`CHECKPOINT_EVERY`], until the
-/// writer stops. SQLite's automatic checkpoint would run inside the commit that crosses 1,000
-/// log pages, and every room waiting for that commit would wait for the checkpoint's writes
-/// and fsync too (the fan-out latency's tail in the `rooms` load test). A passive checkpoint
-/// takes no lock that the writer or the reader waits for: it copies what no reader still needs
-/// and leaves the rest for the next round. Durability does not depend on it: a commit is in
-/// the log, on disk, before it is acknowledged.
-fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
-    {
+/// Copies the write-ahead log into the database file each time the writer's commits leave
+/// [`CHECKPOINT_AFTER_PAGES`] in it (`due` fires), until the writer's connection is gone.
+/// SQLite's automatic checkpoint would run inside the commit that crosses that size, and every
+/// room waiting for the commit would wait for the checkpoint's writes and fsync too (the
+/// fan-out latency's tail in the `rooms` load test). A passive checkpoint takes no lock that the
+/// writer or the reader waits for: it copies what no reader still needs and leaves the rest
+/// for the next round. Durability does not depend on it: a commit is in the log, on disk,
+/// before it is acknowledged.
+fn checkpoint_loop(conn: &Connection, due: &std::sync::mpsc::Receiver<()>) {
+    while due.recv().is_ok() {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "checkpoint of the SQLite log failed; retrying");
         }
@@ -505,11 +512,29 @@ enum Pending {
 }
 
 impl Writer {
-    fn new(conn: Connection, checkpoints: std::sync::mpsc::Sender<()>) -> Self {
+    fn new(conn: Connection, checkpoints: std::thread::JoinHandle<()>) -> Self {
         Self {
             conn,
             last_seq: HashMap::new(),
-            checkpoints,
+            checkpoints: Some(checkpoints),
+        }
+    }
+
+    /// Stops the checkpoint thread (after its current checkpoint) and folds the whole log into
+    /// the database file: a stopped server leaves its data there, with an empty log.
+    fn final_checkpoint(&mut self) {
+        type Hook = fn(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()>;
+        if let Err(e) = self.conn.wal_hook(None::<Hook>) {
+            tracing::warn!(error = %e, "cannot remove the SQLite log hook");
+        }
+        if let Some(thread) = self.checkpoints.take() {
+            let _ = thread.join();
+        }
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::warn!(error = %e, "final checkpoint of the SQLite log failed");
         }
     }
 
@@ -528,15 +553,7 @@ impl Writer {
                 rx.close();
                 // Jobs that were queued after the shutdown are refused: their senders see Closed.
                 drop(rx);
-                // Stop the checkpoint thread and fold the whole log in: a stopped server leaves
-                // its data in the database file.
-                drop(self.checkpoints);
-                if let Err(e) = self
-                    .conn
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                {
-                    tracing::warn!(error = %e, "final checkpoint of the SQLite log failed");
-                }
+                self.final_checkpoint();
                 let _ = reply.send(());
                 return;
             }
@@ -998,13 +1015,13 @@ mod tests {
         let wal = dir.path().join(format!("{DB_FILE}-wal"));
         let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
         let before = size(&db);
-        // 2 MB in the log.
+        // 6 MB in the log: past `CHECKPOINT_AFTER_PAGES`.
         for _ in 0..20 {
-            let updates = (0..10).map(|_| Bytes::from(vec![7u8; 10_000])).collect();
+            let updates = (0..10).map(|_| Bytes::from(vec![7u8; 30_000])).collect();
             storage.append(&board, updates).await.unwrap();
         }
         let mut rounds = 0;
-        while size(&db) < before + 2_000_000 {
+        while size(&db) < before + 4_000_000 {
             rounds += 1;
             assert!(rounds < 100, "no checkpoint within 10 s");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
