@@ -41,8 +41,19 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 args.listen.ip().is_loopback(),
                 "the relay listens on loopback addresses only (use --listen 127.0.0.1:PORT)"
             );
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
+            // The same backlog as funnel's (`funnel_server::LISTEN_BACKLOG`), so that a storm
+            // overflows neither.
+            let socket = if args.listen.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            };
+            let listener = socket
+                .and_then(|socket| {
+                    socket.set_reuseaddr(true)?;
+                    socket.bind(args.listen)?;
+                    socket.listen(4096)
+                })
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal_or_after(shutdown.clone(), args.exit_after));

@@ -47,9 +47,26 @@ use std::sync::Arc;
 use storage::Storage;
 use storage::postgres::PostgresStorage;
 use storage::sqlite::SqliteStorage;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Connections the kernel queues for `accept` (it caps this at `net.core.somaxconn`). Tokio's
+/// `TcpListener::bind` asks for 1,024: a reconnect storm of more clients overflowed it, and the
+/// overflow costs each of them a SYN retransmission, a second.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as tokio's own).
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Serves on `listener` until `shutdown` fires, then closes every socket with 1012, lets every
 /// room finish storing, and returns (within `config.shutdown_deadline`).
