@@ -9,7 +9,7 @@ use bytes::Bytes;
 use funnel_protocol::wire::{CloseCode, close_reason};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Limits of one connection's queue.
@@ -50,8 +50,7 @@ struct Shared {
     closing: AtomicBool,
     /// The writer has written a sync step 2 to the socket: the answer to the client's first
     /// step 1 is out (what a join's turn waits for, `connection::JOINS_AT_ONCE`).
-    answered: AtomicBool,
-    answered_signal: Notify,
+    answered: CancellationToken,
 }
 
 /// Why a frame was not queued.
@@ -71,8 +70,7 @@ pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
         close: OnceLock::new(),
         closed: CancellationToken::new(),
         closing: AtomicBool::new(false),
-        answered: AtomicBool::new(false),
-        answered_signal: Notify::new(),
+        answered: CancellationToken::new(),
     });
     (
         Outbox {
@@ -129,13 +127,7 @@ impl Outbox {
     /// Resolves once the writer has written a sync step 2 to the socket (at once if it did
     /// before): a sync answer ends with its step 2, so all of it has left by then.
     pub async fn answered(&self) {
-        loop {
-            let signal = self.shared.answered_signal.notified();
-            if self.shared.answered.load(Ordering::Acquire) {
-                return;
-            }
-            signal.await;
-        }
+        self.shared.answered.cancelled().await;
     }
 
     /// Whether the connection is closing or gone.
@@ -195,9 +187,7 @@ impl OutboxReceiver {
 
     /// The writer wrote a sync step 2 to the socket (see [`Outbox::answered`]).
     pub fn mark_answered(&self) {
-        if !self.shared.answered.swap(true, Ordering::AcqRel) {
-            self.shared.answered_signal.notify_waiters();
-        }
+        self.shared.answered.cancel();
     }
 
     /// The signal [`OutboxReceiver::closed`] waits on, to watch while the receiver is borrowed.

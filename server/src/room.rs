@@ -451,7 +451,7 @@ impl Room {
             // One instance: its in-process lease is never taken over, so there is nothing to
             // fence, and the upkeep's update goes with the batch, in one storage transaction.
             // (If that fails, the room closes and nothing queued is delivered.)
-            self.state.upkeep_stored(&upkeep);
+            self.state.upkeep_stored();
             self.metrics.upkeep_writes.inc_by(upkeep.len() as u64);
             updates.append(&mut upkeep);
         }
@@ -510,7 +510,7 @@ impl Room {
             .await
         {
             Ok(last) => {
-                self.state.upkeep_stored(&upkeep);
+                self.state.upkeep_stored();
                 if self.bus.is_some() {
                     self.stored(last, upkeep).await;
                 }

@@ -179,6 +179,31 @@ mod tests {
         }
     }
 
+    /// A new card of `ann`'s in the first stage with one planned call of `bob`'s an hour after
+    /// `now`, written in one transaction of `doc`: its update.
+    fn card_with_call(doc: &Doc, now: i64) -> Vec<u8> {
+        use funnel_protocol::board::{NewActivity, NewCard};
+        use funnel_protocol::rules::{Direction, MINUTE_MS};
+        let mut txn = doc.transact_mut();
+        let stage = funnel_protocol::board::stages(&txn)[0].id.clone();
+        let card = NewCard {
+            title: "deal".into(),
+            responsible: "ann".into(),
+            ..NewCard::default()
+        };
+        let card = funnel_protocol::board::create_card(&mut txn, &stage, card, now).unwrap();
+        let activity = NewActivity {
+            card,
+            kind: "call".into(),
+            direction: Direction::Outgoing,
+            subject: "call".into(),
+            deadline: Some(now + 60 * MINUTE_MS),
+            remind_min: None,
+            responsible: "bob".into(),
+        };
+        funnel_protocol::board::add_activity(&mut txn, activity).unwrap();
+        txn.encode_update_v1()
+    }
     #[tokio::test]
     async fn two_first_joins_share_one_room() {
         let dir = tempfile::tempdir().unwrap();
@@ -251,8 +276,7 @@ mod tests {
     #[tokio::test]
     async fn a_reminder_fires_at_the_clock_time_with_no_client_writing() {
         use crate::clock::ManualClock;
-        use funnel_protocol::board::{NewActivity, NewCard};
-        use funnel_protocol::rules::{Direction, MINUTE_MS};
+        use funnel_protocol::rules::MINUTE_MS;
         use yrs::{Map, Out, ReadTxn};
         const T0: i64 = 1_800_000_000_000;
         let dir = tempfile::tempdir().unwrap();
@@ -280,27 +304,7 @@ mod tests {
                 break;
             }
         }
-        let update = {
-            let mut txn = doc.transact_mut();
-            let stage = funnel_protocol::board::stages(&txn)[0].id.clone();
-            let card = NewCard {
-                title: "deal".into(),
-                responsible: "ann".into(),
-                ..NewCard::default()
-            };
-            let card = funnel_protocol::board::create_card(&mut txn, &stage, card, T0).unwrap();
-            let activity = NewActivity {
-                card,
-                kind: "call".into(),
-                direction: Direction::Outgoing,
-                subject: "call".into(),
-                deadline: Some(T0 + 60 * MINUTE_MS),
-                remind_min: None,
-                responsible: "bob".into(),
-            };
-            funnel_protocol::board::add_activity(&mut txn, activity).unwrap();
-            txn.encode_update_v1()
-        };
+        let update = card_with_call(&doc, T0);
         send(&room, 1, wire::client::encode_update(&update)).await;
         let state = |doc: &Doc| -> (String, String) {
             let txn = doc.transact();
@@ -400,8 +404,6 @@ mod tests {
     #[tokio::test]
     async fn a_client_from_another_instance_brings_its_server_writes_without_a_refusal() {
         use crate::bus::memory::MemoryHub;
-        use funnel_protocol::board::{NewActivity, NewCard};
-        use funnel_protocol::rules::{Direction, MINUTE_MS};
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn crate::storage::Storage> =
             Arc::new(SqliteStorage::open(dir.path()).unwrap());
@@ -424,27 +426,7 @@ mod tests {
         let watcher = sync(&room_b, 2, &mut rx2).await;
 
         let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
-        let update = {
-            let mut txn = doc.transact_mut();
-            let stage = funnel_protocol::board::stages(&txn)[0].id.clone();
-            let card = NewCard {
-                title: "deal".into(),
-                responsible: "ann".into(),
-                ..NewCard::default()
-            };
-            let card = funnel_protocol::board::create_card(&mut txn, &stage, card, now).unwrap();
-            let activity = NewActivity {
-                card,
-                kind: "call".into(),
-                direction: Direction::Outgoing,
-                subject: "call".into(),
-                deadline: Some(now + 60 * MINUTE_MS),
-                remind_min: None,
-                responsible: "bob".into(),
-            };
-            funnel_protocol::board::add_activity(&mut txn, activity).unwrap();
-            txn.encode_update_v1()
-        };
+        let update = card_with_call(&doc, now);
         send(&room_a, 1, wire::client::encode_update(&update)).await;
         let ServerMessage::Update(counter) = next_message(&mut rx1).await else {
             panic!("A's counter write")

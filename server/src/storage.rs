@@ -61,6 +61,15 @@ impl StoredBoard {
             .encode_state_as_update_v1(&StateVector::default());
         Ok(Bytes::from(folded))
     }
+
+    /// [`StoredBoard::fold`] on a blocking thread: folding a large board is CPU work, kept off
+    /// the async runtime.
+    pub async fn fold_blocking(self, board: &BoardId) -> Result<Bytes, StorageError> {
+        let id = board.clone();
+        tokio::task::spawn_blocking(move || self.fold(&id))
+            .await
+            .map_err(|_| StorageError::Closed)?
+    }
 }
 
 /// What the board list shows of a board, kept beside its document.

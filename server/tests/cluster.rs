@@ -12,10 +12,9 @@ mod support;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 use support::{
-    Client, ProcessServer, RedisServer, TestDatabase, add_card, doc_state, http, metric,
+    Client, ProcessServer, RedisServer, TestDatabase, add_call, add_card, doc_state, http, metric,
     server_field, unique,
 };
-use yrs::{Any, Map, MapPrelim, WriteTxn};
 
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379/";
 
@@ -268,20 +267,7 @@ fn card_with_activity(txn: &mut yrs::TransactionMut, id: &str) {
     add_card(txn, id, id);
     let deadline =
         funnel_server::clock::Clock::now_ms(&funnel_server::clock::SystemClock) + 60 * 60_000;
-    let activities = txn.get_or_insert_map("activities");
-    activities.insert(
-        txn,
-        format!("{id}-call"),
-        MapPrelim::from([
-            ("card", Any::from(id)),
-            ("kind", Any::from("call")),
-            ("direction", Any::from("outgoing")),
-            ("subject", Any::from("call back")),
-            ("deadline", Any::from(deadline)),
-            ("responsible", Any::from("bob")),
-            ("done", Any::from(false)),
-        ]),
-    );
+    add_call(txn, &format!("{id}-call"), id, deadline);
 }
 
 async fn upkeep_writes(server: &ProcessServer) -> i64 {
@@ -437,20 +423,7 @@ async fn an_overdue_reminder_of_a_dead_instance_is_fired_by_another() {
     client
         .write(|txn| {
             add_card(txn, "card", "card");
-            let activities = txn.get_or_insert_map("activities");
-            activities.insert(
-                txn,
-                "call",
-                MapPrelim::from([
-                    ("card", Any::from("card")),
-                    ("kind", Any::from("call")),
-                    ("direction", Any::from("outgoing")),
-                    ("subject", Any::from("call back")),
-                    ("deadline", Any::from(now + 15 * MINUTE + 2_000)),
-                    ("responsible", Any::from("bob")),
-                    ("done", Any::from(false)),
-                ]),
-            );
+            add_call(txn, "call", "card", now + 15 * MINUTE + 2_000);
         })
         .await;
     client.wait_for_upkeep("card").await;

@@ -8,8 +8,7 @@ mod support;
 use funnel_server::clock::{Clock, SystemClock};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::{Client, TestServer, WAIT, add_card, http, server_field};
-use yrs::{Any, Map, MapPrelim, WriteTxn};
+use support::{Client, TestServer, WAIT, add_call, add_card, http, server_field};
 
 const MINUTE: i64 = 60_000;
 
@@ -43,20 +42,7 @@ async fn card_with_reminder(server: &TestServer, board: &str, lights: i64) {
     client
         .write(|txn| {
             add_card(txn, "card", "Call ACME");
-            let activities = txn.get_or_insert_map("activities");
-            activities.insert(
-                txn,
-                "call",
-                MapPrelim::from([
-                    ("card", Any::from("card")),
-                    ("kind", Any::from("call")),
-                    ("direction", Any::from("outgoing")),
-                    ("subject", Any::from("call back")),
-                    ("deadline", Any::from(lights + 15 * MINUTE)),
-                    ("responsible", Any::from("bob")),
-                    ("done", Any::from(false)),
-                ]),
-            );
+            add_call(txn, "call", "card", lights + 15 * MINUTE);
         })
         .await;
     client.wait_for_upkeep("card").await;

@@ -90,6 +90,8 @@ pub struct RoomState {
     /// What the upkeep wrote, applied but not yet stored: the task stores it with the lease's
     /// fence after the batch's other updates, then [`RoomState::upkeep_stored`] queues its frames.
     upkeep_to_store: Vec<Bytes>,
+    /// The frames of `upkeep_to_store`, encoded once when it was written.
+    upkeep_frames: Vec<Bytes>,
     /// Part of a cluster: local presence changes are kept for the bus.
     clustered: bool,
     /// Raw awareness updates of this instance's own clients, for the other instances.
@@ -122,6 +124,7 @@ impl RoomState {
             tainted: false,
             upkeep: None,
             upkeep_to_store: Vec::new(),
+            upkeep_frames: Vec::new(),
             clustered: false,
             awareness_to_publish: Vec::new(),
             recorder,
@@ -167,7 +170,8 @@ impl RoomState {
         };
         if let Some(update) = upkeep.run(&self.doc, now) {
             let raw = Bytes::from(update);
-            self.changed_by(&raw);
+            let frames = self.changed_by(&raw);
+            self.upkeep_frames.extend(frames);
             self.stored_bytes += raw.len();
             self.upkeep_to_store.push(raw);
         }
@@ -179,10 +183,11 @@ impl RoomState {
         std::mem::take(&mut self.upkeep_to_store)
     }
 
-    /// The upkeep's updates are stored: they go to everyone with the next delivery.
-    pub fn upkeep_stored(&mut self, updates: &[Bytes]) {
-        for raw in updates {
-            self.send_update(Recipients::All, raw);
+    /// The upkeep's updates taken by [`RoomState::take_upkeep_to_store`] are stored: they go to
+    /// everyone with the next delivery.
+    pub fn upkeep_stored(&mut self) {
+        for frame in std::mem::take(&mut self.upkeep_frames) {
+            self.to_send.push((Recipients::All, frame));
         }
     }
 
@@ -192,6 +197,7 @@ impl RoomState {
     pub fn refuse_upkeep(&mut self) {
         self.upkeep = None;
         self.upkeep_to_store.clear();
+        self.upkeep_frames.clear();
         self.tainted = true;
     }
 
@@ -253,8 +259,7 @@ impl RoomState {
             );
         }
         let raw = Bytes::from(update);
-        self.changed_by(&raw);
-        self.send_update(Recipients::All, &raw);
+        self.send_change(Recipients::All, &raw);
         self.stored_bytes += raw.len();
         self.to_store.push(raw);
     }
@@ -272,6 +277,7 @@ impl RoomState {
         self.stored_bytes = stored_bytes;
         self.tainted = false;
         self.upkeep_to_store.clear();
+        self.upkeep_frames.clear();
         if self.upkeep.is_some() {
             self.upkeep = Some(Upkeep::new(&self.doc));
         }
@@ -444,8 +450,7 @@ impl RoomState {
             self.close_member(conn, CloseCode::Forbidden, &refusal.to_string());
             return;
         }
-        self.changed_by(&incoming.raw);
-        self.send_update(Recipients::AllBut(conn), &incoming.raw);
+        self.send_change(Recipients::AllBut(conn), &incoming.raw);
         self.stored_bytes += incoming.raw.len();
         self.to_store.push(incoming.raw);
     }
@@ -592,9 +597,8 @@ impl RoomState {
                 self.tainted = true;
                 return Err(RemoteError::Missing);
             }
-            self.changed_by(raw);
             self.stored_bytes += raw.len();
-            self.send_update(Recipients::All, raw);
+            self.send_change(Recipients::All, raw);
         }
         Ok(())
     }
@@ -641,8 +645,7 @@ impl RoomState {
         }
         if changed {
             let diff = self.doc.transact().encode_state_as_update_v1(&before);
-            self.changed_by(&diff);
-            self.send_update(Recipients::All, &diff);
+            self.send_change(Recipients::All, &diff);
         }
         Ok(())
     }
@@ -662,12 +665,23 @@ impl RoomState {
 
     /// The document changed by `raw` (an update as applied): a joiner's full state is the one
     /// cut before plus this, until the changes grow past [`FullState::MAX_CHANGES_SHARE`].
-    fn changed_by(&mut self, raw: &[u8]) {
+    /// Returns the change's update frames (encoded once, for the cut and for delivery).
+    fn changed_by(&mut self, raw: &[u8]) -> Vec<Bytes> {
         self.cached_step1 = None;
+        let frames = update_frames(raw);
         if let Some(full) = self.full_state.as_mut()
-            && !full.add_change(update_frames(raw))
+            && !full.add_change(&frames)
         {
             self.full_state = None;
+        }
+        frames
+    }
+
+    /// The document changed by `raw`: recorded (see [`RoomState::changed_by`]) and queued for
+    /// `to`.
+    fn send_change(&mut self, to: Recipients, raw: &[u8]) {
+        for frame in self.changed_by(raw) {
+            self.to_send.push((to, frame));
         }
     }
 
@@ -678,14 +692,6 @@ impl RoomState {
             .clone()
     }
 
-    /// Queues an update for `to`, in pieces when it is large (a bulk import, the upkeep of a
-    /// thousand new cards): see [`MAX_PIECE_BYTES`]. A move is one small frame.
-    fn send_update(&mut self, to: Recipients, raw: &[u8]) {
-        for frame in update_frames(raw) {
-            self.to_send.push((to, frame));
-        }
-    }
-
     /// The answer to a step 1: what the client lacks, as update frames of at most
     /// [`MAX_PIECE_BYTES`] each and a step 2 last (see `funnel_protocol::pieces`: a connection
     /// keeps the capacity of the largest frame it ever wrote). A joiner's full state is cut
@@ -693,7 +699,7 @@ impl RoomState {
     fn step2_frames(&mut self, sv: &StateVector) -> Vec<Bytes> {
         let diff = || self.doc.transact().encode_state_as_update_v1(sv);
         if !sv.is_empty() {
-            return FullState::cut(&diff()).answer;
+            return answer_frames(&diff()).0;
         }
         if self.full_state.is_none() {
             self.full_state = Some(FullState::cut(&diff()));
@@ -779,6 +785,16 @@ fn update_frames(raw: &[u8]) -> Vec<Bytes> {
         .collect()
 }
 
+/// A sync answer to a step 1: update frames of at most [`MAX_PIECE_BYTES`], a step 2 last; and
+/// that last piece's raw update.
+fn answer_frames(diff: &[u8]) -> (Vec<Bytes>, Vec<u8>) {
+    let mut pieces = pieces::split_update_v1(diff, MAX_PIECE_BYTES);
+    let last = pieces.pop().unwrap_or_default();
+    let mut frames: Vec<Bytes> = pieces.iter().map(|p| wire::encode_update(p)).collect();
+    frames.push(wire::encode_sync_step2(&last));
+    (frames, last)
+}
+
 /// The answer to a joiner with an empty document, shared by every such joiner: the board's
 /// state as it was cut, then every change since as it was applied (each change builds only on
 /// what comes before it, so the joiner never holds an update waiting for its parents), then a
@@ -801,10 +817,7 @@ impl FullState {
     const MAX_CHANGES_SHARE: usize = 4;
 
     fn cut(state: &[u8]) -> Self {
-        let mut pieces = pieces::split_update_v1(state, MAX_PIECE_BYTES);
-        let last = pieces.pop().unwrap_or_default();
-        let mut answer: Vec<Bytes> = pieces.iter().map(|p| wire::encode_update(p)).collect();
-        answer.push(wire::encode_sync_step2(&last));
+        let (answer, last) = answer_frames(state);
         let last_as_update = wire::encode_update(&last);
         Self {
             state_bytes: answer.iter().map(Bytes::len).sum(),
@@ -816,9 +829,9 @@ impl FullState {
     }
 
     /// Records a change; `false` when the changes outweigh what re-cutting costs.
-    fn add_change(&mut self, frames: Vec<Bytes>) -> bool {
+    fn add_change(&mut self, frames: &[Bytes]) -> bool {
         self.changes_bytes += frames.iter().map(Bytes::len).sum::<usize>();
-        self.changes.extend(frames);
+        self.changes.extend_from_slice(frames);
         self.changes_bytes * Self::MAX_CHANGES_SHARE <= self.state_bytes.max(MAX_PIECE_BYTES)
     }
 
@@ -889,6 +902,14 @@ mod tests {
         fn send(&mut self, id: u64, frame: Bytes) {
             let message = decode_client_frame(&frame).unwrap();
             self.room.handle(ConnId(id), message);
+        }
+
+        /// `doc` holds everything the room's document does.
+        fn assert_holds_the_board(&self, doc: &Doc) {
+            assert_eq!(
+                doc.transact().state_vector(),
+                self.room.doc().transact().state_vector()
+            );
         }
 
         /// What the task does after each batch: store, then deliver.
@@ -1053,10 +1074,7 @@ mod tests {
                 frame.len()
             );
         }
-        assert_eq!(
-            doc.transact().state_vector(),
-            h.room.doc().transact().state_vector()
-        );
+        h.assert_holds_the_board(&doc);
     }
 
     #[test]
@@ -1081,19 +1099,13 @@ mod tests {
             first.len() + 3,
             "the last piece, 2 changes, step 2"
         );
-        assert_eq!(
-            doc.transact().state_vector(),
-            h.room.doc().transact().state_vector()
-        );
+        h.assert_holds_the_board(&doc);
         // Changes worth more than a quarter of the board: the next joiner gets a new cut.
         write_fields(&mut h, &writer, 42..60);
         h.flush();
         let (third, doc) = join_fresh(&mut h, 5);
         assert_ne!(first[1].as_ptr(), third[1].as_ptr(), "cut again");
-        assert_eq!(
-            doc.transact().state_vector(),
-            h.room.doc().transact().state_vector()
-        );
+        h.assert_holds_the_board(&doc);
     }
 
     #[test]

@@ -528,11 +528,7 @@ impl Storage for PostgresStorage {
         // One transaction holds the board's compaction lock from the read to the write. If
         // this future is dropped midway, the transaction rolls back and the lock goes with it.
         let txn = client.transaction().await?;
-        txn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext(COALESCE(current_schema(), '') || '/' || $2))",
-            &[&COMPACTION_LOCK, &board.as_str()],
-        )
-        .await?;
+        lock_compaction(&txn, board).await?;
         // Read after taking the lock (a new statement sees what an earlier compactor committed).
         let statement = txn.prepare_cached(READ_SINCE).await?;
         let Some(stored) = read_since(&*txn, &statement, board, 0).await? else {
@@ -542,11 +538,7 @@ impl Storage for PostgresStorage {
             return Ok(());
         }
         let seq = i64::try_from(stored.last_seq()).unwrap_or(i64::MAX);
-        let id = board.clone();
-        // Folding is CPU work on a large board: off the async runtime.
-        let data = tokio::task::spawn_blocking(move || stored.fold(&id))
-            .await
-            .map_err(|_| StorageError::Closed)??;
+        let data = stored.fold_blocking(board).await?;
         write_snapshot(&txn, board, seq, &data).await?;
         txn.commit().await?;
         Ok(())
@@ -560,11 +552,7 @@ impl Storage for PostgresStorage {
     ) -> Result<(), StorageError> {
         let mut client = self.client().await?;
         let txn = client.transaction().await?;
-        txn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext(COALESCE(current_schema(), '') || '/' || $2))",
-            &[&COMPACTION_LOCK, &board.as_str()],
-        )
-        .await?;
+        lock_compaction(&txn, board).await?;
         let seq = i64::try_from(seq).unwrap_or(i64::MAX);
         write_snapshot(&txn, board, seq, &data).await?;
         txn.commit().await?;
@@ -583,6 +571,20 @@ impl Storage for PostgresStorage {
         }
         self.pool.close();
     }
+}
+
+/// Takes the board's compaction lock for the rest of `txn` (a compaction and a snapshot write
+/// of one board never overlap, across instances).
+async fn lock_compaction(
+    txn: &deadpool_postgres::Transaction<'_>,
+    board: &BoardId,
+) -> Result<(), StorageError> {
+    txn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(COALESCE(current_schema(), '') || '/' || $2))",
+        &[&COMPACTION_LOCK, &board.as_str()],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Replaces the board's snapshot with `data` (up to `seq`) unless a later one is there, and

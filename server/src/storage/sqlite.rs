@@ -127,8 +127,8 @@ impl SqliteStorage {
         configure(&writer)?;
         migrate(&mut writer)?;
         // Checkpoints run on their own thread (see `checkpoint_loop`), never inside a commit
-        // that a room is waiting for: the writer's commits only say when one is due.
-        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // that a room is waiting for: the writer's commits only say when one is due. (A WAL hook
+        // replaces SQLite's automatic checkpoint, which is one.)
         let (due, checkpoints) = std::sync::mpsc::sync_channel(1);
         writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages| {
             if pages >= CHECKPOINT_AFTER_PAGES {
@@ -430,12 +430,8 @@ impl Storage for SqliteStorage {
             return Ok(());
         };
         let seq = stored.last_seq();
-        // Folding is CPU work on a large board: off the runtime, and off the read connection so
-        // that loads of other boards do not wait for it.
-        let id = board.clone();
-        let data = tokio::task::spawn_blocking(move || stored.fold(&id))
-            .await
-            .map_err(|_| StorageError::Closed)??;
+        // Off the read connection, so that loads of other boards do not wait for it.
+        let data = stored.fold_blocking(board).await?;
         self.put_snapshot(board, seq, data).await
     }
 

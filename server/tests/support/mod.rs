@@ -382,6 +382,25 @@ pub fn add_card(txn: &mut TransactionMut, id: &str, title: &str) {
     );
 }
 
+/// Adds an open outgoing call `id` of `bob`'s on `card`, due at `deadline` (ms): it lights 15
+/// minutes before (the board's default threshold).
+pub fn add_call(txn: &mut TransactionMut, id: &str, card: &str, deadline: i64) {
+    let activities = txn.get_or_insert_map("activities");
+    activities.insert(
+        txn,
+        id,
+        MapPrelim::from([
+            ("card", Any::from(card)),
+            ("kind", Any::from("call")),
+            ("direction", Any::from("outgoing")),
+            ("subject", Any::from("call back")),
+            ("deadline", Any::from(deadline)),
+            ("responsible", Any::from("bob")),
+            ("done", Any::from(false)),
+        ]),
+    );
+}
+
 pub fn card_titles(doc: &Doc) -> Vec<String> {
     let txn = doc.transact();
     let Some(cards) = txn.get_map("cards") else {
