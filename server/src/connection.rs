@@ -368,6 +368,9 @@ fn is_capacity_error(error: axum::Error) -> bool {
 
 /// Sends queued frames, and a ping every `ping_every`, until a close is requested; then the
 /// close frame.
+/// How much a connection's writer sends before it lets the worker's other tasks run.
+const TURN_BYTES: usize = 64 * 1024;
+
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut receiver: OutboxReceiver,
@@ -391,9 +394,19 @@ async fn write_loop(
                 let closing = receiver.close_signal();
                 let mut answered = is_sync_step2(&frame);
                 let write = async {
+                    let mut turn = frame.len();
                     sink.feed(Message::Binary(frame)).await?;
                     while let Some(frame) = receiver.try_frame() {
                         answered |= is_sync_step2(&frame);
+                        if turn >= TURN_BYTES {
+                            // A joiner's megabytes would hold this worker for as long as the
+                            // socket takes them: let the other connections' tasks run between
+                            // slices.
+                            sink.flush().await?;
+                            tokio::task::yield_now().await;
+                            turn = 0;
+                        }
+                        turn += frame.len();
                         sink.feed(Message::Binary(frame)).await?;
                     }
                     sink.flush().await

@@ -18,7 +18,7 @@ use funnel_protocol::BoardId;
 use funnel_protocol::pieces;
 use funnel_protocol::policy::{self, CLIENT_ORIGIN, EffectRecorder, Role};
 use funnel_protocol::wire::{self, ClientMessage, CloseCode, IncomingAwareness, IncomingUpdate};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use yrs::sync::time::Clock;
 use yrs::sync::{Awareness, AwarenessUpdate};
 use yrs::updates::decoder::Decode;
@@ -75,7 +75,9 @@ pub struct RoomState {
     board: BoardId,
     doc: Doc,
     awareness: Awareness,
-    members: HashMap<ConnId, Member>,
+    /// In the order they connected: a change reaches the longest-connected first, so a crowd
+    /// of newcomers queues behind the people already on the board, not in front of them.
+    members: BTreeMap<ConnId, Member>,
     /// Raw updates applied to the document but not yet stored.
     to_store: Vec<Bytes>,
     /// Frames waiting for the updates before them to be stored.
@@ -116,7 +118,7 @@ impl RoomState {
             board,
             doc,
             awareness,
-            members: HashMap::new(),
+            members: BTreeMap::new(),
             to_store: Vec::new(),
             to_send: Vec::new(),
             cached_step1: None,
@@ -330,7 +332,7 @@ impl RoomState {
 
     /// Closes every connection (shutdown, storage failure).
     pub fn close_all(&mut self, code: CloseCode, reason: &str) {
-        for (_, member) in self.members.drain() {
+        for member in std::mem::take(&mut self.members).into_values() {
             member.outbox.close(code, reason);
         }
         self.to_send.clear();
