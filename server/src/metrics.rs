@@ -6,6 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
@@ -50,6 +51,9 @@ pub struct Metrics {
     pub upkeep_writes: Counter,
     /// Scheduler writes refused by storage because a newer lease holder wrote (fencing).
     pub upkeep_fenced: Counter,
+    /// How long each room batch waited for storage before it could be relayed: the disk's part
+    /// of every move's latency (a commit with its flush, under SQLite).
+    pub store_seconds: Histogram,
     registry: Arc<Registry>,
 }
 
@@ -72,6 +76,8 @@ impl Metrics {
             catch_ups: Counter::default(),
             upkeep_writes: Counter::default(),
             upkeep_fenced: Counter::default(),
+            // 0.1 ms to 3.3 s.
+            store_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             registry: Arc::new(Registry::default()),
         };
         registry.register(
@@ -144,6 +150,11 @@ impl Metrics {
             "upkeep_fenced",
             "Scheduler writes refused because a newer lease holder wrote",
             metrics.upkeep_fenced.clone(),
+        );
+        registry.register(
+            "store_seconds",
+            "Time a room batch waited for storage before it was relayed",
+            metrics.store_seconds.clone(),
         );
         Self {
             registry: Arc::new(registry),

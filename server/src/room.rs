@@ -458,7 +458,11 @@ impl Room {
         if !updates.is_empty() {
             let count = updates.len();
             let published = self.bus.is_some().then(|| updates.clone());
+            let storing = Instant::now();
             let last = self.storage.append(self.state.board(), updates).await?;
+            self.metrics
+                .store_seconds
+                .observe(storing.elapsed().as_secs_f64());
             match published {
                 Some(updates) => self.stored(last, updates).await,
                 // One instance: nobody else appends, so the document holds every entry to `last`.

@@ -287,6 +287,18 @@ async fn metrics_count_connections_rooms_updates_and_closes() {
         .parse()
         .unwrap();
     assert!((2..=3).contains(&connections), "{connections} connections");
+    // Every batch's wait for storage is in the histogram (one instance: one append a batch).
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    let batches = value("funnel_store_batches_total");
+    assert!(batches >= 1.0, "{batches} batches");
+    assert_eq!(value("funnel_store_seconds_count"), batches);
+    assert!(value("funnel_store_seconds_sum") > 0.0);
     server.stop().await;
 }
 
