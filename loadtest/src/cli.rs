@@ -31,6 +31,9 @@ pub enum Command {
     Relay(RelayArgs),
     /// Starts funnel and the relay on 127.0.0.1, runs a scenario against each, compares.
     Bench(BenchArgs),
+    /// The latency of one durable append (write + fdatasync) on a directory's disk: what a
+    /// server that stores each update before relaying it adds at the least.
+    Disk(DiskArgs),
 }
 
 /// Flags every scenario takes.
@@ -149,6 +152,24 @@ pub struct IdleArgs {
     pub hold: Duration,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiskArgs {
+    /// The directory to probe (put it on the disk of funnel's data directory).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Appends per second.
+    #[arg(long, default_value_t = 500)]
+    pub rate: u32,
+    /// Bytes per append (a commit of a few moves writes a few 4 KiB pages).
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub bytes: usize,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Write the report as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

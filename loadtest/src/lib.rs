@@ -17,6 +17,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod disk;
 pub mod metrics;
 pub mod relay;
 pub mod report;

@@ -6,7 +6,7 @@ use clap::Parser;
 use funnel_loadtest::cli::{Cli, Command, Common};
 use funnel_loadtest::report::{self, RunReport};
 use funnel_loadtest::scenario::{self, RunPlan, Target};
-use funnel_loadtest::{bench, relay};
+use funnel_loadtest::{bench, disk, relay};
 use std::io::IsTerminal;
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +63,24 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 ..relay::RelayConfig::default()
             };
             relay::serve(listener, config, shutdown).await?;
+            Ok(())
+        }
+        Command::Disk(args) => {
+            let plan = disk::DiskPlan {
+                rate: args.rate,
+                bytes: args.bytes,
+                duration: args.duration,
+            };
+            let dir = args.dir.clone();
+            let report = tokio::task::spawn_blocking(move || disk::probe(&dir, &plan))
+                .await
+                .context("the disk probe stopped")??;
+            println!("{}", disk::table(&report));
+            if let Some(path) = &args.json {
+                let json = serde_json::to_string_pretty(&report)?;
+                std::fs::write(path, json)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             Ok(())
         }
         Command::Bench(args) => {
