@@ -16,6 +16,7 @@ use funnel_protocol::BoardId;
 use funnel_protocol::wire::{ClientMessage, CloseCode, decode_client_frame, is_sync_step2};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -105,11 +106,15 @@ impl Refused {
 
 /// Serves one upgraded socket until it closes. A refused one only gets its close frame: nothing
 /// is queued for a connection that was not admitted.
-pub async fn serve(
+///
+/// Not an `async fn`: the socket is split and the writer spawned before the returned future
+/// exists, so that future, which lives as long as the connection, holds neither the socket nor
+/// a copy of the context (an idle connection's memory is mostly its two tasks).
+pub fn serve(
     socket: WebSocket,
     admission: Result<Admitted, Refused>,
-    ctx: ConnectionContext,
-) {
+    ctx: Arc<ConnectionContext>,
+) -> impl Future<Output = ()> + Send {
     let conn = ConnId::next();
     let span = tracing::info_span!(
         "connection",
@@ -121,14 +126,15 @@ pub async fn serve(
         span.record("board", tracing::field::display(&admitted.board));
         span.record("user", admitted.principal.user.as_str());
     }
+    ctx.metrics.connections.inc();
+    let counted = ConnectionGauge(ctx.metrics.connections.clone());
+    let (sink, stream) = socket.split();
+    let (outbox, receiver) = outbox(ctx.outbox_limits);
+    let writer = tokio::spawn(
+        write_loop(sink, receiver, ctx.ping_every, ctx.metrics.clone()).instrument(span.clone()),
+    );
     async move {
-        ctx.metrics.connections.inc();
-        let _counted = ConnectionGauge(ctx.metrics.clone());
-        let (sink, stream) = socket.split();
-        let (outbox, receiver) = outbox(ctx.outbox_limits);
-        let writer = tokio::spawn(
-            write_loop(sink, receiver, ctx.ping_every, ctx.metrics.clone()).in_current_span(),
-        );
+        let _counted = counted;
         match admission {
             Err(refused) => outbox.close(refused.code, &refused.reason),
             Ok(admitted) => {
@@ -148,7 +154,6 @@ pub async fn serve(
         let _ = writer.await;
     }
     .instrument(span)
-    .await
 }
 
 /// Joins the room and forwards decoded messages to it until the connection must close.
@@ -333,11 +338,11 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 }
 
 /// Decrements the open-connections gauge when dropped.
-struct ConnectionGauge(Metrics);
+struct ConnectionGauge(Gauge);
 
 impl Drop for ConnectionGauge {
     fn drop(&mut self) {
-        self.0.connections.dec();
+        self.0.dec();
     }
 }
 

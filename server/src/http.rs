@@ -22,7 +22,8 @@ use tower_http::services::{ServeDir, ServeFile};
 
 #[derive(Clone)]
 pub struct AppState {
-    pub connections: ConnectionContext,
+    /// Shared by every connection (each holds a pointer, not a copy).
+    pub connections: Arc<ConnectionContext>,
     pub storage: Arc<dyn Storage>,
     /// The cluster bus, whose state `/readyz` reports (`None`: a single instance).
     pub bus: Option<Arc<dyn Bus>>,
@@ -93,7 +94,7 @@ async fn board_socket(
 ) -> Response {
     let max = state.connections.max_frame_bytes;
     let admission = admit(&state, &board_id, query.token.as_deref(), &headers, peer).await;
-    let ctx = state.connections.clone();
+    let ctx = Arc::clone(&state.connections);
     let tracker = state.tracker.clone();
     upgrade
         .max_message_size(max)

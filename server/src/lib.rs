@@ -141,7 +141,7 @@ pub async fn run(
     ));
     let app = http::router(
         http::AppState {
-            connections: ConnectionContext {
+            connections: Arc::new(ConnectionContext {
                 rooms,
                 outbox_limits: OutboxLimits {
                     max_frames: config.outbox_frames,
@@ -164,7 +164,7 @@ pub async fn run(
                 },
                 counts: limits::ConnectionCounts::default(),
                 joins: Arc::new(tokio::sync::Semaphore::new(config.joins_at_once)),
-            },
+            }),
             storage: Arc::clone(&storage),
             bus,
             tracker: tracker.clone(),
