@@ -8,6 +8,7 @@
 //! - [`scenario`]: one run against one target: its phases, its progress line, its report.
 //! - [`client`]: one simulated client (doc-holding or byte-counting, dragger or observer).
 //! - [`relay`]: the bare WebSocket relay.
+//! - [`disk`]: the latency of one durable append on a directory's disk, the other floor.
 //! - [`report`]: the report types, the terminal table, JSON and the HTML page.
 //! - [`metrics`]: counters and histograms the clients share; /proc readings of a process.
 //! - [`stamp`]: the markers moves and seed batches carry, found without decoding an update.
