@@ -33,6 +33,25 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Comparison> {
     let mut runs = Vec::new();
 
     let data = tempfile::tempdir().context("creating funnel's data directory")?;
+    let disk = if args.disk_probe.is_zero() {
+        None
+    } else {
+        tracing::info!(
+            "probing the disk of {} for {:?}",
+            data.path().display(),
+            args.disk_probe
+        );
+        let plan = crate::disk::DiskPlan {
+            duration: args.disk_probe,
+            ..crate::disk::DiskPlan::default()
+        };
+        let dir = data.path().to_owned();
+        Some(
+            tokio::task::spawn_blocking(move || crate::disk::probe(&dir, &plan))
+                .await
+                .context("the disk probe stopped")??,
+        )
+    };
     let mut funnel_args: Vec<String> = vec![
         "serve".into(),
         "--listen".into(),
@@ -92,6 +111,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Comparison> {
         runs,
         ratios,
         targets,
+        disk,
     })
 }
 

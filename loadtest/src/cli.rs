@@ -204,6 +204,10 @@ pub struct BenchArgs {
     /// Run only against funnel (no relay, no ratios).
     #[arg(long)]
     pub no_relay: bool,
+    /// How long to probe the disk of funnel's data directory (`disk`) before the runs, so the
+    /// report shows the flush latency every stored move pays on this machine; 0s skips it.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub disk_probe: Duration,
     #[command(subcommand)]
     pub scenario: BenchScenario,
 }

@@ -20,6 +20,17 @@ pub struct DiskPlan {
     pub duration: Duration,
 }
 
+impl Default for DiskPlan {
+    /// 16 KiB 500 times a second: about what the commits of the `rooms` scenario write.
+    fn default() -> Self {
+        Self {
+            rate: 500,
+            bytes: 16 * 1024,
+            duration: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Latencies of `write` + `fdatasync`, in ms.
 #[derive(Debug, Clone, Serialize)]
 pub struct DiskReport {

@@ -87,6 +87,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let comparison = bench::run(&args).await?;
             let runs: Vec<&RunReport> = comparison.runs.iter().collect();
             println!("{}", report::table(&runs, &comparison.targets));
+            if let Some(disk) = &comparison.disk {
+                println!("{}", disk::table(disk));
+            }
             let common = args.scenario.common();
             report::write_outputs(
                 &format!("funnel-loadtest bench {}", comparison.scenario),

@@ -155,6 +155,8 @@ pub struct Comparison {
     /// funnel ÷ relay (the first run ÷ the second).
     pub ratios: Ratios,
     pub targets: Vec<TargetCheck>,
+    /// The flush latency of funnel's data directory, probed before the runs (`--disk-probe`).
+    pub disk: Option<crate::disk::DiskReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
