@@ -371,11 +371,11 @@ fn is_capacity_error(error: axum::Error) -> bool {
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
-/// Sends queued frames, and a ping every `ping_every`, until a close is requested; then the
-/// close frame.
 /// How much a connection's writer sends before it lets the worker's other tasks run.
 const TURN_BYTES: usize = 64 * 1024;
 
+/// Sends queued frames, and a ping every `ping_every`, until a close is requested; then the
+/// close frame.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut receiver: OutboxReceiver,
