@@ -1,14 +1,17 @@
 //! `funnel-loadtest disk`: the latency of one durable append on a directory's disk — a small
 //! write then `fdatasync`, at a steady rate, the way a server that stores each update before
-//! it relays it writes its log. The relay is the floor of fan-out; this is the floor a durable
+//! it relays it writes its log (round an 8 MiB file, as SQLite's log once it wraps). The relay is the floor of fan-out; this is the floor a durable
 //! server adds to every update, on the same machine.
 
 use crate::metrics::new_histogram;
 use anyhow::Context;
 use serde::Serialize;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// The most the probe's file grows to.
+const FILE_BYTES: usize = 8 * 1024 * 1024;
 
 /// What the probe does.
 #[derive(Debug, Clone)]
@@ -53,8 +56,12 @@ pub fn probe(dir: &Path, plan: &DiskPlan) -> anyhow::Result<DiskReport> {
     );
     let file = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
-    let mut out = file.as_file();
+    let out = file.as_file();
     let chunk = vec![0x5a_u8; plan.bytes];
+    // Like SQLite's log once it has wrapped: the appends go round a file of bounded size, so a
+    // long probe does not fill the disk.
+    let span = (FILE_BYTES / plan.bytes).max(1) as u64;
+    let mut slot = 0u64;
     let every = Duration::from_secs_f64(1.0 / f64::from(plan.rate));
     let mut latency = new_histogram();
     let started = Instant::now();
@@ -65,7 +72,9 @@ pub fn probe(dir: &Path, plan: &DiskPlan) -> anyhow::Result<DiskReport> {
             break;
         }
         let at = Instant::now();
-        out.write_all(&chunk).context("writing the probe file")?;
+        out.write_all_at(&chunk, slot * plan.bytes as u64)
+            .context("writing the probe file")?;
+        slot = (slot + 1) % span;
         out.sync_data().context("fdatasync of the probe file")?;
         let took = at.elapsed();
         latency.saturating_record(took.as_micros().max(1) as u64);
