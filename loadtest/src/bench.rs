@@ -45,12 +45,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Comparison> {
             duration: args.disk_probe,
             ..crate::disk::DiskPlan::default()
         };
-        let dir = data.path().to_owned();
-        Some(
-            tokio::task::spawn_blocking(move || crate::disk::probe(&dir, &plan))
-                .await
-                .context("the disk probe stopped")??,
-        )
+        Some(crate::disk::probe_blocking(data.path().to_owned(), plan).await?)
     };
     let mut funnel_args: Vec<String> = vec![
         "serve".into(),

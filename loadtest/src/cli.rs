@@ -160,10 +160,10 @@ pub struct DiskArgs {
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
     /// Appends per second.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = crate::disk::DEFAULT_RATE)]
     pub rate: u32,
     /// Bytes per append (a commit of a few moves writes a few 4 KiB pages).
-    #[arg(long, default_value_t = 16 * 1024)]
+    #[arg(long, default_value_t = crate::disk::DEFAULT_BYTES)]
     pub bytes: usize,
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,

@@ -7,7 +7,7 @@ use crate::metrics::new_histogram;
 use anyhow::Context;
 use serde::Serialize;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The most the probe's file grows to.
@@ -23,12 +23,16 @@ pub struct DiskPlan {
     pub duration: Duration,
 }
 
+/// Appends per second by default: about the commits of the `rooms` scenario.
+pub const DEFAULT_RATE: u32 = 500;
+/// Bytes per append by default: a commit of a few moves writes a few 4 KiB pages.
+pub const DEFAULT_BYTES: usize = 16 * 1024;
+
 impl Default for DiskPlan {
-    /// 16 KiB 500 times a second: about what the commits of the `rooms` scenario write.
     fn default() -> Self {
         Self {
-            rate: 500,
-            bytes: 16 * 1024,
+            rate: DEFAULT_RATE,
+            bytes: DEFAULT_BYTES,
             duration: Duration::from_secs(10),
         }
     }
@@ -45,6 +49,13 @@ pub struct DiskReport {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+}
+
+/// [`probe`] on a blocking thread, for async callers (the `disk` command, `bench`).
+pub async fn probe_blocking(dir: PathBuf, plan: DiskPlan) -> anyhow::Result<DiskReport> {
+    tokio::task::spawn_blocking(move || probe(&dir, &plan))
+        .await
+        .context("the disk probe stopped")?
 }
 
 /// Appends to a fresh file in `dir` for the plan's duration, then removes it.
@@ -134,8 +145,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plan = DiskPlan {
             rate: 200,
-            bytes: 4096,
             duration: Duration::from_millis(300),
+            ..DiskPlan::default()
         };
         let report = probe(dir.path(), &plan).unwrap();
         // At most rate × duration (plus the first), and some of them.
@@ -153,8 +164,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plan = DiskPlan {
             rate: 0,
-            bytes: 4096,
             duration: Duration::from_millis(10),
+            ..DiskPlan::default()
         };
         let err = probe(dir.path(), &plan).unwrap_err().to_string();
         assert!(err.contains("--rate"), "{err}");

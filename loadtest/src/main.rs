@@ -71,10 +71,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 bytes: args.bytes,
                 duration: args.duration,
             };
-            let dir = args.dir.clone();
-            let report = tokio::task::spawn_blocking(move || disk::probe(&dir, &plan))
-                .await
-                .context("the disk probe stopped")??;
+            let report = disk::probe_blocking(args.dir.clone(), plan).await?;
             println!("{}", disk::table(&report));
             if let Some(path) = &args.json {
                 let json = serde_json::to_string_pretty(&report)?;

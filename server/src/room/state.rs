@@ -699,17 +699,14 @@ impl RoomState {
     /// keeps the capacity of the largest frame it ever wrote). A joiner's full state is cut
     /// once and shared while the document is unchanged.
     fn step2_frames(&mut self, sv: &StateVector) -> Vec<Bytes> {
-        let diff = || self.doc.transact().encode_state_as_update_v1(sv);
+        let doc = &self.doc;
+        let diff = || doc.transact().encode_state_as_update_v1(sv);
         if !sv.is_empty() {
             return answer_frames(&diff()).0;
         }
-        if self.full_state.is_none() {
-            self.full_state = Some(FullState::cut(&diff()));
-        }
         self.full_state
-            .as_ref()
-            .map(FullState::frames)
-            .unwrap_or_default()
+            .get_or_insert_with(|| FullState::cut(&diff()))
+            .frames()
     }
 
     fn all_awareness_frame(&self) -> Option<Bytes> {
