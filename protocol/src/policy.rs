@@ -7,9 +7,9 @@
 //! what that transaction changed, and [`check`] decides from the writer's [`Role`] whether the
 //! change was allowed. A refused update is never stored or relayed, and the room replaces its
 //! document with the stored one before it reads it again: the refusal is whole, nothing of it
-//! survives (see ARCHITECTURE.md, "Security").
+//! survives (see docs/security.md, "How an update is judged").
 //!
-//! The rules (DESIGN.md, "Security"):
+//! The rules (docs/security.md, "Who may write what"):
 //! - viewers write nothing;
 //! - members write cards, activities and their own display form (`views/<their id>`), not stages,
 //!   fields, forms or the board's settings;

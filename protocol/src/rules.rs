@@ -8,7 +8,7 @@
 //! board document; clients only display them, which is why the colour of a counter changes on
 //! every client at the same moment.
 //!
-//! The contract is DESIGN.md, "Counters, avatars, unprocessed cards". Where it is silent, the
+//! The contract is docs/board-document.md, "Counters, avatars…". Where it is silent, the
 //! choice made here is the contract, and each one is written beside the code as "Decision:".
 
 use crate::schema::StageKind;

@@ -1,6 +1,6 @@
 //! The board document: one yrs/Yjs document per pipeline. Root names and field names are a
-//! contract shared with the browser client and outside programs (see DESIGN.md, "The board
-//! document"); this module names them once and builds a new board.
+//! contract shared with the browser client and outside programs (docs/board-document.md, "Root
+//! maps"); this module names them once and builds a new board.
 
 use crate::ids::new_id;
 use crate::order;

@@ -58,7 +58,7 @@ test('a card that a peer has received survives a SIGTERM restart', { timeout: 30
 })
 
 test('a card that a peer has received survives a crash (SIGKILL) and restart', { timeout: 30_000 }, async (t) => {
-  // DESIGN.md: an update is stored before it is relayed, so "a crash loses nothing that was
+  // docs/storage.md: an update is stored before it is relayed, so "a crash loses nothing that was
   // broadcast". No graceful flush happens here.
   const dataDir = await mkdtemp(path.join(tmpdir(), 'funnel-interop-crash-'))
   const servers = []

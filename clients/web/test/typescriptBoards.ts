@@ -96,7 +96,7 @@ function addActivity(doc: Y.Doc, id: string, init: ActivityInit): void {
   doc.getMap(ROOT.ACTIVITIES).set(id, new Y.Map<unknown>(entries));
 }
 
-/** A move, as DESIGN.md wants it: one transaction that sets `stage` and `pos` of one card. */
+/** A move, as docs/board-document.md wants it: one transaction that sets `stage` and `pos` of one card. */
 function moveCard(doc: Y.Doc, id: string, stage: string, pos: string): void {
   const card = doc.getMap(ROOT.CARDS).get(id);
   if (!(card instanceof Y.Map)) throw new Error(`no card ${id}`);

@@ -1,5 +1,5 @@
 //! What the server maintains on a board's cards: each card's `counter` and its `avatar`,
-//! `avatarAt`, `avatarReason` (DESIGN "Counters, avatars, unprocessed cards"). Pure logic over the
+//! `avatarAt`, `avatarReason` (docs/board-document.md, "Counters, avatars…"). Pure logic over the
 //! document and an explicit `now`: the room calls [`Upkeep::run`] after each batch of client
 //! updates and when [`Upkeep::next_wake`] comes, and stores and broadcasts what it writes like
 //! any update. It re-reads only what changed (the board index) and writes only what differs.

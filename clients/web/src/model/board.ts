@@ -1,5 +1,5 @@
 // Mirrors the reads of protocol/src/board.rs: the board document turned into plain values, with
-// the rules every replica applies the same way (DESIGN.md, "Rules every replica applies the same
+// the rules every replica applies the same way (docs/board-document.md, "Rules every replica applies the same
 // way"): stages in (kind rank, `pos`, id) order, whatever their keys say; cards by (`pos`, id);
 // a card whose stage is gone shows in the initial column; sums per currency; workload per
 // responsible; unprocessed cards; counters. Strings compare by bytes, as in Rust. The writes of

@@ -1,7 +1,7 @@
 // Mirrors protocol/src/schema.rs (root names, stage keys, entities, default stages) and the key
 // names that protocol/src/board.rs declares (card, activity and field keys, the quick-create
-// form, the limits). The board document is a contract shared with the Rust server: DESIGN.md,
-// "The board document". protocol/vectors/schema.json, written by Rust, keeps the two honest
+// form, the limits). The board document is a contract shared with the Rust server:
+// docs/board-document.md. protocol/vectors/schema.json, written by Rust, keeps the two honest
 // (test/vectors.test.ts).
 
 /** Root `Y.Map`s of a board document. */

@@ -1,4 +1,4 @@
-// The card keys that only the server writes (DESIGN.md, "The board document"): `avatar`,
+// The card keys that only the server writes (docs/board-document.md, "cards"): `avatar`,
 // `avatarAt`, `avatarReason`. board.ts leaves them out of `Card`; the card face shows them. The
 // server's `counter` map is not read: the client computes the counter with `rules.counter` at its
 // own clock, which gives the same result as the server's scheduler at the same instant.

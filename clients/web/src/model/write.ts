@@ -3,7 +3,7 @@
 // invariant, with the same messages as Rust's `BoardError`, before writing anything (the only
 // exception is Rust's too: a rebalance of order keys that still finds no key, which cannot happen
 // with valid keys). A move sets `stage` and `pos` of one card and nothing else: never a delete
-// and re-insert (DESIGN.md, "Rules every replica applies the same way").
+// and re-insert (docs/board-document.md, "Rules every replica applies the same way").
 //
 // Called inside an outer `doc.transact`, a helper joins it: several helpers then make one update
 // (the settings panel saves its three settings that way).

@@ -1,4 +1,4 @@
-// The JSON API (DESIGN.md, "Interfaces"): boards under /api/v1/boards, the caller under
+// The JSON API (server/src/api.rs, /api/v1/openapi.json): boards under /api/v1/boards, the caller under
 // /api/v1/me, errors as `{"error": "..."}` with a 4xx status. Same origin as the page, so no URL
 // configuration. With a token (src/ui/auth.ts) every call sends `Authorization: Bearer`, and a
 // 401 is also told to whoever listens (the app shows "sign in again" instead of the page).

@@ -1,5 +1,5 @@
 // Who the server says this page is, and what that person may do. With `funnel serve
-// --auth-secret` every call carries a token (DESIGN.md, "Security"): the page gets it once as
+// --auth-secret` every call carries a token (docs/security.md, "Tokens"): the page gets it once as
 // `?token=` in its address, keeps it in sessionStorage (reloads and in-app navigation keep it,
 // closing the tab forgets it) and takes it out of the address bar so a copied link does not carry
 // it. `GET /api/v1/me` then names the user and their role; without a secret the server is in
@@ -123,7 +123,7 @@ export interface Permissions {
 }
 
 /**
- * The role → allowed actions mapping (DESIGN.md, "Security"; the server's policy enforces it).
+ * The role → allowed actions mapping (docs/security.md, "Who may write what"; the server's policy enforces it).
  * One frozen object per role, so it can sit in effect dependencies and memo props.
  */
 export function permissionsOf(role: Role): Permissions {
@@ -153,7 +153,7 @@ function grants(role: Role): Permissions {
   };
 }
 
-/** Close codes the server refuses with (DESIGN.md, "Interfaces"). */
+/** Close codes the server refuses with (README.md, "Close codes"). */
 export const CLOSE = {
   UNAUTHENTICATED: 4401,
   FORBIDDEN: 4403,

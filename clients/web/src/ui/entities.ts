@@ -1,4 +1,4 @@
-// The kinds of pipeline (DESIGN.md: `board.entity`), as the home page lists them.
+// The kinds of pipeline (docs/board-document.md: `board.entity`), as the home page lists them.
 
 import { parseEntity } from "../model/schema";
 

@@ -1,4 +1,4 @@
-// Presence from awareness (DESIGN.md: `{ user: {id, name, color}, dragging, viewing }`): who is
+// Presence from awareness (docs/board-document.md: `{ user: {id, name, color}, dragging, viewing }`): who is
 // on the board, and which cards other people drag or view. Pure: takes the awareness states.
 
 import { compareBytes } from "../model/order";

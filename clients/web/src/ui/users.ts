@@ -1,5 +1,5 @@
-// Who is using this browser. There is no sign-in yet (DESIGN.md: tokens come with the security
-// work): the current user is picked in the header and remembered in localStorage under
+// Who is using this browser. There is no sign-in page (with a token, docs/security.md, the token
+// names the user): otherwise the current user is picked in the header and kept in localStorage under
 // `funnel.user`; `?user=<id>` in the address sets it (the end-to-end tests use that). A small
 // roster of names lives beside it (`funnel.roster`), editable in the header. Colours are derived
 // from the id, so every browser draws a person in the same colour without agreeing on anything.
