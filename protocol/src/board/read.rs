@@ -1,7 +1,7 @@
 //! Reading a board document into plain structs, with the rules every replica applies the same
 //! way: order by (`pos`, id), the initial stage first and final stages last whatever their keys
 //! say, defaults for what is missing. The whole-board view ([`BoardView::read`]) is made by the
-//! board index from these reads (see [`crate::index`]); nothing here depends on the index.
+//! board index from these reads; nothing here depends on the index.
 
 use super::error::BoardError;
 use crate::rules::{ActivityFacts, Counter, Direction, Millis};
