@@ -1,11 +1,12 @@
 //! An incremental read model of a board: the cards, activities, stages and settings parsed once
 //! and kept in step with the document by re-reading only what each transaction touched.
 //!
-//! [`BoardView::read`](crate::board::BoardView::read) parses the whole document (about 40 ms for
-//! 10,000 cards here); a room or a client that keeps a [`BoardIndex`] and a [`ChangeTracker`]
-//! pays that once, then only for what changed, and renders the view from plain Rust data.
-//! `BoardView::read` is `BoardIndex::build(txn).view(now)`: one code path, so the index can
-//! never read a board differently from the reference.
+//! [`BoardView::read`] parses the whole document (about 40 ms for 10,000 cards here); a room or
+//! a client that keeps a [`BoardIndex`] and a [`ChangeTracker`] pays that once, then only for
+//! what changed, and renders the view from plain Rust data. `BoardView::read` is
+//! `BoardIndex::build(txn).view(now)`, defined here: one code path, so the index can never read
+//! a board differently from the reference. The index depends on the board's read types, never
+//! the other way round.
 
 use crate::board::{self, Activity, BoardView, Card, Column, Settings, Stage, Workload, child_map};
 use crate::rules::{self, ActivityFacts, CounterState, Millis};
@@ -138,6 +139,17 @@ pub struct BoardIndex {
     /// Stage id (as cards name it, existing or not) → its cards in board order (`pos`, id),
     /// kept sorted as cards change, so a view sorts nothing.
     ordered: FxHashMap<String, Vec<Arc<Card>>>,
+}
+
+impl BoardView {
+    /// Reads the whole board as it stands at `now` (counters depend on the time). To read the
+    /// same board again and again, keep a [`BoardIndex`] instead.
+    ///
+    /// Here rather than beside [`BoardView`] so that the board's reads do not depend on the
+    /// index, which is built from them.
+    pub fn read<T: ReadTxn>(txn: &T, now: Millis) -> Self {
+        BoardIndex::build(txn).view(now)
+    }
 }
 
 /// One responsible's load while a view is made.

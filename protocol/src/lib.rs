@@ -7,19 +7,28 @@
 //! - [`ids`]: id newtypes ([`BoardId`]) that are validated once, at the edge.
 //! - [`wire`]: the y-websocket framing (sync step 1 / step 2 / update, awareness, query-awareness),
 //!   one message per binary frame, decoded into one closed enum per direction, and the close codes.
-//! - [`schema`]: the board document's root names and the default stages a new board starts with.
+//! - [`schema`]: every root name and map key of the board document (the one place they are
+//!   spelled), the stage kinds and entities, and the default stages a new board starts with.
 //! - [`order`]: base-62 order keys (`pos`) for stages and cards, byte-compatible with the npm
 //!   `fractional-indexing` package the browser uses.
 //! - [`rules`]: card counters, when they next change, fired reminders and avatars; pure, time is
 //!   a parameter.
+//! - [`timeline`]: the kinds and directions of a card's timeline events (the JSON API's and
+//!   storage's strings) and what each event does to its card.
+//! - [`board`]: typed reads (columns, sums, workload, unprocessed) and writes (one function per
+//!   user action, refusing what breaks a stage invariant) over a board document; split into
+//!   `board/read.rs`, `board/write.rs` and `board/error.rs` behind the one `board::` path.
 //! - [`index`]: an incremental read model of a board, kept current from what each transaction
-//!   touched (yrs deep observers), for views that must stay fast on large boards.
+//!   touched (yrs deep observers), for views that must stay fast on large boards; it makes
+//!   [`board::BoardView::read`].
 //! - [`pieces`]: a large update cut into causally ordered pieces (a joiner's full state in small
 //!   frames).
 //! - [`policy`]: who may change what (viewer, member, admin; the server-written fields), judged
 //!   on what an update did, recorded by yrs deep observers.
-//! - [`board`]: typed reads (columns, sums, workload, unprocessed) and writes (one function per
-//!   user action, refusing what breaks a stage invariant) over a board document.
+//!
+//! Dependencies between modules run one way: `ids`, `order` and `wire` at the bottom, `schema` on
+//! the first two, `rules` on `schema`, `timeline` on `rules`, `board` on those, `index` and
+//! `policy` on `board`. No two modules use each other.
 
 pub mod board;
 pub mod ids;
@@ -29,6 +38,7 @@ pub mod pieces;
 pub mod policy;
 pub mod rules;
 pub mod schema;
+pub mod timeline;
 pub mod wire;
 
 pub use ids::{BoardId, InvalidBoardId};

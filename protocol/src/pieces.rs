@@ -228,7 +228,7 @@ mod tests {
     fn json(doc: &Doc) -> String {
         let t = doc.get_or_insert_text("t");
         let m = doc.get_or_insert_map("m");
-        let cards = doc.get_or_insert_map("cards");
+        let cards = doc.get_or_insert_map(crate::schema::root::CARDS);
         let txn = doc.transact();
         // serde_json's maps are sorted: the comparison does not depend on hash order.
         let sorted = |any: yrs::Any| serde_json::to_value(any).unwrap().to_string();
@@ -276,7 +276,7 @@ mod tests {
         text.remove_range(&mut a.transact_mut(), 0, 2);
         {
             let mut txn = a.transact_mut();
-            let cards = txn.get_or_insert_map("cards");
+            let cards = txn.get_or_insert_map(crate::schema::root::CARDS);
             for i in 0..50 {
                 cards.insert(&mut txn, format!("card-{i}"), format!("title {i}"));
             }

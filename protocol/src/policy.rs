@@ -18,8 +18,8 @@
 //!   `timelineAt`) are written by the server alone, whatever the role;
 //! - no root other than the schema's, and the stage invariants hold after every update.
 
-use crate::board::{self, BoardError, card_key};
-use crate::schema::root;
+use crate::board::{self, BoardError};
+use crate::schema::{card, root};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use yrs::types::{EntryChange, Event, PathSegment};
@@ -30,11 +30,11 @@ pub const CLIENT_ORIGIN: &str = "funnel-client";
 
 /// The card fields only the server writes.
 pub const SERVER_CARD_KEYS: [&str; 5] = [
-    card_key::COUNTER,
-    card_key::AVATAR,
-    card_key::AVATAR_AT,
-    card_key::AVATAR_REASON,
-    card_key::TIMELINE_AT,
+    card::COUNTER,
+    card::AVATAR,
+    card::AVATAR_AT,
+    card::AVATAR_REASON,
+    card::TIMELINE_AT,
 ];
 
 /// The roots a board document may have.
@@ -428,7 +428,7 @@ mod tests {
             let Some(Out::YMap(card)) = cards.get(txn, &card) else {
                 panic!()
             };
-            card.insert(txn, card_key::TITLE, "renamed");
+            card.insert(txn, schema::card::TITLE, "renamed");
         });
         assert_eq!(refused, Err(Refusal::ReadOnly));
     }
@@ -443,7 +443,7 @@ mod tests {
                 let Some(Out::YMap(card)) = cards.get(txn, &card) else {
                     panic!()
                 };
-                card.insert(txn, card_key::TITLE, "renamed");
+                card.insert(txn, schema::card::TITLE, "renamed");
             }),
             Ok(())
         );
@@ -493,7 +493,7 @@ mod tests {
             let Some(Out::YMap(card)) = cards.get(txn, &card) else {
                 panic!()
             };
-            card.insert(txn, card_key::AVATAR, "mallory");
+            card.insert(txn, schema::card::AVATAR, "mallory");
         });
         assert!(
             matches!(&by_key, Err(Refusal::ServerField { key, .. }) if key == "avatar"),
@@ -504,7 +504,7 @@ mod tests {
             cards(txn).insert(
                 txn,
                 "forged",
-                MapPrelim::from([(card_key::COUNTER.to_owned(), Any::from(3))]),
+                MapPrelim::from([(schema::card::COUNTER.to_owned(), Any::from(3))]),
             );
         });
         assert!(

@@ -1,6 +1,8 @@
 //! The board document: one yrs/Yjs document per pipeline. Root names and field names are a
 //! contract shared with the browser client and outside programs (docs/board-document.md, "Root
-//! maps"); this module names them once and builds a new board.
+//! maps"); this module names them once, one module of constants per kind of map ([`root`],
+//! [`board`], [`stage`], [`card`], [`counter`], [`activity`], [`field`], [`forms`]), and builds a
+//! new board. Code that reads or writes a key uses these constants, never a literal of its own.
 
 use crate::ids::new_id;
 use crate::order;
@@ -31,6 +33,63 @@ pub mod stage {
     pub const COLOR: &str = "color";
     pub const KIND: &str = "kind";
     pub const POS: &str = "pos";
+}
+
+/// Keys of a card map.
+pub mod card {
+    pub const TITLE: &str = "title";
+    pub const STAGE: &str = "stage";
+    pub const POS: &str = "pos";
+    pub const AMOUNT: &str = "amount";
+    pub const CURRENCY: &str = "currency";
+    pub const RESPONSIBLE: &str = "responsible";
+    pub const CLIENT: &str = "client";
+    pub const CREATED_AT: &str = "createdAt";
+    pub const FIELDS: &str = "fields";
+    /// Written by the server: whose avatar the card shows.
+    pub const AVATAR: &str = "avatar";
+    /// Written by the server: when the avatar last changed.
+    pub const AVATAR_AT: &str = "avatarAt";
+    /// Written by the server: why the card shows that avatar.
+    pub const AVATAR_REASON: &str = "avatarReason";
+    /// Written by the server: the activity counter, a map of the keys in [`super::counter`].
+    pub const COUNTER: &str = "counter";
+    /// Written by the server: when the card's timeline last got an event.
+    pub const TIMELINE_AT: &str = "timelineAt";
+}
+
+/// Keys of a card's `counter` map (written by the server).
+pub mod counter {
+    pub const COUNT: &str = "count";
+    pub const LIT: &str = "lit";
+    pub const INCOMING: &str = "incoming";
+    pub const NEXT: &str = "next";
+    pub const STATE: &str = "state";
+}
+
+/// Keys of an activity map.
+pub mod activity {
+    pub const CARD: &str = "card";
+    pub const KIND: &str = "kind";
+    pub const DIRECTION: &str = "direction";
+    pub const SUBJECT: &str = "subject";
+    pub const DEADLINE: &str = "deadline";
+    pub const REMIND_MIN: &str = "remindMin";
+    pub const RESPONSIBLE: &str = "responsible";
+    pub const DONE: &str = "done";
+}
+
+/// Keys of a custom field definition.
+pub mod field {
+    pub const LABEL: &str = "label";
+    pub const TYPE: &str = "type";
+    pub const OPTIONS: &str = "options";
+}
+
+/// Keys of the `forms` map.
+pub mod forms {
+    /// The quick-create form: a `Y.Array` of field ids.
+    pub const QUICK_CREATE: &str = "quickCreate";
 }
 
 /// The counter threshold a new board starts with: a planned activity lights 15 minutes before
@@ -116,7 +175,12 @@ pub enum StageKind {
     Failure,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown stage kind {0:?}: use initial, progress, success or failure")]
+pub struct UnknownStageKind(pub String);
+
 impl StageKind {
+    /// The value stored in a stage's `kind`.
     pub fn as_str(self) -> &'static str {
         match self {
             StageKind::Initial => "initial",
@@ -124,6 +188,24 @@ impl StageKind {
             StageKind::Success => "success",
             StageKind::Failure => "failure",
         }
+    }
+
+    /// Reads a stored `kind`.
+    pub fn parse(raw: &str) -> Result<Self, UnknownStageKind> {
+        match raw {
+            "initial" => Ok(StageKind::Initial),
+            "progress" => Ok(StageKind::Progress),
+            "success" => Ok(StageKind::Success),
+            "failure" => Ok(StageKind::Failure),
+            _ => Err(UnknownStageKind(raw.to_owned())),
+        }
+    }
+}
+
+impl std::str::FromStr for StageKind {
+    type Err = UnknownStageKind;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        StageKind::parse(raw)
     }
 }
 
@@ -216,6 +298,16 @@ mod tests {
         }
         for bad in ["", "deals", "smart:", "Deal"] {
             assert!(Entity::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stage_kinds_round_trip() {
+        for kind in [Initial, Progress, Success, Failure] {
+            assert_eq!(StageKind::parse(kind.as_str()), Ok(kind));
+        }
+        for bad in ["", "Initial", "final"] {
+            assert!(bad.parse::<StageKind>().is_err(), "{bad}");
         }
     }
 

@@ -20,6 +20,7 @@ use funnel_protocol::board::MAX_NAME_CHARS;
 use funnel_protocol::ids::new_id;
 use funnel_protocol::policy::Role;
 use funnel_protocol::schema::Entity;
+use funnel_protocol::timeline::{TimelineDirection, TimelineKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -90,9 +91,11 @@ pub struct TimelineEntry {
     /// Milliseconds since the Unix epoch.
     pub at: i64,
     /// `comment`, `call`, `email` or `chat`.
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: TimelineKind,
     /// `incoming`, `outgoing` or `missed` (calls only); empty for comments.
-    pub direction: String,
+    #[schema(value_type = String)]
+    pub direction: TimelineDirection,
     /// The employee: who commented, took or missed the call, got the e-mail or chatted.
     pub user: String,
     pub text: String,
@@ -446,27 +449,10 @@ pub async fn add_timeline_event(
     let who = caller.at_least(Role::Member)?;
     let Json(new) = body?;
     let board = existing_board(&state, &who, &board_id).await?;
-    let direction = new.direction.unwrap_or_default();
-    let allowed: &[&str] = match new.kind.as_str() {
-        "comment" => &[""],
-        "call" => &["incoming", "outgoing", "missed"],
-        "email" | "chat" => &["incoming", "outgoing"],
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown kind {other:?}: use comment, call, email or chat"
-            )));
-        }
-    };
-    if !allowed.contains(&direction.as_str()) {
-        return Err(ApiError::BadRequest(format!(
-            "direction of a {}: {}",
-            new.kind,
-            match new.kind.as_str() {
-                "comment" => "none".to_owned(),
-                _ => allowed.join(", "),
-            }
-        )));
-    }
+    let kind = TimelineKind::parse(&new.kind).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let direction = kind
+        .parse_direction(new.direction.as_deref().unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let user = new.user.trim();
     if user.is_empty() || user.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::BadRequest(format!(
@@ -485,7 +471,7 @@ pub async fn add_timeline_event(
         at: new
             .at
             .unwrap_or_else(|| crate::clock::Clock::now_ms(&crate::clock::SystemClock)),
-        kind: new.kind,
+        kind,
         direction,
         user: user.to_owned(),
         text: new.text,

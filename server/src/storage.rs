@@ -12,6 +12,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
+use funnel_protocol::timeline::{TimelineDirection, TimelineKind};
 use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 /// Position of an update in a board's log. Starts at 1; 0 means "nothing".
@@ -93,10 +94,10 @@ pub struct TimelineEvent {
     pub card: String,
     /// Milliseconds since the Unix epoch.
     pub at: i64,
-    /// `comment`, `call`, `email` or `chat`.
-    pub kind: String,
-    /// `incoming`, `outgoing` or `missed` (calls); empty for comments.
-    pub direction: String,
+    /// `comment`, `call`, `email` or `chat`, stored as that text.
+    pub kind: TimelineKind,
+    /// `incoming`, `outgoing` or `missed` (calls); none (stored empty) for comments.
+    pub direction: TimelineDirection,
     /// The employee the event belongs to (who commented, who took or missed the call...).
     pub user: String,
     pub text: String,
@@ -136,6 +137,10 @@ pub enum StorageError {
     /// An append or fence for a board that was never created.
     #[error("board {0} does not exist; create it before appending to it")]
     NoSuchBoard(BoardId),
+    /// A stored timeline event whose `kind` or `direction` names none the API takes (events are
+    /// stored from the typed values, so the table was edited by other means).
+    #[error("stored timeline event {id} does not read back: {reason}")]
+    CorruptEvent { id: i64, reason: String },
     #[error("storage is shut down")]
     Closed,
 }

@@ -14,6 +14,7 @@ use support::{TestDatabase, connect_postgres};
 
 use bytes::Bytes;
 use funnel_protocol::BoardId;
+use funnel_protocol::timeline::{TimelineDirection, TimelineKind};
 use funnel_server::storage::postgres::PostgresStorage;
 use funnel_server::storage::sqlite::SqliteStorage;
 use funnel_server::storage::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent};
@@ -123,8 +124,8 @@ fn event(board: &BoardId, card: &str, text: &str) -> TimelineEvent {
         board: board.clone(),
         card: card.into(),
         at: 1_700_000_000_000,
-        kind: "comment".into(),
-        direction: String::new(),
+        kind: TimelineKind::Comment,
+        direction: TimelineDirection::None,
         user: "u1".into(),
         text: text.into(),
     }

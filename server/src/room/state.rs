@@ -213,18 +213,9 @@ impl RoomState {
     /// rule (at the next upkeep).
     pub fn apply_timeline_event(&mut self, event: &TimelineEvent) {
         use funnel_protocol::board::{self, NewActivity, card_key};
-        use funnel_protocol::rules::{AvatarEvent, AvatarReason, Direction};
-        let incoming = matches!(
-            (event.kind.as_str(), event.direction.as_str()),
-            ("call", "incoming" | "missed") | ("email" | "chat", "incoming")
-        );
-        let reason = match (event.kind.as_str(), event.direction.as_str()) {
-            ("comment", _) => Some(AvatarReason::Comment),
-            ("call", "incoming" | "missed") => Some(AvatarReason::Call),
-            ("email", "incoming") => Some(AvatarReason::Email),
-            ("chat", _) => Some(AvatarReason::Chat),
-            _ => None,
-        };
+        use funnel_protocol::rules::{AvatarEvent, Direction};
+        let incoming = event.kind.adds_incoming_activity(event.direction);
+        let reason = event.kind.avatar_reason(event.direction);
         let update = {
             let mut txn = self.doc.transact_mut_with(TIMELINE_ORIGIN);
             if let Some(yrs::Out::YMap(card)) = txn
@@ -237,7 +228,7 @@ impl RoomState {
                 let subject: String = event.text.chars().take(200).collect();
                 let activity = NewActivity {
                     card: event.card.clone(),
-                    kind: event.kind.clone(),
+                    kind: event.kind.as_str().to_owned(),
                     direction: Direction::Incoming,
                     subject,
                     deadline: Some(event.at),

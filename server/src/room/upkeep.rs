@@ -7,7 +7,7 @@
 use funnel_protocol::board::card_key;
 use funnel_protocol::index::{BoardIndex, ChangeTracker, UPKEEP_ORIGIN};
 use funnel_protocol::rules::{self, AvatarEvent, AvatarReason, Counter, Millis};
-use funnel_protocol::schema::root;
+use funnel_protocol::schema::{self, root};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use yrs::{Any, Doc, Map, Out, ReadTxn, Transact};
 
@@ -227,14 +227,26 @@ impl Upkeep {
 /// The stored form of a counter: a plain map, so a browser reads `card.get('counter').state`.
 fn counter_any(counter: &Counter) -> Any {
     let mut map = std::collections::HashMap::new();
-    map.insert("count".to_owned(), Any::from(i64::from(counter.count)));
-    map.insert("lit".to_owned(), Any::from(i64::from(counter.lit)));
     map.insert(
-        "incoming".to_owned(),
+        schema::counter::COUNT.to_owned(),
+        Any::from(i64::from(counter.count)),
+    );
+    map.insert(
+        schema::counter::LIT.to_owned(),
+        Any::from(i64::from(counter.lit)),
+    );
+    map.insert(
+        schema::counter::INCOMING.to_owned(),
         Any::from(i64::from(counter.incoming)),
     );
-    map.insert("next".to_owned(), counter.next.map_or(Any::Null, Any::from));
-    map.insert("state".to_owned(), Any::from(counter.state.as_str()));
+    map.insert(
+        schema::counter::NEXT.to_owned(),
+        counter.next.map_or(Any::Null, Any::from),
+    );
+    map.insert(
+        schema::counter::STATE.to_owned(),
+        Any::from(counter.state.as_str()),
+    );
     Any::from(map)
 }
 

@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use funnel_protocol::BoardId;
+use funnel_protocol::timeline::{UnknownTimelineDirection, UnknownTimelineKind};
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -475,13 +476,23 @@ impl Storage for PostgresStorage {
             .await?;
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
+            let id = row.try_get(0)?;
+            // Stored from the types as their text: one that does not parse was written by other
+            // means.
+            let corrupt = |reason: String| StorageError::CorruptEvent { id, reason };
             events.push(TimelineEvent {
-                id: row.try_get(0)?,
+                id,
                 board: board.clone(),
                 card: card.to_owned(),
                 at: row.try_get(1)?,
-                kind: row.try_get(2)?,
-                direction: row.try_get(3)?,
+                kind: row
+                    .try_get::<_, &str>(2)?
+                    .parse()
+                    .map_err(|e: UnknownTimelineKind| corrupt(e.to_string()))?,
+                direction: row
+                    .try_get::<_, &str>(3)?
+                    .parse()
+                    .map_err(|e: UnknownTimelineDirection| corrupt(e.to_string()))?,
                 user: row.try_get(4)?,
                 text: row.try_get(5)?,
             });
@@ -719,8 +730,8 @@ impl Job {
                             &event.board.as_str(),
                             &event.card,
                             &event.at,
-                            &event.kind,
-                            &event.direction,
+                            &event.kind.as_str(),
+                            &event.direction.as_str(),
                             &event.user,
                             &event.text,
                         ],

@@ -347,8 +347,8 @@ impl Storage for SqliteStorage {
                         board: board.clone(),
                         card: card.clone(),
                         at: row.get(1)?,
-                        kind: row.get(2)?,
-                        direction: row.get(3)?,
+                        kind: text_column(row, 2)?,
+                        direction: text_column(row, 3)?,
                         user: row.get(4)?,
                         text: row.get(5)?,
                     })
@@ -704,6 +704,19 @@ fn in_savepoint<T>(
     }
 }
 
+/// A column that holds a typed value as its text (a timeline event's kind or direction). The
+/// values are stored from the types, so one that does not parse was written by other means.
+fn text_column<T>(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let raw: String = row.get(index)?;
+    raw.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 fn add_event(txn: &rusqlite::Transaction<'_>, event: &TimelineEvent) -> Result<i64, StorageError> {
     txn.execute(
         "INSERT INTO timeline (board, card, at, kind, direction, user, text)
@@ -712,8 +725,8 @@ fn add_event(txn: &rusqlite::Transaction<'_>, event: &TimelineEvent) -> Result<i
             event.board.as_str(),
             event.card,
             event.at,
-            event.kind,
-            event.direction,
+            event.kind.as_str(),
+            event.direction.as_str(),
             event.user,
             event.text
         ],
