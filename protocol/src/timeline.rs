@@ -1,8 +1,8 @@
 //! The vocabulary of a card's timeline: what kind of event it is (a comment, a call, an e-mail, a
 //! chat message) and which way it went, with the rule of what each event does to its card.
 //!
-//! Timeline events are stored by the server, not in the board document (DESIGN.md, "Counters,
-//! avatars, unprocessed cards"), and travel through the JSON API. The strings here are that
+//! Timeline events are stored by the server, not in the board document
+//! (docs/board-document.md, "Counters, avatars, unprocessed cards"), and travel through the JSON API. The strings here are that
 //! contract: the API accepts and returns them, and storage keeps them as text, so `as_str` and
 //! `FromStr` (and serde, which uses the same strings) must never change a spelling.
 
