@@ -24,9 +24,9 @@ use funnel_protocol::BoardId;
 use funnel_protocol::board;
 use funnel_protocol::schema::{self, Entity};
 use funnel_protocol::wire::{ClientMessage, CloseCode};
+pub use state::ConnId;
 use state::RoomState;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -67,17 +67,6 @@ pub enum TimelineError {
     NoSuchCard(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
-}
-
-/// A connection's id, unique within the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-impl ConnId {
-    pub fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
 }
 
 /// Capacity of a room's command channel. A full channel makes the connections' readers wait,
