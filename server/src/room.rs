@@ -16,7 +16,6 @@ use crate::clock::Clock;
 use crate::lease::{Lease, Leases};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
-use crate::rooms::Rooms;
 use crate::storage::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent};
 use crate::wakeups::Wakeups;
 use bytes::Bytes;
@@ -127,12 +126,26 @@ enum LoadError {
     Vanished { board: BoardId },
 }
 
-/// The room task. `rx` is the receiving end of the channel whose senders the registry hands out.
+/// How a room leaves the registry that spawned it. The registry implements it for each room it
+/// spawns (`rooms::Rooms`); the room names only this trait, so the registry depends on the room
+/// and never the other way round.
+pub trait Registration: Send + Sync + 'static {
+    /// Takes the room out of the registry if `may_go(rx)` holds, checked under the registry's
+    /// lock so that no join can slip in between the check and the removal, then closes `rx` to
+    /// commands from handles given out before. Returns whether the room left.
+    fn leave(
+        &self,
+        rx: &mut mpsc::Receiver<RoomCommand>,
+        may_go: fn(&mpsc::Receiver<RoomCommand>) -> bool,
+    ) -> bool;
+}
+
+/// The room task. `rx` is the receiving end of the channel whose senders the registry hands out;
+/// `registration` is how the room leaves the registry when it unloads.
 pub async fn run(
     board: BoardId,
-    generation: u64,
     mut rx: mpsc::Receiver<RoomCommand>,
-    rooms: Rooms,
+    registration: impl Registration,
     ctx: RoomContext,
 ) {
     ctx.metrics.rooms.inc();
@@ -151,7 +164,7 @@ pub async fn run(
         Ok(loaded) => loaded,
         Err(e) => {
             tracing::error!(board = %board, error = %e, "board could not be loaded");
-            rooms.remove(&board, generation, &mut rx, |_| true);
+            registration.leave(&mut rx, |_| true);
             let reason = match e {
                 LoadError::Storage(StorageError::Corrupt { .. }) => "board storage is damaged",
                 _ => "board could not be loaded; try again",
@@ -262,7 +275,7 @@ pub async fn run(
             }
             _ = sweep.tick() => room.state.sweep_awareness(clock()),
             () = sleep_until_opt(idle_deadline) => {
-                if rooms.remove(&board, generation, &mut rx, |rx| rx.is_empty()) {
+                if registration.leave(&mut rx, |rx| rx.is_empty()) {
                     // Fold what this visit wrote, so the next load reads one snapshot. Safe
                     // beside a new room of the same board: compaction works from storage alone.
                     if room.tail_len > 0 {
@@ -351,7 +364,7 @@ pub async fn run(
             _ => None,
         };
     }
-    rooms.remove(&board, generation, &mut rx, |_| true);
+    registration.leave(&mut rx, |_| true);
     // Joins that raced with the unload: their connections retry on a fresh room.
     refuse_joins(
         &mut rx,

@@ -1,7 +1,8 @@
 //! The registry of loaded rooms: hands out a board's room, creating it atomically, so that two
-//! first joins never load two copies of one document.
+//! first joins never load two copies of one document. A room leaves it through its
+//! [`room::Registration`], so the room never names the registry.
 
-use crate::room::{self, ROOM_QUEUE, RoomCommand, RoomContext};
+use crate::room::{self, ROOM_QUEUE, Registration, RoomCommand, RoomContext};
 use funnel_protocol::BoardId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,9 +64,12 @@ impl Rooms {
         self.tracker.spawn(
             room::run(
                 board.clone(),
-                generation,
                 rx,
-                self.clone(),
+                Registered {
+                    rooms: self.clone(),
+                    board: board.clone(),
+                    generation,
+                },
                 self.ctx.clone(),
             )
             .instrument(span),
@@ -73,32 +77,38 @@ impl Rooms {
         tx
     }
 
-    /// Called by a room task: removes its entry if `may_go` holds, checked under the lock so that
-    /// no join can slip in between the check and the removal. Returns whether it was removed.
-    pub fn remove(
+    /// How many rooms are loaded.
+    pub fn loaded_count(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// A room task's place in the registry: its board's entry, as long as it has this
+/// `generation` (a later room of the board has another).
+struct Registered {
+    rooms: Rooms,
+    board: BoardId,
+    generation: u64,
+}
+
+impl Registration for Registered {
+    fn leave(
         &self,
-        board: &BoardId,
-        generation: u64,
         rx: &mut mpsc::Receiver<RoomCommand>,
-        may_go: impl FnOnce(&mpsc::Receiver<RoomCommand>) -> bool,
+        may_go: fn(&mpsc::Receiver<RoomCommand>) -> bool,
     ) -> bool {
-        let mut loaded = self.lock();
+        let mut loaded = self.rooms.lock();
         let ours = loaded
-            .get(board)
-            .is_some_and(|room| room.generation == generation);
+            .get(&self.board)
+            .is_some_and(|room| room.generation == self.generation);
         if !may_go(rx) {
             return false;
         }
         if ours {
-            loaded.remove(board);
+            loaded.remove(&self.board);
         }
         // Refuse new commands from handles given out before the removal.
         rx.close();
         true
-    }
-
-    /// How many rooms are loaded.
-    pub fn loaded_count(&self) -> usize {
-        self.lock().len()
     }
 }
