@@ -1,13 +1,13 @@
 //! The JSON API under `/api/v1/`, described by the OpenAPI document at
 //! `/api/v1/openapi.json`. Errors are `{"error": "..."}` with a 4xx or 5xx status, made in one
-//! place ([`ApiError`]).
+//! place ([`ApiError`]). [`routes`] is every endpoint; the router merges them.
 
+use crate::app_state::AppState;
 use crate::auth::{AuthError, Principal};
-use crate::http::{AppState, header_str};
+use crate::headers::{bearer_token, header_str};
 use crate::room;
 use crate::room::{RoomCommand, TimelineError};
 use crate::storage::{BoardMeta, StorageError, TimelineEvent};
-use axum::Json;
 use axum::extract::FromRequestParts;
 use axum::extract::Query;
 use axum::extract::rejection::JsonRejection;
@@ -15,6 +15,8 @@ use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
 use funnel_protocol::BoardId;
 use funnel_protocol::board::MAX_NAME_CHARS;
 use funnel_protocol::ids::new_id;
@@ -214,15 +216,8 @@ impl FromRequestParts<AppState> for Caller {
                 "this page's origin may not call the API (see --allowed-origins)".into(),
             ));
         }
-        let token = header_str(&parts.headers, header::AUTHORIZATION).map(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-                .unwrap_or(value)
-                .trim()
-        });
         ctx.auth
-            .authenticate(token)
+            .authenticate(bearer_token(&parts.headers))
             .map(Caller)
             .map_err(ApiError::Unauthenticated)
     }
@@ -301,7 +296,21 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-pub async fn openapi() -> Response {
+/// Every endpoint of the API, under `/api/`; any other `/api/...` path is a JSON 404.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/boards", get(list_boards).post(create_board))
+        .route("/api/v1/boards/{board_id}", get(get_board))
+        .route(
+            "/api/v1/boards/{board_id}/cards/{card_id}/timeline",
+            get(get_timeline).post(add_timeline_event),
+        )
+        .route("/api/{*rest}", any(not_found))
+}
+
+async fn openapi() -> Response {
     match ApiDoc::openapi().to_pretty_json() {
         Ok(json) => ([("content-type", "application/json")], json).into_response(),
         Err(e) => {
@@ -311,7 +320,7 @@ pub async fn openapi() -> Response {
     }
 }
 
-pub async fn not_found() -> ApiError {
+async fn not_found() -> ApiError {
     ApiError::NoSuchEndpoint
 }
 
@@ -321,7 +330,7 @@ pub async fn not_found() -> ApiError {
     path = "/api/v1/me",
     responses((status = 200, body = Me), (status = 401, body = ErrorBody))
 )]
-pub async fn me(State(state): State<AppState>, Caller(who): Caller) -> Json<Me> {
+async fn me(State(state): State<AppState>, Caller(who): Caller) -> Json<Me> {
     Json(Me {
         user: who.user,
         name: who.name,
@@ -339,7 +348,7 @@ pub async fn me(State(state): State<AppState>, Caller(who): Caller) -> Json<Me> 
     path = "/api/v1/boards",
     responses((status = 200, body = BoardList), (status = 401, body = ErrorBody))
 )]
-pub async fn list_boards(
+async fn list_boards(
     State(state): State<AppState>,
     Caller(who): Caller,
 ) -> Result<Json<BoardList>, ApiError> {
@@ -365,7 +374,7 @@ pub async fn list_boards(
         (status = 403, body = ErrorBody, description = "only admins create boards")
     )
 )]
-pub async fn create_board(
+async fn create_board(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Json<NewBoard>, JsonRejection>,
@@ -411,7 +420,7 @@ pub async fn create_board(
         (status = 404, body = ErrorBody)
     )
 )]
-pub async fn get_board(
+async fn get_board(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(board_id): Path<String>,
@@ -440,7 +449,7 @@ pub async fn get_board(
         (status = 404, body = ErrorBody, description = "no such board or card")
     )
 )]
-pub async fn add_timeline_event(
+async fn add_timeline_event(
     State(state): State<AppState>,
     caller: Caller,
     Path((board_id, card)): Path<(String, String)>,
@@ -505,7 +514,7 @@ pub async fn add_timeline_event(
         (status = 404, body = ErrorBody)
     )
 )]
-pub async fn get_timeline(
+async fn get_timeline(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path((board_id, card)): Path<(String, String)>,

@@ -6,14 +6,45 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Every flag's default, written once: the flag (`--help` shows it) and
+/// [`ServeConfig::with_defaults`] both take it from here.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    pub const DATA_DIR: &str = "./data";
+    /// The lease's own default, with its reasons beside it.
+    pub const LEASE_TTL: Duration = crate::lease::redis::LEASE_TTL;
+    pub const WEB_DIR: &str = "clients/web/dist";
+    pub const ROOM_IDLE: Duration = Duration::from_secs(30);
+    pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+    pub const OUTBOX_FRAMES: usize = 4096;
+    pub const OUTBOX_BYTES: usize = 16 * 1024 * 1024;
+    pub const PING_INTERVAL: Duration = Duration::from_secs(30);
+    pub const COMPACT_AFTER: usize = 1000;
+    pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+    pub const MAX_BOARD_BYTES: usize = 64 * 1024 * 1024;
+    pub const MESSAGE_RATE: u32 = 200;
+    pub const MESSAGE_BURST: u32 = 1000;
+    pub const MAX_CONNECTIONS_PER_USER: usize = 64;
+    pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 1024;
+    /// The connection's own default, with its reasons beside it.
+    pub const JOINS_AT_ONCE: usize = crate::connection::JOINS_AT_ONCE;
+}
+
+/// A duration default as a flag shows and parses it (`30s`).
+fn flag_duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     /// Address to listen on. Without authentication only loopback addresses are allowed.
-    #[arg(long, env = "FUNNEL_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "FUNNEL_LISTEN", default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
 
     /// Directory of the embedded SQLite database.
-    #[arg(long, env = "FUNNEL_DATA_DIR", default_value = "./data")]
+    #[arg(long, env = "FUNNEL_DATA_DIR", default_value = defaults::DATA_DIR)]
     pub data_dir: PathBuf,
 
     /// A `postgres://` (or `postgresql://`) URL: store boards in PostgreSQL instead of SQLite
@@ -30,41 +61,41 @@ pub struct ServeConfig {
     /// How long a board's scheduler lease lives without renewal (cluster only): after an
     /// instance dies, its boards' counters wait at most this long for another holder. Hidden:
     /// tests shorten it; operators keep the default.
-    #[arg(long, env = "FUNNEL_LEASE_TTL", default_value = "10s", value_parser = humantime::parse_duration, hide = true)]
+    #[arg(long, env = "FUNNEL_LEASE_TTL", default_value = flag_duration(defaults::LEASE_TTL), value_parser = humantime::parse_duration, hide = true)]
     pub lease_ttl: Duration,
 
     /// Directory of the built web client (`npm --prefix clients/web run build` makes it).
-    #[arg(long, env = "FUNNEL_WEB_DIR", default_value = "clients/web/dist")]
+    #[arg(long, env = "FUNNEL_WEB_DIR", default_value = defaults::WEB_DIR)]
     pub web_dir: PathBuf,
 
     /// How long a board with no connection stays loaded before it is saved and unloaded.
-    #[arg(long, env = "FUNNEL_ROOM_IDLE", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FUNNEL_ROOM_IDLE", default_value = flag_duration(defaults::ROOM_IDLE), value_parser = humantime::parse_duration)]
     pub room_idle: Duration,
 
     /// Largest WebSocket frame (and message) a client may send, in bytes; larger ones close the
     /// connection with 1009.
-    #[arg(long, env = "FUNNEL_MAX_FRAME_BYTES", default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, env = "FUNNEL_MAX_FRAME_BYTES", default_value_t = defaults::MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
 
     /// Most frames waiting to be sent to one connection before it is closed as a slow consumer.
-    #[arg(long, env = "FUNNEL_OUTBOX_FRAMES", default_value_t = 4096)]
+    #[arg(long, env = "FUNNEL_OUTBOX_FRAMES", default_value_t = defaults::OUTBOX_FRAMES)]
     pub outbox_frames: usize,
 
     /// Most bytes waiting to be sent to one connection before it is closed as a slow consumer.
-    #[arg(long, env = "FUNNEL_OUTBOX_BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = "FUNNEL_OUTBOX_BYTES", default_value_t = defaults::OUTBOX_BYTES)]
     pub outbox_bytes: usize,
 
     /// How often the server pings each connection; a client silent for three intervals is
     /// disconnected (its network died without closing the socket).
-    #[arg(long, env = "FUNNEL_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FUNNEL_PING_INTERVAL", default_value = flag_duration(defaults::PING_INTERVAL), value_parser = humantime::parse_duration)]
     pub ping_interval: Duration,
 
     /// Log entries a board accumulates before they are folded into its snapshot.
-    #[arg(long, env = "FUNNEL_COMPACT_AFTER", default_value_t = 1000)]
+    #[arg(long, env = "FUNNEL_COMPACT_AFTER", default_value_t = defaults::COMPACT_AFTER)]
     pub compact_after: usize,
 
     /// How long a graceful shutdown may take before the process exits anyway.
-    #[arg(long, env = "FUNNEL_SHUTDOWN_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FUNNEL_SHUTDOWN_DEADLINE", default_value = flag_duration(defaults::SHUTDOWN_DEADLINE), value_parser = humantime::parse_duration)]
     pub shutdown_deadline: Duration,
 
     /// The secret that signs tokens (HS256, at least 32 bytes). Without it funnel is in local
@@ -79,27 +110,27 @@ pub struct ServeConfig {
 
     /// The most a board may take in storage (snapshot and log, in bytes); an update that would
     /// take it over is refused (close 4413).
-    #[arg(long, env = "FUNNEL_MAX_BOARD_BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "FUNNEL_MAX_BOARD_BYTES", default_value_t = defaults::MAX_BOARD_BYTES)]
     pub max_board_bytes: usize,
 
     /// Messages a second one connection may send, on average; a connection over it (beyond
     /// `--message-burst`) is closed with 4429.
-    #[arg(long, env = "FUNNEL_MESSAGE_RATE", default_value_t = 200)]
+    #[arg(long, env = "FUNNEL_MESSAGE_RATE", default_value_t = defaults::MESSAGE_RATE)]
     pub message_rate: u32,
 
     /// Messages one connection may send at once above `--message-rate`.
-    #[arg(long, env = "FUNNEL_MESSAGE_BURST", default_value_t = 1000)]
+    #[arg(long, env = "FUNNEL_MESSAGE_BURST", default_value_t = defaults::MESSAGE_BURST)]
     pub message_burst: u32,
 
     /// Open connections per user (with tokens; 0: no limit). One more is closed with 4429.
-    #[arg(long, env = "FUNNEL_MAX_CONNECTIONS_PER_USER", default_value_t = 64)]
+    #[arg(long, env = "FUNNEL_MAX_CONNECTIONS_PER_USER", default_value_t = defaults::MAX_CONNECTIONS_PER_USER)]
     pub max_connections_per_user: usize,
 
     /// Open connections per client address (0: no limit). One more is closed with 4429.
     #[arg(
         long,
         env = "FUNNEL_MAX_CONNECTIONS_PER_ADDRESS",
-        default_value_t = 1024
+        default_value_t = defaults::MAX_CONNECTIONS_PER_ADDRESS
     )]
     pub max_connections_per_address: usize,
 
@@ -107,7 +138,7 @@ pub struct ServeConfig {
     /// socket from its first step 1 until the answer (a whole board for a new client) is written
     /// to it. Few turns keep a reconnect storm from slowing the clients already live; more help
     /// when boards load slowly (PostgreSQL far away).
-    #[arg(long, env = "FUNNEL_JOINS_AT_ONCE", default_value_t = crate::connection::JOINS_AT_ONCE)]
+    #[arg(long, env = "FUNNEL_JOINS_AT_ONCE", default_value_t = defaults::JOINS_AT_ONCE)]
     pub joins_at_once: usize,
 }
 
@@ -119,23 +150,23 @@ impl ServeConfig {
             data_dir,
             database_url: None,
             redis_url: None,
-            lease_ttl: crate::lease::redis::LEASE_TTL,
-            web_dir: PathBuf::from("clients/web/dist"),
-            room_idle: Duration::from_secs(30),
-            max_frame_bytes: 8 * 1024 * 1024,
-            outbox_frames: 4096,
-            outbox_bytes: 16 * 1024 * 1024,
-            ping_interval: Duration::from_secs(30),
-            compact_after: 1000,
-            shutdown_deadline: Duration::from_secs(10),
+            lease_ttl: defaults::LEASE_TTL,
+            web_dir: PathBuf::from(defaults::WEB_DIR),
+            room_idle: defaults::ROOM_IDLE,
+            max_frame_bytes: defaults::MAX_FRAME_BYTES,
+            outbox_frames: defaults::OUTBOX_FRAMES,
+            outbox_bytes: defaults::OUTBOX_BYTES,
+            ping_interval: defaults::PING_INTERVAL,
+            compact_after: defaults::COMPACT_AFTER,
+            shutdown_deadline: defaults::SHUTDOWN_DEADLINE,
             auth_secret: None,
             allowed_origins: Vec::new(),
-            max_board_bytes: 64 * 1024 * 1024,
-            message_rate: 200,
-            message_burst: 1000,
-            max_connections_per_user: 64,
-            max_connections_per_address: 1024,
-            joins_at_once: crate::connection::JOINS_AT_ONCE,
+            max_board_bytes: defaults::MAX_BOARD_BYTES,
+            message_rate: defaults::MESSAGE_RATE,
+            message_burst: defaults::MESSAGE_BURST,
+            max_connections_per_user: defaults::MAX_CONNECTIONS_PER_USER,
+            max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS,
+            joins_at_once: defaults::JOINS_AT_ONCE,
         }
     }
 
@@ -227,6 +258,26 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The flags' defaults are the ones `with_defaults` gives (durations survive their round
+    /// trip through the flag's text). Any `FUNNEL_*` variable set in the environment would show
+    /// here as a difference.
+    #[test]
+    fn the_flags_default_to_with_defaults() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeConfig,
+        }
+        let parsed = <Cli as clap::Parser>::try_parse_from(["funnel"])
+            .unwrap()
+            .serve;
+        let expected = ServeConfig::with_defaults(
+            defaults::LISTEN.parse().unwrap(),
+            PathBuf::from(defaults::DATA_DIR),
+        );
+        assert_eq!(format!("{parsed:?}"), format!("{expected:?}"));
+    }
 
     #[test]
     fn local_mode_listens_on_loopback_only() {

@@ -1,15 +1,17 @@
-//! The HTTP surface: the router, the WebSocket upgrade, the JSON API, health and readiness, and
-//! the web client's files (any other GET gets the client's `index.html`: it routes itself).
+//! The HTTP surface: the router, the WebSocket upgrade, health and readiness, and the web
+//! client's files (any other GET gets the client's `index.html`: it routes itself). The JSON
+//! API brings its own routes (`api::routes`), merged here.
 
 use crate::api;
-use crate::bus::{Bus, BusStatus};
-use crate::connection::{self, Admitted, ConnectionContext, Refused};
-use crate::storage::Storage;
+use crate::app_state::AppState;
+use crate::bus::BusStatus;
+use crate::connection::{self, Admitted, Refused};
+use crate::headers::header_str;
 use axum::Router;
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use funnel_protocol::BoardId;
 use funnel_protocol::policy::Role;
 use funnel_protocol::wire::CloseCode;
@@ -17,19 +19,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use tokio_util::task::TaskTracker;
 use tower_http::services::{ServeDir, ServeFile};
-
-#[derive(Clone)]
-pub struct AppState {
-    /// Shared by every connection (each holds a pointer, not a copy).
-    pub connections: Arc<ConnectionContext>,
-    pub storage: Arc<dyn Storage>,
-    /// The cluster bus, whose state `/readyz` reports (`None`: a single instance).
-    pub bus: Option<Arc<dyn Bus>>,
-    /// Tracks every connection task, so shutdown waits for their close frames.
-    pub tracker: TaskTracker,
-}
 
 pub fn router(state: AppState, web_dir: &Path) -> Router {
     Router::new()
@@ -37,18 +27,7 @@ pub fn router(state: AppState, web_dir: &Path) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/openapi.json", get(api::openapi))
-        .route("/api/v1/me", get(api::me))
-        .route(
-            "/api/v1/boards",
-            get(api::list_boards).post(api::create_board),
-        )
-        .route("/api/v1/boards/{board_id}", get(api::get_board))
-        .route(
-            "/api/v1/boards/{board_id}/cards/{card_id}/timeline",
-            get(api::get_timeline).post(api::add_timeline_event),
-        )
-        .route("/api/{*rest}", any(api::not_found))
+        .merge(api::routes())
         .fallback_service(web_client(web_dir))
         .with_state(state)
 }
@@ -164,10 +143,6 @@ async fn admit(
         principal,
         slot,
     })
-}
-
-pub fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

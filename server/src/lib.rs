@@ -3,7 +3,9 @@
 //! Modules, top to bottom (every arrow points down; see ARCHITECTURE.md):
 //! - [`config`]: `funnel serve` flags and environment variables.
 //! - [`http`]: the router, the WebSocket upgrade, `/healthz`, `/readyz`, the web client's files.
-//! - [`api`]: the JSON API under `/api/v1/` and its OpenAPI document.
+//! - [`api`]: the JSON API under `/api/v1/` (its routes) and its OpenAPI document.
+//! - [`app_state`]: the state every HTTP handler gets (shared by `http` and `api`).
+//! - [`headers`]: reading request headers (origin, host, bearer token).
 //! - [`auth`]: tokens, the local mode and browser origins: who is calling, what they may open.
 //! - [`connection`]: one socket: a reader loop and a writer task.
 //! - [`bus`]: the cluster fan-out between instances (in-memory, Redis pub/sub).
@@ -20,11 +22,13 @@
 //! - [`storage`]: the durable update log and snapshots (SQLite, or PostgreSQL for a cluster).
 
 pub mod api;
+pub mod app_state;
 pub mod auth;
 pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod headers;
 pub mod http;
 pub mod lease;
 pub mod limits;
@@ -140,7 +144,7 @@ pub async fn run(
             .map(|_| scheduler::Takeover::for_lease_ttl(Arc::clone(&storage), config.lease_ttl)),
     ));
     let app = http::router(
-        http::AppState {
+        app_state::AppState {
             connections: Arc::new(ConnectionContext {
                 rooms,
                 outbox_limits: OutboxLimits {

@@ -3,20 +3,27 @@
 //! Architecture invariant: only the room task touches a room's `Doc`. Connections talk to it
 //! through its bounded command channel, so the room's order is the channel's order and no lock
 //! guards the document. The logic lives in [`state::RoomState`]; this file is the task around it:
-//! loading, batching, storing before delivering, awareness sweeps, compaction and unloading, the
-//! board's lease, and in a cluster the bus (publishing what it stored, applying what others
-//! stored) and the catch-ups from the storage log.
+//! loading, batching, storing before delivering, awareness sweeps, compaction and unloading, and
+//! in a cluster the bus (publishing what it stored, applying what others stored) and the
+//! catch-ups from the storage log. The board's lease has one owner, [`lease_keeper`].
+//!
+//! The task is `Room`: each turn waits in one `select!` for the first thing to do, does it
+//! (one method per kind of event), then ends the turn in one place (`Room::end_turn`). The
+//! room leaves its registry through a [`Registration`], so it never names the registry.
+//!
+//! Modules: [`state`] (the state machine), [`upkeep`] (what the server writes on cards),
+//! [`lease_keeper`] (the board's lease as the room holds it).
 
+pub mod lease_keeper;
 pub mod state;
 pub mod upkeep;
 
 use crate::auth::Principal;
 use crate::bus::{Bus, BusEvent, BusPayload, Subscription};
 use crate::clock::Clock;
-use crate::lease::{Lease, Leases};
+use crate::lease::Leases;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
-use crate::rooms::Rooms;
 use crate::storage::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent};
 use crate::wakeups::Wakeups;
 use bytes::Bytes;
@@ -24,13 +31,15 @@ use funnel_protocol::BoardId;
 use funnel_protocol::board;
 use funnel_protocol::schema::{self, Entity};
 use funnel_protocol::wire::{ClientMessage, CloseCode};
+use lease_keeper::{LeaseEvent, LeaseKeeper};
+pub use state::ConnId;
 use state::RoomState;
+use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use yrs::{Doc, Transact};
 
@@ -69,17 +78,6 @@ pub enum TimelineError {
     Storage(#[from] StorageError),
 }
 
-/// A connection's id, unique within the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-impl ConnId {
-    pub fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
 /// Capacity of a room's command channel. A full channel makes the connections' readers wait,
 /// which stops them reading their sockets: back-pressure, not memory growth.
 pub const ROOM_QUEUE: usize = 1024;
@@ -97,11 +95,6 @@ const AWARENESS_SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// replica can miss a change to this interval plus one load; each tick costs one read of an
 /// (usually empty) log tail per loaded board.
 const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
-
-/// How often a room without the board's lease tries to take it: a board whose scheduler died
-/// gets a new one within the lease's TTL plus this. Not after every batch: in a cluster that
-/// would cost a Redis round trip per batch on every instance but the holder.
-const LEASE_RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// What every room needs, shared.
 #[derive(Clone)]
@@ -138,31 +131,36 @@ enum LoadError {
     Vanished { board: BoardId },
 }
 
-/// The room task. `rx` is the receiving end of the channel whose senders the registry hands out.
+/// How a room leaves the registry that spawned it. The registry implements it for each room it
+/// spawns (`rooms::Rooms`); the room names only this trait, so the registry depends on the room
+/// and never the other way round.
+pub trait Registration: Send + Sync + 'static {
+    /// Takes the room out of the registry if `may_go(rx)` holds, checked under the registry's
+    /// lock so that no join can slip in between the check and the removal, then closes `rx` to
+    /// commands from handles given out before. Returns whether the room left.
+    fn leave(
+        &self,
+        rx: &mut mpsc::Receiver<RoomCommand>,
+        may_go: fn(&mpsc::Receiver<RoomCommand>) -> bool,
+    ) -> bool;
+}
+
+/// The room task. `rx` is the receiving end of the channel whose senders the registry hands out;
+/// `registration` is how the room leaves the registry when it unloads.
 pub async fn run(
     board: BoardId,
-    generation: u64,
     mut rx: mpsc::Receiver<RoomCommand>,
-    rooms: Rooms,
+    registration: impl Registration,
     ctx: RoomContext,
 ) {
     ctx.metrics.rooms.inc();
     // Counts the room out however this function ends.
     let _loaded = RoomGauge(ctx.metrics.clone());
-    let started = Instant::now();
-    let clock = move || started.elapsed().as_millis() as u64;
-    // Subscribe before loading: whatever another instance stores after the load is then either
-    // in the load or on the subscription (or reported as a gap).
-    let mut subscription = match &ctx.bus {
-        Some(bus) => Some(bus.subscribe(&board).await),
-        None => None,
-    };
-    let loaded = load_or_create(&board, ctx.storage.as_ref()).await;
-    let (doc, tail_len, stored_bytes, applied_seq) = match loaded {
-        Ok(loaded) => loaded,
+    let mut room = match Room::open(board.clone(), &ctx).await {
+        Ok(room) => room,
         Err(e) => {
             tracing::error!(board = %board, error = %e, "board could not be loaded");
-            rooms.remove(&board, generation, &mut rx, |_| true);
+            registration.leave(&mut rx, |_| true);
             let reason = match e {
                 LoadError::Storage(StorageError::Corrupt { .. }) => "board storage is damaged",
                 _ => "board could not be loaded; try again",
@@ -171,198 +169,8 @@ pub async fn run(
             return;
         }
     };
-    tracing::debug!("room loaded");
-    let name = board::settings(&doc.transact()).name;
-    let mut state = RoomState::new(board.clone(), doc, clock);
-    state.limit_size(stored_bytes, ctx.config.max_board_bytes);
-    if ctx.bus.is_some() {
-        state.set_clustered();
-    }
-    let mut room = Room {
-        name,
-        timeline_replies: Vec::new(),
-        state,
-        storage: Arc::clone(&ctx.storage),
-        metrics: ctx.metrics.clone(),
-        config: ctx.config,
-        tail_len,
-        compaction: None,
-        bus: ctx.bus.clone(),
-        applied_seq,
-        fence: None,
-        fence_lost: false,
-    };
-    // Exactly one holder maintains a board's counters and avatars; in one process the lease is
-    // only busy while a previous room of this board is still unloading, in a cluster while
-    // another instance holds it: either way it is retried on a timer.
-    // In a cluster even the first attempt runs beside the room (below): Redis may be down, and
-    // the board's clients must not wait for it.
-    let mut lease = match ctx.bus {
-        None => ctx.leases.try_acquire(&board).await,
-        Some(_) => None,
-    };
-    let mut lease_retry_at = None;
-    // A retry runs beside the room: with Redis unreachable an attempt can take a while, and the
-    // room's clients must not wait for it.
-    let mut acquiring: Option<JoinHandle<Option<Lease>>> = None;
-    match &lease {
-        Some(held) => {
-            room.fence = Some(held.token());
-            room.state.enable_upkeep();
-        }
-        None if ctx.bus.is_some() => lease_retry_at = Some(Instant::now()),
-        None => lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY),
-    }
-    room.state.run_upkeep(ctx.clock.now_ms());
-    let mut catch_up = ctx.bus.as_ref().map(|_| {
-        let mut every = tokio::time::interval_at(Instant::now() + CATCH_UP_EVERY, CATCH_UP_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        every
-    });
-    // The wake-up last recorded for this board (`Some(None)`: recorded as none).
-    let mut recorded_wake: Option<Option<i64>> = None;
-    let mut sweep = tokio::time::interval(AWARENESS_SWEEP_EVERY);
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut idle_since = Some(Instant::now());
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let idle_deadline = idle_since.map(|since| since + ctx.config.idle_unload_after);
-        let wake = room.state.next_wake().map(|at| {
-            let wait = at.saturating_sub(ctx.clock.now_ms()).max(0) as u64;
-            Instant::now() + Duration::from_millis(wait)
-        });
-        tokio::select! {
-            () = ctx.shutdown.cancelled() => {
-                room.state.close_all(CloseCode::ServiceRestart, "server restarting; reconnect");
-                break;
-            }
-            received = rx.recv_many(&mut batch, MAX_BATCH) => {
-                if received == 0 {
-                    break; // every sender is gone: the registry dropped this room
-                }
-                let mut reload_failed = false;
-                for command in batch.drain(..) {
-                    // A client that comes from another instance may carry what that instance
-                    // stored and this one has not applied yet (its counter writes, which no
-                    // client may make): catch up first, so only its own changes are checked.
-                    if room.bus.is_some()
-                        && let RoomCommand::Message {
-                            message: ClientMessage::SyncStep2(update),
-                            ..
-                        } = &command
-                        && room.state.is_news(update)
-                    {
-                        room.catch_up().await;
-                    }
-                    match command {
-                        RoomCommand::Timeline { event, reply } => room.timeline(event, reply).await,
-                        command => room.handle(command),
-                    }
-                    // A refused update is in the document but nowhere else: swap in the stored
-                    // board before the next command reads this one (a joiner's full state).
-                    if room.state.is_tainted() && room.recover(&board).await.is_err() {
-                        reload_failed = true;
-                        break;
-                    }
-                }
-                if reload_failed {
-                    room.state
-                        .close_all(CloseCode::InternalError, "board reload failed; reconnect");
-                    break;
-                }
-            }
-            _ = sweep.tick() => room.state.sweep_awareness(clock()),
-            () = sleep_until_opt(idle_deadline) => {
-                if rooms.remove(&board, generation, &mut rx, |rx| rx.is_empty()) {
-                    // Fold what this visit wrote, so the next load reads one snapshot. Safe
-                    // beside a new room of the same board: compaction works from storage alone.
-                    if room.tail_len > 0 {
-                        room.start_compaction();
-                    }
-                    break;
-                }
-            }
-            () = wait_opt(&mut room.compaction) => {}
-            () = sleep_until_opt(wake) => {}
-            event = recv_opt(&mut subscription) => match event {
-                Some(event) => room.on_bus_event(event).await,
-                None => subscription = None, // the bus shut down
-            },
-            () = tick_opt(&mut catch_up) => room.catch_up().await,
-            () = lost_opt(lease.as_ref()) => {
-                tracing::warn!(board = %board, "lost the board's lease; its counters are left to the next holder");
-                lease = None;
-                room.fence = None;
-                room.state.disable_upkeep();
-                lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY);
-            }
-            () = sleep_until_opt(lease_retry_at) => {
-                lease_retry_at = None;
-                let (leases, board) = (Arc::clone(&ctx.leases), board.clone());
-                acquiring = Some(tokio::spawn(async move { leases.try_acquire(&board).await }));
-            }
-            acquired = join_opt(&mut acquiring) => {
-                acquiring = None;
-                match acquired {
-                    Some(held) => {
-                        tracing::debug!(board = %board, token = held.token(), "took the board's lease");
-                        room.fence = Some(held.token());
-                        room.state.enable_upkeep();
-                        lease = Some(held);
-                    }
-                    None => lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY),
-                }
-            }
-        }
-        if room.state.is_tainted() && room.recover(&board).await.is_err() {
-            room.state
-                .close_all(CloseCode::InternalError, "board reload failed; reconnect");
-            break;
-        }
-        room.state.run_upkeep(ctx.clock.now_ms());
-        let stored = room.store_then_deliver().await;
-        for (reply, event) in room.timeline_replies.drain(..) {
-            let _ = reply.send(match &stored {
-                Ok(()) => Ok(event),
-                Err(_) => Err(TimelineError::Storage(StorageError::Closed)),
-            });
-        }
-        if let Err(e) = stored {
-            tracing::error!(board = %board, error = %e, "storing updates failed; closing the board");
-            room.state.close_all(
-                CloseCode::InternalError,
-                "storage failed; reconnect to resync",
-            );
-            break;
-        }
-        if std::mem::take(&mut room.fence_lost) {
-            lease = None;
-            lease_retry_at = Some(Instant::now() + LEASE_RETRY_EVERY);
-        }
-        // The refused scheduler write is in the document only: reload the stored board.
-        if room.state.is_tainted() && room.recover(&board).await.is_err() {
-            room.state
-                .close_all(CloseCode::InternalError, "board reload failed; reconnect");
-            break;
-        }
-        // Record when this board must next wake up, for the scheduler and across restarts.
-        let wake = room.state.next_wake();
-        if room.state.has_upkeep() && recorded_wake != Some(wake) {
-            ctx.wakeups.set(&board, wake);
-            match ctx.storage.set_wakeup(&board, wake).await {
-                Ok(()) => recorded_wake = Some(wake),
-                Err(e) => {
-                    tracing::warn!(board = %board, error = %e, "cannot record the next wake-up")
-                }
-            }
-        }
-        idle_since = match (room.state.member_count(), idle_since) {
-            (0, None) => Some(Instant::now()),
-            (0, since) => since,
-            _ => None,
-        };
-    }
-    rooms.remove(&board, generation, &mut rx, |_| true);
+    while room.turn(&mut rx, &registration).await.is_continue() {}
+    registration.leave(&mut rx, |_| true);
     // Joins that raced with the unload: their connections retry on a fresh room.
     refuse_joins(
         &mut rx,
@@ -375,11 +183,27 @@ pub async fn run(
     tracing::debug!(board = %board, "room unloaded");
 }
 
+/// Everything the room task holds: the board's state machine, what it needs to store and
+/// publish, and the timers it waits on between turns.
 struct Room {
     state: RoomState,
     storage: Arc<dyn Storage>,
     metrics: Metrics,
     config: RoomConfig,
+    /// Wall-clock time for counters and reminders.
+    clock: Arc<dyn Clock>,
+    /// When each board must next be woken up (shared with the scheduler).
+    wakeups: Wakeups,
+    /// The wake-up last recorded for this board (`Some(None)`: recorded as none).
+    recorded_wake: Option<Option<i64>>,
+    shutdown: CancellationToken,
+    /// When the task started: the awareness clock counts from here.
+    started: Instant,
+    /// Since when the room has had no member (`None`: it has some).
+    idle_since: Option<Instant>,
+    /// The commands of the current turn, in channel order (kept for its capacity).
+    batch: Vec<RoomCommand>,
+    sweep: Interval,
     /// Log entries stored since the last compaction started.
     tail_len: usize,
     /// The board's name as last recorded for the board list.
@@ -390,18 +214,228 @@ struct Room {
         TimelineEvent,
     )>,
     compaction: Option<JoinHandle<()>>,
+    /// The board's lease: while it is held the room runs the upkeep, its appends fenced by the
+    /// lease's token.
+    lease: LeaseKeeper,
     /// The cluster fan-out (`None`: a single instance).
     bus: Option<Arc<dyn Bus>>,
+    /// This board's channel on the bus (`None`: a single instance, or the bus shut down).
+    subscription: Option<Subscription>,
+    /// The periodic catch-up from the log (cluster only).
+    catch_up_every: Option<Interval>,
     /// The highest seq up to which the document holds every stored entry of the board.
     applied_seq: Seq,
-    /// The fencing token of the board's lease while this room holds it: the upkeep's appends
-    /// carry it.
-    fence: Option<u64>,
-    /// Storage refused an upkeep append with `fence`: the task drops the lease.
-    fence_lost: bool,
 }
 
 impl Room {
+    /// Subscribes (in a cluster), loads or creates the board, and takes its lease if it can.
+    async fn open(board: BoardId, ctx: &RoomContext) -> Result<Self, LoadError> {
+        let started = Instant::now();
+        // Subscribe before loading: whatever another instance stores after the load is then
+        // either in the load or on the subscription (or reported as a gap).
+        let subscription = match &ctx.bus {
+            Some(bus) => Some(bus.subscribe(&board).await),
+            None => None,
+        };
+        let (doc, tail_len, stored_bytes, applied_seq) =
+            load_or_create(&board, ctx.storage.as_ref()).await?;
+        tracing::debug!("room loaded");
+        let name = board::settings(&doc.transact()).name;
+        let presence_clock = move || started.elapsed().as_millis() as u64;
+        let mut state = RoomState::new(board.clone(), doc, presence_clock);
+        state.limit_size(stored_bytes, ctx.config.max_board_bytes);
+        if ctx.bus.is_some() {
+            state.set_clustered();
+        }
+        let lease = LeaseKeeper::start(board, Arc::clone(&ctx.leases), ctx.bus.is_some()).await;
+        if lease.token().is_some() {
+            state.enable_upkeep();
+        }
+        state.run_upkeep(ctx.clock.now_ms());
+        let catch_up_every = ctx.bus.as_ref().map(|_| {
+            let mut every =
+                tokio::time::interval_at(Instant::now() + CATCH_UP_EVERY, CATCH_UP_EVERY);
+            every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            every
+        });
+        let mut sweep = tokio::time::interval(AWARENESS_SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Ok(Room {
+            state,
+            storage: Arc::clone(&ctx.storage),
+            metrics: ctx.metrics.clone(),
+            config: ctx.config,
+            clock: Arc::clone(&ctx.clock),
+            wakeups: ctx.wakeups.clone(),
+            recorded_wake: None,
+            shutdown: ctx.shutdown.clone(),
+            started,
+            idle_since: Some(Instant::now()),
+            batch: Vec::with_capacity(MAX_BATCH),
+            sweep,
+            tail_len,
+            name,
+            timeline_replies: Vec::new(),
+            compaction: None,
+            lease,
+            bus: ctx.bus.clone(),
+            subscription,
+            catch_up_every,
+            applied_seq,
+        })
+    }
+
+    /// One turn of the task: waits for the first thing to do, does it, and ends the turn
+    /// ([`Self::end_turn`]). Breaks when the room stops: shut down, dropped by the registry,
+    /// unloaded, or closed by a failure.
+    ///
+    /// Every branch of the `select!` is cancel-safe, since all but the one that fires are
+    /// dropped: the channel's `recv_many`, the token, the intervals and the subscription are
+    /// cancel-safe by their docs; the sleeps are made anew each turn from deadlines kept here;
+    /// the compaction's handle stays in its option until it finished; the lease keeper's
+    /// `next` is cancel-safe by its own.
+    async fn turn(
+        &mut self,
+        rx: &mut mpsc::Receiver<RoomCommand>,
+        registration: &dyn Registration,
+    ) -> ControlFlow<()> {
+        let idle_deadline = self
+            .idle_since
+            .map(|since| since + self.config.idle_unload_after);
+        let wake = self.state.next_wake().map(|at| {
+            let wait = at.saturating_sub(self.clock.now_ms()).max(0) as u64;
+            Instant::now() + Duration::from_millis(wait)
+        });
+        tokio::select! {
+            () = self.shutdown.cancelled() => {
+                self.state.close_all(CloseCode::ServiceRestart, "server restarting; reconnect");
+                return ControlFlow::Break(());
+            }
+            received = rx.recv_many(&mut self.batch, MAX_BATCH) => {
+                if received == 0 {
+                    return ControlFlow::Break(()); // every sender is gone: the registry dropped this room
+                }
+                self.on_commands().await?;
+            }
+            _ = self.sweep.tick() => self.state.sweep_awareness(self.presence_now()),
+            () = sleep_until_opt(idle_deadline) => {
+                if registration.leave(rx, |rx| rx.is_empty()) {
+                    // Fold what this visit wrote, so the next load reads one snapshot. Safe
+                    // beside a new room of the same board: compaction works from storage alone.
+                    if self.tail_len > 0 {
+                        self.start_compaction();
+                    }
+                    return ControlFlow::Break(());
+                }
+            }
+            () = wait_opt(&mut self.compaction) => {}
+            () = sleep_until_opt(wake) => {}
+            event = recv_opt(&mut self.subscription) => match event {
+                Some(event) => self.on_bus_event(event).await,
+                None => self.subscription = None, // the bus shut down
+            },
+            () = tick_opt(&mut self.catch_up_every) => self.catch_up().await,
+            event = self.lease.next() => match event {
+                LeaseEvent::Acquired => self.state.enable_upkeep(),
+                LeaseEvent::Lost => self.state.disable_upkeep(),
+            },
+        }
+        self.end_turn().await
+    }
+
+    /// The batch in `self.batch`, one command after the other.
+    async fn on_commands(&mut self) -> ControlFlow<()> {
+        let mut batch = std::mem::take(&mut self.batch);
+        for command in batch.drain(..) {
+            // A client that comes from another instance may carry what that instance stored
+            // and this one has not applied yet (its counter writes, which no client may make):
+            // catch up first, so only its own changes are checked.
+            if self.bus.is_some()
+                && let RoomCommand::Message {
+                    message: ClientMessage::SyncStep2(update),
+                    ..
+                } = &command
+                && self.state.is_news(update)
+            {
+                self.catch_up().await;
+            }
+            match command {
+                RoomCommand::Timeline { event, reply } => self.timeline(event, reply).await,
+                command => self.handle(command),
+            }
+            // A refused update is in the document but nowhere else: swap in the stored board
+            // before the next command reads this one (a joiner's full state).
+            self.recover_if_tainted().await?;
+        }
+        self.batch = batch;
+        ControlFlow::Continue(())
+    }
+
+    /// What ends every turn, whatever started it: the upkeep, storing then delivering,
+    /// answering the batch's timeline events, recording the next wake-up, and the idle clock.
+    /// Breaks when the room cannot go on (storage or a reload failed; everyone is closed).
+    async fn end_turn(&mut self) -> ControlFlow<()> {
+        self.recover_if_tainted().await?;
+        self.state.run_upkeep(self.clock.now_ms());
+        let stored = self.store_then_deliver().await;
+        for (reply, event) in self.timeline_replies.drain(..) {
+            let _ = reply.send(match &stored {
+                Ok(()) => Ok(event),
+                Err(_) => Err(TimelineError::Storage(StorageError::Closed)),
+            });
+        }
+        if let Err(e) = stored {
+            tracing::error!(board = %self.state.board(), error = %e, "storing updates failed; closing the board");
+            self.state.close_all(
+                CloseCode::InternalError,
+                "storage failed; reconnect to resync",
+            );
+            return ControlFlow::Break(());
+        }
+        // A refused scheduler write is in the document only: reload the stored board.
+        self.recover_if_tainted().await?;
+        self.record_wake().await;
+        self.idle_since = match (self.state.member_count(), self.idle_since) {
+            (0, None) => Some(Instant::now()),
+            (0, since) => since,
+            _ => None,
+        };
+        ControlFlow::Continue(())
+    }
+
+    /// A tainted room (its document holds a refused update, a client's or the upkeep's) gets
+    /// the stored board back before anything reads the document again. Breaks, after closing
+    /// everyone, when the reload fails.
+    async fn recover_if_tainted(&mut self) -> ControlFlow<()> {
+        if self.state.is_tainted() && self.recover().await.is_err() {
+            self.state
+                .close_all(CloseCode::InternalError, "board reload failed; reconnect");
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Records when this board must next wake up, for the scheduler and across restarts.
+    async fn record_wake(&mut self) {
+        let wake = self.state.next_wake();
+        if !self.state.has_upkeep() || self.recorded_wake == Some(wake) {
+            return;
+        }
+        let board = self.state.board();
+        self.wakeups.set(board, wake);
+        match self.storage.set_wakeup(board, wake).await {
+            Ok(()) => self.recorded_wake = Some(wake),
+            Err(e) => {
+                tracing::warn!(board = %board, error = %e, "cannot record the next wake-up")
+            }
+        }
+    }
+
+    /// Milliseconds since the task started, the clock of presence expiry.
+    fn presence_now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     fn handle(&mut self, command: RoomCommand) {
         match command {
             RoomCommand::Join {
@@ -502,7 +536,7 @@ impl Room {
     /// lease, the write is treated like a refused update: the upkeep stops and the room is
     /// tainted, so the task reloads the stored board.
     async fn store_upkeep(&mut self, upkeep: Vec<Bytes>) -> Result<(), StorageError> {
-        let Some(fence) = self.fence else {
+        let Some(fence) = self.lease.token() else {
             self.state.refuse_upkeep();
             return Ok(());
         };
@@ -527,8 +561,7 @@ impl Room {
             Err(StorageError::Fenced { fence, current, .. }) => {
                 tracing::warn!(board = %board, fence, current, "a newer lease holder wrote this board's counters; stopping its upkeep here");
                 self.metrics.upkeep_fenced.inc();
-                self.fence = None;
-                self.fence_lost = true;
+                self.lease.fenced_out();
                 self.state.refuse_upkeep();
                 Ok(())
             }
@@ -618,9 +651,10 @@ impl Room {
 
     /// Stores and delivers what the batch made so far (all of it allowed), then replaces the
     /// document, which holds a refused update, with the stored board.
-    async fn recover(&mut self, board: &BoardId) -> Result<(), ()> {
+    async fn recover(&mut self) -> Result<(), ()> {
+        let board = self.state.board().clone();
         let reloaded = match self.store_then_deliver().await {
-            Ok(()) => reload(board, self.storage.as_ref()).await,
+            Ok(()) => reload(&board, self.storage.as_ref()).await,
             Err(e) => Err(e.into()),
         };
         match reloaded {
@@ -790,21 +824,6 @@ async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
         Some(interval) => {
             interval.tick().await;
         }
-        None => std::future::pending().await,
-    }
-}
-
-async fn lost_opt(lease: Option<&Lease>) {
-    match lease {
-        Some(lease) => lease.lost().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The lease a background attempt got; pending while none runs. Cancel-safe.
-async fn join_opt(task: &mut Option<JoinHandle<Option<Lease>>>) -> Option<Lease> {
-    match task {
-        Some(handle) => handle.await.ok().flatten(),
         None => std::future::pending().await,
     }
 }

@@ -109,7 +109,7 @@ pub enum StorageError {
     Sqlite(#[from] rusqlite::Error),
     /// A statement failed or the connection broke. The message carries PostgreSQL's own text
     /// (the driver's `Display` alone says only "db error").
-    #[error("postgres: {}", postgres::describe(.0))]
+    #[error("postgres: {}", describe_postgres(.0))]
     Postgres(tokio_postgres::Error),
     /// PostgreSQL cannot be used at all: a bad URL, an unreachable server, a refused login, or
     /// no pooled connection within the wait limit.
@@ -149,6 +149,31 @@ impl From<tokio_postgres::Error> for StorageError {
     fn from(e: tokio_postgres::Error) -> Self {
         Self::Postgres(e)
     }
+}
+
+/// PostgreSQL's own message for an error (the driver's `Display` says only "db error"), or the
+/// driver's message with its causes.
+fn describe_postgres(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} (sqlstate {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str("; ");
+            text.push_str(detail);
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str("; hint: ");
+            text.push_str(hint);
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A fence as the databases store it (a signed 64-bit column). Fences count lease grants and

@@ -8,10 +8,9 @@
 //! Updates that another instance stored come in through [`RoomState::apply_remote_updates`] and
 //! [`RoomState::apply_stored`]: already durable, they are only delivered.
 
-use super::ConnId;
-use super::upkeep::Upkeep;
 use crate::auth::Principal;
 use crate::outbox::{Outbox, PushError};
+use crate::room::upkeep::Upkeep;
 use crate::storage::{StorageError, StoredBoard, TimelineEvent};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
@@ -19,11 +18,24 @@ use funnel_protocol::pieces;
 use funnel_protocol::policy::{self, CLIENT_ORIGIN, EffectRecorder, Role};
 use funnel_protocol::wire::{self, ClientMessage, CloseCode, IncomingAwareness, IncomingUpdate};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use yrs::sync::time::Clock;
 use yrs::sync::{Awareness, AwarenessUpdate};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact};
+
+/// A connection's id, unique within the process: the key of a room's members, so they are
+/// served in the order they joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
 
 /// The origin of the transactions that apply timeline events (the board index sees them: they
 /// add activities).

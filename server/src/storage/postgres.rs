@@ -22,7 +22,10 @@
 //! Migrations are versioned, recorded in `funnel_migrations`, and applied at open in one
 //! transaction under an advisory lock, so instances starting together apply each one once.
 
-use super::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent, fence_column};
+use super::{
+    BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent, describe_postgres,
+    fence_column,
+};
 use crate::clock::{Clock, SystemClock};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -155,7 +158,7 @@ impl PostgresStorage {
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StorageError::PostgresUnavailable(format!(
                 "invalid database url: {}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
-                describe(&e)
+                describe_postgres(&e)
             ))
         })?;
         if config.get_connect_timeout().is_none() {
@@ -212,34 +215,9 @@ impl PostgresStorage {
     }
 }
 
-/// PostgreSQL's own message for an error (the driver's `Display` says only "db error"), or the
-/// driver's message with its causes.
-pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let mut text = format!("{} (sqlstate {})", db.message(), db.code().code());
-        if let Some(detail) = db.detail() {
-            text.push_str("; ");
-            text.push_str(detail);
-        }
-        if let Some(hint) = db.hint() {
-            text.push_str("; hint: ");
-            text.push_str(hint);
-        }
-        return text;
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn describe_pool_error(e: &PoolError) -> String {
     match e {
-        PoolError::Backend(e) => describe(e),
+        PoolError::Backend(e) => describe_postgres(e),
         PoolError::Timeout(_) => "no answer in time".into(),
         other => other.to_string(),
     }

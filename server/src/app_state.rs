@@ -1,0 +1,19 @@
+//! What every HTTP handler gets: the shared state of the router. Its own module so that the
+//! router (`http`) and the JSON API (`api`) both use it without naming each other.
+
+use crate::bus::Bus;
+use crate::connection::ConnectionContext;
+use crate::storage::Storage;
+use std::sync::Arc;
+use tokio_util::task::TaskTracker;
+
+#[derive(Clone)]
+pub struct AppState {
+    /// Shared by every connection (each holds a pointer, not a copy).
+    pub connections: Arc<ConnectionContext>,
+    pub storage: Arc<dyn Storage>,
+    /// The cluster bus, whose state `/readyz` reports (`None`: a single instance).
+    pub bus: Option<Arc<dyn Bus>>,
+    /// Tracks every connection task, so shutdown waits for their close frames.
+    pub tracker: TaskTracker,
+}
