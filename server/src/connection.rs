@@ -38,9 +38,8 @@ const PEER_TIMEOUT_PINGS: u32 = 3;
 /// socket before their step 1 is forwarded, so the storm slows the newcomers, never the clients
 /// already live. The turn starts when the step 1 has arrived, so a slow network does not hold
 /// it; it ends when the answer has left, so the bytes of at most this many whole boards are in
-/// flight at once. Measured in BENCHMARKS.md ("Nagle, join turns, one shared cut,
-/// checkpoints"): 64 turns let a 1,000-client storm on a 5,000-card board delay live moves by
-/// 290 ms (p99), 8 by 45 ms, and 8 synced the crowd as fast.
+/// flight at once. Why 8 (many more turns delay live moves during a storm, fewer do not sync
+/// the crowd faster): BENCHMARKS.md, History, "Nagle, join turns, one shared cut, checkpoints".
 pub const JOINS_AT_ONCE: usize = 8;
 
 /// The longest one initial sync keeps its turn (a board that takes long to load, a client that

@@ -184,7 +184,7 @@ pub async fn run(
     tracing::info!(data_dir = %config.data_dir.display(), auth = mode, "listening on {addr}");
     // Without TCP_NODELAY, Nagle's algorithm holds a small frame (a move: ~200 bytes) back until
     // the previous one is acknowledged, and the peer's delayed ACK makes that up to 40 ms: the
-    // whole tail of fan-out latency (BENCHMARKS.md, "Nagle, join turns, one shared cut,
+    // whole tail of fan-out latency (BENCHMARKS.md, History, "Nagle, join turns, one shared cut,
     // checkpoints").
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
