@@ -6,9 +6,9 @@ import * as Y from "yjs";
 import { readBoard } from "../src/model/board";
 import { rebalanced } from "../src/model/order";
 import { CARD_KEY, ROOT, STAGE_KEY } from "../src/model/schema";
+import type { CardData } from "../src/model/serverFields";
 import { createCard } from "../src/model/write";
 import { boardSocketBase, connectionState } from "../src/store/connection";
-import type { CardData } from "../src/store/boardStore";
 import { defaultDeadline, fromDatetimeLocal, toDatetimeLocal } from "../src/ui/deadline";
 import { entityTitle, isValidSmartType } from "../src/ui/entities";
 import {

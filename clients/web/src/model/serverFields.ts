@@ -6,6 +6,7 @@
 // Lenient like board.ts: a value of the wrong type reads as missing.
 
 import * as Y from "yjs";
+import type { Card } from "./board";
 import { parseAvatarReason, type AvatarReason, type Millis } from "./rules";
 import { CARD_KEY, ROOT } from "./schema";
 
@@ -15,6 +16,9 @@ export interface ServerFields {
   avatarAt: Millis | null;
   avatarReason: AvatarReason | null;
 }
+
+/** A card with the fields only the server writes: what the store keeps and a card face shows. */
+export interface CardData extends Card, ServerFields {}
 
 /** The server-written fields of a card map. */
 export function readServerFields(map: Y.Map<unknown>): ServerFields {

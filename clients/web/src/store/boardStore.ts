@@ -20,7 +20,6 @@ import {
   readSettings,
   readStages,
   type Activity,
-  type Card,
   type Settings,
   type Stage,
   type Workload,
@@ -29,10 +28,7 @@ import { readFieldDefs, type FieldDef } from "../model/fieldDefs";
 import { compareBytes } from "../model/order";
 import { counter as computeCounter, type Counter, type Millis } from "../model/rules";
 import { QUICK_CREATE, ROOT } from "../model/schema";
-import { cardYMap, readServerFields, type ServerFields } from "../model/serverFields";
-
-/** A card with the fields only the server writes. */
-export interface CardData extends Card, ServerFields {}
+import { cardYMap, readServerFields, type CardData } from "../model/serverFields";
 
 /** One card as a column shows it. Same object as long as nothing about it changed. */
 export interface CardItem {

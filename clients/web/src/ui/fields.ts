@@ -6,8 +6,8 @@
 import type { Json } from "../model/board";
 import type { FieldDef } from "../model/fieldDefs";
 import type { FieldType } from "../model/schema";
+import type { CardData } from "../model/serverFields";
 import type { NewCard } from "../model/write";
-import type { CardData } from "../store/boardStore";
 import { formatMoney, parseMoneyInput, moneyInputValue } from "./format";
 
 export interface FieldInfo {
