@@ -91,7 +91,10 @@ export function HomePage({
                 <span class="board-link-name">{b.name}</span>
                 {b.createdAt > 0 && (
                   <span class="board-link-meta">
-                    created {new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" }).format(b.createdAt)}
+                    created{" "}
+                    {new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" }).format(
+                      b.createdAt,
+                    )}
                   </span>
                 )}
               </a>
@@ -120,10 +123,20 @@ export function HomePage({
         )}
         <div class={permissions.createBoards ? "home-grid" : "home-grid home-grid-single"}>
           <div class="sections">
-            {ENTITY_SECTIONS.map((s) => renderSection(s.entity, (boards ?? []).filter((b) => b.entity === s.entity)))}
+            {ENTITY_SECTIONS.map((s) =>
+              renderSection(
+                s.entity,
+                (boards ?? []).filter((b) => b.entity === s.entity),
+              ),
+            )}
             <h2 class="group-title">Smart processes</h2>
             {smartTypes.length === 0 && <p class="muted">No smart process yet: create one with a type of your own.</p>}
-            {smartTypes.map((t) => renderSection(t, (boards ?? []).filter((b) => b.entity === t)))}
+            {smartTypes.map((t) =>
+              renderSection(
+                t,
+                (boards ?? []).filter((b) => b.entity === t),
+              ),
+            )}
             {others.length > 0 && renderSection("other", others, "Other")}
           </div>
           {permissions.createBoards && (
@@ -131,7 +144,11 @@ export function HomePage({
               <h2 id="new-board-title">New pipeline</h2>
               <label class="field">
                 <span class="field-label">Kind</span>
-                <select name="entity" value={entity} onChange={(e) => setEntity((e.currentTarget as HTMLSelectElement).value)}>
+                <select
+                  name="entity"
+                  value={entity}
+                  onChange={(e) => setEntity((e.currentTarget as HTMLSelectElement).value)}
+                >
                   {ENTITY_SECTIONS.map((s) => (
                     <option key={s.entity} value={s.entity}>
                       {s.title}
@@ -148,7 +165,14 @@ export function HomePage({
               {entity === "smart" && (
                 <label class="field">
                   <span class="field-label">Smart process type</span>
-                  <input type="text" name="smart-type" required pattern="[A-Za-z0-9_\-]{1,32}" autoComplete="off" placeholder="e.g. contracts" />
+                  <input
+                    type="text"
+                    name="smart-type"
+                    required
+                    pattern="[A-Za-z0-9_\-]{1,32}"
+                    autoComplete="off"
+                    placeholder="e.g. contracts"
+                  />
                 </label>
               )}
               <label class="field">

@@ -6,14 +6,7 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Stage } from "../model/board";
 import { OrderError } from "../model/order";
-import {
-  addActivity,
-  BoardError,
-  createCard,
-  deleteStage,
-  recolorStage,
-  renameStage,
-} from "../model/write";
+import { addActivity, BoardError, createCard, deleteStage, recolorStage, renameStage } from "../model/write";
 import { defaultDeadline, fromDatetimeLocal, toDatetimeLocal } from "../ui/deadline";
 import { newCardFrom, type FieldInfo } from "../ui/fields";
 import { useBoard } from "./context";
@@ -127,7 +120,16 @@ export function FieldInput({
       </select>
     );
   } else if (field.type === "money") {
-    input = <input type="text" inputMode="decimal" autoComplete="off" placeholder={`0.00 ${currency}`} {...common} defaultValue={value} />;
+    input = (
+      <input
+        type="text"
+        inputMode="decimal"
+        autoComplete="off"
+        placeholder={`0.00 ${currency}`}
+        {...common}
+        defaultValue={value}
+      />
+    );
   } else if (field.type === "number") {
     input = <input type="number" step="any" {...common} defaultValue={value} />;
   } else if (field.type === "date") {
@@ -136,11 +138,26 @@ export function FieldInput({
     input = <input type="text" list={listId} autoComplete="off" {...common} defaultValue={value} />;
   } else if (field.id === "currency") {
     input = (
-      <input type="text" maxLength={3} autoComplete="off" spellcheck={false} class="input-currency" {...common} defaultValue={value} />
+      <input
+        type="text"
+        maxLength={3}
+        autoComplete="off"
+        spellcheck={false}
+        class="input-currency"
+        {...common}
+        defaultValue={value}
+      />
     );
   } else {
     input = (
-      <input type="text" autoComplete="off" required={field.id === "title"} maxLength={field.id === "title" ? 200 : undefined} {...common} defaultValue={value} />
+      <input
+        type="text"
+        autoComplete="off"
+        required={field.id === "title"}
+        maxLength={field.id === "title" ? 200 : undefined}
+        {...common}
+        defaultValue={value}
+      />
     );
   }
   return <Field label={field.label}>{input}</Field>;
@@ -166,7 +183,8 @@ export function QuickCreateForm({ stageId, fields }: { stageId: string; fields: 
     for (const [name, value] of data) {
       if (typeof value === "string") values.set(name, value);
     }
-    for (const box of form.querySelectorAll<HTMLInputElement>("input[type=checkbox]")) if (box.checked) checked.add(box.name);
+    for (const box of form.querySelectorAll<HTMLInputElement>("input[type=checkbox]"))
+      if (box.checked) checked.add(box.name);
     const parsed = newCardFrom(fields, values, checked, currency, board.me().id);
     if ("error" in parsed) {
       setError(parsed.error);
@@ -182,7 +200,14 @@ export function QuickCreateForm({ stageId, fields }: { stageId: string; fields: 
   };
 
   return (
-    <form ref={formRef} class="inline-form" data-form="quick-create" onSubmit={submit} onKeyDown={onEscape(close)} aria-label="New card">
+    <form
+      ref={formRef}
+      class="inline-form"
+      data-form="quick-create"
+      onSubmit={submit}
+      onKeyDown={onEscape(close)}
+      aria-label="New card"
+    >
       {fields.map((field) => (
         <FieldInput
           key={field.id}
@@ -246,7 +271,14 @@ export function StageForm({ stage }: { stage: Stage }) {
   };
 
   return (
-    <form ref={formRef} class="inline-form stage-form" data-form="stage" onSubmit={save} onKeyDown={onEscape(close)} aria-label={`Edit stage ${stage.name}`}>
+    <form
+      ref={formRef}
+      class="inline-form stage-form"
+      data-form="stage"
+      onSubmit={save}
+      onKeyDown={onEscape(close)}
+      aria-label={`Edit stage ${stage.name}`}
+    >
       <Field label="Name">
         <input type="text" name="name" required maxLength={200} defaultValue={stage.name} autoComplete="off" />
       </Field>
@@ -283,7 +315,12 @@ export function StageForm({ stage }: { stage: Stage }) {
             Cancel
           </button>
           {stage.kind !== "initial" && (
-            <button type="button" class="button danger-quiet" data-action="delete-stage" onClick={() => setDeleting(true)}>
+            <button
+              type="button"
+              class="button danger-quiet"
+              data-action="delete-stage"
+              onClick={() => setDeleting(true)}
+            >
               Delete…
             </button>
           )}
@@ -325,7 +362,15 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
     if (rawDeadline !== "" && when === null) return setError("enter a deadline as a date and a time");
     const responsible = String(data.get("responsible") ?? "").trim() || board.me().id;
     const refused = attempt(() => {
-      addActivity(board.doc, { card, kind, direction: "outgoing", subject, deadline: when, remindMin: null, responsible });
+      addActivity(board.doc, {
+        card,
+        kind,
+        direction: "outgoing",
+        subject,
+        deadline: when,
+        remindMin: null,
+        responsible,
+      });
     });
     if (refused !== null) return setError(refused);
     board.announce(`${activityKindLabel(kind)} planned`);
@@ -333,7 +378,13 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
   };
 
   return (
-    <form class="inline-form activity-form" data-form="activity" onSubmit={submit} onKeyDown={onEscape(onDone)} aria-label="New activity">
+    <form
+      class="inline-form activity-form"
+      data-form="activity"
+      onSubmit={submit}
+      onKeyDown={onEscape(onDone)}
+      aria-label="New activity"
+    >
       <div class="form-row">
         <Field label="Kind">
           <select name="kind" defaultValue="call">

@@ -27,7 +27,8 @@ export function readServerFields(map: Y.Map<unknown>): ServerFields {
   const reason = map.get(CARD_KEY.AVATAR_REASON);
   return {
     avatar: typeof avatar === "string" ? avatar : "",
-    avatarAt: typeof at === "number" && Number.isFinite(at) ? Math.trunc(at) : typeof at === "bigint" ? Number(at) : null,
+    avatarAt:
+      typeof at === "number" && Number.isFinite(at) ? Math.trunc(at) : typeof at === "bigint" ? Number(at) : null,
     avatarReason: typeof reason === "string" ? parseAvatarReason(reason) : null,
   };
 }

@@ -150,7 +150,10 @@ export class BoardStore {
   // -------------------------------------------------------------------------------------------
 
   private observe(): void {
-    const watch = (name: string, onEvents: (events: Y.YEvent<Y.AbstractType<unknown>>[], root: Y.Map<unknown>) => void) => {
+    const watch = (
+      name: string,
+      onEvents: (events: Y.YEvent<Y.AbstractType<unknown>>[], root: Y.Map<unknown>) => void,
+    ) => {
       const root = this.doc.getMap<unknown>(name);
       const handler = (events: Y.YEvent<Y.AbstractType<unknown>>[]) => {
         onEvents(events, root);
@@ -438,7 +441,9 @@ function sameActivities(a: readonly Activity[], b: readonly Activity[]): boolean
 }
 
 function sameCounter(a: Counter, b: Counter): boolean {
-  return a.count === b.count && a.lit === b.lit && a.incoming === b.incoming && a.next === b.next && a.state === b.state;
+  return (
+    a.count === b.count && a.lit === b.lit && a.incoming === b.incoming && a.next === b.next && a.state === b.state
+  );
 }
 
 function sameItems(a: readonly CardItem[], b: readonly CardItem[]): boolean {

@@ -88,12 +88,7 @@ export function rawValue(card: CardData, field: string): Json {
 }
 
 /** The text a card face shows for a field; empty when the card has no value. */
-export function fieldText(
-  card: CardData,
-  field: FieldInfo,
-  nameOf: (user: string) => string,
-  locale?: string,
-): string {
+export function fieldText(card: CardData, field: FieldInfo, nameOf: (user: string) => string, locale?: string): string {
   const value = rawValue(card, field.id);
   if (value === null || value === "") return "";
   if (field.id === "amount") return formatMoney(card.amount, card.currency, locale);
@@ -134,7 +129,12 @@ export function dateInputValue(instant: number): string {
 }
 
 /** What a custom field input holds, as the value to store; an error message when it is wrong. */
-export function parseFieldInput(field: FieldInfo, text: string, checked: boolean, currency: string): { value: unknown } | { error: string } {
+export function parseFieldInput(
+  field: FieldInfo,
+  text: string,
+  checked: boolean,
+  currency: string,
+): { value: unknown } | { error: string } {
   switch (field.type) {
     case "bool":
       return { value: checked };

@@ -74,7 +74,11 @@ export function loadRoster(storage: KeyValueStore): RosterEntry[] {
       if (Array.isArray(parsed)) {
         const entries = parsed.filter(
           (e): e is RosterEntry =>
-            typeof e === "object" && e !== null && typeof e.id === "string" && typeof e.name === "string" && isValidUserId(e.id),
+            typeof e === "object" &&
+            e !== null &&
+            typeof e.id === "string" &&
+            typeof e.name === "string" &&
+            isValidUserId(e.id),
         );
         if (entries.length > 0) return entries;
       }
@@ -93,10 +97,7 @@ export function saveRoster(storage: KeyValueStore, roster: readonly RosterEntry[
  * The current user: `?user=` wins (and is remembered), then the remembered one, then the first
  * of the roster. An id not in the roster joins it, named after the id.
  */
-export function resolveCurrentUser(
-  search: string,
-  storage: KeyValueStore,
-): { user: User; roster: RosterEntry[] } {
+export function resolveCurrentUser(search: string, storage: KeyValueStore): { user: User; roster: RosterEntry[] } {
   const roster = loadRoster(storage);
   const fromUrl = new URLSearchParams(search).get("user")?.trim() ?? "";
   let id = "";
