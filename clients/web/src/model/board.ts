@@ -12,7 +12,7 @@
 
 import * as Y from "yjs";
 import { compareBytes } from "./order";
-import { counter as computeCounter, type ActivityFacts, type Counter, type Millis } from "./rules";
+import { counter as computeCounter, I64_MAX, I64_MIN, type ActivityFacts, type Counter, type Millis } from "./rules";
 import {
   ACTIVITY_KEY,
   BOARD_KEY,
@@ -276,7 +276,7 @@ function outI64(map: Y.Map<unknown>, key: string): number | undefined {
 
 function toI64(value: number): number {
   // `|| 0` turns NaN into 0 (Rust's `NaN as i64`) and -0 into 0.
-  return Math.min(Math.max(Math.trunc(value) || 0, -9_223_372_036_854_775_808), 9_223_372_036_854_775_807);
+  return Math.min(Math.max(Math.trunc(value) || 0, I64_MIN), I64_MAX);
 }
 
 function outBool(map: Y.Map<unknown>, key: string): boolean | undefined {

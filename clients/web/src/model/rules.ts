@@ -181,8 +181,10 @@ export function avatar(responsible: string, responsibleSince: Millis, events: re
 
 // ---------------------------------------------------------------------------------------------
 
-const I64_MIN = -9_223_372_036_854_775_808;
-const I64_MAX = 9_223_372_036_854_775_807;
+/** Rust's `i64::MIN` (-2^63, exact as a double). */
+export const I64_MIN = -(2 ** 63);
+/** Rust's `i64::MAX` as far as a double can tell: 2^63 - 1 has no double, the nearest is 2^63. */
+export const I64_MAX = 2 ** 63;
 
 /** Rust's saturating i64 arithmetic, as far as a double can tell. */
 function saturate(value: number): number {

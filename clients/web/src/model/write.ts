@@ -518,10 +518,10 @@ export function columnKeys(doc: Y.Doc, stage: string, except: string): [pos: str
   if (!doc.share.has(ROOT.CARDS)) return keys;
   doc.getMap(ROOT.CARDS).forEach((value, id) => {
     if (!(value instanceof Y.Map) || id === except) return;
-    const raw = value.get(CARD_KEY.STAGE);
+    const raw: unknown = value.get(CARD_KEY.STAGE);
     const cardStage = typeof raw === "string" ? raw : "";
     if (cardStage === stage || (isInitial && !ids.has(cardStage))) {
-      const pos = value.get(CARD_KEY.POS);
+      const pos: unknown = value.get(CARD_KEY.POS);
       keys.push([typeof pos === "string" ? pos : "", id]);
     }
   });

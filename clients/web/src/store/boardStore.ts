@@ -165,7 +165,8 @@ export class BoardStore {
     watch(ROOT.CARDS, (events, root) => {
       for (const event of events) {
         if (event.target === root) {
-          for (const key of (event as Y.YMapEvent<unknown>).keysChanged) this.dirtyCards.add(key);
+          // The keys of a map are strings; Yjs types the set as `Set<any>`.
+          for (const key of (event as Y.YMapEvent<unknown>).keysChanged as Set<string>) this.dirtyCards.add(key);
         } else {
           const id = event.path[0];
           if (typeof id === "string") this.dirtyCards.add(id);

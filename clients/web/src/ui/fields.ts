@@ -94,20 +94,25 @@ export function fieldText(card: CardData, field: FieldInfo, nameOf: (user: strin
   if (field.id === "amount") return formatMoney(card.amount, card.currency, locale);
   switch (field.type) {
     case "money":
-      return typeof value === "number" ? formatMoney(value, card.currency, locale) : String(value);
+      return typeof value === "number" ? formatMoney(value, card.currency, locale) : jsonText(value);
     case "date":
       return typeof value === "number" && value !== 0
         ? new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric" }).format(value)
         : "";
     case "user":
-      return typeof value === "string" ? nameOf(value) : String(value);
+      return typeof value === "string" ? nameOf(value) : jsonText(value);
     case "bool":
       return value === true ? `${field.label}: yes` : value === false ? `${field.label}: no` : "";
     case "number":
-      return typeof value === "number" ? new Intl.NumberFormat(locale).format(value) : String(value);
+      return typeof value === "number" ? new Intl.NumberFormat(locale).format(value) : jsonText(value);
     default:
-      return typeof value === "string" ? value : JSON.stringify(value);
+      return jsonText(value);
   }
+}
+
+/** A value as text when its field's type does not say how: strings as they are, the rest as JSON. */
+function jsonText(value: Json): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
 }
 
 /** A value as the text of its input (what the card panel and forms show). */

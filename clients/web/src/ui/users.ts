@@ -72,14 +72,7 @@ export function loadRoster(storage: KeyValueStore): RosterEntry[] {
     if (raw !== null) {
       const parsed: unknown = JSON.parse(raw);
       if (Array.isArray(parsed)) {
-        const entries = parsed.filter(
-          (e): e is RosterEntry =>
-            typeof e === "object" &&
-            e !== null &&
-            typeof e.id === "string" &&
-            typeof e.name === "string" &&
-            isValidUserId(e.id),
-        );
+        const entries = (parsed as unknown[]).filter(isRosterEntry);
         if (entries.length > 0) return entries;
       }
     }
@@ -87,6 +80,18 @@ export function loadRoster(storage: KeyValueStore): RosterEntry[] {
     // A broken roster reads as the default one.
   }
   return [...DEFAULT_ROSTER];
+}
+
+function isRosterEntry(value: unknown): value is RosterEntry {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    "id" in value &&
+    "name" in value &&
+    typeof value.id === "string" &&
+    typeof value.name === "string" &&
+    isValidUserId(value.id)
+  );
 }
 
 export function saveRoster(storage: KeyValueStore, roster: readonly RosterEntry[]): void {
