@@ -20,6 +20,7 @@ import {
   parseFieldInput,
   quickCreateFieldsOf,
 } from "../src/ui/fields";
+import { formText } from "../src/ui/formData";
 import {
   formatDeadline,
   formatMoney,
@@ -436,6 +437,18 @@ describe("fields", () => {
     });
     expect(parseCurrency(" usd ")).toBe("USD");
     expect(parseCurrency("dollars")).toBeNull();
+  });
+});
+
+describe("form data", () => {
+  test("a field reads as its text; a missing field or a file as the fallback", () => {
+    const data = new FormData();
+    data.set("name", " Acme ");
+    data.set("file", new Blob(["x"]), "x.txt");
+    expect(formText(data, "name")).toBe(" Acme ");
+    expect(formText(data, "kind", "task")).toBe("task");
+    expect(formText(data, "missing")).toBe("");
+    expect(formText(data, "file", "none")).toBe("none");
   });
 });
 

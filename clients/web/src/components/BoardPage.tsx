@@ -73,6 +73,9 @@ export function BoardPage({
   permissions: Permissions;
   token: string | null;
 }) {
+  // One connection per board: a change of user goes to the open connection (setUser below), and
+  // the connection keeps the token it opened with.
+  // eslint-disable-next-line react-hooks/exhaustive-deps -- keyed by the board alone, on purpose
   const connection = useMemo(() => new BoardConnection(boardId, user, token), [boardId]);
   const store = useMemo(() => new BoardStore(connection.doc), [connection]);
   useEffect(
@@ -109,7 +112,8 @@ export function BoardPage({
 
   const userRef = useRef(user);
   userRef.current = user;
-  useEffect(() => connection.setUser(user), [connection, user.id, user.name, user.color]);
+  // Sent again when a field changes, not when App hands down an equal user as a new object.
+  useEffect(() => connection.setUser(userRef.current), [connection, user.id, user.name, user.color]);
 
   useEffect(() => {
     const awareness = connection.provider.awareness;
@@ -227,47 +231,60 @@ export function BoardPage({
   useEffect(() => connection.setViewing(viewing), [connection, viewing]);
 
   // Drag and drop: one monitor for the board.
-  useEffect(
-    () =>
-      monitorForElements({
-        canMonitor: ({ source }) =>
-          (source.data.type === "card" && permissions.moveCards) ||
-          (source.data.type === "stage" && permissions.editStages),
-        onDragStart: ({ source }) => {
-          if (source.data.type === "card") connection.setDragging(String(source.data.cardId));
-        },
-        onDrop: ({ source, location }) => {
-          connection.setDragging(null);
-          const targets = location.current.dropTargets;
-          if (source.data.type === "card") {
-            const card = String(source.data.cardId);
-            const inner = targets[0];
-            if (inner === undefined) return;
-            const stage = String(inner.data.stageId);
-            let target: Target;
-            if (inner.data.type === "card") {
-              const edge = extractClosestEdge(inner.data);
-              target = { stage, card: String(inner.data.cardId), edge: edge === "top" ? "top" : "bottom" };
-            } else {
-              target = { stage, at: "bottom" };
-            }
-            if (actions.moveCard(card, target)) {
-              const name = snapshotRef.current.stages.find((s) => s.id === stage)?.name ?? "";
-              actions.announce(`Card moved to ${name}`);
-            }
-          } else if (source.data.type === "stage") {
-            const over = targets.find((t) => t.data.type === "column");
-            if (over === undefined) return;
-            dropStage(
-              String(source.data.stageId),
-              String(over.data.stageId),
-              extractClosestEdge(over.data) === "left" ? "left" : "right",
-            );
+  useEffect(() => {
+    const dropStage = (moving: string, onto: string, side: "left" | "right") => {
+      const stages = snapshotRef.current.stages;
+      const others = stages.filter((s) => s.id !== moving);
+      const index = others.findIndex((s) => s.id === onto);
+      if (index === -1) return;
+      const after = side === "right" ? others[index] : others[index - 1];
+      if (after === undefined) {
+        actions.notify("stage order: the initial stage stays first");
+        return;
+      }
+      const current = stages.findIndex((s) => s.id === moving);
+      if (stages[current - 1]?.id === after.id) return;
+      if (actions.write(() => moveStage(connection.doc, moving, after.id))) actions.announce("Stage moved");
+    };
+
+    return monitorForElements({
+      canMonitor: ({ source }) =>
+        (source.data.type === "card" && permissions.moveCards) ||
+        (source.data.type === "stage" && permissions.editStages),
+      onDragStart: ({ source }) => {
+        if (source.data.type === "card") connection.setDragging(String(source.data.cardId));
+      },
+      onDrop: ({ source, location }) => {
+        connection.setDragging(null);
+        const targets = location.current.dropTargets;
+        if (source.data.type === "card") {
+          const card = String(source.data.cardId);
+          const inner = targets[0];
+          if (inner === undefined) return;
+          const stage = String(inner.data.stageId);
+          let target: Target;
+          if (inner.data.type === "card") {
+            const edge = extractClosestEdge(inner.data);
+            target = { stage, card: String(inner.data.cardId), edge: edge === "top" ? "top" : "bottom" };
+          } else {
+            target = { stage, at: "bottom" };
           }
-        },
-      }),
-    [connection, actions, permissions],
-  );
+          if (actions.moveCard(card, target)) {
+            const name = snapshotRef.current.stages.find((s) => s.id === stage)?.name ?? "";
+            actions.announce(`Card moved to ${name}`);
+          }
+        } else if (source.data.type === "stage") {
+          const over = targets.find((t) => t.data.type === "column");
+          if (over === undefined) return;
+          dropStage(
+            String(source.data.stageId),
+            String(over.data.stageId),
+            extractClosestEdge(over.data) === "left" ? "left" : "right",
+          );
+        }
+      },
+    });
+  }, [connection, actions, permissions]);
 
   // Dragging near the board's left or right edge scrolls it sideways.
   const boardRef = useRef<HTMLElement>(null);
@@ -276,21 +293,6 @@ export function BoardPage({
     const element = boardRef.current;
     return element === null ? undefined : autoScrollForElements({ element });
   }, [hasColumns]);
-
-  const dropStage = (moving: string, onto: string, side: "left" | "right") => {
-    const stages = snapshotRef.current.stages;
-    const others = stages.filter((s) => s.id !== moving);
-    const index = others.findIndex((s) => s.id === onto);
-    if (index === -1) return;
-    const after = side === "right" ? others[index] : others[index - 1];
-    if (after === undefined) {
-      actions.notify("stage order: the initial stage stays first");
-      return;
-    }
-    const current = stages.findIndex((s) => s.id === moving);
-    if (stages[current - 1]?.id === after.id) return;
-    if (actions.write(() => moveStage(connection.doc, moving, after.id))) actions.announce("Stage moved");
-  };
 
   // Names may change with the roster and with who is on the board.
   const namesVersion = useMemo(() => {
@@ -304,6 +306,8 @@ export function BoardPage({
   const fields = useMemo(() => allFields(snapshot.fieldDefs), [snapshot.fieldDefs]);
   const displayed = store.displayFieldsOf(user.id);
   const displayKey = displayed === null ? "" : displayed.join("\u0000");
+  // Keyed by the list's content: displayFieldsOf(user) reads a new array on every render.
+  // eslint-disable-next-line react-hooks/exhaustive-deps -- displayKey and the null check are `displayed`
   const displayFields = useMemo(() => displayFieldsOf(displayed, fields), [displayKey, displayed === null, fields]);
   const quickFields = useMemo(() => quickCreateFieldsOf(snapshot.quickCreate, fields), [snapshot.quickCreate, fields]);
 
@@ -330,8 +334,12 @@ export function BoardPage({
     focusRef.current = card;
     const stage = snapshot.columns.find((c) => c.items.some((i) => i.card.id === card))?.stage.id;
     const list =
-      stage === undefined ? null : document.querySelector(`[data-stage-id="${CSS.escape(stage)}"] .column-cards`);
-    (list as (Element & { scrollToCard?: (card: string) => void }) | null)?.scrollToCard?.(card);
+      stage === undefined
+        ? null
+        : document.querySelector<Element & { scrollToCard?: (card: string) => void }>(
+            `[data-stage-id="${CSS.escape(stage)}"] .column-cards`,
+          );
+    list?.scrollToCard?.(card);
   };
 
   const onBoardKeyDown = (event: KeyboardEvent) => {

@@ -193,7 +193,7 @@ function useAutoScroll(ref: { current: HTMLElement | null }) {
     const element = ref.current;
     if (element === null) return;
     return autoScrollForElements({ element });
-  }, []);
+  }, [ref]);
 }
 
 function CardList({ items, stageId, fields, presence, now, namesVersion }: CardsProps) {
@@ -245,7 +245,7 @@ function VirtualCards({ items, stageId, fields, presence, now, namesVersion }: C
   };
   const [virtualizer] = useState(() => new Virtualizer<HTMLDivElement, HTMLDivElement>(options));
   virtualizer.setOptions(options);
-  useLayoutEffect(() => virtualizer._didMount(), []);
+  useLayoutEffect(() => virtualizer._didMount(), [virtualizer]);
   useLayoutEffect(() => {
     virtualizer._willUpdate();
     // A card that must take the focus (a keyboard move) but is out of view: scroll to it.

@@ -6,6 +6,7 @@ import { useEffect, useState } from "preact/hooks";
 import { defaultBoardName, parseEntity } from "../model/schema";
 import { createBoard, listBoards, type BoardSummary } from "../ui/api";
 import { ENTITY_SECTIONS, entityTitle, isValidSmartType } from "../ui/entities";
+import { formText } from "../ui/formData";
 import { boardPath, navigate, onLinkClick } from "../ui/route";
 import type { Me, Permissions } from "../ui/auth";
 import type { RosterEntry, User } from "../ui/users";
@@ -52,9 +53,9 @@ export function HomePage({
   const create = async (event: SubmitEvent) => {
     event.preventDefault();
     const data = new FormData(event.currentTarget as HTMLFormElement);
-    let chosen = String(data.get("entity") ?? "deal");
+    let chosen = formText(data, "entity", "deal");
     if (chosen === "smart") {
-      const typeId = String(data.get("smart-type") ?? "").trim();
+      const typeId = formText(data, "smart-type").trim();
       if (!isValidSmartType(typeId)) {
         setCreateError("A smart process type is 1 to 32 letters, digits, - or _");
         return;
@@ -66,7 +67,7 @@ export function HomePage({
       setCreateError(`Unknown kind of pipeline: ${chosen}`);
       return;
     }
-    const name = String(data.get("name") ?? "").trim() || defaultBoardName(parsed);
+    const name = formText(data, "name").trim() || defaultBoardName(parsed);
     setBusy(true);
     setCreateError(null);
     try {
@@ -140,15 +141,16 @@ export function HomePage({
             {others.length > 0 && renderSection("other", others, "Other")}
           </div>
           {permissions.createBoards && (
-            <form class="card-form new-board" data-form="new-board" onSubmit={create} aria-labelledby="new-board-title">
+            <form
+              class="card-form new-board"
+              data-form="new-board"
+              onSubmit={(event) => void create(event)}
+              aria-labelledby="new-board-title"
+            >
               <h2 id="new-board-title">New pipeline</h2>
               <label class="field">
                 <span class="field-label">Kind</span>
-                <select
-                  name="entity"
-                  value={entity}
-                  onChange={(e) => setEntity((e.currentTarget as HTMLSelectElement).value)}
-                >
+                <select name="entity" value={entity} onChange={(e) => setEntity(e.currentTarget.value)}>
                   {ENTITY_SECTIONS.map((s) => (
                     <option key={s.entity} value={s.entity}>
                       {s.title}

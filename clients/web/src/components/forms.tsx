@@ -9,6 +9,7 @@ import { OrderError } from "../model/order";
 import { addActivity, BoardError, createCard, deleteStage, recolorStage, renameStage } from "../model/write";
 import { defaultDeadline, fromDatetimeLocal, toDatetimeLocal } from "../ui/deadline";
 import { newCardFrom, type FieldInfo } from "../ui/fields";
+import { formText } from "../ui/formData";
 import { useBoard } from "./context";
 
 /** Runs a write; returns the model's message when it refuses (other errors propagate). */
@@ -53,7 +54,7 @@ export function UsersDatalist({ id }: { id: string }) {
 export function useFocusFirst(ref: { current: HTMLFormElement | null }): void {
   useEffect(() => {
     ref.current?.querySelector<HTMLElement>("input:not([type=hidden]), select, textarea")?.focus();
-  }, []);
+  }, [ref]);
 }
 
 function onEscape(close: () => void) {
@@ -248,8 +249,8 @@ export function StageForm({ stage }: { stage: Stage }) {
   const save = (event: SubmitEvent) => {
     event.preventDefault();
     const data = new FormData(event.currentTarget as HTMLFormElement);
-    const name = String(data.get("name") ?? "");
-    const newColor = String(data.get("color") ?? color);
+    const name = formText(data, "name");
+    const newColor = formText(data, "color", color);
     const refused = attempt(() =>
       board.doc.transact(() => {
         if (name.trim() !== stage.name) renameStage(board.doc, stage.id, name);
@@ -355,12 +356,12 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
   const submit = (event: SubmitEvent) => {
     event.preventDefault();
     const data = new FormData(event.currentTarget as HTMLFormElement);
-    const kind = String(data.get("kind") ?? "task");
-    const subject = String(data.get("subject") ?? "").trim() || activityKindLabel(kind);
-    const rawDeadline = String(data.get("deadline") ?? "");
+    const kind = formText(data, "kind", "task");
+    const subject = formText(data, "subject").trim() || activityKindLabel(kind);
+    const rawDeadline = formText(data, "deadline");
     const when = rawDeadline === "" ? null : fromDatetimeLocal(rawDeadline);
     if (rawDeadline !== "" && when === null) return setError("enter a deadline as a date and a time");
-    const responsible = String(data.get("responsible") ?? "").trim() || board.me().id;
+    const responsible = formText(data, "responsible").trim() || board.me().id;
     const refused = attempt(() => {
       addActivity(board.doc, {
         card,

@@ -31,6 +31,7 @@ import {
   type FieldInfo,
 } from "../ui/fields";
 import { formatDeadline, formatMoney, formatSums, initials, parseMoneyInput, plural, timeAgo } from "../ui/format";
+import { formText } from "../ui/formData";
 import { colorFor } from "../ui/users";
 import { COUNTER_LABELS } from "./CardView";
 import { useBoard } from "./context";
@@ -270,7 +271,7 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
             <select
               value={stage.id}
               onChange={(event) => {
-                const target = (event.currentTarget as HTMLSelectElement).value;
+                const target = event.currentTarget.value;
                 board.moveCard(card.id, { stage: target, at: "top" });
               }}
             >
@@ -498,11 +499,11 @@ function NewFieldForm() {
     event.preventDefault();
     const form = event.currentTarget as HTMLFormElement;
     const data = new FormData(form);
-    const options = String(data.get("options") ?? "")
+    const options = formText(data, "options")
       .split(",")
       .map((o) => o.trim())
       .filter((o) => o !== "");
-    const refused = attempt(() => defineField(board.doc, null, String(data.get("label") ?? ""), type, options));
+    const refused = attempt(() => defineField(board.doc, null, formText(data, "label"), type, options));
     setError(refused);
     if (refused === null) {
       form.reset();
@@ -521,7 +522,7 @@ function NewFieldForm() {
           </label>
           <label class="field">
             <span class="field-label">Type</span>
-            <select name="type" value={type} onChange={(e) => setType((e.currentTarget as HTMLSelectElement).value)}>
+            <select name="type" value={type} onChange={(e) => setType(e.currentTarget.value)}>
               {["string", "number", "money", "date", "enum", "user", "bool"].map((t) => (
                 <option key={t} value={t}>
                   {t}
