@@ -1,5 +1,5 @@
 // The UI's pure logic: formatting, default deadlines, moves (drops and keyboard), presence, users,
-// fields, routes, virtualisation thresholds, connection states.
+// fields, form data, routes, virtualisation thresholds, connection states.
 
 import { describe, expect, test } from "vitest";
 import * as Y from "yjs";
