@@ -29,7 +29,12 @@ function apiStub(): Plugin {
       req.on("data", (chunk: Buffer) => (body += chunk.toString()));
       req.on("end", () => {
         const { entity, name } = JSON.parse(body || "{}") as { entity?: string; name?: string };
-        const board = { id: `b${Date.now().toString(36)}`, name: name ?? "Deals", entity: entity ?? "deal", createdAt: Date.now() };
+        const board = {
+          id: `b${Date.now().toString(36)}`,
+          name: name ?? "Deals",
+          entity: entity ?? "deal",
+          createdAt: Date.now(),
+        };
         boards.push(board);
         res.statusCode = 201;
         res.end(JSON.stringify(board));

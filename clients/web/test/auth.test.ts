@@ -26,12 +26,16 @@ function memoryStore(initial: Record<string, string> = {}): TokenStore & { data:
 }
 
 const base64url = (text: string) => Buffer.from(text, "utf8").toString("base64url");
-const jwt = (claims: unknown) => `${base64url('{"typ":"JWT","alg":"HS256"}')}.${base64url(JSON.stringify(claims))}.c2lnbmF0dXJl`;
+const jwt = (claims: unknown) =>
+  `${base64url('{"typ":"JWT","alg":"HS256"}')}.${base64url(JSON.stringify(claims))}.c2lnbmF0dXJl`;
 
 describe("the page's token", () => {
   test("?token= is kept in session storage and taken out of the address, other parameters stay", () => {
     const storage = memoryStore();
-    expect(takeToken("?user=ann&token=abc.def.ghi&x=1", storage)).toEqual({ token: "abc.def.ghi", search: "?user=ann&x=1" });
+    expect(takeToken("?user=ann&token=abc.def.ghi&x=1", storage)).toEqual({
+      token: "abc.def.ghi",
+      search: "?user=ann&x=1",
+    });
     expect(storage.data.get(TOKEN_KEY)).toBe("abc.def.ghi");
     expect(takeToken("?token=abc.def.ghi", memoryStore())).toEqual({ token: "abc.def.ghi", search: "" });
   });
@@ -52,8 +56,22 @@ describe("the page's token", () => {
 
   test("claims are read from the token's payload (base64url, UTF-8), without checking the signature", () => {
     const token = jwt({ sub: "ann", name: "Ann Lée ✓", role: "member", exp: 1_900_000_000, boards: ["b1", 7, "b2"] });
-    expect(claimsOf(token)).toEqual({ user: "ann", name: "Ann Lée ✓", role: "member", boards: ["b1", "b2"], local: false, exp: 1_900_000_000 });
-    expect(claimsOf(jwt({ sub: "bob", role: "viewer" }))).toEqual({ user: "bob", name: "bob", role: "viewer", boards: null, local: false, exp: null });
+    expect(claimsOf(token)).toEqual({
+      user: "ann",
+      name: "Ann Lée ✓",
+      role: "member",
+      boards: ["b1", "b2"],
+      local: false,
+      exp: 1_900_000_000,
+    });
+    expect(claimsOf(jwt({ sub: "bob", role: "viewer" }))).toEqual({
+      user: "bob",
+      name: "bob",
+      role: "viewer",
+      boards: null,
+      local: false,
+      exp: null,
+    });
   });
 
   test("anything that is not a funnel token has no claims", () => {
@@ -68,7 +86,10 @@ describe("the page's token", () => {
 
   test("every API call carries the bearer token when there is one", () => {
     expect(apiHeaders({}, "t0k")).toEqual({ accept: "application/json", authorization: "Bearer t0k" });
-    expect(apiHeaders({ "content-type": "application/json" }, null)).toEqual({ accept: "application/json", "content-type": "application/json" });
+    expect(apiHeaders({ "content-type": "application/json" }, null)).toEqual({
+      accept: "application/json",
+      "content-type": "application/json",
+    });
   });
 });
 
@@ -118,14 +139,14 @@ describe("roles", () => {
 
   test("members work cards, activities and their own display form, not stages or the board's settings", () => {
     const can = permissionsOf("member");
-    expect([can.moveCards, can.createCards, can.editCards, can.editActivities, can.editOwnDisplay, can.openSettings]).toEqual([
-      true,
-      true,
-      true,
-      true,
-      true,
-      true,
-    ]);
+    expect([
+      can.moveCards,
+      can.createCards,
+      can.editCards,
+      can.editActivities,
+      can.editOwnDisplay,
+      can.openSettings,
+    ]).toEqual([true, true, true, true, true, true]);
     expect([can.editStages, can.editBoardSettings, can.createBoards]).toEqual([false, false, false]);
   });
 
@@ -163,7 +184,9 @@ describe("refusals", () => {
     expect(refusalOf(404, "", false).code).toBe(4404);
     expect(refusalOf(4413, "", true).message).toMatch(/size limit/);
     expect(refusalOf(4429, "too many connections", true).message).toMatch(/^Too many/);
-    expect(refusalOf(4400, "invalid board id: too long", true).message).toBe("The server closed the connection: invalid board id: too long");
+    expect(refusalOf(4400, "invalid board id: too long", true).message).toBe(
+      "The server closed the connection: invalid board id: too long",
+    );
     expect(refusalOf(4499, "  ", true).message).toBe("The server closed the connection (4499)");
   });
 

@@ -112,7 +112,13 @@ describe("board", () => {
       (stages.get("s4") as Y.Map<unknown>).set(STAGE_KEY.POS, "A00000000000000000000000001"); // Won
       (stages.get("s0") as Y.Map<unknown>).set(STAGE_KEY.POS, "zzz"); // New
       (stages.get("s2") as Y.Map<unknown>).set(STAGE_KEY.POS, "a1"); // Invoice sent, tie with s1
-      stages.set("s9", new Y.Map<unknown>([[STAGE_KEY.KIND, "archived"], [STAGE_KEY.POS, "a0"]]));
+      stages.set(
+        "s9",
+        new Y.Map<unknown>([
+          [STAGE_KEY.KIND, "archived"],
+          [STAGE_KEY.POS, "a0"],
+        ]),
+      );
       stages.set("s8", "not a map");
     });
     expect(readStages(doc).map((s) => s.id)).toEqual(["s0", "s1", "s2", "s3", "s4", "s5", "s6"]);
@@ -175,7 +181,13 @@ describe("board", () => {
     activity(doc, "y", { card: "i", deadline: NOW - 86_400_000, direction: "incoming" });
     const view = readBoard(doc, NOW);
     expect(view.counters.get("p")).toEqual({ count: 1, lit: 1, incoming: 0, next: NOW - 86_400_000, state: "due" });
-    expect(view.counters.get("i")).toEqual({ count: 1, lit: 0, incoming: 1, next: NOW - 86_400_000, state: "incoming" });
+    expect(view.counters.get("i")).toEqual({
+      count: 1,
+      lit: 0,
+      incoming: 1,
+      next: NOW - 86_400_000,
+      state: "incoming",
+    });
     expect(view.workload[0]).toMatchObject({ responsible: "ann", cards: 2, lit: 1 });
   });
 
@@ -186,7 +198,9 @@ describe("board", () => {
     activity(doc, "y", { direction: "incoming" });
     expect(readSettings(doc).counterThresholdMin).toBe(15);
     expect(readCard(doc, "c")).toMatchObject({ title: "", amount: 0, createdAt: -1, fields: new Map() });
-    const facts = activitiesByCard(doc).get("c")!.map((a) => a.facts);
+    const facts = activitiesByCard(doc)
+      .get("c")!
+      .map((a) => a.facts);
     expect(facts).toEqual([{ deadline: 5, remindMin: null, direction: "outgoing", done: false, responsible: "" }]);
   });
 

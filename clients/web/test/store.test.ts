@@ -87,7 +87,7 @@ describe("BoardStore", () => {
   test("matches readBoard after random local and remote edits", () => {
     for (let seed = 1; seed <= 12; seed++) {
       const random = seeded(seed);
-      const pick = <T,>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+      const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
       const remote = dealBoard();
       const local = replica(remote);
       let now = NOW;
@@ -124,7 +124,17 @@ describe("BoardStore", () => {
         try {
           if (roll < 0.3 || cards.length === 0) {
             cards.push(
-              createCard(doc, pick(stages), { title: `c${cards.length}`, amount: Math.floor(random() * 1000), currency: pick(["USD", "EUR"]), responsible: pick(["ann", "bob", ""]) }, now),
+              createCard(
+                doc,
+                pick(stages),
+                {
+                  title: `c${cards.length}`,
+                  amount: Math.floor(random() * 1000),
+                  currency: pick(["USD", "EUR"]),
+                  responsible: pick(["ann", "bob", ""]),
+                },
+                now,
+              ),
             );
           } else if (roll < 0.55) {
             moveCard(doc, pick(cards), pick(stages), random() < 0.5 ? { kind: "top" } : { kind: "bottom" });
@@ -150,7 +160,9 @@ describe("BoardStore", () => {
             const card = doc.getMap(ROOT.CARDS).get(pick(cards));
             if (card instanceof Y.Map) card.set(CARD_KEY.STAGE, "st-gone"); // an orphan
           } else if (roll < 0.94) {
-            const progress = stages.filter((s) => (doc.getMap(ROOT.STAGES).get(s) as Y.Map<unknown>).get(STAGE_KEY.KIND) === "progress");
+            const progress = stages.filter(
+              (s) => (doc.getMap(ROOT.STAGES).get(s) as Y.Map<unknown>).get(STAGE_KEY.KIND) === "progress",
+            );
             if (progress.length > 1) deleteStage(doc, pick(progress), pick(stages));
           } else if (roll < 0.97) {
             addStage(doc, "More", "#123456", "progress", "st-0");
@@ -166,7 +178,9 @@ describe("BoardStore", () => {
 
   test("a remote move replaces two columns and one card; everything else keeps its identity", () => {
     const remote = dealBoard();
-    const ids = Array.from({ length: 30 }, (_, i) => createCard(remote, `st-${i % 4}`, { title: `c${i}`, amount: i }, NOW));
+    const ids = Array.from({ length: 30 }, (_, i) =>
+      createCard(remote, `st-${i % 4}`, { title: `c${i}`, amount: i }, NOW),
+    );
     const local = replica(remote);
     const store = new BoardStore(local, () => NOW);
     const before = store.current;
@@ -184,8 +198,24 @@ describe("BoardStore", () => {
     const doc = dealBoard();
     const a = createCard(doc, "st-0", { title: "a" }, NOW);
     const b = createCard(doc, "st-0", { title: "b" }, NOW);
-    addActivity(doc, { card: a, kind: "call", direction: "outgoing", subject: "", deadline: NOW + 20 * MINUTE, remindMin: null, responsible: "" });
-    addActivity(doc, { card: b, kind: "call", direction: "outgoing", subject: "", deadline: NOW + 120 * MINUTE, remindMin: null, responsible: "" });
+    addActivity(doc, {
+      card: a,
+      kind: "call",
+      direction: "outgoing",
+      subject: "",
+      deadline: NOW + 20 * MINUTE,
+      remindMin: null,
+      responsible: "",
+    });
+    addActivity(doc, {
+      card: b,
+      kind: "call",
+      direction: "outgoing",
+      subject: "",
+      deadline: NOW + 120 * MINUTE,
+      remindMin: null,
+      responsible: "",
+    });
     let now = NOW;
     const store = new BoardStore(doc, () => now);
     const first = store.current;

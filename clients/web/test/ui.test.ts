@@ -1,14 +1,14 @@
 // The UI's pure logic: formatting, default deadlines, moves (drops and keyboard), presence, users,
-// fields, routes, virtualisation thresholds, connection states.
+// fields, form data, routes, virtualisation thresholds, connection states.
 
 import { describe, expect, test } from "vitest";
 import * as Y from "yjs";
 import { readBoard } from "../src/model/board";
 import { rebalanced } from "../src/model/order";
 import { CARD_KEY, ROOT, STAGE_KEY } from "../src/model/schema";
+import type { CardData } from "../src/model/serverFields";
 import { createCard } from "../src/model/write";
 import { boardSocketBase, connectionState } from "../src/store/connection";
-import type { CardData } from "../src/store/boardStore";
 import { defaultDeadline, fromDatetimeLocal, toDatetimeLocal } from "../src/ui/deadline";
 import { entityTitle, isValidSmartType } from "../src/ui/entities";
 import {
@@ -20,7 +20,18 @@ import {
   parseFieldInput,
   quickCreateFieldsOf,
 } from "../src/ui/fields";
-import { formatDeadline, formatMoney, formatSums, initials, minorDigits, moneyInputValue, parseMoneyInput, plural, timeAgo } from "../src/ui/format";
+import { formText } from "../src/ui/formData";
+import {
+  formatDeadline,
+  formatMoney,
+  formatSums,
+  initials,
+  minorDigits,
+  moneyInputValue,
+  parseMoneyInput,
+  plural,
+  timeAgo,
+} from "../src/ui/format";
 import {
   arrowDirection,
   isInPlace,
@@ -33,7 +44,16 @@ import {
 } from "../src/ui/placement";
 import { parsePresence, presenceFrom, samePresence } from "../src/ui/presence";
 import { boardPath, parseRoute } from "../src/ui/route";
-import { colorFor, DEFAULT_ROSTER, loadRoster, nameFromId, resolveCurrentUser, ROSTER_KEY, USER_KEY, type KeyValueStore } from "../src/ui/users";
+import {
+  colorFor,
+  DEFAULT_ROSTER,
+  loadRoster,
+  nameFromId,
+  resolveCurrentUser,
+  ROSTER_KEY,
+  USER_KEY,
+  type KeyValueStore,
+} from "../src/ui/users";
 import { estimateCardHeight, shouldVirtualize, VIRTUALIZE_ABOVE } from "../src/ui/virtual";
 
 const MINUTE = 60_000;
@@ -53,7 +73,16 @@ describe("format", () => {
 
   test("sums: one per currency, zero in the board's currency when empty", () => {
     expect(formatSums(new Map(), "USD", "en-US")).toBe("$0.00");
-    expect(formatSums(new Map([["EUR", 100], ["USD", 250]]), "USD", "en-US")).toBe("€1.00 + $2.50");
+    expect(
+      formatSums(
+        new Map([
+          ["EUR", 100],
+          ["USD", 250],
+        ]),
+        "USD",
+        "en-US",
+      ),
+    ).toBe("€1.00 + $2.50");
   });
 
   test("amount inputs", () => {
@@ -160,13 +189,22 @@ describe("placement", () => {
     doc.transact(() => {
       const stages = doc.getMap(ROOT.STAGES);
       ["initial", "progress", "success", "failure"].forEach((kind, i) =>
-        stages.set(`s${i}`, new Y.Map<unknown>([[STAGE_KEY.NAME, kind], [STAGE_KEY.KIND, kind], [STAGE_KEY.POS, rebalanced(4)[i]!]])),
+        stages.set(
+          `s${i}`,
+          new Y.Map<unknown>([
+            [STAGE_KEY.NAME, kind],
+            [STAGE_KEY.KIND, kind],
+            [STAGE_KEY.POS, rebalanced(4)[i]!],
+          ]),
+        ),
       );
     });
     const ids = ["a", "b", "c"].map((t) => createCard(doc, "s1", { title: t }, 0));
     const mover = createCard(doc, "s0", { title: "m" }, 0);
     const rendered = () =>
-      readBoard(doc, 0).columns.find((c) => c.stage.id === "s1")!.cards.map((c) => ({ id: c.id, pos: c.pos }));
+      readBoard(doc, 0)
+        .columns.find((c) => c.stage.id === "s1")!
+        .cards.map((c) => ({ id: c.id, pos: c.pos }));
     let updates = 0;
     doc.on("update", () => updates++);
     expect(moveCardTo(doc, rendered(), mover, "s0", { stage: "s1", after: ids[2]! })).toBe(true);
@@ -228,7 +266,12 @@ describe("placement", () => {
 });
 
 describe("presence", () => {
-  const state = (id: string, extra: object = {}) => ({ user: { id, name: id.toUpperCase(), color: "#112233" }, dragging: null, viewing: null, ...extra });
+  const state = (id: string, extra: object = {}) => ({
+    user: { id, name: id.toUpperCase(), color: "#112233" },
+    dragging: null,
+    viewing: null,
+    ...extra,
+  });
   test("one entry per user; others' drags win over views; my own tabs never outline", () => {
     const states = new Map<number, unknown>([
       [5, state("bob", { viewing: "c1" })],
@@ -283,7 +326,9 @@ describe("users", () => {
   test("without anything: the first of the roster; a broken roster reads as the default", () => {
     expect(resolveCurrentUser("", memory()).user.id).toBe("ann");
     expect(loadRoster(memory([[ROSTER_KEY, "{oops"]]))).toEqual(DEFAULT_ROSTER);
-    expect(loadRoster(memory([[ROSTER_KEY, JSON.stringify([{ id: "z", name: "Zed" }, { id: 3 }])]]))).toEqual([{ id: "z", name: "Zed" }]);
+    expect(loadRoster(memory([[ROSTER_KEY, JSON.stringify([{ id: "z", name: "Zed" }, { id: 3 }])]]))).toEqual([
+      { id: "z", name: "Zed" },
+    ]);
     expect(nameFromId("bob")).toBe("Bob");
   });
 });
@@ -309,7 +354,11 @@ describe("fields", () => {
 
   test("forms: defaults, the title always asked, unknown ids dropped", () => {
     expect(quickCreateFieldsOf(null, fields).map((f) => f.id)).toEqual(["title", "amount", "client"]);
-    expect(quickCreateFieldsOf(["client", "createdAt", "ghost", "f-prio"], fields).map((f) => f.id)).toEqual(["title", "client", "f-prio"]);
+    expect(quickCreateFieldsOf(["client", "createdAt", "ghost", "f-prio"], fields).map((f) => f.id)).toEqual([
+      "title",
+      "client",
+      "f-prio",
+    ]);
     expect(displayFieldsOf(null, fields).map((f) => f.id)).toEqual(["title", "amount", "client"]);
     expect(displayFieldsOf(["f-prio", "responsible"], fields).map((f) => f.id)).toEqual(["f-prio", "responsible"]);
     expect(displayFieldsOf([], fields).map((f) => f.id)).toEqual(["title"]);
@@ -334,22 +383,72 @@ describe("fields", () => {
       ["f-prio", "low"],
     ]);
     expect(newCardFrom(form, values, new Set(), "USD", "ann")).toEqual({
-      card: { title: "Big deal", amount: 1250, currency: "EUR", responsible: "ann", client: "", fields: { "f-prio": "low" } },
+      card: {
+        title: "Big deal",
+        amount: 1250,
+        currency: "EUR",
+        responsible: "ann",
+        client: "",
+        fields: { "f-prio": "low" },
+      },
     });
     expect(newCardFrom(form, new Map([["title", ""]]), new Set(), "USD", "ann")).toEqual({ error: "Enter a title" });
-    expect(newCardFrom(form, new Map([["title", "x"], ["amount", "lots"]]), new Set(), "USD", "ann")).toHaveProperty("error");
-    expect(newCardFrom(form, new Map([["title", "x"], ["currency", "euro"]]), new Set(), "USD", "ann")).toHaveProperty("error");
+    expect(
+      newCardFrom(
+        form,
+        new Map([
+          ["title", "x"],
+          ["amount", "lots"],
+        ]),
+        new Set(),
+        "USD",
+        "ann",
+      ),
+    ).toHaveProperty("error");
+    expect(
+      newCardFrom(
+        form,
+        new Map([
+          ["title", "x"],
+          ["currency", "euro"],
+        ]),
+        new Set(),
+        "USD",
+        "ann",
+      ),
+    ).toHaveProperty("error");
   });
 
   test("custom field inputs", () => {
-    const info = (type: "bool" | "number" | "date" | "money") => ({ id: "f", label: "F", type, options: [], builtIn: false, creatable: true });
+    const info = (type: "bool" | "number" | "date" | "money") => ({
+      id: "f",
+      label: "F",
+      type,
+      options: [],
+      builtIn: false,
+      creatable: true,
+    });
     expect(parseFieldInput(info("bool"), "", true, "USD")).toEqual({ value: true });
     expect(parseFieldInput(info("number"), "3.5", false, "USD")).toEqual({ value: 3.5 });
     expect(parseFieldInput(info("number"), "x", false, "USD")).toHaveProperty("error");
     expect(parseFieldInput(info("money"), "10", false, "USD")).toEqual({ value: 1000 });
-    expect(parseFieldInput(info("date"), "2026-03-05", false, "USD")).toEqual({ value: new Date(2026, 2, 5).getTime() });
+    expect(parseFieldInput(info("date"), "2026-03-05", false, "USD")).toEqual({
+      value: new Date(2026, 2, 5).getTime(),
+    });
     expect(parseCurrency(" usd ")).toBe("USD");
     expect(parseCurrency("dollars")).toBeNull();
+  });
+});
+
+describe("form data", () => {
+  test("a field reads as its text; a missing field or a file as the fallback", () => {
+    const data = new FormData();
+    data.set("name", " Acme ");
+    data.set("file", new Blob(["x"]), "x.txt");
+    expect(formText(data, "name")).toBe(" Acme ");
+    expect(formText(data, "kind", "task")).toBe("task");
+    expect(formText(data, "missing")).toBe("");
+    expect(formText(data, "file", "none")).toBe("none");
   });
 });
 

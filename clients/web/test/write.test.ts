@@ -3,7 +3,16 @@
 
 import { describe, expect, test } from "vitest";
 import * as Y from "yjs";
-import { activitiesByCard, checkInvariants, displayFields, quickCreateFields, readBoard, readCard, readSettings, readStages } from "../src/model/board";
+import {
+  activitiesByCard,
+  checkInvariants,
+  displayFields,
+  quickCreateFields,
+  readBoard,
+  readCard,
+  readSettings,
+  readStages,
+} from "../src/model/board";
 import { readFieldDefs } from "../src/model/fieldDefs";
 import { OrderError, rebalanced } from "../src/model/order";
 import { CARD_KEY, ROOT, STAGE_KEY, defaultStages } from "../src/model/schema";
@@ -84,7 +93,9 @@ function refusal(action: () => void): string {
 }
 
 function titles(doc: Y.Doc, stage: string): string[] {
-  return readBoard(doc, NOW).columns.find((c) => c.stage.id === stage)!.cards.map((c) => c.title);
+  return readBoard(doc, NOW)
+    .columns.find((c) => c.stage.id === stage)!
+    .cards.map((c) => c.title);
 }
 
 describe("ids", () => {
@@ -102,17 +113,39 @@ describe("cards", () => {
     const { doc, stage } = dealBoard();
     const first = createCard(doc, stage("New"), { title: "  First  ", amount: 1500 }, NOW);
     let second = "";
-    expect(updates(doc, () => (second = createCard(doc, stage("New"), { title: "Second", currency: "USD", client: "Acme", responsible: "ann" }, NOW)))).toBe(1);
+    expect(
+      updates(
+        doc,
+        () =>
+          (second = createCard(
+            doc,
+            stage("New"),
+            { title: "Second", currency: "USD", client: "Acme", responsible: "ann" },
+            NOW,
+          )),
+      ),
+    ).toBe(1);
     expect(titles(doc, stage("New"))).toEqual(["Second", "First"]);
     const card = readCard(doc, first)!;
-    expect(card).toMatchObject({ title: "First", amount: 1500, currency: "EUR", createdAt: NOW, responsible: "", client: "" });
+    expect(card).toMatchObject({
+      title: "First",
+      amount: 1500,
+      currency: "EUR",
+      createdAt: NOW,
+      responsible: "",
+      client: "",
+    });
     expect(readCard(doc, second)).toMatchObject({ currency: "USD", client: "Acme", responsible: "ann" });
   });
 
   test("createCard refuses what Rust refuses, writing nothing", () => {
     const { doc, stage } = dealBoard();
-    expect(refusal(() => createCard(doc, stage("New"), { title: "   " }, NOW))).toBe("a card title must be 1 to 200 characters");
-    expect(refusal(() => createCard(doc, stage("New"), { title: "x".repeat(201) }, NOW))).toBe("a card title must be 1 to 200 characters");
+    expect(refusal(() => createCard(doc, stage("New"), { title: "   " }, NOW))).toBe(
+      "a card title must be 1 to 200 characters",
+    );
+    expect(refusal(() => createCard(doc, stage("New"), { title: "x".repeat(201) }, NOW))).toBe(
+      "a card title must be 1 to 200 characters",
+    );
     expect(refusal(() => createCard(doc, stage("New"), { title: "x", amount: MAX_AMOUNT + 2 }, NOW))).toBe(
       "an amount must be within ±9007199254740991 minor units",
     );
@@ -223,7 +256,9 @@ describe("stages", () => {
     expect(refusal(() => addStage(doc, "x", "#000000", "progress", stage("Won")))).toBe(
       "stage order: a progress stage goes before the final stages",
     );
-    expect(refusal(() => addStage(doc, "x", "#000000", "failure", stage("New")))).toBe("stage order: final stages stay after the others");
+    expect(refusal(() => addStage(doc, "x", "#000000", "failure", stage("New")))).toBe(
+      "stage order: final stages stay after the others",
+    );
     expect(refusal(() => addStage(doc, "x", "#000000", "initial", stage("New")))).toBe(
       "a board has exactly one initial stage: it cannot be added",
     );
@@ -250,9 +285,17 @@ describe("stages", () => {
   test("moveStage keeps the initial stage first and the finals last", () => {
     const { doc, stage } = dealBoard();
     moveStage(doc, stage("In progress"), stage("New"));
-    expect(readStages(doc).map((s) => s.name).slice(0, 3)).toEqual(["New", "In progress", "Preparing documents"]);
-    expect(refusal(() => moveStage(doc, stage("New"), stage("Invoice sent")))).toBe("stage order: the initial stage stays first");
-    expect(refusal(() => moveStage(doc, stage("Won"), stage("New")))).toBe("stage order: final stages stay after the others");
+    expect(
+      readStages(doc)
+        .map((s) => s.name)
+        .slice(0, 3),
+    ).toEqual(["New", "In progress", "Preparing documents"]);
+    expect(refusal(() => moveStage(doc, stage("New"), stage("Invoice sent")))).toBe(
+      "stage order: the initial stage stays first",
+    );
+    expect(refusal(() => moveStage(doc, stage("Won"), stage("New")))).toBe(
+      "stage order: final stages stay after the others",
+    );
     expect(refusal(() => moveStage(doc, stage("Invoice sent"), stage("Lost")))).toBe(
       "stage order: a progress stage goes before the final stages",
     );
@@ -272,7 +315,9 @@ describe("stages", () => {
 
   test("deleteStage refusals", () => {
     const { doc, stage } = dealBoard();
-    expect(refusal(() => deleteStage(doc, stage("New"), stage("Won")))).toBe("the initial stage cannot be deleted, only renamed");
+    expect(refusal(() => deleteStage(doc, stage("New"), stage("Won")))).toBe(
+      "the initial stage cannot be deleted, only renamed",
+    );
     expect(refusal(() => deleteStage(doc, stage("Won"), stage("New")))).toBe(
       "a board has exactly one success stage: it cannot be added or deleted",
     );
@@ -281,7 +326,9 @@ describe("stages", () => {
     );
     expect(refusal(() => deleteStage(doc, stage("In progress"), "nope"))).toBe("no stage nope");
     deleteStage(doc, stage("Lost"), stage("New"));
-    expect(refusal(() => deleteStage(doc, stage("Failure analysis"), stage("New")))).toBe("the last failure stage cannot be deleted");
+    expect(refusal(() => deleteStage(doc, stage("Failure analysis"), stage("New")))).toBe(
+      "the last failure stage cannot be deleted",
+    );
     expect(checkInvariants(doc)).toBeNull();
   });
 });
@@ -293,7 +340,15 @@ describe("activities, forms, settings, fields", () => {
     let id = "";
     expect(
       updates(doc, () => {
-        id = addActivity(doc, { card, kind: "call", direction: "outgoing", subject: "Call back", deadline: NOW + 60_000, remindMin: null, responsible: "ann" });
+        id = addActivity(doc, {
+          card,
+          kind: "call",
+          direction: "outgoing",
+          subject: "Call back",
+          deadline: NOW + 60_000,
+          remindMin: null,
+          responsible: "ann",
+        });
       }),
     ).toBe(1);
     expect(readBoard(doc, NOW).counters.get(card)).toMatchObject({ count: 1, lit: 1, state: "due" });
@@ -307,9 +362,19 @@ describe("activities, forms, settings, fields", () => {
     removeActivity(doc, id);
     expect(activitiesByCard(doc).size).toBe(0);
     expect(refusal(() => completeActivity(doc, id))).toBe(`no activity ${id}`);
-    expect(refusal(() => addActivity(doc, { card: "ghost", kind: "task", direction: "outgoing", subject: "", deadline: null, remindMin: null, responsible: "" }))).toBe(
-      "no card ghost",
-    );
+    expect(
+      refusal(() =>
+        addActivity(doc, {
+          card: "ghost",
+          kind: "task",
+          direction: "outgoing",
+          subject: "",
+          deadline: null,
+          remindMin: null,
+          responsible: "",
+        }),
+      ),
+    ).toBe("no card ghost");
   });
 
   test("quick-create and display forms, threshold, field definitions", () => {

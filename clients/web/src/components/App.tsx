@@ -7,7 +7,15 @@ import { useEffect, useState } from "preact/hooks";
 import { ApiError, fetchMe, onUnauthorized } from "../ui/api";
 import { claimsOf, permissionsOf, refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
 import { onLinkClick, parseRoute, type Route } from "../ui/route";
-import { colorFor, resolveCurrentUser, saveRoster, USER_KEY, type KeyValueStore, type RosterEntry, type User } from "../ui/users";
+import {
+  colorFor,
+  resolveCurrentUser,
+  saveRoster,
+  USER_KEY,
+  type KeyValueStore,
+  type RosterEntry,
+  type User,
+} from "../ui/users";
 import { BoardPage } from "./BoardPage";
 import { HomePage } from "./HomePage";
 
@@ -62,7 +70,9 @@ export function App({ token }: { token: string | null }) {
 
   useEffect(() => {
     // Any 401 of the API, now or later, means the session is gone.
-    const off = onUnauthorized((error) => setSession({ kind: "signedOut", refusal: refusalOf(401, error.message, token !== null) }));
+    const off = onUnauthorized((error) =>
+      setSession({ kind: "signedOut", refusal: refusalOf(401, error.message, token !== null) }),
+    );
     const abort = new AbortController();
     const timer = window.setTimeout(() => abort.abort(), ME_TIMEOUT_MS);
     fetchMe(abort.signal)
@@ -102,7 +112,8 @@ export function App({ token }: { token: string | null }) {
   if (session.kind === "signedOut") return <SignedOutPage refusal={session.refusal} />;
 
   const account = session.kind === "token" ? session.me : null;
-  const user: User = account !== null ? { id: account.user, name: account.name, color: colorFor(account.user) } : identity.user;
+  const user: User =
+    account !== null ? { id: account.user, name: account.name, color: colorFor(account.user) } : identity.user;
   const permissions: Permissions = permissionsOf(account?.role ?? "admin");
   const common = { user, roster: identity.roster, onUser, onRoster, account, permissions };
 
@@ -111,12 +122,7 @@ export function App({ token }: { token: string | null }) {
       return <HomePage {...common} />;
     case "board":
       return (
-        <BoardPage
-          key={route.boardId}
-          boardId={route.boardId}
-          token={account !== null ? token : null}
-          {...common}
-        />
+        <BoardPage key={route.boardId} boardId={route.boardId} token={account !== null ? token : null} {...common} />
       );
     case "notFound":
       return (
@@ -150,7 +156,9 @@ function SignedOutPage({ refusal }: { refusal: Refusal }) {
         <div class="refusal" data-refusal={String(refusal.code)} role="alert">
           <p class="refusal-message">{refusal.message}</p>
           {refusal.detail !== "" && <p class="refusal-detail">The server said: {refusal.detail}</p>}
-          <p class="hint">Open funnel again with the sign-in link you were given, or ask an administrator for a new one.</p>
+          <p class="hint">
+            Open funnel again with the sign-in link you were given, or ask an administrator for a new one.
+          </p>
         </div>
       </main>
     </div>

@@ -73,6 +73,9 @@ export function BoardPage({
   permissions: Permissions;
   token: string | null;
 }) {
+  // One connection per board: a change of user goes to the open connection (setUser below), and
+  // the connection keeps the token it opened with.
+  // eslint-disable-next-line react-hooks/exhaustive-deps -- keyed by the board alone, on purpose
   const connection = useMemo(() => new BoardConnection(boardId, user, token), [boardId]);
   const store = useMemo(() => new BoardStore(connection.doc), [connection]);
   useEffect(
@@ -109,7 +112,8 @@ export function BoardPage({
 
   const userRef = useRef(user);
   userRef.current = user;
-  useEffect(() => connection.setUser(user), [connection, user.id, user.name, user.color]);
+  // Sent again when a field changes, not when App hands down an equal user as a new object.
+  useEffect(() => connection.setUser(userRef.current), [connection, user.id, user.name, user.color]);
 
   useEffect(() => {
     const awareness = connection.provider.awareness;
@@ -227,42 +231,60 @@ export function BoardPage({
   useEffect(() => connection.setViewing(viewing), [connection, viewing]);
 
   // Drag and drop: one monitor for the board.
-  useEffect(
-    () =>
-      monitorForElements({
-        canMonitor: ({ source }) =>
-          (source.data.type === "card" && permissions.moveCards) || (source.data.type === "stage" && permissions.editStages),
-        onDragStart: ({ source }) => {
-          if (source.data.type === "card") connection.setDragging(String(source.data.cardId));
-        },
-        onDrop: ({ source, location }) => {
-          connection.setDragging(null);
-          const targets = location.current.dropTargets;
-          if (source.data.type === "card") {
-            const card = String(source.data.cardId);
-            const inner = targets[0];
-            if (inner === undefined) return;
-            const stage = String(inner.data.stageId);
-            let target: Target;
-            if (inner.data.type === "card") {
-              const edge = extractClosestEdge(inner.data);
-              target = { stage, card: String(inner.data.cardId), edge: edge === "top" ? "top" : "bottom" };
-            } else {
-              target = { stage, at: "bottom" };
-            }
-            if (actions.moveCard(card, target)) {
-              const name = snapshotRef.current.stages.find((s) => s.id === stage)?.name ?? "";
-              actions.announce(`Card moved to ${name}`);
-            }
-          } else if (source.data.type === "stage") {
-            const over = targets.find((t) => t.data.type === "column");
-            if (over === undefined) return;
-            dropStage(String(source.data.stageId), String(over.data.stageId), extractClosestEdge(over.data) === "left" ? "left" : "right");
+  useEffect(() => {
+    const dropStage = (moving: string, onto: string, side: "left" | "right") => {
+      const stages = snapshotRef.current.stages;
+      const others = stages.filter((s) => s.id !== moving);
+      const index = others.findIndex((s) => s.id === onto);
+      if (index === -1) return;
+      const after = side === "right" ? others[index] : others[index - 1];
+      if (after === undefined) {
+        actions.notify("stage order: the initial stage stays first");
+        return;
+      }
+      const current = stages.findIndex((s) => s.id === moving);
+      if (stages[current - 1]?.id === after.id) return;
+      if (actions.write(() => moveStage(connection.doc, moving, after.id))) actions.announce("Stage moved");
+    };
+
+    return monitorForElements({
+      canMonitor: ({ source }) =>
+        (source.data.type === "card" && permissions.moveCards) ||
+        (source.data.type === "stage" && permissions.editStages),
+      onDragStart: ({ source }) => {
+        if (source.data.type === "card") connection.setDragging(String(source.data.cardId));
+      },
+      onDrop: ({ source, location }) => {
+        connection.setDragging(null);
+        const targets = location.current.dropTargets;
+        if (source.data.type === "card") {
+          const card = String(source.data.cardId);
+          const inner = targets[0];
+          if (inner === undefined) return;
+          const stage = String(inner.data.stageId);
+          let target: Target;
+          if (inner.data.type === "card") {
+            const edge = extractClosestEdge(inner.data);
+            target = { stage, card: String(inner.data.cardId), edge: edge === "top" ? "top" : "bottom" };
+          } else {
+            target = { stage, at: "bottom" };
           }
-        },
-      }),
-    [connection, actions, permissions],
-  );
+          if (actions.moveCard(card, target)) {
+            const name = snapshotRef.current.stages.find((s) => s.id === stage)?.name ?? "";
+            actions.announce(`Card moved to ${name}`);
+          }
+        } else if (source.data.type === "stage") {
+          const over = targets.find((t) => t.data.type === "column");
+          if (over === undefined) return;
+          dropStage(
+            String(source.data.stageId),
+            String(over.data.stageId),
+            extractClosestEdge(over.data) === "left" ? "left" : "right",
+          );
+        }
+      },
+    });
+  }, [connection, actions, permissions]);
 
   // Dragging near the board's left or right edge scrolls it sideways.
   const boardRef = useRef<HTMLElement>(null);
@@ -272,25 +294,11 @@ export function BoardPage({
     return element === null ? undefined : autoScrollForElements({ element });
   }, [hasColumns]);
 
-  const dropStage = (moving: string, onto: string, side: "left" | "right") => {
-    const stages = snapshotRef.current.stages;
-    const others = stages.filter((s) => s.id !== moving);
-    const index = others.findIndex((s) => s.id === onto);
-    if (index === -1) return;
-    const after = side === "right" ? others[index] : others[index - 1];
-    if (after === undefined) {
-      actions.notify("stage order: the initial stage stays first");
-      return;
-    }
-    const current = stages.findIndex((s) => s.id === moving);
-    if (stages[current - 1]?.id === after.id) return;
-    if (actions.write(() => moveStage(connection.doc, moving, after.id))) actions.announce("Stage moved");
-  };
-
   // Names may change with the roster and with who is on the board.
   const namesVersion = useMemo(() => {
     let hash = 0;
-    const text = roster.map((r) => `${r.id}=${r.name}`).join("|") + "#" + presence.users.map((u) => `${u.id}=${u.name}`).join("|");
+    const text =
+      roster.map((r) => `${r.id}=${r.name}`).join("|") + "#" + presence.users.map((u) => `${u.id}=${u.name}`).join("|");
     for (let i = 0; i < text.length; i++) hash = (Math.imul(hash, 31) + text.charCodeAt(i)) | 0;
     return hash;
   }, [roster, presence.users]);
@@ -298,6 +306,8 @@ export function BoardPage({
   const fields = useMemo(() => allFields(snapshot.fieldDefs), [snapshot.fieldDefs]);
   const displayed = store.displayFieldsOf(user.id);
   const displayKey = displayed === null ? "" : displayed.join("\u0000");
+  // Keyed by the list's content: displayFieldsOf(user) reads a new array on every render.
+  // eslint-disable-next-line react-hooks/exhaustive-deps -- displayKey and the null check are `displayed`
   const displayFields = useMemo(() => displayFieldsOf(displayed, fields), [displayKey, displayed === null, fields]);
   const quickFields = useMemo(() => quickCreateFieldsOf(snapshot.quickCreate, fields), [snapshot.quickCreate, fields]);
 
@@ -312,7 +322,8 @@ export function BoardPage({
     return list;
   };
   const visibleRef = useRef<() => VisibleColumn[]>(() => []);
-  visibleRef.current = () => snapshot.columns.map((c) => ({ stage: c.stage.id, cards: visibleOf(c).map((i) => i.card.id) }));
+  visibleRef.current = () =>
+    snapshot.columns.map((c) => ({ stage: c.stage.id, cards: visibleOf(c).map((i) => i.card.id) }));
 
   const focusCard = (card: string) => {
     const element = document.querySelector<HTMLElement>(`[data-card-id="${CSS.escape(card)}"]`);
@@ -322,8 +333,13 @@ export function BoardPage({
     }
     focusRef.current = card;
     const stage = snapshot.columns.find((c) => c.items.some((i) => i.card.id === card))?.stage.id;
-    const list = stage === undefined ? null : document.querySelector(`[data-stage-id="${CSS.escape(stage)}"] .column-cards`);
-    (list as (Element & { scrollToCard?: (card: string) => void }) | null)?.scrollToCard?.(card);
+    const list =
+      stage === undefined
+        ? null
+        : document.querySelector<Element & { scrollToCard?: (card: string) => void }>(
+            `[data-stage-id="${CSS.escape(stage)}"] .column-cards`,
+          );
+    list?.scrollToCard?.(card);
   };
 
   const onBoardKeyDown = (event: KeyboardEvent) => {
@@ -347,7 +363,9 @@ export function BoardPage({
       actions.requestFocus(card);
       if (actions.moveCard(card, target)) {
         const name = snapshot.stages.find((s) => s.id === target.stage)?.name ?? "";
-        actions.announce(`Card moved ${direction === "up" || direction === "down" ? direction : "to"} ${direction === "up" || direction === "down" ? `in ${name}` : name}`);
+        actions.announce(
+          `Card moved ${direction === "up" || direction === "down" ? direction : "to"} ${direction === "up" || direction === "down" ? `in ${name}` : name}`,
+        );
       } else {
         focusRef.current = null;
       }
@@ -361,12 +379,26 @@ export function BoardPage({
   const addStageOf = (kind: "progress" | "failure") => {
     if (!permissions.editStages) return;
     const stages = snapshot.stages;
-    const after = kind === "progress" ? [...stages].reverse().find((s) => s.kind === "initial" || s.kind === "progress") : stages[stages.length - 1];
+    const after =
+      kind === "progress"
+        ? [...stages].reverse().find((s) => s.kind === "initial" || s.kind === "progress")
+        : stages[stages.length - 1];
     if (after === undefined) return;
     const used = new Set(stages.map((s) => s.color.toLowerCase()));
     const color = kind === "failure" ? "#ff8f8c" : (STAGE_PALETTE.find((c) => !used.has(c)) ?? STAGE_PALETTE[0]!);
     let id = "";
-    if (actions.write(() => (id = addStage(connection.doc, kind === "progress" ? "New stage" : "New failure reason", color, kind, after.id)))) {
+    if (
+      actions.write(
+        () =>
+          (id = addStage(
+            connection.doc,
+            kind === "progress" ? "New stage" : "New failure reason",
+            color,
+            kind,
+            after.id,
+          )),
+      )
+    ) {
       actions.announce("Stage added");
       actions.editStage(id);
     }
@@ -391,7 +423,10 @@ export function BoardPage({
   }, [settings.name]);
 
   const panelItem = panel !== null && panel.kind !== "settings" ? snapshot.items.get(panel.card) : undefined;
-  const lastProgressIndex = snapshot.stages.reduce((last, s, i) => (s.kind === "initial" || s.kind === "progress" ? i : last), -1);
+  const lastProgressIndex = snapshot.stages.reduce(
+    (last, s, i) => (s.kind === "initial" || s.kind === "progress" ? i : last),
+    -1,
+  );
 
   return (
     <BoardContext.Provider value={actions}>
@@ -447,7 +482,12 @@ export function BoardPage({
               Workload
             </button>
             {permissions.openSettings && (
-              <button type="button" class="button" data-action="open-settings" onClick={() => setPanel({ kind: "settings" })}>
+              <button
+                type="button"
+                class="button"
+                data-action="open-settings"
+                onClick={() => setPanel({ kind: "settings" })}
+              >
                 Settings
               </button>
             )}
@@ -464,7 +504,12 @@ export function BoardPage({
           {notices.map((n) => (
             <p key={n.id} class={`notice notice-${n.tone}`}>
               {n.message}
-              <button type="button" class="icon-button" aria-label="Dismiss" onClick={() => setNotices((l) => l.filter((x) => x.id !== n.id))}>
+              <button
+                type="button"
+                class="icon-button"
+                aria-label="Dismiss"
+                onClick={() => setNotices((l) => l.filter((x) => x.id !== n.id))}
+              >
                 ×
               </button>
             </p>
@@ -509,7 +554,13 @@ export function BoardPage({
                   editing={editing === column.stage.id}
                 />
                 {i === lastProgressIndex && permissions.editStages && (
-                  <button type="button" class="add-stage" data-action="add-stage" onClick={() => addStageOf("progress")} title="Add a stage">
+                  <button
+                    type="button"
+                    class="add-stage"
+                    data-action="add-stage"
+                    onClick={() => addStageOf("progress")}
+                    title="Add a stage"
+                  >
                     <span aria-hidden="true">+</span>
                     <span class="visually-hidden">Add a stage</span>
                   </button>
@@ -531,9 +582,13 @@ export function BoardPage({
           </main>
         )}
 
-        {panel?.kind === "settings" && permissions.openSettings && <SettingsPanel snapshot={snapshot} displayed={displayed} />}
+        {panel?.kind === "settings" && permissions.openSettings && (
+          <SettingsPanel snapshot={snapshot} displayed={displayed} />
+        )}
         {panel?.kind === "card" && panelItem !== undefined && <CardPanel item={panelItem} snapshot={snapshot} />}
-        {panel?.kind === "activities" && panelItem !== undefined && <ActivitiesPanel item={panelItem} now={snapshot.now} />}
+        {panel?.kind === "activities" && panelItem !== undefined && (
+          <ActivitiesPanel item={panelItem} now={snapshot.now} />
+        )}
 
         {viewing !== null && (
           // Marks the card whose panel is open without re-rendering any card.
@@ -589,7 +644,9 @@ function RefusalBanner({ refusal, loaded }: { refusal: Refusal; loaded: boolean 
   return (
     <div class="refusal refusal-banner" data-refusal={String(refusal.code)} role="alert">
       <p class="refusal-message">{refusal.message}</p>
-      {refusal.detail !== "" && refusal.code !== 4403 && <p class="refusal-detail">The server said: {refusal.detail}</p>}
+      {refusal.detail !== "" && refusal.code !== 4403 && (
+        <p class="refusal-detail">The server said: {refusal.detail}</p>
+      )}
       <p class="hint">{hint}</p>
     </div>
   );

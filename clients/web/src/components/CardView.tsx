@@ -94,7 +94,11 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
       data-presence-by={presence?.user.id}
       style={presence ? `--presence:${presence.user.color}` : undefined}
       tabIndex={0}
-      aria-label={board.can.moveCards ? `${card.title}. Press Enter to open, Alt and arrow keys to move.` : `${card.title}. Press Enter to open.`}
+      aria-label={
+        board.can.moveCards
+          ? `${card.title}. Press Enter to open, Alt and arrow keys to move.`
+          : `${card.title}. Press Enter to open.`
+      }
       onClick={(event) => {
         if ((event.target as Element).closest("[data-counter]")) return;
         board.openCard(card.id);
@@ -116,7 +120,11 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
         {fields.map((field) => {
           const text = fieldText(card, field, board.nameOf);
           return (
-            <div key={field.id} class={`card-field card-field-${field.builtIn ? field.id : "custom"}`} data-card-field={field.id}>
+            <div
+              key={field.id}
+              class={`card-field card-field-${field.builtIn ? field.id : "custom"}`}
+              data-card-field={field.id}
+            >
               {field.id === "title" || text === "" ? null : <span class="visually-hidden">{field.label}: </span>}
               {text === "" ? <span class="muted">—</span> : text}
             </div>

@@ -62,10 +62,14 @@ function ColumnImpl(props: ColumnProps) {
       dropTargetForElements({
         element: section,
         canDrop: ({ source }) =>
-          (source.data.type === "card" && moveCards) || (editStages && source.data.type === "stage" && source.data.stageId !== stage.id),
+          (source.data.type === "card" && moveCards) ||
+          (editStages && source.data.type === "stage" && source.data.stageId !== stage.id),
         getData: ({ input, element, source }) =>
           source.data.type === "stage"
-            ? attachClosestEdge({ type: "column", stageId: stage.id }, { input, element, allowedEdges: ["left", "right"] })
+            ? attachClosestEdge(
+                { type: "column", stageId: stage.id },
+                { input, element, allowedEdges: ["left", "right"] },
+              )
             : { type: "column", stageId: stage.id },
         onDrag: ({ self, source, location }) => {
           if (source.data.type === "stage") {
@@ -85,7 +89,8 @@ function ColumnImpl(props: ColumnProps) {
         },
       }),
     ];
-    if (editStages) parts.push(draggable({ element: header, getInitialData: () => ({ type: "stage", stageId: stage.id }) }));
+    if (editStages)
+      parts.push(draggable({ element: header, getInitialData: () => ({ type: "stage", stageId: stage.id }) }));
     return combine(...parts);
   }, [stage.id, board.can]);
 
@@ -101,7 +106,11 @@ function ColumnImpl(props: ColumnProps) {
       style={`--stage:${validColor(stage.color)}`}
       aria-labelledby={headingId}
     >
-      <header ref={headerRef} class="column-header" title={board.can.editStages ? "Drag to reorder the stage" : undefined}>
+      <header
+        ref={headerRef}
+        class="column-header"
+        title={board.can.editStages ? "Drag to reorder the stage" : undefined}
+      >
         <div class="column-title-row">
           <h2 id={headingId} class="column-name" data-stage-name="">
             {stage.name}
@@ -142,7 +151,9 @@ function ColumnImpl(props: ColumnProps) {
         )}
       </header>
       {props.editing && board.can.editStages && <StageForm stage={stage} />}
-      {props.quickCreateOpen && board.can.createCards && <QuickCreateForm stageId={stage.id} fields={props.quickCreateFields} />}
+      {props.quickCreateOpen && board.can.createCards && (
+        <QuickCreateForm stageId={stage.id} fields={props.quickCreateFields} />
+      )}
       {shouldVirtualize(visible.length) ? (
         <VirtualCards
           items={visible}
@@ -153,7 +164,14 @@ function ColumnImpl(props: ColumnProps) {
           namesVersion={namesVersion}
         />
       ) : (
-        <CardList items={visible} stageId={stage.id} fields={fields} presence={presence} now={now} namesVersion={namesVersion} />
+        <CardList
+          items={visible}
+          stageId={stage.id}
+          fields={fields}
+          presence={presence}
+          now={now}
+          namesVersion={namesVersion}
+        />
       )}
     </section>
   );
@@ -175,7 +193,7 @@ function useAutoScroll(ref: { current: HTMLElement | null }) {
     const element = ref.current;
     if (element === null) return;
     return autoScrollForElements({ element });
-  }, []);
+  }, [ref]);
 }
 
 function CardList({ items, stageId, fields, presence, now, namesVersion }: CardsProps) {
@@ -227,7 +245,7 @@ function VirtualCards({ items, stageId, fields, presence, now, namesVersion }: C
   };
   const [virtualizer] = useState(() => new Virtualizer<HTMLDivElement, HTMLDivElement>(options));
   virtualizer.setOptions(options);
-  useLayoutEffect(() => virtualizer._didMount(), []);
+  useLayoutEffect(() => virtualizer._didMount(), [virtualizer]);
   useLayoutEffect(() => {
     virtualizer._willUpdate();
     // A card that must take the focus (a keyboard move) but is out of view: scroll to it.

@@ -6,6 +6,7 @@ import { useEffect, useState } from "preact/hooks";
 import { defaultBoardName, parseEntity } from "../model/schema";
 import { createBoard, listBoards, type BoardSummary } from "../ui/api";
 import { ENTITY_SECTIONS, entityTitle, isValidSmartType } from "../ui/entities";
+import { formText } from "../ui/formData";
 import { boardPath, navigate, onLinkClick } from "../ui/route";
 import type { Me, Permissions } from "../ui/auth";
 import type { RosterEntry, User } from "../ui/users";
@@ -52,9 +53,9 @@ export function HomePage({
   const create = async (event: SubmitEvent) => {
     event.preventDefault();
     const data = new FormData(event.currentTarget as HTMLFormElement);
-    let chosen = String(data.get("entity") ?? "deal");
+    let chosen = formText(data, "entity", "deal");
     if (chosen === "smart") {
-      const typeId = String(data.get("smart-type") ?? "").trim();
+      const typeId = formText(data, "smart-type").trim();
       if (!isValidSmartType(typeId)) {
         setCreateError("A smart process type is 1 to 32 letters, digits, - or _");
         return;
@@ -66,7 +67,7 @@ export function HomePage({
       setCreateError(`Unknown kind of pipeline: ${chosen}`);
       return;
     }
-    const name = String(data.get("name") ?? "").trim() || defaultBoardName(parsed);
+    const name = formText(data, "name").trim() || defaultBoardName(parsed);
     setBusy(true);
     setCreateError(null);
     try {
@@ -91,7 +92,10 @@ export function HomePage({
                 <span class="board-link-name">{b.name}</span>
                 {b.createdAt > 0 && (
                   <span class="board-link-meta">
-                    created {new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" }).format(b.createdAt)}
+                    created{" "}
+                    {new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" }).format(
+                      b.createdAt,
+                    )}
                   </span>
                 )}
               </a>
@@ -120,18 +124,33 @@ export function HomePage({
         )}
         <div class={permissions.createBoards ? "home-grid" : "home-grid home-grid-single"}>
           <div class="sections">
-            {ENTITY_SECTIONS.map((s) => renderSection(s.entity, (boards ?? []).filter((b) => b.entity === s.entity)))}
+            {ENTITY_SECTIONS.map((s) =>
+              renderSection(
+                s.entity,
+                (boards ?? []).filter((b) => b.entity === s.entity),
+              ),
+            )}
             <h2 class="group-title">Smart processes</h2>
             {smartTypes.length === 0 && <p class="muted">No smart process yet: create one with a type of your own.</p>}
-            {smartTypes.map((t) => renderSection(t, (boards ?? []).filter((b) => b.entity === t)))}
+            {smartTypes.map((t) =>
+              renderSection(
+                t,
+                (boards ?? []).filter((b) => b.entity === t),
+              ),
+            )}
             {others.length > 0 && renderSection("other", others, "Other")}
           </div>
           {permissions.createBoards && (
-            <form class="card-form new-board" data-form="new-board" onSubmit={create} aria-labelledby="new-board-title">
+            <form
+              class="card-form new-board"
+              data-form="new-board"
+              onSubmit={(event) => void create(event)}
+              aria-labelledby="new-board-title"
+            >
               <h2 id="new-board-title">New pipeline</h2>
               <label class="field">
                 <span class="field-label">Kind</span>
-                <select name="entity" value={entity} onChange={(e) => setEntity((e.currentTarget as HTMLSelectElement).value)}>
+                <select name="entity" value={entity} onChange={(e) => setEntity(e.currentTarget.value)}>
                   {ENTITY_SECTIONS.map((s) => (
                     <option key={s.entity} value={s.entity}>
                       {s.title}
@@ -148,7 +167,14 @@ export function HomePage({
               {entity === "smart" && (
                 <label class="field">
                   <span class="field-label">Smart process type</span>
-                  <input type="text" name="smart-type" required pattern="[A-Za-z0-9_\-]{1,32}" autoComplete="off" placeholder="e.g. contracts" />
+                  <input
+                    type="text"
+                    name="smart-type"
+                    required
+                    pattern="[A-Za-z0-9_\-]{1,32}"
+                    autoComplete="off"
+                    placeholder="e.g. contracts"
+                  />
                 </label>
               )}
               <label class="field">

@@ -5,6 +5,7 @@
 import { useRef, useState } from "preact/hooks";
 import type { Me } from "../ui/auth";
 import { initials } from "../ui/format";
+import { formText } from "../ui/formData";
 import { colorFor, isValidUserId, type RosterEntry, type User } from "../ui/users";
 
 const ROLE_LABELS: Record<Me["role"], string> = { viewer: "Viewer", member: "Member", admin: "Admin" };
@@ -54,8 +55,8 @@ export function UserPicker({
     event.preventDefault();
     const form = event.currentTarget as HTMLFormElement;
     const data = new FormData(form);
-    const id = String(data.get("user-id") ?? "").trim();
-    const name = String(data.get("user-name") ?? "").trim();
+    const id = formText(data, "user-id").trim();
+    const name = formText(data, "user-name").trim();
     if (!isValidUserId(id)) return setError("An id is 1 to 64 characters without spaces");
     if (roster.some((r) => r.id === id)) return setError(`${id} is already in the list`);
     setError(null);
@@ -71,7 +72,7 @@ export function UserPicker({
       <label class="visually-hidden" for="current-user">
         Current user
       </label>
-      <select id="current-user" value={user.id} onChange={(e) => onUser((e.currentTarget as HTMLSelectElement).value)}>
+      <select id="current-user" value={user.id} onChange={(e) => onUser(e.currentTarget.value)}>
         {roster.map((r) => (
           <option key={r.id} value={r.id}>
             {r.name}
@@ -105,7 +106,7 @@ export function UserPicker({
                     defaultValue={r.name}
                     aria-label={`Name of ${r.id}`}
                     onChange={(e) => {
-                      const name = (e.currentTarget as HTMLInputElement).value.trim() || r.id;
+                      const name = e.currentTarget.value.trim() || r.id;
                       onRoster(roster.map((x) => (x.id === r.id ? { ...x, name } : x)));
                     }}
                   />

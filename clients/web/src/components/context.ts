@@ -1,5 +1,6 @@
 // What every part of the board screen may do, handed down once. The object is created once per
-// board and reads the latest state through refs, so passing it never re-renders anything.
+// board and reads the latest state through refs, so passing it never re-renders anything. Its
+// functions are closures (no `this`), so a part may pass one on as a callback.
 
 import { createContext } from "preact";
 import { useContext } from "preact/hooks";
@@ -15,30 +16,30 @@ export interface BoardActions {
   readonly connection: BoardConnection;
   /** What this user's role may do here: the UI hides what it may not. */
   readonly can: Permissions;
-  snapshot(): BoardSnapshot;
-  me(): User;
-  roster(): readonly RosterEntry[];
+  readonly snapshot: () => BoardSnapshot;
+  readonly me: () => User;
+  readonly roster: () => readonly RosterEntry[];
   /** A readable name for a user id. */
-  nameOf(user: string): string;
-  openCard(card: string): void;
-  openActivities(card: string): void;
-  closePanel(): void;
-  openQuickCreate(stage: string | null): void;
-  editStage(stage: string | null): void;
+  readonly nameOf: (user: string) => string;
+  readonly openCard: (card: string) => void;
+  readonly openActivities: (card: string) => void;
+  readonly closePanel: () => void;
+  readonly openQuickCreate: (stage: string | null) => void;
+  readonly editStage: (stage: string | null) => void;
   /** Runs a write; shows the model's message when it refuses. Returns whether it went through. */
-  write(what: () => void): boolean;
+  readonly write: (what: () => void) => boolean;
   /** Shows a message to the person (errors of the model, of the server). */
-  notify(message: string, tone?: "error" | "info"): void;
+  readonly notify: (message: string, tone?: "error" | "info") => void;
   /** Says something to screen readers. */
-  announce(message: string): void;
+  readonly announce: (message: string) => void;
   /** Moves a card with the keyboard or the card panel; returns whether it moved. */
-  moveCard(card: string, target: import("../ui/placement").Target): boolean;
+  readonly moveCard: (card: string, target: import("../ui/placement").Target) => boolean;
   /** Asks that `card` takes the focus when it is next rendered. */
-  requestFocus(card: string): void;
+  readonly requestFocus: (card: string) => void;
   /** Called by a rendered card: whether it should take the focus now (and clears the request). */
-  takeFocus(card: string): boolean;
+  readonly takeFocus: (card: string) => boolean;
   /** The card that should take the focus, if any. */
-  pendingFocus(): string | null;
+  readonly pendingFocus: () => string | null;
 }
 
 export const BoardContext = createContext<BoardActions | null>(null);

@@ -6,16 +6,10 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Stage } from "../model/board";
 import { OrderError } from "../model/order";
-import {
-  addActivity,
-  BoardError,
-  createCard,
-  deleteStage,
-  recolorStage,
-  renameStage,
-} from "../model/write";
+import { addActivity, BoardError, createCard, deleteStage, recolorStage, renameStage } from "../model/write";
 import { defaultDeadline, fromDatetimeLocal, toDatetimeLocal } from "../ui/deadline";
 import { newCardFrom, type FieldInfo } from "../ui/fields";
+import { formText } from "../ui/formData";
 import { useBoard } from "./context";
 
 /** Runs a write; returns the model's message when it refuses (other errors propagate). */
@@ -60,7 +54,7 @@ export function UsersDatalist({ id }: { id: string }) {
 export function useFocusFirst(ref: { current: HTMLFormElement | null }): void {
   useEffect(() => {
     ref.current?.querySelector<HTMLElement>("input:not([type=hidden]), select, textarea")?.focus();
-  }, []);
+  }, [ref]);
 }
 
 function onEscape(close: () => void) {
@@ -127,7 +121,16 @@ export function FieldInput({
       </select>
     );
   } else if (field.type === "money") {
-    input = <input type="text" inputMode="decimal" autoComplete="off" placeholder={`0.00 ${currency}`} {...common} defaultValue={value} />;
+    input = (
+      <input
+        type="text"
+        inputMode="decimal"
+        autoComplete="off"
+        placeholder={`0.00 ${currency}`}
+        {...common}
+        defaultValue={value}
+      />
+    );
   } else if (field.type === "number") {
     input = <input type="number" step="any" {...common} defaultValue={value} />;
   } else if (field.type === "date") {
@@ -136,11 +139,26 @@ export function FieldInput({
     input = <input type="text" list={listId} autoComplete="off" {...common} defaultValue={value} />;
   } else if (field.id === "currency") {
     input = (
-      <input type="text" maxLength={3} autoComplete="off" spellcheck={false} class="input-currency" {...common} defaultValue={value} />
+      <input
+        type="text"
+        maxLength={3}
+        autoComplete="off"
+        spellcheck={false}
+        class="input-currency"
+        {...common}
+        defaultValue={value}
+      />
     );
   } else {
     input = (
-      <input type="text" autoComplete="off" required={field.id === "title"} maxLength={field.id === "title" ? 200 : undefined} {...common} defaultValue={value} />
+      <input
+        type="text"
+        autoComplete="off"
+        required={field.id === "title"}
+        maxLength={field.id === "title" ? 200 : undefined}
+        {...common}
+        defaultValue={value}
+      />
     );
   }
   return <Field label={field.label}>{input}</Field>;
@@ -166,7 +184,8 @@ export function QuickCreateForm({ stageId, fields }: { stageId: string; fields: 
     for (const [name, value] of data) {
       if (typeof value === "string") values.set(name, value);
     }
-    for (const box of form.querySelectorAll<HTMLInputElement>("input[type=checkbox]")) if (box.checked) checked.add(box.name);
+    for (const box of form.querySelectorAll<HTMLInputElement>("input[type=checkbox]"))
+      if (box.checked) checked.add(box.name);
     const parsed = newCardFrom(fields, values, checked, currency, board.me().id);
     if ("error" in parsed) {
       setError(parsed.error);
@@ -182,7 +201,14 @@ export function QuickCreateForm({ stageId, fields }: { stageId: string; fields: 
   };
 
   return (
-    <form ref={formRef} class="inline-form" data-form="quick-create" onSubmit={submit} onKeyDown={onEscape(close)} aria-label="New card">
+    <form
+      ref={formRef}
+      class="inline-form"
+      data-form="quick-create"
+      onSubmit={submit}
+      onKeyDown={onEscape(close)}
+      aria-label="New card"
+    >
       {fields.map((field) => (
         <FieldInput
           key={field.id}
@@ -223,8 +249,8 @@ export function StageForm({ stage }: { stage: Stage }) {
   const save = (event: SubmitEvent) => {
     event.preventDefault();
     const data = new FormData(event.currentTarget as HTMLFormElement);
-    const name = String(data.get("name") ?? "");
-    const newColor = String(data.get("color") ?? color);
+    const name = formText(data, "name");
+    const newColor = formText(data, "color", color);
     const refused = attempt(() =>
       board.doc.transact(() => {
         if (name.trim() !== stage.name) renameStage(board.doc, stage.id, name);
@@ -246,7 +272,14 @@ export function StageForm({ stage }: { stage: Stage }) {
   };
 
   return (
-    <form ref={formRef} class="inline-form stage-form" data-form="stage" onSubmit={save} onKeyDown={onEscape(close)} aria-label={`Edit stage ${stage.name}`}>
+    <form
+      ref={formRef}
+      class="inline-form stage-form"
+      data-form="stage"
+      onSubmit={save}
+      onKeyDown={onEscape(close)}
+      aria-label={`Edit stage ${stage.name}`}
+    >
       <Field label="Name">
         <input type="text" name="name" required maxLength={200} defaultValue={stage.name} autoComplete="off" />
       </Field>
@@ -283,7 +316,12 @@ export function StageForm({ stage }: { stage: Stage }) {
             Cancel
           </button>
           {stage.kind !== "initial" && (
-            <button type="button" class="button danger-quiet" data-action="delete-stage" onClick={() => setDeleting(true)}>
+            <button
+              type="button"
+              class="button danger-quiet"
+              data-action="delete-stage"
+              onClick={() => setDeleting(true)}
+            >
               Delete…
             </button>
           )}
@@ -318,14 +356,22 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
   const submit = (event: SubmitEvent) => {
     event.preventDefault();
     const data = new FormData(event.currentTarget as HTMLFormElement);
-    const kind = String(data.get("kind") ?? "task");
-    const subject = String(data.get("subject") ?? "").trim() || activityKindLabel(kind);
-    const rawDeadline = String(data.get("deadline") ?? "");
+    const kind = formText(data, "kind", "task");
+    const subject = formText(data, "subject").trim() || activityKindLabel(kind);
+    const rawDeadline = formText(data, "deadline");
     const when = rawDeadline === "" ? null : fromDatetimeLocal(rawDeadline);
     if (rawDeadline !== "" && when === null) return setError("enter a deadline as a date and a time");
-    const responsible = String(data.get("responsible") ?? "").trim() || board.me().id;
+    const responsible = formText(data, "responsible").trim() || board.me().id;
     const refused = attempt(() => {
-      addActivity(board.doc, { card, kind, direction: "outgoing", subject, deadline: when, remindMin: null, responsible });
+      addActivity(board.doc, {
+        card,
+        kind,
+        direction: "outgoing",
+        subject,
+        deadline: when,
+        remindMin: null,
+        responsible,
+      });
     });
     if (refused !== null) return setError(refused);
     board.announce(`${activityKindLabel(kind)} planned`);
@@ -333,7 +379,13 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
   };
 
   return (
-    <form class="inline-form activity-form" data-form="activity" onSubmit={submit} onKeyDown={onEscape(onDone)} aria-label="New activity">
+    <form
+      class="inline-form activity-form"
+      data-form="activity"
+      onSubmit={submit}
+      onKeyDown={onEscape(onDone)}
+      aria-label="New activity"
+    >
       <div class="form-row">
         <Field label="Kind">
           <select name="kind" defaultValue="call">

@@ -13,12 +13,12 @@ export function shallowEqual(a: Record<string, unknown>, b: Record<string, unkno
 export function memo<P extends object>(render: FunctionComponent<P>): ComponentType<P> {
   class Memo extends Component<P> {
     override shouldComponentUpdate(next: P): boolean {
-      return !shallowEqual(this.props as Record<string, unknown>, next as Record<string, unknown>);
+      return !shallowEqual(this.props, next as Record<string, unknown>);
     }
     override render(props: P) {
-      return h(render as FunctionComponent<P>, props);
+      return h(render, props);
     }
   }
   (Memo as unknown as { displayName: string }).displayName = `memo(${render.displayName ?? render.name})`;
-  return Memo as unknown as ComponentType<P>;
+  return Memo;
 }

@@ -31,6 +31,7 @@ import {
   type FieldInfo,
 } from "../ui/fields";
 import { formatDeadline, formatMoney, formatSums, initials, parseMoneyInput, plural, timeAgo } from "../ui/format";
+import { formText } from "../ui/formData";
 import { colorFor } from "../ui/users";
 import { COUNTER_LABELS } from "./CardView";
 import { useBoard } from "./context";
@@ -86,7 +87,12 @@ function Avatar({ user, size }: { user: string; size?: "small" }) {
   const board = useBoard();
   const name = user === "" ? "Nobody" : board.nameOf(user);
   return (
-    <span class={`avatar${size === "small" ? " avatar-small" : ""}`} style={`--avatar:${colorFor(user)}`} title={name} aria-hidden="true">
+    <span
+      class={`avatar${size === "small" ? " avatar-small" : ""}`}
+      style={`--avatar:${colorFor(user)}`}
+      title={name}
+      aria-hidden="true"
+    >
       {initials(name)}
     </span>
   );
@@ -108,14 +114,19 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
       <ul class="rows">
         {open.map((activity) => {
           const { deadline, remindMin, direction } = activity.facts;
-          const lit = deadline !== null && direction !== "incoming" && deadline - (remindMin ?? threshold) * 60_000 <= now;
+          const lit =
+            deadline !== null && direction !== "incoming" && deadline - (remindMin ?? threshold) * 60_000 <= now;
           return (
             <li key={activity.id} class="activity-row" data-activity-id={activity.id} data-lit={lit ? "" : undefined}>
               <span class={`activity-kind kind-${activity.kind}`}>{activityKindLabel(activity.kind)}</span>
               <span class="activity-main">
                 <span class="activity-subject">{activity.subject || activityKindLabel(activity.kind)}</span>
                 <span class="activity-meta">
-                  {direction === "incoming" ? "Incoming" : deadline !== null ? formatDeadline(deadline, now) : "No deadline"}
+                  {direction === "incoming"
+                    ? "Incoming"
+                    : deadline !== null
+                      ? formatDeadline(deadline, now)
+                      : "No deadline"}
                   {" · "}
                   {activity.facts.responsible === "" ? "Nobody" : board.nameOf(activity.facts.responsible)}
                 </span>
@@ -260,7 +271,7 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
             <select
               value={stage.id}
               onChange={(event) => {
-                const target = (event.currentTarget as HTMLSelectElement).value;
+                const target = event.currentTarget.value;
                 board.moveCard(card.id, { stage: target, at: "top" });
               }}
             >
@@ -273,7 +284,8 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
           </label>
         )}
         <span class="muted">
-          {formatMoney(card.amount, card.currency)} · created {card.createdAt > 0 ? timeAgo(card.createdAt, snapshot.now) : "—"}
+          {formatMoney(card.amount, card.currency)} · created{" "}
+          {card.createdAt > 0 ? timeAgo(card.createdAt, snapshot.now) : "—"}
         </span>
       </div>
       <section class="panel-section" aria-label="Fields">
@@ -370,7 +382,13 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
 // ---------------------------------------------------------------------------------------------
 // Settings
 
-export function SettingsPanel({ snapshot, displayed }: { snapshot: BoardSnapshot; displayed: readonly string[] | null }) {
+export function SettingsPanel({
+  snapshot,
+  displayed,
+}: {
+  snapshot: BoardSnapshot;
+  displayed: readonly string[] | null;
+}) {
   const board = useBoard();
   const [error, setError] = useState<string | null>(null);
   const fields = useMemo(() => allFields(snapshot.fieldDefs), [snapshot.fieldDefs]);
@@ -394,8 +412,10 @@ export function SettingsPanel({ snapshot, displayed }: { snapshot: BoardSnapshot
       board.doc.transact(() => {
         // Only what this role may write: a member's save touches their own display form alone.
         if (editBoardSettings && !sameList(quickCreate, [...quick])) setQuickCreateFields(board.doc, quickCreate);
-        if (editOwnDisplay && (displayed === null || !sameList(displayFields, displayed))) setDisplayFields(board.doc, me, displayFields);
-        if (editBoardSettings && threshold !== snapshot.settings.counterThresholdMin) setCounterThreshold(board.doc, threshold);
+        if (editOwnDisplay && (displayed === null || !sameList(displayFields, displayed)))
+          setDisplayFields(board.doc, me, displayFields);
+        if (editBoardSettings && threshold !== snapshot.settings.counterThresholdMin)
+          setCounterThreshold(board.doc, threshold);
       }),
     );
     if (refused !== null) return setError(refused);
@@ -479,11 +499,11 @@ function NewFieldForm() {
     event.preventDefault();
     const form = event.currentTarget as HTMLFormElement;
     const data = new FormData(form);
-    const options = String(data.get("options") ?? "")
+    const options = formText(data, "options")
       .split(",")
       .map((o) => o.trim())
       .filter((o) => o !== "");
-    const refused = attempt(() => defineField(board.doc, null, String(data.get("label") ?? ""), type, options));
+    const refused = attempt(() => defineField(board.doc, null, formText(data, "label"), type, options));
     setError(refused);
     if (refused === null) {
       form.reset();
@@ -502,7 +522,7 @@ function NewFieldForm() {
           </label>
           <label class="field">
             <span class="field-label">Type</span>
-            <select name="type" value={type} onChange={(e) => setType((e.currentTarget as HTMLSelectElement).value)}>
+            <select name="type" value={type} onChange={(e) => setType(e.currentTarget.value)}>
               {["string", "number", "money", "date", "enum", "user", "bool"].map((t) => (
                 <option key={t} value={t}>
                   {t}
@@ -559,7 +579,8 @@ export function WorkloadPanel({ workload, currency }: { workload: readonly Workl
           {workload.map((load) => (
             <tr key={load.responsible} data-workload-user={load.responsible}>
               <th scope="row">
-                <Avatar user={load.responsible} size="small" /> {load.responsible === "" ? "Unassigned" : board.nameOf(load.responsible)}
+                <Avatar user={load.responsible} size="small" />{" "}
+                {load.responsible === "" ? "Unassigned" : board.nameOf(load.responsible)}
               </th>
               <td class="num" data-workload-cards="">
                 {load.cards}
@@ -574,7 +595,13 @@ export function WorkloadPanel({ workload, currency }: { workload: readonly Workl
           ))}
         </tbody>
       </table>
-      <p class="hint">{plural(workload.reduce((n, l) => n + l.cards, 0), "card")} in all.</p>
+      <p class="hint">
+        {plural(
+          workload.reduce((n, l) => n + l.cards, 0),
+          "card",
+        )}{" "}
+        in all.
+      </p>
     </section>
   );
 }

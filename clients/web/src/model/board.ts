@@ -12,7 +12,7 @@
 
 import * as Y from "yjs";
 import { compareBytes } from "./order";
-import { counter as computeCounter, type ActivityFacts, type Counter, type Millis } from "./rules";
+import { counter as computeCounter, I64_MAX, I64_MIN, type ActivityFacts, type Counter, type Millis } from "./rules";
 import {
   ACTIVITY_KEY,
   BOARD_KEY,
@@ -112,8 +112,7 @@ export function readStages(doc: Y.Doc): Stage[] {
     if (stage !== null) stages.push(stage);
   });
   return stages.sort(
-    (a, b) =>
-      kindRank(a.kind) - kindRank(b.kind) || compareBytes(a.pos, b.pos) || compareBytes(a.id, b.id),
+    (a, b) => kindRank(a.kind) - kindRank(b.kind) || compareBytes(a.pos, b.pos) || compareBytes(a.id, b.id),
   );
 }
 
@@ -124,8 +123,7 @@ export function readSettings(doc: Y.Doc): Settings {
     name: (board && outStr(board, BOARD_KEY.NAME)) ?? "",
     entity: (board && outStr(board, BOARD_KEY.ENTITY)) ?? "",
     currency: (board && outStr(board, BOARD_KEY.CURRENCY)) ?? DEFAULT_CURRENCY,
-    counterThresholdMin:
-      (board && outI64(board, BOARD_KEY.COUNTER_THRESHOLD_MIN)) ?? DEFAULT_COUNTER_THRESHOLD_MIN,
+    counterThresholdMin: (board && outI64(board, BOARD_KEY.COUNTER_THRESHOLD_MIN)) ?? DEFAULT_COUNTER_THRESHOLD_MIN,
   };
 }
 
@@ -184,10 +182,7 @@ export function readBoard(doc: Y.Doc, now: Millis): BoardView {
     if (column === undefined) return;
     const facts = (activities.get(id) ?? []).map((a) => a.facts);
     const columnOf = columns[column]!;
-    counters.set(
-      card.id,
-      computeCounter(facts, columnOf.stage.kind, settings.counterThresholdMin, now),
-    );
+    counters.set(card.id, computeCounter(facts, columnOf.stage.kind, settings.counterThresholdMin, now));
     columnOf.cards.push(card);
   });
   const workload = new Map<string, Workload>();
@@ -281,7 +276,7 @@ function outI64(map: Y.Map<unknown>, key: string): number | undefined {
 
 function toI64(value: number): number {
   // `|| 0` turns NaN into 0 (Rust's `NaN as i64`) and -0 into 0.
-  return Math.min(Math.max(Math.trunc(value) || 0, -9_223_372_036_854_775_808), 9_223_372_036_854_775_807);
+  return Math.min(Math.max(Math.trunc(value) || 0, I64_MIN), I64_MAX);
 }
 
 function outBool(map: Y.Map<unknown>, key: string): boolean | undefined {

@@ -20,9 +20,9 @@ export function readFieldDefs(doc: Y.Doc): FieldDef[] {
   const defs: FieldDef[] = [];
   doc.getMap(ROOT.FIELDS).forEach((value, id) => {
     if (!(value instanceof Y.Map)) return;
-    const label = value.get(FIELD_KEY.LABEL);
-    const type = value.get(FIELD_KEY.TYPE);
-    const options = value.get(FIELD_KEY.OPTIONS);
+    const label: unknown = value.get(FIELD_KEY.LABEL);
+    const type: unknown = value.get(FIELD_KEY.TYPE);
+    const options: unknown = value.get(FIELD_KEY.OPTIONS);
     const list = options instanceof Y.Array ? options.toArray() : Array.isArray(options) ? options : [];
     defs.push({
       id,

@@ -45,10 +45,7 @@ export class OrderError extends Error {
  */
 export function validateKey(key: string): void {
   if (key.length === 0) {
-    throw new OrderError(
-      "empty",
-      'order key is empty; a key has at least two characters, such as "a0"',
-    );
+    throw new OrderError("empty", 'order key is empty; a key has at least two characters, such as "a0"');
   }
   const head = String.fromCodePoint(key.codePointAt(0) ?? 0);
   const integerLen = integerLength(head);

@@ -128,14 +128,7 @@ export function nextCounterChange(
 
 /** Why a card shows the avatar it shows: `avatarReason`. */
 export type AvatarReason = "responsible" | "comment" | "call" | "email" | "chat" | "reminder";
-export const AVATAR_REASONS: readonly AvatarReason[] = [
-  "responsible",
-  "comment",
-  "call",
-  "email",
-  "chat",
-  "reminder",
-];
+export const AVATAR_REASONS: readonly AvatarReason[] = ["responsible", "comment", "call", "email", "chat", "reminder"];
 
 export function parseAvatarReason(raw: string): AvatarReason | null {
   return (AVATAR_REASONS as readonly string[]).includes(raw) ? (raw as AvatarReason) : null;
@@ -160,11 +153,7 @@ export interface Avatar {
  * {@link lightsAt} is at or before `now`, at that instant, for its responsible; sorted by
  * (`at`, `user` bytes), equal ones in slice order.
  */
-export function firedReminders(
-  activities: readonly ActivityFacts[],
-  thresholdMin: number,
-  now: Millis,
-): AvatarEvent[] {
+export function firedReminders(activities: readonly ActivityFacts[], thresholdMin: number, now: Millis): AvatarEvent[] {
   const events: AvatarEvent[] = [];
   for (const activity of activities) {
     const at = lightsAt(activity, thresholdMin);
@@ -181,11 +170,7 @@ export function firedReminders(
  * `responsibleSince`); the latest event wins, and of equal instants the later candidate (the
  * responsible change first, then `events` in slice order).
  */
-export function avatar(
-  responsible: string,
-  responsibleSince: Millis,
-  events: readonly AvatarEvent[],
-): Avatar {
+export function avatar(responsible: string, responsibleSince: Millis, events: readonly AvatarEvent[]): Avatar {
   let winner: Avatar = { user: responsible, at: responsibleSince, reason: "responsible" };
   for (const event of events) {
     // `>=` rather than `>`: of equal instants, the later candidate wins.
@@ -196,8 +181,10 @@ export function avatar(
 
 // ---------------------------------------------------------------------------------------------
 
-const I64_MIN = -9_223_372_036_854_775_808;
-const I64_MAX = 9_223_372_036_854_775_807;
+/** Rust's `i64::MIN` (-2^63, exact as a double). */
+export const I64_MIN = -(2 ** 63);
+/** Rust's `i64::MAX` as far as a double can tell: 2^63 - 1 has no double, the nearest is 2^63. */
+export const I64_MAX = 2 ** 63;
 
 /** Rust's saturating i64 arithmetic, as far as a double can tell. */
 function saturate(value: number): number {

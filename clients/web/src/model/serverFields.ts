@@ -6,6 +6,7 @@
 // Lenient like board.ts: a value of the wrong type reads as missing.
 
 import * as Y from "yjs";
+import type { Card } from "./board";
 import { parseAvatarReason, type AvatarReason, type Millis } from "./rules";
 import { CARD_KEY, ROOT } from "./schema";
 
@@ -16,6 +17,9 @@ export interface ServerFields {
   avatarReason: AvatarReason | null;
 }
 
+/** A card with the fields only the server writes: what the store keeps and a card face shows. */
+export interface CardData extends Card, ServerFields {}
+
 /** The server-written fields of a card map. */
 export function readServerFields(map: Y.Map<unknown>): ServerFields {
   const avatar = map.get(CARD_KEY.AVATAR);
@@ -23,7 +27,8 @@ export function readServerFields(map: Y.Map<unknown>): ServerFields {
   const reason = map.get(CARD_KEY.AVATAR_REASON);
   return {
     avatar: typeof avatar === "string" ? avatar : "",
-    avatarAt: typeof at === "number" && Number.isFinite(at) ? Math.trunc(at) : typeof at === "bigint" ? Number(at) : null,
+    avatarAt:
+      typeof at === "number" && Number.isFinite(at) ? Math.trunc(at) : typeof at === "bigint" ? Number(at) : null,
     avatarReason: typeof reason === "string" ? parseAvatarReason(reason) : null,
   };
 }

@@ -65,32 +65,24 @@ const errors = {
   initialStageIsPermanent: () =>
     new BoardError("initialStageIsPermanent", "the initial stage cannot be deleted, only renamed"),
   successStageIsUnique: () =>
-    new BoardError(
-      "successStageIsUnique",
-      "a board has exactly one success stage: it cannot be added or deleted",
-    ),
+    new BoardError("successStageIsUnique", "a board has exactly one success stage: it cannot be added or deleted"),
   initialStageIsUnique: () =>
     new BoardError("initialStageIsUnique", "a board has exactly one initial stage: it cannot be added"),
   lastFailureStage: () => new BoardError("lastFailureStage", "the last failure stage cannot be deleted"),
   stageOrder: (why: string) => new BoardError("stageOrder", `stage order: ${why}`),
   cardsNeedAnotherStage: () =>
     new BoardError("cardsNeedAnotherStage", "cards of a deleted stage must go to another stage"),
-  badName: (what: string) =>
-    new BoardError("badName", `${what} must be 1 to ${MAX_NAME_CHARS} characters`),
+  badName: (what: string) => new BoardError("badName", `${what} must be 1 to ${MAX_NAME_CHARS} characters`),
   badColor: (color: string) => new BoardError("badColor", `colour must be #rrggbb, got ${JSON.stringify(color)}`),
   badAmount: () => new BoardError("badAmount", `an amount must be within ±${MAX_AMOUNT} minor units`),
-  badThreshold: () =>
-    new BoardError("badThreshold", `counter threshold must be 0 to ${MAX_THRESHOLD_MIN} minutes`),
+  badThreshold: () => new BoardError("badThreshold", `counter threshold must be 0 to ${MAX_THRESHOLD_MIN} minutes`),
   badFieldType: (type: string) =>
     new BoardError(
       "badFieldType",
       `unknown field type ${JSON.stringify(type)}: use string, number, money, date, enum, user or bool`,
     ),
   needsRebalance: () =>
-    new BoardError(
-      "needsRebalance",
-      "the neighbours' order keys are too long to split; move with a rebalance",
-    ),
+    new BoardError("needsRebalance", "the neighbours' order keys are too long to split; move with a rebalance"),
 };
 
 /**
@@ -251,13 +243,7 @@ export function createCard(doc: Y.Doc, stage: string, card: NewCard, now: Millis
  * split it throws (`OrderError` or `needsRebalance`): then use {@link moveCard}, which
  * rebalances the column.
  */
-export function moveCardBetween(
-  doc: Y.Doc,
-  id: string,
-  stage: string,
-  prev: string | null,
-  next: string | null,
-): void {
+export function moveCardBetween(doc: Y.Doc, id: string, stage: string, prev: string | null, next: string | null): void {
   const card = cardMap(doc, id);
   stageMap(doc, stage);
   const pos = keyBetween(prev, next);
@@ -532,10 +518,10 @@ export function columnKeys(doc: Y.Doc, stage: string, except: string): [pos: str
   if (!doc.share.has(ROOT.CARDS)) return keys;
   doc.getMap(ROOT.CARDS).forEach((value, id) => {
     if (!(value instanceof Y.Map) || id === except) return;
-    const raw = value.get(CARD_KEY.STAGE);
+    const raw: unknown = value.get(CARD_KEY.STAGE);
     const cardStage = typeof raw === "string" ? raw : "";
     if (cardStage === stage || (isInitial && !ids.has(cardStage))) {
-      const pos = value.get(CARD_KEY.POS);
+      const pos: unknown = value.get(CARD_KEY.POS);
       keys.push([typeof pos === "string" ? pos : "", id]);
     }
   });

@@ -20,7 +20,6 @@ import {
   readSettings,
   readStages,
   type Activity,
-  type Card,
   type Settings,
   type Stage,
   type Workload,
@@ -29,10 +28,7 @@ import { readFieldDefs, type FieldDef } from "../model/fieldDefs";
 import { compareBytes } from "../model/order";
 import { counter as computeCounter, type Counter, type Millis } from "../model/rules";
 import { QUICK_CREATE, ROOT } from "../model/schema";
-import { cardYMap, readServerFields, type ServerFields } from "../model/serverFields";
-
-/** A card with the fields only the server writes. */
-export interface CardData extends Card, ServerFields {}
+import { cardYMap, readServerFields, type CardData } from "../model/serverFields";
 
 /** One card as a column shows it. Same object as long as nothing about it changed. */
 export interface CardItem {
@@ -154,7 +150,10 @@ export class BoardStore {
   // -------------------------------------------------------------------------------------------
 
   private observe(): void {
-    const watch = (name: string, onEvents: (events: Y.YEvent<Y.AbstractType<unknown>>[], root: Y.Map<unknown>) => void) => {
+    const watch = (
+      name: string,
+      onEvents: (events: Y.YEvent<Y.AbstractType<unknown>>[], root: Y.Map<unknown>) => void,
+    ) => {
       const root = this.doc.getMap<unknown>(name);
       const handler = (events: Y.YEvent<Y.AbstractType<unknown>>[]) => {
         onEvents(events, root);
@@ -166,7 +165,8 @@ export class BoardStore {
     watch(ROOT.CARDS, (events, root) => {
       for (const event of events) {
         if (event.target === root) {
-          for (const key of (event as Y.YMapEvent<unknown>).keysChanged) this.dirtyCards.add(key);
+          // The keys of a map are strings; Yjs types the set as `Set<any>`.
+          for (const key of (event as Y.YMapEvent<unknown>).keysChanged as Set<string>) this.dirtyCards.add(key);
         } else {
           const id = event.path[0];
           if (typeof id === "string") this.dirtyCards.add(id);
@@ -442,7 +442,9 @@ function sameActivities(a: readonly Activity[], b: readonly Activity[]): boolean
 }
 
 function sameCounter(a: Counter, b: Counter): boolean {
-  return a.count === b.count && a.lit === b.lit && a.incoming === b.incoming && a.next === b.next && a.state === b.state;
+  return (
+    a.count === b.count && a.lit === b.lit && a.incoming === b.incoming && a.next === b.next && a.state === b.state
+  );
 }
 
 function sameItems(a: readonly CardItem[], b: readonly CardItem[]): boolean {

@@ -97,11 +97,13 @@ export class BoardConnection {
   }
 
   setDragging(card: string | null): void {
-    if (this.provider.awareness.getLocalState()?.dragging !== card) this.provider.awareness.setLocalStateField("dragging", card);
+    if (this.provider.awareness.getLocalState()?.dragging !== card)
+      this.provider.awareness.setLocalStateField("dragging", card);
   }
 
   setViewing(card: string | null): void {
-    if (this.provider.awareness.getLocalState()?.viewing !== card) this.provider.awareness.setLocalStateField("viewing", card);
+    if (this.provider.awareness.getLocalState()?.viewing !== card)
+      this.provider.awareness.setLocalStateField("viewing", card);
   }
 
   destroy(): void {

@@ -129,7 +129,11 @@ function hasTimeline(): Promise<boolean> {
  * `GET /api/v1/boards/{boardId}/cards/{cardId}/timeline`: the card's timeline, newest first, or
  * null when the server has none (no endpoint yet, or a 404).
  */
-export async function fetchTimeline(boardId: string, cardId: string, signal?: AbortSignal): Promise<TimelineEvent[] | null> {
+export async function fetchTimeline(
+  boardId: string,
+  cardId: string,
+  signal?: AbortSignal,
+): Promise<TimelineEvent[] | null> {
   if (!(await hasTimeline())) return null;
   const url = `/api/v1/boards/${encodeURIComponent(boardId)}/cards/${encodeURIComponent(cardId)}/timeline`;
   const response = await fetch(url, { headers: apiHeaders(), ...(signal ? { signal } : {}) });

@@ -6,8 +6,8 @@
 import type { Json } from "../model/board";
 import type { FieldDef } from "../model/fieldDefs";
 import type { FieldType } from "../model/schema";
+import type { CardData } from "../model/serverFields";
 import type { NewCard } from "../model/write";
-import type { CardData } from "../store/boardStore";
 import { formatMoney, parseMoneyInput, moneyInputValue } from "./format";
 
 export interface FieldInfo {
@@ -88,31 +88,31 @@ export function rawValue(card: CardData, field: string): Json {
 }
 
 /** The text a card face shows for a field; empty when the card has no value. */
-export function fieldText(
-  card: CardData,
-  field: FieldInfo,
-  nameOf: (user: string) => string,
-  locale?: string,
-): string {
+export function fieldText(card: CardData, field: FieldInfo, nameOf: (user: string) => string, locale?: string): string {
   const value = rawValue(card, field.id);
   if (value === null || value === "") return "";
   if (field.id === "amount") return formatMoney(card.amount, card.currency, locale);
   switch (field.type) {
     case "money":
-      return typeof value === "number" ? formatMoney(value, card.currency, locale) : String(value);
+      return typeof value === "number" ? formatMoney(value, card.currency, locale) : jsonText(value);
     case "date":
       return typeof value === "number" && value !== 0
         ? new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric" }).format(value)
         : "";
     case "user":
-      return typeof value === "string" ? nameOf(value) : String(value);
+      return typeof value === "string" ? nameOf(value) : jsonText(value);
     case "bool":
       return value === true ? `${field.label}: yes` : value === false ? `${field.label}: no` : "";
     case "number":
-      return typeof value === "number" ? new Intl.NumberFormat(locale).format(value) : String(value);
+      return typeof value === "number" ? new Intl.NumberFormat(locale).format(value) : jsonText(value);
     default:
-      return typeof value === "string" ? value : JSON.stringify(value);
+      return jsonText(value);
   }
+}
+
+/** A value as text when its field's type does not say how: strings as they are, the rest as JSON. */
+function jsonText(value: Json): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
 }
 
 /** A value as the text of its input (what the card panel and forms show). */
@@ -134,7 +134,12 @@ export function dateInputValue(instant: number): string {
 }
 
 /** What a custom field input holds, as the value to store; an error message when it is wrong. */
-export function parseFieldInput(field: FieldInfo, text: string, checked: boolean, currency: string): { value: unknown } | { error: string } {
+export function parseFieldInput(
+  field: FieldInfo,
+  text: string,
+  checked: boolean,
+  currency: string,
+): { value: unknown } | { error: string } {
   switch (field.type) {
     case "bool":
       return { value: checked };

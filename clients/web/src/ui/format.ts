@@ -46,7 +46,9 @@ export function formatMoney(minor: number, currency: string, locale?: string): s
   const value = minor / 10 ** digits;
   const format = moneyFormat(currency, locale);
   if (format !== null) return format.format(value);
-  const number = new Intl.NumberFormat(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
+  const number = new Intl.NumberFormat(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(
+    value,
+  );
   return currency === "" ? number : `${number} ${currency}`;
 }
 
@@ -126,7 +128,10 @@ function dayNumber(instant: Millis): number {
 
 /** Up to two initials: "Ann Lee" → "AL", "bob" → "BO", "" → "?". */
 export function initials(name: string): string {
-  const words = name.trim().split(/[\s._-]+/u).filter((w) => w !== "");
+  const words = name
+    .trim()
+    .split(/[\s._-]+/u)
+    .filter((w) => w !== "");
   if (words.length === 0) return "?";
   const first = Array.from(words[0]!);
   if (words.length === 1) return first.slice(0, 2).join("").toUpperCase();

@@ -14,9 +14,7 @@ import { BoardError, moveCard, moveCardBetween } from "../model/write";
 export type Edge = "top" | "bottom";
 
 /** What the person aimed at. */
-export type Target =
-  | { stage: string; at: "top" | "bottom" }
-  | { stage: string; card: string; edge: Edge };
+export type Target = { stage: string; at: "top" | "bottom" } | { stage: string; card: string; edge: Edge };
 
 /** Where the card goes: right after card `after` of `stage`, or at its top when null. */
 export interface Placement {
@@ -56,7 +54,12 @@ export function neighbourKeys(
 }
 
 /** Whether the card already sits at `placement` (its stage `currentStage`, in `column`). */
-export function isInPlace(column: readonly Keyed[], moving: string, currentStage: string, placement: Placement): boolean {
+export function isInPlace(
+  column: readonly Keyed[],
+  moving: string,
+  currentStage: string,
+  placement: Placement,
+): boolean {
   if (currentStage !== placement.stage) return false;
   const index = column.findIndex((c) => c.id === moving);
   if (index === -1) return false;
@@ -130,7 +133,11 @@ function locate(columns: readonly VisibleColumn[], card: string): { column: numb
  * Where Alt+arrow moves a card: up and down swap it with its visible neighbour; left and right
  * take it to the same position (clamped) in the next column. Null at an edge.
  */
-export function keyboardMoveTarget(columns: readonly VisibleColumn[], card: string, direction: Direction): Target | null {
+export function keyboardMoveTarget(
+  columns: readonly VisibleColumn[],
+  card: string,
+  direction: Direction,
+): Target | null {
   const here = locate(columns, card);
   if (here === null) return null;
   const column = columns[here.column]!;
@@ -160,7 +167,11 @@ export function keyboardMoveTarget(columns: readonly VisibleColumn[], card: stri
  * Which card a plain arrow key focuses: the visible neighbour above or below, or the card at the
  * same position (clamped) in the nearest column that has cards. Null when there is none.
  */
-export function keyboardFocusTarget(columns: readonly VisibleColumn[], card: string, direction: Direction): string | null {
+export function keyboardFocusTarget(
+  columns: readonly VisibleColumn[],
+  card: string,
+  direction: Direction,
+): string | null {
   const here = locate(columns, card);
   if (here === null) return null;
   const column = columns[here.column]!;

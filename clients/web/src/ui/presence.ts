@@ -56,7 +56,8 @@ export function presenceFrom(states: ReadonlyMap<number, unknown>, me: string): 
     if (state.user.id === me) continue;
     if (state.dragging !== null) {
       const held = cards.get(state.dragging);
-      if (held === undefined || held.what !== "dragging") cards.set(state.dragging, { user: state.user, what: "dragging" });
+      if (held === undefined || held.what !== "dragging")
+        cards.set(state.dragging, { user: state.user, what: "dragging" });
     }
     if (state.viewing !== null && !cards.has(state.viewing)) {
       cards.set(state.viewing, { user: state.user, what: "viewing" });

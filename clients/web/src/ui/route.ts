@@ -35,7 +35,8 @@ export function navigate(path: string): void {
 
 /** Turns a plain left click on an internal link into a client-side navigation. */
 export function onLinkClick(event: MouseEvent): void {
-  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey)
+    return;
   const anchor = (event.currentTarget as HTMLAnchorElement | null) ?? null;
   if (anchor === null || anchor.origin !== window.location.origin || anchor.target === "_blank") return;
   event.preventDefault();

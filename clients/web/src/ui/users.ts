@@ -72,10 +72,7 @@ export function loadRoster(storage: KeyValueStore): RosterEntry[] {
     if (raw !== null) {
       const parsed: unknown = JSON.parse(raw);
       if (Array.isArray(parsed)) {
-        const entries = parsed.filter(
-          (e): e is RosterEntry =>
-            typeof e === "object" && e !== null && typeof e.id === "string" && typeof e.name === "string" && isValidUserId(e.id),
-        );
+        const entries = (parsed as unknown[]).filter(isRosterEntry);
         if (entries.length > 0) return entries;
       }
     }
@@ -83,6 +80,18 @@ export function loadRoster(storage: KeyValueStore): RosterEntry[] {
     // A broken roster reads as the default one.
   }
   return [...DEFAULT_ROSTER];
+}
+
+function isRosterEntry(value: unknown): value is RosterEntry {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    "id" in value &&
+    "name" in value &&
+    typeof value.id === "string" &&
+    typeof value.name === "string" &&
+    isValidUserId(value.id)
+  );
 }
 
 export function saveRoster(storage: KeyValueStore, roster: readonly RosterEntry[]): void {
@@ -93,10 +102,7 @@ export function saveRoster(storage: KeyValueStore, roster: readonly RosterEntry[
  * The current user: `?user=` wins (and is remembered), then the remembered one, then the first
  * of the roster. An id not in the roster joins it, named after the id.
  */
-export function resolveCurrentUser(
-  search: string,
-  storage: KeyValueStore,
-): { user: User; roster: RosterEntry[] } {
+export function resolveCurrentUser(search: string, storage: KeyValueStore): { user: User; roster: RosterEntry[] } {
   const roster = loadRoster(storage);
   const fromUrl = new URLSearchParams(search).get("user")?.trim() ?? "";
   let id = "";
