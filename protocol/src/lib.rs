@@ -7,6 +7,8 @@
 //! - [`ids`]: id newtypes ([`BoardId`]) that are validated once, at the edge.
 //! - [`wire`]: the y-websocket framing (sync step 1 / step 2 / update, awareness, query-awareness),
 //!   one message per binary frame, decoded into one closed enum per direction, and the close codes.
+//! - [`presence`]: the awareness state a client publishes, checked against the schema's shape
+//!   (size, JSON, the types of `user`, `dragging`, `viewing`) before it is relayed.
 //! - [`schema`]: the board document's root names and the default stages a new board starts with.
 //! - [`order`]: base-62 order keys (`pos`) for stages and cards, byte-compatible with the npm
 //!   `fractional-indexing` package the browser uses.
@@ -27,6 +29,7 @@ pub mod index;
 pub mod order;
 pub mod pieces;
 pub mod policy;
+pub mod presence;
 pub mod rules;
 pub mod schema;
 pub mod wire;
