@@ -528,6 +528,40 @@ mod tests {
         }
     }
 
+    /// The fuzz corpus's awareness seeds are what their names say.
+    #[test]
+    fn the_awareness_fuzz_seeds_decode_as_named() {
+        let seed = |bytes: &'static [u8]| decode_client_frame(&Bytes::from_static(bytes));
+        macro_rules! seeds {
+            ($($name:literal),*) => { [$(($name, seed(include_bytes!(concat!("../../fuzz/corpus/decode_frame/", $name))))),*] };
+        }
+        let accepted = seeds!(
+            "awareness-ours",
+            "awareness-removal",
+            "awareness-extra-keys",
+            "awareness-two-clients"
+        );
+        for (name, decoded) in accepted {
+            assert!(
+                matches!(decoded, Ok(ClientMessage::Awareness(_))),
+                "{name}: {decoded:?}"
+            );
+        }
+        let refused = seeds!(
+            "awareness-not-json",
+            "awareness-spaced-null",
+            "awareness-wrong-types",
+            "awareness-too-large",
+            "awareness-deep-nesting"
+        );
+        for (name, decoded) in refused {
+            assert!(
+                matches!(decoded, Err(DecodeError::Presence(_))),
+                "{name}: {decoded:?}"
+            );
+        }
+    }
+
     #[test]
     fn close_reasons_fit_a_close_frame() {
         assert_eq!(close_reason("short"), "short");
