@@ -7,6 +7,8 @@
 //! - [`ids`]: id newtypes ([`BoardId`]) that are validated once, at the edge.
 //! - [`wire`]: the y-websocket framing (sync step 1 / step 2 / update, awareness, query-awareness),
 //!   one message per binary frame, decoded into one closed enum per direction, and the close codes.
+//! - [`presence`]: the awareness state a client publishes, checked against the schema's shape
+//!   (size, JSON, the types of `user`, `dragging`, `viewing`) before it is relayed.
 //! - [`schema`]: every root name and map key of the board document (the one place they are
 //!   spelled), the stage kinds and entities, and the default stages a new board starts with.
 //! - [`order`]: base-62 order keys (`pos`) for stages and cards, byte-compatible with the npm
@@ -36,6 +38,7 @@ pub mod index;
 pub mod order;
 pub mod pieces;
 pub mod policy;
+pub mod presence;
 pub mod rules;
 pub mod schema;
 pub mod timeline;

@@ -92,6 +92,18 @@ pub mod forms {
     pub const QUICK_CREATE: &str = "quickCreate";
 }
 
+/// Keys of a client's awareness (presence) state, a JSON object beside the document:
+/// `{ user: {id, name, color}, dragging: cardId | null, viewing: cardId | null }`.
+pub mod awareness {
+    pub const USER: &str = "user";
+    pub const DRAGGING: &str = "dragging";
+    pub const VIEWING: &str = "viewing";
+    /// Keys of `user`.
+    pub const USER_ID: &str = "id";
+    pub const USER_NAME: &str = "name";
+    pub const USER_COLOR: &str = "color";
+}
+
 /// The counter threshold a new board starts with: a planned activity lights 15 minutes before
 /// its deadline.
 pub const DEFAULT_COUNTER_THRESHOLD_MIN: i64 = 15;

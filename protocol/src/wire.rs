@@ -17,6 +17,7 @@
 //! Incoming frames are decoded into [`ClientMessage`], one closed enum; the server's frames are
 //! built by the `encode_*` functions, once per message, and the same bytes go to every recipient.
 
+use crate::presence;
 use bytes::Bytes;
 use yrs::encoding::read::{Cursor, Read};
 use yrs::encoding::write::Write;
@@ -57,7 +58,8 @@ pub struct IncomingUpdate {
     pub raw: Bytes,
 }
 
-/// An awareness update as received: decoded, and the whole frame for relaying as it is.
+/// An awareness update as received: decoded, every state checked (`null`, or an object of the
+/// schema's shape, see [`presence`]), and the whole frame for relaying as it is.
 #[derive(Debug)]
 pub struct IncomingAwareness {
     pub update: AwarenessUpdate,
@@ -83,6 +85,10 @@ pub enum DecodeError {
     AuthFromClient,
     #[error("{0} bytes follow the message: send one message per frame")]
     TrailingBytes(usize),
+    /// An awareness state that stock clients would choke on or that breaks the schema's shape
+    /// (see `presence`): the client sends the same again on reconnect, so it should stop.
+    #[error(transparent)]
+    Presence(#[from] presence::StateError),
     #[error("malformed {what}: it counts {count} entries in {bytes} bytes")]
     CountTooLarge {
         what: &'static str,
@@ -97,7 +103,8 @@ impl DecodeError {
             // A type we do not speak: retrying will not help, so the client should stop.
             DecodeError::UnknownType(_)
             | DecodeError::UnknownSyncType(_)
-            | DecodeError::AuthFromClient => CloseCode::BadRequest,
+            | DecodeError::AuthFromClient
+            | DecodeError::Presence(_) => CloseCode::BadRequest,
             DecodeError::Empty
             | DecodeError::Malformed { .. }
             | DecodeError::TrailingBytes(_)
@@ -142,6 +149,9 @@ pub fn decode_client_frame(frame: &Bytes) -> Result<ClientMessage, DecodeError> 
             let buf = cursor.read_buf().map_err(malformed("awareness message"))?;
             check_count("awareness update", buf)?;
             let update = AwarenessUpdate::decode_v1(buf).map_err(malformed("awareness update"))?;
+            for (client, entry) in &update.clients {
+                presence::check_state(client.get(), &entry.json)?;
+            }
             ClientMessage::Awareness(IncomingAwareness {
                 update,
                 frame: frame.clone(),
@@ -483,6 +493,72 @@ mod tests {
         for (frame, code) in cases {
             let err = decode_client_frame(&frame).expect_err(&format!("{frame:?} must be refused"));
             assert_eq!(err.close_code(), code, "{frame:?}: {err}");
+        }
+    }
+
+    fn awareness(json: &str) -> Bytes {
+        let mut clients = std::collections::HashMap::new();
+        clients.insert(
+            yrs::ClientID::new(5),
+            yrs::sync::awareness::AwarenessUpdateEntry {
+                clock: 1,
+                json: json.into(),
+            },
+        );
+        client::encode_awareness(&AwarenessUpdate { clients })
+    }
+
+    /// A state that y-protocols' `JSON.parse` throws on stopped every stock client on the board
+    /// (issue 22): such an awareness update is refused at decoding, with a 4400 and a reason.
+    #[test]
+    fn awareness_states_that_break_the_schema_are_refused_at_decoding() {
+        let ok = r##"{"user":{"id":"u","name":"Ann","color":"#fff"},"dragging":null}"##;
+        assert!(matches!(
+            decode_client_frame(&awareness(ok)),
+            Ok(ClientMessage::Awareness(_))
+        ));
+        assert!(decode_client_frame(&awareness("null")).is_ok());
+        for json in ["{oops", r#"{"dragging":1}"#, "[]"] {
+            let err = decode_client_frame(&awareness(json)).expect_err(json);
+            assert_eq!(err.close_code(), CloseCode::BadRequest, "{json}");
+            assert!(
+                err.to_string().starts_with("awareness state of client 5"),
+                "{err}"
+            );
+        }
+    }
+
+    /// The fuzz corpus's awareness seeds are what their names say.
+    #[test]
+    fn the_awareness_fuzz_seeds_decode_as_named() {
+        let seed = |bytes: &'static [u8]| decode_client_frame(&Bytes::from_static(bytes));
+        macro_rules! seeds {
+            ($($name:literal),*) => { [$(($name, seed(include_bytes!(concat!("../../fuzz/corpus/decode_frame/", $name))))),*] };
+        }
+        let accepted = seeds!(
+            "awareness-ours",
+            "awareness-removal",
+            "awareness-extra-keys",
+            "awareness-two-clients"
+        );
+        for (name, decoded) in accepted {
+            assert!(
+                matches!(decoded, Ok(ClientMessage::Awareness(_))),
+                "{name}: {decoded:?}"
+            );
+        }
+        let refused = seeds!(
+            "awareness-not-json",
+            "awareness-spaced-null",
+            "awareness-wrong-types",
+            "awareness-too-large",
+            "awareness-deep-nesting"
+        );
+        for (name, decoded) in refused {
+            assert!(
+                matches!(decoded, Err(DecodeError::Presence(_))),
+                "{name}: {decoded:?}"
+            );
         }
     }
 

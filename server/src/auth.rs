@@ -41,6 +41,9 @@ pub struct Principal {
     pub role: Role,
     /// The only boards the caller may open; `None`: all.
     pub boards: Option<Arc<[BoardId]>>,
+    /// `user` comes from a verified token (`false`: the local admin, whom anyone may be): the
+    /// room then vouches for it, e.g. as the `user.id` of the caller's presence.
+    pub from_token: bool,
 }
 
 /// The user id of the local admin (local mode).
@@ -54,6 +57,7 @@ impl Principal {
             name: "Local admin".to_owned(),
             role: Role::Admin,
             boards: None,
+            from_token: false,
         }
     }
 
@@ -175,6 +179,7 @@ fn principal(claims: Claims) -> Result<Principal, AuthError> {
         name,
         role,
         boards,
+        from_token: true,
     })
 }
 

@@ -28,6 +28,13 @@ use tracing::Instrument;
 /// drops the socket.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
+/// How long a connection the server closed keeps reading (and dropping) what the client still
+/// sends, after its close frame is written. Closing a TCP socket with unread input makes the
+/// kernel send a reset, which can overtake the close frame: the client then sees 1006 instead of
+/// the code and reconnects when it should have stopped (a 44xx) or backed off. A stock client
+/// answers the close frame at once, so this only bounds a client that does not.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
 /// A peer that sent nothing (no frame, no pong) for this many ping intervals is gone: its TCP
 /// connection died without a FIN (a laptop lid, a mobile network), and only silence tells.
 const PEER_TIMEOUT_PINGS: u32 = 3;
@@ -134,25 +141,59 @@ pub fn serve(
     );
     async move {
         let _counted = counted;
-        match admission {
-            Err(refused) => outbox.close(refused.code, &refused.reason),
+        let mut stream = stream;
+        let ending = match admission {
+            Err(refused) => {
+                outbox.close(refused.code, &refused.reason);
+                // A stock client sends its step 1 as soon as the socket opens.
+                Ending::Drain
+            }
             Ok(admitted) => {
                 let _slot = admitted.slot;
                 read_loop(
                     conn,
                     &admitted.board,
                     admitted.principal,
-                    stream,
+                    &mut stream,
                     &outbox,
                     &ctx,
                 )
                 .await
             }
-        }
+        };
         drop(outbox);
         let _ = writer.await;
+        // The close frame is written (or its deadline passed): let it reach the client before
+        // the socket goes (see `CLOSE_LINGER`).
+        match ending {
+            Ending::Done => {}
+            Ending::Drain => {
+                let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                    while let Some(Ok(message)) = stream.next().await {
+                        if matches!(message, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            }
+            Ending::Wait => tokio::time::sleep(CLOSE_LINGER).await,
+        }
     }
     .instrument(span)
+}
+
+/// What the socket needs once the reader stops, before it is dropped.
+enum Ending {
+    /// Nothing: the client closed, or the socket is gone.
+    Done,
+    /// The server closed: read and drop the client's input until its close frame answers ours
+    /// (see [`CLOSE_LINGER`]).
+    Drain,
+    /// The server closed on a frame over the size limit: the rest of that frame is still on
+    /// the socket, and reading on would buffer all of it. Only wait, so the close frame is read
+    /// before the reset.
+    Wait,
 }
 
 /// Joins the room and forwards decoded messages to it until the connection must close.
@@ -160,13 +201,13 @@ async fn read_loop(
     conn: ConnId,
     board: &BoardId,
     principal: Principal,
-    mut stream: SplitStream<WebSocket>,
+    stream: &mut SplitStream<WebSocket>,
     outbox: &Outbox,
     ctx: &ConnectionContext,
-) {
+) -> Ending {
     if ctx.shutdown.is_cancelled() {
         outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
-        return;
+        return Ending::Drain;
     }
     // The turn of this connection's initial sync (see `JOINS_AT_ONCE`): taken at its first
     // step 1, given back once the answer's step 2 is written to the socket.
@@ -174,7 +215,7 @@ async fn read_loop(
     let mut turn: Option<(OwnedSemaphorePermit, Instant)> = None;
     let Some(room) = join(conn, board, principal, outbox, &ctx.rooms).await else {
         outbox.close(CloseCode::TryAgainLater, "board is busy; reconnect");
-        return;
+        return Ending::Drain;
     };
     // Leaves the room however this function ends.
     let _membership = Membership {
@@ -188,10 +229,10 @@ async fn read_loop(
     let mut budget = MessageBudget::new(ctx.limits.message_rate, ctx.limits.message_burst);
     loop {
         let frame = tokio::select! {
-            () = outbox.closed() => return,
+            () = outbox.closed() => return Ending::Drain,
             () = ctx.shutdown.cancelled() => {
                 outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
-                return;
+                return Ending::Drain;
             }
             () = sleep_until_opt(turn.as_ref().map(|(_, until)| *until)) => {
                 turn = None;
@@ -207,7 +248,7 @@ async fn read_loop(
                         CloseCode::GoingAway,
                         &format!("nothing heard from the client for {peer_timeout:?}"),
                     );
-                    return;
+                    return Ending::Done;
                 }
                 continue;
             }
@@ -216,19 +257,19 @@ async fn read_loop(
         last_heard = Instant::now();
         ctx.metrics.frames_received.inc();
         let frame = match frame {
-            None => return,
+            None => return Ending::Done,
             Some(Ok(Message::Binary(frame))) => frame,
             Some(Ok(Message::Text(_))) => {
                 outbox.close(
                     CloseCode::UnsupportedData,
                     "text frames are not part of the protocol: send binary y-websocket messages",
                 );
-                return;
+                return Ending::Drain;
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Close(_))) => {
                 outbox.close(CloseCode::Normal, "");
-                return;
+                return Ending::Done;
             }
             Some(Err(e)) => {
                 if is_capacity_error(e) {
@@ -236,8 +277,9 @@ async fn read_loop(
                         CloseCode::MessageTooBig,
                         &format!("frame over the {} byte limit", ctx.max_frame_bytes),
                     );
+                    return Ending::Wait;
                 }
-                return;
+                return Ending::Done;
             }
         };
         if !budget.take(std::time::Instant::now()) {
@@ -248,21 +290,21 @@ async fn read_loop(
                     ctx.limits.message_rate
                 ),
             );
-            return;
+            return Ending::Drain;
         }
         // Decoding is pure, so a panic inside yrs on hostile bytes (a debug assertion on client
         // ids, say) can be caught here and cost only this connection.
         let decoded = std::panic::catch_unwind(|| decode_client_frame(&frame));
         let Ok(decoded) = decoded else {
             outbox.close(CloseCode::InvalidPayload, "frame could not be decoded");
-            return;
+            return Ending::Drain;
         };
         let message = match decoded {
             Ok(message) => message,
             Err(e) => {
                 tracing::debug!(error = %e, "refused a frame");
                 outbox.close(e.close_code(), &e.to_string());
-                return;
+                return Ending::Drain;
             }
         };
         let first_step1 = !admitted && matches!(message, ClientMessage::SyncStep1(_));
@@ -272,21 +314,21 @@ async fn read_loop(
             let _waiting = Waiting::start(&ctx.metrics);
             let permit = tokio::select! {
                 permit = Arc::clone(&ctx.joins).acquire_owned() => permit.ok(),
-                () = outbox.closed() => return,
+                () = outbox.closed() => return Ending::Drain,
                 () = ctx.shutdown.cancelled() => {
                     outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
-                    return;
+                    return Ending::Drain;
                 }
             };
             turn = permit.map(|permit| (permit, Instant::now() + ADMISSION_HOLD_MAX));
         }
         let sent = tokio::select! {
-            () = outbox.closed() => return,
+            () = outbox.closed() => return Ending::Drain,
             sent = room.send(RoomCommand::Message { conn, message }) => sent,
         };
         if sent.is_err() {
             outbox.close(CloseCode::TryAgainLater, "board is reloading; reconnect");
-            return;
+            return Ending::Drain;
         }
     }
 }

@@ -419,7 +419,7 @@ async fn updates_and_presence_cross_instances_on_the_bus() {
         yrs::block::ClientID::new(11),
         AwarenessUpdateEntry {
             clock: 1,
-            json: r#"{"user":{"id":"u1"}}"#.into(),
+            json: r##"{"user":{"id":"u1","name":"U","color":"#123456"}}"##.into(),
         },
     );
     let presence = wire::client::encode_awareness(&AwarenessUpdate { clients });

@@ -14,21 +14,26 @@ use yrs::ClientID;
 use yrs::sync::AwarenessUpdate;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 
-/// Each awareness state sent: 64 KiB.
-const STATE_BYTES: usize = 64 * 1024;
-/// How many: 1,600 × 64 KiB = 100 MiB relayed to a client that reads none of it.
-const STATES: u32 = 1600;
+/// Each awareness frame sent: as many states as a connection may hold, each near the largest
+/// state, about 16 KB.
+const CLIENTS: u64 = funnel_server::room::state::MAX_AWARENESS_CLIENTS as u64;
+const PAD_BYTES: usize = funnel_protocol::presence::MAX_STATE_BYTES - 32;
+const STATE_BYTES: usize = CLIENTS as usize * PAD_BYTES;
+/// How many: 6,400 × 16 KB = 100 MB relayed to a client that reads none of it.
+const STATES: u32 = 6400;
 
 fn awareness_frame(clock: u32) -> Bytes {
-    let json = format!(r#"{{"pad":"{}","n":{clock}}}"#, "x".repeat(STATE_BYTES));
+    let json = format!(r#"{{"pad":"{}","n":{clock}}}"#, "x".repeat(PAD_BYTES));
     let mut clients = HashMap::new();
-    clients.insert(
-        ClientID::new(77),
-        AwarenessUpdateEntry {
-            clock,
-            json: json.into(),
-        },
-    );
+    for client in 0..CLIENTS {
+        clients.insert(
+            ClientID::new(77 + client),
+            AwarenessUpdateEntry {
+                clock,
+                json: json.as_str().into(),
+            },
+        );
+    }
     funnel_protocol::wire::client::encode_awareness(&AwarenessUpdate { clients })
 }
 

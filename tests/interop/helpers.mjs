@@ -61,14 +61,15 @@ export async function waitFor (condition, { timeout = WAIT_MS, interval = 20, me
 /**
  * Start `funnel serve` on an ephemeral loopback port. Resolves once it logs
  * `listening on 127.0.0.1:PORT`. Without `dataDir` a fresh temporary directory is used and
- * removed again by `stop()`; a given `dataDir` is left in place (the caller owns it).
+ * removed again by `stop()`; a given `dataDir` is left in place (the caller owns it). `args` are
+ * more flags for `serve`.
  */
-export async function startFunnel ({ dataDir } = {}) {
+export async function startFunnel ({ dataDir, args = [] } = {}) {
   const bin = funnelBinary()
   const ownsDataDir = dataDir === undefined
   if (ownsDataDir) dataDir = await mkdtemp(path.join(tmpdir(), 'funnel-interop-'))
 
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     // The log format is not ours to choose here: ask for no colours, and strip them anyway below.
     env: { ...process.env, NO_COLOR: '1' }
@@ -155,13 +156,14 @@ export function newBoardId () {
 /**
  * A stock Yjs client: a Y.Doc synced through y-websocket's WebsocketProvider with the `ws`
  * package as the WebSocket implementation. If a test context `t` is given, the client is
- * destroyed when that test ends, whatever its outcome.
+ * destroyed when that test ends, whatever its outcome. `params` go on the URL (`{ token }`).
  */
-export function connectClient (server, boardId, { t, connect = true } = {}) {
+export function connectClient (server, boardId, { t, connect = true, params = {} } = {}) {
   const doc = new Y.Doc()
   const provider = new WebsocketProvider(server.wsBase, boardId, doc, {
     WebSocketPolyfill: WebSocket,
     connect,
+    params,
     // Providers of one room in one process otherwise also talk to each other through a
     // BroadcastChannel, so updates could reach a peer without going through funnel at all.
     disableBc: true

@@ -14,10 +14,10 @@ use crate::room::upkeep::Upkeep;
 use crate::storage::{StorageError, StoredBoard, TimelineEvent};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
-use funnel_protocol::pieces;
 use funnel_protocol::policy::{self, CLIENT_ORIGIN, EffectRecorder, Role};
 use funnel_protocol::wire::{self, ClientMessage, CloseCode, IncomingAwareness, IncomingUpdate};
-use std::collections::{BTreeMap, HashSet};
+use funnel_protocol::{pieces, presence};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use yrs::sync::time::Clock;
 use yrs::sync::{Awareness, AwarenessUpdate};
@@ -57,6 +57,12 @@ pub const REMOTE_ORIGIN: &str = "funnel-remote";
 /// nobody on its own.
 pub const AWARENESS_TIMEOUT_MS: u64 = 30_000;
 
+/// The most awareness clients one connection may hold at once. A stock client has one (its
+/// document's client id, for the provider's whole life); a few more leave room for a client
+/// that reopens its document on the same socket, and none may fill the room's presence, which
+/// every joiner is sent whole.
+pub const MAX_AWARENESS_CLIENTS: usize = 4;
+
 /// Why updates from another instance were not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RemoteError {
@@ -71,7 +77,8 @@ struct Member {
     outbox: Outbox,
     /// Who is connected: their role decides what their updates may change.
     principal: Principal,
-    /// Awareness client ids this connection announced: removed when it leaves.
+    /// Awareness client ids this connection owns (see [`RoomState::awareness_owners`]):
+    /// removed when it leaves.
     awareness_clients: HashSet<ClientID>,
 }
 
@@ -87,6 +94,11 @@ pub struct RoomState {
     board: BoardId,
     doc: Doc,
     awareness: Awareness,
+    /// Which connection owns each local awareness client id: the first to set a state for it
+    /// while the room held none. Only the owner changes or removes that presence; what others
+    /// send for it is dropped (see [`RoomState::is_free`]). Kept in step with each member's
+    /// `awareness_clients`.
+    awareness_owners: HashMap<ClientID, ConnId>,
     /// In the order they connected: a change reaches the longest-connected first, so a crowd
     /// of newcomers queues behind the people already on the board, not in front of them.
     members: BTreeMap<ConnId, Member>,
@@ -130,6 +142,7 @@ impl RoomState {
             board,
             doc,
             awareness,
+            awareness_owners: HashMap::new(),
             members: BTreeMap::new(),
             to_store: Vec::new(),
             to_send: Vec::new(),
@@ -330,6 +343,11 @@ impl RoomState {
         let Some(member) = self.members.remove(&conn) else {
             return;
         };
+        for client in &member.awareness_clients {
+            if self.awareness_owners.get(client) == Some(&conn) {
+                self.awareness_owners.remove(client);
+            }
+        }
         self.remove_awareness(member.awareness_clients, true);
     }
 
@@ -468,28 +486,92 @@ impl RoomState {
         );
     }
 
+    /// A connection's presence. Its states were checked when the frame was decoded (JSON of the
+    /// schema's shape, see `funnel_protocol::presence`); here the room checks whose they are:
+    /// a connection sets and removes only the awareness clients it owns (see
+    /// [`RoomState::awareness_owners`]), at most [`MAX_AWARENESS_CLIENTS`] of them, and with
+    /// tokens its presence's `user.id` is the token's user whatever the client wrote.
     fn apply_awareness(&mut self, conn: ConnId, incoming: IncomingAwareness) {
-        let Some(member) = self.members.get_mut(&conn) else {
+        let Some(member) = self.members.get(&conn) else {
             return;
         };
-        for (client, entry) in &incoming.update.clients {
-            if entry.json.as_ref() == "null" {
-                member.awareness_clients.remove(client);
+        let (user, from_token) = (member.principal.user.clone(), member.principal.from_token);
+        let mut owned = member.awareness_clients.clone();
+        let mut edited = false;
+        let mut kept = HashMap::with_capacity(incoming.update.clients.len());
+        for (client, mut entry) in incoming.update.clients {
+            let ours = owned.contains(&client) || self.is_free(client, entry.clock);
+            if !ours {
+                // Someone else's presence: a stock y-websocket client sends on every presence
+                // it hears of, so this is usually a copy of what the room has (or had).
+                edited = true;
+                continue;
+            }
+            if entry.json.as_ref() == presence::REMOVED {
+                owned.remove(&client);
             } else {
-                member.awareness_clients.insert(*client);
+                owned.insert(client);
+                if from_token && let Some(json) = presence::with_user_id(&entry.json, &user) {
+                    entry.json = json.into();
+                    edited = true;
+                }
+            }
+            kept.insert(client, entry);
+        }
+        if owned.len() > MAX_AWARENESS_CLIENTS {
+            let reason =
+                format!("more than {MAX_AWARENESS_CLIENTS} awareness clients on one connection");
+            self.close_member(conn, CloseCode::BadRequest, &reason);
+            return;
+        }
+        for client in kept.keys() {
+            if owned.contains(client) {
+                self.awareness_owners.insert(*client, conn);
+            } else {
+                self.awareness_owners.remove(client);
             }
         }
-        let raw = self
-            .clustered
-            .then(|| Bytes::from(incoming.update.encode_v1()));
-        if let Err(e) = self.awareness.apply_update(incoming.update) {
+        if let Some(member) = self.members.get_mut(&conn) {
+            member.awareness_clients = owned;
+        }
+        if kept.is_empty() {
+            return;
+        }
+        let update = AwarenessUpdate { clients: kept };
+        let frame = if edited {
+            wire::encode_awareness(&update)
+        } else {
+            incoming.frame
+        };
+        let raw = self.clustered.then(|| Bytes::from(update.encode_v1()));
+        if let Err(e) = self.awareness.apply_update(update) {
             tracing::debug!(error = %e, "awareness update not applied");
             return;
         }
         self.awareness_to_publish.extend(raw);
         // Echoed to the sender too: browsers hide WebSocket pings, so a client that hears nothing
         // for 30 s reconnects; its own renewal coming back keeps it alive on a quiet board.
-        self.to_send.push((Recipients::All, incoming.frame));
+        self.to_send.push((Recipients::All, frame));
+    }
+
+    /// Whether a connection may claim awareness client `client` with an entry at `clock`: no
+    /// connection here owns it, the room holds no live state for it (another instance's
+    /// client), and the entry is newer than what the room last knew of it (not a late copy of
+    /// a presence that was removed).
+    fn is_free(&self, client: ClientID, clock: u32) -> bool {
+        if self.awareness_owners.contains_key(&client) {
+            return false;
+        }
+        match self.awareness.meta(client) {
+            None => true,
+            Some((known, _)) => {
+                clock > known
+                    && self
+                        .awareness
+                        .iter()
+                        .any(|(id, state)| id == client && state.data.is_none())
+            }
+        }
     }
 
     /// Removes presences not renewed for [`AWARENESS_TIMEOUT_MS`]; `now_ms` is on the room's
@@ -512,20 +594,31 @@ impl RoomState {
                 member.awareness_clients.remove(client);
             }
         }
+        for client in &expired {
+            self.awareness_owners.remove(client);
+        }
         // Not published: every instance sweeps its own copy (one that dies stops renewing).
         self.remove_awareness(expired, false);
     }
 
     /// Removes presences; `local`: they were this instance's clients', so the other instances
     /// are told too.
+    /// Any state counts, whether its JSON parses or not (one from an instance that did not
+    /// check it must still go when its client does).
     fn remove_awareness(&mut self, clients: impl IntoIterator<Item = ClientID>, local: bool) {
+        let mut clients = clients.into_iter().peekable();
+        if clients.peek().is_none() {
+            return;
+        }
+        let present: HashSet<ClientID> = self
+            .awareness
+            .iter()
+            .filter(|(_, state)| state.data.is_some())
+            .map(|(client, _)| client)
+            .collect();
         let mut removed = Vec::new();
         for client in clients {
-            let present = self
-                .awareness
-                .meta(client)
-                .is_some_and(|_| self.awareness.state::<serde_json::Value>(client).is_some());
-            if present {
+            if present.contains(&client) {
                 self.awareness.remove_state(client);
                 removed.push(client);
             }
@@ -886,9 +979,22 @@ mod tests {
         }
 
         fn join(&mut self, id: u64) -> OutboxReceiver {
+            self.join_as(id, Principal::local_admin())
+        }
+
+        fn join_as(&mut self, id: u64, principal: Principal) -> OutboxReceiver {
             let (tx, rx) = outbox(LIMITS);
-            self.room.join(ConnId(id), tx, Principal::local_admin());
+            self.room.join(ConnId(id), tx, principal);
             rx
+        }
+
+        /// The presence the room holds for awareness client `client`, as JSON text.
+        fn presence(&self, client: u64) -> Option<String> {
+            self.room
+                .awareness
+                .iter()
+                .find(|(id, _)| id.get() == client)
+                .and_then(|(_, state)| state.data.as_deref().map(str::to_owned))
         }
 
         /// Connections 1 and 2, joined, with their join frames already read.
@@ -948,6 +1054,11 @@ mod tests {
         t.insert(&mut doc.transact_mut(), 0, content);
         doc.transact()
             .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    /// A presence of the schema's shape for user `id`.
+    fn state_of(id: &str) -> String {
+        format!(r##"{{"user":{{"id":"{id}","name":"N","color":"#123456"}},"dragging":null}}"##)
     }
 
     fn awareness_frame(client: u64, clock: u32, json: &str) -> Bytes {
@@ -1115,8 +1226,8 @@ mod tests {
         let mut h = Harness::new();
         let (mut a, mut b) = h.join_two_quiet();
 
-        h.send(1, awareness_frame(11, 1, r#"{"user":{"id":"u1"}}"#));
-        h.send(2, awareness_frame(22, 1, r#"{"user":{"id":"u2"}}"#));
+        h.send(1, awareness_frame(11, 1, &state_of("u1")));
+        h.send(2, awareness_frame(22, 1, &state_of("u2")));
         h.flush();
         assert_eq!(received(&mut a).len(), 2, "own echo + b's presence");
         assert_eq!(received(&mut b).len(), 2);
@@ -1132,7 +1243,7 @@ mod tests {
 
         // 22 renews at 20 s; at 40 s it is 20 s old and stays; at 50 s it is 30 s old and goes.
         h.now.store(20_000, Ordering::Relaxed);
-        h.send(2, awareness_frame(22, 2, r#"{"user":{"id":"u2"}}"#));
+        h.send(2, awareness_frame(22, 2, &state_of("u2")));
         h.flush();
         received(&mut b);
         h.now.store(40_000, Ordering::Relaxed);
@@ -1143,6 +1254,190 @@ mod tests {
         h.flush();
         assert!(
             matches!(&received(&mut b)[..], [ServerMessage::Awareness(u)] if &*u.clients[&ClientID::new(22)].json == "null")
+        );
+    }
+
+    /// A member with a token for `user`.
+    fn member(user: &str) -> Principal {
+        Principal {
+            user: user.to_owned(),
+            name: user.to_owned(),
+            role: Role::Member,
+            boards: None,
+            from_token: true,
+        }
+    }
+
+    /// The close code `rx` was asked to close with, if any.
+    fn close_code(rx: &mut OutboxReceiver) -> Option<CloseCode> {
+        while let Some(next) = rx.next().now_or_never() {
+            if let Next::Close(request) = next {
+                return Some(request.code);
+            }
+        }
+        None
+    }
+
+    /// Issue 22: a state that does not parse was kept after its connection left (the removal
+    /// only looked at states that parse). Decoding refuses such states now; one that gets in
+    /// anyway still goes with its connection.
+    #[test]
+    fn any_state_of_a_leaving_connection_is_removed_even_one_that_does_not_parse() {
+        let mut h = Harness::new();
+        let (_a, mut b) = h.join_two_quiet();
+        let mut clients = std::collections::HashMap::new();
+        clients.insert(
+            ClientID::new(11),
+            AwarenessUpdateEntry {
+                clock: 1,
+                json: "{not json".into(),
+            },
+        );
+        let update = AwarenessUpdate { clients };
+        let frame = wire::client::encode_awareness(&update);
+        h.room.handle(
+            ConnId(1),
+            ClientMessage::Awareness(IncomingAwareness { update, frame }),
+        );
+        h.flush();
+        received(&mut b);
+        assert!(h.presence(11).is_some());
+        h.room.leave(ConnId(1));
+        h.flush();
+        assert!(
+            matches!(&received(&mut b)[..], [ServerMessage::Awareness(u)] if &*u.clients[&ClientID::new(11)].json == "null")
+        );
+        assert_eq!(h.presence(11), None);
+    }
+
+    /// Issue 22: any connection could overwrite or remove anyone's presence by its client id.
+    /// What a connection sends for another's client id is dropped, not refused: stock
+    /// y-websocket clients send on every presence they hear of, their peers' included.
+    #[test]
+    fn a_connection_sets_and_removes_only_its_own_awareness_clients() {
+        let mut h = Harness::new();
+        let mut ann = h.join_as(1, member("ann"));
+        let mut bob = h.join_as(2, member("bob"));
+        let mut eve = h.join_as(3, member("eve"));
+        h.flush();
+        h.send(1, awareness_frame(11, 1, &state_of("ann")));
+        h.flush();
+        for rx in [&mut ann, &mut bob, &mut eve] {
+            received(rx);
+        }
+        // Eve removes Ann's presence, Bob overwrites it: both dropped, nobody hears of it.
+        h.send(3, awareness_frame(11, 2, "null"));
+        h.send(2, awareness_frame(11, 5, &state_of("bob")));
+        h.flush();
+        for rx in [&mut ann, &mut bob, &mut eve] {
+            assert!(received(rx).is_empty(), "nothing relayed");
+            assert!(close_code(rx).is_none());
+        }
+        assert!(h.presence(11).unwrap().contains(r#""id":"ann""#));
+        // Bob's own presence in the same frame as a copy of Ann's: his part goes through.
+        let mut clients = std::collections::HashMap::new();
+        for (client, json) in [(11, state_of("ann")), (22, state_of("bob"))] {
+            clients.insert(
+                ClientID::new(client),
+                AwarenessUpdateEntry {
+                    clock: 1,
+                    json: json.into(),
+                },
+            );
+        }
+        h.send(
+            2,
+            wire::client::encode_awareness(&AwarenessUpdate { clients }),
+        );
+        h.flush();
+        let heard = received(&mut eve);
+        assert!(
+            matches!(&heard[..], [ServerMessage::Awareness(u)] if u.clients.len() == 1 && u.clients.contains_key(&ClientID::new(22))),
+            "{heard:?}"
+        );
+        // Ann removes her own: it goes. Bob's leave then removes only his.
+        h.send(1, awareness_frame(11, 2, "null"));
+        h.flush();
+        assert_eq!(h.presence(11), None);
+        received(&mut eve);
+        h.room.leave(ConnId(2));
+        h.flush();
+        let heard = received(&mut eve);
+        assert!(
+            matches!(&heard[..], [ServerMessage::Awareness(u)] if u.clients.keys().eq([&ClientID::new(22)])),
+            "{heard:?}"
+        );
+    }
+
+    /// A stock client echoes a presence it heard; a copy that arrives after its owner left
+    /// must not bring it back (owned by the wrong connection, never removed).
+    #[test]
+    fn a_late_copy_of_a_removed_presence_does_not_bring_it_back() {
+        let mut h = Harness::new();
+        let (_a, mut b) = h.join_two_quiet();
+        h.send(1, awareness_frame(11, 3, &state_of("u1")));
+        h.room.leave(ConnId(1));
+        h.flush();
+        received(&mut b);
+        h.send(2, awareness_frame(11, 3, &state_of("u1")));
+        h.flush();
+        assert!(received(&mut b).is_empty());
+        assert_eq!(h.presence(11), None);
+        // The client itself, back with a newer clock, gets it again.
+        let _again = h.join(3);
+        h.send(3, awareness_frame(11, 9, &state_of("u1")));
+        h.flush();
+        assert!(h.presence(11).is_some());
+        h.room.leave(ConnId(3));
+        assert_eq!(h.presence(11), None);
+    }
+
+    #[test]
+    fn with_a_token_the_presence_names_the_tokens_user() {
+        let mut h = Harness::new();
+        let mut mallory = h.join_as(1, member("mallory"));
+        let mut other = h.join(2);
+        h.flush();
+        received(&mut mallory);
+        received(&mut other);
+        h.send(1, awareness_frame(11, 1, &state_of("the-ceo")));
+        h.flush();
+        for rx in [&mut other, &mut mallory] {
+            let messages = received(rx);
+            let [ServerMessage::Awareness(u)] = &messages[..] else {
+                panic!("one presence, got {messages:?}")
+            };
+            let json = &u.clients[&ClientID::new(11)].json;
+            assert!(json.contains(r#""id":"mallory""#), "{json}");
+            assert!(json.contains(r#""name":"N""#), "the rest is kept: {json}");
+        }
+        // In local mode (no tokens) the client's own id stays.
+        h.send(2, awareness_frame(22, 1, &state_of("u2")));
+        h.flush();
+        assert!(h.presence(22).unwrap().contains(r#""id":"u2""#));
+    }
+
+    #[test]
+    fn a_connection_holds_a_bounded_number_of_awareness_clients() {
+        let mut h = Harness::new();
+        let mut a = h.join(1);
+        h.flush();
+        for client in 0..MAX_AWARENESS_CLIENTS as u64 {
+            h.send(1, awareness_frame(100 + client, 1, &state_of("u1")));
+        }
+        h.flush();
+        assert!(close_code(&mut a).is_none());
+        // One removed makes room for another; one more over the limit closes.
+        h.send(1, awareness_frame(100, 2, "null"));
+        h.send(1, awareness_frame(200, 1, &state_of("u1")));
+        h.flush();
+        assert!(close_code(&mut a).is_none());
+        h.send(1, awareness_frame(201, 1, &state_of("u1")));
+        h.flush();
+        assert_eq!(close_code(&mut a), Some(CloseCode::BadRequest));
+        assert!(
+            h.room.awareness.iter().all(|(_, s)| s.data.is_none()),
+            "all removed on close"
         );
     }
 
@@ -1324,7 +1619,7 @@ mod tests {
         let mut h = Harness::new();
         h.room.set_clustered();
         let (mut a, _b) = h.join_two_quiet();
-        h.send(1, awareness_frame(11, 1, r#"{"user":{"id":"u1"}}"#));
+        h.send(1, awareness_frame(11, 1, &state_of("u1")));
         h.flush();
         received(&mut a);
         let published = h.room.take_awareness_to_publish();
