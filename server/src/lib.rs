@@ -171,6 +171,10 @@ pub async fn run(
             }),
             storage: Arc::clone(&storage),
             bus,
+            timeline_rate: Arc::new(limits::PostRate::new(
+                limits::TIMELINE_POSTS_PER_MINUTE,
+                limits::TIMELINE_POSTS_BURST,
+            )),
             tracker: tracker.clone(),
         },
         &config.web_dir,

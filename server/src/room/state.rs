@@ -119,6 +119,8 @@ pub struct RoomState {
     /// The board's size as stored (snapshot and log), and the most it may grow to.
     stored_bytes: usize,
     max_bytes: usize,
+    /// What the board's timeline events take in storage: part of the same budget.
+    timeline_bytes: usize,
 }
 
 impl RoomState {
@@ -144,14 +146,26 @@ impl RoomState {
             recorder,
             stored_bytes: 0,
             max_bytes: usize::MAX,
+            timeline_bytes: 0,
         }
     }
 
     /// Caps the board's stored size: an update that would take it over `max_bytes` is refused.
-    /// `stored_bytes` is what the loaded board takes in storage now.
-    pub fn limit_size(&mut self, stored_bytes: usize, max_bytes: usize) {
+    /// `stored_bytes` is what the loaded board's document takes in storage now,
+    /// `timeline_bytes` what its timeline events take: both count towards `max_bytes`.
+    pub fn limit_size(&mut self, stored_bytes: usize, timeline_bytes: usize, max_bytes: usize) {
         self.stored_bytes = stored_bytes;
+        self.timeline_bytes = timeline_bytes;
         self.max_bytes = max_bytes;
+    }
+
+    /// The board's size limit, if `extra` more bytes would take the board over it.
+    pub fn over_limit(&self, extra: usize) -> Option<usize> {
+        let size = self
+            .stored_bytes
+            .saturating_add(self.timeline_bytes)
+            .saturating_add(extra);
+        (size > self.max_bytes).then_some(self.max_bytes)
     }
 
     /// Starts maintaining counters and avatars (this room holds the board's lease).
@@ -226,6 +240,7 @@ impl RoomState {
     pub fn apply_timeline_event(&mut self, event: &TimelineEvent) {
         use funnel_protocol::board::{self, NewActivity, card_key};
         use funnel_protocol::rules::{AvatarEvent, Direction};
+        self.timeline_bytes = self.timeline_bytes.saturating_add(event.stored_len());
         let incoming = event.kind.adds_incoming_activity(event.direction);
         let reason = event.kind.avatar_reason(event.direction);
         let update = {
@@ -372,8 +387,8 @@ impl RoomState {
             return;
         };
         let (role, user) = (member.principal.role, member.principal.user.clone());
-        if self.stored_bytes.saturating_add(incoming.raw.len()) > self.max_bytes {
-            let reason = format!("the board is at its size limit ({} bytes)", self.max_bytes);
+        if let Some(max) = self.over_limit(incoming.raw.len()) {
+            let reason = format!("the board is at its size limit ({max} bytes)");
             self.close_member(conn, CloseCode::BoardTooLarge, &reason);
             return;
         }
