@@ -108,8 +108,9 @@ pub struct ServeConfig {
     #[arg(long, env = "FUNNEL_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// The most a board may take in storage (snapshot and log, in bytes); an update that would
-    /// take it over is refused (close 4413).
+    /// The most a board may hold, in bytes: its document's encoded size (not every byte ever
+    /// written) plus its timeline events; an update that would take it over is refused (close
+    /// 4413), a timeline event too (413).
     #[arg(long, env = "FUNNEL_MAX_BOARD_BYTES", default_value_t = defaults::MAX_BOARD_BYTES)]
     pub max_board_bytes: usize,
 

@@ -121,7 +121,7 @@ pub struct RoomConfig {
     pub idle_unload_after: Duration,
     /// Log entries since the last snapshot that trigger a background compaction.
     pub compact_after_updates: usize,
-    /// The most a board may take in storage (snapshot and log), in bytes.
+    /// The most a board may hold (its document's encoded size and its timeline events), in bytes.
     pub max_board_bytes: usize,
 }
 

@@ -496,3 +496,46 @@ async fn timeline_events_belong_to_the_caller_count_in_the_board_and_are_rate_li
     assert_eq!(status, 201, "{body}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_board_limit_counts_what_the_board_holds_not_what_was_written() {
+    let (server, _dir) = start(|config| config.max_board_bytes = 64 * 1024).await;
+    let board = create_board(&server).await;
+    let url = ws_url(&server, &board, &token("ann", Role::Member, &[]));
+    let mut writer = Client::connect(&url).await;
+    writer.write(|txn| add_card(txn, "card", "draft")).await;
+    // Rewriting a 20 KB title twenty times writes 400 KB into a 64 KiB board that never holds
+    // more than one title: every write is taken.
+    for i in 0..20 {
+        let title = format!("{i:02}{}", "x".repeat(20_000));
+        writer
+            .write(|txn| {
+                let cards = txn.get_or_insert_map(root::CARDS);
+                let Some(Out::YMap(card)) = cards.get(txn, "card") else {
+                    panic!("no card");
+                };
+                card.insert(txn, card_key::TITLE, title);
+            })
+            .await;
+    }
+    let mut reader = Client::connect(&url).await;
+    reader
+        .wait_for_card(&format!("19{}", "x".repeat(20_000)))
+        .await;
+    writer
+        .write(|txn| add_card(txn, "small", "still writable"))
+        .await;
+    reader.wait_for_card("still writable").await;
+
+    // A board that really is full still refuses: two more 25 KB cards do not fit beside it.
+    writer
+        .write(|txn| add_card(txn, "big1", &"y".repeat(25_000)))
+        .await;
+    writer
+        .write(|txn| add_card(txn, "big2", &"z".repeat(25_000)))
+        .await;
+    let (code, reason) = writer.expect_close().await;
+    assert_eq!(code, 4413, "{reason}");
+    assert!(reason.contains("size limit"), "{reason}");
+    server.stop().await;
+}
