@@ -337,7 +337,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/{*rest}", any(not_found))
 }
 
-async fn openapi() -> Response {
+/// The OpenAPI document: with tokens, for any valid one (the `Caller` extractor).
+async fn openapi(_caller: Caller) -> Response {
     match ApiDoc::openapi().to_pretty_json() {
         Ok(json) => ([("content-type", "application/json")], json).into_response(),
         Err(e) => {

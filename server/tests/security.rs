@@ -539,3 +539,61 @@ async fn the_board_limit_counts_what_the_board_holds_not_what_was_written() {
     assert!(reason.contains("size limit"), "{reason}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_and_the_openapi_document_need_a_token_when_tokens_are_on() {
+    let (server, _dir) = start(|_| {}).await;
+    let admin = format!("Bearer {}", token("root", Role::Admin, &[]));
+    let member = format!("Bearer {}", token("ann", Role::Member, &[]));
+    let viewer = format!("Bearer {}", token("vic", Role::Viewer, &[]));
+    let get = |path: &'static str, auth: Option<String>| async move {
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        http_with(server.addr, "GET", path, &headers, None).await
+    };
+    // /metrics: an admin's token only.
+    assert_eq!(get("/metrics", None).await.0, 401);
+    assert_eq!(get("/metrics", Some("Bearer nope".into())).await.0, 401);
+    let (status, body) = get("/metrics", Some(member.clone())).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = get("/metrics", Some(admin.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("funnel_rooms"), "{body}");
+    // The OpenAPI document: any valid token.
+    assert_eq!(get("/api/v1/openapi.json", None).await.0, 401);
+    let (status, body) = get("/api/v1/openapi.json", Some(viewer)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"openapi\""), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_on_its_own_listener_only() {
+    // A free port for the metrics listener (bound, read, released).
+    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (server, _dir) = start(|config| config.metrics_listen = Some(metrics_addr)).await;
+    let admin = format!("Bearer {}", token("root", Role::Admin, &[]));
+    // Gone from the main listener, even for an admin.
+    let (status, body) = http_with(
+        server.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", &admin)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    // Served on its own listener, without a token (who reaches it is the network's concern).
+    let (status, body) = support::http(metrics_addr, "GET", "/metrics", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("funnel_rooms"), "{body}");
+    // Nothing else is there.
+    let (status, _) = support::http(metrics_addr, "GET", "/api/v1/boards", None).await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
