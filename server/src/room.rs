@@ -698,6 +698,9 @@ impl Room {
             );
             (self.applied_seq, Bytes::from(state))
         });
+        if let Some((_, state)) = &own_state {
+            self.state.measured(state.len());
+        }
         self.compaction = Some(tokio::spawn(async move {
             let compacted = match own_state {
                 Some((seq, state)) => storage.put_snapshot(&board, seq, state).await,

@@ -166,6 +166,13 @@ impl RoomState {
         self.max_bytes = max_bytes;
     }
 
+    /// The document was just encoded whole (`bytes` long, for a snapshot): the running count
+    /// restarts from that.
+    pub fn measured(&mut self, bytes: usize) {
+        self.stored_bytes = bytes;
+        self.measured_at = Some(bytes);
+    }
+
     /// The board's size limit, if `extra` more bytes would take the board over it. The running
     /// count is checked first; only when it crosses the limit is the document measured (its
     /// encoded size, once per crossing), and the count reset to that before refusing.
