@@ -8,12 +8,12 @@ use crate::headers::{bearer_token, header_str};
 use crate::room;
 use crate::room::{RoomCommand, TimelineError};
 use crate::storage::{BoardMeta, StorageError, TimelineEvent};
-use axum::extract::FromRequestParts;
 use axum::extract::Query;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
@@ -103,20 +103,20 @@ pub struct TimelineEntry {
     pub text: String,
 }
 
-/// An event to add to a card's timeline. Comments, incoming and missed calls, incoming e-mails
-/// and chats move the card's avatar to `user`; incoming ones also add an open incoming
-/// activity to the card.
+/// An event to add to a card's timeline. It belongs to the caller (the token's user; in local
+/// mode the `X-Funnel-User` header, default `local`) and happens now, by the server's clock:
+/// other fields (`user`, `at`) are refused. Comments, incoming and missed calls, incoming
+/// e-mails and chats move the card's avatar to the caller; incoming ones also add an open
+/// incoming activity to the card.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTimelineEvent {
     pub kind: String,
     #[serde(default)]
     pub direction: Option<String>,
-    pub user: String,
+    /// At most 4 KiB (UTF-8).
     #[serde(default)]
     pub text: String,
-    /// When it happened (ms since the epoch); defaults to now.
-    #[serde(default)]
-    pub at: Option<i64>,
 }
 
 /// A page of a card's timeline, newest first.
@@ -134,8 +134,12 @@ pub struct PageQuery {
     pub limit: Option<usize>,
 }
 
-/// The longest timeline text, in characters.
-pub const MAX_EVENT_TEXT: usize = 10_000;
+/// The longest timeline text, in bytes (UTF-8).
+pub const MAX_EVENT_TEXT_BYTES: usize = 4 * 1024;
+/// The largest body of a timeline post: the text and the JSON around it.
+pub const MAX_EVENT_BODY_BYTES: usize = 8 * 1024;
+/// In local mode (no tokens), the header that names the user of a timeline event.
+pub const USER_HEADER: &str = "x-funnel-user";
 /// The default and largest timeline page.
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 200;
@@ -247,6 +251,10 @@ pub enum ApiError {
     NoSuchBoard(String),
     #[error("no card {0} on this board")]
     NoSuchCard(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the board is busy; try again")]
     Busy,
     #[error("no such endpoint: see /api/v1/openapi.json")]
@@ -269,7 +277,20 @@ impl IntoResponse for ApiError {
                 )
                     .into_response();
             }
+            ApiError::RateLimited { retry_after_secs } => {
+                let retry_after = retry_after_secs.to_string();
+                let body = Json(ErrorBody {
+                    error: self.to_string(),
+                });
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, retry_after)],
+                    body,
+                )
+                    .into_response();
+            }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NoSuchBoard(_) | ApiError::NoSuchCard(_) | ApiError::NoSuchEndpoint => {
                 StatusCode::NOT_FOUND
@@ -292,7 +313,11 @@ impl IntoResponse for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!("the body has at most {MAX_EVENT_BODY_BYTES} bytes"))
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
     }
 }
 
@@ -305,12 +330,15 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/boards/{board_id}", get(get_board))
         .route(
             "/api/v1/boards/{board_id}/cards/{card_id}/timeline",
-            get(get_timeline).post(add_timeline_event),
+            get(get_timeline)
+                .post(add_timeline_event)
+                .layer(DefaultBodyLimit::max(MAX_EVENT_BODY_BYTES)),
         )
         .route("/api/{*rest}", any(not_found))
 }
 
-async fn openapi() -> Response {
+/// The OpenAPI document: with tokens, for any valid one (the `Caller` extractor).
+async fn openapi(_caller: Caller) -> Response {
     match ApiDoc::openapi().to_pretty_json() {
         Ok(json) => ([("content-type", "application/json")], json).into_response(),
         Err(e) => {
@@ -432,57 +460,83 @@ async fn get_board(
     Ok(Json(Board::from(meta)))
 }
 
-/// Adds an event to a card's timeline.
+/// Adds an event to a card's timeline, as the caller, now.
 #[utoipa::path(
     post,
     path = "/api/v1/boards/{boardId}/cards/{cardId}/timeline",
     params(
         ("boardId" = String, Path, description = "the board's id"),
-        ("cardId" = String, Path, description = "the card's id")
+        ("cardId" = String, Path, description = "the card's id"),
+        ("X-Funnel-User" = Option<String>, Header, description = "local mode only (no tokens): the user of the event, default `local`; ignored with tokens")
     ),
     request_body = NewTimelineEvent,
     responses(
         (status = 201, body = TimelineEntry),
-        (status = 400, body = ErrorBody, description = "unknown kind or direction, no user, text too long"),
+        (status = 400, body = ErrorBody, description = "unknown kind or direction, an unknown field (`user`, `at`), text too long, a bad X-Funnel-User"),
         (status = 401, body = ErrorBody, description = "no valid token"),
         (status = 403, body = ErrorBody, description = "viewers cannot add events, or the token does not open this board"),
-        (status = 404, body = ErrorBody, description = "no such board or card")
+        (status = 404, body = ErrorBody, description = "no such board or card"),
+        (status = 413, body = ErrorBody, description = "the body is too large, or the board is at its size limit (--max-board-bytes)"),
+        (status = 429, body = ErrorBody, description = "too many posts from this caller: retry after the Retry-After header's seconds")
     )
 )]
 async fn add_timeline_event(
     State(state): State<AppState>,
     caller: Caller,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
     Path((board_id, card)): Path<(String, String)>,
     body: Result<Json<NewTimelineEvent>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TimelineEntry>), ApiError> {
     let who = caller.at_least(Role::Member)?;
+    let local = state.connections.auth.is_local();
+    // Per token user; in local mode everyone is the local admin, so per address.
+    let rate_key = if local {
+        peer.ip().to_string()
+    } else {
+        who.user.clone()
+    };
+    state
+        .timeline_rate
+        .take(&rate_key)
+        .map_err(|wait| ApiError::RateLimited {
+            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        })?;
+    let user = if local {
+        match headers.get(USER_HEADER) {
+            None => who.user.clone(),
+            Some(value) => {
+                let user = value.to_str().map(str::trim).unwrap_or_default();
+                if user.is_empty() || user.chars().count() > MAX_NAME_CHARS {
+                    return Err(ApiError::BadRequest(format!(
+                        "X-Funnel-User must be 1 to {MAX_NAME_CHARS} visible ASCII characters"
+                    )));
+                }
+                user.to_owned()
+            }
+        }
+    } else {
+        who.user.clone()
+    };
     let Json(new) = body?;
     let board = existing_board(&state, &who, &board_id).await?;
     let kind = TimelineKind::parse(&new.kind).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let direction = kind
         .parse_direction(new.direction.as_deref().unwrap_or_default())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let user = new.user.trim();
-    if user.is_empty() || user.chars().count() > MAX_NAME_CHARS {
+    if new.text.len() > MAX_EVENT_TEXT_BYTES {
         return Err(ApiError::BadRequest(format!(
-            "user must be 1 to {MAX_NAME_CHARS} characters"
-        )));
-    }
-    if new.text.chars().count() > MAX_EVENT_TEXT {
-        return Err(ApiError::BadRequest(format!(
-            "text has at most {MAX_EVENT_TEXT} characters"
+            "text has at most {MAX_EVENT_TEXT_BYTES} bytes"
         )));
     }
     let event = TimelineEvent {
         id: 0,
         board: board.clone(),
         card,
-        at: new
-            .at
-            .unwrap_or_else(|| crate::clock::Clock::now_ms(&crate::clock::SystemClock)),
+        at: crate::clock::Clock::now_ms(&crate::clock::SystemClock),
         kind,
         direction,
-        user: user.to_owned(),
+        user,
         text: new.text,
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
@@ -492,6 +546,7 @@ async fn add_timeline_event(
         .map_err(|_| ApiError::Busy)?;
     match answer.await.map_err(|_| ApiError::Busy)? {
         Ok(event) => Ok((StatusCode::CREATED, Json(TimelineEntry::from(event)))),
+        Err(e @ TimelineError::BoardFull { .. }) => Err(ApiError::TooLarge(e.to_string())),
         Err(TimelineError::NoSuchCard(card)) => Err(ApiError::NoSuchCard(card)),
         Err(TimelineError::Storage(e)) => Err(ApiError::Storage(e)),
     }

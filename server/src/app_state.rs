@@ -14,6 +14,8 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     /// The cluster bus, whose state `/readyz` reports (`None`: a single instance).
     pub bus: Option<Arc<dyn Bus>>,
+    /// Timeline posts per caller (the API's `POST .../timeline`).
+    pub timeline_rate: Arc<crate::limits::PostRate>,
     /// Tracks every connection task, so shutdown waits for their close frames.
     pub tracker: TaskTracker,
 }

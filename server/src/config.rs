@@ -43,6 +43,12 @@ pub struct ServeConfig {
     #[arg(long, env = "FUNNEL_LISTEN", default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
 
+    /// Address of a listener of its own for `/metrics` (then the main one no longer serves
+    /// it). Without it, `/metrics` is on the main listener and, with `--auth-secret`, needs an
+    /// admin token.
+    #[arg(long, env = "FUNNEL_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Directory of the embedded SQLite database.
     #[arg(long, env = "FUNNEL_DATA_DIR", default_value = defaults::DATA_DIR)]
     pub data_dir: PathBuf,
@@ -108,8 +114,9 @@ pub struct ServeConfig {
     #[arg(long, env = "FUNNEL_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// The most a board may take in storage (snapshot and log, in bytes); an update that would
-    /// take it over is refused (close 4413).
+    /// The most a board may hold, in bytes: its document's encoded size (not every byte ever
+    /// written) plus its timeline events; an update that would take it over is refused (close
+    /// 4413), a timeline event too (413).
     #[arg(long, env = "FUNNEL_MAX_BOARD_BYTES", default_value_t = defaults::MAX_BOARD_BYTES)]
     pub max_board_bytes: usize,
 
@@ -147,6 +154,7 @@ impl ServeConfig {
     pub fn with_defaults(listen: SocketAddr, data_dir: PathBuf) -> Self {
         Self {
             listen,
+            metrics_listen: None,
             data_dir,
             database_url: None,
             redis_url: None,

@@ -21,12 +21,19 @@ use std::path::Path;
 use std::sync::Arc;
 use tower_http::services::{ServeDir, ServeFile};
 
-pub fn router(state: AppState, web_dir: &Path) -> Router {
+/// The main listener's routes. `metrics_here`: `/metrics` is served here (no
+/// `--metrics-listen`), to an admin token when tokens are on; otherwise it is a 404 here.
+pub fn router(state: AppState, web_dir: &Path, metrics_here: bool) -> Router {
+    let metrics_route = if metrics_here {
+        get(guarded_metrics)
+    } else {
+        get(metrics_elsewhere)
+    };
     Router::new()
         .route("/ws/boards/{board_id}", get(board_socket))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", metrics_route)
         .merge(api::routes())
         .fallback_service(web_client(web_dir))
         .with_state(state)
@@ -143,6 +150,44 @@ async fn admit(
         principal,
         slot,
     })
+}
+
+/// The routes of the `--metrics-listen` listener: `/metrics`, open to whoever reaches it.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// `/metrics` on the main listener: with tokens, only for an admin's.
+async fn guarded_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.connections.auth.is_local() {
+        match state
+            .connections
+            .auth
+            .authenticate(crate::headers::bearer_token(&headers))
+        {
+            Err(e) => return api::ApiError::Unauthenticated(e).into_response(),
+            Ok(who) if who.role < Role::Admin => {
+                return api::ApiError::Forbidden(format!(
+                    "/metrics needs the admin role; the token's is {}",
+                    who.role
+                ))
+                .into_response();
+            }
+            Ok(_) => {}
+        }
+    }
+    metrics(State(state)).await
+}
+
+/// `/metrics` on the main listener when `--metrics-listen` serves it.
+async fn metrics_elsewhere() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "/metrics is served on the --metrics-listen address\n",
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -143,38 +143,59 @@ pub async fn run(
             .redis_url()
             .map(|_| scheduler::Takeover::for_lease_ttl(Arc::clone(&storage), config.lease_ttl)),
     ));
+    let state = app_state::AppState {
+        connections: Arc::new(ConnectionContext {
+            rooms,
+            outbox_limits: OutboxLimits {
+                max_frames: config.outbox_frames,
+                max_bytes: config.outbox_bytes,
+            },
+            max_frame_bytes: config.max_frame_bytes,
+            ping_every: config.ping_interval,
+            shutdown: shutdown.clone(),
+            metrics: metrics.clone(),
+            auth: match &config.auth_secret {
+                Some(secret) => auth::Auth::with_secret(secret),
+                None => auth::Auth::local(),
+            },
+            origins: auth::Origins::new(&config.allowed_origins),
+            limits: connection::ConnectionLimits {
+                message_rate: config.message_rate,
+                message_burst: config.message_burst,
+                per_user: config.max_connections_per_user,
+                per_address: config.max_connections_per_address,
+            },
+            counts: limits::ConnectionCounts::default(),
+            joins: Arc::new(tokio::sync::Semaphore::new(config.joins_at_once)),
+        }),
+        storage: Arc::clone(&storage),
+        bus,
+        timeline_rate: Arc::new(limits::PostRate::new(
+            limits::TIMELINE_POSTS_PER_MINUTE,
+            limits::TIMELINE_POSTS_BURST,
+        )),
+        tracker: tracker.clone(),
+    };
     let app = http::router(
-        app_state::AppState {
-            connections: Arc::new(ConnectionContext {
-                rooms,
-                outbox_limits: OutboxLimits {
-                    max_frames: config.outbox_frames,
-                    max_bytes: config.outbox_bytes,
-                },
-                max_frame_bytes: config.max_frame_bytes,
-                ping_every: config.ping_interval,
-                shutdown: shutdown.clone(),
-                metrics: metrics.clone(),
-                auth: match &config.auth_secret {
-                    Some(secret) => auth::Auth::with_secret(secret),
-                    None => auth::Auth::local(),
-                },
-                origins: auth::Origins::new(&config.allowed_origins),
-                limits: connection::ConnectionLimits {
-                    message_rate: config.message_rate,
-                    message_burst: config.message_burst,
-                    per_user: config.max_connections_per_user,
-                    per_address: config.max_connections_per_address,
-                },
-                counts: limits::ConnectionCounts::default(),
-                joins: Arc::new(tokio::sync::Semaphore::new(config.joins_at_once)),
-            }),
-            storage: Arc::clone(&storage),
-            bus,
-            tracker: tracker.clone(),
-        },
+        state.clone(),
         &config.web_dir,
+        config.metrics_listen.is_none(),
     );
+    if let Some(addr) = config.metrics_listen {
+        let metrics_listener =
+            listen(addr).with_context(|| format!("listening for metrics on {addr}"))?;
+        let metrics_app = http::metrics_router(state);
+        let stop = shutdown.clone();
+        tracing::info!("metrics on {addr}");
+        tokio::spawn(async move {
+            let served = axum::serve(metrics_listener, metrics_app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    }
     let addr = listener.local_addr()?;
     let mode = if config.auth_secret.is_some() {
         "tokens"

@@ -1,12 +1,51 @@
 //! Limits on what one client may cost the server: messages a second per connection (a token
-//! bucket), and open connections per user and per address (counted, released on drop).
+//! bucket), open connections per user and per address (counted, released on drop), and
+//! timeline posts per caller (`PostRate`).
 //! Frame and board sizes are enforced where they are known (the socket, the room).
 
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Timeline posts a caller may make a minute on average, and at once.
+pub const TIMELINE_POSTS_PER_MINUTE: u32 = 60;
+pub const TIMELINE_POSTS_BURST: u32 = 20;
+
+/// Distinct callers remembered before the idle ones are forgotten.
+const POST_RATE_KEYS: usize = 10_000;
+
+/// A rate of posts per caller (a token's user, or an address in local mode), shared by every
+/// request.
+pub struct PostRate {
+    limiter: DefaultKeyedRateLimiter<String>,
+}
+
+impl PostRate {
+    /// `per_minute` posts a minute on average, `burst` at once (both at least 1).
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+        }
+    }
+
+    /// Takes one post for `key`; over the rate, how long until the next one is allowed.
+    pub fn take(&self, key: &str) -> Result<(), Duration> {
+        if self.limiter.len() > POST_RATE_KEYS {
+            self.limiter.retain_recent();
+        }
+        let key = key.to_owned();
+        self.limiter
+            .check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
 
 /// A token bucket: `rate` messages a second on average, `burst` at once.
 #[derive(Debug)]

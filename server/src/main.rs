@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve boards over WebSocket and HTTP.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Print a token for a user (signed with the server's --auth-secret).
     Token(TokenArgs),
 }
@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Serve(config) => serve(config),
+        Command::Serve(config) => serve(*config),
         Command::Token(args) => token(args),
     }
 }

@@ -74,6 +74,8 @@ pub enum RoomCommand {
 pub enum TimelineError {
     #[error("no card {0} on this board")]
     NoSuchCard(String),
+    #[error("the board is at its size limit ({max} bytes): the event was not added")]
+    BoardFull { max: usize },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -119,7 +121,7 @@ pub struct RoomConfig {
     pub idle_unload_after: Duration,
     /// Log entries since the last snapshot that trigger a background compaction.
     pub compact_after_updates: usize,
-    /// The most a board may take in storage (snapshot and log), in bytes.
+    /// The most a board may hold (its document's encoded size and its timeline events), in bytes.
     pub max_board_bytes: usize,
 }
 
@@ -239,11 +241,12 @@ impl Room {
         };
         let (doc, tail_len, stored_bytes, applied_seq) =
             load_or_create(&board, ctx.storage.as_ref()).await?;
+        let timeline_bytes = ctx.storage.timeline_bytes(&board).await?;
         tracing::debug!("room loaded");
         let name = board::settings(&doc.transact()).name;
         let presence_clock = move || started.elapsed().as_millis() as u64;
         let mut state = RoomState::new(board.clone(), doc, presence_clock);
-        state.limit_size(stored_bytes, ctx.config.max_board_bytes);
+        state.limit_size(stored_bytes, timeline_bytes, ctx.config.max_board_bytes);
         if ctx.bus.is_some() {
             state.set_clustered();
         }
@@ -463,6 +466,10 @@ impl Room {
     ) {
         if !self.state.has_card(&event.card) {
             let _ = reply.send(Err(TimelineError::NoSuchCard(event.card)));
+            return;
+        }
+        if let Some(max) = self.state.over_limit(event.stored_len()) {
+            let _ = reply.send(Err(TimelineError::BoardFull { max }));
             return;
         }
         match self.storage.add_event(event).await {
@@ -691,6 +698,9 @@ impl Room {
             );
             (self.applied_seq, Bytes::from(state))
         });
+        if let Some((_, state)) = &own_state {
+            self.state.measured(state.len());
+        }
         self.compaction = Some(tokio::spawn(async move {
             let compacted = match own_state {
                 Some((seq, state)) => storage.put_snapshot(&board, seq, state).await,

@@ -103,6 +103,19 @@ pub struct TimelineEvent {
     pub text: String,
 }
 
+impl TimelineEvent {
+    /// What the event counts for in its board's size budget: its texts, in bytes, plus the
+    /// id and the time.
+    pub fn stored_len(&self) -> usize {
+        self.card.len()
+            + self.kind.as_str().len()
+            + self.direction.as_str().len()
+            + self.user.len()
+            + self.text.len()
+            + 16
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("sqlite: {0}")]
@@ -229,6 +242,10 @@ pub trait Storage: Send + Sync + 'static {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<TimelineEvent>, StorageError>;
+
+    /// What a board's timeline events take in storage, in bytes (`TimelineEvent::stored_len`
+    /// summed): the part of the board's size budget that is not its document.
+    async fn timeline_bytes(&self, board: &BoardId) -> Result<usize, StorageError>;
 
     /// Records a board's new name (the name lives in the document; this copy feeds the list).
     async fn rename(&self, board: &BoardId, name: &str) -> Result<(), StorageError>;

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{Client, TestServer, http, stage_names};
+use support::{Client, TestServer, http, http_with, stage_names};
 
 fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
@@ -221,16 +221,26 @@ async fn timeline_events_are_stored_paged_and_move_the_card() {
     client.wait_for_upkeep("card").await;
     let timeline = format!("/api/v1/boards/{id}/cards/card/timeline");
 
-    // A comment: stored, and the avatar moves to its author.
-    let (status, body) = http(
+    // A comment: stored, and the avatar moves to its author (local mode: X-Funnel-User).
+    let (status, body) = http_with(
         server.addr,
         "POST",
         &timeline,
-        Some(r#"{"kind":"comment","user":"dora","text":"sent the quote"}"#),
+        &[("X-Funnel-User", "dora")],
+        Some(r#"{"kind":"comment","text":"sent the quote"}"#),
     )
     .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(json(&body)["user"], "dora");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let at = json(&body)["at"].as_i64().unwrap();
+    assert!(
+        (now - 60_000..=now).contains(&at),
+        "the server's time: {at} vs {now}"
+    );
     client
         .pump_until("the avatar to move to dora", |c, _| {
             support::server_field(&c.doc, "card", "avatar") == Some(serde_json::json!("dora"))
@@ -242,11 +252,12 @@ async fn timeline_events_are_stored_paged_and_move_the_card() {
     );
 
     // A missed call: an open incoming activity, so the counter turns green (incoming).
-    let (status, _) = http(
+    let (status, _) = http_with(
         server.addr,
         "POST",
         &timeline,
-        Some(r#"{"kind":"call","direction":"missed","user":"eve","text":"+33 1 23 45 67 89"}"#),
+        &[("X-Funnel-User", "eve")],
+        Some(r#"{"kind":"call","direction":"missed","text":"+33 1 23 45 67 89"}"#),
     )
     .await;
     assert_eq!(status, 201);
@@ -263,14 +274,15 @@ async fn timeline_events_are_stored_paged_and_move_the_card() {
     assert!(support::server_field(&client.doc, "card", "timelineAt").is_some());
 
     // An outgoing e-mail is kept but moves nothing.
-    let (status, _) = http(
+    let (status, body) = http(
         server.addr,
         "POST",
         &timeline,
-        Some(r#"{"kind":"email","direction":"outgoing","user":"ann","text":"hello"}"#),
+        Some(r#"{"kind":"email","direction":"outgoing","text":"hello"}"#),
     )
     .await;
     assert_eq!(status, 201);
+    assert_eq!(json(&body)["user"], "local", "no header: the local user");
 
     // Newest first, two per page.
     let (status, body) = http(server.addr, "GET", &format!("{timeline}?limit=2"), None).await;
@@ -298,27 +310,47 @@ async fn timeline_events_are_stored_paged_and_move_the_card() {
 
     // Bad input.
     let cases = [
-        (timeline.clone(), r#"{"kind":"fax","user":"x"}"#, 400),
-        (timeline.clone(), r#"{"kind":"call","user":"x"}"#, 400),
+        (timeline.clone(), r#"{"kind":"fax"}"#.to_owned(), 400),
+        (timeline.clone(), r#"{"kind":"call"}"#.to_owned(), 400),
         (
             timeline.clone(),
-            r#"{"kind":"comment","direction":"incoming","user":"x"}"#,
+            r#"{"kind":"comment","direction":"incoming"}"#.to_owned(),
             400,
         ),
-        (timeline.clone(), r#"{"kind":"comment","user":" "}"#, 400),
+        // The caller is the author and the server's clock the time: neither is taken.
+        (
+            timeline.clone(),
+            r#"{"kind":"comment","user":"x"}"#.to_owned(),
+            400,
+        ),
+        (
+            timeline.clone(),
+            r#"{"kind":"comment","at":1}"#.to_owned(),
+            400,
+        ),
+        (
+            timeline.clone(),
+            format!(r#"{{"kind":"comment","text":"{}"}}"#, "x".repeat(4097)),
+            400,
+        ),
+        (
+            timeline.clone(),
+            format!(r#"{{"kind":"comment","text":"{}"}}"#, "x".repeat(9000)),
+            413,
+        ),
         (
             format!("/api/v1/boards/{id}/cards/nope/timeline"),
-            r#"{"kind":"comment","user":"x"}"#,
+            r#"{"kind":"comment"}"#.to_owned(),
             404,
         ),
         (
             "/api/v1/boards/nope/cards/card/timeline".to_owned(),
-            r#"{"kind":"comment","user":"x"}"#,
+            r#"{"kind":"comment"}"#.to_owned(),
             404,
         ),
     ];
     for (path, body, status) in cases {
-        let (got, text) = http(server.addr, "POST", &path, Some(body)).await;
+        let (got, text) = http(server.addr, "POST", &path, Some(&body)).await;
         assert_eq!(got, status, "{path} {body}: {text}");
         assert!(json(&text)["error"].is_string());
     }

@@ -392,3 +392,214 @@ async fn browser_origins_and_connection_counts_are_limited() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn timeline_events_belong_to_the_caller_count_in_the_board_and_are_rate_limited() {
+    let (server, _dir) = start(|config| config.max_board_bytes = 64 * 1024).await;
+    let board = create_board(&server).await;
+    let member = token("mia", Role::Member, &[]);
+    let bearer = format!("Bearer {member}");
+    let mut writer = Client::connect(&ws_url(&server, &board, &member)).await;
+    writer.write(|txn| add_card(txn, "card", "ACME")).await;
+    writer.wait_for_upkeep("card").await;
+    let timeline = format!("/api/v1/boards/{board}/cards/card/timeline");
+    let post = |body: String, headers: Vec<(&'static str, String)>| {
+        let timeline = timeline.clone();
+        let bearer = bearer.clone();
+        async move {
+            let mut all: Vec<(&str, &str)> = vec![("Authorization", &bearer)];
+            all.extend(headers.iter().map(|(k, v)| (*k, v.as_str())));
+            support::http_full(server.addr, "POST", &timeline, &all, Some(&body)).await
+        }
+    };
+
+    // The author is the token's user, whatever the body or a header says, and the time is the
+    // server's.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (status, _, body) = post(
+        r#"{"kind":"call","direction":"missed","user":"boss"}"#.into(),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("user"), "{body}");
+    let (status, _, body) = post(
+        r#"{"kind":"call","direction":"missed","text":"+33 1"}"#.into(),
+        vec![("X-Funnel-User", "boss".into())],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let event: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["user"], "mia");
+    let at = event["at"].as_i64().unwrap();
+    assert!(at >= before && at < before + 60_000, "{at} vs {before}");
+    writer
+        .pump_until("the avatar to move to mia", |c, _| {
+            support::server_field(&c.doc, "card", "avatar") == Some(serde_json::json!("mia"))
+        })
+        .await;
+
+    // Timeline texts fill the board's budget: the API refuses with 413, and a client's update
+    // that no longer fits is refused with 4413.
+    let text = "t".repeat(4000);
+    let mut full = None;
+    for _ in 0..18 {
+        let (status, _, body) =
+            post(format!(r#"{{"kind":"comment","text":"{text}"}}"#), vec![]).await;
+        if status != 201 {
+            full = Some((status, body));
+            break;
+        }
+    }
+    let (status, body) = full.expect("64 KiB of timeline fills the board");
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("size limit"), "{body}");
+    writer
+        .write(|txn| add_card(txn, "big", &"x".repeat(4000)))
+        .await;
+    let (code, reason) = writer.expect_close().await;
+    assert_eq!(code, 4413, "{reason}");
+
+    // Posts are rate limited per user: the burst is spent by now (the refused ones count too).
+    let mut limited = None;
+    for _ in 0..funnel_server::limits::TIMELINE_POSTS_BURST {
+        let (status, head, body) = post(r#"{"kind":"comment"}"#.into(), vec![]).await;
+        if status == 429 {
+            limited = Some((head, body));
+            break;
+        }
+    }
+    let (head, body) = limited.expect("the burst runs out");
+    assert!(body.contains("too many"), "{body}");
+    let retry_after = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("retry-after: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no Retry-After in {head}"));
+    assert!(retry_after.trim().parse::<u64>().unwrap() >= 1, "{head}");
+    // Another user has a rate of their own (and a short comment still fits the board).
+    let other = format!("Bearer {}", token("ned", Role::Member, &[]));
+    let (status, body) = http_with(
+        server.addr,
+        "POST",
+        &timeline,
+        &[("Authorization", &other)],
+        Some(r#"{"kind":"comment","text":"hi"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_board_limit_counts_what_the_board_holds_not_what_was_written() {
+    // Compactions every 5 entries reset the count; between them it crosses the limit and the
+    // room measures the document.
+    let (server, _dir) = start(|config| {
+        config.max_board_bytes = 64 * 1024;
+        config.compact_after = 5;
+    })
+    .await;
+    let board = create_board(&server).await;
+    let url = ws_url(&server, &board, &token("ann", Role::Member, &[]));
+    let mut writer = Client::connect(&url).await;
+    writer.write(|txn| add_card(txn, "card", "draft")).await;
+    // Rewriting a 20 KB title twenty times writes 400 KB into a 64 KiB board that never holds
+    // more than one title: every write is taken.
+    for i in 0..20 {
+        let title = format!("{i:02}{}", "x".repeat(20_000));
+        writer
+            .write(|txn| {
+                let cards = txn.get_or_insert_map(root::CARDS);
+                let Some(Out::YMap(card)) = cards.get(txn, "card") else {
+                    panic!("no card");
+                };
+                card.insert(txn, card_key::TITLE, title);
+            })
+            .await;
+    }
+    let mut reader = Client::connect(&url).await;
+    reader
+        .wait_for_card(&format!("19{}", "x".repeat(20_000)))
+        .await;
+    writer
+        .write(|txn| add_card(txn, "small", "still writable"))
+        .await;
+    reader.wait_for_card("still writable").await;
+
+    // A board that really is full still refuses: two more 25 KB cards do not fit beside it.
+    writer
+        .write(|txn| add_card(txn, "big1", &"y".repeat(25_000)))
+        .await;
+    writer
+        .write(|txn| add_card(txn, "big2", &"z".repeat(25_000)))
+        .await;
+    let (code, reason) = writer.expect_close().await;
+    assert_eq!(code, 4413, "{reason}");
+    assert!(reason.contains("size limit"), "{reason}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_and_the_openapi_document_need_a_token_when_tokens_are_on() {
+    let (server, _dir) = start(|_| {}).await;
+    let admin = format!("Bearer {}", token("root", Role::Admin, &[]));
+    let member = format!("Bearer {}", token("ann", Role::Member, &[]));
+    let viewer = format!("Bearer {}", token("vic", Role::Viewer, &[]));
+    let get = |path: &'static str, auth: Option<String>| async move {
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        http_with(server.addr, "GET", path, &headers, None).await
+    };
+    // /metrics: an admin's token only.
+    assert_eq!(get("/metrics", None).await.0, 401);
+    assert_eq!(get("/metrics", Some("Bearer nope".into())).await.0, 401);
+    let (status, body) = get("/metrics", Some(member.clone())).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = get("/metrics", Some(admin.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("funnel_rooms"), "{body}");
+    // The OpenAPI document: any valid token.
+    assert_eq!(get("/api/v1/openapi.json", None).await.0, 401);
+    let (status, body) = get("/api/v1/openapi.json", Some(viewer)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"openapi\""), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_on_its_own_listener_only() {
+    // A free port for the metrics listener (bound, read, released).
+    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (server, _dir) = start(|config| config.metrics_listen = Some(metrics_addr)).await;
+    let admin = format!("Bearer {}", token("root", Role::Admin, &[]));
+    // Gone from the main listener, even for an admin.
+    let (status, body) = http_with(
+        server.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", &admin)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    // Served on its own listener, without a token (who reaches it is the network's concern).
+    let (status, body) = support::http(metrics_addr, "GET", "/metrics", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("funnel_rooms"), "{body}");
+    // Nothing else is there.
+    let (status, _) = support::http(metrics_addr, "GET", "/api/v1/boards", None).await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}

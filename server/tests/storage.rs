@@ -311,6 +311,11 @@ mod contract {
             .unwrap();
         let ids: Vec<i64> = added.iter().map(|e| e.id).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        // The board's budget counts its own events, as the room counts them.
+        let c2 = event(&b, "c2", "elsewhere");
+        let expected: usize = added.iter().map(|e| e.stored_len()).sum::<usize>() + c2.stored_len();
+        assert_eq!(storage.timeline_bytes(&b).await.unwrap(), expected);
+        assert_eq!(storage.timeline_bytes(&board("none")).await.unwrap(), 0);
         let mut pages = Vec::new();
         let mut before = None;
         for _ in 0..10 {

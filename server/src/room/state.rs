@@ -128,9 +128,17 @@ pub struct RoomState {
     tainted: bool,
     /// Records what each client update changed, for the role check.
     recorder: EffectRecorder,
-    /// The board's size as stored (snapshot and log), and the most it may grow to.
+    /// The board's document size: what storage held at load, plus every update since (a
+    /// running count that only grows: a rewritten field counts again), and the most the board
+    /// may grow to. Near the limit the count is reset to the document's encoded size
+    /// ([`RoomState::over_limit`]), so rewriting a field does not fill the board.
     stored_bytes: usize,
     max_bytes: usize,
+    /// `stored_bytes` right after the document was last measured: while it stays the same, a
+    /// second measure would find the same size.
+    measured_at: Option<usize>,
+    /// What the board's timeline events take in storage: part of the same budget.
+    timeline_bytes: usize,
 }
 
 impl RoomState {
@@ -157,14 +165,46 @@ impl RoomState {
             recorder,
             stored_bytes: 0,
             max_bytes: usize::MAX,
+            measured_at: None,
+            timeline_bytes: 0,
         }
     }
 
     /// Caps the board's stored size: an update that would take it over `max_bytes` is refused.
-    /// `stored_bytes` is what the loaded board takes in storage now.
-    pub fn limit_size(&mut self, stored_bytes: usize, max_bytes: usize) {
+    /// `stored_bytes` is what the loaded board's document takes in storage now,
+    /// `timeline_bytes` what its timeline events take: both count towards `max_bytes`.
+    pub fn limit_size(&mut self, stored_bytes: usize, timeline_bytes: usize, max_bytes: usize) {
         self.stored_bytes = stored_bytes;
+        self.timeline_bytes = timeline_bytes;
         self.max_bytes = max_bytes;
+    }
+
+    /// The document was just encoded whole (`bytes` long, for a snapshot): the running count
+    /// restarts from that.
+    pub fn measured(&mut self, bytes: usize) {
+        self.stored_bytes = bytes;
+        self.measured_at = Some(bytes);
+    }
+
+    /// The board's size limit, if `extra` more bytes would take the board over it. The running
+    /// count is checked first; only when it crosses the limit is the document measured (its
+    /// encoded size, once per crossing), and the count reset to that before refusing.
+    pub fn over_limit(&mut self, extra: usize) -> Option<usize> {
+        let fits = |stored: usize, timeline: usize| {
+            stored.saturating_add(timeline).saturating_add(extra) <= self.max_bytes
+        };
+        if fits(self.stored_bytes, self.timeline_bytes) {
+            return None;
+        }
+        if self.measured_at != Some(self.stored_bytes) {
+            self.stored_bytes = self
+                .doc
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default())
+                .len();
+            self.measured_at = Some(self.stored_bytes);
+        }
+        (!fits(self.stored_bytes, self.timeline_bytes)).then_some(self.max_bytes)
     }
 
     /// Starts maintaining counters and avatars (this room holds the board's lease).
@@ -239,6 +279,7 @@ impl RoomState {
     pub fn apply_timeline_event(&mut self, event: &TimelineEvent) {
         use funnel_protocol::board::{self, NewActivity, card_key};
         use funnel_protocol::rules::{AvatarEvent, Direction};
+        self.timeline_bytes = self.timeline_bytes.saturating_add(event.stored_len());
         let incoming = event.kind.adds_incoming_activity(event.direction);
         let reason = event.kind.avatar_reason(event.direction);
         let update = {
@@ -293,6 +334,7 @@ impl RoomState {
         self.recorder = EffectRecorder::attach(&doc);
         self.doc = doc;
         self.stored_bytes = stored_bytes;
+        self.measured_at = None;
         self.tainted = false;
         self.upkeep_to_store.clear();
         self.upkeep_frames.clear();
@@ -390,18 +432,22 @@ impl RoomState {
             return;
         };
         let (role, user) = (member.principal.role, member.principal.user.clone());
-        if self.stored_bytes.saturating_add(incoming.raw.len()) > self.max_bytes {
-            let reason = format!("the board is at its size limit ({} bytes)", self.max_bytes);
+        let (has, roots_before) = {
+            let txn = self.doc.transact();
+            (txn.state_vector(), txn.root_refs().count())
+        };
+        // Only blocks the board lacks can grow it: a step 2 that repeats what the board holds
+        // (a reconnecting client's, however large) passes.
+        if incoming.update.extends(&has)
+            && let Some(max) = self.over_limit(incoming.raw.len())
+        {
+            let reason = format!("the board is at its size limit ({max} bytes)");
             self.close_member(conn, CloseCode::BoardTooLarge, &reason);
             return;
         }
         // A gap in an author's clocks means the update builds on changes this board does not
         // have. yrs 0.28 integrates such an update around a placeholder (Yjs would keep it
         // aside) and can later diverge or panic when the missing part arrives: refuse it first.
-        let (has, roots_before) = {
-            let txn = self.doc.transact();
-            (txn.state_vector(), txn.root_refs().count())
-        };
         let gap = incoming
             .update
             .state_vector_lower()

@@ -431,6 +431,23 @@ impl Storage for PostgresStorage {
         self.submit(|reply| Job::AddEvent { event, reply }).await
     }
 
+    async fn timeline_bytes(&self, board: &BoardId) -> Result<usize, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT COALESCE(SUM(octet_length(card) + octet_length(kind)
+                   + octet_length(direction) + octet_length(user_id) + octet_length(text) + 16),
+                   0)::BIGINT
+                 FROM timeline WHERE board = $1",
+            )
+            .await?;
+        let bytes: i64 = client
+            .query_one(&statement, &[&board.as_str()])
+            .await?
+            .try_get(0)?;
+        Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
+    }
+
     async fn events(
         &self,
         board: &BoardId,

@@ -320,6 +320,22 @@ impl Storage for SqliteStorage {
         self.submit(|reply| Job::AddEvent { event, reply }).await
     }
 
+    async fn timeline_bytes(&self, board: &BoardId) -> Result<usize, StorageError> {
+        let board = board.clone();
+        self.read(move |conn| {
+            let bytes: i64 = conn
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(length(CAST(card AS BLOB)) + length(CAST(kind AS BLOB))
+                   + length(CAST(direction AS BLOB)) + length(CAST(user AS BLOB))
+                   + length(CAST(text AS BLOB)) + 16), 0)
+                 FROM timeline WHERE board = ?1",
+                )?
+                .query_row(params![board.as_str()], |row| row.get(0))?;
+            Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
+        })
+        .await
+    }
+
     async fn events(
         &self,
         board: &BoardId,
