@@ -282,15 +282,10 @@ async fn read_loop(
                 return Ending::Done;
             }
         };
+        // One unit of the budget for the frame's first message before decoding it (a client
+        // over its rate is refused without the work), one for each further message after.
         if !budget.take(std::time::Instant::now()) {
-            outbox.close(
-                CloseCode::TooMany,
-                &format!(
-                    "more than {} messages a second; slow down",
-                    ctx.limits.message_rate
-                ),
-            );
-            return Ending::Drain;
+            return over_rate(outbox, ctx);
         }
         // Decoding is pure, so a panic inside yrs on hostile bytes (a debug assertion on client
         // ids, say) can be caught here and cost only this connection.
@@ -299,38 +294,56 @@ async fn read_loop(
             outbox.close(CloseCode::InvalidPayload, "frame could not be decoded");
             return Ending::Drain;
         };
-        let message = match decoded {
-            Ok(message) => message,
+        let messages = match decoded {
+            Ok(messages) => messages,
             Err(e) => {
                 tracing::debug!(error = %e, "refused a frame");
                 outbox.close(e.close_code(), &e.to_string());
                 return Ending::Drain;
             }
         };
-        let first_step1 = !admitted && matches!(message, ClientMessage::SyncStep1(_));
-        if first_step1 {
-            // A reconnect storm queues here, on open sockets, not in the rooms' queues.
-            admitted = true;
-            let _waiting = Waiting::start(&ctx.metrics);
-            let permit = tokio::select! {
-                permit = Arc::clone(&ctx.joins).acquire_owned() => permit.ok(),
+        // Every message of the frame, in order, as if each had come in its own frame.
+        for (i, message) in messages.into_iter().enumerate() {
+            if i > 0 && !budget.take(std::time::Instant::now()) {
+                return over_rate(outbox, ctx);
+            }
+            let first_step1 = !admitted && matches!(message, ClientMessage::SyncStep1(_));
+            if first_step1 {
+                // A reconnect storm queues here, on open sockets, not in the rooms' queues.
+                admitted = true;
+                let _waiting = Waiting::start(&ctx.metrics);
+                let permit = tokio::select! {
+                    permit = Arc::clone(&ctx.joins).acquire_owned() => permit.ok(),
+                    () = outbox.closed() => return Ending::Drain,
+                    () = ctx.shutdown.cancelled() => {
+                        outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
+                        return Ending::Drain;
+                    }
+                };
+                turn = permit.map(|permit| (permit, Instant::now() + ADMISSION_HOLD_MAX));
+            }
+            let sent = tokio::select! {
                 () = outbox.closed() => return Ending::Drain,
-                () = ctx.shutdown.cancelled() => {
-                    outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
-                    return Ending::Drain;
-                }
+                sent = room.send(RoomCommand::Message { conn, message }) => sent,
             };
-            turn = permit.map(|permit| (permit, Instant::now() + ADMISSION_HOLD_MAX));
-        }
-        let sent = tokio::select! {
-            () = outbox.closed() => return Ending::Drain,
-            sent = room.send(RoomCommand::Message { conn, message }) => sent,
-        };
-        if sent.is_err() {
-            outbox.close(CloseCode::TryAgainLater, "board is reloading; reconnect");
-            return Ending::Drain;
+            if sent.is_err() {
+                outbox.close(CloseCode::TryAgainLater, "board is reloading; reconnect");
+                return Ending::Drain;
+            }
         }
     }
+}
+
+/// Closes a connection over its message budget.
+fn over_rate(outbox: &Outbox, ctx: &ConnectionContext) -> Ending {
+    outbox.close(
+        CloseCode::TooMany,
+        &format!(
+            "more than {} messages a second; slow down",
+            ctx.limits.message_rate
+        ),
+    );
+    Ending::Drain
 }
 
 async fn join(

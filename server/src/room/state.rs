@@ -1008,8 +1008,9 @@ mod tests {
         }
 
         fn send(&mut self, id: u64, frame: Bytes) {
-            let message = decode_client_frame(&frame).unwrap();
-            self.room.handle(ConnId(id), message);
+            for message in decode_client_frame(&frame).unwrap() {
+                self.room.handle(ConnId(id), message);
+            }
         }
 
         /// `doc` holds everything the room's document does.
