@@ -1,5 +1,5 @@
 //! Any bytes a client sends as a binary frame: decoding never panics, gives the same verdict
-//! twice, and every refusal has a close code and a reason that fits in a close frame. An
+//! twice, yields at most `MAX_MESSAGES_PER_FRAME` messages, and every refusal has a close code and a reason that fits in a close frame. An
 //! awareness message that decodes holds only states a stock client can parse: `null` or a JSON
 //! object (y-protocols' `JSON.parse` throws on anything else; the `awareness-*` seeds start
 //! there).
@@ -7,7 +7,8 @@
 
 use bytes::Bytes;
 use funnel_protocol::wire::{
-    ClientMessage, MAX_CLOSE_REASON_BYTES, close_reason, decode_client_frame,
+    ClientMessage, MAX_CLOSE_REASON_BYTES, MAX_MESSAGES_PER_FRAME, close_reason,
+    decode_client_frame,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +17,13 @@ fuzz_target!(|data: &[u8]| {
     let first = decode_client_frame(&frame);
     // (Messages hold hash maps, so their Debug text is not comparable; the verdict is.)
     assert_eq!(first.is_ok(), decode_client_frame(&frame).is_ok());
-    if let Ok(ClientMessage::Awareness(incoming)) = &first {
+    if let Ok(messages) = &first {
+        assert!((1..=MAX_MESSAGES_PER_FRAME).contains(&messages.len()));
+    }
+    for message in first.iter().flatten() {
+        let ClientMessage::Awareness(incoming) = message else {
+            continue;
+        };
         for entry in incoming.update.clients.values() {
             let json = entry.json.as_ref();
             assert!(
@@ -26,6 +33,12 @@ fuzz_target!(|data: &[u8]| {
                 "relayed a state stock clients cannot parse: {json:?}"
             );
         }
+        // What is relayed is this one message, a frame a stock client reads whole.
+        let alone = decode_client_frame(&incoming.frame);
+        assert!(
+            alone.is_ok_and(|m| m.len() == 1),
+            "an awareness frame holds one message"
+        );
     }
     if let Err(e) = first {
         let _ = e.close_code();

@@ -1,8 +1,10 @@
 //! The wire: the y-websocket protocol, unchanged, so that stock Yjs clients and the `y-websocket`
 //! provider connect as they are.
 //!
-//! A binary frame holds exactly one message (y-websocket 3.x reads only the first message of a
-//! frame, so the server never packs two). A message is a varint type followed by its payload:
+//! The server sends exactly one message per binary frame (y-websocket 3.x reads only the first
+//! message of a frame, so the server never packs two). A client's frame may hold several, read
+//! in order (yrs' `DefaultProtocol::start` sends its sync step 1 and its awareness in one frame),
+//! at most [`MAX_MESSAGES_PER_FRAME`]. A message is a varint type followed by its payload:
 //!
 //! | type | name            | payload                                                       |
 //! |------|-----------------|---------------------------------------------------------------|
@@ -14,7 +16,7 @@
 //! Types 100 and above are reserved for funnel's own extensions; none is defined yet, so a
 //! client that sends one is told that the type is unknown.
 //!
-//! Incoming frames are decoded into [`ClientMessage`], one closed enum; the server's frames are
+//! Incoming frames are decoded into a sequence of [`ClientMessage`], one closed enum; the server's frames are
 //! built by the `encode_*` functions, once per message, and the same bytes go to every recipient.
 
 use crate::presence;
@@ -33,6 +35,13 @@ pub const MSG_QUERY_AWARENESS: u8 = 3;
 pub const MSG_SYNC_STEP_1: u8 = 0;
 pub const MSG_SYNC_STEP_2: u8 = 1;
 pub const MSG_SYNC_UPDATE: u8 = 2;
+
+/// The most messages one client frame may hold. yrs and y-sync clients pack at most their start
+/// (a step 1 and their awareness) and an answer queued with it; stock Yjs clients send one. Each
+/// message costs one unit of the connection's message budget, but the budget is checked once
+/// the frame is decoded: without this bound one frame of one-byte query-awareness messages
+/// would be decoded into a million messages before the budget could refuse it.
+pub const MAX_MESSAGES_PER_FRAME: usize = 16;
 
 /// A message a client sends, decoded and validated.
 #[derive(Debug)]
@@ -83,8 +92,10 @@ pub enum DecodeError {
     UnknownSyncType(u64),
     #[error("auth messages go from the server to clients only")]
     AuthFromClient,
-    #[error("{0} bytes follow the message: send one message per frame")]
+    #[error("{0} bytes follow the document update")]
     TrailingBytes(usize),
+    #[error("more than {MAX_MESSAGES_PER_FRAME} messages in one frame")]
+    TooManyMessages,
     /// An awareness state that stock clients would choke on or that breaks the schema's shape
     /// (see `presence`): the client sends the same again on reconnect, so it should stop.
     #[error(transparent)]
@@ -108,6 +119,7 @@ impl DecodeError {
             DecodeError::Empty
             | DecodeError::Malformed { .. }
             | DecodeError::TrailingBytes(_)
+            | DecodeError::TooManyMessages
             | DecodeError::CountTooLarge { .. } => CloseCode::InvalidPayload,
         }
     }
@@ -117,12 +129,26 @@ fn malformed(what: &'static str) -> impl FnOnce(yrs::encoding::read::Error) -> D
     move |source| DecodeError::Malformed { what, source }
 }
 
-/// Decodes one binary frame into one client message.
-pub fn decode_client_frame(frame: &Bytes) -> Result<ClientMessage, DecodeError> {
+/// Decodes one binary frame into its client messages, in order. The frame is refused whole if
+/// any message in it is malformed, so nothing of a bad frame reaches the room.
+pub fn decode_client_frame(frame: &Bytes) -> Result<Vec<ClientMessage>, DecodeError> {
     if frame.is_empty() {
         return Err(DecodeError::Empty);
     }
     let mut cursor = Cursor::new(frame);
+    let mut messages = Vec::with_capacity(1);
+    while cursor.next < frame.len() {
+        if messages.len() == MAX_MESSAGES_PER_FRAME {
+            return Err(DecodeError::TooManyMessages);
+        }
+        messages.push(decode_message(frame, &mut cursor)?);
+    }
+    Ok(messages)
+}
+
+/// Decodes the message at the cursor, leaving the cursor after it.
+fn decode_message(frame: &Bytes, cursor: &mut Cursor<'_>) -> Result<ClientMessage, DecodeError> {
+    let start = cursor.next;
     let message_type: u64 = cursor.read_var().map_err(malformed("message type"))?;
     let message = match message_type {
         t if t == u64::from(MSG_SYNC) => {
@@ -154,17 +180,14 @@ pub fn decode_client_frame(frame: &Bytes) -> Result<ClientMessage, DecodeError> 
             }
             ClientMessage::Awareness(IncomingAwareness {
                 update,
-                frame: frame.clone(),
+                // This message alone, a frame to relay as it is.
+                frame: frame.slice(start..cursor.next),
             })
         }
         t if t == u64::from(MSG_AUTH) => return Err(DecodeError::AuthFromClient),
         t if t == u64::from(MSG_QUERY_AWARENESS) => ClientMessage::QueryAwareness,
         other => return Err(DecodeError::UnknownType(other)),
     };
-    let rest = frame.len() - cursor.next;
-    if rest > 0 {
-        return Err(DecodeError::TrailingBytes(rest));
-    }
     Ok(message)
 }
 
@@ -386,6 +409,13 @@ mod tests {
     use super::*;
     use yrs::{Doc, GetString, ReadTxn, Text, Transact};
 
+    /// Decodes a frame that must hold one message.
+    fn decode_one(frame: &Bytes) -> Result<ClientMessage, DecodeError> {
+        let mut messages = decode_client_frame(frame)?;
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        Ok(messages.remove(0))
+    }
+
     fn some_update() -> Vec<u8> {
         let doc = Doc::new();
         let text = doc.get_or_insert_text("t");
@@ -403,7 +433,7 @@ mod tests {
             119, 2, 115, 50, 34, 117, 49, 34, 44, 34, 110, 97, 109, 101, 34, 58, 34, 65, 110, 110,
             34, 125, 44, 34, 100, 114, 97, 103, 103, 105, 110, 103, 34, 58, 34, 99, 49, 34, 125,
         ]);
-        let err = decode_client_frame(&frame).unwrap_err();
+        let err = decode_one(&frame).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -417,7 +447,7 @@ mod tests {
         assert_eq!(err.close_code(), CloseCode::InvalidPayload);
         // The same for a sync step 1 and an update claiming more clients than bytes.
         for frame in [[0u8, 0, 3, 0xff, 0xff, 0x7f], [0, 2, 3, 0xff, 0xff, 0x7f]] {
-            let err = decode_client_frame(&Bytes::copy_from_slice(&frame)).unwrap_err();
+            let err = decode_one(&Bytes::copy_from_slice(&frame)).unwrap_err();
             assert!(matches!(err, DecodeError::CountTooLarge { .. }), "{err}");
         }
     }
@@ -437,7 +467,7 @@ mod tests {
     fn an_update_round_trips_and_keeps_its_raw_bytes() {
         let update = some_update();
         let frame = client::encode_update(&update);
-        let ClientMessage::Update(incoming) = decode_client_frame(&frame).unwrap() else {
+        let ClientMessage::Update(incoming) = decode_one(&frame).unwrap() else {
             panic!("expected an update")
         };
         assert_eq!(&incoming.raw[..], &update[..]);
@@ -452,9 +482,7 @@ mod tests {
         let doc = Doc::new();
         let sv = doc.transact().state_vector();
         let frame = client::encode_sync_step1(&sv);
-        assert!(
-            matches!(decode_client_frame(&frame), Ok(ClientMessage::SyncStep1(got)) if got == sv)
-        );
+        assert!(matches!(decode_one(&frame), Ok(ClientMessage::SyncStep1(got)) if got == sv));
         assert!(matches!(
             decode_server_frame(&frame),
             Ok(ServerMessage::SyncStep1(_))
@@ -466,7 +494,7 @@ mod tests {
         let frame = client::encode_query_awareness();
         assert_eq!(&frame[..], &[MSG_QUERY_AWARENESS]);
         assert!(matches!(
-            decode_client_frame(&frame),
+            decode_one(&frame),
             Ok(ClientMessage::QueryAwareness)
         ));
     }
@@ -475,14 +503,17 @@ mod tests {
     fn bad_frames_are_refused_with_the_right_code() {
         let update = some_update();
         let truncated = client::encode_update(&update).slice(..5);
-        let mut two_messages = client::encode_query_awareness().to_vec();
-        two_messages.extend_from_slice(&client::encode_query_awareness());
+        let mut bad_second = client::encode_query_awareness().to_vec();
+        bad_second.extend_from_slice(&truncated);
+        let too_many = vec![MSG_QUERY_AWARENESS; MAX_MESSAGES_PER_FRAME + 1];
         let mut garbage_update = vec![MSG_SYNC, MSG_SYNC_UPDATE, 4];
         garbage_update.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
         let cases: Vec<(Bytes, CloseCode)> = vec![
             (Bytes::new(), CloseCode::InvalidPayload),
             (truncated, CloseCode::InvalidPayload),
-            (Bytes::from(two_messages), CloseCode::InvalidPayload),
+            // A malformed second message refuses the whole frame.
+            (Bytes::from(bad_second), CloseCode::InvalidPayload),
+            (Bytes::from(too_many), CloseCode::InvalidPayload),
             (Bytes::from(garbage_update), CloseCode::InvalidPayload),
             (Bytes::from_static(&[0xff]), CloseCode::InvalidPayload),
             (Bytes::from_static(&[7]), CloseCode::BadRequest),
@@ -494,6 +525,47 @@ mod tests {
             let err = decode_client_frame(&frame).expect_err(&format!("{frame:?} must be refused"));
             assert_eq!(err.close_code(), code, "{frame:?}: {err}");
         }
+    }
+
+    /// yrs' `DefaultProtocol::start` writes a step 1 and the client's awareness in one frame:
+    /// both are decoded, in order, and the awareness keeps only its own bytes to relay.
+    #[test]
+    fn a_frame_of_several_messages_decodes_each_in_order() {
+        let sv = Doc::new().transact().state_vector();
+        let presence = awareness("null");
+        let update = some_update();
+        let mut frame = client::encode_sync_step1(&sv).to_vec();
+        frame.extend_from_slice(&presence);
+        frame.extend_from_slice(&client::encode_update(&update));
+        frame.extend_from_slice(&client::encode_query_awareness());
+        let messages = decode_client_frame(&Bytes::from(frame)).unwrap();
+        let [
+            ClientMessage::SyncStep1(got),
+            ClientMessage::Awareness(incoming),
+            ClientMessage::Update(incoming_update),
+            ClientMessage::QueryAwareness,
+        ] = &messages[..]
+        else {
+            panic!("{messages:?}")
+        };
+        assert_eq!(got, &sv);
+        assert_eq!(incoming.frame, presence);
+        assert_eq!(&incoming_update.raw[..], &update[..]);
+        let most = vec![MSG_QUERY_AWARENESS; MAX_MESSAGES_PER_FRAME];
+        assert_eq!(
+            decode_client_frame(&Bytes::from(most)).unwrap().len(),
+            MAX_MESSAGES_PER_FRAME
+        );
+        // The fuzz seed of that start frame, as yrs writes it for an empty document.
+        let seed = include_bytes!("../../fuzz/corpus/decode_frame/yrs-start-step1-awareness");
+        let messages = decode_client_frame(&Bytes::from_static(seed)).unwrap();
+        assert!(
+            matches!(
+                &messages[..],
+                [ClientMessage::SyncStep1(_), ClientMessage::Awareness(_)]
+            ),
+            "{messages:?}"
+        );
     }
 
     fn awareness(json: &str) -> Bytes {
@@ -514,7 +586,7 @@ mod tests {
     fn awareness_states_that_break_the_schema_are_refused_at_decoding() {
         let ok = r##"{"user":{"id":"u","name":"Ann","color":"#fff"},"dragging":null}"##;
         assert!(matches!(
-            decode_client_frame(&awareness(ok)),
+            decode_one(&awareness(ok)),
             Ok(ClientMessage::Awareness(_))
         ));
         assert!(decode_client_frame(&awareness("null")).is_ok());
@@ -531,7 +603,7 @@ mod tests {
     /// The fuzz corpus's awareness seeds are what their names say.
     #[test]
     fn the_awareness_fuzz_seeds_decode_as_named() {
-        let seed = |bytes: &'static [u8]| decode_client_frame(&Bytes::from_static(bytes));
+        let seed = |bytes: &'static [u8]| decode_one(&Bytes::from_static(bytes));
         macro_rules! seeds {
             ($($name:literal),*) => { [$(($name, seed(include_bytes!(concat!("../../fuzz/corpus/decode_frame/", $name))))),*] };
         }

@@ -131,7 +131,9 @@ fn yrs_paths(c: &mut Criterion, f: &Fixture) {
                 }
                 let frame = &f.moves[i % MOVES];
                 let started = Instant::now();
-                let Ok(wire::ClientMessage::Update(incoming)) = decode_client_frame(frame) else {
+                let Ok(Some(wire::ClientMessage::Update(incoming))) =
+                    decode_client_frame(frame).map(|m| m.into_iter().next())
+                else {
                     panic!("a move is an update");
                 };
                 doc.transact_mut()
@@ -211,11 +213,13 @@ fn fanout(c: &mut Criterion, f: &Fixture) {
                 if i > 0 && i % MOVES == 0 {
                     (room, receivers) = room_with_members(f);
                 }
-                let Ok(message) = decode_client_frame(&f.moves[i % MOVES]) else {
+                let Ok(messages) = decode_client_frame(&f.moves[i % MOVES]) else {
                     panic!("a move decodes");
                 };
                 let started = Instant::now();
-                room.handle(ConnId(1), message);
+                for message in messages {
+                    room.handle(ConnId(1), message);
+                }
                 black_box(room.take_updates_to_store());
                 room.deliver();
                 let mut delivered = 0;

@@ -227,6 +227,8 @@ async fn read_loop(
     let mut last_heard = Instant::now();
     let mut liveness = tokio::time::interval(ctx.ping_every);
     let mut budget = MessageBudget::new(ctx.limits.message_rate, ctx.limits.message_burst);
+    // Updates sent to the room, to tell when it has judged them all (see `take_budget`).
+    let mut forwarded_updates: u64 = 0;
     loop {
         let frame = tokio::select! {
             () = outbox.closed() => return Ending::Drain,
@@ -282,15 +284,10 @@ async fn read_loop(
                 return Ending::Done;
             }
         };
-        if !budget.take(std::time::Instant::now()) {
-            outbox.close(
-                CloseCode::TooMany,
-                &format!(
-                    "more than {} messages a second; slow down",
-                    ctx.limits.message_rate
-                ),
-            );
-            return Ending::Drain;
+        // One unit of the budget for the frame's first message before decoding it (a client
+        // over its rate is refused without the work), one for each further message after.
+        if !take_budget(&mut budget, outbox, forwarded_updates).await {
+            return over_rate(outbox, ctx);
         }
         // Decoding is pure, so a panic inside yrs on hostile bytes (a debug assertion on client
         // ids, say) can be caught here and cost only this connection.
@@ -299,38 +296,88 @@ async fn read_loop(
             outbox.close(CloseCode::InvalidPayload, "frame could not be decoded");
             return Ending::Drain;
         };
-        let message = match decoded {
-            Ok(message) => message,
+        let messages = match decoded {
+            Ok(messages) => messages,
             Err(e) => {
                 tracing::debug!(error = %e, "refused a frame");
                 outbox.close(e.close_code(), &e.to_string());
                 return Ending::Drain;
             }
         };
-        let first_step1 = !admitted && matches!(message, ClientMessage::SyncStep1(_));
-        if first_step1 {
-            // A reconnect storm queues here, on open sockets, not in the rooms' queues.
-            admitted = true;
-            let _waiting = Waiting::start(&ctx.metrics);
-            let permit = tokio::select! {
-                permit = Arc::clone(&ctx.joins).acquire_owned() => permit.ok(),
+        // Every message of the frame, in order, as if each had come in its own frame.
+        for (i, message) in messages.into_iter().enumerate() {
+            if i > 0 && !take_budget(&mut budget, outbox, forwarded_updates).await {
+                return over_rate(outbox, ctx);
+            }
+            if matches!(
+                message,
+                ClientMessage::SyncStep2(_) | ClientMessage::Update(_)
+            ) {
+                forwarded_updates += 1;
+            }
+            let first_step1 = !admitted && matches!(message, ClientMessage::SyncStep1(_));
+            if first_step1 {
+                // A reconnect storm queues here, on open sockets, not in the rooms' queues.
+                admitted = true;
+                let _waiting = Waiting::start(&ctx.metrics);
+                let permit = tokio::select! {
+                    permit = Arc::clone(&ctx.joins).acquire_owned() => permit.ok(),
+                    () = outbox.closed() => return Ending::Drain,
+                    () = ctx.shutdown.cancelled() => {
+                        outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
+                        return Ending::Drain;
+                    }
+                };
+                turn = permit.map(|permit| (permit, Instant::now() + ADMISSION_HOLD_MAX));
+            }
+            let sent = tokio::select! {
                 () = outbox.closed() => return Ending::Drain,
-                () = ctx.shutdown.cancelled() => {
-                    outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
-                    return Ending::Drain;
-                }
+                sent = room.send(RoomCommand::Message { conn, message }) => sent,
             };
-            turn = permit.map(|permit| (permit, Instant::now() + ADMISSION_HOLD_MAX));
-        }
-        let sent = tokio::select! {
-            () = outbox.closed() => return Ending::Drain,
-            sent = room.send(RoomCommand::Message { conn, message }) => sent,
-        };
-        if sent.is_err() {
-            outbox.close(CloseCode::TryAgainLater, "board is reloading; reconnect");
-            return Ending::Drain;
+            if sent.is_err() {
+                outbox.close(CloseCode::TryAgainLater, "board is reloading; reconnect");
+                return Ending::Drain;
+            }
         }
     }
+}
+
+/// The longest a connection over its budget waits for the room to judge its updates in flight
+/// (it normally does within one batch); then it is over its rate.
+const REFUND_WAIT: Duration = Duration::from_secs(1);
+
+/// Takes one message from the budget, with the refunds the room has made for updates that
+/// brought nothing new (see `Outbox::judged`). The room judges an update after the budget paid
+/// for it, so an empty budget first waits for the verdicts on the updates still in flight: an
+/// echoing client over its rate only on paper is not closed. False when over the budget.
+async fn take_budget(budget: &mut MessageBudget, outbox: &Outbox, forwarded_updates: u64) -> bool {
+    let deadline = Instant::now() + REFUND_WAIT;
+    loop {
+        budget.refund(outbox.take_refunds());
+        if budget.take(std::time::Instant::now()) {
+            return true;
+        }
+        if outbox.judged_count() >= forwarded_updates {
+            return false;
+        }
+        tokio::select! {
+            () = outbox.next_judged() => {}
+            () = outbox.closed() => return false,
+            () = tokio::time::sleep_until(deadline) => return false,
+        }
+    }
+}
+
+/// Closes a connection over its message budget.
+fn over_rate(outbox: &Outbox, ctx: &ConnectionContext) -> Ending {
+    outbox.close(
+        CloseCode::TooMany,
+        &format!(
+            "more than {} messages a second; slow down",
+            ctx.limits.message_rate
+        ),
+    );
+    Ending::Drain
 }
 
 async fn join(

@@ -66,6 +66,14 @@ impl MessageBudget {
         }
     }
 
+    /// Gives back `messages` taken for updates that brought nothing new (see
+    /// `Outbox::judged`), up to the burst.
+    pub fn refund(&mut self, messages: usize) {
+        if messages > 0 {
+            self.tokens = (self.tokens + messages as f64).min(self.burst);
+        }
+    }
+
     /// Takes one message at `now`; false when the connection is over its budget.
     pub fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
@@ -193,6 +201,18 @@ mod tests {
         // 10 a second: one more after 100 ms.
         assert!(budget.take(start + Duration::from_millis(100)));
         assert!(!budget.take(start + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn a_refund_gives_messages_back_up_to_the_burst() {
+        let start = Instant::now();
+        let mut budget = MessageBudget::new(10, 5);
+        assert!((0..5).all(|_| budget.take(start)));
+        budget.refund(2);
+        assert!(budget.take(start) && budget.take(start));
+        assert!(!budget.take(start));
+        budget.refund(100);
+        assert_eq!((0..10).filter(|_| budget.take(start)).count(), 5);
     }
 
     #[test]

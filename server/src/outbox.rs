@@ -4,12 +4,15 @@
 //! Overflow rule: a connection whose queue is full is a slow consumer. It is closed with 1013
 //! (try again later) and a reason; its client reconnects and resyncs, so no update is lost even
 //! though the frames queued for it are dropped with the connection.
+//!
+//! The outbox is also how the room tells the connection which of its updates brought nothing
+//! new (see [`Outbox::judged`]), so that echoes cost no message budget.
 
 use bytes::Bytes;
-use funnel_protocol::wire::{CloseCode, close_reason};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use funnel_protocol::wire::{CloseCode, MSG_SYNC, MSG_SYNC_STEP_2, MSG_SYNC_UPDATE, close_reason};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Limits of one connection's queue.
@@ -51,6 +54,15 @@ struct Shared {
     /// The writer has written a sync step 2 to the socket: the answer to the client's first
     /// step 1 is out (what a join's turn waits for, `connection::JOINS_AT_ONCE`).
     answered: CancellationToken,
+    /// Update frames queued for this connection that it has not echoed back yet: the most
+    /// no-op updates it may be refunded (see [`Outbox::judged`]).
+    echo_credit: AtomicUsize,
+    /// Updates of this connection that the room has handled, and the number of them that
+    /// brought nothing new and were refunded; the connection's reader takes the refunds.
+    judged: AtomicU64,
+    refunds: AtomicUsize,
+    /// Fires after each update the room has handled.
+    judged_notify: Notify,
 }
 
 /// Why a frame was not queued.
@@ -71,6 +83,10 @@ pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
         closed: CancellationToken::new(),
         closing: AtomicBool::new(false),
         answered: CancellationToken::new(),
+        echo_credit: AtomicUsize::new(0),
+        judged: AtomicU64::new(0),
+        refunds: AtomicUsize::new(0),
+        judged_notify: Notify::new(),
     });
     (
         Outbox {
@@ -96,6 +112,7 @@ impl Outbox {
             self.close_slow_consumer("bytes");
             return Err(PushError::Full);
         }
+        let update = matches!(frame[..], [MSG_SYNC, MSG_SYNC_STEP_2 | MSG_SYNC_UPDATE, ..]);
         if let Err(e) = self.frames.try_send(frame) {
             self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             if matches!(e, mpsc::error::TrySendError::Closed(_)) {
@@ -104,7 +121,51 @@ impl Outbox {
             self.close_slow_consumer("frames");
             return Err(PushError::Full);
         }
+        if update {
+            self.shared.echo_credit.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
+    }
+
+    /// The room handled one of this connection's updates (a step 2 or an update). An update
+    /// that brought nothing new is refunded to the connection's message budget, at most once
+    /// per update frame the connection was sent: pycrdt and ypy clients send back every update
+    /// they receive, and those echoes must not close them (4429) on a busy or large board, yet
+    /// a client cannot make the room apply no-op updates for free forever.
+    ///
+    /// Why here: the budget is taken in the connection before the room sees an update (cheap,
+    /// and a client over its rate never reaches the room), and only the room, which holds the
+    /// document, knows whether the update was new. The refund comes back through these
+    /// counters; the reader waits for them only when its budget is empty
+    /// (`connection::take_budget`), so the hot path costs two relaxed atomics.
+    pub fn judged(&self, nothing_new: bool) {
+        let shared = &self.shared;
+        if nothing_new
+            && shared
+                .echo_credit
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1))
+                .is_ok()
+        {
+            shared.refunds.fetch_add(1, Ordering::Relaxed);
+        }
+        shared.judged.fetch_add(1, Ordering::Release);
+        shared.judged_notify.notify_one();
+    }
+
+    /// Takes the refunds the room made since the last call.
+    pub fn take_refunds(&self) -> usize {
+        self.shared.refunds.swap(0, Ordering::Relaxed)
+    }
+
+    /// How many of this connection's updates the room has handled.
+    pub fn judged_count(&self) -> u64 {
+        self.shared.judged.load(Ordering::Acquire)
+    }
+
+    /// Resolves after the room has handled an update of this connection (at once if it did
+    /// since the last wait).
+    pub async fn next_judged(&self) {
+        self.shared.judged_notify.notified().await;
     }
 
     fn close_slow_consumer(&self, what: &str) {
@@ -287,5 +348,24 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[tokio::test]
+    async fn no_op_updates_are_refunded_at_most_once_per_update_sent() {
+        let (tx, _rx) = outbox(OutboxLimits {
+            max_frames: 8,
+            max_bytes: 1 << 20,
+        });
+        tx.push(funnel_protocol::wire::encode_update(&[0, 0]))
+            .unwrap();
+        tx.push(Bytes::from_static(&[1, 0])).unwrap(); // awareness: no credit
+        tx.judged(true);
+        tx.judged(true);
+        tx.judged(false);
+        assert_eq!(tx.take_refunds(), 1);
+        assert_eq!(tx.take_refunds(), 0);
+        assert_eq!(tx.judged_count(), 3);
+        // A permit is left: the wait returns at once.
+        tx.next_judged().await;
     }
 }

@@ -192,8 +192,10 @@ async fn bad_input_closes_only_that_connection() {
     let truncated = wire::client::encode_update(&update).slice(..update.len() / 2);
     let mut undecodable = vec![wire::MSG_SYNC, wire::MSG_SYNC_UPDATE, 8];
     undecodable.extend_from_slice(&[1, 200, 200, 200, 200, 200, 200, 7]);
-    let mut two_in_one = wire::client::encode_query_awareness().to_vec();
-    two_in_one.extend_from_slice(&wire::client::encode_update(&update));
+    // Two messages in a frame are read in order, but a malformed second one refuses the frame.
+    let mut bad_second = wire::client::encode_query_awareness().to_vec();
+    bad_second.extend_from_slice(&truncated);
+    let too_many = vec![wire::MSG_QUERY_AWARENESS; wire::MAX_MESSAGES_PER_FRAME + 1];
     let mut oversize = wire::client::encode_update(&vec![0u8; 100 * 1024]).to_vec();
     oversize.truncate(80 * 1024);
 
@@ -221,8 +223,13 @@ async fn bad_input_closes_only_that_connection() {
             1007,
         ),
         (
-            "two-messages",
-            Message::Binary(Bytes::from(two_in_one)),
+            "malformed-second-message",
+            Message::Binary(Bytes::from(bad_second)),
+            1007,
+        ),
+        (
+            "too-many-messages",
+            Message::Binary(Bytes::from(too_many)),
             1007,
         ),
         ("empty", Message::Binary(Bytes::new()), 1007),

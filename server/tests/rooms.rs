@@ -66,13 +66,14 @@ async fn join(
 }
 
 async fn send(room: &mpsc::Sender<RoomCommand>, conn: u64, frame: bytes::Bytes) {
-    let message = wire::decode_client_frame(&frame).unwrap();
-    room.send(RoomCommand::Message {
-        conn: ConnId(conn),
-        message,
-    })
-    .await
-    .unwrap();
+    for message in wire::decode_client_frame(&frame).unwrap() {
+        room.send(RoomCommand::Message {
+            conn: ConnId(conn),
+            message,
+        })
+        .await
+        .unwrap();
+    }
 }
 
 async fn next_message(rx: &mut OutboxReceiver) -> ServerMessage {

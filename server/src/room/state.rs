@@ -413,7 +413,11 @@ impl RoomState {
                 }
             }
             ClientMessage::SyncStep2(update) | ClientMessage::Update(update) => {
-                self.apply_update(conn, update);
+                let nothing_new = self.apply_update(conn, update);
+                // Refunds an echo's message budget (see `Outbox::judged`).
+                if let Some(member) = self.members.get(&conn) {
+                    member.outbox.judged(nothing_new);
+                }
             }
             ClientMessage::Awareness(awareness) => self.apply_awareness(conn, awareness),
             ClientMessage::QueryAwareness => {
@@ -424,12 +428,13 @@ impl RoomState {
         }
     }
 
-    fn apply_update(&mut self, conn: ConnId, incoming: IncomingUpdate) {
+    /// Applies a client's update; true when it brought nothing new (an echo, an empty step 2).
+    fn apply_update(&mut self, conn: ConnId, incoming: IncomingUpdate) -> bool {
         if incoming.update.is_empty() {
-            return;
+            return true;
         }
         let Some(member) = self.members.get(&conn) else {
-            return;
+            return false;
         };
         let (role, user) = (member.principal.role, member.principal.user.clone());
         let (has, roots_before) = {
@@ -443,7 +448,7 @@ impl RoomState {
         {
             let reason = format!("the board is at its size limit ({max} bytes)");
             self.close_member(conn, CloseCode::BoardTooLarge, &reason);
-            return;
+            return false;
         }
         // A gap in an author's clocks means the update builds on changes this board does not
         // have. yrs 0.28 integrates such an update around a placeholder (Yjs would keep it
@@ -455,7 +460,7 @@ impl RoomState {
             .any(|(client, clock)| *clock > has.get(client));
         if gap {
             self.refuse_waiting_update(conn);
-            return;
+            return false;
         }
         // A viewer's update that carries anything the board lacks is a write: refused without
         // touching the document. (Its usual step 2 carries nothing new and passes.)
@@ -471,7 +476,7 @@ impl RoomState {
                 CloseCode::Forbidden,
                 &policy::Refusal::ReadOnly.to_string(),
             );
-            return;
+            return false;
         }
         let changed = {
             let mut txn = self.doc.transact_mut_with(CLIENT_ORIGIN);
@@ -483,7 +488,7 @@ impl RoomState {
                     CloseCode::InvalidPayload,
                     &format!("update cannot be applied: {e}"),
                 );
-                return;
+                return false;
             }
             if txn.has_missing_updates() {
                 // The update builds on changes this board does not have. yrs keeps such an
@@ -504,11 +509,11 @@ impl RoomState {
             Err(()) => {
                 self.refuse_waiting_update(conn);
                 self.tainted = true;
-                return;
+                return false;
             }
         };
         if !changed {
-            return;
+            return true;
         }
         let allowed = policy::check(role, &user, &effects, &self.doc.transact(), roots_before);
         if let Err(refusal) = allowed {
@@ -517,11 +522,12 @@ impl RoomState {
             tracing::info!(conn = conn.0, board = %self.board, user, %role, %refusal, "refused an update");
             self.tainted = true;
             self.close_member(conn, CloseCode::Forbidden, &refusal.to_string());
-            return;
+            return false;
         }
         self.send_change(Recipients::AllBut(conn), &incoming.raw);
         self.stored_bytes += incoming.raw.len();
         self.to_store.push(incoming.raw);
+        false
     }
 
     fn refuse_waiting_update(&mut self, conn: ConnId) {
@@ -1054,8 +1060,9 @@ mod tests {
         }
 
         fn send(&mut self, id: u64, frame: Bytes) {
-            let message = decode_client_frame(&frame).unwrap();
-            self.room.handle(ConnId(id), message);
+            for message in decode_client_frame(&frame).unwrap() {
+                self.room.handle(ConnId(id), message);
+            }
         }
 
         /// `doc` holds everything the room's document does.
