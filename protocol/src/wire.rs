@@ -296,6 +296,16 @@ pub mod client {
         super::encode_awareness(update)
     }
 
+    /// An awareness frame that sets one client's state: `json` at `clock` (`"null"` removes it).
+    pub fn encode_awareness_state(client: u64, clock: u32, json: &str) -> Bytes {
+        let entry = yrs::sync::awareness::AwarenessUpdateEntry {
+            clock,
+            json: json.into(),
+        };
+        let clients = std::iter::once((yrs::block::ClientID::new(client), entry)).collect();
+        super::encode_awareness(&AwarenessUpdate { clients })
+    }
+
     pub fn encode_query_awareness() -> Bytes {
         frame_with(|e| e.write_var(MSG_QUERY_AWARENESS))
     }

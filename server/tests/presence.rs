@@ -8,13 +8,9 @@ mod support;
 use bytes::Bytes;
 use funnel_protocol::wire;
 use futures_util::{SinkExt, StreamExt};
-use std::collections::HashMap;
 use std::time::Duration;
 use support::{Client, TestServer, WAIT};
 use tokio_tungstenite::tungstenite::Message;
-use yrs::ClientID;
-use yrs::sync::AwarenessUpdate;
-use yrs::sync::awareness::AwarenessUpdateEntry;
 
 async fn start() -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -28,15 +24,7 @@ async fn start() -> (TestServer, tempfile::TempDir) {
 }
 
 fn awareness(client: u64, clock: u32, json: &str) -> Bytes {
-    let mut clients = HashMap::new();
-    clients.insert(
-        ClientID::new(client),
-        AwarenessUpdateEntry {
-            clock,
-            json: json.into(),
-        },
-    );
-    wire::client::encode_awareness(&AwarenessUpdate { clients })
+    wire::client::encode_awareness_state(client, clock, json)
 }
 
 /// Sends `first` and many small frames without reading, as a busy client does (a

@@ -1115,15 +1115,7 @@ mod tests {
     }
 
     fn awareness_frame(client: u64, clock: u32, json: &str) -> Bytes {
-        let mut clients = std::collections::HashMap::new();
-        clients.insert(
-            ClientID::new(client),
-            AwarenessUpdateEntry {
-                clock,
-                json: json.into(),
-            },
-        );
-        wire::client::encode_awareness(&AwarenessUpdate { clients })
+        wire::client::encode_awareness_state(client, clock, json)
     }
 
     #[test]
