@@ -154,25 +154,14 @@ function ColumnImpl(props: ColumnProps) {
       {props.quickCreateOpen && board.can.createCards && (
         <QuickCreateForm stageId={stage.id} fields={props.quickCreateFields} />
       )}
-      {shouldVirtualize(visible.length) ? (
-        <VirtualCards
-          items={visible}
-          stageId={stage.id}
-          fields={fields}
-          presence={presence}
-          now={now}
-          namesVersion={namesVersion}
-        />
-      ) : (
-        <CardList
-          items={visible}
-          stageId={stage.id}
-          fields={fields}
-          presence={presence}
-          now={now}
-          namesVersion={namesVersion}
-        />
-      )}
+      <Cards
+        items={visible}
+        stageId={stage.id}
+        fields={fields}
+        presence={presence}
+        now={now}
+        namesVersion={namesVersion}
+      />
     </section>
   );
 }
@@ -194,6 +183,11 @@ function useAutoScroll(ref: { current: HTMLElement | null }) {
     if (element === null) return;
     return autoScrollForElements({ element });
   }, [ref]);
+}
+
+/** A column's cards: all of them in the DOM, or only the visible window of a long column. */
+function Cards(props: CardsProps) {
+  return shouldVirtualize(props.items.length) ? <VirtualCards {...props} /> : <CardList {...props} />;
 }
 
 function CardList({ items, stageId, fields, presence, now, namesVersion }: CardsProps) {
