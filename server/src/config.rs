@@ -23,6 +23,9 @@ pub mod defaults {
     pub const PING_INTERVAL: Duration = Duration::from_secs(30);
     pub const COMPACT_AFTER: usize = 1000;
     pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+    /// One machine has nowhere else to send clients: its stop is immediate.
+    pub const DRAIN_DELAY: Duration = Duration::ZERO;
+    pub const DRAIN_WINDOW: Duration = Duration::ZERO;
     pub const MAX_BOARD_BYTES: usize = 64 * 1024 * 1024;
     pub const MESSAGE_RATE: u32 = 200;
     pub const MESSAGE_BURST: u32 = 1000;
@@ -104,6 +107,17 @@ pub struct ServeConfig {
     #[arg(long, env = "FUNNEL_SHUTDOWN_DEADLINE", default_value = flag_duration(defaults::SHUTDOWN_DEADLINE), value_parser = humantime::parse_duration)]
     pub shutdown_deadline: Duration,
 
+    /// On SIGTERM, how long `/readyz` answers 503 before sockets start closing: the time the
+    /// load balancer takes to stop sending clients here (a few probe intervals).
+    #[arg(long, env = "FUNNEL_DRAIN_DELAY", default_value = flag_duration(defaults::DRAIN_DELAY), value_parser = humantime::parse_duration)]
+    pub drain_delay: Duration,
+
+    /// After the drain delay, the time over which open sockets are closed (1012) in jittered
+    /// waves, so their clients reconnect to other instances a few at a time. The process stops
+    /// after it (then `--shutdown-deadline` bounds the flush).
+    #[arg(long, env = "FUNNEL_DRAIN_WINDOW", default_value = flag_duration(defaults::DRAIN_WINDOW), value_parser = humantime::parse_duration)]
+    pub drain_window: Duration,
+
     /// The secret that signs tokens (HS256, at least 32 bytes). Without it funnel is in local
     /// mode: loopback addresses only, every caller an admin.
     #[arg(long, env = "FUNNEL_AUTH_SECRET", hide_env_values = true)]
@@ -167,6 +181,8 @@ impl ServeConfig {
             ping_interval: defaults::PING_INTERVAL,
             compact_after: defaults::COMPACT_AFTER,
             shutdown_deadline: defaults::SHUTDOWN_DEADLINE,
+            drain_delay: defaults::DRAIN_DELAY,
+            drain_window: defaults::DRAIN_WINDOW,
             auth_secret: None,
             allowed_origins: Vec::new(),
             max_board_bytes: defaults::MAX_BOARD_BYTES,

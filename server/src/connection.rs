@@ -5,6 +5,7 @@
 //! slow consumer, shutdown) asks the outbox; the writer sends the close frame and both sides end.
 
 use crate::auth::{Auth, Origins, Principal};
+use crate::drain::Drain;
 use crate::limits::{ConnectionCounts, ConnectionSlot, MessageBudget};
 use crate::metrics::{CloseLabels, Metrics};
 use crate::outbox::{Next, Outbox, OutboxLimits, OutboxReceiver, outbox};
@@ -65,6 +66,8 @@ pub struct ConnectionContext {
     /// their presence every 15 s, so a live peer is never silent for [`PEER_TIMEOUT_PINGS`] pings.
     pub ping_every: Duration,
     pub shutdown: CancellationToken,
+    /// A graceful stop: this connection's turn to close (1012) comes within the drain window.
+    pub drain: Drain,
     pub metrics: Metrics,
     /// Who the caller is (tokens, or the local admin).
     pub auth: Auth,
@@ -205,7 +208,7 @@ async fn read_loop(
     outbox: &Outbox,
     ctx: &ConnectionContext,
 ) -> Ending {
-    if ctx.shutdown.is_cancelled() {
+    if ctx.shutdown.is_cancelled() || ctx.drain.closing() {
         outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
         return Ending::Drain;
     }
@@ -234,6 +237,10 @@ async fn read_loop(
             () = outbox.closed() => return Ending::Drain,
             () = ctx.shutdown.cancelled() => {
                 outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
+                return Ending::Drain;
+            }
+            () = ctx.drain.turn(conn.0) => {
+                outbox.close(CloseCode::ServiceRestart, "server draining; reconnect");
                 return Ending::Drain;
             }
             () = sleep_until_opt(turn.as_ref().map(|(_, until)| *until)) => {

@@ -19,7 +19,10 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use tower_http::LatencyUnit;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 /// The main listener's routes. `metrics_here`: `/metrics` is served here (no
 /// `--metrics-listen`), to an admin token when tokens are on; otherwise it is a 404 here.
@@ -37,6 +40,38 @@ pub fn router(state: AppState, web_dir: &Path, metrics_here: bool) -> Router {
         .merge(api::routes())
         .fallback_service(web_client(web_dir))
         .with_state(state)
+        // Every request gets an id: the `X-Request-Id` it came with (a load balancer's) or a
+        // new UUID, on its log lines (the `request` span) and in the response's `X-Request-Id`.
+        // A socket keeps the id of its upgrade request for its whole life. (The last layer is
+        // the outermost: the id is set before the span is made.)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = request.uri().path(),
+                        request_id = request_id(request.headers()),
+                    )
+                })
+                .on_request(())
+                // Handlers log their own failures; a 503 readiness probe is not one.
+                .on_failure(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::DEBUG)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// The request id the router's layers gave a request.
+fn request_id(headers: &HeaderMap) -> &str {
+    header_str(headers, REQUEST_ID).unwrap_or("")
 }
 
 /// The built web client. Files by path; any other path gets `index.html`, so that
@@ -82,12 +117,17 @@ async fn board_socket(
     let admission = admit(&state, &board_id, query.token.as_deref(), &headers, peer).await;
     let ctx = Arc::clone(&state.connections);
     let tracker = state.tracker.clone();
+    // The connection's own span is a child of this one, so its log lines carry the id too.
+    let socket_span = tracing::info_span!("socket", request_id = request_id(&headers));
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, admission, ctx)))
+        .on_upgrade(move |socket| {
+            let _in_socket = socket_span.enter();
+            tracker.track_future(connection::serve(socket, admission, ctx))
+        })
 }
 
 /// Decides, before anything is queued for it, whether a socket may open a board: a valid id, an
@@ -216,10 +256,19 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when storage answers and, in a cluster, Redis does. An instance whose Redis is down
+/// Ready when the instance is not draining, storage answers and, in a cluster, Redis does. An instance whose Redis is down
 /// keeps serving its own clients (other instances' changes reach them through the storage log),
 /// so the load balancer should send new clients elsewhere, not kill it.
 async fn readyz(State(state): State<AppState>) -> Response {
+    if state.connections.drain.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "error": "draining: this instance is stopping; its clients reconnect elsewhere",
+            })),
+        )
+            .into_response();
+    }
     if let Some(bus) = &state.bus
         && let BusStatus::Down { since } = bus.status()
     {

@@ -8,6 +8,7 @@
 //! - [`headers`]: reading request headers (origin, host, bearer token).
 //! - [`auth`]: tokens, the local mode and browser origins: who is calling, what they may open.
 //! - [`connection`]: one socket: a reader loop and a writer task.
+//! - [`drain`]: a graceful stop: not ready first, then sockets closed in waves.
 //! - [`bus`]: the cluster fan-out between instances (in-memory, Redis pub/sub).
 //! - [`clock`]: wall-clock time as a dependency (tests set it).
 //! - [`limits`]: messages a second per connection, connections per user and per address.
@@ -28,6 +29,7 @@ pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod drain;
 pub mod headers;
 pub mod http;
 pub mod lease;
@@ -72,13 +74,23 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Serves on `listener` until `shutdown` fires, then closes every socket with 1012, lets every
-/// room finish storing, and returns (within `config.shutdown_deadline`).
+/// Serves on `listener` until `signal` fires, then drains (`drain`: not ready, then sockets
+/// closed with 1012 in waves over the configured window), lets every room finish storing, and
+/// returns (within `config.shutdown_deadline` of the drain's end).
 pub async fn run(
     listener: TcpListener,
     config: ServeConfig,
-    shutdown: CancellationToken,
+    signal: CancellationToken,
 ) -> anyhow::Result<()> {
+    // What every task of the server stops on: the drain's end (at once without a drain).
+    let shutdown = CancellationToken::new();
+    let _stop_on_return = shutdown.clone().drop_guard();
+    let drain = drain::Drain::new(config.drain_window);
+    tokio::spawn(
+        drain
+            .clone()
+            .follow(signal, config.drain_delay, shutdown.clone()),
+    );
     let storage: Arc<dyn Storage> = match config.postgres_url() {
         Some(url) => Arc::new(
             PostgresStorage::open(url)
@@ -153,6 +165,7 @@ pub async fn run(
             max_frame_bytes: config.max_frame_bytes,
             ping_every: config.ping_interval,
             shutdown: shutdown.clone(),
+            drain,
             metrics: metrics.clone(),
             auth: match &config.auth_secret {
                 Some(secret) => auth::Auth::with_secret(secret),

@@ -15,6 +15,16 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: `text` for people, `json` (one object a line, with
+    /// the request id of each request and socket) for log collectors.
+    #[arg(long, global = true, env = "FUNNEL_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -23,6 +33,33 @@ enum Command {
     Serve(Box<ServeConfig>),
     /// Print a token for a user (signed with the server's --auth-secret).
     Token(TokenArgs),
+    /// Exit 0 when a funnel server answers its readiness probe, 1 otherwise (the container
+    /// image's health check: it has no curl).
+    Healthcheck(HealthcheckArgs),
+    /// Copy the embedded SQLite database to a file while funnel runs (SQLite's online backup).
+    /// For PostgreSQL use pg_dump (deploy/README.md).
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthcheckArgs {
+    /// The readiness URL to ask.
+    #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+    url: String,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The data directory of the server (as `funnel serve --data-dir`).
+    #[arg(long, env = "FUNNEL_DATA_DIR", default_value = funnel_server::config::defaults::DATA_DIR)]
+    data_dir: std::path::PathBuf,
+    /// The file to write (it must not exist). Restore: stop funnel, put this file in place of
+    /// `DATA_DIR/funnel.db` and remove `funnel.db-wal` and `funnel.db-shm` beside it.
+    #[arg(long)]
+    to: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -49,18 +86,61 @@ struct TokenArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,funnel_server=info".into()),
         )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     match cli.command {
         Command::Serve(config) => serve(*config),
         Command::Token(args) => token(args),
+        Command::Healthcheck(args) => healthcheck(&args),
+        Command::Backup(args) => backup(&args),
     }
+}
+
+fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer = runtime.block_on(async {
+        let client = reqwest::Client::builder().timeout(args.timeout).build()?;
+        let response = client.get(&args.url).send().await?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        Ok::<_, reqwest::Error>((status, body))
+    });
+    match answer {
+        Ok((status, _)) if status.is_success() => Ok(()),
+        Ok((status, body)) => {
+            anyhow::bail!("{} answered {status}: {}", args.url, body.trim())
+        }
+        Err(e) => anyhow::bail!("{} does not answer: {e}", args.url),
+    }
+}
+
+fn backup(args: &BackupArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut shown = None;
+    let bytes = funnel_server::storage::sqlite::backup(&args.data_dir, &args.to, |done, total| {
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
+        // One line per tenth, so a log keeps it short and a person sees it move.
+        if shown != Some(percent / 10) {
+            shown = Some(percent / 10);
+            eprintln!("backup: {percent:>3} % ({done} of {total} pages)");
+        }
+    })?;
+    eprintln!(
+        "backup: {} written ({bytes} bytes) in {:.1} s",
+        args.to.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {

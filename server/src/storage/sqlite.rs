@@ -901,6 +901,93 @@ fn replace_snapshot(
     })
 }
 
+/// Copies the database in `data_dir` to `to` with SQLite's online backup, while a server may be
+/// using it: the copy is one consistent moment of the database, written to a temporary file
+/// beside `to` and renamed into place, so `to` is never a partial copy. `progress` hears
+/// `(pages copied, pages in all)` after each step. Refuses to overwrite an existing `to`.
+pub fn backup(
+    data_dir: &Path,
+    to: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<u64, BackupError> {
+    let source_path = data_dir.join(DB_FILE);
+    if !source_path.is_file() {
+        return Err(BackupError::NoDatabase(source_path));
+    }
+    if to.exists() {
+        return Err(BackupError::Exists(to.to_path_buf()));
+    }
+    let source = Connection::open_with_flags(
+        &source_path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    source.busy_timeout(std::time::Duration::from_secs(5))?;
+    let partial = to.with_file_name(format!(
+        ".{}.partial",
+        to.file_name()
+            .map_or_else(|| "backup".into(), |n| n.to_string_lossy())
+    ));
+    let _ = std::fs::remove_file(&partial);
+    let copied = (|| -> Result<u64, BackupError> {
+        let mut target = Connection::open(&partial)?;
+        {
+            let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
+            // Small steps with a pause between them let the server's writer commit meanwhile;
+            // a write during the copy makes SQLite restart it from a fresh moment.
+            loop {
+                let step = backup.step(BACKUP_PAGES_PER_STEP)?;
+                let p = backup.progress();
+                let total = u64::try_from(p.pagecount).unwrap_or(0);
+                let left = u64::try_from(p.remaining).unwrap_or(0);
+                progress(total.saturating_sub(left), total);
+                match step {
+                    rusqlite::backup::StepResult::Done => break,
+                    rusqlite::backup::StepResult::More
+                    | rusqlite::backup::StepResult::Busy
+                    | rusqlite::backup::StepResult::Locked => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    _ => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        }
+        let check: String = target.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+        if check != "ok" {
+            return Err(BackupError::Integrity(check));
+        }
+        target.close().map_err(|(_, e)| e)?;
+        Ok(std::fs::metadata(&partial)?.len())
+    })();
+    match copied {
+        Ok(bytes) => {
+            std::fs::rename(&partial, to)?;
+            Ok(bytes)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+/// Why `funnel backup` made no copy.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("no database at {} (is --data-dir right?)", .0.display())]
+    NoDatabase(std::path::PathBuf),
+    #[error("{} exists already: choose another file, or remove it first", .0.display())]
+    Exists(std::path::PathBuf),
+    #[error("the copy fails SQLite's integrity check: {0}")]
+    Integrity(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Pages the online backup copies at a time (4 KiB each).
+const BACKUP_PAGES_PER_STEP: std::os::raw::c_int = 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;
