@@ -113,6 +113,17 @@ async fn board_socket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if state.connections.drain.is_draining() {
+        // Before the upgrade, unlike every other refusal: a balancer retries a 503 on another
+        // instance (nginx `proxy_next_upstream http_503`), so the client never sees it; a client
+        // that reaches this instance directly retries later, as after any failed handshake.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "this instance is draining: connect to another one\n",
+        )
+            .into_response();
+    }
     let max = state.connections.max_frame_bytes;
     let admission = admit(&state, &board_id, query.token.as_deref(), &headers, peer).await;
     let ctx = Arc::clone(&state.connections);

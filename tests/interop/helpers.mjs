@@ -62,14 +62,14 @@ export async function waitFor (condition, { timeout = WAIT_MS, interval = 20, me
  * Start `funnel serve` on an ephemeral loopback port. Resolves once it logs
  * `listening on 127.0.0.1:PORT`. Without `dataDir` a fresh temporary directory is used and
  * removed again by `stop()`; a given `dataDir` is left in place (the caller owns it). `args` are
- * more flags for `serve`.
+ * more flags for `serve`; `listen` a fixed address (a balancer's upstream) instead of port 0.
  */
-export async function startFunnel ({ dataDir, args = [] } = {}) {
+export async function startFunnel ({ dataDir, args = [], listen = '127.0.0.1:0' } = {}) {
   const bin = funnelBinary()
   const ownsDataDir = dataDir === undefined
   if (ownsDataDir) dataDir = await mkdtemp(path.join(tmpdir(), 'funnel-interop-'))
 
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args], {
+  const child = spawn(bin, ['serve', '--listen', listen, '--data-dir', dataDir, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     // The log format is not ours to choose here: ask for no colours, and strip them anyway below.
     env: { ...process.env, NO_COLOR: '1' }
