@@ -30,6 +30,11 @@ pub struct Metrics {
     pub store_batches: Counter,
     /// Boards the scheduler woke up for their reminders.
     pub scheduler_wakeups: Counter,
+    /// Boards with a wake-up pending in this instance's scheduler (its queue).
+    pub scheduler_queue: Gauge,
+    /// How late, in milliseconds, the scheduler took its last due board (0 when on time): a
+    /// growing value is a scheduler that cannot keep up.
+    pub scheduler_late_ms: Gauge,
     /// Connections the server closed, by close code (1013: slow consumers).
     pub closes: Family<CloseLabels, Counter>,
     /// Messages this instance handed to the cluster bus.
@@ -67,6 +72,8 @@ impl Metrics {
             updates_stored: Counter::default(),
             store_batches: Counter::default(),
             scheduler_wakeups: Counter::default(),
+            scheduler_queue: Gauge::default(),
+            scheduler_late_ms: Gauge::default(),
             closes: Family::default(),
             bus_published: Counter::default(),
             bus_received: Counter::default(),
@@ -150,6 +157,16 @@ impl Metrics {
             "upkeep_fenced",
             "Scheduler writes refused because a newer lease holder wrote",
             metrics.upkeep_fenced.clone(),
+        );
+        registry.register(
+            "scheduler_queue",
+            "Boards with a wake-up pending in this instance's scheduler",
+            metrics.scheduler_queue.clone(),
+        );
+        registry.register(
+            "scheduler_late_ms",
+            "How late the scheduler took its last due board, in milliseconds",
+            metrics.scheduler_late_ms.clone(),
         );
         registry.register(
             "store_seconds",

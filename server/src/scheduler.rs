@@ -83,6 +83,9 @@ pub async fn run(
             takeover_at = Some(tokio::time::Instant::now() + takeover.every);
         }
         let now = clock.now_ms();
+        if let Some(due) = wakeups.earliest().filter(|at| *at <= now) {
+            metrics.scheduler_late_ms.set(now - due);
+        }
         for board in wakeups.take_due(now) {
             metrics.scheduler_wakeups.inc();
             tracing::debug!(board = %board, "waking a board for its reminders");
@@ -91,6 +94,9 @@ pub async fn run(
             // recomputes everything at load anyway.
             let _ = room.send(RoomCommand::Wake).await;
         }
+        metrics
+            .scheduler_queue
+            .set(i64::try_from(wakeups.len()).unwrap_or(i64::MAX));
         let sleep = wakeups
             .earliest()
             .map(|at| Duration::from_millis(at.saturating_sub(clock.now_ms()).max(0) as u64))

@@ -54,6 +54,16 @@ impl Wakeups {
         self.changed.notify_one();
     }
 
+    /// How many boards have a wake-up pending.
+    pub fn len(&self) -> usize {
+        self.lock().at.len()
+    }
+
+    /// True when no board has a wake-up pending.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The earliest instant of any board.
     pub fn earliest(&self) -> Option<i64> {
         let mut timers = self.lock();

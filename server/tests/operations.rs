@@ -231,3 +231,50 @@ async fn every_request_has_an_id_and_json_logs_carry_it() {
 fn uuid_like(id: &str) -> bool {
     id.len() == 36 && id.chars().filter(|c| *c == '-').count() == 4
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_queue_is_a_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::TestServer::start(dir.path()).await;
+    let metric = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .map(str::to_owned)
+    };
+    let (_, text) = http(server.addr, "GET", "/metrics", None).await;
+    assert_eq!(
+        metric(&text, "funnel_scheduler_queue").as_deref(),
+        Some("0")
+    );
+    assert!(
+        metric(&text, "funnel_scheduler_late_ms").is_some(),
+        "{text}"
+    );
+
+    let mut client = Client::connect(&server.url("reminded")).await;
+    let in_an_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
+    client
+        .write(|txn| {
+            add_card(txn, "c1", "Acme");
+            support::add_call(txn, "a1", "c1", in_an_hour);
+        })
+        .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, text) = http(server.addr, "GET", "/metrics", None).await;
+        if metric(&text, "funnel_scheduler_queue").as_deref() == Some("1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the board's reminder is queued: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(client);
+    server.stop().await;
+}
