@@ -63,6 +63,9 @@ impl fmt::Display for InstanceId {
 pub struct BusMessage {
     /// The instance that published it (the bus stamps it).
     pub origin: InstanceId,
+    /// Wall-clock milliseconds when the origin handed it to the bus (the bus stamps it; 0 from a
+    /// version-1 sender): the receiver's `bus_lag_seconds`.
+    pub sent_at_ms: u64,
     pub board: BoardId,
     pub payload: BusPayload,
 }
@@ -187,31 +190,44 @@ pub enum DecodeError {
     TrailingBytes(usize),
 }
 
+/// Milliseconds since the Unix epoch by this machine's clock (0 if it is set before 1970). The
+/// bus lag compares two instances' clocks: keep them in sync (NTP), or read it on one host.
+pub(crate) fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The version byte that opens every encoded message. A change of layout is a new version, and
 /// an instance skips (and counts) versions it does not know, so a rolling upgrade only loses the
 /// fast path between old and new instances, never data.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+
+/// The older layout this version still reads (it lacks `sent_at_ms`), so that during a rolling
+/// upgrade new instances keep hearing old ones.
+const VERSION_WITHOUT_TIME: u8 = 1;
 
 const KIND_UPDATES: u8 = 1;
 const KIND_AWARENESS: u8 = 2;
 
-/// Version 1 layout: `version u8, kind u8, origin u64 (big-endian), board length u8, board
-/// bytes`, then for updates `first_seq varint, count varint, (length varint, bytes) * count`,
+/// Version 2 layout: `version u8, kind u8, origin u64 (big-endian), sent_at_ms u64 (big-endian),
+/// board length u8, board bytes`, then for updates `first_seq varint, count varint, (length varint, bytes) * count`,
 /// for awareness `length varint, bytes`. Varints are unsigned LEB128. Payload bytes are copied
-/// once into the message, never re-encoded.
+/// once into the message, never re-encoded. Version 1 is the same without `sent_at_ms`.
 pub fn encode(message: &BusMessage) -> Bytes {
     let board = message.board.as_str().as_bytes();
     let payload_len = match &message.payload {
         BusPayload::Updates { updates, .. } => updates.iter().map(|u| u.len() + 10).sum::<usize>(),
         BusPayload::Awareness(bytes) => bytes.len() + 10,
     };
-    let mut out = BytesMut::with_capacity(1 + 1 + 8 + 1 + board.len() + 20 + payload_len);
+    let mut out = BytesMut::with_capacity(1 + 1 + 8 + 8 + 1 + board.len() + 20 + payload_len);
     out.put_u8(VERSION);
     out.put_u8(match message.payload {
         BusPayload::Updates { .. } => KIND_UPDATES,
         BusPayload::Awareness(_) => KIND_AWARENESS,
     });
     out.put_u64(message.origin.0);
+    out.put_u64(message.sent_at_ms);
     // A board id is at most `MAX_BOARD_ID_LEN` (64) bytes: its length fits a byte.
     out.put_u8(board.len() as u8);
     out.put_slice(board);
@@ -236,7 +252,7 @@ pub fn encode(message: &BusMessage) -> Bytes {
 pub fn decode(raw: &Bytes) -> Result<BusMessage, DecodeError> {
     let mut buf = raw.clone();
     let version = take_u8(&mut buf).map_err(|_| DecodeError::Empty)?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_WITHOUT_TIME {
         return Err(DecodeError::UnknownVersion(version));
     }
     let kind = take_u8(&mut buf)?;
@@ -244,6 +260,13 @@ pub fn decode(raw: &Bytes) -> Result<BusMessage, DecodeError> {
         return Err(DecodeError::Truncated);
     }
     let origin = InstanceId(buf.get_u64());
+    let sent_at_ms = if version == VERSION_WITHOUT_TIME {
+        0
+    } else if buf.remaining() < 8 {
+        return Err(DecodeError::Truncated);
+    } else {
+        buf.get_u64()
+    };
     let board_len = usize::from(take_u8(&mut buf)?);
     let board = take_bytes(&mut buf, board_len)?;
     let board = std::str::from_utf8(&board)
@@ -277,6 +300,7 @@ pub fn decode(raw: &Bytes) -> Result<BusMessage, DecodeError> {
     }
     Ok(BusMessage {
         origin,
+        sent_at_ms,
         board,
         payload,
     })
@@ -543,6 +567,7 @@ mod tests {
     fn updates_message() -> BusMessage {
         BusMessage {
             origin: InstanceId(0x0102_0304_0506_0708),
+            sent_at_ms: 1_796_000_000_123,
             board: board("board-1"),
             payload: BusPayload::Updates {
                 first_seq: 300,
@@ -558,6 +583,7 @@ mod tests {
     fn awareness_message() -> BusMessage {
         BusMessage {
             origin: InstanceId(u64::MAX),
+            sent_at_ms: 42,
             board: board("b"),
             payload: BusPayload::Awareness(Bytes::from_static(b"\x01\x02presence")),
         }
@@ -573,9 +599,44 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_message_is_still_read_without_its_time() {
+        // What an instance of the previous release publishes during a rolling upgrade.
+        let mut raw = vec![
+            1,
+            KIND_AWARENESS,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            7,
+            1,
+            b'b',
+            2,
+            0xab,
+            0xcd,
+        ];
+        let message = decode(&Bytes::from(raw.clone())).unwrap();
+        assert_eq!(message.origin, InstanceId(7));
+        assert_eq!(message.sent_at_ms, 0);
+        assert_eq!(
+            message.payload,
+            BusPayload::Awareness(Bytes::from_static(&[0xab, 0xcd]))
+        );
+        raw[0] = 3;
+        assert_eq!(
+            decode(&Bytes::from(raw)),
+            Err(DecodeError::UnknownVersion(3))
+        );
+    }
+
+    #[test]
     fn large_seqs_and_lengths_round_trip() {
         let message = BusMessage {
             origin: InstanceId(0),
+            sent_at_ms: u64::MAX,
             board: board(&"x".repeat(funnel_protocol::ids::MAX_BOARD_ID_LEN)),
             payload: BusPayload::Updates {
                 first_seq: u64::MAX,
@@ -611,10 +672,10 @@ mod tests {
     #[test]
     fn an_unknown_version_or_kind_is_refused() {
         let mut raw = encode(&updates_message()).to_vec();
-        raw[0] = 2;
+        raw[0] = VERSION + 1;
         assert_eq!(
             decode(&Bytes::from(raw.clone())),
-            Err(DecodeError::UnknownVersion(2))
+            Err(DecodeError::UnknownVersion(VERSION + 1))
         );
         raw[0] = VERSION;
         raw[1] = 9;
@@ -631,18 +692,20 @@ mod tests {
             Err(DecodeError::TrailingBytes(1))
         );
         let mut raw = encode(&awareness_message()).to_vec();
-        raw[11] = b'/'; // the board id "b" becomes "/"
+        raw[19] = b'/'; // the board id "b" becomes "/"
         assert_eq!(decode(&Bytes::from(raw)), Err(DecodeError::BadBoard));
     }
 
     #[test]
     fn a_huge_count_does_not_allocate_or_panic() {
-        let mut raw = vec![VERSION, KIND_UPDATES, 0, 0, 0, 0, 0, 0, 0, 1, 1, b'b', 1];
+        let mut raw = vec![VERSION, KIND_UPDATES, 0, 0, 0, 0, 0, 0, 0, 1];
+        raw.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9, 1, b'b', 1]);
         // count = u64::MAX as a varint
         raw.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
         assert_eq!(decode(&Bytes::from(raw)), Err(DecodeError::Truncated));
         // A varint that runs past 64 bits.
-        let mut raw = vec![VERSION, KIND_AWARENESS, 0, 0, 0, 0, 0, 0, 0, 1, 1, b'b'];
+        let mut raw = vec![VERSION, KIND_AWARENESS, 0, 0, 0, 0, 0, 0, 0, 1];
+        raw.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9, 1, b'b']);
         raw.extend_from_slice(&[0xff; 11]);
         assert_eq!(decode(&Bytes::from(raw)), Err(DecodeError::Truncated));
     }

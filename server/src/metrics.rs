@@ -46,6 +46,9 @@ pub struct Metrics {
     pub bus_dropped: Counter,
     /// Bus messages that did not decode (garbage, or a version this instance does not know).
     pub bus_malformed: Counter,
+    /// From another instance handing a message to the bus to this one receiving it (publish
+    /// queue, Redis, subscription): by the two machines' wall clocks.
+    pub bus_lag_seconds: Histogram,
     /// Connections waiting for their turn to join (a reconnect storm): see
     /// `connection::JOINS_AT_ONCE`.
     pub joins_waiting: Gauge,
@@ -85,6 +88,7 @@ impl Metrics {
             upkeep_fenced: Counter::default(),
             // 0.1 ms to 3.3 s.
             store_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            bus_lag_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             registry: Arc::new(Registry::default()),
         };
         registry.register(
@@ -167,6 +171,11 @@ impl Metrics {
             "scheduler_late_ms",
             "How late the scheduler took its last due board, in milliseconds",
             metrics.scheduler_late_ms.clone(),
+        );
+        registry.register(
+            "bus_lag_seconds",
+            "Time from another instance handing a message to the bus to this one receiving it",
+            metrics.bus_lag_seconds.clone(),
         );
         registry.register(
             "store_seconds",

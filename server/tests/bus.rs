@@ -147,6 +147,15 @@ async fn redis_updates_cross_and_the_echo_is_dropped() {
     a.publish(&board, updates(7, &["one", "two"]));
     let got = next_message(&mut on_b).await;
     assert_eq!(got.origin, a.instance());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        (now_ms - WAIT.as_millis() as u64..=now_ms).contains(&got.sent_at_ms),
+        "stamped when published: {} against now {now_ms}",
+        got.sent_at_ms
+    );
     assert_eq!(got.board, board);
     assert_eq!(got.payload, updates(7, &["one", "two"]));
 
@@ -165,6 +174,14 @@ async fn redis_updates_cross_and_the_echo_is_dropped() {
     assert_eq!(b_metrics.bus_received.get(), 1);
     assert_eq!(a_metrics.bus_received.get(), 1);
     assert_eq!(a_metrics.bus_dropped.get() + b_metrics.bus_dropped.get(), 0);
+    // Each receiver timed the one message it got from the other (its lag on this host).
+    for metrics in [&a_metrics, &b_metrics] {
+        let text = metrics.encode();
+        assert!(
+            text.lines().any(|l| l == "funnel_bus_lag_seconds_count 1"),
+            "{text}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -52,6 +52,7 @@ impl Bus for MemoryBus {
     fn publish(&self, board: &BoardId, payload: BusPayload) {
         let message = BusMessage {
             origin: self.instance,
+            sent_at_ms: super::wall_clock_ms(),
             board: board.clone(),
             payload,
         };

@@ -159,6 +159,7 @@ impl Bus for RedisBus {
     fn publish(&self, board: &BoardId, payload: BusPayload) {
         let message = BusMessage {
             origin: self.instance,
+            sent_at_ms: super::wall_clock_ms(),
             board: board.clone(),
             payload,
         };
@@ -528,6 +529,13 @@ fn handle_push(subscriber: &Subscriber, push: PushInfo) {
         tracing::debug!(channel = %String::from_utf8_lossy(&name), board = %message.board,
             "bus message for another board than its channel skipped");
         return;
+    }
+    if message.sent_at_ms > 0 {
+        let lag_ms = super::wall_clock_ms().saturating_sub(message.sent_at_ms);
+        subscriber
+            .metrics
+            .bus_lag_seconds
+            .observe(lag_ms as f64 / 1000.0);
     }
     let outcome = subscriber.fanout.deliver(&message);
     subscriber
