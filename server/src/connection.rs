@@ -213,6 +213,7 @@ async fn read_loop(
     // step 1, given back once the answer's step 2 is written to the socket.
     let mut admitted = false;
     let mut turn: Option<(OwnedSemaphorePermit, Instant)> = None;
+    let expiry = principal.expires_at.and_then(expiry_instant);
     let Some(room) = join(conn, board, principal, outbox, &ctx.rooms).await else {
         outbox.close(CloseCode::TryAgainLater, "board is busy; reconnect");
         return Ending::Drain;
@@ -239,6 +240,14 @@ async fn read_loop(
             () = sleep_until_opt(turn.as_ref().map(|(_, until)| *until)) => {
                 turn = None;
                 continue;
+            }
+            // A timer, not a check per frame: an idle socket of a revoked session ends too.
+            () = sleep_until_opt(expiry) => {
+                outbox.close(
+                    CloseCode::Unauthenticated,
+                    "the token has expired: reconnect with a new one",
+                );
+                return Ending::Drain;
             }
             () = outbox.answered(), if turn.is_some() => {
                 turn = None;
@@ -416,6 +425,18 @@ impl Drop for Waiting {
     fn drop(&mut self) {
         self.0.joins_waiting.dec();
     }
+}
+
+/// The longest a token's expiry is waited for; a token valid for longer than this never ends
+/// its socket (tokio's timers and `Instant` arithmetic do not reach arbitrary dates).
+const EXPIRY_HORIZON: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The instant a token valid until `at` expires, on the runtime's clock (now if it already has).
+fn expiry_instant(at: std::time::SystemTime) -> Option<Instant> {
+    let left = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    (left <= EXPIRY_HORIZON).then(|| Instant::now() + left)
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

@@ -603,3 +603,24 @@ async fn metrics_listen_serves_metrics_on_its_own_listener_only() {
     assert_eq!(status, 404);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_socket_is_closed_with_4401_when_its_token_expires() {
+    let (server, _dir) = start(|_| {}).await;
+    let board = create_board(&server).await;
+    // Past its `exp` but within the leeway admission allows (5 s): let in, and closed about
+    // two seconds later, while the socket is idle.
+    let mut claims = claims_for("ann", None, Role::Member, &[], Duration::ZERO);
+    claims.exp -= 3;
+    let mut ending = Client::connect(&ws_url(&server, &board, &issue(&claims))).await;
+    let lasting = token("bob", Role::Member, &[]);
+    let mut staying = Client::connect(&ws_url(&server, &board, &lasting)).await;
+    let (code, reason) = ending.expect_close().await;
+    assert_eq!(code, 4401, "{reason}");
+    assert!(reason.contains("expired"), "{reason}");
+    // A token that has not expired keeps its socket.
+    staying.write(|txn| add_card(txn, "c1", "still here")).await;
+    let mut reader = Client::connect(&ws_url(&server, &board, &lasting)).await;
+    reader.wait_for_card("still here").await;
+    server.stop().await;
+}

@@ -1310,6 +1310,7 @@ mod tests {
             role: Role::Member,
             boards: None,
             from_token: true,
+            expires_at: None,
         }
     }
 
