@@ -5,7 +5,7 @@
 //! slow consumer, shutdown) asks the outbox; the writer sends the close frame and both sides end.
 
 use crate::auth::{Auth, Origins, Principal};
-use crate::limits::{ConnectionCounts, ConnectionSlot, MessageBudget};
+use crate::limits::{ConnectionCounts, ConnectionSlot, MessageBudget, RefusalBackoff};
 use crate::metrics::{CloseLabels, Metrics};
 use crate::outbox::{Next, Outbox, OutboxLimits, OutboxReceiver, outbox};
 use crate::room::{ConnId, RoomCommand};
@@ -75,6 +75,8 @@ pub struct ConnectionContext {
     pub counts: ConnectionCounts,
     /// Turns to join ([`JOINS_AT_ONCE`] permits, shared by every connection of the server).
     pub joins: Arc<Semaphore>,
+    /// Addresses turned away for a while after a refusal a reconnect cannot cure.
+    pub backoff: Arc<RefusalBackoff>,
 }
 
 /// What one client may cost (see `config` for each).
@@ -89,6 +91,8 @@ pub struct ConnectionLimits {
 /// A connection let in: who it is, which board, and its slot in the connection counts.
 pub struct Admitted {
     pub board: BoardId,
+    /// The client's address (for [`RefusalBackoff`]).
+    pub peer: std::net::IpAddr,
     pub principal: Principal,
     pub slot: ConnectionSlot,
 }
@@ -153,6 +157,7 @@ pub fn serve(
                 read_loop(
                     conn,
                     &admitted.board,
+                    admitted.peer,
                     admitted.principal,
                     &mut stream,
                     &outbox,
@@ -200,6 +205,7 @@ enum Ending {
 async fn read_loop(
     conn: ConnId,
     board: &BoardId,
+    peer: std::net::IpAddr,
     principal: Principal,
     stream: &mut SplitStream<WebSocket>,
     outbox: &Outbox,
@@ -284,9 +290,18 @@ async fn read_loop(
             }
             Some(Err(e)) => {
                 if is_capacity_error(e) {
+                    // The client holds that update and sends it again on every reconnect: a
+                    // 44xx stops a stock client, and the backoff turns away one that ignores it.
+                    let wait = ctx
+                        .backoff
+                        .strike(peer, board.as_str(), std::time::Instant::now());
+                    tracing::debug!(?wait, "backing off an address that sent an oversized frame");
                     outbox.close(
-                        CloseCode::MessageTooBig,
-                        &format!("frame over the {} byte limit", ctx.max_frame_bytes),
+                        CloseCode::FrameTooLarge,
+                        &format!(
+                            "frame over the {} byte limit; split the change or raise --max-frame-bytes",
+                            ctx.max_frame_bytes
+                        ),
                     );
                     return Ending::Wait;
                 }
