@@ -52,7 +52,9 @@ impl PostRate {
 /// limit) from one address on one board; each further one doubles it, up to [`BACKOFF_MAX`].
 /// The first refusal costs no wait: a current stock client stops at its 44xx, and others
 /// behind the same address (an office's NAT) are not turned away for one mistake.
-pub const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// Longer than a refused client takes to see its close and come back (the server lingers up to
+/// `connection::CLOSE_LINGER` after a frame over the limit), so its next attempt meets the wait.
+pub const BACKOFF_FIRST: Duration = Duration::from_secs(10);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// Addresses and boards remembered at once; past it the forgotten ones are those whose wait
