@@ -100,3 +100,44 @@ async fn a_clients_own_update_comes_back_to_it_once_stored() {
     other.wait_for_card("offline").await;
     server.stop().await;
 }
+
+/// Issue 17, item 2: the join answer was queued whole, and a board larger than the outgoing
+/// queue's byte budget closed every joiner with 1013, forever.
+#[tokio::test]
+async fn a_board_larger_than_the_outbox_budget_is_joined_by_a_fresh_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), |config| {
+        config.outbox_bytes = 64 * 1024;
+    })
+    .await;
+    let url = server.url("large");
+    let mut writer = Client::connect(&url).await;
+    // About 400 KB in 20 cards of 20 KB: six times the budget.
+    let long = "y".repeat(20_000);
+    for i in 0..20 {
+        let id = format!("c{i}");
+        writer
+            .write(|txn| add_card(txn, &id, &format!("{i} {long}")))
+            .await;
+        // Its echo (in pieces) and the card's upkeep are read before the next write: the
+        // writer's own queue has the small budget too.
+        writer.wait_for_upkeep(&id).await;
+    }
+    let size = writer
+        .doc
+        .transact()
+        .encode_state_as_update_v1(&yrs::StateVector::default())
+        .len();
+    assert!(size > 6 * 64 * 1024, "{size}");
+
+    for _ in 0..2 {
+        let joiner = Client::connect(&url).await;
+        assert_eq!(joiner.card_titles().len(), 20);
+        assert_eq!(joiner.card_titles(), writer.card_titles());
+    }
+    // A client that already holds part of the board gets the rest the same way.
+    let partial = yrs::Doc::new();
+    let rejoiner = Client::reconnect(&url, partial).await;
+    assert_eq!(rejoiner.card_titles().len(), 20);
+    server.stop().await;
+}

@@ -9,7 +9,7 @@
 //! [`RoomState::apply_stored`]: already durable, they are only delivered.
 
 use crate::auth::Principal;
-use crate::outbox::{Outbox, PushError};
+use crate::outbox::{Outbox, Outgoing, PushError};
 use crate::room::upkeep::Upkeep;
 use crate::storage::{StorageError, StoredBoard, TimelineEvent};
 use bytes::Bytes;
@@ -104,7 +104,7 @@ pub struct RoomState {
     /// Raw updates applied to the document but not yet stored.
     to_store: Vec<Bytes>,
     /// Frames waiting for the updates before them to be stored.
-    to_send: Vec<(Recipients, Bytes)>,
+    to_send: Vec<(Recipients, Outgoing)>,
     /// The server's step 1, encoded once while the document is unchanged.
     cached_step1: Option<Bytes>,
     /// What a joiner with an empty document is sent, cut once and shared (a reconnect storm
@@ -253,7 +253,7 @@ impl RoomState {
     /// everyone with the next delivery.
     pub fn upkeep_stored(&mut self) {
         for frame in std::mem::take(&mut self.upkeep_frames) {
-            self.to_send.push((Recipients::All, frame));
+            self.to_send.push((Recipients::All, frame.into()));
         }
     }
 
@@ -373,9 +373,9 @@ impl RoomState {
             },
         );
         let step1 = self.step1_frame();
-        self.to_send.push((Recipients::One(conn), step1));
+        self.to_send.push((Recipients::One(conn), step1.into()));
         if let Some(frame) = self.all_awareness_frame() {
-            self.to_send.push((Recipients::One(conn), frame));
+            self.to_send.push((Recipients::One(conn), frame.into()));
         }
     }
 
@@ -407,9 +407,10 @@ impl RoomState {
         }
         match message {
             ClientMessage::SyncStep1(sv) => {
-                for frame in self.step2_frames(&sv) {
-                    self.to_send.push((Recipients::One(conn), frame));
-                }
+                // One entry, streamed by the writer as the socket drains: a board larger than
+                // the outbox's byte budget can still be joined (see `Outgoing::Answer`).
+                let answer = Outgoing::Answer(self.step2_frames(&sv).into());
+                self.to_send.push((Recipients::One(conn), answer));
             }
             ClientMessage::SyncStep2(update) | ClientMessage::Update(update) => {
                 let nothing_new = self.apply_update(conn, update);
@@ -421,7 +422,7 @@ impl RoomState {
             ClientMessage::Awareness(awareness) => self.apply_awareness(conn, awareness),
             ClientMessage::QueryAwareness => {
                 if let Some(frame) = self.all_awareness_frame() {
-                    self.to_send.push((Recipients::One(conn), frame));
+                    self.to_send.push((Recipients::One(conn), frame.into()));
                 }
             }
         }
@@ -604,7 +605,7 @@ impl RoomState {
         self.awareness_to_publish.extend(raw);
         // Echoed to the sender too: browsers hide WebSocket pings, so a client that hears nothing
         // for 30 s reconnects; its own renewal coming back keeps it alive on a quiet board.
-        self.to_send.push((Recipients::All, frame));
+        self.to_send.push((Recipients::All, frame.into()));
     }
 
     /// Whether a connection may claim awareness client `client` with an entry at `clock`: no
@@ -686,7 +687,7 @@ impl RoomState {
                         .push(Bytes::from(update.encode_v1()));
                 }
                 self.to_send
-                    .push((Recipients::All, wire::encode_awareness(&update)));
+                    .push((Recipients::All, wire::encode_awareness(&update).into()));
             }
             Err(e) => tracing::warn!(error = %e, "could not encode awareness removal"),
         }
@@ -712,7 +713,7 @@ impl RoomState {
             tracing::debug!(error = %e, "remote awareness not applied");
             return;
         }
-        self.to_send.push((Recipients::All, frame));
+        self.to_send.push((Recipients::All, frame.into()));
     }
 
     /// Whether `incoming` carries something this document lacks (its state vector is ahead of
@@ -832,7 +833,7 @@ impl RoomState {
     /// `to`.
     fn send_change(&mut self, to: Recipients, raw: &[u8]) {
         for frame in self.changed_by(raw) {
-            self.to_send.push((to, frame));
+            self.to_send.push((to, frame.into()));
         }
     }
 
