@@ -356,8 +356,9 @@ pub enum CloseCode {
     UnsupportedData,
     /// A frame that does not decode, or an update that cannot be applied.
     InvalidPayload,
-    /// A frame over the size limit.
-    MessageTooBig,
+    /// A frame over `--max-frame-bytes`. Not 1009: a stock client reconnects after 1009 and
+    /// uploads the same update again, forever; a 44xx stops it.
+    FrameTooLarge,
     /// Something failed on the server (storage); reconnecting is the cure.
     InternalError,
     /// The server is restarting (graceful shutdown): reconnect and resync.
@@ -385,7 +386,6 @@ impl CloseCode {
             CloseCode::GoingAway => 1001,
             CloseCode::UnsupportedData => 1003,
             CloseCode::InvalidPayload => 1007,
-            CloseCode::MessageTooBig => 1009,
             CloseCode::InternalError => 1011,
             CloseCode::ServiceRestart => 1012,
             CloseCode::TryAgainLater => 1013,
@@ -394,6 +394,7 @@ impl CloseCode {
             CloseCode::Forbidden => 4403,
             CloseCode::NotFound => 4404,
             CloseCode::BoardTooLarge => 4413,
+            CloseCode::FrameTooLarge => 4414,
             CloseCode::TooMany => 4429,
         }
     }

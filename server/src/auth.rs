@@ -44,6 +44,9 @@ pub struct Principal {
     /// `user` comes from a verified token (`false`: the local admin, whom anyone may be): the
     /// room then vouches for it, e.g. as the `user.id` of the caller's presence.
     pub from_token: bool,
+    /// When the token stops being valid (its `exp` plus the leeway admission allows); `None`
+    /// for the local admin. A socket opened with it is closed (4401) at that instant.
+    pub expires_at: Option<SystemTime>,
 }
 
 /// The user id of the local admin (local mode).
@@ -58,6 +61,7 @@ impl Principal {
             role: Role::Admin,
             boards: None,
             from_token: false,
+            expires_at: None,
         }
     }
 
@@ -174,12 +178,17 @@ fn principal(claims: Claims) -> Result<Principal, AuthError> {
     } else {
         claims.name
     };
+    // An `exp` beyond what the clock can hold never expires in practice.
+    let expires_at = UNIX_EPOCH.checked_add(Duration::from_secs(
+        claims.exp.saturating_add(EXPIRY_LEEWAY_SECS),
+    ));
     Ok(Principal {
         user: claims.sub,
         name,
         role,
         boards,
         from_token: true,
+        expires_at,
     })
 }
 

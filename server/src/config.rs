@@ -82,7 +82,7 @@ pub struct ServeConfig {
     pub room_idle: Duration,
 
     /// Largest WebSocket frame (and message) a client may send, in bytes; larger ones close the
-    /// connection with 1009.
+    /// connection with 4414 (and a client that keeps sending them is backed off).
     #[arg(long, env = "FUNNEL_MAX_FRAME_BYTES", default_value_t = defaults::MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
 

@@ -6,7 +6,7 @@
 
 use crate::auth::{Auth, Origins, Principal};
 use crate::drain::Drain;
-use crate::limits::{ConnectionCounts, ConnectionSlot, MessageBudget};
+use crate::limits::{ConnectionCounts, ConnectionSlot, MessageBudget, RefusalBackoff};
 use crate::metrics::{CloseLabels, Metrics};
 use crate::outbox::{Next, Outbox, OutboxLimits, OutboxReceiver, outbox};
 use crate::room::{ConnId, RoomCommand};
@@ -78,6 +78,8 @@ pub struct ConnectionContext {
     pub counts: ConnectionCounts,
     /// Turns to join ([`JOINS_AT_ONCE`] permits, shared by every connection of the server).
     pub joins: Arc<Semaphore>,
+    /// Addresses turned away for a while after a refusal a reconnect cannot cure.
+    pub backoff: Arc<RefusalBackoff>,
 }
 
 /// What one client may cost (see `config` for each).
@@ -92,6 +94,8 @@ pub struct ConnectionLimits {
 /// A connection let in: who it is, which board, and its slot in the connection counts.
 pub struct Admitted {
     pub board: BoardId,
+    /// The client's address (for [`RefusalBackoff`]).
+    pub peer: std::net::IpAddr,
     pub principal: Principal,
     pub slot: ConnectionSlot,
 }
@@ -156,6 +160,7 @@ pub fn serve(
                 read_loop(
                     conn,
                     &admitted.board,
+                    admitted.peer,
                     admitted.principal,
                     &mut stream,
                     &outbox,
@@ -203,6 +208,7 @@ enum Ending {
 async fn read_loop(
     conn: ConnId,
     board: &BoardId,
+    peer: std::net::IpAddr,
     principal: Principal,
     stream: &mut SplitStream<WebSocket>,
     outbox: &Outbox,
@@ -216,6 +222,7 @@ async fn read_loop(
     // step 1, given back once the answer's step 2 is written to the socket.
     let mut admitted = false;
     let mut turn: Option<(OwnedSemaphorePermit, Instant)> = None;
+    let expiry = principal.expires_at.and_then(expiry_instant);
     let Some(room) = join(conn, board, principal, outbox, &ctx.rooms).await else {
         outbox.close(CloseCode::TryAgainLater, "board is busy; reconnect");
         return Ending::Drain;
@@ -246,6 +253,14 @@ async fn read_loop(
             () = sleep_until_opt(turn.as_ref().map(|(_, until)| *until)) => {
                 turn = None;
                 continue;
+            }
+            // A timer, not a check per frame: an idle socket of a revoked session ends too.
+            () = sleep_until_opt(expiry) => {
+                outbox.close(
+                    CloseCode::Unauthenticated,
+                    "the token has expired: reconnect with a new one",
+                );
+                return Ending::Drain;
             }
             () = outbox.answered(), if turn.is_some() => {
                 turn = None;
@@ -282,9 +297,18 @@ async fn read_loop(
             }
             Some(Err(e)) => {
                 if is_capacity_error(e) {
+                    // The client holds that update and sends it again on every reconnect: a
+                    // 44xx stops a stock client, and the backoff turns away one that ignores it.
+                    let wait = ctx
+                        .backoff
+                        .strike(peer, board.as_str(), std::time::Instant::now());
+                    tracing::debug!(?wait, "backing off an address that sent an oversized frame");
                     outbox.close(
-                        CloseCode::MessageTooBig,
-                        &format!("frame over the {} byte limit", ctx.max_frame_bytes),
+                        CloseCode::FrameTooLarge,
+                        &format!(
+                            "frame over the {} byte limit; split the change or raise --max-frame-bytes",
+                            ctx.max_frame_bytes
+                        ),
                     );
                     return Ending::Wait;
                 }
@@ -423,6 +447,18 @@ impl Drop for Waiting {
     fn drop(&mut self) {
         self.0.joins_waiting.dec();
     }
+}
+
+/// The longest a token's expiry is waited for; a token valid for longer than this never ends
+/// its socket (tokio's timers and `Instant` arithmetic do not reach arbitrary dates).
+const EXPIRY_HORIZON: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The instant a token valid until `at` expires, on the runtime's clock (now if it already has).
+fn expiry_instant(at: std::time::SystemTime) -> Option<Instant> {
+    let left = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    (left <= EXPIRY_HORIZON).then(|| Instant::now() + left)
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

@@ -125,6 +125,24 @@ async fn board_socket(
             .into_response();
     }
     let max = state.connections.max_frame_bytes;
+    // Turned away before the upgrade: no socket, no join, and (the socket never opening) a
+    // stock provider's own reconnect backoff grows.
+    if let Err(wait) =
+        state
+            .connections
+            .backoff
+            .check(peer.ip(), &board_id, std::time::Instant::now())
+    {
+        let secs = wait.as_secs().max(1);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            format!(
+                "this address sent this board a frame over the size limit; retry in {secs} s\n"
+            ),
+        )
+            .into_response();
+    }
     let admission = admit(&state, &board_id, query.token.as_deref(), &headers, peer).await;
     let ctx = Arc::clone(&state.connections);
     let tracker = state.tracker.clone();
@@ -198,6 +216,7 @@ async fn admit(
         .map_err(|e| Refused::new(CloseCode::TooMany, e.to_string()))?;
     Ok(Admitted {
         board,
+        peer: peer.ip(),
         principal,
         slot,
     })

@@ -179,6 +179,7 @@ pub async fn run(
                 per_address: config.max_connections_per_address,
             },
             counts: limits::ConnectionCounts::default(),
+            backoff: Arc::default(),
             joins: Arc::new(tokio::sync::Semaphore::new(config.joins_at_once)),
         }),
         storage: Arc::clone(&storage),

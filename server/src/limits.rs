@@ -1,6 +1,7 @@
 //! Limits on what one client may cost the server: messages a second per connection (a token
 //! bucket), open connections per user and per address (counted, released on drop), and
-//! timeline posts per caller (`PostRate`).
+//! timeline posts per caller (`PostRate`), and the backoff of an address whose client keeps
+//! sending what is refused (`RefusalBackoff`).
 //! Frame and board sizes are enforced where they are known (the socket, the room).
 
 use governor::clock::{Clock as _, DefaultClock};
@@ -44,6 +45,87 @@ impl PostRate {
         self.limiter
             .check_key(&key)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// The wait after the second refusal that a reconnect cannot cure (a frame over the size
+/// limit) from one address on one board; each further one doubles it, up to [`BACKOFF_MAX`].
+/// The first refusal costs no wait: a current stock client stops at its 44xx, and others
+/// behind the same address (an office's NAT) are not turned away for one mistake.
+/// Longer than a refused client takes to see its close and come back (the server lingers up to
+/// `connection::CLOSE_LINGER` after a frame over the limit), so its next attempt meets the wait.
+pub const BACKOFF_FIRST: Duration = Duration::from_secs(10);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Addresses and boards remembered at once; past it the forgotten ones are those whose wait
+/// ended longest ago, so memory stays bounded under a spread of addresses.
+const BACKOFF_KEYS: usize = 10_000;
+
+/// Old y-websocket clients ignore a 44xx close and reconnect every ~100 ms, re-uploading the
+/// same oversized update each time; every attempt would cost a join (a board load, a step 1,
+/// the presence). After a second such refusal the address is turned away for that board before the
+/// upgrade (HTTP 429 with `Retry-After`, which also grows the provider's own backoff, since
+/// the socket never opens), for a wait that doubles with each refusal.
+///
+/// Not `governor`: its keyed limiter cannot be read without taking a cell, and what is wanted
+/// here is a growing wait per strike, not a rate.
+#[derive(Default)]
+pub struct RefusalBackoff {
+    strikes: Mutex<HashMap<(IpAddr, String), Strikes>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    count: u32,
+    until: Instant,
+}
+
+impl RefusalBackoff {
+    /// Records a refusal of `address` on `board` at `now`; returns how long it now waits.
+    pub fn strike(&self, address: IpAddr, board: &str, now: Instant) -> Duration {
+        let mut strikes = self.strikes.lock().unwrap_or_else(|p| p.into_inner());
+        if strikes.len() >= BACKOFF_KEYS {
+            // Those whose wait and its memory have passed, then the ones that ended first.
+            strikes.retain(|_, s| now < s.until + BACKOFF_MAX);
+            while strikes.len() >= BACKOFF_KEYS {
+                let Some(oldest) = strikes
+                    .iter()
+                    .min_by_key(|(_, s)| s.until)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                strikes.remove(&oldest);
+            }
+        }
+        let entry = strikes
+            .entry((address, board.to_owned()))
+            .or_insert(Strikes {
+                count: 0,
+                until: now,
+            });
+        // A client that stayed away for a whole `BACKOFF_MAX` after its wait starts over.
+        if now >= entry.until + BACKOFF_MAX {
+            entry.count = 0;
+        }
+        let wait = match entry.count {
+            0 => Duration::ZERO,
+            n => BACKOFF_FIRST
+                .saturating_mul(1u32 << (n - 1).min(16))
+                .min(BACKOFF_MAX),
+        };
+        entry.count = entry.count.saturating_add(1);
+        entry.until = now + wait;
+        wait
+    }
+
+    /// Whether `address` may open `board` at `now`; if not, how long until it may.
+    pub fn check(&self, address: IpAddr, board: &str, now: Instant) -> Result<(), Duration> {
+        let strikes = self.strikes.lock().unwrap_or_else(|p| p.into_inner());
+        match strikes.get(&(address, board.to_owned())) {
+            Some(s) if now < s.until => Err(s.until - now),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -213,6 +295,54 @@ mod tests {
         assert!(!budget.take(start));
         budget.refund(100);
         assert_eq!((0..10).filter(|_| budget.take(start)).count(), 5);
+    }
+
+    #[test]
+    fn a_refused_address_waits_longer_after_each_refusal_on_that_board_only() {
+        let backoff = RefusalBackoff::default();
+        let here: IpAddr = "127.0.0.1".parse().unwrap();
+        let there: IpAddr = "127.0.0.2".parse().unwrap();
+        let start = Instant::now();
+        assert_eq!(backoff.check(here, "b1", start), Ok(()));
+        assert_eq!(
+            backoff.strike(here, "b1", start),
+            Duration::ZERO,
+            "the first is free"
+        );
+        assert_eq!(backoff.check(here, "b1", start), Ok(()));
+        assert_eq!(backoff.strike(here, "b1", start), BACKOFF_FIRST);
+        assert_eq!(backoff.check(here, "b1", start), Err(BACKOFF_FIRST));
+        assert_eq!(backoff.check(here, "b2", start), Ok(()), "another board");
+        assert_eq!(backoff.check(there, "b1", start), Ok(()), "another address");
+        let later = start + BACKOFF_FIRST;
+        assert_eq!(backoff.check(here, "b1", later), Ok(()));
+        assert_eq!(backoff.strike(here, "b1", later), BACKOFF_FIRST * 2);
+        assert_eq!(backoff.strike(here, "b1", later), BACKOFF_FIRST * 4);
+        for _ in 0..40 {
+            backoff.strike(here, "b1", later);
+        }
+        assert_eq!(backoff.check(here, "b1", later), Err(BACKOFF_MAX));
+        // Forgotten after staying away for a whole BACKOFF_MAX past the wait.
+        let much_later = later + BACKOFF_MAX * 2;
+        assert_eq!(backoff.strike(here, "b1", much_later), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_backoff_remembers_a_bounded_number_of_addresses() {
+        let backoff = RefusalBackoff::default();
+        let start = Instant::now();
+        for i in 0..(BACKOFF_KEYS + 10) {
+            let address = IpAddr::from(std::net::Ipv4Addr::from(i as u32));
+            let at = start + Duration::from_millis(i as u64);
+            backoff.strike(address, "b", at);
+            backoff.strike(address, "b", at);
+        }
+        assert!(backoff.strikes.lock().unwrap().len() <= BACKOFF_KEYS);
+        let last = IpAddr::from(std::net::Ipv4Addr::from((BACKOFF_KEYS + 9) as u32));
+        assert!(
+            backoff.check(last, "b", start).is_err(),
+            "the newest is kept"
+        );
     }
 
     #[test]

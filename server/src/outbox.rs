@@ -5,6 +5,12 @@
 //! (try again later) and a reason; its client reconnects and resyncs, so no update is lost even
 //! though the frames queued for it are dropped with the connection.
 //!
+//! A sync answer (a joiner's full state, already cut in pieces) is queued as one entry,
+//! [`Outgoing::Answer`], that the writer takes a piece at a time as the socket drains. Its
+//! pieces are the `Bytes` of the room's shared cut (no copy per joiner) and do not count in the
+//! byte budget, so a board larger than `--outbox-bytes` can be joined; what is queued after it
+//! (later updates) still does, so a joiner too slow to keep up is still closed.
+//!
 //! The outbox is also how the room tells the connection which of its updates brought nothing
 //! new (see [`Outbox::judged`]), so that echoes cost no message budget.
 
@@ -29,17 +35,34 @@ pub struct CloseRequest {
     pub reason: String,
 }
 
+/// What the room queues for a connection.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// One frame.
+    Frame(Bytes),
+    /// A sync answer in pieces, sent in order, each as its own frame (see the module's doc).
+    Answer(Arc<[Bytes]>),
+}
+
+impl From<Bytes> for Outgoing {
+    fn from(frame: Bytes) -> Self {
+        Outgoing::Frame(frame)
+    }
+}
+
 /// The sending side, held by the room (and cloned nowhere else).
 #[derive(Clone)]
 pub struct Outbox {
-    frames: mpsc::Sender<Bytes>,
+    frames: mpsc::Sender<Outgoing>,
     shared: Arc<Shared>,
 }
 
 /// The receiving side, held by the connection's writer task.
 pub struct OutboxReceiver {
-    frames: mpsc::Receiver<Bytes>,
+    frames: mpsc::Receiver<Outgoing>,
     shared: Arc<Shared>,
+    /// The answer being sent and the index of its next piece.
+    answer: Option<(Arc<[Bytes]>, usize)>,
 }
 
 struct Shared {
@@ -93,16 +116,25 @@ pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
             frames: tx,
             shared: Arc::clone(&shared),
         },
-        OutboxReceiver { frames: rx, shared },
+        OutboxReceiver {
+            frames: rx,
+            shared,
+            answer: None,
+        },
     )
 }
 
 impl Outbox {
-    /// Queues a frame without waiting. On overflow the connection is closed (1013).
-    pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
+    /// Queues a frame, or a sync answer, without waiting. On overflow the connection is closed
+    /// (1013).
+    pub fn push(&self, item: impl Into<Outgoing>) -> Result<(), PushError> {
         if self.shared.closing.load(Ordering::Acquire) {
             return Err(PushError::Closed);
         }
+        let frame = match item.into() {
+            Outgoing::Frame(frame) => frame,
+            Outgoing::Answer(pieces) => return self.push_answer(pieces),
+        };
         let len = frame.len();
         let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
         // A single frame larger than the byte budget still goes through on an empty queue,
@@ -112,8 +144,8 @@ impl Outbox {
             self.close_slow_consumer("bytes");
             return Err(PushError::Full);
         }
-        let update = matches!(frame[..], [MSG_SYNC, MSG_SYNC_STEP_2 | MSG_SYNC_UPDATE, ..]);
-        if let Err(e) = self.frames.try_send(frame) {
+        let update = is_update(&frame);
+        if let Err(e) = self.frames.try_send(Outgoing::Frame(frame)) {
             self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             if matches!(e, mpsc::error::TrySendError::Closed(_)) {
                 return Err(PushError::Closed);
@@ -124,6 +156,22 @@ impl Outbox {
         if update {
             self.shared.echo_credit.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(())
+    }
+
+    /// Queues a sync answer as one entry, outside the byte budget (see the module's doc).
+    fn push_answer(&self, pieces: Arc<[Bytes]>) -> Result<(), PushError> {
+        let updates = pieces.iter().filter(|frame| is_update(frame)).count();
+        if let Err(e) = self.frames.try_send(Outgoing::Answer(pieces)) {
+            if matches!(e, mpsc::error::TrySendError::Closed(_)) {
+                return Err(PushError::Closed);
+            }
+            self.close_slow_consumer("frames");
+            return Err(PushError::Full);
+        }
+        self.shared
+            .echo_credit
+            .fetch_add(updates, Ordering::Relaxed);
         Ok(())
     }
 
@@ -197,6 +245,10 @@ impl Outbox {
     }
 }
 
+fn is_update(frame: &[u8]) -> bool {
+    matches!(frame, [MSG_SYNC, MSG_SYNC_STEP_2 | MSG_SYNC_UPDATE, ..])
+}
+
 impl Shared {
     fn request_close(&self, code: CloseCode, reason: &str) {
         let _ = self.close.set(CloseRequest {
@@ -212,20 +264,59 @@ impl OutboxReceiver {
     /// The next frame to send, or the close request once the connection must close. Frames
     /// still queued when a close is requested are dropped: the client will resync.
     pub async fn next(&mut self) -> Next {
-        tokio::select! {
-            biased;
-            () = self.shared.closed.cancelled() => Next::Close(self.close_request()),
-            frame = self.frames.recv() => match frame {
-                Some(frame) => {
-                    self.shared.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
-                    Next::Frame(frame)
+        loop {
+            if self.shared.closing.load(Ordering::Acquire) {
+                return Next::Close(self.close_request());
+            }
+            if let Some(piece) = self.next_piece() {
+                return Next::Frame(piece);
+            }
+            let item = tokio::select! {
+                biased;
+                () = self.shared.closed.cancelled() => return Next::Close(self.close_request()),
+                item = self.frames.recv() => item,
+            };
+            match item {
+                Some(item) => {
+                    if let Some(frame) = self.take(item) {
+                        return Next::Frame(frame);
+                    }
                 }
                 // The room dropped this connection without a reason: it is going away.
-                None => Next::Close(CloseRequest {
-                    code: CloseCode::GoingAway,
-                    reason: "board closed".into(),
-                }),
-            },
+                None => {
+                    return Next::Close(CloseRequest {
+                        code: CloseCode::GoingAway,
+                        reason: "board closed".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The next piece of the answer being sent, if any.
+    fn next_piece(&mut self) -> Option<Bytes> {
+        let (pieces, next) = self.answer.as_mut()?;
+        let piece = pieces.get(*next).cloned();
+        *next += 1;
+        if *next >= pieces.len() {
+            self.answer = None;
+        }
+        piece
+    }
+
+    /// A dequeued entry: its frame, or its answer's first piece (the rest follow).
+    fn take(&mut self, item: Outgoing) -> Option<Bytes> {
+        match item {
+            Outgoing::Frame(frame) => {
+                self.shared
+                    .queued_bytes
+                    .fetch_sub(frame.len(), Ordering::Relaxed);
+                Some(frame)
+            }
+            Outgoing::Answer(pieces) => {
+                self.answer = Some((pieces, 0));
+                self.next_piece()
+            }
         }
     }
 
@@ -234,11 +325,15 @@ impl OutboxReceiver {
         if self.shared.closing.load(Ordering::Acquire) {
             return None;
         }
-        let frame = self.frames.try_recv().ok()?;
-        self.shared
-            .queued_bytes
-            .fetch_sub(frame.len(), Ordering::Relaxed);
-        Some(frame)
+        loop {
+            if let Some(piece) = self.next_piece() {
+                return Some(piece);
+            }
+            let item = self.frames.try_recv().ok()?;
+            if let Some(frame) = self.take(item) {
+                return Some(frame);
+            }
+        }
     }
 
     /// Resolves once a close was requested (by the room, the reader or shutdown).
@@ -331,6 +426,40 @@ mod tests {
             tx.answered().now_or_never().is_some(),
             "later waits resolve at once"
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_larger_than_the_byte_budget_is_sent_piece_by_piece_in_order() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            max_frames: 4,
+            max_bytes: 10,
+        });
+        let pieces: Arc<[Bytes]> = vec![frame(8), frame(8), frame(8)].into();
+        tx.push(Outgoing::Answer(Arc::clone(&pieces))).unwrap();
+        tx.push(frame(5)).unwrap();
+        tx.push(frame(5)).unwrap();
+        assert_eq!(
+            tx.push(frame(1)),
+            Err(PushError::Full),
+            "what follows still counts"
+        );
+        let (tx, mut rx2) = outbox(OutboxLimits {
+            max_frames: 4,
+            max_bytes: 10,
+        });
+        drop(rx);
+        tx.push(Outgoing::Answer(Arc::clone(&pieces))).unwrap();
+        tx.push(frame(3)).unwrap();
+        let mut lens = Vec::new();
+        while let Some(f) = rx2.try_frame() {
+            lens.push(f.len());
+        }
+        assert_eq!(lens, [8, 8, 8, 3]);
+        // The pieces are the shared ones, not copies.
+        assert_eq!(Arc::strong_count(&pieces), 1);
+        rx = rx2;
+        tx.push(Outgoing::Answer(pieces)).unwrap();
+        assert!(matches!(rx.next().await, Next::Frame(f) if f.len() == 8));
     }
 
     #[tokio::test]

@@ -244,7 +244,7 @@ async fn bad_input_closes_only_that_connection() {
             4400,
         ),
         ("text", Message::text("hello"), 1003),
-        ("oversize", Message::Binary(Bytes::from(oversize)), 1009),
+        ("oversize", Message::Binary(Bytes::from(oversize)), 4414),
     ];
     for (board, bad, code) in cases {
         assert_refused(&server, board, bad, code).await;

@@ -83,6 +83,16 @@ async fn next_message(rx: &mut OutboxReceiver) -> ServerMessage {
     }
 }
 
+/// Reads the echo of a client's own update: the room confirms every stored update to its
+/// sender too (y-websocket's sync status waits for it).
+async fn expect_echo(rx: &mut OutboxReceiver, update: &[u8]) {
+    let message = next_message(rx).await;
+    assert!(
+        matches!(&message, ServerMessage::Update(u) if u[..] == update[..]),
+        "the echo of the client's update, got {message:?}"
+    );
+}
+
 /// A new card of `ann`'s in the first stage with one planned call of `bob`'s an hour after
 /// `now`, written in one transaction of `doc`: its update.
 fn card_with_call(doc: &Doc, now: i64) -> Vec<u8> {
@@ -210,6 +220,7 @@ async fn a_reminder_fires_at_the_clock_time_with_no_client_writing() {
     }
     let update = card_with_call(&doc, T0);
     send(&room, 1, wire::client::encode_update(&update)).await;
+    expect_echo(&mut rx, &update).await;
     let state = |doc: &Doc| -> (String, String) {
         let txn = doc.transact();
         let cards = txn.get_map("cards").unwrap();
@@ -332,6 +343,7 @@ async fn a_client_from_another_instance_brings_its_server_writes_without_a_refus
     let now = funnel_server::clock::Clock::now_ms(&funnel_server::clock::SystemClock);
     let update = card_with_call(&doc, now);
     send(&room_a, 1, wire::client::encode_update(&update)).await;
+    expect_echo(&mut rx1, &update).await;
     let ServerMessage::Update(counter) = next_message(&mut rx1).await else {
         panic!("A's counter write")
     };
@@ -514,6 +526,8 @@ async fn a_fenced_out_scheduler_write_is_dropped_and_the_board_reloaded() {
             .collect()
     };
     assert_eq!(titles, ["kept"]);
+    // The client's own update was stored: its echo is the one frame it gets.
+    expect_echo(&mut rx, &update).await;
     assert!(
         tokio::time::timeout(Duration::from_millis(100), rx.next())
             .await

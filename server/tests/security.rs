@@ -293,10 +293,6 @@ async fn malformed_oversize_and_flooding_clients_are_closed_alone() {
     let mut observer = Client::connect(&url).await;
     let before = doc_state(&observer.doc).1;
 
-    let mut big = Client::connect_raw(&url).await;
-    big.send(vec![0u8; 65 * 1024].into()).await;
-    assert_eq!(big.expect_close().await.0, 1009);
-
     let mut garbage = Client::connect_raw(&url).await;
     // A sync update whose buffer claims 5 bytes and holds 2.
     garbage.send(vec![0u8, 2, 5, 1, 2].into()).await;
@@ -351,6 +347,14 @@ async fn malformed_oversize_and_flooding_clients_are_closed_alone() {
         ["after the storm", &long]
     );
     assert!(stored["cards"].get("big2").is_none());
+
+    // A frame over the limit: a 44xx with a reason, so a stock client stops re-uploading it.
+    // Last here: its address is then turned away from the board for a while.
+    let mut big = Client::connect_raw(&url).await;
+    big.send(vec![0u8; 65 * 1024].into()).await;
+    let (code, reason) = big.expect_close().await;
+    assert_eq!(code, 4414, "{reason}");
+    assert!(reason.contains("byte limit"), "{reason}");
     server.stop().await;
 }
 
@@ -618,5 +622,26 @@ async fn metrics_listen_serves_metrics_on_its_own_listener_only() {
     // Nothing else is there.
     let (status, _) = support::http(metrics_addr, "GET", "/api/v1/boards", None).await;
     assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_socket_is_closed_with_4401_when_its_token_expires() {
+    let (server, _dir) = start(|_| {}).await;
+    let board = create_board(&server).await;
+    // Past its `exp` but within the leeway admission allows (5 s): let in, and closed about
+    // two seconds later, while the socket is idle.
+    let mut claims = claims_for("ann", None, Role::Member, &[], Duration::ZERO);
+    claims.exp -= 3;
+    let mut ending = Client::connect(&ws_url(&server, &board, &issue(&claims))).await;
+    let lasting = token("bob", Role::Member, &[]);
+    let mut staying = Client::connect(&ws_url(&server, &board, &lasting)).await;
+    let (code, reason) = ending.expect_close().await;
+    assert_eq!(code, 4401, "{reason}");
+    assert!(reason.contains("expired"), "{reason}");
+    // A token that has not expired keeps its socket.
+    staying.write(|txn| add_card(txn, "c1", "still here")).await;
+    let mut reader = Client::connect(&ws_url(&server, &board, &lasting)).await;
+    reader.wait_for_card("still here").await;
     server.stop().await;
 }

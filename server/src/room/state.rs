@@ -9,7 +9,7 @@
 //! [`RoomState::apply_stored`]: already durable, they are only delivered.
 
 use crate::auth::Principal;
-use crate::outbox::{Outbox, PushError};
+use crate::outbox::{Outbox, Outgoing, PushError};
 use crate::room::upkeep::Upkeep;
 use crate::storage::{StorageError, StoredBoard, TimelineEvent};
 use bytes::Bytes;
@@ -86,7 +86,6 @@ struct Member {
 #[derive(Debug, Clone, Copy)]
 enum Recipients {
     One(ConnId),
-    AllBut(ConnId),
     All,
 }
 
@@ -105,7 +104,7 @@ pub struct RoomState {
     /// Raw updates applied to the document but not yet stored.
     to_store: Vec<Bytes>,
     /// Frames waiting for the updates before them to be stored.
-    to_send: Vec<(Recipients, Bytes)>,
+    to_send: Vec<(Recipients, Outgoing)>,
     /// The server's step 1, encoded once while the document is unchanged.
     cached_step1: Option<Bytes>,
     /// What a joiner with an empty document is sent, cut once and shared (a reconnect storm
@@ -254,7 +253,7 @@ impl RoomState {
     /// everyone with the next delivery.
     pub fn upkeep_stored(&mut self) {
         for frame in std::mem::take(&mut self.upkeep_frames) {
-            self.to_send.push((Recipients::All, frame));
+            self.to_send.push((Recipients::All, frame.into()));
         }
     }
 
@@ -429,9 +428,9 @@ impl RoomState {
             },
         );
         let step1 = self.step1_frame();
-        self.to_send.push((Recipients::One(conn), step1));
+        self.to_send.push((Recipients::One(conn), step1.into()));
         if let Some(frame) = self.all_awareness_frame() {
-            self.to_send.push((Recipients::One(conn), frame));
+            self.to_send.push((Recipients::One(conn), frame.into()));
         }
     }
 
@@ -463,9 +462,10 @@ impl RoomState {
         }
         match message {
             ClientMessage::SyncStep1(sv) => {
-                for frame in self.step2_frames(&sv) {
-                    self.to_send.push((Recipients::One(conn), frame));
-                }
+                // One entry, streamed by the writer as the socket drains: a board larger than
+                // the outbox's byte budget can still be joined (see `Outgoing::Answer`).
+                let answer = Outgoing::Answer(self.step2_frames(&sv).into());
+                self.to_send.push((Recipients::One(conn), answer));
             }
             ClientMessage::SyncStep2(update) | ClientMessage::Update(update) => {
                 let nothing_new = self.apply_update(conn, update);
@@ -477,7 +477,7 @@ impl RoomState {
             ClientMessage::Awareness(awareness) => self.apply_awareness(conn, awareness),
             ClientMessage::QueryAwareness => {
                 if let Some(frame) = self.all_awareness_frame() {
-                    self.to_send.push((Recipients::One(conn), frame));
+                    self.to_send.push((Recipients::One(conn), frame.into()));
                 }
             }
         }
@@ -579,7 +579,9 @@ impl RoomState {
             self.close_member(conn, CloseCode::Forbidden, &refusal.to_string());
             return false;
         }
-        self.send_change(Recipients::AllBut(conn), &incoming.raw);
+        // To its sender too, once stored: the confirmation the sync status of newer y-websocket
+        // releases waits for (the echo's content covers the client's unconfirmed update).
+        self.send_change(Recipients::All, &incoming.raw);
         self.stored_bytes += incoming.raw.len();
         self.to_store.push(incoming.raw);
         false
@@ -658,7 +660,7 @@ impl RoomState {
         self.awareness_to_publish.extend(raw);
         // Echoed to the sender too: browsers hide WebSocket pings, so a client that hears nothing
         // for 30 s reconnects; its own renewal coming back keeps it alive on a quiet board.
-        self.to_send.push((Recipients::All, frame));
+        self.to_send.push((Recipients::All, frame.into()));
     }
 
     /// Whether a connection may claim awareness client `client` with an entry at `clock`: no
@@ -740,7 +742,7 @@ impl RoomState {
                         .push(Bytes::from(update.encode_v1()));
                 }
                 self.to_send
-                    .push((Recipients::All, wire::encode_awareness(&update)));
+                    .push((Recipients::All, wire::encode_awareness(&update).into()));
             }
             Err(e) => tracing::warn!(error = %e, "could not encode awareness removal"),
         }
@@ -766,7 +768,7 @@ impl RoomState {
             tracing::debug!(error = %e, "remote awareness not applied");
             return;
         }
-        self.to_send.push((Recipients::All, frame));
+        self.to_send.push((Recipients::All, frame.into()));
     }
 
     /// Whether `incoming` carries something this document lacks (its state vector is ahead of
@@ -886,7 +888,7 @@ impl RoomState {
     /// `to`.
     fn send_change(&mut self, to: Recipients, raw: &[u8]) {
         for frame in self.changed_by(raw) {
-            self.to_send.push((to, frame));
+            self.to_send.push((to, frame.into()));
         }
     }
 
@@ -950,13 +952,6 @@ impl RoomState {
                     Recipients::One(conn) => {
                         if let Some(member) = self.members.get(&conn) {
                             push(conn, member);
-                        }
-                    }
-                    Recipients::AllBut(except) => {
-                        for (conn, member) in &self.members {
-                            if *conn != except {
-                                push(*conn, member);
-                            }
                         }
                     }
                     Recipients::All => {
@@ -1174,7 +1169,7 @@ mod tests {
     }
 
     #[test]
-    fn an_update_is_stored_then_sent_to_the_others_only() {
+    fn an_update_is_stored_then_sent_to_everyone_its_sender_included() {
         let mut h = Harness::new();
         let mut a = h.join(1);
         let mut b = h.join(2);
@@ -1192,7 +1187,8 @@ mod tests {
         h.send(1, wire::client::encode_update(&update));
         let stored = h.flush();
         assert_eq!(stored, vec![Bytes::from(update.clone())]);
-        assert!(received(&mut a).is_empty());
+        // The sender's copy confirms it (y-websocket's sync status waits for it).
+        assert!(matches!(&received(&mut a)[..], [ServerMessage::Update(u)] if *u == update));
         assert!(matches!(&received(&mut b)[..], [ServerMessage::Update(u)] if *u == update));
 
         // The same update again changes nothing: neither stored nor relayed.
@@ -1365,6 +1361,7 @@ mod tests {
             role: Role::Member,
             boards: None,
             from_token: true,
+            expires_at: None,
         }
     }
 
