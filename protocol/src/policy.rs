@@ -5,9 +5,10 @@
 //! and deletions name items by id). So the server applies a client's update in a transaction with
 //! the origin [`CLIENT_ORIGIN`], an [`EffectRecorder`] (yrs deep observers on every root) records
 //! what that transaction changed, and [`check`] decides from the writer's [`Role`] whether the
-//! change was allowed. A refused update is never stored or relayed, and the room replaces its
-//! document with the stored one before it reads it again: the refusal is whole, nothing of it
-//! survives (see docs/security.md, "How an update is judged").
+//! change was allowed. [`judge`] decides on what the update leaves, [`compensate`] takes back in
+//! a server transaction what the role may not write, and [`verify`] checks the result; only a
+//! root outside the schema or a malformed card is refused whole (see docs/security.md, "How an
+//! update is judged").
 //!
 //! The rules (docs/security.md, "Who may write what"):
 //! - viewers write nothing;
