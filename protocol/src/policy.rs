@@ -5,9 +5,10 @@
 //! and deletions name items by id). So the server applies a client's update in a transaction with
 //! the origin [`CLIENT_ORIGIN`], an [`EffectRecorder`] (yrs deep observers on every root) records
 //! what that transaction changed, and [`check`] decides from the writer's [`Role`] whether the
-//! change was allowed. A refused update is never stored or relayed, and the room replaces its
-//! document with the stored one before it reads it again: the refusal is whole, nothing of it
-//! survives (see docs/security.md, "How an update is judged").
+//! change was allowed. [`judge`] decides on what the update leaves, [`compensate`] takes back in
+//! a server transaction what the role may not write, and [`verify`] checks the result; only a
+//! root outside the schema or a malformed card is refused whole (see docs/security.md, "How an
+//! update is judged").
 //!
 //! The rules (docs/security.md, "Who may write what"):
 //! - viewers write nothing;
@@ -18,12 +19,18 @@
 //!   `timelineAt`) are written by the server alone, whatever the role;
 //! - no root other than the schema's, and the stage invariants hold after every update.
 
+mod restore;
+
 use crate::board::{self, BoardError};
 use crate::schema::{card, root};
+pub use restore::{Snapshot, Value};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use yrs::types::{EntryChange, Event, PathSegment};
-use yrs::{DeepObservable, Doc, Map, Origin, Out, ReadTxn, Transact, TransactionMut, WriteTxn};
+use yrs::{
+    Any, DeepObservable, Doc, Map, Origin, Out, ReadTxn, Transact, TransactionMut, WriteTxn,
+};
 
 /// The origin of the transactions that apply a client's update: only those are recorded.
 pub const CLIENT_ORIGIN: &str = "funnel-client";
@@ -47,6 +54,23 @@ pub const ROOTS: [&str; 7] = [
     root::FORMS,
     root::VIEWS,
 ];
+
+/// The roots only admins write.
+pub const ADMIN_ROOTS: [&str; 4] = [root::BOARD, root::STAGES, root::FIELDS, root::FORMS];
+
+/// The roots a member may not write all of: the admins' and the display forms (a member writes
+/// only its own). [`EffectRecorder::guarded_changed`] says when a snapshot of them is stale.
+pub const GUARDED_ROOTS: [&str; 5] = [
+    root::BOARD,
+    root::STAGES,
+    root::FIELDS,
+    root::FORMS,
+    root::VIEWS,
+];
+
+/// The origin of the server transaction that takes back what a client's update wrote and its
+/// role may not (see [`judge`]). Not [`CLIENT_ORIGIN`]: it is not judged again.
+pub const COMPENSATION_ORIGIN: &str = "funnel-compensation";
 
 /// A user's role on a board, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -85,8 +109,17 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// A server-maintained card key a client transaction wrote, and what it held before (`None`:
+/// absent, or the card is new).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerWrite {
+    pub card: String,
+    pub key: String,
+    pub before: Option<Any>,
+}
+
 /// What one client transaction changed, by area of the board.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Effects {
     /// The `board` root (name, entity, currency, threshold).
     pub settings: bool,
@@ -97,8 +130,10 @@ pub struct Effects {
     pub activities: bool,
     /// Users whose display form (`views/<user>`) changed.
     pub views: BTreeSet<String>,
-    /// A server-maintained field a client wrote: (card id, key).
+    /// A server-maintained field a client wrote: (card id, key), the first one.
     pub server_field: Option<(String, String)>,
+    /// Every server-maintained field the transaction wrote, with what it held before.
+    pub server_writes: Vec<ServerWrite>,
     /// A card entry that is not a map: (card id).
     pub malformed_card: Option<String>,
 }
@@ -187,6 +222,8 @@ fn unknown_root<T: ReadTxn>(txn: &T) -> Option<String> {
 pub struct EffectRecorder {
     doc: Doc,
     effects: Arc<Mutex<Effects>>,
+    /// Set by any transaction, whatever its origin, that changes one of [`GUARDED_ROOTS`].
+    guarded_changed: Arc<AtomicBool>,
 }
 
 /// The observer key of the recorder (one per document).
@@ -195,6 +232,7 @@ const RECORDER: &str = "funnel-policy";
 impl EffectRecorder {
     pub fn attach(doc: &Doc) -> Self {
         let effects = Arc::new(Mutex::new(Effects::default()));
+        let guarded_changed = Arc::new(AtomicBool::new(true));
         let roots: Vec<_> = {
             let mut txn = doc.transact_mut();
             ROOTS
@@ -204,7 +242,13 @@ impl EffectRecorder {
         };
         for (name, map) in roots {
             let effects = Arc::clone(&effects);
+            let guarded = GUARDED_ROOTS
+                .contains(&name)
+                .then(|| Arc::clone(&guarded_changed));
             map.observe_deep(RECORDER, move |txn, events| {
+                if let Some(flag) = &guarded {
+                    flag.store(true, Ordering::Relaxed);
+                }
                 if txn.origin() != Some(&Origin::from(CLIENT_ORIGIN)) {
                     return;
                 }
@@ -215,7 +259,14 @@ impl EffectRecorder {
         Self {
             doc: doc.clone(),
             effects,
+            guarded_changed,
         }
+    }
+
+    /// Whether a [`GUARDED_ROOTS`] snapshot taken before the last call may be stale (true on
+    /// the first call); resets.
+    pub fn guarded_changed(&self) -> bool {
+        self.guarded_changed.swap(false, Ordering::Relaxed)
     }
 
     /// What the client transactions since the last call changed.
@@ -275,11 +326,8 @@ fn record(
 }
 
 /// Finds server-maintained fields written by a client: a new card that carries one, a card
-/// entry set, or anything inside one (a counter's map).
+/// entry set or removed, or anything inside one (a counter's map); each with what it held.
 fn record_card_event(effects: &mut Effects, txn: &TransactionMut, event: &Event) {
-    if effects.server_field.is_some() {
-        return;
-    }
     let path = event.path();
     let mut segments = path.iter();
     match (segments.next(), segments.next()) {
@@ -293,36 +341,259 @@ fn record_card_event(effects: &mut Effects, txn: &TransactionMut, event: &Event)
                 };
                 match new {
                     Out::YMap(card_map) => {
-                        if let Some(key) = card_map
+                        for key in card_map
                             .keys(txn)
-                            .find(|key| SERVER_CARD_KEYS.contains(key))
+                            .filter(|key| SERVER_CARD_KEYS.contains(key))
                         {
-                            effects.server_field = Some((card.to_string(), key.to_owned()));
-                            return;
+                            note_server_write(effects, card, key, None);
                         }
                     }
-                    _ => effects.malformed_card = Some(card.to_string()),
+                    _ => {
+                        effects
+                            .malformed_card
+                            .get_or_insert_with(|| card.to_string());
+                    }
                 }
             }
         }
         // Keys of one card set or removed.
         (Some(PathSegment::Key(card)), None) => {
             let Event::Map(map) = event else { return };
-            if let Some(key) = map
-                .keys(txn)
-                .keys()
-                .find(|key| SERVER_CARD_KEYS.contains(&key.as_ref()))
-            {
-                effects.server_field = Some((card.to_string(), key.to_string()));
+            for (key, change) in map.keys(txn) {
+                if !SERVER_CARD_KEYS.contains(&key.as_ref()) {
+                    continue;
+                }
+                let before = match change {
+                    EntryChange::Inserted(_) => None,
+                    EntryChange::Updated(old, _) | EntryChange::Removed(old) => match old {
+                        Out::Any(any) => Some(any.clone()),
+                        _ => None,
+                    },
+                };
+                note_server_write(effects, card, key, before);
             }
         }
         // Inside a card's nested value: `fields` is the client's, `counter` the server's.
         (Some(PathSegment::Key(card)), Some(PathSegment::Key(key)))
             if SERVER_CARD_KEYS.contains(&key.as_ref()) =>
         {
-            effects.server_field = Some((card.to_string(), key.to_string()));
+            note_server_write(effects, card, key, None);
         }
         _ => {}
+    }
+}
+
+fn note_server_write(effects: &mut Effects, card: &str, key: &str, before: Option<Any>) {
+    if effects
+        .server_writes
+        .iter()
+        .any(|w| w.card == card && w.key == key)
+    {
+        return;
+    }
+    effects
+        .server_field
+        .get_or_insert_with(|| (card.to_owned(), key.to_owned()));
+    effects.server_writes.push(ServerWrite {
+        card: card.to_owned(),
+        key: key.to_owned(),
+        before,
+    });
+}
+
+/// What the server writes after a client's update so that the board holds only what the
+/// writer's role may write: roots put back as they were, server-written card keys put back (the
+/// upkeep recomputes them), and the stage invariants mended. Empty: the update is allowed as
+/// it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Compensation {
+    /// Roots restored from the snapshot, whole.
+    pub roots: Vec<&'static str>,
+    /// The display forms restored from the snapshot, except this user's own.
+    pub views_except: Option<String>,
+    pub server_writes: Vec<ServerWrite>,
+    /// Stages changed: check the invariants after the rest, and mend them.
+    pub check_stages: bool,
+}
+
+impl Compensation {
+    /// Nothing to take back (stages may still need their invariants checked).
+    pub fn is_empty(&self) -> bool {
+        self.roots.is_empty() && self.views_except.is_none() && self.server_writes.is_empty()
+    }
+}
+
+/// Judges a client's update, already applied, by what it leaves (docs/security.md, "How an
+/// update is judged"). `effects` is what it changed, `before` a snapshot taken before it of
+/// every root the role may not write (all [`ROOTS`] for a viewer, [`GUARDED_ROOTS`] for a
+/// member; an admin's may be empty), `txn` the document after it. An entry the update merged
+/// but that holds what it held (a copy of the same stage from a board recreated with the same
+/// ids) is no write. Refused outright, as no honest copy holds them: a root outside the schema
+/// and a card that is not a map. Everything else the role may not write is taken back by the
+/// returned [`Compensation`], then [`verify`] checks the result.
+pub fn judge<T: ReadTxn>(
+    role: Role,
+    user: &str,
+    effects: &Effects,
+    before: &Snapshot,
+    txn: &T,
+    roots_before: usize,
+) -> Result<Compensation, Refusal> {
+    if let Some(card) = &effects.malformed_card {
+        return Err(Refusal::MalformedCard(card.clone()));
+    }
+    if txn.root_refs().count() > roots_before
+        && let Some(name) = unknown_root(txn)
+    {
+        return Err(Refusal::UnknownRoot(name));
+    }
+    let mut compensation = Compensation {
+        server_writes: effects.server_writes.clone(),
+        check_stages: effects.stages,
+        ..Compensation::default()
+    };
+    let touched = |name: &str| match name {
+        root::BOARD => effects.settings,
+        root::STAGES => effects.stages,
+        root::FIELDS => effects.fields,
+        root::FORMS => effects.forms,
+        root::CARDS => effects.cards,
+        root::ACTIVITIES => effects.activities,
+        root::VIEWS => !effects.views.is_empty(),
+        _ => false,
+    };
+    let forbidden: &[&'static str] = match role {
+        Role::Viewer => &ROOTS,
+        Role::Member => &ADMIN_ROOTS,
+        Role::Admin => &[],
+    };
+    for name in forbidden {
+        if touched(name) && !before.unchanged(txn, name, None) {
+            compensation.roots.push(name);
+        }
+    }
+    if role == Role::Member
+        && effects.views.iter().any(|owner| owner != user)
+        && !before.unchanged(txn, root::VIEWS, Some(user))
+    {
+        compensation.views_except = Some(user.to_owned());
+    }
+    Ok(compensation)
+}
+
+/// Writes `compensation` in the caller's transaction (origin [`COMPENSATION_ORIGIN`]): the
+/// roots from `before`, the server-written card keys to what they held, then the stage
+/// invariants mended ([`repair_or_restore_stages`]).
+pub fn compensate(txn: &mut TransactionMut, compensation: &Compensation, before: &Snapshot) {
+    for name in &compensation.roots {
+        if let (Some(map), Some(entries)) = (txn.get_map(*name), before.root(name)) {
+            restore::restore_map(txn, &map, entries, None);
+        }
+    }
+    if let Some(user) = &compensation.views_except
+        && let (Some(map), Some(entries)) = (txn.get_map(root::VIEWS), before.root(root::VIEWS))
+    {
+        restore::restore_map(txn, &map, entries, Some(user));
+    }
+    if let Some(cards) = txn.get_map(root::CARDS) {
+        for write in &compensation.server_writes {
+            let Some(Out::YMap(card_map)) = cards.get(txn, &write.card) else {
+                continue;
+            };
+            match &write.before {
+                Some(value) => {
+                    card_map.insert(txn, write.key.as_str(), value.clone());
+                }
+                None => {
+                    card_map.remove(txn, &write.key);
+                }
+            }
+        }
+    }
+    if compensation.check_stages {
+        repair_or_restore_stages(txn, before);
+    }
+}
+
+/// Mends broken stage invariants: duplicates demoted first ([`restore::demote_duplicate_stages`]),
+/// and if the board is still broken (no initial, success or failure stage left) the stages as
+/// `before` held them, when it holds them.
+pub fn repair_or_restore_stages(txn: &mut TransactionMut, before: &Snapshot) {
+    if board::check_invariants(txn).is_ok() {
+        return;
+    }
+    restore::demote_duplicate_stages(txn);
+    if board::check_invariants(txn).is_ok() {
+        return;
+    }
+    if let (Some(map), Some(entries)) = (txn.get_map(root::STAGES), before.root(root::STAGES)) {
+        restore::restore_map(txn, &map, entries, None);
+    }
+}
+
+/// Checks the board after a judged update and its compensation: what the role may not write
+/// holds what `before` held, every server-written key the client wrote holds what it held, and
+/// the stage invariants hold. This is [`check`]'s verdict on what the two leave together; a
+/// failure means the compensation could not take the update back, and it is refused.
+pub fn verify<T: ReadTxn>(
+    role: Role,
+    user: &str,
+    effects: &Effects,
+    before: &Snapshot,
+    txn: &T,
+) -> Result<(), Refusal> {
+    for write in &effects.server_writes {
+        let now = match txn
+            .get_map(root::CARDS)
+            .and_then(|cards| cards.get(txn, &write.card))
+        {
+            Some(Out::YMap(card)) => card.get(txn, &write.key),
+            // The card is gone (or not a map, refused before): nothing of it is left.
+            _ => continue,
+        };
+        let holds = match (&write.before, now) {
+            (None, None) => true,
+            (Some(before), Some(Out::Any(now))) => *before == now,
+            _ => false,
+        };
+        if !holds {
+            return Err(Refusal::ServerField {
+                card: write.card.clone(),
+                key: write.key.clone(),
+            });
+        }
+    }
+    let forbidden: &[&'static str] = match role {
+        Role::Viewer => &ROOTS,
+        Role::Member => &ADMIN_ROOTS,
+        Role::Admin => &[],
+    };
+    for name in forbidden {
+        if before.root(name).is_some() && !before.unchanged(txn, name, None) {
+            return Err(match role {
+                Role::Viewer => Refusal::ReadOnly,
+                _ => Refusal::AdminOnly(admin_area(name)),
+            });
+        }
+    }
+    if role == Role::Member
+        && before.root(root::VIEWS).is_some()
+        && !before.unchanged(txn, root::VIEWS, Some(user))
+    {
+        return Err(Refusal::OthersView);
+    }
+    if effects.stages {
+        board::check_invariants(txn).map_err(Refusal::Invariant)?;
+    }
+    Ok(())
+}
+
+fn admin_area(name: &str) -> &'static str {
+    match name {
+        root::BOARD => "the board's settings",
+        root::STAGES => "stages",
+        root::FIELDS => "fields",
+        _ => "forms",
     }
 }
 

@@ -4,7 +4,7 @@
 //! [`board`], [`stage`], [`card`], [`counter`], [`activity`], [`field`], [`forms`]), and builds a
 //! new board. Code that reads or writes a key uses these constants, never a literal of its own.
 
-use crate::ids::new_id;
+use crate::ids::{BoardId, new_id};
 use crate::order;
 use yrs::{Any, Map, MapPrelim, TransactionMut, WriteTxn};
 
@@ -278,6 +278,40 @@ const SMART_STAGES: &[DefaultStage] = &[
 /// Writes a new board of `entity` into an empty document, in the caller's transaction: the
 /// `board` settings and the entity's default stages with fresh ids and fresh order keys.
 pub fn initialize_board(txn: &mut TransactionMut, entity: &Entity, name: &str) {
+    write_new_board(txn, entity, name, |_| new_id());
+}
+
+/// Writes the new board `board` of `entity`, as [`initialize_board`], with the default stages'
+/// ids derived from the board id ([`default_stage_id`]): a board wiped and created again has
+/// the same stage ids, so a client's copy of the old one merges into it without a second
+/// initial stage (docs/storage.md, "Recovery").
+pub fn initialize_board_for(
+    txn: &mut TransactionMut,
+    board: &BoardId,
+    entity: &Entity,
+    name: &str,
+) {
+    write_new_board(txn, entity, name, |index| default_stage_id(board, index));
+}
+
+/// The id of default stage `index` (from 0, in [`Entity::default_stages`] order) of board
+/// `board`: a name-based UUID (version 5) of the board id and the index, the same whenever the
+/// board is created.
+pub fn default_stage_id(board: &BoardId, index: usize) -> String {
+    let name = format!("funnel/board/{board}/default-stage/{index}");
+    uuid::Uuid::new_v5(&DEFAULT_STAGE_NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// The namespace of [`default_stage_id`]'s UUIDs (a fixed, random UUID).
+const DEFAULT_STAGE_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x5d0f_4c1e_9a3b_4f7e_8c21_6b0a_d2e4_97f3);
+
+fn write_new_board(
+    txn: &mut TransactionMut,
+    entity: &Entity,
+    name: &str,
+    stage_id: impl Fn(usize) -> String,
+) {
     let board = txn.get_or_insert_map(root::BOARD);
     board.insert(txn, board::NAME, name);
     board.insert(txn, board::ENTITY, entity.as_string());
@@ -289,14 +323,18 @@ pub fn initialize_board(txn: &mut TransactionMut, entity: &Entity, name: &str) {
     );
     let stages = txn.get_or_insert_map(root::STAGES);
     let defaults = entity.default_stages();
-    for (default, pos) in defaults.iter().zip(order::rebalanced(defaults.len())) {
+    for (index, (default, pos)) in defaults
+        .iter()
+        .zip(order::rebalanced(defaults.len()))
+        .enumerate()
+    {
         let prelim = MapPrelim::from([
             (stage::NAME, Any::from(default.name)),
             (stage::COLOR, Any::from(default.color)),
             (stage::KIND, Any::from(default.kind.as_str())),
             (stage::POS, Any::from(pos)),
         ]);
-        stages.insert(txn, new_id(), prelim);
+        stages.insert(txn, stage_id(index), prelim);
     }
 }
 
@@ -389,6 +427,33 @@ mod tests {
         assert_eq!(
             board.get(&txn, board::ENTITY).unwrap().to_string(&txn),
             "deal"
+        );
+    }
+
+    #[test]
+    fn a_board_created_again_has_the_same_default_stage_ids() {
+        let board = BoardId::parse("q4").unwrap();
+        let ids = |board: &BoardId| {
+            let doc = Doc::new();
+            initialize_board_for(&mut doc.transact_mut(), board, &Entity::Deal, "Deals");
+            let txn = doc.transact();
+            let mut ids: Vec<String> = txn
+                .get_map(root::STAGES)
+                .unwrap()
+                .keys(&txn)
+                .map(str::to_owned)
+                .collect();
+            ids.sort();
+            ids
+        };
+        let first = ids(&board);
+        assert_eq!(first.len(), 7);
+        assert_eq!(first, ids(&board));
+        assert!(first.contains(&default_stage_id(&board, 0)));
+        let other = ids(&BoardId::parse("q5").unwrap());
+        assert!(
+            first.iter().all(|id| !other.contains(id)),
+            "{first:?} {other:?}"
         );
     }
 }

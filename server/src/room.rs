@@ -783,7 +783,7 @@ pub async fn create_board(
     let doc = Doc::new();
     let initial = {
         let mut txn = doc.transact_mut();
-        schema::initialize_board(&mut txn, entity, &meta.name);
+        schema::initialize_board_for(&mut txn, &meta.id, entity, &meta.name);
         txn.encode_update_v1()
     };
     storage.create(meta, Bytes::from(initial)).await

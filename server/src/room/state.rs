@@ -17,7 +17,8 @@ use funnel_protocol::BoardId;
 use funnel_protocol::policy::{self, CLIENT_ORIGIN, EffectRecorder, Role};
 use funnel_protocol::wire::{self, ClientMessage, CloseCode, IncomingAwareness, IncomingUpdate};
 use funnel_protocol::{pieces, presence};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use yrs::sync::time::Clock;
 use yrs::sync::{Awareness, AwarenessUpdate};
@@ -63,6 +64,15 @@ pub const AWARENESS_TIMEOUT_MS: u64 = 30_000;
 /// every joiner is sent whole.
 pub const MAX_AWARENESS_CLIENTS: usize = 4;
 
+/// The most updates one connection may have waiting for changes the board does not have yet
+/// ([`RoomState::hold`]): a stock client that edits while its step 2 is on the way sends a few
+/// (one per transaction of that round trip); over this, or [`MAX_HELD_BYTES`], it is closed with
+/// 1013 and resyncs.
+pub const MAX_HELD_UPDATES: usize = 64;
+
+/// The most bytes of updates one connection may have waiting (see [`MAX_HELD_UPDATES`]).
+pub const MAX_HELD_BYTES: usize = 1 << 20;
+
 /// Why updates from another instance were not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RemoteError {
@@ -80,6 +90,10 @@ struct Member {
     /// Awareness client ids this connection owns (see [`RoomState::awareness_owners`]):
     /// removed when it leaves.
     awareness_clients: HashSet<ClientID>,
+    /// Updates that build on changes the board does not have yet, in the order they came
+    /// ([`RoomState::hold`]); dropped when the connection leaves (its client still has them).
+    held: VecDeque<IncomingUpdate>,
+    held_bytes: usize,
 }
 
 /// Who a frame goes to.
@@ -127,6 +141,10 @@ pub struct RoomState {
     tainted: bool,
     /// Records what each client update changed, for the role check.
     recorder: EffectRecorder,
+    /// The admin-only roots and the display forms as they were after the last client update,
+    /// while none of them changed (`EffectRecorder::guarded_changed`): what a member's update
+    /// is judged and taken back against.
+    guarded: Option<Arc<policy::Snapshot>>,
     /// The board's document size: what storage held at load, plus every update since (a
     /// running count that only grows: a rewritten field counts again), and the most the board
     /// may grow to. Near the limit the count is reset to the document's encoded size
@@ -162,6 +180,7 @@ impl RoomState {
             clustered: false,
             awareness_to_publish: Vec::new(),
             recorder,
+            guarded: None,
             stored_bytes: 0,
             max_bytes: usize::MAX,
             measured_at: None,
@@ -386,6 +405,7 @@ impl RoomState {
     /// update. Members keep their state: what they have is what was stored.
     pub fn replace_doc(&mut self, doc: Doc, stored_bytes: usize) {
         self.recorder = EffectRecorder::attach(&doc);
+        self.guarded = None;
         self.doc = doc;
         self.stored_bytes = stored_bytes;
         self.measured_at = None;
@@ -425,6 +445,8 @@ impl RoomState {
                 outbox,
                 principal,
                 awareness_clients: HashSet::new(),
+                held: VecDeque::new(),
+                held_bytes: 0,
             },
         );
         let step1 = self.step1_frame();
@@ -484,18 +506,16 @@ impl RoomState {
     }
 
     /// Applies a client's update; true when it brought nothing new (an echo, an empty step 2).
+    /// One that builds on changes the board lacks is held for its connection instead
+    /// ([`RoomState::hold`]) and applied once they arrive.
     fn apply_update(&mut self, conn: ConnId, incoming: IncomingUpdate) -> bool {
         if incoming.update.is_empty() {
             return true;
         }
-        let Some(member) = self.members.get(&conn) else {
+        if !self.members.contains_key(&conn) {
             return false;
-        };
-        let (role, user) = (member.principal.role, member.principal.user.clone());
-        let (has, roots_before) = {
-            let txn = self.doc.transact();
-            (txn.state_vector(), txn.root_refs().count())
-        };
+        }
+        let has = self.doc.transact().state_vector();
         // Only blocks the board lacks can grow it: a step 2 that repeats what the board holds
         // (a reconnecting client's, however large) passes.
         if incoming.update.extends(&has)
@@ -505,34 +525,91 @@ impl RoomState {
             self.close_member(conn, CloseCode::BoardTooLarge, &reason);
             return false;
         }
-        // A gap in an author's clocks means the update builds on changes this board does not
-        // have. yrs 0.28 integrates such an update around a placeholder (Yjs would keep it
-        // aside) and can later diverge or panic when the missing part arrives: refuse it first.
-        let gap = incoming
-            .update
-            .state_vector_lower()
-            .iter()
-            .any(|(client, clock)| *clock > has.get(client));
-        if gap {
-            self.refuse_waiting_update(conn);
-            return false;
-        }
-        // A viewer's update that carries anything the board lacks is a write: refused without
-        // touching the document. (Its usual step 2 carries nothing new and passes.)
-        if role == Role::Viewer
-            && incoming
+        // An update that builds on changes this board does not have (a gap in an author's
+        // clocks, a missing origin or deleted item): yrs 0.28 would integrate it around a
+        // placeholder or keep it pending, and can later diverge or panic when the missing part
+        // arrives. A stock client sends one when it edits while its step 2 is still on the
+        // way: it waits for that, beside the document.
+        let missing = pieces::depends_on_missing(&incoming.raw, &has).unwrap_or_else(|| {
+            incoming
                 .update
-                .state_vector()
+                .state_vector_lower()
                 .iter()
                 .any(|(client, clock)| *clock > has.get(client))
-        {
-            self.close_member(
-                conn,
-                CloseCode::Forbidden,
-                &policy::Refusal::ReadOnly.to_string(),
-            );
+        });
+        if missing {
+            self.hold(conn, incoming);
             return false;
         }
+        let nothing_new = self.integrate(conn, incoming, &has);
+        self.release_held();
+        nothing_new
+    }
+
+    /// Keeps `incoming` for its connection until what it builds on arrives, in the order it
+    /// came; over [`MAX_HELD_UPDATES`] or [`MAX_HELD_BYTES`] the connection is closed with 1013
+    /// (its client reconnects, and its step 2 then carries everything).
+    fn hold(&mut self, conn: ConnId, incoming: IncomingUpdate) {
+        let Some(member) = self.members.get_mut(&conn) else {
+            return;
+        };
+        member.held_bytes += incoming.raw.len();
+        member.held.push_back(incoming);
+        if member.held.len() > MAX_HELD_UPDATES || member.held_bytes > MAX_HELD_BYTES {
+            self.close_member(
+                conn,
+                CloseCode::TryAgainLater,
+                "too many updates wait for changes this board does not have; reconnect to resync",
+            );
+        }
+    }
+
+    /// Applies every held update whose dependencies the board now has, each connection's in
+    /// the order they came, until none is ready.
+    fn release_held(&mut self) {
+        loop {
+            let has = self.doc.transact().state_vector();
+            let ready = self.members.iter().find_map(|(conn, member)| {
+                let first = member.held.front()?;
+                let missing = pieces::depends_on_missing(&first.raw, &has).unwrap_or(true);
+                (!missing).then_some(*conn)
+            });
+            let Some(conn) = ready else { return };
+            let Some(incoming) = self.members.get_mut(&conn).and_then(|member| {
+                let incoming = member.held.pop_front()?;
+                member.held_bytes -= incoming.raw.len();
+                Some(incoming)
+            }) else {
+                return;
+            };
+            self.integrate(conn, incoming, &has);
+        }
+    }
+
+    /// Applies an update whose dependencies the board has, judges it by what it leaves
+    /// (`policy::judge`), takes back in a server transaction what the writer's role may not
+    /// write, and queues it (with that compensation, merged into one update) to store and
+    /// relay. True when it brought nothing new.
+    fn integrate(&mut self, conn: ConnId, incoming: IncomingUpdate, has: &StateVector) -> bool {
+        let Some(member) = self.members.get(&conn) else {
+            return false;
+        };
+        let (role, user) = (member.principal.role, member.principal.user.clone());
+        let roots_before = self.doc.transact().root_refs().count();
+        let before = if role == Role::Viewer {
+            // A viewer writes nothing: its usual step 2 carries nothing new and passes without
+            // a copy of the board; one that does (a copy holding others' changes the server
+            // lost) is applied and taken back whole.
+            if !incoming.update.extends(has) && !self.deletes_anything_new(&incoming.update) {
+                return true;
+            }
+            Arc::new(policy::Snapshot::capture(
+                &self.doc.transact(),
+                &policy::ROOTS,
+            ))
+        } else {
+            self.guarded_snapshot()
+        };
         let changed = {
             let mut txn = self.doc.transact_mut_with(CLIENT_ORIGIN);
             if let Err(e) = txn.apply_update(incoming.update) {
@@ -546,12 +623,9 @@ impl RoomState {
                 return false;
             }
             if txn.has_missing_updates() {
-                // The update builds on changes this board does not have. yrs keeps such an
-                // update "pending" until its parents arrive, and yrs 0.28 can diverge or panic
-                // when pending updates mix with later ones, so the board never keeps one: it is
-                // neither stored nor relayed, and the client resyncs (its step 2 then carries
-                // the parents too). From one hub, a client's updates always build on what it
-                // received, so only a broken or hostile client gets here.
+                // Checked before (`pieces::depends_on_missing`): only an update that the check
+                // reads differently from yrs gets here. The board never keeps one: it is
+                // neither stored nor relayed, and the client resyncs.
                 Err(())
             } else {
                 Ok(txn.before_state() != txn.after_state() || !txn.delete_set().is_empty())
@@ -567,24 +641,97 @@ impl RoomState {
                 return false;
             }
         };
+        if role != Role::Viewer {
+            self.guarded = Some(Arc::clone(&before));
+        }
         if !changed {
             return true;
         }
-        let allowed = policy::check(role, &user, &effects, &self.doc.transact(), roots_before);
-        if let Err(refusal) = allowed {
-            // Already integrated in memory, never stored or relayed: the task swaps in the
-            // stored document before anything reads this one again.
-            tracing::info!(conn = conn.0, board = %self.board, user, %role, %refusal, "refused an update");
-            self.tainted = true;
-            self.close_member(conn, CloseCode::Forbidden, &refusal.to_string());
+        let judged = policy::judge(
+            role,
+            &user,
+            &effects,
+            &before,
+            &self.doc.transact(),
+            roots_before,
+        );
+        let compensation = match judged {
+            Ok(compensation) => compensation,
+            Err(refusal) => {
+                self.refuse(conn, &user, role, &refusal);
+                return false;
+            }
+        };
+        let taken_back = if compensation.is_empty() && !compensation.check_stages {
+            None
+        } else {
+            let mut txn = self.doc.transact_mut_with(policy::COMPENSATION_ORIGIN);
+            policy::compensate(&mut txn, &compensation, &before);
+            let update = txn.encode_update_v1();
+            (update.as_slice() != EMPTY_UPDATE).then_some(update)
+        };
+        let verdict = policy::verify(role, &user, &effects, &before, &self.doc.transact());
+        if let Err(refusal) = verdict {
+            self.refuse(conn, &user, role, &refusal);
             return false;
         }
-        // To its sender too, once stored: the confirmation the sync status of newer y-websocket
-        // releases waits for (the echo's content covers the client's unconfirmed update).
-        self.send_change(Recipients::All, &incoming.raw);
-        self.stored_bytes += incoming.raw.len();
-        self.to_store.push(incoming.raw);
+        // Sent to its sender too, once stored: the confirmation the sync status of newer
+        // y-websocket releases waits for (the echo's content covers the client's update).
+        let Some(compensation) = taken_back else {
+            self.send_change(Recipients::All, &incoming.raw);
+            self.stored_bytes += incoming.raw.len();
+            self.to_store.push(incoming.raw);
+            return false;
+        };
+        // The update and what takes part of it back, as one update: stored in one entry and
+        // relayed in one frame (or its pieces), so no other client ever holds what the role may
+        // not write. The writer gets it too: its echo, and what was taken back.
+        let merged = match yrs::merge_updates_v1([incoming.raw.as_ref(), compensation.as_slice()]) {
+            Ok(merged) => Bytes::from(merged),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not merge an update with its compensation");
+                self.refuse(conn, &user, role, &policy::Refusal::ReadOnly);
+                return false;
+            }
+        };
+        tracing::info!(conn = conn.0, board = %self.board, user, %role, "took back what a client's update may not write");
+        self.send_change(Recipients::All, &merged);
+        self.stored_bytes += merged.len();
+        self.to_store.push(merged);
         false
+    }
+
+    /// Refuses an update already integrated in memory, never stored or relayed: the task swaps
+    /// in the stored document before anything reads this one again.
+    fn refuse(&mut self, conn: ConnId, user: &str, role: Role, refusal: &policy::Refusal) {
+        tracing::info!(conn = conn.0, board = %self.board, user, %role, %refusal, "refused an update");
+        self.tainted = true;
+        self.close_member(conn, CloseCode::Forbidden, &refusal.to_string());
+    }
+
+    /// The admin-only roots and the display forms as they are now, copied again only when one
+    /// of them changed since the last copy.
+    fn guarded_snapshot(&mut self) -> Arc<policy::Snapshot> {
+        match self.guarded.take() {
+            Some(snapshot) if !self.recorder.guarded_changed() => snapshot,
+            _ => {
+                self.recorder.guarded_changed();
+                Arc::new(policy::Snapshot::capture(
+                    &self.doc.transact(),
+                    &policy::GUARDED_ROOTS,
+                ))
+            }
+        }
+    }
+
+    /// Whether `update`'s deletions remove anything this document still holds.
+    fn deletes_anything_new(&self, update: &yrs::Update) -> bool {
+        let deletes = update.delete_set();
+        if deletes.is_empty() {
+            return false;
+        }
+        let deleted = self.doc.transact().snapshot().delete_set;
+        !deletes.diff(&deleted).is_empty()
     }
 
     fn refuse_waiting_update(&mut self, conn: ConnId) {
@@ -1567,40 +1714,42 @@ mod tests {
         assert_eq!(closed, Some(CloseCode::TryAgainLater));
     }
 
+    /// A stock client that reconnects with offline edits and edits again before its step 2 is
+    /// out sends an update with a gap in its clocks: it is held, not refused (issue 17, item 4).
     #[test]
-    fn an_update_with_missing_parents_is_refused_and_never_stored() {
+    fn an_update_with_missing_parents_waits_for_them_and_is_applied_after() {
         let mut h = Harness::new();
         let (mut a, mut b) = h.join_two_quiet();
-        // A client makes two changes and sends only the second: it builds on the first.
+        // A client makes two changes and sends the second first: it builds on the first.
         let doc = Doc::with_client_id(42);
         let text = text(&doc);
-        {
-            let mut txn = doc.transact_mut();
-            text.insert(&mut txn, 0, "first ");
-        }
+        text.insert(&mut doc.transact_mut(), 0, "first ");
+        let first = full_state(&doc);
         let second = {
             let mut txn = doc.transact_mut();
             text.insert(&mut txn, 6, "second");
             txn.encode_update_v1()
         };
         h.send(1, wire::client::encode_update(&second));
-        assert!(h.flush().is_empty(), "nothing stored");
-        assert!(received(&mut b).is_empty(), "nothing relayed");
-        assert_eq!(h.room.member_count(), 1);
-        let mut closed = None;
-        while let Some(next) = a.next().now_or_never() {
-            if let Next::Close(request) = next {
-                closed = Some(request.code);
-                break;
-            }
-        }
-        assert_eq!(closed, Some(CloseCode::InvalidPayload));
+        assert!(h.flush().is_empty(), "nothing stored while it waits");
+        assert!(
+            received(&mut b).is_empty(),
+            "nothing relayed while it waits"
+        );
+        assert!(!h.room.is_tainted(), "the document never holds it");
+        assert_eq!(close_code(&mut a), None);
+        h.send(1, wire::client::encode_sync_step2(&first));
+        let stored = h.flush();
+        assert_eq!(stored.len(), 2, "the step 2, then the update that waited");
+        assert_eq!(received(&mut b).len(), 2);
+        h.assert_holds_the_board(&doc);
+        assert_eq!(h.room.member_count(), 2);
     }
 
     #[test]
-    fn an_update_whose_origin_is_missing_is_refused_and_taints_the_room() {
+    fn an_update_whose_origin_is_missing_waits_and_a_connection_holds_a_bounded_number() {
         let mut h = Harness::new();
-        let (_a, mut b) = h.join_two_quiet();
+        let (mut a, mut b) = h.join_two_quiet();
         // Client 2 edits next to text written by client 1, whose update the board never got.
         let one = Doc::with_client_id(1);
         text(&one).insert(&mut one.transact_mut(), 0, "abc");
@@ -1612,18 +1761,270 @@ mod tests {
             .apply_update(wire::decode_update_v1(&first).unwrap())
             .unwrap();
         let typed = text(&two);
-        let second = {
+        let edit = |at: u32| {
             let mut txn = two.transact_mut();
-            typed.insert(&mut txn, 1, "X");
+            typed.insert(&mut txn, at, "X");
             txn.encode_update_v1()
         };
-        h.send(1, wire::client::encode_update(&second));
+        h.send(1, wire::client::encode_update(&edit(1)));
         assert!(h.flush().is_empty(), "nothing stored");
         assert!(received(&mut b).is_empty(), "nothing relayed");
-        assert!(h.room.is_tainted(), "the room must reload from storage");
-        h.room.replace_doc(Doc::new(), 0);
         assert!(!h.room.is_tainted());
+        for _ in 0..MAX_HELD_UPDATES {
+            h.send(1, wire::client::encode_update(&edit(1)));
+        }
+        h.flush();
+        assert_eq!(close_code(&mut a), Some(CloseCode::TryAgainLater));
         assert_eq!(h.room.member_count(), 1);
+        assert!(
+            received(&mut b)
+                .iter()
+                .all(|m| !matches!(m, ServerMessage::Update(_)))
+        );
+    }
+
+    /// A room over a new deal board `b`, and a client copy of it.
+    fn board_harness() -> (Harness, Doc) {
+        use funnel_protocol::schema::{self, Entity};
+        let doc = Doc::new();
+        let board = BoardId::parse("b").unwrap();
+        schema::initialize_board_for(&mut doc.transact_mut(), &board, &Entity::Deal, "Deals");
+        let mut h = Harness::new();
+        h.room.replace_doc(doc, 0);
+        let copy = Doc::new();
+        copy.transact_mut()
+            .apply_update(wire::decode_update_v1(&full_state(h.room.doc())).unwrap())
+            .unwrap();
+        (h, copy)
+    }
+
+    fn full_state(doc: &Doc) -> Vec<u8> {
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    /// What `copy` holds that the room lacks, as the step 2 it answers the room's step 1 with.
+    fn step2_of(h: &Harness, copy: &Doc) -> Bytes {
+        let sv = h.room.doc().transact().state_vector();
+        wire::client::encode_sync_step2(&copy.transact().encode_state_as_update_v1(&sv))
+    }
+
+    /// Applies the updates a connection received to its copy.
+    fn apply_received(copy: &Doc, messages: Vec<ServerMessage>) {
+        for message in messages {
+            if let ServerMessage::Update(update) | ServerMessage::SyncStep2(update) = message {
+                copy.transact_mut()
+                    .apply_update(wire::decode_update_v1(&update).unwrap())
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Every root as plain data (a missing root as an empty map), to compare two copies.
+    fn json(doc: &Doc) -> Vec<yrs::Any> {
+        use yrs::types::ToJson;
+        let txn = doc.transact();
+        policy::ROOTS
+            .iter()
+            .map(|name| {
+                txn.get_map(*name)
+                    .map(|map| map.to_json(&txn))
+                    .unwrap_or_else(|| {
+                        yrs::Any::from(std::collections::HashMap::<String, yrs::Any>::new())
+                    })
+            })
+            .collect()
+    }
+
+    /// The frames a connection received, and its close code if it was closed.
+    fn drain(rx: &mut OutboxReceiver) -> (Vec<ServerMessage>, Option<CloseCode>) {
+        let mut out = Vec::new();
+        while let Some(next) = rx.next().now_or_never() {
+            match next {
+                Next::Frame(frame) => out.push(decode_server_frame(&frame).unwrap()),
+                Next::Close(request) => return (out, Some(request.code)),
+            }
+        }
+        (out, None)
+    }
+
+    fn new_card(txn: &mut yrs::TransactionMut, title: &str) -> String {
+        let initial = funnel_protocol::board::stages(txn)[0].id.clone();
+        let card = funnel_protocol::board::NewCard {
+            title: title.into(),
+            ..Default::default()
+        };
+        funnel_protocol::board::create_card(txn, &initial, card, 1).unwrap()
+    }
+
+    /// Issue 17, item 1: a member's copy holds what a restored server lost: its own card, the
+    /// server's counter on it and an admin's stage rename. It is served: its card is taken, the
+    /// rest taken back in the same stored entry, and every copy ends equal.
+    #[test]
+    fn a_members_old_copy_is_taken_in_and_what_it_may_not_write_taken_back() {
+        use funnel_protocol::schema::{card, root, stage};
+        let (mut h, copy) = board_harness();
+        let mut a = h.join_as(1, member("m"));
+        let mut b = h.join(2);
+        h.flush();
+        received(&mut a);
+        received(&mut b);
+        let initial = funnel_protocol::board::stages(&h.room.doc().transact())[0]
+            .id
+            .clone();
+        let b_copy = Doc::new();
+        b_copy
+            .transact_mut()
+            .apply_update(wire::decode_update_v1(&full_state(h.room.doc())).unwrap())
+            .unwrap();
+        {
+            let mut txn = copy.transact_mut();
+            let id = new_card(&mut txn, "mine");
+            let cards = txn.get_map(root::CARDS).unwrap();
+            let Some(yrs::Out::YMap(map)) = yrs::Map::get(&cards, &txn, &id) else {
+                panic!("a card")
+            };
+            yrs::Map::insert(&map, &mut txn, card::COUNTER, yrs::Any::from(7));
+            let stages = txn.get_map(root::STAGES).unwrap();
+            let Some(yrs::Out::YMap(first)) = yrs::Map::get(&stages, &txn, &initial) else {
+                panic!("a stage")
+            };
+            yrs::Map::insert(&first, &mut txn, stage::NAME, "Renamed by an admin");
+        }
+        h.send(1, step2_of(&h, &copy));
+        let stored = h.flush();
+        let (to_a, closed) = drain(&mut a);
+        assert_eq!(closed, None, "served, not closed");
+        assert_eq!(
+            stored.len(),
+            1,
+            "the update and its compensation in one entry"
+        );
+        let doc = h.room.doc().clone();
+        let view = funnel_protocol::board::BoardView::read(&doc.transact(), 0);
+        let cards: Vec<_> = view.columns.iter().flat_map(|c| c.cards.iter()).collect();
+        assert_eq!(cards.len(), 1);
+        assert_eq!(cards[0].title, "mine");
+        assert_eq!(
+            funnel_protocol::board::stages(&doc.transact())[0].name,
+            "New"
+        );
+        let card_id = cards[0].id.clone();
+        let counter = {
+            let txn = doc.transact();
+            match yrs::Map::get(&txn.get_map(root::CARDS).unwrap(), &txn, &card_id) {
+                Some(yrs::Out::YMap(map)) => yrs::Map::get(&map, &txn, card::COUNTER),
+                _ => panic!("a card"),
+            }
+        };
+        assert!(
+            counter.is_none(),
+            "the server's key is the upkeep's again: {counter:?}"
+        );
+        apply_received(&copy, to_a);
+        assert_eq!(
+            json(&copy),
+            json(&doc),
+            "the writer holds what the board holds"
+        );
+        apply_received(&b_copy, received(&mut b));
+        assert_eq!(
+            json(&b_copy),
+            json(&doc),
+            "the others get the update with its compensation"
+        );
+        funnel_protocol::board::check_invariants(&doc.transact()).unwrap();
+    }
+
+    /// A viewer's copy that holds a member's card the server lost: served, and the card taken
+    /// back (a viewer writes nothing), for everyone.
+    #[test]
+    fn a_viewers_old_copy_is_taken_back_whole() {
+        let (mut h, copy) = board_harness();
+        let viewer = Principal {
+            role: Role::Viewer,
+            ..member("v")
+        };
+        let mut a = h.join_as(1, viewer);
+        let mut b = h.join(2);
+        h.flush();
+        received(&mut a);
+        received(&mut b);
+        let before = json(h.room.doc());
+        new_card(&mut copy.transact_mut(), "lost by the server");
+        h.send(1, step2_of(&h, &copy));
+        let stored = h.flush();
+        let (to_a, closed) = drain(&mut a);
+        assert_eq!(closed, None, "served, not closed");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(json(h.room.doc()), before, "nothing of it stays");
+        apply_received(&copy, to_a);
+        assert_eq!(json(&copy), before);
+        // Its usual step 2 (nothing new) is no write and stores nothing.
+        h.send(1, step2_of(&h, &copy));
+        assert!(h.flush().is_empty());
+    }
+
+    /// A board wiped and created again with fresh stage ids (before they were derived from the
+    /// board id), and an admin's copy of the old one: two initial and two success stages after
+    /// the merge. The room demotes the second of each, the same way everywhere.
+    #[test]
+    fn an_admins_copy_of_a_recreated_board_gets_its_duplicate_stages_demoted() {
+        use funnel_protocol::schema::{self, Entity, StageKind};
+        let old = Doc::new();
+        schema::initialize_board(&mut old.transact_mut(), &Entity::Deal, "Deals");
+        let new = Doc::new();
+        schema::initialize_board(&mut new.transact_mut(), &Entity::Deal, "Deals");
+        let mut h = Harness::new();
+        h.room.replace_doc(new, 0);
+        let mut a = h.join(1);
+        h.flush();
+        received(&mut a);
+        h.send(1, step2_of(&h, &old));
+        h.send(
+            1,
+            wire::client::encode_sync_step1(&old.transact().state_vector()),
+        );
+        h.flush();
+        let (to_a, closed) = drain(&mut a);
+        assert_eq!(closed, None, "served, not closed");
+        let doc = h.room.doc().clone();
+        funnel_protocol::board::check_invariants(&doc.transact()).unwrap();
+        let stages = funnel_protocol::board::stages(&doc.transact());
+        assert_eq!(stages.len(), 14);
+        assert_eq!(
+            stages
+                .iter()
+                .filter(|s| s.kind == StageKind::Initial)
+                .count(),
+            1
+        );
+        apply_received(&old, to_a);
+        assert_eq!(json(&old), json(&doc));
+    }
+
+    /// The same board created again from the same id has the same stage ids: an old copy
+    /// merges into it without touching a stage's content, and needs no compensation at all.
+    #[test]
+    fn a_copy_of_a_board_recreated_with_the_same_id_merges_without_compensation() {
+        let (mut h, _) = board_harness();
+        let (_, old) = board_harness();
+        let mut a = h.join_as(1, member("m"));
+        h.flush();
+        received(&mut a);
+        h.send(1, step2_of(&h, &old));
+        let stored = h.flush();
+        let (to_a, closed) = drain(&mut a);
+        assert_eq!(closed, None);
+        assert_eq!(stored.len(), 1);
+        assert_eq!(
+            funnel_protocol::board::stages(&h.room.doc().transact()).len(),
+            7
+        );
+        assert!(
+            to_a.iter().all(|m| !matches!(m, ServerMessage::Update(_))),
+            "nothing to take back"
+        );
     }
 
     #[test]

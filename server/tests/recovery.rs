@@ -1,0 +1,167 @@
+//! Clients the server has lost keep working (issue 17, items 1 and 4): a server restored from a
+//! backup of its data directory, or with its data wiped, serves a client whose copy holds what
+//! the server no longer has. Its own edits are taken back, what it may not write (server-written
+//! card keys) is recomputed by the server, and nobody is closed 4403 or 1007.
+
+#![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
+
+mod support;
+
+use funnel_protocol::board;
+use funnel_protocol::schema::{StageKind, card, root};
+use std::path::Path;
+use std::time::Duration;
+use support::{Client, TestServer, add_call, add_card, card_titles, doc_state, server_field};
+use yrs::{Map, Out, ReadTxn, Transact};
+
+/// An hour from now, in milliseconds: a call due then keeps its card's counter `planned`.
+fn in_an_hour() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(now.as_millis()).unwrap() + 3_600_000
+}
+
+/// Copies the SQLite files of a stopped server's data directory (`funnel.db` and, if any, its
+/// `-wal` and `-shm` companions) from `from` to `to`, removing companions `from` lacks.
+fn copy_store(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["funnel.db", "funnel.db-wal", "funnel.db-shm"] {
+        let source = from.join(name);
+        let target = to.join(name);
+        if source.exists() {
+            std::fs::copy(&source, &target).unwrap();
+        } else if target.exists() {
+            std::fs::remove_file(&target).unwrap();
+        }
+    }
+}
+
+/// The counter a card holds in `doc`, as JSON.
+fn counter(doc: &yrs::Doc, card_id: &str) -> Option<serde_json::Value> {
+    server_field(doc, card_id, card::COUNTER)
+}
+
+#[tokio::test]
+async fn a_client_of_a_server_restored_from_a_backup_is_served_and_its_edits_taken_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let backup = dir.path().join("backup");
+    let board_id = "restored";
+
+    // Before the backup: a card with a call; the server writes its counter.
+    let server = TestServer::start(&data).await;
+    let mut client = Client::connect(&server.url(board_id)).await;
+    client
+        .write(|txn| {
+            add_card(txn, "c1", "before the backup");
+            add_call(txn, "a1", "c1", in_an_hour());
+        })
+        .await;
+    client.wait_for_upkeep("c1").await;
+    server.stop().await;
+    copy_store(&data, &backup);
+
+    // After the backup: another card, its counter written by the server.
+    let server = TestServer::start(&data).await;
+    let mut client = Client::reconnect(&server.url(board_id), client.doc).await;
+    client
+        .write(|txn| {
+            add_card(txn, "c2", "after the backup");
+            add_call(txn, "a2", "c2", in_an_hour());
+        })
+        .await;
+    client.wait_for_upkeep("c2").await;
+    let upkeep_counter = counter(&client.doc, "c2");
+    server.stop().await;
+
+    // Offline, the client forges a counter (what no client may write) and edits a title.
+    {
+        let doc = &client.doc;
+        let mut txn = doc.transact_mut();
+        let cards = txn.get_map(root::CARDS).unwrap();
+        let Some(Out::YMap(c1)) = cards.get(&txn, "c1") else {
+            panic!("card c1")
+        };
+        c1.insert(&mut txn, card::COUNTER, "forged");
+        c1.insert(&mut txn, card::TITLE, "edited offline");
+    }
+
+    // The data directory is restored from the backup: the server lost c2 and its counter.
+    copy_store(&backup, &data);
+    let server = TestServer::start(&data).await;
+    let fresh = Client::connect(&server.url(board_id)).await;
+    assert_eq!(card_titles(&fresh.doc), ["before the backup"]);
+    drop(fresh);
+
+    // The client reconnects: served (a close would fail the sync), its edits taken back.
+    let mut client = Client::reconnect(&server.url(board_id), client.doc).await;
+    client
+        .pump_until("the forged counter taken back", |c, _| {
+            counter(&c.doc, "c1").is_some_and(|v| v != "forged")
+        })
+        .await;
+    assert!(
+        client.drain_for(Duration::from_millis(300)).await,
+        "still connected"
+    );
+    assert_eq!(
+        card_titles(&client.doc),
+        ["after the backup", "edited offline"]
+    );
+    // c2's counter is the server's: recomputed by its upkeep, the same as before the restore.
+    assert_eq!(counter(&client.doc, "c2"), upkeep_counter);
+
+    // Everyone else gets the same board, and so does storage.
+    let mut other = Client::connect(&server.url(board_id)).await;
+    other
+        .pump_until("the same board", |c, _| {
+            doc_state(&c.doc).1 == doc_state(&client.doc).1
+        })
+        .await;
+    server.stop().await;
+    let server = TestServer::start(&data).await;
+    let stored = Client::connect(&server.url(board_id)).await;
+    assert_eq!(doc_state(&stored.doc).1, doc_state(&client.doc).1);
+    assert_eq!(counter(&stored.doc, "c1"), counter(&client.doc, "c1"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_of_a_wiped_server_is_served_by_the_board_created_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let board_id = "wiped";
+
+    let server = TestServer::start(&data).await;
+    let mut client = Client::connect(&server.url(board_id)).await;
+    client
+        .write(|txn| add_card(txn, "c1", "kept by the client"))
+        .await;
+    client.drain_for(Duration::from_millis(200)).await;
+    server.stop().await;
+
+    // The data is wiped; opening the board creates it again, with the same stage ids.
+    std::fs::remove_dir_all(&data).unwrap();
+    let server = TestServer::start(&data).await;
+    let mut client = Client::reconnect(&server.url(board_id), client.doc).await;
+    assert!(
+        client.drain_for(Duration::from_millis(300)).await,
+        "still connected"
+    );
+    let stages = board::stages(&client.doc.transact());
+    assert_eq!(stages.len(), 7, "one set of default stages");
+    assert_eq!(
+        stages
+            .iter()
+            .filter(|s| s.kind == StageKind::Initial)
+            .count(),
+        1
+    );
+    board::check_invariants(&client.doc.transact()).unwrap();
+    assert_eq!(card_titles(&client.doc), ["kept by the client"]);
+
+    let other = Client::connect(&server.url(board_id)).await;
+    assert_eq!(doc_state(&other.doc).1, doc_state(&client.doc).1);
+    server.stop().await;
+}
