@@ -1,13 +1,17 @@
 //! The JSON API under `/api/v1/`, described by the OpenAPI document at
-//! `/api/v1/openapi.json`. Errors are `{"error": "..."}` with a 4xx or 5xx status, made in one
-//! place ([`ApiError`]). [`routes`] is every endpoint; the router merges them.
+//! `/api/v1/openapi.json`. Errors are `application/problem+json` (RFC 9457), made in one place
+//! ([`problem`]). [`routes`] is every endpoint; the router merges them.
+
+mod problem;
+
+pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem};
 
 use crate::app_state::AppState;
-use crate::auth::{AuthError, Principal};
+use crate::auth::Principal;
 use crate::headers::{bearer_token, header_str};
 use crate::room;
 use crate::room::{RoomCommand, TimelineError};
-use crate::storage::{BoardMeta, StorageError, TimelineEvent};
+use crate::storage::{BoardMeta, TimelineEvent};
 use axum::extract::Query;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
@@ -49,7 +53,8 @@ use utoipa::{OpenApi, ToSchema};
         Board,
         BoardList,
         NewBoard,
-        ErrorBody,
+        Problem,
+        FieldError,
         TimelineEntry,
         NewTimelineEvent,
         TimelinePage
@@ -158,11 +163,6 @@ impl From<TimelineEvent> for TimelineEntry {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: String,
-}
-
 impl From<BoardMeta> for Board {
     fn from(meta: BoardMeta) -> Self {
         Board {
@@ -238,89 +238,6 @@ fn may_open(caller: &Principal, board: &BoardId) -> Result<(), ApiError> {
     }
 }
 
-/// Every way an API call fails, and the one place it becomes a response.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    Unauthenticated(AuthError),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("no board {0}")]
-    NoSuchBoard(String),
-    #[error("no card {0} on this board")]
-    NoSuchCard(String),
-    #[error("{0}")]
-    TooLarge(String),
-    #[error("too many requests; retry in {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
-    #[error("the board is busy; try again")]
-    Busy,
-    #[error("no such endpoint: see /api/v1/openapi.json")]
-    NoSuchEndpoint,
-    #[error("storage is unavailable; try again")]
-    Storage(#[from] StorageError),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            ApiError::Unauthenticated(_) => {
-                let body = Json(ErrorBody {
-                    error: self.to_string(),
-                });
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    [(header::WWW_AUTHENTICATE, "Bearer")],
-                    body,
-                )
-                    .into_response();
-            }
-            ApiError::RateLimited { retry_after_secs } => {
-                let retry_after = retry_after_secs.to_string();
-                let body = Json(ErrorBody {
-                    error: self.to_string(),
-                });
-                return (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(header::RETRY_AFTER, retry_after)],
-                    body,
-                )
-                    .into_response();
-            }
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NoSuchBoard(_) | ApiError::NoSuchCard(_) | ApiError::NoSuchEndpoint => {
-                StatusCode::NOT_FOUND
-            }
-            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Storage(e) => {
-                tracing::error!(error = %e, "api: storage failed");
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        };
-        (
-            status,
-            Json(ErrorBody {
-                error: self.to_string(),
-            }),
-        )
-            .into_response()
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!("the body has at most {MAX_EVENT_BODY_BYTES} bytes"))
-        } else {
-            ApiError::BadRequest(rejection.body_text())
-        }
-    }
-}
-
 /// Every endpoint of the API, under `/api/`; any other `/api/...` path is a JSON 404.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -356,7 +273,7 @@ async fn not_found() -> ApiError {
 #[utoipa::path(
     get,
     path = "/api/v1/me",
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody))
+    responses((status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 async fn me(State(state): State<AppState>, Caller(who): Caller) -> Json<Me> {
     Json(Me {
@@ -374,7 +291,7 @@ async fn me(State(state): State<AppState>, Caller(who): Caller) -> Json<Me> {
 #[utoipa::path(
     get,
     path = "/api/v1/boards",
-    responses((status = 200, body = BoardList), (status = 401, body = ErrorBody))
+    responses((status = 200, body = BoardList), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 async fn list_boards(
     State(state): State<AppState>,
@@ -397,9 +314,9 @@ async fn list_boards(
     request_body = NewBoard,
     responses(
         (status = 201, body = Board),
-        (status = 400, body = ErrorBody, description = "unknown entity, bad name or bad JSON"),
-        (status = 401, body = ErrorBody, description = "no valid token"),
-        (status = 403, body = ErrorBody, description = "only admins create boards")
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "unknown entity, bad name or bad JSON"),
+        (status = 401, body = Problem, content_type = "application/problem+json", description = "no valid token"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "only admins create boards")
     )
 )]
 async fn create_board(
@@ -443,9 +360,9 @@ async fn create_board(
     params(("boardId" = String, Path, description = "the board's id")),
     responses(
         (status = 200, body = Board),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")
     )
 )]
 async fn get_board(
@@ -472,12 +389,12 @@ async fn get_board(
     request_body = NewTimelineEvent,
     responses(
         (status = 201, body = TimelineEntry),
-        (status = 400, body = ErrorBody, description = "unknown kind or direction, an unknown field (`user`, `at`), text too long, a bad X-Funnel-User"),
-        (status = 401, body = ErrorBody, description = "no valid token"),
-        (status = 403, body = ErrorBody, description = "viewers cannot add events, or the token does not open this board"),
-        (status = 404, body = ErrorBody, description = "no such board or card"),
-        (status = 413, body = ErrorBody, description = "the body is too large, or the board is at its size limit (--max-board-bytes)"),
-        (status = 429, body = ErrorBody, description = "too many posts from this caller: retry after the Retry-After header's seconds")
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "unknown kind or direction, an unknown field (`user`, `at`), text too long, a bad X-Funnel-User"),
+        (status = 401, body = Problem, content_type = "application/problem+json", description = "no valid token"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "viewers cannot add events, or the token does not open this board"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such board or card"),
+        (status = 413, body = Problem, content_type = "application/problem+json", description = "the body is too large, or the board is at its size limit (--max-board-bytes)"),
+        (status = 429, body = Problem, content_type = "application/problem+json", description = "too many posts from this caller: retry after the Retry-After header's seconds")
     )
 )]
 async fn add_timeline_event(
@@ -564,9 +481,9 @@ async fn add_timeline_event(
     ),
     responses(
         (status = 200, body = TimelinePage),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")
     )
 )]
 async fn get_timeline(

@@ -5,10 +5,34 @@
 mod support;
 
 use serde_json::Value;
-use support::{Client, TestServer, http, http_with, stage_names};
+use support::{Client, TestServer, http, http_full, http_with, stage_names};
 
 fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// The problem document (RFC 9457) of an error response: checks its media type and shape, and
+/// returns its `detail`.
+fn problem(status: u16, head: &str, body: &str) -> String {
+    let content_type = head
+        .lines()
+        .find_map(|line| {
+            let line = line.to_ascii_lowercase();
+            line.strip_prefix("content-type: ").map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no Content-Type in {head}"));
+    assert_eq!(content_type.trim(), "application/problem+json", "{head}");
+    let problem = json(body);
+    assert_eq!(problem["status"], status, "{body}");
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:funnel:problem:"),
+        "{body}"
+    );
+    assert!(!problem["title"].as_str().unwrap().is_empty(), "{body}");
+    problem["detail"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -137,9 +161,9 @@ async fn bad_requests_get_a_json_error() {
         ("GET", "/api/v1/whatever", None, 404, "openapi"),
     ];
     for (method, path, body, status, message) in cases {
-        let (got, text) = http(server.addr, method, path, body).await;
+        let (got, head, text) = http_full(server.addr, method, path, &[], body).await;
         assert_eq!(got, status, "{method} {path}: {text}");
-        let error = json(&text)["error"].as_str().unwrap().to_owned();
+        let error = problem(status, &head, &text);
         assert!(error.contains(message), "{method} {path}: {error}");
     }
     let (_, body) = http(server.addr, "GET", "/api/v1/boards", None).await;
@@ -350,9 +374,9 @@ async fn timeline_events_are_stored_paged_and_move_the_card() {
         ),
     ];
     for (path, body, status) in cases {
-        let (got, text) = http(server.addr, "POST", &path, Some(&body)).await;
+        let (got, head, text) = http_full(server.addr, "POST", &path, &[], Some(&body)).await;
         assert_eq!(got, status, "{path} {body}: {text}");
-        assert!(json(&text)["error"].is_string());
+        problem(status, &head, &text);
     }
     let (_, body) = http(server.addr, "GET", &timeline, None).await;
     assert_eq!(

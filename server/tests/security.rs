@@ -128,9 +128,21 @@ async fn tokens_are_checked_before_anything_is_sent() {
     assert!(!support::stage_names(&created.doc).is_empty());
 
     // The HTTP API answers the same with statuses.
-    let (status, body) = http_with(server.addr, "GET", "/api/v1/boards", &[], None).await;
+    let (status, head, body) =
+        support::http_full(server.addr, "GET", "/api/v1/boards", &[], None).await;
     assert_eq!(status, 401, "{body}");
-    assert!(body.contains("token"), "{body}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["status"], 401, "{body}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("token"),
+        "{body}"
+    );
     let bearer = format!("Bearer {other_board}");
     let path = format!("/api/v1/boards/{board}");
     let (status, _) = http_with(
@@ -474,6 +486,11 @@ async fn timeline_events_belong_to_the_caller_count_in_the_board_and_are_rate_li
     }
     let (head, body) = limited.expect("the burst runs out");
     assert!(body.contains("too many"), "{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/problem+json"),
+        "{head}"
+    );
     let retry_after = head
         .lines()
         .find_map(|line| {

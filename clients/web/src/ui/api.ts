@@ -1,5 +1,6 @@
 // The JSON API (server/src/api.rs, /api/v1/openapi.json): boards under /api/v1/boards, the caller under
-// /api/v1/me, errors as `{"error": "..."}` with a 4xx status. Same origin as the page, so no URL
+// /api/v1/me, errors as `application/problem+json` (RFC 9457: `detail` says what went wrong,
+// `errors` lists bad fields) with a 4xx status. Same origin as the page, so no URL
 // configuration. With a token (src/ui/auth.ts) every call sends `Authorization: Bearer`, and a
 // 401 is also told to whoever listens (the app shows "sign in again" instead of the page).
 
@@ -45,8 +46,10 @@ async function errorOf(response: Response): Promise<ApiError> {
   let message = `the server answered ${response.status} ${response.statusText}`.trim();
   try {
     const body: unknown = await response.json();
-    if (typeof body === "object" && body !== null && typeof (body as { error?: unknown }).error === "string") {
-      message = (body as { error: string }).error;
+    if (typeof body === "object" && body !== null) {
+      const { detail, title } = body as { detail?: unknown; title?: unknown };
+      if (typeof detail === "string" && detail !== "") message = detail;
+      else if (typeof title === "string" && title !== "") message = title;
     }
   } catch {
     // Not JSON: keep the status line.
