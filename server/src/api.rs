@@ -2,7 +2,13 @@
 //! `/api/v1/openapi.json`. Errors are `application/problem+json` (RFC 9457), made in one place
 //! ([`problem`]). [`routes`] is every endpoint; the router merges them.
 
+mod docs;
+mod idempotency;
 mod problem;
+mod rate_limit;
+
+pub use docs::{DOCS_PATH, document};
+pub use idempotency::{IDEMPOTENCY_KEY, fingerprint};
 
 pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem};
 
@@ -254,9 +260,28 @@ pub fn routes() -> Router<AppState> {
         .route("/api/{*rest}", any(not_found))
 }
 
+/// `routes` under the layers that every API call passes: the rate limit per caller first (a
+/// refused call touches nothing), then `Idempotency-Key` on POSTs.
+pub fn guard(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::layer,
+        ))
+}
+
+/// The interactive docs page at `/api/docs` (outside the rate limit: static files).
+pub fn docs_page() -> Router<AppState> {
+    docs::page()
+}
+
 /// The OpenAPI document: with tokens, for any valid one (the `Caller` extractor).
 async fn openapi(_caller: Caller) -> Response {
-    match ApiDoc::openapi().to_pretty_json() {
+    match document().to_pretty_json() {
         Ok(json) => ([("content-type", "application/json")], json).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "api: cannot render the OpenAPI document");

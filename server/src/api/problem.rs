@@ -82,6 +82,13 @@ pub enum ApiError {
     NoSuchEndpoint,
     #[error("storage is unavailable; try again")]
     Storage(#[from] StorageError),
+    #[error("a request with this Idempotency-Key is still running; retry once it has answered")]
+    KeyInFlight,
+    #[error(
+        "this Idempotency-Key was used for another request (another path or body) in the last \
+         24 h; send a new key for a new request"
+    )]
+    KeyReused,
 }
 
 impl ApiError {
@@ -127,6 +134,16 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage-unavailable",
                 "Storage is unavailable",
+            ),
+            ApiError::KeyInFlight => (
+                StatusCode::CONFLICT,
+                "idempotency-key-in-flight",
+                "A request with this key is running",
+            ),
+            ApiError::KeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "This key was used for another request",
             ),
         }
     }
