@@ -8,6 +8,7 @@
 //! - [`headers`]: reading request headers (origin, host, bearer token).
 //! - [`auth`]: tokens, the local mode and browser origins: who is calling, what they may open.
 //! - [`connection`]: one socket: a reader loop and a writer task.
+//! - [`cli`]: the command-line client (`funnel boards`, `funnel cards ...`, `funnel watch`).
 //! - [`bus`]: the cluster fan-out between instances (in-memory, Redis pub/sub).
 //! - [`clock`]: wall-clock time as a dependency (tests set it).
 //! - [`limits`]: messages a second per connection, connections per user and per address.
@@ -25,6 +26,7 @@ pub mod api;
 pub mod app_state;
 pub mod auth;
 pub mod bus;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connection;

@@ -23,6 +23,12 @@ enum Command {
     Serve(Box<ServeConfig>),
     /// Print a token for a user (signed with the server's --auth-secret).
     Token(TokenArgs),
+    /// List the boards (a client of a running server, like `cards` and `watch`).
+    Boards(funnel_server::cli::Connection),
+    /// List, add, move and edit cards.
+    Cards(funnel_server::cli::CardsArgs),
+    /// Follow a board live: one line per change ("Acme moved New → Won by ann").
+    Watch(funnel_server::cli::WatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +66,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => serve(*config),
         Command::Token(args) => token(args),
+        Command::Boards(connection) => funnel_server::cli::boards(connection),
+        Command::Cards(args) => funnel_server::cli::cards(args),
+        Command::Watch(args) => funnel_server::cli::watch(args),
     }
 }
 
