@@ -506,6 +506,7 @@ async fn add_timeline_event(
     ),
     responses(
         (status = 200, body = TimelinePage),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "a `before` or `limit` that is not a number"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")
@@ -515,8 +516,9 @@ async fn get_timeline(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path((board_id, card)): Path<(String, String)>,
-    Query(page): Query<PageQuery>,
+    page: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TimelinePage>, ApiError> {
+    let Query(page) = page.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let board = existing_board(&state, &who, &board_id).await?;
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let events = state
