@@ -44,7 +44,12 @@ pub mod card {
     pub const CURRENCY: &str = "currency";
     pub const RESPONSIBLE: &str = "responsible";
     pub const CLIENT: &str = "client";
+    /// The client's e-mail address (empty: none), checked by the typed writes.
+    pub const EMAIL: &str = "email";
     pub const CREATED_AT: &str = "createdAt";
+    /// When the card was last changed, as its writer saw it (ms): the board API's writes set it;
+    /// a card without it reads as changed at `createdAt`.
+    pub const UPDATED_AT: &str = "updatedAt";
     pub const FIELDS: &str = "fields";
     /// Written by the server: whose avatar the card shows.
     pub const AVATAR: &str = "avatar";

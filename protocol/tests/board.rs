@@ -524,3 +524,79 @@ fn absurd_amounts_are_refused_on_write_and_saturate_on_read() {
     assert_eq!(view.columns[0].sums.get("USD"), Some(&i64::MAX));
     assert_eq!(view.workload[0].amounts.get("USD"), Some(&i64::MAX));
 }
+
+#[test]
+fn a_cards_email_is_checked_written_cleared_and_read() {
+    let doc = new_board(Entity::Deal);
+    let new = stage_id(&doc, "New");
+    for bad in [
+        "ann",
+        "ann@",
+        "@example.com",
+        "ann@localhost",
+        "ann smith@example.com",
+        "Ann <ann@example.com>",
+        "ann@@example.com",
+    ] {
+        let card = NewCard {
+            title: "Acme".into(),
+            email: bad.into(),
+            ..NewCard::default()
+        };
+        assert_eq!(
+            board::create_card(&mut doc.transact_mut(), &new, card, NOW),
+            Err(BoardError::BadEmail(bad.into())),
+            "{bad}"
+        );
+    }
+    assert!(view(&doc).columns.iter().all(|c| c.cards.is_empty()));
+    let card = NewCard {
+        title: "Acme".into(),
+        email: " buyer@acme.example.com ".into(),
+        ..NewCard::default()
+    };
+    let id = board::create_card(&mut doc.transact_mut(), &new, card, NOW).unwrap();
+    let read = board::card(&doc.transact(), &id).unwrap();
+    assert_eq!(read.email, "buyer@acme.example.com");
+    assert_eq!(read.updated_at, NOW, "no updatedAt reads as createdAt");
+    let edit = |email: &str| CardEdit {
+        email: Some(email.into()),
+        ..CardEdit::default()
+    };
+    assert_eq!(
+        board::edit_card(&mut doc.transact_mut(), &id, edit("nope")),
+        Err(BoardError::BadEmail("nope".into()))
+    );
+    board::edit_card(&mut doc.transact_mut(), &id, edit("")).unwrap();
+    board::touch_card(&mut doc.transact_mut(), &id, NOW + 5).unwrap();
+    let read = board::card(&doc.transact(), &id).unwrap();
+    assert_eq!((read.email.as_str(), read.updated_at), ("", NOW + 5));
+}
+
+#[test]
+fn deleting_a_card_deletes_its_activities_only() {
+    let doc = new_board(Entity::Deal);
+    let new = stage_id(&doc, "New");
+    let gone = add_card(&doc, &new, "Gone", 0, "USD");
+    let kept = add_card(&doc, &new, "Kept", 0, "USD");
+    for card in [&gone, &kept] {
+        let activity = NewActivity {
+            card: card.clone(),
+            kind: "call".into(),
+            direction: Direction::Outgoing,
+            subject: String::new(),
+            deadline: None,
+            remind_min: None,
+            responsible: "ann".into(),
+        };
+        board::add_activity(&mut doc.transact_mut(), activity).unwrap();
+    }
+    board::delete_card(&mut doc.transact_mut(), &gone).unwrap();
+    assert!(board::card(&doc.transact(), &gone).is_none());
+    let activities = board::activities_by_card(&doc.transact());
+    assert_eq!(activities.keys().collect::<Vec<_>>(), [&kept]);
+    assert_eq!(
+        board::delete_card(&mut doc.transact_mut(), &gone),
+        Err(BoardError::NoSuchCard(gone))
+    );
+}

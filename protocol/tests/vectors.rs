@@ -136,7 +136,9 @@ fn view_json(view: &BoardView) -> Value {
                 "currency": card.currency,
                 "responsible": card.responsible,
                 "client": card.client,
+                "email": card.email,
                 "createdAt": card.created_at,
+                "updatedAt": card.updated_at,
                 "fields": card.fields,
             });
             (card.id.clone(), value)
@@ -291,6 +293,7 @@ fn add_card(
         currency: currency.into(),
         responsible: responsible.into(),
         client: format!("client of {title}"),
+        email: format!("{}@example.com", title.len()),
         ..NewCard::default()
     };
     board::create_card(&mut doc.transact_mut(), stage, card, CREATED).unwrap()
@@ -1377,7 +1380,8 @@ fn schema_vectors() -> Value {
             ("TITLE", card_key::TITLE), ("STAGE", card_key::STAGE), ("POS", card_key::POS),
             ("AMOUNT", card_key::AMOUNT), ("CURRENCY", card_key::CURRENCY),
             ("RESPONSIBLE", card_key::RESPONSIBLE), ("CLIENT", card_key::CLIENT),
-            ("CREATED_AT", card_key::CREATED_AT), ("FIELDS", card_key::FIELDS),
+            ("EMAIL", card_key::EMAIL), ("CREATED_AT", card_key::CREATED_AT),
+            ("UPDATED_AT", card_key::UPDATED_AT), ("FIELDS", card_key::FIELDS),
             ("AVATAR", card_key::AVATAR), ("AVATAR_AT", card_key::AVATAR_AT),
             ("AVATAR_REASON", card_key::AVATAR_REASON), ("COUNTER", card_key::COUNTER),
             ("TIMELINE_AT", card_key::TIMELINE_AT),

@@ -2,10 +2,13 @@
 //! `/api/v1/openapi.json`. Errors are `application/problem+json` (RFC 9457), made in one place
 //! ([`problem`]). [`routes`] is every endpoint; the router merges them.
 
+mod board_call;
+mod cards;
 mod docs;
 mod idempotency;
 mod problem;
 mod rate_limit;
+mod stages;
 
 pub use docs::{DOCS_PATH, document};
 pub use idempotency::{IDEMPOTENCY_KEY, fingerprint};
@@ -52,7 +55,16 @@ use utoipa::{OpenApi, ToSchema};
         create_board,
         get_board,
         add_timeline_event,
-        get_timeline
+        get_timeline,
+        cards::list_cards,
+        cards::create_card,
+        cards::get_card,
+        cards::patch_card,
+        cards::delete_card,
+        stages::list_stages,
+        stages::create_stage,
+        stages::patch_stage,
+        stages::delete_stage
     ),
     components(schemas(
         Me,
@@ -63,7 +75,15 @@ use utoipa::{OpenApi, ToSchema};
         FieldError,
         TimelineEntry,
         NewTimelineEvent,
-        TimelinePage
+        TimelinePage,
+        cards::CardJson,
+        cards::CardList,
+        cards::NewCardJson,
+        cards::CardPatch,
+        stages::StageJson,
+        stages::StageList,
+        stages::NewStage,
+        stages::StagePatch
     ))
 )]
 pub struct ApiDoc;
@@ -256,6 +276,24 @@ pub fn routes() -> Router<AppState> {
             get(get_timeline)
                 .post(add_timeline_event)
                 .layer(DefaultBodyLimit::max(MAX_EVENT_BODY_BYTES)),
+        )
+        .route(
+            "/api/v1/boards/{board_id}/cards",
+            get(cards::list_cards).post(cards::create_card),
+        )
+        .route(
+            "/api/v1/boards/{board_id}/cards/{card_id}",
+            get(cards::get_card)
+                .patch(cards::patch_card)
+                .delete(cards::delete_card),
+        )
+        .route(
+            "/api/v1/boards/{board_id}/stages",
+            get(stages::list_stages).post(stages::create_stage),
+        )
+        .route(
+            "/api/v1/boards/{board_id}/stages/{stage_id}",
+            axum::routing::patch(stages::patch_stage).delete(stages::delete_stage),
         )
         .route("/api/{*rest}", any(not_found))
 }

@@ -12,8 +12,10 @@
 //! room leaves its registry through a [`Registration`], so it never names the registry.
 //!
 //! Modules: [`state`] (the state machine), [`upkeep`] (what the server writes on cards),
-//! [`lease_keeper`] (the board's lease as the room holds it).
+//! [`lease_keeper`] (the board's lease as the room holds it), [`api_write`] (the board API's
+//! reads and writes).
 
+pub mod api_write;
 pub mod lease_keeper;
 pub mod state;
 pub mod upkeep;
@@ -66,6 +68,12 @@ pub enum RoomCommand {
     Timeline {
         event: TimelineEvent,
         reply: oneshot::Sender<Result<TimelineEvent, TimelineError>>,
+    },
+    /// A read or write of the board API (see [`api_write`]); the reply comes once what it wrote
+    /// is stored.
+    Api {
+        request: api_write::ApiRequest,
+        reply: api_write::ApiReply,
     },
 }
 
@@ -216,6 +224,8 @@ struct Room {
         TimelineEvent,
     )>,
     compaction: Option<JoinHandle<()>>,
+    /// The board API's requests of this batch: answered once it is stored.
+    api_replies: Vec<(api_write::ApiReply, api_write::ApiReadFn, String)>,
     /// The board's lease: while it is held the room runs the upkeep, its appends fenced by the
     /// lease's token.
     lease: LeaseKeeper,
@@ -280,6 +290,7 @@ impl Room {
             name,
             timeline_replies: Vec::new(),
             compaction: None,
+            api_replies: Vec::new(),
             lease,
             bus: ctx.bus.clone(),
             subscription,
@@ -364,6 +375,7 @@ impl Room {
             }
             match command {
                 RoomCommand::Timeline { event, reply } => self.timeline(event, reply).await,
+                RoomCommand::Api { request, reply } => self.api(request, reply),
                 command => self.handle(command),
             }
             // A refused update is in the document but nowhere else: swap in the stored board
@@ -387,6 +399,7 @@ impl Room {
                 Err(_) => Err(TimelineError::Storage(StorageError::Closed)),
             });
         }
+        self.answer_api(stored.is_ok());
         if let Err(e) = stored {
             tracing::error!(board = %self.state.board(), error = %e, "storing updates failed; closing the board");
             self.state.close_all(
@@ -453,6 +466,10 @@ impl Room {
             // Handled by `timeline`, which waits for storage.
             RoomCommand::Timeline { reply, .. } => {
                 let _ = reply.send(Err(TimelineError::Storage(StorageError::Closed)));
+            }
+            // Handled by `api`, which answers after storing.
+            RoomCommand::Api { reply, .. } => {
+                let _ = reply.send(Err(api_write::ApiWriteError::Storage));
             }
         }
     }

@@ -17,6 +17,7 @@ import {
   fieldText,
   newCardFrom,
   parseCurrency,
+  parseEmail,
   parseFieldInput,
   quickCreateFieldsOf,
 } from "../src/ui/fields";
@@ -345,7 +346,9 @@ describe("fields", () => {
     currency: "USD",
     responsible: "ann",
     client: "",
+    email: "",
     createdAt: 0,
+    updatedAt: 0,
     fields: new Map([["f-prio", "high"]]),
     avatar: "",
     avatarAt: null,
@@ -483,5 +486,40 @@ describe("routes, entities, virtualisation, connection", () => {
     expect(connectionState(false, false, true)).toBe("refused");
     expect(boardSocketBase({ protocol: "https:", host: "crm.example:8443" })).toBe("wss://crm.example:8443/ws/boards");
     expect(boardSocketBase({ protocol: "http:", host: "127.0.0.1:8080" })).toBe("ws://127.0.0.1:8080/ws/boards");
+  });
+});
+
+describe("parseEmail", () => {
+  test("takes an address trimmed, or none", () => {
+    expect(parseEmail("  buyer@acme.example.com ")).toBe("buyer@acme.example.com");
+    expect(parseEmail("")).toBe("");
+    expect(parseEmail("   ")).toBe("");
+  });
+
+  test.each([
+    "ann",
+    "ann@",
+    "@example.com",
+    "ann@localhost",
+    "ann smith@example.com",
+    "Ann <a@b.com>",
+    "a@@b.com",
+    ".a@b.com",
+    "a..b@c.com",
+  ])("refuses %s", (bad) => {
+    expect(parseEmail(bad)).toBeNull();
+  });
+
+  test("the quick-create form refuses a bad address and keeps a good one", () => {
+    const fields = allFields([]).filter((f) => f.id === "title" || f.id === "email");
+    const values = (email: string) =>
+      new Map([
+        ["title", "Acme"],
+        ["email", email],
+      ]);
+    expect(newCardFrom(fields, values("nope"), new Set(), "USD", "ann")).toHaveProperty("error");
+    expect(newCardFrom(fields, values("b@acme.com"), new Set(), "USD", "ann")).toMatchObject({
+      card: { email: "b@acme.com" },
+    });
   });
 });

@@ -66,7 +66,9 @@ export function viewJson(view: BoardView): unknown {
         currency: card.currency,
         responsible: card.responsible,
         client: card.client,
+        email: card.email,
         createdAt: card.createdAt,
+        updatedAt: card.updatedAt,
         fields: Object.fromEntries(card.fields),
       };
     }

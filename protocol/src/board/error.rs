@@ -39,6 +39,8 @@ pub enum BoardError {
     BadName { what: &'static str },
     #[error("colour must be #rrggbb, got {0:?}")]
     BadColor(String),
+    #[error("{0:?} is not an e-mail address (name@example.com)")]
+    BadEmail(String),
     #[error("an amount must be within ±{MAX_AMOUNT} minor units")]
     BadAmount,
     #[error("counter threshold must be 0 to {MAX_THRESHOLD_MIN} minutes")]

@@ -32,7 +32,11 @@ pub struct Card {
     pub currency: String,
     pub responsible: String,
     pub client: String,
+    /// The client's e-mail address; empty when none.
+    pub email: String,
     pub created_at: Millis,
+    /// When the card last changed (its `updatedAt`; missing: `created_at`).
+    pub updated_at: Millis,
     /// Custom field values, as JSON.
     pub fields: BTreeMap<String, serde_json::Value>,
 }
@@ -159,6 +163,7 @@ pub(crate) fn read_card<T: ReadTxn>(txn: &T, id: &str, map: &MapRef) -> Card {
                 .collect()
         })
         .unwrap_or_default();
+    let created_at = out_i64(map, txn, schema::card::CREATED_AT).unwrap_or(0);
     Card {
         id: id.to_owned(),
         title: out_str(map, txn, schema::card::TITLE).unwrap_or_default(),
@@ -168,7 +173,9 @@ pub(crate) fn read_card<T: ReadTxn>(txn: &T, id: &str, map: &MapRef) -> Card {
         currency: out_str(map, txn, schema::card::CURRENCY).unwrap_or_default(),
         responsible: out_str(map, txn, schema::card::RESPONSIBLE).unwrap_or_default(),
         client: out_str(map, txn, schema::card::CLIENT).unwrap_or_default(),
-        created_at: out_i64(map, txn, schema::card::CREATED_AT).unwrap_or(0),
+        email: out_str(map, txn, schema::card::EMAIL).unwrap_or_default(),
+        created_at,
+        updated_at: out_i64(map, txn, schema::card::UPDATED_AT).unwrap_or(created_at),
         fields,
     }
 }

@@ -29,6 +29,27 @@ fn check_amount(amount: i64) -> Result<(), BoardError> {
     }
 }
 
+/// An empty address (none) or one of RFC 5321/5322 syntax with a domain that has a dot
+/// (`name@example.com`; `name@localhost` is refused: a client's address is on the Internet).
+fn check_email(email: &str) -> Result<(), BoardError> {
+    if email.is_empty() {
+        return Ok(());
+    }
+    let bad = || BoardError::BadEmail(email.to_owned());
+    let parsed = email_address::EmailAddress::parse_with_options(
+        email,
+        email_address::Options::default()
+            .without_display_text()
+            .without_domain_literal(),
+    )
+    .map_err(|_| bad())?;
+    if parsed.domain().contains('.') && parsed.as_str() == email {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
 fn check_color(color: &str) -> Result<(), BoardError> {
     let ok = color.len() == 7
         && color.starts_with('#')
@@ -237,6 +258,8 @@ pub struct NewCard {
     pub currency: String,
     pub responsible: String,
     pub client: String,
+    /// The client's e-mail address (empty: none).
+    pub email: String,
     /// Custom field values by field id.
     pub fields: BTreeMap<String, Any>,
 }
@@ -250,6 +273,8 @@ pub fn create_card(
 ) -> Result<String, BoardError> {
     check_name("a card title", &card.title)?;
     check_amount(card.amount)?;
+    let email = card.email.trim();
+    check_email(email)?;
     stage_map(txn, stage)?;
     let currency = if card.currency.is_empty() {
         settings(txn).currency
@@ -273,6 +298,7 @@ pub fn create_card(
                 Any::from(card.responsible.as_str()),
             ),
             (schema::card::CLIENT, Any::from(card.client.as_str())),
+            (schema::card::EMAIL, Any::from(email)),
             (schema::card::CREATED_AT, Any::from(now)),
         ]),
     );
@@ -392,6 +418,8 @@ pub struct CardEdit {
     pub currency: Option<String>,
     pub responsible: Option<String>,
     pub client: Option<String>,
+    /// The client's e-mail address (empty clears it).
+    pub email: Option<String>,
     /// Custom field values to set (`Any::Null` clears one).
     pub fields: BTreeMap<String, Any>,
 }
@@ -403,12 +431,17 @@ pub fn edit_card(txn: &mut TransactionMut, id: &str, edit: CardEdit) -> Result<(
     if let Some(amount) = edit.amount {
         check_amount(amount)?;
     }
+    let email = edit.email.map(|e| e.trim().to_owned());
+    if let Some(email) = &email {
+        check_email(email)?;
+    }
     let card = card_map(txn, id)?;
     let strings = [
         (schema::card::TITLE, edit.title.map(|t| t.trim().to_owned())),
         (schema::card::CURRENCY, edit.currency),
         (schema::card::RESPONSIBLE, edit.responsible),
         (schema::card::CLIENT, edit.client),
+        (schema::card::EMAIL, email),
     ];
     for (key, value) in strings {
         if let Some(value) = value {
@@ -427,6 +460,33 @@ pub fn edit_card(txn: &mut TransactionMut, id: &str, edit: CardEdit) -> Result<(
             fields.insert(txn, key, value);
         }
     }
+    Ok(())
+}
+
+/// Records that card `id` changed at `now` (its `updatedAt`), in the transaction of the change.
+pub fn touch_card(txn: &mut TransactionMut, id: &str, now: Millis) -> Result<(), BoardError> {
+    let card = card_map(txn, id)?;
+    card.insert(txn, schema::card::UPDATED_AT, Any::from(now));
+    Ok(())
+}
+
+/// Deletes a card and its activities.
+pub fn delete_card(txn: &mut TransactionMut, id: &str) -> Result<(), BoardError> {
+    card_map(txn, id)?;
+    let activities = txn.get_or_insert_map(root::ACTIVITIES);
+    let theirs: Vec<String> = activities
+        .iter(txn)
+        .filter_map(|(activity, value)| match value {
+            Out::YMap(map) => (out_str(&map, txn, schema::activity::CARD).as_deref() == Some(id))
+                .then(|| activity.to_owned()),
+            _ => None,
+        })
+        .collect();
+    for activity in theirs {
+        activities.remove(txn, &activity);
+    }
+    let cards = txn.get_or_insert_map(root::CARDS);
+    cards.remove(txn, id);
     Ok(())
 }
 

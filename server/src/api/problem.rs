@@ -72,6 +72,9 @@ pub enum ApiError {
     NoSuchBoard(String),
     #[error("no card {0} on this board")]
     NoSuchCard(String),
+    /// Something else a path or body names is not on the board (a stage, an activity).
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("too many requests; retry in {retry_after_secs} s")]
@@ -119,7 +122,7 @@ impl ApiError {
                 "conflict",
                 "The board's state does not allow this",
             ),
-            ApiError::NoSuchBoard(_) | ApiError::NoSuchCard(_) => {
+            ApiError::NoSuchBoard(_) | ApiError::NoSuchCard(_) | ApiError::NotFound(_) => {
                 (StatusCode::NOT_FOUND, "not-found", "Not found")
             }
             ApiError::NoSuchEndpoint => (StatusCode::NOT_FOUND, "no-such-endpoint", "Not found"),

@@ -323,6 +323,61 @@ impl RoomState {
         self.to_store.push(raw);
     }
 
+    /// A write of the board API on behalf of `principal` (see `room::api_write`): one
+    /// transaction of the client origin, judged by the same policy as a socket update with the
+    /// caller's role, then stored and sent to everyone like one. Refused (by the policy, the size
+    /// limit or the write itself after it changed something), the room is tainted, so nothing
+    /// of it stays. Returns what the write returned.
+    pub fn apply_api_write(
+        &mut self,
+        principal: &Principal,
+        write: super::api_write::ApiWriteFn,
+    ) -> Result<String, super::api_write::ApiWriteError> {
+        use super::api_write::ApiWriteError;
+        if principal.role == Role::Viewer {
+            return Err(ApiWriteError::Refused(policy::Refusal::ReadOnly));
+        }
+        let roots_before = self.doc.transact().root_refs().count();
+        let (result, update) = {
+            let mut txn = self.doc.transact_mut_with(CLIENT_ORIGIN);
+            let result = write(&mut txn);
+            let changed = txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
+            (result, changed.then(|| txn.encode_update_v1()))
+        };
+        let effects = self.recorder.take();
+        let target = match result {
+            Ok(target) => target,
+            Err(e) => {
+                self.tainted |= update.is_some();
+                return Err(e);
+            }
+        };
+        let Some(update) = update else {
+            return Ok(target);
+        };
+        let allowed = policy::check(
+            principal.role,
+            &principal.user,
+            &effects,
+            &self.doc.transact(),
+            roots_before,
+        );
+        if let Err(refusal) = allowed {
+            tracing::info!(board = %self.board, user = principal.user, role = %principal.role, %refusal, "refused an api write");
+            self.tainted = true;
+            return Err(ApiWriteError::Refused(refusal));
+        }
+        if let Some(max) = self.over_limit(update.len()) {
+            self.tainted = true;
+            return Err(ApiWriteError::BoardFull { max });
+        }
+        let raw = Bytes::from(update);
+        self.send_change(Recipients::All, &raw);
+        self.stored_bytes += raw.len();
+        self.to_store.push(raw);
+        Ok(target)
+    }
+
     /// When a counter changes next by itself (milliseconds since the epoch).
     pub fn next_wake(&self) -> Option<i64> {
         self.upkeep.as_ref().and_then(Upkeep::next_wake)

@@ -26,6 +26,8 @@ import {
   fieldText,
   inputValue,
   parseCurrency,
+  EMAIL_ERROR,
+  parseEmail,
   parseFieldInput,
   quickCreateFieldsOf,
   type FieldInfo,
@@ -245,6 +247,12 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
       case "client":
         edit = { client: text.trim() };
         break;
+      case "email": {
+        const email = parseEmail(text);
+        if (email === null) return setError(EMAIL_ERROR);
+        edit = { email };
+        break;
+      }
       case "responsible":
         edit = { responsible: text.trim() };
         break;

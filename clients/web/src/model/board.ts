@@ -49,7 +49,11 @@ export interface Card {
   currency: string;
   responsible: string;
   client: string;
+  /** The client's e-mail address; empty when none. */
+  email: string;
   createdAt: Millis;
+  /** When the card last changed (`updatedAt`; missing: `createdAt`). */
+  updatedAt: Millis;
   /** Custom field values by field id. */
   fields: Map<string, Json>;
 }
@@ -315,6 +319,7 @@ function cardFrom(id: string, map: Y.Map<unknown>): Card {
   if (fieldMap instanceof Y.Map) {
     fieldMap.forEach((value, key) => fields.set(key, toJson(value)));
   }
+  const createdAt = outI64(map, CARD_KEY.CREATED_AT) ?? 0;
   return {
     id,
     title: outStr(map, CARD_KEY.TITLE) ?? "",
@@ -324,7 +329,9 @@ function cardFrom(id: string, map: Y.Map<unknown>): Card {
     currency: outStr(map, CARD_KEY.CURRENCY) ?? "",
     responsible: outStr(map, CARD_KEY.RESPONSIBLE) ?? "",
     client: outStr(map, CARD_KEY.CLIENT) ?? "",
-    createdAt: outI64(map, CARD_KEY.CREATED_AT) ?? 0,
+    email: outStr(map, CARD_KEY.EMAIL) ?? "",
+    createdAt,
+    updatedAt: outI64(map, CARD_KEY.UPDATED_AT) ?? createdAt,
     fields,
   };
 }

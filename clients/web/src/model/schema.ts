@@ -40,7 +40,11 @@ export const CARD_KEY = {
   CURRENCY: "currency",
   RESPONSIBLE: "responsible",
   CLIENT: "client",
+  /** The client's e-mail address (empty: none). */
+  EMAIL: "email",
   CREATED_AT: "createdAt",
+  /** When the card last changed, as its writer saw it; missing: `createdAt`. */
+  UPDATED_AT: "updatedAt",
   FIELDS: "fields",
   AVATAR: "avatar",
   AVATAR_AT: "avatarAt",

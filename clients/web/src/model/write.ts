@@ -203,6 +203,8 @@ export interface NewCard {
   currency?: string;
   responsible?: string;
   client?: string;
+  /** The client's e-mail address (empty or missing: none). */
+  email?: string;
   /** Custom field values by field id. */
   fields?: Record<string, unknown>;
 }
@@ -228,6 +230,7 @@ export function createCard(doc: Y.Doc, stage: string, card: NewCard, now: Millis
         [CARD_KEY.CURRENCY, currency],
         [CARD_KEY.RESPONSIBLE, card.responsible ?? ""],
         [CARD_KEY.CLIENT, card.client ?? ""],
+        [CARD_KEY.EMAIL, (card.email ?? "").trim()],
         [CARD_KEY.CREATED_AT, now],
         [CARD_KEY.FIELDS, fields],
       ]),
@@ -275,6 +278,8 @@ export interface CardEdit {
   currency?: string;
   responsible?: string;
   client?: string;
+  /** The client's e-mail address (empty clears it). */
+  email?: string;
   /** Custom field values to set (`null` clears one). */
   fields?: Record<string, unknown>;
 }
@@ -288,6 +293,7 @@ export function editCard(doc: Y.Doc, id: string, edit: CardEdit): void {
     if (edit.currency !== undefined) card.set(CARD_KEY.CURRENCY, edit.currency);
     if (edit.responsible !== undefined) card.set(CARD_KEY.RESPONSIBLE, edit.responsible);
     if (edit.client !== undefined) card.set(CARD_KEY.CLIENT, edit.client);
+    if (edit.email !== undefined) card.set(CARD_KEY.EMAIL, edit.email.trim());
     if (edit.amount !== undefined) card.set(CARD_KEY.AMOUNT, edit.amount);
     const entries = Object.entries(edit.fields ?? {});
     if (entries.length > 0) {

@@ -24,6 +24,7 @@ export const BUILT_IN_FIELDS: readonly FieldInfo[] = [
   { id: "title", label: "Title", type: "string", options: [], builtIn: true, creatable: true },
   { id: "amount", label: "Amount", type: "money", options: [], builtIn: true, creatable: true },
   { id: "client", label: "Client", type: "string", options: [], builtIn: true, creatable: true },
+  { id: "email", label: "E-mail", type: "string", options: [], builtIn: true, creatable: true },
   { id: "responsible", label: "Responsible", type: "user", options: [], builtIn: true, creatable: true },
   { id: "currency", label: "Currency", type: "string", options: [], builtIn: true, creatable: true },
   { id: "createdAt", label: "Created", type: "date", options: [], builtIn: true, creatable: false },
@@ -78,6 +79,8 @@ export function rawValue(card: CardData, field: string): Json {
       return card.currency;
     case "client":
       return card.client;
+    case "email":
+      return card.email;
     case "responsible":
       return card.responsible;
     case "createdAt":
@@ -204,6 +207,12 @@ export function newCardFrom(
       case "client":
         card.client = text("client").trim();
         break;
+      case "email": {
+        const email = parseEmail(text("email"));
+        if (email === null) return { error: EMAIL_ERROR };
+        card.email = email;
+        break;
+      }
       case "responsible":
         if (text("responsible").trim() !== "") card.responsible = text("responsible").trim();
         break;
@@ -216,4 +225,26 @@ export function newCardFrom(
   }
   if (Object.keys(custom).length > 0) card.fields = custom;
   return { card };
+}
+
+/** What the form says when an e-mail address is refused. */
+export const EMAIL_ERROR = "E-mail: enter an address such as name@example.com";
+
+/**
+ * A client's e-mail address as typed: trimmed, empty for none, or null when it is not of the
+ * form `local@domain.tld` (no spaces, one `@`, a dot in the domain, the lengths of RFC 5321).
+ * The server checks the same on the API's writes (`email_address`, stricter on the local part).
+ */
+export function parseEmail(text: string): string | null {
+  const email = text.trim();
+  if (email === "") return "";
+  if (email.length > 254) return null;
+  const match =
+    /^([^\s@"(),:;<>[\]\\]{1,64})@([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)$/.exec(
+      email,
+    );
+  if (match === null) return null;
+  const local = match[1] ?? "";
+  if (local.startsWith(".") || local.endsWith(".") || local.includes("..")) return null;
+  return email;
 }
