@@ -556,7 +556,7 @@ async fn get_timeline(
     Path((board_id, card)): Path<(String, String)>,
     page: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TimelinePage>, ApiError> {
-    let Query(page) = page.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(page) = page?;
     let board = existing_board(&state, &who, &board_id).await?;
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let events = state

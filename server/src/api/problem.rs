@@ -210,6 +210,14 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A query string that does not parse (`?limit=-1`, a number out of range) is a 400 problem, not
+/// axum's plain-text answer.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
