@@ -759,6 +759,9 @@ pub fn describe_changes(
                 if old.client != card.client {
                     changed.push("client");
                 }
+                if old.email != card.email {
+                    changed.push("email");
+                }
                 if old.fields != card.fields {
                     changed.push("fields");
                 }
@@ -805,6 +808,8 @@ mod tests {
             client: String::new(),
             created_at: 0,
             fields: BTreeMap::new(),
+            email: String::new(),
+            updated_at: 0,
         }
     }
 

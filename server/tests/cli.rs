@@ -154,3 +154,98 @@ async fn watch_prints_a_line_per_change_with_its_author() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn cards_are_added_listed_moved_and_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (_, body) = http(
+        server.addr,
+        "POST",
+        "/api/v1/boards",
+        Some(r#"{"entity":"deal","name":"Deals"}"#),
+    )
+    .await;
+    let board = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("http://{}", server.addr);
+    let cli = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        all.extend(["--url".to_owned(), url.clone()]);
+        all
+    };
+    let run_owned = |args: Vec<String>| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&refs).await
+    };
+
+    let add = cli(&[
+        "cards",
+        "add",
+        &board,
+        "--title",
+        "Acme",
+        "--amount",
+        "120050",
+        "--client",
+        "Acme GmbH",
+        "--idempotency-key",
+        "acme-1",
+        "--json",
+    ]);
+    let (ok, out, err) = run_owned(add.clone()).await;
+    assert!(ok, "{err}");
+    let card: Value = serde_json::from_str(&out).unwrap();
+    let id = card["id"].as_str().unwrap().to_owned();
+    // The same key again adds nothing.
+    let (ok, again, err) = run_owned(add).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&again).unwrap()["id"],
+        id.as_str()
+    );
+
+    let (ok, table, err) = run_owned(cli(&["cards", "list", &board])).await;
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{table}");
+    assert!(
+        rows[0].contains("Acme") && rows[0].contains("New") && rows[0].contains("1200.50"),
+        "{table}"
+    );
+
+    let (ok, moved, err) = run_owned(cli(&["cards", "move", &board, &id, "won"])).await;
+    assert!(ok, "{err}");
+    assert!(moved.contains("Won"), "{moved}");
+    let (ok, out, err) = run_owned(cli(&[
+        "cards",
+        "edit",
+        &board,
+        &id,
+        "--title",
+        "Acme Corp",
+        "--json",
+    ]))
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["title"],
+        "Acme Corp"
+    );
+    let (ok, out, err) =
+        run_owned(cli(&["cards", "list", &board, "--stage", "Won", "--json"])).await;
+    assert!(ok, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // Refusals print the problem's detail and fail.
+    let (ok, _, err) = run_owned(cli(&["cards", "move", &board, &id, "Nowhere"])).await;
+    assert!(!ok);
+    assert!(err.contains("no stage \"Nowhere\""), "{err}");
+    let (ok, _, err) = run_owned(cli(&["cards", "edit", &board, "missing", "--title", "x"])).await;
+    assert!(!ok);
+    assert!(err.contains("the server answered 404"), "{err}");
+    server.stop().await;
+}
