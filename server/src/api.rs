@@ -2,12 +2,14 @@
 //! `/api/v1/openapi.json`. Errors are `application/problem+json` (RFC 9457), made in one place
 //! ([`problem`]). [`routes`] is every endpoint; the router merges them.
 
+mod activities;
 mod board_call;
 mod cards;
 mod docs;
 mod idempotency;
 mod problem;
 mod rate_limit;
+mod settings;
 mod stages;
 
 pub use docs::{DOCS_PATH, document};
@@ -64,7 +66,15 @@ use utoipa::{OpenApi, ToSchema};
         stages::list_stages,
         stages::create_stage,
         stages::patch_stage,
-        stages::delete_stage
+        stages::delete_stage,
+        activities::list_activities,
+        activities::create_activity,
+        activities::patch_activity,
+        settings::patch_board,
+        settings::list_fields,
+        settings::define_field,
+        settings::get_quick_create,
+        settings::put_quick_create
     ),
     components(schemas(
         Me,
@@ -83,7 +93,16 @@ use utoipa::{OpenApi, ToSchema};
         stages::StageJson,
         stages::StageList,
         stages::NewStage,
-        stages::StagePatch
+        stages::StagePatch,
+        activities::ActivityJson,
+        activities::ActivityList,
+        activities::NewActivityJson,
+        activities::ActivityPatch,
+        settings::SettingsJson,
+        settings::SettingsPatch,
+        settings::FieldJson,
+        settings::FieldList,
+        settings::QuickCreateForm
     ))
 )]
 pub struct ApiDoc;
@@ -270,7 +289,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/me", get(me))
         .route("/api/v1/boards", get(list_boards).post(create_board))
-        .route("/api/v1/boards/{board_id}", get(get_board))
+        .route(
+            "/api/v1/boards/{board_id}",
+            get(get_board).patch(settings::patch_board),
+        )
         .route(
             "/api/v1/boards/{board_id}/cards/{card_id}/timeline",
             get(get_timeline)
@@ -294,6 +316,22 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/v1/boards/{board_id}/stages/{stage_id}",
             axum::routing::patch(stages::patch_stage).delete(stages::delete_stage),
+        )
+        .route(
+            "/api/v1/boards/{board_id}/cards/{card_id}/activities",
+            get(activities::list_activities).post(activities::create_activity),
+        )
+        .route(
+            "/api/v1/boards/{board_id}/cards/{card_id}/activities/{activity_id}",
+            axum::routing::patch(activities::patch_activity),
+        )
+        .route(
+            "/api/v1/boards/{board_id}/fields",
+            get(settings::list_fields).post(settings::define_field),
+        )
+        .route(
+            "/api/v1/boards/{board_id}/forms/quickCreate",
+            get(settings::get_quick_create).put(settings::put_quick_create),
         )
         .route("/api/{*rest}", any(not_found))
 }

@@ -670,3 +670,189 @@ async fn cards_written_over_rest_are_kept_in_postgres() {
     assert_eq!(listed["cards"][0]["email"], "a@acme.com");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn activities_are_added_and_completed_and_admins_change_settings_fields_and_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_tokens(dir.path()).await;
+    let admin = Api {
+        server: &server,
+        bearer: Some(token("root", Role::Admin)),
+    };
+    let member = Api {
+        server: &server,
+        bearer: Some(token("ann", Role::Member)),
+    };
+    let (board, _) = deal_board(&admin).await;
+    let base = format!("/api/v1/boards/{board}");
+    let card = member
+        .ok(
+            "POST",
+            &format!("{base}/cards"),
+            Some(json!({"title": "Acme"})),
+            201,
+        )
+        .await;
+    let card_id = card["id"].as_str().unwrap();
+    let activities = format!("{base}/cards/{card_id}/activities");
+
+    // A planned call far ahead: the counter counts it, planned.
+    let deadline = 4_000_000_000_000_i64;
+    let call = member
+        .ok(
+            "POST",
+            &activities,
+            Some(json!({"kind": "call", "subject": "Intro", "deadline": deadline})),
+            201,
+        )
+        .await;
+    assert_eq!(
+        (&call["direction"], &call["responsible"], &call["done"]),
+        (&json!("outgoing"), &json!("ann"), &json!(false))
+    );
+    let card_now = member
+        .ok("GET", &format!("{base}/cards/{card_id}"), None, 200)
+        .await;
+    assert_eq!(card_now["counter"]["state"], "planned", "{card_now}");
+    member
+        .problem(
+            "POST",
+            &activities,
+            Some(json!({"kind": "call", "direction": "sideways"})),
+            422,
+        )
+        .await;
+    member
+        .problem(
+            "POST",
+            &format!("{base}/cards/nope/activities"),
+            Some(json!({"kind": "call"})),
+            404,
+        )
+        .await;
+    let listed = member.ok("GET", &activities, None, 200).await;
+    assert_eq!(listed["activities"].as_array().unwrap().len(), 1);
+    // Completed: the counter is idle again.
+    let call_id = call["id"].as_str().unwrap();
+    let done = member
+        .ok(
+            "PATCH",
+            &format!("{activities}/{call_id}"),
+            Some(json!({"done": true})),
+            200,
+        )
+        .await;
+    assert_eq!(done["done"], true);
+    let card_now = member
+        .ok("GET", &format!("{base}/cards/{card_id}"), None, 200)
+        .await;
+    assert_eq!(card_now["counter"]["state"], "idle", "{card_now}");
+    member
+        .problem(
+            "PATCH",
+            &format!("{activities}/nope"),
+            Some(json!({"done": true})),
+            404,
+        )
+        .await;
+
+    // Settings, fields and forms: admins only.
+    member
+        .problem("PATCH", &base, Some(json!({"name": "Mine"})), 403)
+        .await;
+    let settings = admin
+        .ok(
+            "PATCH",
+            &base,
+            Some(json!({"name": "Enterprise", "currency": "EUR", "counterThresholdMin": 30})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        settings,
+        json!({"name": "Enterprise", "entity": "deal", "currency": "EUR", "counterThresholdMin": 30})
+    );
+    assert_eq!(
+        admin.ok("GET", &base, None, 200).await["name"],
+        "Enterprise"
+    );
+    admin
+        .problem(
+            "PATCH",
+            &base,
+            Some(json!({"counterThresholdMin": -1})),
+            422,
+        )
+        .await;
+    member
+        .problem(
+            "POST",
+            &format!("{base}/fields"),
+            Some(json!({"label": "Source", "type": "string"})),
+            403,
+        )
+        .await;
+    let field = admin
+        .ok(
+            "POST",
+            &format!("{base}/fields"),
+            Some(json!({"label": "Source", "type": "enum", "options": ["web", "phone"]})),
+            201,
+        )
+        .await;
+    let field_id = field["id"].as_str().unwrap();
+    admin
+        .problem(
+            "POST",
+            &format!("{base}/fields"),
+            Some(json!({"label": "Bad", "type": "colour"})),
+            422,
+        )
+        .await;
+    let fields = member.ok("GET", &format!("{base}/fields"), None, 200).await;
+    assert_eq!(fields["fields"][0]["options"], json!(["web", "phone"]));
+    let form = format!("{base}/forms/quickCreate");
+    admin
+        .problem(
+            "PUT",
+            &form,
+            Some(json!({"fields": ["title", "nope"]})),
+            422,
+        )
+        .await;
+    admin
+        .ok(
+            "PUT",
+            &form,
+            Some(json!({"fields": ["title", field_id]})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        member.ok("GET", &form, None, 200).await,
+        json!({"fields": ["title", field_id]})
+    );
+    // The form now asks for the custom field.
+    let problem = member
+        .problem(
+            "POST",
+            &format!("{base}/cards"),
+            Some(json!({"title": "Bare"})),
+            422,
+        )
+        .await;
+    assert_eq!(problem["errors"][0]["field"], field_id);
+    let made = member
+        .ok(
+            "POST",
+            &format!("{base}/cards"),
+            Some(json!({"title": "Sourced", "fields": {field_id: "web"}})),
+            201,
+        )
+        .await;
+    assert_eq!(
+        (&made["fields"][field_id], &made["currency"]),
+        (&json!("web"), &json!("EUR"))
+    );
+    server.stop().await;
+}
