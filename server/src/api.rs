@@ -5,9 +5,15 @@
 mod activities;
 mod board_call;
 mod cards;
+mod docs;
+mod idempotency;
 mod problem;
+mod rate_limit;
 mod settings;
 mod stages;
+
+pub use docs::{DOCS_PATH, document};
+pub use idempotency::{IDEMPOTENCY_KEY, fingerprint};
 
 pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem};
 
@@ -330,9 +336,28 @@ pub fn routes() -> Router<AppState> {
         .route("/api/{*rest}", any(not_found))
 }
 
+/// `routes` under the layers that every API call passes: the rate limit per caller first (a
+/// refused call touches nothing), then `Idempotency-Key` on POSTs.
+pub fn guard(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::layer,
+        ))
+}
+
+/// The interactive docs page at `/api/docs` (outside the rate limit: static files).
+pub fn docs_page() -> Router<AppState> {
+    docs::page()
+}
+
 /// The OpenAPI document: with tokens, for any valid one (the `Caller` extractor).
 async fn openapi(_caller: Caller) -> Response {
-    match ApiDoc::openapi().to_pretty_json() {
+    match document().to_pretty_json() {
         Ok(json) => ([("content-type", "application/json")], json).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "api: cannot render the OpenAPI document");
@@ -557,6 +582,7 @@ async fn add_timeline_event(
     ),
     responses(
         (status = 200, body = TimelinePage),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "a `before` or `limit` that is not a number"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")
@@ -566,8 +592,9 @@ async fn get_timeline(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path((board_id, card)): Path<(String, String)>,
-    Query(page): Query<PageQuery>,
+    page: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TimelinePage>, ApiError> {
+    let Query(page) = page?;
     let board = existing_board(&state, &who, &board_id).await?;
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let events = state

@@ -15,7 +15,9 @@ pub struct AppState {
     /// The cluster bus, whose state `/readyz` reports (`None`: a single instance).
     pub bus: Option<Arc<dyn Bus>>,
     /// Timeline posts per caller (the API's `POST .../timeline`).
-    pub timeline_rate: Arc<crate::limits::PostRate>,
+    pub timeline_rate: Arc<crate::limits::CallerRate>,
+    /// Every API call per caller (`--api-rate`); `None`: no limit.
+    pub api_rate: Option<Arc<crate::limits::CallerRate>>,
     /// Tracks every connection task, so shutdown waits for their close frames.
     pub tracker: TaskTracker,
 }

@@ -32,6 +32,8 @@ pub mod defaults {
     pub const MAX_CONNECTIONS_PER_USER: usize = 64;
     pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 1024;
     /// The connection's own default, with its reasons beside it.
+    pub const API_RATE: u32 = 1200;
+    pub const API_BURST: u32 = 200;
     pub const JOINS_AT_ONCE: usize = crate::connection::JOINS_AT_ONCE;
 }
 
@@ -155,6 +157,15 @@ pub struct ServeConfig {
     )]
     pub max_connections_per_address: usize,
 
+    /// API calls one caller (a token's user; an address without a token) may make a minute,
+    /// on average; one over it (beyond `--api-burst`) gets 429 with Retry-After. 0: no limit.
+    #[arg(long, env = "FUNNEL_API_RATE", default_value_t = defaults::API_RATE)]
+    pub api_rate: u32,
+
+    /// API calls one caller may make at once above `--api-rate`.
+    #[arg(long, env = "FUNNEL_API_BURST", default_value_t = defaults::API_BURST)]
+    pub api_burst: u32,
+
     /// Initial syncs served at once, server-wide: a joining client waits its turn on its open
     /// socket from its first step 1 until the answer (a whole board for a new client) is written
     /// to it. Few turns keep a reconnect storm from slowing the clients already live; more help
@@ -191,6 +202,8 @@ impl ServeConfig {
             max_connections_per_user: defaults::MAX_CONNECTIONS_PER_USER,
             max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS,
             joins_at_once: defaults::JOINS_AT_ONCE,
+            api_rate: defaults::API_RATE,
+            api_burst: defaults::API_BURST,
         }
     }
 
@@ -237,6 +250,9 @@ impl ServeConfig {
         }
         if self.max_board_bytes < 64 * 1024 {
             return Err("--max-board-bytes must be at least 65536".into());
+        }
+        if self.api_rate > 0 && self.api_burst == 0 {
+            return Err("--api-burst must be above 0 (or --api-rate 0 for no limit)".into());
         }
         if self.joins_at_once == 0 {
             return Err("--joins-at-once must be above 0".into());

@@ -37,7 +37,8 @@ pub fn router(state: AppState, web_dir: &Path, metrics_here: bool) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", metrics_route)
-        .merge(api::routes())
+        .merge(api::guard(api::routes(), &state))
+        .merge(api::docs_page())
         .fallback_service(web_client(web_dir))
         .with_state(state)
         // Every request gets an id: the `X-Request-Id` it came with (a load balancer's) or a

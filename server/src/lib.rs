@@ -9,6 +9,7 @@
 //! - [`auth`]: tokens, the local mode and browser origins: who is calling, what they may open.
 //! - [`connection`]: one socket: a reader loop and a writer task.
 //! - [`drain`]: a graceful stop: not ready first, then sockets closed in waves.
+//! - [`cli`]: the command-line client (`funnel boards`, `funnel cards ...`, `funnel watch`).
 //! - [`bus`]: the cluster fan-out between instances (in-memory, Redis pub/sub).
 //! - [`clock`]: wall-clock time as a dependency (tests set it).
 //! - [`limits`]: messages a second per connection, connections per user and per address.
@@ -26,6 +27,7 @@ pub mod api;
 pub mod app_state;
 pub mod auth;
 pub mod bus;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connection;
@@ -72,6 +74,26 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// How often expired `Idempotency-Key`s are deleted (a claim ignores them already).
+const KEY_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Deletes expired idempotency keys now and every [`KEY_SWEEP_EVERY`], until shutdown.
+async fn sweep_idempotency_keys(storage: Arc<dyn Storage>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(KEY_SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let now = clock::Clock::now_ms(&clock::SystemClock);
+        match storage.sweep_keys(now).await {
+            Ok(0) => {}
+            Ok(swept) => tracing::debug!(swept, "expired idempotency keys deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep expired idempotency keys"),
+        }
+    }
 }
 
 /// Serves on `listener` until `signal` fires, then drains (`drain`: not ready, then sockets
@@ -184,12 +206,18 @@ pub async fn run(
         }),
         storage: Arc::clone(&storage),
         bus,
-        timeline_rate: Arc::new(limits::PostRate::new(
+        timeline_rate: Arc::new(limits::CallerRate::new(
             limits::TIMELINE_POSTS_PER_MINUTE,
             limits::TIMELINE_POSTS_BURST,
         )),
+        api_rate: (config.api_rate > 0)
+            .then(|| Arc::new(limits::CallerRate::new(config.api_rate, config.api_burst))),
         tracker: tracker.clone(),
     };
+    tracker.spawn(sweep_idempotency_keys(
+        Arc::clone(&storage),
+        shutdown.clone(),
+    ));
     let app = http::router(
         state.clone(),
         &config.web_dir,

@@ -1,7 +1,7 @@
 //! Limits on what one client may cost the server: messages a second per connection (a token
 //! bucket), open connections per user and per address (counted, released on drop), and
-//! timeline posts per caller (`PostRate`), and the backoff of an address whose client keeps
-//! sending what is refused (`RefusalBackoff`).
+//! requests per caller (`CallerRate`: every API call, and timeline posts on their own), and the
+//! backoff of an address whose client keeps sending what is refused (`RefusalBackoff`).
 //! Frame and board sizes are enforced where they are known (the socket, the room).
 
 use governor::clock::{Clock as _, DefaultClock};
@@ -18,16 +18,16 @@ pub const TIMELINE_POSTS_PER_MINUTE: u32 = 60;
 pub const TIMELINE_POSTS_BURST: u32 = 20;
 
 /// Distinct callers remembered before the idle ones are forgotten.
-const POST_RATE_KEYS: usize = 10_000;
+const CALLER_RATE_KEYS: usize = 10_000;
 
-/// A rate of posts per caller (a token's user, or an address in local mode), shared by every
-/// request.
-pub struct PostRate {
+/// A rate of requests per caller (a token's user, or an address without one), shared by every
+/// request: the API's calls (`--api-rate`), and timeline posts on their own.
+pub struct CallerRate {
     limiter: DefaultKeyedRateLimiter<String>,
 }
 
-impl PostRate {
-    /// `per_minute` posts a minute on average, `burst` at once (both at least 1).
+impl CallerRate {
+    /// `per_minute` requests a minute on average, `burst` at once (both at least 1).
     pub fn new(per_minute: u32, burst: u32) -> Self {
         let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
@@ -36,9 +36,9 @@ impl PostRate {
         }
     }
 
-    /// Takes one post for `key`; over the rate, how long until the next one is allowed.
+    /// Takes one request for `key`; over the rate, how long until the next one is allowed.
     pub fn take(&self, key: &str) -> Result<(), Duration> {
-        if self.limiter.len() > POST_RATE_KEYS {
+        if self.limiter.len() > CALLER_RATE_KEYS {
             self.limiter.retain_recent();
         }
         let key = key.to_owned();
@@ -269,10 +269,30 @@ impl<K: Eq + Hash> Drop for Slot<K> {
     }
 }
 
+/// A wait as a `Retry-After` header says it: whole seconds, rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_caller_rate_allows_a_burst_per_caller_then_says_how_long_to_wait() {
+        let rate = CallerRate::new(60, 3);
+        assert!((0..3).all(|_| rate.take("ann").is_ok()));
+        let wait = rate.take("ann").unwrap_err();
+        // One a second on average: the next one within a second.
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        assert_eq!(retry_after_secs(wait), 1);
+        assert!(
+            rate.take("bob").is_ok(),
+            "another caller has a budget of its own"
+        );
+        assert_eq!(retry_after_secs(Duration::from_millis(1500)), 2);
+    }
 
     #[test]
     fn the_budget_allows_a_burst_then_the_rate() {

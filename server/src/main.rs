@@ -39,6 +39,12 @@ enum Command {
     /// Copy the embedded SQLite database to a file while funnel runs (SQLite's online backup).
     /// For PostgreSQL use pg_dump (deploy/README.md).
     Backup(BackupArgs),
+    /// List the boards (a client of a running server, like `cards` and `watch`).
+    Boards(funnel_server::cli::Connection),
+    /// List, add, move and edit cards.
+    Cards(funnel_server::cli::CardsArgs),
+    /// Follow a board live: one line per change ("Acme moved New → Won by ann").
+    Watch(funnel_server::cli::WatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +107,9 @@ fn main() -> anyhow::Result<()> {
         Command::Token(args) => token(args),
         Command::Healthcheck(args) => healthcheck(&args),
         Command::Backup(args) => backup(&args),
+        Command::Boards(connection) => funnel_server::cli::boards(connection),
+        Command::Cards(args) => funnel_server::cli::cards(args),
+        Command::Watch(args) => funnel_server::cli::watch(args),
     }
 }
 

@@ -116,6 +116,51 @@ impl TimelineEvent {
     }
 }
 
+/// How long an `Idempotency-Key` holds its first response: a retry within this time gets it.
+pub const KEY_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How long a key stays in flight without an answer before it counts as abandoned (its
+/// server died mid-request) and a retry may claim it anew. Longer than any request takes.
+pub const KEY_IN_FLIGHT_MS: i64 = 60 * 1000;
+
+/// A request that claims an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRequest {
+    /// Who sent it: keys of different callers never meet.
+    pub caller: String,
+    /// The `Idempotency-Key` header.
+    pub key: String,
+    /// A digest of the method, path and body: a retry must send the same.
+    pub fingerprint: String,
+    /// Names this claim, so that only its holder finishes or releases it.
+    pub token: String,
+    /// Milliseconds since the Unix epoch.
+    pub now: i64,
+}
+
+/// A response kept under its key and replayed to a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub location: Option<String>,
+    pub body: Bytes,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// The key was free (new, expired, or abandoned in flight): the request now holds it.
+    Claimed,
+    /// Another request with this key has not finished.
+    InFlight { fingerprint: String },
+    /// A request with this key finished within the key's lifetime: its response.
+    Done {
+        fingerprint: String,
+        response: KeptResponse,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("sqlite: {0}")]
@@ -286,6 +331,28 @@ pub trait Storage: Send + Sync + 'static {
         seq: Seq,
         data: Bytes,
     ) -> Result<(), StorageError>;
+
+    /// Claims `request.key` for `request.caller` at `request.now`, atomically across
+    /// instances: free when no row holds it, its row expired ([`KEY_LIFETIME_MS`] after its
+    /// claim) or its row stayed in flight for [`KEY_IN_FLIGHT_MS`]. Otherwise says what holds it.
+    async fn claim_key(&self, request: &KeyRequest) -> Result<KeyClaim, StorageError>;
+
+    /// Records the response of the request that claimed the key with `token`; nothing when
+    /// another claim has taken the key since.
+    async fn finish_key(
+        &self,
+        caller: &str,
+        key: &str,
+        token: &str,
+        response: &KeptResponse,
+    ) -> Result<(), StorageError>;
+
+    /// Frees a key claimed with `token` that is still in flight (its request failed and wrote
+    /// nothing), so that a retry may run.
+    async fn release_key(&self, caller: &str, key: &str, token: &str) -> Result<(), StorageError>;
+
+    /// Deletes every key that expired by `now`; returns how many.
+    async fn sweep_keys(&self, now: i64) -> Result<u64, StorageError>;
 
     /// Whether storage answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StorageError>;

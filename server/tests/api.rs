@@ -394,3 +394,66 @@ async fn timeline_events_are_stored_paged_and_move_the_card() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn api_calls_over_the_rate_get_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), |config| {
+        config.api_rate = 1;
+        config.api_burst = 2;
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            http(server.addr, "GET", "/api/v1/boards", None).await.0,
+            200
+        );
+    }
+    let (status, head, body) = http_full(server.addr, "GET", "/api/v1/me", &[], None).await;
+    assert_eq!(status, 429, "{body}");
+    problem(429, &head, &body);
+    let retry_after: u64 = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("retry-after: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no Retry-After in {head}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // The docs page is static files, outside the budget.
+    assert_eq!(http(server.addr, "GET", "/api/docs/", None).await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_docs_page_serves_swagger_ui_over_the_whole_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (status, page) = http(server.addr, "GET", "/api/docs/", None).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("swagger-ui"), "{page}");
+    let (status, config) = http(server.addr, "GET", "/api/docs/swagger-initializer.js", None).await;
+    assert_eq!(status, 200);
+    assert!(config.contains("/api/docs/openapi.json"), "{config}");
+    let (status, doc) = http(server.addr, "GET", "/api/docs/openapi.json", None).await;
+    assert_eq!(status, 200);
+    let doc = json(&doc);
+    let create = &doc["paths"]["/api/v1/boards"]["post"];
+    assert!(
+        create["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "Idempotency-Key"),
+        "{create}"
+    );
+    assert!(create["responses"]["429"].is_object(), "{create}");
+    // The API's own copy is the same document.
+    let (_, served) = http(server.addr, "GET", "/api/v1/openapi.json", None).await;
+    assert_eq!(json(&served), doc);
+    server.stop().await;
+}

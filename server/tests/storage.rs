@@ -17,7 +17,10 @@ use funnel_protocol::BoardId;
 use funnel_protocol::timeline::{TimelineDirection, TimelineKind};
 use funnel_server::storage::postgres::PostgresStorage;
 use funnel_server::storage::sqlite::SqliteStorage;
-use funnel_server::storage::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent};
+use funnel_server::storage::{
+    BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest, Seq, Storage,
+    StorageError, StoredBoard, TimelineEvent,
+};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -494,6 +497,120 @@ mod contract {
         assert_eq!(storage.append(&b, vec![update_with("d")]).await.unwrap(), 4);
         storage.close().await;
     }
+
+    fn key_request(
+        caller: &str,
+        key: &str,
+        fingerprint: &str,
+        token: &str,
+        now: i64,
+    ) -> KeyRequest {
+        KeyRequest {
+            caller: caller.into(),
+            key: key.into(),
+            fingerprint: fingerprint.into(),
+            token: token.into(),
+            now,
+        }
+    }
+
+    fn created(body: &str) -> KeptResponse {
+        KeptResponse {
+            status: 201,
+            content_type: Some("application/json".into()),
+            location: Some("/api/v1/boards/b1".into()),
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    pub async fn idempotency_keys_hold_their_first_response(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let now = 1_000_000;
+        let first = key_request("ann", "k1", "f1", "t1", now);
+        assert_eq!(storage.claim_key(&first).await.unwrap(), KeyClaim::Claimed);
+        // In flight: a second request with the key (same or other body) is told so.
+        let again = key_request("ann", "k1", "f2", "t2", now + 1);
+        assert_eq!(
+            storage.claim_key(&again).await.unwrap(),
+            KeyClaim::InFlight {
+                fingerprint: "f1".into()
+            }
+        );
+        // Another caller's key of the same name is another key.
+        let bob = key_request("bob", "k1", "f9", "t3", now);
+        assert_eq!(storage.claim_key(&bob).await.unwrap(), KeyClaim::Claimed);
+        // Only the claim's own token finishes it.
+        storage
+            .finish_key("ann", "k1", "t2", &created("wrong"))
+            .await
+            .unwrap();
+        storage
+            .finish_key("ann", "k1", "t1", &created("{\"id\":\"b1\"}"))
+            .await
+            .unwrap();
+        let done = KeyClaim::Done {
+            fingerprint: "f1".into(),
+            response: created("{\"id\":\"b1\"}"),
+        };
+        assert_eq!(storage.claim_key(&again).await.unwrap(), done);
+        // A finished key is not released, and holds across a restart.
+        storage.release_key("ann", "k1", "t1").await.unwrap();
+        storage.close().await;
+        let storage = backend.open().await;
+        assert_eq!(storage.claim_key(&again).await.unwrap(), done);
+        // Just before its lifetime ends it still holds; then it is free again, and swept.
+        let late = key_request("ann", "k1", "f2", "t4", now + KEY_LIFETIME_MS - 1);
+        assert_eq!(storage.claim_key(&late).await.unwrap(), done);
+        assert_eq!(
+            storage.sweep_keys(now + KEY_LIFETIME_MS - 1).await.unwrap(),
+            0
+        );
+        assert_eq!(storage.sweep_keys(now + KEY_LIFETIME_MS).await.unwrap(), 2);
+        let expired = key_request("ann", "k1", "f2", "t5", now + KEY_LIFETIME_MS);
+        assert_eq!(
+            storage.claim_key(&expired).await.unwrap(),
+            KeyClaim::Claimed
+        );
+        storage.close().await;
+    }
+
+    pub async fn released_and_abandoned_keys_are_claimed_again(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let now = 5_000_000;
+        let first = key_request("ann", "k", "f1", "t1", now);
+        assert_eq!(storage.claim_key(&first).await.unwrap(), KeyClaim::Claimed);
+        // A failed request frees its key (only with its token).
+        storage.release_key("ann", "k", "other").await.unwrap();
+        let retry = key_request("ann", "k", "f1", "t2", now + 10);
+        assert!(matches!(
+            storage.claim_key(&retry).await.unwrap(),
+            KeyClaim::InFlight { .. }
+        ));
+        storage.release_key("ann", "k", "t1").await.unwrap();
+        assert_eq!(storage.claim_key(&retry).await.unwrap(), KeyClaim::Claimed);
+        // A claim whose server died stays in flight until KEY_IN_FLIGHT_MS, then is free; the
+        // dead claim's late answer is then ignored.
+        let soon = key_request("ann", "k", "f1", "t3", now + 10 + KEY_IN_FLIGHT_MS - 1);
+        assert!(matches!(
+            storage.claim_key(&soon).await.unwrap(),
+            KeyClaim::InFlight { .. }
+        ));
+        let later = key_request("ann", "k", "f1", "t4", now + 10 + KEY_IN_FLIGHT_MS);
+        assert_eq!(storage.claim_key(&later).await.unwrap(), KeyClaim::Claimed);
+        storage
+            .finish_key("ann", "k", "t2", &created("stale"))
+            .await
+            .unwrap();
+        storage
+            .finish_key("ann", "k", "t4", &created("fresh"))
+            .await
+            .unwrap();
+        let KeyClaim::Done { response, .. } = storage.claim_key(&retry).await.unwrap() else {
+            panic!("the key should be done");
+        };
+        assert_eq!(response.body, Bytes::from("fresh"));
+        storage.close().await;
+    }
 }
 
 /// Runs one test per contract function against a backend type.
@@ -523,6 +640,8 @@ macro_rules! all_contract_tests {
             append_fenced_refuses_a_lower_fence,
             concurrent_calls_get_consecutive_seqs,
             a_restart_keeps_everything,
+            idempotency_keys_hold_their_first_response,
+            released_and_abandoned_keys_are_claimed_again,
         );
     };
 }
@@ -712,6 +831,42 @@ async fn an_old_scheduler_on_another_instance_is_fenced_out() {
     assert_eq!(keys_of(&stored), keys(&["a", "client", "new-1", "old-1"]));
     old.close().await;
     new.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_race_to_claim_one_idempotency_key() {
+    let pg = Postgres::new().await;
+    let instances = [pg.open().await, pg.open().await];
+    let mut tasks = Vec::new();
+    for round in 0..4 {
+        for (index, storage) in instances.iter().enumerate() {
+            let storage = Arc::clone(storage);
+            let token = format!("i{index}-r{round}");
+            tasks.push(tokio::spawn(async move {
+                let request = KeyRequest {
+                    caller: "ann".into(),
+                    key: "raced".into(),
+                    fingerprint: "f".into(),
+                    token: token.clone(),
+                    now: 1_000,
+                };
+                (storage.claim_key(&request).await.unwrap(), token)
+            }));
+        }
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (claim, token) = task.await.unwrap();
+        match claim {
+            KeyClaim::Claimed => winners.push(token),
+            KeyClaim::InFlight { fingerprint } => assert_eq!(fingerprint, "f"),
+            KeyClaim::Done { .. } => panic!("nobody finished the key"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    for storage in &instances {
+        storage.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -203,6 +203,7 @@ fn named_stage(txn: &TransactionMut<'_>, id: &str) -> Result<(), ApiWriteError> 
     ),
     responses(
         (status = 200, body = CardList),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "a query parameter that does not parse (a number out of range)"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -214,8 +215,9 @@ pub async fn list_cards(
     caller: Caller,
     headers: HeaderMap,
     Path(board_id): Path<String>,
-    Query(query): Query<CardQuery>,
+    query: Result<Query<CardQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query?;
     let caller = BoardCaller::new(&state, caller, &headers, &board_id).await?;
     let limit = query
         .limit

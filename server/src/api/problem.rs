@@ -85,6 +85,13 @@ pub enum ApiError {
     NoSuchEndpoint,
     #[error("storage is unavailable; try again")]
     Storage(#[from] StorageError),
+    #[error("a request with this Idempotency-Key is still running; retry once it has answered")]
+    KeyInFlight,
+    #[error(
+        "this Idempotency-Key was used for another request (another path or body) in the last \
+         24 h; send a new key for a new request"
+    )]
+    KeyReused,
 }
 
 impl ApiError {
@@ -130,6 +137,16 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage-unavailable",
                 "Storage is unavailable",
+            ),
+            ApiError::KeyInFlight => (
+                StatusCode::CONFLICT,
+                "idempotency-key-in-flight",
+                "A request with this key is running",
+            ),
+            ApiError::KeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "This key was used for another request",
             ),
         }
     }
@@ -190,6 +207,14 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// A query string that does not parse (`?limit=-1`, a number out of range) is a 400 problem, not
+/// axum's plain-text answer.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
     }
 }
 

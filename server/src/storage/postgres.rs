@@ -23,8 +23,8 @@
 //! transaction under an advisory lock, so instances starting together apply each one once.
 
 use super::{
-    BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent, describe_postgres,
-    fence_column,
+    BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest, Seq, Storage,
+    StorageError, StoredBoard, TimelineEvent, describe_postgres, fence_column,
 };
 use crate::clock::{Clock, SystemClock};
 use async_trait::async_trait;
@@ -62,7 +62,8 @@ const MIGRATION_LOCK: i32 = 0x6675_6e01;
 const COMPACTION_LOCK: i32 = 0x6675_6e02;
 
 /// Schema versions, applied in order; `funnel_migrations` records which ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE boards (
         id         TEXT   PRIMARY KEY,
         created_at BIGINT NOT NULL,
@@ -99,7 +100,39 @@ const MIGRATIONS: &[&str] = &[r#"
         text      TEXT   NOT NULL
     );
     CREATE INDEX timeline_by_card ON timeline (board, card, id);
-"#];
+"#,
+    r#"
+    CREATE TABLE idempotency_keys (
+        caller       TEXT   NOT NULL,
+        key          TEXT   NOT NULL,
+        fingerprint  TEXT   NOT NULL,
+        token        TEXT   NOT NULL,
+        claimed_at   BIGINT NOT NULL,
+        expires_at   BIGINT NOT NULL,
+        -- NULL while the request is in flight.
+        status       INTEGER,
+        content_type TEXT,
+        location     TEXT,
+        body         BYTEA,
+        PRIMARY KEY (caller, key)
+    );
+    CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+"#,
+];
+
+/// Claims key `$2` of caller `$1` unless a live row holds it: no row, an expired one (by `$5`,
+/// now) or one in flight since before `$7`. A row back: claimed. Concurrent claimers of one key
+/// wait on its row (or its insert) and see the winner's row in their `ON CONFLICT` check.
+const CLAIM_KEY: &str = "
+    INSERT INTO idempotency_keys (caller, key, fingerprint, token, claimed_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (caller, key) DO UPDATE
+       SET fingerprint = excluded.fingerprint, token = excluded.token,
+           claimed_at = excluded.claimed_at, expires_at = excluded.expires_at,
+           status = NULL, content_type = NULL, location = NULL, body = NULL
+     WHERE idempotency_keys.expires_at <= $5
+        OR (idempotency_keys.status IS NULL AND idempotency_keys.claimed_at <= $7)
+    RETURNING 1";
 
 /// What lies above seq `$2` of board `$1`, in one statement (one snapshot): a marker row when
 /// the board exists, the snapshot when it folded entries above `$2`, then the log above both.
@@ -563,6 +596,118 @@ impl Storage for PostgresStorage {
         write_snapshot(&txn, board, seq, &data).await?;
         txn.commit().await?;
         Ok(())
+    }
+
+    async fn claim_key(&self, request: &KeyRequest) -> Result<KeyClaim, StorageError> {
+        let client = self.client().await?;
+        let claim = client.prepare_cached(CLAIM_KEY).await?;
+        let read = client
+            .prepare_cached(
+                "SELECT fingerprint, status, content_type, location, body
+                 FROM idempotency_keys WHERE caller = $1 AND key = $2",
+            )
+            .await?;
+        let expires_at = request.now.saturating_add(KEY_LIFETIME_MS);
+        let stale_before = request.now.saturating_sub(KEY_IN_FLIGHT_MS);
+        // The read is a statement of its own (it sees a row another instance committed during
+        // the claim); a sweep can delete that row between the two, hence a second round.
+        for _ in 0..3 {
+            let claimed = client
+                .query_opt(
+                    &claim,
+                    &[
+                        &request.caller,
+                        &request.key,
+                        &request.fingerprint,
+                        &request.token,
+                        &request.now,
+                        &expires_at,
+                        &stale_before,
+                    ],
+                )
+                .await?;
+            if claimed.is_some() {
+                return Ok(KeyClaim::Claimed);
+            }
+            let Some(row) = client
+                .query_opt(&read, &[&request.caller, &request.key])
+                .await?
+            else {
+                continue;
+            };
+            let fingerprint: String = row.try_get(0)?;
+            return Ok(match row.try_get::<_, Option<i32>>(1)? {
+                None => KeyClaim::InFlight { fingerprint },
+                Some(status) => KeyClaim::Done {
+                    fingerprint,
+                    response: KeptResponse {
+                        status: u16::try_from(status).unwrap_or(500),
+                        content_type: row.try_get(2)?,
+                        location: row.try_get(3)?,
+                        body: Bytes::from(
+                            row.try_get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default(),
+                        ),
+                    },
+                },
+            });
+        }
+        Err(StorageError::PostgresUnavailable(
+            "an idempotency key kept changing under its claim; try again".into(),
+        ))
+    }
+
+    async fn finish_key(
+        &self,
+        caller: &str,
+        key: &str,
+        token: &str,
+        response: &KeptResponse,
+    ) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE idempotency_keys
+                    SET status = $4, content_type = $5, location = $6, body = $7
+                  WHERE caller = $1 AND key = $2 AND token = $3 AND status IS NULL",
+            )
+            .await?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &caller,
+                    &key,
+                    &token,
+                    &i32::from(response.status),
+                    &response.content_type,
+                    &response.location,
+                    &response.body.as_ref(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn release_key(&self, caller: &str, key: &str, token: &str) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM idempotency_keys
+                  WHERE caller = $1 AND key = $2 AND token = $3 AND status IS NULL",
+                &[&caller, &key, &token],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn sweep_keys(&self, now: i64) -> Result<u64, StorageError> {
+        let client = self.client().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM idempotency_keys WHERE expires_at <= $1",
+                &[&now],
+            )
+            .await?)
     }
 
     async fn ping(&self) -> Result<(), StorageError> {

@@ -5,7 +5,10 @@
 //! updates from many rooms costs one fsync. Reads (loading a board, compaction input) use a
 //! separate connection; WAL mode lets them run beside the writer.
 
-use super::{BoardMeta, Seq, Storage, StorageError, StoredBoard, TimelineEvent};
+use super::{
+    BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest, Seq, Storage,
+    StorageError, StoredBoard, TimelineEvent,
+};
 use crate::clock::{Clock, SystemClock};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -71,6 +74,23 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE boards ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+    CREATE TABLE idempotency_keys (
+        caller       TEXT    NOT NULL,
+        key          TEXT    NOT NULL,
+        fingerprint  TEXT    NOT NULL,
+        token        TEXT    NOT NULL,
+        claimed_at   INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        -- NULL while the request is in flight.
+        status       INTEGER,
+        content_type TEXT,
+        location     TEXT,
+        body         BLOB,
+        PRIMARY KEY (caller, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+"#,
 ];
 
 pub struct SqliteStorage {
@@ -112,6 +132,22 @@ enum Job {
         seq: Seq,
         data: Bytes,
         reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    ClaimKey {
+        request: KeyRequest,
+        reply: oneshot::Sender<Result<KeyClaim, StorageError>>,
+    },
+    /// Finishes (with a response) or releases (without) a claimed key.
+    SettleKey {
+        caller: String,
+        key: String,
+        token: String,
+        response: Option<KeptResponse>,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    SweepKeys {
+        now: i64,
+        reply: oneshot::Sender<Result<u64, StorageError>>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -467,6 +503,46 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    async fn claim_key(&self, request: &KeyRequest) -> Result<KeyClaim, StorageError> {
+        let request = request.clone();
+        self.submit(|reply| Job::ClaimKey { request, reply }).await
+    }
+
+    async fn finish_key(
+        &self,
+        caller: &str,
+        key: &str,
+        token: &str,
+        response: &KeptResponse,
+    ) -> Result<(), StorageError> {
+        let (caller, key, token) = (caller.to_owned(), key.to_owned(), token.to_owned());
+        let response = Some(response.clone());
+        self.submit(|reply| Job::SettleKey {
+            caller,
+            key,
+            token,
+            response,
+            reply,
+        })
+        .await
+    }
+
+    async fn release_key(&self, caller: &str, key: &str, token: &str) -> Result<(), StorageError> {
+        let (caller, key, token) = (caller.to_owned(), key.to_owned(), token.to_owned());
+        self.submit(|reply| Job::SettleKey {
+            caller,
+            key,
+            token,
+            response: None,
+            reply,
+        })
+        .await
+    }
+
+    async fn sweep_keys(&self, now: i64) -> Result<u64, StorageError> {
+        self.submit(|reply| Job::SweepKeys { now, reply }).await
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         if self.jobs.is_closed() {
             return Err(StorageError::Closed);
@@ -521,6 +597,8 @@ enum Pending {
         oneshot::Sender<Result<TimelineEvent, StorageError>>,
         TimelineEvent,
     ),
+    Claim(oneshot::Sender<Result<KeyClaim, StorageError>>, KeyClaim),
+    Swept(oneshot::Sender<Result<u64, StorageError>>, u64),
 }
 
 impl Writer {
@@ -649,6 +727,32 @@ impl Writer {
                             let _ = reply.send(Err(e));
                         }
                     },
+                    Job::ClaimKey { request, reply } => match claim_key(&txn, &request) {
+                        Ok(claim) => pending.push(Pending::Claim(reply, claim)),
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
+                    Job::SettleKey {
+                        caller,
+                        key,
+                        token,
+                        response,
+                        reply,
+                    } => match settle_key(&txn, &caller, &key, &token, response.as_ref()) {
+                        Ok(()) => pending.push(Pending::Done(reply)),
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
+                    Job::SweepKeys { now, reply } => match txn
+                        .execute("DELETE FROM idempotency_keys WHERE expires_at <= ?1", [now])
+                    {
+                        Ok(n) => pending.push(Pending::Swept(reply, n as u64)),
+                        Err(e) => {
+                            let _ = reply.send(Err(e.into()));
+                        }
+                    },
                 }
             }
             txn.commit()?;
@@ -671,6 +775,12 @@ impl Writer {
                         Pending::Event(reply, event) => {
                             let _ = reply.send(Ok(event));
                         }
+                        Pending::Claim(reply, claim) => {
+                            let _ = reply.send(Ok(claim));
+                        }
+                        Pending::Swept(reply, n) => {
+                            let _ = reply.send(Ok(n));
+                        }
                     }
                 }
             }
@@ -690,6 +800,12 @@ impl Writer {
                             let _ = reply.send(Err(failed()));
                         }
                         Pending::Event(reply, _) => {
+                            let _ = reply.send(Err(failed()));
+                        }
+                        Pending::Claim(reply, _) => {
+                            let _ = reply.send(Err(failed()));
+                        }
+                        Pending::Swept(reply, _) => {
                             let _ = reply.send(Err(failed()));
                         }
                     }
@@ -748,6 +864,105 @@ fn add_event(txn: &rusqlite::Transaction<'_>, event: &TimelineEvent) -> Result<i
         ],
     )?;
     Ok(txn.last_insert_rowid())
+}
+
+/// Claims a key unless a live row holds it (the writer thread is the only writer, so the read
+/// and the write are one step).
+fn claim_key(
+    txn: &rusqlite::Transaction<'_>,
+    request: &KeyRequest,
+) -> Result<KeyClaim, StorageError> {
+    type Row = (
+        String,
+        i64,
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<Vec<u8>>,
+    );
+    let row: Option<Row> = txn
+        .prepare_cached(
+            "SELECT fingerprint, claimed_at, expires_at, status, content_type, location, body
+             FROM idempotency_keys WHERE caller = ?1 AND key = ?2",
+        )?
+        .query_row(params![request.caller, request.key], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+            ))
+        })
+        .optional()?;
+    if let Some((fingerprint, claimed_at, expires_at, status, content_type, location, body)) = row
+        && expires_at > request.now
+    {
+        match status {
+            Some(status) => {
+                return Ok(KeyClaim::Done {
+                    fingerprint,
+                    response: KeptResponse {
+                        status: u16::try_from(status).unwrap_or(500),
+                        content_type,
+                        location,
+                        body: Bytes::from(body.unwrap_or_default()),
+                    },
+                });
+            }
+            None if claimed_at + KEY_IN_FLIGHT_MS > request.now => {
+                return Ok(KeyClaim::InFlight { fingerprint });
+            }
+            None => {} // abandoned: its server died mid-request
+        }
+    }
+    txn.prepare_cached(
+        "INSERT OR REPLACE INTO idempotency_keys
+         (caller, key, fingerprint, token, claimed_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        request.caller,
+        request.key,
+        request.fingerprint,
+        request.token,
+        request.now,
+        request.now.saturating_add(KEY_LIFETIME_MS)
+    ])?;
+    Ok(KeyClaim::Claimed)
+}
+
+/// Records the response of the claim `token` (or, without one, deletes its in-flight row).
+fn settle_key(
+    txn: &rusqlite::Transaction<'_>,
+    caller: &str,
+    key: &str,
+    token: &str,
+    response: Option<&KeptResponse>,
+) -> Result<(), StorageError> {
+    match response {
+        Some(response) => txn.execute(
+            "UPDATE idempotency_keys SET status = ?4, content_type = ?5, location = ?6, body = ?7
+             WHERE caller = ?1 AND key = ?2 AND token = ?3 AND status IS NULL",
+            params![
+                caller,
+                key,
+                token,
+                i64::from(response.status),
+                response.content_type,
+                response.location,
+                response.body.as_ref()
+            ],
+        )?,
+        None => txn.execute(
+            "DELETE FROM idempotency_keys
+             WHERE caller = ?1 AND key = ?2 AND token = ?3 AND status IS NULL",
+            params![caller, key, token],
+        )?,
+    };
+    Ok(())
 }
 
 fn set_wakeup(
