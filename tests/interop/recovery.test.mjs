@@ -46,7 +46,13 @@ function provide (server, board, doc, { t, onConnected } = {}) {
       if (status === 'connected') onConnected()
     })
   }
-  const client = { doc, provider, closes, destroy: () => provider.destroy() }
+  // The provider's awareness keeps a timer that would keep Node alive: free it too (the
+  // document is reused by the next provider, as a reloaded page's copy is).
+  const destroy = () => {
+    provider.destroy()
+    provider.awareness.destroy()
+  }
+  const client = { doc, provider, closes, destroy }
   t?.after(() => client.destroy())
   return client
 }
