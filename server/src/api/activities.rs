@@ -1,7 +1,7 @@
 //! `/api/v1/boards/{boardId}/cards/{cardId}/activities`: a card's activities (planned calls,
 //! meetings, tasks; incoming ones); list, add, edit or complete (`done: true`).
 
-use super::board_call::{BoardCaller, now_ms};
+use super::board_call::{BoardCaller, json, now_ms};
 use super::{ApiError, Caller, Problem};
 use crate::app_state::AppState;
 use crate::room::api_write::ApiWriteError;
@@ -88,7 +88,7 @@ fn read_activity(txn: &Transaction<'_>, id: &str) -> Result<Value, ApiWriteError
         .values()
         .flatten()
         .find(|a| a.id == id)
-        .map(|a| serde_json::to_value(json_of(a)).unwrap_or(Value::Null))
+        .map(|a| json(json_of(a)))
         .ok_or_else(|| ApiWriteError::NotFound(format!("no activity {id}")))
 }
 
@@ -134,7 +134,7 @@ pub async fn list_activities(
                     activities,
                     next: None,
                 };
-                Ok(serde_json::to_value(list).unwrap_or(Value::Null))
+                Ok(json(list))
             }),
         )
         .await?;

@@ -12,6 +12,12 @@ use funnel_protocol::board::{BoardError, MAX_NAME_CHARS};
 use funnel_protocol::policy::{Refusal, Role};
 use serde_json::Value;
 
+/// A response body as JSON. The API's types serialize without fail (plain structs and maps with
+/// string keys); were one not to, the body is `null` rather than a panic in the room.
+pub fn json(value: impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
 /// The caller of a board resource, with the board it names checked (it exists and the token
 /// opens it) and the actor of its writes: the token's user; in local mode the `X-Funnel-User`
 /// header, default `local`.

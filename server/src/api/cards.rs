@@ -1,6 +1,6 @@
 //! `/api/v1/boards/{boardId}/cards`: list (filters, paging), create, read, edit or move, delete.
 
-use super::board_call::{BoardCaller, now_ms};
+use super::board_call::{BoardCaller, json, now_ms};
 use super::{ApiError, Caller, Problem};
 use crate::app_state::AppState;
 use crate::room::api_write::ApiWriteError;
@@ -124,7 +124,7 @@ fn card_json<T: ReadTxn>(txn: &T, card: &board::Card, shown_in: &str) -> CardJso
     let server = |key: &str| -> Value {
         map.as_ref()
             .and_then(|m| m.get(txn, key))
-            .map(|out| serde_json::to_value(out.to_json(txn)).unwrap_or(Value::Null))
+            .map(|out| json(out.to_json(txn)))
             .unwrap_or(Value::Null)
     };
     CardJson {
@@ -161,7 +161,7 @@ pub(super) fn read_card(txn: &Transaction<'_>, id: &str) -> Result<Value, ApiWri
             .map(|s| s.id.clone())
             .unwrap_or_else(|| card.stage.clone())
     };
-    Ok(serde_json::to_value(card_json(txn, &card, &shown_in)).unwrap_or(Value::Null))
+    Ok(json(card_json(txn, &card, &shown_in)))
 }
 
 fn to_any(field: &str, value: Value) -> Result<Any, ApiWriteError> {
@@ -267,7 +267,7 @@ pub async fn list_cards(
                 } else {
                     None
                 };
-                Ok(serde_json::to_value(CardList { cards: page, next }).unwrap_or(Value::Null))
+                Ok(json(CardList { cards: page, next }))
             }),
         )
         .await?;

@@ -1,7 +1,7 @@
 //! A board's settings (`PATCH /api/v1/boards/{boardId}`), its custom fields (`fields`) and its
 //! quick-create form (`forms/quickCreate`): read by anyone the token lets in, written by admins.
 
-use super::board_call::BoardCaller;
+use super::board_call::{BoardCaller, json};
 use super::{ApiError, Caller, Problem};
 use crate::app_state::AppState;
 use crate::room::api_write::ApiWriteError;
@@ -80,13 +80,12 @@ const BUILT_IN_FIELDS: [&str; 6] = [
 
 fn read_settings(txn: &Transaction<'_>, _: &str) -> Result<Value, ApiWriteError> {
     let settings = board::settings(txn);
-    Ok(serde_json::to_value(SettingsJson {
+    Ok(json(SettingsJson {
         name: settings.name,
         entity: settings.entity,
         currency: settings.currency,
         counter_threshold_min: settings.counter_threshold_min,
-    })
-    .unwrap_or(Value::Null))
+    }))
 }
 
 fn fields_of<T: ReadTxn>(txn: &T) -> Vec<FieldJson> {
@@ -212,7 +211,7 @@ pub async fn list_fields(
                     fields: fields_of(txn),
                     next: None,
                 };
-                Ok(serde_json::to_value(list).unwrap_or(Value::Null))
+                Ok(json(list))
             }),
         )
         .await?;
@@ -266,7 +265,7 @@ pub async fn define_field(
                 fields_of(txn)
                     .into_iter()
                     .find(|f| f.id.as_deref() == Some(id))
-                    .map(|f| serde_json::to_value(f).unwrap_or(Value::Null))
+                    .map(json)
                     .ok_or_else(|| ApiWriteError::NotFound(format!("no field {id}")))
             }),
         )
@@ -301,7 +300,7 @@ fn read_quick_create(txn: &Transaction<'_>, _: &str) -> Result<Value, ApiWriteEr
     let form = QuickCreateForm {
         fields: board::quick_create_fields(txn),
     };
-    Ok(serde_json::to_value(form).unwrap_or(Value::Null))
+    Ok(json(form))
 }
 
 /// Sets the quick-create form (admin): every id a built-in field or a defined custom field.

@@ -1,6 +1,6 @@
 //! `/api/v1/boards/{boardId}/stages`: list, add, rename/recolour/move, delete (admin writes).
 
-use super::board_call::BoardCaller;
+use super::board_call::{BoardCaller, json};
 use super::{ApiError, Caller, Problem};
 use crate::app_state::AppState;
 use crate::room::api_write::ApiWriteError;
@@ -86,7 +86,7 @@ fn read_stage(txn: &Transaction<'_>, id: &str) -> Result<Value, ApiWriteError> {
     stage_json(txn)
         .into_iter()
         .find(|s| s.id == id)
-        .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+        .map(json)
         .ok_or_else(|| ApiWriteError::NotFound(format!("no stage {id}")))
 }
 
@@ -118,7 +118,7 @@ pub async fn list_stages(
                     stages: stage_json(txn),
                     next: None,
                 };
-                Ok(serde_json::to_value(list).unwrap_or(Value::Null))
+                Ok(json(list))
             }),
         )
         .await?;
