@@ -82,6 +82,8 @@ async function startNginx (dir, vars) {
   }, { message: () => `nginx to answer on ${port}: ${stderr}` })
   return {
     wsBase: `ws://127.0.0.1:${port}/ws/boards`,
+    /** nginx's error log so far (why it gave up on an upstream). */
+    errors: () => readFile(path.join(dir, 'error.log'), 'utf8').catch(() => ''),
     async stop () {
       if (child.exitCode === null) child.kill('SIGTERM')
       await exited
@@ -168,8 +170,15 @@ test('a rolling restart behind nginx loses nothing and closes only with 1012', {
         return `client ${i} to hold all ${all.length} cards (missing ${missing})`
       }
     })
-    const codes = client.closes.filter(Boolean).map((close) => close.code)
-    assert.ok(codes.every((code) => code === 1012), `client ${i} saw only 1012 closes: ${JSON.stringify(client.closes)}`)
+    // A socket that was open is closed only by a drain (1012). A reconnect attempt that failed
+    // before it became a socket is the provider's business (it retries), but is told.
+    const seen = client.closes.filter(Boolean)
+    const failedAttempts = seen.filter((close) => !close.opened).length
+    if (failedAttempts > 0) t.diagnostic(`client ${i}: ${failedAttempts} failed connection attempts`)
+    assert.ok(
+      seen.filter((close) => close.opened).every((close) => close.code === 1012),
+      `client ${i} saw only 1012 closes: ${JSON.stringify(client.closes)}\nnginx: ${await nginx.errors()}`
+    )
   }
   // A fresh client through the balancer agrees.
   const late = connectClient(nginx, board, { t })

@@ -168,10 +168,14 @@ export function connectClient (server, boardId, { t, connect = true, params = {}
     // BroadcastChannel, so updates could reach a peer without going through funnel at all.
     disableBc: true
   })
-  /** Close events the provider saw (`null` for a close it made itself). */
+  /**
+   * Close events the provider saw (`null` for a close it made itself), each with `opened`: false
+   * for an attempt that never became a socket (a refused or failed handshake, seen as 1006).
+   * The provider still holds its connected flag when it emits the event.
+   */
   const closes = []
   provider.on('connection-close', (event) => {
-    closes.push(event && { code: event.code, reason: event.reason })
+    closes.push(event && { code: event.code, reason: event.reason, opened: provider.wsconnected })
   })
   let destroyed = false
   const client = {
