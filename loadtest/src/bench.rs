@@ -133,7 +133,7 @@ fn print_run(report: &RunReport) {
 }
 
 /// A server started for one run.
-struct Server {
+pub(crate) struct Server {
     name: String,
     addr: SocketAddr,
     child: Child,
@@ -141,7 +141,7 @@ struct Server {
 
 impl Server {
     /// Starts `bin args…` and waits for its `listening on ADDR` log line.
-    fn spawn(name: &str, bin: &Path, args: &[String]) -> anyhow::Result<Self> {
+    pub(crate) fn spawn(name: &str, bin: &Path, args: &[String]) -> anyhow::Result<Self> {
         let mut child = Command::new(bin)
             .args(args)
             .env("RUST_LOG", "info")
@@ -188,7 +188,7 @@ impl Server {
     }
 
     /// SIGTERM, then a bounded wait; SIGKILL after it.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

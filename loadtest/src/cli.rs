@@ -31,6 +31,10 @@ pub enum Command {
     Relay(RelayArgs),
     /// Starts funnel and the relay on 127.0.0.1, runs a scenario against each, compares.
     Bench(BenchArgs),
+    /// Two funnel instances of a cluster (PostgreSQL + Redis), the board scenario spread over
+    /// both, and a rolling restart during the moves: each instance drains (1012), exits and
+    /// comes back in turn; clients reconnect to the other one and re-sync.
+    Roll(RollArgs),
     /// The latency of one durable append (write + fdatasync) on a directory's disk: what a
     /// server that stores each update before relaying it adds at the least.
     Disk(DiskArgs),
@@ -152,6 +156,40 @@ pub struct IdleArgs {
     pub hold: Duration,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollArgs {
+    /// The funnel binary (`cargo build --release -p funnel-server`).
+    #[arg(long, default_value = "target/release/funnel")]
+    pub funnel_bin: PathBuf,
+    /// The cluster's PostgreSQL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub database_url: String,
+    /// The cluster's Redis.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Each instance's `--drain-delay`: readiness 503 before its sockets close.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub drain_delay: Duration,
+    /// Each instance's `--drain-window`: its sockets close with 1012 spread over this.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub drain_window: Duration,
+    /// How long into the move phase the first instance is stopped.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub roll_after: Duration,
+    /// How long after an instance is back the next one is stopped.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub settle: Duration,
+    /// Extra flags for `funnel serve`.
+    #[arg(long = "funnel-arg", allow_hyphen_values = true)]
+    pub funnel_args: Vec<String>,
+    #[command(flatten)]
+    pub board: BoardArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -283,6 +321,7 @@ impl Common {
             drain: self.drain.min(MAX_DURATION),
             setup_timeout: self.setup_timeout.min(MAX_DURATION),
             progress: !self.quiet,
+            reconnect: false,
             params,
         }
     }

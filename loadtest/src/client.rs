@@ -36,6 +36,18 @@ const SETTLE_QUIET: Duration = Duration::from_millis(300);
 const SETTLE_MAX: Duration = Duration::from_secs(5);
 /// How long the closing handshake may take at the end.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Close codes after which a stock client reconnects and re-syncs (a server going away, a
+/// restart or drain, "try again later"); a client with a failover list does the same.
+const RECONNECT_CODES: [u16; 3] = [1001, 1012, 1013];
+/// Connection attempts of one reconnect before the client gives up (and reports an error).
+const MAX_RECONNECT_ATTEMPTS: u32 = 60;
+/// The wait after a full round of refused attempts doubles from this, up to
+/// [`RECONNECT_BACKOFF_MAX`], as y-websocket's does.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Each attempt waits a random share of this first, so a wave of closes does not come back as
+/// one burst of upgrades.
+const RECONNECT_JITTER_MS: usize = 100;
 
 /// An empty lib0 v1 update (no structs, empty delete set): what a client without a document
 /// answers to the server's step 1.
@@ -51,6 +63,9 @@ pub struct ClientPlan {
     /// Index of its board in the run.
     pub room: usize,
     pub url: String,
+    /// Where to reconnect, in order, after a close in [`RECONNECT_CODES`] (the other servers
+    /// first, then `url`); empty: such a close ends the client, counted as a disconnect.
+    pub failover: Vec<String>,
     /// Holds a yrs document (applies every update, joins the convergence check).
     pub holds_doc: bool,
     /// A storm newcomer (joins during the move phase).
@@ -112,6 +127,7 @@ pub async fn run(plan: ClientPlan, shared: Arc<Shared>, deadline: Instant) {
         moves: 0,
         early_updates: Vec::new(),
         stages: Vec::new(),
+        resync_from: None,
     };
     let ended = client.run_until(deadline).await;
     if !client.synced {
@@ -129,6 +145,16 @@ async fn connect(url: &str) -> Result<Socket, tokio_tungstenite::tungstenite::Er
         .write_buffer_size(0);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
     Ok(ws)
+}
+
+/// Why [`Client::on_message`] says the connection is over.
+#[derive(Debug, PartialEq, Eq)]
+enum Gone {
+    /// Counted already; the client stops.
+    Over,
+    /// The server closed with a code in [`RECONNECT_CODES`]: a client with a failover list
+    /// reconnects.
+    Restart(u16),
 }
 
 /// How the client's loop ended.
@@ -159,6 +185,8 @@ struct Client {
     early_updates: Vec<Vec<u8>>,
     /// The board's stage ids, read once before the first move.
     stages: Vec<String>,
+    /// Set from a reconnect until its re-sync's step 2: when the old connection closed.
+    resync_from: Option<Instant>,
 }
 
 impl Client {
@@ -221,18 +249,25 @@ impl Client {
                         Some(Ok(message)) => self.on_message(message).await,
                         Some(Err(e)) => {
                             self.shared.disconnect(format!("socket error: {}", short(&e.to_string())));
-                            Err(())
+                            Err(Gone::Over)
                         }
                         None => {
                             self.shared.disconnect("stream ended without a close");
-                            Err(())
+                            Err(Gone::Over)
                         }
                     };
-                    if flow.is_err() {
-                        return Ended::Lost;
+                    match flow {
+                        Ok(()) => {}
+                        Err(Gone::Restart(code)) => {
+                            if !self.reconnect(code, deadline).await {
+                                return Ended::Lost;
+                            }
+                        }
+                        Err(Gone::Over) => return Ended::Lost,
                     }
                 }
-                _ = tick(ticker) => {
+                // No move between a reconnect and its re-sync, as a person waits for the board.
+                _ = tick(ticker), if self.synced => {
                     if let Err(e) = self.send_move().await {
                         self.shared.error(format!("move failed: {e}"));
                         return Ended::Lost;
@@ -295,17 +330,76 @@ impl Client {
         self.send(wire::client::encode_sync_step1(&sv)).await
     }
 
+    /// Reconnects after the server closed with `code` (a restart or a drain), trying the
+    /// failover list in order, then re-syncs from the client's own state. `false` when no
+    /// server took it back within the attempts (reported as an error).
+    async fn reconnect(&mut self, code: u16, deadline: Instant) -> bool {
+        let closed_at = Instant::now();
+        self.shared.reconnect(format!("closed by server: {code}"));
+        // Sends the reply to the server's close frame (tungstenite queued it).
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close(None)).await;
+        let mut order = self.plan.failover.clone();
+        order.push(self.plan.url.clone());
+        let rounds_backoff = |round: u32| {
+            RECONNECT_BACKOFF
+                .saturating_mul(1 << round.min(5))
+                .min(RECONNECT_BACKOFF_MAX)
+        };
+        for attempt in 0..MAX_RECONNECT_ATTEMPTS {
+            let jitter = Duration::from_millis(self.rng.below(RECONNECT_JITTER_MS) as u64);
+            tokio::time::sleep(jitter).await;
+            if Instant::now() >= deadline {
+                break;
+            }
+            let i = attempt as usize % order.len();
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect(&order[i])).await {
+                Ok(Ok(ws)) => {
+                    self.ws = ws;
+                    // The server that answered is this client's own from now on; the others
+                    // follow it in the same order.
+                    order.rotate_left(i);
+                    self.plan.url = order.remove(0);
+                    self.plan.failover = order;
+                    self.synced = false;
+                    self.early_updates.clear();
+                    self.resync_from = Some(closed_at);
+                    if let Err(e) = self.send_step1().await {
+                        self.shared.error(format!("send failed: {e}"));
+                        return false;
+                    }
+                    return true;
+                }
+                Ok(Err(_)) | Err(_) => {
+                    self.shared.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                    if i + 1 == order.len() {
+                        let round = attempt / order.len() as u32;
+                        tokio::time::sleep(rounds_backoff(round)).await;
+                    }
+                }
+            }
+        }
+        self.shared
+            .error("no server took the client back after a restart");
+        false
+    }
+
     /// Handles one message from the server; `Err` when the connection is over.
-    async fn on_message(&mut self, message: Message) -> Result<(), ()> {
+    async fn on_message(&mut self, message: Message) -> Result<(), Gone> {
         let bytes = match message {
             Message::Binary(bytes) => bytes,
             Message::Close(frame) => {
+                if let Some(frame) = &frame {
+                    let code = u16::from(frame.code);
+                    if !self.plan.failover.is_empty() && RECONNECT_CODES.contains(&code) {
+                        return Err(Gone::Restart(code));
+                    }
+                }
                 let why = match frame {
                     Some(frame) => format!("closed by server: {}", u16::from(frame.code)),
                     None => "closed by server without a code".into(),
                 };
                 self.shared.disconnect(why);
-                return Err(());
+                return Err(Gone::Over);
             }
             // Pings are answered by tungstenite; text is not part of the protocol.
             _ => return Ok(()),
@@ -330,7 +424,7 @@ impl Client {
                 };
                 if let Err(e) = self.send(wire::client::encode_sync_step2(&diff)).await {
                     self.shared.error(format!("send failed: {e}"));
-                    return Err(());
+                    return Err(Gone::Over);
                 }
             }
             ServerMessage::SyncStep2(update) => {
@@ -341,18 +435,34 @@ impl Client {
                     // state: funnel sends it as updates with the step 2 last) is applied with
                     // it as one merged update, so yrs never holds a part waiting for another.
                     let early = std::mem::take(&mut self.early_updates);
-                    if early.is_empty() {
-                        self.apply(&update);
+                    let merged = if early.is_empty() {
+                        Some(update.to_vec())
                     } else {
                         match yrs::merge_updates_v1(early.iter().chain([&update])) {
-                            Ok(merged) => self.apply(&merged),
-                            Err(e) => self
-                                .shared
-                                .error(format!("undecodable update: {}", short(&e.to_string()))),
+                            Ok(merged) => Some(merged),
+                            Err(e) => {
+                                self.shared.error(format!(
+                                    "undecodable update: {}",
+                                    short(&e.to_string())
+                                ));
+                                None
+                            }
                         }
+                    };
+                    if let Some(merged) = &merged {
+                        if self.resync_from.is_some() {
+                            self.count_resync(merged);
+                        }
+                        self.apply(merged);
                     }
                     self.synced = true;
-                    self.on_synced().await?;
+                    match self.resync_from.take() {
+                        Some(closed_at) => Shared::record(
+                            &self.shared.resync_gap,
+                            closed_at.elapsed().as_micros() as u64,
+                        ),
+                        None => self.on_synced().await?,
+                    }
                 }
             }
             ServerMessage::Update(update) => {
@@ -361,6 +471,9 @@ impl Client {
                 // made before this client came: not deliveries, so moves count once synced.
                 if self.synced {
                     self.count_moves(&update);
+                } else if self.resync_from.is_some() {
+                    // Moves made while this client was away, as pieces of its re-sync.
+                    self.count_resync(&update);
                 }
                 if self.plan.waits_for_seed && !self.seeded {
                     let last = stamp::scan_seeds(&update).any(|mark| mark.batch == mark.last);
@@ -392,7 +505,7 @@ impl Client {
         Ok(())
     }
 
-    async fn on_synced(&mut self) -> Result<(), ()> {
+    async fn on_synced(&mut self) -> Result<(), Gone> {
         let took_us = self.started.elapsed().as_micros() as u64;
         if self.plan.joiner {
             Shared::record(&self.shared.sync_joiners, took_us);
@@ -406,7 +519,7 @@ impl Client {
             let frame = awareness_frame(self.plan.id);
             if let Err(e) = self.send(frame).await {
                 self.shared.error(format!("send failed: {e}"));
-                return Err(());
+                return Err(Gone::Over);
             }
         }
         Ok(())
@@ -445,16 +558,10 @@ impl Client {
             if stamp.sender == self.plan.id {
                 continue; // an echo of our own move: not a delivery
             }
-            let bits = self.seen.entry(stamp.sender).or_default();
-            let (word, bit) = ((stamp.seq / 64) as usize, stamp.seq % 64);
-            if bits.len() <= word {
-                bits.resize(word + 1, 0);
-            }
-            if bits[word] & (1 << bit) != 0 {
+            if !first_sight(&mut self.seen, stamp) {
                 self.shared.duplicates.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            bits[word] |= 1 << bit;
             if self.plan.joiner {
                 self.shared
                     .delivered_joiners
@@ -469,6 +576,24 @@ impl Client {
                 && (storm_until == 0 || stamp.sent_us <= storm_until);
             if in_storm {
                 Shared::record(&self.shared.storm_latency, latency);
+            }
+        }
+    }
+
+    /// Counts the moves a re-sync brings that this client had not seen: made while it was away,
+    /// or sent to the old server too late to be stored (its sender's step 2 brought them back).
+    /// The card's last move only: one superseded while the client was away is never seen.
+    fn count_resync(&mut self, update: &[u8]) {
+        self.stamps.clear();
+        stamp::scan_moves(update, &mut self.stamps);
+        for stamp in &self.stamps {
+            if stamp.sender != self.plan.id
+                && first_sight(&mut self.seen, stamp)
+                && !self.plan.joiner
+            {
+                self.shared
+                    .delivered_on_resync
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -591,6 +716,18 @@ impl Client {
         self.shared.moves_sent[self.plan.room].fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Marks `stamp`'s move as seen; `false` when it was already.
+fn first_sight(seen: &mut HashMap<u32, Vec<u64>>, stamp: &MoveStamp) -> bool {
+    let bits = seen.entry(stamp.sender).or_default();
+    let (word, bit) = ((stamp.seq / 64) as usize, stamp.seq % 64);
+    if bits.len() <= word {
+        bits.resize(word + 1, 0);
+    }
+    let fresh = bits[word] & (1 << bit) == 0;
+    bits[word] |= 1 << bit;
+    fresh
 }
 
 async fn tick(ticker: &mut Option<Interval>) {

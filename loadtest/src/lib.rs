@@ -5,6 +5,7 @@
 //! Modules, top to bottom:
 //! - [`cli`]: the command line, and each scenario's flags turned into a [`scenario::RunPlan`].
 //! - [`bench`]: funnel and the relay started as child processes, one scenario against each.
+//! - [`roll`]: two instances of a cluster restarted in turn under a board's load.
 //! - [`scenario`]: one run against one target: its phases, its progress line, its report.
 //! - [`client`]: one simulated client (doc-holding or byte-counting, dragger or observer).
 //! - [`relay`]: the bare WebSocket relay.
@@ -22,5 +23,6 @@ pub mod disk;
 pub mod metrics;
 pub mod relay;
 pub mod report;
+pub mod roll;
 pub mod scenario;
 pub mod stamp;

@@ -6,7 +6,7 @@ use clap::Parser;
 use funnel_loadtest::cli::{Cli, Command, Common};
 use funnel_loadtest::report::{self, RunReport};
 use funnel_loadtest::scenario::{self, RunPlan, Target};
-use funnel_loadtest::{bench, disk, relay};
+use funnel_loadtest::{bench, disk, relay, roll};
 use std::io::IsTerminal;
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +64,19 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             };
             relay::serve(listener, config, shutdown).await?;
             Ok(())
+        }
+        Command::Roll(args) => {
+            let roll = roll::run(&args).await?;
+            println!("{}", report::table(&[&roll.run], &roll.targets));
+            println!("{}", roll::steps_table(&roll.steps));
+            report::write_outputs(
+                "funnel-loadtest roll",
+                &roll,
+                &[&roll.run],
+                &roll.targets,
+                args.board.common.json.as_deref(),
+                args.board.common.html.as_deref(),
+            )
         }
         Command::Disk(args) => {
             let plan = disk::DiskPlan {

@@ -78,6 +78,15 @@ pub struct Shared {
     pub errors: Mutex<BTreeMap<String, u64>>,
     /// Closes and ends of stream before the run finished, by reason.
     pub disconnects: Mutex<BTreeMap<String, u64>>,
+    /// Closes a client reconnected after (a restart's 1012, a drain), by reason: not errors.
+    pub reconnects: Mutex<BTreeMap<String, u64>>,
+    /// Connection attempts of reconnecting clients that failed (a draining or stopped server
+    /// refused the upgrade) before one succeeded.
+    pub failed_attempts: AtomicU64,
+    /// Moves a steady client first saw in the answer to its re-sync, not live.
+    pub delivered_on_resync: AtomicU64,
+    /// Close → re-synced (µs) of each reconnect.
+    pub resync_gap: Mutex<Histogram<u64>>,
     /// Fan-out latency (µs) seen by steady clients, all moves.
     pub latency: Mutex<Histogram<u64>>,
     /// Fan-out latency (µs) of moves sent while a storm was joining.
@@ -116,6 +125,10 @@ impl Shared {
             bytes_out: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),
             disconnects: Mutex::new(BTreeMap::new()),
+            reconnects: Mutex::new(BTreeMap::new()),
+            failed_attempts: AtomicU64::new(0),
+            delivered_on_resync: AtomicU64::new(0),
+            resync_gap: Mutex::new(new_histogram()),
             latency: Mutex::new(new_histogram()),
             storm_latency: Mutex::new(new_histogram()),
             storm_from_us: AtomicU64::new(0),
@@ -142,6 +155,10 @@ impl Shared {
 
     pub fn disconnect(&self, why: impl Into<String>) {
         bump(&self.disconnects, why.into());
+    }
+
+    pub fn reconnect(&self, why: impl Into<String>) {
+        bump(&self.reconnects, why.into());
     }
 
     pub fn error_count(&self) -> u64 {

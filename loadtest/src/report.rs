@@ -52,6 +52,8 @@ pub struct RunReport {
     pub error_total: u64,
     pub errors: BTreeMap<String, u64>,
     pub disconnects: BTreeMap<String, u64>,
+    /// Only when clients reconnect (the `roll` scenario).
+    pub reconnects: Option<Reconnects>,
     pub convergence: Convergence,
     pub server: Option<ProcessStats>,
     pub idle_memory: Option<IdleMemory>,
@@ -61,6 +63,19 @@ pub struct RunReport {
     pub loadtest_cpu_s: f64,
     pub loadtest_peak_rss_kib: u64,
     pub wall_seconds: f64,
+}
+
+/// How clients came back after servers restarted under them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reconnects {
+    /// The closes they reconnected after, by code.
+    pub closes: BTreeMap<String, u64>,
+    /// Attempts refused (a draining or stopped server) before one was taken.
+    pub failed_attempts: u64,
+    /// Moves first seen in a re-sync rather than live (made while the client was away).
+    pub moves_delivered_on_resync: u64,
+    /// Close → re-synced, per reconnect.
+    pub gap_us: Latency,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -325,6 +340,42 @@ pub fn targets(scenario: &str, funnel: &RunReport, relay: Option<&RunReport>) ->
                 storm_p99.is_some_and(|p| p < 50_000),
             ));
         }
+        "roll" => {
+            checks.push(TargetCheck::new(
+                "draggers' p99 fan-out through the roll < 100 ms",
+                ms(funnel.latency_us.p99),
+                "< 100 ms".into(),
+                funnel.latency_us.count > 0 && funnel.latency_us.p99 < 100_000,
+            ));
+            let reconnected = funnel
+                .reconnects
+                .as_ref()
+                .map_or(0, |c| c.closes.values().sum::<u64>());
+            checks.push(TargetCheck::new(
+                "clients reconnected after 1012 and re-synced",
+                format!(
+                    "{reconnected} reconnects, {} re-syncs",
+                    funnel.reconnects.as_ref().map_or(0, |c| c.gap_us.count)
+                ),
+                "every reconnect re-synced".into(),
+                reconnected > 0
+                    && funnel
+                        .reconnects
+                        .as_ref()
+                        .is_some_and(|c| c.gap_us.count == reconnected),
+            ));
+            checks.push(TargetCheck::new(
+                "nothing lost: replicas converged",
+                format!(
+                    "{} doc clients, {} diverged boards, {} missing cards",
+                    funnel.convergence.doc_clients,
+                    funnel.convergence.diverged_boards.len(),
+                    funnel.convergence.clients_missing_cards
+                ),
+                "all equal".into(),
+                funnel.convergence.converged,
+            ));
+        }
         "idle" => {
             let per = funnel.idle_memory.map(|m| m.kib_per_connection);
             checks.push(TargetCheck::new(
@@ -408,6 +459,38 @@ fn rows(runs: &[&RunReport]) -> Vec<(String, Vec<String>)> {
             r.storm_latency_us
                 .as_ref()
                 .map_or("-".into(), |l| format!("{} ({} moves)", ms(l.p99), l.count))
+        });
+    }
+    if runs.iter().any(|r| r.reconnects.is_some()) {
+        row("reconnects (closes seen)", &|r| match &r.reconnects {
+            Some(c) if !c.closes.is_empty() => c
+                .closes
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Some(_) => "0".into(),
+            None => "-".into(),
+        });
+        row("refused attempts before one was taken", &|r| {
+            r.reconnects
+                .as_ref()
+                .map_or("-".into(), |c| c.failed_attempts.to_string())
+        });
+        row("close → re-synced p50 / p99 / max", &|r| {
+            r.reconnects.as_ref().map_or("-".into(), |c| {
+                format!(
+                    "{} / {} / {}",
+                    ms(c.gap_us.p50),
+                    ms(c.gap_us.p99),
+                    ms(c.gap_us.max)
+                )
+            })
+        });
+        row("moves first seen in a re-sync", &|r| {
+            r.reconnects
+                .as_ref()
+                .map_or("-".into(), |c| c.moves_delivered_on_resync.to_string())
         });
     }
     row("errors + disconnects", &|r| {

@@ -67,6 +67,10 @@ pub struct RunPlan {
     pub setup_timeout: Duration,
     /// Log a progress line every second.
     pub progress: bool,
+    /// Clients reconnect, to the other URLs first, when a server closes with a restart code
+    /// (1001, 1012, 1013), and re-sync: the `roll` scenario. Otherwise such a close ends the
+    /// client and counts as a disconnect.
+    pub reconnect: bool,
     /// The scenario's parameters as given, for the report.
     pub params: serde_json::Value,
 }
@@ -92,6 +96,16 @@ pub fn board_url(template: &str, board: &str) -> String {
 
 /// Runs `plan` against `target` and reports.
 pub async fn run(plan: &RunPlan, target: &Target) -> anyhow::Result<RunReport> {
+    run_observed(plan, target, None).await
+}
+
+/// [`run`], telling `move_started` when the move phase begins (the `roll` scenario restarts
+/// servers from then on).
+pub async fn run_observed(
+    plan: &RunPlan,
+    target: &Target,
+    move_started: Option<tokio::sync::oneshot::Sender<()>>,
+) -> anyhow::Result<RunReport> {
     anyhow::ensure!(!target.urls.is_empty(), "give at least one --url");
     anyhow::ensure!(!plan.rooms.is_empty(), "a run needs at least one board");
     let started = Instant::now();
@@ -161,6 +175,9 @@ pub async fn run(plan: &RunPlan, target: &Target) -> anyhow::Result<RunReport> {
     let move_start = Instant::now();
     let server_move_start = target.server_pid.and_then(metrics::sample_process);
     shared.phase.send_replace(Phase::Move);
+    if let Some(tell) = move_started {
+        let _ = tell.send(());
+    }
     let move_end = move_start + plan.duration;
     let mut storm_all_synced = None;
     if let Some(storm) = plan.storm.filter(|s| s.joiners > 0) {
@@ -205,7 +222,9 @@ pub async fn run(plan: &RunPlan, target: &Target) -> anyhow::Result<RunReport> {
     };
     wait_until(&mut progress, "draining", plan.drain, || {
         shared.active_draggers.load(Ordering::Relaxed) <= 0
-            && shared.delivered_steady.load(Ordering::Relaxed) >= expected()
+            && shared.delivered_steady.load(Ordering::Relaxed)
+                + shared.delivered_on_resync.load(Ordering::Relaxed)
+                >= expected()
     })
     .await;
     let server_move_end = target.server_pid.and_then(metrics::sample_process);
@@ -295,6 +314,21 @@ fn plan_clients(plan: &RunPlan, target: &Target) -> (Vec<ClientPlan>, Vec<Client
         next_id += 1;
         (id, board_url(template, board))
     };
+    // The other servers, in the order after the client's own.
+    let failover = |own: &str, board: &str| -> Vec<String> {
+        if !plan.reconnect {
+            return Vec::new();
+        }
+        let urls: Vec<String> = target.urls.iter().map(|t| board_url(t, board)).collect();
+        let at = urls.iter().position(|u| u == own).unwrap_or(0);
+        let mut order: Vec<String> = urls[at + 1..].iter().chain(&urls[..at]).cloned().collect();
+        order.retain(|u| u != own);
+        if order.is_empty() {
+            // One server: come back to it.
+            order.push(own.to_owned());
+        }
+        order
+    };
     let share = plan.doc_share.clamp(0.0, 1.0);
     for (r, room) in plan.rooms.iter().enumerate() {
         let doc_clients = (share * room.clients as f64).ceil() as usize;
@@ -304,6 +338,7 @@ fn plan_clients(plan: &RunPlan, target: &Target) -> (Vec<ClientPlan>, Vec<Client
             steady.push(ClientPlan {
                 id,
                 room: r,
+                failover: failover(&url, &room.board),
                 url,
                 holds_doc: seeds || i < room.draggers || i < doc_clients,
                 joiner: false,
@@ -329,6 +364,7 @@ fn plan_clients(plan: &RunPlan, target: &Target) -> (Vec<ClientPlan>, Vec<Client
             joiners.push(ClientPlan {
                 id,
                 room: 0,
+                failover: failover(&url, &room.board),
                 url,
                 holds_doc: j < doc_clients,
                 joiner: true,
@@ -415,6 +451,12 @@ fn build_report(plan: &RunPlan, target: &Target, shared: &Shared, facts: Facts) 
         error_total: errors.values().sum::<u64>() + disconnects.values().sum::<u64>(),
         errors,
         disconnects,
+        reconnects: plan.reconnect.then(|| report::Reconnects {
+            closes: lock(&shared.reconnects).clone(),
+            failed_attempts: load(&shared.failed_attempts),
+            moves_delivered_on_resync: load(&shared.delivered_on_resync),
+            gap_us: report::Latency::from_histogram(&lock(&shared.resync_gap)),
+        }),
         convergence,
         server: facts.server,
         idle_memory: facts.idle_memory,

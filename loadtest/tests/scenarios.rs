@@ -64,6 +64,41 @@ impl Server {
         }
     }
 
+    /// A funnel of a cluster on PostgreSQL and Redis (as the server's own cluster tests), on
+    /// `addr` (port 0: any), draining on shutdown like a deployed instance.
+    async fn cluster_member(addr: SocketAddr) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = ServeConfig::with_defaults(addr, data.path().to_owned());
+        config.database_url = Some(
+            std::env::var("FUNNEL_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+        );
+        config.redis_url = Some(
+            std::env::var("FUNNEL_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        );
+        config.drain_delay = Duration::from_millis(100);
+        config.drain_window = Duration::from_millis(500);
+        config.validate().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                funnel_server::run(listener, config, shutdown)
+                    .await
+                    .unwrap()
+            }
+        });
+        Self {
+            addr,
+            shutdown,
+            task,
+            _data: Some(data),
+        }
+    }
+
     fn target(&self, label: &str, copies: usize) -> Target {
         Target {
             label: label.into(),
@@ -94,6 +129,7 @@ fn plan(scenario: &str, rooms: Vec<RoomPlan>, duration_ms: u64) -> RunPlan {
         drain: Duration::from_secs(5),
         setup_timeout: Duration::from_secs(15),
         progress: false,
+        reconnect: false,
         params: serde_json::Value::Null,
     }
 }
@@ -191,6 +227,77 @@ async fn cluster_spreads_clients_over_urls() {
         assert_clean(&report);
         assert_eq!(report.urls.len(), 2);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roll_clients_reconnect_on_1012_and_nothing_is_lost() {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut servers = vec![
+        Some(Server::cluster_member(any).await),
+        Some(Server::cluster_member(any).await),
+    ];
+    let target = Target {
+        label: "two, rolled".into(),
+        urls: servers
+            .iter()
+            .flatten()
+            .map(|s| format!("ws://{}/ws/boards/{{board}}", s.addr))
+            .collect(),
+        server_pid: None,
+    };
+    let mut plan = plan("roll", vec![room("roll", 30, 8, 2, 10.0)], 3000);
+    plan.reconnect = true;
+    let (moving_tx, moving_rx) = tokio::sync::oneshot::channel();
+    let roll = async {
+        moving_rx.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for slot in &mut servers {
+            let old = slot.take().unwrap();
+            let addr = old.addr;
+            // Drains (1012 in waves over its window), exits, and comes back on its address.
+            old.stop().await;
+            *slot = Some(Server::cluster_member(addr).await);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    let (report, ()) = tokio::join!(
+        scenario::run_observed(&plan, &target, Some(moving_tx)),
+        roll
+    );
+    let report = report.unwrap();
+    for server in servers.into_iter().flatten() {
+        server.stop().await;
+    }
+    let what = format!(
+        "errors {:?}, disconnects {:?}, reconnects {:?}, convergence {:?}",
+        report.errors, report.disconnects, report.reconnects, report.convergence
+    );
+    assert_eq!(report.error_total, 0, "{what}");
+    assert_eq!(report.synced, report.clients, "{what}");
+    let reconnects = report
+        .reconnects
+        .as_ref()
+        .expect("a roll reports reconnects");
+    let closes: u64 = reconnects.closes.values().sum();
+    // Every client was on one of the two instances, and both were restarted.
+    assert!(closes >= 8, "{what}");
+    assert_eq!(
+        reconnects.closes.keys().collect::<Vec<_>>(),
+        ["closed by server: 1012"],
+        "{what}"
+    );
+    assert_eq!(
+        reconnects.gap_us.count, closes,
+        "every reconnect re-synced: {what}"
+    );
+    assert!(report.convergence.converged, "{what}");
+    assert!(
+        report.moves_delivered + reconnects.moves_delivered_on_resync <= report.moves_expected,
+        "{what}"
+    );
+    let checks = report::targets("roll", &report, None);
+    let table = report::table(&[&report], &checks);
+    assert!(table.contains("close → re-synced"), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
