@@ -421,6 +421,38 @@ impl Compensation {
     pub fn is_empty(&self) -> bool {
         self.roots.is_empty() && self.views_except.is_none() && self.server_writes.is_empty()
     }
+
+    /// What this takes back, in the words of the wire's notice, each once and in order.
+    /// `stages_mended`: the compensation changed the stages beyond the roots it restores (the
+    /// invariants were mended).
+    pub fn taken_back(&self, stages_mended: bool) -> Vec<crate::wire::TakenBack> {
+        use crate::wire::TakenBack;
+        let mut kinds: Vec<TakenBack> = self
+            .roots
+            .iter()
+            .filter_map(|name| match *name {
+                root::BOARD => Some(TakenBack::Settings),
+                root::STAGES => Some(TakenBack::Stages),
+                root::FIELDS => Some(TakenBack::Fields),
+                root::FORMS => Some(TakenBack::Forms),
+                root::VIEWS => Some(TakenBack::Views),
+                root::CARDS | root::ACTIVITIES => Some(TakenBack::Cards),
+                _ => None,
+            })
+            .collect();
+        if self.views_except.is_some() {
+            kinds.push(TakenBack::Views);
+        }
+        if !self.server_writes.is_empty() {
+            kinds.push(TakenBack::ServerFields);
+        }
+        if stages_mended {
+            kinds.push(TakenBack::Stages);
+        }
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
 }
 
 /// Judges a client's update, already applied, by what it leaves (docs/security.md, "How an
