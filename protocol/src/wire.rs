@@ -684,6 +684,19 @@ mod tests {
             taken_back: vec![TakenBack::Stages, TakenBack::ServerFields],
         };
         let frame = encode_recovered(&notice);
+        let mut one = StateVector::default();
+        one.set_max(yrs::block::ClientID::new(7), 3);
+        let one_kind = encode_recovered(&Recovered {
+            held: one,
+            taken_back: vec![TakenBack::Stages],
+        });
+        // The bytes clients/web/test/history.test.ts reads.
+        assert_eq!(
+            &one_kind[..],
+            &[
+                100, 13, 1, 3, 1, 7, 3, 1, 6, b's', b't', b'a', b'g', b'e', b's'
+            ]
+        );
         let Ok(ServerMessage::Recovered(decoded)) = decode_server_frame(&frame) else {
             panic!("not a recovered notice");
         };
