@@ -19,6 +19,7 @@ import {
   createBoard,
   describe,
   docClient,
+  dragCard,
   eventually,
   funnelBinary,
   launchBrowser,
@@ -128,6 +129,53 @@ test('a page whose copy is newer than a server restored from a backup says so, a
   }
 })
 
+test('a page that only brings its own offline edits to a restarted server is told nothing', { timeout: TEST_TIMEOUT }, async () => {
+  const dataDir = path.join(root, 'plain')
+  let server = await startFunnel({ dataDir })
+  servers.push(server)
+  const boardId = await createBoard(server, { name: 'e2e plain restart' })
+  const yjs = await docClient(server, boardId)
+  const sessions = {}
+  let failed = false
+  try {
+    const stages = { New: yjs.stageId('New'), Won: yjs.stageId('Won') }
+    const moved = yjs.addCard({ stage: stages.New, pos: 'a0', title: 'Moved offline' })
+    yjs.destroy()
+    sessions.ann = await openBoard(browser, server, boardId, 'ann', { testName: 'plain restart' })
+    const { ann } = sessions
+    await eventually('ann to show the card', async () => {
+      assert.deepEqual(titles(await snapshot(ann.page)), ['Moved offline'])
+    }, { describe: () => describe(ann.page) })
+    const port = server.port
+    ann.networkCut()
+    assert.equal((await server.stop()).code, 0)
+    await dragCard(ann.page, moved, stages.Won)
+    server = await startFunnel({ port, dataDir })
+    servers.push(server)
+    await eventually('ann to be connected again', async () => {
+      assert.equal((await snapshot(ann.page)).connection, 'connected')
+    }, { timeout: 20_000, describe: () => describe(ann.page) })
+    ann.backOnline()
+    const check = await docClient(server, boardId)
+    try {
+      await waitFor(() => check.card(moved)?.stage === stages.Won, {
+        message: () => `the restarted server to take the offline move: ${JSON.stringify(check.card(moved))}`
+      })
+    } finally {
+      check.destroy()
+    }
+    await sleep(1_000)
+    assert.equal(await ann.page.locator('[data-recovery]').count(), 0, 'no banner after a plain restart')
+  } catch (error) {
+    failed = true
+    throw error
+  } finally {
+    await saveArtifacts(FILE, 'plain restart', sessions, failed)
+    for (const session of Object.values(sessions)) await session.context.close().catch(() => {})
+    yjs.destroy()
+  }
+})
+
 /** The titles of the cards a document client holds, sorted. */
 function cardTitles (client) {
   const cards = client.doc.getMap('cards')
@@ -188,5 +236,8 @@ test('a change over --max-frame-bytes is explained, and dropping the copy brings
 })
 
 test('no console errors or uncaught page errors in the tests above', () => {
+  if (consoleLog.expectedWhileOffline.length > 0) {
+    console.log(`browser network errors while the server was down (not counted):\n${consoleLog.expectedWhileOffline.join('\n')}`)
+  }
   assert.deepEqual(consoleLog.errors, [], `console errors:\n${consoleLog.errors.join('\n')}`)
 })
