@@ -20,7 +20,7 @@
 //!
 //! | kind | name      | direction | fields                                                    |
 //! |------|-----------|-----------|-----------------------------------------------------------|
-//! | 0    | notices   | client → server | none: "send me funnel's notices on this connection"  |
+//! | 0    | notices   | client → server | none: "send me funnel's notices on this connection" (browsers put `?notices=1` on the URL instead, which an older server ignores rather than refuses) |
 //! | 1    | recovered | server → client | var-buffer: a state vector (the board's clocks before the client's step 2, for each author it brought changes of that the board lacked); varint n, then n var-strings (what the role may not write that was taken back, [`TakenBack`]) |
 //!
 //! A stock y-websocket client logs a console error for a type it does not know, so the server

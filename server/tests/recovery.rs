@@ -166,16 +166,31 @@ async fn a_client_of_a_wiped_server_is_served_by_the_board_created_again() {
     server.stop().await;
 }
 
+/// How a client asks for funnel's notices.
+#[derive(Clone, Copy)]
+enum Ask {
+    /// The funnel message, first on the socket.
+    InBand,
+    /// `?notices=1` on the URL (what the web client does).
+    Query,
+}
+
 /// Connects with `doc` as a client that asks for funnel's notices, and reads until it has
 /// synced and received the recovered notice its step 2 earned.
 async fn reconnect_for_notice(
     url: &str,
     doc: yrs::Doc,
+    ask: Ask,
 ) -> (Client, funnel_protocol::wire::Recovered) {
     use funnel_protocol::wire::{self, ServerMessage};
-    let mut client = Client::connect_raw(url).await;
+    let mut client = match ask {
+        Ask::InBand => Client::connect_raw(url).await,
+        Ask::Query => Client::connect_raw(&format!("{url}?notices=1")).await,
+    };
     client.doc = doc;
-    client.send(wire::client::encode_wants_notices()).await;
+    if let Ask::InBand = ask {
+        client.send(wire::client::encode_wants_notices()).await;
+    }
     let sv = client.doc.transact().state_vector();
     client.send(wire::client::encode_sync_step1(&sv)).await;
     let mut notice = None;
@@ -234,7 +249,8 @@ async fn after_a_restore_the_notice_names_the_writers_whose_changes_the_server_l
 
     copy_store(&backup, &data);
     let server = TestServer::start(&data).await;
-    let (reader, notice) = reconnect_for_notice(&server.url(board_id), reader.doc).await;
+    let (reader, notice) =
+        reconnect_for_notice(&server.url(board_id), reader.doc, Ask::InBand).await;
     assert_eq!(notice.held.get(&writer_id), 0, "{notice:?}");
     assert!(
         !notice.held.contains_client(&reader.doc.client_id()),
@@ -252,8 +268,8 @@ async fn after_a_restore_the_notice_names_the_writers_whose_changes_the_server_l
         ["after the backup", "before the backup"]
     );
 
-    // A client that only brings its own offline edits: the notice names it alone, at the
-    // clock the board held of it (none).
+    // A client that only brings its own offline edits (asking in its URL, as the web client
+    // does): the notice names it alone, at the clock the board held of it (none).
     let mut offline = Client::connect(&server.url(board_id)).await;
     offline.drain_for(Duration::from_millis(200)).await;
     drop(offline.ws);
@@ -262,7 +278,8 @@ async fn after_a_restore_the_notice_names_the_writers_whose_changes_the_server_l
         add_card(&mut txn, "c3", "made offline");
     }
     let offline_id = offline.doc.client_id();
-    let (_back, notice) = reconnect_for_notice(&server.url(board_id), offline.doc).await;
+    let (_back, notice) =
+        reconnect_for_notice(&server.url(board_id), offline.doc, Ask::Query).await;
     let named: Vec<_> = notice
         .held
         .iter()

@@ -13,7 +13,6 @@ import {
   readRecovered,
   recoveryMessage,
   tellsUser,
-  wantsNoticesFrame,
   type Clocks,
 } from "../src/store/history";
 
@@ -21,10 +20,6 @@ import {
 const NOTICE_FRAME = Uint8Array.from([100, 13, 1, 3, 1, 7, 3, 1, 6, ...new TextEncoder().encode("stages")]);
 
 describe("the wire", () => {
-  test("the notices request is the server's bytes", () => {
-    expect([...wantsNoticesFrame()]).toEqual([100, 1, 0]);
-  });
-
   test("a recovered notice reads as the server wrote it", () => {
     expect(NOTICE_FRAME[0]).toBe(100);
     const notice = readRecovered(NOTICE_FRAME.subarray(2));

@@ -18,7 +18,7 @@
 // (`discardLocalCopy`): it may hold other edits that never reached the server.
 //
 // Recovery (src/store/history.ts, docs/recovery.md): the connection asks the server for funnel's
-// notices and keeps, beside the IndexedDB copy, the clocks of what it received from the server;
+// notices (`?notices=1`) and keeps, beside the IndexedDB copy, the clocks of what it received from the server;
 // when the server says its copy lacked changes this browser had received from it, the status
 // carries a `recovery` for the page's banner.
 
@@ -40,7 +40,6 @@ import {
   type Recovery,
   seenKey,
   tellsUser,
-  wantsNoticesFrame,
 } from "./history";
 
 export type ConnectionState = "connected" | "connecting" | "offline" | "refused";
@@ -98,11 +97,10 @@ export class BoardConnection {
     });
     this.provider = new WebsocketProvider(boardSocketBase(window.location), boardId, this.doc, {
       disableBc: true,
-      params: token !== null ? { token } : {},
+      // `notices`: send funnel's notices (history.ts); a server that does not know it ignores it.
+      params: token !== null ? { token, notices: "1" } : { notices: "1" },
     });
-    // Asked on every connection, before the step 2 the server's step 1 will draw.
     this.provider.on("status", ({ status }) => {
-      if (status === "connected") this.provider.ws?.send(wantsNoticesFrame());
       this.update(status === "connected" ? { wasConnected: true } : {});
     });
     this.provider.messageHandlers[MESSAGE_FUNNEL] = (_encoder, decoder) => {

@@ -4,21 +4,18 @@
 //
 // Everything the server sends was stored before it was sent (docs/storage.md), so the clocks of
 // what this copy received from the server (`seen`: per author, the highest clock received) are
-// clocks the server held. When the page connects, it asks for funnel's notices (message type
-// 100, kind 0); after its step 2 brought the board changes it lacked, the server answers with a
+// clocks the server held. The page's socket URL asks for funnel's notices (`?notices=1`; Rust
+// clients may send the funnel message instead, type 100 kind 0); after its step 2 brought the board changes it lacked, the server answers with a
 // "recovered" notice (kind 1): for each author of those changes, the clock the board held before.
 // An author whose `seen` clock is above that clock had changes the server had sent, and lost:
 // the server's history was older than this copy. Only offline edits (never received from the
 // server) never look like that. Docs: docs/recovery.md.
 
 import * as decoding from "lib0/decoding";
-import * as encoding from "lib0/encoding";
 import * as Y from "yjs";
 
 /** funnel's own messages (protocol/src/wire.rs `MSG_FUNNEL`). */
 export const MESSAGE_FUNNEL = 100;
-/** Client → server: send me funnel's notices. */
-export const FUNNEL_NOTICES = 0;
 /** Server → client: a step 2 brought the board changes it lacked. */
 export const FUNNEL_RECOVERED = 1;
 
@@ -42,17 +39,6 @@ export interface Recovery {
   lostHistory: boolean;
   /** What the server took back, in the notice's words, without what the server recomputes. */
   takenBack: TakenBack[];
-}
-
-/** The frame that asks for funnel's notices. */
-export function wantsNoticesFrame(): Uint8Array<ArrayBuffer> {
-  const payload = encoding.createEncoder();
-  encoding.writeVarUint(payload, FUNNEL_NOTICES);
-  const frame = encoding.createEncoder();
-  encoding.writeVarUint(frame, MESSAGE_FUNNEL);
-  encoding.writeVarUint8Array(frame, encoding.toUint8Array(payload));
-  // A copy over a plain ArrayBuffer, the kind `WebSocket.send` takes.
-  return Uint8Array.from(encoding.toUint8Array(frame));
 }
 
 /**
