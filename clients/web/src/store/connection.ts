@@ -68,6 +68,15 @@ export function connectionState(online: boolean, connected: boolean, refused: bo
   return connected ? "connected" : "connecting";
 }
 
+/** A localStorage entry, or null when there is none or storage is off (a private window). */
+function readStorage(key: string): string | null {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
 /** How long received clocks wait before they are written (a burst of updates writes once). */
 const SAVE_SEEN_MS = 250;
 
@@ -89,7 +98,7 @@ export class BoardConnection {
     token: string | null = null,
   ) {
     this.status = { state: "connecting", refused: null, wasConnected: false, loaded: false, recovery: null };
-    this.seen = parseClocks(localStorage.getItem(seenKey(boardId)));
+    this.seen = parseClocks(readStorage(seenKey(boardId)));
     this.persistence = new IndexeddbPersistence(`funnel.board.${boardId}`, this.doc);
     this.persistence.on("synced", () => {
       // The browser's copy counts as loaded only if it holds a board (a first visit holds none).
@@ -197,7 +206,7 @@ export class BoardConnection {
     this.saveSeenTimer = null;
     const key = seenKey(this.boardId);
     try {
-      this.seen = mergeClocks(parseClocks(localStorage.getItem(key)), this.seen);
+      this.seen = mergeClocks(parseClocks(readStorage(key)), this.seen);
       localStorage.setItem(key, formatClocks(this.seen));
     } catch (error) {
       // Storage full or off: the page can then miss a recovery, never invent one.
@@ -209,7 +218,11 @@ export class BoardConnection {
     if (this.saveSeenTimer !== null) clearTimeout(this.saveSeenTimer);
     this.saveSeenTimer = null;
     this.seen = new Map();
-    localStorage.removeItem(seenKey(this.boardId));
+    try {
+      localStorage.removeItem(seenKey(this.boardId));
+    } catch {
+      // Storage off: there was nothing kept to remove.
+    }
     await this.persistence.clearData();
   }
 
