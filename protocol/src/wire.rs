@@ -74,7 +74,8 @@ pub enum ClientMessage {
     /// "Send me everyone's presence."
     QueryAwareness,
     /// "Send me funnel's notices" (a [`Recovered`] after a step 2 that brought the board
-    /// changes it lacked): only funnel's own web client asks.
+    /// changes it lacked). The web client asks with `?notices=1` on its URL instead, which the
+    /// server turns into this message before any frame of the connection.
     WantsNotices,
 }
 

@@ -1173,8 +1173,6 @@ impl RoomState {
     }
 }
 
-/// An update as update frames, in pieces when it is large (a bulk import, the upkeep of a
-/// thousand new cards): see [`MAX_PIECE_BYTES`]. A move is one small frame.
 /// For each author whose clock went from `before` to a later one in `after`, the clock
 /// `before` holds (0 when none): what the board held of their changes.
 fn clocks_before(before: &StateVector, after: &StateVector) -> StateVector {
@@ -1188,6 +1186,8 @@ fn clocks_before(before: &StateVector, after: &StateVector) -> StateVector {
     held
 }
 
+/// An update as update frames, in pieces when it is large (a bulk import, the upkeep of a
+/// thousand new cards): see [`MAX_PIECE_BYTES`]. A move is one small frame.
 fn update_frames(raw: &[u8]) -> Vec<Bytes> {
     if raw.len() <= MAX_PIECE_BYTES {
         return vec![wire::encode_update(raw)];
