@@ -636,6 +636,36 @@ mod tests {
     use crate::schema::{self, Entity};
     use yrs::{Any, MapPrelim, Update, updates::decoder::Decode};
 
+    #[test]
+    fn a_compensation_names_what_it_takes_back_once_each_in_order() {
+        use crate::wire::TakenBack;
+        let compensation = Compensation {
+            roots: vec![root::ACTIVITIES, root::STAGES, root::CARDS, root::BOARD],
+            views_except: Some("ann".into()),
+            server_writes: vec![ServerWrite {
+                card: "c1".into(),
+                key: card::COUNTER.into(),
+                before: None,
+            }],
+            check_stages: true,
+        };
+        assert_eq!(
+            compensation.taken_back(true),
+            [
+                TakenBack::Settings,
+                TakenBack::Stages,
+                TakenBack::Views,
+                TakenBack::Cards,
+                TakenBack::ServerFields
+            ]
+        );
+        assert_eq!(Compensation::default().taken_back(false), []);
+        assert_eq!(
+            Compensation::default().taken_back(true),
+            [TakenBack::Stages]
+        );
+    }
+
     /// A board as the server holds it, with a client replica in step.
     struct Fixture {
         server: Doc,
