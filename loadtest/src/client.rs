@@ -500,7 +500,9 @@ impl Client {
                 self.shared
                     .error(format!("permission denied: {}", short(&reason)));
             }
-            ServerMessage::Awareness(_) | ServerMessage::QueryAwareness => {}
+            ServerMessage::Awareness(_)
+            | ServerMessage::QueryAwareness
+            | ServerMessage::Recovered(_) => {}
         }
         Ok(())
     }

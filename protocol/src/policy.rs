@@ -421,6 +421,38 @@ impl Compensation {
     pub fn is_empty(&self) -> bool {
         self.roots.is_empty() && self.views_except.is_none() && self.server_writes.is_empty()
     }
+
+    /// What this takes back, in the words of the wire's notice, each once and in order.
+    /// `stages_mended`: the compensation changed the stages beyond the roots it restores (the
+    /// invariants were mended).
+    pub fn taken_back(&self, stages_mended: bool) -> Vec<crate::wire::TakenBack> {
+        use crate::wire::TakenBack;
+        let mut kinds: Vec<TakenBack> = self
+            .roots
+            .iter()
+            .filter_map(|name| match *name {
+                root::BOARD => Some(TakenBack::Settings),
+                root::STAGES => Some(TakenBack::Stages),
+                root::FIELDS => Some(TakenBack::Fields),
+                root::FORMS => Some(TakenBack::Forms),
+                root::VIEWS => Some(TakenBack::Views),
+                root::CARDS | root::ACTIVITIES => Some(TakenBack::Cards),
+                _ => None,
+            })
+            .collect();
+        if self.views_except.is_some() {
+            kinds.push(TakenBack::Views);
+        }
+        if !self.server_writes.is_empty() {
+            kinds.push(TakenBack::ServerFields);
+        }
+        if stages_mended {
+            kinds.push(TakenBack::Stages);
+        }
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
 }
 
 /// Judges a client's update, already applied, by what it leaves (docs/security.md, "How an
@@ -603,6 +635,36 @@ mod tests {
     use crate::board::NewCard;
     use crate::schema::{self, Entity};
     use yrs::{Any, MapPrelim, Update, updates::decoder::Decode};
+
+    #[test]
+    fn a_compensation_names_what_it_takes_back_once_each_in_order() {
+        use crate::wire::TakenBack;
+        let compensation = Compensation {
+            roots: vec![root::ACTIVITIES, root::STAGES, root::CARDS, root::BOARD],
+            views_except: Some("ann".into()),
+            server_writes: vec![ServerWrite {
+                card: "c1".into(),
+                key: card::COUNTER.into(),
+                before: None,
+            }],
+            check_stages: true,
+        };
+        assert_eq!(
+            compensation.taken_back(true),
+            [
+                TakenBack::Settings,
+                TakenBack::Stages,
+                TakenBack::Views,
+                TakenBack::Cards,
+                TakenBack::ServerFields
+            ]
+        );
+        assert_eq!(Compensation::default().taken_back(false), []);
+        assert_eq!(
+            Compensation::default().taken_back(true),
+            [TakenBack::Stages]
+        );
+    }
 
     /// A board as the server holds it, with a client replica in step.
     struct Fixture {

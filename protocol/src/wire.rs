@@ -12,9 +12,20 @@
 //! | 1    | awareness       | var-buffer holding an awareness update                         |
 //! | 2    | auth            | server to client only: permission denied + reason             |
 //! | 3    | query-awareness | nothing                                                       |
+//! | 100  | funnel          | var-buffer: varint kind, then the kind's fields (below)         |
 //!
-//! Types 100 and above are reserved for funnel's own extensions; none is defined yet, so a
-//! client that sends one is told that the type is unknown.
+//! Types 100 and above are reserved for funnel's own extensions. Type 100 wraps its payload in
+//! one var-buffer, the way yrs' `Message::Custom` reads an unknown type, so yrs clients skip it
+//! whole. Its kinds:
+//!
+//! | kind | name      | direction | fields                                                    |
+//! |------|-----------|-----------|-----------------------------------------------------------|
+//! | 0    | notices   | client → server | none: "send me funnel's notices on this connection" (browsers put `?notices=1` on the URL instead, which an older server ignores rather than refuses) |
+//! | 1    | recovered | server → client | var-buffer: a state vector (the board's clocks before the client's step 2, for each author it brought changes of that the board lacked); varint n, then n var-strings (what the role may not write that was taken back, [`TakenBack`]) |
+//!
+//! A stock y-websocket client logs a console error for a type it does not know, so the server
+//! sends notices only to a connection that asked for them. Any other type, or kind, from a
+//! client is refused as unknown.
 //!
 //! Incoming frames are decoded into a sequence of [`ClientMessage`], one closed enum; the server's frames are
 //! built by the `encode_*` functions, once per message, and the same bytes go to every recipient.
@@ -35,6 +46,12 @@ pub const MSG_QUERY_AWARENESS: u8 = 3;
 pub const MSG_SYNC_STEP_1: u8 = 0;
 pub const MSG_SYNC_STEP_2: u8 = 1;
 pub const MSG_SYNC_UPDATE: u8 = 2;
+/// funnel's own extension messages (kinds below).
+pub const MSG_FUNNEL: u8 = 100;
+/// Client → server: send me funnel's notices.
+pub const FUNNEL_NOTICES: u8 = 0;
+/// Server → client: your step 2 brought the board changes it lacked (see [`Recovered`]).
+pub const FUNNEL_RECOVERED: u8 = 1;
 
 /// The most messages one client frame may hold. yrs and y-sync clients pack at most their start
 /// (a step 1 and their awareness) and an answer queued with it; stock Yjs clients send one. Each
@@ -56,6 +73,68 @@ pub enum ClientMessage {
     Awareness(IncomingAwareness),
     /// "Send me everyone's presence."
     QueryAwareness,
+    /// "Send me funnel's notices" (a [`Recovered`] after a step 2 that brought the board
+    /// changes it lacked). The web client asks with `?notices=1` on its URL instead, which the
+    /// server turns into this message before any frame of the connection.
+    WantsNotices,
+}
+
+/// What the server tells a client that asked for notices after its step 2 brought the board
+/// changes it lacked: the board's clocks before, for each author of those changes. A client
+/// that had received from the server changes beyond those clocks (everything the server sends
+/// was stored first) learns that the server lost part of its history (a restore from a backup,
+/// a wipe, a lost tail) and that its copy brought it back; a client that only brought its own
+/// offline edits finds nothing it had received. `taken_back` says what of it the client's role
+/// may not write and the server took back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovered {
+    pub held: StateVector,
+    pub taken_back: Vec<TakenBack>,
+}
+
+/// A part of the board a client's update wrote that its role may not, and that the server took
+/// back (the names the web client turns into words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TakenBack {
+    /// The board's settings (name, entity, currency, threshold).
+    Settings,
+    Stages,
+    Fields,
+    Forms,
+    /// Other people's display forms.
+    Views,
+    /// Cards and activities (what a viewer's copy held).
+    Cards,
+    /// The values the server computes (counters, avatars): recomputed, never taken from a client.
+    ServerFields,
+}
+
+impl TakenBack {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TakenBack::Settings => "settings",
+            TakenBack::Stages => "stages",
+            TakenBack::Fields => "fields",
+            TakenBack::Forms => "forms",
+            TakenBack::Views => "views",
+            TakenBack::Cards => "cards",
+            TakenBack::ServerFields => "serverFields",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            TakenBack::Settings,
+            TakenBack::Stages,
+            TakenBack::Fields,
+            TakenBack::Forms,
+            TakenBack::Views,
+            TakenBack::Cards,
+            TakenBack::ServerFields,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
 }
 
 /// A document update as received: decoded (so it is known to be well formed) and as raw bytes
@@ -90,6 +169,8 @@ pub enum DecodeError {
     UnknownType(u64),
     #[error("unknown sync message type {0}")]
     UnknownSyncType(u64),
+    #[error("unknown funnel message kind {0}")]
+    UnknownFunnelKind(u64),
     #[error("auth messages go from the server to clients only")]
     AuthFromClient,
     #[error("{0} bytes follow the document update")]
@@ -114,6 +195,7 @@ impl DecodeError {
             // A type we do not speak: retrying will not help, so the client should stop.
             DecodeError::UnknownType(_)
             | DecodeError::UnknownSyncType(_)
+            | DecodeError::UnknownFunnelKind(_)
             | DecodeError::AuthFromClient
             | DecodeError::Presence(_) => CloseCode::BadRequest,
             DecodeError::Empty
@@ -186,6 +268,20 @@ fn decode_message(frame: &Bytes, cursor: &mut Cursor<'_>) -> Result<ClientMessag
         }
         t if t == u64::from(MSG_AUTH) => return Err(DecodeError::AuthFromClient),
         t if t == u64::from(MSG_QUERY_AWARENESS) => ClientMessage::QueryAwareness,
+        t if t == u64::from(MSG_FUNNEL) => {
+            let buf = cursor.read_buf().map_err(malformed("funnel message"))?;
+            let mut payload = Cursor::new(buf);
+            let kind: u64 = payload
+                .read_var()
+                .map_err(malformed("funnel message kind"))?;
+            if kind != u64::from(FUNNEL_NOTICES) {
+                return Err(DecodeError::UnknownFunnelKind(kind));
+            }
+            if payload.next < buf.len() {
+                return Err(DecodeError::TrailingBytes(buf.len() - payload.next));
+            }
+            ClientMessage::WantsNotices
+        }
         other => return Err(DecodeError::UnknownType(other)),
     };
     Ok(message)
@@ -276,6 +372,48 @@ pub fn encode_awareness(update: &AwarenessUpdate) -> Bytes {
     })
 }
 
+/// Server → client: a [`Recovered`] notice.
+pub fn encode_recovered(recovered: &Recovered) -> Bytes {
+    let mut payload = EncoderV1::new();
+    payload.write_var(FUNNEL_RECOVERED);
+    payload.write_buf(recovered.held.encode_v1());
+    payload.write_var(recovered.taken_back.len());
+    for kind in &recovered.taken_back {
+        payload.write_string(kind.as_str());
+    }
+    funnel_frame(&payload.to_vec())
+}
+
+fn funnel_frame(payload: &[u8]) -> Bytes {
+    frame_with(|e| {
+        e.write_var(MSG_FUNNEL);
+        e.write_buf(payload);
+    })
+}
+
+fn decode_recovered(payload: &[u8]) -> Result<ServerMessage, DecodeError> {
+    let mut cursor = Cursor::new(payload);
+    let kind: u64 = cursor
+        .read_var()
+        .map_err(malformed("funnel message kind"))?;
+    if kind != u64::from(FUNNEL_RECOVERED) {
+        return Err(DecodeError::UnknownFunnelKind(kind));
+    }
+    let buf = cursor.read_buf().map_err(malformed("recovered notice"))?;
+    check_count("state vector", buf)?;
+    let held = StateVector::decode_v1(buf).map_err(malformed("state vector"))?;
+    let count: usize = cursor.read_var().map_err(malformed("recovered notice"))?;
+    let mut taken_back = Vec::new();
+    for _ in 0..count.min(payload.len()) {
+        let name = cursor
+            .read_string()
+            .map_err(malformed("recovered notice"))?;
+        // A name this build does not know yet is skipped, not an error.
+        taken_back.extend(TakenBack::parse(name));
+    }
+    Ok(ServerMessage::Recovered(Recovered { held, taken_back }))
+}
+
 /// Client → server frames, for Rust clients (tests, the load tester).
 pub mod client {
     use super::*;
@@ -309,6 +447,11 @@ pub mod client {
     pub fn encode_query_awareness() -> Bytes {
         frame_with(|e| e.write_var(MSG_QUERY_AWARENESS))
     }
+
+    /// "Send me funnel's notices."
+    pub fn encode_wants_notices() -> Bytes {
+        super::funnel_frame(&[FUNNEL_NOTICES])
+    }
 }
 
 /// A message the server sends, decoded: what a Rust client reads.
@@ -321,6 +464,8 @@ pub enum ServerMessage {
     /// Permission denied, with the reason.
     AuthDenied(String),
     QueryAwareness,
+    /// funnel's notice after a step 2 that brought the board changes it lacked.
+    Recovered(Recovered),
 }
 
 /// Decodes a frame sent by the server (for Rust clients).
@@ -338,6 +483,7 @@ pub fn decode_server_frame(frame: &[u8]) -> Result<ServerMessage, DecodeError> {
         Message::Awareness(u) => ServerMessage::Awareness(u),
         Message::Auth(reason) => ServerMessage::AuthDenied(reason.unwrap_or_default()),
         Message::AwarenessQuery => ServerMessage::QueryAwareness,
+        Message::Custom(MSG_FUNNEL, payload) => decode_recovered(&payload)?,
         Message::Custom(tag, _) => return Err(DecodeError::UnknownType(u64::from(tag))),
     })
 }
@@ -511,6 +657,58 @@ mod tests {
     }
 
     #[test]
+    fn the_notices_request_decodes_and_an_unknown_funnel_kind_is_refused() {
+        let frame = client::encode_wants_notices();
+        assert_eq!(&frame[..], &[MSG_FUNNEL, 1, FUNNEL_NOTICES]);
+        assert!(matches!(
+            decode_one(&frame),
+            Ok(ClientMessage::WantsNotices)
+        ));
+        let unknown = Bytes::from_static(&[MSG_FUNNEL, 1, 7]);
+        let err = decode_one(&unknown).unwrap_err();
+        assert!(matches!(err, DecodeError::UnknownFunnelKind(7)), "{err}");
+        assert_eq!(err.close_code(), CloseCode::BadRequest);
+        let trailing = Bytes::from_static(&[MSG_FUNNEL, 2, FUNNEL_NOTICES, 0]);
+        assert!(matches!(
+            decode_one(&trailing),
+            Err(DecodeError::TrailingBytes(1))
+        ));
+    }
+
+    #[test]
+    fn a_recovered_notice_round_trips_and_yrs_reads_it_as_a_custom_message() {
+        let mut held = StateVector::default();
+        held.set_max(yrs::block::ClientID::new(7), 3);
+        held.set_max(yrs::block::ClientID::new(9), 0);
+        let notice = Recovered {
+            held,
+            taken_back: vec![TakenBack::Stages, TakenBack::ServerFields],
+        };
+        let frame = encode_recovered(&notice);
+        let mut one = StateVector::default();
+        one.set_max(yrs::block::ClientID::new(7), 3);
+        let one_kind = encode_recovered(&Recovered {
+            held: one,
+            taken_back: vec![TakenBack::Stages],
+        });
+        // The bytes clients/web/test/history.test.ts reads.
+        assert_eq!(
+            &one_kind[..],
+            &[
+                100, 13, 1, 3, 1, 7, 3, 1, 6, b's', b't', b'a', b'g', b'e', b's'
+            ]
+        );
+        let Ok(ServerMessage::Recovered(decoded)) = decode_server_frame(&frame) else {
+            panic!("not a recovered notice");
+        };
+        assert_eq!(decoded, notice);
+        // What a yrs client (y-sync, `DefaultProtocol`) makes of it: one custom message.
+        let mut decoder = DecoderV1::from(frame.as_ref());
+        let message = yrs::sync::Message::decode(&mut decoder).unwrap();
+        assert!(matches!(message, yrs::sync::Message::Custom(MSG_FUNNEL, _)));
+    }
+
+    #[test]
     fn bad_frames_are_refused_with_the_right_code() {
         let update = some_update();
         let truncated = client::encode_update(&update).slice(..5);
@@ -528,7 +726,12 @@ mod tests {
             (Bytes::from(garbage_update), CloseCode::InvalidPayload),
             (Bytes::from_static(&[0xff]), CloseCode::InvalidPayload),
             (Bytes::from_static(&[7]), CloseCode::BadRequest),
-            (Bytes::from_static(&[100, 0]), CloseCode::BadRequest),
+            (Bytes::from_static(&[101, 0]), CloseCode::BadRequest),
+            // A funnel message without its kind.
+            (
+                Bytes::from_static(&[MSG_FUNNEL, 0]),
+                CloseCode::InvalidPayload,
+            ),
             (Bytes::from_static(&[MSG_SYNC, 9, 0]), CloseCode::BadRequest),
             (Bytes::from_static(&[MSG_AUTH, 0, 0]), CloseCode::BadRequest),
         ];

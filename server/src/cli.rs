@@ -616,7 +616,7 @@ async fn watch_board(args: &WatchArgs) -> anyhow::Result<()> {
                 continue;
             }
             Ok(ServerMessage::AuthDenied(reason)) => bail!("refused: {reason}"),
-            Ok(ServerMessage::QueryAwareness) | Err(_) => continue,
+            Ok(ServerMessage::QueryAwareness | ServerMessage::Recovered(_)) | Err(_) => continue,
         };
         let known = doc.transact().state_vector();
         apply(&doc, &update)?;

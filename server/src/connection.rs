@@ -98,6 +98,8 @@ pub struct Admitted {
     pub peer: std::net::IpAddr,
     pub principal: Principal,
     pub slot: ConnectionSlot,
+    /// The client asked for funnel's notices in its URL (`?notices=1`, docs/recovery.md).
+    pub wants_notices: bool,
 }
 
 /// A connection refused before it joins anything: the close it gets right after the upgrade
@@ -155,19 +157,7 @@ pub fn serve(
                 // A stock client sends its step 1 as soon as the socket opens.
                 Ending::Drain
             }
-            Ok(admitted) => {
-                let _slot = admitted.slot;
-                read_loop(
-                    conn,
-                    &admitted.board,
-                    admitted.peer,
-                    admitted.principal,
-                    &mut stream,
-                    &outbox,
-                    &ctx,
-                )
-                .await
-            }
+            Ok(admitted) => read_loop(conn, admitted, &mut stream, &outbox, &ctx).await,
         };
         drop(outbox);
         let _ = writer.await;
@@ -207,13 +197,20 @@ enum Ending {
 /// Joins the room and forwards decoded messages to it until the connection must close.
 async fn read_loop(
     conn: ConnId,
-    board: &BoardId,
-    peer: std::net::IpAddr,
-    principal: Principal,
+    admitted: Admitted,
     stream: &mut SplitStream<WebSocket>,
     outbox: &Outbox,
     ctx: &ConnectionContext,
 ) -> Ending {
+    // The slot is held until the reader stops.
+    let Admitted {
+        board,
+        peer,
+        principal,
+        slot: _slot,
+        wants_notices,
+    } = admitted;
+    let board = &board;
     if ctx.shutdown.is_cancelled() || ctx.drain.closing() {
         outbox.close(CloseCode::ServiceRestart, "server restarting; reconnect");
         return Ending::Drain;
@@ -225,6 +222,15 @@ async fn read_loop(
     let expiry = principal.expires_at.and_then(expiry_instant);
     let Some(room) = join(conn, board, principal, outbox, &ctx.rooms).await else {
         outbox.close(CloseCode::TryAgainLater, "board is busy; reconnect");
+        return Ending::Drain;
+    };
+    // Asked in the URL, handled as the in-band request would be: before any frame of the client.
+    let notices = RoomCommand::Message {
+        conn,
+        message: ClientMessage::WantsNotices,
+    };
+    if wants_notices && room.send(notices).await.is_err() {
+        outbox.close(CloseCode::TryAgainLater, "board is reloading; reconnect");
         return Ending::Drain;
     };
     // Leaves the room however this function ends.

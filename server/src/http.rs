@@ -98,10 +98,13 @@ async fn no_web_client() -> Response {
 }
 
 /// The query of a WebSocket URL: browsers cannot set headers on a WebSocket, so the token
-/// comes as `?token=`.
+/// comes as `?token=`. `?notices=1` asks for funnel's notices (docs/recovery.md): a parameter,
+/// not a message, because a server that does not know it ignores it, so a newer page never gets
+/// refused by an older instance during a rolling upgrade.
 #[derive(Debug, Default, Deserialize)]
 pub struct TokenQuery {
     pub token: Option<String>,
+    pub notices: Option<String>,
 }
 
 /// `GET /ws/boards/{boardId}`: the y-websocket endpoint. Refusals happen after the upgrade, as
@@ -144,7 +147,12 @@ async fn board_socket(
         )
             .into_response();
     }
-    let admission = admit(&state, &board_id, query.token.as_deref(), &headers, peer).await;
+    let admission = admit(&state, &board_id, query.token.as_deref(), &headers, peer)
+        .await
+        .map(|admitted| Admitted {
+            wants_notices: query.notices.is_some_and(|value| value == "1"),
+            ..admitted
+        });
     let ctx = Arc::clone(&state.connections);
     let tracker = state.tracker.clone();
     // The connection's own span is a child of this one, so its log lines carry the id too.
@@ -220,6 +228,7 @@ async fn admit(
         peer: peer.ip(),
         principal,
         slot,
+        wants_notices: false,
     })
 }
 

@@ -165,3 +165,127 @@ async fn a_client_of_a_wiped_server_is_served_by_the_board_created_again() {
     assert_eq!(doc_state(&other.doc).1, doc_state(&client.doc).1);
     server.stop().await;
 }
+
+/// How a client asks for funnel's notices.
+#[derive(Clone, Copy)]
+enum Ask {
+    /// The funnel message, first on the socket.
+    InBand,
+    /// `?notices=1` on the URL (what the web client does).
+    Query,
+}
+
+/// Connects with `doc` as a client that asks for funnel's notices, and reads until it has
+/// synced and received the recovered notice its step 2 earned.
+async fn reconnect_for_notice(
+    url: &str,
+    doc: yrs::Doc,
+    ask: Ask,
+) -> (Client, funnel_protocol::wire::Recovered) {
+    use funnel_protocol::wire::{self, ServerMessage};
+    let mut client = match ask {
+        Ask::InBand => Client::connect_raw(url).await,
+        Ask::Query => Client::connect_raw(&format!("{url}?notices=1")).await,
+    };
+    client.doc = doc;
+    if let Ask::InBand = ask {
+        client.send(wire::client::encode_wants_notices()).await;
+    }
+    let sv = client.doc.transact().state_vector();
+    client.send(wire::client::encode_sync_step1(&sv)).await;
+    let mut notice = None;
+    let mut synced = false;
+    client
+        .pump_until("the sync and the recovered notice", |_, message| {
+            if let Some(ServerMessage::Recovered(recovered)) = message {
+                notice = Some(recovered.clone());
+            }
+            synced |= matches!(message, Some(ServerMessage::SyncStep2(_)));
+            synced && notice.is_some()
+        })
+        .await;
+    (client, notice.unwrap())
+}
+
+/// The web client's banner rests on this: after a restore, a client that had received another
+/// writer's card the server lost is told, in the notice after its step 2, that the board held
+/// none of that writer's changes; a client that brings only its own offline edits is told the
+/// board held none of its own, and nothing of anyone else's.
+#[tokio::test]
+async fn after_a_restore_the_notice_names_the_writers_whose_changes_the_server_lacked() {
+    use funnel_protocol::wire::TakenBack;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let backup = dir.path().join("backup");
+    let board_id = "noticed";
+
+    let server = TestServer::start(&data).await;
+    let mut reader = Client::connect(&server.url(board_id)).await;
+    reader
+        .write(|txn| add_card(txn, "c1", "before the backup"))
+        .await;
+    reader
+        .pump_until("the echo of the reader's card (stored)", |_, message| {
+            matches!(
+                message,
+                Some(funnel_protocol::wire::ServerMessage::Update(_))
+            )
+        })
+        .await;
+    server.stop().await;
+    copy_store(&data, &backup);
+
+    // After the backup another writer adds a card; the reader receives it.
+    let server = TestServer::start(&data).await;
+    let mut reader = Client::reconnect(&server.url(board_id), reader.doc).await;
+    let mut writer = Client::connect(&server.url(board_id)).await;
+    writer
+        .write(|txn| add_card(txn, "c2", "after the backup"))
+        .await;
+    reader.wait_for_card("after the backup").await;
+    let writer_id = writer.doc.client_id();
+    drop(writer);
+    server.stop().await;
+
+    copy_store(&backup, &data);
+    let server = TestServer::start(&data).await;
+    let (reader, notice) =
+        reconnect_for_notice(&server.url(board_id), reader.doc, Ask::InBand).await;
+    assert_eq!(notice.held.get(&writer_id), 0, "{notice:?}");
+    assert!(
+        !notice.held.contains_client(&reader.doc.client_id()),
+        "the reader brought nothing of its own: {notice:?}"
+    );
+    assert!(
+        notice
+            .taken_back
+            .iter()
+            .all(|kind| *kind == TakenBack::ServerFields),
+        "a member's card is no write taken back: {notice:?}"
+    );
+    assert_eq!(
+        card_titles(&reader.doc),
+        ["after the backup", "before the backup"]
+    );
+
+    // A client that only brings its own offline edits (asking in its URL, as the web client
+    // does): the notice names it alone, at the clock the board held of it (none).
+    let mut offline = Client::connect(&server.url(board_id)).await;
+    offline.drain_for(Duration::from_millis(200)).await;
+    drop(offline.ws);
+    {
+        let mut txn = offline.doc.transact_mut();
+        add_card(&mut txn, "c3", "made offline");
+    }
+    let offline_id = offline.doc.client_id();
+    let (_back, notice) =
+        reconnect_for_notice(&server.url(board_id), offline.doc, Ask::Query).await;
+    let named: Vec<_> = notice
+        .held
+        .iter()
+        .map(|(client, clock)| (*client, *clock))
+        .collect();
+    assert_eq!(named, [(offline_id, 0)]);
+    assert!(notice.taken_back.is_empty(), "{notice:?}");
+    server.stop().await;
+}

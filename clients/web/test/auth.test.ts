@@ -7,6 +7,7 @@ import {
   claimsOf,
   CLOSE,
   dropsLocalCopy,
+  freezesBoard,
   parseMe,
   permissionsOf,
   refusalOf,
@@ -183,6 +184,9 @@ describe("refusals", () => {
     expect(refusalOf(4404, "no board x", true).message).toBe("No such board");
     expect(refusalOf(404, "", false).code).toBe(4404);
     expect(refusalOf(4413, "", true).message).toMatch(/size limit/);
+    expect(refusalOf(4414, "frame over the 1024 byte limit", true).message).toBe(
+      "Your last change is too large for the server to save",
+    );
     expect(refusalOf(4429, "too many connections", true).message).toMatch(/^Too many/);
     expect(refusalOf(4400, "invalid board id: too long", true).message).toBe(
       "The server closed the connection: invalid board id: too long",
@@ -191,6 +195,11 @@ describe("refusals", () => {
   });
 
   test("the browser's copy goes when the server will never take what it holds", () => {
-    expect([4401, 4403, 4404, 4413, 4429, 4400].filter(dropsLocalCopy)).toEqual([4403, 4404, 4413]);
+    expect([4401, 4403, 4404, 4413, 4414, 4429, 4400].filter(dropsLocalCopy)).toEqual([4403, 4404, 4413]);
+  });
+
+  test("after 4414 the board takes no more edits, but the copy stays until the user drops it", () => {
+    expect([4401, 4403, 4404, 4413, 4414, 4429, 4400].filter(freezesBoard)).toEqual([4403, 4404, 4413, 4414]);
+    expect(dropsLocalCopy(4414)).toBe(false);
   });
 });

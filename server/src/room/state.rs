@@ -92,8 +92,19 @@ struct Member {
     awareness_clients: HashSet<ClientID>,
     /// Updates that build on changes the board does not have yet, in the order they came
     /// ([`RoomState::hold`]); dropped when the connection leaves (its client still has them).
-    held: VecDeque<IncomingUpdate>,
+    held: VecDeque<(IncomingUpdate, UpdateKind)>,
     held_bytes: usize,
+    /// The client asked for funnel's notices (`ClientMessage::WantsNotices`): after a step 2
+    /// that brought the board changes it lacked, it is told so ([`wire::Recovered`]).
+    wants_notices: bool,
+}
+
+/// Which message an update came in: a step 2 (the answer to the server's step 1, what a
+/// reconnecting client holds and the board lacks) or an update made just now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpdateKind {
+    SyncStep2,
+    Update,
 }
 
 /// Who a frame goes to.
@@ -447,6 +458,7 @@ impl RoomState {
                 awareness_clients: HashSet::new(),
                 held: VecDeque::new(),
                 held_bytes: 0,
+                wants_notices: false,
             },
         );
         let step1 = self.step1_frame();
@@ -482,6 +494,7 @@ impl RoomState {
             // It was closed (slow consumer, bad update) while this message was in flight.
             return;
         }
+        let is_step2 = matches!(message, ClientMessage::SyncStep2(_));
         match message {
             ClientMessage::SyncStep1(sv) => {
                 // One entry, streamed by the writer as the socket drains: a board larger than
@@ -490,7 +503,12 @@ impl RoomState {
                 self.to_send.push((Recipients::One(conn), answer));
             }
             ClientMessage::SyncStep2(update) | ClientMessage::Update(update) => {
-                let nothing_new = self.apply_update(conn, update);
+                let kind = if is_step2 {
+                    UpdateKind::SyncStep2
+                } else {
+                    UpdateKind::Update
+                };
+                let nothing_new = self.apply_update(conn, update, kind);
                 // Refunds an echo's message budget (see `Outbox::judged`).
                 if let Some(member) = self.members.get(&conn) {
                     member.outbox.judged(nothing_new);
@@ -502,13 +520,18 @@ impl RoomState {
                     self.to_send.push((Recipients::One(conn), frame.into()));
                 }
             }
+            ClientMessage::WantsNotices => {
+                if let Some(member) = self.members.get_mut(&conn) {
+                    member.wants_notices = true;
+                }
+            }
         }
     }
 
     /// Applies a client's update; true when it brought nothing new (an echo, an empty step 2).
     /// One that builds on changes the board lacks is held for its connection instead
     /// ([`RoomState::hold`]) and applied once they arrive.
-    fn apply_update(&mut self, conn: ConnId, incoming: IncomingUpdate) -> bool {
+    fn apply_update(&mut self, conn: ConnId, incoming: IncomingUpdate, kind: UpdateKind) -> bool {
         if incoming.update.is_empty() {
             return true;
         }
@@ -538,10 +561,10 @@ impl RoomState {
                 .any(|(client, clock)| *clock > has.get(client))
         });
         if missing {
-            self.hold(conn, incoming);
+            self.hold(conn, incoming, kind);
             return false;
         }
-        let nothing_new = self.integrate(conn, incoming, &has);
+        let nothing_new = self.integrate(conn, incoming, kind, &has);
         self.release_held();
         nothing_new
     }
@@ -549,12 +572,12 @@ impl RoomState {
     /// Keeps `incoming` for its connection until what it builds on arrives, in the order it
     /// came; over [`MAX_HELD_UPDATES`] or [`MAX_HELD_BYTES`] the connection is closed with 1013
     /// (its client reconnects, and its step 2 then carries everything).
-    fn hold(&mut self, conn: ConnId, incoming: IncomingUpdate) {
+    fn hold(&mut self, conn: ConnId, incoming: IncomingUpdate, kind: UpdateKind) {
         let Some(member) = self.members.get_mut(&conn) else {
             return;
         };
         member.held_bytes += incoming.raw.len();
-        member.held.push_back(incoming);
+        member.held.push_back((incoming, kind));
         if member.held.len() > MAX_HELD_UPDATES || member.held_bytes > MAX_HELD_BYTES {
             self.close_member(
                 conn,
@@ -570,19 +593,19 @@ impl RoomState {
         loop {
             let has = self.doc.transact().state_vector();
             let ready = self.members.iter().find_map(|(conn, member)| {
-                let first = member.held.front()?;
+                let (first, _) = member.held.front()?;
                 let missing = pieces::depends_on_missing(&first.raw, &has).unwrap_or(true);
                 (!missing).then_some(*conn)
             });
             let Some(conn) = ready else { return };
-            let Some(incoming) = self.members.get_mut(&conn).and_then(|member| {
-                let incoming = member.held.pop_front()?;
+            let Some((incoming, kind)) = self.members.get_mut(&conn).and_then(|member| {
+                let (incoming, kind) = member.held.pop_front()?;
                 member.held_bytes -= incoming.raw.len();
-                Some(incoming)
+                Some((incoming, kind))
             }) else {
                 return;
             };
-            self.integrate(conn, incoming, &has);
+            self.integrate(conn, incoming, kind, &has);
         }
     }
 
@@ -590,11 +613,19 @@ impl RoomState {
     /// (`policy::judge`), takes back in a server transaction what the writer's role may not
     /// write, and queues it (with that compensation, merged into one update) to store and
     /// relay. True when it brought nothing new.
-    fn integrate(&mut self, conn: ConnId, incoming: IncomingUpdate, has: &StateVector) -> bool {
+    fn integrate(
+        &mut self,
+        conn: ConnId,
+        incoming: IncomingUpdate,
+        kind: UpdateKind,
+        has: &StateVector,
+    ) -> bool {
         let Some(member) = self.members.get(&conn) else {
             return false;
         };
         let (role, user) = (member.principal.role, member.principal.user.clone());
+        // A notice is only worth its cost to a client that asked, after its step 2.
+        let notify = kind == UpdateKind::SyncStep2 && member.wants_notices;
         let roots_before = self.doc.transact().root_refs().count();
         let before = if role == Role::Viewer {
             // A viewer writes nothing: its usual step 2 carries nothing new and passes without
@@ -628,12 +659,19 @@ impl RoomState {
                 // neither stored nor relayed, and the client resyncs.
                 Err(())
             } else {
-                Ok(txn.before_state() != txn.after_state() || !txn.delete_set().is_empty())
+                let changed =
+                    txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
+                // For the notice: the board's clocks, for each author this step 2 brought
+                // changes of that the board lacked.
+                let held = notify
+                    .then(|| clocks_before(txn.before_state(), txn.after_state()))
+                    .filter(|held| !held.is_empty());
+                Ok((changed, held))
             }
             // The transaction commits here: the recorder's observers see what it changed.
         };
         let effects = self.recorder.take();
-        let changed = match changed {
+        let (changed, held) = match changed {
             Ok(changed) => changed,
             Err(()) => {
                 self.refuse_waiting_update(conn);
@@ -670,6 +708,12 @@ impl RoomState {
             let update = txn.encode_update_v1();
             (update.as_slice() != EMPTY_UPDATE).then_some(update)
         };
+        // Only stage mending writes when nothing else is taken back.
+        let stages_mended = compensation.is_empty() && taken_back.is_some();
+        let notice = held.map(|held| wire::Recovered {
+            held,
+            taken_back: compensation.taken_back(stages_mended),
+        });
         let verdict = policy::verify(role, &user, &effects, &before, &self.doc.transact());
         if let Err(refusal) = verdict {
             self.refuse(conn, &user, role, &refusal);
@@ -678,6 +722,7 @@ impl RoomState {
         // Sent to its sender too, once stored: the confirmation the sync status of newer
         // y-websocket releases waits for (the echo's content covers the client's update).
         let Some(compensation) = taken_back else {
+            self.send_notice(conn, notice);
             self.send_change(Recipients::All, &incoming.raw);
             self.stored_bytes += incoming.raw.len();
             self.to_store.push(incoming.raw);
@@ -695,10 +740,21 @@ impl RoomState {
             }
         };
         tracing::info!(conn = conn.0, board = %self.board, user, %role, "took back what a client's update may not write");
+        self.send_notice(conn, notice);
         self.send_change(Recipients::All, &merged);
         self.stored_bytes += merged.len();
         self.to_store.push(merged);
         false
+    }
+
+    /// Queues a recovered notice for its connection, delivered once the update it speaks of is
+    /// stored, like everything else, and before that update's echo: the client compares the
+    /// notice with what it had received from the server, which the echo would add to.
+    fn send_notice(&mut self, conn: ConnId, notice: Option<wire::Recovered>) {
+        if let Some(notice) = notice {
+            let frame = wire::encode_recovered(&notice);
+            self.to_send.push((Recipients::One(conn), frame.into()));
+        }
     }
 
     /// Refuses an update already integrated in memory, never stored or relayed: the task swaps
@@ -1115,6 +1171,19 @@ impl RoomState {
             }
         }
     }
+}
+
+/// For each author whose clock went from `before` to a later one in `after`, the clock
+/// `before` holds (0 when none): what the board held of their changes.
+fn clocks_before(before: &StateVector, after: &StateVector) -> StateVector {
+    let mut held = StateVector::default();
+    for (client, end) in after.iter() {
+        let had = before.get(client);
+        if *end > had {
+            held.set_max(*client, had);
+        }
+    }
+    held
 }
 
 /// An update as update frames, in pieces when it is large (a bulk import, the upkeep of a
@@ -1934,6 +2003,92 @@ mod tests {
             "the others get the update with its compensation"
         );
         funnel_protocol::board::check_invariants(&doc.transact()).unwrap();
+    }
+
+    /// The recovered notice: after a step 2 that brought the board changes it lacked, a
+    /// connection that asked is told the board's clocks before for each of their authors, and
+    /// what was taken back; an update made just now, or a connection that did not ask, gets none.
+    #[test]
+    fn a_step2_that_brings_what_the_board_lacked_is_noticed_to_a_client_that_asked() {
+        use funnel_protocol::schema::{root, stage};
+        use funnel_protocol::wire::{Recovered, TakenBack};
+        let (mut h, copy) = board_harness();
+        let mut a = h.join_as(1, member("m"));
+        let mut b = h.join_as(2, member("n"));
+        h.send(1, wire::client::encode_wants_notices());
+        h.flush();
+        received(&mut a);
+        received(&mut b);
+        let other = Doc::new();
+        other
+            .transact_mut()
+            .apply_update(wire::decode_update_v1(&full_state(h.room.doc())).unwrap())
+            .unwrap();
+        // `other` is a writer whose card the room lost; `copy` had received it and renames the
+        // initial stage (a member may not) and adds a card of its own.
+        {
+            let mut txn = other.transact_mut();
+            new_card(&mut txn, "lost");
+        }
+        let lost = other
+            .transact()
+            .encode_state_as_update_v1(&h.room.doc().transact().state_vector());
+        copy.transact_mut()
+            .apply_update(wire::decode_update_v1(&lost).unwrap())
+            .unwrap();
+        {
+            let mut txn = copy.transact_mut();
+            new_card(&mut txn, "mine");
+            let initial = funnel_protocol::board::stages(&txn)[0].id.clone();
+            let stages = txn.get_map(root::STAGES).unwrap();
+            let Some(yrs::Out::YMap(first)) = yrs::Map::get(&stages, &txn, &initial) else {
+                panic!("a stage")
+            };
+            yrs::Map::insert(&first, &mut txn, stage::NAME, "Renamed by an admin");
+        }
+        h.send(1, step2_of(&h, &copy));
+        h.flush();
+        let to_a = received(&mut a);
+        assert!(
+            matches!(to_a.first(), Some(ServerMessage::Recovered(_))),
+            "the notice comes before the echo it speaks of: {to_a:?}"
+        );
+        let notices: Vec<Recovered> = to_a
+            .into_iter()
+            .filter_map(|m| match m {
+                ServerMessage::Recovered(notice) => Some(notice),
+                _ => None,
+            })
+            .collect();
+        let mut expected = StateVector::default();
+        expected.set_max(copy.client_id(), 0);
+        expected.set_max(other.client_id(), 0);
+        assert_eq!(
+            notices,
+            vec![Recovered {
+                held: expected,
+                taken_back: vec![TakenBack::Stages],
+            }]
+        );
+        assert!(
+            received(&mut b)
+                .iter()
+                .all(|m| !matches!(m, ServerMessage::Recovered(_))),
+            "only the connection that asked is told"
+        );
+        // A change made now, by a client that asked: no notice.
+        let edit = {
+            let mut txn = copy.transact_mut();
+            new_card(&mut txn, "now");
+            txn.encode_update_v1()
+        };
+        h.send(1, wire::client::encode_update(&edit));
+        h.flush();
+        assert!(
+            received(&mut a)
+                .iter()
+                .all(|m| !matches!(m, ServerMessage::Recovered(_)))
+        );
     }
 
     /// A viewer's copy that holds a member's card the server lost: served, and the card taken

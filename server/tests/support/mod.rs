@@ -301,7 +301,9 @@ impl Client {
                     self.awareness.insert(client.get(), entry.json.to_string());
                 }
             }
-            ServerMessage::AuthDenied(_) | ServerMessage::QueryAwareness => {}
+            ServerMessage::AuthDenied(_)
+            | ServerMessage::QueryAwareness
+            | ServerMessage::Recovered(_) => {}
         }
         Some(message)
     }

@@ -18,7 +18,7 @@ import { entityAsString, parseEntity } from "../model/schema";
 import { addStage, BoardError, moveStage } from "../model/write";
 import { BoardStore, type BoardSnapshot, type CardItem, type ColumnData } from "../store/boardStore";
 import { BoardConnection, type ConnectionStatus } from "../store/connection";
-import { dropsLocalCopy, refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
+import { CLOSE, freezesBoard, refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
 import { entityTitle } from "../ui/entities";
 import { allFields, displayFieldsOf, quickCreateFieldsOf } from "../ui/fields";
 import { formatSums, initials, plural } from "../ui/format";
@@ -38,6 +38,7 @@ import { Column } from "./Column";
 import { BoardContext, type BoardActions } from "./context";
 import { sentence } from "./forms";
 import { ActivitiesPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
+import { RecoveryBanner, TooLargeChangeBanner } from "./RecoveryBanner";
 import { Identity } from "./UserPicker";
 
 /** How often counters and "time ago" are re-evaluated without any edit. */
@@ -498,7 +499,16 @@ export function BoardPage({
           </div>
         )}
 
-        {refusal !== null && snapshot.stages.length > 0 && <RefusalBanner refusal={refusal} loaded />}
+        {refusal !== null &&
+          snapshot.stages.length > 0 &&
+          (refusal.code === CLOSE.FRAME_TOO_LARGE ? (
+            <TooLargeChangeBanner detail={refusal.detail} onDiscard={() => connection.discardLocalCopy()} />
+          ) : (
+            <RefusalBanner refusal={refusal} loaded />
+          ))}
+        {status.recovery !== null && (
+          <RecoveryBanner recovery={status.recovery} onDismiss={() => connection.dismissRecovery()} />
+        )}
 
         <div class="notices" role="alert">
           {notices.map((n) => (
@@ -535,8 +545,8 @@ export function BoardPage({
             onKeyDown={onBoardKeyDown}
             aria-label="Stages"
             // After a refusal the server will never take, nothing more can be saved: the board only shows.
-            data-frozen={refusal !== null && dropsLocalCopy(refusal.code) ? "" : undefined}
-            inert={refusal !== null && dropsLocalCopy(refusal.code)}
+            data-frozen={refusal !== null && freezesBoard(refusal.code) ? "" : undefined}
+            inert={refusal !== null && freezesBoard(refusal.code)}
           >
             {snapshot.columns.map((column, i) => (
               <Fragment key={column.stage.id}>

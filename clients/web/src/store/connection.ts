@@ -13,13 +13,34 @@
 // token, 4403 forbidden, 4404 no such board, 4413 board full, 4429 too many); the provider then
 // stops for good and the state says `refused`. After a refusal the server will never accept
 // (4403, 4404, 4413), the browser's copy of the board is dropped, so that a reload starts from
-// what the server has instead of sending the refused change again.
+// what the server has instead of sending the refused change again. After 4414 (one change larger
+// than the server takes in a frame) the copy stays until the user chooses to drop it
+// (`discardLocalCopy`): it may hold other edits that never reached the server.
+//
+// Recovery (src/store/history.ts, docs/recovery.md): the connection asks the server for funnel's
+// notices (`?notices=1`) and keeps, beside the IndexedDB copy, the clocks of what it received from the server;
+// when the server says its copy lacked changes this browser had received from it, the status
+// carries a `recovery` for the page's banner.
 
+import * as decoding from "lib0/decoding";
 import { IndexeddbPersistence } from "y-indexeddb";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
 import { dropsLocalCopy } from "../ui/auth";
 import type { User } from "../ui/users";
+import {
+  type Clocks,
+  formatClocks,
+  judgeRecovery,
+  MESSAGE_FUNNEL,
+  mergeClocks,
+  noteReceived,
+  parseClocks,
+  readRecovered,
+  type Recovery,
+  seenKey,
+  tellsUser,
+} from "./history";
 
 export type ConnectionState = "connected" | "connecting" | "offline" | "refused";
 
@@ -31,6 +52,8 @@ export interface ConnectionStatus {
   wasConnected: boolean;
   /** The document holds the server's state (synced once) or the browser's copy of it. */
   loaded: boolean;
+  /** The server's copy was older than this browser's, or took back some of its changes. */
+  recovery: Recovery | null;
 }
 
 /** The WebSocket base URL for boards on this page's origin. */
@@ -45,6 +68,18 @@ export function connectionState(online: boolean, connected: boolean, refused: bo
   return connected ? "connected" : "connecting";
 }
 
+/** A localStorage entry, or null when there is none or storage is off (a private window). */
+function readStorage(key: string): string | null {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+/** How long received clocks wait before they are written (a burst of updates writes once). */
+const SAVE_SEEN_MS = 250;
+
 export class BoardConnection {
   readonly doc = new Y.Doc();
   readonly provider: WebsocketProvider;
@@ -52,13 +87,18 @@ export class BoardConnection {
   private readonly listeners = new Set<(status: ConnectionStatus) => void>();
   private status: ConnectionStatus;
   private readonly onOnline = () => this.update({});
+  /** What this copy received from the server, per author (see `history.ts`). */
+  private seen: Clocks;
+  private saveSeenTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly saveSeenNow = () => this.saveSeen();
 
   constructor(
     readonly boardId: string,
     user: User,
     token: string | null = null,
   ) {
-    this.status = { state: "connecting", refused: null, wasConnected: false, loaded: false };
+    this.status = { state: "connecting", refused: null, wasConnected: false, loaded: false, recovery: null };
+    this.seen = parseClocks(readStorage(seenKey(boardId)));
     this.persistence = new IndexeddbPersistence(`funnel.board.${boardId}`, this.doc);
     this.persistence.on("synced", () => {
       // The browser's copy counts as loaded only if it holds a board (a first visit holds none).
@@ -66,16 +106,25 @@ export class BoardConnection {
     });
     this.provider = new WebsocketProvider(boardSocketBase(window.location), boardId, this.doc, {
       disableBc: true,
-      params: token !== null ? { token } : {},
+      // `notices`: send funnel's notices (history.ts); a server that does not know it ignores it.
+      params: token !== null ? { token, notices: "1" } : { notices: "1" },
     });
     this.provider.on("status", ({ status }) => {
       this.update(status === "connected" ? { wasConnected: true } : {});
     });
+    this.provider.messageHandlers[MESSAGE_FUNNEL] = (_encoder, decoder) => {
+      this.onFunnelMessage(decoding.readVarUint8Array(decoder));
+    };
+    // Every update the provider applies came from the server, which stored it first.
+    this.doc.on("update", (update: Uint8Array, origin: unknown) => {
+      if (origin === this.provider && noteReceived(this.seen, update)) this.scheduleSaveSeen();
+    });
+    window.addEventListener("pagehide", this.saveSeenNow);
     this.provider.on("sync", (synced: boolean) => {
       if (synced) this.update({ loaded: true });
     });
     this.provider.on("closed", ({ code, reason }: { code: number; reason: string }) => {
-      if (dropsLocalCopy(code)) void this.persistence.clearData();
+      if (dropsLocalCopy(code)) void this.forgetLocalCopy();
       this.update({ refused: { code, reason } });
     });
     window.addEventListener("online", this.onOnline);
@@ -90,6 +139,21 @@ export class BoardConnection {
   subscribe(listener: (status: ConnectionStatus) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** The user dismissed the recovery banner. */
+  dismissRecovery(): void {
+    this.update({ recovery: null });
+  }
+
+  /**
+   * Drops this browser's copy of the board (its IndexedDB store and what it had received), so
+   * that the next load starts from what the server has: the way out of a change the server will
+   * never take (4414). Edits the server does not have are lost.
+   */
+  async discardLocalCopy(): Promise<void> {
+    this.provider.disconnect();
+    await this.forgetLocalCopy();
   }
 
   setUser(user: User): void {
@@ -109,11 +173,57 @@ export class BoardConnection {
   destroy(): void {
     window.removeEventListener("online", this.onOnline);
     window.removeEventListener("offline", this.onOnline);
+    window.removeEventListener("pagehide", this.saveSeenNow);
+    if (this.saveSeenTimer !== null) this.saveSeen();
     this.listeners.clear();
     this.provider.awareness.setLocalState(null);
     this.provider.destroy();
     void this.persistence.destroy();
     this.doc.destroy();
+  }
+
+  private onFunnelMessage(payload: Uint8Array): void {
+    let notice;
+    try {
+      notice = readRecovered(payload);
+    } catch (error) {
+      console.warn("funnel: a notice from the server could not be read", error);
+      return;
+    }
+    if (notice === null) return;
+    const recovery = judgeRecovery(notice, this.seen);
+    if (tellsUser(recovery)) this.update({ recovery });
+  }
+
+  private scheduleSaveSeen(): void {
+    if (this.saveSeenTimer !== null) return;
+    this.saveSeenTimer = setTimeout(() => this.saveSeen(), SAVE_SEEN_MS);
+  }
+
+  /** Writes `seen`, merged with what another tab on this board wrote meanwhile. */
+  private saveSeen(): void {
+    if (this.saveSeenTimer !== null) clearTimeout(this.saveSeenTimer);
+    this.saveSeenTimer = null;
+    const key = seenKey(this.boardId);
+    try {
+      this.seen = mergeClocks(parseClocks(readStorage(key)), this.seen);
+      localStorage.setItem(key, formatClocks(this.seen));
+    } catch (error) {
+      // Storage full or off: the page can then miss a recovery, never invent one.
+      console.warn("funnel: could not keep what this browser received", error);
+    }
+  }
+
+  private async forgetLocalCopy(): Promise<void> {
+    if (this.saveSeenTimer !== null) clearTimeout(this.saveSeenTimer);
+    this.saveSeenTimer = null;
+    this.seen = new Map();
+    try {
+      localStorage.removeItem(seenKey(this.boardId));
+    } catch {
+      // Storage off: there was nothing kept to remove.
+    }
+    await this.persistence.clearData();
   }
 
   private update(change: Partial<ConnectionStatus>): void {
@@ -123,7 +233,8 @@ export class BoardConnection {
       next.state === this.status.state &&
       next.refused === this.status.refused &&
       next.wasConnected === this.status.wasConnected &&
-      next.loaded === this.status.loaded;
+      next.loaded === this.status.loaded &&
+      next.recovery === this.status.recovery;
     if (same) return;
     this.status = next;
     for (const listener of this.listeners) listener(next);

@@ -159,6 +159,7 @@ export const CLOSE = {
   FORBIDDEN: 4403,
   NOT_FOUND: 4404,
   TOO_LARGE: 4413,
+  FRAME_TOO_LARGE: 4414,
   TOO_MANY: 4429,
 } as const;
 
@@ -191,6 +192,8 @@ export function refusalOf(code: number, reason: string, hadToken: boolean): Refu
       return { code: CLOSE.NOT_FOUND, message: "No such board", detail };
     case CLOSE.TOO_LARGE:
       return { code, message: "This board has reached its size limit: the last change was not stored", detail };
+    case CLOSE.FRAME_TOO_LARGE:
+      return { code, message: "Your last change is too large for the server to save", detail };
     case CLOSE.TOO_MANY:
       return { code, message: "Too many messages or connections: wait a moment, then reload the page", detail };
     default:
@@ -206,4 +209,12 @@ export function refusalOf(code: number, reason: string, hadToken: boolean): Refu
  */
 export function dropsLocalCopy(code: number): boolean {
   return code === CLOSE.FORBIDDEN || code === CLOSE.NOT_FOUND || code === CLOSE.TOO_LARGE;
+}
+
+/**
+ * Whether the board stops taking edits after a refusal: the server will take none of them. After
+ * 4414 the copy stays (it may hold edits the user wants to keep elsewhere) until the user drops it.
+ */
+export function freezesBoard(code: number): boolean {
+  return dropsLocalCopy(code) || code === CLOSE.FRAME_TOO_LARGE;
 }

@@ -1,0 +1,155 @@
+// What this browser has received from the server, and what the server says after its step 2:
+// how the page learns that the server lost part of a board's history (a restore from a backup, a
+// wiped data directory, a lost tail) and that this browser's copy brought it back.
+//
+// Everything the server sends was stored before it was sent (docs/storage.md), so the clocks of
+// what this copy received from the server (`seen`: per author, the highest clock received) are
+// clocks the server held. The page's socket URL asks for funnel's notices (`?notices=1`; Rust
+// clients may send the funnel message instead, type 100 kind 0); after its step 2 brought the board changes it lacked, the server answers with a
+// "recovered" notice (kind 1): for each author of those changes, the clock the board held before.
+// An author whose `seen` clock is above that clock had changes the server had sent, and lost:
+// the server's history was older than this copy. Only offline edits (never received from the
+// server) never look like that. Docs: docs/recovery.md.
+
+import * as decoding from "lib0/decoding";
+import * as Y from "yjs";
+
+/** funnel's own messages (protocol/src/wire.rs `MSG_FUNNEL`). */
+export const MESSAGE_FUNNEL = 100;
+/** Server → client: a step 2 brought the board changes it lacked. */
+export const FUNNEL_RECOVERED = 1;
+
+/** Per author (a Yjs client id), a clock. */
+export type Clocks = Map<number, number>;
+
+/** What the server took back, as the notice names it (protocol `wire::TakenBack`). */
+export type TakenBack = "settings" | "stages" | "fields" | "forms" | "views" | "cards" | "serverFields";
+
+const TAKEN_BACK: readonly TakenBack[] = ["settings", "stages", "fields", "forms", "views", "cards", "serverFields"];
+
+export interface RecoveredNotice {
+  /** The board's clocks before the step 2, for each author it brought changes of. */
+  held: Clocks;
+  takenBack: TakenBack[];
+}
+
+/** What the page tells its user after a recovered notice. */
+export interface Recovery {
+  /** The server had lost changes this copy had received from it (and brought back). */
+  lostHistory: boolean;
+  /** What the server took back, in the notice's words, without what the server recomputes. */
+  takenBack: TakenBack[];
+}
+
+/**
+ * A funnel message's payload (after its type), as a recovered notice; null for another kind
+ * (a newer server's). Throws on a malformed one.
+ */
+export function readRecovered(payload: Uint8Array): RecoveredNotice | null {
+  const decoder = decoding.createDecoder(payload);
+  if (decoding.readVarUint(decoder) !== FUNNEL_RECOVERED) return null;
+  const held = Y.decodeStateVector(decoding.readVarUint8Array(decoder));
+  const count = decoding.readVarUint(decoder);
+  const takenBack: TakenBack[] = [];
+  for (let i = 0; i < count && decoding.hasContent(decoder); i++) {
+    const name = decoding.readVarString(decoder);
+    const known = TAKEN_BACK.find((kind) => kind === name);
+    if (known !== undefined) takenBack.push(known);
+  }
+  return { held, takenBack };
+}
+
+/** Raises `seen` to the highest clock of each author in `update` (a v1 update). */
+export function noteReceived(seen: Clocks, update: Uint8Array): boolean {
+  let raised = false;
+  for (const [client, clock] of Y.parseUpdateMeta(update).to) {
+    if (clock > (seen.get(client) ?? 0)) {
+      seen.set(client, clock);
+      raised = true;
+    }
+  }
+  return raised;
+}
+
+/** What a notice means to this copy, given what it had received from the server. */
+export function judgeRecovery(notice: RecoveredNotice, seen: Clocks): Recovery {
+  let lostHistory = false;
+  for (const [client, clock] of notice.held) {
+    if ((seen.get(client) ?? 0) > clock) lostHistory = true;
+  }
+  return { lostHistory, takenBack: notice.takenBack.filter((kind) => kind !== "serverFields") };
+}
+
+/** Whether a recovery is worth telling the user about. */
+export function tellsUser(recovery: Recovery): boolean {
+  return recovery.lostHistory || recovery.takenBack.length > 0;
+}
+
+const NAMES: Record<TakenBack, string> = {
+  settings: "board settings",
+  stages: "stage changes",
+  fields: "field definitions",
+  forms: "form changes",
+  views: "other people's display settings",
+  cards: "card and activity changes",
+  serverFields: "counters",
+};
+
+/** The banner's sentences: what happened, and what became of this copy's changes. */
+export function recoveryMessage(recovery: Recovery): { title: string; detail: string } {
+  const list = recovery.takenBack.map((kind) => NAMES[kind]);
+  const takenBack =
+    list.length === 0
+      ? ""
+      : ` Your role may not make some of them, so the server took back the ${joinWords(list)}: the board now shows them as the server has them.`;
+  if (recovery.lostHistory) {
+    return {
+      title: "This board's server had lost recent changes",
+      detail:
+        "The server's copy of this board was older than this browser's: it was probably restored from a backup. " +
+        "This browser still had the missing changes, yours and the ones others had made, and has sent them back." +
+        (list.length === 0 ? " Nothing was lost: your edits are kept." : takenBack),
+    };
+  }
+  return {
+    title: "Some of your offline changes were taken back",
+    detail: `Your other edits are kept.${takenBack}`,
+  };
+}
+
+function joinWords(words: string[]): string {
+  if (words.length <= 1) return words.join("");
+  return `${words.slice(0, -1).join(", ")} and ${words[words.length - 1]}`;
+}
+
+/** Where a board's `seen` clocks are kept beside its IndexedDB copy. */
+export function seenKey(boardId: string): string {
+  return `funnel.seen.${boardId}`;
+}
+
+export function parseClocks(raw: string | null): Clocks {
+  const clocks: Clocks = new Map();
+  if (raw === null) return clocks;
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (typeof parsed !== "object" || parsed === null) return clocks;
+    for (const [client, clock] of Object.entries(parsed as Record<string, unknown>)) {
+      const id = Number(client);
+      if (Number.isSafeInteger(id) && typeof clock === "number" && Number.isSafeInteger(clock)) clocks.set(id, clock);
+    }
+  } catch {
+    // A damaged entry is as good as none: the page then only misses a recovery, never invents one.
+  }
+  return clocks;
+}
+
+export function formatClocks(clocks: Clocks): string {
+  return JSON.stringify(Object.fromEntries(clocks));
+}
+
+/** `a` raised to `b`, author by author. */
+export function mergeClocks(a: Clocks, b: Clocks): Clocks {
+  const merged = new Map(a);
+  for (const [client, clock] of b) if (clock > (merged.get(client) ?? 0)) merged.set(client, clock);
+  return merged;
+}
