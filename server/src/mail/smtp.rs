@@ -95,8 +95,8 @@ struct Envelope {
     recipients: usize,
     data: Vec<u8>,
     too_large: bool,
-    /// A complete message waiting to be taken (set at its final `.`).
-    complete: Option<(BoardId, Vec<u8>)>,
+    /// What the final `.` of a message ended with, waiting for the loop to answer it.
+    complete: Option<Finished>,
     max_bytes: usize,
 }
 
@@ -108,6 +108,14 @@ impl Envelope {
         self.too_large = false;
         self.complete = None;
     }
+}
+
+/// How a message's DATA ended.
+enum Finished {
+    /// A whole message for a board: taken, then answered.
+    Take(BoardId, Vec<u8>),
+    /// Refused as it stands: this reply line.
+    Refuse(String),
 }
 
 struct MailHandler(Arc<Mutex<Envelope>>);
@@ -164,22 +172,25 @@ impl Handler for MailHandler {
         Ok(())
     }
 
+    /// Always OK to the state machine, which the loop's own reply replaces: `mailin` 0.6 keeps
+    /// a session in its DATA state after an error reply here, reading every later command as
+    /// message text.
     fn data_end(&mut self) -> Response {
         let mut envelope = self.envelope();
-        if envelope.too_large {
-            let max = envelope.max_bytes;
-            envelope.reset();
-            return Response::custom(552, format!("5.3.4 the message is larger than {max} bytes"));
-        }
-        match envelope.board.clone() {
-            Some(board) => {
-                let data = std::mem::take(&mut envelope.data);
-                envelope.complete = Some((board, data));
-                // Replaced by the answer of `take` (see `Session::run`).
-                mailin::response::OK
+        let finished = if envelope.too_large {
+            Finished::Refuse(format!(
+                "552 5.3.4 the message is larger than {} bytes\r\n",
+                envelope.max_bytes
+            ))
+        } else {
+            match envelope.board.clone() {
+                Some(board) => Finished::Take(board, std::mem::take(&mut envelope.data)),
+                None => Finished::Refuse("554 5.5.1 no valid recipient\r\n".into()),
             }
-            None => Response::custom(554, "5.5.1 no valid recipient".into()),
-        }
+        };
+        envelope.reset();
+        envelope.complete = Some(finished);
+        mailin::response::OK
     }
 }
 
@@ -277,8 +288,11 @@ impl Session {
                 .unwrap_or_else(|p| p.into_inner())
                 .complete
                 .take();
-            if let Some((board, message)) = complete {
-                let reply = self.take(&board, &message).await;
+            if let Some(finished) = complete {
+                let reply = match finished {
+                    Finished::Take(board, message) => self.take(&board, &message).await,
+                    Finished::Refuse(reply) => reply,
+                };
                 write.write_all(reply.as_bytes()).await?;
                 continue;
             }
