@@ -39,7 +39,6 @@ use funnel_protocol::schema::StageKind;
 use funnel_protocol::timeline::{TimelineDirection, TimelineKind};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
-use serde_json::Value;
 use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -434,16 +433,6 @@ fn from_write_error(error: ApiWriteError) -> MailError {
         )),
         other => MailError::Refused(other.to_string()),
     }
-}
-
-/// The JSON of a taken message, for a timeline entry.
-pub fn summary_json(mail: &InboundMail) -> Value {
-    serde_json::json!({
-        "messageId": mail.message_id,
-        "subject": mail.subject,
-        "from": mail.from_address,
-        "fromName": mail.from_name,
-    })
 }
 
 #[cfg(test)]

@@ -394,7 +394,21 @@ struct Smtp {
 
 impl Smtp {
     async fn connect(addr: SocketAddr) -> Self {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        Self::over(tokio::net::TcpStream::connect(addr).await.unwrap()).await
+    }
+
+    /// The first session of a server that is starting: connects once it listens.
+    async fn when_listening(addr: SocketAddr) -> Self {
+        for _ in 0..100 {
+            if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+                return Self::over(stream).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no SMTP listener on {addr}");
+    }
+
+    async fn over(stream: tokio::net::TcpStream) -> Self {
         let (read, writer) = stream.into_split();
         let mut smtp = Smtp {
             reader: BufReader::new(read),
@@ -472,19 +486,7 @@ async fn smtp_refuses_unknown_boards_wrong_secrets_big_and_malformed_mail() {
         )
         .await;
     let local_part = address["localPart"].as_str().unwrap().to_owned();
-    let mut smtp = {
-        let mut tries = 0;
-        loop {
-            match tokio::net::TcpStream::connect(smtp_addr).await {
-                Ok(_) => break Smtp::connect(smtp_addr).await,
-                Err(_) if tries < 50 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("no SMTP listener on {smtp_addr}: {e}"),
-            }
-        }
-    };
+    let mut smtp = Smtp::when_listening(smtp_addr).await;
     assert!(smtp.say("EHLO client.example").await.starts_with("250"));
     assert!(
         smtp.say("MAIL FROM:<ada@example.com>")
@@ -563,6 +565,62 @@ async fn smtp_refuses_unknown_boards_wrong_secrets_big_and_malformed_mail() {
         events[0]["text"], ".dotted line\r\nend",
         "dot-stuffing undone"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn smtp_bounds_its_sessions_and_its_lines() {
+    use funnel_server::mail::smtp::{MAX_COMMAND_LINE, MAX_SESSIONS};
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let smtp_addr = smtp_port();
+    let server = TestServer::start_with(dir.path(), |config| {
+        config.smtp_listen = Some(smtp_addr);
+    })
+    .await;
+    // MAX_SESSIONS at once are served; one more is told 421 and closed.
+    let mut open = vec![Smtp::when_listening(smtp_addr).await];
+    for _ in 1..MAX_SESSIONS {
+        open.push(Smtp::connect(smtp_addr).await);
+    }
+    let greeting = |stream: tokio::net::TcpStream| async move {
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
+            .await
+            .unwrap()
+            .unwrap();
+        (reader, line)
+    };
+    let (_, line) = greeting(tokio::net::TcpStream::connect(smtp_addr).await.unwrap()).await;
+    assert!(line.starts_with("421"), "{line}");
+
+    // A session that ends frees its place.
+    let mut one = open.pop().unwrap();
+    assert!(one.say("QUIT").await.starts_with("221"));
+    drop(one);
+    let mut tries = 0;
+    let mut again = loop {
+        let (reader, line) =
+            greeting(tokio::net::TcpStream::connect(smtp_addr).await.unwrap()).await;
+        if line.starts_with("220") {
+            break reader;
+        }
+        assert!(tries < 50, "no place freed: {line}");
+        tries += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // A command line over the bound: 500, then the server closes the connection.
+    let long = format!("HELO {}\r\n", "x".repeat(MAX_COMMAND_LINE + 10));
+    again.get_mut().write_all(long.as_bytes()).await.unwrap();
+    let mut rest = String::new();
+    tokio::time::timeout(Duration::from_secs(10), again.read_to_string(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rest.starts_with("500"), "{rest:?}");
+    drop(open);
     server.stop().await;
 }
 

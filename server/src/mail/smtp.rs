@@ -262,6 +262,7 @@ impl Session {
                     "421 4.4.2 unterminated line, closing\r\n"
                 };
                 write.write_all(reply.as_bytes()).await?;
+                linger(&mut reader, &mut write).await;
                 return Ok(());
             }
             // A bare LF ends a line too (some senders); the state machine expects CRLF.
@@ -358,6 +359,22 @@ impl Session {
             }
         }
     }
+}
+
+/// How long, and how much, a refused client's unread input is drained before the socket closes.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: u64 = 256 * 1024;
+
+/// Ends our side, then reads what the client had already sent (bounded): a socket closed with
+/// unread input is reset, and the reset can destroy the refusal before the client reads it.
+async fn linger(read: &mut (impl AsyncRead + Unpin), write: &mut (impl AsyncWrite + Unpin)) {
+    let _ = write.shutdown().await;
+    let mut sink = tokio::io::sink();
+    let _ = tokio::time::timeout(
+        LINGER,
+        tokio::io::copy(&mut read.take(LINGER_BYTES), &mut sink),
+    )
+    .await;
 }
 
 async fn send(write: &mut (impl AsyncWrite + Unpin), response: &Response) -> io::Result<()> {
