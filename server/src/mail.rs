@@ -233,7 +233,39 @@ impl MailSender {
 }
 
 /// Takes one raw message for `board`: the one path of the API and SMTP (see the module doc).
+/// Counted in `funnel_inbound_mail_total{outcome}`.
 pub async fn take(
+    state: &AppState,
+    board: &BoardId,
+    raw: &[u8],
+    sender: MailSender,
+) -> Result<MailOutcome, MailError> {
+    let result = take_counted(state, board, raw, sender).await;
+    let outcome = match &result {
+        Ok(outcome) => match outcome.action {
+            MailAction::Created => "created",
+            MailAction::Appended => "appended",
+            MailAction::Duplicate => "duplicate",
+        },
+        Err(MailError::Malformed(_)) => "malformed",
+        Err(MailError::TooLarge { .. }) => "too_large",
+        Err(MailError::NoSuchBoard(_)) => "no_board",
+        Err(MailError::InFlight(_)) => "in_flight",
+        Err(MailError::BoardFull { .. }) => "board_full",
+        Err(MailError::Refused(_)) => "refused",
+        Err(MailError::Storage(_)) => "storage",
+        Err(MailError::Busy) => "busy",
+    };
+    state
+        .connections
+        .metrics
+        .inbound_mail
+        .get_or_create(&crate::metrics::MailLabels { outcome })
+        .inc();
+    result
+}
+
+async fn take_counted(
     state: &AppState,
     board: &BoardId,
     raw: &[u8],

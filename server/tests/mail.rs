@@ -383,6 +383,16 @@ async fn admins_see_the_boards_address_with_its_secret() {
         .await;
     assert_eq!(address["localPart"], board.as_str());
     assert_eq!(address["secretRequired"], false);
+
+    // Every message is counted by outcome.
+    let raw = message("ada@example.com", "count@example.com", "Counted", "", "hi");
+    assert_eq!(local.mail(&board, &raw).await.0, 201);
+    assert_eq!(local.mail(&board, &raw).await.0, 200);
+    assert_eq!(local.mail(&board, "no header here").await.0, 400);
+    for outcome in ["created", "duplicate", "malformed"] {
+        let name = format!("funnel_inbound_mail_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(support::metric(server.addr, &name).await, 1, "{name}");
+    }
     server.stop().await;
 }
 
