@@ -377,6 +377,27 @@ mod tests {
     }
 
     #[test]
+    fn smtp_without_tokens_listens_on_loopback_only() {
+        let mut config =
+            ServeConfig::with_defaults("127.0.0.1:0".parse().unwrap(), PathBuf::from("data"));
+        config.smtp_listen = Some("127.0.0.1:2525".parse().unwrap());
+        assert!(config.validate().is_ok());
+        config.smtp_listen = Some("0.0.0.0:25".parse().unwrap());
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("--auth-secret"), "{err}");
+        config.auth_secret = Some("x".repeat(32));
+        assert!(
+            config.validate().is_ok(),
+            "with tokens the address has a secret"
+        );
+        config.max_mail_bytes = 10;
+        assert!(config.validate().unwrap_err().contains("--max-mail-bytes"));
+        config.max_mail_bytes = defaults::MAX_MAIL_BYTES;
+        config.mail_domain = "bad domain".into();
+        assert!(config.validate().unwrap_err().contains("--mail-domain"));
+    }
+
+    #[test]
     fn only_postgres_urls_select_a_database() {
         let with_url = |url: &str| {
             let mut config =
