@@ -240,7 +240,7 @@ pub async fn take(
     raw: &[u8],
     sender: MailSender,
 ) -> Result<MailOutcome, MailError> {
-    let result = take_counted(state, board, raw, sender).await;
+    let result = take_message(state, board, raw, sender).await;
     let outcome = match &result {
         Ok(outcome) => match outcome.action {
             MailAction::Created => "created",
@@ -265,7 +265,7 @@ pub async fn take(
     result
 }
 
-async fn take_counted(
+async fn take_message(
     state: &AppState,
     board: &BoardId,
     raw: &[u8],
