@@ -50,6 +50,12 @@ pub const MAIL_USER: &str = "mail";
 /// The title of a deal from a message without a subject.
 pub const NO_SUBJECT: &str = "(no subject)";
 
+/// Messages a board takes a minute on average, on both paths together, and at once above that:
+/// a flood to one address slows down (HTTP 429, SMTP 451: senders retry) instead of filling the
+/// board. A person's mail, even a busy team's, is far below it.
+pub const MAIL_PER_MINUTE: u32 = 120;
+pub const MAIL_BURST: u32 = 60;
+
 /// How the server takes mail: limits, the address secret, the domain it shows.
 #[derive(Clone)]
 pub struct MailSettings {
@@ -63,6 +69,8 @@ pub struct MailSettings {
     secret_key: Option<Arc<[u8]>>,
     /// Whether `--smtp-listen` is set (shown in the address resource).
     pub smtp: bool,
+    /// Messages per board ([`MAIL_PER_MINUTE`], [`MAIL_BURST`]).
+    rate: Arc<crate::limits::CallerRate>,
 }
 
 impl std::fmt::Debug for MailSettings {
@@ -86,6 +94,7 @@ impl MailSettings {
             domain,
             secret_key: auth_secret.map(|s| Arc::from(s.as_bytes())),
             smtp,
+            rate: Arc::new(crate::limits::CallerRate::new(MAIL_PER_MINUTE, MAIL_BURST)),
         }
     }
 
@@ -195,6 +204,8 @@ pub enum MailError {
     InFlight(String),
     #[error("the board is at its size limit ({max} bytes)")]
     BoardFull { max: usize },
+    #[error("too many messages for this board; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// The board refused the card (e.g. a sender address a card cannot hold).
     #[error("the board refused the message: {0}")]
     Refused(String),
@@ -252,6 +263,7 @@ pub async fn take(
         Err(MailError::NoSuchBoard(_)) => "no_board",
         Err(MailError::InFlight(_)) => "in_flight",
         Err(MailError::BoardFull { .. }) => "board_full",
+        Err(MailError::RateLimited { .. }) => "rate_limited",
         Err(MailError::Refused(_)) => "refused",
         Err(MailError::Storage(_)) => "storage",
         Err(MailError::Busy) => "busy",
@@ -276,6 +288,13 @@ async fn take_message(
             max: state.mail.max_bytes,
         });
     }
+    state
+        .mail
+        .rate
+        .take(board.as_str())
+        .map_err(|wait| MailError::RateLimited {
+            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        })?;
     let mail = ParsedMail::parse(raw)?;
     if state.storage.meta(board).await?.is_none() {
         return Err(MailError::NoSuchBoard(board.to_string()));

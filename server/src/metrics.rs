@@ -19,7 +19,7 @@ pub struct CloseLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MailLabels {
     /// `created`, `appended`, `duplicate`, or why it was refused: `malformed`, `too_large`,
-    /// `no_board`, `in_flight`, `board_full`, `refused`, `storage`, `busy`.
+    /// `no_board`, `in_flight`, `board_full`, `rate_limited`, `refused`, `storage`, `busy`.
     pub outcome: &'static str,
 }
 

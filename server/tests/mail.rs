@@ -396,6 +396,44 @@ async fn admins_see_the_boards_address_with_its_secret() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_flood_to_one_board_is_slowed_down_per_board() {
+    use funnel_server::mail::MAIL_BURST;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let local = Api::new(&server, None);
+    let flooded = deal_board(&local).await;
+    let other = deal_board(&local).await;
+    // The burst is taken (each refused as malformed, but counted), then 429 with Retry-After.
+    for _ in 0..MAIL_BURST {
+        assert_eq!(local.mail(&flooded, "not a message").await.0, 400);
+    }
+    let url = format!(
+        "http://{}/api/v1/boards/{flooded}/inbound-email",
+        server.addr
+    );
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "message/rfc822")
+        .body("From: ada@example.com\r\n\r\nhi\r\n")
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait >= 1, "{wait}");
+    // Another board is not slowed by it.
+    let fine = message("ada@example.com", "other@example.com", "Other", "", "hi");
+    assert_eq!(local.mail(&other, &fine).await.0, 201);
+    assert!(cards(&local, &flooded).await.is_empty());
+    server.stop().await;
+}
+
 /// A minimal SMTP client: sends each line, reads the reply's last line.
 struct Smtp {
     reader: BufReader<tokio::net::tcp::OwnedReadHalf>,

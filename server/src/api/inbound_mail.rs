@@ -51,7 +51,7 @@ pub struct InboundAddress {
         (status = 409, body = Problem, content_type = "application/problem+json", description = "another delivery of the same message is being taken"),
         (status = 413, body = Problem, content_type = "application/problem+json", description = "over --max-mail-bytes, or the board is at its size limit"),
         (status = 415, body = Problem, content_type = "application/problem+json", description = "the Content-Type is not message/rfc822"),
-        (status = 429, body = Problem, content_type = "application/problem+json")
+        (status = 429, body = Problem, content_type = "application/problem+json", description = "too many calls from this caller, or too many messages for this board (Retry-After)")
     )
 )]
 pub async fn post_inbound_email(
@@ -95,6 +95,9 @@ pub async fn post_inbound_email(
             }
             MailError::NoSuchBoard(board) => ApiError::NoSuchBoard(board),
             e @ MailError::InFlight(_) => ApiError::Conflict(e.to_string()),
+            MailError::RateLimited { retry_after_secs } => {
+                ApiError::RateLimited { retry_after_secs }
+            }
             MailError::Storage(e) => ApiError::Storage(e),
             MailError::Busy => ApiError::Busy,
         })?;

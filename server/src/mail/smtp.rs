@@ -349,6 +349,7 @@ impl Session {
                     MailError::TooLarge { .. } | MailError::BoardFull { .. } => (552, "5.3.4"),
                     MailError::NoSuchBoard(_) => (550, "5.1.1"),
                     MailError::Refused(_) => (554, "5.7.1"),
+                    MailError::RateLimited { .. } => (451, "4.7.1"),
                     MailError::InFlight(_) | MailError::Storage(_) | MailError::Busy => {
                         (451, "4.3.0")
                     }
