@@ -7,6 +7,7 @@ mod board_call;
 mod cards;
 mod docs;
 mod idempotency;
+mod inbound_mail;
 mod problem;
 mod rate_limit;
 mod settings;
@@ -74,7 +75,9 @@ use utoipa::{OpenApi, ToSchema};
         settings::list_fields,
         settings::define_field,
         settings::get_quick_create,
-        settings::put_quick_create
+        settings::put_quick_create,
+        inbound_mail::post_inbound_email,
+        inbound_mail::get_inbound_address
     ),
     components(schemas(
         Me,
@@ -102,7 +105,11 @@ use utoipa::{OpenApi, ToSchema};
         settings::SettingsPatch,
         settings::FieldJson,
         settings::FieldList,
-        settings::QuickCreateForm
+        settings::QuickCreateForm,
+        inbound_mail::InboundAddress,
+        TimelineMail,
+        crate::mail::MailOutcome,
+        crate::mail::MailAction
     ))
 )]
 pub struct ApiDoc;
@@ -151,6 +158,22 @@ pub struct TimelineEntry {
     /// The employee: who commented, took or missed the call, got the e-mail or chatted.
     pub user: String,
     pub text: String,
+    /// For an e-mail that came in (`POST .../inbound-email` or SMTP): its subject and sender.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail: Option<TimelineMail>,
+}
+
+/// The message an inbound e-mail entry of a timeline came from.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineMail {
+    /// Without angle brackets.
+    pub message_id: String,
+    pub subject: String,
+    /// The sender's address.
+    pub from: String,
+    /// The sender's display name; empty when none.
+    pub from_name: String,
 }
 
 /// An event to add to a card's timeline. It belongs to the caller (the token's user; in local
@@ -204,6 +227,7 @@ impl From<TimelineEvent> for TimelineEntry {
             direction: event.direction,
             user: event.user,
             text: event.text,
+            mail: None,
         }
     }
 }
@@ -332,6 +356,13 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/v1/boards/{board_id}/forms/quickCreate",
             get(settings::get_quick_create).put(settings::put_quick_create),
+        )
+        .route(
+            "/api/v1/boards/{board_id}/inbound-email",
+            get(inbound_mail::get_inbound_address)
+                .post(inbound_mail::post_inbound_email)
+                // The handler reads at most --max-mail-bytes itself.
+                .layer(DefaultBodyLimit::disable()),
         )
         .route("/api/{*rest}", any(not_found))
 }
@@ -604,8 +635,39 @@ async fn get_timeline(
     let next = (events.len() == limit)
         .then(|| events.last().map(|e| e.id))
         .flatten();
+    let mail_ids: Vec<i64> = events
+        .iter()
+        .filter(|e| e.kind == TimelineKind::Email && e.direction == TimelineDirection::Incoming)
+        .map(|e| e.id)
+        .collect();
+    let mut mails: std::collections::HashMap<i64, crate::storage::InboundMail> =
+        if mail_ids.is_empty() {
+            Default::default()
+        } else {
+            state
+                .storage
+                .mails_of_events(&board, &mail_ids)
+                .await?
+                .into_iter()
+                .map(|mail| (mail.event_id, mail))
+                .collect()
+        };
     Ok(Json(TimelinePage {
-        events: events.into_iter().map(TimelineEntry::from).collect(),
+        events: events
+            .into_iter()
+            .map(|event| {
+                let mail = mails.remove(&event.id).map(|mail| TimelineMail {
+                    message_id: mail.message_id,
+                    subject: mail.subject,
+                    from: mail.from_address,
+                    from_name: mail.from_name,
+                });
+                TimelineEntry {
+                    mail,
+                    ..TimelineEntry::from(event)
+                }
+            })
+            .collect(),
         next,
     }))
 }

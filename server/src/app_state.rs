@@ -18,6 +18,8 @@ pub struct AppState {
     pub timeline_rate: Arc<crate::limits::CallerRate>,
     /// Every API call per caller (`--api-rate`); `None`: no limit.
     pub api_rate: Option<Arc<crate::limits::CallerRate>>,
+    /// How inbound e-mail is taken (`crate::mail`): its size limit, address secrets, domain.
+    pub mail: Arc<crate::mail::MailSettings>,
     /// Tracks every connection task, so shutdown waits for their close frames.
     pub tracker: TaskTracker,
 }

@@ -35,6 +35,8 @@ pub mod defaults {
     pub const API_RATE: u32 = 1200;
     pub const API_BURST: u32 = 200;
     pub const JOINS_AT_ONCE: usize = crate::connection::JOINS_AT_ONCE;
+    pub const MAX_MAIL_BYTES: usize = 10 * 1024 * 1024;
+    pub const MAIL_DOMAIN: &str = "localhost";
 }
 
 /// A duration default as a flag shows and parses it (`30s`).
@@ -172,6 +174,20 @@ pub struct ServeConfig {
     /// when boards load slowly (PostgreSQL far away).
     #[arg(long, env = "FUNNEL_JOINS_AT_ONCE", default_value_t = defaults::JOINS_AT_ONCE)]
     pub joins_at_once: usize,
+
+    /// Address of an SMTP listener taking mail for `{boardId}@any-domain` (with
+    /// `--auth-secret`: `{boardId}+{secret}@...`, the secret shown to admins). Without
+    /// `--auth-secret`, loopback addresses only.
+    #[arg(long, env = "FUNNEL_SMTP_LISTEN")]
+    pub smtp_listen: Option<SocketAddr>,
+
+    /// The largest inbound e-mail taken, in bytes (SMTP answers 552, the API 413, above it).
+    #[arg(long, env = "FUNNEL_MAX_MAIL_BYTES", default_value_t = defaults::MAX_MAIL_BYTES)]
+    pub max_mail_bytes: usize,
+
+    /// The domain shown in boards' inbound addresses (mail to any domain is taken).
+    #[arg(long, env = "FUNNEL_MAIL_DOMAIN", default_value = defaults::MAIL_DOMAIN)]
+    pub mail_domain: String,
 }
 
 impl ServeConfig {
@@ -204,6 +220,9 @@ impl ServeConfig {
             joins_at_once: defaults::JOINS_AT_ONCE,
             api_rate: defaults::API_RATE,
             api_burst: defaults::API_BURST,
+            smtp_listen: None,
+            max_mail_bytes: defaults::MAX_MAIL_BYTES,
+            mail_domain: defaults::MAIL_DOMAIN.to_owned(),
         }
     }
 
@@ -235,6 +254,22 @@ impl ServeConfig {
                  (use --listen 127.0.0.1:PORT, or set --auth-secret to require tokens)",
                 self.listen
             ));
+        }
+        if let Some(smtp) = self.smtp_listen
+            && self.auth_secret.is_none()
+            && !smtp.ip().is_loopback()
+        {
+            return Err(format!(
+                "refusing to take SMTP on {smtp}: without --auth-secret a board's address has no \
+                 secret, so anyone could write to any board; use a loopback address or set \
+                 --auth-secret"
+            ));
+        }
+        if self.max_mail_bytes < 1024 {
+            return Err("--max-mail-bytes must be at least 1024".into());
+        }
+        if self.mail_domain.is_empty() || self.mail_domain.contains(['@', ' ', '\r', '\n']) {
+            return Err("--mail-domain must be a domain name such as crm.example.com".into());
         }
         if self.max_frame_bytes < 1024 {
             return Err("--max-frame-bytes must be at least 1024".into());
@@ -339,6 +374,27 @@ mod tests {
         assert!(open.validate().unwrap_err().contains("32 bytes"));
         open.auth_secret = Some("x".repeat(32));
         assert!(open.validate().is_ok(), "with tokens, any address");
+    }
+
+    #[test]
+    fn smtp_without_tokens_listens_on_loopback_only() {
+        let mut config =
+            ServeConfig::with_defaults("127.0.0.1:0".parse().unwrap(), PathBuf::from("data"));
+        config.smtp_listen = Some("127.0.0.1:2525".parse().unwrap());
+        assert!(config.validate().is_ok());
+        config.smtp_listen = Some("0.0.0.0:25".parse().unwrap());
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("--auth-secret"), "{err}");
+        config.auth_secret = Some("x".repeat(32));
+        assert!(
+            config.validate().is_ok(),
+            "with tokens the address has a secret"
+        );
+        config.max_mail_bytes = 10;
+        assert!(config.validate().unwrap_err().contains("--max-mail-bytes"));
+        config.max_mail_bytes = defaults::MAX_MAIL_BYTES;
+        config.mail_domain = "bad domain".into();
+        assert!(config.validate().unwrap_err().contains("--mail-domain"));
     }
 
     #[test]

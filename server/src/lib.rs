@@ -12,6 +12,7 @@
 //! - [`cli`]: the command-line client (`funnel boards`, `funnel cards ...`, `funnel watch`).
 //! - [`bus`]: the cluster fan-out between instances (in-memory, Redis pub/sub).
 //! - [`clock`]: wall-clock time as a dependency (tests set it).
+//! - [`mail`]: deals from e-mail: a raw message (API or the SMTP listener) to a card.
 //! - [`limits`]: messages a second per connection, connections per user and per address.
 //! - [`lease`]: who maintains a board's counters and avatars (one holder per board; in-process,
 //!   or a Redis lease with a fencing token in a cluster).
@@ -36,6 +37,7 @@ pub mod headers;
 pub mod http;
 pub mod lease;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 pub mod outbox;
 pub mod room;
@@ -212,8 +214,24 @@ pub async fn run(
         )),
         api_rate: (config.api_rate > 0)
             .then(|| Arc::new(limits::CallerRate::new(config.api_rate, config.api_burst))),
+        mail: Arc::new(mail::MailSettings::new(
+            config.max_mail_bytes,
+            config.mail_domain.clone(),
+            config.auth_secret.as_deref(),
+            config.smtp_listen.is_some(),
+        )),
         tracker: tracker.clone(),
     };
+    if let Some(addr) = config.smtp_listen {
+        let smtp_listener =
+            listen(addr).with_context(|| format!("listening for SMTP on {addr}"))?;
+        tracing::info!("smtp on {}", smtp_listener.local_addr()?);
+        tracker.spawn(mail::smtp::serve(
+            smtp_listener,
+            state.clone(),
+            shutdown.clone(),
+        ));
+    }
     tracker.spawn(sweep_idempotency_keys(
         Arc::clone(&storage),
         shutdown.clone(),

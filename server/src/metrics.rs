@@ -16,6 +16,13 @@ pub struct CloseLabels {
     pub code: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MailLabels {
+    /// `created`, `appended`, `duplicate`, or why it was refused: `malformed`, `too_large`,
+    /// `no_board`, `in_flight`, `board_full`, `rate_limited`, `refused`, `storage`, `busy`.
+    pub outcome: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     /// Open WebSocket connections.
@@ -62,6 +69,8 @@ pub struct Metrics {
     /// How long each room batch waited for storage before it could be relayed: the disk's part
     /// of every move's latency (a commit with its flush, under SQLite).
     pub store_seconds: Histogram,
+    /// Inbound e-mails (API and SMTP), by what became of them.
+    pub inbound_mail: Family<MailLabels, Counter>,
     registry: Arc<Registry>,
 }
 
@@ -89,6 +98,7 @@ impl Metrics {
             // 0.1 ms to 3.3 s.
             store_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             bus_lag_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            inbound_mail: Family::default(),
             registry: Arc::new(Registry::default()),
         };
         registry.register(
@@ -181,6 +191,11 @@ impl Metrics {
             "store_seconds",
             "Time a room batch waited for storage before it was relayed",
             metrics.store_seconds.clone(),
+        );
+        registry.register(
+            "inbound_mail",
+            "Inbound e-mails (API and SMTP), by outcome",
+            metrics.inbound_mail.clone(),
         );
         Self {
             registry: Arc::new(registry),

@@ -161,6 +161,41 @@ pub enum KeyClaim {
     },
 }
 
+/// An inbound e-mail a board took: its Message-ID (the key that makes a second delivery a
+/// duplicate, and that a reply names in In-Reply-To or References) and where it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMail {
+    pub board: BoardId,
+    /// As the message gave it, without the angle brackets.
+    pub message_id: String,
+    /// The card it created or was added to.
+    pub card: String,
+    /// Its entry in the card's timeline.
+    pub event_id: i64,
+    pub subject: String,
+    /// The sender's address, as written (matching ignores case).
+    pub from_address: String,
+    /// The sender's display name; empty when none.
+    pub from_name: String,
+    /// Milliseconds since the Unix epoch, when it was taken.
+    pub at: i64,
+}
+
+/// What a claim of a Message-ID found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailClaim {
+    /// The Message-ID was new (or its claim was abandoned in flight): the caller holds it now.
+    Claimed,
+    /// The board took this Message-ID already.
+    Taken(InboundMail),
+    /// Another delivery of the same message is being taken right now.
+    InFlight,
+}
+
+/// How long a claimed Message-ID stays in flight before it counts as abandoned (its server died
+/// while taking it) and a new delivery may claim it. Longer than taking a message takes.
+pub const MAIL_IN_FLIGHT_MS: i64 = 60 * 1000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("sqlite: {0}")]
@@ -353,6 +388,37 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Deletes every key that expired by `now`; returns how many.
     async fn sweep_keys(&self, now: i64) -> Result<u64, StorageError>;
+
+    /// Claims `message_id` on `board` at `now`, atomically across instances: free when no row
+    /// holds it, or its row stayed in flight for [`MAIL_IN_FLIGHT_MS`].
+    async fn claim_mail(
+        &self,
+        board: &BoardId,
+        message_id: &str,
+        now: i64,
+    ) -> Result<MailClaim, StorageError>;
+
+    /// Records where a claimed message went (its claim becomes [`MailClaim::Taken`]).
+    async fn finish_mail(&self, mail: &InboundMail) -> Result<(), StorageError>;
+
+    /// Frees a claim that is still in flight (taking the message failed and wrote nothing), so
+    /// that a new delivery may run.
+    async fn release_mail(&self, board: &BoardId, message_id: &str) -> Result<(), StorageError>;
+
+    /// The card of the most recently taken message among `message_ids` on `board`, if any: where
+    /// a reply goes.
+    async fn mail_card(
+        &self,
+        board: &BoardId,
+        message_ids: &[String],
+    ) -> Result<Option<String>, StorageError>;
+
+    /// The taken messages whose timeline entries are `event_ids` (for a timeline page).
+    async fn mails_of_events(
+        &self,
+        board: &BoardId,
+        event_ids: &[i64],
+    ) -> Result<Vec<InboundMail>, StorageError>;
 
     /// Whether storage answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StorageError>;

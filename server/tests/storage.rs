@@ -18,8 +18,8 @@ use funnel_protocol::timeline::{TimelineDirection, TimelineKind};
 use funnel_server::storage::postgres::PostgresStorage;
 use funnel_server::storage::sqlite::SqliteStorage;
 use funnel_server::storage::{
-    BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest, Seq, Storage,
-    StorageError, StoredBoard, TimelineEvent,
+    BoardMeta, InboundMail, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest,
+    MAIL_IN_FLIGHT_MS, MailClaim, Seq, Storage, StorageError, StoredBoard, TimelineEvent,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -611,6 +611,119 @@ mod contract {
         assert_eq!(response.body, Bytes::from("fresh"));
         storage.close().await;
     }
+
+    fn inbound(
+        board: &BoardId,
+        message_id: &str,
+        card: &str,
+        event_id: i64,
+        at: i64,
+    ) -> InboundMail {
+        InboundMail {
+            board: board.clone(),
+            message_id: message_id.to_owned(),
+            card: card.to_owned(),
+            event_id,
+            subject: format!("subject of {message_id}"),
+            from_address: "Ada@Example.com".into(),
+            from_name: "Ada".into(),
+            at,
+        }
+    }
+
+    /// A Message-ID is taken once per board: a second claim finds where the first went (across
+    /// a restart); one in flight holds until released or abandoned; replies find their card.
+    pub async fn inbound_mail_is_taken_once_per_board(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let (b1, b2) = (board("mail-1"), board("mail-2"));
+        let now = 7_000_000;
+        assert_eq!(
+            storage.claim_mail(&b1, "m1@x", now).await.unwrap(),
+            MailClaim::Claimed
+        );
+        assert_eq!(
+            storage.claim_mail(&b1, "m1@x", now + 5).await.unwrap(),
+            MailClaim::InFlight,
+            "a second delivery while the first is taken"
+        );
+        assert_eq!(
+            storage.claim_mail(&b2, "m1@x", now).await.unwrap(),
+            MailClaim::Claimed,
+            "another board takes the same message on its own"
+        );
+        let first = inbound(&b1, "m1@x", "card-a", 11, now);
+        storage.finish_mail(&first).await.unwrap();
+        assert_eq!(
+            storage.claim_mail(&b1, "m1@x", now + 10).await.unwrap(),
+            MailClaim::Taken(first.clone())
+        );
+        // A released claim is free at once; an abandoned one after MAIL_IN_FLIGHT_MS.
+        storage.release_mail(&b2, "m1@x").await.unwrap();
+        assert_eq!(
+            storage.claim_mail(&b2, "m1@x", now + 20).await.unwrap(),
+            MailClaim::Claimed
+        );
+        assert_eq!(
+            storage
+                .claim_mail(&b2, "m1@x", now + 20 + MAIL_IN_FLIGHT_MS - 1)
+                .await
+                .unwrap(),
+            MailClaim::InFlight
+        );
+        assert_eq!(
+            storage
+                .claim_mail(&b2, "m1@x", now + 20 + MAIL_IN_FLIGHT_MS)
+                .await
+                .unwrap(),
+            MailClaim::Claimed
+        );
+        // Releasing a taken message does nothing.
+        storage.release_mail(&b1, "m1@x").await.unwrap();
+        assert!(matches!(
+            storage.claim_mail(&b1, "m1@x", now + 30).await.unwrap(),
+            MailClaim::Taken(_)
+        ));
+        // Replies: the newest taken message among the ids names the card; in-flight ones and
+        // other boards' do not count.
+        assert_eq!(
+            storage.claim_mail(&b1, "m2@x", now + 40).await.unwrap(),
+            MailClaim::Claimed
+        );
+        let second = inbound(&b1, "m2@x", "card-b", 12, now + 40);
+        storage.finish_mail(&second).await.unwrap();
+        assert_eq!(
+            storage.claim_mail(&b1, "m3@x", now + 50).await.unwrap(),
+            MailClaim::Claimed
+        );
+        let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            storage
+                .mail_card(&b1, &ids(&["m1@x", "m2@x", "m3@x"]))
+                .await
+                .unwrap(),
+            Some("card-b".to_owned())
+        );
+        assert_eq!(
+            storage
+                .mail_card(&b1, &ids(&["nope@x", "m1@x"]))
+                .await
+                .unwrap(),
+            Some("card-a".to_owned())
+        );
+        assert_eq!(storage.mail_card(&b1, &ids(&["m3@x"])).await.unwrap(), None);
+        assert_eq!(storage.mail_card(&b2, &ids(&["m2@x"])).await.unwrap(), None);
+        let mut found = storage.mails_of_events(&b1, &[12, 11, 99]).await.unwrap();
+        found.sort_by_key(|m| m.event_id);
+        assert_eq!(found, vec![first.clone(), second.clone()]);
+        storage.close().await;
+        // Durable: a new instance still knows both.
+        let reopened = backend.open().await;
+        assert_eq!(
+            reopened.claim_mail(&b1, "m2@x", now + 60).await.unwrap(),
+            MailClaim::Taken(second)
+        );
+        reopened.close().await;
+    }
 }
 
 /// Runs one test per contract function against a backend type.
@@ -642,6 +755,7 @@ macro_rules! all_contract_tests {
             a_restart_keeps_everything,
             idempotency_keys_hold_their_first_response,
             released_and_abandoned_keys_are_claimed_again,
+            inbound_mail_is_taken_once_per_board,
         );
     };
 }

@@ -77,6 +77,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     TooLarge(String),
+    /// The body is not of the media type the endpoint takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("the board is busy; try again")]
@@ -127,6 +130,11 @@ impl ApiError {
             }
             ApiError::NoSuchEndpoint => (StatusCode::NOT_FOUND, "no-such-endpoint", "Not found"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Too large"),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
             ApiError::RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate-limited",

@@ -23,8 +23,9 @@
 //! transaction under an advisory lock, so instances starting together apply each one once.
 
 use super::{
-    BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest, Seq, Storage,
-    StorageError, StoredBoard, TimelineEvent, describe_postgres, fence_column,
+    BoardMeta, InboundMail, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest,
+    MAIL_IN_FLIGHT_MS, MailClaim, Seq, Storage, StorageError, StoredBoard, TimelineEvent,
+    describe_postgres, fence_column,
 };
 use crate::clock::{Clock, SystemClock};
 use async_trait::async_trait;
@@ -118,7 +119,32 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 "#,
+    r#"
+    CREATE TABLE inbound_mail (
+        board        TEXT   NOT NULL,
+        message_id   TEXT   NOT NULL,
+        claimed_at   BIGINT NOT NULL,
+        -- NULL while the message is being taken.
+        card         TEXT,
+        event_id     BIGINT,
+        subject      TEXT   NOT NULL DEFAULT '',
+        from_address TEXT   NOT NULL DEFAULT '',
+        from_name    TEXT   NOT NULL DEFAULT '',
+        at           BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (board, message_id)
+    );
+    CREATE INDEX inbound_mail_by_event ON inbound_mail (board, event_id);
+"#,
 ];
+
+/// Claims Message-ID `$2` of board `$1` at `$3` unless a row holds it: taken, or in flight since
+/// `$4` or later. A row back: claimed. Concurrent claimers wait on the row (or its insert) and
+/// see the winner's row in their `ON CONFLICT` check.
+const CLAIM_MAIL: &str = "
+    INSERT INTO inbound_mail (board, message_id, claimed_at) VALUES ($1, $2, $3)
+    ON CONFLICT (board, message_id) DO UPDATE SET claimed_at = excluded.claimed_at
+     WHERE inbound_mail.card IS NULL AND inbound_mail.claimed_at <= $4
+    RETURNING 1";
 
 /// Claims key `$2` of caller `$1` unless a live row holds it: no row, an expired one (by `$5`,
 /// now) or one in flight since before `$7`. A row back: claimed. Concurrent claimers of one key
@@ -708,6 +734,137 @@ impl Storage for PostgresStorage {
                 &[&now],
             )
             .await?)
+    }
+
+    async fn claim_mail(
+        &self,
+        board: &BoardId,
+        message_id: &str,
+        now: i64,
+    ) -> Result<MailClaim, StorageError> {
+        let client = self.client().await?;
+        let claim = client.prepare_cached(CLAIM_MAIL).await?;
+        let read = client
+            .prepare_cached(
+                "SELECT card, event_id, subject, from_address, from_name, at
+                 FROM inbound_mail WHERE board = $1 AND message_id = $2",
+            )
+            .await?;
+        let stale_before = now.saturating_sub(MAIL_IN_FLIGHT_MS);
+        // The read is a statement of its own (it sees a row another instance committed during
+        // the claim); a release can delete that row between the two, hence a second round.
+        for _ in 0..3 {
+            let claimed = client
+                .query_opt(&claim, &[&board.as_str(), &message_id, &now, &stale_before])
+                .await?;
+            if claimed.is_some() {
+                return Ok(MailClaim::Claimed);
+            }
+            let Some(row) = client
+                .query_opt(&read, &[&board.as_str(), &message_id])
+                .await?
+            else {
+                continue;
+            };
+            return Ok(match row.try_get::<_, Option<String>>(0)? {
+                None => MailClaim::InFlight,
+                Some(card) => MailClaim::Taken(InboundMail {
+                    board: board.clone(),
+                    message_id: message_id.to_owned(),
+                    card,
+                    event_id: row.try_get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                    subject: row.try_get(2)?,
+                    from_address: row.try_get(3)?,
+                    from_name: row.try_get(4)?,
+                    at: row.try_get(5)?,
+                }),
+            });
+        }
+        Err(StorageError::PostgresUnavailable(
+            "a Message-ID kept changing under its claim; try again".into(),
+        ))
+    }
+
+    async fn finish_mail(&self, mail: &InboundMail) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE inbound_mail SET card = $3, event_id = $4, subject = $5,
+                        from_address = $6, from_name = $7, at = $8
+                  WHERE board = $1 AND message_id = $2 AND card IS NULL",
+                &[
+                    &mail.board.as_str(),
+                    &mail.message_id,
+                    &mail.card,
+                    &mail.event_id,
+                    &mail.subject,
+                    &mail.from_address,
+                    &mail.from_name,
+                    &mail.at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn release_mail(&self, board: &BoardId, message_id: &str) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM inbound_mail WHERE board = $1 AND message_id = $2 AND card IS NULL",
+                &[&board.as_str(), &message_id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn mail_card(
+        &self,
+        board: &BoardId,
+        message_ids: &[String],
+    ) -> Result<Option<String>, StorageError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT card FROM inbound_mail
+                  WHERE board = $1 AND message_id = ANY($2) AND card IS NOT NULL
+                  ORDER BY at DESC LIMIT 1",
+                &[&board.as_str(), &message_ids],
+            )
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get(0)?),
+            None => None,
+        })
+    }
+
+    async fn mails_of_events(
+        &self,
+        board: &BoardId,
+        event_ids: &[i64],
+    ) -> Result<Vec<InboundMail>, StorageError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT message_id, card, event_id, subject, from_address, from_name, at
+                   FROM inbound_mail WHERE board = $1 AND event_id = ANY($2) AND card IS NOT NULL",
+                &[&board.as_str(), &event_ids],
+            )
+            .await?;
+        let mut mails = Vec::with_capacity(rows.len());
+        for row in &rows {
+            mails.push(InboundMail {
+                board: board.clone(),
+                message_id: row.try_get(0)?,
+                card: row.try_get(1)?,
+                event_id: row.try_get(2)?,
+                subject: row.try_get(3)?,
+                from_address: row.try_get(4)?,
+                from_name: row.try_get(5)?,
+                at: row.try_get(6)?,
+            });
+        }
+        Ok(mails)
     }
 
     async fn ping(&self) -> Result<(), StorageError> {

@@ -6,8 +6,8 @@
 //! separate connection; WAL mode lets them run beside the writer.
 
 use super::{
-    BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest, Seq, Storage,
-    StorageError, StoredBoard, TimelineEvent,
+    BoardMeta, InboundMail, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest,
+    MAIL_IN_FLIGHT_MS, MailClaim, Seq, Storage, StorageError, StoredBoard, TimelineEvent,
 };
 use crate::clock::{Clock, SystemClock};
 use async_trait::async_trait;
@@ -91,6 +91,22 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 "#,
+    r#"
+    CREATE TABLE inbound_mail (
+        board        TEXT    NOT NULL,
+        message_id   TEXT    NOT NULL,
+        claimed_at   INTEGER NOT NULL,
+        -- NULL while the message is being taken.
+        card         TEXT,
+        event_id     INTEGER,
+        subject      TEXT    NOT NULL DEFAULT '',
+        from_address TEXT    NOT NULL DEFAULT '',
+        from_name    TEXT    NOT NULL DEFAULT '',
+        at           INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (board, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX inbound_mail_by_event ON inbound_mail (board, event_id);
+"#,
 ];
 
 pub struct SqliteStorage {
@@ -148,6 +164,19 @@ enum Job {
     SweepKeys {
         now: i64,
         reply: oneshot::Sender<Result<u64, StorageError>>,
+    },
+    ClaimMail {
+        board: BoardId,
+        message_id: String,
+        now: i64,
+        reply: oneshot::Sender<Result<MailClaim, StorageError>>,
+    },
+    /// Finishes (with where the message went) or releases (without) a claimed Message-ID.
+    SettleMail {
+        board: BoardId,
+        message_id: String,
+        mail: Option<InboundMail>,
+        reply: oneshot::Sender<Result<(), StorageError>>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -543,6 +572,110 @@ impl Storage for SqliteStorage {
         self.submit(|reply| Job::SweepKeys { now, reply }).await
     }
 
+    async fn claim_mail(
+        &self,
+        board: &BoardId,
+        message_id: &str,
+        now: i64,
+    ) -> Result<MailClaim, StorageError> {
+        let (board, message_id) = (board.clone(), message_id.to_owned());
+        self.submit(|reply| Job::ClaimMail {
+            board,
+            message_id,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn finish_mail(&self, mail: &InboundMail) -> Result<(), StorageError> {
+        let (board, message_id) = (mail.board.clone(), mail.message_id.clone());
+        let mail = Some(mail.clone());
+        self.submit(|reply| Job::SettleMail {
+            board,
+            message_id,
+            mail,
+            reply,
+        })
+        .await
+    }
+
+    async fn release_mail(&self, board: &BoardId, message_id: &str) -> Result<(), StorageError> {
+        let (board, message_id) = (board.clone(), message_id.to_owned());
+        self.submit(|reply| Job::SettleMail {
+            board,
+            message_id,
+            mail: None,
+            reply,
+        })
+        .await
+    }
+
+    async fn mail_card(
+        &self,
+        board: &BoardId,
+        message_ids: &[String],
+    ) -> Result<Option<String>, StorageError> {
+        let board = board.clone();
+        let message_ids = message_ids.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT card, at FROM inbound_mail
+                 WHERE board = ?1 AND message_id = ?2 AND card IS NOT NULL",
+            )?;
+            let mut latest: Option<(i64, String)> = None;
+            for id in &message_ids {
+                let found: Option<(String, i64)> = stmt
+                    .query_row(params![board.as_str(), id], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .optional()?;
+                if let Some((card, at)) = found
+                    && latest.as_ref().is_none_or(|(best, _)| at > *best)
+                {
+                    latest = Some((at, card));
+                }
+            }
+            Ok(latest.map(|(_, card)| card))
+        })
+        .await
+    }
+
+    async fn mails_of_events(
+        &self,
+        board: &BoardId,
+        event_ids: &[i64],
+    ) -> Result<Vec<InboundMail>, StorageError> {
+        let board = board.clone();
+        let event_ids = event_ids.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT message_id, card, event_id, subject, from_address, from_name, at
+                 FROM inbound_mail WHERE board = ?1 AND event_id = ?2 AND card IS NOT NULL",
+            )?;
+            let mut mails = Vec::new();
+            for id in event_ids {
+                let found = stmt
+                    .query_row(params![board.as_str(), id], |row| {
+                        Ok(InboundMail {
+                            board: board.clone(),
+                            message_id: row.get(0)?,
+                            card: row.get(1)?,
+                            event_id: row.get(2)?,
+                            subject: row.get(3)?,
+                            from_address: row.get(4)?,
+                            from_name: row.get(5)?,
+                            at: row.get(6)?,
+                        })
+                    })
+                    .optional()?;
+                mails.extend(found);
+            }
+            Ok(mails)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         if self.jobs.is_closed() {
             return Err(StorageError::Closed);
@@ -599,6 +732,7 @@ enum Pending {
     ),
     Claim(oneshot::Sender<Result<KeyClaim, StorageError>>, KeyClaim),
     Swept(oneshot::Sender<Result<u64, StorageError>>, u64),
+    MailClaim(oneshot::Sender<Result<MailClaim, StorageError>>, MailClaim),
 }
 
 impl Writer {
@@ -745,6 +879,28 @@ impl Writer {
                             let _ = reply.send(Err(e));
                         }
                     },
+                    Job::ClaimMail {
+                        board,
+                        message_id,
+                        now,
+                        reply,
+                    } => match claim_mail(&txn, &board, &message_id, now) {
+                        Ok(claim) => pending.push(Pending::MailClaim(reply, claim)),
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
+                    Job::SettleMail {
+                        board,
+                        message_id,
+                        mail,
+                        reply,
+                    } => match settle_mail(&txn, &board, &message_id, mail.as_ref()) {
+                        Ok(()) => pending.push(Pending::Done(reply)),
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
                     Job::SweepKeys { now, reply } => match txn
                         .execute("DELETE FROM idempotency_keys WHERE expires_at <= ?1", [now])
                     {
@@ -781,6 +937,9 @@ impl Writer {
                         Pending::Swept(reply, n) => {
                             let _ = reply.send(Ok(n));
                         }
+                        Pending::MailClaim(reply, claim) => {
+                            let _ = reply.send(Ok(claim));
+                        }
                     }
                 }
             }
@@ -806,6 +965,9 @@ impl Writer {
                             let _ = reply.send(Err(failed()));
                         }
                         Pending::Swept(reply, _) => {
+                            let _ = reply.send(Err(failed()));
+                        }
+                        Pending::MailClaim(reply, _) => {
                             let _ = reply.send(Err(failed()));
                         }
                     }
@@ -864,6 +1026,96 @@ fn add_event(txn: &rusqlite::Transaction<'_>, event: &TimelineEvent) -> Result<i
         ],
     )?;
     Ok(txn.last_insert_rowid())
+}
+
+/// Claims a Message-ID unless a row holds it (taken, or in flight and not abandoned). The
+/// writer thread is the only writer, so the read and the write are one step.
+fn claim_mail(
+    txn: &rusqlite::Transaction<'_>,
+    board: &BoardId,
+    message_id: &str,
+    now: i64,
+) -> Result<MailClaim, StorageError> {
+    type Row = (
+        i64,
+        Option<String>,
+        Option<i64>,
+        String,
+        String,
+        String,
+        i64,
+    );
+    let row: Option<Row> = txn
+        .prepare_cached(
+            "SELECT claimed_at, card, event_id, subject, from_address, from_name, at
+             FROM inbound_mail WHERE board = ?1 AND message_id = ?2",
+        )?
+        .query_row(params![board.as_str(), message_id], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+            ))
+        })
+        .optional()?;
+    match row {
+        Some((_, Some(card), event_id, subject, from_address, from_name, at)) => {
+            return Ok(MailClaim::Taken(InboundMail {
+                board: board.clone(),
+                message_id: message_id.to_owned(),
+                card,
+                event_id: event_id.unwrap_or_default(),
+                subject,
+                from_address,
+                from_name,
+                at,
+            }));
+        }
+        Some((claimed_at, None, ..)) if claimed_at + MAIL_IN_FLIGHT_MS > now => {
+            return Ok(MailClaim::InFlight);
+        }
+        _ => {} // new, or abandoned in flight: its server died while taking it
+    }
+    txn.prepare_cached(
+        "INSERT OR REPLACE INTO inbound_mail (board, message_id, claimed_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![board.as_str(), message_id, now])?;
+    Ok(MailClaim::Claimed)
+}
+
+/// Records where a claimed message went, or (without `mail`) deletes its in-flight claim.
+fn settle_mail(
+    txn: &rusqlite::Transaction<'_>,
+    board: &BoardId,
+    message_id: &str,
+    mail: Option<&InboundMail>,
+) -> Result<(), StorageError> {
+    match mail {
+        Some(mail) => txn.execute(
+            "UPDATE inbound_mail SET card = ?3, event_id = ?4, subject = ?5, from_address = ?6,
+                    from_name = ?7, at = ?8
+             WHERE board = ?1 AND message_id = ?2 AND card IS NULL",
+            params![
+                board.as_str(),
+                message_id,
+                mail.card,
+                mail.event_id,
+                mail.subject,
+                mail.from_address,
+                mail.from_name,
+                mail.at
+            ],
+        )?,
+        None => txn.execute(
+            "DELETE FROM inbound_mail WHERE board = ?1 AND message_id = ?2 AND card IS NULL",
+            params![board.as_str(), message_id],
+        )?,
+    };
+    Ok(())
 }
 
 /// Claims a key unless a live row holds it (the writer thread is the only writer, so the read

@@ -19,7 +19,7 @@ import {
   type CardEdit,
 } from "../model/write";
 import type { BoardSnapshot, CardItem } from "../store/boardStore";
-import { fetchTimeline, type TimelineEvent } from "../ui/api";
+import { fetchInboundAddress, fetchTimeline, senderText, type InboundAddress, type TimelineEvent } from "../ui/api";
 import {
   allFields,
   displayFieldsOf,
@@ -370,10 +370,18 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
       ) : (
         <ul class="rows timeline">
           {events.map((event) => (
-            <li key={event.id} class="timeline-row">
+            <li key={event.id} class="timeline-row" data-timeline-kind={event.kind}>
               <Avatar user={event.user} size="small" />
               <span class="activity-main">
-                <span>{event.text || event.kind}</span>
+                {event.mail !== null ? (
+                  <span class="timeline-mail" data-timeline-mail="">
+                    <span class="timeline-mail-subject">{event.mail.subject || "(no subject)"}</span>
+                    <span class="timeline-mail-from">E-mail from {senderText(event.mail)}</span>
+                    {event.text !== "" && <span class="timeline-mail-text">{event.text}</span>}
+                  </span>
+                ) : (
+                  <span>{event.text || event.kind}</span>
+                )}
                 <span class="activity-meta">
                   {event.user === "" ? "" : `${board.nameOf(event.user)} · `}
                   {event.at > 0 ? timeAgo(event.at, now) : event.kind}
@@ -480,6 +488,7 @@ export function SettingsPanel({
             </label>
           </fieldset>
         )}
+        {board.can.editBoardSettings && <InboundMailSettings boardId={board.boardId} />}
         <FormError message={error} />
         <div class="form-actions">
           <button type="submit" class="button primary" data-action="save-settings">
@@ -492,6 +501,49 @@ export function SettingsPanel({
       </form>
       {board.can.editBoardSettings && <NewFieldForm />}
     </Drawer>
+  );
+}
+
+/** The board's inbound e-mail address (admins): mail to it becomes deals or timeline entries. */
+function InboundMailSettings({ boardId }: { boardId: string }) {
+  const [inbound, setInbound] = useState<InboundAddress | null | "loading">("loading");
+  useEffect(() => {
+    const abort = new AbortController();
+    fetchInboundAddress(boardId, abort.signal)
+      .then((found) => !abort.signal.aborted && setInbound(found))
+      .catch(() => !abort.signal.aborted && setInbound(null));
+    return () => abort.abort();
+  }, [boardId]);
+  if (inbound === null) return null;
+  return (
+    <fieldset>
+      <legend>Inbound e-mail</legend>
+      {inbound === "loading" ? (
+        <p class="muted">Loading…</p>
+      ) : (
+        <>
+          <p class="hint">
+            Mail to this address becomes a deal, or joins the timeline of the card whose client wrote or whose message
+            was answered.
+            {inbound.secretRequired ? " The address holds this board's secret: share it only with the mail relay." : ""}
+          </p>
+          <input
+            class="inbound-address"
+            type="text"
+            readOnly
+            aria-label="Inbound e-mail address"
+            data-inbound-address=""
+            value={inbound.address}
+            onFocus={(event) => event.currentTarget.select()}
+          />
+          {!inbound.smtp && (
+            <p class="hint">
+              This server takes no SMTP: post messages (message/rfc822) to /api/v1/boards/{boardId}/inbound-email.
+            </p>
+          )}
+        </>
+      )}
+    </fieldset>
   );
 }
 

@@ -101,12 +101,85 @@ export async function createBoard(entity: string, name: string): Promise<BoardSu
   return board;
 }
 
+/** The message an inbound e-mail entry came from (POST .../inbound-email or the SMTP listener). */
+export interface TimelineMail {
+  messageId: string;
+  subject: string;
+  /** The sender's address. */
+  from: string;
+  /** The sender's display name; empty when none. */
+  fromName: string;
+}
+
 export interface TimelineEvent {
   id: string;
   kind: string;
+  /** `incoming`, `outgoing`, `missed` or "" (comments). */
+  direction: string;
   at: number;
   user: string;
   text: string;
+  /** For an e-mail that came in: its subject and sender; null otherwise. */
+  mail: TimelineMail | null;
+}
+
+/** One entry of a timeline page as the server sends it (`index`: its place, a fallback id). */
+export function parseTimelineEvent(raw: unknown, index: number): TimelineEvent | null {
+  if (typeof raw !== "object" || raw === null) return null;
+  const e = raw as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === "string" ? v : "");
+  const id = typeof e.id === "number" ? String(e.id) : str(e.id);
+  let mail: TimelineMail | null = null;
+  if (typeof e.mail === "object" && e.mail !== null) {
+    const m = e.mail as Record<string, unknown>;
+    mail = { messageId: str(m.messageId), subject: str(m.subject), from: str(m.from), fromName: str(m.fromName) };
+  }
+  return {
+    id: id || String(index),
+    kind: str(e.kind) || str(e.type) || "event",
+    direction: str(e.direction),
+    at: typeof e.at === "number" ? e.at : typeof e.createdAt === "number" ? e.createdAt : 0,
+    user: str(e.user) || str(e.author),
+    text: str(e.text) || str(e.body) || str(e.subject),
+    mail,
+  };
+}
+
+/** How a sender shows: `Name <address>`, or the address alone. */
+export function senderText(mail: TimelineMail): string {
+  if (mail.fromName === "") return mail.from;
+  return mail.from === "" ? mail.fromName : `${mail.fromName} <${mail.from}>`;
+}
+
+/** Where a board's mail goes (`GET /api/v1/boards/{boardId}/inbound-email`, admins only). */
+export interface InboundAddress {
+  /** `{boardId}@domain`, or with tokens `{boardId}+{secret}@domain`. */
+  address: string;
+  /** Whether the server listens for SMTP; if not, mail is posted to the API. */
+  smtp: boolean;
+  secretRequired: boolean;
+  maxBytes: number;
+}
+
+export function parseInboundAddress(raw: unknown): InboundAddress | null {
+  if (typeof raw !== "object" || raw === null) return null;
+  const { address, smtp, secretRequired, maxBytes } = raw as Record<string, unknown>;
+  if (typeof address !== "string" || !address.includes("@")) return null;
+  return {
+    address,
+    smtp: smtp === true,
+    secretRequired: secretRequired === true,
+    maxBytes: typeof maxBytes === "number" ? maxBytes : 0,
+  };
+}
+
+/** The board's inbound e-mail address, or null when the server has none for this caller. */
+export async function fetchInboundAddress(boardId: string, signal?: AbortSignal): Promise<InboundAddress | null> {
+  const url = `/api/v1/boards/${encodeURIComponent(boardId)}/inbound-email`;
+  const response = await fetch(url, { headers: apiHeaders(), ...(signal ? { signal } : {}) });
+  if (response.status === 404 || response.status === 403) return null;
+  if (!response.ok) throw await errorOf(response);
+  return parseInboundAddress(await response.json());
 }
 
 const TIMELINE_PATH = /^\/api\/v1\/boards\/\{[^}]+\}\/cards\/\{[^}]+\}\/timeline$/;
@@ -145,18 +218,5 @@ export async function fetchTimeline(
   const body: unknown = await response.json();
   const list = Array.isArray(body) ? body : ((body as { events?: unknown })?.events ?? []);
   if (!Array.isArray(list)) return [];
-  return list.flatMap((raw, i): TimelineEvent[] => {
-    if (typeof raw !== "object" || raw === null) return [];
-    const e = raw as Record<string, unknown>;
-    const str = (v: unknown) => (typeof v === "string" ? v : "");
-    return [
-      {
-        id: str(e.id) || String(i),
-        kind: str(e.kind) || str(e.type) || "event",
-        at: typeof e.at === "number" ? e.at : typeof e.createdAt === "number" ? e.createdAt : 0,
-        user: str(e.user) || str(e.author),
-        text: str(e.text) || str(e.body) || str(e.subject),
-      },
-    ];
-  });
+  return list.map(parseTimelineEvent).filter((e): e is TimelineEvent => e !== null);
 }
