@@ -35,6 +35,8 @@ pub mod defaults {
     pub const API_RATE: u32 = 1200;
     pub const API_BURST: u32 = 200;
     pub const JOINS_AT_ONCE: usize = crate::connection::JOINS_AT_ONCE;
+    /// A month: long enough for an integrator's outage to be resumed from its cursor.
+    pub const CHANGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 }
 
 /// A duration default as a flag shows and parses it (`30s`).
@@ -172,6 +174,11 @@ pub struct ServeConfig {
     /// when boards load slowly (PostgreSQL far away).
     #[arg(long, env = "FUNNEL_JOINS_AT_ONCE", default_value_t = defaults::JOINS_AT_ONCE)]
     pub joins_at_once: usize,
+
+    /// How long change events (`GET /api/v1/events`, webhooks) are kept; older ones are
+    /// deleted, and a reader whose cursor is older resumes at the oldest kept event.
+    #[arg(long, env = "FUNNEL_CHANGE_RETENTION", default_value = flag_duration(defaults::CHANGE_RETENTION), value_parser = humantime::parse_duration)]
+    pub change_retention: Duration,
 }
 
 impl ServeConfig {
@@ -204,6 +211,7 @@ impl ServeConfig {
             joins_at_once: defaults::JOINS_AT_ONCE,
             api_rate: defaults::API_RATE,
             api_burst: defaults::API_BURST,
+            change_retention: defaults::CHANGE_RETENTION,
         }
     }
 
