@@ -6,6 +6,7 @@ mod activities;
 mod board_call;
 mod cards;
 mod docs;
+mod events;
 mod idempotency;
 mod problem;
 mod rate_limit;
@@ -74,7 +75,8 @@ use utoipa::{OpenApi, ToSchema};
         settings::list_fields,
         settings::define_field,
         settings::get_quick_create,
-        settings::put_quick_create
+        settings::put_quick_create,
+        events::list_events
     ),
     components(schemas(
         Me,
@@ -102,7 +104,9 @@ use utoipa::{OpenApi, ToSchema};
         settings::SettingsPatch,
         settings::FieldJson,
         settings::FieldList,
-        settings::QuickCreateForm
+        settings::QuickCreateForm,
+        events::ChangeList,
+        crate::feed::ChangeEventJson
     ))
 )]
 pub struct ApiDoc;
@@ -333,6 +337,8 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/boards/{board_id}/forms/quickCreate",
             get(settings::get_quick_create).put(settings::put_quick_create),
         )
+        .route("/api/v1/events", get(events::list_events))
+        .route("/api/v1/events/stream", get(events::stream_events))
         .route("/api/{*rest}", any(not_found))
 }
 
