@@ -198,6 +198,7 @@ async fn the_openapi_document_describes_the_api() {
             "/api/v1/boards/{boardId}/forms/quickCreate",
             "/api/v1/boards/{boardId}/stages",
             "/api/v1/boards/{boardId}/stages/{stageId}",
+            "/api/v1/events",
             "/api/v1/me"
         ]
     );
