@@ -303,13 +303,15 @@ mod tests {
         let card = new_card(&doc, &stages[0].id);
         let mut log = ChangeLog::attach(BoardId::parse("b").unwrap(), &doc);
         {
-            // What the upkeep writes: server fields, under its origin.
+            // Under the upkeep's origin nothing is tracked, whatever it writes: its server
+            // fields, and here even a field that would otherwise be an edit.
             let mut txn = doc.transact_mut_with(UPKEEP_ORIGIN);
             let cards = txn.get_map(schema::root::CARDS).unwrap();
             let Some(yrs::Out::YMap(map)) = cards.get(&txn, &card) else {
                 panic!("the card");
             };
             map.insert(&mut txn, "avatar", "zed");
+            map.insert(&mut txn, "client", "upkeep");
         }
         assert!(log.derive(&doc, &author(), 1).is_empty());
         // Another instance's change is taken in without events, and not made later.
