@@ -83,6 +83,25 @@ pub struct Appended {
     pub last_change: Option<i64>,
 }
 
+/// A change event as the databases store it: its data already JSON text, made by the caller
+/// (a room) rather than in the writer, which every room of the instance waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoredChange {
+    kind: String,
+    at: i64,
+    data: String,
+}
+
+impl From<NewChange> for StoredChange {
+    fn from(change: NewChange) -> Self {
+        Self {
+            data: change.data.to_string(),
+            kind: change.kind,
+            at: change.timestamp,
+        }
+    }
+}
+
 /// The most change events one [`Storage::changes_after`] call returns.
 pub const MAX_CHANGES_PAGE: usize = 1000;
 

@@ -29,8 +29,8 @@
 
 use super::{
     Appended, BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest,
-    MAX_CHANGES_PAGE, Seq, Storage, StorageError, StoredBoard, TimelineEvent, change_from_row,
-    describe_postgres, fence_column,
+    MAX_CHANGES_PAGE, Seq, Storage, StorageError, StoredBoard, StoredChange, TimelineEvent,
+    change_from_row, describe_postgres, fence_column,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::feed::{ChangeEvent, ChangeFilter, NewChange};
@@ -591,6 +591,7 @@ impl Storage for PostgresStorage {
         changes: Vec<NewChange>,
     ) -> Result<Appended, StorageError> {
         let board = board.clone();
+        let changes = changes.into_iter().map(StoredChange::from).collect();
         self.submit(|reply| Job::Append {
             board,
             updates,
@@ -887,7 +888,7 @@ enum Job {
         /// `Some` for a scheduler's fenced append.
         fence: Option<u64>,
         /// The change events stored with the updates.
-        changes: Vec<NewChange>,
+        changes: Vec<StoredChange>,
         reply: oneshot::Sender<Result<Appended, StorageError>>,
     },
     Shutdown {
@@ -995,8 +996,8 @@ impl Job {
                 let data: Vec<&[u8]> = updates.iter().map(|update| &update[..]).collect();
                 let stored_fence = fence.map(fence_column);
                 let kinds: Vec<&str> = changes.iter().map(|c| c.kind.as_str()).collect();
-                let times: Vec<i64> = changes.iter().map(|c| c.timestamp).collect();
-                let bodies: Vec<String> = changes.iter().map(|c| c.data.to_string()).collect();
+                let times: Vec<i64> = changes.iter().map(|c| c.at).collect();
+                let bodies: Vec<&str> = changes.iter().map(|c| c.data.as_str()).collect();
                 let row = txn
                     .query_opt(
                         &statements.append,

@@ -7,7 +7,7 @@
 
 use super::{
     Appended, BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest,
-    MAX_CHANGES_PAGE, Seq, Storage, StorageError, StoredBoard, TimelineEvent,
+    MAX_CHANGES_PAGE, Seq, Storage, StorageError, StoredBoard, StoredChange, TimelineEvent,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::feed::{ChangeEvent, ChangeFilter, NewChange};
@@ -141,7 +141,7 @@ enum Job {
         /// `Some` for a scheduler's fenced append.
         fence: Option<u64>,
         /// The change events stored with the updates.
-        changes: Vec<NewChange>,
+        changes: Vec<StoredChange>,
         reply: oneshot::Sender<Result<Appended, StorageError>>,
     },
     ReplaceSnapshot {
@@ -494,6 +494,7 @@ impl Storage for SqliteStorage {
         changes: Vec<NewChange>,
     ) -> Result<Appended, StorageError> {
         let board = board.clone();
+        let changes = changes.into_iter().map(StoredChange::from).collect();
         self.submit(|reply| Job::Append {
             board,
             updates,
@@ -1147,7 +1148,7 @@ fn append(
     last: Seq,
     updates: &[Bytes],
     fence: Option<u64>,
-    changes: &[NewChange],
+    changes: &[StoredChange],
 ) -> Result<Appended, StorageError> {
     in_savepoint(txn, || {
         if let Some(fence) = fence {
@@ -1166,12 +1167,7 @@ fn append(
                 "INSERT INTO change_events (board, kind, at, data) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for change in changes {
-                stmt.execute(params![
-                    board.as_str(),
-                    change.kind,
-                    change.timestamp,
-                    change.data.to_string()
-                ])?;
+                stmt.execute(params![board.as_str(), change.kind, change.at, change.data])?;
             }
             last_change = Some(txn.last_insert_rowid());
         }
