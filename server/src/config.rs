@@ -265,6 +265,10 @@ impl ServeConfig {
         if self.joins_at_once == 0 {
             return Err("--joins-at-once must be above 0".into());
         }
+        if self.change_retention < Duration::from_secs(60) {
+            // Shorter, an integrator that pauses a moment finds its cursor swept away.
+            return Err("--change-retention must be at least 1m".into());
+        }
         if self.message_rate == 0 || self.message_burst == 0 {
             return Err("--message-rate and --message-burst must be above 0".into());
         }
@@ -368,6 +372,22 @@ mod tests {
             let err = with_url(bad).unwrap_err();
             assert!(err.contains("postgres://"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn change_events_are_kept_for_a_minute_at_least() {
+        let mut config =
+            ServeConfig::with_defaults("127.0.0.1:0".parse().unwrap(), PathBuf::from("data"));
+        assert_eq!(config.change_retention, Duration::from_secs(30 * 24 * 3600));
+        config.change_retention = Duration::from_secs(59);
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("--change-retention")
+        );
+        config.change_retention = humantime::parse_duration("7days").unwrap();
+        assert!(config.validate().is_ok());
     }
 
     #[test]
