@@ -6,6 +6,7 @@ mod activities;
 mod board_call;
 mod cards;
 mod docs;
+mod events;
 mod idempotency;
 mod inbound_mail;
 mod problem;
@@ -77,7 +78,8 @@ use utoipa::{OpenApi, ToSchema};
         settings::get_quick_create,
         settings::put_quick_create,
         inbound_mail::post_inbound_email,
-        inbound_mail::get_inbound_address
+        inbound_mail::get_inbound_address,
+        events::list_events
     ),
     components(schemas(
         Me,
@@ -109,7 +111,9 @@ use utoipa::{OpenApi, ToSchema};
         inbound_mail::InboundAddress,
         TimelineMail,
         crate::mail::MailOutcome,
-        crate::mail::MailAction
+        crate::mail::MailAction,
+        events::ChangeList,
+        crate::feed::ChangeEventJson
     ))
 )]
 pub struct ApiDoc;
@@ -364,6 +368,8 @@ pub fn routes() -> Router<AppState> {
                 // The handler reads at most --max-mail-bytes itself.
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route("/api/v1/events", get(events::list_events))
+        .route("/api/v1/events/stream", get(events::stream_events))
         .route("/api/{*rest}", any(not_found))
 }
 
@@ -590,9 +596,13 @@ async fn add_timeline_event(
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
     let room = state.connections.rooms.get_or_spawn(&board);
-    room.send(RoomCommand::Timeline { event, reply })
-        .await
-        .map_err(|_| ApiError::Busy)?;
+    room.send(RoomCommand::Timeline {
+        event,
+        origin: crate::feed::Origin::Api,
+        reply,
+    })
+    .await
+    .map_err(|_| ApiError::Busy)?;
     match answer.await.map_err(|_| ApiError::Busy)? {
         Ok(event) => Ok((StatusCode::CREATED, Json(TimelineEntry::from(event)))),
         Err(e @ TimelineError::BoardFull { .. }) => Err(ApiError::TooLarge(e.to_string())),

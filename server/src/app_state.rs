@@ -20,6 +20,9 @@ pub struct AppState {
     pub api_rate: Option<Arc<crate::limits::CallerRate>>,
     /// How inbound e-mail is taken (`crate::mail`): its size limit, address secrets, domain.
     pub mail: Arc<crate::mail::MailSettings>,
+    /// The change feed's newest stored id and its wake-ups (`crate::feed`): the events API and
+    /// the webhook deliveries wait on it.
+    pub feed: crate::feed::Feed,
     /// Tracks every connection task, so shutdown waits for their close frames.
     pub tracker: TaskTracker,
 }

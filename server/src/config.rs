@@ -37,6 +37,8 @@ pub mod defaults {
     pub const JOINS_AT_ONCE: usize = crate::connection::JOINS_AT_ONCE;
     pub const MAX_MAIL_BYTES: usize = 10 * 1024 * 1024;
     pub const MAIL_DOMAIN: &str = "localhost";
+    /// A month: long enough for an integrator's outage to be resumed from its cursor.
+    pub const CHANGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 }
 
 /// A duration default as a flag shows and parses it (`30s`).
@@ -188,6 +190,10 @@ pub struct ServeConfig {
     /// The domain shown in boards' inbound addresses (mail to any domain is taken).
     #[arg(long, env = "FUNNEL_MAIL_DOMAIN", default_value = defaults::MAIL_DOMAIN)]
     pub mail_domain: String,
+    /// How long change events (`GET /api/v1/events`, webhooks) are kept; older ones are
+    /// deleted, and a reader whose cursor is older resumes at the oldest kept event.
+    #[arg(long, env = "FUNNEL_CHANGE_RETENTION", default_value = flag_duration(defaults::CHANGE_RETENTION), value_parser = humantime::parse_duration)]
+    pub change_retention: Duration,
 }
 
 impl ServeConfig {
@@ -223,6 +229,7 @@ impl ServeConfig {
             smtp_listen: None,
             max_mail_bytes: defaults::MAX_MAIL_BYTES,
             mail_domain: defaults::MAIL_DOMAIN.to_owned(),
+            change_retention: defaults::CHANGE_RETENTION,
         }
     }
 
@@ -291,6 +298,10 @@ impl ServeConfig {
         }
         if self.joins_at_once == 0 {
             return Err("--joins-at-once must be above 0".into());
+        }
+        if self.change_retention < Duration::from_secs(60) {
+            // Shorter, an integrator that pauses a moment finds its cursor swept away.
+            return Err("--change-retention must be at least 1m".into());
         }
         if self.message_rate == 0 || self.message_burst == 0 {
             return Err("--message-rate and --message-burst must be above 0".into());
@@ -416,6 +427,22 @@ mod tests {
             let err = with_url(bad).unwrap_err();
             assert!(err.contains("postgres://"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn change_events_are_kept_for_a_minute_at_least() {
+        let mut config =
+            ServeConfig::with_defaults("127.0.0.1:0".parse().unwrap(), PathBuf::from("data"));
+        assert_eq!(config.change_retention, Duration::from_secs(30 * 24 * 3600));
+        config.change_retention = Duration::from_secs(59);
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("--change-retention")
+        );
+        config.change_retention = humantime::parse_duration("7days").unwrap();
+        assert!(config.validate().is_ok());
     }
 
     #[test]

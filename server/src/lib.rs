@@ -9,6 +9,7 @@
 //! - [`auth`]: tokens, the local mode and browser origins: who is calling, what they may open.
 //! - [`connection`]: one socket: a reader loop and a writer task.
 //! - [`drain`]: a graceful stop: not ready first, then sockets closed in waves.
+//! - [`feed`]: the change feed: typed events of stored changes, their cursor and wake-ups.
 //! - [`cli`]: the command-line client (`funnel boards`, `funnel cards ...`, `funnel watch`).
 //! - [`bus`]: the cluster fan-out between instances (in-memory, Redis pub/sub).
 //! - [`clock`]: wall-clock time as a dependency (tests set it).
@@ -20,6 +21,7 @@
 //! - [`outbox`]: a connection's bounded outgoing queue and its slow-consumer rule.
 //! - [`rooms`]: the registry that hands out rooms, creating each atomically.
 //! - [`room`]: the task that owns one board's document; its logic is `room::state`.
+//! - [`shapes`]: the JSON shapes of cards and activities (the API's and the change feed's).
 //! - [`scheduler`]: the task that wakes boards for their reminders, loaded or not.
 //! - [`wakeups`]: when each board must next wake up: one timer structure for the server.
 //! - [`storage`]: the durable update log and snapshots (SQLite, or PostgreSQL for a cluster).
@@ -33,6 +35,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod drain;
+pub mod feed;
 pub mod headers;
 pub mod http;
 pub mod lease;
@@ -43,6 +46,7 @@ pub mod outbox;
 pub mod room;
 pub mod rooms;
 pub mod scheduler;
+pub mod shapes;
 pub mod storage;
 pub mod wakeups;
 
@@ -149,6 +153,20 @@ pub async fn run(
         }
         None => (None, Arc::new(lease::LocalLeases::default())),
     };
+    let feed = feed::Feed::new(
+        storage
+            .latest_change()
+            .await
+            .context("reading the newest change event")?,
+    );
+    if bus.is_some() {
+        // Other instances store events too: hear of them through the shared storage.
+        tracker.spawn(feed::follow_storage(
+            feed.clone(),
+            Arc::clone(&storage),
+            shutdown.clone(),
+        ));
+    }
     for (board, at) in storage.wakeups().await.context("reading board wake-ups")? {
         wakeups.set(&board, Some(at));
     }
@@ -166,6 +184,7 @@ pub async fn run(
             leases,
             wakeups: wakeups.clone(),
             bus: bus.clone(),
+            feed: feed.clone(),
         },
         tracker.clone(),
     );
@@ -220,6 +239,7 @@ pub async fn run(
             config.auth_secret.as_deref(),
             config.smtp_listen.is_some(),
         )),
+        feed,
         tracker: tracker.clone(),
     };
     if let Some(addr) = config.smtp_listen {
@@ -234,6 +254,11 @@ pub async fn run(
     }
     tracker.spawn(sweep_idempotency_keys(
         Arc::clone(&storage),
+        shutdown.clone(),
+    ));
+    tracker.spawn(feed::sweep_changes(
+        Arc::clone(&storage),
+        config.change_retention,
         shutdown.clone(),
     ));
     let app = http::router(

@@ -29,6 +29,7 @@ pub use parse::{MalformedMail, ParsedMail};
 use crate::api::MAX_EVENT_TEXT_BYTES;
 use crate::app_state::AppState;
 use crate::auth::Principal;
+use crate::feed::Origin;
 use crate::room::api_write::{ApiRequest, ApiWriteError};
 use crate::room::{RoomCommand, TimelineError};
 use crate::storage::{InboundMail, MAIL_IN_FLIGHT_MS, MailClaim, StorageError, TimelineEvent};
@@ -344,6 +345,7 @@ async fn place(
     let (reply, answer) = tokio::sync::oneshot::channel();
     let request = ApiRequest::Write {
         principal: sender.principal.clone(),
+        origin: Origin::Email,
         write: Box::new({
             let mail = mail.clone();
             let responsible = sender.responsible.clone();
@@ -381,7 +383,16 @@ async fn place(
         text: parse::truncate_to(&mail.text, MAX_EVENT_TEXT_BYTES).to_owned(),
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
-    write_to_board(state, board, RoomCommand::Timeline { event, reply }).await?;
+    write_to_board(
+        state,
+        board,
+        RoomCommand::Timeline {
+            event,
+            origin: Origin::Email,
+            reply,
+        },
+    )
+    .await?;
     let event = answer
         .await
         .map_err(|_| MailError::Busy)?

@@ -199,6 +199,7 @@ async fn the_openapi_document_describes_the_api() {
             "/api/v1/boards/{boardId}/inbound-email",
             "/api/v1/boards/{boardId}/stages",
             "/api/v1/boards/{boardId}/stages/{stageId}",
+            "/api/v1/events",
             "/api/v1/me"
         ]
     );

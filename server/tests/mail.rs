@@ -173,6 +173,28 @@ async fn a_new_deal_then_a_reply_appended_once_then_the_senders_open_card() {
     assert_eq!(created["action"], "created");
     assert_eq!(created["messageId"], "m1@example.com");
     let card_id = created["cardId"].as_str().unwrap().to_owned();
+    // The change feed names the e-mail as the deal's origin, and the caller as its actor.
+    let feed = admin
+        .ok(
+            "GET",
+            &format!("/api/v1/events?boardId={board}&types=card.created,activity.created"),
+            None,
+            200,
+        )
+        .await;
+    let events = feed["events"].as_array().unwrap();
+    let created_event = events
+        .iter()
+        .find(|e| e["type"] == "card.created" && e["data"]["cardId"] == card_id.as_str())
+        .unwrap_or_else(|| panic!("no card.created for the deal: {feed}"));
+    assert_eq!(created_event["data"]["origin"], "email", "{created_event}");
+    assert_eq!(created_event["data"]["actor"], "ann", "{created_event}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "activity.created" && e["data"]["origin"] == "email"),
+        "the incoming e-mail activity comes from the e-mail: {feed}"
+    );
     let card = ann
         .ok(
             "GET",
