@@ -18,6 +18,8 @@ pub struct AppState {
     pub timeline_rate: Arc<crate::limits::CallerRate>,
     /// Every API call per caller (`--api-rate`); `None`: no limit.
     pub api_rate: Option<Arc<crate::limits::CallerRate>>,
+    /// Webhook settings and the worker's wake-up (`webhooks.rs`).
+    pub webhooks: crate::webhooks::Webhooks,
     /// Tracks every connection task, so shutdown waits for their close frames.
     pub tracker: TaskTracker,
 }

@@ -22,6 +22,7 @@
 //! - [`scheduler`]: the task that wakes boards for their reminders, loaded or not.
 //! - [`wakeups`]: when each board must next wake up: one timer structure for the server.
 //! - [`storage`]: the durable update log and snapshots (SQLite, or PostgreSQL for a cluster).
+//! - [`webhooks`]: signed deliveries of change events to endpoints, from a durable outbox.
 
 pub mod api;
 pub mod app_state;
@@ -43,6 +44,7 @@ pub mod rooms;
 pub mod scheduler;
 pub mod storage;
 pub mod wakeups;
+pub mod webhooks;
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -177,6 +179,7 @@ pub async fn run(
             .redis_url()
             .map(|_| scheduler::Takeover::for_lease_ttl(Arc::clone(&storage), config.lease_ttl)),
     ));
+    let webhooks = webhooks::Webhooks::new(webhooks::WebhookSettings::from_config(&config));
     let state = app_state::AppState {
         connections: Arc::new(ConnectionContext {
             rooms,
@@ -213,6 +216,7 @@ pub async fn run(
         api_rate: (config.api_rate > 0)
             .then(|| Arc::new(limits::CallerRate::new(config.api_rate, config.api_burst))),
         tracker: tracker.clone(),
+        webhooks: webhooks.clone(),
     };
     tracker.spawn(sweep_idempotency_keys(
         Arc::clone(&storage),

@@ -16,6 +16,12 @@ pub struct CloseLabels {
     pub code: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookOutcomeLabels {
+    /// `delivered`, `retry`, `failed` or `disabled`.
+    pub outcome: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     /// Open WebSocket connections.
@@ -62,6 +68,13 @@ pub struct Metrics {
     /// How long each room batch waited for storage before it could be relayed: the disk's part
     /// of every move's latency (a commit with its flush, under SQLite).
     pub store_seconds: Histogram,
+    /// Webhook deliveries waiting to be made (due now or scheduled for a retry), for enabled
+    /// endpoints: the outbox's depth, shared by the cluster.
+    pub webhook_queue_depth: Gauge,
+    /// How long each webhook attempt took, from sending to the receiver's answer (or failure).
+    pub webhook_delivery_seconds: Histogram,
+    /// Webhook attempts this instance made, by outcome.
+    pub webhook_attempts: Family<WebhookOutcomeLabels, Counter>,
     registry: Arc<Registry>,
 }
 
@@ -89,6 +102,10 @@ impl Metrics {
             // 0.1 ms to 3.3 s.
             store_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             bus_lag_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            webhook_queue_depth: Gauge::default(),
+            // 1 ms to 33 s: beyond the longest timeout worth setting.
+            webhook_delivery_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            webhook_attempts: Family::default(),
             registry: Arc::new(Registry::default()),
         };
         registry.register(
@@ -181,6 +198,21 @@ impl Metrics {
             "store_seconds",
             "Time a room batch waited for storage before it was relayed",
             metrics.store_seconds.clone(),
+        );
+        registry.register(
+            "webhook_queue_depth",
+            "Webhook deliveries waiting to be made, for enabled endpoints",
+            metrics.webhook_queue_depth.clone(),
+        );
+        registry.register(
+            "webhook_delivery_seconds",
+            "Time of each webhook attempt, from sending to the receiver's answer",
+            metrics.webhook_delivery_seconds.clone(),
+        );
+        registry.register(
+            "webhook_attempts",
+            "Webhook attempts made by this instance, by outcome",
+            metrics.webhook_attempts.clone(),
         );
         Self {
             registry: Arc::new(registry),

@@ -22,6 +22,8 @@
 //! Migrations are versioned, recorded in `funnel_migrations`, and applied at open in one
 //! transaction under an advisory lock, so instances starting together apply each one once.
 
+mod webhooks;
+
 use super::{
     BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest, Seq, Storage,
     StorageError, StoredBoard, TimelineEvent, describe_postgres, fence_column,
@@ -117,6 +119,56 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (caller, key)
     );
     CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+"#,
+    // Webhooks: endpoints with their cursor into the change feed, the outbox of deliveries,
+    // and the delivery log (storage/webhooks.rs).
+    r#"
+    CREATE TABLE webhooks (
+        id              TEXT   PRIMARY KEY,
+        url             TEXT   NOT NULL,
+        -- JSON arrays; empty: every event type, every board.
+        events          TEXT   NOT NULL,
+        boards          TEXT   NOT NULL,
+        secret          TEXT   NOT NULL,
+        previous_secret TEXT,
+        previous_until  BIGINT NOT NULL DEFAULT 0,
+        disabled_at     BIGINT,
+        disabled_reason TEXT,
+        cursor          BIGINT NOT NULL,
+        created_at      BIGINT NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        id            BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        endpoint      TEXT    NOT NULL,
+        event         BIGINT  NOT NULL,
+        payload       TEXT    NOT NULL,
+        -- Attempts made so far.
+        attempt       INTEGER NOT NULL DEFAULT 0,
+        -- pending, delivered, failed or cancelled.
+        state         TEXT    NOT NULL,
+        next_at       BIGINT  NOT NULL,
+        claim         TEXT    NOT NULL DEFAULT '',
+        claimed_until BIGINT  NOT NULL DEFAULT 0,
+        created_at    BIGINT  NOT NULL,
+        done_at       BIGINT
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE state = 'pending';
+    CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint, state);
+    CREATE INDEX webhook_deliveries_done ON webhook_deliveries (done_at) WHERE done_at IS NOT NULL;
+    CREATE TABLE webhook_attempts (
+        id         BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        endpoint   TEXT    NOT NULL,
+        delivery   BIGINT  NOT NULL,
+        event      BIGINT  NOT NULL,
+        attempt    INTEGER NOT NULL,
+        status     INTEGER,
+        latency_ms BIGINT  NOT NULL,
+        error      TEXT,
+        outcome    TEXT    NOT NULL,
+        at         BIGINT  NOT NULL
+    );
+    CREATE INDEX webhook_attempts_by_endpoint ON webhook_attempts (endpoint, id);
+    CREATE INDEX webhook_attempts_by_time ON webhook_attempts (at);
 "#,
 ];
 
@@ -708,6 +760,10 @@ impl Storage for PostgresStorage {
                 &[&now],
             )
             .await?)
+    }
+
+    fn webhooks(&self) -> &dyn super::webhooks::WebhookStore {
+        self
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
