@@ -317,6 +317,10 @@ impl BoardIndex {
         self.cards.get(id)
     }
 
+    pub fn activity(&self, id: &str) -> Option<&Activity> {
+        self.activities.get(id)
+    }
+
     /// The facts of a card's activities.
     pub fn facts(&self, card: &str) -> &[ActivityFacts] {
         self.facts.get(card).map_or(&[], Vec::as_slice)

@@ -25,14 +25,17 @@
 //!   [`board::BoardView::read`].
 //! - [`pieces`]: a large update cut into causally ordered pieces (a joiner's full state in small
 //!   frames).
+//! - [`changes`]: typed changes (the change feed's events) from a card, an activity or the
+//!   stages before and after a stored change.
 //! - [`policy`]: who may change what (viewer, member, admin; the server-written fields), judged
 //!   on what an update did, recorded by yrs deep observers.
 //!
 //! Dependencies between modules run one way: `ids`, `order` and `wire` at the bottom, `schema` on
 //! the first two, `rules` on `schema`, `timeline` on `rules`, `board` on those, `index` and
-//! `policy` on `board`. No two modules use each other.
+//! `policy` on `board`, `changes` on `board` and `schema`. No two modules use each other.
 
 pub mod board;
+pub mod changes;
 pub mod ids;
 pub mod index;
 pub mod order;

@@ -18,6 +18,9 @@ pub struct AppState {
     pub timeline_rate: Arc<crate::limits::CallerRate>,
     /// Every API call per caller (`--api-rate`); `None`: no limit.
     pub api_rate: Option<Arc<crate::limits::CallerRate>>,
+    /// The change feed's newest stored id and its wake-ups (`crate::feed`): the events API and
+    /// the webhook deliveries wait on it.
+    pub feed: crate::feed::Feed,
     /// Webhook settings and the worker's wake-up (`webhooks.rs`).
     pub webhooks: crate::webhooks::Webhooks,
     /// Tracks every connection task, so shutdown waits for their close frames.

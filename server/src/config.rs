@@ -35,6 +35,8 @@ pub mod defaults {
     pub const API_RATE: u32 = 1200;
     pub const API_BURST: u32 = 200;
     pub const JOINS_AT_ONCE: usize = crate::connection::JOINS_AT_ONCE;
+    /// A month: long enough for an integrator's outage to be resumed from its cursor.
+    pub const CHANGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
     pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
     pub const WEBHOOK_RETRY_SCALE: f64 = 1.0;
     pub const WEBHOOK_SECRET_OVERLAP: Duration = Duration::from_secs(24 * 60 * 60);
@@ -176,6 +178,10 @@ pub struct ServeConfig {
     #[arg(long, env = "FUNNEL_JOINS_AT_ONCE", default_value_t = defaults::JOINS_AT_ONCE)]
     pub joins_at_once: usize,
 
+    /// How long change events (`GET /api/v1/events`, webhooks) are kept; older ones are
+    /// deleted, and a reader whose cursor is older resumes at the oldest kept event.
+    #[arg(long, env = "FUNNEL_CHANGE_RETENTION", default_value = flag_duration(defaults::CHANGE_RETENTION), value_parser = humantime::parse_duration)]
+    pub change_retention: Duration,
     /// Let webhooks reach private, loopback, link-local and other internal addresses (a
     /// receiver on this machine or the local network). Off: such URLs are refused when saved,
     /// and names that resolve to such addresses are not called.
@@ -228,6 +234,7 @@ impl ServeConfig {
             joins_at_once: defaults::JOINS_AT_ONCE,
             api_rate: defaults::API_RATE,
             api_burst: defaults::API_BURST,
+            change_retention: defaults::CHANGE_RETENTION,
             webhook_allow_private: false,
             webhook_timeout: defaults::WEBHOOK_TIMEOUT,
             webhook_retry_scale: defaults::WEBHOOK_RETRY_SCALE,

@@ -9,6 +9,7 @@
 //! - [`auth`]: tokens, the local mode and browser origins: who is calling, what they may open.
 //! - [`connection`]: one socket: a reader loop and a writer task.
 //! - [`drain`]: a graceful stop: not ready first, then sockets closed in waves.
+//! - [`feed`]: the change feed: typed events of stored changes, their cursor and wake-ups.
 //! - [`cli`]: the command-line client (`funnel boards`, `funnel cards ...`, `funnel watch`).
 //! - [`bus`]: the cluster fan-out between instances (in-memory, Redis pub/sub).
 //! - [`clock`]: wall-clock time as a dependency (tests set it).
@@ -33,6 +34,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod drain;
+pub mod feed;
 pub mod headers;
 pub mod http;
 pub mod lease;
@@ -149,6 +151,20 @@ pub async fn run(
         }
         None => (None, Arc::new(lease::LocalLeases::default())),
     };
+    let feed = feed::Feed::new(
+        storage
+            .latest_change()
+            .await
+            .context("reading the newest change event")?,
+    );
+    if bus.is_some() {
+        // Other instances store events too: hear of them through the shared storage.
+        tracker.spawn(feed::follow_storage(
+            feed.clone(),
+            Arc::clone(&storage),
+            shutdown.clone(),
+        ));
+    }
     for (board, at) in storage.wakeups().await.context("reading board wake-ups")? {
         wakeups.set(&board, Some(at));
     }
@@ -166,6 +182,7 @@ pub async fn run(
             leases,
             wakeups: wakeups.clone(),
             bus: bus.clone(),
+            feed: feed.clone(),
         },
         tracker.clone(),
     );
@@ -215,11 +232,17 @@ pub async fn run(
         )),
         api_rate: (config.api_rate > 0)
             .then(|| Arc::new(limits::CallerRate::new(config.api_rate, config.api_burst))),
+        feed,
         tracker: tracker.clone(),
         webhooks: webhooks.clone(),
     };
     tracker.spawn(sweep_idempotency_keys(
         Arc::clone(&storage),
+        shutdown.clone(),
+    ));
+    tracker.spawn(feed::sweep_changes(
+        Arc::clone(&storage),
+        config.change_retention,
         shutdown.clone(),
     ));
     let app = http::router(

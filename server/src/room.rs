@@ -121,6 +121,8 @@ pub struct RoomContext {
     pub wakeups: Wakeups,
     /// The cluster fan-out; `None` for a single instance (then no bus code runs at all).
     pub bus: Option<Arc<dyn Bus>>,
+    /// Told the newest change event id after each append that stored events.
+    pub feed: crate::feed::Feed,
 }
 
 #[derive(Debug, Clone, Copy)]

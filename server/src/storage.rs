@@ -11,6 +11,7 @@ pub mod postgres;
 pub mod sqlite;
 pub mod webhooks;
 
+use crate::feed::{ChangeEvent, ChangeFilter, NewChange};
 use async_trait::async_trait;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
@@ -74,6 +75,18 @@ impl StoredBoard {
             .map_err(|_| StorageError::Closed)?
     }
 }
+
+/// What an append with change events stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The seq of the last update (as [`Storage::append`] returns it).
+    pub seq: Seq,
+    /// The id of the last change event stored with it; `None` when it carried none.
+    pub last_change: Option<i64>,
+}
+
+/// The most change events one [`Storage::changes_after`] call returns.
+pub const MAX_CHANGES_PAGE: usize = 1000;
 
 /// What the board list shows of a board, kept beside its document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +214,9 @@ pub enum StorageError {
     /// stored from the typed values, so the table was edited by other means).
     #[error("stored timeline event {id} does not read back: {reason}")]
     CorruptEvent { id: i64, reason: String },
+    /// A stored change event that does not read back (its board id or its data).
+    #[error("stored change event {id} does not read back: {reason}")]
+    CorruptChange { id: i64, reason: String },
     #[error("storage is shut down")]
     Closed,
 }
@@ -234,6 +250,24 @@ fn describe_postgres(e: &tokio_postgres::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A change event as both databases store it: its board id and its data as text.
+fn change_from_row(
+    id: i64,
+    board: &str,
+    kind: String,
+    at: i64,
+    data: &str,
+) -> Result<ChangeEvent, StorageError> {
+    let corrupt = |reason: String| StorageError::CorruptChange { id, reason };
+    Ok(ChangeEvent {
+        id,
+        board: BoardId::parse(board).map_err(|e| corrupt(e.to_string()))?,
+        kind,
+        timestamp: at,
+        data: serde_json::from_str(data).map_err(|e| corrupt(e.to_string()))?,
+    })
 }
 
 /// A fence as the databases store it (a signed 64-bit column). Fences count lease grants and
@@ -317,6 +351,36 @@ pub trait Storage: Send + Sync + 'static {
         updates: Vec<Bytes>,
         fence: u64,
     ) -> Result<Seq, StorageError>;
+
+    /// [`Storage::append`] (no `fence`) or [`Storage::append_fenced`] (a `fence`) that stores
+    /// `changes`, the change events derived from these updates, in the same transaction: both
+    /// or neither are stored. Their ids are assigned in order, above every id committed before,
+    /// and commit in id order even with several instances writing (the feed's contract, see
+    /// `crate::feed`). A refused fenced append stores no events either.
+    async fn append_with_changes(
+        &self,
+        board: &BoardId,
+        updates: Vec<Bytes>,
+        fence: Option<u64>,
+        changes: Vec<NewChange>,
+    ) -> Result<Appended, StorageError>;
+
+    /// The change events with an id above `after` that pass `filter`, in id order, at most
+    /// `limit` (capped at [`MAX_CHANGES_PAGE`]). A reader that got id `N` has seen every
+    /// committed event below `N` that passes the filter, and none below `N` commits later.
+    async fn changes_after(
+        &self,
+        after: i64,
+        filter: &ChangeFilter,
+        limit: usize,
+    ) -> Result<Vec<ChangeEvent>, StorageError>;
+
+    /// The id of the newest stored change event (0: none).
+    async fn latest_change(&self) -> Result<i64, StorageError>;
+
+    /// Deletes the change events stored before `before` (ms since the Unix epoch); returns how
+    /// many. Ids are never given out again.
+    async fn sweep_changes(&self, before: i64) -> Result<u64, StorageError>;
 
     /// Folds the board's log into its snapshot, from what is stored (never from a room's memory,
     /// so that several writers stay safe). Appends made meanwhile are kept.

@@ -44,6 +44,7 @@ fn rooms_with_clock(
         leases: Arc::new(funnel_server::lease::LocalLeases::default()),
         wakeups: funnel_server::wakeups::Wakeups::default(),
         bus: None,
+        feed: funnel_server::feed::Feed::new(0),
     };
     Rooms::new(ctx, TaskTracker::new())
 }
@@ -286,6 +287,7 @@ fn cluster_rooms(
         leases,
         wakeups: funnel_server::wakeups::Wakeups::default(),
         bus: Some(bus),
+        feed: funnel_server::feed::Feed::new(0),
     };
     Rooms::new(ctx, TaskTracker::new())
 }
@@ -479,6 +481,7 @@ async fn a_fenced_out_scheduler_write_is_dropped_and_the_board_reloaded() {
         bus: Some(Arc::new(
             funnel_server::bus::memory::MemoryHub::default().bus(metrics.clone()),
         )),
+        feed: funnel_server::feed::Feed::new(0),
     };
     let rooms = Rooms::new(ctx, TaskTracker::new());
     let board = BoardId::parse("b").unwrap();

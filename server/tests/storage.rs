@@ -15,6 +15,7 @@ use support::{TestDatabase, connect_postgres};
 use bytes::Bytes;
 use funnel_protocol::BoardId;
 use funnel_protocol::timeline::{TimelineDirection, TimelineKind};
+use funnel_server::feed::{ChangeFilter, NewChange};
 use funnel_server::storage::postgres::PostgresStorage;
 use funnel_server::storage::sqlite::SqliteStorage;
 use funnel_server::storage::webhooks::{
@@ -897,6 +898,175 @@ mod contract {
     }
 }
 
+/// Change events of the feed (what the room stores with an update), checked in contract.
+fn change(kind: &str, n: i64) -> NewChange {
+    NewChange {
+        kind: kind.into(),
+        timestamp: 1_700_000_000_000 + n,
+        data: serde_json::json!({ "n": n }),
+    }
+}
+
+mod feed_contract {
+    use super::*;
+
+    pub async fn change_events_are_stored_with_their_updates_and_listed_in_order(
+        backend: &impl Backend,
+    ) {
+        let storage = backend.open().await;
+        let (b1, b2) = (board("b1"), board("b2"));
+        for b in [&b1, &b2] {
+            storage.create(&meta(b), update_with("a")).await.unwrap();
+        }
+        assert_eq!(storage.latest_change().await.unwrap(), 0);
+        let first = storage
+            .append_with_changes(
+                &b1,
+                vec![update_with("x")],
+                None,
+                vec![change("card.created", 1), change("card.moved", 2)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(first.seq, 2);
+        let plain = storage
+            .append_with_changes(&b2, vec![update_with("y")], None, Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(plain.last_change, None);
+        let second = storage
+            .append_with_changes(
+                &b2,
+                vec![update_with("z")],
+                None,
+                vec![change("stage.created", 3)],
+            )
+            .await
+            .unwrap();
+        let (Some(first_last), Some(second_last)) = (first.last_change, second.last_change) else {
+            panic!("appends with events name their last id: {first:?} {second:?}");
+        };
+        assert!(second_last > first_last);
+        assert_eq!(storage.latest_change().await.unwrap(), second_last);
+
+        let all = storage
+            .changes_after(0, &ChangeFilter::default(), 100)
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = all.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["card.created", "card.moved", "stage.created"]);
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id), "{all:?}");
+        assert_eq!(all[0].board, b1);
+        assert_eq!(all[2].board, b2);
+        assert_eq!(all[1].timestamp, 1_700_000_000_002);
+        assert_eq!(all[1].data, serde_json::json!({ "n": 2 }));
+        assert_eq!(all[1].id, first_last);
+        // Cursors, limits and filters.
+        let after_first = storage
+            .changes_after(all[0].id, &ChangeFilter::default(), 1)
+            .await
+            .unwrap();
+        assert_eq!(after_first, all[1..2]);
+        let of_b2 = ChangeFilter {
+            boards: Some(vec![b2.clone()]),
+            types: None,
+        };
+        assert_eq!(
+            storage.changes_after(0, &of_b2, 100).await.unwrap(),
+            all[2..]
+        );
+        let moves = ChangeFilter {
+            boards: None,
+            types: Some(vec!["card.moved".into(), "stage.deleted".into()]),
+        };
+        assert_eq!(
+            storage.changes_after(0, &moves, 100).await.unwrap(),
+            all[1..2]
+        );
+        let none = ChangeFilter {
+            boards: Some(vec![b2.clone()]),
+            types: Some(vec!["card.moved".into()]),
+        };
+        assert!(
+            storage
+                .changes_after(0, &none, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A restart keeps them, and the sweep deletes the old ones without reusing their ids.
+        storage.close().await;
+        let storage = backend.open().await;
+        assert_eq!(
+            storage
+                .changes_after(0, &ChangeFilter::default(), 100)
+                .await
+                .unwrap(),
+            all
+        );
+        assert_eq!(storage.sweep_changes(1_700_000_000_003).await.unwrap(), 2);
+        assert_eq!(storage.sweep_changes(1_700_000_000_004).await.unwrap(), 1);
+        assert_eq!(storage.latest_change().await.unwrap(), 0);
+        let later = storage
+            .append_with_changes(
+                &b1,
+                vec![update_with("w")],
+                None,
+                vec![change("card.deleted", 4)],
+            )
+            .await
+            .unwrap();
+        assert!(
+            later.last_change.unwrap() > second_last,
+            "ids are not reused"
+        );
+        storage.close().await;
+    }
+
+    pub async fn a_refused_fenced_append_stores_no_change_events(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let b = board("fenced");
+        storage.create(&meta(&b), update_with("a")).await.unwrap();
+        storage
+            .append_with_changes(
+                &b,
+                vec![update_with("x")],
+                Some(5),
+                vec![change("card.updated", 1)],
+            )
+            .await
+            .unwrap();
+        let refused = storage
+            .append_with_changes(
+                &b,
+                vec![update_with("y")],
+                Some(4),
+                vec![change("card.updated", 2)],
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StorageError::Fenced { .. })),
+            "{refused:?}"
+        );
+        let missing = storage
+            .append_with_changes(
+                &board("nope"),
+                vec![update_with("y")],
+                None,
+                vec![change("card.created", 3)],
+            )
+            .await;
+        assert!(missing.is_err());
+        let all = storage
+            .changes_after(0, &ChangeFilter::default(), 100)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].data, serde_json::json!({ "n": 1 }));
+        storage.close().await;
+    }
+}
+
 /// Runs one test per contract function against a backend type.
 macro_rules! contract_tests {
     ($backend:ident: $($name:ident),* $(,)?) => {
@@ -929,6 +1099,22 @@ macro_rules! all_contract_tests {
             webhook_endpoints_are_stored_edited_rotated_and_deleted,
             the_webhook_outbox_queues_once_claims_once_and_keeps_its_log,
         );
+        feed_contract_tests!($backend:
+            change_events_are_stored_with_their_updates_and_listed_in_order,
+            a_refused_fenced_append_stores_no_change_events,
+        );
+    };
+}
+
+macro_rules! feed_contract_tests {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = $backend::new().await;
+                feed_contract::$name(&backend).await;
+            }
+        )*
     };
 }
 
@@ -1035,6 +1221,89 @@ async fn two_instances_append_to_one_board_at_once() {
     check_seqs_and_content(second.as_ref(), &b, &calls).await;
     first.close().await;
     second.close().await;
+}
+
+/// Two instances store change events at once while a reader follows the feed from its
+/// cursor: the reader sees every event exactly once, in increasing id order, and never gets an
+/// id below one it already passed (which PostgreSQL's out-of-order commits would cause
+/// without the feed's lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_sees_change_ids_in_order_while_two_instances_write() {
+    let pg = Postgres::new().await;
+    let instances: Vec<Arc<dyn Storage>> =
+        vec![Arc::new(pg.instance().await), Arc::new(pg.instance().await)];
+    let reader: Arc<dyn Storage> = Arc::new(pg.instance().await);
+    let boards = [board("one"), board("two"), board("three")];
+    for b in &boards {
+        instances[0]
+            .create(&meta(b), update_with("a"))
+            .await
+            .unwrap();
+    }
+    const CALLS: usize = 40;
+    let mut writers = Vec::new();
+    for (i, storage) in instances.iter().enumerate() {
+        for (j, b) in boards.iter().enumerate() {
+            let storage = Arc::clone(storage);
+            let b = b.clone();
+            writers.push(tokio::spawn(async move {
+                for call in 0..CALLS {
+                    let n = (i * 1000 + j * 100 + call) as i64;
+                    storage
+                        .append_with_changes(
+                            &b,
+                            vec![update_with(&format!("k{n}"))],
+                            None,
+                            vec![change("card.updated", n), change("card.moved", n)],
+                        )
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+    }
+    let expected = instances.len() * boards.len() * CALLS * 2;
+    let mut seen: Vec<i64> = Vec::new();
+    let mut cursor = 0;
+    let started = Instant::now();
+    while seen.len() < expected {
+        assert!(
+            started.elapsed() < WAIT,
+            "only {} of {expected} events seen",
+            seen.len()
+        );
+        let page = reader
+            .changes_after(cursor, &ChangeFilter::default(), 7)
+            .await
+            .unwrap();
+        for event in &page {
+            assert!(event.id > cursor, "id {} came after {cursor}", event.id);
+            cursor = event.id;
+            seen.push(event.id);
+        }
+        if page.is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    // Nothing was skipped: a full read from 0 is exactly what the follower saw.
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = reader
+            .changes_after(after, &ChangeFilter::default(), 1000)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        all.extend(page.iter().map(|e| e.id));
+    }
+    assert_eq!(all, seen);
+    for storage in instances.iter().chain([&reader]) {
+        storage.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,11 @@
 //!   (two compactors never interleave), folds them off the runtime, writes the snapshot with
 //!   its seq and deletes only the entries it folded. Appends go on meanwhile: they take the row
 //!   lock, not the advisory one, and their seqs are above what the compactor read.
+//! - **Change events** (the feed's, `crate::feed`) take their ids from a sequence, and
+//!   concurrent transactions could commit those out of order: a reader at id 100 would then skip
+//!   a 99 committed later. A transaction that stores events first takes the feed's advisory
+//!   lock (before any row lock, so it cannot deadlock with the board rows), and holds it until
+//!   it commits: ids are given out and committed in one order, across instances.
 //! - **Reads** are single statements (one snapshot each), so a board is read consistently
 //!   without a transaction.
 //!
@@ -25,10 +30,12 @@
 mod webhooks;
 
 use super::{
-    BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest, Seq, Storage,
-    StorageError, StoredBoard, TimelineEvent, describe_postgres, fence_column,
+    Appended, BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest,
+    MAX_CHANGES_PAGE, Seq, Storage, StorageError, StoredBoard, TimelineEvent, change_from_row,
+    describe_postgres, fence_column,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::feed::{ChangeEvent, ChangeFilter, NewChange};
 use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -62,6 +69,7 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 /// so that funnels in different schemas of one database do not wait for each other.
 const MIGRATION_LOCK: i32 = 0x6675_6e01;
 const COMPACTION_LOCK: i32 = 0x6675_6e02;
+const CHANGES_LOCK: i32 = 0x6675_6e03;
 
 /// Schema versions, applied in order; `funnel_migrations` records which ran.
 const MIGRATIONS: &[&str] = &[
@@ -119,6 +127,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (caller, key)
     );
     CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+"#,
+    // The change feed (`crate::feed`). `data` is the event's JSON text, as in SQLite.
+    r#"
+    CREATE TABLE change_events (
+        id    BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        board TEXT   NOT NULL,
+        kind  TEXT   NOT NULL,
+        at    BIGINT NOT NULL,
+        data  TEXT   NOT NULL
+    );
+    CREATE INDEX change_events_by_board ON change_events (board, id);
+    CREATE INDEX change_events_by_time ON change_events (at);
 "#,
     // Webhooks: endpoints with their cursor into the change feed, the outbox of deliveries,
     // and the delivery log (storage/webhooks.rs).
@@ -201,6 +221,8 @@ const READ_SINCE: &str = "
 /// Appends the updates `$2` to board `$1` under its row lock, giving them the seqs after
 /// `last_seq`. With a fence `$3`, only when no higher fence is recorded, and records it (a
 /// null `$3` is a plain append: `GREATEST` ignores nulls). No row back: refused or no board.
+/// The change events (`$4` kinds, `$5` times, `$6` data) are stored only with the updates, in
+/// their order; the row carries the last one's id (null: none).
 const APPEND: &str = "
     WITH advanced AS (
         UPDATE boards
@@ -211,8 +233,15 @@ const APPEND: &str = "
         INSERT INTO updates (board, seq, data)
         SELECT $1, advanced.last_seq - cardinality($2::BYTEA[]) + u.ord, u.data
           FROM advanced, unnest($2::BYTEA[]) WITH ORDINALITY AS u(data, ord)
+    ), changed AS (
+        INSERT INTO change_events (board, kind, at, data)
+        SELECT $1, c.kind, c.at, c.data
+          FROM advanced, unnest($4::TEXT[], $5::BIGINT[], $6::TEXT[]) WITH ORDINALITY
+               AS c(kind, at, data, ord)
+         ORDER BY c.ord
+        RETURNING id
     )
-    SELECT last_seq FROM advanced";
+    SELECT last_seq, (SELECT max(id) FROM changed) FROM advanced";
 
 /// Creates board `$1` with its first update `$5` as seq 1, unless it exists: the primary key
 /// makes a racing creator wait for the first one's commit, then do nothing.
@@ -588,14 +617,10 @@ impl Storage for PostgresStorage {
     }
 
     async fn append(&self, board: &BoardId, updates: Vec<Bytes>) -> Result<Seq, StorageError> {
-        let board = board.clone();
-        self.submit(|reply| Job::Append {
-            board,
-            updates,
-            fence: None,
-            reply,
-        })
-        .await
+        Ok(self
+            .append_with_changes(board, updates, None, Vec::new())
+            .await?
+            .seq)
     }
 
     async fn append_fenced(
@@ -604,14 +629,87 @@ impl Storage for PostgresStorage {
         updates: Vec<Bytes>,
         fence: u64,
     ) -> Result<Seq, StorageError> {
+        Ok(self
+            .append_with_changes(board, updates, Some(fence), Vec::new())
+            .await?
+            .seq)
+    }
+
+    async fn append_with_changes(
+        &self,
+        board: &BoardId,
+        updates: Vec<Bytes>,
+        fence: Option<u64>,
+        changes: Vec<NewChange>,
+    ) -> Result<Appended, StorageError> {
         let board = board.clone();
         self.submit(|reply| Job::Append {
             board,
             updates,
-            fence: Some(fence),
+            fence,
+            changes,
             reply,
         })
         .await
+    }
+
+    async fn changes_after(
+        &self,
+        after: i64,
+        filter: &ChangeFilter,
+        limit: usize,
+    ) -> Result<Vec<ChangeEvent>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id, board, kind, at, data FROM change_events
+                  WHERE id > $1
+                    AND ($2::TEXT[] IS NULL OR board = ANY($2::TEXT[]))
+                    AND ($3::TEXT[] IS NULL OR kind = ANY($3::TEXT[]))
+                  ORDER BY id LIMIT $4",
+            )
+            .await?;
+        let boards: Option<Vec<&str>> = filter
+            .boards
+            .as_ref()
+            .map(|boards| boards.iter().map(|b| b.as_str()).collect());
+        let types: Option<Vec<&str>> = filter
+            .types
+            .as_ref()
+            .map(|types| types.iter().map(String::as_str).collect());
+        let limit = limit.min(MAX_CHANGES_PAGE) as i64;
+        let rows = client
+            .query(&statement, &[&after, &boards, &types, &limit])
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get(0)?;
+            let board: String = row.try_get(1)?;
+            let data: String = row.try_get(4)?;
+            events.push(change_from_row(
+                id,
+                &board,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                &data,
+            )?);
+        }
+        Ok(events)
+    }
+
+    async fn latest_change(&self) -> Result<i64, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT COALESCE(max(id), 0) FROM change_events")
+            .await?;
+        Ok(client.query_one(&statement, &[]).await?.try_get(0)?)
+    }
+
+    async fn sweep_changes(&self, before: i64) -> Result<u64, StorageError> {
+        let client = self.client().await?;
+        Ok(client
+            .execute("DELETE FROM change_events WHERE at < $1", &[&before])
+            .await?)
     }
 
     async fn compact(&self, board: &BoardId) -> Result<(), StorageError> {
@@ -844,7 +942,9 @@ enum Job {
         updates: Vec<Bytes>,
         /// `Some` for a scheduler's fenced append.
         fence: Option<u64>,
-        reply: oneshot::Sender<Result<Seq, StorageError>>,
+        /// The change events stored with the updates.
+        changes: Vec<NewChange>,
+        reply: oneshot::Sender<Result<Appended, StorageError>>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -856,12 +956,17 @@ enum Outcome {
     Created(bool),
     Done,
     Event(i64),
-    Appended(Seq),
+    Appended(Appended),
     /// Refused without writing (an older fence, or no such board); the batch goes on.
     Refused(StorageError),
 }
 
 impl Job {
+    /// Whether the job stores change events (its transaction takes the feed's lock).
+    fn stores_changes(&self) -> bool {
+        matches!(self, Job::Append { changes, .. } if !changes.is_empty())
+    }
+
     /// The order a batch runs its jobs in: by board, so that row locks are always taken in the
     /// same order by every instance (no deadlock); within a board, the board row's locks
     /// (create, appends, rename) before the wake-up row's. The sort is stable, so one board's
@@ -940,16 +1045,33 @@ impl Job {
                 board,
                 updates,
                 fence,
+                changes,
                 ..
             } => {
                 let data: Vec<&[u8]> = updates.iter().map(|update| &update[..]).collect();
                 let stored_fence = fence.map(fence_column);
+                let kinds: Vec<&str> = changes.iter().map(|c| c.kind.as_str()).collect();
+                let times: Vec<i64> = changes.iter().map(|c| c.timestamp).collect();
+                let bodies: Vec<String> = changes.iter().map(|c| c.data.to_string()).collect();
                 let row = txn
-                    .query_opt(&statements.append, &[&board.as_str(), &data, &stored_fence])
+                    .query_opt(
+                        &statements.append,
+                        &[
+                            &board.as_str(),
+                            &data,
+                            &stored_fence,
+                            &kinds,
+                            &times,
+                            &bodies,
+                        ],
+                    )
                     .await?;
                 if let Some(row) = row {
                     let last: i64 = row.try_get(0)?;
-                    return Ok(Outcome::Appended(last as Seq));
+                    return Ok(Outcome::Appended(Appended {
+                        seq: last as Seq,
+                        last_change: row.try_get(1)?,
+                    }));
                 }
                 // Refused: read the fence anew (this statement's snapshot is newer than the
                 // append's, which may predate the commit that raised the fence).
@@ -978,8 +1100,8 @@ impl Job {
             (Job::Create { reply, .. }, Ok(Outcome::Created(created))) => {
                 let _ = reply.send(Ok(created));
             }
-            (Job::Append { reply, .. }, Ok(Outcome::Appended(seq))) => {
-                let _ = reply.send(Ok(seq));
+            (Job::Append { reply, .. }, Ok(Outcome::Appended(appended))) => {
+                let _ = reply.send(Ok(appended));
             }
             (Job::AddEvent { event, reply }, Ok(Outcome::Event(id))) => {
                 let _ = reply.send(Ok(TimelineEvent { id, ..event }));
@@ -1100,6 +1222,14 @@ impl Writer {
     async fn transaction(&self, jobs: &[Job]) -> Result<Vec<Outcome>, StorageError> {
         let mut client = self.pool.get().await.map_err(pool_error)?;
         let txn = client.transaction().await?;
+        if jobs.iter().any(Job::stores_changes) {
+            // First, before any row lock (see the module's notes): ids commit in order.
+            txn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext(COALESCE(current_schema(), '')))",
+                &[&CHANGES_LOCK],
+            )
+            .await?;
+        }
         let statements = Statements::prepare(&txn).await?;
         let running: Vec<_> = {
             let mut context = Context::from_waker(Waker::noop());

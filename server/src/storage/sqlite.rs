@@ -8,14 +8,16 @@
 mod webhooks;
 
 use super::{
-    BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest, Seq, Storage,
-    StorageError, StoredBoard, TimelineEvent,
+    Appended, BoardMeta, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest,
+    MAX_CHANGES_PAGE, Seq, Storage, StorageError, StoredBoard, TimelineEvent,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::feed::{ChangeEvent, ChangeFilter, NewChange};
 use async_trait::async_trait;
 use bytes::Bytes;
 use funnel_protocol::BoardId;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -92,6 +94,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (caller, key)
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+"#,
+    // The change feed (`crate::feed`): AUTOINCREMENT, so that an id is never given out again
+    // after the retention sweep deleted the newest events. `data` is the event's JSON text.
+    r#"
+    CREATE TABLE change_events (
+        id    INTEGER PRIMARY KEY AUTOINCREMENT,
+        board TEXT    NOT NULL,
+        kind  TEXT    NOT NULL,
+        at    INTEGER NOT NULL,
+        data  TEXT    NOT NULL
+    );
+    CREATE INDEX change_events_by_board ON change_events (board, id);
+    CREATE INDEX change_events_by_time ON change_events (at);
 "#,
     // Webhooks: endpoints with their cursor into the change feed, the outbox of deliveries,
     // and the delivery log (storage/webhooks.rs).
@@ -177,7 +192,9 @@ enum Job {
         updates: Vec<Bytes>,
         /// `Some` for a scheduler's fenced append.
         fence: Option<u64>,
-        reply: oneshot::Sender<Result<Seq, StorageError>>,
+        /// The change events stored with the updates.
+        changes: Vec<NewChange>,
+        reply: oneshot::Sender<Result<Appended, StorageError>>,
     },
     ReplaceSnapshot {
         board: BoardId,
@@ -199,6 +216,10 @@ enum Job {
     },
     SweepKeys {
         now: i64,
+        reply: oneshot::Sender<Result<u64, StorageError>>,
+    },
+    SweepChanges {
+        before: i64,
         reply: oneshot::Sender<Result<u64, StorageError>>,
     },
     /// A write that answers for itself once the batch's transaction ends (see
@@ -537,14 +558,10 @@ impl Storage for SqliteStorage {
     }
 
     async fn append(&self, board: &BoardId, updates: Vec<Bytes>) -> Result<Seq, StorageError> {
-        let board = board.clone();
-        self.submit(|reply| Job::Append {
-            board,
-            updates,
-            fence: None,
-            reply,
-        })
-        .await
+        Ok(self
+            .append_with_changes(board, updates, None, Vec::new())
+            .await?
+            .seq)
     }
 
     async fn append_fenced(
@@ -553,14 +570,85 @@ impl Storage for SqliteStorage {
         updates: Vec<Bytes>,
         fence: u64,
     ) -> Result<Seq, StorageError> {
+        Ok(self
+            .append_with_changes(board, updates, Some(fence), Vec::new())
+            .await?
+            .seq)
+    }
+
+    async fn append_with_changes(
+        &self,
+        board: &BoardId,
+        updates: Vec<Bytes>,
+        fence: Option<u64>,
+        changes: Vec<NewChange>,
+    ) -> Result<Appended, StorageError> {
         let board = board.clone();
         self.submit(|reply| Job::Append {
             board,
             updates,
-            fence: Some(fence),
+            fence,
+            changes,
             reply,
         })
         .await
+    }
+
+    async fn changes_after(
+        &self,
+        after: i64,
+        filter: &ChangeFilter,
+        limit: usize,
+    ) -> Result<Vec<ChangeEvent>, StorageError> {
+        // The lists go in as JSON arrays (NULL: no filter), so that one cached statement serves
+        // every filter. One writer commits in id order, so a read never sees a hole fill later.
+        let boards = filter.boards.as_ref().map(|boards| {
+            Value::from(boards.iter().map(|b| b.as_str()).collect::<Vec<_>>()).to_string()
+        });
+        let types = filter
+            .types
+            .as_ref()
+            .map(|types| Value::from(types.clone()).to_string());
+        let limit = limit.min(MAX_CHANGES_PAGE) as i64;
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, board, kind, at, data FROM change_events
+                 WHERE id > ?1
+                   AND (?2 IS NULL OR board IN (SELECT value FROM json_each(?2)))
+                   AND (?3 IS NULL OR kind IN (SELECT value FROM json_each(?3)))
+                 ORDER BY id LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![after, boards, types, limit], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, String>(4)?,
+                ))
+            })?;
+            let mut events = Vec::new();
+            for row in rows {
+                let (id, board, kind, at, data) = row?;
+                events.push(super::change_from_row(id, &board, kind, at, &data)?);
+            }
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn latest_change(&self) -> Result<i64, StorageError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM change_events")?
+                .query_row([], |row| row.get(0))?)
+        })
+        .await
+    }
+
+    async fn sweep_changes(&self, before: i64) -> Result<u64, StorageError> {
+        self.submit(|reply| Job::SweepChanges { before, reply })
+            .await
     }
 
     async fn compact(&self, board: &BoardId) -> Result<(), StorageError> {
@@ -685,7 +773,7 @@ fn checkpoint_loop(conn: &Connection, due: &std::sync::mpsc::Receiver<()>) {
 /// A job's reply, held until its transaction commits.
 enum Pending {
     Created(oneshot::Sender<Result<bool, StorageError>>, bool),
-    Appended(oneshot::Sender<Result<Seq, StorageError>>, Seq),
+    Appended(oneshot::Sender<Result<Appended, StorageError>>, Appended),
     Done(oneshot::Sender<Result<(), StorageError>>),
     Event(
         oneshot::Sender<Result<TimelineEvent, StorageError>>,
@@ -775,16 +863,19 @@ impl Writer {
                         board,
                         updates,
                         fence,
+                        changes,
                         reply,
                     } => {
                         let last = match seqs.get(&board).or(self.last_seq.get(&board)) {
                             Some(seq) => Ok(*seq),
                             None => max_seq(&txn, &board),
                         };
-                        match last.and_then(|last| append(&txn, &board, last, &updates, fence)) {
-                            Ok(seq) => {
-                                seqs.insert(board.clone(), seq);
-                                pending.push(Pending::Appended(reply, seq));
+                        let appended = last
+                            .and_then(|last| append(&txn, &board, last, &updates, fence, &changes));
+                        match appended {
+                            Ok(appended) => {
+                                seqs.insert(board.clone(), appended.seq);
+                                pending.push(Pending::Appended(reply, appended));
                             }
                             Err(e) => {
                                 let _ = reply.send(Err(e));
@@ -853,6 +944,14 @@ impl Writer {
                             let _ = reply.send(Err(e.into()));
                         }
                     },
+                    Job::SweepChanges { before, reply } => {
+                        match txn.execute("DELETE FROM change_events WHERE at < ?1", [before]) {
+                            Ok(n) => pending.push(Pending::Swept(reply, n as u64)),
+                            Err(e) => {
+                                let _ = reply.send(Err(e.into()));
+                            }
+                        }
+                    }
                 }
             }
             txn.commit()?;
@@ -866,8 +965,8 @@ impl Writer {
                         Pending::Created(reply, created) => {
                             let _ = reply.send(Ok(created));
                         }
-                        Pending::Appended(reply, seq) => {
-                            let _ = reply.send(Ok(seq));
+                        Pending::Appended(reply, appended) => {
+                            let _ = reply.send(Ok(appended));
                         }
                         Pending::Done(reply) => {
                             let _ = reply.send(Ok(()));
@@ -1150,7 +1249,8 @@ fn append(
     last: Seq,
     updates: &[Bytes],
     fence: Option<u64>,
-) -> Result<Seq, StorageError> {
+    changes: &[NewChange],
+) -> Result<Appended, StorageError> {
     in_savepoint(txn, || {
         if let Some(fence) = fence {
             record_fence(txn, board, fence)?;
@@ -1162,7 +1262,22 @@ fn append(
             seq += 1;
             stmt.execute(params![board.as_str(), seq as i64, &update[..]])?;
         }
-        Ok(seq)
+        let mut last_change = None;
+        if !changes.is_empty() {
+            let mut stmt = txn.prepare_cached(
+                "INSERT INTO change_events (board, kind, at, data) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for change in changes {
+                stmt.execute(params![
+                    board.as_str(),
+                    change.kind,
+                    change.timestamp,
+                    change.data.to_string()
+                ])?;
+            }
+            last_change = Some(txn.last_insert_rowid());
+        }
+        Ok(Appended { seq, last_change })
     })
 }
 
