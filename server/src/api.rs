@@ -11,6 +11,7 @@ mod problem;
 mod rate_limit;
 mod settings;
 mod stages;
+mod webhooks;
 
 pub use docs::{DOCS_PATH, document};
 pub use idempotency::{IDEMPOTENCY_KEY, fingerprint};
@@ -74,7 +75,15 @@ use utoipa::{OpenApi, ToSchema};
         settings::list_fields,
         settings::define_field,
         settings::get_quick_create,
-        settings::put_quick_create
+        settings::put_quick_create,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::patch_webhook,
+        webhooks::delete_webhook,
+        webhooks::rotate_webhook,
+        webhooks::list_deliveries,
+        webhooks::replay_webhook
     ),
     components(schemas(
         Me,
@@ -102,7 +111,14 @@ use utoipa::{OpenApi, ToSchema};
         settings::SettingsPatch,
         settings::FieldJson,
         settings::FieldList,
-        settings::QuickCreateForm
+        settings::QuickCreateForm,
+        webhooks::WebhookJson,
+        webhooks::WebhookList,
+        webhooks::NewWebhook,
+        webhooks::WebhookPatch,
+        webhooks::DeliveryJson,
+        webhooks::DeliveryList,
+        webhooks::ReplayJson
     ))
 )]
 pub struct ApiDoc;
@@ -332,6 +348,28 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/v1/boards/{board_id}/forms/quickCreate",
             get(settings::get_quick_create).put(settings::put_quick_create),
+        )
+        .route(
+            "/api/v1/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}",
+            get(webhooks::get_webhook)
+                .patch(webhooks::patch_webhook)
+                .delete(webhooks::delete_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}/rotate",
+            axum::routing::post(webhooks::rotate_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}/deliveries",
+            get(webhooks::list_deliveries),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}/replay",
+            axum::routing::post(webhooks::replay_webhook),
         )
         .route("/api/{*rest}", any(not_found))
 }

@@ -236,6 +236,17 @@ pub async fn run(
         tracker: tracker.clone(),
         webhooks: webhooks.clone(),
     };
+    tracker.spawn(webhooks::worker::run(
+        webhooks::worker::WorkerContext {
+            storage: Arc::clone(&storage),
+            feed: state.feed.clone(),
+            settings: Arc::clone(&webhooks.settings),
+            metrics: metrics.clone(),
+            clock: Arc::clone(&clock),
+            wake: Arc::clone(&webhooks.wake),
+        },
+        shutdown.clone(),
+    ));
     tracker.spawn(sweep_idempotency_keys(
         Arc::clone(&storage),
         shutdown.clone(),

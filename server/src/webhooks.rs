@@ -16,26 +16,15 @@
 pub mod address;
 pub mod retry;
 pub mod signing;
+pub mod worker;
 
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// The event types an endpoint may ask for (the change feed's types, docs/events.md).
-pub const EVENT_TYPES: [&str; 11] = [
-    "card.created",
-    "card.moved",
-    "card.updated",
-    "card.deleted",
-    "card.won",
-    "card.lost",
-    "activity.created",
-    "activity.completed",
-    "stage.created",
-    "stage.updated",
-    "stage.deleted",
-];
+/// The event types an endpoint may ask for: the change feed's (docs/events.md).
+pub use crate::feed::TYPES as EVENT_TYPES;
 
 /// What the webhook flags set (`--webhook-*`), shared by the API and the worker.
 #[derive(Debug, Clone)]
@@ -84,30 +73,29 @@ impl Webhooks {
     }
 }
 
-/// A delivery's body, `{type, timestamp, data}`: `timestamp` is when the event happened, as
-/// the specification writes it (RFC 3339, UTC, milliseconds).
+/// A delivery's body, `{type, timestamp, data}`: the change event as the feed lists it, less
+/// its id (which travels as `webhook-id`). `timestamp` is when the change was stored, in
+/// milliseconds since the Unix epoch like every time funnel writes.
 #[derive(Debug, Serialize)]
 pub struct Payload<'a> {
     #[serde(rename = "type")]
     pub kind: &'a str,
-    pub timestamp: String,
+    pub timestamp: i64,
     pub data: &'a serde_json::Value,
 }
 
 impl<'a> Payload<'a> {
-    pub fn new(kind: &'a str, timestamp_ms: i64, data: &'a serde_json::Value) -> Self {
-        let at =
-            std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(timestamp_ms).unwrap_or(0));
+    pub fn new(kind: &'a str, timestamp: i64, data: &'a serde_json::Value) -> Self {
         Self {
             kind,
-            timestamp: humantime::format_rfc3339_millis(at).to_string(),
+            timestamp,
             data,
         }
     }
 
     /// The body's bytes, exactly as they are signed and sent.
     pub fn to_body(&self) -> String {
-        // A struct of strings and a JSON value always serializes.
+        // A struct of strings, a number and a JSON value always serializes.
         serde_json::to_string(self).unwrap_or_default()
     }
 }
@@ -122,7 +110,7 @@ mod tests {
         let body = Payload::new("card.moved", 1_700_000_000_123, &data).to_body();
         assert_eq!(
             body,
-            r#"{"type":"card.moved","timestamp":"2023-11-14T22:13:20.123Z","data":{"boardId":"b","cardId":"c"}}"#
+            r#"{"type":"card.moved","timestamp":1700000000123,"data":{"boardId":"b","cardId":"c"}}"#
         );
     }
 }
