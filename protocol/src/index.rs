@@ -41,6 +41,8 @@ impl Changes {
 pub struct ChangeTracker {
     doc: Doc,
     changes: Arc<Mutex<Changes>>,
+    /// The observer key: one tracker per key and document.
+    key: &'static str,
 }
 
 /// The observer key of the tracker (one per document).
@@ -52,6 +54,12 @@ pub const UPKEEP_ORIGIN: &str = "funnel-upkeep";
 
 impl ChangeTracker {
     pub fn attach(doc: &Doc) -> Self {
+        Self::attach_as(doc, TRACKER)
+    }
+
+    /// A tracker under its own observer `key`, beside others on the same document (a second
+    /// tracker under the same key would replace the first one's observers).
+    pub fn attach_as(doc: &Doc, key: &'static str) -> Self {
         let changes = Arc::new(Mutex::new(Changes::default()));
         let (cards, activities, stages, settings) = {
             let mut txn = doc.transact_mut();
@@ -89,22 +97,23 @@ impl ChangeTracker {
             }
         };
         cards.observe_deep(
-            TRACKER,
+            key,
             record(|c, key| {
                 c.cards.insert(key.to_owned());
             }),
         );
         activities.observe_deep(
-            TRACKER,
+            key,
             record(|c, key| {
                 c.activities.insert(key.to_owned());
             }),
         );
-        stages.observe_deep(TRACKER, record(|c, _| c.stages = true));
-        settings.observe_deep(TRACKER, record(|c, _| c.settings = true));
+        stages.observe_deep(key, record(|c, _| c.stages = true));
+        settings.observe_deep(key, record(|c, _| c.settings = true));
         Self {
             doc: doc.clone(),
             changes,
+            key,
         }
     }
 
@@ -119,7 +128,7 @@ impl Drop for ChangeTracker {
         let txn = self.doc.transact();
         for name in [root::CARDS, root::ACTIVITIES, root::STAGES, root::BOARD] {
             if let Some(map) = txn.get_map(name) {
-                map.unobserve_deep(Origin::from(TRACKER));
+                map.unobserve_deep(Origin::from(self.key));
             }
         }
     }

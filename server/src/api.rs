@@ -6,6 +6,7 @@ mod activities;
 mod board_call;
 mod cards;
 mod docs;
+mod events;
 mod idempotency;
 mod problem;
 mod rate_limit;
@@ -76,6 +77,7 @@ use utoipa::{OpenApi, ToSchema};
         settings::define_field,
         settings::get_quick_create,
         settings::put_quick_create,
+        events::list_events,
         webhooks::create_webhook,
         webhooks::list_webhooks,
         webhooks::get_webhook,
@@ -112,6 +114,8 @@ use utoipa::{OpenApi, ToSchema};
         settings::FieldJson,
         settings::FieldList,
         settings::QuickCreateForm,
+        events::ChangeList,
+        crate::feed::ChangeEventJson,
         webhooks::WebhookJson,
         webhooks::WebhookList,
         webhooks::NewWebhook,
@@ -349,6 +353,8 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/boards/{board_id}/forms/quickCreate",
             get(settings::get_quick_create).put(settings::put_quick_create),
         )
+        .route("/api/v1/events", get(events::list_events))
+        .route("/api/v1/events/stream", get(events::stream_events))
         .route(
             "/api/v1/webhooks",
             get(webhooks::list_webhooks).post(webhooks::create_webhook),

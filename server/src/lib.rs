@@ -20,6 +20,7 @@
 //! - [`outbox`]: a connection's bounded outgoing queue and its slow-consumer rule.
 //! - [`rooms`]: the registry that hands out rooms, creating each atomically.
 //! - [`room`]: the task that owns one board's document; its logic is `room::state`.
+//! - [`shapes`]: the JSON shapes of cards and activities (the API's and the change feed's).
 //! - [`scheduler`]: the task that wakes boards for their reminders, loaded or not.
 //! - [`wakeups`]: when each board must next wake up: one timer structure for the server.
 //! - [`storage`]: the durable update log and snapshots (SQLite, or PostgreSQL for a cluster).
@@ -44,6 +45,7 @@ pub mod outbox;
 pub mod room;
 pub mod rooms;
 pub mod scheduler;
+pub mod shapes;
 pub mod storage;
 pub mod wakeups;
 pub mod webhooks;

@@ -13,9 +13,10 @@
 //!
 //! Modules: [`state`] (the state machine), [`upkeep`] (what the server writes on cards),
 //! [`lease_keeper`] (the board's lease as the room holds it), [`api_write`] (the board API's
-//! reads and writes).
+//! reads and writes), [`changes`] (the change feed's events of what the room stores).
 
 pub mod api_write;
+pub mod changes;
 pub mod lease_keeper;
 pub mod state;
 pub mod upkeep;
@@ -239,6 +240,12 @@ struct Room {
     catch_up_every: Option<Interval>,
     /// The highest seq up to which the document holds every stored entry of the board.
     applied_seq: Seq,
+    /// The change feed's view of the board: derives the events of each command's changes.
+    changes: changes::ChangeLog,
+    /// The events of this turn's changes, stored with its updates.
+    pending_changes: Vec<crate::feed::NewChange>,
+    /// Told the newest event id once they are stored.
+    feed: crate::feed::Feed,
 }
 
 impl Room {
@@ -257,6 +264,7 @@ impl Room {
         tracing::debug!("room loaded");
         let name = board::settings(&doc.transact()).name;
         let presence_clock = move || started.elapsed().as_millis() as u64;
+        let change_log = changes::ChangeLog::attach(board.clone(), &doc);
         let mut state = RoomState::new(board.clone(), doc, presence_clock);
         state.limit_size(stored_bytes, timeline_bytes, ctx.config.max_board_bytes);
         if ctx.bus.is_some() {
@@ -298,6 +306,9 @@ impl Room {
             subscription,
             catch_up_every,
             applied_seq,
+            changes: change_log,
+            pending_changes: Vec::new(),
+            feed: ctx.feed.clone(),
         })
     }
 
@@ -375,10 +386,17 @@ impl Room {
             {
                 self.catch_up().await;
             }
+            let author = self.author_of(&command);
             match command {
                 RoomCommand::Timeline { event, reply } => self.timeline(event, reply).await,
                 RoomCommand::Api { request, reply } => self.api(request, reply),
                 command => self.handle(command),
+            }
+            // The command's events, unless what it wrote is about to be dropped (refused).
+            if !self.state.is_tainted() {
+                let now = self.clock.now_ms();
+                let mut events = self.changes.derive(self.state.doc(), &author, now);
+                self.pending_changes.append(&mut events);
             }
             // A refused update is in the document but nowhere else: swap in the stored board
             // before the next command reads this one (a joiner's full state).
@@ -386,6 +404,32 @@ impl Room {
         }
         self.batch = batch;
         ControlFlow::Continue(())
+    }
+
+    /// Who a command's changes are by (its events' `origin` and `actor`).
+    fn author_of(&self, command: &RoomCommand) -> changes::Author {
+        use crate::feed::Origin;
+        match command {
+            RoomCommand::Message { conn, .. } => changes::Author {
+                origin: Origin::Socket,
+                actor: self.state.user_of(*conn).map(str::to_owned),
+            },
+            RoomCommand::Api {
+                request:
+                    api_write::ApiRequest::Write {
+                        principal, origin, ..
+                    },
+                ..
+            } => changes::Author {
+                origin: *origin,
+                actor: Some(principal.user.clone()),
+            },
+            RoomCommand::Timeline { event, .. } => changes::Author {
+                origin: crate::feed::Origin::Api,
+                actor: Some(event.user.clone()),
+            },
+            _ => changes::Author::scheduler(),
+        }
     }
 
     /// What ends every turn, whatever started it: the upkeep, storing then delivering,
@@ -507,6 +551,7 @@ impl Room {
     async fn store_then_deliver(&mut self) -> Result<(), StorageError> {
         let mut updates = self.state.take_updates_to_store();
         let mut upkeep = self.state.take_upkeep_to_store();
+        let changes = std::mem::take(&mut self.pending_changes);
         if self.bus.is_none() && !upkeep.is_empty() {
             // One instance: its in-process lease is never taken over, so there is nothing to
             // fence, and the upkeep's update goes with the batch, in one storage transaction.
@@ -515,11 +560,19 @@ impl Room {
             self.metrics.upkeep_writes.inc_by(upkeep.len() as u64);
             updates.append(&mut upkeep);
         }
-        if !updates.is_empty() {
+        if !updates.is_empty() || !changes.is_empty() {
             let count = updates.len();
             let published = self.bus.is_some().then(|| updates.clone());
             let storing = Instant::now();
-            let last = self.storage.append(self.state.board(), updates).await?;
+            // The events go in the same transaction as the updates that made them.
+            let appended = self
+                .storage
+                .append_with_changes(self.state.board(), updates, None, changes)
+                .await?;
+            let last = appended.seq;
+            if let Some(id) = appended.last_change {
+                self.feed.stored(id);
+            }
             self.metrics
                 .store_seconds
                 .observe(storing.elapsed().as_secs_f64());
@@ -640,6 +693,8 @@ impl Room {
                 tracing::error!(board = %board, error = %e, "catching up from storage failed")
             }
         }
+        // Stored by another instance, which made its events.
+        self.changes.absorb(self.state.doc());
     }
 
     /// What another instance sent: updates that directly follow `applied_seq` are applied and
@@ -661,7 +716,10 @@ impl Room {
                     return self.catch_up().await; // a hole: some message was lost
                 }
                 let known = (self.applied_seq + 1 - first_seq) as usize;
-                match self.state.apply_remote_updates(&updates[known..]) {
+                let applied = self.state.apply_remote_updates(&updates[known..]);
+                // Stored by another instance, which made its events.
+                self.changes.absorb(self.state.doc());
+                match applied {
                     Ok(()) => self.applied_seq = last,
                     Err(e) => {
                         tracing::warn!(board = %self.state.board(), error = %e, "reading the log instead");
@@ -685,6 +743,7 @@ impl Room {
         };
         match reloaded {
             Ok((doc, stored_bytes, last_seq)) => {
+                self.changes.reset(&doc);
                 self.state.replace_doc(doc, stored_bytes);
                 self.applied_seq = last_seq;
                 Ok(())

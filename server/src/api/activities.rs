@@ -5,6 +5,8 @@ use super::board_call::{BoardCaller, json, now_ms};
 use super::{ApiError, Caller, Problem};
 use crate::app_state::AppState;
 use crate::room::api_write::ApiWriteError;
+pub use crate::shapes::ActivityJson;
+use crate::shapes::activity_json as json_of;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -17,25 +19,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use yrs::Transaction;
-
-/// An activity of a card.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ActivityJson {
-    pub id: String,
-    pub card_id: String,
-    /// `call`, `meeting`, `task`, `email`, `chat`, ...
-    pub kind: String,
-    /// `incoming` or `outgoing` (planned).
-    pub direction: String,
-    pub subject: String,
-    /// Milliseconds since the Unix epoch; null: none (it never lights).
-    pub deadline: Option<i64>,
-    /// Minutes before the deadline at which it lights; null: the board's threshold.
-    pub remind_min: Option<i64>,
-    pub responsible: String,
-    pub done: bool,
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActivityList {
@@ -67,20 +50,6 @@ pub struct ActivityPatch {
     pub deadline: Option<i64>,
     pub remind_min: Option<i64>,
     pub responsible: Option<String>,
-}
-
-fn json_of(activity: &board::Activity) -> ActivityJson {
-    ActivityJson {
-        id: activity.id.clone(),
-        card_id: activity.card.clone(),
-        kind: activity.kind.clone(),
-        direction: activity.facts.direction.as_str().to_owned(),
-        subject: activity.subject.clone(),
-        deadline: activity.facts.deadline,
-        remind_min: activity.facts.remind_min,
-        responsible: activity.facts.responsible.clone(),
-        done: activity.facts.done,
-    }
 }
 
 fn read_activity(txn: &Transaction<'_>, id: &str) -> Result<Value, ApiWriteError> {

@@ -4,6 +4,7 @@
 use super::{ApiError, Caller, FieldError, USER_HEADER, existing_board};
 use crate::app_state::AppState;
 use crate::auth::Principal;
+use crate::feed::Origin;
 use crate::room::RoomCommand;
 use crate::room::api_write::{ApiReadFn, ApiRequest, ApiWriteError, ApiWriteFn};
 use axum::http::HeaderMap;
@@ -62,6 +63,19 @@ impl BoardCaller {
         write: ApiWriteFn,
         read: ApiReadFn,
     ) -> Result<Value, ApiError> {
+        self.write_as(state, role, Origin::Api, write, read).await
+    }
+
+    /// [`BoardCaller::write`] from `origin` (what its change events name: inbound mail writes
+    /// as `Origin::Email`).
+    pub async fn write_as(
+        &self,
+        state: &AppState,
+        role: Role,
+        origin: Origin,
+        write: ApiWriteFn,
+        read: ApiReadFn,
+    ) -> Result<Value, ApiError> {
         if self.principal.role < role {
             return Err(ApiError::Forbidden(format!(
                 "this needs the {role} role; the token's is {}",
@@ -70,6 +84,7 @@ impl BoardCaller {
         }
         let request = ApiRequest::Write {
             principal: self.principal.clone(),
+            origin,
             write,
             read,
         };

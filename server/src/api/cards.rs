@@ -4,55 +4,23 @@ use super::board_call::{BoardCaller, json, now_ms};
 use super::{ApiError, Caller, Problem};
 use crate::app_state::AppState;
 use crate::room::api_write::ApiWriteError;
+pub use crate::shapes::CardJson;
+use crate::shapes::card_json;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use funnel_protocol::board::{self, BoardView, CardEdit, CardPlace, NewCard, card_key};
-use funnel_protocol::schema::root;
+use funnel_protocol::board::{self, BoardView, CardEdit, CardPlace, NewCard};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
-use yrs::types::ToJson;
-use yrs::{Any, Map, Out, ReadTxn, Transaction, TransactionMut};
+use yrs::{Any, ReadTxn, Transaction, TransactionMut};
 
 /// The default and largest page of cards.
 pub const DEFAULT_CARDS_PAGE: usize = 100;
 pub const MAX_CARDS_PAGE: usize = 500;
-
-/// A card.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CardJson {
-    pub id: String,
-    pub title: String,
-    /// The stage it is shown in (a card whose stage was deleted shows in the initial stage).
-    pub stage_id: String,
-    /// Its order key within the stage.
-    pub pos: String,
-    /// Minor units (cents).
-    pub amount: i64,
-    pub currency: String,
-    pub responsible: String,
-    pub client: String,
-    /// The client's e-mail address; empty when none.
-    pub email: String,
-    /// Custom field values by field id.
-    #[schema(value_type = Object)]
-    pub fields: BTreeMap<String, Value>,
-    /// Milliseconds since the Unix epoch.
-    pub created_at: i64,
-    /// When it last changed (ms), as its writer saw it.
-    pub updated_at: i64,
-    /// The server's activity counter: `count`, `lit`, `incoming`, `next`, `state`; null until
-    /// the server first wrote it.
-    #[schema(value_type = Object)]
-    pub counter: Value,
-    /// The user whose avatar the card shows (written by the server).
-    pub avatar: String,
-}
 
 /// A page of cards, in board order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,40 +80,6 @@ pub struct CardQuery {
     pub updated_since: Option<i64>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
-}
-
-fn card_json<T: ReadTxn>(txn: &T, card: &board::Card, shown_in: &str) -> CardJson {
-    let map = txn
-        .get_map(root::CARDS)
-        .and_then(|cards| match cards.get(txn, &card.id) {
-            Some(Out::YMap(map)) => Some(map),
-            _ => None,
-        });
-    let server = |key: &str| -> Value {
-        map.as_ref()
-            .and_then(|m| m.get(txn, key))
-            .map(|out| json(out.to_json(txn)))
-            .unwrap_or(Value::Null)
-    };
-    CardJson {
-        id: card.id.clone(),
-        title: card.title.clone(),
-        stage_id: shown_in.to_owned(),
-        pos: card.pos.clone(),
-        amount: card.amount,
-        currency: card.currency.clone(),
-        responsible: card.responsible.clone(),
-        client: card.client.clone(),
-        email: card.email.clone(),
-        fields: card.fields.clone(),
-        created_at: card.created_at,
-        updated_at: card.updated_at,
-        counter: server(card_key::COUNTER),
-        avatar: server(card_key::AVATAR)
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    }
 }
 
 /// One card as JSON, in the column it is shown in.

@@ -39,6 +39,8 @@ pub enum ApiRequest {
     /// the write names.
     Write {
         principal: Principal,
+        /// Where the write comes from, as its change events say (`Api`; `Email` for mail).
+        origin: crate::feed::Origin,
         write: ApiWriteFn,
         read: ApiReadFn,
     },
@@ -82,6 +84,7 @@ impl Room {
             ApiRequest::Read { target, read } => self.api_replies.push((reply, read, target)),
             ApiRequest::Write {
                 principal,
+                origin: _,
                 write,
                 read,
             } => match self.state.apply_api_write(&principal, write) {

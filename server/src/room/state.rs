@@ -432,6 +432,11 @@ impl RoomState {
         &self.doc
     }
 
+    /// The user a connection acts as (its token's `sub`), while it is a member.
+    pub fn user_of(&self, conn: ConnId) -> Option<&str> {
+        self.members.get(&conn).map(|m| m.principal.user.as_str())
+    }
+
     pub fn member_count(&self) -> usize {
         self.members.len()
     }
