@@ -816,3 +816,49 @@ async fn endpoints_are_validated_listed_edited_and_deleted_by_admins_only() {
     assert_eq!(problem["type"], "urn:funnel:problem:not-found");
     server.stop().await;
 }
+
+/// Two instances on one PostgreSQL (and Redis): events stored by either are delivered, each
+/// exactly once, though both workers read the feed and claim from the one outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_delivers_each_event_once() {
+    let db = support::TestDatabase::new().await;
+    let cluster = |config: &mut funnel_server::config::ServeConfig| {
+        config.database_url = Some(db.url.clone());
+        config.redis_url = Some("redis://127.0.0.1:6379/".into());
+        config.webhook_allow_private = true;
+        config.webhook_retry_scale = 0.001;
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestServer::start_with(dir_a.path(), cluster).await;
+    let b = TestServer::start_with(dir_b.path(), cluster).await;
+    let mut receiver = Receiver::start().await;
+    // A few 503s make both instances retry too.
+    receiver.answer(&[503, 503, 503]);
+    let (board, _) = deal_board(&a).await;
+    let hook = webhook(
+        &b,
+        json!({"url": receiver.url(), "events": ["card.created"]}),
+    )
+    .await;
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let cards = 20;
+    for n in 0..cards {
+        let instance = if n % 2 == 0 { &a } else { &b };
+        create_card(instance, &board, &format!("Card {n}")).await;
+    }
+    let mut delivered = std::collections::BTreeMap::new();
+    for _ in 0..cards + 3 {
+        let got = receiver.next().await;
+        got.verify(&secret).unwrap();
+        *delivered
+            .entry(got.header("webhook-id").to_owned())
+            .or_insert(0) += 1;
+    }
+    receiver.expect_silence(Duration::from_secs(1)).await;
+    assert_eq!(delivered.len(), cards, "{delivered:?}");
+    let log = log_of(&a, hook["id"].as_str().unwrap(), cards + 3).await;
+    let successes = log.iter().filter(|e| e["outcome"] == "delivered").count();
+    assert_eq!(successes, cards, "one success per event");
+    a.stop().await;
+    b.stop().await;
+}
