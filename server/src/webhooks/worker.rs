@@ -383,3 +383,71 @@ fn describe(e: &reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
+
+    use super::*;
+    use funnel_protocol::BoardId;
+
+    fn event(id: i64, board: &str, kind: &str) -> ChangeEvent {
+        ChangeEvent {
+            id,
+            board: BoardId::parse(board).unwrap(),
+            kind: kind.into(),
+            timestamp: 1_000 + id,
+            data: serde_json::json!({"boardId": board}),
+        }
+    }
+
+    fn endpoint(events: &[&str], boards: &[&str], cursor: i64) -> Endpoint {
+        Endpoint {
+            id: "w".into(),
+            url: "https://hooks.example.com/".into(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            boards: boards.iter().map(|b| BoardId::parse(b).unwrap()).collect(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            previous_secret: None,
+            previous_until: 0,
+            disabled: None,
+            cursor,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn an_endpoint_gets_its_types_and_boards_above_its_cursor() {
+        let events = [
+            event(1, "a", "card.moved"),
+            event(2, "a", "card.created"),
+            event(3, "b", "card.moved"),
+            event(4, "a", "card.moved"),
+        ];
+        let ids = |e: &Endpoint| -> Vec<i64> {
+            deliveries_for(e, &events).iter().map(|d| d.event).collect()
+        };
+        assert_eq!(ids(&endpoint(&[], &[], 0)), [1, 2, 3, 4]);
+        assert_eq!(ids(&endpoint(&["card.moved"], &[], 0)), [1, 3, 4]);
+        assert_eq!(ids(&endpoint(&["card.moved"], &["a"], 0)), [1, 4]);
+        assert_eq!(
+            ids(&endpoint(&[], &["a"], 2)),
+            [4],
+            "at or below the cursor: queued already"
+        );
+        assert_eq!(
+            ids(&endpoint(&["stage.created"], &[], 0)),
+            Vec::<i64>::new()
+        );
+    }
+
+    #[test]
+    fn a_delivery_carries_the_body_it_will_always_send() {
+        let delivery = delivery_of(&event(7, "a", "card.won"));
+        assert_eq!(delivery.event, 7);
+        assert_eq!(
+            delivery.payload,
+            r#"{"type":"card.won","timestamp":1007,"data":{"boardId":"a"}}"#
+        );
+    }
+}
