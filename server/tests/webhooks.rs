@@ -862,3 +862,92 @@ async fn a_cluster_delivers_each_event_once() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A JSON call to a server at `addr` (a child process): the status and the body.
+async fn call_at(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let body = body.map(|b| b.to_string());
+    let (status, _, text) = http_full(addr, method, path, &[], body.as_deref()).await;
+    (
+        status,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        },
+    )
+}
+
+/// On PostgreSQL, a delivery waiting for its retry when its process is killed with SIGKILL is
+/// made by the next process, with the same webhook-id (the SQLite case is in
+/// tests/interop/webhooks.test.mjs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_pending_at_a_kill_9_is_made_after_the_restart_on_postgres() {
+    let db = support::TestDatabase::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Retries after about a second: time to kill the process in between.
+    let args = [
+        "--database-url",
+        &db.url,
+        "--webhook-allow-private",
+        "--webhook-retry-scale",
+        "0.2",
+    ];
+    let server = support::ProcessServer::spawn(dir.path(), &args);
+    let mut receiver = Receiver::start().await;
+    receiver.answer(&[503]);
+    let (status, board) = call_at(
+        server.addr,
+        "POST",
+        "/api/v1/boards",
+        Some(json!({"entity": "deal"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let board = board["id"].as_str().unwrap().to_owned();
+    let (status, hook) = call_at(
+        server.addr,
+        "POST",
+        "/api/v1/webhooks",
+        Some(json!({"url": receiver.url(), "events": ["card.created"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{hook}");
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let (status, _) = call_at(
+        server.addr,
+        "POST",
+        &format!("/api/v1/boards/{board}/cards"),
+        Some(json!({"title": "Survivor"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let refused = receiver.next().await;
+    // Once the 503 is recorded (the retry is scheduled), the process dies.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, log) = call_at(
+            server.addr,
+            "GET",
+            &format!("/api/v1/webhooks/{id}/deliveries"),
+            None,
+        )
+        .await;
+        if log["deliveries"].as_array().is_some_and(|d| !d.is_empty()) {
+            assert_eq!(log["deliveries"][0]["outcome"], "retry");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the attempt was not recorded: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.kill_9();
+    let server = support::ProcessServer::spawn(dir.path(), &args);
+    let retried = receiver.next().await;
+    assert_eq!(retried.header("webhook-id"), refused.header("webhook-id"));
+    assert_eq!(retried.body, refused.body);
+    retried.verify(hook["secret"].as_str().unwrap()).unwrap();
+    receiver.expect_silence(Duration::from_millis(500)).await;
+    server.terminate();
+}
