@@ -71,6 +71,17 @@ function requestsUpTo (receiver, count, what) {
   })
 }
 
+/** The endpoint's delivery log, newest first, once it holds `count` attempts (bounded wait). */
+async function deliveryLog (server, id, count) {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const log = await api(server, 'GET', `/api/v1/webhooks/${id}/deliveries`)
+    if (log.body.deliveries.length >= count) return log.body.deliveries
+    if (Date.now() >= deadline) throw new Error(`the log holds ${JSON.stringify(log.body)}, not ${count} attempts`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
 /** A request's body, after the reference library accepted its signature. */
 function verifiedBody (request) {
   assert.ok(!(request.verified instanceof Error), `signature refused: ${request.verified}`)
@@ -113,8 +124,9 @@ test('a stock client\'s move reaches the receiver signed, after a 503 is retried
   assert.equal(retried.headers['webhook-id'], first.headers['webhook-id'])
   const events = await api(server, 'GET', `/api/v1/events?boardId=${board.body.id}&types=card.moved`)
   assert.equal(events.body.events.at(-1).id, first.headers['webhook-id'], 'webhook-id is the event id')
-  const log = await api(server, 'GET', `/api/v1/webhooks/${hook.body.id}/deliveries`)
-  assert.deepEqual(log.body.deliveries.map((d) => [d.attempt, d.status, d.outcome]), [[2, 200, 'delivered'], [1, 503, 'retry']])
+  // The receiver answers before the server records the attempt: wait for the log to hold both.
+  const log = await deliveryLog(server, hook.body.id, 2)
+  assert.deepEqual(log.map((d) => [d.attempt, d.status, d.outcome]), [[2, 200, 'delivered'], [1, 503, 'retry']])
 
   // The second move is answered 503; the server dies before its retry, which the restarted
   // server makes.

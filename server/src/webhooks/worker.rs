@@ -105,10 +105,26 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) {
                 }
             }
         }
+        // The outbox first (a read): a claim is a write, made only when something is due.
+        let now = ctx.clock.now_ms();
+        let next_due = match ctx.storage.webhooks().queue().await {
+            Ok((depth, next)) => {
+                ctx.metrics
+                    .webhook_queue_depth
+                    .set(i64::try_from(depth).unwrap_or(i64::MAX));
+                next
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "webhooks: cannot read the outbox; retrying");
+                None
+            }
+        };
         let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
-        if room > 0 {
+        let mut claimed_any = false;
+        if room > 0 && next_due.is_some_and(|at| at <= now) {
             match claim_due(&ctx, &claim, room).await {
                 Ok(claimed) => {
+                    claimed_any = !claimed.is_empty();
                     for (endpoint, delivery) in claimed {
                         let (ctx, client) = (Arc::clone(&ctx), client.clone());
                         in_flight
@@ -118,20 +134,11 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) {
                 Err(e) => tracing::warn!(error = %e, "webhooks: cannot claim deliveries; retrying"),
             }
         }
-        let now = ctx.clock.now_ms();
-        let sleep = match ctx.storage.webhooks().queue().await {
-            Ok((depth, next)) => {
-                ctx.metrics
-                    .webhook_queue_depth
-                    .set(i64::try_from(depth).unwrap_or(i64::MAX));
-                next.map_or(POLL, |at| {
-                    Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(POLL)
-                })
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "webhooks: cannot read the outbox; retrying");
-                POLL
-            }
+        // After a claim, look again at once: more may be due than there was room for.
+        let sleep = match next_due {
+            _ if claimed_any => Duration::ZERO,
+            Some(at) => Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(POLL),
+            None => POLL,
         };
         if Instant::now() >= next_sweep {
             next_sweep = Instant::now() + SWEEP_EVERY;
