@@ -65,6 +65,8 @@ pub struct Metrics {
     pub upkeep_writes: Counter,
     /// Scheduler writes refused by storage because a newer lease holder wrote (fencing).
     pub upkeep_fenced: Counter,
+    /// Change events (the feed's) this instance stored with its updates.
+    pub change_events: Counter,
     /// How long each room batch waited for storage before it could be relayed: the disk's part
     /// of every move's latency (a commit with its flush, under SQLite).
     pub store_seconds: Histogram,
@@ -99,6 +101,7 @@ impl Metrics {
             catch_ups: Counter::default(),
             upkeep_writes: Counter::default(),
             upkeep_fenced: Counter::default(),
+            change_events: Counter::default(),
             // 0.1 ms to 3.3 s.
             store_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             bus_lag_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
@@ -173,6 +176,11 @@ impl Metrics {
             "upkeep_writes",
             "Counter and avatar updates stored by this instance as a board's scheduler",
             metrics.upkeep_writes.clone(),
+        );
+        registry.register(
+            "change_events",
+            "Change events this instance stored with the updates that made them",
+            metrics.change_events.clone(),
         );
         registry.register(
             "upkeep_fenced",

@@ -552,6 +552,7 @@ impl Room {
         let mut updates = self.state.take_updates_to_store();
         let mut upkeep = self.state.take_upkeep_to_store();
         let changes = std::mem::take(&mut self.pending_changes);
+        let change_count = changes.len() as u64;
         if self.bus.is_none() && !upkeep.is_empty() {
             // One instance: its in-process lease is never taken over, so there is nothing to
             // fence, and the upkeep's update goes with the batch, in one storage transaction.
@@ -572,6 +573,7 @@ impl Room {
             let last = appended.seq;
             if let Some(id) = appended.last_change {
                 self.feed.stored(id);
+                self.metrics.change_events.inc_by(change_count);
             }
             self.metrics
                 .store_seconds

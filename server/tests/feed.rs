@@ -302,6 +302,20 @@ async fn api_writes_and_a_socket_move_make_their_events_in_order() {
     assert_eq!(stage_created["data"]["stage"]["name"], "Negotiation");
     assert!(stage_created["data"]["cardId"].is_null());
 
+    let (_, _, metrics) = http_full(
+        server.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", &admin.bearer)],
+        None,
+    )
+    .await;
+    let stored: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("funnel_change_events_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no change events metric in {metrics}"));
+    assert_eq!(stored, events.len());
     // Cursors resume: after any event, exactly the rest; pages of 2 make up the whole.
     let all_ids = ids(&events);
     for (i, id) in all_ids.iter().enumerate() {
@@ -612,9 +626,15 @@ async fn the_stream_resumes_from_last_event_id_and_wakes_on_new_events() {
     )
     .await;
     assert_eq!(status, 400);
-    drop(stream);
-    drop(live);
+    // An open stream does not hold the shutdown up: it ends with the server.
     server.stop().await;
+    for mut open in [stream, live] {
+        let end = tokio::time::timeout(WAIT, async {
+            while let Ok(Some(_)) = open.response.chunk().await {}
+        })
+        .await;
+        assert!(end.is_ok(), "the stream ended");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,11 +128,11 @@ fn wants_stream(headers: &HeaderMap) -> bool {
     get,
     path = "/api/v1/events",
     params(
-        ("after" = Option<String>, Query, description = "an event id: list what came after it (default: from the oldest kept)"),
+        ("after" = Option<String>, Query, pattern = "^[0-9]{1,18}$", description = "an event id: list what came after it (default: from the oldest kept)"),
         ("boardId" = Option<String>, Query, description = "only this board's events"),
-        ("types" = Option<String>, Query, description = "comma-separated event types, exact (`card.moved`) or a prefix (`card.*`)"),
-        ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
-        ("Last-Event-ID" = Option<String>, Header, description = "an event id; wins over `after`")
+        ("types" = Option<String>, Query, pattern = "^(card|activity|stage)\\.[a-z*]+(,(card|activity|stage)\\.[a-z*]+)*$", description = "comma-separated event types, exact (`card.moved`) or a prefix (`card.*`)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,18}$", description = "an event id; wins over `after`")
     ),
     responses(
         (status = 200, body = ChangeList),

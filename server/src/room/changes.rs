@@ -230,3 +230,120 @@ fn stage_json(stage: &Stage) -> Value {
         "pos": stage.pos,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use funnel_protocol::board::{CardPlace, NewCard};
+    use funnel_protocol::index::UPKEEP_ORIGIN;
+    use funnel_protocol::schema::{self, Entity, StageKind};
+    use yrs::Map as _;
+    use yrs::ReadTxn as _;
+
+    fn board_doc() -> (Doc, Vec<Stage>) {
+        let doc = Doc::new();
+        schema::initialize_board(&mut doc.transact_mut(), &Entity::Deal, "Deals");
+        let stages = board::stages(&doc.transact());
+        (doc, stages)
+    }
+
+    fn author() -> Author {
+        Author {
+            origin: Origin::Socket,
+            actor: Some("bob".into()),
+        }
+    }
+
+    fn kinds(events: &[NewChange]) -> Vec<&str> {
+        events.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    fn new_card(doc: &Doc, stage: &str) -> String {
+        let card = NewCard {
+            title: "deal".into(),
+            responsible: "ann".into(),
+            ..NewCard::default()
+        };
+        board::create_card(&mut doc.transact_mut(), stage, card, 1).unwrap()
+    }
+
+    #[test]
+    fn each_derive_names_what_changed_since_the_last_with_its_author() {
+        let (doc, stages) = board_doc();
+        let mut log = ChangeLog::attach(BoardId::parse("b").unwrap(), &doc);
+        assert!(log.derive(&doc, &author(), 5).is_empty());
+        let card = new_card(&doc, &stages[0].id);
+        let created = log.derive(&doc, &author(), 5);
+        assert_eq!(kinds(&created), ["card.created"]);
+        let data = &created[0].data;
+        assert_eq!(data["boardId"], "b");
+        assert_eq!(data["origin"], "socket");
+        assert_eq!(data["actor"], "bob");
+        assert_eq!(data["cardId"], card.as_str());
+        assert_eq!(data["card"]["title"], "deal");
+        assert_eq!(data["card"]["stageId"], stages[0].id.as_str());
+        assert_eq!(created[0].timestamp, 5);
+        let success = stages
+            .iter()
+            .find(|s| s.kind == StageKind::Success)
+            .unwrap();
+        board::move_card(&mut doc.transact_mut(), &card, &success.id, CardPlace::Top).unwrap();
+        let moved = log.derive(&doc, &Author::scheduler(), 6);
+        assert_eq!(kinds(&moved), ["card.moved", "card.won"]);
+        assert_eq!(moved[0].data["from"], stages[0].id.as_str());
+        assert_eq!(moved[0].data["to"], success.id.as_str());
+        assert_eq!(moved[0].data["actor"], Value::Null);
+        assert_eq!(moved[0].data["origin"], "scheduler");
+        assert!(log.derive(&doc, &author(), 7).is_empty(), "taken once");
+    }
+
+    #[test]
+    fn upkeep_writes_make_no_events_and_absorbed_changes_none_later() {
+        let (doc, stages) = board_doc();
+        let card = new_card(&doc, &stages[0].id);
+        let mut log = ChangeLog::attach(BoardId::parse("b").unwrap(), &doc);
+        {
+            // Under the upkeep's origin nothing is tracked, whatever it writes: its server
+            // fields, and here even a field that would otherwise be an edit.
+            let mut txn = doc.transact_mut_with(UPKEEP_ORIGIN);
+            let cards = txn.get_map(schema::root::CARDS).unwrap();
+            let Some(yrs::Out::YMap(map)) = cards.get(&txn, &card) else {
+                panic!("the card");
+            };
+            map.insert(&mut txn, "avatar", "zed");
+            map.insert(&mut txn, "client", "upkeep");
+        }
+        assert!(log.derive(&doc, &author(), 1).is_empty());
+        // Another instance's change is taken in without events, and not made later.
+        board::edit_card(
+            &mut doc.transact_mut(),
+            &card,
+            board::CardEdit {
+                title: Some("renamed".into()),
+                ..board::CardEdit::default()
+            },
+        )
+        .unwrap();
+        log.absorb(&doc);
+        assert!(log.derive(&doc, &author(), 2).is_empty());
+    }
+
+    #[test]
+    fn a_reset_starts_over_from_the_new_document() {
+        let (doc, stages) = board_doc();
+        let mut log = ChangeLog::attach(BoardId::parse("b").unwrap(), &doc);
+        new_card(&doc, &stages[0].id);
+        // The room reloads the stored board (which lacks the card): nothing to report, and
+        // the old document is no longer tracked.
+        let (reloaded, reloaded_stages) = board_doc();
+        log.reset(&reloaded);
+        assert!(log.derive(&reloaded, &author(), 1).is_empty());
+        new_card(&doc, &stages[0].id);
+        assert!(log.derive(&reloaded, &author(), 2).is_empty());
+        new_card(&reloaded, &reloaded_stages[0].id);
+        assert_eq!(
+            kinds(&log.derive(&reloaded, &author(), 3)),
+            ["card.created"]
+        );
+    }
+}
