@@ -753,6 +753,40 @@ async fn endpoints_are_validated_listed_edited_and_deleted_by_admins_only() {
         json!(["card.won", "card.lost"]),
         "duplicates dropped"
     );
+    let (status, prefixed) = call_as(
+        &server,
+        Some(&admin),
+        "POST",
+        "/api/v1/webhooks",
+        Some(json!({"url": "https://hooks.example.com/in", "events": ["stage.*", "card.moved"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{prefixed}");
+    assert_eq!(
+        prefixed["events"],
+        json!([
+            "stage.created",
+            "stage.updated",
+            "stage.deleted",
+            "card.moved"
+        ]),
+        "a prefix names its types"
+    );
+    let path = format!("/api/v1/webhooks/{}", prefixed["id"].as_str().unwrap());
+    let (status, _) = call_as(&server, Some(&admin), "DELETE", &path, None).await;
+    assert_eq!(status, 204);
+    for bad in ["deal.*", "card.moved,card.won", ""] {
+        let body = json!({"url": "https://hooks.example.com/in", "events": [bad]});
+        let (status, problem) = call_as(
+            &server,
+            Some(&admin),
+            "POST",
+            "/api/v1/webhooks",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 422, "{bad:?}: {problem}");
+    }
     let id = hook["id"].as_str().unwrap().to_owned();
     let (_, list) = call_as(&server, Some(&admin), "GET", "/api/v1/webhooks", None).await;
     assert_eq!(list["webhooks"].as_array().unwrap().len(), 1);

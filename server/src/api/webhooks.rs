@@ -6,6 +6,7 @@ use super::board_call::now_ms;
 use super::{ApiError, Caller, FieldError, Problem};
 use crate::app_state::AppState;
 use crate::auth::Principal;
+use crate::feed::ChangeFilter;
 use crate::storage::webhooks::{AttemptRecord, Disabled, Endpoint};
 use crate::webhooks::address::check_url;
 use crate::webhooks::signing::new_secret;
@@ -92,7 +93,8 @@ pub struct NewWebhook {
     /// `https://` or `http://`, at most 2048 bytes; a literal private or loopback address is
     /// refused (unless the server allows them).
     pub url: String,
-    /// Event types (`card.created`, `card.moved`, ...); absent or empty: every type.
+    /// Event types (`card.created`, `card.moved`, ...) or prefixes (`card.*`: every card type);
+    /// absent or empty: every type.
     #[serde(default)]
     pub events: Vec<String>,
     /// Board ids; absent or empty: every board (a token limited to boards must name them).
@@ -226,16 +228,22 @@ async fn validate(
     }
     let mut kinds: Vec<String> = Vec::new();
     for kind in events {
-        if !EVENT_TYPES.contains(&kind.as_str()) {
-            errors.push(FieldError::new(
+        // One type, or a prefix such as `card.*` for all of its types (the feed's own rule).
+        match ChangeFilter::parse_types(kind) {
+            Ok(named) if !kind.contains(',') && !named.is_empty() => {
+                for t in named {
+                    if !kinds.contains(&t) {
+                        kinds.push(t);
+                    }
+                }
+            }
+            _ => errors.push(FieldError::new(
                 "events",
                 format!(
-                    "unknown event type {kind:?}; known: {}",
+                    "unknown event type {kind:?}; known: {} (or a prefix such as card.*)",
                     EVENT_TYPES.join(", ")
                 ),
-            ));
-        } else if !kinds.contains(kind) {
-            kinds.push(kind.clone());
+            )),
         }
     }
     let mut ids: Vec<BoardId> = Vec::new();
