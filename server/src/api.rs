@@ -13,6 +13,7 @@ mod problem;
 mod rate_limit;
 mod settings;
 mod stages;
+mod webhooks;
 
 pub use docs::{DOCS_PATH, document};
 pub use idempotency::{IDEMPOTENCY_KEY, fingerprint};
@@ -79,7 +80,15 @@ use utoipa::{OpenApi, ToSchema};
         settings::put_quick_create,
         inbound_mail::post_inbound_email,
         inbound_mail::get_inbound_address,
-        events::list_events
+        events::list_events,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::patch_webhook,
+        webhooks::delete_webhook,
+        webhooks::rotate_webhook,
+        webhooks::list_deliveries,
+        webhooks::replay_webhook
     ),
     components(schemas(
         Me,
@@ -113,7 +122,14 @@ use utoipa::{OpenApi, ToSchema};
         crate::mail::MailOutcome,
         crate::mail::MailAction,
         events::ChangeList,
-        crate::feed::ChangeEventJson
+        crate::feed::ChangeEventJson,
+        webhooks::WebhookJson,
+        webhooks::WebhookList,
+        webhooks::NewWebhook,
+        webhooks::WebhookPatch,
+        webhooks::DeliveryJson,
+        webhooks::DeliveryList,
+        webhooks::ReplayJson
     ))
 )]
 pub struct ApiDoc;
@@ -370,6 +386,28 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/events", get(events::list_events))
         .route("/api/v1/events/stream", get(events::stream_events))
+        .route(
+            "/api/v1/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}",
+            get(webhooks::get_webhook)
+                .patch(webhooks::patch_webhook)
+                .delete(webhooks::delete_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}/rotate",
+            axum::routing::post(webhooks::rotate_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}/deliveries",
+            get(webhooks::list_deliveries),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}/replay",
+            axum::routing::post(webhooks::replay_webhook),
+        )
         .route("/api/{*rest}", any(not_found))
 }
 

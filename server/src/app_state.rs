@@ -23,6 +23,8 @@ pub struct AppState {
     /// The change feed's newest stored id and its wake-ups (`crate::feed`): the events API and
     /// the webhook deliveries wait on it.
     pub feed: crate::feed::Feed,
+    /// Webhook settings and the worker's wake-up (`webhooks.rs`).
+    pub webhooks: crate::webhooks::Webhooks,
     /// Tracks every connection task, so shutdown waits for their close frames.
     pub tracker: TaskTracker,
 }

@@ -39,6 +39,9 @@ pub mod defaults {
     pub const MAIL_DOMAIN: &str = "localhost";
     /// A month: long enough for an integrator's outage to be resumed from its cursor.
     pub const CHANGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+    pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const WEBHOOK_RETRY_SCALE: f64 = 1.0;
+    pub const WEBHOOK_SECRET_OVERLAP: Duration = Duration::from_secs(24 * 60 * 60);
 }
 
 /// A duration default as a flag shows and parses it (`30s`).
@@ -194,6 +197,26 @@ pub struct ServeConfig {
     /// deleted, and a reader whose cursor is older resumes at the oldest kept event.
     #[arg(long, env = "FUNNEL_CHANGE_RETENTION", default_value = flag_duration(defaults::CHANGE_RETENTION), value_parser = humantime::parse_duration)]
     pub change_retention: Duration,
+    /// Let webhooks reach private, loopback, link-local and other internal addresses (a
+    /// receiver on this machine or the local network). Off: such URLs are refused when saved,
+    /// and names that resolve to such addresses are not called.
+    #[arg(long, env = "FUNNEL_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
+    /// How long a webhook receiver has to answer a delivery before it counts as failed (and is
+    /// retried).
+    #[arg(long, env = "FUNNEL_WEBHOOK_TIMEOUT", default_value = flag_duration(defaults::WEBHOOK_TIMEOUT), value_parser = humantime::parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// A factor on the webhook retry schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h): 0.001
+    /// makes it milliseconds. Hidden: tests shrink it; operators keep the default.
+    #[arg(long, env = "FUNNEL_WEBHOOK_RETRY_SCALE", default_value_t = defaults::WEBHOOK_RETRY_SCALE, hide = true)]
+    pub webhook_retry_scale: f64,
+
+    /// After a webhook's secret is rotated, how long the old secret still signs deliveries
+    /// beside the new one (receivers switch within this time).
+    #[arg(long, env = "FUNNEL_WEBHOOK_SECRET_OVERLAP", default_value = flag_duration(defaults::WEBHOOK_SECRET_OVERLAP), value_parser = humantime::parse_duration)]
+    pub webhook_secret_overlap: Duration,
 }
 
 impl ServeConfig {
@@ -230,6 +253,10 @@ impl ServeConfig {
             max_mail_bytes: defaults::MAX_MAIL_BYTES,
             mail_domain: defaults::MAIL_DOMAIN.to_owned(),
             change_retention: defaults::CHANGE_RETENTION,
+            webhook_allow_private: false,
+            webhook_timeout: defaults::WEBHOOK_TIMEOUT,
+            webhook_retry_scale: defaults::WEBHOOK_RETRY_SCALE,
+            webhook_secret_overlap: defaults::WEBHOOK_SECRET_OVERLAP,
         }
     }
 
@@ -333,6 +360,14 @@ impl ServeConfig {
                         .into(),
                 );
             }
+        }
+        if self.webhook_timeout < Duration::from_millis(100) {
+            return Err("--webhook-timeout must be at least 100ms".into());
+        }
+        if !(self.webhook_retry_scale.is_finite() && self.webhook_retry_scale > 0.0) {
+            return Err(
+                "--webhook-retry-scale must be a number above 0 (1 is the schedule)".into(),
+            );
         }
         if self.lease_ttl < Duration::from_millis(500) {
             return Err("--lease-ttl must be at least 500ms".into());

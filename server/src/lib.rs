@@ -25,6 +25,7 @@
 //! - [`scheduler`]: the task that wakes boards for their reminders, loaded or not.
 //! - [`wakeups`]: when each board must next wake up: one timer structure for the server.
 //! - [`storage`]: the durable update log and snapshots (SQLite, or PostgreSQL for a cluster).
+//! - [`webhooks`]: signed deliveries of change events to endpoints, from a durable outbox.
 
 pub mod api;
 pub mod app_state;
@@ -49,6 +50,7 @@ pub mod scheduler;
 pub mod shapes;
 pub mod storage;
 pub mod wakeups;
+pub mod webhooks;
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -198,6 +200,7 @@ pub async fn run(
             .redis_url()
             .map(|_| scheduler::Takeover::for_lease_ttl(Arc::clone(&storage), config.lease_ttl)),
     ));
+    let webhooks = webhooks::Webhooks::new(webhooks::WebhookSettings::from_config(&config));
     let state = app_state::AppState {
         connections: Arc::new(ConnectionContext {
             rooms,
@@ -241,6 +244,7 @@ pub async fn run(
         )),
         feed,
         tracker: tracker.clone(),
+        webhooks: webhooks.clone(),
     };
     if let Some(addr) = config.smtp_listen {
         let smtp_listener =
@@ -252,6 +256,17 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    tracker.spawn(webhooks::worker::run(
+        webhooks::worker::WorkerContext {
+            storage: Arc::clone(&storage),
+            feed: state.feed.clone(),
+            settings: Arc::clone(&webhooks.settings),
+            metrics: metrics.clone(),
+            clock: Arc::clone(&clock),
+            wake: Arc::clone(&webhooks.wake),
+        },
+        shutdown.clone(),
+    ));
     tracker.spawn(sweep_idempotency_keys(
         Arc::clone(&storage),
         shutdown.clone(),

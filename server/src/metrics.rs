@@ -23,6 +23,12 @@ pub struct MailLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookOutcomeLabels {
+    /// `delivered`, `retry`, `failed` or `disabled`.
+    pub outcome: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     /// Open WebSocket connections.
@@ -73,6 +79,13 @@ pub struct Metrics {
     pub store_seconds: Histogram,
     /// Inbound e-mails (API and SMTP), by what became of them.
     pub inbound_mail: Family<MailLabels, Counter>,
+    /// Webhook deliveries waiting to be made (due now or scheduled for a retry), for enabled
+    /// endpoints: the outbox's depth, shared by the cluster.
+    pub webhook_queue_depth: Gauge,
+    /// How long each webhook attempt took, from sending to the receiver's answer (or failure).
+    pub webhook_delivery_seconds: Histogram,
+    /// Webhook attempts this instance made, by outcome.
+    pub webhook_attempts: Family<WebhookOutcomeLabels, Counter>,
     registry: Arc<Registry>,
 }
 
@@ -102,6 +115,10 @@ impl Metrics {
             store_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             bus_lag_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             inbound_mail: Family::default(),
+            webhook_queue_depth: Gauge::default(),
+            // 1 ms to 33 s: beyond the longest timeout worth setting.
+            webhook_delivery_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            webhook_attempts: Family::default(),
             registry: Arc::new(Registry::default()),
         };
         registry.register(
@@ -204,6 +221,21 @@ impl Metrics {
             "inbound_mail",
             "Inbound e-mails (API and SMTP), by outcome",
             metrics.inbound_mail.clone(),
+        );
+        registry.register(
+            "webhook_queue_depth",
+            "Webhook deliveries waiting to be made, for enabled endpoints",
+            metrics.webhook_queue_depth.clone(),
+        );
+        registry.register(
+            "webhook_delivery_seconds",
+            "Time of each webhook attempt, from sending to the receiver's answer",
+            metrics.webhook_delivery_seconds.clone(),
+        );
+        registry.register(
+            "webhook_attempts",
+            "Webhook attempts made by this instance, by outcome",
+            metrics.webhook_attempts.clone(),
         );
         Self {
             registry: Arc::new(registry),

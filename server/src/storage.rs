@@ -4,10 +4,12 @@
 //! The room appends every update before it broadcasts it, so what anyone has seen is on disk.
 //! Implementations batch concurrent appends into one transaction (group commit).
 //!
-//! Modules: [`sqlite`] (the embedded default), [`postgres`] (what a cluster of instances shares).
+//! Modules: [`sqlite`] (the embedded default), [`postgres`] (what a cluster of instances shares),
+//! [`webhooks`] (webhook endpoints, their outbox and delivery log, on both).
 
 pub mod postgres;
 pub mod sqlite;
+pub mod webhooks;
 
 use crate::feed::{ChangeEvent, ChangeFilter, NewChange};
 use async_trait::async_trait;
@@ -502,6 +504,9 @@ pub trait Storage: Send + Sync + 'static {
         board: &BoardId,
         event_ids: &[i64],
     ) -> Result<Vec<InboundMail>, StorageError>;
+
+    /// Webhook endpoints, their outbox of deliveries and their log.
+    fn webhooks(&self) -> &dyn webhooks::WebhookStore;
 
     /// Whether storage answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StorageError>;

@@ -200,7 +200,12 @@ async fn the_openapi_document_describes_the_api() {
             "/api/v1/boards/{boardId}/stages",
             "/api/v1/boards/{boardId}/stages/{stageId}",
             "/api/v1/events",
-            "/api/v1/me"
+            "/api/v1/me",
+            "/api/v1/webhooks",
+            "/api/v1/webhooks/{webhookId}",
+            "/api/v1/webhooks/{webhookId}/deliveries",
+            "/api/v1/webhooks/{webhookId}/replay",
+            "/api/v1/webhooks/{webhookId}/rotate"
         ]
     );
     server.stop().await;

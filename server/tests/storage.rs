@@ -18,6 +18,9 @@ use funnel_protocol::timeline::{TimelineDirection, TimelineKind};
 use funnel_server::feed::{ChangeFilter, NewChange};
 use funnel_server::storage::postgres::PostgresStorage;
 use funnel_server::storage::sqlite::SqliteStorage;
+use funnel_server::storage::webhooks::{
+    AttemptRecord, Delivery, Disabled, Endpoint, NewDelivery, NextStep, Outcome,
+};
 use funnel_server::storage::{
     BoardMeta, InboundMail, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest,
     MAIL_IN_FLIGHT_MS, MailClaim, Seq, Storage, StorageError, StoredBoard, TimelineEvent,
@@ -632,6 +635,51 @@ mod contract {
         }
     }
 
+    fn endpoint(id: &str, boards: Vec<BoardId>, cursor: i64) -> Endpoint {
+        Endpoint {
+            id: id.into(),
+            url: "https://hooks.example.com/in".into(),
+            events: vec!["card.moved".into()],
+            boards,
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            previous_secret: None,
+            previous_until: 0,
+            disabled: None,
+            cursor,
+            created_at: 1_700_000_000_000,
+        }
+    }
+
+    fn deliveries(events: &[i64]) -> Vec<NewDelivery> {
+        events
+            .iter()
+            .map(|event| NewDelivery {
+                event: *event,
+                payload: format!("{{\"event\":{event}}}"),
+            })
+            .collect()
+    }
+
+    fn attempt_of(
+        delivery: &Delivery,
+        outcome: Outcome,
+        status: Option<u16>,
+        at: i64,
+    ) -> AttemptRecord {
+        AttemptRecord {
+            id: 0,
+            endpoint: delivery.endpoint.clone(),
+            delivery: delivery.id,
+            event: delivery.event,
+            attempt: delivery.attempt + 1,
+            status,
+            latency_ms: 12,
+            error: status.is_none().then(|| "connection refused".to_owned()),
+            outcome,
+            at,
+        }
+    }
+
     /// A Message-ID is taken once per board: a second claim finds where the first went (across
     /// a restart); one in flight holds until released or abandoned; replies find their card.
     pub async fn inbound_mail_is_taken_once_per_board(backend: &impl Backend) {
@@ -724,6 +772,242 @@ mod contract {
             MailClaim::Taken(second)
         );
         reopened.close().await;
+    }
+
+    pub async fn webhook_endpoints_are_stored_edited_rotated_and_deleted(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let hooks = storage.webhooks();
+        let b = board("b-hooks");
+        let first = endpoint("w1", vec![b.clone()], 7);
+        hooks.create_endpoint(&first).await.unwrap();
+        hooks
+            .create_endpoint(&endpoint("w2", vec![], 0))
+            .await
+            .unwrap();
+        assert_eq!(hooks.endpoint("w1").await.unwrap(), Some(first.clone()));
+        assert_eq!(hooks.endpoint("nope").await.unwrap(), None);
+        let ids: Vec<String> = hooks
+            .endpoints()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, ["w1", "w2"]);
+        // An edit changes url, events and boards, never the cursor or the secret.
+        let events = vec!["card.created".to_owned(), "card.won".to_owned()];
+        assert!(
+            hooks
+                .edit_endpoint("w1", "https://other.example.com/", &events, &[])
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hooks
+                .edit_endpoint("nope", "https://x.example.com/", &[], &[])
+                .await
+                .unwrap()
+        );
+        let edited = hooks.endpoint("w1").await.unwrap().unwrap();
+        assert_eq!(edited.url, "https://other.example.com/");
+        assert_eq!(edited.events, events);
+        assert!(edited.boards.is_empty());
+        assert_eq!(
+            (edited.cursor, edited.secret.as_str()),
+            (7, first.secret.as_str())
+        );
+        // A rotation keeps the old secret as the previous one, which signs until its time.
+        assert!(
+            hooks
+                .rotate_secret("w1", "whsec_bmV3", 5_000)
+                .await
+                .unwrap()
+        );
+        let rotated = hooks.endpoint("w1").await.unwrap().unwrap();
+        assert_eq!(rotated.secret, "whsec_bmV3");
+        assert_eq!(
+            rotated.previous_secret.as_deref(),
+            Some(first.secret.as_str())
+        );
+        assert_eq!(
+            rotated.signing_secrets(4_999),
+            ["whsec_bmV3", first.secret.as_str()]
+        );
+        assert_eq!(rotated.signing_secrets(5_000), ["whsec_bmV3"]);
+        // Disabled, then enabled from a later cursor; it all survives a restart.
+        let off = Disabled {
+            at: 42,
+            reason: "the receiver answered 410".into(),
+        };
+        assert!(hooks.disable("w1", &off).await.unwrap());
+        assert!(!hooks.disable("nope", &off).await.unwrap());
+        storage.close().await;
+        let storage = backend.open().await;
+        let hooks = storage.webhooks();
+        assert_eq!(
+            hooks.endpoint("w1").await.unwrap().unwrap().disabled,
+            Some(off)
+        );
+        assert!(hooks.enable("w1", 99).await.unwrap());
+        let enabled = hooks.endpoint("w1").await.unwrap().unwrap();
+        assert_eq!((enabled.disabled, enabled.cursor), (None, 99));
+        // Enabling an enabled endpoint leaves its cursor alone.
+        assert!(hooks.enable("w1", 5).await.unwrap());
+        assert_eq!(hooks.endpoint("w1").await.unwrap().unwrap().cursor, 99);
+        assert!(hooks.delete_endpoint("w1").await.unwrap());
+        assert!(!hooks.delete_endpoint("w1").await.unwrap());
+        assert_eq!(hooks.endpoints().await.unwrap().len(), 1);
+        storage.close().await;
+    }
+
+    pub async fn the_webhook_outbox_queues_once_claims_once_and_keeps_its_log(
+        backend: &impl Backend,
+    ) {
+        let storage = backend.open().await;
+        let hooks = storage.webhooks();
+        hooks
+            .create_endpoint(&endpoint("w1", vec![], 10))
+            .await
+            .unwrap();
+        let now = 1_000_000;
+        // The cursor moves by compare-and-set: a second reader from the same place queues nothing.
+        assert!(
+            hooks
+                .advance("w1", 10, 13, &deliveries(&[11, 13]), now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hooks
+                .advance("w1", 10, 13, &deliveries(&[11, 13]), now)
+                .await
+                .unwrap()
+        );
+        assert_eq!(hooks.endpoint("w1").await.unwrap().unwrap().cursor, 13);
+        assert_eq!(hooks.queue().await.unwrap(), (2, Some(now)));
+        // Claimed once: a second claimer finds nothing until the claim lapses.
+        let claimed = hooks.claim_due(now, "a", now + 1_000, 10).await.unwrap();
+        let events: Vec<i64> = claimed.iter().map(|d| d.event).collect();
+        assert_eq!(events, [11, 13]);
+        assert_eq!(claimed[0].payload, "{\"event\":11}");
+        assert_eq!(claimed[0].attempt, 0);
+        assert!(
+            hooks
+                .claim_due(now + 999, "b", now + 2_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // 11 is delivered; 13 fails and is scheduled again.
+        let (d11, d13) = (&claimed[0], &claimed[1]);
+        hooks
+            .finish(
+                d11,
+                &attempt_of(d11, Outcome::Delivered, Some(200), now + 5),
+                &NextStep::Delivered,
+            )
+            .await
+            .unwrap();
+        hooks
+            .finish(
+                d13,
+                &attempt_of(d13, Outcome::Retry, Some(503), now + 6),
+                &NextStep::RetryAt(now + 5_000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(hooks.queue().await.unwrap(), (1, Some(now + 5_000)));
+        assert!(
+            hooks
+                .claim_due(now + 4_999, "a", now + 9_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A restart keeps the pending delivery, with its attempts counted.
+        storage.close().await;
+        let storage = backend.open().await;
+        let hooks = storage.webhooks();
+        let again = hooks
+            .claim_due(now + 5_000, "c", now + 9_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].event, again[0].attempt), (13, 1));
+        // A finish under a claim that lapsed and was taken by another changes nothing but the
+        // log.
+        let lapsed = hooks
+            .claim_due(now + 9_000, "d", now + 20_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(lapsed.len(), 1);
+        hooks
+            .finish(
+                &again[0],
+                &attempt_of(&again[0], Outcome::Failed, None, now + 9_001),
+                &NextStep::Failed,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            hooks.queue().await.unwrap().0,
+            1,
+            "still pending under claim d"
+        );
+        // A replay queues again whatever the cursor; a 410 disables and cancels it all.
+        hooks
+            .requeue("w1", &deliveries(&[11]), now + 9_500)
+            .await
+            .unwrap();
+        assert_eq!(hooks.queue().await.unwrap().0, 2);
+        hooks
+            .finish(
+                &lapsed[0],
+                &attempt_of(&lapsed[0], Outcome::Disabled, Some(410), now + 10_000),
+                &NextStep::Disable("gone".into()),
+            )
+            .await
+            .unwrap();
+        let endpoint = hooks.endpoint("w1").await.unwrap().unwrap();
+        assert_eq!(endpoint.disabled.map(|d| d.reason), Some("gone".to_owned()));
+        assert_eq!(hooks.queue().await.unwrap(), (0, None));
+        assert!(
+            hooks
+                .claim_due(now + 20_000, "e", now + 30_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            !hooks
+                .advance("w1", 13, 20, &deliveries(&[20]), now)
+                .await
+                .unwrap(),
+            "disabled"
+        );
+        // The log, newest first, a page at a time.
+        let log = hooks.attempts("w1", None, 3).await.unwrap();
+        let seen: Vec<(i64, u32, Option<u16>, Outcome)> = log
+            .iter()
+            .map(|a| (a.event, a.attempt, a.status, a.outcome))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (13, 2, Some(410), Outcome::Disabled),
+                (13, 2, None, Outcome::Failed),
+                (13, 1, Some(503), Outcome::Retry),
+            ]
+        );
+        assert_eq!(log[1].error.as_deref(), Some("connection refused"));
+        assert_eq!(log[0].latency_ms, 12);
+        let older = hooks.attempts("w1", Some(log[2].id), 3).await.unwrap();
+        assert_eq!(older.len(), 1);
+        assert_eq!((older[0].event, older[0].outcome), (11, Outcome::Delivered));
+        // Old finished deliveries and log entries are swept.
+        assert!(hooks.sweep_deliveries(now + 10_001).await.unwrap() >= 4);
+        assert!(hooks.attempts("w1", None, 10).await.unwrap().is_empty());
+        storage.close().await;
     }
 }
 
@@ -926,6 +1210,8 @@ macro_rules! all_contract_tests {
             idempotency_keys_hold_their_first_response,
             released_and_abandoned_keys_are_claimed_again,
             inbound_mail_is_taken_once_per_board,
+            webhook_endpoints_are_stored_edited_rotated_and_deleted,
+            the_webhook_outbox_queues_once_claims_once_and_keeps_its_log,
         );
         feed_contract_tests!($backend:
             change_events_are_stored_with_their_updates_and_listed_in_order,
@@ -1259,6 +1545,96 @@ async fn two_instances_race_to_claim_one_idempotency_key() {
         }
     }
     assert_eq!(winners.len(), 1, "{winners:?}");
+    for storage in &instances {
+        storage.close().await;
+    }
+}
+
+/// Two instances' webhook workers over one outbox: each event is queued once (the cursor's
+/// compare-and-set) and each delivery claimed by one instance at a time (`SKIP LOCKED`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_webhook_outbox_without_doubles() {
+    let pg = Postgres::new().await;
+    let instances = [pg.open().await, pg.open().await];
+    let endpoint = Endpoint {
+        id: "w".into(),
+        url: "https://hooks.example.com/".into(),
+        events: Vec::new(),
+        boards: Vec::new(),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        previous_secret: None,
+        previous_until: 0,
+        disabled: None,
+        cursor: 0,
+        created_at: 0,
+    };
+    instances[0]
+        .webhooks()
+        .create_endpoint(&endpoint)
+        .await
+        .unwrap();
+    // Both read the same events and race to queue them, batch after batch.
+    let mut wins = 0;
+    for batch in 0..10_i64 {
+        let from = batch * 20;
+        let events: Vec<NewDelivery> = (from + 1..=from + 20)
+            .map(|event| NewDelivery {
+                event,
+                payload: "{}".into(),
+            })
+            .collect();
+        let races: Vec<_> = instances
+            .iter()
+            .map(|storage| {
+                let (storage, events) = (Arc::clone(storage), events.clone());
+                tokio::spawn(async move {
+                    storage
+                        .webhooks()
+                        .advance("w", from, from + 20, &events, 1_000)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for race in races {
+            wins += usize::from(race.await.unwrap());
+        }
+    }
+    assert_eq!(wins, 10, "one winner per batch");
+    assert_eq!(instances[1].webhooks().queue().await.unwrap().0, 200);
+    // Both claim in small bites at once until nothing is left.
+    let claimers: Vec<_> = instances
+        .iter()
+        .enumerate()
+        .map(|(index, storage)| {
+            let storage = Arc::clone(storage);
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for _ in 0..200 {
+                    let claimed = storage
+                        .webhooks()
+                        .claim_due(2_000, &format!("i{index}"), 60_000, 7)
+                        .await
+                        .unwrap();
+                    if claimed.is_empty() {
+                        break;
+                    }
+                    mine.extend(claimed.into_iter().map(|d| d.event));
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for claimer in claimers {
+        all.extend(claimer.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=200).collect::<Vec<i64>>(),
+        "each delivery claimed exactly once"
+    );
     for storage in &instances {
         storage.close().await;
     }

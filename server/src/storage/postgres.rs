@@ -27,6 +27,8 @@
 //! Migrations are versioned, recorded in `funnel_migrations`, and applied at open in one
 //! transaction under an advisory lock, so instances starting together apply each one once.
 
+mod webhooks;
+
 use super::{
     Appended, BoardMeta, InboundMail, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim,
     KeyRequest, MAIL_IN_FLIGHT_MS, MAX_CHANGES_PAGE, MailClaim, Seq, Storage, StorageError,
@@ -153,6 +155,56 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX change_events_by_board ON change_events (board, id);
     CREATE INDEX change_events_by_time ON change_events (at);
+"#,
+    // Webhooks: endpoints with their cursor into the change feed, the outbox of deliveries,
+    // and the delivery log (storage/webhooks.rs).
+    r#"
+    CREATE TABLE webhooks (
+        id              TEXT   PRIMARY KEY,
+        url             TEXT   NOT NULL,
+        -- JSON arrays; empty: every event type, every board.
+        events          TEXT   NOT NULL,
+        boards          TEXT   NOT NULL,
+        secret          TEXT   NOT NULL,
+        previous_secret TEXT,
+        previous_until  BIGINT NOT NULL DEFAULT 0,
+        disabled_at     BIGINT,
+        disabled_reason TEXT,
+        cursor          BIGINT NOT NULL,
+        created_at      BIGINT NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        id            BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        endpoint      TEXT    NOT NULL,
+        event         BIGINT  NOT NULL,
+        payload       TEXT    NOT NULL,
+        -- Attempts made so far.
+        attempt       INTEGER NOT NULL DEFAULT 0,
+        -- pending, delivered, failed or cancelled.
+        state         TEXT    NOT NULL,
+        next_at       BIGINT  NOT NULL,
+        claim         TEXT    NOT NULL DEFAULT '',
+        claimed_until BIGINT  NOT NULL DEFAULT 0,
+        created_at    BIGINT  NOT NULL,
+        done_at       BIGINT
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE state = 'pending';
+    CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint, state);
+    CREATE INDEX webhook_deliveries_done ON webhook_deliveries (done_at) WHERE done_at IS NOT NULL;
+    CREATE TABLE webhook_attempts (
+        id         BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        endpoint   TEXT    NOT NULL,
+        delivery   BIGINT  NOT NULL,
+        event      BIGINT  NOT NULL,
+        attempt    INTEGER NOT NULL,
+        status     INTEGER,
+        latency_ms BIGINT  NOT NULL,
+        error      TEXT,
+        outcome    TEXT    NOT NULL,
+        at         BIGINT  NOT NULL
+    );
+    CREATE INDEX webhook_attempts_by_endpoint ON webhook_attempts (endpoint, id);
+    CREATE INDEX webhook_attempts_by_time ON webhook_attempts (at);
 "#,
 ];
 
@@ -963,6 +1015,10 @@ impl Storage for PostgresStorage {
             });
         }
         Ok(mails)
+    }
+
+    fn webhooks(&self) -> &dyn super::webhooks::WebhookStore {
+        self
     }
 
     async fn ping(&self) -> Result<(), StorageError> {

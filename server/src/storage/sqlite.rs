@@ -5,6 +5,8 @@
 //! updates from many rooms costs one fsync. Reads (loading a board, compaction input) use a
 //! separate connection; WAL mode lets them run beside the writer.
 
+mod webhooks;
+
 use super::{
     Appended, BoardMeta, InboundMail, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim,
     KeyRequest, MAIL_IN_FLIGHT_MS, MAX_CHANGES_PAGE, MailClaim, Seq, Storage, StorageError,
@@ -123,6 +125,56 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX change_events_by_board ON change_events (board, id);
     CREATE INDEX change_events_by_time ON change_events (at);
 "#,
+    // Webhooks: endpoints with their cursor into the change feed, the outbox of deliveries,
+    // and the delivery log (storage/webhooks.rs).
+    r#"
+    CREATE TABLE webhooks (
+        id              TEXT    PRIMARY KEY,
+        url             TEXT    NOT NULL,
+        -- JSON arrays; empty: every event type, every board.
+        events          TEXT    NOT NULL,
+        boards          TEXT    NOT NULL,
+        secret          TEXT    NOT NULL,
+        previous_secret TEXT,
+        previous_until  INTEGER NOT NULL DEFAULT 0,
+        disabled_at     INTEGER,
+        disabled_reason TEXT,
+        cursor          INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE webhook_deliveries (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        endpoint      TEXT    NOT NULL,
+        event         INTEGER NOT NULL,
+        payload       TEXT    NOT NULL,
+        -- Attempts made so far.
+        attempt       INTEGER NOT NULL DEFAULT 0,
+        -- pending, delivered, failed or cancelled.
+        state         TEXT    NOT NULL,
+        next_at       INTEGER NOT NULL,
+        claim         TEXT    NOT NULL DEFAULT '',
+        claimed_until INTEGER NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL,
+        done_at       INTEGER
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE state = 'pending';
+    CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint, state);
+    CREATE INDEX webhook_deliveries_done ON webhook_deliveries (done_at) WHERE done_at IS NOT NULL;
+    CREATE TABLE webhook_attempts (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        endpoint   TEXT    NOT NULL,
+        delivery   INTEGER NOT NULL,
+        event      INTEGER NOT NULL,
+        attempt    INTEGER NOT NULL,
+        status     INTEGER,
+        latency_ms INTEGER NOT NULL,
+        error      TEXT,
+        outcome    TEXT    NOT NULL,
+        at         INTEGER NOT NULL
+    );
+    CREATE INDEX webhook_attempts_by_endpoint ON webhook_attempts (endpoint, id);
+    CREATE INDEX webhook_attempts_by_time ON webhook_attempts (at);
+"#,
 ];
 
 pub struct SqliteStorage {
@@ -200,10 +252,20 @@ enum Job {
         before: i64,
         reply: oneshot::Sender<Result<u64, StorageError>>,
     },
+    /// A write that answers for itself once the batch's transaction ends (see
+    /// [`SqliteStorage::write`]).
+    Write(WriteJob),
     Shutdown {
         reply: oneshot::Sender<()>,
     },
 }
+
+/// Tells a [`Job::Write`]'s caller how its transaction ended: `None` committed.
+type Settle = Box<dyn FnOnce(Option<StorageError>) + Send>;
+
+/// The work of a [`Job::Write`], run in the batch's transaction; `None` when it failed (and has
+/// answered already).
+type WriteJob = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> Option<Settle> + Send>;
 
 impl SqliteStorage {
     /// Opens (creating if needed) the database in `data_dir` and starts the writer thread.
@@ -213,6 +275,7 @@ impl SqliteStorage {
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         migrate(&mut writer)?;
+        webhooks::release_claims(&writer)?;
         // Checkpoints run on their own thread (see `checkpoint_loop`), never inside a commit
         // that a room is waiting for: the writer's commits only say when one is due. (A WAL hook
         // replaces SQLite's automatic checkpoint, which is one.)
@@ -247,6 +310,33 @@ impl SqliteStorage {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(job(reply))
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Runs `f` in the writer's next transaction, under a savepoint of its own (a failing `f`
+    /// undoes only its own writes), and answers once that transaction has committed. For the
+    /// writes that are not the board log's (webhooks), without a job type each.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        let work: WriteJob = Box::new(move |txn| match in_savepoint(txn, || f(txn)) {
+            Ok(value) => Some(Box::new(move |failed: Option<StorageError>| {
+                let _ = reply.send(match failed {
+                    None => Ok(value),
+                    Some(e) => Err(e),
+                });
+            })),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
+            }
+        });
+        self.jobs
+            .send(Job::Write(work))
             .await
             .map_err(|_| StorageError::Closed)?;
         answer.await.map_err(|_| StorageError::Closed)?
@@ -766,6 +856,10 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    fn webhooks(&self) -> &dyn super::webhooks::WebhookStore {
+        self
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         if self.jobs.is_closed() {
             return Err(StorageError::Closed);
@@ -823,6 +917,7 @@ enum Pending {
     Claim(oneshot::Sender<Result<KeyClaim, StorageError>>, KeyClaim),
     Swept(oneshot::Sender<Result<u64, StorageError>>, u64),
     MailClaim(oneshot::Sender<Result<MailClaim, StorageError>>, MailClaim),
+    Settle(Settle),
 }
 
 impl Writer {
@@ -994,6 +1089,11 @@ impl Writer {
                             let _ = reply.send(Err(e));
                         }
                     },
+                    Job::Write(work) => {
+                        if let Some(settle) = work(&txn) {
+                            pending.push(Pending::Settle(settle));
+                        }
+                    }
                     Job::SweepKeys { now, reply } => match txn
                         .execute("DELETE FROM idempotency_keys WHERE expires_at <= ?1", [now])
                     {
@@ -1041,6 +1141,7 @@ impl Writer {
                         Pending::MailClaim(reply, claim) => {
                             let _ = reply.send(Ok(claim));
                         }
+                        Pending::Settle(settle) => settle(None),
                     }
                 }
             }
@@ -1071,6 +1172,7 @@ impl Writer {
                         Pending::MailClaim(reply, _) => {
                             let _ = reply.send(Err(failed()));
                         }
+                        Pending::Settle(settle) => settle(Some(failed())),
                     }
                 }
             }
