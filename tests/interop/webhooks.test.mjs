@@ -140,6 +140,17 @@ test('a stock client\'s move reaches the receiver signed, after a 503 is retried
   const [, , , afterRestart] = await requestsUpTo(receiver, 4, 'the retry after the restart')
   assert.equal(afterRestart.headers['webhook-id'], refused.headers['webhook-id'])
   assert.deepEqual(verifiedBody(afterRestart), verifiedBody(refused))
+  // The feed lists the same events in the same order, with the bodies the receiver verified,
+  // and resumes after any of them.
+  const feed = await api(server, 'GET', `/api/v1/events?boardId=${board.body.id}&types=card.moved`)
+  const delivered = [first, refused]
+  assert.deepEqual(feed.body.events.map((e) => e.id), delivered.map((r) => r.headers['webhook-id']))
+  assert.deepEqual(
+    feed.body.events.map(({ type, timestamp, data }) => ({ type, timestamp, data })),
+    delivered.map(verifiedBody)
+  )
+  const resumed = await api(server, 'GET', `/api/v1/events?boardId=${board.body.id}&types=card.moved&after=${feed.body.events[0].id}`)
+  assert.deepEqual(resumed.body.events.map((e) => e.id), [feed.body.events[1].id])
   const status = await server.stop()
   assert.equal(status.killed, false, server.stderr())
 })
