@@ -43,6 +43,8 @@ pub async fn run(args: &RollArgs) -> anyhow::Result<RollReport> {
         "no funnel binary at {}: build it with `cargo build --release -p funnel-server` or pass --funnel-bin",
         args.funnel_bin.display()
     );
+    // A schema of its own, so the run meets no tables of another run or of another version.
+    let schema = FreshSchema::create(&args.database_url).await?;
     let addrs = [free_address()?, free_address()?];
     let data = [tempdir()?, tempdir()?];
     let serve_args = |i: usize| -> Vec<String> {
@@ -53,7 +55,7 @@ pub async fn run(args: &RollArgs) -> anyhow::Result<RollReport> {
             "--data-dir",
             &data[i].path().display().to_string(),
             "--database-url",
-            &args.database_url,
+            &schema.url,
             "--redis-url",
             &args.redis_url,
             "--drain-delay",
@@ -128,8 +130,11 @@ pub async fn run(args: &RollArgs) -> anyhow::Result<RollReport> {
         roll
     );
     for server in servers.into_iter().flatten() {
-        server.stop();
+        tokio::task::spawn_blocking(move || server.stop())
+            .await
+            .context("stopping an instance")?;
     }
+    schema.drop().await;
     let report = report?;
     let steps = steps?;
     let targets = report::targets("roll", &report, None);
@@ -138,6 +143,58 @@ pub async fn run(args: &RollArgs) -> anyhow::Result<RollReport> {
         steps,
         targets,
     })
+}
+
+/// A schema made for one run in a PostgreSQL database, and the URL that puts funnel's tables
+/// in it (`search_path`); [`FreshSchema::drop`] removes it with everything in it.
+pub struct FreshSchema {
+    admin_url: String,
+    name: String,
+    /// The database URL to give funnel.
+    pub url: String,
+}
+
+impl FreshSchema {
+    pub async fn create(database_url: &str) -> anyhow::Result<Self> {
+        let name = format!("funnel_{}", scenario::run_prefix());
+        let client = connect(database_url).await?;
+        client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .with_context(|| format!("creating the schema {name} in {database_url}"))?;
+        let separator = if database_url.contains('?') { '&' } else { '?' };
+        Ok(Self {
+            url: format!("{database_url}{separator}options=-csearch_path%3D{name}"),
+            admin_url: database_url.to_owned(),
+            name,
+        })
+    }
+
+    /// Drops the schema; a failure is logged (the schema is left for a person to drop).
+    pub async fn drop(self) {
+        let dropped = async {
+            connect(&self.admin_url)
+                .await?
+                .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+                .await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = dropped.await {
+            tracing::warn!(schema = self.name, "could not drop the run's schema: {e:#}");
+        }
+    }
+}
+
+async fn connect(database_url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to {database_url}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("a schema connection ended: {e}");
+        }
+    });
+    Ok(client)
 }
 
 /// The roll's steps as a table.

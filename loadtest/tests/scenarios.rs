@@ -5,6 +5,7 @@
 
 use funnel_loadtest::relay::{self, RelayConfig};
 use funnel_loadtest::report::{self, RunReport};
+use funnel_loadtest::roll::FreshSchema;
 use funnel_loadtest::scenario::{self, RoomPlan, RunPlan, StormPlan, Target};
 use funnel_server::config::ServeConfig;
 use std::net::SocketAddr;
@@ -66,15 +67,12 @@ impl Server {
 
     /// A funnel of a cluster on PostgreSQL and Redis (as the server's own cluster tests), on
     /// `addr` (port 0: any), draining on shutdown like a deployed instance.
-    async fn cluster_member(addr: SocketAddr) -> Self {
+    async fn cluster_member(addr: SocketAddr, database_url: &str) -> Self {
         let data = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = ServeConfig::with_defaults(addr, data.path().to_owned());
-        config.database_url = Some(
-            std::env::var("FUNNEL_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
-        );
+        config.database_url = Some(database_url.to_owned());
         config.redis_url = Some(
             std::env::var("FUNNEL_TEST_REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
@@ -232,9 +230,15 @@ async fn cluster_spreads_clients_over_urls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roll_clients_reconnect_on_1012_and_nothing_is_lost() {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let schema = FreshSchema::create(
+        &std::env::var("FUNNEL_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+    )
+    .await
+    .unwrap();
     let mut servers = vec![
-        Some(Server::cluster_member(any).await),
-        Some(Server::cluster_member(any).await),
+        Some(Server::cluster_member(any, &schema.url).await),
+        Some(Server::cluster_member(any, &schema.url).await),
     ];
     let target = Target {
         label: "two, rolled".into(),
@@ -256,7 +260,7 @@ async fn roll_clients_reconnect_on_1012_and_nothing_is_lost() {
             let addr = old.addr;
             // Drains (1012 in waves over its window), exits, and comes back on its address.
             old.stop().await;
-            *slot = Some(Server::cluster_member(addr).await);
+            *slot = Some(Server::cluster_member(addr, &schema.url).await);
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     };
@@ -268,6 +272,7 @@ async fn roll_clients_reconnect_on_1012_and_nothing_is_lost() {
     for server in servers.into_iter().flatten() {
         server.stop().await;
     }
+    schema.drop().await;
     let what = format!(
         "errors {:?}, disconnects {:?}, reconnects {:?}, convergence {:?}",
         report.errors, report.disconnects, report.reconnects, report.convergence

@@ -3,7 +3,8 @@
 // clients that only know the balancer's port. A rolling restart of both instances, each
 // draining on SIGTERM, loses no write and shows the clients no close but 1012.
 // Needs nginx (Debian's package), PostgreSQL on 127.0.0.1:5432 (database test) and Redis on
-// 127.0.0.1:6379, as the Rust cluster tests do; .ci/run installs and starts them.
+// 127.0.0.1:6379, as the Rust cluster tests do (the test makes its own schema with psql);
+// .ci/run installs and starts them.
 
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
@@ -21,7 +22,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url))
 const TEMPLATE = path.resolve(HERE, '../../deploy/nginx/funnel.conf.template')
 const DATABASE_URL = process.env.FUNNEL_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const REDIS_URL = process.env.FUNNEL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
-const CLUSTER_ARGS = ['--database-url', DATABASE_URL, '--redis-url', REDIS_URL, '--drain-delay', '300ms', '--drain-window', '1s']
+const DRAIN_ARGS = ['--redis-url', REDIS_URL, '--drain-delay', '300ms', '--drain-window', '1s']
 const WRITERS = 6
 
 /** A TCP port free right now on 127.0.0.1. */
@@ -91,6 +92,24 @@ async function startNginx (dir, vars) {
   }
 }
 
+/**
+ * A schema of the test database for this run alone (so it meets no tables of another run or
+ * version), made and dropped with psql; the URL puts funnel's tables in it.
+ */
+function freshSchema () {
+  const name = `funnel_balancer_${randomUUID().replaceAll('-', '')}`
+  const psql = (sql) => {
+    const run = spawnSync('psql', ['-w', '-X', '-q', '-v', 'ON_ERROR_STOP=1', DATABASE_URL, '-c', sql], { encoding: 'utf8' })
+    if (run.error || run.status !== 0) throw new Error(`psql ${sql}: ${run.error ?? run.stderr}`)
+  }
+  psql(`CREATE SCHEMA ${name}`)
+  const separator = DATABASE_URL.includes('?') ? '&' : '?'
+  return {
+    url: `${DATABASE_URL}${separator}options=-csearch_path%3D${name}`,
+    drop: () => psql(`DROP SCHEMA ${name} CASCADE`)
+  }
+}
+
 async function ready (port) {
   await waitFor(async () => {
     try {
@@ -103,6 +122,8 @@ async function ready (port) {
 
 test('a rolling restart behind nginx loses nothing and closes only with 1012', { timeout: 90_000 }, async (t) => {
   const dir = await mkdtemp(path.join(tmpdir(), 'funnel-balancer-'))
+  const schema = freshSchema()
+  const CLUSTER_ARGS = ['--database-url', schema.url, ...DRAIN_ARGS]
   const ports = [await freePort(), await freePort()]
   const balancerPort = await freePort()
   const instances = []
@@ -124,6 +145,7 @@ test('a rolling restart behind nginx loses nothing and closes only with 1012', {
     for (const client of clients) client.destroy()
     await nginx.stop()
     for (const server of instances) await server?.stop()
+    schema.drop()
     await rm(dir, { recursive: true, force: true })
   })
 
