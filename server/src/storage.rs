@@ -271,6 +271,13 @@ pub enum StorageError {
     /// A stored change event that does not read back (its board id or its data).
     #[error("stored change event {id} does not read back: {reason}")]
     CorruptChange { id: i64, reason: String },
+    /// The database was migrated by a newer funnel than this one (a rollback to an older
+    /// build): nothing is touched.
+    #[error(
+        "the database's schema is at version {found}, newer than this funnel knows ({known}); \
+         run a newer funnel, or restore a backup made by this version"
+    )]
+    NewerSchema { found: usize, known: usize },
     #[error("storage is shut down")]
     Closed,
 }

@@ -1806,3 +1806,68 @@ async fn the_server_keeps_boards_in_postgres_across_a_restart() {
     assert_eq!(after.card_titles(), before);
     server.stop().await;
 }
+
+/// A rollback to an older funnel: a database migrated by a newer build is refused with a clear
+/// error, and nothing in it is touched (the newer build opens it again as it was).
+#[tokio::test]
+async fn a_database_from_a_newer_funnel_is_refused_and_left_as_it_was() {
+    const AHEAD: i64 = 1000;
+    let sqlite = Sqlite::new().await;
+    let b = board("b-newer");
+    {
+        let storage = sqlite.open().await;
+        assert!(storage.create(&meta(&b), update_with("a")).await.unwrap());
+        storage.close().await;
+    }
+    let path = sqlite
+        .dir
+        .path()
+        .join(funnel_server::storage::sqlite::DB_FILE);
+    let known: i64 = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let known: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        conn.pragma_update(None, "user_version", AHEAD).unwrap();
+        known
+    };
+    let Err(err) = SqliteStorage::open(sqlite.dir.path()) else {
+        panic!("opened a database migrated by a newer funnel");
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "schema is at version {AHEAD}, newer than this funnel knows ({known})"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("run a newer funnel"), "{message}");
+    // Untouched: back at its version, the board is there.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", known)
+        .unwrap();
+    let storage = sqlite.open().await;
+    assert!(storage.load(&b).await.unwrap().is_some());
+    storage.close().await;
+
+    let pg = TestDatabase::new().await;
+    PostgresStorage::open(&pg.url).await.unwrap().close().await;
+    let admin = connect_postgres(&pg.admin_url).await;
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO {}.funnel_migrations (version) VALUES ({AHEAD})",
+            pg.schema
+        ))
+        .await
+        .unwrap();
+    let Err(err) = PostgresStorage::open(&pg.url).await else {
+        panic!("opened a PostgreSQL schema migrated by a newer funnel");
+    };
+    assert!(
+        err.to_string().contains(&format!(
+            "schema is at version {AHEAD}, newer than this funnel knows"
+        )),
+        "{err}"
+    );
+}

@@ -431,10 +431,7 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StorageEr
     let known = MIGRATIONS.len();
     let done = usize::try_from(done).unwrap_or(0);
     if done > known {
-        return Err(StorageError::PostgresUnavailable(format!(
-            "the database's schema is at version {done}, newer than this funnel knows ({known}); \
-             run a newer funnel"
-        )));
+        return Err(StorageError::NewerSchema { found: done, known });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         txn.batch_execute(sql).await?;

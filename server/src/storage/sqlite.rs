@@ -386,7 +386,14 @@ const CACHE_KIB: usize = 32 * 1024;
 
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     let done: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(done.max(0) as usize) {
+    let done = usize::try_from(done).unwrap_or(0);
+    if done > MIGRATIONS.len() {
+        return Err(StorageError::NewerSchema {
+            found: done,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         let txn = conn.transaction()?;
         txn.execute_batch(sql)?;
         txn.pragma_update(None, "user_version", index as i64 + 1)?;
