@@ -637,6 +637,7 @@ async fn add_timeline_event(
     room.send(RoomCommand::Timeline {
         event,
         origin: crate::feed::Origin::Api,
+        subject: None,
         reply,
     })
     .await

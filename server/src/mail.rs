@@ -389,6 +389,7 @@ async fn place(
         RoomCommand::Timeline {
             event,
             origin: Origin::Email,
+            subject: (!mail.subject.is_empty()).then(|| mail.subject.clone()),
             reply,
         },
     )

@@ -70,6 +70,9 @@ pub enum RoomCommand {
         event: TimelineEvent,
         /// Where it came from (the API, or inbound e-mail), for the change feed.
         origin: crate::feed::Origin,
+        /// The subject of the open incoming activity an incoming event adds (an e-mail's
+        /// Subject); `None`: the start of the event's text.
+        subject: Option<String>,
         reply: oneshot::Sender<Result<TimelineEvent, TimelineError>>,
     },
     /// A read or write of the board API (see [`api_write`]); the reply comes once what it wrote
@@ -390,7 +393,12 @@ impl Room {
             }
             let author = self.author_of(&command);
             match command {
-                RoomCommand::Timeline { event, reply, .. } => self.timeline(event, reply).await,
+                RoomCommand::Timeline {
+                    event,
+                    subject,
+                    reply,
+                    ..
+                } => self.timeline(event, subject, reply).await,
                 RoomCommand::Api { request, reply } => self.api(request, reply),
                 command => self.handle(command),
             }
@@ -527,6 +535,7 @@ impl Room {
     async fn timeline(
         &mut self,
         event: TimelineEvent,
+        subject: Option<String>,
         reply: oneshot::Sender<Result<TimelineEvent, TimelineError>>,
     ) {
         if !self.state.has_card(&event.card) {
@@ -539,7 +548,7 @@ impl Room {
         }
         match self.storage.add_event(event).await {
             Ok(stored) => {
-                self.state.apply_timeline_event(&stored);
+                self.state.apply_timeline_event(&stored, subject.as_deref());
                 self.timeline_replies.push((reply, stored));
             }
             Err(e) => {

@@ -173,6 +173,26 @@ async fn a_new_deal_then_a_reply_appended_once_then_the_senders_open_card() {
     assert_eq!(created["action"], "created");
     assert_eq!(created["messageId"], "m1@example.com");
     let card_id = created["cardId"].as_str().unwrap().to_owned();
+    // The open incoming activity is named after the mail's Subject, not its first words.
+    let activities = ann
+        .ok(
+            "GET",
+            &format!("/api/v1/boards/{board}/cards/{card_id}/activities"),
+            None,
+            200,
+        )
+        .await;
+    let email_activity = activities["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "email")
+        .unwrap_or_else(|| panic!("no e-mail activity: {activities}"));
+    assert_eq!(
+        email_activity["subject"], "Quote for 40 engines",
+        "{email_activity}"
+    );
+    assert_eq!(email_activity["direction"], "incoming", "{email_activity}");
     // The change feed names the e-mail as the deal's origin, and the caller as its actor.
     let feed = admin
         .ok(

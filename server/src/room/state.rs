@@ -305,7 +305,7 @@ impl RoomState {
     /// (clients showing the card refetch its timeline), an open incoming activity for an
     /// incoming call, missed call, incoming e-mail or incoming chat message, and the avatar
     /// rule (at the next upkeep).
-    pub fn apply_timeline_event(&mut self, event: &TimelineEvent) {
+    pub fn apply_timeline_event(&mut self, event: &TimelineEvent, subject: Option<&str>) {
         use funnel_protocol::board::{self, NewActivity, card_key};
         use funnel_protocol::rules::{AvatarEvent, Direction};
         self.timeline_bytes = self.timeline_bytes.saturating_add(event.stored_len());
@@ -320,7 +320,12 @@ impl RoomState {
                 yrs::Map::insert(&card, &mut txn, card_key::TIMELINE_AT, event.at);
             }
             if incoming {
-                let subject: String = event.text.chars().take(200).collect();
+                let subject: String = subject
+                    .filter(|s| !s.trim().is_empty())
+                    .unwrap_or(&event.text)
+                    .chars()
+                    .take(200)
+                    .collect();
                 let activity = NewActivity {
                     card: event.card.clone(),
                     kind: event.kind.as_str().to_owned(),
