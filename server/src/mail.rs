@@ -176,6 +176,9 @@ pub enum MailAction {
     Appended,
     /// The board took this Message-ID before: nothing was written.
     Duplicate,
+    /// Sent by a program (an auto-reply, a bounce, bulk mail) and about no card: a program's
+    /// mail makes no deal. Nothing was written.
+    Ignored,
 }
 
 /// The answer to an inbound message.
@@ -183,13 +186,16 @@ pub enum MailAction {
 #[serde(rename_all = "camelCase")]
 pub struct MailOutcome {
     pub action: MailAction,
-    /// The card it created or was added to.
-    pub card_id: String,
+    /// The card it created or was added to (none when ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_id: Option<String>,
     /// Its Message-ID (without angle brackets), or the one the server made for a message that
     /// had none.
     pub message_id: String,
-    /// The timeline entry it became (for a duplicate: the first delivery's).
-    pub event_id: i64,
+    /// The timeline entry it became (for a duplicate: the first delivery's; none when
+    /// ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<i64>,
 }
 
 /// Why a message was not taken. Nothing of it was stored.
@@ -258,6 +264,7 @@ pub async fn take(
             MailAction::Created => "created",
             MailAction::Appended => "appended",
             MailAction::Duplicate => "duplicate",
+            MailAction::Ignored => "ignored",
         },
         Err(MailError::Malformed(_)) => "malformed",
         Err(MailError::TooLarge { .. }) => "too_large",
@@ -311,9 +318,9 @@ async fn take_message(
             tracing::debug!(board = %board, message_id = taken.message_id, "inbound mail: duplicate");
             return Ok(MailOutcome {
                 action: MailAction::Duplicate,
-                card_id: taken.card,
+                card_id: Some(taken.card),
                 message_id: taken.message_id,
-                event_id: taken.event_id,
+                event_id: Some(taken.event_id),
             });
         }
         MailClaim::InFlight => return Err(MailError::InFlight(mail.message_id)),
@@ -364,6 +371,18 @@ async fn place(
         .await
         .map_err(|_| MailError::Busy)?
         .map_err(from_write_error)?;
+    if placed["action"] == "ignored" {
+        tracing::info!(board = %board, message_id = mail.message_id, "inbound mail: a program's mail about no card, ignored");
+        if let Err(e) = state.storage.release_mail(board, &mail.message_id).await {
+            tracing::warn!(board = %board, error = %e, "inbound mail: cannot release the claim of an ignored message");
+        }
+        return Ok(MailOutcome {
+            action: MailAction::Ignored,
+            card_id: None,
+            message_id: mail.message_id.clone(),
+            event_id: None,
+        });
+    }
     let card = placed["card"].as_str().unwrap_or_default().to_owned();
     let action = if placed["action"] == "created" {
         MailAction::Created
@@ -418,9 +437,9 @@ async fn place(
     tracing::info!(board = %board, card, action = ?action, "inbound mail taken");
     Ok(MailOutcome {
         action,
-        card_id: card,
+        card_id: Some(card),
         message_id: mail.message_id.clone(),
-        event_id: event.id,
+        event_id: Some(event.id),
     })
 }
 
@@ -460,6 +479,10 @@ fn find_or_create_card(
         .max_by_key(|card| (card.updated_at, card.id.clone()));
     if let Some(card) = open_match {
         return Ok(format!("appended:{}", card.id));
+    }
+    if mail.automatic {
+        // Nothing written: the transaction stays empty.
+        return Ok("ignored:".to_owned());
     }
     let initial = view
         .columns

@@ -321,6 +321,76 @@ async fn a_new_deal_then_a_reply_appended_once_then_the_senders_open_card() {
     server.stop().await;
 }
 
+/// Mail sent by a program (an out-of-office reply, a bounce, bulk mail) makes no deal: about no
+/// card it is ignored and nothing is stored; from the sender of an open card it joins that card.
+#[tokio::test]
+async fn automatic_mail_makes_no_deal_but_joins_its_senders_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_tokens(dir.path()).await;
+    let admin = Api::new(&server, Some(token("root", Role::Admin)));
+    let ann = Api::new(&server, Some(token("ann", Role::Member)));
+    let board = deal_board(&admin).await;
+
+    for (i, (from, extra)) in [
+        ("Ada <ada@example.com>", "Auto-Submitted: auto-replied\r\n"),
+        ("Ada <ada@example.com>", "Precedence: bulk\r\n"),
+        ("Mail Delivery System <MAILER-DAEMON@mx.example.com>", ""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let raw = message(
+            from,
+            &format!("auto{i}@example.com"),
+            "Out of office",
+            extra,
+            "I am away.",
+        );
+        let (status, outcome) = ann.mail(&board, &raw).await;
+        assert_eq!(status, 200, "{outcome}");
+        assert_eq!(outcome["action"], "ignored", "{outcome}");
+        assert!(outcome.get("cardId").is_none(), "{outcome}");
+    }
+    assert!(
+        cards(&ann, &board).await.is_empty(),
+        "no deal from a program's mail"
+    );
+
+    // A person's mail makes the deal; the program's reply from the same address then joins it.
+    let first = message(
+        "Ada <ada@example.com>",
+        "human@example.com",
+        "Engines",
+        "",
+        "Hello",
+    );
+    let (status, created) = ann.mail(&board, &first).await;
+    assert_eq!(status, 201, "{created}");
+    let card = created["cardId"].as_str().unwrap().to_owned();
+    let away = message(
+        "Ada <ada@example.com>",
+        "away@example.com",
+        "Out of office",
+        "Auto-Submitted: auto-replied\r\n",
+        "Back on Monday.",
+    );
+    let (status, appended) = ann.mail(&board, &away).await;
+    assert_eq!(status, 201, "{appended}");
+    assert_eq!(appended["action"], "appended");
+    assert_eq!(appended["cardId"], card.as_str());
+    assert_eq!(cards(&ann, &board).await.len(), 1);
+    // "Auto-Submitted: no" is a person's mail.
+    let person = message(
+        "Bo <bo@example.com>",
+        "bo@example.com",
+        "A question",
+        "Auto-Submitted: no\r\n",
+        "Hi",
+    );
+    assert_eq!(ann.mail(&board, &person).await.1["action"], "created");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn malformed_mail_oversized_mail_and_wrong_callers_store_nothing() {
     let dir = tempfile::tempdir().unwrap();

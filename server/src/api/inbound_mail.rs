@@ -43,7 +43,7 @@ pub struct InboundAddress {
     request_body(content = String, content_type = "message/rfc822", description = "the message as received: header fields, a blank line, the body"),
     responses(
         (status = 201, body = MailOutcome, description = "taken: `action` is `created` (a new deal) or `appended` (an existing card)"),
-        (status = 200, body = MailOutcome, description = "a duplicate: the board took this Message-ID before, nothing was written"),
+        (status = 200, body = MailOutcome, description = "nothing was written: `duplicate` (the board took this Message-ID before) or `ignored` (an automatic message, an auto-reply or a bounce, about no card: a program's mail makes no deal)"),
         (status = 400, body = Problem, content_type = "application/problem+json", description = "a malformed message (no header, no From address), or one a card cannot hold"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "viewers post no mail, or the token does not open this board"),
@@ -101,7 +101,7 @@ pub async fn post_inbound_email(
             MailError::Storage(e) => ApiError::Storage(e),
             MailError::Busy => ApiError::Busy,
         })?;
-    let status = if outcome.action == MailAction::Duplicate {
+    let status = if matches!(outcome.action, MailAction::Duplicate | MailAction::Ignored) {
         StatusCode::OK
     } else {
         StatusCode::CREATED

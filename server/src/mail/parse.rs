@@ -26,6 +26,9 @@ pub struct ParsedMail {
     pub text: String,
     /// The Message-IDs a reply names: In-Reply-To first, then References newest first.
     pub replies_to: Vec<String>,
+    /// Sent by a program, not a person (RFC 3834 `Auto-Submitted`, an auto-reply or bulk
+    /// `Precedence`, a bounce from a mailer daemon): it may join a card, never make a deal.
+    pub automatic: bool,
 }
 
 /// Why a message was refused: it is not one a board can take. Nothing was stored.
@@ -105,6 +108,21 @@ impl ParsedMail {
         if let Some(ids) = message.references().as_text_list() {
             ids.iter().rev().take(MAX_REFERENCES).for_each(|id| add(id));
         }
+        let header = |name: &str| {
+            message
+                .header_raw(name)
+                .map(|v| v.trim().to_ascii_lowercase())
+        };
+        let local = from_address
+            .rsplit_once('@')
+            .map_or("", |(local, _)| local)
+            .to_ascii_lowercase();
+        let automatic = header("Auto-Submitted").is_some_and(|v| !v.starts_with("no"))
+            || header("Precedence")
+                .is_some_and(|v| matches!(v.as_str(), "bulk" | "junk" | "list" | "auto_reply"))
+            || header("X-Autoreply").is_some()
+            || header("X-Autorespond").is_some()
+            || matches!(local.as_str(), "mailer-daemon" | "postmaster");
         let text = message
             .body_text(0)
             .map(|text| text.trim().to_owned())
@@ -120,6 +138,7 @@ impl ParsedMail {
                 .to_owned(),
             text,
             replies_to,
+            automatic,
         })
     }
 }

@@ -332,16 +332,23 @@ impl Session {
     async fn take(&self, board: &BoardId, message: &[u8]) -> String {
         let outcome = super::take(&self.state, board, message, MailSender::smtp(board)).await;
         match outcome {
-            Ok(outcome) => format!(
-                "250 2.0.0 {} card {} message {}\r\n",
-                match outcome.action {
+            // Taken, so the sender does not try again; an automatic message about no card is
+            // dropped (a bounce or an out-of-office reply makes no deal).
+            Ok(outcome) => {
+                let action = match outcome.action {
                     super::MailAction::Created => "created",
                     super::MailAction::Appended => "appended",
                     super::MailAction::Duplicate => "duplicate",
-                },
-                outcome.card_id,
-                outcome.message_id
-            ),
+                    super::MailAction::Ignored => "ignored (an automatic message about no card)",
+                };
+                match outcome.card_id {
+                    Some(card) => format!(
+                        "250 2.0.0 {action} card {card} message {}\r\n",
+                        outcome.message_id
+                    ),
+                    None => format!("250 2.0.0 {action} message {}\r\n", outcome.message_id),
+                }
+            }
             Err(e) => {
                 tracing::info!(board = %board, peer = %self.peer, error = %e, "smtp: message refused");
                 let (code, status) = match &e {
