@@ -63,19 +63,6 @@ impl BoardCaller {
         write: ApiWriteFn,
         read: ApiReadFn,
     ) -> Result<Value, ApiError> {
-        self.write_as(state, role, Origin::Api, write, read).await
-    }
-
-    /// [`BoardCaller::write`] from `origin` (what its change events name: inbound mail writes
-    /// as `Origin::Email`).
-    pub async fn write_as(
-        &self,
-        state: &AppState,
-        role: Role,
-        origin: Origin,
-        write: ApiWriteFn,
-        read: ApiReadFn,
-    ) -> Result<Value, ApiError> {
         if self.principal.role < role {
             return Err(ApiError::Forbidden(format!(
                 "this needs the {role} role; the token's is {}",
@@ -84,7 +71,7 @@ impl BoardCaller {
         }
         let request = ApiRequest::Write {
             principal: self.principal.clone(),
-            origin,
+            origin: Origin::Api,
             write,
             read,
         };

@@ -235,25 +235,8 @@ enum Job {
         now: i64,
         reply: oneshot::Sender<Result<u64, StorageError>>,
     },
-    ClaimMail {
-        board: BoardId,
-        message_id: String,
-        now: i64,
-        reply: oneshot::Sender<Result<MailClaim, StorageError>>,
-    },
-    /// Finishes (with where the message went) or releases (without) a claimed Message-ID.
-    SettleMail {
-        board: BoardId,
-        message_id: String,
-        mail: Option<InboundMail>,
-        reply: oneshot::Sender<Result<(), StorageError>>,
-    },
-    SweepChanges {
-        before: i64,
-        reply: oneshot::Sender<Result<u64, StorageError>>,
-    },
     /// A write that answers for itself once the batch's transaction ends (see
-    /// [`SqliteStorage::write`]).
+    /// [`SqliteStorage::write`]): inbound mail, change-event sweeps, webhooks.
     Write(WriteJob),
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -685,8 +668,10 @@ impl Storage for SqliteStorage {
     }
 
     async fn sweep_changes(&self, before: i64) -> Result<u64, StorageError> {
-        self.submit(|reply| Job::SweepChanges { before, reply })
-            .await
+        self.write(move |txn| {
+            Ok(txn.execute("DELETE FROM change_events WHERE at < ?1", [before])? as u64)
+        })
+        .await
     }
 
     async fn compact(&self, board: &BoardId) -> Result<(), StorageError> {
@@ -766,36 +751,20 @@ impl Storage for SqliteStorage {
         now: i64,
     ) -> Result<MailClaim, StorageError> {
         let (board, message_id) = (board.clone(), message_id.to_owned());
-        self.submit(|reply| Job::ClaimMail {
-            board,
-            message_id,
-            now,
-            reply,
-        })
-        .await
+        self.write(move |txn| claim_mail(txn, &board, &message_id, now))
+            .await
     }
 
     async fn finish_mail(&self, mail: &InboundMail) -> Result<(), StorageError> {
-        let (board, message_id) = (mail.board.clone(), mail.message_id.clone());
-        let mail = Some(mail.clone());
-        self.submit(|reply| Job::SettleMail {
-            board,
-            message_id,
-            mail,
-            reply,
-        })
-        .await
+        let mail = mail.clone();
+        self.write(move |txn| settle_mail(txn, &mail.board, &mail.message_id, Some(&mail)))
+            .await
     }
 
     async fn release_mail(&self, board: &BoardId, message_id: &str) -> Result<(), StorageError> {
         let (board, message_id) = (board.clone(), message_id.to_owned());
-        self.submit(|reply| Job::SettleMail {
-            board,
-            message_id,
-            mail: None,
-            reply,
-        })
-        .await
+        self.write(move |txn| settle_mail(txn, &board, &message_id, None))
+            .await
     }
 
     async fn mail_card(
@@ -923,7 +892,6 @@ enum Pending {
     ),
     Claim(oneshot::Sender<Result<KeyClaim, StorageError>>, KeyClaim),
     Swept(oneshot::Sender<Result<u64, StorageError>>, u64),
-    MailClaim(oneshot::Sender<Result<MailClaim, StorageError>>, MailClaim),
     Settle(Settle),
 }
 
@@ -1074,28 +1042,6 @@ impl Writer {
                             let _ = reply.send(Err(e));
                         }
                     },
-                    Job::ClaimMail {
-                        board,
-                        message_id,
-                        now,
-                        reply,
-                    } => match claim_mail(&txn, &board, &message_id, now) {
-                        Ok(claim) => pending.push(Pending::MailClaim(reply, claim)),
-                        Err(e) => {
-                            let _ = reply.send(Err(e));
-                        }
-                    },
-                    Job::SettleMail {
-                        board,
-                        message_id,
-                        mail,
-                        reply,
-                    } => match settle_mail(&txn, &board, &message_id, mail.as_ref()) {
-                        Ok(()) => pending.push(Pending::Done(reply)),
-                        Err(e) => {
-                            let _ = reply.send(Err(e));
-                        }
-                    },
                     Job::Write(work) => {
                         if let Some(settle) = work(&txn) {
                             pending.push(Pending::Settle(settle));
@@ -1109,14 +1055,6 @@ impl Writer {
                             let _ = reply.send(Err(e.into()));
                         }
                     },
-                    Job::SweepChanges { before, reply } => {
-                        match txn.execute("DELETE FROM change_events WHERE at < ?1", [before]) {
-                            Ok(n) => pending.push(Pending::Swept(reply, n as u64)),
-                            Err(e) => {
-                                let _ = reply.send(Err(e.into()));
-                            }
-                        }
-                    }
                 }
             }
             txn.commit()?;
@@ -1145,9 +1083,6 @@ impl Writer {
                         Pending::Swept(reply, n) => {
                             let _ = reply.send(Ok(n));
                         }
-                        Pending::MailClaim(reply, claim) => {
-                            let _ = reply.send(Ok(claim));
-                        }
                         Pending::Settle(settle) => settle(None),
                     }
                 }
@@ -1174,9 +1109,6 @@ impl Writer {
                             let _ = reply.send(Err(failed()));
                         }
                         Pending::Swept(reply, _) => {
-                            let _ = reply.send(Err(failed()));
-                        }
-                        Pending::MailClaim(reply, _) => {
                             let _ = reply.send(Err(failed()));
                         }
                         Pending::Settle(settle) => settle(Some(failed())),
