@@ -11,7 +11,7 @@ use funnel_protocol::policy::Role;
 use funnel_server::auth::{Auth, claims_for};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{Client, TestDatabase, TestServer, http_full};
+use support::{Client, TestDatabase, TestServer, http_full, json_call};
 use yrs::Transact;
 
 const SECRET: &str = "a test secret that is long enough for HS256";
@@ -30,20 +30,7 @@ struct Api<'a> {
 impl Api<'_> {
     /// The status, the head and the JSON body (Null when empty).
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, String, Value) {
-        let auth = self.bearer.as_ref().map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> = auth
-            .as_deref()
-            .map(|a| vec![("Authorization", a)])
-            .unwrap_or_default();
-        let body = body.map(|b| b.to_string());
-        let (status, head, text) =
-            http_full(self.server.addr, method, path, &headers, body.as_deref()).await;
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
-        (status, head, value)
+        json_call(self.server.addr, self.bearer.as_deref(), method, path, body).await
     }
 
     async fn ok(&self, method: &str, path: &str, body: Option<Value>, status: u16) -> Value {

@@ -16,7 +16,7 @@ use funnel_server::auth::{Auth, claims_for};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::{Client, TestDatabase, TestServer, WAIT, http_full};
+use support::{Client, TestDatabase, TestServer, WAIT, http_full, json_call};
 use yrs::Transact;
 
 const SECRET: &str = "a test secret that is long enough for HS256";
@@ -41,25 +41,12 @@ impl Api {
     fn limited(addr: SocketAddr, user: &str, role: Role, boards: &[&str]) -> Self {
         Self {
             addr,
-            bearer: format!("Bearer {}", token(user, role, boards)),
+            bearer: token(user, role, boards),
         }
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string());
-        let (status, _, text) = http_full(
-            self.addr,
-            method,
-            path,
-            &[("Authorization", &self.bearer)],
-            body.as_deref(),
-        )
-        .await;
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
+        let (status, _, value) = json_call(self.addr, Some(&self.bearer), method, path, body).await;
         (status, value)
     }
 
@@ -306,7 +293,7 @@ async fn api_writes_and_a_socket_move_make_their_events_in_order() {
         server.addr,
         "GET",
         "/metrics",
-        &[("Authorization", &admin.bearer)],
+        &[("Authorization", &format!("Bearer {}", admin.bearer))],
         None,
     )
     .await;

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{Client, TestServer, WAIT, http_full};
+use support::{Client, TestServer, WAIT, http_full, json_call};
 use tokio::sync::mpsc;
 
 /// One request the receiver got.
@@ -136,18 +136,7 @@ async fn call_as(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = auth
-        .as_deref()
-        .map(|a| vec![("Authorization", a)])
-        .unwrap_or_default();
-    let body = body.map(|b| b.to_string());
-    let (status, _, text) = http_full(server.addr, method, path, &headers, body.as_deref()).await;
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    };
+    let (status, _, value) = json_call(server.addr, token, method, path, body).await;
     (status, value)
 }
 

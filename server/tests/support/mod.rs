@@ -181,6 +181,30 @@ pub async fn http_with(
     (status, body)
 }
 
+/// A JSON call of the API with a bearer token (`None`: no `Authorization`): the status, the
+/// response's head, and its JSON body (`Null` when empty; a body that is not JSON fails).
+pub async fn json_call(
+    addr: SocketAddr,
+    bearer: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, String, serde_json::Value) {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    let body = body.map(|b| b.to_string());
+    let (status, head, text) = http_full(addr, method, path, &headers, body.as_deref()).await;
+    let value = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, head, value)
+}
+
 /// [`http_with`] that also returns the response's head (status line and headers).
 pub async fn http_full(
     addr: SocketAddr,
