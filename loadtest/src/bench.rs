@@ -1,9 +1,13 @@
-//! `bench`: starts funnel and the relay as child processes on 127.0.0.1 (port 0, a fresh data
-//! directory for funnel, so each peak RSS is the run's own), runs the same scenario against
-//! each, stops them, and compares.
+//! `bench`: starts funnel, the bare relay and the durable relay as child processes on
+//! 127.0.0.1 (port 0, a fresh data directory for each funnel, so each peak RSS is the run's
+//! own), runs the same scenario against each in rounds, stops them, and compares medians.
+//!
+//! Each round runs every target once, and each round starts with a different one (funnel, relay,
+//! durable; then relay, durable, funnel; …), so that no target always runs first or last on a
+//! machine whose load drifts. The durable relay's log is on the same filesystem as funnel's data.
 
 use crate::cli::{BenchArgs, BenchScenario};
-use crate::report::{self, Comparison, Machine, Ratios, RunReport};
+use crate::report::{self, Comparison, Machine, Ratios, Round, RunReport, Summary};
 use crate::scenario::{self, Target};
 use anyhow::Context;
 use std::io::{BufRead, BufReader};
@@ -15,6 +19,16 @@ use std::time::{Duration, Instant};
 /// How long a server may take to log its address, and to exit after SIGTERM.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The most rounds one `bench` runs.
+pub const MAX_ROUNDS: usize = 9;
+
+/// What one run of a round is against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Funnel,
+    Relay,
+    Durable,
+}
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Comparison> {
     let scenario_name = match &args.scenario {
@@ -23,6 +37,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Comparison> {
         BenchScenario::Storm(_) => "storm",
         BenchScenario::Idle(_) => "idle",
     };
+    anyhow::ensure!(
+        (1..=MAX_ROUNDS).contains(&args.rounds),
+        "--rounds must be 1 to {MAX_ROUNDS}"
+    );
     let plan = args.scenario.plan()?;
     let funnel_bin = args.funnel_bin.clone();
     anyhow::ensure!(
@@ -30,84 +48,165 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Comparison> {
         "no funnel binary at {}: build it with `cargo build --release -p funnel-server` or pass --funnel-bin",
         funnel_bin.display()
     );
-    let mut runs = Vec::new();
-
-    let data = tempfile::tempdir().context("creating funnel's data directory")?;
+    // funnel's data directories and the durable relay's log, side by side on one filesystem.
+    let work = tempfile::tempdir().context("creating the bench's directory")?;
     let disk = if args.disk_probe.is_zero() {
         None
     } else {
         tracing::info!(
             "probing the disk of {} for {:?}",
-            data.path().display(),
+            work.path().display(),
             args.disk_probe
         );
         let plan = crate::disk::DiskPlan {
             duration: args.disk_probe,
             ..crate::disk::DiskPlan::default()
         };
-        Some(crate::disk::probe_blocking(data.path().to_owned(), plan).await?)
+        Some(crate::disk::probe_blocking(work.path().to_owned(), plan).await?)
     };
-    let mut funnel_args: Vec<String> = vec![
-        "serve".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--data-dir".into(),
-        data.path().display().to_string(),
-        // Every simulated client comes from 127.0.0.1: the per-address limit would refuse all
-        // but the first 1,024. (`--funnel-arg` may set it again; the last value wins.)
-        "--max-connections-per-address".into(),
-        "0".into(),
-    ];
-    funnel_args.extend(args.funnel_args.iter().cloned());
-    let funnel = Server::spawn("funnel", &funnel_bin, &funnel_args)?;
-    runs.push(run_against(&plan, "funnel", &funnel).await);
-    funnel.stop();
-    let funnel_report = runs.pop().expect("just pushed")?;
-    print_run(&funnel_report);
-    runs.push(Ok(funnel_report));
-
-    if !args.no_relay {
-        // The storm is compared with a relay that answers joins from a cached copy, as a
-        // server must; the other scenarios with the plain relay.
-        let cached = scenario_name == "storm";
-        let label = if cached {
-            "relay (cached join)"
-        } else {
-            "relay"
-        };
-        let exe = std::env::current_exe().context("finding the load tester's own binary")?;
-        let mut relay_args = vec![
-            "relay".to_owned(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--exit-after".into(),
-            "30m".into(),
-        ];
-        if cached {
-            relay_args.push("--cached-join".into());
+    // The storm is compared with relays that answer joins from a cached copy, as a server
+    // must; the other scenarios with the plain ones.
+    let cached = scenario_name == "storm";
+    let kinds: &[Kind] = if args.no_relay {
+        &[Kind::Funnel]
+    } else {
+        &[Kind::Funnel, Kind::Relay, Kind::Durable]
+    };
+    let label = |kind: Kind| -> &'static str {
+        match (kind, cached) {
+            (Kind::Funnel, _) => "funnel",
+            (Kind::Relay, false) => "relay",
+            (Kind::Relay, true) => "relay (cached join)",
+            (Kind::Durable, false) => "durable relay",
+            (Kind::Durable, true) => "durable relay (cached join)",
         }
-        relay_args.extend(args.relay_args.iter().cloned());
-        let relay = Server::spawn(label, &exe, &relay_args)?;
-        let report = run_against(&plan, label, &relay).await;
-        relay.stop();
-        let report = report?;
-        print_run(&report);
-        runs.push(Ok(report));
-    }
-    let runs: Vec<RunReport> = runs.into_iter().collect::<anyhow::Result<_>>()?;
-    let ratios = match runs.as_slice() {
-        [a, b] => Ratios::of(a, b),
-        _ => Ratios::default(),
     };
-    let targets = report::targets(scenario_name, &runs[0], runs.get(1));
+    let exe = std::env::current_exe().context("finding the load tester's own binary")?;
+    let mut rounds = Vec::new();
+    for round in 0..args.rounds {
+        let order: Vec<Kind> = (0..kinds.len())
+            .map(|i| kinds[(i + round) % kinds.len()])
+            .collect();
+        let mut runs: Vec<(Kind, RunReport)> = Vec::new();
+        for &kind in &order {
+            tracing::info!("round {} of {}: {}", round + 1, args.rounds, label(kind));
+            let server = match kind {
+                Kind::Funnel => {
+                    let data = tempfile::tempdir_in(work.path())
+                        .context("creating funnel's data directory")?;
+                    let mut funnel_args: Vec<String> = vec![
+                        "serve".into(),
+                        "--listen".into(),
+                        "127.0.0.1:0".into(),
+                        "--data-dir".into(),
+                        data.path().display().to_string(),
+                        // Every simulated client comes from 127.0.0.1: the per-address limit
+                        // would refuse all but the first 1,024. (`--funnel-arg` may set it
+                        // again; the last value wins.)
+                        "--max-connections-per-address".into(),
+                        "0".into(),
+                    ];
+                    funnel_args.extend(args.funnel_args.iter().cloned());
+                    (Server::spawn("funnel", &funnel_bin, &funnel_args)?, Some(data))
+                }
+                Kind::Relay | Kind::Durable => {
+                    let mut relay_args = vec![
+                        "relay".to_owned(),
+                        "--listen".into(),
+                        "127.0.0.1:0".into(),
+                        "--exit-after".into(),
+                        "30m".into(),
+                    ];
+                    if cached {
+                        relay_args.push("--cached-join".into());
+                    }
+                    let dir = if kind == Kind::Durable {
+                        let dir = tempfile::tempdir_in(work.path())
+                            .context("creating the durable relay's directory")?;
+                        relay_args.push("--durable".into());
+                        relay_args.push(dir.path().display().to_string());
+                        Some(dir)
+                    } else {
+                        None
+                    };
+                    relay_args.extend(args.relay_args.iter().cloned());
+                    (Server::spawn(label(kind), &exe, &relay_args)?, dir)
+                }
+            };
+            let (server, _dir) = server;
+            let report = run_against(&plan, label(kind), &server).await;
+            server.stop();
+            let report = report?;
+            print_run(&report);
+            runs.push((kind, report));
+        }
+        let find = |kind: Kind| runs.iter().find(|(k, _)| *k == kind).map(|(_, r)| r);
+        let funnel = find(Kind::Funnel).context("every round runs funnel")?;
+        let ratio_to = |kind: Kind| {
+            find(kind)
+                .map(|other| Ratios::of(funnel, other))
+                .unwrap_or_default()
+        };
+        let (ratios, ratios_durable) = (ratio_to(Kind::Relay), ratio_to(Kind::Durable));
+        let in_order: Vec<RunReport> = kinds
+            .iter()
+            .filter_map(|&kind| find(kind).cloned())
+            .collect();
+        rounds.push(Round {
+            order: order.iter().map(|&k| label(k).to_owned()).collect(),
+            runs: in_order,
+            ratios,
+            ratios_durable,
+        });
+    }
+    let medians: Vec<Summary> = (0..kinds.len())
+        .map(|i| {
+            let runs: Vec<&RunReport> = rounds.iter().map(|r| &r.runs[i]).collect();
+            Summary::of(&runs)
+        })
+        .collect();
+    let ratios = medians
+        .get(1)
+        .map(|relay| Ratios::between(&medians[0], relay))
+        .unwrap_or_default();
+    let ratios_durable = medians
+        .get(2)
+        .map(|durable| Ratios::between(&medians[0], durable))
+        .unwrap_or_default();
+    let round_ratios: Vec<Ratios> = rounds.iter().map(|r| r.ratios.clone()).collect();
+    let targets = report::summary_targets(
+        scenario_name,
+        &medians[0],
+        medians.get(1),
+        medians.get(2),
+        if args.no_relay { &[] } else { &round_ratios },
+    );
     Ok(Comparison {
         scenario: scenario_name.into(),
         machine: Machine::this(),
-        runs,
+        rounds,
+        medians,
         ratios,
+        ratios_durable,
         targets,
         disk,
     })
+}
+
+/// Of each target, the run of the round whose p99 is the median one: what the table and the
+/// charts show.
+pub fn median_runs(comparison: &Comparison) -> Vec<&RunReport> {
+    let Some(first) = comparison.rounds.first() else {
+        return Vec::new();
+    };
+    (0..first.runs.len())
+        .map(|i| {
+            let mut runs: Vec<&RunReport> =
+                comparison.rounds.iter().map(|r| &r.runs[i]).collect();
+            runs.sort_by_key(|r| r.latency_us.p99);
+            runs[(runs.len() - 1) / 2]
+        })
+        .collect()
 }
 
 async fn run_against(

@@ -223,6 +223,11 @@ pub struct RelayArgs {
     /// funnel has through axum).
     #[arg(long)]
     pub read_buffer: Option<usize>,
+    /// Store every update durably before forwarding it: written to a preallocated ring file
+    /// (8 MiB) in this directory and `fdatasync`ed, updates queued meanwhile sharing one flush.
+    /// The limit of a server that stores each update before relaying it, as funnel does.
+    #[arg(long, value_name = "DIR")]
+    pub durable: Option<PathBuf>,
     /// The relay stops by itself after this long.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub exit_after: Duration,
@@ -239,9 +244,13 @@ pub struct BenchArgs {
     /// Extra flags for `funnel-loadtest relay`.
     #[arg(long = "relay-arg", allow_hyphen_values = true)]
     pub relay_args: Vec<String>,
-    /// Run only against funnel (no relay, no ratios).
+    /// Run only against funnel (no relays, no ratios).
     #[arg(long)]
     pub no_relay: bool,
+    /// Rounds: each runs funnel, the relay and the durable relay once, each round starting
+    /// with the next one; the report gives medians over the rounds.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// How long to probe the disk of funnel's data directory (`disk`) before the runs, so the
     /// report shows the flush latency every stored move pays on this machine; 0s skips it.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]

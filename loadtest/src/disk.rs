@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The most the probe's file grows to.
-const FILE_BYTES: usize = 8 * 1024 * 1024;
+pub const FILE_BYTES: usize = 8 * 1024 * 1024;
 
 /// What the probe does.
 #[derive(Debug, Clone)]

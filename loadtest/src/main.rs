@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use funnel_loadtest::cli::{Cli, Command, Common};
-use funnel_loadtest::report::{self, RunReport};
+use funnel_loadtest::report;
 use funnel_loadtest::scenario::{self, RunPlan, Target};
 use funnel_loadtest::{bench, disk, relay, roll};
 use std::io::IsTerminal;
@@ -60,6 +60,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = relay::RelayConfig {
                 cached_join: args.cached_join,
                 read_buffer_bytes: args.read_buffer,
+                durable: args.durable.clone(),
                 ..relay::RelayConfig::default()
             };
             relay::serve(listener, config, shutdown).await?;
@@ -95,17 +96,21 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Bench(args) => {
             let comparison = bench::run(&args).await?;
-            let runs: Vec<&RunReport> = comparison.runs.iter().collect();
+            // The table and the charts show each target's median run (by p99); the rounds
+            // table every round and the medians of each figure.
+            let runs = bench::median_runs(&comparison);
             println!("{}", report::table(&runs, &comparison.targets));
+            println!("{}", report::rounds_table(&comparison));
             if let Some(disk) = &comparison.disk {
                 println!("{}", disk::table(disk));
             }
             let common = args.scenario.common();
-            report::write_outputs(
+            report::write_outputs_with(
                 &format!("funnel-loadtest bench {}", comparison.scenario),
                 &comparison,
                 &runs,
                 &comparison.targets,
+                &report::rounds_html(&comparison),
                 common.json.as_deref(),
                 common.html.as_deref(),
             )

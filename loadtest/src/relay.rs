@@ -12,6 +12,12 @@
 //!   state (the load tester's seeding client sends its full board as one);
 //! - updates, awareness and anything else are forwarded to the other members.
 //!
+//! With `durable` (a directory), the relay is the limit of a server that keeps funnel's promise
+//! (nothing reaches another client before it is stored): every update frame is first written
+//! to a preallocated ring file in that directory and `fdatasync`ed, and only then forwarded. One
+//! thread writes the log; frames that queue while it flushes share the next flush, as funnel's
+//! writer batches the moves of a room. Awareness and the handshake are not stored and go at once.
+//!
 //! Each connection has a writer task and a bounded queue; a full queue drops the connection
 //! (no close frame fits in a full queue), like funnel's slow-consumer rule, so a comparison
 //! never hides a dropped frame: the client sees its connection end.
@@ -20,6 +26,8 @@ use bytes::Bytes;
 use funnel_protocol::wire::{self, MSG_SYNC, MSG_SYNC_STEP_1, MSG_SYNC_STEP_2, MSG_SYNC_UPDATE};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,7 +44,7 @@ use tokio_util::task::TaskTracker;
 use crate::client::EMPTY_UPDATE;
 use crate::metrics::lock;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RelayConfig {
     /// Answer joins with the room's cached state (see the module doc).
     pub cached_join: bool,
@@ -49,6 +57,8 @@ pub struct RelayConfig {
     /// Each connection's WebSocket read buffer (tungstenite's default, 128 KiB, is what axum
     /// and so funnel use); smaller saves memory per connection.
     pub read_buffer_bytes: Option<usize>,
+    /// Store every update frame durably in a ring file in this directory before forwarding it.
+    pub durable: Option<PathBuf>,
 }
 
 impl Default for RelayConfig {
@@ -58,6 +68,7 @@ impl Default for RelayConfig {
             queue_frames: 4096,
             max_log_bytes: 64 * 1024 * 1024,
             read_buffer_bytes: None,
+            durable: None,
         }
     }
 }
@@ -71,16 +82,19 @@ pub async fn serve(
     config: RelayConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let log = match &config.durable {
+        Some(dir) => Some(DurableLog::start(dir, config.max_log_bytes)?),
+        None => None,
+    };
+    let cached_join = config.cached_join;
+    let durable = config.durable.is_some();
     let relay = Arc::new(Relay {
         config,
+        log,
         rooms: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(1),
     });
-    tracing::info!(
-        cached_join = config.cached_join,
-        "listening on {}",
-        listener.local_addr()?
-    );
+    tracing::info!(cached_join, durable, "listening on {}", listener.local_addr()?);
     let tracker = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -106,6 +120,8 @@ pub async fn serve(
 
 struct Relay {
     config: RelayConfig,
+    /// With `durable`: the log every update passes through before it is forwarded.
+    log: Option<DurableLog>,
     rooms: Mutex<HashMap<String, Arc<Mutex<Room>>>>,
     next_conn: AtomicU64,
 }
@@ -147,6 +163,104 @@ impl Room {
             queued
         });
     }
+
+    /// Forwards an update frame and, while the room caches, keeps it for newcomers.
+    fn relay_update(&mut self, from: u64, frame: Bytes, max_log_bytes: usize) {
+        self.forward(from, &frame);
+        if self.cached.is_some() && self.log_bytes + frame.len() <= max_log_bytes {
+            self.log_bytes += frame.len();
+            self.log.push(frame);
+        } else if self.cached.is_some() {
+            self.cached = None;
+            self.log = Vec::new();
+            self.log_bytes = 0;
+        }
+    }
+}
+
+/// The size of the durable relay's ring file: SQLite's log wraps round a file of about this
+/// size (the disk probe writes round one too).
+pub const RING_BYTES: u64 = crate::disk::FILE_BYTES as u64;
+
+/// An update waiting for its flush, with where it goes after.
+struct Pending {
+    room: Arc<Mutex<Room>>,
+    from: u64,
+    frame: Bytes,
+}
+
+/// The durable relay's log: a queue to one thread that appends, flushes and then forwards.
+struct DurableLog {
+    queue: std::sync::mpsc::Sender<Pending>,
+}
+
+impl DurableLog {
+    /// Creates and preallocates the ring file in `dir` (written through once, so that appends
+    /// overwrite blocks that exist, as in a log that has wrapped) and starts the thread.
+    fn start(dir: &std::path::Path, max_log_bytes: usize) -> std::io::Result<Self> {
+        let file = tempfile::Builder::new()
+            .prefix("relay-log-")
+            .tempfile_in(dir)
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("creating the relay's log in {}: {e}", dir.display()),
+                )
+            })?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = 0;
+        while at < RING_BYTES {
+            file.as_file().write_all_at(&zeros, at)?;
+            at += zeros.len() as u64;
+        }
+        file.as_file().sync_all()?;
+        let (queue, pending) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("relay-log".into())
+            .spawn(move || {
+                if let Err(e) = write_log(file.as_file(), &pending, max_log_bytes) {
+                    // The senders see the queue closed and drop their connections.
+                    tracing::error!(error = %e, "the relay's log failed: no update is forwarded any more");
+                }
+            })?;
+        Ok(Self { queue })
+    }
+}
+
+/// Takes every queued update, appends them as one write (each frame after its length, wrapping
+/// round the ring), flushes once, then forwards them in the order they came.
+fn write_log(
+    file: &std::fs::File,
+    pending: &std::sync::mpsc::Receiver<Pending>,
+    max_log_bytes: usize,
+) -> std::io::Result<()> {
+    let mut batch = Vec::new();
+    let mut bytes = Vec::new();
+    let mut at = 0u64;
+    while let Ok(first) = pending.recv() {
+        batch.push(first);
+        while let Ok(more) = pending.try_recv() {
+            batch.push(more);
+        }
+        bytes.clear();
+        for update in &batch {
+            bytes.extend_from_slice(&(update.frame.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&update.frame);
+        }
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            let room = (RING_BYTES - at) as usize;
+            let (now, later) = rest.split_at(rest.len().min(room));
+            file.write_all_at(now, at)?;
+            at = (at + now.len() as u64) % RING_BYTES;
+            rest = later;
+        }
+        file.sync_data()?;
+        for update in batch.drain(..) {
+            lock(&update.room).relay_update(update.from, update.frame, max_log_bytes);
+        }
+    }
+    Ok(())
 }
 
 impl Relay {
@@ -218,7 +332,8 @@ impl Relay {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => continue,
             };
-            let mut room = lock(&room);
+            let room_ref = &room;
+            let mut room = lock(room_ref);
             match sync_type(&frame) {
                 Some(MSG_SYNC_STEP_1) => {
                     let state = match (&room.cached, self.config.cached_join) {
@@ -254,19 +369,21 @@ impl Relay {
                         room.cached = Some(frame);
                     }
                 }
-                Some(MSG_SYNC_UPDATE) => {
-                    room.forward(id, &frame);
-                    if room.cached.is_some()
-                        && room.log_bytes + frame.len() <= self.config.max_log_bytes
-                    {
-                        room.log_bytes += frame.len();
-                        room.log.push(frame);
-                    } else if room.cached.is_some() {
-                        room.cached = None;
-                        room.log = Vec::new();
-                        room.log_bytes = 0;
+                Some(MSG_SYNC_UPDATE) => match &self.log {
+                    None => room.relay_update(id, frame, self.config.max_log_bytes),
+                    Some(log) => {
+                        drop(room);
+                        let pending = Pending {
+                            room: Arc::clone(&room_ref),
+                            from: id,
+                            frame,
+                        };
+                        if log.queue.send(pending).is_err() {
+                            let _ = tx.try_send(close_message(CloseCode::Error, "log failed"));
+                            break;
+                        }
                     }
-                }
+                },
                 _ => room.forward(id, &frame),
             }
         }

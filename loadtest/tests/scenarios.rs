@@ -23,13 +23,17 @@ struct Server {
 
 impl Server {
     async fn relay(cached_join: bool) -> Self {
+        Self::relay_with(RelayConfig {
+            cached_join,
+            ..RelayConfig::default()
+        })
+        .await
+    }
+
+    async fn relay_with(config: RelayConfig) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let config = RelayConfig {
-            cached_join,
-            ..RelayConfig::default()
-        };
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
             async move { relay::serve(listener, config, shutdown).await.unwrap() }
@@ -216,6 +220,60 @@ async fn storm_newcomers_sync_while_draggers_move() {
         // Newcomers hold documents too (half of them): they converge with the others.
         assert_eq!(report.convergence.doc_clients, 2 + 10);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_durable_relay_stores_every_update_in_its_ring_before_it_forwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Server::relay_with(RelayConfig {
+        cached_join: true,
+        durable: Some(dir.path().to_owned()),
+        ..RelayConfig::default()
+    })
+    .await;
+    let mut plan = plan("storm", vec![room("durable", 40, 4, 2, 10.0)], 800);
+    plan.storm = Some(StormPlan {
+        joiners: 6,
+        after: Duration::from_millis(200),
+    });
+    let report = scenario::run(&plan, &relay.target("durable relay", 1))
+        .await
+        .unwrap();
+    // The ring is read while the relay still runs: it removes its file when it stops.
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let ring = std::fs::read(&files[0]).unwrap();
+    relay.stop().await;
+    assert_clean(&report);
+    assert_eq!(report.joiners_synced, 6);
+    assert_eq!(ring.len() as u64, relay::RING_BYTES, "preallocated");
+    // Every move's stamp is in the log (the moves fit in the ring without wrapping).
+    let text = String::from_utf8_lossy(&ring);
+    let stamps = text.matches("ltm1:").count() as u64;
+    assert!(
+        stamps >= report.moves_sent,
+        "{stamps} stamps in the ring, {} moves",
+        report.moves_sent
+    );
+}
+
+#[test]
+fn a_durable_relay_in_a_missing_directory_says_where() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let err = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = RelayConfig {
+            durable: Some("/nonexistent/funnel-relay".into()),
+            ..RelayConfig::default()
+        };
+        relay::serve(listener, config, CancellationToken::new())
+            .await
+            .unwrap_err()
+    });
+    assert!(err.to_string().contains("/nonexistent/funnel-relay"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

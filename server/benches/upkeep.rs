@@ -19,6 +19,7 @@ use funnel_protocol::BoardId;
 use funnel_protocol::board::{self, NewActivity, NewCard};
 use funnel_protocol::rules::{Direction, MINUTE_MS};
 use funnel_protocol::schema::{self, Entity};
+use funnel_server::room::model::BoardModel;
 use funnel_server::room::upkeep::Upkeep;
 use funnel_server::wakeups::Wakeups;
 use std::hint::black_box;
@@ -76,12 +77,13 @@ fn rss_kib() -> u64 {
 
 fn benches(c: &mut Criterion) {
     let before = rss_kib();
-    let mut boards: Vec<(Doc, Upkeep, Vec<String>)> = (0..BOARDS)
+    let mut boards: Vec<(Doc, BoardModel, Upkeep, Vec<String>)> = (0..BOARDS)
         .map(|seed| {
             let (doc, activities) = board(seed);
-            let mut upkeep = Upkeep::new(&doc);
-            upkeep.run(&doc, T0);
-            (doc, upkeep, activities)
+            let mut model = BoardModel::attach(&doc);
+            let mut upkeep = Upkeep::new(&mut model);
+            upkeep.run(&doc, &mut model, T0);
+            (doc, model, upkeep, activities)
         })
         .collect();
     let after = rss_kib();
@@ -93,16 +95,16 @@ fn benches(c: &mut Criterion) {
     );
 
     let mut group = c.benchmark_group("upkeep");
-    let (doc, upkeep, activities) = &mut boards[0];
+    let (doc, model, upkeep, activities) = &mut boards[0];
     group.bench_function("idle run", |b| {
-        b.iter(|| black_box(upkeep.run(doc, T0)));
+        b.iter(|| black_box(upkeep.run(doc, model, T0)));
     });
     let mut done = false;
     group.bench_function("one activity completed", |b| {
         b.iter(|| {
             done = !done;
             board::complete_activity(&mut doc.transact_mut(), &activities[0], done).unwrap();
-            black_box(upkeep.run(doc, T0))
+            black_box(upkeep.run(doc, model, T0))
         });
     });
     group.bench_function("reminder fires", |b| {
@@ -111,11 +113,12 @@ fn benches(c: &mut Criterion) {
         let (doc2, _) = board(1);
         b.iter_batched(
             || {
-                let mut fresh = Upkeep::new(&doc2);
-                fresh.run(&doc2, T0);
-                fresh
+                let mut model = BoardModel::attach(&doc2);
+                let mut fresh = Upkeep::new(&mut model);
+                fresh.run(&doc2, &mut model, T0);
+                (model, fresh)
             },
-            |mut fresh| black_box(fresh.run(&doc2, fires)),
+            |(mut model, mut fresh)| black_box(fresh.run(&doc2, &mut model, fires)),
             criterion::BatchSize::SmallInput,
         );
     });

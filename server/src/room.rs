@@ -13,11 +13,13 @@
 //!
 //! Modules: [`state`] (the state machine), [`upkeep`] (what the server writes on cards),
 //! [`lease_keeper`] (the board's lease as the room holds it), [`api_write`] (the board API's
-//! reads and writes), [`changes`] (the change feed's events of what the room stores).
+//! reads and writes), [`changes`] (the change feed's events of what the room stores),
+//! [`model`] (the board's one read model, which the upkeep and the feed share).
 
 pub mod api_write;
 pub mod changes;
 pub mod lease_keeper;
+pub mod model;
 pub mod state;
 pub mod upkeep;
 
@@ -269,7 +271,7 @@ impl Room {
         tracing::debug!("room loaded");
         let name = board::settings(&doc.transact()).name;
         let presence_clock = move || started.elapsed().as_millis() as u64;
-        let change_log = changes::ChangeLog::attach(board.clone(), &doc);
+        let change_log = changes::ChangeLog::new(board.clone());
         let mut state = RoomState::new(board.clone(), doc, presence_clock);
         state.limit_size(stored_bytes, timeline_bytes, ctx.config.max_board_bytes);
         if ctx.bus.is_some() {
@@ -405,7 +407,8 @@ impl Room {
             // The command's events, unless what it wrote is about to be dropped (refused).
             if !self.state.is_tainted() {
                 let now = self.clock.now_ms();
-                let mut events = self.changes.derive(self.state.doc(), &author, now);
+                let (doc, model) = self.state.doc_and_model();
+                let mut events = self.changes.derive(doc, model, &author, now);
                 self.pending_changes.append(&mut events);
             }
             // A refused update is in the document but nowhere else: swap in the stored board
@@ -707,7 +710,7 @@ impl Room {
             }
         }
         // Stored by another instance, which made its events.
-        self.changes.absorb(self.state.doc());
+        self.state.sync_model();
     }
 
     /// What another instance sent: updates that directly follow `applied_seq` are applied and
@@ -731,7 +734,7 @@ impl Room {
                 let known = (self.applied_seq + 1 - first_seq) as usize;
                 let applied = self.state.apply_remote_updates(&updates[known..]);
                 // Stored by another instance, which made its events.
-                self.changes.absorb(self.state.doc());
+                self.state.sync_model();
                 match applied {
                     Ok(()) => self.applied_seq = last,
                     Err(e) => {
@@ -756,7 +759,6 @@ impl Room {
         };
         match reloaded {
             Ok((doc, stored_bytes, last_seq)) => {
-                self.changes.reset(&doc);
                 self.state.replace_doc(doc, stored_bytes);
                 self.applied_seq = last_seq;
                 Ok(())

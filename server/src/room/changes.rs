@@ -2,26 +2,24 @@
 //! after the command that made it (so each knows its actor and origin) and stored with the
 //! turn's updates, in the same storage transaction (`Room::store_then_deliver`).
 //!
-//! A [`ChangeLog`] keeps its own read model of the board as the feed last saw it (a
-//! [`BoardIndex`], kept current from a [`ChangeTracker`] under its own observer key) and turns
-//! what a command changed into events with `funnel_protocol::changes`. What the room applies
-//! from other instances (the bus, a catch-up) is [`ChangeLog::absorb`]ed: the instance that
-//! stored it derived its events. The upkeep's transactions (counters, avatars) are not tracked
-//! at all, so they make no events. A refused update never reaches [`ChangeLog::derive`]: the
-//! room reloads the stored board first and [`ChangeLog::reset`]s.
+//! A [`ChangeLog`] reads the board through the room's one read model ([`BoardModel`], shared
+//! with the upkeep): the cards as they were before a change, from its index, and as they are
+//! after, and turns what a command changed into events with `funnel_protocol::changes`. What
+//! the room applies from other instances (the bus, a catch-up) is only synced into the model
+//! ([`BoardModel::sync`]): the instance that stored it derived its events. The upkeep's
+//! transactions (counters, avatars) are not tracked at all, so they make no events. A refused
+//! update never reaches [`ChangeLog::derive`]: the room reloads the stored board first, with a
+//! model of its own.
 
 use crate::feed::{NewChange, Origin};
 use crate::shapes;
 use funnel_protocol::board::{Card, Stage};
 use funnel_protocol::changes::{self, Change, FieldChange};
-use funnel_protocol::index::{BoardIndex, ChangeTracker};
+use super::model::BoardModel;
 use funnel_protocol::{BoardId, board};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use yrs::{Doc, Transact};
-
-/// The observer key of the feed's tracker (the upkeep's tracker has the default one).
-const FEED_TRACKER: &str = "funnel-change-feed";
 
 /// Who made a change, as its events name them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,60 +41,52 @@ impl Author {
 
 pub struct ChangeLog {
     board: BoardId,
-    /// The board as of the last derive or absorb.
-    index: BoardIndex,
-    /// What changed since then (detaches from the document on drop).
-    tracker: ChangeTracker,
 }
 
+/// What the feed reads of the board before a change: the changed cards and activities as they
+/// were (sorted by id), and the stages if they changed.
+type Before = (
+    Vec<(String, Option<Arc<Card>>)>,
+    Vec<(String, Option<board::Activity>)>,
+    Option<Vec<Stage>>,
+);
+
 impl ChangeLog {
-    pub fn attach(board: BoardId, doc: &Doc) -> Self {
-        let tracker = ChangeTracker::attach_as(doc, FEED_TRACKER);
-        let index = BoardIndex::build(&doc.transact());
-        Self {
-            board,
-            index,
-            tracker,
-        }
+    pub fn new(board: BoardId) -> Self {
+        Self { board }
     }
 
-    /// The room replaced its document (a reload after a refused update): start over from it.
-    pub fn reset(&mut self, doc: &Doc) {
-        // The old tracker detaches from the old document when it is dropped here.
-        *self = Self::attach(self.board.clone(), doc);
-    }
-
-    /// Takes in what changed without making events (another instance stored it, and derived
-    /// its events there).
-    pub fn absorb(&mut self, doc: &Doc) {
-        let changed = self.tracker.take();
-        if !changed.is_empty() {
-            self.index.apply(&doc.transact(), &changed);
-        }
-    }
-
-    /// The events of what changed since the last call, by `author`, at `now` (ms).
-    pub fn derive(&mut self, doc: &Doc, author: &Author, now: i64) -> Vec<NewChange> {
-        let changed = self.tracker.take();
-        if changed.is_empty() {
+    /// The events of what changed in `doc` since `model` was last brought up to date, by
+    /// `author`, at `now` (ms); brings it up to date.
+    pub fn derive(
+        &mut self,
+        doc: &Doc,
+        model: &mut BoardModel,
+        author: &Author,
+        now: i64,
+    ) -> Vec<NewChange> {
+        let Some((_, (cards, activities, stages_before))) =
+            model.update(doc, |index, changed| -> Before {
+                let mut cards: Vec<(String, Option<Arc<Card>>)> = changed
+                    .cards
+                    .iter()
+                    .map(|id| (id.clone(), index.card(id).cloned()))
+                    .collect();
+                cards.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut activities: Vec<(String, Option<board::Activity>)> = changed
+                    .activities
+                    .iter()
+                    .map(|id| (id.clone(), index.activity(id).cloned()))
+                    .collect();
+                activities.sort_by(|a, b| a.0.cmp(&b.0));
+                let stages = changed.stages.then(|| index.stages().to_vec());
+                (cards, activities, stages)
+            })
+        else {
             return Vec::new();
-        }
-        let mut cards: Vec<(String, Option<Arc<Card>>)> = changed
-            .cards
-            .iter()
-            .map(|id| (id.clone(), self.index.card(id).cloned()))
-            .collect();
-        cards.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut activities: Vec<(String, Option<board::Activity>)> = changed
-            .activities
-            .iter()
-            .map(|id| (id.clone(), self.index.activity(id).cloned()))
-            .collect();
-        activities.sort_by(|a, b| a.0.cmp(&b.0));
-        let stages_before: Option<Vec<Stage>> =
-            changed.stages.then(|| self.index.stages().to_vec());
+        };
+        let index = model.index();
         let txn = doc.transact();
-        self.index.apply(&txn, &changed);
 
         let mut out = Vec::new();
         let mut push = |change: Change, data: Map<String, Value>| {
@@ -104,15 +94,14 @@ impl ChangeLog {
         };
         // Stages first: a card moved into a stage made in the same change comes after it.
         if let Some(before) = &stages_before {
-            for change in changes::stage_changes(before, self.index.stages()) {
+            for change in changes::stage_changes(before, index.stages()) {
                 let stage = match &change {
                     Change::StageCreated { stage }
                     | Change::StageUpdated { stage, .. }
                     | Change::StageDeleted { stage } => stage,
                     _ => continue,
                 };
-                let shown = self
-                    .index
+                let shown = index
                     .stages()
                     .iter()
                     .chain(before.iter())
@@ -129,14 +118,13 @@ impl ChangeLog {
             }
         }
         for (id, before) in &cards {
-            let after = self.index.card(id).cloned();
+            let after = index.card(id).cloned();
             for change in
-                changes::card_changes(before.as_deref(), after.as_deref(), self.index.stages())
+                changes::card_changes(before.as_deref(), after.as_deref(), index.stages())
             {
                 // The card as the API shows it now (as it was, for a deleted one).
                 let shown = after.as_ref().or(before.as_ref()).map(|card| {
-                    let column = self
-                        .index
+                    let column = index
                         .shown_stage(card)
                         .map_or_else(|| card.stage.clone(), |s| s.id.clone());
                     value(shapes::card_json(&txn, card, &column))
@@ -160,7 +148,7 @@ impl ChangeLog {
             }
         }
         for (id, before) in &activities {
-            let after = self.index.activity(id).cloned();
+            let after = index.activity(id).cloned();
             for change in changes::activity_changes(before.as_ref(), after.as_ref()) {
                 let mut data = Map::new();
                 data.insert("cardId".into(), json!(change.card()));
@@ -173,10 +161,9 @@ impl ChangeLog {
                 );
                 let card = change
                     .card()
-                    .and_then(|card| self.index.card(card))
+                    .and_then(|card| index.card(card))
                     .map(|card| {
-                        let column = self
-                            .index
+                        let column = index
                             .shown_stage(card)
                             .map_or_else(|| card.stage.clone(), |s| s.id.clone());
                         value(shapes::card_json(&txn, card, &column))
@@ -267,10 +254,29 @@ mod tests {
         board::create_card(&mut doc.transact_mut(), stage, card, 1).unwrap()
     }
 
+    /// A board's model and its feed, as a room holds them.
+    struct Fed {
+        model: BoardModel,
+        log: ChangeLog,
+    }
+
+    impl Fed {
+        fn attach(doc: &Doc) -> Self {
+            Self {
+                model: BoardModel::attach(doc),
+                log: ChangeLog::new(BoardId::parse("b").unwrap()),
+            }
+        }
+
+        fn derive(&mut self, doc: &Doc, author: &Author, now: i64) -> Vec<NewChange> {
+            self.log.derive(doc, &mut self.model, author, now)
+        }
+    }
+
     #[test]
     fn each_derive_names_what_changed_since_the_last_with_its_author() {
         let (doc, stages) = board_doc();
-        let mut log = ChangeLog::attach(BoardId::parse("b").unwrap(), &doc);
+        let mut log = Fed::attach(&doc);
         assert!(log.derive(&doc, &author(), 5).is_empty());
         let card = new_card(&doc, &stages[0].id);
         let created = log.derive(&doc, &author(), 5);
@@ -298,10 +304,10 @@ mod tests {
     }
 
     #[test]
-    fn upkeep_writes_make_no_events_and_absorbed_changes_none_later() {
+    fn upkeep_writes_make_no_events_and_synced_changes_none_later() {
         let (doc, stages) = board_doc();
         let card = new_card(&doc, &stages[0].id);
-        let mut log = ChangeLog::attach(BoardId::parse("b").unwrap(), &doc);
+        let mut log = Fed::attach(&doc);
         {
             // Under the upkeep's origin nothing is tracked, whatever it writes: its server
             // fields, and here even a field that would otherwise be an edit.
@@ -324,26 +330,37 @@ mod tests {
             },
         )
         .unwrap();
-        log.absorb(&doc);
+        log.model.sync(&doc);
         assert!(log.derive(&doc, &author(), 2).is_empty());
+        assert_eq!(log.model.index().card(&card).unwrap().title, "renamed");
     }
 
     #[test]
-    fn a_reset_starts_over_from_the_new_document() {
+    fn the_feed_and_the_upkeep_share_one_index_and_each_sees_every_change() {
         let (doc, stages) = board_doc();
-        let mut log = ChangeLog::attach(BoardId::parse("b").unwrap(), &doc);
-        new_card(&doc, &stages[0].id);
-        // The room reloads the stored board (which lacks the card): nothing to report, and
-        // the old document is no longer tracked.
-        let (reloaded, reloaded_stages) = board_doc();
-        log.reset(&reloaded);
-        assert!(log.derive(&reloaded, &author(), 1).is_empty());
-        new_card(&doc, &stages[0].id);
-        assert!(log.derive(&reloaded, &author(), 2).is_empty());
-        new_card(&reloaded, &reloaded_stages[0].id);
-        assert_eq!(
-            kinds(&log.derive(&reloaded, &author(), 3)),
-            ["card.created"]
-        );
+        let mut fed = Fed::attach(&doc);
+        let mut upkeep = super::super::upkeep::Upkeep::new(&mut fed.model);
+        // The first run checks every card (none yet); then a card comes, the feed takes the
+        // change first, and the upkeep still writes the new card's counter and avatar.
+        assert!(upkeep.run(&doc, &mut fed.model, 1).is_none());
+        let card = new_card(&doc, &stages[0].id);
+        assert_eq!(kinds(&fed.derive(&doc, &author(), 2)), ["card.created"]);
+        assert!(upkeep.run(&doc, &mut fed.model, 2).is_some());
+        assert!(upkeep.run(&doc, &mut fed.model, 2).is_none(), "nothing left");
+        // An edit: the feed reads it (the room derives after every command, before the
+        // batch's upkeep), and the upkeep finds nothing of its own to write.
+        board::edit_card(
+            &mut doc.transact_mut(),
+            &card,
+            board::CardEdit {
+                title: Some("renamed".into()),
+                ..board::CardEdit::default()
+            },
+        )
+        .unwrap();
+        let edited = fed.derive(&doc, &author(), 3);
+        assert_eq!(kinds(&edited), ["card.updated"]);
+        assert_eq!(edited[0].data["card"]["title"], "renamed");
+        assert!(upkeep.run(&doc, &mut fed.model, 3).is_none(), "a title moves no counter");
     }
 }

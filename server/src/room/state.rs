@@ -10,6 +10,7 @@
 
 use crate::auth::Principal;
 use crate::outbox::{Outbox, Outgoing, PushError};
+use crate::room::model::BoardModel;
 use crate::room::upkeep::Upkeep;
 use crate::storage::{StorageError, StoredBoard, TimelineEvent};
 use bytes::Bytes;
@@ -135,6 +136,8 @@ pub struct RoomState {
     /// What a joiner with an empty document is sent, cut once and shared (a reconnect storm
     /// encodes the board once, even while people keep moving cards).
     full_state: Option<FullState>,
+    /// The board as plain data, one read model for the change feed and the upkeep.
+    model: BoardModel,
     /// The server's upkeep of counters and avatars, when this room holds the board's lease.
     upkeep: Option<Upkeep>,
     /// What the upkeep wrote, applied but not yet stored: the task stores it with the lease's
@@ -174,8 +177,10 @@ impl RoomState {
     pub fn new(board: BoardId, doc: Doc, clock: impl Clock + 'static) -> Self {
         let awareness = Awareness::with_clock(doc.clone(), clock);
         let recorder = EffectRecorder::attach(&doc);
+        let model = BoardModel::attach(&doc);
         Self {
             board,
+            model,
             doc,
             awareness,
             awareness_owners: HashMap::new(),
@@ -239,13 +244,25 @@ impl RoomState {
     /// Starts maintaining counters and avatars (this room holds the board's lease).
     pub fn enable_upkeep(&mut self) {
         if self.upkeep.is_none() {
-            self.upkeep = Some(Upkeep::new(&self.doc));
+            self.upkeep = Some(Upkeep::new(&mut self.model));
         }
     }
 
     /// Stops maintaining counters and avatars (the lease is lost).
     pub fn disable_upkeep(&mut self) {
         self.upkeep = None;
+        self.model.track_for_upkeep(false);
+    }
+
+    /// The document and its read model, for the change feed to derive the events of what
+    /// changed since the model was last brought up to date.
+    pub fn doc_and_model(&mut self) -> (&Doc, &mut BoardModel) {
+        (&self.doc, &mut self.model)
+    }
+
+    /// Brings the read model up to date without events (what another instance stored).
+    pub fn sync_model(&mut self) {
+        self.model.sync(&self.doc);
     }
 
     /// The room is part of a cluster: keep local presence changes for
@@ -264,7 +281,7 @@ impl RoomState {
         let Some(upkeep) = self.upkeep.as_mut() else {
             return;
         };
-        if let Some(update) = upkeep.run(&self.doc, now) {
+        if let Some(update) = upkeep.run(&self.doc, &mut self.model, now) {
             let raw = Bytes::from(update);
             let frames = self.changed_by(&raw);
             self.upkeep_frames.extend(frames);
@@ -292,6 +309,7 @@ impl RoomState {
     /// the task reloads the stored board, as for a refused client update.
     pub fn refuse_upkeep(&mut self) {
         self.upkeep = None;
+        self.model.track_for_upkeep(false);
         self.upkeep_to_store.clear();
         self.upkeep_frames.clear();
         self.tainted = true;
@@ -422,6 +440,8 @@ impl RoomState {
     pub fn replace_doc(&mut self, doc: Doc, stored_bytes: usize) {
         self.recorder = EffectRecorder::attach(&doc);
         self.guarded = None;
+        // A model of the new document (the old one's tracker detaches as it is dropped).
+        self.model = BoardModel::attach(&doc);
         self.doc = doc;
         self.stored_bytes = stored_bytes;
         self.measured_at = None;
@@ -429,7 +449,7 @@ impl RoomState {
         self.upkeep_to_store.clear();
         self.upkeep_frames.clear();
         if self.upkeep.is_some() {
-            self.upkeep = Some(Upkeep::new(&self.doc));
+            self.upkeep = Some(Upkeep::new(&mut self.model));
         }
         self.changed();
     }

@@ -2,10 +2,12 @@
 //! `avatarAt`, `avatarReason` (docs/board-document.md, "Counters, avatars…"). Pure logic over the
 //! document and an explicit `now`: the room calls [`Upkeep::run`] after each batch of client
 //! updates and when [`Upkeep::next_wake`] comes, and stores and broadcasts what it writes like
-//! any update. It re-reads only what changed (the board index) and writes only what differs.
+//! any update. It re-reads only what changed (the room's one board index, `model.rs`) and writes
+//! only what differs.
 
 use funnel_protocol::board::card_key;
-use funnel_protocol::index::{BoardIndex, ChangeTracker, UPKEEP_ORIGIN};
+use super::model::BoardModel;
+use funnel_protocol::index::{BoardIndex, UPKEEP_ORIGIN};
 use funnel_protocol::rules::{self, AvatarEvent, AvatarReason, Counter, Millis};
 use funnel_protocol::schema::{self, root};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -20,8 +22,6 @@ struct Avatar {
 }
 
 pub struct Upkeep {
-    tracker: ChangeTracker,
-    index: BoardIndex,
     /// When each card's counter changes next without any edit (an activity lighting), and the
     /// same as a set ordered by time.
     next_of: HashMap<String, Millis>,
@@ -46,12 +46,11 @@ struct Wanted {
 }
 
 impl Upkeep {
-    pub fn new(doc: &Doc) -> Self {
-        let tracker = ChangeTracker::attach(doc);
-        let index = BoardIndex::build(&doc.transact());
+    /// Starts the upkeep of the board `model` reads (it notes what changes for the upkeep from
+    /// now on).
+    pub fn new(model: &mut BoardModel) -> Self {
+        model.track_for_upkeep(true);
         Self {
-            tracker,
-            index,
             next_of: HashMap::new(),
             due: BTreeSet::new(),
             responsible: HashMap::new(),
@@ -75,12 +74,14 @@ impl Upkeep {
     /// Brings the server fields of every card that changed, or whose counter was due to change,
     /// up to date at `now`, in one transaction; returns that transaction's update, or `None`
     /// when nothing differed (nothing is written then).
-    pub fn run(&mut self, doc: &Doc, now: Millis) -> Option<Vec<u8>> {
+    pub fn run(&mut self, doc: &Doc, model: &mut BoardModel, now: Millis) -> Option<Vec<u8>> {
+        model.sync(doc);
+        let changes = model.take_for_upkeep();
+        let index = model.index();
         let wanted = {
             let txn = doc.transact();
-            let changes = self.tracker.take();
-            let mut touched = self.index.apply(&txn, &changes);
-            if !self.checked_all || changes.settings || changes.stages {
+            let mut touched = changes.cards;
+            if !self.checked_all || changes.all {
                 // The threshold or a stage kind changes every card's counter; so does a load.
                 touched = self.all_cards(&txn);
                 self.checked_all = true;
@@ -98,7 +99,7 @@ impl Upkeep {
             touched.sort();
             touched
                 .into_iter()
-                .filter_map(|card| self.wanted(&txn, &card, now))
+                .filter_map(|card| self.wanted(&txn, index, &card, now))
                 .collect::<Vec<Wanted>>()
         };
         if wanted.is_empty() {
@@ -130,10 +131,16 @@ impl Upkeep {
 
     /// What card `id` should hold at `now`, where it differs from what it holds; schedules its
     /// next counter change. `None`: nothing to write (or the card is gone).
-    fn wanted<T: ReadTxn>(&mut self, txn: &T, id: &str, now: Millis) -> Option<Wanted> {
+    fn wanted<T: ReadTxn>(
+        &mut self,
+        txn: &T,
+        index: &BoardIndex,
+        id: &str,
+        now: Millis,
+    ) -> Option<Wanted> {
         self.unschedule(id);
         let events = self.events.remove(id).unwrap_or_default();
-        let Some(card) = self.index.card(id).cloned() else {
+        let Some(card) = index.card(id).cloned() else {
             self.responsible.remove(id);
             return None;
         };
@@ -141,9 +148,9 @@ impl Upkeep {
             Out::YMap(map) => map,
             _ => return None,
         };
-        let threshold = self.index.settings().counter_threshold_min;
-        let facts = self.index.facts(id);
-        let stage = self.index.shown_stage(&card)?.kind;
+        let threshold = index.settings().counter_threshold_min;
+        let facts = index.facts(id);
+        let stage = index.shown_stage(&card)?.kind;
         let counter = rules::counter(facts, stage, threshold, now);
         if let Some(next) = rules::next_counter_change(facts, threshold, now) {
             self.next_of.insert(id.to_owned(), next);
@@ -177,7 +184,7 @@ impl Upkeep {
         // A reminder fires at its instant; one that was already due when its activity appeared
         // (or was moved earlier) fires now. After a load, reminders older than the stored avatar
         // are taken as having fired already.
-        for activity in self.index.activities_of(id) {
+        for activity in index.activities_of(id) {
             let Some(lights) = rules::lights_at(&activity.facts, threshold) else {
                 continue;
             };
@@ -278,6 +285,7 @@ mod tests {
 
     struct Board {
         doc: Doc,
+        model: BoardModel,
         upkeep: Upkeep,
         card: String,
     }
@@ -293,12 +301,18 @@ mod tests {
                 ..NewCard::default()
             };
             let card = board::create_card(&mut doc.transact_mut(), &new, card, T0).unwrap();
-            let upkeep = Upkeep::new(&doc);
-            Self { doc, upkeep, card }
+            let mut model = BoardModel::attach(&doc);
+            let upkeep = Upkeep::new(&mut model);
+            Self {
+                doc,
+                model,
+                upkeep,
+                card,
+            }
         }
 
         fn run(&mut self, now: Millis) -> bool {
-            self.upkeep.run(&self.doc, now).is_some()
+            self.upkeep.run(&self.doc, &mut self.model, now).is_some()
         }
 
         fn field(&self, key: &str) -> serde_json::Value {
@@ -468,8 +482,10 @@ mod tests {
             .transact_mut()
             .apply_update(wire::decode_update_v1(&update).unwrap())
             .unwrap();
+        let mut model = BoardModel::attach(&reloaded);
         let mut b = Board {
-            upkeep: Upkeep::new(&reloaded),
+            upkeep: Upkeep::new(&mut model),
+            model,
             doc: reloaded,
             card: b.card,
         };
