@@ -107,7 +107,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Comparison> {
                         "0".into(),
                     ];
                     funnel_args.extend(args.funnel_args.iter().cloned());
-                    (Server::spawn("funnel", &funnel_bin, &funnel_args)?, Some(data))
+                    (
+                        Server::spawn("funnel", &funnel_bin, &funnel_args)?,
+                        Some(data),
+                    )
                 }
                 Kind::Relay | Kind::Durable => {
                     let mut relay_args = vec![
@@ -201,8 +204,7 @@ pub fn median_runs(comparison: &Comparison) -> Vec<&RunReport> {
     };
     (0..first.runs.len())
         .map(|i| {
-            let mut runs: Vec<&RunReport> =
-                comparison.rounds.iter().map(|r| &r.runs[i]).collect();
+            let mut runs: Vec<&RunReport> = comparison.rounds.iter().map(|r| &r.runs[i]).collect();
             runs.sort_by_key(|r| r.latency_us.p99);
             runs[(runs.len() - 1) / 2]
         })

@@ -94,7 +94,12 @@ pub async fn serve(
         rooms: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(1),
     });
-    tracing::info!(cached_join, durable, "listening on {}", listener.local_addr()?);
+    tracing::info!(
+        cached_join,
+        durable,
+        "listening on {}",
+        listener.local_addr()?
+    );
     let tracker = TaskTracker::new();
     loop {
         let accepted = tokio::select! {

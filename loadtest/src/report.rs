@@ -451,9 +451,10 @@ pub fn summary_targets(
         }
         "storm" => {
             let each: Vec<f64> = rounds.iter().filter_map(|r| r.storm_all_synced).collect();
-            let worst = each.iter().copied().fold(None, |m: Option<f64>, x| {
-                Some(m.map_or(x, |m| m.max(x)))
-            });
+            let worst = each
+                .iter()
+                .copied()
+                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
             checks.push(TargetCheck::new(
                 "all newcomers synced within 1.1× the cached relay's time, every round",
                 format!(

@@ -273,7 +273,10 @@ fn a_durable_relay_in_a_missing_directory_says_where() {
             .await
             .unwrap_err()
     });
-    assert!(err.to_string().contains("/nonexistent/funnel-relay"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/funnel-relay"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

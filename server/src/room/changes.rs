@@ -11,11 +11,11 @@
 //! update never reaches [`ChangeLog::derive`]: the room reloads the stored board first, with a
 //! model of its own.
 
+use super::model::BoardModel;
 use crate::feed::{NewChange, Origin};
 use crate::shapes;
 use funnel_protocol::board::{Card, Stage};
 use funnel_protocol::changes::{self, Change, FieldChange};
-use super::model::BoardModel;
 use funnel_protocol::{BoardId, board};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -119,8 +119,7 @@ impl ChangeLog {
         }
         for (id, before) in &cards {
             let after = index.card(id).cloned();
-            for change in
-                changes::card_changes(before.as_deref(), after.as_deref(), index.stages())
+            for change in changes::card_changes(before.as_deref(), after.as_deref(), index.stages())
             {
                 // The card as the API shows it now (as it was, for a deleted one).
                 let shown = after.as_ref().or(before.as_ref()).map(|card| {
@@ -159,15 +158,12 @@ impl ChangeLog {
                         .as_ref()
                         .map_or(Value::Null, |a| value(shapes::activity_json(a))),
                 );
-                let card = change
-                    .card()
-                    .and_then(|card| index.card(card))
-                    .map(|card| {
-                        let column = index
-                            .shown_stage(card)
-                            .map_or_else(|| card.stage.clone(), |s| s.id.clone());
-                        value(shapes::card_json(&txn, card, &column))
-                    });
+                let card = change.card().and_then(|card| index.card(card)).map(|card| {
+                    let column = index
+                        .shown_stage(card)
+                        .map_or_else(|| card.stage.clone(), |s| s.id.clone());
+                    value(shapes::card_json(&txn, card, &column))
+                });
                 data.insert("card".into(), card.unwrap_or(Value::Null));
                 push(change, data);
             }
@@ -346,7 +342,10 @@ mod tests {
         let card = new_card(&doc, &stages[0].id);
         assert_eq!(kinds(&fed.derive(&doc, &author(), 2)), ["card.created"]);
         assert!(upkeep.run(&doc, &mut fed.model, 2).is_some());
-        assert!(upkeep.run(&doc, &mut fed.model, 2).is_none(), "nothing left");
+        assert!(
+            upkeep.run(&doc, &mut fed.model, 2).is_none(),
+            "nothing left"
+        );
         // An edit: the feed reads it (the room derives after every command, before the
         // batch's upkeep), and the upkeep finds nothing of its own to write.
         board::edit_card(
@@ -361,6 +360,9 @@ mod tests {
         let edited = fed.derive(&doc, &author(), 3);
         assert_eq!(kinds(&edited), ["card.updated"]);
         assert_eq!(edited[0].data["card"]["title"], "renamed");
-        assert!(upkeep.run(&doc, &mut fed.model, 3).is_none(), "a title moves no counter");
+        assert!(
+            upkeep.run(&doc, &mut fed.model, 3).is_none(),
+            "a title moves no counter"
+        );
     }
 }

@@ -5,8 +5,8 @@
 //! any update. It re-reads only what changed (the room's one board index, `model.rs`) and writes
 //! only what differs.
 
-use funnel_protocol::board::card_key;
 use super::model::BoardModel;
+use funnel_protocol::board::card_key;
 use funnel_protocol::index::{BoardIndex, UPKEEP_ORIGIN};
 use funnel_protocol::rules::{self, AvatarEvent, AvatarReason, Counter, Millis};
 use funnel_protocol::schema::{self, root};
