@@ -4,11 +4,11 @@
 //!
 //! Modules, top to bottom:
 //! - [`cli`]: the command line, and each scenario's flags turned into a [`scenario::RunPlan`].
-//! - [`bench`]: funnel and the relay started as child processes, one scenario against each.
+//! - [`bench`]: funnel, the relay and the durable relay as child processes, in rounds, medians.
 //! - [`roll`]: two instances of a cluster restarted in turn under a board's load.
 //! - [`scenario`]: one run against one target: its phases, its progress line, its report.
 //! - [`client`]: one simulated client (doc-holding or byte-counting, dragger or observer).
-//! - [`relay`]: the bare WebSocket relay.
+//! - [`relay`]: the bare WebSocket relay, and with `--durable` one that stores before it forwards.
 //! - [`disk`]: the latency of one durable append on a directory's disk, the other floor.
 //! - [`report`]: the report types, the terminal table, JSON and the HTML page.
 //! - [`metrics`]: counters and histograms the clients share; /proc readings of a process.
