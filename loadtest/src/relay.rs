@@ -379,7 +379,7 @@ impl Relay {
                     Some(log) => {
                         drop(room);
                         let pending = Pending {
-                            room: Arc::clone(&room_ref),
+                            room: Arc::clone(room_ref),
                             from: id,
                             frame,
                         };
