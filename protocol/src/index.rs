@@ -415,6 +415,10 @@ impl BoardIndex {
                 if counter.state == CounterState::Idle {
                     unprocessed.push(card.id.clone());
                 }
+                // A manager's load is their open deals: won and lost cards are done.
+                if !stage.kind.is_open() {
+                    continue;
+                }
                 let load = entry_of(&mut loads, &card.responsible);
                 load.cards += 1;
                 let amount = entry_of(&mut load.amounts, &card.currency);

@@ -217,6 +217,12 @@ impl StageKind {
             _ => Err(UnknownStageKind(raw.to_owned())),
         }
     }
+
+    /// Whether cards in a stage of this kind are open deals (initial or progress), not won or
+    /// lost: the workload and the board's open totals count only those.
+    pub fn is_open(self) -> bool {
+        matches!(self, StageKind::Initial | StageKind::Progress)
+    }
 }
 
 impl std::str::FromStr for StageKind {

@@ -51,7 +51,8 @@ pub struct Column {
     pub sums: BTreeMap<String, i64>,
 }
 
-/// One manager's load.
+/// One manager's load: their cards in open stages (initial and progress); won and lost cards
+/// are not counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workload {
     pub responsible: String,
@@ -75,7 +76,7 @@ pub struct Settings {
 pub struct BoardView {
     pub settings: Settings,
     pub columns: Vec<Column>,
-    /// Per responsible, sorted by responsible id.
+    /// Per responsible (open cards only), sorted by responsible id.
     pub workload: Vec<Workload>,
     /// Ids of the cards whose counter is `idle` (nothing planned, not in a final stage), in
     /// board order.

@@ -125,7 +125,9 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
                 <span class="activity-subject">{activity.subject || activityKindLabel(activity.kind)}</span>
                 <span class="activity-meta">
                   {direction === "incoming"
-                    ? "Incoming"
+                    ? deadline !== null
+                      ? `Came in ${timeAgo(deadline, now)}`
+                      : "Came in"
                     : deadline !== null
                       ? formatDeadline(deadline, now)
                       : "No deadline"}
@@ -334,6 +336,19 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
       </section>
       <ActivitiesSection item={item} now={snapshot.now} />
       <Timeline boardId={board.boardId} cardId={card.id} now={snapshot.now} />
+      {board.can.editCards && (
+        <section class="panel-section card-danger" aria-label="Delete">
+          <button
+            type="button"
+            class="button danger-quiet"
+            data-action="delete-card"
+            onClick={() => board.deleteCard(card.id)}
+          >
+            Delete card
+          </button>
+          <p class="hint">Its activities go with it; Undo brings both back for a few seconds.</p>
+        </section>
+      )}
     </Drawer>
   );
 }
@@ -370,9 +385,17 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
       ) : (
         <ul class="rows timeline">
           {events.map((event) => (
-            <li key={event.id} class="timeline-row" data-timeline-kind={event.kind}>
+            <li
+              key={event.id}
+              class="timeline-row"
+              data-timeline-kind={event.kind}
+              data-timeline-direction={event.direction}
+            >
               <Avatar user={event.user} size="small" />
               <span class="activity-main">
+                <span class={`timeline-label timeline-${event.direction || "none"}`} data-timeline-label="">
+                  {timelineLabel(event.kind, event.direction)}
+                </span>
                 {event.mail !== null ? (
                   <span class="timeline-mail" data-timeline-mail="">
                     <span class="timeline-mail-subject">{event.mail.subject || "(no subject)"}</span>
@@ -393,6 +416,22 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
       )}
     </section>
   );
+}
+
+/** What a timeline entry is, in words: "Comment", "Missed call", "E-mail received", ... */
+export function timelineLabel(kind: string, direction: string): string {
+  switch (kind) {
+    case "comment":
+      return "Comment";
+    case "call":
+      return direction === "missed" ? "Missed call" : direction === "outgoing" ? "Outgoing call" : "Incoming call";
+    case "email":
+      return direction === "outgoing" ? "E-mail sent" : "E-mail received";
+    case "chat":
+      return direction === "outgoing" ? "Chat message sent" : "Chat message received";
+    default:
+      return kind === "" ? "Event" : kind;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import {
   QUICK_CREATE,
   ROOT,
   STAGE_KEY,
+  isOpenKind,
   parseStageKind,
   type StageKind,
 } from "./schema";
@@ -66,7 +67,7 @@ export interface Column {
   sums: Map<string, number>;
 }
 
-/** One manager's load. */
+/** One manager's load: their cards in open stages (initial, progress), won and lost apart. */
 export interface Workload {
   responsible: string;
   cards: number;
@@ -198,6 +199,8 @@ export function readBoard(doc: Y.Doc, now: Millis): BoardView {
       sums.set(card.currency, (sums.get(card.currency) ?? 0) + card.amount);
       const state = counters.get(card.id)?.state;
       if (state === "idle") unprocessed.push(card.id);
+      // A manager's load is their open deals: won and lost cards are done.
+      if (!isOpenKind(column.stage.kind)) continue;
       let load = workload.get(card.responsible);
       if (load === undefined) {
         load = { responsible: card.responsible, cards: 0, amounts: new Map(), lit: 0 };

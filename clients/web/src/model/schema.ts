@@ -97,6 +97,11 @@ export type StageKind = "initial" | "progress" | "success" | "failure";
 export const STAGE_KINDS: readonly StageKind[] = ["initial", "progress", "success", "failure"];
 
 /** Reads a stored stage `kind`; `null` for anything else (such a stage is not shown). */
+/** Whether cards of a stage of this kind are open deals (initial, progress), not won or lost. */
+export function isOpenKind(kind: StageKind): boolean {
+  return kind === "initial" || kind === "progress";
+}
+
 export function parseStageKind(raw: string): StageKind | null {
   return (STAGE_KINDS as readonly string[]).includes(raw) ? (raw as StageKind) : null;
 }

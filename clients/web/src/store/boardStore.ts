@@ -27,7 +27,7 @@ import {
 import { readFieldDefs, type FieldDef } from "../model/fieldDefs";
 import { compareBytes } from "../model/order";
 import { counter as computeCounter, type Counter, type Millis } from "../model/rules";
-import { QUICK_CREATE, ROOT } from "../model/schema";
+import { isOpenKind, QUICK_CREATE, ROOT } from "../model/schema";
 import { cardYMap, readServerFields, type CardData } from "../model/serverFields";
 
 /** One card as a column shows it. Same object as long as nothing about it changed. */
@@ -325,6 +325,7 @@ export class BoardStore {
     for (const column of columns) {
       for (const { card, counter } of column.items) {
         if (counter.state === "idle") unprocessed.add(card.id);
+        if (!isOpenKind(column.stage.kind)) continue;
         let load = workload.get(card.responsible);
         if (load === undefined) {
           load = { responsible: card.responsible, cards: 0, amounts: new Map(), lit: 0 };
