@@ -203,7 +203,7 @@ test('the stage editor: no Delete on the success or the last failure stage; card
       await page.keyboard.press('Escape')
       await form.waitFor({ state: 'hidden' })
     }
-    for (const name of ['New', 'Won', 'Lost']) {
+    for (const name of ['New', 'Won']) {
       const form = await editor(name)
       assert.equal(await form.locator('[data-action="delete-stage"]').count(), 0, `${name} offers Delete`)
       await close(form)
@@ -215,15 +215,21 @@ test('the stage editor: no Delete on the success or the last failure stage; card
     assert.deepEqual(offered, ['New', 'Preparing documents', 'In progress'], 'the stages a deleted stage\'s cards may go to')
     await close(form)
 
-    // With a second failure stage, Lost may go, its cards to an open stage or the other failure.
-    await page.locator('[data-action="add-failure-stage"]').click()
-    await eventually('a second failure stage', async () => assert.equal((await snapshot(page)).columns.length, 8), { describe: () => describe(page) })
-    await page.keyboard.press('Escape')
+    // A failure stage with another beside it may go: its cards to an open stage or the other one.
     const lost = await editor('Lost')
     await lost.locator('[data-action="delete-stage"]').click()
     const options = await lost.locator('select[name="cards-to"] option').allInnerTexts()
-    assert.deepEqual(options, ['New', 'Preparing documents', 'Invoice sent', 'In progress', 'New failure reason'])
+    assert.deepEqual(options, ['New', 'Preparing documents', 'Invoice sent', 'In progress', 'Failure analysis'])
     await close(lost)
+
+    // Once Failure analysis is gone, Lost is the last failure stage: no Delete.
+    const analysis = await editor('Failure analysis')
+    await analysis.locator('[data-action="delete-stage"]').click()
+    await analysis.locator('[data-action="confirm-delete-stage"]').click()
+    await eventually('six columns', async () => assert.equal((await snapshot(page)).columns.length, 6), { describe: () => describe(page) })
+    const last = await editor('Lost')
+    assert.equal(await last.locator('[data-action="delete-stage"]').count(), 0, 'the last failure stage offers Delete')
+    await close(last)
   })
 )
 
@@ -306,9 +312,11 @@ test('on a phone: no sideways scroll, a header that fits, one column at a time w
     await page.locator('select[data-stage-switcher]').selectOption(stages.IP)
     l = await layout()
     assert.deepEqual(l.shown, [stages.IP], 'the switcher shows In progress')
-    await page.locator('[data-action="previous-stage"]').click()
-    await page.locator('[data-action="previous-stage"]').click()
-    assert.deepEqual((await layout()).shown, [stages.New], 'two steps back: New')
+    await page.locator('[data-action="next-stage"]').click()
+    assert.deepEqual((await layout()).shown, [yjs.stageId('Won')], 'next after In progress: Won')
+    for (let i = 0; i < 4; i++) await page.locator('[data-action="previous-stage"]').click()
+    assert.deepEqual((await layout()).shown, [stages.New], 'four steps back: New')
+    assert.ok(await page.locator('[data-action="previous-stage"]').isDisabled(), 'no stage before New')
 
     // A card moves to another stage from its panel (no drag across columns on a phone).
     const panel = await openCard(page, deal)
