@@ -313,7 +313,7 @@ async fn timeline_events_are_stored_paged_and_move_the_card() {
     assert!(support::server_field(&client.doc, "card", "timelineAt").is_some());
     // Its activity says it was missed, with the event's text.
     let subjects: Vec<String> = {
-        use yrs::{Map, Transact};
+        use yrs::{Map, ReadTxn, Transact};
         let txn = client.doc.transact();
         let activities = txn.get_map("activities").expect("activities");
         activities
@@ -328,7 +328,9 @@ async fn timeline_events_are_stored_paged_and_move_the_card() {
             .collect()
     };
     assert!(
-        subjects.iter().any(|s| s == "Missed call: +33 1 23 45 67 89"),
+        subjects
+            .iter()
+            .any(|s| s == "Missed call: +33 1 23 45 67 89"),
         "{subjects:?}"
     );
 

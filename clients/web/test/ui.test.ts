@@ -350,6 +350,7 @@ describe("fields", () => {
     createdAt: 0,
     updatedAt: 0,
     fields: new Map([["f-prio", "high"]]),
+    archivedAt: null,
     avatar: "",
     avatarAt: null,
     avatarReason: null,

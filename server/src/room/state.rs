@@ -325,7 +325,9 @@ impl RoomState {
                     .unwrap_or(&event.text);
                 // A missed call says so: its open activity is not just "an incoming call".
                 let subject: String = match (event.direction, given.trim().is_empty()) {
-                    (funnel_protocol::timeline::TimelineDirection::Missed, true) => "Missed call".to_owned(),
+                    (funnel_protocol::timeline::TimelineDirection::Missed, true) => {
+                        "Missed call".to_owned()
+                    }
                     (funnel_protocol::timeline::TimelineDirection::Missed, false) => {
                         format!("Missed call: {}", given.trim())
                     }

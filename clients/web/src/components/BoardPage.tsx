@@ -15,7 +15,7 @@ import { Fragment } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { OrderError } from "../model/order";
 import { entityAsString, isOpenKind, parseEntity } from "../model/schema";
-import { addStage, BoardError, deleteCard, moveStage, restoreCard } from "../model/write";
+import { addStage, archiveCard, BoardError, deleteCard, moveStage, restoreCard } from "../model/write";
 import { BoardStore, type BoardSnapshot, type CardItem, type ColumnData } from "../store/boardStore";
 import { BoardConnection, type ConnectionStatus } from "../store/connection";
 import { MoveWatch, type LostMove } from "../store/moves";
@@ -38,14 +38,19 @@ import { nameFromId, type RosterEntry, type User } from "../ui/users";
 import { Column } from "./Column";
 import { BoardContext, type BoardActions } from "./context";
 import { sentence } from "./forms";
-import { ActivitiesPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
+import { ActivitiesPanel, ArchivedPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
 import { RecoveryBanner, TooLargeChangeBanner } from "./RecoveryBanner";
 import { Identity } from "./UserPicker";
 
 /** How often counters and "time ago" are re-evaluated without any edit. */
 export const TICK_MS = 30_000;
 
-type Panel = { kind: "card"; card: string } | { kind: "activities"; card: string } | { kind: "settings" } | null;
+type Panel =
+  | { kind: "card"; card: string }
+  | { kind: "activities"; card: string }
+  | { kind: "settings" }
+  | { kind: "archived" }
+  | null;
 
 interface Notice {
   id: number;
@@ -232,6 +237,23 @@ export function BoardPage({
         if (moved) watchRef.current?.moved(card);
         return moved;
       },
+      archiveCard: (card, restore = false) => {
+        if (!permissions.editCards) return;
+        const snap = snapshotRef.current;
+        const title = (snap.items.get(card)?.card ?? snap.archived.find((c) => c.id === card))?.title ?? "";
+        const set = (archived: boolean) => write(() => archiveCard(connection.doc, card, archived ? Date.now() : null));
+        if (!set(!restore)) return;
+        if (!restore) setPanel((open) => (open?.kind === "card" && open.card === card ? null : open));
+        announce(`Card ${title} ${restore ? "restored" : "archived"}`);
+        show({
+          message: restore ? `“${title}” is back on the board.` : `“${title}” archived.`,
+          tone: "info",
+          kind: restore ? "card-restored" : "card-archived",
+          undo: () => {
+            if (set(restore)) announce(`Card ${title} ${restore ? "archived" : "restored"}`);
+          },
+        });
+      },
       deleteCard: (card) => {
         if (!permissions.editCards) return;
         const title = snapshotRef.current.items.get(card)?.card.title ?? "";
@@ -302,7 +324,7 @@ export function BoardPage({
   }, [panel, quickCreate, editing]);
 
   // Presence: what this tab views.
-  const viewing = panel !== null && panel.kind !== "settings" ? panel.card : null;
+  const viewing = panel !== null && (panel.kind === "card" || panel.kind === "activities") ? panel.card : null;
   useEffect(() => connection.setViewing(viewing), [connection, viewing]);
 
   // Drag and drop: one monitor for the board.
@@ -495,7 +517,10 @@ export function BoardPage({
   }, [settings.name]);
 
   const shownStage = snapshot.stages.find((st) => st.id === phoneStage)?.id ?? snapshot.stages[0]?.id ?? null;
-  const panelItem = panel !== null && panel.kind !== "settings" ? snapshot.items.get(panel.card) : undefined;
+  const panelItem =
+    panel !== null && (panel.kind === "card" || panel.kind === "activities")
+      ? snapshot.items.get(panel.card)
+      : undefined;
   const lastProgressIndex = snapshot.stages.reduce(
     (last, s, i) => (s.kind === "initial" || s.kind === "progress" ? i : last),
     -1,
@@ -554,6 +579,15 @@ export function BoardPage({
                 onClick={() => setWorkloadOpen((on) => !on)}
               >
                 Workload
+              </button>
+              <button
+                type="button"
+                class="button"
+                data-action="show-archived"
+                aria-expanded={panel?.kind === "archived"}
+                onClick={() => setPanel(panel?.kind === "archived" ? null : { kind: "archived" })}
+              >
+                Archived <span class="badge">{snapshot.archived.length}</span>
               </button>
               {permissions.openSettings && (
                 <button
@@ -700,6 +734,7 @@ export function BoardPage({
           <SettingsPanel snapshot={snapshot} displayed={displayed} />
         )}
         {panel?.kind === "card" && panelItem !== undefined && <CardPanel item={panelItem} snapshot={snapshot} />}
+        {panel?.kind === "archived" && <ArchivedPanel cards={snapshot.archived} stages={snapshot.stages} />}
         {panel?.kind === "activities" && panelItem !== undefined && (
           <ActivitiesPanel item={panelItem} now={snapshot.now} />
         )}

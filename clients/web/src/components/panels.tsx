@@ -5,9 +5,9 @@
 
 import type { ComponentChildren } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import type { Activity, Workload } from "../model/board";
+import type { Activity, Stage, Workload } from "../model/board";
 import { CARD_KEY, MAX_THRESHOLD_MIN } from "../model/schema";
-import { cardYMap } from "../model/serverFields";
+import { cardYMap, type CardData } from "../model/serverFields";
 import type * as Y from "yjs";
 import {
   completeActivity,
@@ -338,15 +338,23 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
       <Timeline boardId={board.boardId} cardId={card.id} now={snapshot.now} />
       {board.can.editCards && (
         <section class="panel-section card-danger" aria-label="Delete">
-          <button
-            type="button"
-            class="button danger-quiet"
-            data-action="delete-card"
-            onClick={() => board.deleteCard(card.id)}
-          >
-            Delete card
-          </button>
-          <p class="hint">Its activities go with it; Undo brings both back for a few seconds.</p>
+          <div class="form-actions">
+            <button type="button" class="button" data-action="archive-card" onClick={() => board.archiveCard(card.id)}>
+              Archive
+            </button>
+            <button
+              type="button"
+              class="button danger-quiet"
+              data-action="delete-card"
+              onClick={() => board.deleteCard(card.id)}
+            >
+              Delete card
+            </button>
+          </div>
+          <p class="hint">
+            Archived, it leaves the board and stays under Archived, restorable. Deleted, its activities go with it; Undo
+            brings both back for a few seconds.
+          </p>
         </section>
       )}
     </Drawer>
@@ -415,6 +423,43 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
         </ul>
       )}
     </section>
+  );
+}
+
+/** The archived cards, most recently archived first, each restorable to where it was. */
+export function ArchivedPanel({ cards, stages }: { cards: readonly CardData[]; stages: readonly Stage[] }) {
+  const board = useBoard();
+  return (
+    <Drawer panel="archived" title="Archived cards" onClose={board.closePanel}>
+      {cards.length === 0 ? (
+        <p class="muted">Nothing archived. Archive a card from its panel to take it off the board.</p>
+      ) : (
+        <ul class="rows">
+          {cards.map((card) => (
+            <li key={card.id} class="archived-row" data-archived-card={card.id}>
+              <span class="activity-main">
+                <span class="activity-subject">{card.title || "(no title)"}</span>
+                <span class="activity-meta">
+                  {stages.find((s) => s.id === card.stage)?.name ?? "Deleted stage"} ·{" "}
+                  {formatMoney(card.amount, card.currency)}
+                  {card.archivedAt !== null && ` · archived ${timeAgo(card.archivedAt, Date.now())}`}
+                </span>
+              </span>
+              {board.can.editCards && (
+                <button
+                  type="button"
+                  class="button small"
+                  data-action="restore-card"
+                  onClick={() => board.archiveCard(card.id, true)}
+                >
+                  Restore
+                </button>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+    </Drawer>
   );
 }
 

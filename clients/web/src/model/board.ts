@@ -55,6 +55,8 @@ export interface Card {
   createdAt: Millis;
   /** When the card last changed (`updatedAt`; missing: `createdAt`). */
   updatedAt: Millis;
+  /** When it was archived (`archivedAt`); null: it is on the board. */
+  archivedAt: Millis | null;
   /** Custom field values by field id. */
   fields: Map<string, Json>;
 }
@@ -182,6 +184,8 @@ export function readBoard(doc: Y.Doc, now: Millis): BoardView {
   rootMap(doc, ROOT.CARDS)?.forEach((value, id) => {
     if (!(value instanceof Y.Map)) return;
     const card = cardFrom(id, value);
+    // An archived card is kept in the document and shown nowhere.
+    if (card.archivedAt !== null) return;
     // A card whose stage is gone (deleted concurrently) counts in the initial stage.
     const column = index.get(card.stage) ?? (columns.length > 0 ? initial : undefined);
     if (column === undefined) return;
@@ -335,6 +339,7 @@ function cardFrom(id: string, map: Y.Map<unknown>): Card {
     email: outStr(map, CARD_KEY.EMAIL) ?? "",
     createdAt,
     updatedAt: outI64(map, CARD_KEY.UPDATED_AT) ?? createdAt,
+    archivedAt: outI64(map, CARD_KEY.ARCHIVED_AT) ?? null,
     fields,
   };
 }

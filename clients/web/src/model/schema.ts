@@ -45,6 +45,8 @@ export const CARD_KEY = {
   CREATED_AT: "createdAt",
   /** When the card last changed, as its writer saw it; missing: `createdAt`. */
   UPDATED_AT: "updatedAt",
+  /** When the card was archived (ms); absent: on the board. Reads leave an archived card out. */
+  ARCHIVED_AT: "archivedAt",
   FIELDS: "fields",
   AVATAR: "avatar",
   AVATAR_AT: "avatarAt",

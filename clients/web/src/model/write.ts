@@ -310,6 +310,15 @@ export function editCard(doc: Y.Doc, id: string, edit: CardEdit): void {
   });
 }
 
+/** Archives a card at `at` (ms), or restores it (`null`): Rust's `archive_card`. */
+export function archiveCard(doc: Y.Doc, id: string, at: Millis | null): void {
+  const card = cardMap(doc, id);
+  doc.transact(() => {
+    if (at === null) card.delete(CARD_KEY.ARCHIVED_AT);
+    else card.set(CARD_KEY.ARCHIVED_AT, at);
+  });
+}
+
 /** What a deleted card held: enough to put it back as it was (`restoreCard`). */
 export interface DeletedCard {
   id: string;
