@@ -103,6 +103,62 @@ test('delete a card from its panel, then Undo: gone everywhere, then back in its
   })
 )
 
+test('archive a card from its panel: off the board and its totals everywhere, listed under Archived, restored in its place', { timeout: TEST_TIMEOUT }, () =>
+  scenario({
+    browser,
+    server,
+    file: FILE,
+    name: 'archive and restore',
+    seed: (yjs) => {
+      const stage = yjs.stageId('In progress')
+      const first = yjs.addCard({ stage, pos: 'a0', title: 'Stays', amount: 100_00 })
+      const shelved = yjs.addCard({ stage, pos: 'a1', title: 'Archived deal', amount: 900_00 })
+      const last = yjs.addCard({ stage, pos: 'a2', title: 'Also stays', amount: 100_00 })
+      yjs.addActivity({ card: shelved, subject: 'Follow up', deadline: Date.now() + 86_400_000 })
+      return { stage, first, shelved, last }
+    }
+  }, async ({ boardId, ann, bob, yjs, seeded: { stage, first, shelved, last } }) => {
+    const panel = await openCard(ann.page, shelved)
+    await panel.locator('[data-action="archive-card"]').click()
+    await eventually('the card off the board in both pages, kept in the document, archived for the API', async () => {
+      for (const session of [ann, bob]) {
+        const s = await snapshot(session.page)
+        assert.deepEqual(placesOf(s, shelved), [], `${session.user}'s page still shows it`)
+        const column = s.columns.find((c) => c.id === stage)
+        assert.equal(column.count, '2')
+        assert.match(await session.page.locator('[data-board-total="open"]').innerText(), /^2 open cards · \$200\.00$/)
+      }
+      assert.equal(typeof yjs.card(shelved)?.archivedAt, 'number')
+      assert.equal(yjs.activities(shelved).length, 1, 'its activity is kept')
+      const list = await api('GET', `/boards/${boardId}/cards`)
+      assert.deepEqual(list.body.cards.map((c) => c.id), [first, last])
+      const shelf = await api('GET', `/boards/${boardId}/cards?archived=true`)
+      assert.deepEqual(shelf.body.cards.map((c) => c.id), [shelved])
+    }, { describe: both(ann, bob) })
+    assert.equal(await ann.page.locator('[data-notice="card-archived"] [data-action="undo"]').count(), 1, 'an Undo is offered')
+
+    // Bob finds it under Archived and restores it: back in its place for both.
+    await bob.page.locator('[data-action="show-archived"]').click()
+    const archived = bob.page.locator('[data-panel="archived"]').first()
+    await archived.locator(`[data-archived-card="${shelved}"] [data-action="restore-card"]`).click()
+    await eventually('the card back in its place in both pages and for the API', async () => {
+      for (const session of [ann, bob]) {
+        const column = (await snapshot(session.page)).columns.find((c) => c.id === stage)
+        assert.deepEqual(column.cards.map((c) => c.id), [first, shelved, last], `${session.user}'s column`)
+      }
+      assert.equal(yjs.card(shelved).archivedAt, undefined)
+      const rest = await api('GET', `/boards/${boardId}/cards/${shelved}`)
+      assert.equal(rest.body.archivedAt, null)
+    }, { describe: both(ann, bob) })
+
+    // Archived through the API, it leaves the open pages too.
+    assert.equal((await api('PATCH', `/boards/${boardId}/cards/${last}`, { archived: true })).status, 200)
+    await eventually('a card archived through the API to leave both pages', async () => {
+      for (const session of [ann, bob]) assert.deepEqual(placesOf(await snapshot(session.page), last), [])
+    }, { describe: both(ann, bob) })
+  })
+)
+
 test('a large board says Live only once every card shows, with a progress bar before', { timeout: TEST_TIMEOUT }, async () => {
   const CARDS = 6000
   const boardId = await createBoard(server, { name: 'e2e large board' })
@@ -362,6 +418,8 @@ test('axe-core finds no critical or serious violation on the home page and on a 
 
     await ann.page.locator('[data-action="toggle-workload"]').click()
     await openCard(ann.page, due)
+    // The panel slides in (0.16 s): check it once it stands still, not half transparent.
+    await ann.page.waitForTimeout(500)
     assert.deepEqual(await seriousViolations(ann.page), [], 'the board with the workload and a card panel open')
   } catch (error) {
     failed = true
