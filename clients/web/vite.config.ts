@@ -6,6 +6,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { defineConfig, type Plugin } from "vite";
+import { VitePWA } from "vite-plugin-pwa";
 
 const server = process.env.FUNNEL_SERVER ?? "http://127.0.0.1:8080";
 
@@ -57,8 +58,36 @@ const proxy = {
   "/healthz": { target: server },
 };
 
+/**
+ * The service worker (Workbox, generated at build time): it precaches the app's files so that a
+ * reload or a new tab opens funnel while offline; the board itself then comes from IndexedDB.
+ * Navigations fall back to the cached index.html, except the server's own paths.
+ */
+const offline = VitePWA({
+  registerType: "autoUpdate",
+  injectRegister: "script-defer",
+  manifest: {
+    name: "funnel",
+    short_name: "funnel",
+    description: "Real-time CRM pipelines",
+    theme_color: "#1f6feb",
+    background_color: "#f5f7fa",
+    display: "standalone",
+    start_url: "/",
+    icons: [],
+  },
+  workbox: {
+    globPatterns: ["**/*.{js,css,html,svg,png,ico,webmanifest}"],
+    navigateFallback: "/index.html",
+    navigateFallbackDenylist: [/^\/api\//, /^\/ws\//, /^\/healthz/, /^\/readyz/, /^\/metrics/],
+    clientsClaim: true,
+    skipWaiting: true,
+    cleanupOutdatedCaches: true,
+  },
+});
+
 export default defineConfig({
-  plugins: process.env.FUNNEL_API_STUB === "1" ? [apiStub()] : [],
+  plugins: process.env.FUNNEL_API_STUB === "1" ? [apiStub(), offline] : [offline],
   oxc: { jsx: { runtime: "automatic", importSource: "preact" } },
   server: { proxy },
   preview: { proxy },

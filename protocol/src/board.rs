@@ -31,9 +31,10 @@ pub use read::{
 pub(crate) use read::{child_map, read_activity, read_card};
 pub use write::{
     ActivityEdit, CardEdit, CardPlace, FIELD_TYPES, NewActivity, NewCard, add_activity, add_stage,
-    complete_activity, create_card, define_field, delete_card, delete_stage, edit_activity,
-    edit_card, move_card, move_card_between, move_stage, recolor_stage, remove_activity,
-    rename_stage, set_counter_threshold, set_display_fields, set_quick_create_fields, touch_card,
+    archive_card, complete_activity, create_card, define_field, delete_card, delete_stage,
+    edit_activity, edit_card, move_card, move_card_between, move_stage, recolor_stage,
+    remove_activity, rename_stage, set_counter_threshold, set_display_fields,
+    set_quick_create_fields, touch_card,
 };
 
 /// Keys of a card map, by the name the board API has always used: [`crate::schema::card`].

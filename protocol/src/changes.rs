@@ -293,6 +293,7 @@ mod tests {
             email: String::new(),
             created_at: 1,
             updated_at: 1,
+            archived_at: None,
             fields: BTreeMap::new(),
         }
     }

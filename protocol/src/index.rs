@@ -213,7 +213,12 @@ impl BoardIndex {
         for card in cards {
             index.refresh_facts(&card);
         }
-        for card in index.cards.values() {
+        // An archived card is kept (reads by id find it) but shown in no column.
+        for card in index
+            .cards
+            .values()
+            .filter(|card| card.archived_at.is_none())
+        {
             index
                 .ordered
                 .entry(card.stage.clone())
@@ -228,6 +233,9 @@ impl BoardIndex {
 
     /// Moves a card within `ordered`: out of where `old` sat, into where `new` goes.
     fn reorder(&mut self, old: Option<&Arc<Card>>, new: Option<&Arc<Card>>) {
+        // Archived cards have no place in a column.
+        let old = old.filter(|card| card.archived_at.is_none());
+        let new = new.filter(|card| card.archived_at.is_none());
         if let Some(old) = old
             && let Some(column) = self.ordered.get_mut(&old.stage)
         {
@@ -414,6 +422,10 @@ impl BoardIndex {
                 *sum = sum.saturating_add(card.amount);
                 if counter.state == CounterState::Idle {
                     unprocessed.push(card.id.clone());
+                }
+                // A manager's load is their open deals: won and lost cards are done.
+                if !stage.kind.is_open() {
+                    continue;
                 }
                 let load = entry_of(&mut loads, &card.responsible);
                 load.cards += 1;

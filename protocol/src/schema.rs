@@ -50,6 +50,10 @@ pub mod card {
     /// When the card was last changed, as its writer saw it (ms): the board API's writes set it;
     /// a card without it reads as changed at `createdAt`.
     pub const UPDATED_AT: &str = "updatedAt";
+    /// When the card was archived (ms); absent (or not a number): not archived. An archived
+    /// card keeps its stage, place and activities, and the board's reads leave it out (no
+    /// column, sum, workload or counter shows it) until it is restored (the key removed).
+    pub const ARCHIVED_AT: &str = "archivedAt";
     pub const FIELDS: &str = "fields";
     /// Written by the server: whose avatar the card shows.
     pub const AVATAR: &str = "avatar";
@@ -216,6 +220,12 @@ impl StageKind {
             "failure" => Ok(StageKind::Failure),
             _ => Err(UnknownStageKind(raw.to_owned())),
         }
+    }
+
+    /// Whether cards in a stage of this kind are open deals (initial or progress), not won or
+    /// lost: the workload and the board's open totals count only those.
+    pub fn is_open(self) -> bool {
+        matches!(self, StageKind::Initial | StageKind::Progress)
     }
 }
 

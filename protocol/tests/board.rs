@@ -384,8 +384,9 @@ fn counters_workload_and_unprocessed_follow_the_activities() {
     );
     assert_eq!(v.unprocessed, std::slice::from_ref(&idle));
     assert_eq!(v.workload.len(), 1);
-    assert_eq!((v.workload[0].cards, v.workload[0].lit), (4, 1));
-    assert_eq!(v.workload[0].amounts.get("USD"), Some(&1000));
+    // The won card is not in anyone's workload: it counts open deals only.
+    assert_eq!((v.workload[0].cards, v.workload[0].lit), (3, 1));
+    assert_eq!(v.workload[0].amounts.get("USD"), Some(&600));
 
     // Threshold 0: the call due in 10 minutes is not lit any more.
     board::set_counter_threshold(&mut doc.transact_mut(), 0).unwrap();

@@ -447,6 +447,11 @@ fn busy_deal_board() -> Scenario {
     let call = add_activity(&doc, &gone, incoming(None));
     board::complete_activity(&mut doc.transact_mut(), &call, true).unwrap();
 
+    // Archived: kept in the document, shown nowhere (no column, sum, workload or counter).
+    let shelved = add_card(&doc, &progress, "archived deal", 77_000, "USD", "ann");
+    add_activity(&doc, &shelved, planned(Some(NOW - HOUR), None));
+    board::archive_card(&mut doc.transact_mut(), &shelved, Some(NOW - DAY)).unwrap();
+
     // Custom fields on one card.
     let status =
         board::define_field(&mut doc.transact_mut(), None, "Status", "enum", &["a", "b"]).unwrap();
@@ -1381,7 +1386,8 @@ fn schema_vectors() -> Value {
             ("AMOUNT", card_key::AMOUNT), ("CURRENCY", card_key::CURRENCY),
             ("RESPONSIBLE", card_key::RESPONSIBLE), ("CLIENT", card_key::CLIENT),
             ("EMAIL", card_key::EMAIL), ("CREATED_AT", card_key::CREATED_AT),
-            ("UPDATED_AT", card_key::UPDATED_AT), ("FIELDS", card_key::FIELDS),
+            ("UPDATED_AT", card_key::UPDATED_AT), ("ARCHIVED_AT", card_key::ARCHIVED_AT),
+            ("FIELDS", card_key::FIELDS),
             ("AVATAR", card_key::AVATAR), ("AVATAR_AT", card_key::AVATAR_AT),
             ("AVATAR_REASON", card_key::AVATAR_REASON), ("COUNTER", card_key::COUNTER),
             ("TIMELINE_AT", card_key::TIMELINE_AT),

@@ -810,6 +810,7 @@ mod tests {
             fields: BTreeMap::new(),
             email: String::new(),
             updated_at: 0,
+            archived_at: None,
         }
     }
 

@@ -41,6 +41,9 @@ pub struct CardJson {
     pub created_at: i64,
     /// When it last changed (ms), as its writer saw it.
     pub updated_at: i64,
+    /// When it was archived (ms); null: it is on the board. An archived card is in no column
+    /// and in no list but `?archived=true`.
+    pub archived_at: Option<i64>,
     /// The server's activity counter: `count`, `lit`, `incoming`, `next`, `state`; null until
     /// the server first wrote it.
     #[schema(value_type = Object)]
@@ -77,6 +80,7 @@ pub fn card_json<T: ReadTxn>(txn: &T, card: &board::Card, shown_in: &str) -> Car
         fields: card.fields.clone(),
         created_at: card.created_at,
         updated_at: card.updated_at,
+        archived_at: card.archived_at,
         counter: server(card_key::COUNTER),
         avatar: server(card_key::AVATAR)
             .as_str()

@@ -278,6 +278,13 @@ pub enum StorageError {
          run a newer funnel, or restore a backup made by this version"
     )]
     NewerSchema { found: usize, known: usize },
+    /// A migration the database records differs from this funnel's migration of that number:
+    /// another build (a branch, a fork) migrated it. Nothing is touched.
+    #[error(
+        "the database's migration {version} is not this funnel's (it was migrated by another \
+         build of funnel); run that build, or restore a backup made by this version"
+    )]
+    ForeignSchema { version: usize },
     #[error("storage is shut down")]
     Closed,
 }
@@ -520,4 +527,15 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Finishes queued writes and stops. Later calls fail with [`StorageError::Closed`].
     async fn close(&self);
+}
+
+/// What a database records of a migration it ran: the SHA-256 of its SQL, in hex. A migration
+/// is never edited once released, so a different checksum means another build migrated the
+/// database ([`StorageError::ForeignSchema`]).
+pub fn migration_checksum(sql: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }

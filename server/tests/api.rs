@@ -311,6 +311,28 @@ async fn timeline_events_are_stored_paged_and_move_the_card() {
         "eve"
     );
     assert!(support::server_field(&client.doc, "card", "timelineAt").is_some());
+    // Its activity says it was missed, with the event's text.
+    let subjects: Vec<String> = {
+        use yrs::{Map, ReadTxn, Transact};
+        let txn = client.doc.transact();
+        let activities = txn.get_map("activities").expect("activities");
+        activities
+            .iter(&txn)
+            .filter_map(|(_, value)| match value {
+                yrs::Out::YMap(a) => match a.get(&txn, "subject") {
+                    Some(yrs::Out::Any(yrs::Any::String(s))) => Some(s.to_string()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s == "Missed call: +33 1 23 45 67 89"),
+        "{subjects:?}"
+    );
 
     // An outgoing e-mail is kept but moves nothing.
     let (status, body) = http(

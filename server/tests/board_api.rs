@@ -270,6 +270,60 @@ async fn cards_are_created_listed_filtered_paged_edited_moved_and_deleted() {
         ["Acme", "Initech"]
     );
 
+    // Archived: out of the board's list and its stage counts, in `?archived=true`, kept whole;
+    // restored, back where it was.
+    let archived = ann
+        .ok(
+            "PATCH",
+            &format!("{cards}/{initech_id}"),
+            Some(json!({"archived": true})),
+            200,
+        )
+        .await;
+    assert!(archived["archivedAt"].as_i64().is_some(), "{archived}");
+    assert_eq!(titles(&ann.ok("GET", &cards, None, 200).await), ["Acme"]);
+    let shelf = ann
+        .ok("GET", &format!("{cards}?archived=true"), None, 200)
+        .await;
+    assert_eq!(titles(&shelf), ["Initech"]);
+    assert_eq!(shelf["cards"][0]["stageId"], new);
+    let stages_path = cards.replace("/cards", "/stages");
+    let counted = ann.ok("GET", &stages_path, None, 200).await;
+    let total: i64 = counted["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["cards"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        total, 1,
+        "stage counts leave the archived card out: {counted}"
+    );
+    let fetched = ann
+        .ok("GET", &format!("{cards}/{initech_id}"), None, 200)
+        .await;
+    assert_eq!(fetched["archivedAt"], archived["archivedAt"]);
+    let restored = ann
+        .ok(
+            "PATCH",
+            &format!("{cards}/{initech_id}"),
+            Some(json!({"archived": false})),
+            200,
+        )
+        .await;
+    assert!(restored["archivedAt"].is_null());
+    assert_eq!(
+        titles(&ann.ok("GET", &cards, None, 200).await),
+        ["Acme", "Initech"]
+    );
+    assert_eq!(
+        titles(
+            &ann.ok("GET", &format!("{cards}?archived=true"), None, 200)
+                .await
+        ),
+        Vec::<&str>::new()
+    );
+
     // Restarted, the board holds what the API wrote.
     server.stop().await;
     let server = start_with_tokens(dir.path()).await;

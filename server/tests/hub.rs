@@ -311,8 +311,10 @@ async fn health_and_readiness() {
 async fn a_silent_peer_is_dropped_and_a_live_one_is_kept() {
     use futures_util::StreamExt;
     let dir = tempfile::tempdir().unwrap();
+    // 250 ms pings: a peer is gone after 750 ms of silence. (At 100 ms, a live client on a
+    // loaded machine could stall past the 300 ms limit and be dropped too.)
     let server = TestServer::start_with(dir.path(), |c| {
-        c.ping_interval = std::time::Duration::from_millis(100)
+        c.ping_interval = std::time::Duration::from_millis(250)
     })
     .await;
     let url = server.url("b");
@@ -321,7 +323,7 @@ async fn a_silent_peer_is_dropped_and_a_live_one_is_kept() {
     let silent = tokio::spawn(raw_silent_peer(server.addr, "/ws/boards/b"));
     let mut live = Client::connect(&url).await;
     // The live client keeps reading, and so answering pings, for well over three intervals.
-    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(800);
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(2000);
     while let Ok(frame) = tokio::time::timeout_at(until, live.ws.next()).await {
         assert!(
             matches!(frame, Some(Ok(Message::Ping(_)))),

@@ -1871,3 +1871,88 @@ async fn a_database_from_a_newer_funnel_is_refused_and_left_as_it_was() {
         "{err}"
     );
 }
+
+/// A database migrated by another build (a branch whose migration 1 differs) is refused with a
+/// clear error and left as it was; a database from before checksums were kept gets them.
+#[tokio::test]
+async fn a_database_migrated_by_another_build_is_refused_and_an_older_one_gets_checksums() {
+    let sqlite = Sqlite::new().await;
+    let b = board("b-foreign");
+    {
+        let storage = sqlite.open().await;
+        assert!(storage.create(&meta(&b), update_with("a")).await.unwrap());
+        storage.close().await;
+    }
+    let path = sqlite
+        .dir
+        .path()
+        .join(funnel_server::storage::sqlite::DB_FILE);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let ours: String = conn
+        .query_row(
+            "SELECT checksum FROM funnel_migrations WHERE version = 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE funnel_migrations SET checksum = 'another' WHERE version = 1",
+        [],
+    )
+    .unwrap();
+    let Err(err) = SqliteStorage::open(sqlite.dir.path()) else {
+        panic!("opened a database another build migrated");
+    };
+    assert!(
+        err.to_string()
+            .contains("migration 1 is not this funnel's (it was migrated by another build"),
+        "{err}"
+    );
+    // From before checksums: none recorded. It opens, gets them, and keeps its board.
+    conn.execute("DELETE FROM funnel_migrations", []).unwrap();
+    drop(conn);
+    let storage = sqlite.open().await;
+    assert!(storage.load(&b).await.unwrap().is_some());
+    storage.close().await;
+    let recorded: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT checksum FROM funnel_migrations WHERE version = 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, ours);
+
+    let pg = TestDatabase::new().await;
+    PostgresStorage::open(&pg.url).await.unwrap().close().await;
+    let admin = connect_postgres(&pg.admin_url).await;
+    let table = format!("{}.funnel_migrations", pg.schema);
+    admin
+        .batch_execute(&format!(
+            "UPDATE {table} SET checksum = 'another' WHERE version = 2"
+        ))
+        .await
+        .unwrap();
+    let Err(err) = PostgresStorage::open(&pg.url).await else {
+        panic!("opened a PostgreSQL schema another build migrated");
+    };
+    assert!(
+        err.to_string().contains("migration 2 is not this funnel's"),
+        "{err}"
+    );
+    admin
+        .batch_execute(&format!("UPDATE {table} SET checksum = NULL"))
+        .await
+        .unwrap();
+    PostgresStorage::open(&pg.url).await.unwrap().close().await;
+    let nulls = admin
+        .query_one(
+            &format!("SELECT count(*) FROM {table} WHERE checksum IS NULL"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(nulls, 0, "the checksums were recorded");
+}

@@ -8,10 +8,11 @@ import assert from 'node:assert/strict'
 import { after, before } from 'node:test'
 import { execFile, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
 import { chromium } from 'playwright-core'
@@ -390,8 +391,13 @@ export const consoleLog = { errors: [], expectedWhileOffline: [], expectedRefusa
  * `expectedErrors` (say, the browser's own line for a request the server refuses with 401, on a
  * page the test opens without a token) go to `consoleLog.expectedRefusals` instead.
  */
-export async function newSession (browser, user, { testName = '', expectedErrors = [] } = {}) {
-  const context = await browser.newContext({ viewport: VIEWPORT, locale: 'en-US', timezoneId: 'UTC' })
+export async function newSession (browser, user, { testName = '', expectedErrors = [], viewport = VIEWPORT, mobile = false } = {}) {
+  const context = await browser.newContext({
+    viewport,
+    locale: 'en-US',
+    timezoneId: 'UTC',
+    ...(mobile ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {})
+  })
   context.setDefaultTimeout(WAIT_MS)
   const page = await context.newPage()
   const session = { user, context, page, networkDown: false }
@@ -427,8 +433,8 @@ export async function newSession (browser, user, { testName = '', expectedErrors
  * One user's session on a board: a page open at `/boards/{boardId}?user={user}` (or, with
  * `token`, `?token={token}`), ready once the board shows its columns and says it is connected.
  */
-export async function openBoard (browser, server, boardId, user, { testName = '', expectColumns = 7, token } = {}) {
-  const session = await newSession(browser, user, { testName })
+export async function openBoard (browser, server, boardId, user, { testName = '', expectColumns = 7, token, viewport, mobile } = {}) {
+  const session = await newSession(browser, user, { testName, viewport, mobile })
   const { page } = session
   const query = token ? `token=${encodeURIComponent(token)}` : `user=${encodeURIComponent(user)}`
   const response = await page.goto(`${server.url}/boards/${encodeURIComponent(boardId)}?${query}`, {
@@ -753,6 +759,27 @@ export async function addActivity (page, cardId, { kind = 'call', subject, msFro
   await form.locator('input[name="responsible"]').fill(responsible)
   await form.locator('button[type="submit"]').first().click()
   return panel
+}
+
+/**
+ * axe-core's check of what the page shows now (the package's own script, injected): the
+ * violations of impact `critical` or `serious`, each as "rule: target (summary)".
+ */
+export async function seriousViolations (page) {
+  const require = createRequire(import.meta.url)
+  const source = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8')
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.addScriptTag({ content: source })
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] })
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary?.split('\n').slice(1, 2).join('').trim()}`)
+    }))
+  })
+  return violations
+    .filter((v) => v.impact === 'critical' || v.impact === 'serious')
+    .flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}): ${n}`))
 }
 
 /** A fresh id for things a test names itself. */

@@ -148,6 +148,60 @@ test('the same card moved to two columns, one move made offline: after reconnect
         assertColumn(s, stages.New, { count: 0, sum: 0 })
       }
     }, { timeout: 15_000, describe: both(ann, bob) })
+
+    // The one whose move lost is told who moved the card where; the winner is told nothing.
+    const won = yjs.card(contested).stage === stages.Won ? { loser: bob, winner: ann, by: /ann/i, to: 'Won' } : { loser: ann, winner: bob, by: /bob/i, to: 'Lost' }
+    await eventually(`${won.loser.user}'s page to say the move lost to ${won.winner.user}'s`, async () => {
+      const notice = won.loser.page.locator('[data-notice="move-lost"]').first()
+      const text = await notice.innerText()
+      assert.match(text, won.by)
+      assert.match(text, new RegExp(`Contested deal.* to ${won.to} meanwhile`))
+    }, { describe: both(ann, bob) })
+    assert.equal(await won.winner.page.locator('[data-notice="move-lost"]').count(), 0, `${won.winner.user} won and is told nothing`)
+  })
+)
+
+test('offline, the app opens from a reload and from a new tab (service worker), with the board from this browser', { timeout: TEST_TIMEOUT }, () =>
+  scenario({
+    browser,
+    server,
+    file: FILE,
+    name: 'offline reload',
+    users: ['ann'],
+    seed: (yjs) => ({ kept: yjs.addCard({ stage: yjs.stageId('In progress'), title: 'Kept in this browser', amount: 50_00 }) })
+  }, async ({ boardId, ann, seeded: { kept } }) => {
+    // The service worker controls the page once it is installed (clientsClaim).
+    await waitFor(() => ann.page.evaluate(() => navigator.serviceWorker?.controller !== null && navigator.serviceWorker?.controller !== undefined), {
+      timeout: 15_000,
+      message: 'a service worker to control the page'
+    })
+    await ann.setOffline(true)
+    await ann.page.reload({ waitUntil: 'domcontentloaded' })
+    await eventually('the reloaded page, offline, to show the board and the card from this browser', async () => {
+      const s = await snapshot(ann.page)
+      assert.equal(s.connection, 'offline')
+      assert.equal(s.columns.length, 7)
+      assert.deepEqual(placesOf(s, kept).map((p) => p.name), ['In progress'])
+    }, { timeout: 15_000, describe: () => describe(ann.page) })
+    assert.match(await ann.page.locator('[data-connection]').getAttribute('title'), /changes are kept in this browser/)
+
+    const tab = await ann.context.newPage()
+    tab.on('pageerror', (error) => consoleLog.errors.push(`[offline reload] new tab: uncaught ${error.message}`))
+    await tab.goto(`${server.url}/boards/${boardId}?user=ann`, { waitUntil: 'domcontentloaded' })
+    await eventually('a new tab, offline, to show the board too', async () => {
+      const s = await snapshot(tab)
+      assert.equal(s.connection, 'offline')
+      assert.deepEqual(placesOf(s, kept).map((p) => p.name), ['In progress'])
+    }, { timeout: 15_000, describe: () => describe(tab) })
+
+    // An edit made offline in the reloaded page reaches the server once back online.
+    await ann.setOffline(false)
+    await eventually('the page to be live again', async () => assert.equal((await snapshot(ann.page)).connection, 'connected'), {
+      timeout: 15_000,
+      describe: () => describe(ann.page)
+    })
+    ann.backOnline()
+    await tab.close()
   })
 )
 

@@ -350,6 +350,7 @@ describe("fields", () => {
     createdAt: 0,
     updatedAt: 0,
     fields: new Map([["f-prio", "high"]]),
+    archivedAt: null,
     avatar: "",
     avatarAt: null,
     avatarReason: null,
@@ -479,11 +480,13 @@ describe("routes, entities, virtualisation, connection", () => {
   });
 
   test("connection state and socket URL", () => {
-    expect(connectionState(true, true, false)).toBe("connected");
-    expect(connectionState(true, false, false)).toBe("connecting");
-    expect(connectionState(false, true, false)).toBe("offline");
-    expect(connectionState(true, false, true)).toBe("refused");
-    expect(connectionState(false, false, true)).toBe("refused");
+    expect(connectionState(true, true, false, true)).toBe("connected");
+    // Open but not yet synced: a large board still arriving is not "Live".
+    expect(connectionState(true, true, false, false)).toBe("loading");
+    expect(connectionState(true, false, false, false)).toBe("connecting");
+    expect(connectionState(false, true, false, true)).toBe("offline");
+    expect(connectionState(true, false, true, false)).toBe("refused");
+    expect(connectionState(false, false, true, true)).toBe("refused");
     expect(boardSocketBase({ protocol: "https:", host: "crm.example:8443" })).toBe("wss://crm.example:8443/ws/boards");
     expect(boardSocketBase({ protocol: "http:", host: "127.0.0.1:8080" })).toBe("ws://127.0.0.1:8080/ws/boards");
   });

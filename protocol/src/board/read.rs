@@ -37,6 +37,8 @@ pub struct Card {
     pub created_at: Millis,
     /// When the card last changed (its `updatedAt`; missing: `created_at`).
     pub updated_at: Millis,
+    /// When it was archived (its `archivedAt`); `None`: it is on the board.
+    pub archived_at: Option<Millis>,
     /// Custom field values, as JSON.
     pub fields: BTreeMap<String, serde_json::Value>,
 }
@@ -51,7 +53,8 @@ pub struct Column {
     pub sums: BTreeMap<String, i64>,
 }
 
-/// One manager's load.
+/// One manager's load: their cards in open stages (initial and progress); won and lost cards
+/// are not counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workload {
     pub responsible: String,
@@ -75,7 +78,7 @@ pub struct Settings {
 pub struct BoardView {
     pub settings: Settings,
     pub columns: Vec<Column>,
-    /// Per responsible, sorted by responsible id.
+    /// Per responsible (open cards only), sorted by responsible id.
     pub workload: Vec<Workload>,
     /// Ids of the cards whose counter is `idle` (nothing planned, not in a final stage), in
     /// board order.
@@ -176,6 +179,7 @@ pub(crate) fn read_card<T: ReadTxn>(txn: &T, id: &str, map: &MapRef) -> Card {
         email: out_str(map, txn, schema::card::EMAIL).unwrap_or_default(),
         created_at,
         updated_at: out_i64(map, txn, schema::card::UPDATED_AT).unwrap_or(created_at),
+        archived_at: out_i64(map, txn, schema::card::ARCHIVED_AT),
         fields,
     }
 }

@@ -470,6 +470,25 @@ pub fn touch_card(txn: &mut TransactionMut, id: &str, now: Millis) -> Result<(),
     Ok(())
 }
 
+/// Archives card `id` at `at` (ms), or restores it (`None`): an archived card keeps everything
+/// it holds and leaves the board's columns; restored, it is back where it was.
+pub fn archive_card(
+    txn: &mut TransactionMut,
+    id: &str,
+    at: Option<Millis>,
+) -> Result<(), BoardError> {
+    let card = card_map(txn, id)?;
+    match at {
+        Some(at) => {
+            card.insert(txn, schema::card::ARCHIVED_AT, Any::from(at));
+        }
+        None => {
+            card.remove(txn, schema::card::ARCHIVED_AT);
+        }
+    }
+    Ok(())
+}
+
 /// Deletes a card and its activities.
 pub fn delete_card(txn: &mut TransactionMut, id: &str) -> Result<(), BoardError> {
     card_map(txn, id)?;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
-use yrs::{Any, ReadTxn, Transaction, TransactionMut};
+use yrs::{Any, Map, ReadTxn, Transaction, TransactionMut};
 
 /// The default and largest page of cards.
 pub const DEFAULT_CARDS_PAGE: usize = 100;
@@ -68,6 +68,9 @@ pub struct CardPatch {
     pub before: Option<String>,
     /// Place it right after this card of the target stage.
     pub after: Option<String>,
+    /// `true` archives the card (it leaves the board's columns, keeping its stage, place and
+    /// activities); `false` restores it where it was.
+    pub archived: Option<bool>,
 }
 
 /// Filters and paging of the card list.
@@ -80,6 +83,8 @@ pub struct CardQuery {
     pub updated_since: Option<i64>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
+    /// `true`: the archived cards instead (most recently archived first).
+    pub archived: Option<bool>,
 }
 
 /// One card as JSON, in the column it is shown in.
@@ -133,7 +138,8 @@ fn named_stage(txn: &TransactionMut<'_>, id: &str) -> Result<(), ApiWriteError> 
         ("q" = Option<String>, Query, description = "text in the title, client or e-mail (case-insensitive)"),
         ("updatedSince" = Option<i64>, Query, description = "only cards whose updatedAt is at least this (ms)"),
         ("limit" = Option<usize>, Query, description = "cards per page, 1 to 500 (default 100)"),
-        ("cursor" = Option<String>, Query, description = "the previous page's `next`")
+        ("cursor" = Option<String>, Query, description = "the previous page's `next`"),
+        ("archived" = Option<bool>, Query, description = "true: the archived cards (most recently archived first) instead of the board's")
     ),
     responses(
         (status = 200, body = CardList),
@@ -164,12 +170,23 @@ pub async fn list_cards(
             Box::new(move |txn, _| {
                 let view = BoardView::read(txn, now_ms());
                 let needle = query.q.as_deref().map(str::to_lowercase);
-                let all = view.columns.iter().flat_map(|column| {
-                    column
-                        .cards
-                        .iter()
-                        .map(move |card| (column.stage.id.as_str(), card))
-                });
+                let archived = if query.archived == Some(true) {
+                    archived_cards(txn, &view)
+                } else {
+                    Vec::new()
+                };
+                let shown: Box<dyn Iterator<Item = (&str, &board::Card)>> =
+                    if query.archived == Some(true) {
+                        Box::new(archived.iter().map(|(stage, card)| (stage.as_str(), card)))
+                    } else {
+                        Box::new(view.columns.iter().flat_map(|column| {
+                            column
+                                .cards
+                                .iter()
+                                .map(move |card| (column.stage.id.as_str(), card.as_ref()))
+                        }))
+                    };
+                let all = shown;
                 let mut matching = all.filter(|(stage, card)| {
                     query.stage_id.as_deref().is_none_or(|s| s == *stage)
                         && query
@@ -403,6 +420,13 @@ pub async fn patch_card(
                     patch.stage_id.is_some() || patch.before.is_some() || patch.after.is_some();
                 // Check every edit before the move writes anything.
                 board::edit_card(txn, &card_id, edit)?;
+                match patch.archived {
+                    Some(true) if current.archived_at.is_none() => {
+                        board::archive_card(txn, &card_id, Some(now_ms()))?;
+                    }
+                    Some(false) => board::archive_card(txn, &card_id, None)?,
+                    _ => {}
+                }
                 if moves {
                     let stage = patch.stage_id.unwrap_or_else(|| {
                         let stages = board::stages(txn);
@@ -438,6 +462,29 @@ pub async fn patch_card(
         )
         .await?;
     Ok(Json(card))
+}
+
+/// The archived cards, most recently archived first, each with the stage it would show in.
+fn archived_cards<T: ReadTxn>(txn: &T, view: &BoardView) -> Vec<(String, board::Card)> {
+    let initial = view.columns.first().map(|c| c.stage.id.clone());
+    let Some(cards) = txn.get_map(funnel_protocol::schema::root::CARDS) else {
+        return Vec::new();
+    };
+    let mut list: Vec<(String, board::Card)> = cards
+        .keys(txn)
+        .filter_map(|id| board::card(txn, id))
+        .filter(|card| card.archived_at.is_some())
+        .map(|card| {
+            let shown = if view.columns.iter().any(|c| c.stage.id == card.stage) {
+                card.stage.clone()
+            } else {
+                initial.clone().unwrap_or_else(|| card.stage.clone())
+            };
+            (shown, card)
+        })
+        .collect();
+    list.sort_by(|(_, a), (_, b)| b.archived_at.cmp(&a.archived_at).then(a.id.cmp(&b.id)));
+    list
 }
 
 /// The ids of the cards shown in `stage`, in order, without `except`.

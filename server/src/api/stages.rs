@@ -301,9 +301,12 @@ pub async fn delete_stage(
                         target
                     }
                     None if stage.cards > 0 && stage.kind != "initial" => {
+                        let cards = match stage.cards {
+                            1 => "1 card".to_owned(),
+                            n => format!("{n} cards"),
+                        };
                         return Err(ApiWriteError::Conflict(format!(
-                            "the stage holds {} cards: pass ?moveCardsTo=<stageId>",
-                            stage.cards
+                            "the stage holds {cards}: pass ?moveCardsTo=<stageId>"
                         )));
                     }
                     // No card moves: any other stage will do as the target.

@@ -338,12 +338,22 @@ impl RoomState {
                 yrs::Map::insert(&card, &mut txn, card_key::TIMELINE_AT, event.at);
             }
             if incoming {
-                let subject: String = subject
+                let given = subject
                     .filter(|s| !s.trim().is_empty())
-                    .unwrap_or(&event.text)
-                    .chars()
-                    .take(200)
-                    .collect();
+                    .unwrap_or(&event.text);
+                // A missed call says so: its open activity is not just "an incoming call".
+                let subject: String = match (event.direction, given.trim().is_empty()) {
+                    (funnel_protocol::timeline::TimelineDirection::Missed, true) => {
+                        "Missed call".to_owned()
+                    }
+                    (funnel_protocol::timeline::TimelineDirection::Missed, false) => {
+                        format!("Missed call: {}", given.trim())
+                    }
+                    _ => given.to_owned(),
+                }
+                .chars()
+                .take(200)
+                .collect();
                 let activity = NewActivity {
                     card: event.card.clone(),
                     kind: event.kind.as_str().to_owned(),

@@ -34,7 +34,8 @@ pub struct Upkeep {
     /// Timeline events not yet applied to their card's avatar.
     events: HashMap<String, Vec<AvatarEvent>>,
     /// Before the first run every card is checked (after a load, a restart, an unload across a
-    /// reminder).
+    /// reminder). Set at the end of that run: during it, a reminder older than the card's stored
+    /// avatar is taken as having fired before the load, and moves nothing.
     checked_all: bool,
 }
 
@@ -84,7 +85,6 @@ impl Upkeep {
             if !self.checked_all || changes.all {
                 // The threshold or a stage kind changes every card's counter; so does a load.
                 touched = self.all_cards(&txn);
-                self.checked_all = true;
             }
             touched.extend(self.events.keys().cloned());
             while let Some((at, card)) = self.due.first().cloned() {
@@ -102,6 +102,8 @@ impl Upkeep {
                 .filter_map(|card| self.wanted(&txn, index, &card, now))
                 .collect::<Vec<Wanted>>()
         };
+        // Only now: `wanted` tells the first run (a load) from the later ones by this flag.
+        self.checked_all = true;
         if wanted.is_empty() {
             return None;
         }
@@ -311,6 +313,25 @@ mod tests {
             }
         }
 
+        /// The board as a new process loads it from storage, with a fresh upkeep.
+        fn reloaded(self) -> Self {
+            let update = {
+                let txn = self.doc.transact();
+                txn.encode_state_as_update_v1(&yrs::StateVector::default())
+            };
+            let doc = Doc::new();
+            doc.transact_mut()
+                .apply_update(wire::decode_update_v1(&update).unwrap())
+                .unwrap();
+            let mut model = BoardModel::attach(&doc);
+            Self {
+                upkeep: Upkeep::new(&mut model),
+                model,
+                doc,
+                card: self.card,
+            }
+        }
+
         fn run(&mut self, now: Millis) -> bool {
             self.upkeep.run(&self.doc, &mut self.model, now).is_some()
         }
@@ -467,28 +488,39 @@ mod tests {
     }
 
     #[test]
+    fn an_old_reminder_does_not_take_the_avatar_back_from_a_later_comment_after_a_reload() {
+        let mut b = Board::new();
+        b.run(T0);
+        // Added while the board is open, with its reminder time already past: it fires now.
+        b.add_activity(10, Direction::Outgoing, "bob");
+        b.run(T0);
+        assert_eq!(b.avatar(), ("bob".into(), T0, "reminder".into()));
+        let card = b.card.clone();
+        b.upkeep.note_event(
+            &card,
+            AvatarEvent {
+                at: T0 + 4000,
+                user: "dora".into(),
+                reason: AvatarReason::Comment,
+            },
+        );
+        b.run(T0 + 4000);
+        assert_eq!(b.avatar(), ("dora".into(), T0 + 4000, "comment".into()));
+        // The board unloads and is opened again: a fresh upkeep must not fire the old reminder
+        // again (it did: the load's flag was set before the cards were read).
+        let mut b = b.reloaded();
+        assert!(!b.run(T0 + 10_000), "nothing is rewritten at the load");
+        assert_eq!(b.avatar(), ("dora".into(), T0 + 4000, "comment".into()));
+    }
+
+    #[test]
     fn a_fresh_upkeep_corrects_what_was_stale_after_a_restart() {
         let mut b = Board::new();
         b.add_activity(60, Direction::Outgoing, "bob");
         b.run(T0);
         assert_eq!(b.state(), "planned");
         // The server stops; two hours later it loads the board again.
-        let update = {
-            let txn = b.doc.transact();
-            txn.encode_state_as_update_v1(&yrs::StateVector::default())
-        };
-        let reloaded = Doc::new();
-        reloaded
-            .transact_mut()
-            .apply_update(wire::decode_update_v1(&update).unwrap())
-            .unwrap();
-        let mut model = BoardModel::attach(&reloaded);
-        let mut b = Board {
-            upkeep: Upkeep::new(&mut model),
-            model,
-            doc: reloaded,
-            card: b.card,
-        };
+        let mut b = b.reloaded();
         assert!(b.run(T0 + 120 * MINUTE_MS));
         assert_eq!(b.state(), "due");
         assert_eq!(

@@ -10,7 +10,7 @@ mod webhooks;
 use super::{
     Appended, BoardMeta, InboundMail, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim,
     KeyRequest, MAIL_IN_FLIGHT_MS, MAX_CHANGES_PAGE, MailClaim, Seq, Storage, StorageError,
-    StoredBoard, StoredChange, TimelineEvent,
+    StoredBoard, StoredChange, TimelineEvent, migration_checksum,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::feed::{ChangeEvent, ChangeFilter, NewChange};
@@ -376,12 +376,58 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
             known: MIGRATIONS.len(),
         });
     }
+    check_migrations(conn, done)?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         let txn = conn.transaction()?;
         txn.execute_batch(sql)?;
+        txn.execute(
+            "INSERT OR REPLACE INTO funnel_migrations (version, checksum) VALUES (?1, ?2)",
+            params![index as i64 + 1, migration_checksum(sql)],
+        )?;
         txn.pragma_update(None, "user_version", index as i64 + 1)?;
         txn.commit()?;
     }
+    Ok(())
+}
+
+/// Compares the checksums the database records of its first `done` migrations with this
+/// build's, refusing a database another build migrated. A database from before checksums were
+/// kept gets them recorded (it ran these migrations: nothing else wrote `user_version`).
+fn check_migrations(conn: &mut Connection, done: usize) -> Result<(), StorageError> {
+    let txn = conn.transaction()?;
+    txn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS funnel_migrations (
+             version  INTEGER PRIMARY KEY,
+             checksum TEXT    NOT NULL
+         )",
+    )?;
+    let recorded: HashMap<usize, String> = txn
+        .prepare("SELECT version, checksum FROM funnel_migrations")?
+        .query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })?
+        .filter_map(|row| match row {
+            Ok((version, checksum)) => Some(Ok((usize::try_from(version).ok()?, checksum))),
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(done) {
+        let version = index + 1;
+        let checksum = migration_checksum(sql);
+        match recorded.get(&version) {
+            Some(theirs) if *theirs != checksum => {
+                return Err(StorageError::ForeignSchema { version });
+            }
+            Some(_) => {}
+            None => {
+                txn.execute(
+                    "INSERT INTO funnel_migrations (version, checksum) VALUES (?1, ?2)",
+                    params![version as i64, checksum],
+                )?;
+            }
+        }
+    }
+    txn.commit()?;
     Ok(())
 }
 

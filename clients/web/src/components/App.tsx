@@ -73,6 +73,11 @@ export function App({ token }: { token: string | null }) {
     const off = onUnauthorized((error) =>
       setSession({ kind: "signedOut", refusal: refusalOf(401, error.message, token !== null) }),
     );
+    // Offline (the app opened from the service worker's cache): no request that cannot go out.
+    if (!navigator.onLine) {
+      setSession(fallbackSession(token));
+      return off;
+    }
     const abort = new AbortController();
     const timer = window.setTimeout(() => abort.abort(), ME_TIMEOUT_MS);
     fetchMe(abort.signal)

@@ -14,10 +14,11 @@ import { extractClosestEdge } from "@atlaskit/pragmatic-drag-and-drop-hitbox/clo
 import { Fragment } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { OrderError } from "../model/order";
-import { entityAsString, parseEntity } from "../model/schema";
-import { addStage, BoardError, moveStage } from "../model/write";
+import { entityAsString, isOpenKind, parseEntity } from "../model/schema";
+import { addStage, archiveCard, BoardError, deleteCard, moveStage, restoreCard } from "../model/write";
 import { BoardStore, type BoardSnapshot, type CardItem, type ColumnData } from "../store/boardStore";
 import { BoardConnection, type ConnectionStatus } from "../store/connection";
+import { MoveWatch, type LostMove } from "../store/moves";
 import { CLOSE, freezesBoard, refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
 import { entityTitle } from "../ui/entities";
 import { allFields, displayFieldsOf, quickCreateFieldsOf } from "../ui/fields";
@@ -37,19 +38,46 @@ import { nameFromId, type RosterEntry, type User } from "../ui/users";
 import { Column } from "./Column";
 import { BoardContext, type BoardActions } from "./context";
 import { sentence } from "./forms";
-import { ActivitiesPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
+import { ActivitiesPanel, ArchivedPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
 import { RecoveryBanner, TooLargeChangeBanner } from "./RecoveryBanner";
 import { Identity } from "./UserPicker";
 
 /** How often counters and "time ago" are re-evaluated without any edit. */
 export const TICK_MS = 30_000;
 
-type Panel = { kind: "card"; card: string } | { kind: "activities"; card: string } | { kind: "settings" } | null;
+type Panel =
+  | { kind: "card"; card: string }
+  | { kind: "activities"; card: string }
+  | { kind: "settings" }
+  | { kind: "archived" }
+  | null;
 
 interface Notice {
   id: number;
   message: string;
   tone: "error" | "info";
+  /** What the notice is about (`data-notice`), for the end-to-end tests and the styles. */
+  kind: string;
+  /** An undo offered with the notice: it restores exactly what the action changed. */
+  undo?: () => void;
+}
+
+/** How long a notice stays, and so how long an undo is offered. */
+export const NOTICE_MS = 8000;
+
+/** Narrower than this, the board shows one column at a time with a stage switcher. */
+const PHONE_QUERY = "(max-width: 720px)";
+
+function useMedia(query: string): boolean {
+  const [matches, setMatches] = useState(() => window.matchMedia(query).matches);
+  useEffect(() => {
+    const list = window.matchMedia(query);
+    const onChange = () => setMatches(list.matches);
+    onChange();
+    list.addEventListener("change", onChange);
+    return () => list.removeEventListener("change", onChange);
+  }, [query]);
+  return matches;
 }
 
 const STAGE_PALETTE = ["#39a8ef", "#2fc6f6", "#55d0e0", "#47e4c2", "#a58cf5", "#f5a623", "#f06595", "#7c8bff"];
@@ -97,6 +125,8 @@ export function BoardPage({
   const [unprocessedOnly, setUnprocessedOnly] = useState(false);
   const [notices, setNotices] = useState<Notice[]>([]);
   const [announcement, setAnnouncement] = useState("");
+  const phone = useMedia(PHONE_QUERY);
+  const [phoneStage, setPhoneStage] = useState<string | null>(null);
 
   useEffect(() => {
     setSnapshot(store.current);
@@ -143,12 +173,17 @@ export function BoardPage({
   const focusRef = useRef<string | null>(null);
   const noticeId = useRef(0);
 
+  const watchRef = useRef<MoveWatch | null>(null);
+
   const actions = useMemo<BoardActions>(() => {
-    const notify = (message: string, tone: "error" | "info" = "error") => {
+    const show = (notice: Omit<Notice, "id">) => {
       const id = ++noticeId.current;
-      setNotices((list) => [...list.slice(-2), { id, message: sentence(message), tone }]);
-      window.setTimeout(() => setNotices((list) => list.filter((n) => n.id !== id)), 6000);
+      setNotices((list) => [...list.slice(-2), { ...notice, id }]);
+      window.setTimeout(() => setNotices((list) => list.filter((n) => n.id !== id)), NOTICE_MS);
     };
+    const notify = (message: string, tone: "error" | "info" = "error") =>
+      show({ message: sentence(message), tone, kind: tone });
+    const announce = (message: string) => setAnnouncement(message);
     const write = (what: () => void) => {
       try {
         what();
@@ -186,7 +221,7 @@ export function BoardPage({
       },
       write,
       notify,
-      announce: (message) => setAnnouncement(message),
+      announce,
       moveCard: (card, target: Target) => {
         if (!permissions.moveCards) return false;
         const snap = snapshotRef.current;
@@ -199,7 +234,42 @@ export function BoardPage({
         write(() => {
           moved = moveCardTo(connection.doc, keyed, card, from.stage.id, placement);
         });
+        if (moved) watchRef.current?.moved(card);
         return moved;
+      },
+      archiveCard: (card, restore = false) => {
+        if (!permissions.editCards) return;
+        const snap = snapshotRef.current;
+        const title = (snap.items.get(card)?.card ?? snap.archived.find((c) => c.id === card))?.title ?? "";
+        const set = (archived: boolean) => write(() => archiveCard(connection.doc, card, archived ? Date.now() : null));
+        if (!set(!restore)) return;
+        if (!restore) setPanel((open) => (open?.kind === "card" && open.card === card ? null : open));
+        announce(`Card ${title} ${restore ? "restored" : "archived"}`);
+        show({
+          message: restore ? `“${title}” is back on the board.` : `“${title}” archived.`,
+          tone: "info",
+          kind: restore ? "card-restored" : "card-archived",
+          undo: () => {
+            if (set(restore)) announce(`Card ${title} ${restore ? "archived" : "restored"}`);
+          },
+        });
+      },
+      deleteCard: (card) => {
+        if (!permissions.editCards) return;
+        const title = snapshotRef.current.items.get(card)?.card.title ?? "";
+        let kept: ReturnType<typeof deleteCard> | null = null;
+        if (!write(() => (kept = deleteCard(connection.doc, card))) || kept === null) return;
+        const deleted = kept;
+        setPanel(null);
+        announce(`Card ${title} deleted`);
+        show({
+          message: `“${title}” deleted.`,
+          tone: "info",
+          kind: "card-deleted",
+          undo: () => {
+            if (write(() => restoreCard(connection.doc, deleted))) announce(`Card ${title} restored`);
+          },
+        });
       },
       requestFocus: (card) => {
         focusRef.current = card;
@@ -212,6 +282,32 @@ export function BoardPage({
       pendingFocus: () => focusRef.current,
     };
   }, [connection, boardId, permissions]);
+
+  // A move of this tab that lost to someone else's concurrent move says so.
+  useEffect(() => {
+    const watch = new MoveWatch(connection.doc, (lost: LostMove) => {
+      // The winner's tab is known by its awareness (its Yjs client id); it may arrive just after.
+      window.setTimeout(() => {
+        const state = connection.provider.awareness.getStates().get(lost.by) as
+          { user?: { name?: unknown } } | undefined;
+        const who = typeof state?.user?.name === "string" && state.user.name !== "" ? state.user.name : "Someone";
+        const snap = snapshotRef.current;
+        const title = snap.items.get(lost.card)?.card.title ?? "The card";
+        const stage = snap.stages.find((st) => st.id === lost.theirs)?.name ?? "another stage";
+        const id = ++noticeId.current;
+        setNotices((list) => [
+          ...list.slice(-2),
+          { id, message: `${who} moved “${title}” to ${stage} meanwhile.`, tone: "info", kind: "move-lost" },
+        ]);
+        window.setTimeout(() => setNotices((list) => list.filter((n) => n.id !== id)), NOTICE_MS);
+      }, 400);
+    });
+    watchRef.current = watch;
+    return () => {
+      watch.destroy();
+      watchRef.current = null;
+    };
+  }, [connection]);
 
   // Escape closes what is open, innermost first (forms stop the key themselves).
   useEffect(() => {
@@ -228,7 +324,7 @@ export function BoardPage({
   }, [panel, quickCreate, editing]);
 
   // Presence: what this tab views.
-  const viewing = panel !== null && panel.kind !== "settings" ? panel.card : null;
+  const viewing = panel !== null && (panel.kind === "card" || panel.kind === "activities") ? panel.card : null;
   useEffect(() => connection.setViewing(viewing), [connection, viewing]);
 
   // Drag and drop: one monitor for the board.
@@ -363,6 +459,7 @@ export function BoardPage({
       }
       actions.requestFocus(card);
       if (actions.moveCard(card, target)) {
+        if (phone) setPhoneStage(target.stage);
         const name = snapshot.stages.find((s) => s.id === target.stage)?.name ?? "";
         actions.announce(
           `Card moved ${direction === "up" || direction === "down" ? direction : "to"} ${direction === "up" || direction === "down" ? `in ${name}` : name}`,
@@ -412,18 +509,18 @@ export function BoardPage({
 
   const settings = snapshot.settings;
   const entity = parseEntity(settings.entity);
-  const totalCards = snapshot.columns.reduce((n, c) => n + c.items.length, 0);
-  const totals = useMemo(() => {
-    const sums = new Map<string, number>();
-    for (const column of snapshot.columns) for (const [cur, v] of column.sums) sums.set(cur, (sums.get(cur) ?? 0) + v);
-    return new Map([...sums].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  }, [snapshot.columns]);
+  // The board's totals: open deals (initial and progress stages), won and lost apart.
+  const totals = useMemo(() => boardTotals(snapshot.columns), [snapshot.columns]);
 
   useEffect(() => {
     document.title = settings.name ? `${settings.name} · funnel` : "Board · funnel";
   }, [settings.name]);
 
-  const panelItem = panel !== null && panel.kind !== "settings" ? snapshot.items.get(panel.card) : undefined;
+  const shownStage = snapshot.stages.find((st) => st.id === phoneStage)?.id ?? snapshot.stages[0]?.id ?? null;
+  const panelItem =
+    panel !== null && (panel.kind === "card" || panel.kind === "activities")
+      ? snapshot.items.get(panel.card)
+      : undefined;
   const lastProgressIndex = snapshot.stages.reduce(
     (last, s, i) => (s.kind === "initial" || s.kind === "progress" ? i : last),
     -1,
@@ -461,72 +558,113 @@ export function BoardPage({
           <Identity account={account} user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
         </header>
 
-        {!(refusal !== null && snapshot.stages.length === 0) && (
-          <div class="toolbar" role="toolbar" aria-label="Board tools">
-            <button
-              type="button"
-              class="button toggle"
-              data-action="filter-unprocessed"
-              aria-pressed={unprocessedOnly}
-              onClick={() => setUnprocessedOnly((on) => !on)}
-            >
-              Unprocessed <span class="badge">{snapshot.unprocessed.size}</span>
-            </button>
-            <button
-              type="button"
-              class="button toggle"
-              data-action="toggle-workload"
-              aria-pressed={workloadOpen}
-              aria-expanded={workloadOpen}
-              onClick={() => setWorkloadOpen((on) => !on)}
-            >
-              Workload
-            </button>
-            {permissions.openSettings && (
+        <section class="board-tools" aria-label="Board tools">
+          {!(refusal !== null && snapshot.stages.length === 0) && (
+            <div class="toolbar" role="toolbar" aria-label="Board tools">
+              <button
+                type="button"
+                class="button toggle"
+                data-action="filter-unprocessed"
+                aria-pressed={unprocessedOnly}
+                onClick={() => setUnprocessedOnly((on) => !on)}
+              >
+                Unprocessed <span class="badge">{snapshot.unprocessed.size}</span>
+              </button>
+              <button
+                type="button"
+                class="button toggle"
+                data-action="toggle-workload"
+                aria-pressed={workloadOpen}
+                aria-expanded={workloadOpen}
+                onClick={() => setWorkloadOpen((on) => !on)}
+              >
+                Workload
+              </button>
               <button
                 type="button"
                 class="button"
-                data-action="open-settings"
-                onClick={() => setPanel({ kind: "settings" })}
+                data-action="show-archived"
+                aria-expanded={panel?.kind === "archived"}
+                onClick={() => setPanel(panel?.kind === "archived" ? null : { kind: "archived" })}
               >
-                Settings
+                Archived <span class="badge">{snapshot.archived.length}</span>
               </button>
-            )}
-            {!permissions.moveCards && <span class="read-only-badge">Read only</span>}
-            <span class="toolbar-totals">
-              {plural(totalCards, "card")} · {formatSums(totals, settings.currency)}
-            </span>
+              {permissions.openSettings && (
+                <button
+                  type="button"
+                  class="button"
+                  data-action="open-settings"
+                  onClick={() => setPanel({ kind: "settings" })}
+                >
+                  Settings
+                </button>
+              )}
+              {!permissions.moveCards && <span class="read-only-badge">Read only</span>}
+              <span class="toolbar-totals">
+                <span data-board-total="open" title="Open deals: the initial and progress stages">
+                  {plural(totals.open.count, "open card")} · {formatSums(totals.open.sums, settings.currency)}
+                </span>
+                {totals.won.count > 0 && (
+                  <span class="total-won" data-board-total="won">
+                    Won {totals.won.count} · {formatSums(totals.won.sums, settings.currency)}
+                  </span>
+                )}
+                {totals.lost.count > 0 && (
+                  <span class="total-lost" data-board-total="lost">
+                    Lost {totals.lost.count} · {formatSums(totals.lost.sums, settings.currency)}
+                  </span>
+                )}
+              </span>
+            </div>
+          )}
+          {phone && snapshot.stages.length > 0 && (
+            <StageSwitcher columns={snapshot.columns} current={shownStage} onSwitch={(stage) => setPhoneStage(stage)} />
+          )}
+
+          {refusal !== null &&
+            snapshot.stages.length > 0 &&
+            (refusal.code === CLOSE.FRAME_TOO_LARGE ? (
+              <TooLargeChangeBanner detail={refusal.detail} onDiscard={() => connection.discardLocalCopy()} />
+            ) : (
+              <RefusalBanner refusal={refusal} loaded />
+            ))}
+          {status.recovery !== null && (
+            <RecoveryBanner recovery={status.recovery} onDismiss={() => connection.dismissRecovery()} />
+          )}
+
+          <div class="notices" role="alert">
+            {notices.map((n) => (
+              <p key={n.id} class={`notice notice-${n.tone}`} data-notice={n.kind}>
+                {n.message}
+                {n.undo !== undefined && (
+                  <button
+                    type="button"
+                    class="button small"
+                    data-action="undo"
+                    onClick={() => {
+                      n.undo?.();
+                      setNotices((l) => l.filter((x) => x.id !== n.id));
+                    }}
+                  >
+                    Undo
+                  </button>
+                )}
+                <button
+                  type="button"
+                  class="icon-button"
+                  aria-label="Dismiss"
+                  onClick={() => setNotices((l) => l.filter((x) => x.id !== n.id))}
+                >
+                  ×
+                </button>
+              </p>
+            ))}
           </div>
-        )}
 
-        {refusal !== null &&
-          snapshot.stages.length > 0 &&
-          (refusal.code === CLOSE.FRAME_TOO_LARGE ? (
-            <TooLargeChangeBanner detail={refusal.detail} onDiscard={() => connection.discardLocalCopy()} />
-          ) : (
-            <RefusalBanner refusal={refusal} loaded />
-          ))}
-        {status.recovery !== null && (
-          <RecoveryBanner recovery={status.recovery} onDismiss={() => connection.dismissRecovery()} />
-        )}
+          {workloadOpen && <WorkloadPanel workload={snapshot.workload} currency={settings.currency} />}
 
-        <div class="notices" role="alert">
-          {notices.map((n) => (
-            <p key={n.id} class={`notice notice-${n.tone}`}>
-              {n.message}
-              <button
-                type="button"
-                class="icon-button"
-                aria-label="Dismiss"
-                onClick={() => setNotices((l) => l.filter((x) => x.id !== n.id))}
-              >
-                ×
-              </button>
-            </p>
-          ))}
-        </div>
-
-        {workloadOpen && <WorkloadPanel workload={snapshot.workload} currency={settings.currency} />}
+          {status.state === "loading" && snapshot.stages.length > 0 && <LoadingBar cards={snapshot.items.size} />}
+        </section>
 
         {snapshot.stages.length === 0 ? (
           <div class="board-empty">
@@ -535,7 +673,7 @@ export function BoardPage({
             ) : status.loaded ? (
               <p>This board has no stages.</p>
             ) : (
-              <p class="muted">Loading the board…</p>
+              <LoadingBar cards={snapshot.items.size} />
             )}
           </div>
         ) : (
@@ -596,10 +734,15 @@ export function BoardPage({
           <SettingsPanel snapshot={snapshot} displayed={displayed} />
         )}
         {panel?.kind === "card" && panelItem !== undefined && <CardPanel item={panelItem} snapshot={snapshot} />}
+        {panel?.kind === "archived" && <ArchivedPanel cards={snapshot.archived} stages={snapshot.stages} />}
         {panel?.kind === "activities" && panelItem !== undefined && (
           <ActivitiesPanel item={panelItem} now={snapshot.now} />
         )}
 
+        {phone && shownStage !== null && (
+          // One column at a time on a phone: the others stay in the DOM, hidden.
+          <style>{`.board .column:not([data-stage-id="${CSS.escape(shownStage)}"]){display:none}`}</style>
+        )}
         {viewing !== null && (
           // Marks the card whose panel is open without re-rendering any card.
           <style>{`.board [data-card-id="${CSS.escape(viewing)}"]{border-color:var(--accent);box-shadow:0 0 0 1px var(--accent),var(--shadow-card)}`}</style>
@@ -613,17 +756,106 @@ export function BoardPage({
   );
 }
 
+interface Total {
+  count: number;
+  sums: Map<string, number>;
+}
+
+/** The board's totals: open cards (initial and progress stages), won (success) and lost (failure). */
+function boardTotals(columns: readonly ColumnData[]): { open: Total; won: Total; lost: Total } {
+  const totals = {
+    open: { count: 0, sums: new Map<string, number>() },
+    won: { count: 0, sums: new Map<string, number>() },
+    lost: { count: 0, sums: new Map<string, number>() },
+  };
+  for (const column of columns) {
+    const kind = column.stage.kind;
+    const total = isOpenKind(kind) ? totals.open : kind === "success" ? totals.won : totals.lost;
+    total.count += column.items.length;
+    for (const [currency, sum] of column.sums) total.sums.set(currency, (total.sums.get(currency) ?? 0) + sum);
+  }
+  for (const total of Object.values(totals)) {
+    total.sums = new Map([...total.sums].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+  return totals;
+}
+
+/** While the server's state streams in: an indeterminate bar and the cards received so far. */
+function LoadingBar({ cards }: { cards: number }) {
+  const text = cards === 0 ? "Loading the board…" : `Loading the board… ${plural(cards, "card")} so far`;
+  return (
+    <div class="loading" data-loading="" role="status">
+      <progress aria-label="Loading the board" />
+      <span class="muted">{text}</span>
+    </div>
+  );
+}
+
+/** On a phone: which stage's column is shown, with the previous and next stage a tap away. */
+function StageSwitcher({
+  columns,
+  current,
+  onSwitch,
+}: {
+  columns: readonly ColumnData[];
+  current: string | null;
+  onSwitch: (stage: string) => void;
+}) {
+  const index = columns.findIndex((c) => c.stage.id === current);
+  const previous = columns[index - 1];
+  const next = columns[index + 1];
+  return (
+    <nav class="stage-switcher" aria-label="Stage">
+      <button
+        type="button"
+        class="icon-button"
+        data-action="previous-stage"
+        aria-label={previous ? `Previous stage: ${previous.stage.name}` : "No previous stage"}
+        disabled={previous === undefined}
+        onClick={() => previous && onSwitch(previous.stage.id)}
+      >
+        ‹
+      </button>
+      <select
+        name="stage-switcher"
+        data-stage-switcher=""
+        aria-label="Stage shown"
+        value={current ?? ""}
+        onChange={(event) => onSwitch(event.currentTarget.value)}
+      >
+        {columns.map((c) => (
+          <option key={c.stage.id} value={c.stage.id}>
+            {c.stage.name} ({c.items.length})
+          </option>
+        ))}
+      </select>
+      <button
+        type="button"
+        class="icon-button"
+        data-action="next-stage"
+        aria-label={next ? `Next stage: ${next.stage.name}` : "No next stage"}
+        disabled={next === undefined}
+        onClick={() => next && onSwitch(next.stage.id)}
+      >
+        ›
+      </button>
+    </nav>
+  );
+}
+
 function ConnectionBadge({ status, refusal }: { status: ConnectionStatus; refusal: Refusal | null }) {
   const label =
     refusal !== null
       ? refusal.message
       : status.state === "connected"
         ? "Live"
-        : status.state === "connecting"
-          ? status.wasConnected
-            ? "Reconnecting…"
-            : "Connecting…"
-          : "Offline: changes are kept in this browser";
+        : status.state === "loading"
+          ? "Loading…"
+          : status.state === "connecting"
+            ? status.wasConnected
+              ? "Reconnecting…"
+              : "Connecting…"
+            : "Offline: changes are kept in this browser";
   return (
     <span
       class="connection"

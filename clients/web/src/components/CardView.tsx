@@ -148,12 +148,13 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
           data-incoming={counter.incoming > 0 ? "" : undefined}
           aria-label={`${COUNTER_LABELS[counter.state]}: ${counter.count}${nextDeadline}. Show activities`}
           title={`${COUNTER_LABELS[counter.state]}${nextDeadline}`}
+          data-counter-count={counter.count}
           onClick={(event) => {
             event.stopPropagation();
             board.openActivities(card.id);
           }}
         >
-          {counter.count}
+          {counter.state === "idle" ? <IdleMark /> : counter.count}
         </button>
       </div>
     </article>
@@ -161,3 +162,16 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
 }
 
 export const CardView = memo(CardViewImpl);
+
+/** An idle card's counter: "nothing planned", with an empty-calendar icon, not a red 0. */
+function IdleMark() {
+  return (
+    <>
+      <svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true" focusable="false">
+        <rect x="2" y="3" width="12" height="11" rx="2" fill="none" stroke="currentColor" stroke-width="1.4" />
+        <path d="M2 6.5h12M5.5 1.5v3M10.5 1.5v3" stroke="currentColor" stroke-width="1.4" />
+      </svg>
+      <span class="counter-idle-text">Nothing planned</span>
+    </>
+  );
+}

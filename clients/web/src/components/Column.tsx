@@ -194,7 +194,8 @@ function CardList({ items, stageId, fields, presence, now, namesVersion }: Cards
   const ref = useRef<HTMLDivElement>(null);
   useAutoScroll(ref);
   return (
-    <div ref={ref} class="column-cards" role="list">
+    // An empty list is no list (axe: a list needs its items), just the "No cards" line.
+    <div ref={ref} class="column-cards" role={items.length > 0 ? "list" : undefined}>
       {items.map((item) => (
         <div key={item.card.id} role="listitem" class="card-slot">
           <CardView

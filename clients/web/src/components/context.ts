@@ -34,6 +34,10 @@ export interface BoardActions {
   readonly announce: (message: string) => void;
   /** Moves a card with the keyboard or the card panel; returns whether it moved. */
   readonly moveCard: (card: string, target: import("../ui/placement").Target) => boolean;
+  /** Deletes a card and its activities, with an Undo in a notice for a few seconds. */
+  readonly deleteCard: (card: string) => void;
+  /** Archives a card (or restores it: `restore`), with an Undo in a notice. */
+  readonly archiveCard: (card: string, restore?: boolean) => void;
   /** Asks that `card` takes the focus when it is next rendered. */
   readonly requestFocus: (card: string) => void;
   /** Called by a rendered card: whether it should take the focus now (and clears the request). */

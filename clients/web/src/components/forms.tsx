@@ -6,6 +6,7 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Stage } from "../model/board";
 import { OrderError } from "../model/order";
+import { isOpenKind } from "../model/schema";
 import { addActivity, BoardError, createCard, deleteStage, recolorStage, renameStage } from "../model/write";
 import { defaultDeadline, fromDatetimeLocal, toDatetimeLocal } from "../ui/deadline";
 import { newCardFrom, type FieldInfo } from "../ui/fields";
@@ -242,7 +243,15 @@ export function StageForm({ stage }: { stage: Stage }) {
   const formRef = useRef<HTMLFormElement>(null);
   useFocusFirst(formRef);
   const stages = board.snapshot().stages;
-  const others = stages.filter((s) => s.id !== stage.id);
+  // Where the cards of a deleted stage may go: the open stages, and for a failure stage the other
+  // failure stages too (its lost deals stay lost). The success stage and the last failure stage
+  // cannot be deleted at all (the model refuses), so they offer no Delete.
+  const others = stages.filter(
+    (s) => s.id !== stage.id && (isOpenKind(s.kind) || (stage.kind === "failure" && s.kind === "failure")),
+  );
+  const deletable =
+    stage.kind === "progress" ||
+    (stage.kind === "failure" && stages.some((s) => s.id !== stage.id && s.kind === "failure"));
   const defaultTarget = others.find((s) => s.kind === "initial")?.id ?? others[0]?.id ?? "";
   const color = /^#[0-9a-fA-F]{6}$/.test(stage.color) ? stage.color.toLowerCase() : "#8a94a6";
 
@@ -315,7 +324,7 @@ export function StageForm({ stage }: { stage: Stage }) {
           <button type="button" class="button" onClick={close}>
             Cancel
           </button>
-          {stage.kind !== "initial" && (
+          {deletable && (
             <button
               type="button"
               class="button danger-quiet"

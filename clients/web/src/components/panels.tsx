@@ -5,9 +5,9 @@
 
 import type { ComponentChildren } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import type { Activity, Workload } from "../model/board";
+import type { Activity, Stage, Workload } from "../model/board";
 import { CARD_KEY, MAX_THRESHOLD_MIN } from "../model/schema";
-import { cardYMap } from "../model/serverFields";
+import { cardYMap, type CardData } from "../model/serverFields";
 import type * as Y from "yjs";
 import {
   completeActivity,
@@ -125,7 +125,9 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
                 <span class="activity-subject">{activity.subject || activityKindLabel(activity.kind)}</span>
                 <span class="activity-meta">
                   {direction === "incoming"
-                    ? "Incoming"
+                    ? deadline !== null
+                      ? `Came in ${timeAgo(deadline, now)}`
+                      : "Came in"
                     : deadline !== null
                       ? formatDeadline(deadline, now)
                       : "No deadline"}
@@ -334,6 +336,27 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
       </section>
       <ActivitiesSection item={item} now={snapshot.now} />
       <Timeline boardId={board.boardId} cardId={card.id} now={snapshot.now} />
+      {board.can.editCards && (
+        <section class="panel-section card-danger" aria-label="Delete">
+          <div class="form-actions">
+            <button type="button" class="button" data-action="archive-card" onClick={() => board.archiveCard(card.id)}>
+              Archive
+            </button>
+            <button
+              type="button"
+              class="button danger-quiet"
+              data-action="delete-card"
+              onClick={() => board.deleteCard(card.id)}
+            >
+              Delete card
+            </button>
+          </div>
+          <p class="hint">
+            Archived, it leaves the board and stays under Archived, restorable. Deleted, its activities go with it; Undo
+            brings both back for a few seconds.
+          </p>
+        </section>
+      )}
     </Drawer>
   );
 }
@@ -370,9 +393,17 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
       ) : (
         <ul class="rows timeline">
           {events.map((event) => (
-            <li key={event.id} class="timeline-row" data-timeline-kind={event.kind}>
+            <li
+              key={event.id}
+              class="timeline-row"
+              data-timeline-kind={event.kind}
+              data-timeline-direction={event.direction}
+            >
               <Avatar user={event.user} size="small" />
               <span class="activity-main">
+                <span class={`timeline-label timeline-${event.direction || "none"}`} data-timeline-label="">
+                  {timelineLabel(event.kind, event.direction)}
+                </span>
                 {event.mail !== null ? (
                   <span class="timeline-mail" data-timeline-mail="">
                     <span class="timeline-mail-subject">{event.mail.subject || "(no subject)"}</span>
@@ -393,6 +424,59 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
       )}
     </section>
   );
+}
+
+/** The archived cards, most recently archived first, each restorable to where it was. */
+export function ArchivedPanel({ cards, stages }: { cards: readonly CardData[]; stages: readonly Stage[] }) {
+  const board = useBoard();
+  return (
+    <Drawer panel="archived" title="Archived cards" onClose={board.closePanel}>
+      {cards.length === 0 ? (
+        <p class="muted">Nothing archived. Archive a card from its panel to take it off the board.</p>
+      ) : (
+        <ul class="rows">
+          {cards.map((card) => (
+            <li key={card.id} class="archived-row" data-archived-card={card.id}>
+              <span class="activity-main">
+                <span class="activity-subject">{card.title || "(no title)"}</span>
+                <span class="activity-meta">
+                  {stages.find((s) => s.id === card.stage)?.name ?? "Deleted stage"} ·{" "}
+                  {formatMoney(card.amount, card.currency)}
+                  {card.archivedAt !== null && ` · archived ${timeAgo(card.archivedAt, Date.now())}`}
+                </span>
+              </span>
+              {board.can.editCards && (
+                <button
+                  type="button"
+                  class="button small"
+                  data-action="restore-card"
+                  onClick={() => board.archiveCard(card.id, true)}
+                >
+                  Restore
+                </button>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+    </Drawer>
+  );
+}
+
+/** What a timeline entry is, in words: "Comment", "Missed call", "E-mail received", ... */
+export function timelineLabel(kind: string, direction: string): string {
+  switch (kind) {
+    case "comment":
+      return "Comment";
+    case "call":
+      return direction === "missed" ? "Missed call" : direction === "outgoing" ? "Outgoing call" : "Incoming call";
+    case "email":
+      return direction === "outgoing" ? "E-mail sent" : "E-mail received";
+    case "chat":
+      return direction === "outgoing" ? "Chat message sent" : "Chat message received";
+    default:
+      return kind === "" ? "Event" : kind;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

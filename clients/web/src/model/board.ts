@@ -22,6 +22,7 @@ import {
   QUICK_CREATE,
   ROOT,
   STAGE_KEY,
+  isOpenKind,
   parseStageKind,
   type StageKind,
 } from "./schema";
@@ -54,6 +55,8 @@ export interface Card {
   createdAt: Millis;
   /** When the card last changed (`updatedAt`; missing: `createdAt`). */
   updatedAt: Millis;
+  /** When it was archived (`archivedAt`); null: it is on the board. */
+  archivedAt: Millis | null;
   /** Custom field values by field id. */
   fields: Map<string, Json>;
 }
@@ -66,7 +69,7 @@ export interface Column {
   sums: Map<string, number>;
 }
 
-/** One manager's load. */
+/** One manager's load: their cards in open stages (initial, progress), won and lost apart. */
 export interface Workload {
   responsible: string;
   cards: number;
@@ -181,6 +184,8 @@ export function readBoard(doc: Y.Doc, now: Millis): BoardView {
   rootMap(doc, ROOT.CARDS)?.forEach((value, id) => {
     if (!(value instanceof Y.Map)) return;
     const card = cardFrom(id, value);
+    // An archived card is kept in the document and shown nowhere.
+    if (card.archivedAt !== null) return;
     // A card whose stage is gone (deleted concurrently) counts in the initial stage.
     const column = index.get(card.stage) ?? (columns.length > 0 ? initial : undefined);
     if (column === undefined) return;
@@ -198,6 +203,8 @@ export function readBoard(doc: Y.Doc, now: Millis): BoardView {
       sums.set(card.currency, (sums.get(card.currency) ?? 0) + card.amount);
       const state = counters.get(card.id)?.state;
       if (state === "idle") unprocessed.push(card.id);
+      // A manager's load is their open deals: won and lost cards are done.
+      if (!isOpenKind(column.stage.kind)) continue;
       let load = workload.get(card.responsible);
       if (load === undefined) {
         load = { responsible: card.responsible, cards: 0, amounts: new Map(), lit: 0 };
@@ -332,6 +339,7 @@ function cardFrom(id: string, map: Y.Map<unknown>): Card {
     email: outStr(map, CARD_KEY.EMAIL) ?? "",
     createdAt,
     updatedAt: outI64(map, CARD_KEY.UPDATED_AT) ?? createdAt,
+    archivedAt: outI64(map, CARD_KEY.ARCHIVED_AT) ?? null,
     fields,
   };
 }

@@ -45,6 +45,8 @@ export const CARD_KEY = {
   CREATED_AT: "createdAt",
   /** When the card last changed, as its writer saw it; missing: `createdAt`. */
   UPDATED_AT: "updatedAt",
+  /** When the card was archived (ms); absent: on the board. Reads leave an archived card out. */
+  ARCHIVED_AT: "archivedAt",
   FIELDS: "fields",
   AVATAR: "avatar",
   AVATAR_AT: "avatarAt",
@@ -97,6 +99,11 @@ export type StageKind = "initial" | "progress" | "success" | "failure";
 export const STAGE_KINDS: readonly StageKind[] = ["initial", "progress", "success", "failure"];
 
 /** Reads a stored stage `kind`; `null` for anything else (such a stage is not shown). */
+/** Whether cards of a stage of this kind are open deals (initial, progress), not won or lost. */
+export function isOpenKind(kind: StageKind): boolean {
+  return kind === "initial" || kind === "progress";
+}
+
 export function parseStageKind(raw: string): StageKind | null {
   return (STAGE_KINDS as readonly string[]).includes(raw) ? (raw as StageKind) : null;
 }

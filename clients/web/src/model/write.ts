@@ -33,6 +33,7 @@ export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
 export type BoardErrorKind =
   | "noSuchStage"
   | "noSuchCard"
+  | "cardExists"
   | "noSuchActivity"
   | "initialStageIsPermanent"
   | "successStageIsUnique"
@@ -61,6 +62,7 @@ export class BoardError extends Error {
 const errors = {
   noSuchStage: (id: string) => new BoardError("noSuchStage", `no stage ${id}`),
   noSuchCard: (id: string) => new BoardError("noSuchCard", `no card ${id}`),
+  cardExists: (id: string) => new BoardError("cardExists", `card ${id} exists again: it cannot be restored`),
   noSuchActivity: (id: string) => new BoardError("noSuchActivity", `no activity ${id}`),
   initialStageIsPermanent: () =>
     new BoardError("initialStageIsPermanent", "the initial stage cannot be deleted, only renamed"),
@@ -304,6 +306,80 @@ export function editCard(doc: Y.Doc, id: string, edit: CardEdit): void {
       }
       const map = fields as Y.Map<unknown>;
       for (const [key, value] of entries) map.set(key, value);
+    }
+  });
+}
+
+/** Archives a card at `at` (ms), or restores it (`null`): Rust's `archive_card`. */
+export function archiveCard(doc: Y.Doc, id: string, at: Millis | null): void {
+  const card = cardMap(doc, id);
+  doc.transact(() => {
+    if (at === null) card.delete(CARD_KEY.ARCHIVED_AT);
+    else card.set(CARD_KEY.ARCHIVED_AT, at);
+  });
+}
+
+/** What a deleted card held: enough to put it back as it was (`restoreCard`). */
+export interface DeletedCard {
+  id: string;
+  /** The card's keys as plain JSON (custom fields as an object), without the server's keys. */
+  card: Record<string, unknown>;
+  /** Its activities, by id, as plain JSON. */
+  activities: Record<string, Record<string, unknown>>;
+}
+
+/** The card keys only the server writes: a restore leaves them to the server to recompute. */
+const SERVER_KEYS: ReadonlySet<string> = new Set([
+  CARD_KEY.COUNTER,
+  CARD_KEY.AVATAR,
+  CARD_KEY.AVATAR_AT,
+  CARD_KEY.AVATAR_REASON,
+  CARD_KEY.TIMELINE_AT,
+]);
+
+/** Deletes a card and its activities (Rust's `delete_card`); returns what it held, for an undo. */
+export function deleteCard(doc: Y.Doc, id: string): DeletedCard {
+  const card = cardMap(doc, id);
+  const kept: DeletedCard = { id, card: {}, activities: {} };
+  for (const [key, value] of card.entries()) {
+    if (SERVER_KEYS.has(key)) continue;
+    kept.card[key] = value instanceof Y.AbstractType ? (value.toJSON() as unknown) : value;
+  }
+  const activities = doc.getMap(ROOT.ACTIVITIES);
+  const theirs: string[] = [];
+  activities.forEach((value, activity) => {
+    if (value instanceof Y.Map && value.get(ACTIVITY_KEY.CARD) === id) {
+      theirs.push(activity);
+      kept.activities[activity] = value.toJSON();
+    }
+  });
+  doc.transact(() => {
+    for (const activity of theirs) activities.delete(activity);
+    doc.getMap(ROOT.CARDS).delete(id);
+  });
+  return kept;
+}
+
+/**
+ * Puts a deleted card back, with its id, stage, place, fields and activities (an undo). The
+ * server recomputes its counter and avatar. Refused when a card of that id exists again.
+ */
+export function restoreCard(doc: Y.Doc, deleted: DeletedCard): void {
+  const cards = doc.getMap(ROOT.CARDS);
+  if (cards.get(deleted.id) instanceof Y.Map) throw errors.cardExists(deleted.id);
+  doc.transact(() => {
+    const card = new Y.Map<unknown>();
+    for (const [key, value] of Object.entries(deleted.card)) {
+      if (key === CARD_KEY.FIELDS && typeof value === "object" && value !== null && !Array.isArray(value)) {
+        card.set(key, new Y.Map<unknown>(Object.entries(value as Record<string, unknown>)));
+      } else {
+        card.set(key, value);
+      }
+    }
+    cards.set(deleted.id, card);
+    const activities = doc.getMap(ROOT.ACTIVITIES);
+    for (const [id, activity] of Object.entries(deleted.activities)) {
+      activities.set(id, new Y.Map<unknown>(Object.entries(activity)));
     }
   });
 }

@@ -27,7 +27,7 @@ import {
 import { readFieldDefs, type FieldDef } from "../model/fieldDefs";
 import { compareBytes } from "../model/order";
 import { counter as computeCounter, type Counter, type Millis } from "../model/rules";
-import { QUICK_CREATE, ROOT } from "../model/schema";
+import { isOpenKind, QUICK_CREATE, ROOT } from "../model/schema";
 import { cardYMap, readServerFields, type CardData } from "../model/serverFields";
 
 /** One card as a column shows it. Same object as long as nothing about it changed. */
@@ -59,6 +59,8 @@ export interface BoardSnapshot {
   workload: readonly Workload[];
   /** Cards whose counter is `idle`. */
   unprocessed: ReadonlySet<string>;
+  /** Archived cards (in no column), most recently archived first. */
+  archived: readonly CardData[];
   /**
    * The instant of the last tick (every 30 s): what "time ago" is measured against. It moves only
    * at ticks, so that an edit re-renders only the cards it touched.
@@ -75,6 +77,10 @@ export class BoardStore {
   private readonly cards = new Map<string, CardData>();
   /** Card ids by the raw `stage` they name (maybe a deleted stage). */
   private readonly members = new Map<string, Set<string>>();
+  /** Archived cards, by id: in no column. */
+  private readonly archived = new Map<string, CardData>();
+  private archivedChanged = false;
+  private archivedList: readonly CardData[] = [];
   private readonly items = new Map<string, CardItem>();
   private activities = new Map<string, Activity[]>();
   private stages: Stage[] = [];
@@ -264,7 +270,11 @@ export class BoardStore {
       const read = readCard(this.doc, id);
       const map = cardYMap(this.doc, id);
       const card: CardData | null = read === null || map === null ? null : { ...read, ...readServerFields(map) };
-      if (card === null) {
+      // An archived card leaves the board as a deleted one does; the store keeps it apart.
+      if (card !== null && card.archivedAt !== null) this.archived.set(id, card);
+      else if (this.archived.delete(id)) this.archivedChanged = true;
+      if (card !== null && card.archivedAt !== null) this.archivedChanged = true;
+      if (card === null || card.archivedAt !== null) {
         if (old === undefined) continue;
         this.cards.delete(id);
         this.members.get(old.stage)?.delete(id);
@@ -325,6 +335,7 @@ export class BoardStore {
     for (const column of columns) {
       for (const { card, counter } of column.items) {
         if (counter.state === "idle") unprocessed.add(card.id);
+        if (!isOpenKind(column.stage.kind)) continue;
         let load = workload.get(card.responsible);
         if (load === undefined) {
           load = { responsible: card.responsible, cards: 0, amounts: new Map(), lit: 0 };
@@ -346,9 +357,21 @@ export class BoardStore {
         .sort((a, b) => compareBytes(a.responsible, b.responsible))
         .map((load) => ({ ...load, amounts: sortedByKey(load.amounts) })),
       unprocessed,
+      archived: this.archivedOrder(),
       now: this.tickedAt,
       version: ++this.version,
     };
+  }
+
+  /** The archived cards, most recently archived first; the same array while none changed. */
+  private archivedOrder(): readonly CardData[] {
+    if (this.archivedChanged) {
+      this.archivedChanged = false;
+      this.archivedList = [...this.archived.values()].sort(
+        (a, b) => (b.archivedAt ?? 0) - (a.archivedAt ?? 0) || compareBytes(a.id, b.id),
+      );
+    }
+    return this.archivedList;
   }
 
   /** One column; `stageIds` is set for the initial column, which also shows orphaned cards. */

@@ -42,7 +42,11 @@ import {
   tellsUser,
 } from "./history";
 
-export type ConnectionState = "connected" | "connecting" | "offline" | "refused";
+/**
+ * `loading`: the socket is open but the server's state has not all arrived yet (a large board
+ * streams in pieces); `connected` ("Live") only once it has.
+ */
+export type ConnectionState = "connected" | "loading" | "connecting" | "offline" | "refused";
 
 export interface ConnectionStatus {
   state: ConnectionState;
@@ -62,10 +66,16 @@ export function boardSocketBase(location: { protocol: string; host: string }): s
 }
 
 /** The state a connection shows, from what the provider and the browser say. */
-export function connectionState(online: boolean, connected: boolean, refused: boolean): ConnectionState {
+export function connectionState(
+  online: boolean,
+  connected: boolean,
+  refused: boolean,
+  synced: boolean,
+): ConnectionState {
   if (refused) return "refused";
   if (!online) return "offline";
-  return connected ? "connected" : "connecting";
+  if (!connected) return "connecting";
+  return synced ? "connected" : "loading";
 }
 
 /** A localStorage entry, or null when there is none or storage is off (a private window). */
@@ -120,8 +130,9 @@ export class BoardConnection {
       if (origin === this.provider && noteReceived(this.seen, update)) this.scheduleSaveSeen();
     });
     window.addEventListener("pagehide", this.saveSeenNow);
+    // `sync` also says false when a socket closes: the state then leaves `connected`.
     this.provider.on("sync", (synced: boolean) => {
-      if (synced) this.update({ loaded: true });
+      this.update(synced ? { loaded: true } : {});
     });
     this.provider.on("closed", ({ code, reason }: { code: number; reason: string }) => {
       if (dropsLocalCopy(code)) void this.forgetLocalCopy();
@@ -228,7 +239,12 @@ export class BoardConnection {
 
   private update(change: Partial<ConnectionStatus>): void {
     const next = { ...this.status, ...change };
-    next.state = connectionState(navigator.onLine, this.provider?.wsconnected ?? false, next.refused !== null);
+    next.state = connectionState(
+      navigator.onLine,
+      this.provider?.wsconnected ?? false,
+      next.refused !== null,
+      this.provider?.synced ?? false,
+    );
     const same =
       next.state === this.status.state &&
       next.refused === this.status.refused &&
