@@ -1588,6 +1588,8 @@ mod tests {
             boards: None,
             from_token: true,
             expires_at: None,
+            board_roles: Default::default(),
+            session: None,
         }
     }
 
