@@ -2,6 +2,7 @@
 //! `/api/v1/openapi.json`. Errors are `application/problem+json` (RFC 9457), made in one place
 //! ([`problem`]). [`routes`] is every endpoint; the router merges them.
 
+pub mod accounts;
 mod activities;
 mod board_call;
 mod cards;
@@ -22,7 +23,7 @@ pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem};
 
 use crate::app_state::AppState;
 use crate::auth::Principal;
-use crate::headers::{bearer_token, header_str};
+use crate::headers::header_str;
 use crate::room;
 use crate::room::{RoomCommand, TimelineError};
 use crate::storage::{BoardMeta, TimelineEvent};
@@ -88,7 +89,14 @@ use utoipa::{OpenApi, ToSchema};
         webhooks::delete_webhook,
         webhooks::rotate_webhook,
         webhooks::list_deliveries,
-        webhooks::replay_webhook
+        webhooks::replay_webhook,
+        accounts::sign_in,
+        accounts::sign_out,
+        accounts::create_invite,
+        accounts::get_invite,
+        accounts::accept_invite,
+        accounts::list_people,
+        accounts::patch_person
     ),
     components(schemas(
         Me,
@@ -129,7 +137,15 @@ use utoipa::{OpenApi, ToSchema};
         webhooks::WebhookPatch,
         webhooks::DeliveryJson,
         webhooks::DeliveryList,
-        webhooks::ReplayJson
+        webhooks::ReplayJson,
+        accounts::Credentials,
+        accounts::NewInvite,
+        accounts::InviteJson,
+        accounts::InviteInfo,
+        accounts::Acceptance,
+        accounts::PersonJson,
+        accounts::PeopleList,
+        accounts::PersonPatch
     ))
 )]
 pub struct ApiDoc;
@@ -265,6 +281,7 @@ impl From<BoardMeta> for Board {
 
 /// Who the caller is, as the server sees their token.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Me {
     pub user: String,
     pub name: String,
@@ -275,6 +292,11 @@ pub struct Me {
     pub boards: Option<Vec<String>>,
     /// Local mode: no tokens, everyone is the local admin.
     pub local: bool,
+    /// A signed-in person's e-mail (absent for a token or the local admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// `session` (a person signed in, who may sign out), `token` or `local`.
+    pub signed_in_with: String,
 }
 
 /// The caller of an API request: `Authorization: Bearer <token>`, or the local admin in local
@@ -282,6 +304,15 @@ pub struct Me {
 pub struct Caller(pub Principal);
 
 impl Caller {
+    /// The caller as they act on the board `board_id` names (their role there, if they have
+    /// one of their own; an id that is not valid changes nothing, and is refused later).
+    pub fn on_board(self, board_id: &str) -> Self {
+        match BoardId::parse(board_id) {
+            Ok(board) => Caller(self.0.on_board(&board)),
+            Err(_) => self,
+        }
+    }
+
     /// The caller, if their role is at least `role`.
     fn at_least(self, role: Role) -> Result<Principal, ApiError> {
         if self.0.role >= role {
@@ -309,10 +340,20 @@ impl FromRequestParts<AppState> for Caller {
                 "this page's origin may not call the API (see --allowed-origins)".into(),
             ));
         }
-        ctx.auth
-            .authenticate(bearer_token(&parts.headers))
-            .map(Caller)
-            .map_err(ApiError::Unauthenticated)
+        let who = state
+            .accounts
+            .authenticate(&ctx.auth, &parts.headers, None)
+            .await?
+            .map_err(ApiError::Unauthenticated)?;
+        // A session cookie travels with every request the browser makes, whoever's page made
+        // it: a write must prove it comes from an allowed page (SameSite=Lax already keeps the
+        // cookie off other sites' POSTs; this holds for old browsers and sibling subdomains).
+        if who.session.is_some() && !parts.method.is_safe() && origin.is_none() {
+            return Err(ApiError::Forbidden(
+                "a signed-in browser's write must carry an Origin header of an allowed page".into(),
+            ));
+        }
+        Ok(Caller(who))
     }
 }
 
@@ -408,6 +449,24 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/webhooks/{webhook_id}/replay",
             axum::routing::post(webhooks::replay_webhook),
         )
+        .route(
+            "/api/v1/session",
+            axum::routing::post(accounts::sign_in).delete(accounts::sign_out),
+        )
+        .route(
+            "/api/v1/invites",
+            axum::routing::post(accounts::create_invite),
+        )
+        .route("/api/v1/invites/{secret}", get(accounts::get_invite))
+        .route(
+            "/api/v1/invites/{secret}/accept",
+            axum::routing::post(accounts::accept_invite),
+        )
+        .route("/api/v1/people", get(accounts::list_people))
+        .route(
+            "/api/v1/people/{person_id}",
+            axum::routing::patch(accounts::patch_person),
+        )
         .route("/api/{*rest}", any(not_found))
 }
 
@@ -451,16 +510,33 @@ async fn not_found() -> ApiError {
     path = "/api/v1/me",
     responses((status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-async fn me(State(state): State<AppState>, Caller(who): Caller) -> Json<Me> {
-    Json(Me {
+async fn me(State(state): State<AppState>, Caller(who): Caller) -> Result<Json<Me>, ApiError> {
+    let local = state.connections.auth.is_local();
+    let email = match &who.session {
+        Some(_) => state
+            .storage
+            .accounts()
+            .person(&who.user)
+            .await?
+            .map(|person| person.email),
+        None => None,
+    };
+    let signed_in_with = match (&who.session, local) {
+        (Some(_), _) => "session",
+        (None, true) => "local",
+        (None, false) => "token",
+    };
+    Ok(Json(Me {
+        email,
+        signed_in_with: signed_in_with.to_owned(),
         user: who.user,
         name: who.name,
         role: who.role.as_str().to_owned(),
         boards: who
             .boards
             .map(|boards| boards.iter().map(|b| b.to_string()).collect()),
-        local: state.connections.auth.is_local(),
-    })
+        local,
+    }))
 }
 
 /// Every board the caller's token opens, oldest first.
@@ -581,7 +657,7 @@ async fn add_timeline_event(
     Path((board_id, card)): Path<(String, String)>,
     body: Result<Json<NewTimelineEvent>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TimelineEntry>), ApiError> {
-    let who = caller.at_least(Role::Member)?;
+    let who = caller.on_board(&board_id).at_least(Role::Member)?;
     let local = state.connections.auth.is_local();
     // Per token user; in local mode everyone is the local admin, so per address.
     let rate_key = if local {

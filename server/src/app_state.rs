@@ -25,6 +25,8 @@ pub struct AppState {
     pub feed: crate::feed::Feed,
     /// Webhook settings and the worker's wake-up (`webhooks.rs`).
     pub webhooks: crate::webhooks::Webhooks,
+    /// People, sessions and invites (`crate::accounts`).
+    pub accounts: Arc<crate::accounts::Accounts>,
     /// Tracks every connection task, so shutdown waits for their close frames.
     pub tracker: TaskTracker,
 }

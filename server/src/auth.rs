@@ -11,8 +11,10 @@
 
 use funnel_protocol::BoardId;
 use funnel_protocol::policy::Role;
+use funnel_protocol::wire::CloseCode;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,6 +49,13 @@ pub struct Principal {
     /// When the token stops being valid (its `exp` plus the leeway admission allows); `None`
     /// for the local admin. A socket opened with it is closed (4401) at that instant.
     pub expires_at: Option<SystemTime>,
+    /// A person signed in with a session (docs/accounts.md): their roles on particular
+    /// boards, over `role` ([`Principal::on_board`] applies them).
+    pub board_roles: Arc<BTreeMap<BoardId, Role>>,
+    /// The digest of the session the caller signed in with; `None` for a token or the local
+    /// admin. A cookie's caller must prove a write comes from an allowed page (the API's CSRF
+    /// rule), and their sockets close when the session ends.
+    pub session: Option<Arc<str>>,
 }
 
 /// The user id of the local admin (local mode).
@@ -62,7 +71,17 @@ impl Principal {
             boards: None,
             from_token: false,
             expires_at: None,
+            board_roles: Arc::default(),
+            session: None,
         }
+    }
+
+    /// The caller as they act on `board`: with that board's own role, if they have one.
+    pub fn on_board(mut self, board: &BoardId) -> Self {
+        if let Some(role) = self.board_roles.get(board) {
+            self.role = *role;
+        }
+        self
     }
 
     /// Whether the token allows `board` at all (its role decides what it may do there).
@@ -84,6 +103,12 @@ pub enum AuthError {
     BadSignature,
     #[error("the token is not valid: {0}")]
     Invalid(String),
+    /// A session cookie that names no live session: signed out, expired, or disabled.
+    #[error("your session has ended: sign in again")]
+    SessionEnded,
+    /// One answer for an unknown e-mail, a wrong password and a disabled person.
+    #[error("the e-mail address or the password is wrong")]
+    BadCredentials,
 }
 
 /// Checks tokens, or lets everyone in as the local admin.
@@ -189,6 +214,8 @@ fn principal(claims: Claims) -> Result<Principal, AuthError> {
         boards,
         from_token: true,
         expires_at,
+        board_roles: Arc::default(),
+        session: None,
     })
 }
 
@@ -209,6 +236,86 @@ pub fn claims_for(
         role: role.as_str().to_owned(),
         exp: (now + ttl).as_secs(),
         boards: (!boards.is_empty()).then(|| boards.iter().map(|b| b.to_string()).collect()),
+    }
+}
+
+/// What ends open sockets at once (docs/accounts.md, "Closing sockets"): an admin disabling a
+/// person or lowering their role, a sign-out. Every connection subscribes and closes itself when
+/// a revocation names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// The person was disabled: every socket of theirs closes (4401).
+    Disabled { user: String },
+    /// The person's role was lowered on `board` (`None`: their default role, every board
+    /// without one of its own): their sockets there close (4403) and reopen with the new role.
+    RoleLowered {
+        user: String,
+        board: Option<BoardId>,
+    },
+    /// The session ended (sign-out): the sockets opened with it close (4401).
+    SessionEnded { session: Arc<str> },
+}
+
+impl Revocation {
+    /// The reason and close code a connection of `who` on `board` gets, if this revocation
+    /// names it.
+    pub fn closes(
+        &self,
+        who: &Principal,
+        board: &BoardId,
+    ) -> Option<(&'static str, Option<CloseCode>)> {
+        match self {
+            Revocation::Disabled { user } if *user == who.user && who.session.is_some() => Some((
+                "your account was disabled by an administrator",
+                Some(CloseCode::Unauthenticated),
+            )),
+            Revocation::RoleLowered { user, board: on }
+                if *user == who.user
+                    && who.session.is_some()
+                    && on
+                        .as_ref()
+                        .map_or(!who.board_roles.contains_key(board), |on| on == board) =>
+            {
+                Some((
+                    "an administrator changed your role on this board: reload the page",
+                    Some(CloseCode::Forbidden),
+                ))
+            }
+            Revocation::SessionEnded { session } if who.session.as_ref() == Some(session) => {
+                Some(("you signed out", Some(CloseCode::Unauthenticated)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The bounded channel of [`Revocation`]s: the accounts API sends, every connection holds a
+/// receiver. A connection that falls [`REVOCATIONS_QUEUED`] behind (it missed some) closes with
+/// 1013 and reconnects, authenticated again, rather than risk keeping a revoked socket.
+#[derive(Debug, Clone)]
+pub struct Revocations {
+    sender: tokio::sync::broadcast::Sender<Revocation>,
+}
+
+/// Revocations a connection may be behind before it must reconnect.
+pub const REVOCATIONS_QUEUED: usize = 256;
+
+impl Default for Revocations {
+    fn default() -> Self {
+        Self {
+            sender: tokio::sync::broadcast::channel(REVOCATIONS_QUEUED).0,
+        }
+    }
+}
+
+impl Revocations {
+    /// Tells every connection of this instance (none listening is fine: nothing to close).
+    pub fn send(&self, revocation: Revocation) {
+        let _ = self.sender.send(revocation);
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Revocation> {
+        self.sender.subscribe()
     }
 }
 

@@ -42,6 +42,19 @@ pub mod defaults {
     pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
     pub const WEBHOOK_RETRY_SCALE: f64 = 1.0;
     pub const WEBHOOK_SECRET_OVERLAP: Duration = Duration::from_secs(24 * 60 * 60);
+    /// Two weeks: a person signs in about twice a month on the same browser.
+    pub const SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+    /// A week: time to find the mail, short enough that an old link in a mailbox is dead.
+    pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+}
+
+/// When the session cookie carries `Secure` (sent over https only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SecureCookies {
+    /// When the request came over https: a proxy's `X-Forwarded-Proto: https`.
+    Auto,
+    Always,
+    Never,
 }
 
 /// A duration default as a flag shows and parses it (`30s`).
@@ -217,6 +230,25 @@ pub struct ServeConfig {
     /// beside the new one (receivers switch within this time).
     #[arg(long, env = "FUNNEL_WEBHOOK_SECRET_OVERLAP", default_value = flag_duration(defaults::WEBHOOK_SECRET_OVERLAP), value_parser = humantime::parse_duration)]
     pub webhook_secret_overlap: Duration,
+
+    /// How long a sign-in lasts (accounts, with `--auth-secret`): its session cookie and its
+    /// sockets end then.
+    #[arg(long, env = "FUNNEL_SESSION_TTL", default_value = flag_duration(defaults::SESSION_TTL), value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
+
+    /// How long an invite link stays valid (it works once).
+    #[arg(long, env = "FUNNEL_INVITE_TTL", default_value = flag_duration(defaults::INVITE_TTL), value_parser = humantime::parse_duration)]
+    pub invite_ttl: Duration,
+
+    /// When the session cookie is marked `Secure`: `auto` when the request came over https
+    /// (`X-Forwarded-Proto: https` from the proxy in front), `always`, or `never`.
+    #[arg(
+        long,
+        env = "FUNNEL_SECURE_COOKIES",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub secure_cookies: SecureCookies,
 }
 
 impl ServeConfig {
@@ -257,6 +289,9 @@ impl ServeConfig {
             webhook_timeout: defaults::WEBHOOK_TIMEOUT,
             webhook_retry_scale: defaults::WEBHOOK_RETRY_SCALE,
             webhook_secret_overlap: defaults::WEBHOOK_SECRET_OVERLAP,
+            session_ttl: defaults::SESSION_TTL,
+            invite_ttl: defaults::INVITE_TTL,
+            secure_cookies: SecureCookies::Auto,
         }
     }
 
@@ -280,6 +315,9 @@ impl ServeConfig {
                 "--auth-secret must be at least {} bytes (e.g. `openssl rand -hex 32`)",
                 crate::auth::MIN_SECRET_BYTES
             ));
+        }
+        if self.session_ttl < Duration::from_secs(60) || self.invite_ttl < Duration::from_secs(60) {
+            return Err("--session-ttl and --invite-ttl must be at least a minute".into());
         }
         if self.auth_secret.is_none() && !self.listen.ip().is_loopback() {
             return Err(format!(

@@ -71,6 +71,9 @@ pub struct ConnectionContext {
     pub metrics: Metrics,
     /// Who the caller is (tokens, or the local admin).
     pub auth: Auth,
+    /// What closes sockets at once (a person disabled, a role lowered, a sign-out); the
+    /// accounts API sends, each connection listens from its join.
+    pub revocations: crate::auth::Revocations,
     /// Browser origins allowed to open sockets.
     pub origins: Origins,
     pub limits: ConnectionLimits,
@@ -220,6 +223,9 @@ async fn read_loop(
     let mut admitted = false;
     let mut turn: Option<(OwnedSemaphorePermit, Instant)> = None;
     let expiry = principal.expires_at.and_then(expiry_instant);
+    // Subscribed before the join, so a revocation sent meanwhile is heard.
+    let mut revocations = ctx.revocations.subscribe();
+    let mut revocable = principal.session.is_some().then(|| principal.clone());
     let Some(room) = join(conn, board, principal, outbox, &ctx.rooms).await else {
         outbox.close(CloseCode::TryAgainLater, "board is busy; reconnect");
         return Ending::Drain;
@@ -266,6 +272,23 @@ async fn read_loop(
                     CloseCode::Unauthenticated,
                     "the token has expired: reconnect with a new one",
                 );
+                return Ending::Drain;
+            }
+            revocation = revocations.recv(), if revocable.is_some() => {
+                use tokio::sync::broadcast::error::RecvError;
+                let closes = match &revocation {
+                    Ok(revocation) => revocable.as_ref().and_then(|who| revocation.closes(who, board)),
+                    // It may have missed its own: reconnect, authenticated anew.
+                    Err(RecvError::Lagged(_)) => Some(("reconnect to sign in again", None)),
+                    // No sender is left: nothing will be revoked again.
+                    Err(RecvError::Closed) => {
+                        revocable = None;
+                        None
+                    }
+                };
+                let Some((reason, code)) = closes else { continue };
+                tracing::info!(reason, "socket revoked");
+                outbox.close(code.unwrap_or(CloseCode::TryAgainLater), reason);
                 return Ending::Drain;
             }
             () = outbox.answered(), if turn.is_some() => {

@@ -190,10 +190,17 @@ async fn admit(
             "this page's origin may not open boards (see --allowed-origins)",
         ));
     }
-    let principal = ctx
-        .auth
-        .authenticate(token)
-        .map_err(|e| Refused::new(CloseCode::Unauthenticated, e.to_string()))?;
+    let principal = match state.accounts.authenticate(&ctx.auth, headers, token).await {
+        Ok(Ok(principal)) => principal.on_board(&board),
+        Ok(Err(e)) => return Err(Refused::new(CloseCode::Unauthenticated, e.to_string())),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check a session");
+            return Err(Refused::new(
+                CloseCode::InternalError,
+                "storage unavailable; reconnect",
+            ));
+        }
+    };
     if !principal.may_open(&board) {
         return Err(Refused::new(
             CloseCode::Forbidden,
@@ -242,20 +249,21 @@ pub fn metrics_router(state: AppState) -> Router {
 /// `/metrics` on the main listener: with tokens, only for an admin's.
 async fn guarded_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !state.connections.auth.is_local() {
-        match state
-            .connections
-            .auth
-            .authenticate(crate::headers::bearer_token(&headers))
-        {
-            Err(e) => return api::ApiError::Unauthenticated(e).into_response(),
-            Ok(who) if who.role < Role::Admin => {
+        let who = state
+            .accounts
+            .authenticate(&state.connections.auth, &headers, None)
+            .await;
+        match who {
+            Err(e) => return api::ApiError::Storage(e).into_response(),
+            Ok(Err(e)) => return api::ApiError::Unauthenticated(e).into_response(),
+            Ok(Ok(who)) if who.role < Role::Admin => {
                 return api::ApiError::Forbidden(format!(
                     "/metrics needs the admin role; the token's is {}",
                     who.role
                 ))
                 .into_response();
             }
-            Ok(_) => {}
+            Ok(Ok(_)) => {}
         }
     }
     metrics(State(state)).await

@@ -6,6 +6,7 @@
 //! - [`api`]: the JSON API under `/api/v1/` (its routes) and its OpenAPI document.
 //! - [`app_state`]: the state every HTTP handler gets (shared by `http` and `api`).
 //! - [`headers`]: reading request headers (origin, host, bearer token).
+//! - [`accounts`]: people who sign in: passwords, sessions, invites (with `--auth-secret`).
 //! - [`auth`]: tokens, the local mode and browser origins: who is calling, what they may open.
 //! - [`connection`]: one socket: a reader loop and a writer task.
 //! - [`drain`]: a graceful stop: not ready first, then sockets closed in waves.
@@ -27,6 +28,7 @@
 //! - [`storage`]: the durable update log and snapshots (SQLite, or PostgreSQL for a cluster).
 //! - [`webhooks`]: signed deliveries of change events to endpoints, from a durable outbox.
 
+pub mod accounts;
 pub mod api;
 pub mod app_state;
 pub mod auth;
@@ -104,6 +106,70 @@ async fn sweep_idempotency_keys(storage: Arc<dyn Storage>, shutdown: Cancellatio
     }
 }
 
+/// PostgreSQL at `url`, else SQLite in `data_dir`.
+async fn open_storage(
+    url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn Storage>> {
+    Ok(match url {
+        Some(url) => Arc::new(
+            PostgresStorage::open(url)
+                .await
+                .context("opening PostgreSQL storage (--database-url)")?,
+        ),
+        None => Arc::new(
+            SqliteStorage::open(data_dir)
+                .with_context(|| format!("opening storage in {}", data_dir.display()))?,
+        ),
+    })
+}
+
+/// `funnel invite`: makes (or finds) the person in the server's storage and a one-time invite
+/// link for them, `{base_url}/invite#{secret}`: how the first admin gets in. Returns the link
+/// and when it expires (ms since the Unix epoch).
+pub async fn invite_from_cli(
+    config: &ServeConfig,
+    email: &str,
+    name: Option<String>,
+    role: funnel_protocol::policy::Role,
+    base_url: &str,
+) -> anyhow::Result<(String, i64)> {
+    let storage = open_storage(config.postgres_url(), &config.data_dir).await?;
+    let auth = auth::Auth::with_secret("the CLI signs nothing; accounts are on here");
+    let accounts = accounts::Accounts::new(Arc::clone(&storage), &auth, config);
+    let new = api::accounts::NewInvite {
+        email: email.to_owned(),
+        name,
+        role: Some(role.as_str().to_owned()),
+    };
+    let made = api::accounts::invite(&accounts, &new).await;
+    storage.close().await;
+    let (person, secret, expires_at) = made.map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::debug!(person = person.id, "invited");
+    Ok((
+        format!("{}/invite#{secret}", base_url.trim_end_matches('/')),
+        expires_at,
+    ))
+}
+
+/// Deletes expired sessions and invites now and every [`KEY_SWEEP_EVERY`] (a lookup ignores
+/// them already), until shutdown.
+async fn sweep_accounts(storage: Arc<dyn Storage>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(KEY_SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let now = clock::Clock::now_ms(&clock::SystemClock);
+        match storage.accounts().sweep_accounts(now).await {
+            Ok(0) => {}
+            Ok(swept) => tracing::debug!(swept, "expired sessions and invites deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep expired sessions and invites"),
+        }
+    }
+}
+
 /// Serves on `listener` until `signal` fires, then drains (`drain`: not ready, then sockets
 /// closed with 1012 in waves over the configured window), lets every room finish storing, and
 /// returns (within `config.shutdown_deadline` of the drain's end).
@@ -121,17 +187,7 @@ pub async fn run(
             .clone()
             .follow(signal, config.drain_delay, shutdown.clone()),
     );
-    let storage: Arc<dyn Storage> = match config.postgres_url() {
-        Some(url) => Arc::new(
-            PostgresStorage::open(url)
-                .await
-                .context("opening PostgreSQL storage (--database-url)")?,
-        ),
-        None => Arc::new(
-            SqliteStorage::open(&config.data_dir)
-                .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
-        ),
-    };
+    let storage = open_storage(config.postgres_url(), &config.data_dir).await?;
     let tracker = TaskTracker::new();
     let metrics = metrics::Metrics::new();
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
@@ -201,6 +257,21 @@ pub async fn run(
             .map(|_| scheduler::Takeover::for_lease_ttl(Arc::clone(&storage), config.lease_ttl)),
     ));
     let webhooks = webhooks::Webhooks::new(webhooks::WebhookSettings::from_config(&config));
+    let auth = match &config.auth_secret {
+        Some(secret) => auth::Auth::with_secret(secret),
+        None => auth::Auth::local(),
+    };
+    let accounts = Arc::new(accounts::Accounts::new(
+        Arc::clone(&storage),
+        &auth,
+        &config,
+    ));
+    if accounts.enabled() && storage.accounts().people().await?.is_empty() {
+        tracing::info!(
+            "no people have accounts yet: invite the first admin with `funnel invite --admin EMAIL` \
+             (same --data-dir or --database-url), or sign programs in with `funnel token`"
+        );
+    }
     let state = app_state::AppState {
         connections: Arc::new(ConnectionContext {
             rooms,
@@ -213,10 +284,8 @@ pub async fn run(
             shutdown: shutdown.clone(),
             drain,
             metrics: metrics.clone(),
-            auth: match &config.auth_secret {
-                Some(secret) => auth::Auth::with_secret(secret),
-                None => auth::Auth::local(),
-            },
+            auth,
+            revocations: accounts.revocations.clone(),
             origins: auth::Origins::new(&config.allowed_origins),
             limits: connection::ConnectionLimits {
                 message_rate: config.message_rate,
@@ -245,6 +314,7 @@ pub async fn run(
         feed,
         tracker: tracker.clone(),
         webhooks: webhooks.clone(),
+        accounts,
     };
     if let Some(addr) = config.smtp_listen {
         let smtp_listener =
@@ -271,6 +341,7 @@ pub async fn run(
         Arc::clone(&storage),
         shutdown.clone(),
     ));
+    tracker.spawn(sweep_accounts(Arc::clone(&storage), shutdown.clone()));
     tracker.spawn(feed::sweep_changes(
         Arc::clone(&storage),
         config.change_retention,

@@ -244,6 +244,8 @@ impl MailSender {
                 boards: Some(Arc::from(vec![board.clone()])),
                 from_token: false,
                 expires_at: None,
+                board_roles: Arc::default(),
+                session: None,
             },
             responsible: String::new(),
         }

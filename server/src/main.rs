@@ -33,6 +33,10 @@ enum Command {
     Serve(Box<ServeConfig>),
     /// Print a token for a user (signed with the server's --auth-secret).
     Token(TokenArgs),
+    /// Invite a person (e.g. the first admin): prints a one-time link with which they set a
+    /// password and sign in. Uses the server's storage directly (same --data-dir or
+    /// --database-url), so it works before anyone can sign in.
+    Invite(InviteArgs),
     /// Exit 0 when a funnel server answers its readiness probe, 1 otherwise (the container
     /// image's health check: it has no curl).
     Healthcheck(HealthcheckArgs),
@@ -66,6 +70,37 @@ struct BackupArgs {
     /// `DATA_DIR/funnel.db` and remove `funnel.db-wal` and `funnel.db-shm` beside it.
     #[arg(long)]
     to: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct InviteArgs {
+    /// The person's e-mail address (what they sign in with).
+    email: String,
+    /// Make them an admin (the role on every board); otherwise `--role`.
+    #[arg(long)]
+    admin: bool,
+    /// viewer, member or admin (for a new person; ignored for one who exists).
+    #[arg(long, default_value = "member", conflicts_with = "admin")]
+    role: String,
+    /// The name they go by (default: what comes before the `@`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Where people open funnel: the link starts with it.
+    #[arg(
+        long,
+        env = "FUNNEL_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// The data directory of the server (as `funnel serve --data-dir`).
+    #[arg(long, env = "FUNNEL_DATA_DIR", default_value = funnel_server::config::defaults::DATA_DIR)]
+    data_dir: std::path::PathBuf,
+    /// The server's PostgreSQL URL, if it uses PostgreSQL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// How long the link stays valid.
+    #[arg(long, env = "FUNNEL_INVITE_TTL", default_value = "7days", value_parser = humantime::parse_duration)]
+    ttl: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +142,7 @@ fn main() -> anyhow::Result<()> {
         Command::Token(args) => token(args),
         Command::Healthcheck(args) => healthcheck(&args),
         Command::Backup(args) => backup(&args),
+        Command::Invite(args) => invite(args),
         Command::Boards(connection) => funnel_server::cli::boards(connection),
         Command::Cards(args) => funnel_server::cli::cards(args),
         Command::Watch(args) => funnel_server::cli::watch(args),
@@ -131,6 +167,40 @@ fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
         }
         Err(e) => anyhow::bail!("{} does not answer: {e}", args.url),
     }
+}
+
+fn invite(args: InviteArgs) -> anyhow::Result<()> {
+    let role = if args.admin {
+        Role::Admin
+    } else {
+        Role::parse(&args.role)?
+    };
+    let mut config = ServeConfig::with_defaults(
+        funnel_server::config::defaults::LISTEN.parse()?,
+        args.data_dir,
+    );
+    config.database_url = args.database_url;
+    config.invite_ttl = args.ttl;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (link, expires_at) = runtime.block_on(funnel_server::invite_from_cli(
+        &config,
+        &args.email,
+        args.name,
+        role,
+        &args.url,
+    ))?;
+    let expires =
+        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(expires_at).unwrap_or(0));
+    println!("{link}");
+    eprintln!(
+        "Send this link to {} ({role}); it works once, until {} (UTC). The server must run with \
+         --auth-secret for people to sign in.",
+        args.email,
+        humantime::format_rfc3339_seconds(expires)
+    );
+    Ok(())
 }
 
 fn backup(args: &BackupArgs) -> anyhow::Result<()> {

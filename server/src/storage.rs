@@ -5,8 +5,10 @@
 //! Implementations batch concurrent appends into one transaction (group commit).
 //!
 //! Modules: [`sqlite`] (the embedded default), [`postgres`] (what a cluster of instances shares),
-//! [`webhooks`] (webhook endpoints, their outbox and delivery log, on both).
+//! [`webhooks`] (webhook endpoints, their outbox and delivery log, on both), [`accounts`] (people,
+//! invites and sessions, on both).
 
+pub mod accounts;
 pub mod postgres;
 pub mod sqlite;
 pub mod webhooks;
@@ -521,6 +523,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Webhook endpoints, their outbox of deliveries and their log.
     fn webhooks(&self) -> &dyn webhooks::WebhookStore;
+
+    /// People, their invites and their sessions.
+    fn accounts(&self) -> &dyn accounts::AccountStore;
 
     /// Whether storage answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StorageError>;

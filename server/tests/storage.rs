@@ -1217,7 +1217,235 @@ macro_rules! all_contract_tests {
             change_events_are_stored_with_their_updates_and_listed_in_order,
             a_refused_fenced_append_stores_no_change_events,
         );
+        accounts_contract_tests!($backend:
+            people_invites_and_sessions_are_kept_and_ended,
+        );
     };
+}
+
+macro_rules! accounts_contract_tests {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = $backend::new().await;
+                accounts_contract::$name(&backend).await;
+            }
+        )*
+    };
+}
+
+/// People, invites and sessions (storage/accounts.rs), on both backends.
+mod accounts_contract {
+    use super::*;
+    use funnel_protocol::policy::Role;
+    use funnel_server::storage::accounts::{Invite, Person, PersonChange, Session};
+
+    fn person(id: &str, email: &str) -> Person {
+        Person {
+            id: id.into(),
+            email: email.into(),
+            name: format!("Person {id}"),
+            role: Role::Member,
+            board_roles: Default::default(),
+            password_hash: None,
+            disabled_at: None,
+            created_at: 1_000,
+        }
+    }
+
+    fn session(digest: &str, person: &str, expires_at: i64) -> Session {
+        Session {
+            digest: digest.into(),
+            person: person.into(),
+            expires_at,
+            created_at: 1_000,
+        }
+    }
+
+    pub async fn people_invites_and_sessions_are_kept_and_ended(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let accounts = storage.accounts();
+        let ann = person("p-ann", "ann@example.com");
+        assert!(accounts.create_person(&ann).await.unwrap());
+        // An e-mail is one person's.
+        assert!(
+            !accounts
+                .create_person(&person("p-other", "ann@example.com"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            accounts
+                .create_person(&person("p-bob", "bob@example.com"))
+                .await
+                .unwrap()
+        );
+        let ids: Vec<String> = accounts
+            .people()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(ids, ["p-ann", "p-bob"]);
+        assert_eq!(
+            accounts.person_by_email("ann@example.com").await.unwrap(),
+            Some(ann.clone())
+        );
+        assert_eq!(accounts.person("nobody").await.unwrap(), None);
+
+        // An invite works once, while it lives, and signs its person in.
+        let invite = Invite {
+            digest: "inv-1".into(),
+            person: "p-ann".into(),
+            expires_at: 5_000,
+            created_at: 1_000,
+        };
+        accounts.create_invite(&invite).await.unwrap();
+        assert_eq!(
+            accounts.invite("inv-1", 6_000).await.unwrap(),
+            None,
+            "expired"
+        );
+        let (found, who) = accounts.invite("inv-1", 2_000).await.unwrap().unwrap();
+        assert_eq!((found, who.id.as_str()), (invite.clone(), "p-ann"));
+        let accepted = accounts
+            .accept_invite(
+                "inv-1",
+                2_000,
+                "$argon2id$hash",
+                Some("Ann Lee"),
+                &session("s-1", "", 9_000),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(accepted.name, "Ann Lee");
+        assert_eq!(accepted.password_hash.as_deref(), Some("$argon2id$hash"));
+        assert!(
+            accounts
+                .accept_invite("inv-1", 2_000, "other", None, &session("s-2", "", 9_000))
+                .await
+                .unwrap()
+                .is_none(),
+            "an invite is used once"
+        );
+        let (live, who) = accounts.session("s-1", 3_000).await.unwrap().unwrap();
+        assert_eq!(
+            (live.person.as_str(), who.name.as_str()),
+            ("p-ann", "Ann Lee")
+        );
+        assert_eq!(accounts.session("s-2", 3_000).await.unwrap(), None);
+        assert_eq!(
+            accounts.session("s-1", 9_000).await.unwrap(),
+            None,
+            "expired"
+        );
+
+        // Roles: a default and one per board; a board's role can be removed again.
+        let q4 = board("q4");
+        let change = PersonChange {
+            role: Some(Role::Viewer),
+            board_roles: vec![(q4.clone(), Some(Role::Admin))],
+            ..PersonChange::default()
+        };
+        let (before, after) = accounts
+            .change_person("p-ann", &change)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((before.role, after.role), (Role::Member, Role::Viewer));
+        assert_eq!(after.role_on(&q4), Role::Admin);
+        assert_eq!(after.role_on(&board("other")), Role::Viewer);
+        let reread = accounts.person("p-ann").await.unwrap().unwrap();
+        assert_eq!(reread, after);
+        let removed = PersonChange {
+            board_roles: vec![(q4.clone(), None)],
+            ..PersonChange::default()
+        };
+        let (_, after) = accounts
+            .change_person("p-ann", &removed)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(after.board_roles.is_empty());
+        assert!(
+            accounts
+                .change_person("nobody", &removed)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // Disabling ends every session; a disabled person's invite signs nobody in.
+        accounts
+            .create_session(&session("s-3", "p-ann", 9_000))
+            .await
+            .unwrap();
+        assert!(accounts.session("s-3", 3_000).await.unwrap().is_some());
+        let disable = PersonChange {
+            disabled_at: Some(Some(3_000)),
+            ..PersonChange::default()
+        };
+        accounts
+            .change_person("p-ann", &disable)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(accounts.session("s-3", 3_000).await.unwrap(), None);
+        accounts
+            .create_invite(&Invite {
+                digest: "inv-2".into(),
+                ..invite.clone()
+            })
+            .await
+            .unwrap();
+        assert!(
+            accounts
+                .accept_invite("inv-2", 2_000, "h", None, &session("s-4", "", 9_000))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let enable = PersonChange {
+            disabled_at: Some(None),
+            ..PersonChange::default()
+        };
+        let (_, enabled) = accounts
+            .change_person("p-ann", &enable)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(enabled.disabled_at, None);
+
+        // Sign-out, the sweep, and a restart that keeps what is live.
+        accounts
+            .create_session(&session("s-5", "p-bob", 9_000))
+            .await
+            .unwrap();
+        accounts
+            .create_session(&session("s-6", "p-bob", 4_000))
+            .await
+            .unwrap();
+        assert!(accounts.delete_session("s-5").await.unwrap());
+        assert!(!accounts.delete_session("s-5").await.unwrap());
+        assert_eq!(
+            accounts.sweep_accounts(4_500).await.unwrap(),
+            1,
+            "s-6 expired"
+        );
+        accounts
+            .create_session(&session("s-7", "p-bob", 9_000))
+            .await
+            .unwrap();
+        storage.close().await;
+        let storage = backend.open().await;
+        let accounts = storage.accounts();
+        assert!(accounts.session("s-7", 5_000).await.unwrap().is_some());
+        assert_eq!(accounts.people().await.unwrap().len(), 2);
+        storage.close().await;
+    }
 }
 
 macro_rules! feed_contract_tests {

@@ -63,6 +63,8 @@ describe("the page's token", () => {
       role: "member",
       boards: ["b1", "b2"],
       local: false,
+      email: null,
+      signedInWith: "token",
       exp: 1_900_000_000,
     });
     expect(claimsOf(jwt({ sub: "bob", role: "viewer" }))).toEqual({
@@ -71,6 +73,8 @@ describe("the page's token", () => {
       role: "viewer",
       boards: null,
       local: false,
+      email: null,
+      signedInWith: "token",
       exp: null,
     });
   });
@@ -102,6 +106,8 @@ describe("/api/v1/me", () => {
       role: "admin",
       boards: null,
       local: false,
+      email: null,
+      signedInWith: "token",
     });
     expect(parseMe({ user: "local", name: "Local admin", role: "admin", local: true })?.local).toBe(true);
     expect(parseMe({ user: "bob", name: "", role: "viewer", boards: ["x"] })).toEqual({
@@ -110,7 +116,12 @@ describe("/api/v1/me", () => {
       role: "viewer",
       boards: ["x"],
       local: false,
+      email: null,
+      signedInWith: "token",
     });
+    expect(
+      parseMe({ user: "p1", name: "Ann", role: "member", local: false, email: "ann@x.io", signedInWith: "session" }),
+    ).toMatchObject({ email: "ann@x.io", signedInWith: "session" });
   });
 
   test("refuses answers without a user or a known role", () => {
@@ -171,6 +182,10 @@ describe("refusals", () => {
       detail: "the token has expired: get a new one",
     });
     expect(refusalOf(401, "", true)).toEqual(refusalOf(4401, "", true));
+    expect(refusalOf(4401, "your account was disabled by an administrator", true).message).toMatch(
+      /^Your account has been disabled/,
+    );
+    expect(refusalOf(4401, "you signed out", true).message).toBe("You signed out");
   });
 
   test("4403 says what was not allowed, with the server's reason", () => {

@@ -35,7 +35,7 @@ impl BoardCaller {
         board_id: &str,
     ) -> Result<Self, ApiError> {
         let board = existing_board(state, &who, board_id).await?;
-        let mut principal = who;
+        let mut principal = who.on_board(&board);
         principal.user = actor(state, &principal, headers)?;
         Ok(BoardCaller { board, principal })
     }

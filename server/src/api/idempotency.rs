@@ -17,7 +17,6 @@
 
 use super::ApiError;
 use crate::app_state::AppState;
-use crate::headers::bearer_token;
 use crate::storage::{KEY_LIFETIME_MS, KeptResponse, KeyClaim, KeyRequest, Storage};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -58,10 +57,10 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         Err(e) => return e.into_response(),
     };
     // An unauthenticated request is the handler's to refuse (401): it writes nothing.
-    let Ok(caller) = state
-        .connections
-        .auth
-        .authenticate(bearer_token(request.headers()))
+    let Ok(Ok(caller)) = state
+        .accounts
+        .authenticate(&state.connections.auth, request.headers(), None)
+        .await
     else {
         return next.run(request).await;
     };

@@ -61,7 +61,7 @@ pub async fn post_inbound_email(
     Path(board_id): Path<String>,
     body: Body,
 ) -> Result<(StatusCode, Json<MailOutcome>), ApiError> {
-    let who = caller.at_least(Role::Member)?;
+    let who = caller.on_board(&board_id).at_least(Role::Member)?;
     let board = existing_board(&state, &who, &board_id).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -126,7 +126,7 @@ pub async fn get_inbound_address(
     caller: Caller,
     Path(board_id): Path<String>,
 ) -> Result<Json<InboundAddress>, ApiError> {
-    let who = caller.at_least(Role::Admin)?;
+    let who = caller.on_board(&board_id).at_least(Role::Admin)?;
     let board = existing_board(&state, &who, &board_id).await?;
     let local_part = state.mail.local_part(&board);
     Ok(Json(InboundAddress {

@@ -37,6 +37,14 @@ fn caller_key(state: &AppState, request: &Request) -> String {
     {
         return format!("user:{}", who.user);
     }
+    // Per session, without asking storage (the handler does): a cookie that names no session
+    // only costs its holder's own budget.
+    if !auth.is_local()
+        && let Some(secret) =
+            crate::accounts::cookie(request.headers(), crate::accounts::SESSION_COOKIE)
+    {
+        return format!("session:{}", crate::accounts::digest(secret));
+    }
     match request.extensions().get::<ConnectInfo<SocketAddr>>() {
         Some(ConnectInfo(peer)) => format!("address:{}", peer.ip()),
         None => "address:unknown".to_owned(),

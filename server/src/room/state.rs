@@ -1618,6 +1618,8 @@ mod tests {
             boards: None,
             from_token: true,
             expires_at: None,
+            board_roles: Default::default(),
+            session: None,
         }
     }
 

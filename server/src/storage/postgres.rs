@@ -27,6 +27,7 @@
 //! Migrations are versioned, recorded in `funnel_migrations`, and applied at open in one
 //! transaction under an advisory lock, so instances starting together apply each one once.
 
+mod accounts;
 mod webhooks;
 
 use super::{
@@ -206,6 +207,36 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX webhook_attempts_by_endpoint ON webhook_attempts (endpoint, id);
     CREATE INDEX webhook_attempts_by_time ON webhook_attempts (at);
+"#,
+    // Accounts (storage/accounts.rs): people, their one-time invites and sign-in sessions,
+    // invites and sessions kept under the SHA-256 of their secret.
+    r#"
+    CREATE TABLE people (
+        id            TEXT    PRIMARY KEY,
+        email         TEXT    NOT NULL UNIQUE,
+        name          TEXT    NOT NULL,
+        role          TEXT    NOT NULL,
+        -- A JSON object: board id -> role.
+        board_roles   TEXT    NOT NULL DEFAULT '{}',
+        password_hash TEXT,
+        disabled_at   BIGINT,
+        created_at    BIGINT  NOT NULL
+    );
+    CREATE TABLE invites (
+        digest     TEXT    PRIMARY KEY,
+        person     TEXT    NOT NULL,
+        expires_at BIGINT  NOT NULL,
+        created_at BIGINT  NOT NULL
+    );
+    CREATE INDEX invites_by_time ON invites (expires_at);
+    CREATE TABLE sessions (
+        digest     TEXT    PRIMARY KEY,
+        person     TEXT    NOT NULL,
+        expires_at BIGINT  NOT NULL,
+        created_at BIGINT  NOT NULL
+    );
+    CREATE INDEX sessions_by_person ON sessions (person);
+    CREATE INDEX sessions_by_time ON sessions (expires_at);
 "#,
 ];
 
@@ -1050,6 +1081,10 @@ impl Storage for PostgresStorage {
     }
 
     fn webhooks(&self) -> &dyn super::webhooks::WebhookStore {
+        self
+    }
+
+    fn accounts(&self) -> &dyn super::accounts::AccountStore {
         self
     }
 

@@ -5,6 +5,7 @@
 //! updates from many rooms costs one fsync. Reads (loading a board, compaction input) use a
 //! separate connection; WAL mode lets them run beside the writer.
 
+mod accounts;
 mod webhooks;
 
 use super::{
@@ -174,6 +175,36 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX webhook_attempts_by_endpoint ON webhook_attempts (endpoint, id);
     CREATE INDEX webhook_attempts_by_time ON webhook_attempts (at);
+"#,
+    // Accounts (storage/accounts.rs): people, their one-time invites and sign-in sessions,
+    // invites and sessions kept under the SHA-256 of their secret.
+    r#"
+    CREATE TABLE people (
+        id            TEXT    PRIMARY KEY,
+        email         TEXT    NOT NULL UNIQUE,
+        name          TEXT    NOT NULL,
+        role          TEXT    NOT NULL,
+        -- A JSON object: board id -> role.
+        board_roles   TEXT    NOT NULL DEFAULT '{}',
+        password_hash TEXT,
+        disabled_at   INTEGER,
+        created_at    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE invites (
+        digest     TEXT    PRIMARY KEY,
+        person     TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX invites_by_time ON invites (expires_at);
+    CREATE TABLE sessions (
+        digest     TEXT    PRIMARY KEY,
+        person     TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_person ON sessions (person);
+    CREATE INDEX sessions_by_time ON sessions (expires_at);
 "#,
 ];
 
@@ -879,6 +910,10 @@ impl Storage for SqliteStorage {
     }
 
     fn webhooks(&self) -> &dyn super::webhooks::WebhookStore {
+        self
+    }
+
+    fn accounts(&self) -> &dyn super::accounts::AccountStore {
         self
     }
 

@@ -4,7 +4,7 @@
 // configuration. With a token (src/ui/auth.ts) every call sends `Authorization: Bearer`, and a
 // 401 is also told to whoever listens (the app shows "sign in again" instead of the page).
 
-import { parseMe, type Me } from "./auth";
+import { isRole, parseMe, type Me, type Role } from "./auth";
 
 let token: string | null = null;
 const unauthorized = new Set<(error: ApiError) => void>();
@@ -18,6 +18,12 @@ export function setApiToken(value: string | null): void {
 export function onUnauthorized(listener: (error: ApiError) => void): () => void {
   unauthorized.add(listener);
   return () => unauthorized.delete(listener);
+}
+
+/** Tells every listener of [`onUnauthorized`] that the session is gone (a socket closed 4401). */
+export function reportUnauthorized(message: string): void {
+  const error = new ApiError(401, message);
+  for (const listener of unauthorized) listener(error);
 }
 
 /** The headers of an API call: `accept`, the bearer token if any, and `extra`. */
@@ -42,7 +48,7 @@ export class ApiError extends Error {
   }
 }
 
-async function errorOf(response: Response): Promise<ApiError> {
+async function errorOf(response: Response, tellUnauthorized = true): Promise<ApiError> {
   let message = `the server answered ${response.status} ${response.statusText}`.trim();
   try {
     const body: unknown = await response.json();
@@ -55,7 +61,7 @@ async function errorOf(response: Response): Promise<ApiError> {
     // Not JSON: keep the status line.
   }
   const error = new ApiError(response.status, message);
-  if (response.status === 401) for (const listener of unauthorized) listener(error);
+  if (response.status === 401 && tellUnauthorized) for (const listener of unauthorized) listener(error);
   return error;
 }
 
@@ -219,4 +225,150 @@ export async function fetchTimeline(
   const list = Array.isArray(body) ? body : ((body as { events?: unknown })?.events ?? []);
   if (!Array.isArray(list)) return [];
   return list.map(parseTimelineEvent).filter((e): e is TimelineEvent => e !== null);
+}
+
+// --- Accounts (docs/accounts.md): sign-in, sign-out, invites and the people directory. The
+// session is an HttpOnly cookie the browser sends by itself (same origin); the page never sees it.
+
+/** `POST /api/v1/session`: signs in; the answer is who the server now says the caller is. */
+export async function signIn(email: string, password: string): Promise<Me> {
+  const response = await fetch("/api/v1/session", {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  // A wrong password is the form's to show, not a "session ended" for the whole app.
+  if (!response.ok) throw await errorOf(response, false);
+  const me = parseMe(await response.json());
+  if (me === null) throw new ApiError(response.status, "the server signed you in without saying who you are");
+  return me;
+}
+
+/** `DELETE /api/v1/session`: ends this browser's session (its sockets close at once). */
+export async function signOut(): Promise<void> {
+  const response = await fetch("/api/v1/session", { method: "DELETE", headers: { accept: "application/json" } });
+  if (!response.ok && response.status !== 401) throw await errorOf(response, false);
+}
+
+/** What an invite link is for (`GET /api/v1/invites/{secret}`). */
+export interface InviteInfo {
+  email: string;
+  name: string;
+  hasPassword: boolean;
+  expiresAt: number;
+}
+
+export async function fetchInvite(secret: string, signal?: AbortSignal): Promise<InviteInfo> {
+  const response = await fetch(`/api/v1/invites/${encodeURIComponent(secret)}`, {
+    headers: { accept: "application/json" },
+    ...(signal ? { signal } : {}),
+  });
+  if (!response.ok) throw await errorOf(response, false);
+  const raw = (await response.json()) as Record<string, unknown>;
+  return {
+    email: typeof raw.email === "string" ? raw.email : "",
+    name: typeof raw.name === "string" ? raw.name : "",
+    hasPassword: raw.hasPassword === true,
+    expiresAt: typeof raw.expiresAt === "number" ? raw.expiresAt : 0,
+  };
+}
+
+/** `POST /api/v1/invites/{secret}/accept`: sets the password and signs in. */
+export async function acceptInvite(secret: string, password: string, name: string): Promise<Me> {
+  const response = await fetch(`/api/v1/invites/${encodeURIComponent(secret)}/accept`, {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/json" },
+    body: JSON.stringify(name.trim() === "" ? { password } : { password, name: name.trim() }),
+  });
+  if (!response.ok) throw await errorOf(response, false);
+  const me = parseMe(await response.json());
+  if (me === null) throw new ApiError(response.status, "the server signed you in without saying who you are");
+  return me;
+}
+
+/** A person of the directory; `email`, `role`, `boardRoles`, `disabled`, `active` for admins. */
+export interface Person {
+  id: string;
+  name: string;
+  initials: string;
+  color: string;
+  email: string | null;
+  role: Role | null;
+  boardRoles: Record<string, Role>;
+  disabled: boolean;
+  /** They have set a password. */
+  active: boolean;
+}
+
+export function parsePerson(raw: unknown): Person | null {
+  if (typeof raw !== "object" || raw === null) return null;
+  const p = raw as Record<string, unknown>;
+  if (typeof p.id !== "string" || p.id === "") return null;
+  const boardRoles: Record<string, Role> = {};
+  if (typeof p.boardRoles === "object" && p.boardRoles !== null) {
+    for (const [board, role] of Object.entries(p.boardRoles as Record<string, unknown>)) {
+      if (isRole(role)) boardRoles[board] = role;
+    }
+  }
+  const name = typeof p.name === "string" && p.name !== "" ? p.name : p.id;
+  return {
+    id: p.id,
+    name,
+    initials: typeof p.initials === "string" ? p.initials : "",
+    color: typeof p.color === "string" && /^#[0-9a-f]{6}$/i.test(p.color) ? p.color : "#777777",
+    email: typeof p.email === "string" ? p.email : null,
+    role: isRole(p.role) ? p.role : null,
+    boardRoles,
+    disabled: p.disabled === true,
+    active: p.active !== false,
+  };
+}
+
+/** `GET /api/v1/people`: the directory. */
+export async function listPeople(signal?: AbortSignal): Promise<Person[]> {
+  const response = await fetch("/api/v1/people", { headers: apiHeaders(), ...(signal ? { signal } : {}) });
+  if (!response.ok) throw await errorOf(response);
+  const body = (await response.json()) as { people?: unknown };
+  return (Array.isArray(body.people) ? body.people : []).map(parsePerson).filter((p): p is Person => p !== null);
+}
+
+/** `POST /api/v1/invites` (admins): the person and the one-time link to give them. */
+export async function invitePerson(
+  email: string,
+  name: string,
+  role: Role,
+): Promise<{ person: Person; link: string; expiresAt: number }> {
+  const response = await fetch("/api/v1/invites", {
+    method: "POST",
+    headers: apiHeaders({ "content-type": "application/json" }),
+    body: JSON.stringify(name.trim() === "" ? { email, role } : { email, name: name.trim(), role }),
+  });
+  if (!response.ok) throw await errorOf(response);
+  const raw = (await response.json()) as Record<string, unknown>;
+  const person = parsePerson(raw.person);
+  if (person === null || typeof raw.link !== "string") {
+    throw new ApiError(response.status, "the server answered the invite without a link");
+  }
+  return { person, link: raw.link, expiresAt: typeof raw.expiresAt === "number" ? raw.expiresAt : 0 };
+}
+
+/** A change to a person (admins); absent fields stay. `boardRoles`: null removes a board's role. */
+export interface PersonPatch {
+  name?: string;
+  role?: Role;
+  boardRoles?: Record<string, Role | null>;
+  disabled?: boolean;
+}
+
+/** `PATCH /api/v1/people/{id}`. */
+export async function patchPerson(id: string, patch: PersonPatch): Promise<Person> {
+  const response = await fetch(`/api/v1/people/${encodeURIComponent(id)}`, {
+    method: "PATCH",
+    headers: apiHeaders({ "content-type": "application/json" }),
+    body: JSON.stringify(patch),
+  });
+  if (!response.ok) throw await errorOf(response);
+  const person = parsePerson(await response.json());
+  if (person === null) throw new ApiError(response.status, "the server answered without the person");
+  return person;
 }

@@ -29,6 +29,10 @@ export interface Me {
   boards: readonly string[] | null;
   /** Local mode: no secret, everyone is the local admin. */
   local: boolean;
+  /** A signed-in person's e-mail; null for a token or the local admin. */
+  email: string | null;
+  /** `session`: a person who signed in (and may sign out); `token`; `local`. */
+  signedInWith: "session" | "token" | "local";
 }
 
 export interface TokenStore extends KeyValueStore {
@@ -64,7 +68,7 @@ export function isRole(value: unknown): value is Role {
 /** The server's `/me` answer, or null when it is not one. */
 export function parseMe(raw: unknown): Me | null {
   if (typeof raw !== "object" || raw === null) return null;
-  const { user, name, role, boards, local } = raw as Record<string, unknown>;
+  const { user, name, role, boards, local, email, signedInWith } = raw as Record<string, unknown>;
   if (typeof user !== "string" || user === "" || !isRole(role)) return null;
   return {
     user,
@@ -72,6 +76,9 @@ export function parseMe(raw: unknown): Me | null {
     role,
     boards: Array.isArray(boards) ? boards.filter((b): b is string => typeof b === "string") : null,
     local: local === true,
+    email: typeof email === "string" ? email : null,
+    signedInWith:
+      signedInWith === "session" || signedInWith === "local" ? signedInWith : local === true ? "local" : "token",
   };
 }
 
@@ -179,11 +186,7 @@ export function refusalOf(code: number, reason: string, hadToken: boolean): Refu
   switch (code) {
     case CLOSE.UNAUTHENTICATED:
     case 401:
-      return {
-        code: CLOSE.UNAUTHENTICATED,
-        message: hadToken ? "Your session has expired: sign in again" : "You are not signed in: sign in to open funnel",
-        detail,
-      };
+      return { code: CLOSE.UNAUTHENTICATED, message: signedOutMessage(detail, hadToken), detail };
     case CLOSE.FORBIDDEN:
     case 403:
       return { code: CLOSE.FORBIDDEN, message: `You are not allowed to do this${detail ? `: ${detail}` : ""}`, detail };
@@ -199,6 +202,14 @@ export function refusalOf(code: number, reason: string, hadToken: boolean): Refu
     default:
       return { code, message: `The server closed the connection${detail ? `: ${detail}` : ` (${code})`}`, detail };
   }
+}
+
+/** Why someone is signed out, in their words rather than the server's. */
+function signedOutMessage(detail: string, hadSession: boolean): string {
+  if (/disabled/i.test(detail)) return "Your account has been disabled. Ask an administrator if you think this is a mistake";
+  if (/signed out/i.test(detail)) return "You signed out";
+  if (/password is wrong/i.test(detail)) return "The e-mail address or the password is wrong";
+  return hadSession ? "Your session has expired: sign in again" : "You are not signed in: sign in to open funnel";
 }
 
 /**
