@@ -206,7 +206,8 @@ export function refusalOf(code: number, reason: string, hadToken: boolean): Refu
 
 /** Why someone is signed out, in their words rather than the server's. */
 function signedOutMessage(detail: string, hadSession: boolean): string {
-  if (/disabled/i.test(detail)) return "Your account has been disabled. Ask an administrator if you think this is a mistake";
+  if (/disabled/i.test(detail))
+    return "Your account has been disabled. Ask an administrator if you think this is a mistake";
   if (/signed out/i.test(detail)) return "You signed out";
   if (/password is wrong/i.test(detail)) return "The e-mail address or the password is wrong";
   return hadSession ? "Your session has expired: sign in again" : "You are not signed in: sign in to open funnel";
