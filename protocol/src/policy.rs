@@ -266,6 +266,10 @@ pub fn unmet_moves<T: ReadTxn>(txn: &T, moves: &[CardMove]) -> Vec<Unmet> {
         else {
             continue;
         };
+        // The initial stage requires nothing (every new card enters it), whatever it holds.
+        if stage.kind == crate::schema::StageKind::Initial {
+            continue;
+        }
         let missing = board::missing_required(stage, &card, &lost_reasons);
         if !missing.is_empty() {
             unmet.push(Unmet {

@@ -62,6 +62,8 @@ pub enum BoardError {
          custom field of the board, not {0:?}"
     )]
     UnknownRequiredField(String),
+    #[error("the initial stage requires nothing: every new card (by mail, by the API) enters it")]
+    InitialStageRequiresNothing,
     #[error("{0:?} is not one of the board's lost reasons")]
     BadLostReason(String),
     #[error(

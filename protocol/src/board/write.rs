@@ -270,6 +270,9 @@ pub fn set_stage_rules(
         return Err(BoardError::BadRotDays);
     }
     let required = match rules.required {
+        Some(keys) if !keys.is_empty() && read_kind(txn, id)? == StageKind::Initial => {
+            return Err(BoardError::InitialStageRequiresNothing);
+        }
         Some(keys) => {
             let custom = txn.get_map(root::FIELDS);
             let mut seen: Vec<String> = Vec::new();
@@ -301,6 +304,13 @@ pub fn set_stage_rules(
         stage.insert(txn, schema::stage::ROT_DAYS, Any::from(days));
     }
     Ok(())
+}
+
+fn read_kind(txn: &mut TransactionMut, id: &str) -> Result<StageKind, BoardError> {
+    let stage = stage_map(txn, id)?;
+    read_stage(txn, id, &stage)
+        .map(|s| s.kind)
+        .ok_or_else(|| BoardError::NoSuchStage(id.to_owned()))
 }
 
 /// The reasons a card may be lost for, in order (admin); empty: any text.
