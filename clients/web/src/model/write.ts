@@ -244,7 +244,8 @@ export function setStageRules(doc: Y.Doc, id: string, rules: StageRules): void {
     required = [];
     for (const key of rules.required) {
       const known =
-        (REQUIRABLE_CARD_KEYS as readonly string[]).includes(key) || (fields !== null && fields.get(key) instanceof Y.Map);
+        (REQUIRABLE_CARD_KEYS as readonly string[]).includes(key) ||
+        (fields !== null && fields.get(key) instanceof Y.Map);
       if (!known) throw errors.unknownRequiredField(key);
       if (!required.includes(key)) required.push(key);
     }
