@@ -99,6 +99,8 @@ export default defineConfig({
   },
   test: {
     include: ["test/**/*.test.ts"],
+    // The randomized store and convergence tests take seconds on a loaded 2-core machine.
+    testTimeout: 30_000,
     environment: "node",
   },
 });

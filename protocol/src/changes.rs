@@ -178,6 +178,16 @@ fn card_field_changes(before: &Card, after: &Card) -> Vec<FieldChange> {
     );
     field("client", json!(before.client), json!(after.client));
     field("email", json!(before.email), json!(after.email));
+    field(
+        "closeDate",
+        json!(before.close_date),
+        json!(after.close_date),
+    );
+    field(
+        "lostReason",
+        json!(before.lost_reason),
+        json!(after.lost_reason),
+    );
     field("pos", json!(before.pos), json!(after.pos));
     let ids: std::collections::BTreeSet<&String> =
         before.fields.keys().chain(after.fields.keys()).collect();
@@ -267,6 +277,9 @@ mod tests {
             color: "#112233".into(),
             kind,
             pos: format!("a{id}"),
+            required: Vec::new(),
+            probability_set: None,
+            rot_days: 0,
         }
     }
 
@@ -295,6 +308,9 @@ mod tests {
             updated_at: 1,
             archived_at: None,
             fields: BTreeMap::new(),
+            close_date: None,
+            lost_reason: String::new(),
+            timeline_at: None,
         }
     }
 
@@ -315,6 +331,7 @@ mod tests {
                 done,
                 responsible: "ann".into(),
             },
+            done_at: None,
         }
     }
 

@@ -118,6 +118,28 @@ pub struct ServerWrite {
     pub before: Option<Any>,
 }
 
+/// A card a client transaction placed in a stage (moved it, or created it), and where it was
+/// before (`None`: the card is new, or had no such key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardMove {
+    pub card: String,
+    pub stage_before: Option<Any>,
+    pub pos_before: Option<Any>,
+    /// The card entry itself is new (or replaced whole).
+    pub new_card: bool,
+}
+
+/// A card that sits, after an update, in a stage whose required fields it lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmet {
+    pub card: String,
+    pub stage: String,
+    /// The stage's name, for the message.
+    pub stage_name: String,
+    /// The required card keys and custom field ids it lacks, in the stage's order.
+    pub missing: Vec<String>,
+}
+
 /// What one client transaction changed, by area of the board.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Effects {
@@ -136,6 +158,8 @@ pub struct Effects {
     pub server_writes: Vec<ServerWrite>,
     /// A card entry that is not a map: (card id).
     pub malformed_card: Option<String>,
+    /// Cards placed in a stage (moved or created), each once, with where they were before.
+    pub moves: Vec<CardMove>,
 }
 
 impl Effects {
@@ -161,6 +185,11 @@ pub enum Refusal {
     UnknownRoot(String),
     #[error("{0}")]
     Invariant(BoardError),
+    #[error(
+        "card {} cannot enter stage {:?} without {}: fill them in with the move",
+        .0.card, .0.stage_name, .0.missing.join(", ")
+    )]
+    MissingFields(Unmet),
 }
 
 /// Whether `role` (as `user`) may make the change `effects` describes. `txn` is the document
@@ -207,7 +236,51 @@ pub fn check<T: ReadTxn>(
     if effects.stages {
         board::check_invariants(txn).map_err(Refusal::Invariant)?;
     }
+    if let Some(unmet) = unmet_moves(txn, &effects.moves).into_iter().next() {
+        return Err(Refusal::MissingFields(unmet));
+    }
     Ok(())
+}
+
+/// The cards of `moves` that now sit in a stage whose required fields they lack
+/// ([`board::missing_required`]). A card that is gone, or whose stage is gone (shown in the
+/// initial stage), is judged in the stage it is shown in.
+pub fn unmet_moves<T: ReadTxn>(txn: &T, moves: &[CardMove]) -> Vec<Unmet> {
+    if moves.is_empty() {
+        return Vec::new();
+    }
+    let stages = board::stages(txn);
+    if stages.iter().all(|s| s.required.is_empty()) {
+        return Vec::new();
+    }
+    let lost_reasons = board::settings(txn).lost_reasons;
+    let mut unmet = Vec::new();
+    for moved in moves {
+        let Some(card) = board::card(txn, &moved.card) else {
+            continue;
+        };
+        let Some(stage) = stages
+            .iter()
+            .find(|s| s.id == card.stage)
+            .or_else(|| stages.first())
+        else {
+            continue;
+        };
+        // The initial stage requires nothing (every new card enters it), whatever it holds.
+        if stage.kind == crate::schema::StageKind::Initial {
+            continue;
+        }
+        let missing = board::missing_required(stage, &card, &lost_reasons);
+        if !missing.is_empty() {
+            unmet.push(Unmet {
+                card: card.id,
+                stage: stage.id.clone(),
+                stage_name: stage.name.clone(),
+                missing,
+            });
+        }
+    }
+    unmet
 }
 
 fn unknown_root<T: ReadTxn>(txn: &T) -> Option<String> {
@@ -341,6 +414,7 @@ fn record_card_event(effects: &mut Effects, txn: &TransactionMut, event: &Event)
                 };
                 match new {
                     Out::YMap(card_map) => {
+                        note_move(effects, card, None, None, true);
                         for key in card_map
                             .keys(txn)
                             .filter(|key| SERVER_CARD_KEYS.contains(key))
@@ -359,7 +433,24 @@ fn record_card_event(effects: &mut Effects, txn: &TransactionMut, event: &Event)
         // Keys of one card set or removed.
         (Some(PathSegment::Key(card)), None) => {
             let Event::Map(map) = event else { return };
-            for (key, change) in map.keys(txn) {
+            let keys = map.keys(txn);
+            if let Some(change) = keys.get(card::STAGE) {
+                let old = |change: &EntryChange| match change {
+                    EntryChange::Updated(Out::Any(old), _)
+                    | EntryChange::Removed(Out::Any(old)) => Some(old.clone()),
+                    _ => None,
+                };
+                let pos_before = keys.get(card::POS).map_or_else(
+                    // The key was not written: it holds what it held.
+                    || match cards_entry(txn, card) {
+                        Some(Out::Any(pos)) => Some(pos),
+                        _ => None,
+                    },
+                    old,
+                );
+                note_move(effects, card, old(change), pos_before, false);
+            }
+            for (key, change) in keys {
                 if !SERVER_CARD_KEYS.contains(&key.as_ref()) {
                     continue;
                 }
@@ -381,6 +472,32 @@ fn record_card_event(effects: &mut Effects, txn: &TransactionMut, event: &Event)
         }
         _ => {}
     }
+}
+
+/// The current `pos` of card `card` (for a move that left it as it was).
+fn cards_entry(txn: &TransactionMut, card: &str) -> Option<Out> {
+    match txn.get_map(root::CARDS)?.get(txn, card)? {
+        Out::YMap(map) => map.get(txn, card::POS),
+        _ => None,
+    }
+}
+
+fn note_move(
+    effects: &mut Effects,
+    card: &str,
+    stage_before: Option<Any>,
+    pos_before: Option<Any>,
+    new_card: bool,
+) {
+    if effects.moves.iter().any(|m| m.card == card) {
+        return;
+    }
+    effects.moves.push(CardMove {
+        card: card.to_owned(),
+        stage_before,
+        pos_before,
+        new_card,
+    });
 }
 
 fn note_server_write(effects: &mut Effects, card: &str, key: &str, before: Option<Any>) {
@@ -414,12 +531,18 @@ pub struct Compensation {
     pub server_writes: Vec<ServerWrite>,
     /// Stages changed: check the invariants after the rest, and mend them.
     pub check_stages: bool,
+    /// Cards placed in a stage whose required fields they lack: put back where they were (a
+    /// new card: into the initial stage).
+    pub moves_back: Vec<CardMove>,
 }
 
 impl Compensation {
     /// Nothing to take back (stages may still need their invariants checked).
     pub fn is_empty(&self) -> bool {
-        self.roots.is_empty() && self.views_except.is_none() && self.server_writes.is_empty()
+        self.roots.is_empty()
+            && self.views_except.is_none()
+            && self.server_writes.is_empty()
+            && self.moves_back.is_empty()
     }
 
     /// What this takes back, in the words of the wire's notice, each once and in order.
@@ -445,6 +568,9 @@ impl Compensation {
         }
         if !self.server_writes.is_empty() {
             kinds.push(TakenBack::ServerFields);
+        }
+        if !self.moves_back.is_empty() {
+            kinds.push(TakenBack::Cards);
         }
         if stages_mended {
             kinds.push(TakenBack::Stages);
@@ -510,6 +636,13 @@ pub fn judge<T: ReadTxn>(
     {
         compensation.views_except = Some(user.to_owned());
     }
+    let unmet = unmet_moves(txn, &effects.moves);
+    compensation.moves_back = effects
+        .moves
+        .iter()
+        .filter(|m| unmet.iter().any(|u| u.card == m.card))
+        .cloned()
+        .collect();
     Ok(compensation)
 }
 
@@ -544,6 +677,45 @@ pub fn compensate(txn: &mut TransactionMut, compensation: &Compensation, before:
     }
     if compensation.check_stages {
         repair_or_restore_stages(txn, before);
+    }
+    put_back(txn, &compensation.moves_back);
+}
+
+/// Puts cards back where they were before a move into a stage whose required fields they lack:
+/// their `stage` and `pos` as they were; a new card (or one that had no stage) into the initial
+/// stage, keeping its `pos`. Nothing else of the card changes: the fields it was given stay.
+fn put_back(txn: &mut TransactionMut, moves: &[CardMove]) {
+    if moves.is_empty() {
+        return;
+    }
+    let initial = board::stages(txn).into_iter().next().map(|s| s.id);
+    let Some(cards) = txn.get_map(root::CARDS) else {
+        return;
+    };
+    for moved in moves {
+        let Some(Out::YMap(card_map)) = cards.get(txn, &moved.card) else {
+            continue;
+        };
+        match (&moved.stage_before, &initial) {
+            (Some(stage), _) if !moved.new_card => {
+                card_map.insert(txn, card::STAGE, stage.clone());
+                if let Some(pos) = &moved.pos_before {
+                    card_map.insert(txn, card::POS, pos.clone());
+                }
+            }
+            (_, Some(initial)) => {
+                card_map.insert(txn, card::STAGE, initial.as_str());
+            }
+            (_, None) => {}
+        }
+    }
+}
+
+/// Where [`put_back`] leaves a card of `moved`: the stage it names.
+fn put_back_stage<T: ReadTxn>(txn: &T, moved: &CardMove) -> Option<String> {
+    match &moved.stage_before {
+        Some(Any::String(stage)) if !moved.new_card => Some(stage.to_string()),
+        _ => board::stages(txn).into_iter().next().map(|s| s.id),
     }
 }
 
@@ -617,6 +789,15 @@ pub fn verify<T: ReadTxn>(
     if effects.stages {
         board::check_invariants(txn).map_err(Refusal::Invariant)?;
     }
+    // A card put back where it was stands as it stood: only a card that stays where the
+    // update placed it must carry what that stage requires.
+    for unmet in unmet_moves(txn, &effects.moves) {
+        let moved = effects.moves.iter().find(|m| m.card == unmet.card);
+        let put_back = moved.and_then(|m| put_back_stage(txn, m));
+        if put_back.as_deref() != Some(unmet.stage.as_str()) {
+            return Err(Refusal::MissingFields(unmet));
+        }
+    }
     Ok(())
 }
 
@@ -648,6 +829,7 @@ mod tests {
                 before: None,
             }],
             check_stages: true,
+            moves_back: Vec::new(),
         };
         assert_eq!(
             compensation.taken_back(true),
@@ -857,6 +1039,159 @@ mod tests {
         assert_eq!(
             refused,
             Err(Refusal::Invariant(BoardError::InitialStageIsUnique))
+        );
+    }
+
+    /// The Won stage of the fixture's board, made to require an amount and a custom field.
+    fn won_requires(f: &Fixture) -> String {
+        let won = board::stages(&f.client.transact())
+            .into_iter()
+            .find(|s| s.kind == schema::StageKind::Success)
+            .unwrap()
+            .id;
+        {
+            let mut txn = f.client.transact_mut();
+            board::define_field(&mut txn, Some("source"), "Source", "string", &[]).unwrap();
+            let rules = board::StageRules {
+                required: Some(vec!["amount".into(), "source".into()]),
+                ..Default::default()
+            };
+            board::set_stage_rules(&mut txn, &won, rules).unwrap();
+        }
+        f.sync();
+        won
+    }
+
+    #[test]
+    fn a_move_into_a_stage_needs_what_the_stage_requires() {
+        let f = Fixture::new();
+        let won = won_requires(&f);
+        let card = f.card();
+        let refused = f.write(Role::Member, "m", |txn| {
+            board::move_card(txn, &card, &won, board::CardPlace::Top).unwrap();
+        });
+        match refused {
+            Err(Refusal::MissingFields(unmet)) => {
+                assert_eq!(unmet.missing, ["source"]);
+                assert_eq!(unmet.stage, won);
+            }
+            other => panic!("{other:?}"),
+        }
+        f.sync();
+        // The same move with the field given in the same update passes.
+        let card = f.card();
+        let given = f.write(Role::Member, "m", |txn| {
+            let edit = board::CardEdit {
+                fields: [("source".to_owned(), Any::from("fair"))].into(),
+                ..Default::default()
+            };
+            board::edit_card(txn, &card, edit).unwrap();
+            board::move_card(txn, &card, &won, board::CardPlace::Top).unwrap();
+        });
+        assert_eq!(given, Ok(()));
+    }
+
+    #[test]
+    fn a_move_that_lacks_a_required_field_is_taken_back() {
+        let f = Fixture::new();
+        let won = won_requires(&f);
+        let card = f.card();
+        let before_pos = board::card(&f.server.transact(), &card).unwrap();
+        let update = {
+            let mut txn = f.client.transact_mut();
+            board::edit_card(
+                &mut txn,
+                &card,
+                board::CardEdit {
+                    title: Some("kept".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            board::move_card(&mut txn, &card, &won, board::CardPlace::Top).unwrap();
+            txn.encode_update_v1()
+        };
+        let roots_before = f.server.transact().root_refs().count();
+        let snapshot = Snapshot::capture(&f.server.transact(), &GUARDED_ROOTS);
+        {
+            let mut txn = f.server.transact_mut_with(CLIENT_ORIGIN);
+            txn.apply_update(Update::decode_v1(&update).unwrap())
+                .unwrap();
+        }
+        let effects = f.recorder.take();
+        let compensation = judge(
+            Role::Member,
+            "m",
+            &effects,
+            &snapshot,
+            &f.server.transact(),
+            roots_before,
+        )
+        .unwrap();
+        assert_eq!(compensation.moves_back.len(), 1);
+        assert_eq!(
+            compensation.taken_back(false),
+            [crate::wire::TakenBack::Cards]
+        );
+        compensate(
+            &mut f.server.transact_mut_with(COMPENSATION_ORIGIN),
+            &compensation,
+            &snapshot,
+        );
+        let after = board::card(&f.server.transact(), &card).unwrap();
+        assert_eq!(after.stage, before_pos.stage);
+        assert_eq!(after.pos, before_pos.pos);
+        assert_eq!(after.title, "kept", "the rest of the update stays");
+        assert_eq!(
+            verify(Role::Member, "m", &effects, &snapshot, &f.server.transact()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_new_card_in_a_stage_it_cannot_enter_lands_in_the_initial_stage() {
+        let f = Fixture::new();
+        let won = won_requires(&f);
+        let update = {
+            let mut txn = f.client.transact_mut();
+            board::create_card(
+                &mut txn,
+                &won,
+                NewCard {
+                    title: "straight to won".into(),
+                    ..NewCard::default()
+                },
+                1,
+            )
+            .unwrap();
+            txn.encode_update_v1()
+        };
+        let roots_before = f.server.transact().root_refs().count();
+        let snapshot = Snapshot::capture(&f.server.transact(), &GUARDED_ROOTS);
+        f.server
+            .transact_mut_with(CLIENT_ORIGIN)
+            .apply_update(Update::decode_v1(&update).unwrap())
+            .unwrap();
+        let effects = f.recorder.take();
+        let compensation = judge(
+            Role::Admin,
+            "a",
+            &effects,
+            &snapshot,
+            &f.server.transact(),
+            roots_before,
+        )
+        .unwrap();
+        compensate(
+            &mut f.server.transact_mut_with(COMPENSATION_ORIGIN),
+            &compensation,
+            &snapshot,
+        );
+        let view = board::BoardView::read(&f.server.transact(), 1);
+        assert_eq!(view.columns[0].cards.len(), 1);
+        assert_eq!(
+            verify(Role::Admin, "a", &effects, &snapshot, &f.server.transact()),
+            Ok(())
         );
     }
 

@@ -25,6 +25,9 @@ pub mod board {
     pub const ENTITY: &str = "entity";
     pub const CURRENCY: &str = "currency";
     pub const COUNTER_THRESHOLD_MIN: &str = "counterThresholdMin";
+    /// The reasons a card may be lost for (a plain array of strings): when it holds any, a
+    /// card's `lostReason` counts as given only when it is one of them.
+    pub const LOST_REASONS: &str = "lostReasons";
 }
 
 /// Keys of a stage map.
@@ -33,7 +36,26 @@ pub mod stage {
     pub const COLOR: &str = "color";
     pub const KIND: &str = "kind";
     pub const POS: &str = "pos";
+    /// What a card must carry to enter the stage: a plain array of card keys
+    /// ([`super::REQUIRABLE_CARD_KEYS`]) and custom field ids.
+    pub const REQUIRED: &str = "required";
+    /// The chance, in percent (0 to 100), that a card in this stage is won: the weighted sum
+    /// and the forecast use it. Missing: 100 in the success stage, 0 elsewhere.
+    pub const PROBABILITY: &str = "probability";
+    /// Days without activity after which a card in this stage is stale (rotting); missing or
+    /// 0: never.
+    pub const ROT_DAYS: &str = "rotDays";
 }
+
+/// The card keys a stage may require (beside custom field ids).
+pub const REQUIRABLE_CARD_KEYS: [&str; 6] = [
+    card::AMOUNT,
+    card::CLIENT,
+    card::EMAIL,
+    card::RESPONSIBLE,
+    card::CLOSE_DATE,
+    card::LOST_REASON,
+];
 
 /// Keys of a card map.
 pub mod card {
@@ -55,6 +77,10 @@ pub mod card {
     /// column, sum, workload or counter shows it) until it is restored (the key removed).
     pub const ARCHIVED_AT: &str = "archivedAt";
     pub const FIELDS: &str = "fields";
+    /// The expected close date (ms): the forecast groups cards by its month.
+    pub const CLOSE_DATE: &str = "closeDate";
+    /// Why the card was lost (string; one of the board's `lostReasons` when it has any).
+    pub const LOST_REASON: &str = "lostReason";
     /// Written by the server: whose avatar the card shows.
     pub const AVATAR: &str = "avatar";
     /// Written by the server: when the avatar last changed.
@@ -86,6 +112,8 @@ pub mod activity {
     pub const REMIND_MIN: &str = "remindMin";
     pub const RESPONSIBLE: &str = "responsible";
     pub const DONE: &str = "done";
+    /// When it was marked done (ms), as its writer saw it: the card's last activity.
+    pub const DONE_AT: &str = "doneAt";
 }
 
 /// Keys of a custom field definition.

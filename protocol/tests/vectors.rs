@@ -1376,10 +1376,13 @@ fn schema_vectors() -> Value {
             ("NAME", schema::board::NAME), ("ENTITY", schema::board::ENTITY),
             ("CURRENCY", schema::board::CURRENCY),
             ("COUNTER_THRESHOLD_MIN", schema::board::COUNTER_THRESHOLD_MIN),
+            ("LOST_REASONS", schema::board::LOST_REASONS),
         ]),
         "stageKey": names(&[
             ("NAME", schema::stage::NAME), ("COLOR", schema::stage::COLOR),
             ("KIND", schema::stage::KIND), ("POS", schema::stage::POS),
+            ("REQUIRED", schema::stage::REQUIRED), ("PROBABILITY", schema::stage::PROBABILITY),
+            ("ROT_DAYS", schema::stage::ROT_DAYS),
         ]),
         "cardKey": names(&[
             ("TITLE", card_key::TITLE), ("STAGE", card_key::STAGE), ("POS", card_key::POS),
@@ -1388,6 +1391,7 @@ fn schema_vectors() -> Value {
             ("EMAIL", card_key::EMAIL), ("CREATED_AT", card_key::CREATED_AT),
             ("UPDATED_AT", card_key::UPDATED_AT), ("ARCHIVED_AT", card_key::ARCHIVED_AT),
             ("FIELDS", card_key::FIELDS),
+            ("CLOSE_DATE", card_key::CLOSE_DATE), ("LOST_REASON", card_key::LOST_REASON),
             ("AVATAR", card_key::AVATAR), ("AVATAR_AT", card_key::AVATAR_AT),
             ("AVATAR_REASON", card_key::AVATAR_REASON), ("COUNTER", card_key::COUNTER),
             ("TIMELINE_AT", card_key::TIMELINE_AT),
@@ -1397,6 +1401,7 @@ fn schema_vectors() -> Value {
             ("DIRECTION", activity_key::DIRECTION), ("SUBJECT", activity_key::SUBJECT),
             ("DEADLINE", activity_key::DEADLINE), ("REMIND_MIN", activity_key::REMIND_MIN),
             ("RESPONSIBLE", activity_key::RESPONSIBLE), ("DONE", activity_key::DONE),
+            ("DONE_AT", activity_key::DONE_AT),
         ]),
         "fieldKey": names(&[
             ("LABEL", field_key::LABEL), ("TYPE", field_key::TYPE),

@@ -811,6 +811,9 @@ mod tests {
             email: String::new(),
             updated_at: 0,
             archived_at: None,
+            close_date: None,
+            lost_reason: String::new(),
+            timeline_at: None,
         }
     }
 

@@ -506,6 +506,7 @@ fn find_or_create_card(
         client: mail.from_name.chars().take(MAX_NAME_CHARS).collect(),
         email: mail.from_address.clone(),
         fields: BTreeMap::new(),
+        ..NewCard::default()
     };
     let id = board::create_card(txn, &initial, card, now)?;
     board::touch_card(txn, &id, now)?;

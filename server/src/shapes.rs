@@ -37,6 +37,10 @@ pub struct CardJson {
     /// Custom field values by field id.
     #[schema(value_type = Object)]
     pub fields: BTreeMap<String, Value>,
+    /// The expected close date (ms); null when none.
+    pub close_date: Option<i64>,
+    /// Why it was lost; empty when none.
+    pub lost_reason: String,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
     /// When it last changed (ms), as its writer saw it.
@@ -78,6 +82,8 @@ pub fn card_json<T: ReadTxn>(txn: &T, card: &board::Card, shown_in: &str) -> Car
         client: card.client.clone(),
         email: card.email.clone(),
         fields: card.fields.clone(),
+        close_date: card.close_date,
+        lost_reason: card.lost_reason.clone(),
         created_at: card.created_at,
         updated_at: card.updated_at,
         archived_at: card.archived_at,

@@ -83,7 +83,7 @@ describe("board", () => {
     let updates = 0;
     doc.on("update", () => (updates += 1));
     const view = readBoard(doc, NOW);
-    expect(view.settings).toEqual({ name: "", entity: "", currency: "USD", counterThresholdMin: 15 });
+    expect(view.settings).toEqual({ name: "", entity: "", currency: "USD", counterThresholdMin: 15, lostReasons: [] });
     expect(view.columns).toEqual([]);
     expect(doc.share.size).toBe(0);
     expect(updates).toBe(0);

@@ -14,6 +14,12 @@ pub const MAX_AMOUNT: i64 = (1 << 53) - 1;
 /// The largest counter threshold: a week, in minutes.
 pub const MAX_THRESHOLD_MIN: i64 = 7 * 24 * 60;
 
+/// The most days a stage may let a card sit before it is stale (ten years).
+pub const MAX_ROT_DAYS: i64 = 3650;
+
+/// The most lost reasons a board lists.
+pub const MAX_LOST_REASONS: usize = 100;
+
 /// Why a write was refused. Nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BoardError {
@@ -47,6 +53,23 @@ pub enum BoardError {
     BadThreshold,
     #[error("unknown field type {0:?}: use string, number, money, date, enum, user or bool")]
     BadFieldType(String),
+    #[error("a probability must be 0 to 100 (percent)")]
+    BadProbability,
+    #[error("days before a card rots must be 0 (never) to {MAX_ROT_DAYS}")]
+    BadRotDays,
+    #[error(
+        "a stage can require amount, client, email, responsible, closeDate, lostReason or a \
+         custom field of the board, not {0:?}"
+    )]
+    UnknownRequiredField(String),
+    #[error("the initial stage requires nothing: every new card (by mail, by the API) enters it")]
+    InitialStageRequiresNothing,
+    #[error("{0:?} is not one of the board's lost reasons")]
+    BadLostReason(String),
+    #[error(
+        "lost reasons must be 1 to {MAX_NAME_CHARS} characters each, at most {MAX_LOST_REASONS}, no repeats"
+    )]
+    BadLostReasons,
     #[error("the neighbours' order keys are too long to split; move with a rebalance")]
     NeedsRebalance,
     #[error(transparent)]

@@ -18,6 +18,25 @@ pub struct Stage {
     pub color: String,
     pub kind: StageKind,
     pub pos: String,
+    /// What a card must carry to enter it: card keys and custom field ids, in stored order.
+    pub required: Vec<String>,
+    /// Percent chance of winning as stored (0 to 100), `None` when unset: see
+    /// [`Stage::probability`].
+    pub probability_set: Option<i64>,
+    /// Days without activity after which a card here is stale; 0: never.
+    pub rot_days: i64,
+}
+
+impl Stage {
+    /// The percent chance that a card here is won: as set (clamped to 0 to 100), else 100 in
+    /// the success stage and 0 elsewhere.
+    pub fn probability(&self) -> i64 {
+        match self.probability_set {
+            Some(p) => p.clamp(0, 100),
+            None if self.kind == StageKind::Success => 100,
+            None => 0,
+        }
+    }
 }
 
 /// A card as read.
@@ -41,6 +60,12 @@ pub struct Card {
     pub archived_at: Option<Millis>,
     /// Custom field values, as JSON.
     pub fields: BTreeMap<String, serde_json::Value>,
+    /// The expected close date (ms), if set.
+    pub close_date: Option<Millis>,
+    /// Why it was lost; empty when none.
+    pub lost_reason: String,
+    /// When the server last recorded a timeline event on it (`timelineAt`), if ever.
+    pub timeline_at: Option<Millis>,
 }
 
 /// One column of the board: a stage and its cards in order, with count and sums.
@@ -71,6 +96,8 @@ pub struct Settings {
     pub entity: String,
     pub currency: String,
     pub counter_threshold_min: i64,
+    /// The reasons a card may be lost for, in order; empty: any text.
+    pub lost_reasons: Vec<String>,
 }
 
 /// Everything a board screen shows, read in one pass.
@@ -108,6 +135,32 @@ fn out_bool<T: ReadTxn>(map: &MapRef, txn: &T, key: &str) -> Option<bool> {
     }
 }
 
+/// A plain array of strings (or a `Y.Array` of them) under `key`; other entries are skipped.
+fn out_strings<T: ReadTxn>(map: &MapRef, txn: &T, key: &str) -> Vec<String> {
+    let strings = |items: Vec<Any>| {
+        items
+            .into_iter()
+            .filter_map(|item| match item {
+                Any::String(s) => Some(s.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    match map.get(txn, key) {
+        Some(Out::Any(Any::Array(items))) => strings(items.to_vec()),
+        Some(Out::YArray(array)) => strings(
+            array
+                .iter(txn)
+                .filter_map(|v| match v {
+                    Out::Any(any) => Some(any),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => Vec::new(),
+    }
+}
+
 pub(crate) fn child_map<T: ReadTxn>(parent: &MapRef, txn: &T, key: &str) -> Option<MapRef> {
     match parent.get(txn, key)? {
         Out::YMap(map) => Some(map),
@@ -131,6 +184,11 @@ pub(super) fn read_stage<T: ReadTxn>(txn: &T, id: &str, map: &MapRef) -> Option<
         color: out_str(map, txn, schema::stage::COLOR).unwrap_or_default(),
         kind: StageKind::parse(&out_str(map, txn, schema::stage::KIND)?).ok()?,
         pos: out_str(map, txn, schema::stage::POS).unwrap_or_default(),
+        required: out_strings(map, txn, schema::stage::REQUIRED),
+        probability_set: out_i64(map, txn, schema::stage::PROBABILITY),
+        rot_days: out_i64(map, txn, schema::stage::ROT_DAYS)
+            .unwrap_or(0)
+            .max(0),
     })
 }
 
@@ -181,6 +239,9 @@ pub(crate) fn read_card<T: ReadTxn>(txn: &T, id: &str, map: &MapRef) -> Card {
         updated_at: out_i64(map, txn, schema::card::UPDATED_AT).unwrap_or(created_at),
         archived_at: out_i64(map, txn, schema::card::ARCHIVED_AT),
         fields,
+        close_date: out_i64(map, txn, schema::card::CLOSE_DATE),
+        lost_reason: out_str(map, txn, schema::card::LOST_REASON).unwrap_or_default(),
+        timeline_at: out_i64(map, txn, schema::card::TIMELINE_AT),
     }
 }
 
@@ -204,6 +265,8 @@ pub struct Activity {
     pub kind: String,
     pub subject: String,
     pub facts: ActivityFacts,
+    /// When it was marked done (`doneAt`), if its writer said.
+    pub done_at: Option<Millis>,
 }
 
 /// One activity, or `None` when it names no card.
@@ -220,6 +283,7 @@ pub(crate) fn read_activity<T: ReadTxn>(txn: &T, id: &str, activity: &MapRef) ->
         card,
         kind: out_str(activity, txn, schema::activity::KIND).unwrap_or_default(),
         subject: out_str(activity, txn, schema::activity::SUBJECT).unwrap_or_default(),
+        done_at: out_i64(activity, txn, schema::activity::DONE_AT),
         facts: ActivityFacts {
             deadline: out_i64(activity, txn, schema::activity::DEADLINE),
             remind_min: out_i64(activity, txn, schema::activity::REMIND_MIN),
@@ -263,6 +327,10 @@ pub fn settings<T: ReadTxn>(txn: &T) -> Settings {
             .as_ref()
             .and_then(|b| out_i64(b, txn, schema::board::COUNTER_THRESHOLD_MIN))
             .unwrap_or(schema::DEFAULT_COUNTER_THRESHOLD_MIN),
+        lost_reasons: board
+            .as_ref()
+            .map(|b| out_strings(b, txn, schema::board::LOST_REASONS))
+            .unwrap_or_default(),
     }
 }
 

@@ -4,7 +4,9 @@
 //! else: never a delete and re-insert, which would duplicate or lose a card moved twice
 //! concurrently.
 
-use super::error::{BoardError, MAX_AMOUNT, MAX_NAME_CHARS, MAX_THRESHOLD_MIN};
+use super::error::{
+    BoardError, MAX_AMOUNT, MAX_LOST_REASONS, MAX_NAME_CHARS, MAX_ROT_DAYS, MAX_THRESHOLD_MIN,
+};
 use super::read::{Stage, child_map, kind_rank, out_str, read_stage, settings, stages};
 use crate::ids::new_id;
 use crate::order;
@@ -240,6 +242,107 @@ pub fn delete_stage(txn: &mut TransactionMut, id: &str, cards_to: &str) -> Resul
     Ok(())
 }
 
+/// Changes to a stage's rules; `None` leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageRules {
+    /// What a card must carry to enter the stage: card keys
+    /// ([`schema::REQUIRABLE_CARD_KEYS`]) and ids of the board's custom fields.
+    pub required: Option<Vec<String>>,
+    /// Percent chance of winning, 0 to 100.
+    pub probability: Option<i64>,
+    /// Days without activity before a card is stale, 0 (never) to [`MAX_ROT_DAYS`].
+    pub rot_days: Option<i64>,
+}
+
+/// Sets a stage's rules (admin): required fields, probability, days before a card rots.
+pub fn set_stage_rules(
+    txn: &mut TransactionMut,
+    id: &str,
+    rules: StageRules,
+) -> Result<(), BoardError> {
+    if rules.probability.is_some_and(|p| !(0..=100).contains(&p)) {
+        return Err(BoardError::BadProbability);
+    }
+    if rules
+        .rot_days
+        .is_some_and(|d| !(0..=MAX_ROT_DAYS).contains(&d))
+    {
+        return Err(BoardError::BadRotDays);
+    }
+    let required = match rules.required {
+        Some(keys) if !keys.is_empty() && read_kind(txn, id)? == StageKind::Initial => {
+            return Err(BoardError::InitialStageRequiresNothing);
+        }
+        Some(keys) => {
+            let custom = txn.get_map(root::FIELDS);
+            let mut seen: Vec<String> = Vec::new();
+            for key in keys {
+                let known = schema::REQUIRABLE_CARD_KEYS.contains(&key.as_str())
+                    || custom
+                        .as_ref()
+                        .is_some_and(|fields| child_map(fields, txn, &key).is_some());
+                if !known {
+                    return Err(BoardError::UnknownRequiredField(key));
+                }
+                if !seen.contains(&key) {
+                    seen.push(key);
+                }
+            }
+            Some(seen)
+        }
+        None => None,
+    };
+    let stage = stage_map(txn, id)?;
+    if let Some(required) = required {
+        let list: Vec<Any> = required.into_iter().map(Any::from).collect();
+        stage.insert(txn, schema::stage::REQUIRED, Any::from(list));
+    }
+    if let Some(p) = rules.probability {
+        stage.insert(txn, schema::stage::PROBABILITY, Any::from(p));
+    }
+    if let Some(days) = rules.rot_days {
+        stage.insert(txn, schema::stage::ROT_DAYS, Any::from(days));
+    }
+    Ok(())
+}
+
+fn read_kind(txn: &mut TransactionMut, id: &str) -> Result<StageKind, BoardError> {
+    let stage = stage_map(txn, id)?;
+    read_stage(txn, id, &stage)
+        .map(|s| s.kind)
+        .ok_or_else(|| BoardError::NoSuchStage(id.to_owned()))
+}
+
+/// The reasons a card may be lost for, in order (admin); empty: any text.
+pub fn set_lost_reasons(txn: &mut TransactionMut, reasons: &[&str]) -> Result<(), BoardError> {
+    let trimmed: Vec<&str> = reasons.iter().map(|r| r.trim()).collect();
+    let bad = trimmed.len() > MAX_LOST_REASONS
+        || trimmed
+            .iter()
+            .any(|r| r.is_empty() || r.chars().count() > MAX_NAME_CHARS)
+        || trimmed
+            .iter()
+            .enumerate()
+            .any(|(i, r)| trimmed[..i].contains(r));
+    if bad {
+        return Err(BoardError::BadLostReasons);
+    }
+    let list: Vec<Any> = trimmed.into_iter().map(Any::from).collect();
+    let board = txn.get_or_insert_map(root::BOARD);
+    board.insert(txn, schema::board::LOST_REASONS, Any::from(list));
+    Ok(())
+}
+
+/// A lost reason the board takes: blank (none), or one of its list when it has one.
+fn check_lost_reason<T: ReadTxn>(txn: &T, reason: &str) -> Result<(), BoardError> {
+    let reasons = settings(txn).lost_reasons;
+    if reason.is_empty() || reasons.is_empty() || reasons.iter().any(|r| r == reason) {
+        Ok(())
+    } else {
+        Err(BoardError::BadLostReason(reason.to_owned()))
+    }
+}
+
 /// Where a card goes in its column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CardPlace<'a> {
@@ -262,6 +365,10 @@ pub struct NewCard {
     pub email: String,
     /// Custom field values by field id.
     pub fields: BTreeMap<String, Any>,
+    /// The expected close date (ms).
+    pub close_date: Option<Millis>,
+    /// Why it was lost (for a card created in a failure stage); empty: none.
+    pub lost_reason: String,
 }
 
 /// Creates a card at the top of `stage`; returns its id.
@@ -275,6 +382,8 @@ pub fn create_card(
     check_amount(card.amount)?;
     let email = card.email.trim();
     check_email(email)?;
+    let lost_reason = card.lost_reason.trim().to_owned();
+    check_lost_reason(txn, &lost_reason)?;
     stage_map(txn, stage)?;
     let currency = if card.currency.is_empty() {
         settings(txn).currency
@@ -302,6 +411,12 @@ pub fn create_card(
             (schema::card::CREATED_AT, Any::from(now)),
         ]),
     );
+    if let Some(close) = card.close_date {
+        map.insert(txn, schema::card::CLOSE_DATE, Any::from(close));
+    }
+    if !lost_reason.is_empty() {
+        map.insert(txn, schema::card::LOST_REASON, Any::from(lost_reason));
+    }
     let fields: MapPrelim = card.fields.into_iter().collect();
     map.insert(txn, schema::card::FIELDS, fields);
     Ok(id)
@@ -422,6 +537,10 @@ pub struct CardEdit {
     pub email: Option<String>,
     /// Custom field values to set (`Any::Null` clears one).
     pub fields: BTreeMap<String, Any>,
+    /// The expected close date: `Some(None)` clears it.
+    pub close_date: Option<Option<Millis>>,
+    /// Why it was lost (empty clears it).
+    pub lost_reason: Option<String>,
 }
 
 pub fn edit_card(txn: &mut TransactionMut, id: &str, edit: CardEdit) -> Result<(), BoardError> {
@@ -435,6 +554,10 @@ pub fn edit_card(txn: &mut TransactionMut, id: &str, edit: CardEdit) -> Result<(
     if let Some(email) = &email {
         check_email(email)?;
     }
+    let lost_reason = edit.lost_reason.map(|r| r.trim().to_owned());
+    if let Some(reason) = &lost_reason {
+        check_lost_reason(txn, reason)?;
+    }
     let card = card_map(txn, id)?;
     let strings = [
         (schema::card::TITLE, edit.title.map(|t| t.trim().to_owned())),
@@ -442,6 +565,7 @@ pub fn edit_card(txn: &mut TransactionMut, id: &str, edit: CardEdit) -> Result<(
         (schema::card::RESPONSIBLE, edit.responsible),
         (schema::card::CLIENT, edit.client),
         (schema::card::EMAIL, email),
+        (schema::card::LOST_REASON, lost_reason),
     ];
     for (key, value) in strings {
         if let Some(value) = value {
@@ -450,6 +574,15 @@ pub fn edit_card(txn: &mut TransactionMut, id: &str, edit: CardEdit) -> Result<(
     }
     if let Some(amount) = edit.amount {
         card.insert(txn, schema::card::AMOUNT, Any::from(amount));
+    }
+    match edit.close_date {
+        Some(Some(close)) => {
+            card.insert(txn, schema::card::CLOSE_DATE, Any::from(close));
+        }
+        Some(None) => {
+            card.remove(txn, schema::card::CLOSE_DATE);
+        }
+        None => {}
     }
     if !edit.fields.is_empty() {
         let fields = match child_map(&card, txn, schema::card::FIELDS) {
@@ -587,6 +720,22 @@ pub fn edit_activity(
 pub fn complete_activity(txn: &mut TransactionMut, id: &str, done: bool) -> Result<(), BoardError> {
     let activity = activity_map(txn, id)?;
     activity.insert(txn, schema::activity::DONE, Any::from(done));
+    Ok(())
+}
+
+/// Marks an activity done at `now` (its `doneAt`: the card's last activity, which rotting
+/// reads) or open again.
+pub fn complete_activity_at(
+    txn: &mut TransactionMut,
+    id: &str,
+    done: bool,
+    now: Millis,
+) -> Result<(), BoardError> {
+    let activity = activity_map(txn, id)?;
+    activity.insert(txn, schema::activity::DONE, Any::from(done));
+    if done {
+        activity.insert(txn, schema::activity::DONE_AT, Any::from(now));
+    }
     Ok(())
 }
 

@@ -233,7 +233,7 @@ pub async fn patch_activity(
                 };
                 board::edit_activity(txn, &activity_id, edit)?;
                 if let Some(done) = patch.done {
-                    board::complete_activity(txn, &activity_id, done)?;
+                    board::complete_activity_at(txn, &activity_id, done, now_ms())?;
                 }
                 board::touch_card(txn, &card_id, now_ms())?;
                 Ok(activity_id)

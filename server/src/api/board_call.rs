@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use funnel_protocol::BoardId;
 use funnel_protocol::board::{BoardError, MAX_NAME_CHARS};
 use funnel_protocol::policy::{Refusal, Role};
+use funnel_protocol::schema;
 use serde_json::Value;
 
 /// A response body as JSON. The API's types serialize without fail (plain structs and maps with
@@ -116,6 +117,25 @@ impl From<ApiWriteError> for ApiError {
     fn from(error: ApiWriteError) -> Self {
         match error {
             ApiWriteError::Refused(Refusal::Invariant(e)) => ApiError::Conflict(e.to_string()),
+            // What the stage requires and the card lacks: one field error each, as a form
+            // shows them.
+            ApiWriteError::Refused(Refusal::MissingFields(unmet)) => ApiError::Invalid {
+                errors: unmet
+                    .missing
+                    .iter()
+                    .map(|key| {
+                        let field = if schema::REQUIRABLE_CARD_KEYS.contains(&key.as_str()) {
+                            key.clone()
+                        } else {
+                            format!("fields.{key}")
+                        };
+                        FieldError::new(
+                            field,
+                            format!("the stage {:?} requires it", unmet.stage_name),
+                        )
+                    })
+                    .collect(),
+            },
             ApiWriteError::Refused(refusal) => ApiError::Forbidden(refusal.to_string()),
             ApiWriteError::Board(e) => from_board(e),
             ApiWriteError::Invalid(errors) => ApiError::Invalid {
@@ -150,6 +170,13 @@ fn from_board(error: BoardError) -> ApiError {
         BoardError::BadEmail(_) => field("email"),
         BoardError::BadThreshold => field("counterThresholdMin"),
         BoardError::BadFieldType(_) => field("type"),
+        BoardError::BadProbability => field("probability"),
+        BoardError::BadRotDays => field("rotDays"),
+        BoardError::UnknownRequiredField(_) | BoardError::InitialStageRequiresNothing => {
+            field("required")
+        }
+        BoardError::BadLostReason(_) => field("lostReason"),
+        BoardError::BadLostReasons => field("lostReasons"),
         BoardError::InitialStageIsPermanent
         | BoardError::SuccessStageIsUnique
         | BoardError::InitialStageIsUnique

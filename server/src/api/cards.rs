@@ -46,6 +46,10 @@ pub struct NewCardJson {
     pub email: Option<String>,
     #[schema(value_type = Object)]
     pub fields: Option<BTreeMap<String, Value>>,
+    /// The expected close date (ms).
+    pub close_date: Option<i64>,
+    /// Why it was lost (one of the board's lost reasons when it lists any).
+    pub lost_reason: Option<String>,
 }
 
 /// Changes to a card: only the fields sent change. `stageId` moves it, to the top of that stage
@@ -63,6 +67,12 @@ pub struct CardPatch {
     /// Values to set; null clears one.
     #[schema(value_type = Object)]
     pub fields: Option<BTreeMap<String, Value>>,
+    /// The expected close date (ms); null clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub close_date: Option<Option<i64>>,
+    /// Why it was lost; empty clears it.
+    pub lost_reason: Option<String>,
     pub stage_id: Option<String>,
     /// Place it right before this card of the target stage.
     pub before: Option<String>,
@@ -71,6 +81,13 @@ pub struct CardPatch {
     /// `true` archives the card (it leaves the board's columns, keeping its stage, place and
     /// activities); `false` restores it where it was.
     pub archived: Option<bool>,
+}
+
+/// A field that may be absent (`None`), null (`Some(None)`) or set.
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(deserializer).map(Some)
 }
 
 /// Filters and paging of the card list.
@@ -306,6 +323,8 @@ pub async fn create_card(
                     client: new.client.unwrap_or_default(),
                     email: new.email.unwrap_or_default(),
                     fields,
+                    close_date: new.close_date,
+                    lost_reason: new.lost_reason.unwrap_or_default(),
                 };
                 let now = now_ms();
                 let id = board::create_card(txn, &stage, card, now)?;
@@ -412,6 +431,8 @@ pub async fn patch_card(
                     client: patch.client,
                     email: patch.email,
                     fields,
+                    close_date: patch.close_date,
+                    lost_reason: patch.lost_reason,
                 };
                 if let Some(stage) = &patch.stage_id {
                     named_stage(txn, stage)?;

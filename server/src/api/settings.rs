@@ -28,6 +28,8 @@ pub struct SettingsJson {
     pub currency: String,
     /// Minutes before a deadline at which a planned activity lights.
     pub counter_threshold_min: i64,
+    /// The reasons a card may be lost for, in order; empty: any text.
+    pub lost_reasons: Vec<String>,
 }
 
 /// Changes to the settings; only the fields sent change.
@@ -37,6 +39,8 @@ pub struct SettingsPatch {
     pub name: Option<String>,
     pub currency: Option<String>,
     pub counter_threshold_min: Option<i64>,
+    /// Replaces the list of lost reasons (each 1 to 200 characters, at most 100, no repeats).
+    pub lost_reasons: Option<Vec<String>>,
 }
 
 /// A custom field.
@@ -85,6 +89,7 @@ fn read_settings(txn: &Transaction<'_>, _: &str) -> Result<Value, ApiWriteError>
         entity: settings.entity,
         currency: settings.currency,
         counter_threshold_min: settings.counter_threshold_min,
+        lost_reasons: settings.lost_reasons,
     }))
 }
 
@@ -119,7 +124,7 @@ fn fields_of<T: ReadTxn>(txn: &T) -> Vec<FieldJson> {
     list
 }
 
-/// Changes the board's name, currency or counter threshold (admin).
+/// Changes the board's name, currency, counter threshold or lost reasons (admin).
 #[utoipa::path(
     patch,
     path = "/api/v1/boards/{boardId}",
@@ -167,6 +172,10 @@ pub async fn patch_board(
             Box::new(move |txn| {
                 if let Some(minutes) = patch.counter_threshold_min {
                     board::set_counter_threshold(txn, minutes)?;
+                }
+                if let Some(reasons) = &patch.lost_reasons {
+                    let reasons: Vec<&str> = reasons.iter().map(String::as_str).collect();
+                    board::set_lost_reasons(txn, &reasons)?;
                 }
                 let settings = txn.get_or_insert_map(root::BOARD);
                 if let Some(name) = name {

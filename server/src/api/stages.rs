@@ -30,6 +30,14 @@ pub struct StageJson {
     pub pos: String,
     /// How many cards it shows.
     pub cards: usize,
+    /// What a card must carry to enter it: card keys (`amount`, `client`, `email`,
+    /// `responsible`, `closeDate`, `lostReason`) and custom field ids.
+    pub required: Vec<String>,
+    /// Percent chance that a card here is won (0 to 100); unset: 100 for the success stage, 0
+    /// elsewhere.
+    pub probability: i64,
+    /// Days without activity after which a card here is stale; 0: never.
+    pub rot_days: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,13 +60,22 @@ pub struct NewStage {
     pub after: Option<String>,
 }
 
-/// Changes to a stage: `name`, `color`, and `after` (the stage it moves right after).
+/// Changes to a stage: `name`, `color`, `after` (the stage it moves right after), and its
+/// rules: `required`, `probability`, `rotDays`.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct StagePatch {
     pub name: Option<String>,
     pub color: Option<String>,
     pub after: Option<String>,
+    /// Replaces the list of what a card must carry to enter the stage.
+    pub required: Option<Vec<String>>,
+    /// 0 to 100.
+    #[schema(minimum = 0, maximum = 100)]
+    pub probability: Option<i64>,
+    /// 0 (never) to 3650.
+    #[schema(minimum = 0, maximum = 3650)]
+    pub rot_days: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,12 +89,15 @@ fn stage_json<T: ReadTxn>(txn: &T) -> Vec<StageJson> {
         .columns
         .into_iter()
         .map(|column| StageJson {
+            probability: column.stage.probability(),
             id: column.stage.id,
             name: column.stage.name,
             color: column.stage.color,
             kind: column.stage.kind.as_str().to_owned(),
             pos: column.stage.pos,
             cards: column.cards.len(),
+            required: column.stage.required,
+            rot_days: column.stage.rot_days,
         })
         .collect()
 }
@@ -198,7 +218,7 @@ pub async fn create_stage(
         .into_response())
 }
 
-/// Renames, recolours or moves a stage (admin).
+/// Renames, recolours or moves a stage, or sets its rules (admin).
 #[utoipa::path(
     patch,
     path = "/api/v1/boards/{boardId}/stages/{stageId}",
@@ -245,6 +265,14 @@ pub async fn patch_stage(
                         return Err(ApiWriteError::invalid("after", format!("no stage {after}")));
                     }
                     board::move_stage(txn, &stage_id, after)?;
+                }
+                let rules = board::StageRules {
+                    required: patch.required,
+                    probability: patch.probability,
+                    rot_days: patch.rot_days,
+                };
+                if rules != board::StageRules::default() {
+                    board::set_stage_rules(txn, &stage_id, rules)?;
                 }
                 Ok(stage_id)
             }),

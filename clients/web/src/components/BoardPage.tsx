@@ -15,7 +15,18 @@ import { Fragment } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { OrderError } from "../model/order";
 import { entityAsString, isOpenKind, parseEntity } from "../model/schema";
-import { addStage, archiveCard, BoardError, deleteCard, moveStage, restoreCard } from "../model/write";
+import { missingRequired } from "../model/requirements";
+import {
+  addStage,
+  archiveCard,
+  BoardError,
+  deleteCard,
+  editCard,
+  moveStage,
+  restoreCard,
+  touchCard,
+  type CardEdit,
+} from "../model/write";
 import { BoardStore, type BoardSnapshot, type CardItem, type ColumnData } from "../store/boardStore";
 import { BoardConnection, type ConnectionStatus } from "../store/connection";
 import { MoveWatch, type LostMove } from "../store/moves";
@@ -38,9 +49,12 @@ import { nameFromId, type RosterEntry, type User } from "../ui/users";
 import { Column } from "./Column";
 import { BoardContext, type BoardActions } from "./context";
 import { sentence } from "./forms";
+import { ForecastPanel } from "./ForecastPanel";
 import { ActivitiesPanel, ArchivedPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
+import { RequiredFieldsDialog, type PendingMove } from "./RequiredFieldsDialog";
 import { RecoveryBanner, TooLargeChangeBanner } from "./RecoveryBanner";
 import { Identity } from "./UserPicker";
+import { WonLostBar } from "./WonLostBar";
 
 /** How often counters and "time ago" are re-evaluated without any edit. */
 export const TICK_MS = 30_000;
@@ -171,6 +185,8 @@ export function BoardPage({
   const filterRef = useRef(unprocessedOnly);
   filterRef.current = unprocessedOnly;
   const focusRef = useRef<string | null>(null);
+  const [pendingMove, setPendingMove] = useState<{ move: PendingMove; target: Target } | null>(null);
+  const [forecastOpen, setForecastOpen] = useState(false);
   const noticeId = useRef(0);
 
   const watchRef = useRef<MoveWatch | null>(null);
@@ -222,18 +238,31 @@ export function BoardPage({
       write,
       notify,
       announce,
-      moveCard: (card, target: Target) => {
+      moveCard: (card, target: Target, edit?: CardEdit) => {
         if (!permissions.moveCards) return false;
         const snap = snapshotRef.current;
         const column = snap.columns.find((c) => c.stage.id === target.stage);
         const from = snap.columns.find((c) => c.items.some((i) => i.card.id === card));
         if (column === undefined || from === undefined) return false;
+        const item = from.items.find((i) => i.card.id === card)!;
+        if (edit === undefined && from.stage.id !== column.stage.id) {
+          // What the stage requires is asked for first: the server would take the move back.
+          const missing = missingRequired(column.stage, item.card, snap.settings.lostReasons);
+          if (missing.length > 0) {
+            setPendingMove({ move: { card: item, stage: column.stage, missing }, target });
+            return false;
+          }
+        }
         const keyed = column.items.map((i) => ({ id: i.card.id, pos: i.card.pos }));
         const placement = resolveTarget(keyed, card, target);
         let moved = false;
-        write(() => {
-          moved = moveCardTo(connection.doc, keyed, card, from.stage.id, placement);
-        });
+        write(() =>
+          connection.doc.transact(() => {
+            if (edit !== undefined) editCard(connection.doc, card, edit);
+            moved = moveCardTo(connection.doc, keyed, card, from.stage.id, placement);
+            if (moved || edit !== undefined) touchCard(connection.doc, card, Date.now());
+          }),
+        );
         if (moved) watchRef.current?.moved(card);
         return moved;
       },
@@ -582,6 +611,16 @@ export function BoardPage({
               </button>
               <button
                 type="button"
+                class="button toggle"
+                data-action="toggle-forecast"
+                aria-pressed={forecastOpen}
+                aria-expanded={forecastOpen}
+                onClick={() => setForecastOpen((on) => !on)}
+              >
+                Forecast
+              </button>
+              <button
+                type="button"
                 class="button"
                 data-action="show-archived"
                 aria-expanded={panel?.kind === "archived"}
@@ -663,6 +702,8 @@ export function BoardPage({
 
           {workloadOpen && <WorkloadPanel workload={snapshot.workload} currency={settings.currency} />}
 
+          {forecastOpen && <ForecastPanel snapshot={snapshot} />}
+
           {status.state === "loading" && snapshot.stages.length > 0 && <LoadingBar cards={snapshot.items.size} />}
         </section>
 
@@ -728,6 +769,25 @@ export function BoardPage({
               </button>
             )}
           </main>
+        )}
+
+        {permissions.moveCards && snapshot.stages.length > 0 && <WonLostBar stages={snapshot.stages} />}
+        {pendingMove !== null && (
+          <RequiredFieldsDialog
+            move={pendingMove.move}
+            fields={fields}
+            lostReasons={settings.lostReasons}
+            onCancel={() => setPendingMove(null)}
+            onSubmit={(edit) => {
+              const { move, target } = pendingMove;
+              if (actions.moveCard(move.card.card.id, target, edit)) {
+                setPendingMove(null);
+                actions.announce(`Card moved to ${move.stage.name}`);
+                return null;
+              }
+              return "the card could not be moved: check the fields and try again";
+            }}
+          />
         )}
 
         {panel?.kind === "settings" && permissions.openSettings && (

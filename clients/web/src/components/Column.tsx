@@ -22,7 +22,13 @@ import type { FieldInfo } from "../ui/fields";
 import { formatSums, plural } from "../ui/format";
 import type { CardPresence } from "../ui/presence";
 import { CARD_GAP, estimateCardHeight, OVERSCAN, shouldVirtualize } from "../ui/virtual";
+import { isStale } from "../model/requirements";
+import type { ActivityStatus } from "../ui/activityStatus";
+import { activityStatus } from "../ui/activityStatus";
+import { ActivityBar } from "./ActivityBar";
 import { CardView } from "./CardView";
+import { ColumnStats } from "./ColumnStats";
+import { StageRulesForm } from "./StageRulesForm";
 import { useBoard } from "./context";
 import { QuickCreateForm, StageForm } from "./forms";
 import { memo } from "./memo";
@@ -50,6 +56,16 @@ function ColumnImpl(props: ColumnProps) {
   const headerRef = useRef<HTMLElement>(null);
   const [dropEdge, setDropEdge] = useState<"left" | "right" | null>(null);
   const [cardOver, setCardOver] = useState(false);
+  const [activityFilter, setActivityFilter] = useState<ActivityStatus | null>(null);
+  const shown = useMemo(
+    () =>
+      activityFilter === null ? visible : visible.filter((i) => activityStatus(i.activities, now) === activityFilter),
+    [visible, activityFilter, now],
+  );
+  const stale = useMemo(
+    () => new Set(column.items.filter((i) => isStale(stage, i.card, i.activities, now)).map((i) => i.card.id)),
+    [column.items, stage, now],
+  );
   const headingId = `stage-${stage.id}`;
 
   useEffect(() => {
@@ -135,8 +151,16 @@ function ColumnImpl(props: ColumnProps) {
           <span class={column.sums.size > 1 ? "column-sum multi" : "column-sum"} data-stage-sum="" title={sum}>
             {sum}
           </span>
-          {filtered && <span class="column-filtered">{visible.length} shown</span>}
+          {(filtered || activityFilter !== null) && <span class="column-filtered">{shown.length} shown</span>}
         </div>
+        <ColumnStats stage={stage} items={column.items} currency={boardCurrency} />
+        <ActivityBar
+          stageName={stage.name}
+          items={visible}
+          now={now}
+          selected={activityFilter}
+          onSelect={setActivityFilter}
+        />
         {board.can.createCards && (
           <button
             type="button"
@@ -151,11 +175,13 @@ function ColumnImpl(props: ColumnProps) {
         )}
       </header>
       {props.editing && board.can.editStages && <StageForm stage={stage} />}
+      {props.editing && board.can.editStages && <StageRulesForm stage={stage} />}
       {props.quickCreateOpen && board.can.createCards && (
         <QuickCreateForm stageId={stage.id} fields={props.quickCreateFields} />
       )}
       <Cards
-        items={visible}
+        items={shown}
+        stale={stale}
         stageId={stage.id}
         fields={fields}
         presence={presence}
@@ -170,6 +196,8 @@ export const Column = memo(ColumnImpl);
 
 interface CardsProps {
   items: readonly CardItem[];
+  /** Cards that sat idle past the stage's `rotDays`: shown as stale. */
+  stale: ReadonlySet<string>;
   stageId: string;
   fields: readonly FieldInfo[];
   presence: ReadonlyMap<string, CardPresence>;
@@ -190,14 +218,20 @@ function Cards(props: CardsProps) {
   return shouldVirtualize(props.items.length) ? <VirtualCards {...props} /> : <CardList {...props} />;
 }
 
-function CardList({ items, stageId, fields, presence, now, namesVersion }: CardsProps) {
+function CardList({ items, stale, stageId, fields, presence, now, namesVersion }: CardsProps) {
   const ref = useRef<HTMLDivElement>(null);
   useAutoScroll(ref);
   return (
     // An empty list is no list (axe: a list needs its items), just the "No cards" line.
     <div ref={ref} class="column-cards" role={items.length > 0 ? "list" : undefined}>
       {items.map((item) => (
-        <div key={item.card.id} role="listitem" class="card-slot">
+        <div
+          key={item.card.id}
+          role="listitem"
+          class="card-slot"
+          data-stale={stale.has(item.card.id) ? "" : undefined}
+          title={stale.has(item.card.id) ? STALE_TITLE : undefined}
+        >
           <CardView
             item={item}
             stageId={stageId}
@@ -214,7 +248,10 @@ function CardList({ items, stageId, fields, presence, now, namesVersion }: Cards
 }
 
 /** A long column: only the cards in view (and an overscan) are in the DOM. */
-function VirtualCards({ items, stageId, fields, presence, now, namesVersion }: CardsProps) {
+/** What a stale card's slot says when hovered. */
+const STALE_TITLE = "Stale: no activity for a while and nothing planned";
+
+function VirtualCards({ items, stale, stageId, fields, presence, now, namesVersion }: CardsProps) {
   const board = useBoard();
   const ref = useRef<HTMLDivElement>(null);
   const [, rerender] = useReducer((n: number) => n + 1, 0);
@@ -279,6 +316,8 @@ function VirtualCards({ items, stageId, fields, presence, now, namesVersion }: C
               data-index={v.index}
               role="listitem"
               class="card-slot virtual-slot"
+              data-stale={stale.has(item.card.id) ? "" : undefined}
+              title={stale.has(item.card.id) ? STALE_TITLE : undefined}
               style={`transform:translateY(${v.start}px)`}
             >
               <CardView

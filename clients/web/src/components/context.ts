@@ -32,8 +32,16 @@ export interface BoardActions {
   readonly notify: (message: string, tone?: "error" | "info") => void;
   /** Says something to screen readers. */
   readonly announce: (message: string) => void;
-  /** Moves a card with the keyboard or the card panel; returns whether it moved. */
-  readonly moveCard: (card: string, target: import("../ui/placement").Target) => boolean;
+  /**
+   * Moves a card (drag, keyboard, card panel, won/lost bar); returns whether it moved. When the
+   * target stage requires fields the card lacks, it asks for them first (and returns false);
+   * `edit` is written with the move, in one transaction.
+   */
+  readonly moveCard: (
+    card: string,
+    target: import("../ui/placement").Target,
+    edit?: import("../model/write").CardEdit,
+  ) => boolean;
   /** Deletes a card and its activities, with an Undo in a notice for a few seconds. */
   readonly deleteCard: (card: string) => void;
   /** Archives a card (or restores it: `restore`), with an Undo in a notice. */

@@ -224,7 +224,17 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
   const board = useBoard();
   const { card } = item;
   const [error, setError] = useState<string | null>(null);
-  const fields = useMemo(() => allFields(snapshot.fieldDefs).filter((f) => f.id !== "createdAt"), [snapshot.fieldDefs]);
+  const lostReasons = snapshot.settings.lostReasons;
+  const fields = useMemo(
+    () =>
+      allFields(snapshot.fieldDefs)
+        .filter((f) => f.id !== "createdAt")
+        // A lost reason is chosen from the board's list when it has one.
+        .map((f) =>
+          f.id === "lostReason" && lostReasons.length > 0 ? { ...f, type: "enum" as const, options: lostReasons } : f,
+        ),
+    [snapshot.fieldDefs, lostReasons],
+  );
   const stage = snapshot.columns.find((c) => c.items.some((i) => i.card.id === card.id))?.stage;
   const listId = `card-users-${card.id}`;
 
@@ -258,6 +268,15 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
       case "responsible":
         edit = { responsible: text.trim() };
         break;
+      case "lostReason":
+        edit = { lostReason: text };
+        break;
+      case "closeDate": {
+        const parsed = parseFieldInput(field, text, checked, card.currency);
+        if ("error" in parsed) return setError(parsed.error);
+        edit = { closeDate: parsed.value as number | null };
+        break;
+      }
       default: {
         const parsed = parseFieldInput(field, text, checked, card.currency);
         if ("error" in parsed) return setError(parsed.error);

@@ -34,6 +34,12 @@ export interface Stage {
   color: string;
   kind: StageKind;
   pos: string;
+  /** What a card must carry to enter it: card keys and custom field ids, in stored order. */
+  required: string[];
+  /** Percent chance as stored (0 to 100), null when unset: see `stageProbability`. */
+  probabilitySet: number | null;
+  /** Days without activity after which a card here is stale; 0: never. */
+  rotDays: number;
 }
 
 /** A custom field value, as JSON (what `Y.Map.toJSON` gives, bigints as numbers). */
@@ -59,6 +65,12 @@ export interface Card {
   archivedAt: Millis | null;
   /** Custom field values by field id. */
   fields: Map<string, Json>;
+  /** The expected close date (ms), null when none. */
+  closeDate: Millis | null;
+  /** Why it was lost; empty when none. */
+  lostReason: string;
+  /** When the server last recorded a timeline event on it (`timelineAt`), null if never. */
+  timelineAt: Millis | null;
 }
 
 /** One column of the board: a stage and its cards in order, with the sums. */
@@ -85,6 +97,8 @@ export interface Settings {
   entity: string;
   currency: string;
   counterThresholdMin: number;
+  /** The reasons a card may be lost for, in order; empty: any text. */
+  lostReasons: string[];
 }
 
 /** An activity as read. */
@@ -94,6 +108,8 @@ export interface Activity {
   kind: string;
   subject: string;
   facts: ActivityFacts;
+  /** When it was marked done (`doneAt`), null when its writer did not say. */
+  doneAt: Millis | null;
 }
 
 /** Everything a board screen shows, read in one pass: Rust's `BoardView`. */
@@ -131,6 +147,7 @@ export function readSettings(doc: Y.Doc): Settings {
     entity: (board && outStr(board, BOARD_KEY.ENTITY)) ?? "",
     currency: (board && outStr(board, BOARD_KEY.CURRENCY)) ?? DEFAULT_CURRENCY,
     counterThresholdMin: (board && outI64(board, BOARD_KEY.COUNTER_THRESHOLD_MIN)) ?? DEFAULT_COUNTER_THRESHOLD_MIN,
+    lostReasons: board ? readStrings(board.get(BOARD_KEY.LOST_REASONS)) : [],
   };
 }
 
@@ -154,6 +171,7 @@ export function activitiesByCard(doc: Y.Doc): Map<string, Activity[]> {
       card,
       kind: outStr(value, ACTIVITY_KEY.KIND) ?? "",
       subject: outStr(value, ACTIVITY_KEY.SUBJECT) ?? "",
+      doneAt: outI64(value, ACTIVITY_KEY.DONE_AT) ?? null,
       facts: {
         deadline: outI64(value, ACTIVITY_KEY.DEADLINE) ?? null,
         remindMin: outI64(value, ACTIVITY_KEY.REMIND_MIN) ?? null,
@@ -317,6 +335,9 @@ function readStage(id: string, map: Y.Map<unknown>): Stage | null {
     color: outStr(map, STAGE_KEY.COLOR) ?? "",
     kind,
     pos: outStr(map, STAGE_KEY.POS) ?? "",
+    required: readStrings(map.get(STAGE_KEY.REQUIRED)),
+    probabilitySet: outI64(map, STAGE_KEY.PROBABILITY) ?? null,
+    rotDays: Math.max(0, outI64(map, STAGE_KEY.ROT_DAYS) ?? 0),
   };
 }
 
@@ -341,6 +362,9 @@ function cardFrom(id: string, map: Y.Map<unknown>): Card {
     updatedAt: outI64(map, CARD_KEY.UPDATED_AT) ?? createdAt,
     archivedAt: outI64(map, CARD_KEY.ARCHIVED_AT) ?? null,
     fields,
+    closeDate: outI64(map, CARD_KEY.CLOSE_DATE) ?? null,
+    lostReason: outStr(map, CARD_KEY.LOST_REASON) ?? "",
+    timelineAt: outI64(map, CARD_KEY.TIMELINE_AT) ?? null,
   };
 }
 
@@ -361,6 +385,12 @@ function toJson(value: unknown): Json {
     return out;
   }
   return value as Json;
+}
+
+/** A plain array of strings or a `Y.Array` of them (Rust's `out_strings`); other items skipped. */
+function readStrings(value: unknown): string[] {
+  const list: unknown[] = value instanceof Y.Array ? value.toArray() : Array.isArray(value) ? value : [];
+  return list.filter((item): item is string => typeof item === "string");
 }
 
 function readStringArray(value: unknown): string[] {

@@ -21,6 +21,8 @@ export const BOARD_KEY = {
   ENTITY: "entity",
   CURRENCY: "currency",
   COUNTER_THRESHOLD_MIN: "counterThresholdMin",
+  /** The reasons a card may be lost for (a plain array of strings); empty: any text. */
+  LOST_REASONS: "lostReasons",
 } as const;
 
 /** Keys of a stage map. */
@@ -29,7 +31,16 @@ export const STAGE_KEY = {
   COLOR: "color",
   KIND: "kind",
   POS: "pos",
+  /** What a card must carry to enter the stage: card keys and custom field ids (plain array). */
+  REQUIRED: "required",
+  /** Percent chance of winning, 0 to 100; missing: 100 in the success stage, 0 elsewhere. */
+  PROBABILITY: "probability",
+  /** Days without activity before a card here is stale; missing or 0: never. */
+  ROT_DAYS: "rotDays",
 } as const;
+
+/** The card keys a stage may require, beside custom field ids. */
+export const REQUIRABLE_CARD_KEYS = ["amount", "client", "email", "responsible", "closeDate", "lostReason"] as const;
 
 /** Keys of a card map. `avatar*` and `counter` are written only by the server. */
 export const CARD_KEY = {
@@ -48,6 +59,10 @@ export const CARD_KEY = {
   /** When the card was archived (ms); absent: on the board. Reads leave an archived card out. */
   ARCHIVED_AT: "archivedAt",
   FIELDS: "fields",
+  /** The expected close date (ms): the forecast groups cards by its month. */
+  CLOSE_DATE: "closeDate",
+  /** Why the card was lost (one of the board's `lostReasons` when it lists any). */
+  LOST_REASON: "lostReason",
   AVATAR: "avatar",
   AVATAR_AT: "avatarAt",
   AVATAR_REASON: "avatarReason",
@@ -66,6 +81,8 @@ export const ACTIVITY_KEY = {
   REMIND_MIN: "remindMin",
   RESPONSIBLE: "responsible",
   DONE: "done",
+  /** When it was marked done (ms): the card's last activity, which rotting reads. */
+  DONE_AT: "doneAt",
 } as const;
 
 /** Keys of a custom field definition. */

@@ -21,6 +21,7 @@ import {
   MAX_NAME_CHARS,
   MAX_THRESHOLD_MIN,
   QUICK_CREATE,
+  REQUIRABLE_CARD_KEYS,
   ROOT,
   STAGE_KEY,
   type StageKind,
@@ -46,7 +47,18 @@ export type BoardErrorKind =
   | "badAmount"
   | "badThreshold"
   | "badFieldType"
+  | "badProbability"
+  | "badRotDays"
+  | "unknownRequiredField"
+  | "initialStageRequiresNothing"
+  | "badLostReason"
+  | "badLostReasons"
   | "needsRebalance";
+
+/** The most days a stage may let a card sit before it is stale: Rust's `MAX_ROT_DAYS`. */
+export const MAX_ROT_DAYS = 3650;
+/** The most lost reasons a board lists: Rust's `MAX_LOST_REASONS`. */
+export const MAX_LOST_REASONS = 100;
 
 /** A refused write; nothing was written. The message is Rust's, word for word. */
 export class BoardError extends Error {
@@ -82,6 +94,25 @@ const errors = {
     new BoardError(
       "badFieldType",
       `unknown field type ${JSON.stringify(type)}: use string, number, money, date, enum, user or bool`,
+    ),
+  badProbability: () => new BoardError("badProbability", "a probability must be 0 to 100 (percent)"),
+  badRotDays: () => new BoardError("badRotDays", `days before a card rots must be 0 (never) to ${MAX_ROT_DAYS}`),
+  unknownRequiredField: (key: string) =>
+    new BoardError(
+      "unknownRequiredField",
+      `a stage can require amount, client, email, responsible, closeDate, lostReason or a custom field of the board, not ${JSON.stringify(key)}`,
+    ),
+  initialStageRequiresNothing: () =>
+    new BoardError(
+      "initialStageRequiresNothing",
+      "the initial stage requires nothing: every new card (by mail, by the API) enters it",
+    ),
+  badLostReason: (reason: string) =>
+    new BoardError("badLostReason", `${JSON.stringify(reason)} is not one of the board's lost reasons`),
+  badLostReasons: () =>
+    new BoardError(
+      "badLostReasons",
+      `lost reasons must be 1 to ${MAX_NAME_CHARS} characters each, at most ${MAX_LOST_REASONS}, no repeats`,
     ),
   needsRebalance: () =>
     new BoardError("needsRebalance", "the neighbours' order keys are too long to split; move with a rebalance"),
@@ -190,6 +221,54 @@ export function deleteStage(doc: Y.Doc, id: string, cardsTo: string): void {
   });
 }
 
+/** Changes to a stage's rules: Rust's `StageRules`; a missing key leaves that rule as it is. */
+export interface StageRules {
+  /** Card keys (`REQUIRABLE_CARD_KEYS`) and custom field ids a card must carry to enter it. */
+  required?: readonly string[];
+  /** Percent chance of winning, 0 to 100. */
+  probability?: number;
+  /** Days without activity before a card is stale, 0 (never) to `MAX_ROT_DAYS`. */
+  rotDays?: number;
+}
+
+/** Sets a stage's rules (admin): required fields, probability, days before a card rots. */
+export function setStageRules(doc: Y.Doc, id: string, rules: StageRules): void {
+  const { probability, rotDays } = rules;
+  if (probability !== undefined && (!Number.isInteger(probability) || probability < 0 || probability > 100))
+    throw errors.badProbability();
+  if (rotDays !== undefined && (!Number.isInteger(rotDays) || rotDays < 0 || rotDays > MAX_ROT_DAYS))
+    throw errors.badRotDays();
+  const map = stageMap(doc, id);
+  let required: string[] | undefined;
+  if (rules.required !== undefined) {
+    if (rules.required.length > 0 && map.get(STAGE_KEY.KIND) === "initial") throw errors.initialStageRequiresNothing();
+    const fields = doc.share.has(ROOT.FIELDS) ? doc.getMap(ROOT.FIELDS) : null;
+    required = [];
+    for (const key of rules.required) {
+      const known =
+        (REQUIRABLE_CARD_KEYS as readonly string[]).includes(key) ||
+        (fields !== null && fields.get(key) instanceof Y.Map);
+      if (!known) throw errors.unknownRequiredField(key);
+      if (!required.includes(key)) required.push(key);
+    }
+  }
+  doc.transact(() => {
+    if (required !== undefined) map.set(STAGE_KEY.REQUIRED, required);
+    if (probability !== undefined) map.set(STAGE_KEY.PROBABILITY, probability);
+    if (rotDays !== undefined) map.set(STAGE_KEY.ROT_DAYS, rotDays);
+  });
+}
+
+/** The reasons a card may be lost for, in order (admin); empty: any text. */
+export function setLostReasons(doc: Y.Doc, reasons: readonly string[]): void {
+  const trimmed = reasons.map((r) => r.trim());
+  const bad =
+    trimmed.length > MAX_LOST_REASONS ||
+    trimmed.some((r, i) => r === "" || Array.from(r).length > MAX_NAME_CHARS || trimmed.indexOf(r) !== i);
+  if (bad) throw errors.badLostReasons();
+  doc.transact(() => doc.getMap(ROOT.BOARD).set(BOARD_KEY.LOST_REASONS, trimmed));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cards
 
@@ -284,13 +363,25 @@ export interface CardEdit {
   email?: string;
   /** Custom field values to set (`null` clears one). */
   fields?: Record<string, unknown>;
+  /** The expected close date (ms); null clears it. */
+  closeDate?: Millis | null;
+  /** Why it was lost (empty clears it); one of the board's lost reasons when it lists any. */
+  lostReason?: string;
 }
 
 export function editCard(doc: Y.Doc, id: string, edit: CardEdit): void {
   if (edit.title !== undefined) checkName("a card title", edit.title);
   if (edit.amount !== undefined) checkAmount(edit.amount);
+  const lostReason = edit.lostReason?.trim();
+  if (lostReason !== undefined && lostReason !== "") {
+    const reasons = readSettings(doc).lostReasons;
+    if (reasons.length > 0 && !reasons.includes(lostReason)) throw errors.badLostReason(lostReason);
+  }
   const card = cardMap(doc, id);
   doc.transact(() => {
+    if (lostReason !== undefined) card.set(CARD_KEY.LOST_REASON, lostReason);
+    if (edit.closeDate === null) card.delete(CARD_KEY.CLOSE_DATE);
+    else if (edit.closeDate !== undefined) card.set(CARD_KEY.CLOSE_DATE, Math.trunc(edit.closeDate));
     if (edit.title !== undefined) card.set(CARD_KEY.TITLE, edit.title.trim());
     if (edit.currency !== undefined) card.set(CARD_KEY.CURRENCY, edit.currency);
     if (edit.responsible !== undefined) card.set(CARD_KEY.RESPONSIBLE, edit.responsible);
@@ -436,10 +527,19 @@ export function editActivity(doc: Y.Doc, id: string, edit: ActivityEdit): void {
   });
 }
 
-/** Marks an activity done (or open again). */
-export function completeActivity(doc: Y.Doc, id: string, done = true): void {
+/** Marks an activity done at `now` (its `doneAt`: the card's last activity, which rotting reads) or open again. */
+export function completeActivity(doc: Y.Doc, id: string, done = true, now: Millis = Date.now()): void {
   const activity = activityMap(doc, id);
-  doc.transact(() => activity.set(ACTIVITY_KEY.DONE, done));
+  doc.transact(() => {
+    activity.set(ACTIVITY_KEY.DONE, done);
+    if (done) activity.set(ACTIVITY_KEY.DONE_AT, now);
+  });
+}
+
+/** Records that card `id` changed at `now` (its `updatedAt`), in the transaction of the change. */
+export function touchCard(doc: Y.Doc, id: string, now: Millis): void {
+  const card = cardMap(doc, id);
+  doc.transact(() => card.set(CARD_KEY.UPDATED_AT, now));
 }
 
 export function removeActivity(doc: Y.Doc, id: string): void {

@@ -28,6 +28,8 @@ export const BUILT_IN_FIELDS: readonly FieldInfo[] = [
   { id: "responsible", label: "Responsible", type: "user", options: [], builtIn: true, creatable: true },
   { id: "currency", label: "Currency", type: "string", options: [], builtIn: true, creatable: true },
   { id: "createdAt", label: "Created", type: "date", options: [], builtIn: true, creatable: false },
+  { id: "closeDate", label: "Expected close", type: "date", options: [], builtIn: true, creatable: false },
+  { id: "lostReason", label: "Lost reason", type: "string", options: [], builtIn: true, creatable: false },
 ];
 
 /** The quick-create form of a board that never configured one. */
@@ -85,6 +87,10 @@ export function rawValue(card: CardData, field: string): Json {
       return card.responsible;
     case "createdAt":
       return card.createdAt;
+    case "closeDate":
+      return card.closeDate;
+    case "lostReason":
+      return card.lostReason;
     default:
       return card.fields.get(field) ?? null;
   }

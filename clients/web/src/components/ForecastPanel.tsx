@@ -1,0 +1,59 @@
+// The forecast view: the board's open and won cards by the month of their expected close date,
+// with count, sum and sum weighted by each stage's probability. Lost cards are left out.
+
+import type { BoardSnapshot } from "../store/boardStore";
+import { forecast } from "../ui/forecast";
+import { formatSums, plural } from "../ui/format";
+
+const TEXT = {
+  title: "Forecast by expected close date",
+  month: "Month",
+  cards: "Cards",
+  sum: "Sum",
+  weighted: "Weighted",
+  undated: "No close date",
+  empty: "No open cards.",
+  hint: "Set a card's expected close date in its panel; each stage's probability weighs its cards.",
+};
+
+function monthName(month: string): string {
+  const [year, m] = month.split("-").map(Number);
+  return new Intl.DateTimeFormat(undefined, { month: "long", year: "numeric" }).format(new Date(year!, m! - 1, 1));
+}
+
+export function ForecastPanel({ snapshot }: { snapshot: BoardSnapshot }) {
+  const rows = forecast(snapshot.columns.map((c) => ({ stage: c.stage, cards: c.items.map((i) => i.card) })));
+  const currency = snapshot.settings.currency;
+  return (
+    <section class="forecast-panel" aria-label={TEXT.title} data-forecast="">
+      <h2>{TEXT.title}</h2>
+      {rows.length === 0 ? (
+        <p class="muted">{TEXT.empty}</p>
+      ) : (
+        <table class="forecast-table">
+          <thead>
+            <tr>
+              <th scope="col">{TEXT.month}</th>
+              <th scope="col">{TEXT.cards}</th>
+              <th scope="col">{TEXT.sum}</th>
+              <th scope="col">{TEXT.weighted}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((row) => (
+              <tr key={row.month ?? "none"} data-forecast-month={row.month ?? "none"}>
+                <th scope="row">{row.month === null ? TEXT.undated : monthName(row.month)}</th>
+                <td data-forecast-cards="" aria-label={plural(row.cards, "card")}>
+                  {row.cards}
+                </td>
+                <td data-forecast-sum="">{formatSums(row.sums, currency)}</td>
+                <td data-forecast-weighted="">{formatSums(row.weighted, currency)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <p class="muted hint">{TEXT.hint}</p>
+    </section>
+  );
+}
