@@ -811,7 +811,10 @@ async fn activities_are_added_and_completed_and_admins_change_settings_fields_an
         .await;
     assert_eq!(
         settings,
-        json!({"name": "Enterprise", "entity": "deal", "currency": "EUR", "counterThresholdMin": 30})
+        json!({
+            "name": "Enterprise", "entity": "deal", "currency": "EUR", "counterThresholdMin": 30,
+            "lostReasons": []
+        })
     );
     assert_eq!(
         admin.ok("GET", &base, None, 200).await["name"],
