@@ -234,6 +234,7 @@ fn public_origin(headers: &HeaderMap) -> String {
     path = "/api/v1/session",
     request_body = Credentials,
     responses(
+        (status = 400, body = super::Problem, content_type = "application/problem+json"),
         (status = 200, body = Me, description = "signed in; the session is in the Set-Cookie header"),
         (status = 401, body = super::Problem, content_type = "application/problem+json"),
         (status = 403, body = super::Problem, content_type = "application/problem+json"),
@@ -304,6 +305,7 @@ pub async fn sign_out(
     path = "/api/v1/invites",
     request_body = NewInvite,
     responses(
+        (status = 400, body = super::Problem, content_type = "application/problem+json"),
         (status = 201, body = InviteJson),
         (status = 401, body = super::Problem, content_type = "application/problem+json"),
         (status = 403, body = super::Problem, content_type = "application/problem+json"),
@@ -434,6 +436,7 @@ pub async fn get_invite(
     params(("secret" = String, Path, description = "the link's secret (after `#`)")),
     request_body = Acceptance,
     responses(
+        (status = 400, body = super::Problem, content_type = "application/problem+json"),
         (status = 200, body = Me, description = "signed in; the session is in the Set-Cookie header"),
         (status = 403, body = super::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::Problem, content_type = "application/problem+json"),
@@ -513,6 +516,7 @@ pub async fn list_people(
     params(("personId" = String, Path, description = "the person's id")),
     request_body = PersonPatch,
     responses(
+        (status = 400, body = super::Problem, content_type = "application/problem+json"),
         (status = 200, body = PersonJson),
         (status = 401, body = super::Problem, content_type = "application/problem+json"),
         (status = 403, body = super::Problem, content_type = "application/problem+json"),
