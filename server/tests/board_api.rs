@@ -72,22 +72,8 @@ async fn deal_board(admin: &Api<'_>) -> (String, Vec<(String, String)>) {
         .ok("GET", &format!("/api/v1/boards/{id}/stages"), None, 200)
         .await;
     assert!(stages["next"].is_null());
-    let named = stages["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let named = support::named_stages(&stages);
     (id, named)
-}
-
-fn stage<'a>(stages: &'a [(String, String)], name: &str) -> &'a str {
-    &stages.iter().find(|(n, _)| n == name).unwrap().1
 }
 
 fn titles(list: &Value) -> Vec<&str> {
@@ -113,8 +99,8 @@ async fn cards_are_created_listed_filtered_paged_edited_moved_and_deleted() {
     };
     let (board, stages) = deal_board(&admin).await;
     let cards = format!("/api/v1/boards/{board}/cards");
-    let new = stage(&stages, "New");
-    let won = stage(&stages, "Won");
+    let new = support::stage_id(&stages, "New");
+    let won = support::stage_id(&stages, "Won");
 
     // Created at the top of the initial stage, as the caller, with a Location.
     let (status, head, acme) = ann
@@ -383,7 +369,7 @@ async fn roles_tokens_bad_bodies_and_stage_invariants_are_refused_with_problems(
         viewer.problem(method, &path, body, 403).await;
     }
     // Members change cards, not stages.
-    let lost = stage(&stages, "Lost");
+    let lost = support::stage_id(&stages, "Lost");
     let problem = member
         .problem(
             "POST",
@@ -480,9 +466,9 @@ async fn roles_tokens_bad_bodies_and_stage_invariants_are_refused_with_problems(
         .await;
 
     // Stage invariants: 409 with the reason; nothing changes.
-    let new = stage(&stages, "New");
-    let won = stage(&stages, "Won");
-    let failure = stage(&stages, "Failure analysis");
+    let new = support::stage_id(&stages, "New");
+    let won = support::stage_id(&stages, "Won");
+    let failure = support::stage_id(&stages, "Failure analysis");
     let problem = admin
         .problem("DELETE", &format!("{stages_path}/{new}"), None, 409)
         .await;
@@ -652,7 +638,7 @@ async fn rest_writes_reach_a_live_client_and_its_moves_show_over_rest() {
         })
         .await;
     // The client moves the card; the API shows it at once.
-    let won = stage(&stages, "Won").to_owned();
+    let won = support::stage_id(&stages, "Won").to_owned();
     client
         .write(|txn| {
             funnel_protocol::board::move_card(

@@ -96,23 +96,9 @@ impl Api {
         let stages = self
             .ok("GET", &format!("/api/v1/boards/{id}/stages"), None, 200)
             .await;
-        let named = stages["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap().to_owned(),
-                    s["id"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let named = support::named_stages(&stages);
         (id, named)
     }
-}
-
-fn stage<'a>(stages: &'a [(String, String)], name: &str) -> &'a str {
-    &stages.iter().find(|(n, _)| n == name).unwrap().1
 }
 
 fn types(events: &[Value]) -> Vec<&str> {
@@ -200,7 +186,7 @@ async fn api_writes_and_a_socket_move_make_their_events_in_order() {
     admin
         .ok("PATCH", &activity_path, Some(json!({"done": true})), 200)
         .await;
-    let preparing = stage(&stages, "Preparing documents");
+    let preparing = support::stage_id(&stages, "Preparing documents");
     admin
         .ok(
             "PATCH",
@@ -212,7 +198,7 @@ async fn api_writes_and_a_socket_move_make_their_events_in_order() {
 
     // A member moves it over the socket, into the success stage.
     let mut client = Client::connect(&socket_url(&server, &board, "bob", Role::Member)).await;
-    let won = stage(&stages, "Won").to_owned();
+    let won = support::stage_id(&stages, "Won").to_owned();
     client
         .write(|txn| board::move_card(txn, &card_id, &won, CardPlace::Top).unwrap())
         .await;
@@ -266,7 +252,10 @@ async fn api_writes_and_a_socket_move_make_their_events_in_order() {
     assert_eq!(created["data"]["cardId"], card_id.as_str());
     assert_eq!(created["data"]["card"]["title"], "Deal");
     assert_eq!(created["data"]["card"]["amount"], 100);
-    assert_eq!(created["data"]["card"]["stageId"], stage(&stages, "New"));
+    assert_eq!(
+        created["data"]["card"]["stageId"],
+        support::stage_id(&stages, "New")
+    );
     assert_eq!(created["data"]["actor"], "ann");
     assert_eq!(created["data"]["origin"], "api");
     assert_eq!(
@@ -277,7 +266,7 @@ async fn api_writes_and_a_socket_move_make_their_events_in_order() {
     assert_eq!(activity_created["data"]["activity"]["kind"], "call");
     assert_eq!(activity_created["data"]["cardId"], card_id.as_str());
     assert_eq!(completed["data"]["activity"]["done"], true);
-    assert_eq!(api_move["data"]["from"], stage(&stages, "New"));
+    assert_eq!(api_move["data"]["from"], support::stage_id(&stages, "New"));
     assert_eq!(api_move["data"]["to"], preparing);
     assert_eq!(socket_move["data"]["from"], preparing);
     assert_eq!(socket_move["data"]["to"], won.as_str());
@@ -332,7 +321,7 @@ async fn types_and_board_filters_and_the_tokens_boards() {
     let admin = Api::new(server.addr, "ann", Role::Admin);
     let (one, stages_one) = admin.deal_board().await;
     let (two, _) = admin.deal_board().await;
-    let won = stage(&stages_one, "Won");
+    let won = support::stage_id(&stages_one, "Won");
     for (board, body) in [
         (&one, json!({"title": "A"})),
         (&two, json!({"title": "B"})),
@@ -359,7 +348,7 @@ async fn types_and_board_filters_and_the_tokens_boards() {
         .ok(
             "PATCH",
             &format!("/api/v1/boards/{one}/cards/{a}"),
-            Some(json!({"stageId": stage(&stages_one, "Lost")})),
+            Some(json!({"stageId": support::stage_id(&stages_one, "Lost")})),
             200,
         )
         .await;
@@ -673,7 +662,7 @@ async fn two_instances_store_each_event_once_and_a_reader_sees_ids_in_order() {
     futures_util::future::join_all(writers).await;
     let listed = wait_for_events(&apis[1], "0", "", 2 * PER_WRITER).await;
     // Each client moves a card created through the other instance.
-    let won = stage(&stages, "Won").to_owned();
+    let won = support::stage_id(&stages, "Won").to_owned();
     for (i, client) in clients.iter_mut().enumerate() {
         let title = format!("api-{}-0", 1 - i);
         let card = listed

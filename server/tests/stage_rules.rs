@@ -34,22 +34,8 @@ async fn deal_board(server: &TestServer) -> (String, Vec<(String, String)>) {
         None,
     )
     .await;
-    let named = stages["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let named = support::named_stages(&stages);
     (id, named)
-}
-
-fn stage<'a>(stages: &'a [(String, String)], name: &str) -> &'a str {
-    &stages.iter().find(|(n, _)| n == name).unwrap().1
 }
 
 fn stage_of(client: &Client, card: &str) -> String {
@@ -63,17 +49,21 @@ async fn set_rules(server: &TestServer, board: &str, stages: &[(String, String)]
         async move { json_call(server.addr, None, "PATCH", &path, Some(body)).await }
     };
     let (status, _, won) = patch(
-        stage(stages, "Won"),
+        support::stage_id(stages, "Won"),
         json!({"required": ["amount"], "rotDays": 0}),
     )
     .await;
     assert_eq!(status, 200, "{won}");
     assert_eq!(won["required"], json!(["amount"]));
     assert_eq!(won["probability"], 100, "the success stage's default");
-    let (status, _, lost) = patch(stage(stages, "Lost"), json!({"required": ["lostReason"]})).await;
+    let (status, _, lost) = patch(
+        support::stage_id(stages, "Lost"),
+        json!({"required": ["lostReason"]}),
+    )
+    .await;
     assert_eq!(status, 200, "{lost}");
     let (status, _, invoice) = patch(
-        stage(stages, "Invoice sent"),
+        support::stage_id(stages, "Invoice sent"),
         json!({"required": ["closeDate"], "probability": 60, "rotDays": 7}),
     )
     .await;
@@ -86,11 +76,15 @@ async fn set_rules(server: &TestServer, board: &str, stages: &[(String, String)]
         (json!({"rotDays": -1}), "rotDays"),
         (json!({"required": ["nonsense"]}), "required"),
     ] {
-        let (status, _, problem) = patch(stage(stages, "In progress"), body).await;
+        let (status, _, problem) = patch(support::stage_id(stages, "In progress"), body).await;
         assert_eq!(status, 422, "{problem}");
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
-    let (status, _, problem) = patch(stage(stages, "New"), json!({"required": ["amount"]})).await;
+    let (status, _, problem) = patch(
+        support::stage_id(stages, "New"),
+        json!({"required": ["amount"]}),
+    )
+    .await;
     assert_eq!(status, 422, "the initial stage requires nothing: {problem}");
     let (status, _, settings) = json_call(
         server.addr,
@@ -115,9 +109,9 @@ async fn a_move_that_lacks_a_required_field_is_taken_back_on_every_path() {
     set_rules(&server, &board_id, &stages).await;
     let url = server.url(&board_id);
     let (new, won, lost) = (
-        stage(&stages, "New").to_owned(),
-        stage(&stages, "Won").to_owned(),
-        stage(&stages, "Lost").to_owned(),
+        support::stage_id(&stages, "New").to_owned(),
+        support::stage_id(&stages, "Won").to_owned(),
+        support::stage_id(&stages, "Lost").to_owned(),
     );
 
     let mut ann = Client::connect(&url).await;

@@ -171,22 +171,8 @@ async fn deal_board(server: &TestServer) -> (String, Vec<(String, String)>) {
         200,
     )
     .await;
-    let named = stages["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let named = support::named_stages(&stages);
     (id, named)
-}
-
-fn stage<'a>(stages: &'a [(String, String)], name: &str) -> &'a str {
-    &stages.iter().find(|(n, _)| n == name).unwrap().1
 }
 
 async fn create_card(server: &TestServer, board: &str, title: &str) -> String {
@@ -250,7 +236,7 @@ async fn a_socket_move_reaches_the_receiver_signed() {
     let card = create_card(&server, &board, "Acme").await;
     let mut client = Client::connect(&server.url(&board)).await;
     client.wait_for_card("Acme").await;
-    let won = stage(&stages, "Won").to_owned();
+    let won = support::stage_id(&stages, "Won").to_owned();
     client
         .write(|txn| {
             funnel_protocol::board::move_card(
@@ -440,7 +426,13 @@ async fn a_410_disables_the_endpoint_until_it_is_enabled_again() {
         "a read shows no secret: {read}"
     );
     // Nothing more is sent while it is disabled, and nothing queued meanwhile later either.
-    move_card(&server, &board, &card, stage(&stages, "In progress")).await;
+    move_card(
+        &server,
+        &board,
+        &card,
+        support::stage_id(&stages, "In progress"),
+    )
+    .await;
     receiver.expect_silence(Duration::from_millis(500)).await;
     assert_eq!(log_of(&server, &id, 1).await.len(), 1);
     let enabled = ok(
@@ -452,11 +444,11 @@ async fn a_410_disables_the_endpoint_until_it_is_enabled_again() {
     )
     .await;
     assert_eq!(enabled["enabled"], true);
-    move_card(&server, &board, &card, stage(&stages, "Won")).await;
+    move_card(&server, &board, &card, support::stage_id(&stages, "Won")).await;
     let got = receiver.next().await;
     assert_eq!(
         got.json()["data"]["to"],
-        stage(&stages, "Won"),
+        support::stage_id(&stages, "Won"),
         "{}",
         got.body
     );

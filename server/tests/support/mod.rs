@@ -708,3 +708,23 @@ pub async fn metric(addr: SocketAddr, name: &str) -> i64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// A `GET .../stages` answer as (name, id) pairs, in board order.
+pub fn named_stages(stages: &serde_json::Value) -> Vec<(String, String)> {
+    stages["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The id of the stage named `name` in [`named_stages`]' pairs.
+pub fn stage_id<'a>(stages: &'a [(String, String)], name: &str) -> &'a str {
+    &stages.iter().find(|(n, _)| n == name).unwrap().1
+}
