@@ -544,3 +544,28 @@ pub fn migration_checksum(sql: &str) -> String {
         .map(|byte| format!("{byte:02x}"))
         .collect()
 }
+
+/// Compares the checksums a database records of its first `done` migrations (`recorded`: version
+/// → checksum, `None` where a row has none) with this build's `migrations`. Returns the versions
+/// to record with their checksums (a database from before checksums were kept: it ran these
+/// migrations, since nothing else advances its version), or [`StorageError::ForeignSchema`] for
+/// the first that differs.
+pub fn unrecorded_migrations(
+    migrations: &[&str],
+    done: usize,
+    recorded: &std::collections::HashMap<usize, Option<String>>,
+) -> Result<Vec<(usize, String)>, StorageError> {
+    let mut to_record = Vec::new();
+    for (index, sql) in migrations.iter().enumerate().take(done) {
+        let version = index + 1;
+        let ours = migration_checksum(sql);
+        match recorded.get(&version) {
+            Some(Some(theirs)) if *theirs != ours => {
+                return Err(StorageError::ForeignSchema { version });
+            }
+            Some(Some(_)) => {}
+            Some(None) | None => to_record.push((version, ours)),
+        }
+    }
+    Ok(to_record)
+}

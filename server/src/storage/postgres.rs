@@ -34,7 +34,7 @@ use super::{
     Appended, BoardMeta, InboundMail, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim,
     KeyRequest, MAIL_IN_FLIGHT_MS, MAX_CHANGES_PAGE, MailClaim, Seq, Storage, StorageError,
     StoredBoard, StoredChange, TimelineEvent, change_from_row, describe_postgres, fence_column,
-    migration_checksum,
+    migration_checksum, unrecorded_migrations,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::feed::{ChangeEvent, ChangeFilter, NewChange};
@@ -469,35 +469,25 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StorageEr
     // refused. Rows from before checksums were kept (NULL) get this build's.
     txn.batch_execute("ALTER TABLE funnel_migrations ADD COLUMN IF NOT EXISTS checksum TEXT")
         .await?;
+    let mut recorded = std::collections::HashMap::new();
     for row in txn
         .query("SELECT version, checksum FROM funnel_migrations", &[])
         .await?
     {
         let version: i32 = row.try_get(0)?;
-        let theirs: Option<String> = row.try_get(1)?;
-        let Some(sql) = usize::try_from(version)
-            .ok()
-            .and_then(|v| v.checked_sub(1))
-            .and_then(|index| MIGRATIONS.get(index))
-        else {
-            continue;
-        };
-        let ours = migration_checksum(sql);
-        match theirs {
-            Some(theirs) if theirs != ours => {
-                return Err(StorageError::ForeignSchema {
-                    version: usize::try_from(version).unwrap_or(0),
-                });
-            }
-            Some(_) => {}
-            None => {
-                txn.execute(
-                    "UPDATE funnel_migrations SET checksum = $2 WHERE version = $1",
-                    &[&version, &ours],
-                )
-                .await?;
-            }
+        let checksum: Option<String> = row.try_get(1)?;
+        if let Ok(version) = usize::try_from(version) {
+            recorded.insert(version, checksum);
         }
+    }
+    for (version, checksum) in unrecorded_migrations(MIGRATIONS, done, &recorded)? {
+        let version = i32::try_from(version).unwrap_or(i32::MAX);
+        txn.execute(
+            "INSERT INTO funnel_migrations (version, checksum) VALUES ($1, $2)
+             ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum",
+            &[&version, &checksum],
+        )
+        .await?;
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         txn.batch_execute(sql).await?;

@@ -11,7 +11,7 @@ mod webhooks;
 use super::{
     Appended, BoardMeta, InboundMail, KEY_IN_FLIGHT_MS, KEY_LIFETIME_MS, KeptResponse, KeyClaim,
     KeyRequest, MAIL_IN_FLIGHT_MS, MAX_CHANGES_PAGE, MailClaim, Seq, Storage, StorageError,
-    StoredBoard, StoredChange, TimelineEvent, migration_checksum,
+    StoredBoard, StoredChange, TimelineEvent, migration_checksum, unrecorded_migrations,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::feed::{ChangeEvent, ChangeFilter, NewChange};
@@ -432,31 +432,21 @@ fn check_migrations(conn: &mut Connection, done: usize) -> Result<(), StorageErr
              checksum TEXT    NOT NULL
          )",
     )?;
-    let recorded: HashMap<usize, String> = txn
+    let recorded: HashMap<usize, Option<String>> = txn
         .prepare("SELECT version, checksum FROM funnel_migrations")?
         .query_map([], |row| {
             Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
         })?
         .filter_map(|row| match row {
-            Ok((version, checksum)) => Some(Ok((usize::try_from(version).ok()?, checksum))),
+            Ok((version, checksum)) => Some(Ok((usize::try_from(version).ok()?, Some(checksum)))),
             Err(e) => Some(Err(e)),
         })
         .collect::<Result<_, _>>()?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().take(done) {
-        let version = index + 1;
-        let checksum = migration_checksum(sql);
-        match recorded.get(&version) {
-            Some(theirs) if *theirs != checksum => {
-                return Err(StorageError::ForeignSchema { version });
-            }
-            Some(_) => {}
-            None => {
-                txn.execute(
-                    "INSERT INTO funnel_migrations (version, checksum) VALUES (?1, ?2)",
-                    params![version as i64, checksum],
-                )?;
-            }
-        }
+    for (version, checksum) in unrecorded_migrations(MIGRATIONS, done, &recorded)? {
+        txn.execute(
+            "INSERT OR REPLACE INTO funnel_migrations (version, checksum) VALUES (?1, ?2)",
+            params![version as i64, checksum],
+        )?;
     }
     txn.commit()?;
     Ok(())
