@@ -714,6 +714,7 @@ async fn add_timeline_event(
         event,
         origin: crate::feed::Origin::Api,
         subject: None,
+        mail: None,
         reply,
     })
     .await

@@ -403,6 +403,18 @@ async fn place(
         user: responsible.to_owned(),
         text: parse::truncate_to(&mail.text, MAX_EVENT_TEXT_BYTES).to_owned(),
     };
+    // The mail's record is settled with its timeline entry, in one storage transaction: the
+    // page that refetches the timeline on the entry's `timelineAt` sees its subject and sender.
+    let record = InboundMail {
+        board: board.clone(),
+        message_id: mail.message_id.clone(),
+        card: card.clone(),
+        event_id: 0,
+        subject: mail.subject.clone(),
+        from_address: mail.from_address.clone(),
+        from_name: mail.from_name.clone(),
+        at: now,
+    };
     let (reply, answer) = tokio::sync::oneshot::channel();
     write_to_board(
         state,
@@ -411,6 +423,7 @@ async fn place(
             event,
             origin: Origin::Email,
             subject: (!mail.subject.is_empty()).then(|| mail.subject.clone()),
+            mail: Some(record),
             reply,
         },
     )
@@ -425,17 +438,6 @@ async fn place(
             }
             TimelineError::Storage(e) => MailError::Storage(e),
         })?;
-    let record = InboundMail {
-        board: board.clone(),
-        message_id: mail.message_id.clone(),
-        card: card.clone(),
-        event_id: event.id,
-        subject: mail.subject.clone(),
-        from_address: mail.from_address.clone(),
-        from_name: mail.from_name.clone(),
-        at: now,
-    };
-    state.storage.finish_mail(&record).await?;
     tracing::info!(board = %board, card, action = ?action, "inbound mail taken");
     Ok(MailOutcome {
         action,

@@ -75,6 +75,9 @@ pub enum RoomCommand {
         /// The subject of the open incoming activity an incoming event adds (an e-mail's
         /// Subject); `None`: the start of the event's text.
         subject: Option<String>,
+        /// The inbound message the event records, settled with it in storage (its `event_id`
+        /// is set there): a reader never sees the entry without its mail.
+        mail: Option<crate::storage::InboundMail>,
         reply: oneshot::Sender<Result<TimelineEvent, TimelineError>>,
     },
     /// A read or write of the board API (see [`api_write`]); the reply comes once what it wrote
@@ -398,9 +401,10 @@ impl Room {
                 RoomCommand::Timeline {
                     event,
                     subject,
+                    mail,
                     reply,
                     ..
-                } => self.timeline(event, subject, reply).await,
+                } => self.timeline(event, subject, mail, reply).await,
                 RoomCommand::Api { request, reply } => self.api(request, reply),
                 command => self.handle(command),
             }
@@ -539,6 +543,7 @@ impl Room {
         &mut self,
         event: TimelineEvent,
         subject: Option<String>,
+        mail: Option<crate::storage::InboundMail>,
         reply: oneshot::Sender<Result<TimelineEvent, TimelineError>>,
     ) {
         if !self.state.has_card(&event.card) {
@@ -549,7 +554,7 @@ impl Room {
             let _ = reply.send(Err(TimelineError::BoardFull { max }));
             return;
         }
-        match self.storage.add_event(event).await {
+        match self.storage.add_event(event, mail).await {
             Ok(stored) => {
                 self.state.apply_timeline_event(&stored, subject.as_deref());
                 self.timeline_replies.push((reply, stored));

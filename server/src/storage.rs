@@ -382,8 +382,14 @@ pub trait Storage: Send + Sync + 'static {
     /// Every recorded wake-up.
     async fn wakeups(&self) -> Result<Vec<(BoardId, i64)>, StorageError>;
 
-    /// Stores a timeline event (its `id` is assigned) and returns it.
-    async fn add_event(&self, event: TimelineEvent) -> Result<TimelineEvent, StorageError>;
+    /// Stores a timeline event (its `id` is assigned) and returns it. With `mail`, the inbound
+    /// message it came from is settled in the same transaction (its `event_id` is the new id),
+    /// so nobody reads the entry without its mail (subject, sender).
+    async fn add_event(
+        &self,
+        event: TimelineEvent,
+        mail: Option<InboundMail>,
+    ) -> Result<TimelineEvent, StorageError>;
 
     /// A card's timeline, newest first: up to `limit` events with an id below `before`.
     async fn events(
@@ -498,9 +504,6 @@ pub trait Storage: Send + Sync + 'static {
         message_id: &str,
         now: i64,
     ) -> Result<MailClaim, StorageError>;
-
-    /// Records where a claimed message went (its claim becomes [`MailClaim::Taken`]).
-    async fn finish_mail(&self, mail: &InboundMail) -> Result<(), StorageError>;
 
     /// Frees a claim that is still in flight (taking the message failed and wrote nothing), so
     /// that a new delivery may run.

@@ -303,17 +303,17 @@ mod contract {
         for i in 0..5 {
             added.push(
                 storage
-                    .add_event(event(&b, "c1", &format!("comment {i}")))
+                    .add_event(event(&b, "c1", &format!("comment {i}")), None)
                     .await
                     .unwrap(),
             );
         }
         storage
-            .add_event(event(&b, "c2", "elsewhere"))
+            .add_event(event(&b, "c2", "elsewhere"), None)
             .await
             .unwrap();
         storage
-            .add_event(event(&board("other"), "c1", "other board"))
+            .add_event(event(&board("other"), "c1", "other board"), None)
             .await
             .unwrap();
         let ids: Vec<i64> = added.iter().map(|e| e.id).collect();
@@ -484,7 +484,10 @@ mod contract {
             .unwrap();
         storage.rename(&b, "Renamed").await.unwrap();
         storage.set_wakeup(&b, Some(1234)).await.unwrap();
-        let added = storage.add_event(event(&b, "c1", "hello")).await.unwrap();
+        let added = storage
+            .add_event(event(&b, "c1", "hello"), None)
+            .await
+            .unwrap();
         storage.close().await;
 
         let storage = backend.open().await;
@@ -682,6 +685,30 @@ mod contract {
 
     /// A Message-ID is taken once per board: a second claim finds where the first went (across
     /// a restart); one in flight holds until released or abandoned; replies find their card.
+    /// Settles a claimed message with its timeline entry, in one transaction, as the mail path
+    /// does; returns the record with the entry's id.
+    async fn settle(storage: &dyn Storage, mail: InboundMail) -> InboundMail {
+        let entry = TimelineEvent {
+            kind: TimelineKind::Email,
+            direction: TimelineDirection::Incoming,
+            ..event(&mail.board, &mail.card, "the message")
+        };
+        let stored = storage.add_event(entry, Some(mail.clone())).await.unwrap();
+        let settled = InboundMail {
+            event_id: stored.id,
+            ..mail
+        };
+        assert_eq!(
+            storage
+                .mails_of_events(&settled.board, &[stored.id])
+                .await
+                .unwrap(),
+            vec![settled.clone()],
+            "the entry is stored with its mail"
+        );
+        settled
+    }
+
     pub async fn inbound_mail_is_taken_once_per_board(backend: &impl Backend) {
         let storage = backend.open().await;
         let (b1, b2) = (board("mail-1"), board("mail-2"));
@@ -700,8 +727,7 @@ mod contract {
             MailClaim::Claimed,
             "another board takes the same message on its own"
         );
-        let first = inbound(&b1, "m1@x", "card-a", 11, now);
-        storage.finish_mail(&first).await.unwrap();
+        let first = settle(&*storage, inbound(&b1, "m1@x", "card-a", 0, now)).await;
         assert_eq!(
             storage.claim_mail(&b1, "m1@x", now + 10).await.unwrap(),
             MailClaim::Taken(first.clone())
@@ -738,8 +764,7 @@ mod contract {
             storage.claim_mail(&b1, "m2@x", now + 40).await.unwrap(),
             MailClaim::Claimed
         );
-        let second = inbound(&b1, "m2@x", "card-b", 12, now + 40);
-        storage.finish_mail(&second).await.unwrap();
+        let second = settle(&*storage, inbound(&b1, "m2@x", "card-b", 0, now + 40)).await;
         assert_eq!(
             storage.claim_mail(&b1, "m3@x", now + 50).await.unwrap(),
             MailClaim::Claimed
@@ -761,7 +786,10 @@ mod contract {
         );
         assert_eq!(storage.mail_card(&b1, &ids(&["m3@x"])).await.unwrap(), None);
         assert_eq!(storage.mail_card(&b2, &ids(&["m2@x"])).await.unwrap(), None);
-        let mut found = storage.mails_of_events(&b1, &[12, 11, 99]).await.unwrap();
+        let mut found = storage
+            .mails_of_events(&b1, &[second.event_id, first.event_id, 99])
+            .await
+            .unwrap();
         found.sort_by_key(|m| m.event_id);
         assert_eq!(found, vec![first.clone(), second.clone()]);
         storage.close().await;
@@ -1944,7 +1972,7 @@ async fn a_failing_write_fails_alone_in_its_batch() {
     // PostgreSQL text cannot hold a NUL character: this event is refused by the server.
     // Queued together with the appends, it shares their batch, and runs first in it (board "a0"
     // sorts before "b1"), so the appends pipelined behind it fail with it.
-    let bad = storage.add_event(event(&board("a0"), "c1", "nul \0 inside"));
+    let bad = storage.add_event(event(&board("a0"), "c1", "nul \0 inside"), None);
     let appends = futures_util::future::join_all(
         (0..8).map(|i| storage.append(&b, vec![update_with(&format!("k{i}"))])),
     );

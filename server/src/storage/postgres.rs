@@ -619,8 +619,13 @@ impl Storage for PostgresStorage {
         Ok(wakeups)
     }
 
-    async fn add_event(&self, event: TimelineEvent) -> Result<TimelineEvent, StorageError> {
-        self.submit(|reply| Job::AddEvent { event, reply }).await
+    async fn add_event(
+        &self,
+        event: TimelineEvent,
+        mail: Option<InboundMail>,
+    ) -> Result<TimelineEvent, StorageError> {
+        self.submit(|reply| Job::AddEvent { event, mail, reply })
+            .await
     }
 
     async fn timeline_bytes(&self, board: &BoardId) -> Result<usize, StorageError> {
@@ -988,28 +993,6 @@ impl Storage for PostgresStorage {
         ))
     }
 
-    async fn finish_mail(&self, mail: &InboundMail) -> Result<(), StorageError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE inbound_mail SET card = $3, event_id = $4, subject = $5,
-                        from_address = $6, from_name = $7, at = $8
-                  WHERE board = $1 AND message_id = $2 AND card IS NULL",
-                &[
-                    &mail.board.as_str(),
-                    &mail.message_id,
-                    &mail.card,
-                    &mail.event_id,
-                    &mail.subject,
-                    &mail.from_address,
-                    &mail.from_name,
-                    &mail.at,
-                ],
-            )
-            .await?;
-        Ok(())
-    }
-
     async fn release_mail(&self, board: &BoardId, message_id: &str) -> Result<(), StorageError> {
         let client = self.client().await?;
         client
@@ -1149,6 +1132,8 @@ enum Job {
     },
     AddEvent {
         event: TimelineEvent,
+        /// The inbound message to settle with it.
+        mail: Option<InboundMail>,
         reply: oneshot::Sender<Result<TimelineEvent, StorageError>>,
     },
     Append {
@@ -1237,7 +1222,7 @@ impl Job {
                 };
                 Ok(Outcome::Done)
             }
-            Job::AddEvent { event, .. } => {
+            Job::AddEvent { event, mail, .. } => {
                 let id: i64 = txn
                     .query_one(
                         &statements.add_event,
@@ -1253,6 +1238,24 @@ impl Job {
                     )
                     .await?
                     .try_get(0)?;
+                if let Some(mail) = mail {
+                    txn.execute(
+                        "UPDATE inbound_mail SET card = $3, event_id = $4, subject = $5,
+                                from_address = $6, from_name = $7, at = $8
+                          WHERE board = $1 AND message_id = $2 AND card IS NULL",
+                        &[
+                            &mail.board.as_str(),
+                            &mail.message_id,
+                            &mail.card,
+                            &id,
+                            &mail.subject,
+                            &mail.from_address,
+                            &mail.from_name,
+                            &mail.at,
+                        ],
+                    )
+                    .await?;
+                }
                 Ok(Outcome::Event(id))
             }
             Job::Append {
@@ -1317,7 +1320,7 @@ impl Job {
             (Job::Append { reply, .. }, Ok(Outcome::Appended(appended))) => {
                 let _ = reply.send(Ok(appended));
             }
-            (Job::AddEvent { event, reply }, Ok(Outcome::Event(id))) => {
+            (Job::AddEvent { event, reply, .. }, Ok(Outcome::Event(id))) => {
                 let _ = reply.send(Ok(TimelineEvent { id, ..event }));
             }
             (Job::Rename { reply, .. } | Job::SetWakeup { reply, .. }, Ok(Outcome::Done)) => {

@@ -233,6 +233,8 @@ enum Job {
     },
     AddEvent {
         event: TimelineEvent,
+        /// The inbound message to settle with it.
+        mail: Option<InboundMail>,
         reply: oneshot::Sender<Result<TimelineEvent, StorageError>>,
     },
     Append {
@@ -550,8 +552,13 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn add_event(&self, event: TimelineEvent) -> Result<TimelineEvent, StorageError> {
-        self.submit(|reply| Job::AddEvent { event, reply }).await
+    async fn add_event(
+        &self,
+        event: TimelineEvent,
+        mail: Option<InboundMail>,
+    ) -> Result<TimelineEvent, StorageError> {
+        self.submit(|reply| Job::AddEvent { event, mail, reply })
+            .await
     }
 
     async fn timeline_bytes(&self, board: &BoardId) -> Result<usize, StorageError> {
@@ -822,12 +829,6 @@ impl Storage for SqliteStorage {
             .await
     }
 
-    async fn finish_mail(&self, mail: &InboundMail) -> Result<(), StorageError> {
-        let mail = mail.clone();
-        self.write(move |txn| settle_mail(txn, &mail.board, &mail.message_id, Some(&mail)))
-            .await
-    }
-
     async fn release_mail(&self, board: &BoardId, message_id: &str) -> Result<(), StorageError> {
         let (board, message_id) = (board.clone(), message_id.to_owned());
         self.write(move |txn| settle_mail(txn, &board, &message_id, None))
@@ -1064,7 +1065,7 @@ impl Writer {
                             }
                         }
                     }
-                    Job::AddEvent { event, reply } => match add_event(&txn, &event) {
+                    Job::AddEvent { event, mail, reply } => match add_event(&txn, &event, mail) {
                         Ok(id) => {
                             pending.push(Pending::Event(reply, TimelineEvent { id, ..event }))
                         }
@@ -1224,7 +1225,11 @@ where
     })
 }
 
-fn add_event(txn: &rusqlite::Transaction<'_>, event: &TimelineEvent) -> Result<i64, StorageError> {
+fn add_event(
+    txn: &rusqlite::Transaction<'_>,
+    event: &TimelineEvent,
+    mail: Option<InboundMail>,
+) -> Result<i64, StorageError> {
     txn.execute(
         "INSERT INTO timeline (board, card, at, kind, direction, user, text)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -1238,7 +1243,15 @@ fn add_event(txn: &rusqlite::Transaction<'_>, event: &TimelineEvent) -> Result<i
             event.text
         ],
     )?;
-    Ok(txn.last_insert_rowid())
+    let id = txn.last_insert_rowid();
+    if let Some(mail) = mail {
+        let mail = InboundMail {
+            event_id: id,
+            ..mail
+        };
+        settle_mail(txn, &mail.board, &mail.message_id, Some(&mail))?;
+    }
+    Ok(id)
 }
 
 /// Claims a Message-ID unless a row holds it (taken, or in flight and not abandoned). The
