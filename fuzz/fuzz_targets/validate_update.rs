@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let doc = Doc::with_client_id(1);
-    schema::initialize_board(&mut doc.transact_mut(), &Entity::Deal, "Fuzz");
+    schema::initialize_board(&mut doc.transact_mut(), &Entity::Deal, schema::Language::En, "Fuzz");
     let recorder = EffectRecorder::attach(&doc);
     let (has, roots_before) = {
         let txn = doc.transact();

@@ -617,7 +617,12 @@ impl Client {
             // writes the default deal pipeline itself.
             let update = {
                 let mut txn = doc.transact_mut();
-                schema::initialize_board(&mut txn, &Entity::Deal, &plan.board_name);
+                schema::initialize_board(
+                    &mut txn,
+                    &Entity::Deal,
+                    schema::Language::En,
+                    &plan.board_name,
+                );
                 txn.encode_update_v1()
             };
             self.send(wire::client::encode_update(&update)).await?;

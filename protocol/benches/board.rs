@@ -120,7 +120,12 @@ struct BigBoard {
 fn big_board() -> BigBoard {
     let mut rng = Rng(0x00f0_0d5e_ed00_0001);
     let doc = Doc::new();
-    schema::initialize_board(&mut doc.transact_mut(), &Entity::Deal, "Deals");
+    schema::initialize_board(
+        &mut doc.transact_mut(),
+        &Entity::Deal,
+        schema::Language::En,
+        "Deals",
+    );
     let stages: Vec<String> = board::stages(&doc.transact())
         .into_iter()
         .map(|stage| stage.id)

@@ -858,7 +858,12 @@ mod tests {
     impl Fixture {
         fn new() -> Self {
             let server = Doc::new();
-            schema::initialize_board(&mut server.transact_mut(), &Entity::Deal, "Q4");
+            schema::initialize_board(
+                &mut server.transact_mut(),
+                &Entity::Deal,
+                schema::Language::En,
+                "Q4",
+            );
             let client = Doc::new();
             let state = server
                 .transact()

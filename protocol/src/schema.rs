@@ -28,6 +28,9 @@ pub mod board {
     /// The reasons a card may be lost for (a plain array of strings): when it holds any, a
     /// card's `lostReason` counts as given only when it is one of them.
     pub const LOST_REASONS: &str = "lostReasons";
+    /// The board's language (`en` or `fr`, [`super::Language`]): the one its default stages
+    /// were named in, and the web client's default for the board.
+    pub const LANGUAGE: &str = "language";
 }
 
 /// Keys of a stage map.
@@ -188,26 +191,92 @@ impl Entity {
         }
     }
 
-    /// The name a new pipeline of this entity gets.
-    pub fn default_board_name(&self) -> String {
-        match self {
-            Entity::Lead => "Leads".into(),
-            Entity::Deal => "Deals".into(),
-            Entity::Invoice => "Invoices".into(),
-            Entity::Quote => "Quotes".into(),
-            Entity::Smart(type_id) => format!("Smart process {type_id}"),
+    /// The name a new pipeline of this entity gets, in `language`.
+    pub fn default_board_name(&self, language: Language) -> String {
+        match (language, self) {
+            (Language::En, Entity::Lead) => "Leads".into(),
+            (Language::En, Entity::Deal) => "Deals".into(),
+            (Language::En, Entity::Invoice) => "Invoices".into(),
+            (Language::En, Entity::Quote) => "Quotes".into(),
+            (Language::En, Entity::Smart(type_id)) => format!("Smart process {type_id}"),
+            (Language::Fr, Entity::Lead) => "Prospects".into(),
+            (Language::Fr, Entity::Deal) => "Transactions".into(),
+            (Language::Fr, Entity::Invoice) => "Factures".into(),
+            (Language::Fr, Entity::Quote) => "Devis".into(),
+            (Language::Fr, Entity::Smart(type_id)) => format!("Processus intelligent {type_id}"),
         }
     }
 
-    /// The stages a new pipeline of this entity starts with, in order.
-    pub fn default_stages(&self) -> &'static [DefaultStage] {
-        match self {
-            Entity::Deal => DEAL_STAGES,
-            Entity::Lead => LEAD_STAGES,
-            Entity::Invoice => INVOICE_STAGES,
-            Entity::Quote => QUOTE_STAGES,
-            Entity::Smart(_) => SMART_STAGES,
+    /// The stages a new pipeline of this entity starts with, in order, named in `language`
+    /// (the same kinds and colours in every language).
+    pub fn default_stages(&self, language: Language) -> &'static [DefaultStage] {
+        match (language, self) {
+            (Language::En, Entity::Deal) => DEAL_STAGES,
+            (Language::En, Entity::Lead) => LEAD_STAGES,
+            (Language::En, Entity::Invoice) => INVOICE_STAGES,
+            (Language::En, Entity::Quote) => QUOTE_STAGES,
+            (Language::En, Entity::Smart(_)) => SMART_STAGES,
+            (Language::Fr, Entity::Deal) => DEAL_STAGES_FR,
+            (Language::Fr, Entity::Lead) => LEAD_STAGES_FR,
+            (Language::Fr, Entity::Invoice) => INVOICE_STAGES_FR,
+            (Language::Fr, Entity::Quote) => QUOTE_STAGES_FR,
+            (Language::Fr, Entity::Smart(_)) => SMART_STAGES_FR,
         }
+    }
+}
+
+/// A language funnel names a new board's defaults in (its stages and name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Language {
+    #[default]
+    En,
+    Fr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown language {0:?}: use en or fr")]
+pub struct UnknownLanguage(pub String);
+
+impl Language {
+    /// Every language, in the order a picker lists them.
+    pub const ALL: [Language; 2] = [Language::En, Language::Fr];
+
+    /// The value stored in `board.language` (a BCP 47 primary tag).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Fr => "fr",
+        }
+    }
+
+    /// Reads `en` or `fr`, ignoring case and a region (`fr-CA` is French).
+    pub fn parse(raw: &str) -> Result<Self, UnknownLanguage> {
+        let primary = raw.split(['-', '_']).next().unwrap_or_default();
+        match primary.to_ascii_lowercase().as_str() {
+            "en" => Ok(Language::En),
+            "fr" => Ok(Language::Fr),
+            _ => Err(UnknownLanguage(raw.to_owned())),
+        }
+    }
+
+    /// The first language of an `Accept-Language` header funnel has, by the header's weights
+    /// (RFC 9110 section 12.5.4); `None` when it names none of them.
+    pub fn from_accept_language(header: &str) -> Option<Self> {
+        let mut ranges: Vec<(f32, usize, Language)> = header
+            .split(',')
+            .enumerate()
+            .filter_map(|(index, item)| {
+                let mut parts = item.split(';');
+                let tag = parts.next()?.trim();
+                let weight = parts
+                    .find_map(|p| p.trim().strip_prefix("q="))
+                    .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+                let language = Language::parse(tag).ok()?;
+                (weight > 0.0).then_some((weight, index, language))
+            })
+            .collect();
+        ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranges.first().map(|(_, _, language)| *language)
     }
 }
 
@@ -313,10 +382,47 @@ const SMART_STAGES: &[DefaultStage] = &[
     stage("Failure", "#ff5752", Failure),
 ];
 
+// The French names follow the vocabulary of the French help page the product started from
+// (a deal is "une transaction": feminine).
+const DEAL_STAGES_FR: &[DefaultStage] = &[
+    stage("Nouvelle", "#39a8ef", Initial),
+    stage("Préparation des documents", "#2fc6f6", Progress),
+    stage("Facture envoyée", "#55d0e0", Progress),
+    stage("En cours", "#47e4c2", Progress),
+    stage("Gagnée", "#7bd500", Success),
+    stage("Perdue", "#ff5752", Failure),
+    stage("Analyse de l'échec", "#ff8f8c", Failure),
+];
+const LEAD_STAGES_FR: &[DefaultStage] = &[
+    stage("Non traité", "#39a8ef", Initial),
+    stage("En cours", "#2fc6f6", Progress),
+    stage("Traité", "#47e4c2", Progress),
+    stage("Converti", "#7bd500", Success),
+    stage("Prospect de mauvaise qualité", "#ff5752", Failure),
+];
+const INVOICE_STAGES_FR: &[DefaultStage] = &[
+    stage("Nouvelle", "#39a8ef", Initial),
+    stage("Envoyée", "#2fc6f6", Progress),
+    stage("Payée", "#7bd500", Success),
+    stage("Annulée", "#ff5752", Failure),
+];
+const QUOTE_STAGES_FR: &[DefaultStage] = &[
+    stage("Brouillon", "#39a8ef", Initial),
+    stage("Envoyé", "#2fc6f6", Progress),
+    stage("Approuvé", "#7bd500", Success),
+    stage("Refusé", "#ff5752", Failure),
+];
+const SMART_STAGES_FR: &[DefaultStage] = &[
+    stage("Nouveau", "#39a8ef", Initial),
+    stage("En cours", "#2fc6f6", Progress),
+    stage("Succès", "#7bd500", Success),
+    stage("Échec", "#ff5752", Failure),
+];
+
 /// Writes a new board of `entity` into an empty document, in the caller's transaction: the
 /// `board` settings and the entity's default stages with fresh ids and fresh order keys.
-pub fn initialize_board(txn: &mut TransactionMut, entity: &Entity, name: &str) {
-    write_new_board(txn, entity, name, |_| new_id());
+pub fn initialize_board(txn: &mut TransactionMut, entity: &Entity, language: Language, name: &str) {
+    write_new_board(txn, entity, language, name, |_| new_id());
 }
 
 /// Writes the new board `board` of `entity`, as [`initialize_board`], with the default stages'
@@ -327,9 +433,12 @@ pub fn initialize_board_for(
     txn: &mut TransactionMut,
     board: &BoardId,
     entity: &Entity,
+    language: Language,
     name: &str,
 ) {
-    write_new_board(txn, entity, name, |index| default_stage_id(board, index));
+    write_new_board(txn, entity, language, name, |index| {
+        default_stage_id(board, index)
+    });
 }
 
 /// The id of default stage `index` (from 0, in [`Entity::default_stages`] order) of board
@@ -347,12 +456,14 @@ const DEFAULT_STAGE_NAMESPACE: uuid::Uuid =
 fn write_new_board(
     txn: &mut TransactionMut,
     entity: &Entity,
+    language: Language,
     name: &str,
     stage_id: impl Fn(usize) -> String,
 ) {
     let board = txn.get_or_insert_map(root::BOARD);
     board.insert(txn, board::NAME, name);
     board.insert(txn, board::ENTITY, entity.as_string());
+    board.insert(txn, board::LANGUAGE, language.as_str());
     board.insert(txn, board::CURRENCY, DEFAULT_CURRENCY);
     board.insert(
         txn,
@@ -360,7 +471,7 @@ fn write_new_board(
         Any::from(DEFAULT_COUNTER_THRESHOLD_MIN),
     );
     let stages = txn.get_or_insert_map(root::STAGES);
-    let defaults = entity.default_stages();
+    let defaults = entity.default_stages(language);
     for (index, (default, pos)) in defaults
         .iter()
         .zip(order::rebalanced(defaults.len()))
@@ -413,7 +524,7 @@ mod tests {
             Entity::Quote,
             Entity::Smart("7".into()),
         ] {
-            let stages = entity.default_stages();
+            let stages = entity.default_stages(Language::En);
             let count = |kind| stages.iter().filter(|s| s.kind == kind).count();
             assert_eq!(stages[0].kind, Initial, "{entity:?}");
             assert_eq!(count(Initial), 1);
@@ -432,9 +543,75 @@ mod tests {
     }
 
     #[test]
+    fn each_language_names_the_same_stages_of_the_same_kinds_and_colours() {
+        for entity in [
+            Entity::Lead,
+            Entity::Deal,
+            Entity::Invoice,
+            Entity::Quote,
+            Entity::Smart("7".into()),
+        ] {
+            let english = entity.default_stages(Language::En);
+            for language in Language::ALL {
+                let stages = entity.default_stages(language);
+                assert_eq!(stages.len(), english.len(), "{entity:?} {language:?}");
+                for (stage, en) in stages.iter().zip(english) {
+                    assert_eq!((stage.kind, stage.color), (en.kind, en.color));
+                    assert!(!stage.name.trim().is_empty());
+                }
+                let mut names: Vec<_> = stages.iter().map(|s| s.name).collect();
+                names.sort_unstable();
+                names.dedup();
+                assert_eq!(
+                    names.len(),
+                    stages.len(),
+                    "distinct names: {entity:?} {language:?}"
+                );
+                assert!(!entity.default_board_name(language).is_empty());
+            }
+        }
+        assert_eq!(Entity::Deal.default_stages(Language::Fr)[4].name, "Gagnée");
+    }
+
+    #[test]
+    fn languages_parse_from_tags_and_accept_language() {
+        for (raw, language) in [
+            ("en", Language::En),
+            ("FR", Language::Fr),
+            ("fr-CA", Language::Fr),
+            ("en_GB", Language::En),
+        ] {
+            assert_eq!(Language::parse(raw), Ok(language), "{raw}");
+        }
+        for bad in ["", "de", "français", "-fr"] {
+            assert!(Language::parse(bad).is_err(), "{bad}");
+        }
+        for (header, language) in [
+            ("fr-FR,fr;q=0.9,en;q=0.8", Some(Language::Fr)),
+            ("de-DE, en;q=0.5, fr;q=0.7", Some(Language::Fr)),
+            ("en-US,en;q=0.9", Some(Language::En)),
+            ("de, it", None),
+            ("fr;q=0, en;q=0.1", Some(Language::En)),
+            ("fr;q=bad, en", Some(Language::En)),
+            ("", None),
+            ("*", None),
+        ] {
+            assert_eq!(Language::from_accept_language(header), language, "{header}");
+        }
+        for language in Language::ALL {
+            assert_eq!(Language::parse(language.as_str()), Ok(language));
+        }
+    }
+
+    #[test]
     fn a_new_deal_board_has_its_seven_stages_in_order() {
         let doc = Doc::new();
-        initialize_board(&mut doc.transact_mut(), &Entity::Deal, "Deals");
+        initialize_board(
+            &mut doc.transact_mut(),
+            &Entity::Deal,
+            Language::En,
+            "Deals",
+        );
         let txn = doc.transact();
         let stages = txn.get_map(root::STAGES).unwrap();
         let mut named: Vec<(String, String)> = stages
@@ -473,7 +650,13 @@ mod tests {
         let board = BoardId::parse("q4").unwrap();
         let ids = |board: &BoardId| {
             let doc = Doc::new();
-            initialize_board_for(&mut doc.transact_mut(), board, &Entity::Deal, "Deals");
+            initialize_board_for(
+                &mut doc.transact_mut(),
+                board,
+                &Entity::Deal,
+                Language::En,
+                "Deals",
+            );
             let txn = doc.transact();
             let mut ids: Vec<String> = txn
                 .get_map(root::STAGES)

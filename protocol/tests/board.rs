@@ -15,8 +15,13 @@ const NOW: i64 = 1_800_000_000_000;
 
 fn new_board(entity: Entity) -> Doc {
     let doc = Doc::new();
-    let name = entity.default_board_name();
-    schema::initialize_board(&mut doc.transact_mut(), &entity, &name);
+    let name = entity.default_board_name(schema::Language::En);
+    schema::initialize_board(
+        &mut doc.transact_mut(),
+        &entity,
+        schema::Language::En,
+        &name,
+    );
     doc
 }
 

@@ -153,7 +153,12 @@ struct Network {
 impl Network {
     fn new() -> Self {
         let origin = Doc::new();
-        schema::initialize_board(&mut origin.transact_mut(), &Entity::Deal, "Deals");
+        schema::initialize_board(
+            &mut origin.transact_mut(),
+            &Entity::Deal,
+            schema::Language::En,
+            "Deals",
+        );
         let state = origin
             .transact()
             .encode_state_as_update_v1(&StateVector::default());

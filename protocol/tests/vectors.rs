@@ -263,7 +263,8 @@ fn new_board(entity: &Entity) -> Doc {
     schema::initialize_board(
         &mut doc.transact_mut(),
         entity,
-        &entity.default_board_name(),
+        schema::Language::En,
+        &entity.default_board_name(schema::Language::En),
     );
     doc
 }
@@ -1349,9 +1350,9 @@ fn schema_vectors() -> Value {
         Ok(entity) => json!({
             "raw": raw,
             "asString": entity.as_string(),
-            "defaultBoardName": entity.default_board_name(),
+            "defaultBoardName": entity.default_board_name(schema::Language::En),
             "defaultStages": entity
-                .default_stages()
+                .default_stages(schema::Language::En)
                 .iter()
                 .map(|s| json!({ "name": s.name, "color": s.color, "kind": s.kind.as_str() }))
                 .collect::<Vec<_>>(),

@@ -26,7 +26,7 @@ const CONNECTIONS: usize = 1_000;
 fn board_update(cards: usize) -> Vec<u8> {
     let doc = Doc::new();
     let mut txn = doc.transact_mut();
-    schema::initialize_board(&mut txn, &Entity::Deal, "Bench");
+    schema::initialize_board(&mut txn, &Entity::Deal, schema::Language::En, "Bench");
     let stages: Vec<String> = board::stages(&txn).into_iter().map(|s| s.id).collect();
     let per_stage = cards.div_ceil(stages.len());
     let keys = order::rebalanced(per_stage);

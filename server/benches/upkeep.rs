@@ -33,7 +33,12 @@ const T0: i64 = 1_800_000_000_000;
 /// A board of 50 cards with 100 planned activities spread over the next 10 hours.
 fn board(seed: usize) -> (Doc, Vec<String>) {
     let doc = Doc::new();
-    schema::initialize_board(&mut doc.transact_mut(), &Entity::Deal, "Deals");
+    schema::initialize_board(
+        &mut doc.transact_mut(),
+        &Entity::Deal,
+        schema::Language::En,
+        "Deals",
+    );
     let stage = board::stages(&doc.transact())[0].id.clone();
     let mut activities = Vec::with_capacity(ACTIVITIES_PER_BOARD);
     let mut txn = doc.transact_mut();

@@ -40,7 +40,7 @@ use funnel_protocol::BoardId;
 use funnel_protocol::board::MAX_NAME_CHARS;
 use funnel_protocol::ids::new_id;
 use funnel_protocol::policy::Role;
-use funnel_protocol::schema::Entity;
+use funnel_protocol::schema::{self, Entity};
 use funnel_protocol::timeline::{TimelineDirection, TimelineKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -172,9 +172,15 @@ pub struct BoardList {
 pub struct NewBoard {
     /// `lead`, `deal`, `invoice`, `quote` or `smart:<typeId>`.
     pub entity: String,
-    /// 1 to 200 characters; defaults to the entity's name ("Deals", ...).
+    /// 1 to 200 characters; defaults to the entity's name in the board's language ("Deals",
+    /// "Transactions", ...).
     #[serde(default)]
     pub name: Option<String>,
+    /// `en` or `fr`: the language the default stages (and the default name) are named in.
+    /// Missing: the first of these the request's `Accept-Language` names, else `en`.
+    #[serde(default)]
+    #[schema(example = "fr")]
+    pub language: Option<String>,
 }
 
 /// An event of a card's timeline.
@@ -566,7 +572,7 @@ async fn list_boards(
     request_body = NewBoard,
     responses(
         (status = 201, body = Board),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "unknown entity, bad name or bad JSON"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "unknown entity or language, bad name or bad JSON"),
         (status = 401, body = Problem, content_type = "application/problem+json", description = "no valid token"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "only admins create boards")
     )
@@ -574,13 +580,24 @@ async fn list_boards(
 async fn create_board(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     body: Result<Json<NewBoard>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Board>), ApiError> {
     caller.at_least(Role::Admin)?;
     let Json(new) = body?;
     let entity = Entity::parse(&new.entity).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let language = match new.language.as_deref() {
+        Some(raw) => {
+            schema::Language::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))?
+        }
+        None => headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(schema::Language::from_accept_language)
+            .unwrap_or_default(),
+    };
     let name = match new.name.as_deref().map(str::trim) {
-        None | Some("") => entity.default_board_name(),
+        None | Some("") => entity.default_board_name(language),
         Some(name) if name.chars().count() > MAX_NAME_CHARS => {
             return Err(ApiError::BadRequest(format!(
                 "a board name has at most {MAX_NAME_CHARS} characters"
@@ -595,7 +612,7 @@ async fn create_board(
         name,
         created_at: 0,
     };
-    room::create_board(state.storage.as_ref(), &meta, &entity).await?;
+    room::create_board(state.storage.as_ref(), &meta, &entity, language).await?;
     let created = state
         .storage
         .meta(&id)

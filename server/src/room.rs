@@ -824,13 +824,14 @@ async fn load_or_create(
             // Local mode: whoever opens a board that does not exist creates it, as a deal
             // pipeline.
             let entity = Entity::Deal;
+            let language = schema::Language::default();
             let meta = BoardMeta {
                 id: board.clone(),
                 entity: entity.as_string(),
-                name: entity.default_board_name(),
+                name: entity.default_board_name(language),
                 created_at: 0,
             };
-            if create_board(storage, &meta, &entity).await? {
+            if create_board(storage, &meta, &entity, language).await? {
                 tracing::info!("board created");
             }
             // Load what is stored, which is another creator's board if that one won the race.
@@ -854,17 +855,18 @@ fn stored_bytes(stored: &StoredBoard) -> usize {
     stored.entries.iter().map(|(_, raw)| raw.len()).sum()
 }
 
-/// Creates a board of `entity` named `meta.name` with its default stages, unless it exists;
-/// returns whether this call created it.
+/// Creates a board of `entity` named `meta.name` with its default stages named in `language`,
+/// unless it exists; returns whether this call created it.
 pub async fn create_board(
     storage: &dyn Storage,
     meta: &BoardMeta,
     entity: &Entity,
+    language: schema::Language,
 ) -> Result<bool, StorageError> {
     let doc = Doc::new();
     let initial = {
         let mut txn = doc.transact_mut();
-        schema::initialize_board_for(&mut txn, &meta.id, entity, &meta.name);
+        schema::initialize_board_for(&mut txn, &meta.id, entity, language, &meta.name);
         txn.encode_update_v1()
     };
     storage.create(meta, Bytes::from(initial)).await

@@ -96,6 +96,85 @@ async fn boards_are_created_listed_and_opened() {
 }
 
 #[tokio::test]
+async fn a_board_created_in_french_has_its_default_stages_and_name_in_french() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let create = |body: &'static str, headers: &'static [(&'static str, &'static str)]| {
+        let addr = server.addr;
+        async move { http_with(addr, "POST", "/api/v1/boards", headers, Some(body)).await }
+    };
+    // Asked for in the body.
+    let (status, body) = create(r#"{"entity":"deal","language":"fr"}"#, &[]).await;
+    assert_eq!(status, 201, "{body}");
+    let deal = json(&body);
+    assert_eq!(deal["name"], "Transactions");
+    let client = Client::connect(&server.url(deal["id"].as_str().unwrap())).await;
+    assert_eq!(
+        stage_names(&client.doc),
+        [
+            "Nouvelle",
+            "Préparation des documents",
+            "Facture envoyée",
+            "En cours",
+            "Gagnée",
+            "Perdue",
+            "Analyse de l'échec"
+        ]
+    );
+    assert_eq!(
+        board_language(&client.doc).as_deref(),
+        Some("fr"),
+        "the document says its language"
+    );
+    // From the browser's languages when the body names none; the body wins over them.
+    let (status, body) = create(
+        r#"{"entity":"lead"}"#,
+        &[("Accept-Language", "de-DE, fr-CA;q=0.8, en;q=0.5")],
+    )
+    .await;
+    assert_eq!(
+        (status, json(&body)["name"].as_str()),
+        (201, Some("Prospects"))
+    );
+    let (status, body) = create(
+        r#"{"entity":"lead","language":"en"}"#,
+        &[("Accept-Language", "fr")],
+    )
+    .await;
+    assert_eq!((status, json(&body)["name"].as_str()), (201, Some("Leads")));
+    let english = Client::connect(&server.url(json(&body)["id"].as_str().unwrap())).await;
+    assert_eq!(stage_names(&english.doc)[0], "Not processed");
+    assert_eq!(board_language(&english.doc).as_deref(), Some("en"));
+    // A language funnel does not have: 400, nothing created.
+    let (status, head, body) = http_full(
+        server.addr,
+        "POST",
+        "/api/v1/boards",
+        &[],
+        Some(r#"{"entity":"deal","language":"de"}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        problem(400, &head, &body).contains("unknown language"),
+        "{body}"
+    );
+    let (_, body) = http(server.addr, "GET", "/api/v1/boards", None).await;
+    assert_eq!(json(&body)["boards"].as_array().unwrap().len(), 3);
+    server.stop().await;
+}
+
+fn board_language(doc: &yrs::Doc) -> Option<String> {
+    use yrs::{Map, ReadTxn, Transact};
+    let txn = doc.transact();
+    let board = txn.get_map("board")?;
+    match board.get(&txn, "language")? {
+        yrs::Out::Any(yrs::Any::String(language)) => Some(language.to_string()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
 async fn renaming_a_board_in_its_document_renames_it_in_the_list() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;

@@ -225,7 +225,12 @@ mod tests {
 
     fn board_doc() -> (Doc, Vec<Stage>) {
         let doc = Doc::new();
-        schema::initialize_board(&mut doc.transact_mut(), &Entity::Deal, "Deals");
+        schema::initialize_board(
+            &mut doc.transact_mut(),
+            &Entity::Deal,
+            schema::Language::En,
+            "Deals",
+        );
         let stages = board::stages(&doc.transact());
         (doc, stages)
     }

@@ -1899,7 +1899,13 @@ mod tests {
         use funnel_protocol::schema::{self, Entity};
         let doc = Doc::new();
         let board = BoardId::parse("b").unwrap();
-        schema::initialize_board_for(&mut doc.transact_mut(), &board, &Entity::Deal, "Deals");
+        schema::initialize_board_for(
+            &mut doc.transact_mut(),
+            &board,
+            &Entity::Deal,
+            schema::Language::En,
+            "Deals",
+        );
         let mut h = Harness::new();
         h.room.replace_doc(doc, 0);
         let copy = Doc::new();
@@ -2169,9 +2175,19 @@ mod tests {
     fn an_admins_copy_of_a_recreated_board_gets_its_duplicate_stages_demoted() {
         use funnel_protocol::schema::{self, Entity, StageKind};
         let old = Doc::new();
-        schema::initialize_board(&mut old.transact_mut(), &Entity::Deal, "Deals");
+        schema::initialize_board(
+            &mut old.transact_mut(),
+            &Entity::Deal,
+            schema::Language::En,
+            "Deals",
+        );
         let new = Doc::new();
-        schema::initialize_board(&mut new.transact_mut(), &Entity::Deal, "Deals");
+        schema::initialize_board(
+            &mut new.transact_mut(),
+            &Entity::Deal,
+            schema::Language::En,
+            "Deals",
+        );
         let mut h = Harness::new();
         h.room.replace_doc(new, 0);
         let mut a = h.join(1);

@@ -295,7 +295,12 @@ mod tests {
     impl Board {
         fn new() -> Self {
             let doc = Doc::new();
-            schema::initialize_board(&mut doc.transact_mut(), &Entity::Deal, "Deals");
+            schema::initialize_board(
+                &mut doc.transact_mut(),
+                &Entity::Deal,
+                schema::Language::En,
+                "Deals",
+            );
             let new = board::stages(&doc.transact())[0].id.clone();
             let card = NewCard {
                 title: "deal".into(),
