@@ -253,4 +253,32 @@ describe("BoardStore", () => {
     expect(store.displayFieldsOf("ann")).toEqual(["client"]);
     expect(store.current.quickCreate).toEqual(["title", "responsible"]);
   });
+
+  test("an edit of only the e-mail, close date, lost reason or last change reaches the store", () => {
+    const doc = dealBoard();
+    const id = createCard(doc, "st-0", { title: "a" }, NOW);
+    const store = new BoardStore(doc, () => NOW);
+    const card = () => store.current.items.get(id)!.card;
+    editCard(doc, id, { email: "buyer@example.com" });
+    store.flush();
+    expect(card().email).toBe("buyer@example.com");
+    editCard(doc, id, { closeDate: NOW + 5 * MINUTE });
+    store.flush();
+    expect(card().closeDate).toBe(NOW + 5 * MINUTE);
+    editCard(doc, id, { lostReason: "Too expensive" });
+    store.flush();
+    expect(card().lostReason).toBe("Too expensive");
+    doc
+      .getMap<Y.Map<unknown>>(ROOT.CARDS)
+      .get(id)!
+      .set(CARD_KEY.UPDATED_AT, NOW + MINUTE);
+    store.flush();
+    expect(card().updatedAt).toBe(NOW + MINUTE);
+    doc
+      .getMap<Y.Map<unknown>>(ROOT.CARDS)
+      .get(id)!
+      .set(CARD_KEY.TIMELINE_AT, NOW + 2 * MINUTE);
+    store.flush();
+    expect(card().timelineAt).toBe(NOW + 2 * MINUTE);
+  });
 });

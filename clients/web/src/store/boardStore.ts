@@ -432,7 +432,13 @@ function sameCard(a: CardData, b: CardData): boolean {
     a.currency !== b.currency ||
     a.responsible !== b.responsible ||
     a.client !== b.client ||
+    a.email !== b.email ||
     a.createdAt !== b.createdAt ||
+    a.updatedAt !== b.updatedAt ||
+    a.archivedAt !== b.archivedAt ||
+    a.closeDate !== b.closeDate ||
+    a.lostReason !== b.lostReason ||
+    a.timelineAt !== b.timelineAt ||
     a.avatar !== b.avatar ||
     a.avatarAt !== b.avatarAt ||
     a.avatarReason !== b.avatarReason ||
