@@ -281,4 +281,26 @@ describe("BoardStore", () => {
     store.flush();
     expect(card().timelineAt).toBe(NOW + 2 * MINUTE);
   });
+
+  test("a stage's rules alone (probability, rot days, required fields) reach the store", () => {
+    // The stage-rules e2e test timed out on this: a stage map that arrived before its rules kept
+    // the rules it had then, so the board never asked for required fields nor showed probabilities.
+    const doc = dealBoard();
+    const store = new BoardStore(doc, () => NOW);
+    const stageOf = () => store.current.stages.find((s) => s.id === "st-1")!;
+    const map = doc.getMap<Y.Map<unknown>>(ROOT.STAGES).get("st-1")!;
+    map.set(STAGE_KEY.PROBABILITY, 60);
+    store.flush();
+    expect(stageOf().probabilitySet).toBe(60);
+    map.set(STAGE_KEY.ROT_DAYS, 3);
+    store.flush();
+    expect(stageOf().rotDays).toBe(3);
+    map.set(STAGE_KEY.REQUIRED, Y.Array.from(["amount"]));
+    store.flush();
+    expect(stageOf().required).toEqual(["amount"]);
+    expect(store.current.columns.find((c) => c.stage.id === "st-1")!.stage.required).toEqual(["amount"]);
+    doc.getMap(ROOT.BOARD).set("lostReasons", ["Too expensive"]);
+    store.flush();
+    expect(store.current.settings.lostReasons).toEqual(["Too expensive"]);
+  });
 });
