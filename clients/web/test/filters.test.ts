@@ -110,7 +110,9 @@ describe("the filter in the address", () => {
     expect(params.get("created")).toBe("2030-01-01..2030-01-31");
     expect(params.get("lastActivity")).toBe("..2030-06-01");
     expect(params.get("unprocessed")).toBe("1");
+    expect(search).toContain("state=overdue,none");
     expect(parseFilter(search)).toEqual(f);
+    expect(parseFilter(withFilter("", filter({ q: "a,b" }))).q).toBe("a,b");
     expect(withFilter(search, NO_FILTER)).toBe("?user=ann");
   });
 

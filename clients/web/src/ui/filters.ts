@@ -128,7 +128,8 @@ export function withFilter(search: string, filter: BoardFilter): string {
   const params = new URLSearchParams(search);
   for (const name of FILTER_PARAMS) params.delete(name);
   for (const [name, value] of filterEntries(filter)) params.append(name, value);
-  const text = params.toString();
+  // Commas may stay as they are in a query (RFC 3986 sub-delimiters): "state=overdue,today".
+  const text = params.toString().replace(/%2C/gi, ",");
   return text === "" ? "" : `?${text}`;
 }
 
