@@ -141,6 +141,16 @@ test('search, a combination of filters, the address round trip, clearing', { tim
       yjs.doc.transact(() => yjs.doc.getMap('cards').get(cards.globex).set('title', 'Globex pilot'))
       await eventually('Globex pilot shows too', async () =>
         assert.deepEqual((await shownIds(page)).sort(), [cards.globex, cards.hooli].sort()))
+
+      // A card created here that the filter hides: it is created, and a notice says why it is not shown.
+      await page.locator(`[data-stage-id="${stages.New}"] [data-action="add-card"]`).first().click()
+      const quick = page.locator('form[data-form="quick-create"]').first()
+      await quick.locator('input[name="title"]').fill('Zeta deal')
+      await quick.locator('button[type="submit"]').first().click()
+      await page.locator('[data-notice="card-hidden"]').first().waitFor({ state: 'visible' })
+      await eventually('the new card in the document', async () =>
+        assert.ok(Object.values(yjs.doc.getMap('cards').toJSON()).some((c) => c.title === 'Zeta deal')))
+      assert.deepEqual((await shownIds(page)).sort(), [cards.globex, cards.hooli].sort())
     })
 )
 

@@ -19,6 +19,7 @@ import {
   parseQuery,
   saveView,
   searchNumber,
+  showsCard,
   toggled,
   validDay,
   viewOf,
@@ -276,6 +277,15 @@ describe("filters", () => {
       ["EUR", 200],
       ["USD", 100],
     ]);
+  });
+
+  test("showsCard: one card against the whole filter, its column included", () => {
+    const late = item({ id: "late", title: "Acme" }, [activity(NOW - 2 * DAY)], PLANNED);
+    const compiled = compileFilter(filter({ q: "acme", state: ["overdue"], stage: ["st"] }));
+    expect(showsCard(compiled, "st", late, NOW)).toBe(true);
+    expect(showsCard(compiled, "other", late, NOW)).toBe(false);
+    expect(showsCard(compiled, "st", item({ title: "Acme" }), NOW)).toBe(false);
+    expect(showsCard(compileFilter(NO_FILTER), "st", item(), NOW)).toBe(true);
   });
 
   test("stages: which columns show", () => {

@@ -1,5 +1,6 @@
 // The board screen's smaller parts: the toolbar's totals, the loading bar, the phone's stage
-// switcher, the connection badge and the refusal banner, each a plain function of its props;
+// switcher, the connection badge, the refusal banner and the notices, each a plain function of
+// its props;
 // and `useMedia`, whether a media query matches now.
 
 import { useEffect, useState } from "preact/hooks";
@@ -160,4 +161,43 @@ export function useMedia(query: string): boolean {
     return () => list.removeEventListener("change", onChange);
   }, [query]);
   return matches;
+}
+
+export interface Notice {
+  id: number;
+  message: string;
+  tone: "error" | "info";
+  /** What the notice is about (`data-notice`), for the end-to-end tests and the styles. */
+  kind: string;
+  /** An undo offered with the notice: it restores exactly what the action changed. */
+  undo?: () => void;
+}
+
+/** The notices (role alert): a message, maybe an Undo, and a dismiss button each. */
+export function Notices({ notices, onDismiss }: { notices: readonly Notice[]; onDismiss: (id: number) => void }) {
+  return (
+    <div class="notices" role="alert">
+      {notices.map((n) => (
+        <p key={n.id} class={`notice notice-${n.tone}`} data-notice={n.kind}>
+          {n.message}
+          {n.undo !== undefined && (
+            <button
+              type="button"
+              class="button small"
+              data-action="undo"
+              onClick={() => {
+                n.undo?.();
+                onDismiss(n.id);
+              }}
+            >
+              Undo
+            </button>
+          )}
+          <button type="button" class="icon-button" aria-label="Dismiss" onClick={() => onDismiss(n.id)}>
+            ×
+          </button>
+        </p>
+      ))}
+    </div>
+  );
 }

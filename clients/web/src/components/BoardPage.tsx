@@ -32,7 +32,7 @@ import { CLOSE, freezesBoard, refusalOf, type Me, type Permissions } from "../ui
 import { entityTitle } from "../ui/entities";
 import { allFields, displayFieldsOf, quickCreateFieldsOf } from "../ui/fields";
 import { formatSums, initials, plural } from "../ui/format";
-import { NO_FILTER } from "../ui/filters";
+import { NO_FILTER, showsCard } from "../ui/filters";
 import {
   arrowDirection,
   keyboardFocusTarget,
@@ -45,7 +45,16 @@ import {
 import { presenceFrom, samePresence, type Presence } from "../ui/presence";
 import { onLinkClick } from "../ui/route";
 import { nameFromId, type RosterEntry, type User } from "../ui/users";
-import { boardTotals, ConnectionBadge, LoadingBar, RefusalBanner, StageSwitcher, useMedia } from "./BoardChrome";
+import {
+  boardTotals,
+  ConnectionBadge,
+  LoadingBar,
+  Notices,
+  RefusalBanner,
+  StageSwitcher,
+  useMedia,
+  type Notice,
+} from "./BoardChrome";
 import { Column } from "./Column";
 import { BoardContext, type BoardActions } from "./context";
 import { sentence } from "./forms";
@@ -68,16 +77,6 @@ type Panel =
   | { kind: "settings" }
   | { kind: "archived" }
   | null;
-
-interface Notice {
-  id: number;
-  message: string;
-  tone: "error" | "info";
-  /** What the notice is about (`data-notice`), for the end-to-end tests and the styles. */
-  kind: string;
-  /** An undo offered with the notice: it restores exactly what the action changed. */
-  undo?: () => void;
-}
 
 /** How long a notice stays, and so how long an undo is offered. */
 export const NOTICE_MS = 8000;
@@ -178,6 +177,8 @@ export function BoardPage({
   presenceRef.current = presence;
   const filterRef = useRef(filter);
   filterRef.current = filter;
+  const compiledRef = useRef(compiled);
+  compiledRef.current = compiled;
   const focusRef = useRef<string | null>(null);
   const [pendingMove, setPendingMove] = useState<{ move: PendingMove; target: Target } | null>(null);
   const [forecastOpen, setForecastOpen] = useState(false);
@@ -303,13 +304,25 @@ export function BoardPage({
         return true;
       },
       pendingFocus: () => focusRef.current,
+      created: (card) => {
+        store.flush();
+        const item = store.current.items.get(card);
+        const column = store.current.columns.find((c) => c.items.includes(item!));
+        if (item === undefined || column === undefined || !compiledRef.current.active) return;
+        if (showsCard(compiledRef.current, column.stage.id, item, store.current.now)) return;
+        show({
+          message: `“${item.card.title}” created; the current filter hides it.`,
+          tone: "info",
+          kind: "card-hidden",
+        });
+      },
       filterByStatus: (status) => {
         const current = filterRef.current;
         const only = current.state.length === 1 && current.state[0] === status;
         setFilter({ ...current, state: only ? [] : [status] });
       },
     };
-  }, [connection, boardId, permissions, setFilter]);
+  }, [connection, store, boardId, permissions, setFilter]);
 
   // A move of this tab that lost to someone else's concurrent move says so.
   useEffect(() => {
@@ -633,34 +646,7 @@ export function BoardPage({
             <RecoveryBanner recovery={status.recovery} onDismiss={() => connection.dismissRecovery()} />
           )}
 
-          <div class="notices" role="alert">
-            {notices.map((n) => (
-              <p key={n.id} class={`notice notice-${n.tone}`} data-notice={n.kind}>
-                {n.message}
-                {n.undo !== undefined && (
-                  <button
-                    type="button"
-                    class="button small"
-                    data-action="undo"
-                    onClick={() => {
-                      n.undo?.();
-                      setNotices((l) => l.filter((x) => x.id !== n.id));
-                    }}
-                  >
-                    Undo
-                  </button>
-                )}
-                <button
-                  type="button"
-                  class="icon-button"
-                  aria-label="Dismiss"
-                  onClick={() => setNotices((l) => l.filter((x) => x.id !== n.id))}
-                >
-                  ×
-                </button>
-              </p>
-            ))}
-          </div>
+          <Notices notices={notices} onDismiss={(id) => setNotices((l) => l.filter((x) => x.id !== id))} />
 
           {workloadOpen && <WorkloadPanel workload={snapshot.workload} currency={settings.currency} />}
 

@@ -348,6 +348,12 @@ export function compileFilter(filter: BoardFilter): CompiledFilter {
   };
 }
 
+/** Whether the filter shows a card that is in the column of `stage`. */
+export function showsCard(compiled: CompiledFilter, stage: string, item: FilterItem, now: Millis): boolean {
+  if (!compiled.showsStage(stage) || !compiled.matchesOthers(item)) return false;
+  return compiled.states.size === 0 || compiled.states.has(activityStatus(item.activities, now));
+}
+
 /** A column as a filter shows it. */
 export interface FilteredColumn<T extends FilterItem> {
   /** The cards that pass, in the column's order. */
