@@ -357,12 +357,13 @@ export function BoardPage({
       if (panel !== null) setPanel(null);
       else if (quickCreate !== null) setQuickCreate(null);
       else if (editing !== null) setEditing(null);
+      else if (filtersOpen) setFiltersOpen(false);
       else return;
       event.preventDefault();
     };
     document.addEventListener("keydown", onKey);
     return () => document.removeEventListener("keydown", onKey);
-  }, [panel, quickCreate, editing]);
+  }, [panel, quickCreate, editing, filtersOpen]);
 
   // Presence: what this tab views.
   const viewing = panel !== null && (panel.kind === "card" || panel.kind === "activities") ? panel.card : null;
