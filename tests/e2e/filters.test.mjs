@@ -16,6 +16,7 @@ import {
   newSession,
   openBoard,
   scenario,
+  seriousViolations,
   serverAndBrowser,
   snapshot,
   TEST_TIMEOUT,
@@ -108,6 +109,8 @@ test('search, a combination of filters, the address round trip, clearing', { tim
       await eventually('created in January 2020', async () => assert.deepEqual(await shownIds(page), [cards.hooli]))
       assert.equal(await filterParams(page), 'responsible=ann&state=overdue&created=2020-01-01..2020-01-31')
       assert.equal(await page.locator('[data-filter-chip]').count(), 3)
+      // The open filter form and the Filtered line pass axe.
+      assert.deepEqual(await seriousViolations(page), [])
 
       // A reload keeps it all, the form too.
       await page.reload({ waitUntil: 'domcontentloaded' })
