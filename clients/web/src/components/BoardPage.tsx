@@ -1,8 +1,8 @@
 // The board screen: header (presence, connection, user), toolbar (search and filters, whose
 // state lives in the address: useBoardFilter.ts, FilterBar.tsx; workload, forecast, settings),
-// the columns as the filter shows them, the side panels. Owns the board's connection and store; everything
-// below it gets the same `BoardActions` object (context.ts) and plain snapshot pieces whose
-// identity changes only when they change.
+// the columns as the filter shows them, the side panels. Owns the board's connection and
+// store; everything below it gets the same `BoardActions` object (context.ts) and plain
+// snapshot pieces whose identity changes only when they change.
 //
 // What the user's role may not do is not offered (src/ui/auth.ts `permissionsOf`): a viewer's
 // board has no drag and drop, keyboard moves, quick-create, stage editor or settings; a member's
@@ -307,8 +307,9 @@ export function BoardPage({
       created: (card) => {
         store.flush();
         const item = store.current.items.get(card);
-        const column = store.current.columns.find((c) => c.items.includes(item!));
-        if (item === undefined || column === undefined || !compiledRef.current.active) return;
+        if (item === undefined || !compiledRef.current.active) return;
+        const column = store.current.columns.find((c) => c.items.includes(item));
+        if (column === undefined) return;
         if (showsCard(compiledRef.current, column.stage.id, item, store.current.now)) return;
         show({
           message: `“${item.card.title}” created; the current filter hides it.`,
