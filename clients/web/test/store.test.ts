@@ -253,4 +253,54 @@ describe("BoardStore", () => {
     expect(store.displayFieldsOf("ann")).toEqual(["client"]);
     expect(store.current.quickCreate).toEqual(["title", "responsible"]);
   });
+
+  test("an edit of only the e-mail, close date, lost reason or last change reaches the store", () => {
+    const doc = dealBoard();
+    const id = createCard(doc, "st-0", { title: "a" }, NOW);
+    const store = new BoardStore(doc, () => NOW);
+    const card = () => store.current.items.get(id)!.card;
+    editCard(doc, id, { email: "buyer@example.com" });
+    store.flush();
+    expect(card().email).toBe("buyer@example.com");
+    editCard(doc, id, { closeDate: NOW + 5 * MINUTE });
+    store.flush();
+    expect(card().closeDate).toBe(NOW + 5 * MINUTE);
+    editCard(doc, id, { lostReason: "Too expensive" });
+    store.flush();
+    expect(card().lostReason).toBe("Too expensive");
+    doc
+      .getMap<Y.Map<unknown>>(ROOT.CARDS)
+      .get(id)!
+      .set(CARD_KEY.UPDATED_AT, NOW + MINUTE);
+    store.flush();
+    expect(card().updatedAt).toBe(NOW + MINUTE);
+    doc
+      .getMap<Y.Map<unknown>>(ROOT.CARDS)
+      .get(id)!
+      .set(CARD_KEY.TIMELINE_AT, NOW + 2 * MINUTE);
+    store.flush();
+    expect(card().timelineAt).toBe(NOW + 2 * MINUTE);
+  });
+
+  test("a stage's rules alone (probability, rot days, required fields) reach the store", () => {
+    // The stage-rules e2e test timed out on this: a stage map that arrived before its rules kept
+    // the rules it had then, so the board never asked for required fields nor showed probabilities.
+    const doc = dealBoard();
+    const store = new BoardStore(doc, () => NOW);
+    const stageOf = () => store.current.stages.find((s) => s.id === "st-1")!;
+    const map = doc.getMap<Y.Map<unknown>>(ROOT.STAGES).get("st-1")!;
+    map.set(STAGE_KEY.PROBABILITY, 60);
+    store.flush();
+    expect(stageOf().probabilitySet).toBe(60);
+    map.set(STAGE_KEY.ROT_DAYS, 3);
+    store.flush();
+    expect(stageOf().rotDays).toBe(3);
+    map.set(STAGE_KEY.REQUIRED, Y.Array.from(["amount"]));
+    store.flush();
+    expect(stageOf().required).toEqual(["amount"]);
+    expect(store.current.columns.find((c) => c.stage.id === "st-1")!.stage.required).toEqual(["amount"]);
+    doc.getMap(ROOT.BOARD).set("lostReasons", ["Too expensive"]);
+    store.flush();
+    expect(store.current.settings.lostReasons).toEqual(["Too expensive"]);
+  });
 });

@@ -1,10 +1,10 @@
 // A column's activity bar (as in Odoo's Kanban): the share of its cards whose earliest open
 // activity is overdue (red), due today (amber), planned later (green), or that have none
-// (grey). Each segment is a button: pressing it shows only those cards in the column, pressing
-// it again shows all.
+// (grey). The counts are of the cards that pass the rest of the board's filter. Each segment is
+// a button: pressing it sets the board's activity filter to that status (every column shows
+// only those cards, and the address says so), pressing it again takes the filter off.
 
-import type { CardItem } from "../store/boardStore";
-import { ACTIVITY_STATUSES, countStatuses, type ActivityStatus } from "../ui/activityStatus";
+import { ACTIVITY_STATUSES, type ActivityStatus } from "../ui/activityStatus";
 import { plural } from "../ui/format";
 
 const TEXT = {
@@ -22,19 +22,20 @@ const TEXT = {
 
 export function ActivityBar({
   stageName,
-  items,
-  now,
+  counts,
   selected,
   onSelect,
 }: {
   stageName: string;
-  items: readonly CardItem[];
-  now: number;
-  selected: ActivityStatus | null;
-  onSelect: (status: ActivityStatus | null) => void;
+  /** Per status, the cards that pass every other part of the board's filter. */
+  counts: ReadonlyMap<ActivityStatus, number>;
+  /** The statuses the board's filter shows (empty: all). */
+  selected: readonly ActivityStatus[];
+  /** Sets the board's filter to this status alone, or takes it off when it is the one shown. */
+  onSelect: (status: ActivityStatus) => void;
 }) {
-  const counts = countStatuses(items, now);
-  const total = items.length;
+  let total = 0;
+  for (const count of counts.values()) total += count;
   return (
     <div class="activity-bar" role="group" aria-label={TEXT.bar(stageName)} data-activity-bar="">
       {total === 0 ? (
@@ -44,6 +45,7 @@ export function ActivityBar({
           const count = counts.get(status) ?? 0;
           if (count === 0) return null;
           const label = TEXT.segment(count, TEXT.status[status]);
+          const pressed = selected.includes(status);
           return (
             <button
               key={status}
@@ -52,10 +54,10 @@ export function ActivityBar({
               data-activity-status={status}
               data-count={count}
               style={`flex-grow:${count}`}
-              aria-pressed={selected === status}
+              aria-pressed={pressed}
               aria-label={label}
-              title={selected === status ? TEXT.showing(TEXT.status[status]) : label}
-              onClick={() => onSelect(selected === status ? null : status)}
+              title={pressed ? TEXT.showing(TEXT.status[status]) : label}
+              onClick={() => onSelect(status)}
             />
           );
         })

@@ -1,7 +1,8 @@
-// The board screen: header (presence, connection, user), toolbar (unprocessed filter, workload,
-// settings), the columns, the side panels. Owns the board's connection and store; everything
-// below it gets the same `BoardActions` object (context.ts) and plain snapshot pieces whose
-// identity changes only when they change.
+// The board screen: header (presence, connection, user), toolbar (search and filters, whose
+// state lives in the address: useBoardFilter.ts, FilterBar.tsx; workload, forecast, settings),
+// the columns as the filter shows them, the side panels. Owns the board's connection and
+// store; everything below it gets the same `BoardActions` object (context.ts) and plain
+// snapshot pieces whose identity changes only when they change.
 //
 // What the user's role may not do is not offered (src/ui/auth.ts `permissionsOf`): a viewer's
 // board has no drag and drop, keyboard moves, quick-create, stage editor or settings; a member's
@@ -9,12 +10,10 @@
 // code 4401, 4403, ...) replaces "reconnecting" with its message, for good.
 
 import { autoScrollForElements } from "@atlaskit/pragmatic-drag-and-drop-auto-scroll/element";
-import { monitorForElements } from "@atlaskit/pragmatic-drag-and-drop/element/adapter";
-import { extractClosestEdge } from "@atlaskit/pragmatic-drag-and-drop-hitbox/closest-edge/extract-closest-edge";
 import { Fragment } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { OrderError } from "../model/order";
-import { entityAsString, isOpenKind, parseEntity } from "../model/schema";
+import { entityAsString, parseEntity } from "../model/schema";
 import { missingRequired } from "../model/requirements";
 import {
   addStage,
@@ -22,18 +21,18 @@ import {
   BoardError,
   deleteCard,
   editCard,
-  moveStage,
   restoreCard,
   touchCard,
   type CardEdit,
 } from "../model/write";
-import { BoardStore, type BoardSnapshot, type CardItem, type ColumnData } from "../store/boardStore";
+import { BoardStore, type BoardSnapshot } from "../store/boardStore";
 import { BoardConnection, type ConnectionStatus } from "../store/connection";
 import { MoveWatch, type LostMove } from "../store/moves";
-import { CLOSE, freezesBoard, refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
+import { CLOSE, freezesBoard, refusalOf, type Me, type Permissions } from "../ui/auth";
 import { entityTitle } from "../ui/entities";
 import { allFields, displayFieldsOf, quickCreateFieldsOf } from "../ui/fields";
 import { formatSums, initials, plural } from "../ui/format";
+import { NO_FILTER, showsCard } from "../ui/filters";
 import {
   arrowDirection,
   keyboardFocusTarget,
@@ -46,14 +45,27 @@ import {
 import { presenceFrom, samePresence, type Presence } from "../ui/presence";
 import { onLinkClick } from "../ui/route";
 import { nameFromId, type RosterEntry, type User } from "../ui/users";
+import {
+  boardTotals,
+  ConnectionBadge,
+  LoadingBar,
+  Notices,
+  RefusalBanner,
+  StageSwitcher,
+  useMedia,
+  type Notice,
+} from "./BoardChrome";
 import { Column } from "./Column";
 import { BoardContext, type BoardActions } from "./context";
 import { sentence } from "./forms";
+import { FilterDetails, FilterTools } from "./FilterBar";
 import { ForecastPanel } from "./ForecastPanel";
 import { ActivitiesPanel, ArchivedPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
 import { RequiredFieldsDialog, type PendingMove } from "./RequiredFieldsDialog";
 import { RecoveryBanner, TooLargeChangeBanner } from "./RecoveryBanner";
 import { Identity } from "./UserPicker";
+import { useBoardDrop } from "./useBoardDrop";
+import { useBoardFilter, useColumnViews, usePeople, useSavedViews } from "./useBoardFilter";
 import { WonLostBar } from "./WonLostBar";
 
 /** How often counters and "time ago" are re-evaluated without any edit. */
@@ -66,33 +78,11 @@ type Panel =
   | { kind: "archived" }
   | null;
 
-interface Notice {
-  id: number;
-  message: string;
-  tone: "error" | "info";
-  /** What the notice is about (`data-notice`), for the end-to-end tests and the styles. */
-  kind: string;
-  /** An undo offered with the notice: it restores exactly what the action changed. */
-  undo?: () => void;
-}
-
 /** How long a notice stays, and so how long an undo is offered. */
 export const NOTICE_MS = 8000;
 
 /** Narrower than this, the board shows one column at a time with a stage switcher. */
 const PHONE_QUERY = "(max-width: 720px)";
-
-function useMedia(query: string): boolean {
-  const [matches, setMatches] = useState(() => window.matchMedia(query).matches);
-  useEffect(() => {
-    const list = window.matchMedia(query);
-    const onChange = () => setMatches(list.matches);
-    onChange();
-    list.addEventListener("change", onChange);
-    return () => list.removeEventListener("change", onChange);
-  }, [query]);
-  return matches;
-}
 
 const STAGE_PALETTE = ["#39a8ef", "#2fc6f6", "#55d0e0", "#47e4c2", "#a58cf5", "#f5a623", "#f06595", "#7c8bff"];
 
@@ -136,7 +126,10 @@ export function BoardPage({
   const [quickCreate, setQuickCreate] = useState<string | null>(null);
   const [editing, setEditing] = useState<string | null>(null);
   const [workloadOpen, setWorkloadOpen] = useState(false);
-  const [unprocessedOnly, setUnprocessedOnly] = useState(false);
+  // What the board shows: the search and filters of the address (?q=, ?responsible=, ...).
+  const { filter, compiled, setFilter } = useBoardFilter();
+  const [filtersOpen, setFiltersOpen] = useState(false);
+  const savedViews = useSavedViews(boardId, user.id);
   const [notices, setNotices] = useState<Notice[]>([]);
   const [announcement, setAnnouncement] = useState("");
   const phone = useMedia(PHONE_QUERY);
@@ -182,8 +175,10 @@ export function BoardPage({
   rosterRef.current = roster;
   const presenceRef = useRef(presence);
   presenceRef.current = presence;
-  const filterRef = useRef(unprocessedOnly);
-  filterRef.current = unprocessedOnly;
+  const filterRef = useRef(filter);
+  filterRef.current = filter;
+  const compiledRef = useRef(compiled);
+  compiledRef.current = compiled;
   const focusRef = useRef<string | null>(null);
   const [pendingMove, setPendingMove] = useState<{ move: PendingMove; target: Target } | null>(null);
   const [forecastOpen, setForecastOpen] = useState(false);
@@ -309,8 +304,26 @@ export function BoardPage({
         return true;
       },
       pendingFocus: () => focusRef.current,
+      created: (card) => {
+        store.flush();
+        const item = store.current.items.get(card);
+        if (item === undefined || !compiledRef.current.active) return;
+        const column = store.current.columns.find((c) => c.items.includes(item));
+        if (column === undefined) return;
+        if (showsCard(compiledRef.current, column.stage.id, item, store.current.now)) return;
+        show({
+          message: `“${item.card.title}” created; the current filter hides it.`,
+          tone: "info",
+          kind: "card-hidden",
+        });
+      },
+      filterByStatus: (status) => {
+        const current = filterRef.current;
+        const only = current.state.length === 1 && current.state[0] === status;
+        setFilter({ ...current, state: only ? [] : [status] });
+      },
     };
-  }, [connection, boardId, permissions]);
+  }, [connection, store, boardId, permissions, setFilter]);
 
   // A move of this tab that lost to someone else's concurrent move says so.
   useEffect(() => {
@@ -345,72 +358,20 @@ export function BoardPage({
       if (panel !== null) setPanel(null);
       else if (quickCreate !== null) setQuickCreate(null);
       else if (editing !== null) setEditing(null);
+      else if (filtersOpen) setFiltersOpen(false);
       else return;
       event.preventDefault();
     };
     document.addEventListener("keydown", onKey);
     return () => document.removeEventListener("keydown", onKey);
-  }, [panel, quickCreate, editing]);
+  }, [panel, quickCreate, editing, filtersOpen]);
 
   // Presence: what this tab views.
   const viewing = panel !== null && (panel.kind === "card" || panel.kind === "activities") ? panel.card : null;
   useEffect(() => connection.setViewing(viewing), [connection, viewing]);
 
   // Drag and drop: one monitor for the board.
-  useEffect(() => {
-    const dropStage = (moving: string, onto: string, side: "left" | "right") => {
-      const stages = snapshotRef.current.stages;
-      const others = stages.filter((s) => s.id !== moving);
-      const index = others.findIndex((s) => s.id === onto);
-      if (index === -1) return;
-      const after = side === "right" ? others[index] : others[index - 1];
-      if (after === undefined) {
-        actions.notify("stage order: the initial stage stays first");
-        return;
-      }
-      const current = stages.findIndex((s) => s.id === moving);
-      if (stages[current - 1]?.id === after.id) return;
-      if (actions.write(() => moveStage(connection.doc, moving, after.id))) actions.announce("Stage moved");
-    };
-
-    return monitorForElements({
-      canMonitor: ({ source }) =>
-        (source.data.type === "card" && permissions.moveCards) ||
-        (source.data.type === "stage" && permissions.editStages),
-      onDragStart: ({ source }) => {
-        if (source.data.type === "card") connection.setDragging(String(source.data.cardId));
-      },
-      onDrop: ({ source, location }) => {
-        connection.setDragging(null);
-        const targets = location.current.dropTargets;
-        if (source.data.type === "card") {
-          const card = String(source.data.cardId);
-          const inner = targets[0];
-          if (inner === undefined) return;
-          const stage = String(inner.data.stageId);
-          let target: Target;
-          if (inner.data.type === "card") {
-            const edge = extractClosestEdge(inner.data);
-            target = { stage, card: String(inner.data.cardId), edge: edge === "top" ? "top" : "bottom" };
-          } else {
-            target = { stage, at: "bottom" };
-          }
-          if (actions.moveCard(card, target)) {
-            const name = snapshotRef.current.stages.find((s) => s.id === stage)?.name ?? "";
-            actions.announce(`Card moved to ${name}`);
-          }
-        } else if (source.data.type === "stage") {
-          const over = targets.find((t) => t.data.type === "column");
-          if (over === undefined) return;
-          dropStage(
-            String(source.data.stageId),
-            String(over.data.stageId),
-            extractClosestEdge(over.data) === "left" ? "left" : "right",
-          );
-        }
-      },
-    });
-  }, [connection, actions, permissions]);
+  useBoardDrop(actions);
 
   // Dragging near the board's left or right edge scrolls it sideways.
   const boardRef = useRef<HTMLElement>(null);
@@ -437,19 +398,11 @@ export function BoardPage({
   const displayFields = useMemo(() => displayFieldsOf(displayed, fields), [displayKey, displayed === null, fields]);
   const quickFields = useMemo(() => quickCreateFieldsOf(snapshot.quickCreate, fields), [snapshot.quickCreate, fields]);
 
-  const filtered = useRef(new WeakMap<ColumnData, readonly CardItem[]>());
-  const visibleOf = (column: ColumnData): readonly CardItem[] => {
-    if (!unprocessedOnly) return column.items;
-    let list = filtered.current.get(column);
-    if (list === undefined) {
-      list = column.items.filter((i) => i.counter.state === "idle");
-      filtered.current.set(column, list);
-    }
-    return list;
-  };
+  // The columns as the filter shows them: one pass over each changed column, memoised.
+  const views = useColumnViews(snapshot.columns, compiled, snapshot.now);
   const visibleRef = useRef<() => VisibleColumn[]>(() => []);
-  visibleRef.current = () =>
-    snapshot.columns.map((c) => ({ stage: c.stage.id, cards: visibleOf(c).map((i) => i.card.id) }));
+  visibleRef.current = () => views.map((v) => ({ stage: v.column.stage.id, cards: v.items.map((i) => i.card.id) }));
+  const people = usePeople(snapshot.items, roster, actions.nameOf, namesVersion);
 
   const focusCard = (card: string) => {
     const element = document.querySelector<HTMLElement>(`[data-card-id="${CSS.escape(card)}"]`);
@@ -539,19 +492,22 @@ export function BoardPage({
   const settings = snapshot.settings;
   const entity = parseEntity(settings.entity);
   // The board's totals: open deals (initial and progress stages), won and lost apart.
-  const totals = useMemo(() => boardTotals(snapshot.columns), [snapshot.columns]);
+  // Of what is shown: a filter narrows the totals as it narrows the columns.
+  const totals = useMemo(() => boardTotals(views), [views]);
+  const shownCount = useMemo(() => views.reduce((n, v) => n + v.items.length, 0), [views]);
 
   useEffect(() => {
     document.title = settings.name ? `${settings.name} · funnel` : "Board · funnel";
   }, [settings.name]);
 
-  const shownStage = snapshot.stages.find((st) => st.id === phoneStage)?.id ?? snapshot.stages[0]?.id ?? null;
+  const shownStage =
+    views.find((v) => v.column.stage.id === phoneStage)?.column.stage.id ?? views[0]?.column.stage.id ?? null;
   const panelItem =
     panel !== null && (panel.kind === "card" || panel.kind === "activities")
       ? snapshot.items.get(panel.card)
       : undefined;
-  const lastProgressIndex = snapshot.stages.reduce(
-    (last, s, i) => (s.kind === "initial" || s.kind === "progress" ? i : last),
+  const lastProgressIndex = views.reduce(
+    (last, v, i) => (v.column.stage.kind === "initial" || v.column.stage.kind === "progress" ? i : last),
     -1,
   );
 
@@ -590,12 +546,20 @@ export function BoardPage({
         <section class="board-tools" aria-label="Board tools">
           {!(refusal !== null && snapshot.stages.length === 0) && (
             <div class="toolbar" role="toolbar" aria-label="Board tools">
+              <FilterTools
+                filter={filter}
+                setFilter={setFilter}
+                open={filtersOpen}
+                onToggle={() => setFiltersOpen((open) => !open)}
+                views={savedViews.views}
+                onDeleteView={savedViews.remove}
+              />
               <button
                 type="button"
                 class="button toggle"
                 data-action="filter-unprocessed"
-                aria-pressed={unprocessedOnly}
-                onClick={() => setUnprocessedOnly((on) => !on)}
+                aria-pressed={filter.unprocessed}
+                onClick={() => setFilter({ ...filterRef.current, unprocessed: !filterRef.current.unprocessed })}
               >
                 Unprocessed <span class="badge">{snapshot.unprocessed.size}</span>
               </button>
@@ -656,8 +620,21 @@ export function BoardPage({
               </span>
             </div>
           )}
-          {phone && snapshot.stages.length > 0 && (
-            <StageSwitcher columns={snapshot.columns} current={shownStage} onSwitch={(stage) => setPhoneStage(stage)} />
+          {!(refusal !== null && snapshot.stages.length === 0) && (
+            <FilterDetails
+              filter={filter}
+              setFilter={setFilter}
+              open={filtersOpen}
+              stages={snapshot.stages}
+              people={people}
+              shown={shownCount}
+              total={snapshot.items.size}
+              nameOf={actions.nameOf}
+              onSaveView={(name) => savedViews.save(name, filterRef.current)}
+            />
+          )}
+          {phone && views.length > 0 && (
+            <StageSwitcher columns={views} current={shownStage} onSwitch={(stage) => setPhoneStage(stage)} />
           )}
 
           {refusal !== null &&
@@ -671,38 +648,11 @@ export function BoardPage({
             <RecoveryBanner recovery={status.recovery} onDismiss={() => connection.dismissRecovery()} />
           )}
 
-          <div class="notices" role="alert">
-            {notices.map((n) => (
-              <p key={n.id} class={`notice notice-${n.tone}`} data-notice={n.kind}>
-                {n.message}
-                {n.undo !== undefined && (
-                  <button
-                    type="button"
-                    class="button small"
-                    data-action="undo"
-                    onClick={() => {
-                      n.undo?.();
-                      setNotices((l) => l.filter((x) => x.id !== n.id));
-                    }}
-                  >
-                    Undo
-                  </button>
-                )}
-                <button
-                  type="button"
-                  class="icon-button"
-                  aria-label="Dismiss"
-                  onClick={() => setNotices((l) => l.filter((x) => x.id !== n.id))}
-                >
-                  ×
-                </button>
-              </p>
-            ))}
-          </div>
+          <Notices notices={notices} onDismiss={(id) => setNotices((l) => l.filter((x) => x.id !== id))} />
 
           {workloadOpen && <WorkloadPanel workload={snapshot.workload} currency={settings.currency} />}
 
-          {forecastOpen && <ForecastPanel snapshot={snapshot} />}
+          {forecastOpen && <ForecastPanel columns={views} currency={settings.currency} />}
 
           {status.state === "loading" && snapshot.stages.length > 0 && <LoadingBar cards={snapshot.items.size} />}
         </section>
@@ -727,20 +677,28 @@ export function BoardPage({
             data-frozen={refusal !== null && freezesBoard(refusal.code) ? "" : undefined}
             inert={refusal !== null && freezesBoard(refusal.code)}
           >
-            {snapshot.columns.map((column, i) => (
-              <Fragment key={column.stage.id}>
+            {views.length === 0 && (
+              <div class="board-filtered-empty">
+                <p>No stage is shown: the stage filter names none of this board's stages.</p>
+                <button type="button" class="button" onClick={() => setFilter(NO_FILTER)}>
+                  Clear filters
+                </button>
+              </div>
+            )}
+            {views.map((view, i) => (
+              <Fragment key={view.column.stage.id}>
                 <Column
-                  column={column}
-                  visible={visibleOf(column)}
-                  filtered={unprocessedOnly}
+                  column={view.column}
+                  view={view}
+                  states={filter.state}
                   fields={displayFields}
                   quickCreateFields={quickFields}
                   presence={presence.cards}
                   now={snapshot.now}
                   namesVersion={namesVersion}
                   boardCurrency={settings.currency}
-                  quickCreateOpen={quickCreate === column.stage.id}
-                  editing={editing === column.stage.id}
+                  quickCreateOpen={quickCreate === view.column.stage.id}
+                  editing={editing === view.column.stage.id}
                 />
                 {i === lastProgressIndex && permissions.editStages && (
                   <button
@@ -813,143 +771,5 @@ export function BoardPage({
         </div>
       </div>
     </BoardContext.Provider>
-  );
-}
-
-interface Total {
-  count: number;
-  sums: Map<string, number>;
-}
-
-/** The board's totals: open cards (initial and progress stages), won (success) and lost (failure). */
-function boardTotals(columns: readonly ColumnData[]): { open: Total; won: Total; lost: Total } {
-  const totals = {
-    open: { count: 0, sums: new Map<string, number>() },
-    won: { count: 0, sums: new Map<string, number>() },
-    lost: { count: 0, sums: new Map<string, number>() },
-  };
-  for (const column of columns) {
-    const kind = column.stage.kind;
-    const total = isOpenKind(kind) ? totals.open : kind === "success" ? totals.won : totals.lost;
-    total.count += column.items.length;
-    for (const [currency, sum] of column.sums) total.sums.set(currency, (total.sums.get(currency) ?? 0) + sum);
-  }
-  for (const total of Object.values(totals)) {
-    total.sums = new Map([...total.sums].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  }
-  return totals;
-}
-
-/** While the server's state streams in: an indeterminate bar and the cards received so far. */
-function LoadingBar({ cards }: { cards: number }) {
-  const text = cards === 0 ? "Loading the board…" : `Loading the board… ${plural(cards, "card")} so far`;
-  return (
-    <div class="loading" data-loading="" role="status">
-      <progress aria-label="Loading the board" />
-      <span class="muted">{text}</span>
-    </div>
-  );
-}
-
-/** On a phone: which stage's column is shown, with the previous and next stage a tap away. */
-function StageSwitcher({
-  columns,
-  current,
-  onSwitch,
-}: {
-  columns: readonly ColumnData[];
-  current: string | null;
-  onSwitch: (stage: string) => void;
-}) {
-  const index = columns.findIndex((c) => c.stage.id === current);
-  const previous = columns[index - 1];
-  const next = columns[index + 1];
-  return (
-    <nav class="stage-switcher" aria-label="Stage">
-      <button
-        type="button"
-        class="icon-button"
-        data-action="previous-stage"
-        aria-label={previous ? `Previous stage: ${previous.stage.name}` : "No previous stage"}
-        disabled={previous === undefined}
-        onClick={() => previous && onSwitch(previous.stage.id)}
-      >
-        ‹
-      </button>
-      <select
-        name="stage-switcher"
-        data-stage-switcher=""
-        aria-label="Stage shown"
-        value={current ?? ""}
-        onChange={(event) => onSwitch(event.currentTarget.value)}
-      >
-        {columns.map((c) => (
-          <option key={c.stage.id} value={c.stage.id}>
-            {c.stage.name} ({c.items.length})
-          </option>
-        ))}
-      </select>
-      <button
-        type="button"
-        class="icon-button"
-        data-action="next-stage"
-        aria-label={next ? `Next stage: ${next.stage.name}` : "No next stage"}
-        disabled={next === undefined}
-        onClick={() => next && onSwitch(next.stage.id)}
-      >
-        ›
-      </button>
-    </nav>
-  );
-}
-
-function ConnectionBadge({ status, refusal }: { status: ConnectionStatus; refusal: Refusal | null }) {
-  const label =
-    refusal !== null
-      ? refusal.message
-      : status.state === "connected"
-        ? "Live"
-        : status.state === "loading"
-          ? "Loading…"
-          : status.state === "connecting"
-            ? status.wasConnected
-              ? "Reconnecting…"
-              : "Connecting…"
-            : "Offline: changes are kept in this browser";
-  return (
-    <span
-      class="connection"
-      data-connection=""
-      data-connection-state={status.state}
-      data-refusal-code={refusal !== null ? String(refusal.code) : undefined}
-      role="status"
-      title={refusal !== null && refusal.detail !== "" ? `${label} (${refusal.detail})` : label}
-    >
-      <span class="connection-dot" aria-hidden="true" />
-      <span class="connection-label">{label}</span>
-    </span>
-  );
-}
-
-/** A refusal of the server, for good: what happened and what to do. */
-function RefusalBanner({ refusal, loaded }: { refusal: Refusal; loaded: boolean }) {
-  const hint =
-    refusal.code === 4401
-      ? "Open funnel again with the sign-in link you were given, or ask an administrator for a new one."
-      : refusal.code === 4404
-        ? "It may have been deleted, or the link is wrong."
-        : refusal.code === 4403 && !loaded
-          ? "Ask an administrator for access to this board."
-          : refusal.code === 4429
-            ? "The board is still here; this page stopped syncing."
-            : "Reload the page to see the board as the server has it.";
-  return (
-    <div class="refusal refusal-banner" data-refusal={String(refusal.code)} role="alert">
-      <p class="refusal-message">{refusal.message}</p>
-      {refusal.detail !== "" && refusal.code !== 4403 && (
-        <p class="refusal-detail">The server said: {refusal.detail}</p>
-      )}
-      <p class="hint">{hint}</p>
-    </div>
   );
 }

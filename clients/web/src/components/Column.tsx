@@ -24,7 +24,6 @@ import type { CardPresence } from "../ui/presence";
 import { CARD_GAP, estimateCardHeight, OVERSCAN, shouldVirtualize } from "../ui/virtual";
 import { isStale } from "../model/requirements";
 import type { ActivityStatus } from "../ui/activityStatus";
-import { activityStatus } from "../ui/activityStatus";
 import { ActivityBar } from "./ActivityBar";
 import { CardView } from "./CardView";
 import { ColumnStats } from "./ColumnStats";
@@ -32,12 +31,14 @@ import { StageRulesForm } from "./StageRulesForm";
 import { useBoard } from "./context";
 import { QuickCreateForm, StageForm } from "./forms";
 import { memo } from "./memo";
+import type { ColumnView } from "./useBoardFilter";
 
 export interface ColumnProps {
   column: ColumnData;
-  /** The cards shown (all of them, or the unprocessed ones). */
-  visible: readonly CardItem[];
-  filtered: boolean;
+  /** The column as the board's filter shows it (useBoardFilter.ts): its cards, sums, bar counts. */
+  view: ColumnView;
+  /** The activity statuses the board's filter shows (the bar's pressed segments). */
+  states: readonly ActivityStatus[];
   fields: readonly FieldInfo[];
   quickCreateFields: readonly FieldInfo[];
   presence: ReadonlyMap<string, CardPresence>;
@@ -49,19 +50,14 @@ export interface ColumnProps {
 }
 
 function ColumnImpl(props: ColumnProps) {
-  const { column, visible, filtered, fields, presence, now, namesVersion, boardCurrency } = props;
+  const { column, view, states, fields, presence, now, namesVersion, boardCurrency } = props;
   const board = useBoard();
   const { stage } = column;
   const sectionRef = useRef<HTMLElement>(null);
   const headerRef = useRef<HTMLElement>(null);
   const [dropEdge, setDropEdge] = useState<"left" | "right" | null>(null);
   const [cardOver, setCardOver] = useState(false);
-  const [activityFilter, setActivityFilter] = useState<ActivityStatus | null>(null);
-  const shown = useMemo(
-    () =>
-      activityFilter === null ? visible : visible.filter((i) => activityStatus(i.activities, now) === activityFilter),
-    [visible, activityFilter, now],
-  );
+  const shown = view.items;
   const stale = useMemo(
     () => new Set(column.items.filter((i) => isStale(stage, i.card, i.activities, now)).map((i) => i.card.id)),
     [column.items, stage, now],
@@ -110,7 +106,10 @@ function ColumnImpl(props: ColumnProps) {
     return combine(...parts);
   }, [stage.id, board.can]);
 
-  const sum = formatSums(column.sums, boardCurrency);
+  const sum = formatSums(view.sums, boardCurrency);
+  const count = view.filtered
+    ? `${shown.length} of ${plural(column.items.length, "card")} shown`
+    : plural(column.items.length, "card");
   return (
     <section
       ref={sectionRef}
@@ -131,8 +130,14 @@ function ColumnImpl(props: ColumnProps) {
           <h2 id={headingId} class="column-name" data-stage-name="">
             {stage.name}
           </h2>
-          <span class="column-count" data-stage-count="" aria-label={plural(column.items.length, "card")}>
-            {column.items.length}
+          <span
+            class={view.filtered ? "column-count filtered" : "column-count"}
+            data-stage-count=""
+            data-stage-total={column.items.length}
+            aria-label={count}
+            title={count}
+          >
+            {shown.length}
           </span>
           {board.can.editStages && (
             <button
@@ -148,19 +153,17 @@ function ColumnImpl(props: ColumnProps) {
           )}
         </div>
         <div class="column-sum-row">
-          <span class={column.sums.size > 1 ? "column-sum multi" : "column-sum"} data-stage-sum="" title={sum}>
+          <span class={view.sums.size > 1 ? "column-sum multi" : "column-sum"} data-stage-sum="" title={sum}>
             {sum}
           </span>
-          {(filtered || activityFilter !== null) && <span class="column-filtered">{shown.length} shown</span>}
+          {view.filtered && (
+            <span class="column-filtered" data-stage-filtered="">
+              {shown.length} of {plural(column.items.length, "card")}
+            </span>
+          )}
         </div>
-        <ColumnStats stage={stage} items={column.items} currency={boardCurrency} />
-        <ActivityBar
-          stageName={stage.name}
-          items={visible}
-          now={now}
-          selected={activityFilter}
-          onSelect={setActivityFilter}
-        />
+        <ColumnStats stage={stage} items={shown} currency={boardCurrency} />
+        <ActivityBar stageName={stage.name} counts={view.statuses} selected={states} onSelect={board.filterByStatus} />
         {board.can.createCards && (
           <button
             type="button"

@@ -1,7 +1,9 @@
 // The forecast view: the board's open and won cards by the month of their expected close date,
-// with count, sum and sum weighted by each stage's probability. Lost cards are left out.
+// with count, sum and sum weighted by each stage's probability. Lost cards are left out. It
+// counts the cards the board shows: under a search or a filter, those that pass it.
 
-import type { BoardSnapshot } from "../store/boardStore";
+import type { Stage } from "../model/board";
+import type { CardItem } from "../store/boardStore";
 import { forecast } from "../ui/forecast";
 import { formatSums, plural } from "../ui/format";
 
@@ -21,9 +23,14 @@ function monthName(month: string): string {
   return new Intl.DateTimeFormat(undefined, { month: "long", year: "numeric" }).format(new Date(year!, m! - 1, 1));
 }
 
-export function ForecastPanel({ snapshot }: { snapshot: BoardSnapshot }) {
-  const rows = forecast(snapshot.columns.map((c) => ({ stage: c.stage, cards: c.items.map((i) => i.card) })));
-  const currency = snapshot.settings.currency;
+export function ForecastPanel({
+  columns,
+  currency,
+}: {
+  columns: readonly { column: { stage: Stage }; items: readonly CardItem[] }[];
+  currency: string;
+}) {
+  const rows = forecast(columns.map((c) => ({ stage: c.column.stage, cards: c.items.map((i) => i.card) })));
   return (
     <section class="forecast-panel" aria-label={TEXT.title} data-forecast="">
       <h2>{TEXT.title}</h2>

@@ -46,6 +46,13 @@ export interface BoardActions {
   readonly deleteCard: (card: string) => void;
   /** Archives a card (or restores it: `restore`), with an Undo in a notice. */
   readonly archiveCard: (card: string, restore?: boolean) => void;
+  /**
+   * The activity bar's segments: shows only the cards of that activity status on the whole
+   * board (the address's `state`), or takes that filter off when it is the one shown.
+   */
+  readonly filterByStatus: (status: import("../ui/activityStatus").ActivityStatus) => void;
+  /** After a card was created here: says so when the board's filter hides it. */
+  readonly created: (card: string) => void;
   /** Asks that `card` takes the focus when it is next rendered. */
   readonly requestFocus: (card: string) => void;
   /** Called by a rendered card: whether it should take the focus now (and clears the request). */

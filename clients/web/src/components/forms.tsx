@@ -192,12 +192,14 @@ export function QuickCreateForm({ stageId, fields }: { stageId: string; fields: 
       setError(parsed.error);
       return;
     }
-    const refused = attempt(() => createCard(board.doc, stageId, parsed.card, Date.now()));
+    let id = "";
+    const refused = attempt(() => (id = createCard(board.doc, stageId, parsed.card, Date.now())));
     if (refused !== null) {
       setError(refused);
       return;
     }
     board.announce(`Card ${parsed.card.title} created`);
+    board.created(id);
     close();
   };
 

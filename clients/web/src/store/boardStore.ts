@@ -415,12 +415,23 @@ function sameSettings(a: Settings, b: Settings): boolean {
     a.name === b.name &&
     a.entity === b.entity &&
     a.currency === b.currency &&
-    a.counterThresholdMin === b.counterThresholdMin
+    a.counterThresholdMin === b.counterThresholdMin &&
+    a.lostReasons.length === b.lostReasons.length &&
+    a.lostReasons.every((reason, i) => reason === b.lostReasons[i])
   );
 }
 
 function sameStage(a: Stage, b: Stage): boolean {
-  return a.name === b.name && a.color === b.color && a.kind === b.kind && a.pos === b.pos;
+  return (
+    a.name === b.name &&
+    a.color === b.color &&
+    a.kind === b.kind &&
+    a.pos === b.pos &&
+    a.probabilitySet === b.probabilitySet &&
+    a.rotDays === b.rotDays &&
+    a.required.length === b.required.length &&
+    a.required.every((key, i) => key === b.required[i])
+  );
 }
 
 function sameCard(a: CardData, b: CardData): boolean {
@@ -432,7 +443,13 @@ function sameCard(a: CardData, b: CardData): boolean {
     a.currency !== b.currency ||
     a.responsible !== b.responsible ||
     a.client !== b.client ||
+    a.email !== b.email ||
     a.createdAt !== b.createdAt ||
+    a.updatedAt !== b.updatedAt ||
+    a.archivedAt !== b.archivedAt ||
+    a.closeDate !== b.closeDate ||
+    a.lostReason !== b.lostReason ||
+    a.timelineAt !== b.timelineAt ||
     a.avatar !== b.avatar ||
     a.avatarAt !== b.avatarAt ||
     a.avatarReason !== b.avatarReason ||

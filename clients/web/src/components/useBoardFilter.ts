@@ -1,0 +1,186 @@
+// The board's find-and-filter state (src/ui/filters.ts) kept in the address: read at start and
+// on back/forward (`popstate`), written with `pushState` for each change a person makes (so Back
+// undoes it) except while typing a search, whose keystrokes replace one entry. Also the columns
+// as the filter shows them, memoised per column object: a change to one column re-filters that
+// column alone, and a column whose cards all pass keeps the store's own arrays.
+
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import type { Stage } from "../model/board";
+import type { CardItem, ColumnData } from "../store/boardStore";
+import type { RosterEntry } from "../ui/users";
+import type { ActivityStatus } from "../ui/activityStatus";
+import {
+  compileFilter,
+  deleteView,
+  filterColumn,
+  loadViews,
+  parseFilter,
+  saveView,
+  viewsKey,
+  withFilter,
+  type BoardFilter,
+  type CompiledFilter,
+  type SavedView,
+  type ViewStorage,
+} from "../ui/filters";
+import type { Person } from "./FilterBar";
+
+/** A column as the board shows it under the current filter. */
+export interface ColumnView {
+  readonly column: ColumnData;
+  /** `column.stage`. */
+  readonly stage: Stage;
+  readonly items: readonly CardItem[];
+  readonly sums: ReadonlyMap<string, number>;
+  /** The activity bar's counts: per status, the cards that pass every other part of the filter. */
+  readonly statuses: ReadonlyMap<ActivityStatus, number>;
+  /** Whether some of the column's cards are hidden. */
+  readonly filtered: boolean;
+}
+
+/** How a change is written to the history: a new entry, or in place of the current one. */
+export type FilterChange = "push" | "typing";
+
+function currentFilter(): BoardFilter {
+  return parseFilter(window.location.search);
+}
+
+export function useBoardFilter(): {
+  filter: BoardFilter;
+  compiled: CompiledFilter;
+  setFilter: (next: BoardFilter, how?: FilterChange) => void;
+} {
+  const [filter, setState] = useState<BoardFilter>(currentFilter);
+  // Whether the current history entry is a search being typed (its next keystroke replaces it).
+  const typing = useRef(false);
+  useEffect(() => {
+    const onPop = () => {
+      typing.current = false;
+      setState(currentFilter());
+    };
+    window.addEventListener("popstate", onPop);
+    return () => window.removeEventListener("popstate", onPop);
+  }, []);
+  const compiled = useMemo(() => compileFilter(filter), [filter]);
+  const compiledRef = useRef(compiled);
+  compiledRef.current = compiled;
+  const [setFilter] = useState(() => (next: BoardFilter, how: FilterChange = "push") => {
+    const { pathname, search, hash } = window.location;
+    const url = `${pathname}${withFilter(search, next)}${hash}`;
+    if (url !== `${pathname}${search}${hash}`) {
+      if (how === "typing" && typing.current) window.history.replaceState(window.history.state, "", url);
+      else window.history.pushState(window.history.state, "", url);
+    }
+    typing.current = how === "typing";
+    setState(next);
+  });
+  return { filter, compiled, setFilter };
+}
+
+/** The columns shown (the stage filter hides the others), each as the filter shows it. */
+export function useColumnViews(
+  columns: readonly ColumnData[],
+  compiled: CompiledFilter,
+  now: number,
+): readonly ColumnView[] {
+  const cache = useRef(new WeakMap<ColumnData, { key: string; now: number; view: ColumnView }>());
+  return useMemo(
+    () =>
+      columns
+        .filter((column) => compiled.showsStage(column.stage.id))
+        .map((column) => {
+          const hit = cache.current.get(column);
+          if (hit !== undefined && hit.key === compiled.key && hit.now === now) return hit.view;
+          const result = filterColumn(column.items, compiled, now);
+          const all = result.items.length === column.items.length;
+          const view: ColumnView = {
+            column,
+            stage: column.stage,
+            items: all ? column.items : result.items,
+            sums: all ? column.sums : result.sums,
+            statuses: result.statuses,
+            filtered: !all,
+          };
+          cache.current.set(column, { key: compiled.key, now, view });
+          return view;
+        }),
+    [columns, compiled, now],
+  );
+}
+
+/** localStorage, or a memory stand-in where the browser refuses it. */
+function viewStorage(): ViewStorage {
+  try {
+    const probe = "funnel.probe";
+    window.localStorage.setItem(probe, "1");
+    window.localStorage.removeItem(probe);
+    return window.localStorage;
+  } catch {
+    const memory = new Map<string, string>();
+    return { getItem: (k) => memory.get(k) ?? null, setItem: (k, v) => void memory.set(k, v) };
+  }
+}
+
+/** A user's saved views of a board, kept in sync with other tabs of this browser. */
+export function useSavedViews(
+  boardId: string,
+  user: string,
+): {
+  views: readonly SavedView[];
+  save: (name: string, filter: BoardFilter) => string | null;
+  remove: (name: string) => void;
+} {
+  const [storage] = useState(viewStorage);
+  const [views, setViews] = useState<readonly SavedView[]>(() => loadViews(storage, boardId, user));
+  useEffect(() => {
+    setViews(loadViews(storage, boardId, user));
+    const key = viewsKey(boardId, user);
+    const onStorage = (event: StorageEvent) => {
+      if (event.key === key || event.key === null) setViews(loadViews(storage, boardId, user));
+    };
+    window.addEventListener("storage", onStorage);
+    return () => window.removeEventListener("storage", onStorage);
+  }, [storage, boardId, user]);
+  return {
+    views,
+    save: (name, filter) => {
+      const result = saveView(storage, boardId, user, name, filter);
+      if ("error" in result) return result.error;
+      setViews(result.views);
+      return null;
+    },
+    remove: (name) => setViews(deleteView(storage, boardId, user, name)),
+  };
+}
+
+/**
+ * Whom the responsible filter offers: the roster, then everyone else responsible for a card,
+ * by name, then "unassigned" when a card has nobody. The same array while that list is equal.
+ */
+export function usePeople(
+  items: ReadonlyMap<string, CardItem>,
+  roster: readonly RosterEntry[],
+  nameOf: (user: string) => string,
+  namesVersion: number,
+): readonly Person[] {
+  const last = useRef<readonly Person[]>([]);
+  return useMemo(() => {
+    const responsible = new Set<string>();
+    for (const { card } of items.values()) responsible.add(card.responsible);
+    const people: Person[] = roster.map((r) => ({ id: r.id, name: r.name }));
+    const known = new Set(roster.map((r) => r.id));
+    const others = [...responsible]
+      .filter((id) => id !== "" && !known.has(id))
+      .map((id) => ({ id, name: nameOf(id) }))
+      .sort((a, b) => a.name.localeCompare(b.name) || (a.id < b.id ? -1 : 1));
+    people.push(...others);
+    if (responsible.has("")) people.push({ id: "", name: "" });
+    const same =
+      people.length === last.current.length &&
+      people.every((p, i) => p.id === last.current[i]!.id && p.name === last.current[i]!.name);
+    if (!same) last.current = people;
+    return last.current;
+    // namesVersion stands for the names nameOf gives.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [items, roster, namesVersion]);
+}
