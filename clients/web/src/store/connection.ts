@@ -26,6 +26,7 @@ import * as decoding from "lib0/decoding";
 import { IndexeddbPersistence } from "y-indexeddb";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
+import { reportSocketRefused } from "../ui/api";
 import { dropsLocalCopy } from "../ui/auth";
 import type { User } from "../ui/users";
 import {
@@ -137,6 +138,8 @@ export class BoardConnection {
     this.provider.on("closed", ({ code, reason }: { code: number; reason: string }) => {
       if (dropsLocalCopy(code)) void this.forgetLocalCopy();
       this.update({ refused: { code, reason } });
+      // The app turns a signed-out or refused person's board into its own page (src/components/App.tsx).
+      reportSocketRefused(code, reason);
     });
     window.addEventListener("online", this.onOnline);
     window.addEventListener("offline", this.onOnline);
