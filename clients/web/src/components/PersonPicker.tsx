@@ -145,6 +145,10 @@ export function PersonPicker({
           // A form submitted right now reads what the text already names.
           const resolved = resolvePerson(people, typed, free);
           if (resolved !== null && hiddenRef.current !== null) hiddenRef.current.value = resolved;
+          // The text names exactly one person: nothing left to choose, the list gets out of the way.
+          const exact = resolvePerson(people, typed, false);
+          const found = searchPeople(people, typed, 2);
+          if (exact !== null && exact !== "" && found.length === 1 && found[0]!.id === exact) setQuery(null);
         }}
         onFocus={() => {
           setQuery("");
@@ -153,7 +157,8 @@ export function PersonPicker({
         onBlur={settle}
         onKeyDown={onKeyDown}
       />
-      {open && (
+      {/* In local mode a typed id nobody has is fine: no list to say so over the form. */}
+      {open && (matches.length > 0 || !free) && (
         <ul class="person-options" id={listId} role="listbox" aria-label={label}>
           {matches.map((person, i) => {
             const look = avatarOf(session.directory, person.id, person.name);
@@ -179,7 +184,7 @@ export function PersonPicker({
           })}
           {matches.length === 0 && (
             <li class="muted person-options-empty" role="presentation">
-              {free && query !== "" ? `No one by that name: Enter uses “${query.trim()}” as an id` : "No one matches"}
+              No one matches
             </li>
           )}
         </ul>
