@@ -43,6 +43,12 @@ describe("directory", () => {
     expect(avatarOf(directoryOf([person("x", "Max Power")]), "x").initials).toBe("MP");
   });
 
+  test("colours are the server's (server/src/accounts.rs, color_for pins the same ones)", () => {
+    expect(colorFor("ann")).toBe("#761957");
+    expect(colorFor("bob")).toBe("#5d1976");
+    expect(colorFor("x")).toBe("#197630");
+  });
+
   test("the roster leaves disabled people out", () => {
     expect(rosterOf(directoryOf(people)).map((r) => r.id)).toEqual(["p-zoe", "p-ann", "p-bob"]);
   });
