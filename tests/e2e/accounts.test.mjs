@@ -229,6 +229,38 @@ test('the responsible picker lists people by name, and the card shows the picked
   })
 )
 
+test('a role lowered on the open board says so to the member, who opens the board again with it', { timeout: TEST_TIMEOUT }, () =>
+  withSessions('role lowered', async () => {
+    const member = kept.member.page
+    assert.equal(new URL(member.url()).pathname, `/boards/${boardId}`)
+    await waitUntilReady(kept.member)
+    const admin = kept.admin.page
+    await admin.goto(`${server.url}/people`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    const row = admin.locator(`[data-person-id="${memberId}"]`)
+    await row.locator('[data-action="board-roles"]').click()
+    const form = row.locator('form[data-form="board-role"]')
+    await form.locator('select[name="board"]').selectOption(boardId)
+    await form.locator('select[name="role"]').selectOption('viewer')
+    await form.locator('button[type="submit"]').click()
+    await eventually('the row to list the board role', async () => {
+      assert.equal(await row.locator(`[data-board-role="${boardId}"] select`).inputValue(), 'viewer')
+    }, { describe: () => describe(admin) })
+    await eventually('the member\'s board to say the role changed', async () => {
+      assert.equal(await member.locator('[data-page="refused"]').count(), 1)
+      const said = await text(member, '[data-refusal]')
+      assert.match(said, /changed what you may do/)
+      assert.doesNotMatch(said, /44\d\d|close|socket/i, 'no protocol words')
+    }, { timeout: 5_000, describe: () => describe(member) })
+    await member.locator('[data-action="reopen-board"]').click()
+    await waitUntilReady(kept.member)
+    // Back to the usual role (member) for the tests after this one.
+    await row.locator(`[data-board-role="${boardId}"] button`).click()
+    await eventually('the board role to be gone', async () => {
+      assert.equal(await row.locator(`[data-board-role="${boardId}"]`).count(), 0)
+    }, { describe: () => describe(admin) })
+  })
+)
+
 test('disabling the member turns their open board into the signed-out page at once; enabling lets them back', { timeout: TEST_TIMEOUT }, () =>
   withSessions('disable', async () => {
     const member = kept.member.page

@@ -277,13 +277,15 @@ function Page({ route, common, token }: { route: Route; common: Common; token: s
 }
 
 /**
- * A signed-in person whom a board refused (their role there was lowered, or the board is not
- * theirs): what happened and what they can do, in their words.
+ * A signed-in person whom a board refused: an administrator lowered their role there (the
+ * server closes the socket for the page to open it again with the new role), or the role does
+ * not allow what the page tried. What happened and what they can do, in their words.
  */
 function RefusedPage({ refusal }: { refusal: Refusal }) {
   const session = useSession();
+  const roleChanged = /changed your role/i.test(refusal.detail);
   useEffect(() => {
-    document.title = "No access · funnel";
+    document.title = "Access changed · funnel";
   }, []);
   return (
     <div class="page signed-out-page" data-page="refused">
@@ -294,12 +296,28 @@ function RefusedPage({ refusal }: { refusal: Refusal }) {
       </header>
       <main class="signed-out">
         <div class="refusal" data-refusal={String(refusal.code)} role="alert">
-          <p class="refusal-message">You no longer have access to this board</p>
-          <p class="hint">An administrator changed what you may do here. Ask them if you think this is a mistake.</p>
+          <p class="refusal-message">
+            {roleChanged
+              ? "An administrator changed what you may do on this board"
+              : "Your role does not allow that on this board"}
+          </p>
+          <p class="hint">
+            {roleChanged
+              ? "Open the board again to go on with your new role."
+              : "Open the board again to see it as the server has it, or ask an administrator for more access."}
+          </p>
           <p class="refusal-actions">
-            <a href="/" class="button primary">
+            <button
+              type="button"
+              class="button primary"
+              data-action="reopen-board"
+              onClick={() => window.location.reload()}
+            >
+              Open the board again
+            </button>
+            <a href="/" class="button">
               See your boards
-            </a>{" "}
+            </a>
             <button type="button" class="button" data-action="sign-out" onClick={() => void session.signOut()}>
               Sign in as someone else
             </button>

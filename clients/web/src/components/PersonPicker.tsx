@@ -43,9 +43,11 @@ export function PersonPicker({
 }) {
   const session = useSession();
   const board = useBoard();
-  const free = !session.accounts;
+  // With accounts, only people of the directory; a server with tokens alone has nobody in it,
+  // and then any id is taken, as in local mode.
+  const free = !session.accounts || session.directory.people.length === 0;
   // The roster is read through a ref of the board (it changes without a new board object).
-  const people: readonly Person[] = session.accounts ? session.directory.people : board.roster().map(rosterPerson);
+  const people: readonly Person[] = free ? board.roster().map(rosterPerson) : session.directory.people;
   const shown = (id: string) => (id === "" ? "" : (people.find((p) => p.id === id)?.name ?? board.nameOf(id)));
 
   const [chosen, setChosen] = useState(value);
