@@ -21,6 +21,7 @@ import {
   newSession,
   openCard,
   saveArtifacts,
+  seriousViolations,
   serverAndBrowser,
   TEST_TIMEOUT,
   WAIT_MS,
@@ -289,6 +290,35 @@ test('disabling the member turns their open board into the signed-out page at on
     })
     await signIn(member, MEMBER)
     await waitUntilReady(kept.member)
+  })
+)
+
+test('axe-core finds no critical or serious violation on the sign-in, People and picker views', { timeout: TEST_TIMEOUT }, () =>
+  withSessions('axe', async (sessions) => {
+    const anon = sessions.anon = await newSession(browser, 'anon', { testName: 'axe', expectedErrors: EXPECTED })
+    await anon.page.goto(`${server.url}/`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await anon.page.locator('form[data-form="sign-in"]').waitFor({ state: 'visible' })
+    assert.deepEqual(await seriousViolations(anon.page), [], 'the sign-in page')
+
+    const admin = kept.admin.page
+    await admin.goto(`${server.url}/people`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await admin.locator(`[data-person-id="${memberId}"] [data-action="board-roles"]`).click()
+    await admin.locator('[data-person-boards]').waitFor({ state: 'visible' })
+    assert.deepEqual(await seriousViolations(admin), [], 'the People page')
+
+    await admin.goto(`${server.url}/boards/${boardId}`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await waitUntilReady(kept.admin)
+    const cardId = await admin.locator('[data-card-id]').first().getAttribute('data-card-id')
+    const panel = await openCard(admin, cardId)
+    await panel.locator('[data-person-picker="responsible"] input[role="combobox"]').click()
+    await panel.locator('[data-person-option]').first().waitFor({ state: 'visible' })
+    assert.deepEqual(await seriousViolations(admin), [], 'the card panel with the picker open')
+    // Escape closes the innermost first: the list, then the panel.
+    await admin.keyboard.press('Escape')
+    assert.equal(await panel.locator('[data-person-option]').count(), 0, 'the list closed')
+    assert.ok(await panel.isVisible(), 'the panel stays for the second Escape')
+    await admin.keyboard.press('Escape')
+    await panel.waitFor({ state: 'hidden' })
   })
 )
 

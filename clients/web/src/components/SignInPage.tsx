@@ -4,11 +4,10 @@
 // disabled) and never shows close codes or the server's protocol text.
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import { signIn } from "../ui/api";
+import { ApiError, signIn } from "../ui/api";
 import type { Me, Refusal } from "../ui/auth";
 import { formText } from "../ui/formData";
 import { signInErrorText } from "../ui/people";
-import { ApiError } from "../ui/api";
 
 export function SignInPage({ refusal, onSignedIn }: { refusal: Refusal | null; onSignedIn: (me: Me) => void }) {
   const [error, setError] = useState<string | null>(null);

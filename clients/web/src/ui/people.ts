@@ -2,8 +2,7 @@
 // and colours of avatars, the search of the people pickers), and the sentences of the sign-in
 // and invite forms. Pure: the pages fetch, this module decides what to show.
 
-import type { Person } from "./api";
-import { ApiError } from "./api";
+import { ApiError, type Person } from "./api";
 import { initials } from "./format";
 import { colorFor, type RosterEntry } from "./users";
 
