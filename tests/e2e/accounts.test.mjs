@@ -325,11 +325,17 @@ test('axe-core finds no critical or serious violation on the sign-in, People and
 test('sign-out shows the sign-in page, and a reload stays signed out', { timeout: TEST_TIMEOUT }, () =>
   withSessions('sign out', async () => {
     const admin = kept.admin.page
+    const boardCopies = () => admin.evaluate(async () =>
+      (await indexedDB.databases()).map((d) => d.name).filter((n) => n.startsWith('funnel.board.')))
+    assert.ok((await boardCopies()).length > 0, 'the boards the admin opened are kept in the browser')
     await admin.locator('[data-action="sign-out"]').click()
     await eventually('the sign-in page after sign-out', async () => {
       assert.equal(await admin.locator('form[data-form="sign-in"]').count(), 1)
       assert.match(await text(admin, '[data-refusal]'), /you signed out/i)
     }, { describe: () => describe(admin) })
+    await eventually('the browser to keep no board after sign-out', async () => {
+      assert.deepEqual(await boardCopies(), [])
+    })
     await admin.reload({ waitUntil: 'domcontentloaded' })
     await admin.locator('form[data-form="sign-in"]').waitFor({ state: 'visible' })
     assert.equal(await admin.locator('[data-stage-id]').count(), 0)

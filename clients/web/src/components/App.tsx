@@ -17,6 +17,7 @@ import {
   type Permissions,
   type Refusal,
 } from "../ui/auth";
+import { forgetAllLocalCopies } from "../store/connection";
 import { avatarOf, directoryOf, EMPTY_DIRECTORY, rosterOf, type Directory } from "../ui/people";
 import { navigate, onLinkClick, parseRoute, type Route } from "../ui/route";
 import {
@@ -180,6 +181,8 @@ export function App({ token: givenToken }: { token: string | null }) {
         await signOut();
         setDirectory(EMPTY_DIRECTORY);
         setSession({ kind: "signedOut", refusal: refusalOf(401, "signed out", true) });
+        // Nothing of this person's boards stays for whoever uses the browser next.
+        await forgetAllLocalCopies();
       },
       reloadDirectory: () => setDirectoryAsked((n) => n + 1),
     }),
