@@ -146,13 +146,14 @@ test('the admin invites a member from the People page; the member accepts elsewh
     const form = admin.locator('form[data-form="invite-person"]')
     await form.locator('input[name="email"]').fill(MEMBER.email)
     await form.locator('input[name="name"]').fill(MEMBER.name)
-    await form.locator('select[name="role"]').selectOption('member')
+    assert.equal(await form.locator('select[name="role"]').inputValue(), 'member', 'member by default')
     await form.locator('button[type="submit"]').click()
     const link = await eventually('the one-time link to show', async () => {
       const value = await admin.locator('[data-invite-link]').inputValue()
       assert.match(value, /\/invite#[\w-]{40,}$/)
       return value
     }, { describe: () => describe(admin) })
+    assert.equal(await form.locator('select[name="role"]').inputValue(), 'member', 'member again after the invite')
     const row = admin.locator(`[data-person-email="${MEMBER.email}"]`)
     memberId = await row.getAttribute('data-person-id')
     assert.ok(memberId, 'the member has a row with an id')

@@ -99,6 +99,9 @@ export function PeoplePage(props: {
         setMade(answer);
         setStatus(`Invite link made for ${answer.person.name}`);
         form.reset();
+        // reset() picks the first option (Preact's defaultValue is no default): member again.
+        const role = form.elements.namedItem("role");
+        if (role instanceof HTMLSelectElement) role.value = "member";
       })
       .catch((failure: unknown) => setError(messageOf(failure)));
   };
@@ -165,9 +168,9 @@ export function PeoplePage(props: {
                 </label>
                 <label class="field">
                   <span class="field-label">Role on every board</span>
-                  <select name="role" defaultValue="member">
+                  <select name="role">
                     {ROLES.map((r) => (
-                      <option key={r} value={r}>
+                      <option key={r} value={r} selected={r === "member"}>
                         {ROLE_NAMES[r]}
                       </option>
                     ))}
@@ -299,8 +302,10 @@ function PersonRow({
           {look.initials}
         </span>
         <span class="person-name">
-          <strong>{person.name}</strong>
-          {self && <span class="muted"> (you)</span>}
+          <span>
+            <strong>{person.name}</strong>
+            {self && <span class="muted"> (you)</span>}
+          </span>
           <span class="muted person-email">{person.email}</span>
         </span>
         <span class="person-state">{state}</span>
@@ -322,40 +327,42 @@ function PersonRow({
             ))}
           </select>
         </label>
-        <button
-          type="button"
-          class="button small"
-          aria-expanded={open}
-          data-action="board-roles"
-          onClick={() => setOpen((o) => !o)}
-        >
-          Boards{own.length > 0 ? ` (${own.length})` : ""}
-        </button>
-        {!person.disabled && (
-          <button type="button" class="button small" data-action="new-link" onClick={onNewLink}>
-            {person.active ? "New password link" : "New invite link"}
+        <span class="person-actions">
+          <button
+            type="button"
+            class="button small"
+            aria-expanded={open}
+            data-action="board-roles"
+            onClick={() => setOpen((o) => !o)}
+          >
+            Boards{own.length > 0 ? ` (${own.length})` : ""}
           </button>
-        )}
-        {!self &&
-          (person.disabled ? (
-            <button
-              type="button"
-              class="button small"
-              data-action="enable-person"
-              onClick={() => onChange({ disabled: false }, `${person.name} is enabled`)}
-            >
-              Enable
+          {!person.disabled && (
+            <button type="button" class="button small" data-action="new-link" onClick={onNewLink}>
+              {person.active ? "New password link" : "New invite link"}
             </button>
-          ) : (
-            <button
-              type="button"
-              class="button small danger-quiet"
-              data-action="disable-person"
-              onClick={() => onChange({ disabled: true }, `${person.name} is disabled and signed out everywhere`)}
-            >
-              Disable
-            </button>
-          ))}
+          )}
+          {!self &&
+            (person.disabled ? (
+              <button
+                type="button"
+                class="button small"
+                data-action="enable-person"
+                onClick={() => onChange({ disabled: false }, `${person.name} is enabled`)}
+              >
+                Enable
+              </button>
+            ) : (
+              <button
+                type="button"
+                class="button small danger-quiet"
+                data-action="disable-person"
+                onClick={() => onChange({ disabled: true }, `${person.name} is disabled and signed out everywhere`)}
+              >
+                Disable
+              </button>
+            ))}
+        </span>
       </div>
       {open && (
         <div class="person-boards" data-person-boards="">
@@ -410,9 +417,9 @@ function PersonRow({
               </label>
               <label class="field">
                 <span class="field-label">Role there</span>
-                <select name="role" defaultValue="member">
+                <select name="role">
                   {ROLES.map((r) => (
-                    <option key={r} value={r}>
+                    <option key={r} value={r} selected={r === "member"}>
                       {ROLE_NAMES[r]}
                     </option>
                   ))}
