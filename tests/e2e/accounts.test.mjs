@@ -225,6 +225,12 @@ test('the responsible picker lists people by name, and the card shows the picked
         assert.match(await text(admin, '[data-person-picker="responsible"] .form-error'), /choose a person/i)
       }, { describe: () => describe(admin) })
       assert.equal(yjs.card(cardId)?.responsible, memberId)
+      // The activity form: a call by default, the admin responsible, by name.
+      await again.locator('[data-action="add-activity"]').first().click()
+      const activity = admin.locator('form[data-form="activity"]')
+      await activity.waitFor({ state: 'visible' })
+      assert.equal(await activity.locator('select[name="kind"]').inputValue(), 'call')
+      assert.equal(await activity.locator('[data-person-picker="responsible"] input[role="combobox"]').inputValue(), ADMIN.name)
     } finally {
       yjs.destroy()
     }

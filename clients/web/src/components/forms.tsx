@@ -108,10 +108,14 @@ export function FieldInput({
   let input;
   if (field.type === "enum") {
     input = (
-      <select {...common} defaultValue={value}>
-        <option value="">—</option>
+      // `selected` on the option: Preact sets a select's defaultValue as a bare property, which
+      // selects nothing.
+      <select {...common}>
+        <option value="" selected={value === ""}>
+          —
+        </option>
         {field.options.map((option) => (
-          <option key={option} value={option}>
+          <option key={option} value={option} selected={option === value}>
             {option}
           </option>
         ))}
@@ -290,9 +294,9 @@ export function StageForm({ stage }: { stage: Stage }) {
       {deleting ? (
         <div class="confirm-delete">
           <Field label="Move its cards to">
-            <select name="cards-to" defaultValue={defaultTarget}>
+            <select name="cards-to">
               {others.map((s) => (
-                <option key={s.id} value={s.id}>
+                <option key={s.id} value={s.id} selected={s.id === defaultTarget}>
                   {s.name}
                 </option>
               ))}
@@ -387,9 +391,9 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
     >
       <div class="form-row">
         <Field label="Kind">
-          <select name="kind" defaultValue="call">
+          <select name="kind">
             {ACTIVITY_KINDS.map((k) => (
-              <option key={k.kind} value={k.kind}>
+              <option key={k.kind} value={k.kind} selected={k.kind === "call"}>
                 {k.label}
               </option>
             ))}
