@@ -266,6 +266,23 @@ test('a role lowered on the open board says so to the member, who opens the boar
     await eventually('the board role to be gone', async () => {
       assert.equal(await row.locator(`[data-board-role="${boardId}"]`).count(), 0)
     }, { describe: () => describe(admin) })
+    // The default role, lowered the same way, closes the board too; back to member, it opens again.
+    // (A raised role reaches an open socket only when it reconnects: the page is opened anew.)
+    await member.reload({ waitUntil: 'domcontentloaded' })
+    await waitUntilReady(kept.member)
+    await row.locator('select[data-person-role]').selectOption('viewer')
+    await eventually('the member\'s board to say the role changed again', async () => {
+      assert.equal(await member.locator('[data-page="refused"]').count(), 1)
+    }, { timeout: 5_000, describe: () => describe(member) })
+    await admin.reload({ waitUntil: 'domcontentloaded' })
+    assert.equal(await row.locator('select[data-person-role]').inputValue(), 'viewer', 'the server kept the role')
+    await row.locator('select[data-person-role]').selectOption('member')
+    await eventually('the role to be member again', async () => {
+      assert.equal(await row.locator('select[data-person-role]').inputValue(), 'member')
+      assert.match(await text(admin, '.people-main [role="status"]'), /Mel Member is now Member/)
+    }, { describe: () => describe(admin) })
+    await member.locator('[data-action="reopen-board"]').click()
+    await waitUntilReady(kept.member)
   })
 )
 
