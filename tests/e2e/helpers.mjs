@@ -756,7 +756,8 @@ export async function addActivity (page, cardId, { kind = 'call', subject, msFro
   await select.selectOption(values.includes(kind) ? kind : values[0])
   await form.locator('input[name="subject"]').fill(subject)
   await form.locator('input[name="deadline"]').fill(await localDateTime(page, msFromNow))
-  await form.locator('input[name="responsible"]').fill(responsible)
+  // The people picker: typed text that names someone (or, in local mode, any id) is taken.
+  await form.locator('[data-person-picker="responsible"] input[role="combobox"]').fill(responsible)
   await form.locator('button[type="submit"]').first().click()
   return panel
 }

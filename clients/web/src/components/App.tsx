@@ -1,12 +1,25 @@
-// The app: reads the route from the address and who the user is, and shows the home page or a
-// board. Who the user is comes from the server (`GET /api/v1/me`, src/ui/auth.ts): with a token
-// it is the token's user and role; in local mode (no secret on the server) it is whoever the
-// header's picker says, from localStorage (or `?user=`), with every right.
+// The app: reads the route from the address and who the user is, and shows the home page, a
+// board, the People page or an invite. Who the user is comes from the server (`GET /api/v1/me`,
+// src/ui/auth.ts): a person who signed in (the session cookie, docs/accounts.md) or a token's
+// user, with their role; with accounts and no session, the sign-in page in place of any page
+// (so that, signed in, the person is where they were going); in local mode (no secret on the
+// server) whoever the header's picker says, from localStorage (or `?user=`), with every right.
 
-import { useEffect, useState } from "preact/hooks";
-import { ApiError, fetchMe, onUnauthorized } from "../ui/api";
-import { claimsOf, permissionsOf, refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
-import { onLinkClick, parseRoute, type Route } from "../ui/route";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { ApiError, fetchMe, listPeople, onSocketRefused, onUnauthorized, setApiToken, signOut } from "../ui/api";
+import {
+  claimsOf,
+  CLOSE,
+  permissionsOf,
+  refusalOf,
+  TOKEN_KEY,
+  type Me,
+  type Permissions,
+  type Refusal,
+} from "../ui/auth";
+import { forgetAllLocalCopies } from "../store/connection";
+import { avatarOf, directoryOf, EMPTY_DIRECTORY, rosterOf, type Directory } from "../ui/people";
+import { navigate, onLinkClick, parseRoute, type Route } from "../ui/route";
 import {
   colorFor,
   resolveCurrentUser,
@@ -18,6 +31,10 @@ import {
 } from "../ui/users";
 import { BoardPage } from "./BoardPage";
 import { HomePage } from "./HomePage";
+import { InvitePage } from "./InvitePage";
+import { PeoplePage } from "./PeoplePage";
+import { SessionContext, useSession, type SessionActions } from "./session";
+import { SignInPage } from "./SignInPage";
 
 /** How long the page waits for `/api/v1/me` before it goes on with what it knows. */
 const ME_TIMEOUT_MS = 5_000;
@@ -40,10 +57,12 @@ type Session =
   | { kind: "loading" }
   /** No secret on the server: the picker's user, an admin. */
   | { kind: "local" }
-  /** The token's user. */
-  | { kind: "token"; me: Me }
-  /** No token, or one the server refuses: nothing else is shown. */
-  | { kind: "signedOut"; refusal: Refusal };
+  /** A person who signed in (session cookie), or a token's user. */
+  | { kind: "account"; me: Me }
+  /** Accounts are on and this browser has no session (or lost it): the sign-in page. */
+  | { kind: "signedOut"; refusal: Refusal }
+  /** A signed-in person refused a board (their role was lowered): a page that says so. */
+  | { kind: "refused"; me: Me; refusal: Refusal };
 
 /** What the page knows when `/me` cannot answer (offline, server down): the token's claims. */
 function fallbackSession(token: string | null): Session {
@@ -53,14 +72,28 @@ function fallbackSession(token: string | null): Session {
   if (claims.exp !== null && claims.exp * 1000 <= Date.now()) {
     return { kind: "signedOut", refusal: refusalOf(401, "the token has expired", true) };
   }
-  return { kind: "token", me: claims };
+  return { kind: "account", me: claims };
 }
 
-export function App({ token }: { token: string | null }) {
+/** Forgets a `?token=` token kept for this tab: after signing in, the session cookie speaks. */
+function forgetStoredToken(): void {
+  try {
+    window.sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // No sessionStorage: nothing was kept.
+  }
+}
+
+export function App({ token: givenToken }: { token: string | null }) {
   const [storage] = useState(browserStorage);
+  const [token, setToken] = useState(givenToken);
   const [route, setRoute] = useState<Route>(() => parseRoute(window.location.pathname));
   const [identity, setIdentity] = useState(() => resolveCurrentUser(window.location.search, storage));
   const [session, setSession] = useState<Session>({ kind: "loading" });
+  const [directory, setDirectory] = useState<Directory>(EMPTY_DIRECTORY);
+  const [directoryAsked, setDirectoryAsked] = useState(0);
+  const sessionRef = useRef(session);
+  sessionRef.current = session;
 
   useEffect(() => {
     const onPop = () => setRoute(parseRoute(window.location.pathname));
@@ -69,19 +102,32 @@ export function App({ token }: { token: string | null }) {
   }, []);
 
   useEffect(() => {
-    // Any 401 of the API, now or later, means the session is gone.
+    // Any 401 of the API or of a board's socket, now or later, means the session is gone.
+    const hadSession = () => token !== null || sessionRef.current.kind === "account";
     const off = onUnauthorized((error) =>
-      setSession({ kind: "signedOut", refusal: refusalOf(401, error.message, token !== null) }),
+      setSession({ kind: "signedOut", refusal: refusalOf(401, error.message, hadSession()) }),
     );
+    const offSocket = onSocketRefused((code, reason) => {
+      const current = sessionRef.current;
+      if (code === CLOSE.UNAUTHENTICATED) {
+        setSession({ kind: "signedOut", refusal: refusalOf(code, reason, hadSession()) });
+      } else if (code === CLOSE.FORBIDDEN && current.kind === "account" && current.me.signedInWith === "session") {
+        // A token's page keeps its banner (it may be limited to other boards on purpose).
+        setSession({ kind: "refused", me: current.me, refusal: refusalOf(code, reason, true) });
+      }
+    });
     // Offline (the app opened from the service worker's cache): no request that cannot go out.
     if (!navigator.onLine) {
       setSession(fallbackSession(token));
-      return off;
+      return () => {
+        off();
+        offSocket();
+      };
     }
     const abort = new AbortController();
     const timer = window.setTimeout(() => abort.abort(), ME_TIMEOUT_MS);
     fetchMe(abort.signal)
-      .then((me) => setSession(me.local || token === null ? { kind: "local" } : { kind: "token", me }))
+      .then((me) => setSession(me.local ? { kind: "local" } : { kind: "account", me }))
       .catch((error: unknown) => {
         if (error instanceof ApiError && error.status === 401) return; // the listener has it
         // No answer (offline, server down, a server without /me): go on with what the token says,
@@ -91,10 +137,57 @@ export function App({ token }: { token: string | null }) {
       .finally(() => window.clearTimeout(timer));
     return () => {
       off();
+      offSocket();
       abort.abort();
       window.clearTimeout(timer);
     };
   }, [token]);
+
+  // The directory, for names, avatars and pickers: read once signed in, again on demand and
+  // when the page comes back to the front (someone may have been invited meanwhile).
+  const signedIn = session.kind === "account";
+  useEffect(() => {
+    if (!signedIn) return;
+    const abort = new AbortController();
+    listPeople(abort.signal)
+      .then((people) => setDirectory(directoryOf(people)))
+      .catch(() => {
+        // Without the directory, names fall back to the people on the board and the ids.
+      });
+    return () => abort.abort();
+  }, [signedIn, directoryAsked]);
+  useEffect(() => {
+    if (!signedIn) return;
+    const onVisible = () => {
+      if (document.visibilityState === "visible") setDirectoryAsked((n) => n + 1);
+    };
+    document.addEventListener("visibilitychange", onVisible);
+    return () => document.removeEventListener("visibilitychange", onVisible);
+  }, [signedIn]);
+
+  const onSignedIn = (me: Me) => {
+    forgetStoredToken();
+    setApiToken(null);
+    setToken(null);
+    setSession({ kind: "account", me });
+  };
+
+  const actions = useMemo<SessionActions>(
+    () => ({
+      accounts: session.kind === "account" || session.kind === "refused" || session.kind === "signedOut",
+      me: session.kind === "account" || session.kind === "refused" ? session.me : null,
+      directory,
+      signOut: async () => {
+        await signOut();
+        setDirectory(EMPTY_DIRECTORY);
+        setSession({ kind: "signedOut", refusal: refusalOf(401, "signed out", true) });
+        // Nothing of this person's boards stays for whoever uses the browser next.
+        await forgetAllLocalCopies();
+      },
+      reloadDirectory: () => setDirectoryAsked((n) => n + 1),
+    }),
+    [session, directory],
+  );
 
   const onUser = (id: string) => {
     storage.setItem(USER_KEY, id);
@@ -107,6 +200,17 @@ export function App({ token }: { token: string | null }) {
     setIdentity({ roster, user: { ...identity.user, name: me?.name ?? identity.user.name } });
   };
 
+  // An invite link works whoever is signed in (or not): it signs its person in.
+  if (route.page === "invite") {
+    return (
+      <InvitePage
+        onAccepted={(me) => {
+          onSignedIn(me);
+          navigate("/", { replace: true });
+        }}
+      />
+    );
+  }
   if (session.kind === "loading") {
     return (
       <main class="page loading-page" aria-busy="true">
@@ -114,27 +218,57 @@ export function App({ token }: { token: string | null }) {
       </main>
     );
   }
-  if (session.kind === "signedOut") return <SignedOutPage refusal={session.refusal} />;
+  if (session.kind === "signedOut") return <SignInPage refusal={session.refusal} onSignedIn={onSignedIn} />;
 
-  const account = session.kind === "token" ? session.me : null;
+  const account = session.kind === "local" ? null : session.me;
+  const look = account !== null ? avatarOf(directory, account.user, account.name) : null;
   const user: User =
-    account !== null ? { id: account.user, name: account.name, color: colorFor(account.user) } : identity.user;
+    account !== null && look !== null ? { id: account.user, name: account.name, color: look.color } : identity.user;
+  // With accounts the directory names everyone (and the person signed in, before it is read).
+  const roster: readonly RosterEntry[] =
+    account === null
+      ? identity.roster
+      : directory.byId.has(account.user)
+        ? rosterOf(directory)
+        : [{ id: account.user, name: account.name }, ...rosterOf(directory)];
   const permissions: Permissions = permissionsOf(account?.role ?? "admin");
-  const common = { user, roster: identity.roster, onUser, onRoster, account, permissions };
+  const common = { user, roster, onUser, onRoster, account, permissions };
 
+  return (
+    <SessionContext.Provider value={actions}>
+      {session.kind === "refused" ? (
+        <RefusedPage refusal={session.refusal} />
+      ) : (
+        <Page route={route} common={common} token={account !== null ? token : null} />
+      )}
+    </SessionContext.Provider>
+  );
+}
+
+type Common = {
+  user: User;
+  roster: readonly RosterEntry[];
+  onUser: (id: string) => void;
+  onRoster: (roster: RosterEntry[]) => void;
+  account: Me | null;
+  permissions: Permissions;
+};
+
+function Page({ route, common, token }: { route: Route; common: Common; token: string | null }) {
   switch (route.page) {
     case "home":
       return <HomePage {...common} />;
     case "board":
-      return (
-        <BoardPage key={route.boardId} boardId={route.boardId} token={account !== null ? token : null} {...common} />
-      );
+      return <BoardPage key={route.boardId} boardId={route.boardId} token={token} {...common} />;
+    case "people":
+      return <PeoplePage user={common.user} roster={common.roster} onUser={common.onUser} onRoster={common.onRoster} />;
+    case "invite":
     case "notFound":
       return (
         <main class="page not-found">
           <h1>Nothing here</h1>
           <p>
-            No page at <code>{route.path}</code>.{" "}
+            No page at <code>{window.location.pathname}</code>.{" "}
             <a href="/" onClick={onLinkClick}>
               See the pipelines
             </a>
@@ -145,13 +279,19 @@ export function App({ token }: { token: string | null }) {
   }
 }
 
-/** No token, or one the server refuses: the reason and what to do, and nothing of the data. */
-function SignedOutPage({ refusal }: { refusal: Refusal }) {
+/**
+ * A signed-in person whom a board refused: an administrator lowered their role there (the
+ * server closes the socket for the page to open it again with the new role), or the role does
+ * not allow what the page tried. What happened and what they can do, in their words.
+ */
+function RefusedPage({ refusal }: { refusal: Refusal }) {
+  const session = useSession();
+  const roleChanged = /changed your role/i.test(refusal.detail);
   useEffect(() => {
-    document.title = "Sign in · funnel";
+    document.title = "Access changed · funnel";
   }, []);
   return (
-    <div class="page signed-out-page">
+    <div class="page signed-out-page" data-page="refused">
       <header class="topbar">
         <a href="/" class="brand">
           funnel
@@ -159,10 +299,31 @@ function SignedOutPage({ refusal }: { refusal: Refusal }) {
       </header>
       <main class="signed-out">
         <div class="refusal" data-refusal={String(refusal.code)} role="alert">
-          <p class="refusal-message">{refusal.message}</p>
-          {refusal.detail !== "" && <p class="refusal-detail">The server said: {refusal.detail}</p>}
+          <p class="refusal-message">
+            {roleChanged
+              ? "An administrator changed what you may do on this board"
+              : "Your role does not allow that on this board"}
+          </p>
           <p class="hint">
-            Open funnel again with the sign-in link you were given, or ask an administrator for a new one.
+            {roleChanged
+              ? "Open the board again to go on with your new role."
+              : "Open the board again to see it as the server has it, or ask an administrator for more access."}
+          </p>
+          <p class="refusal-actions">
+            <button
+              type="button"
+              class="button primary"
+              data-action="reopen-board"
+              onClick={() => window.location.reload()}
+            >
+              Open the board again
+            </button>
+            <a href="/" class="button">
+              See your boards
+            </a>
+            <button type="button" class="button" data-action="sign-out" onClick={() => void session.signOut()}>
+              Sign in as someone else
+            </button>
           </p>
         </div>
       </main>

@@ -31,8 +31,9 @@ import { MoveWatch, type LostMove } from "../store/moves";
 import { CLOSE, freezesBoard, refusalOf, type Me, type Permissions } from "../ui/auth";
 import { entityTitle } from "../ui/entities";
 import { allFields, displayFieldsOf, quickCreateFieldsOf } from "../ui/fields";
-import { formatSums, initials, plural } from "../ui/format";
 import { NO_FILTER, showsCard } from "../ui/filters";
+import { formatSums, plural } from "../ui/format";
+import { avatarOf } from "../ui/people";
 import {
   arrowDirection,
   keyboardFocusTarget,
@@ -63,6 +64,7 @@ import { ForecastPanel } from "./ForecastPanel";
 import { ActivitiesPanel, ArchivedPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
 import { RequiredFieldsDialog, type PendingMove } from "./RequiredFieldsDialog";
 import { RecoveryBanner, TooLargeChangeBanner } from "./RecoveryBanner";
+import { useSession } from "./session";
 import { Identity } from "./UserPicker";
 import { useBoardDrop } from "./useBoardDrop";
 import { useBoardFilter, useColumnViews, usePeople, useSavedViews } from "./useBoardFilter";
@@ -119,6 +121,7 @@ export function BoardPage({
     [connection, store],
   );
 
+  const { directory } = useSession();
   const [snapshot, setSnapshot] = useState<BoardSnapshot>(store.current);
   const [status, setStatus] = useState<ConnectionStatus>(connection.current);
   const [presence, setPresence] = useState<Presence>({ users: [], cards: new Map() });
@@ -531,10 +534,10 @@ export function BoardPage({
                 key={u.id}
                 class={`avatar presence-user${u.id === user.id ? " is-me" : ""}`}
                 data-presence-user={u.id}
-                style={`--avatar:${u.color}`}
+                style={`--avatar:${directory.byId.get(u.id)?.color ?? u.color}`}
                 title={u.id === user.id ? `${u.name} (you)` : u.name}
               >
-                <span aria-hidden="true">{initials(u.name)}</span>
+                <span aria-hidden="true">{avatarOf(directory, u.id, u.name).initials}</span>
                 <span class="visually-hidden">{u.id === user.id ? `${u.name} (you)` : u.name}</span>
               </span>
             ))}

@@ -12,11 +12,12 @@ import type { Counter } from "../model/rules";
 import type { CardItem } from "../store/boardStore";
 import type { FieldInfo } from "../ui/fields";
 import { fieldText } from "../ui/fields";
-import { formatDeadline, initials, timeAgo } from "../ui/format";
+import { formatDeadline, timeAgo } from "../ui/format";
 import type { CardPresence } from "../ui/presence";
-import { colorFor } from "../ui/users";
+import { avatarOf } from "../ui/people";
 import { useBoard } from "./context";
 import { memo } from "./memo";
+import { useSession } from "./session";
 
 export interface CardViewProps {
   item: CardItem;
@@ -38,6 +39,7 @@ export const COUNTER_LABELS: Record<Counter["state"], string> = {
 
 function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
   const board = useBoard();
+  const { directory } = useSession();
   const { card, counter } = item;
   const ref = useRef<HTMLElement>(null);
   const [edge, setEdge] = useState<"top" | "bottom" | null>(null);
@@ -80,6 +82,8 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
 
   const avatarUser = card.avatar !== "" ? card.avatar : card.responsible;
   const avatarName = avatarUser === "" ? "Nobody" : board.nameOf(avatarUser);
+  // The directory's initials and colour when the person has an account (docs/accounts.md).
+  const look = avatarOf(directory, avatarUser, avatarName);
   const since = card.avatarAt ?? (card.createdAt > 0 ? card.createdAt : null);
   const reason = card.avatarReason !== null && card.avatarReason !== "responsible" ? ` (${card.avatarReason})` : "";
   const nextDeadline = counter.next !== null ? `, next ${formatDeadline(counter.next, now)}` : "";
@@ -133,8 +137,8 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
       </div>
       <div class="card-footer">
         <span class="avatar-group" data-avatar={avatarUser} title={`${avatarName}${reason}`}>
-          <span class="avatar" style={`--avatar:${colorFor(avatarUser)}`} aria-hidden="true">
-            {initials(avatarName)}
+          <span class="avatar" style={`--avatar:${look.color}`} aria-hidden="true">
+            {look.initials}
           </span>
           <span class="visually-hidden">{avatarName}</span>
           {since !== null && <span class="avatar-since">{timeAgo(since, now)}</span>}

@@ -10,7 +10,7 @@ import type { CardItem } from "../store/boardStore";
 import { EMAIL_ERROR, parseEmail, parseFieldInput, type FieldInfo } from "../ui/fields";
 import { formText } from "../ui/formData";
 import { parseMoneyInput } from "../ui/format";
-import { FieldInput, FormError, useFocusFirst, UsersDatalist } from "./forms";
+import { FieldInput, FormError, useFocusFirst } from "./forms";
 
 const TEXT = {
   title: (card: string, stage: string) => `Move “${card}” to ${stage}`,
@@ -52,7 +52,6 @@ export function RequiredFieldsDialog({
     if (key === "lostReason" && lostReasons.length > 0) return { ...field, type: "enum", options: lostReasons };
     return field;
   });
-  const listId = `required-users-${card.id}`;
 
   const submit = (event: Event) => {
     event.preventDefault();
@@ -125,9 +124,8 @@ export function RequiredFieldsDialog({
         <p class="muted">{TEXT.intro(move.stage.name)}</p>
         <form ref={formRef} class="stack-form" data-form="required" onSubmit={submit} noValidate>
           {asked.map((field) => (
-            <FieldInput key={field.id} field={field} value="" currency={card.currency} listId={listId} />
+            <FieldInput key={field.id} field={field} value="" currency={card.currency} />
           ))}
-          <UsersDatalist id={listId} />
           <FormError message={error} />
           <div class="form-actions">
             <button type="submit" class="button primary" data-action="confirm-move">

@@ -1,12 +1,16 @@
 // Who am I. In local mode: a select of the local roster, and a small editor to add people or
-// rename them (src/ui/users.ts). With a token: the token's user and role, nothing to pick
+// rename them (src/ui/users.ts). Signed in (or with a token): the person's avatar, name and role,
+// nothing to pick, with the People page for admins and Sign out for a person who signed in
 // (`Account`, below). `Identity` shows whichever applies.
 
 import { useRef, useState } from "preact/hooks";
 import type { Me } from "../ui/auth";
 import { initials } from "../ui/format";
 import { formText } from "../ui/formData";
+import { avatarOf } from "../ui/people";
+import { onLinkClick } from "../ui/route";
 import { colorFor, isValidUserId, type RosterEntry, type User } from "../ui/users";
+import { useSession } from "./session";
 
 const ROLE_LABELS: Record<Me["role"], string> = { viewer: "Viewer", member: "Member", admin: "Admin" };
 
@@ -21,17 +25,34 @@ export function Identity(props: {
   return props.account !== null ? <Account me={props.account} /> : <UserPicker {...props} />;
 }
 
-/** The signed-in user (from the token): name and role. */
+/** The signed-in user: avatar, name and role; People (admins) and Sign out (a session). */
 export function Account({ me }: { me: Me }) {
+  const session = useSession();
+  const [busy, setBusy] = useState(false);
+  const look = avatarOf(session.directory, me.user, me.name);
+  const signOut = () => {
+    setBusy(true);
+    session.signOut().catch(() => setBusy(false));
+  };
   return (
     <div class="account" data-me={me.user} data-role={me.role}>
-      <span class="avatar" style={`--avatar:${colorFor(me.user)}`} aria-hidden="true">
-        {initials(me.name)}
+      <span class="avatar" style={`--avatar:${look.color}`} aria-hidden="true">
+        {look.initials}
       </span>
       <span class="account-name">{me.name}</span>
-      <span class="role-badge" title={`Signed in as ${me.user}`}>
+      <span class="role-badge" title={me.email !== null ? `Signed in as ${me.email}` : `Signed in as ${me.user}`}>
         {ROLE_LABELS[me.role]}
       </span>
+      {session.accounts && me.role === "admin" && (
+        <a href="/people" class="button small" data-action="people" onClick={onLinkClick}>
+          People
+        </a>
+      )}
+      {me.signedInWith === "session" && (
+        <button type="button" class="button small" data-action="sign-out" disabled={busy} onClick={signOut}>
+          Sign out
+        </button>
+      )}
     </div>
   );
 }

@@ -12,6 +12,7 @@ import { defaultDeadline, fromDatetimeLocal, toDatetimeLocal } from "../ui/deadl
 import { newCardFrom, type FieldInfo } from "../ui/fields";
 import { formText } from "../ui/formData";
 import { useBoard } from "./context";
+import { PersonPicker } from "./PersonPicker";
 
 /** Runs a write; returns the model's message when it refuses (other errors propagate). */
 export function attempt(write: () => void): string | null {
@@ -34,20 +35,6 @@ export function FormError({ message }: { message: string | null }) {
     <p class="form-error" role="alert">
       {sentence(message)}
     </p>
-  );
-}
-
-/** The roster as a datalist, for `responsible` inputs. */
-export function UsersDatalist({ id }: { id: string }) {
-  const board = useBoard();
-  return (
-    <datalist id={id}>
-      {board.roster().map((user) => (
-        <option key={user.id} value={user.id}>
-          {user.name}
-        </option>
-      ))}
-    </datalist>
   );
 }
 
@@ -82,16 +69,25 @@ export function FieldInput({
   value,
   checked,
   currency,
-  listId,
   onCommit,
 }: {
   field: FieldInfo;
   value: string;
   checked?: boolean;
   currency: string;
-  listId: string;
   onCommit?: (value: string, checked: boolean) => void;
 }) {
+  if (field.type === "user") {
+    // A people picker: the directory with accounts, the roster (or any typed id) in local mode.
+    return (
+      <PersonPicker
+        name={field.id}
+        label={field.label}
+        value={value}
+        {...(onCommit ? { onCommit: (id: string) => onCommit(id, false) } : {})}
+      />
+    );
+  }
   const commit = onCommit
     ? {
         onChange: (event: Event) => {
@@ -112,10 +108,14 @@ export function FieldInput({
   let input;
   if (field.type === "enum") {
     input = (
-      <select {...common} defaultValue={value}>
-        <option value="">—</option>
+      // `selected` on the option: Preact sets a select's defaultValue as a bare property, which
+      // selects nothing.
+      <select {...common}>
+        <option value="" selected={value === ""}>
+          —
+        </option>
         {field.options.map((option) => (
-          <option key={option} value={option}>
+          <option key={option} value={option} selected={option === value}>
             {option}
           </option>
         ))}
@@ -136,8 +136,6 @@ export function FieldInput({
     input = <input type="number" step="any" {...common} defaultValue={value} />;
   } else if (field.type === "date") {
     input = <input type="date" {...common} defaultValue={value} />;
-  } else if (field.type === "user") {
-    input = <input type="text" list={listId} autoComplete="off" {...common} defaultValue={value} />;
   } else if (field.id === "currency") {
     input = (
       <input
@@ -171,7 +169,6 @@ export function QuickCreateForm({ stageId, fields }: { stageId: string; fields: 
   const board = useBoard();
   const [error, setError] = useState<string | null>(null);
   const currency = board.snapshot().settings.currency;
-  const listId = `users-${stageId}`;
   const close = () => board.openQuickCreate(null);
   const formRef = useRef<HTMLFormElement>(null);
   useFocusFirst(formRef);
@@ -218,10 +215,8 @@ export function QuickCreateForm({ stageId, fields }: { stageId: string; fields: 
           field={field}
           value={field.id === "responsible" ? board.me().id : field.id === "currency" ? currency : ""}
           currency={currency}
-          listId={listId}
         />
       ))}
-      <UsersDatalist id={listId} />
       <FormError message={error} />
       <div class="form-actions">
         <button type="submit" class="button primary">
@@ -301,9 +296,9 @@ export function StageForm({ stage }: { stage: Stage }) {
       {deleting ? (
         <div class="confirm-delete">
           <Field label="Move its cards to">
-            <select name="cards-to" defaultValue={defaultTarget}>
+            <select name="cards-to">
               {others.map((s) => (
-                <option key={s.id} value={s.id}>
+                <option key={s.id} value={s.id} selected={s.id === defaultTarget}>
                   {s.name}
                 </option>
               ))}
@@ -360,7 +355,6 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
   const board = useBoard();
   const [error, setError] = useState<string | null>(null);
   const deadline = useMemo(() => toDatetimeLocal(defaultDeadline(Date.now())), []);
-  const listId = `activity-users-${card}`;
   const subjectRef = useRef<HTMLInputElement>(null);
   useEffect(() => subjectRef.current?.focus(), []);
 
@@ -399,9 +393,9 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
     >
       <div class="form-row">
         <Field label="Kind">
-          <select name="kind" defaultValue="call">
+          <select name="kind">
             {ACTIVITY_KINDS.map((k) => (
-              <option key={k.kind} value={k.kind}>
+              <option key={k.kind} value={k.kind} selected={k.kind === "call"}>
                 {k.label}
               </option>
             ))}
@@ -414,10 +408,7 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
       <Field label="Subject">
         <input ref={subjectRef} type="text" name="subject" autoComplete="off" placeholder="What is to be done" />
       </Field>
-      <Field label="Responsible">
-        <input type="text" name="responsible" list={listId} autoComplete="off" defaultValue={board.me().id} />
-      </Field>
-      <UsersDatalist id={listId} />
+      <PersonPicker name="responsible" label="Responsible" value={board.me().id} />
       <FormError message={error} />
       <div class="form-actions">
         <button type="submit" class="button primary">

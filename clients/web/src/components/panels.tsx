@@ -32,12 +32,13 @@ import {
   quickCreateFieldsOf,
   type FieldInfo,
 } from "../ui/fields";
-import { formatDeadline, formatMoney, formatSums, initials, parseMoneyInput, plural, timeAgo } from "../ui/format";
+import { formatDeadline, formatMoney, formatSums, parseMoneyInput, plural, timeAgo } from "../ui/format";
 import { formText } from "../ui/formData";
-import { colorFor } from "../ui/users";
+import { avatarOf } from "../ui/people";
 import { COUNTER_LABELS } from "./CardView";
 import { useBoard } from "./context";
-import { ActivityForm, activityKindLabel, attempt, FieldInput, FormError, UsersDatalist } from "./forms";
+import { ActivityForm, activityKindLabel, attempt, FieldInput, FormError } from "./forms";
+import { useSession } from "./session";
 
 export function Drawer({
   panel,
@@ -87,15 +88,17 @@ export function Drawer({
 
 function Avatar({ user, size }: { user: string; size?: "small" }) {
   const board = useBoard();
+  const { directory } = useSession();
   const name = user === "" ? "Nobody" : board.nameOf(user);
+  const look = avatarOf(directory, user, name);
   return (
     <span
       class={`avatar${size === "small" ? " avatar-small" : ""}`}
-      style={`--avatar:${colorFor(user)}`}
+      style={`--avatar:${look.color}`}
       title={name}
       aria-hidden="true"
     >
-      {initials(name)}
+      {look.initials}
     </span>
   );
 }
@@ -236,7 +239,6 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
     [snapshot.fieldDefs, lostReasons],
   );
   const stage = snapshot.columns.find((c) => c.items.some((i) => i.card.id === card.id))?.stage;
-  const listId = `card-users-${card.id}`;
 
   const commit = (field: FieldInfo, text: string, checked: boolean) => {
     let edit: CardEdit;
@@ -343,12 +345,10 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
                   value={value}
                   checked={checked}
                   currency={card.currency}
-                  listId={listId}
                   onCommit={(text, isChecked) => commit(field, text, isChecked)}
                 />
               );
             })}
-            <UsersDatalist id={listId} />
             <FormError message={error} />
           </form>
         )}

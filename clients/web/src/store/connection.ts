@@ -26,6 +26,7 @@ import * as decoding from "lib0/decoding";
 import { IndexeddbPersistence } from "y-indexeddb";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
+import { reportSocketRefused } from "../ui/api";
 import { dropsLocalCopy } from "../ui/auth";
 import type { User } from "../ui/users";
 import {
@@ -46,6 +47,9 @@ import {
  * `loading`: the socket is open but the server's state has not all arrived yet (a large board
  * streams in pieces); `connected` ("Live") only once it has.
  */
+/** The IndexedDB database of a board's copy is this prefix and the board id. */
+const BOARD_DB_PREFIX = "funnel.board.";
+
 export type ConnectionState = "connected" | "loading" | "connecting" | "offline" | "refused";
 
 export interface ConnectionStatus {
@@ -109,7 +113,7 @@ export class BoardConnection {
   ) {
     this.status = { state: "connecting", refused: null, wasConnected: false, loaded: false, recovery: null };
     this.seen = parseClocks(readStorage(seenKey(boardId)));
-    this.persistence = new IndexeddbPersistence(`funnel.board.${boardId}`, this.doc);
+    this.persistence = new IndexeddbPersistence(`${BOARD_DB_PREFIX}${boardId}`, this.doc);
     this.persistence.on("synced", () => {
       // The browser's copy counts as loaded only if it holds a board (a first visit holds none).
       if (this.doc.share.has("stages") && this.doc.getMap("stages").size > 0) this.update({ loaded: true });
@@ -137,6 +141,8 @@ export class BoardConnection {
     this.provider.on("closed", ({ code, reason }: { code: number; reason: string }) => {
       if (dropsLocalCopy(code)) void this.forgetLocalCopy();
       this.update({ refused: { code, reason } });
+      // The app turns a signed-out or refused person's board into its own page (src/components/App.tsx).
+      reportSocketRefused(code, reason);
     });
     window.addEventListener("online", this.onOnline);
     window.addEventListener("offline", this.onOnline);
@@ -254,5 +260,30 @@ export class BoardConnection {
     if (same) return;
     this.status = next;
     for (const listener of this.listeners) listener(next);
+  }
+}
+
+/**
+ * Forgets every board this browser keeps (IndexedDB copies and the clocks of what they
+ * received): after a sign-out, the next person at this browser finds nothing of the last one's
+ * boards. Unsynced edits go too; a sign-out needs the server, so a connected page has none left
+ * for long. Resolves once the deletions are asked for (a copy still open is deleted once closed).
+ */
+export async function forgetAllLocalCopies(): Promise<void> {
+  try {
+    for (let i = localStorage.length - 1; i >= 0; i--) {
+      const key = localStorage.key(i);
+      if (key !== null && key.startsWith("funnel.seen.")) localStorage.removeItem(key);
+    }
+  } catch {
+    // Storage off: nothing was kept.
+  }
+  if (typeof indexedDB === "undefined" || typeof indexedDB.databases !== "function") return;
+  try {
+    for (const { name } of await indexedDB.databases()) {
+      if (name !== undefined && name.startsWith(BOARD_DB_PREFIX)) indexedDB.deleteDatabase(name);
+    }
+  } catch (error) {
+    console.warn("funnel: could not forget the boards kept in this browser", error);
   }
 }

@@ -26,6 +26,19 @@ export function reportUnauthorized(message: string): void {
   for (const listener of unauthorized) listener(error);
 }
 
+const socketRefusals = new Set<(code: number, reason: string) => void>();
+
+/** Calls `listener` with the close code and reason of every board socket the server refuses. */
+export function onSocketRefused(listener: (code: number, reason: string) => void): () => void {
+  socketRefusals.add(listener);
+  return () => socketRefusals.delete(listener);
+}
+
+/** Tells every listener of [`onSocketRefused`] that a board's socket was refused for good. */
+export function reportSocketRefused(code: number, reason: string): void {
+  for (const listener of socketRefusals) listener(code, reason);
+}
+
 /** The headers of an API call: `accept`, the bearer token if any, and `extra`. */
 export function apiHeaders(extra: Record<string, string> = {}, bearer: string | null = token): Record<string, string> {
   return { accept: "application/json", ...extra, ...(bearer !== null ? { authorization: `Bearer ${bearer}` } : {}) };
@@ -42,10 +55,21 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** For a 429: how many seconds the server asks to wait (its `Retry-After`), else null. */
+    readonly retryAfterSecs: number | null = null,
   ) {
     super(message);
     this.name = "ApiError";
   }
+}
+
+/** A `Retry-After` header in seconds (a number of seconds or an HTTP date), or null. */
+export function parseRetryAfter(header: string | null, now: number = Date.now()): number | null {
+  if (header === null || header.trim() === "") return null;
+  const text = header.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
 async function errorOf(response: Response, tellUnauthorized = true): Promise<ApiError> {
@@ -60,7 +84,7 @@ async function errorOf(response: Response, tellUnauthorized = true): Promise<Api
   } catch {
     // Not JSON: keep the status line.
   }
-  const error = new ApiError(response.status, message);
+  const error = new ApiError(response.status, message, parseRetryAfter(response.headers.get("retry-after")));
   if (response.status === 401 && tellUnauthorized) for (const listener of unauthorized) listener(error);
   return error;
 }

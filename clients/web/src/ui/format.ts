@@ -143,3 +143,8 @@ export function initials(name: string): string {
 export function plural(count: number, noun: string, nouns = `${noun}s`): string {
   return `${count} ${count === 1 ? noun : nouns}`;
 }
+
+/** A moment as a date and a time of day, in the page's locale: "3 Dec 2026, 09:35". */
+export function formatDateTime(at: Millis, locale: string | undefined = defaultLocale()): string {
+  return new Date(at).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
+}

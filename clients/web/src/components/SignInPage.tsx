@@ -1,0 +1,96 @@
+// The sign-in page (docs/accounts.md): shown in place of any page when the server keeps accounts
+// and this browser has no session, so that after signing in the person is where they were
+// going. It says why in a person's words (not signed in, signed out, session expired, account
+// disabled) and never shows close codes or the server's protocol text.
+
+import { useEffect, useRef, useState } from "preact/hooks";
+import { ApiError, signIn } from "../ui/api";
+import type { Me, Refusal } from "../ui/auth";
+import { formText } from "../ui/formData";
+import { signInErrorText } from "../ui/people";
+
+export function SignInPage({ refusal, onSignedIn }: { refusal: Refusal | null; onSignedIn: (me: Me) => void }) {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  /** Until when the server refuses attempts (a 429's Retry-After), in ms since the epoch. */
+  const [waitUntil, setWaitUntil] = useState<number | null>(null);
+  const emailRef = useRef<HTMLInputElement>(null);
+  const passwordRef = useRef<HTMLInputElement>(null);
+
+  useEffect(() => {
+    document.title = "Sign in · funnel";
+    emailRef.current?.focus();
+  }, []);
+  useEffect(() => {
+    if (waitUntil === null) return;
+    const timer = window.setTimeout(() => setWaitUntil(null), Math.max(0, waitUntil - Date.now()));
+    return () => window.clearTimeout(timer);
+  }, [waitUntil]);
+
+  const submit = (event: SubmitEvent) => {
+    event.preventDefault();
+    const data = new FormData(event.currentTarget as HTMLFormElement);
+    const email = formText(data, "email").trim();
+    const password = formText(data, "password");
+    if (email === "" || password === "") {
+      setError("Enter your e-mail address and your password");
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    signIn(email, password)
+      .then((me) => onSignedIn(me))
+      .catch((failure: unknown) => {
+        setBusy(false);
+        setError(signInErrorText(failure));
+        if (failure instanceof ApiError && failure.status === 429 && failure.retryAfterSecs !== null) {
+          setWaitUntil(Date.now() + failure.retryAfterSecs * 1000);
+        }
+        if (failure instanceof ApiError && failure.status === 401 && passwordRef.current !== null) {
+          passwordRef.current.value = "";
+          passwordRef.current.focus();
+        }
+      });
+  };
+
+  return (
+    <div class="page sign-in-page" data-page="sign-in">
+      <header class="topbar">
+        <a href="/" class="brand">
+          funnel
+        </a>
+      </header>
+      <main class="sign-in">
+        {refusal !== null && (
+          // The code stays in the DOM contract (tests, styles); the person reads the sentence.
+          <div class="refusal sign-in-reason" data-refusal={String(refusal.code)} role="status">
+            <p class="refusal-message">{refusal.message}</p>
+          </div>
+        )}
+        <form class="sign-in-form" data-form="sign-in" onSubmit={submit} aria-labelledby="sign-in-title" noValidate>
+          <h1 id="sign-in-title">Sign in</h1>
+          <label class="field">
+            <span class="field-label">E-mail address</span>
+            <input ref={emailRef} type="email" name="email" autoComplete="username" required />
+          </label>
+          <label class="field">
+            <span class="field-label">Password</span>
+            <input ref={passwordRef} type="password" name="password" autoComplete="current-password" required />
+          </label>
+          {error !== null && (
+            <p class="form-error" data-sign-in-error="" role="alert">
+              {error}
+            </p>
+          )}
+          <button type="submit" class="button primary" disabled={busy || waitUntil !== null}>
+            {busy ? "Signing in…" : "Sign in"}
+          </button>
+          <p class="hint">
+            No password yet? Open the invite link an administrator sent you. Forgot it? Ask an administrator for a new
+            link.
+          </p>
+        </form>
+      </main>
+    </div>
+  );
+}
