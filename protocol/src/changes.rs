@@ -7,8 +7,9 @@
 //! - a card whose `stage` changes is `card.moved` (`from`, `to`), followed by `card.won` when
 //!   the new stage is the success stage, `card.lost` when it is a failure stage;
 //! - any other change of a card's own fields (title, amount, currency, responsible, client,
-//!   email, a custom field, its place within its stage) is one `card.updated` that lists each
-//!   changed field with its value before and after. `updatedAt` is bookkeeping, not a change,
+//!   email, a custom field, `archivedAt` when it is archived or restored, its place within
+//!   its stage) is one `card.updated` that lists each changed field with its value before and
+//!   after. `updatedAt` is bookkeeping, not a change,
 //!   and the server-maintained fields (counter, avatar, ...) are not read into a
 //!   [`Card`]: the server's upkeep makes no events;
 //! - an activity that appears is `activity.created`; one whose `done` turns true is
@@ -187,6 +188,11 @@ fn card_field_changes(before: &Card, after: &Card) -> Vec<FieldChange> {
         "lostReason",
         json!(before.lost_reason),
         json!(after.lost_reason),
+    );
+    field(
+        "archivedAt",
+        json!(before.archived_at),
+        json!(after.archived_at),
     );
     field("pos", json!(before.pos), json!(after.pos));
     let ids: std::collections::BTreeSet<&String> =

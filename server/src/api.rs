@@ -8,6 +8,7 @@ mod board_call;
 mod cards;
 mod docs;
 mod events;
+mod history;
 mod idempotency;
 mod inbound_mail;
 mod problem;
@@ -62,6 +63,7 @@ use utoipa::{OpenApi, ToSchema};
         get_board,
         add_timeline_event,
         get_timeline,
+        history::card_history,
         cards::list_cards,
         cards::create_card,
         cards::get_card,
@@ -108,6 +110,7 @@ use utoipa::{OpenApi, ToSchema};
         TimelineEntry,
         NewTimelineEvent,
         TimelinePage,
+        history::CardHistory,
         cards::CardJson,
         cards::CardList,
         cards::NewCardJson,
@@ -160,6 +163,18 @@ pub struct Board {
     pub name: String,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// Whether an admin archived it: an archived board is listed only with `?archived=true`
+    /// and opens read-only until it is restored.
+    pub archived: bool,
+    /// When it was archived (ms since the Unix epoch); null when it is not.
+    pub archived_at: Option<i64>,
+}
+
+/// The board list's query.
+#[derive(Debug, Deserialize)]
+pub struct BoardsQuery {
+    /// `true`: the archived boards instead (most recently archived first).
+    pub archived: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -275,6 +290,8 @@ impl From<BoardMeta> for Board {
             entity: meta.entity,
             name: meta.name,
             created_at: meta.created_at,
+            archived: meta.archived_at.is_some(),
+            archived_at: meta.archived_at,
         }
     }
 }
@@ -383,6 +400,10 @@ pub fn routes() -> Router<AppState> {
             get(get_timeline)
                 .post(add_timeline_event)
                 .layer(DefaultBodyLimit::max(MAX_EVENT_BODY_BYTES)),
+        )
+        .route(
+            "/api/v1/boards/{board_id}/cards/{card_id}/history",
+            get(history::card_history),
         )
         .route(
             "/api/v1/boards/{board_id}/cards",
@@ -539,23 +560,37 @@ async fn me(State(state): State<AppState>, Caller(who): Caller) -> Result<Json<M
     }))
 }
 
-/// Every board the caller's token opens, oldest first.
+/// Every board the caller's token opens that is not archived, oldest first; with
+/// `archived=true`, the archived ones instead, most recently archived first.
 #[utoipa::path(
     get,
     path = "/api/v1/boards",
-    responses((status = 200, body = BoardList), (status = 401, body = Problem, content_type = "application/problem+json"))
+    params(("archived" = Option<bool>, Query, description = "true: the archived boards (most recently archived first) instead")),
+    responses(
+        (status = 200, body = BoardList),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "`archived` is not true or false"),
+        (status = 401, body = Problem, content_type = "application/problem+json")
+    )
 )]
 async fn list_boards(
     State(state): State<AppState>,
     Caller(who): Caller,
+    query: Result<Query<BoardsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<BoardList>, ApiError> {
-    let boards = state.storage.list().await?;
+    let Query(query) = query?;
+    let archived = query.archived.unwrap_or(false);
+    let mut boards: Vec<BoardMeta> = state
+        .storage
+        .list()
+        .await?
+        .into_iter()
+        .filter(|meta| who.may_open(&meta.id) && meta.archived_at.is_some() == archived)
+        .collect();
+    if archived {
+        boards.sort_by(|a, b| b.archived_at.cmp(&a.archived_at).then(a.id.cmp(&b.id)));
+    }
     Ok(Json(BoardList {
-        boards: boards
-            .into_iter()
-            .filter(|meta| who.may_open(&meta.id))
-            .map(Board::from)
-            .collect(),
+        boards: boards.into_iter().map(Board::from).collect(),
     }))
 }
 
@@ -594,6 +629,7 @@ async fn create_board(
         entity: entity.as_string(),
         name,
         created_at: 0,
+        archived_at: None,
     };
     room::create_board(state.storage.as_ref(), &meta, &entity).await?;
     let created = state
@@ -688,7 +724,9 @@ async fn add_timeline_event(
         who.user.clone()
     };
     let Json(new) = body?;
-    let board = existing_board(&state, &who, &board_id).await?;
+    let meta = existing_board_meta(&state, &who, &board_id).await?;
+    not_archived(&meta)?;
+    let board = meta.id;
     let kind = TimelineKind::parse(&new.kind).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let direction = kind
         .parse_direction(new.direction.as_deref().unwrap_or_default())
@@ -802,9 +840,29 @@ async fn existing_board(
     who: &Principal,
     board_id: &str,
 ) -> Result<BoardId, ApiError> {
+    Ok(existing_board_meta(state, who, board_id).await?.id)
+}
+
+/// The board `board_id` names, if it exists and the caller's token opens it.
+async fn existing_board_meta(
+    state: &AppState,
+    who: &Principal,
+    board_id: &str,
+) -> Result<BoardMeta, ApiError> {
     let not_found = || ApiError::NoSuchBoard(board_id.to_owned());
     let id = BoardId::parse(board_id).map_err(|_| not_found())?;
     may_open(who, &id)?;
-    state.storage.meta(&id).await?.ok_or_else(not_found)?;
-    Ok(id)
+    state.storage.meta(&id).await?.ok_or_else(not_found)
+}
+
+/// 409 when the board is archived: it is read-only until an admin restores it.
+fn not_archived(meta: &BoardMeta) -> Result<(), ApiError> {
+    match meta.archived_at {
+        None => Ok(()),
+        Some(_) => Err(ApiError::Conflict(format!(
+            "board {} is archived and read-only: an admin restores it with PATCH \
+             /api/v1/boards/{} {{\"archived\": false}}",
+            meta.id, meta.id
+        ))),
+    }
 }

@@ -8,11 +8,14 @@
 //! its own messages back (the bus drops the echo by [`InstanceId`]).
 //!
 //! Modules: [`memory`] (one process, for tests and a single instance) and [`redis`] (production:
-//! one Redis channel per board). The wire format of a message is [`encode`] / [`decode`].
+//! one Redis channel per board), [`revocations`] (closing sockets on every instance: their
+//! channel and the task that hears it). The wire format of a message is [`encode`] / [`decode`].
 
 pub mod memory;
 pub mod redis;
+pub mod revocations;
 
+use crate::auth::Revocation;
 use crate::storage::Seq;
 use async_trait::async_trait;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -77,6 +80,9 @@ pub enum BusPayload {
     Updates { first_seq: Seq, updates: Vec<Bytes> },
     /// A raw y-protocols awareness update (presence), never stored.
     Awareness(Bytes),
+    /// Sockets to close on every instance (a person disabled, a role lowered, a sign-out, a
+    /// board archived or restored), sent on [`revocations::CHANNEL_BOARD`]'s channel only.
+    Revocation(Revocation),
 }
 
 /// What a subscription yields.
@@ -186,6 +192,8 @@ pub enum DecodeError {
     Truncated,
     #[error("bus message names an invalid board id")]
     BadBoard,
+    #[error("bus message has text that is not UTF-8")]
+    BadText,
     #[error("bus message has {0} bytes after its end")]
     TrailingBytes(usize),
 }
@@ -209,22 +217,34 @@ const VERSION_WITHOUT_TIME: u8 = 1;
 
 const KIND_UPDATES: u8 = 1;
 const KIND_AWARENESS: u8 = 2;
+/// A new kind in the version-2 layout rather than a new version: the messages of the other
+/// kinds are unchanged, and an older instance refuses this one alone (an unknown kind).
+const KIND_REVOCATION: u8 = 3;
+
+const REVOKE_DISABLED: u8 = 1;
+const REVOKE_ROLE_LOWERED: u8 = 2;
+const REVOKE_SESSION_ENDED: u8 = 3;
+const REVOKE_BOARD_REOPENED: u8 = 4;
 
 /// Version 2 layout: `version u8, kind u8, origin u64 (big-endian), sent_at_ms u64 (big-endian),
 /// board length u8, board bytes`, then for updates `first_seq varint, count varint, (length varint, bytes) * count`,
-/// for awareness `length varint, bytes`. Varints are unsigned LEB128. Payload bytes are copied
+/// for awareness `length varint, bytes`, for a revocation `what u8` then its strings, each
+/// `length varint, bytes` (disabled: user; role lowered: user, `has board u8`, board; session
+/// ended: the session's digest; board reopened: board). Varints are unsigned LEB128. Payload bytes are copied
 /// once into the message, never re-encoded. Version 1 is the same without `sent_at_ms`.
 pub fn encode(message: &BusMessage) -> Bytes {
     let board = message.board.as_str().as_bytes();
     let payload_len = match &message.payload {
         BusPayload::Updates { updates, .. } => updates.iter().map(|u| u.len() + 10).sum::<usize>(),
         BusPayload::Awareness(bytes) => bytes.len() + 10,
+        BusPayload::Revocation(_) => 256,
     };
     let mut out = BytesMut::with_capacity(1 + 1 + 8 + 8 + 1 + board.len() + 20 + payload_len);
     out.put_u8(VERSION);
     out.put_u8(match message.payload {
         BusPayload::Updates { .. } => KIND_UPDATES,
         BusPayload::Awareness(_) => KIND_AWARENESS,
+        BusPayload::Revocation(_) => KIND_REVOCATION,
     });
     out.put_u64(message.origin.0);
     out.put_u64(message.sent_at_ms);
@@ -244,8 +264,76 @@ pub fn encode(message: &BusMessage) -> Bytes {
             put_varint(&mut out, bytes.len() as u64);
             out.put_slice(bytes);
         }
+        BusPayload::Revocation(revocation) => put_revocation(&mut out, revocation),
     }
     out.freeze()
+}
+
+fn put_text(out: &mut BytesMut, text: &str) {
+    put_varint(out, text.len() as u64);
+    out.put_slice(text.as_bytes());
+}
+
+fn put_revocation(out: &mut BytesMut, revocation: &Revocation) {
+    match revocation {
+        Revocation::Disabled { user } => {
+            out.put_u8(REVOKE_DISABLED);
+            put_text(out, user);
+        }
+        Revocation::RoleLowered { user, board } => {
+            out.put_u8(REVOKE_ROLE_LOWERED);
+            put_text(out, user);
+            match board {
+                Some(board) => {
+                    out.put_u8(1);
+                    put_text(out, board.as_str());
+                }
+                None => out.put_u8(0),
+            }
+        }
+        Revocation::SessionEnded { session } => {
+            out.put_u8(REVOKE_SESSION_ENDED);
+            put_text(out, session);
+        }
+        Revocation::BoardReopened { board } => {
+            out.put_u8(REVOKE_BOARD_REOPENED);
+            put_text(out, board.as_str());
+        }
+    }
+}
+
+fn take_text(buf: &mut Bytes) -> Result<String, DecodeError> {
+    let len = take_len(buf)?;
+    let bytes = take_bytes(buf, len)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::BadText)
+}
+
+fn take_board(buf: &mut Bytes) -> Result<BoardId, DecodeError> {
+    BoardId::parse(&take_text(buf)?).map_err(|_| DecodeError::BadBoard)
+}
+
+fn take_revocation(buf: &mut Bytes) -> Result<Revocation, DecodeError> {
+    Ok(match take_u8(buf)? {
+        REVOKE_DISABLED => Revocation::Disabled {
+            user: take_text(buf)?,
+        },
+        REVOKE_ROLE_LOWERED => {
+            let user = take_text(buf)?;
+            let board = match take_u8(buf)? {
+                0 => None,
+                1 => Some(take_board(buf)?),
+                other => return Err(DecodeError::UnknownKind(other)),
+            };
+            Revocation::RoleLowered { user, board }
+        }
+        REVOKE_SESSION_ENDED => Revocation::SessionEnded {
+            session: std::sync::Arc::from(take_text(buf)?.as_str()),
+        },
+        REVOKE_BOARD_REOPENED => Revocation::BoardReopened {
+            board: take_board(buf)?,
+        },
+        other => return Err(DecodeError::UnknownKind(other)),
+    })
 }
 
 /// The message in `raw`; payloads are slices of `raw` (no copy). Never panics on any input.
@@ -293,6 +381,7 @@ pub fn decode(raw: &Bytes) -> Result<BusMessage, DecodeError> {
             let len = take_len(&mut buf)?;
             BusPayload::Awareness(take_bytes(&mut buf, len)?)
         }
+        KIND_REVOCATION => BusPayload::Revocation(take_revocation(&mut buf)?),
         other => return Err(DecodeError::UnknownKind(other)),
     };
     if buf.has_remaining() {
@@ -586,6 +675,38 @@ mod tests {
             sent_at_ms: 42,
             board: board("b"),
             payload: BusPayload::Awareness(Bytes::from_static(b"\x01\x02presence")),
+        }
+    }
+
+    #[test]
+    fn revocations_round_trip() {
+        let revocations = [
+            Revocation::Disabled { user: "ann".into() },
+            Revocation::RoleLowered {
+                user: "bob".into(),
+                board: None,
+            },
+            Revocation::RoleLowered {
+                user: "bob".into(),
+                board: Some(board("b1")),
+            },
+            Revocation::SessionEnded {
+                session: std::sync::Arc::from("d1gest"),
+            },
+            Revocation::BoardReopened { board: board("b2") },
+        ];
+        for revocation in revocations {
+            let message = BusMessage {
+                origin: InstanceId(7),
+                sent_at_ms: 9,
+                board: board(revocations::CHANNEL_BOARD),
+                payload: BusPayload::Revocation(revocation),
+            };
+            let encoded = encode(&message);
+            assert_eq!(decode(&encoded), Ok(message.clone()));
+            for cut in 0..encoded.len() {
+                assert!(decode(&encoded.slice(..cut)).is_err(), "cut at {cut}");
+            }
         }
     }
 

@@ -746,6 +746,9 @@ impl Room {
                 }
             }
             BusPayload::Awareness(raw) => self.state.apply_remote_awareness(&raw),
+            // Only on the revocations' channel (`bus::revocations`), which no room hears unless
+            // a board took its id: nothing of the board's.
+            BusPayload::Revocation(_) => {}
         }
     }
 
@@ -824,6 +827,7 @@ async fn load_or_create(
                 entity: entity.as_string(),
                 name: entity.default_board_name(),
                 created_at: 0,
+                archived_at: None,
             };
             if create_board(storage, &meta, &entity).await? {
                 tracing::info!("board created");

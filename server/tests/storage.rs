@@ -96,6 +96,7 @@ fn meta(board: &BoardId) -> BoardMeta {
         entity: "deal".into(),
         name: format!("Board {board}"),
         created_at: 0,
+        archived_at: None,
     }
 }
 
