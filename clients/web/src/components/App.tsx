@@ -4,7 +4,7 @@
 // header's picker says, from localStorage (or `?user=`), with every right.
 
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, fetchMe, onUnauthorized } from "../ui/api";
+import { ApiError, fetchBoard, fetchMe, onUnauthorized } from "../ui/api";
 import { claimsOf, permissionsOf, refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
 import { onLinkClick, parseRoute, type Route } from "../ui/route";
 import {
@@ -127,7 +127,7 @@ export function App({ token }: { token: string | null }) {
       return <HomePage {...common} />;
     case "board":
       return (
-        <BoardPage key={route.boardId} boardId={route.boardId} token={account !== null ? token : null} {...common} />
+        <BoardRoute key={route.boardId} boardId={route.boardId} token={account !== null ? token : null} {...common} />
       );
     case "notFound":
       return (
@@ -143,6 +143,33 @@ export function App({ token }: { token: string | null }) {
         </main>
       );
   }
+}
+
+/**
+ * A board page; an archived board opens read-only (the server makes its socket a viewer's), so
+ * the page offers a viewer's actions and says why.
+ */
+function BoardRoute(props: Parameters<typeof BoardPage>[0]) {
+  const [archived, setArchived] = useState(false);
+  useEffect(() => {
+    const abort = new AbortController();
+    fetchBoard(props.boardId, abort.signal)
+      .then((board) => !abort.signal.aborted && setArchived(board?.archivedAt != null))
+      // No API (a bare relay) or no such board yet: the socket says what there is to say.
+      .catch(() => undefined);
+    return () => abort.abort();
+  }, [props.boardId]);
+  // One tree either way, so that the page (and its connection) stays when the answer comes.
+  return (
+    <>
+      {archived && (
+        <p class="archived-banner" role="status" data-archived-banner="">
+          This pipeline is archived: it is read-only until an administrator restores it from the home page.
+        </p>
+      )}
+      <BoardPage {...props} permissions={archived ? permissionsOf("viewer") : props.permissions} />
+    </>
+  );
 }
 
 /** No token, or one the server refuses: the reason and what to do, and nothing of the data. */
