@@ -799,7 +799,7 @@ async fn activities_are_added_and_completed_and_admins_change_settings_fields_an
         settings,
         json!({
             "name": "Enterprise", "entity": "deal", "currency": "EUR", "counterThresholdMin": 30,
-            "lostReasons": []
+            "lostReasons": [], "archived": false, "archivedAt": null
         })
     );
     assert_eq!(
