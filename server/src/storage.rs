@@ -459,6 +459,15 @@ pub trait Storage: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<ChangeEvent>, StorageError>;
 
+    /// The cards of `board` that have a change event stored at `since` (ms) or later: what
+    /// `updatedSince` adds to the cards' own `updatedAt`, which a client's socket edit need not
+    /// set. Events are kept `--change-retention`; older changes are not found here.
+    async fn cards_changed_since(
+        &self,
+        board: &BoardId,
+        since: i64,
+    ) -> Result<Vec<String>, StorageError>;
+
     /// Archives the board (`Some(at)`, ms since the Unix epoch) or restores it (`None`);
     /// returns whether the board exists.
     async fn set_archived(&self, board: &BoardId, at: Option<i64>) -> Result<bool, StorageError>;

@@ -1,7 +1,7 @@
 //! A card's history and board archives through the real server, on SQLite and on PostgreSQL:
 //! `GET .../cards/{cardId}/history` lists the card's own events newest first (API and socket
 //! writes, with actor, moves' stages and edits' old and new values), in pages, to viewers too,
-//! and keeps a deleted card's; `PATCH /api/v1/boards/{id} {"archived"}` takes a board out of
+//! and keeps a deleted card's; `updatedSince` finds a socket's edit through the feed; `PATCH /api/v1/boards/{id} {"archived"}` takes a board out of
 //! the list into `?archived=true`, makes it read-only (API 409, sockets reopened as viewers)
 //! until it is restored.
 
@@ -125,7 +125,12 @@ async fn a_cards_history_lists_its_changes_newest_first(database: Option<String>
             200,
         )
         .await;
-    // Bob moves it over his socket into Won.
+    // Bob moves it over his socket into Won (a write that sets no `updatedAt`).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let before_move = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let won = support::stage_id(&stages, "Won").to_owned();
     let initial = stages[0].1.clone();
     let url = format!(
@@ -143,6 +148,22 @@ async fn a_cards_history_lists_its_changes_newest_first(database: Option<String>
         ["card.won", "card.moved", "card.updated", "card.created"],
         "newest first, the other card's edit left out: {events:?}"
     );
+    // `updatedSince` finds the socket's move, and not the card edited before it.
+    let since = admin
+        .ok(
+            "GET",
+            &format!("{cards}?updatedSince={before_move}"),
+            None,
+            200,
+        )
+        .await;
+    let ids: Vec<&str> = since["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [card_id.as_str()], "{since}");
     let moved = &events[1]["data"];
     assert_eq!(
         (&moved["from"], &moved["to"]),

@@ -821,6 +821,24 @@ impl Storage for PostgresStorage {
         Ok(events)
     }
 
+    async fn cards_changed_since(
+        &self,
+        board: &BoardId,
+        since: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT DISTINCT card FROM change_events
+                  WHERE board = $1 AND at >= $2 AND card IS NOT NULL",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&board.as_str(), &since]).await?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(StorageError::from))
+            .collect()
+    }
+
     async fn set_archived(&self, board: &BoardId, at: Option<i64>) -> Result<bool, StorageError> {
         let client = self.client().await?;
         Ok(client

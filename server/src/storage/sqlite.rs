@@ -770,6 +770,27 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    async fn cards_changed_since(
+        &self,
+        board: &BoardId,
+        since: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let board = board.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT DISTINCT card FROM change_events
+                 WHERE board = ?1 AND at >= ?2 AND card IS NOT NULL",
+            )?;
+            let rows = stmt.query_map(params![board.as_str(), since], |row| row.get(0))?;
+            let mut cards = Vec::new();
+            for row in rows {
+                cards.push(row?);
+            }
+            Ok(cards)
+        })
+        .await
+    }
+
     async fn set_archived(&self, board: &BoardId, at: Option<i64>) -> Result<bool, StorageError> {
         let board = board.clone();
         self.write(move |txn| {
