@@ -145,6 +145,9 @@ export function App({ token }: { token: string | null }) {
   }
 }
 
+/** How often an open board page asks whether its board was archived or restored meanwhile. */
+const ARCHIVE_CHECK_MS = 20_000;
+
 /**
  * A board page; an archived board opens read-only (the server makes its socket a viewer's), so
  * the page offers a viewer's actions and says why.
@@ -153,11 +156,23 @@ function BoardRoute(props: Parameters<typeof BoardPage>[0]) {
   const [archived, setArchived] = useState(false);
   useEffect(() => {
     const abort = new AbortController();
-    fetchBoard(props.boardId, abort.signal)
-      .then((board) => !abort.signal.aborted && setArchived(board?.archivedAt != null))
-      // No API (a bare relay) or no such board yet: the socket says what there is to say.
-      .catch(() => undefined);
-    return () => abort.abort();
+    const check = () => {
+      if (document.visibilityState === "hidden") return;
+      fetchBoard(props.boardId, abort.signal)
+        .then((board) => !abort.signal.aborted && setArchived(board?.archivedAt != null))
+        // No API (a bare relay) or no such board yet: the socket says what there is to say.
+        .catch(() => undefined);
+    };
+    check();
+    // Archived or restored while open: the server reopens the socket with the new role at
+    // once; the page learns it at the next look (when it is shown again, or within a while).
+    const timer = window.setInterval(check, ARCHIVE_CHECK_MS);
+    document.addEventListener("visibilitychange", check);
+    return () => {
+      abort.abort();
+      window.clearInterval(timer);
+      document.removeEventListener("visibilitychange", check);
+    };
   }, [props.boardId]);
   // One tree either way, so that the page (and its connection) stays when the answer comes.
   return (
