@@ -4,7 +4,7 @@
 // header's picker says, from localStorage (or `?user=`), with every right.
 
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, fetchBoard, fetchMe, onUnauthorized } from "../ui/api";
+import { ApiError, fetchMe, listBoards, onUnauthorized } from "../ui/api";
 import { claimsOf, permissionsOf, refusalOf, type Me, type Permissions, type Refusal } from "../ui/auth";
 import { onLinkClick, parseRoute, type Route } from "../ui/route";
 import {
@@ -145,9 +145,6 @@ export function App({ token }: { token: string | null }) {
   }
 }
 
-/** How often an open board page asks whether its board was archived or restored meanwhile. */
-const ARCHIVE_CHECK_MS = 20_000;
-
 /**
  * A board page; an archived board opens read-only (the server makes its socket a viewer's), so
  * the page offers a viewer's actions and says why.
@@ -156,21 +153,21 @@ function BoardRoute(props: Parameters<typeof BoardPage>[0]) {
   const [archived, setArchived] = useState(false);
   useEffect(() => {
     const abort = new AbortController();
+    // The archived list, not the board itself: a board opened to be created is no 404 in the
+    // console, and the list of archived boards is short.
     const check = () => {
-      if (document.visibilityState === "hidden") return;
-      fetchBoard(props.boardId, abort.signal)
-        .then((board) => !abort.signal.aborted && setArchived(board?.archivedAt != null))
-        // No API (a bare relay) or no such board yet: the socket says what there is to say.
+      if (document.visibilityState === "hidden" || !navigator.onLine) return;
+      listBoards(abort.signal, true)
+        .then((list) => !abort.signal.aborted && setArchived(list.some((b) => b.id === props.boardId)))
+        // No API (a bare relay) or the server is away: the socket says what there is to say.
         .catch(() => undefined);
     };
     check();
     // Archived or restored while open: the server reopens the socket with the new role at
-    // once; the page learns it at the next look (when it is shown again, or within a while).
-    const timer = window.setInterval(check, ARCHIVE_CHECK_MS);
+    // once; the page learns it when it is shown again.
     document.addEventListener("visibilitychange", check);
     return () => {
       abort.abort();
-      window.clearInterval(timer);
       document.removeEventListener("visibilitychange", check);
     };
   }, [props.boardId]);

@@ -98,17 +98,6 @@ export async function listBoards(signal?: AbortSignal, archived = false): Promis
   return (Array.isArray(body.boards) ? body.boards : []).map(parseBoard).filter((b): b is BoardSummary => b !== null);
 }
 
-/** `GET /api/v1/boards/{id}`: one board, archived or not; null when there is none (404). */
-export async function fetchBoard(id: string, signal?: AbortSignal): Promise<BoardSummary | null> {
-  const response = await fetch(`/api/v1/boards/${encodeURIComponent(id)}`, {
-    headers: apiHeaders(),
-    ...(signal ? { signal } : {}),
-  });
-  if (response.status === 404) return null;
-  if (!response.ok) throw await errorOf(response);
-  return parseBoard(await response.json());
-}
-
 /** `PATCH /api/v1/boards/{id} {"archived"}` (admins): archives the board or restores it. */
 export async function setBoardArchived(id: string, archived: boolean): Promise<void> {
   const response = await fetch(`/api/v1/boards/${encodeURIComponent(id)}`, {
