@@ -681,6 +681,7 @@ async fn get_board(
         (status = 401, body = Problem, content_type = "application/problem+json", description = "no valid token"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "viewers cannot add events, or the token does not open this board"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "no such board or card"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)"),
         (status = 413, body = Problem, content_type = "application/problem+json", description = "the body is too large, or the board is at its size limit (--max-board-bytes)"),
         (status = 429, body = Problem, content_type = "application/problem+json", description = "too many posts from this caller: retry after the Retry-After header's seconds")
     )

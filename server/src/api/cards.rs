@@ -266,6 +266,7 @@ pub async fn list_cards(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "viewers write nothing"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)"),
         (status = 413, body = Problem, content_type = "application/problem+json", description = "the board is at its size limit"),
         (status = 422, body = Problem, content_type = "application/problem+json", description = "bad fields, or a quick-create field missing: every one listed")
     )
@@ -548,7 +549,8 @@ fn column_of<T: ReadTxn>(txn: &T, stage: &str, except: &str) -> Vec<String> {
         (status = 204, description = "deleted"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "viewers write nothing"),
-        (status = 404, body = Problem, content_type = "application/problem+json")
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)")
     )
 )]
 pub async fn delete_card(

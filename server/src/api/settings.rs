@@ -316,6 +316,7 @@ pub async fn list_fields(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "only admins define fields"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)"),
         (status = 422, body = Problem, content_type = "application/problem+json", description = "a bad label or type, or a built-in field's id")
     )
 )]
@@ -401,6 +402,7 @@ fn read_quick_create(txn: &Transaction<'_>, _: &str) -> Result<Value, ApiWriteEr
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "only admins change forms"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)"),
         (status = 422, body = Problem, content_type = "application/problem+json", description = "an id that names no field")
     )
 )]
