@@ -141,6 +141,7 @@ test('home: an admin archives a board (with Undo), finds it under Show archived,
       assert.ok(s.url.startsWith(`/boards/${boardId}`), s.url)
       assert.equal(s.columns.length, 7)
       assert.equal(await page.locator('[data-archived-banner]').count(), 1, 'the banner says it is archived')
+      assert.equal(await page.locator('[data-action="add-card"]').count(), 0, 'no quick-create is offered')
     }, { describe: () => describe(page) })
 
     // Restored from the archived list: back among the pipelines.
