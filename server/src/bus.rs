@@ -221,11 +221,6 @@ const KIND_AWARENESS: u8 = 2;
 /// kinds are unchanged, and an older instance refuses this one alone (an unknown kind).
 const KIND_REVOCATION: u8 = 3;
 
-const REVOKE_DISABLED: u8 = 1;
-const REVOKE_ROLE_LOWERED: u8 = 2;
-const REVOKE_SESSION_ENDED: u8 = 3;
-const REVOKE_BOARD_REOPENED: u8 = 4;
-
 /// Version 2 layout: `version u8, kind u8, origin u64 (big-endian), sent_at_ms u64 (big-endian),
 /// board length u8, board bytes`, then for updates `first_seq varint, count varint, (length varint, bytes) * count`,
 /// for awareness `length varint, bytes`, for a revocation `what u8` then its strings, each
@@ -264,76 +259,9 @@ pub fn encode(message: &BusMessage) -> Bytes {
             put_varint(&mut out, bytes.len() as u64);
             out.put_slice(bytes);
         }
-        BusPayload::Revocation(revocation) => put_revocation(&mut out, revocation),
+        BusPayload::Revocation(revocation) => revocations::put(&mut out, revocation),
     }
     out.freeze()
-}
-
-fn put_text(out: &mut BytesMut, text: &str) {
-    put_varint(out, text.len() as u64);
-    out.put_slice(text.as_bytes());
-}
-
-fn put_revocation(out: &mut BytesMut, revocation: &Revocation) {
-    match revocation {
-        Revocation::Disabled { user } => {
-            out.put_u8(REVOKE_DISABLED);
-            put_text(out, user);
-        }
-        Revocation::RoleLowered { user, board } => {
-            out.put_u8(REVOKE_ROLE_LOWERED);
-            put_text(out, user);
-            match board {
-                Some(board) => {
-                    out.put_u8(1);
-                    put_text(out, board.as_str());
-                }
-                None => out.put_u8(0),
-            }
-        }
-        Revocation::SessionEnded { session } => {
-            out.put_u8(REVOKE_SESSION_ENDED);
-            put_text(out, session);
-        }
-        Revocation::BoardReopened { board } => {
-            out.put_u8(REVOKE_BOARD_REOPENED);
-            put_text(out, board.as_str());
-        }
-    }
-}
-
-fn take_text(buf: &mut Bytes) -> Result<String, DecodeError> {
-    let len = take_len(buf)?;
-    let bytes = take_bytes(buf, len)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::BadText)
-}
-
-fn take_board(buf: &mut Bytes) -> Result<BoardId, DecodeError> {
-    BoardId::parse(&take_text(buf)?).map_err(|_| DecodeError::BadBoard)
-}
-
-fn take_revocation(buf: &mut Bytes) -> Result<Revocation, DecodeError> {
-    Ok(match take_u8(buf)? {
-        REVOKE_DISABLED => Revocation::Disabled {
-            user: take_text(buf)?,
-        },
-        REVOKE_ROLE_LOWERED => {
-            let user = take_text(buf)?;
-            let board = match take_u8(buf)? {
-                0 => None,
-                1 => Some(take_board(buf)?),
-                other => return Err(DecodeError::UnknownKind(other)),
-            };
-            Revocation::RoleLowered { user, board }
-        }
-        REVOKE_SESSION_ENDED => Revocation::SessionEnded {
-            session: std::sync::Arc::from(take_text(buf)?.as_str()),
-        },
-        REVOKE_BOARD_REOPENED => Revocation::BoardReopened {
-            board: take_board(buf)?,
-        },
-        other => return Err(DecodeError::UnknownKind(other)),
-    })
 }
 
 /// The message in `raw`; payloads are slices of `raw` (no copy). Never panics on any input.
@@ -381,7 +309,7 @@ pub fn decode(raw: &Bytes) -> Result<BusMessage, DecodeError> {
             let len = take_len(&mut buf)?;
             BusPayload::Awareness(take_bytes(&mut buf, len)?)
         }
-        KIND_REVOCATION => BusPayload::Revocation(take_revocation(&mut buf)?),
+        KIND_REVOCATION => BusPayload::Revocation(revocations::take(&mut buf)?),
         other => return Err(DecodeError::UnknownKind(other)),
     };
     if buf.has_remaining() {
@@ -395,7 +323,7 @@ pub fn decode(raw: &Bytes) -> Result<BusMessage, DecodeError> {
     })
 }
 
-fn put_varint(out: &mut BytesMut, mut value: u64) {
+pub(crate) fn put_varint(out: &mut BytesMut, mut value: u64) {
     while value >= 0x80 {
         out.put_u8((value as u8 & 0x7f) | 0x80);
         value >>= 7;
@@ -403,7 +331,7 @@ fn put_varint(out: &mut BytesMut, mut value: u64) {
     out.put_u8(value as u8);
 }
 
-fn take_u8(buf: &mut Bytes) -> Result<u8, DecodeError> {
+pub(crate) fn take_u8(buf: &mut Bytes) -> Result<u8, DecodeError> {
     if buf.has_remaining() {
         Ok(buf.get_u8())
     } else {
@@ -428,7 +356,7 @@ fn take_varint(buf: &mut Bytes) -> Result<u64, DecodeError> {
     Err(DecodeError::Truncated)
 }
 
-fn take_len(buf: &mut Bytes) -> Result<usize, DecodeError> {
+pub(crate) fn take_len(buf: &mut Bytes) -> Result<usize, DecodeError> {
     let len = take_varint(buf)?;
     if len > buf.remaining() as u64 {
         return Err(DecodeError::Truncated);
@@ -436,7 +364,7 @@ fn take_len(buf: &mut Bytes) -> Result<usize, DecodeError> {
     Ok(len as usize)
 }
 
-fn take_bytes(buf: &mut Bytes, len: usize) -> Result<Bytes, DecodeError> {
+pub(crate) fn take_bytes(buf: &mut Bytes, len: usize) -> Result<Bytes, DecodeError> {
     if buf.remaining() < len {
         return Err(DecodeError::Truncated);
     }

@@ -8,8 +8,11 @@
 //! message while an instance is cut off: storage still refuses the ended session at its next
 //! request, and the instance logs the gap.
 
-use super::{Bus, BusEvent, BusPayload, Subscription};
-use crate::auth::Revocations;
+use super::{
+    Bus, BusEvent, BusPayload, DecodeError, Subscription, put_varint, take_bytes, take_len, take_u8,
+};
+use crate::auth::{Revocation, Revocations};
+use bytes::{BufMut, Bytes, BytesMut};
 use funnel_protocol::BoardId;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +26,11 @@ pub fn channel() -> BoardId {
     // A constant made of letters and underscores: always a valid id.
     BoardId::parse(CHANNEL_BOARD).unwrap_or_else(|_| unreachable!("{CHANNEL_BOARD} is valid"))
 }
+
+const REVOKE_DISABLED: u8 = 1;
+const REVOKE_ROLE_LOWERED: u8 = 2;
+const REVOKE_SESSION_ENDED: u8 = 3;
+const REVOKE_BOARD_REOPENED: u8 = 4;
 
 /// Subscribes to the revocations of the other instances: call it before serving, so that none
 /// sent after the server is up is missed.
@@ -58,4 +66,73 @@ pub async fn listen(
             ),
         }
     }
+}
+
+fn put_text(out: &mut BytesMut, text: &str) {
+    put_varint(out, text.len() as u64);
+    out.put_slice(text.as_bytes());
+}
+
+/// A revocation's part of a bus message (the layout is in `bus::encode`'s doc).
+pub(super) fn put(out: &mut BytesMut, revocation: &Revocation) {
+    match revocation {
+        Revocation::Disabled { user } => {
+            out.put_u8(REVOKE_DISABLED);
+            put_text(out, user);
+        }
+        Revocation::RoleLowered { user, board } => {
+            out.put_u8(REVOKE_ROLE_LOWERED);
+            put_text(out, user);
+            match board {
+                Some(board) => {
+                    out.put_u8(1);
+                    put_text(out, board.as_str());
+                }
+                None => out.put_u8(0),
+            }
+        }
+        Revocation::SessionEnded { session } => {
+            out.put_u8(REVOKE_SESSION_ENDED);
+            put_text(out, session);
+        }
+        Revocation::BoardReopened { board } => {
+            out.put_u8(REVOKE_BOARD_REOPENED);
+            put_text(out, board.as_str());
+        }
+    }
+}
+
+fn take_text(buf: &mut Bytes) -> Result<String, DecodeError> {
+    let len = take_len(buf)?;
+    let bytes = take_bytes(buf, len)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::BadText)
+}
+
+fn take_board(buf: &mut Bytes) -> Result<BoardId, DecodeError> {
+    BoardId::parse(&take_text(buf)?).map_err(|_| DecodeError::BadBoard)
+}
+
+/// The revocation [`put`] wrote; never panics on any input.
+pub(super) fn take(buf: &mut Bytes) -> Result<Revocation, DecodeError> {
+    Ok(match take_u8(buf)? {
+        REVOKE_DISABLED => Revocation::Disabled {
+            user: take_text(buf)?,
+        },
+        REVOKE_ROLE_LOWERED => {
+            let user = take_text(buf)?;
+            let board = match take_u8(buf)? {
+                0 => None,
+                1 => Some(take_board(buf)?),
+                other => return Err(DecodeError::UnknownKind(other)),
+            };
+            Revocation::RoleLowered { user, board }
+        }
+        REVOKE_SESSION_ENDED => Revocation::SessionEnded {
+            session: std::sync::Arc::from(take_text(buf)?.as_str()),
+        },
+        REVOKE_BOARD_REOPENED => Revocation::BoardReopened {
+            board: take_board(buf)?,
+        },
+        other => return Err(DecodeError::UnknownKind(other)),
+    })
 }
