@@ -405,6 +405,31 @@ mod tests {
     }
 
     #[test]
+    fn archiving_and_restoring_a_card_are_updates_of_archived_at() {
+        let before = card("new");
+        let mut archived = before.clone();
+        archived.archived_at = Some(7);
+        let expected = |b: Value, a: Value| {
+            vec![Change::CardUpdated {
+                card: "c1".into(),
+                changes: vec![FieldChange {
+                    field: "archivedAt".into(),
+                    before: b,
+                    after: a,
+                }],
+            }]
+        };
+        assert_eq!(
+            card_changes(Some(&before), Some(&archived), &stages()),
+            expected(Value::Null, json!(7))
+        );
+        assert_eq!(
+            card_changes(Some(&archived), Some(&before), &stages()),
+            expected(json!(7), Value::Null)
+        );
+    }
+
+    #[test]
     fn an_edit_lists_each_changed_field_before_and_after() {
         let before = card("new");
         let mut after = before.clone();
