@@ -7,8 +7,9 @@
 //! - a card whose `stage` changes is `card.moved` (`from`, `to`), followed by `card.won` when
 //!   the new stage is the success stage, `card.lost` when it is a failure stage;
 //! - any other change of a card's own fields (title, amount, currency, responsible, client,
-//!   email, a custom field, its place within its stage) is one `card.updated` that lists each
-//!   changed field with its value before and after. `updatedAt` is bookkeeping, not a change,
+//!   email, a custom field, `archivedAt` when it is archived or restored, its place within
+//!   its stage) is one `card.updated` that lists each changed field with its value before and
+//!   after. `updatedAt` is bookkeeping, not a change,
 //!   and the server-maintained fields (counter, avatar, ...) are not read into a
 //!   [`Card`]: the server's upkeep makes no events;
 //! - an activity that appears is `activity.created`; one whose `done` turns true is
@@ -187,6 +188,11 @@ fn card_field_changes(before: &Card, after: &Card) -> Vec<FieldChange> {
         "lostReason",
         json!(before.lost_reason),
         json!(after.lost_reason),
+    );
+    field(
+        "archivedAt",
+        json!(before.archived_at),
+        json!(after.archived_at),
     );
     field("pos", json!(before.pos), json!(after.pos));
     let ids: std::collections::BTreeSet<&String> =
@@ -396,6 +402,31 @@ mod tests {
         // Into a stage that does not exist (deleted meanwhile): a plain move.
         let nowhere = card_changes(Some(&before), Some(&card("gone")), &stages());
         assert_eq!(kinds(&nowhere), ["card.moved"]);
+    }
+
+    #[test]
+    fn archiving_and_restoring_a_card_are_updates_of_archived_at() {
+        let before = card("new");
+        let mut archived = before.clone();
+        archived.archived_at = Some(7);
+        let expected = |b: Value, a: Value| {
+            vec![Change::CardUpdated {
+                card: "c1".into(),
+                changes: vec![FieldChange {
+                    field: "archivedAt".into(),
+                    before: b,
+                    after: a,
+                }],
+            }]
+        };
+        assert_eq!(
+            card_changes(Some(&before), Some(&archived), &stages()),
+            expected(Value::Null, json!(7))
+        );
+        assert_eq!(
+            card_changes(Some(&archived), Some(&before), &stages()),
+            expected(json!(7), Value::Null)
+        );
     }
 
     #[test]

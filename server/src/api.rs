@@ -5,9 +5,11 @@
 pub mod accounts;
 mod activities;
 mod board_call;
+mod boards;
 mod cards;
 mod docs;
 mod events;
+mod history;
 mod idempotency;
 mod inbound_mail;
 mod problem;
@@ -24,7 +26,6 @@ pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem};
 use crate::app_state::AppState;
 use crate::auth::Principal;
 use crate::headers::header_str;
-use crate::room;
 use crate::room::{RoomCommand, TimelineError};
 use crate::storage::{BoardMeta, TimelineEvent};
 use axum::extract::Query;
@@ -38,9 +39,7 @@ use axum::routing::{any, get};
 use axum::{Json, Router};
 use funnel_protocol::BoardId;
 use funnel_protocol::board::MAX_NAME_CHARS;
-use funnel_protocol::ids::new_id;
 use funnel_protocol::policy::Role;
-use funnel_protocol::schema::{self, Entity};
 use funnel_protocol::timeline::{TimelineDirection, TimelineKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -57,11 +56,12 @@ use utoipa::{OpenApi, ToSchema};
     ),
     paths(
         me,
-        list_boards,
-        create_board,
-        get_board,
+        boards::list_boards,
+        boards::create_board,
+        boards::get_board,
         add_timeline_event,
         get_timeline,
+        history::card_history,
         cards::list_cards,
         cards::create_card,
         cards::get_card,
@@ -100,14 +100,15 @@ use utoipa::{OpenApi, ToSchema};
     ),
     components(schemas(
         Me,
-        Board,
-        BoardList,
-        NewBoard,
+        boards::Board,
+        boards::BoardList,
+        boards::NewBoard,
         Problem,
         FieldError,
         TimelineEntry,
         NewTimelineEvent,
         TimelinePage,
+        history::CardHistory,
         cards::CardJson,
         cards::CardList,
         cards::NewCardJson,
@@ -149,39 +150,6 @@ use utoipa::{OpenApi, ToSchema};
     ))
 )]
 pub struct ApiDoc;
-
-/// A board (one pipeline).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Board {
-    pub id: String,
-    /// `lead`, `deal`, `invoice`, `quote` or `smart:<typeId>`.
-    pub entity: String,
-    pub name: String,
-    /// Milliseconds since the Unix epoch.
-    pub created_at: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BoardList {
-    pub boards: Vec<Board>,
-}
-
-/// A board to create.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct NewBoard {
-    /// `lead`, `deal`, `invoice`, `quote` or `smart:<typeId>`.
-    pub entity: String,
-    /// 1 to 200 characters; defaults to the entity's name in the board's language ("Deals",
-    /// "Transactions", ...).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// `en` or `fr`: the language the default stages (and the default name) are named in.
-    /// Missing: the first of these the request's `Accept-Language` names, else `en`.
-    #[serde(default)]
-    #[schema(example = "fr")]
-    pub language: Option<String>,
-}
 
 /// An event of a card's timeline.
 #[derive(Debug, Serialize, ToSchema)]
@@ -270,17 +238,6 @@ impl From<TimelineEvent> for TimelineEntry {
             user: event.user,
             text: event.text,
             mail: None,
-        }
-    }
-}
-
-impl From<BoardMeta> for Board {
-    fn from(meta: BoardMeta) -> Self {
-        Board {
-            id: meta.id.to_string(),
-            entity: meta.entity,
-            name: meta.name,
-            created_at: meta.created_at,
         }
     }
 }
@@ -379,16 +336,23 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/me", get(me))
-        .route("/api/v1/boards", get(list_boards).post(create_board))
+        .route(
+            "/api/v1/boards",
+            get(boards::list_boards).post(boards::create_board),
+        )
         .route(
             "/api/v1/boards/{board_id}",
-            get(get_board).patch(settings::patch_board),
+            get(boards::get_board).patch(settings::patch_board),
         )
         .route(
             "/api/v1/boards/{board_id}/cards/{card_id}/timeline",
             get(get_timeline)
                 .post(add_timeline_event)
                 .layer(DefaultBodyLimit::max(MAX_EVENT_BODY_BYTES)),
+        )
+        .route(
+            "/api/v1/boards/{board_id}/cards/{card_id}/history",
+            get(history::card_history),
         )
         .route(
             "/api/v1/boards/{board_id}/cards",
@@ -545,107 +509,6 @@ async fn me(State(state): State<AppState>, Caller(who): Caller) -> Result<Json<M
     }))
 }
 
-/// Every board the caller's token opens, oldest first.
-#[utoipa::path(
-    get,
-    path = "/api/v1/boards",
-    responses((status = 200, body = BoardList), (status = 401, body = Problem, content_type = "application/problem+json"))
-)]
-async fn list_boards(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-) -> Result<Json<BoardList>, ApiError> {
-    let boards = state.storage.list().await?;
-    Ok(Json(BoardList {
-        boards: boards
-            .into_iter()
-            .filter(|meta| who.may_open(&meta.id))
-            .map(Board::from)
-            .collect(),
-    }))
-}
-
-/// Creates a board with the default stages of its entity.
-#[utoipa::path(
-    post,
-    path = "/api/v1/boards",
-    request_body = NewBoard,
-    responses(
-        (status = 201, body = Board),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "unknown entity or language, bad name or bad JSON"),
-        (status = 401, body = Problem, content_type = "application/problem+json", description = "no valid token"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "only admins create boards")
-    )
-)]
-async fn create_board(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: axum::http::HeaderMap,
-    body: Result<Json<NewBoard>, JsonRejection>,
-) -> Result<(StatusCode, Json<Board>), ApiError> {
-    caller.at_least(Role::Admin)?;
-    let Json(new) = body?;
-    let entity = Entity::parse(&new.entity).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let language = match new.language.as_deref() {
-        Some(raw) => {
-            schema::Language::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))?
-        }
-        None => headers
-            .get(axum::http::header::ACCEPT_LANGUAGE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(schema::Language::from_accept_language)
-            .unwrap_or_default(),
-    };
-    let name = match new.name.as_deref().map(str::trim) {
-        None | Some("") => entity.default_board_name(language),
-        Some(name) if name.chars().count() > MAX_NAME_CHARS => {
-            return Err(ApiError::BadRequest(format!(
-                "a board name has at most {MAX_NAME_CHARS} characters"
-            )));
-        }
-        Some(name) => name.to_owned(),
-    };
-    let id = BoardId::parse(&new_id()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let meta = BoardMeta {
-        id: id.clone(),
-        entity: entity.as_string(),
-        name,
-        created_at: 0,
-    };
-    room::create_board(state.storage.as_ref(), &meta, &entity, language).await?;
-    let created = state
-        .storage
-        .meta(&id)
-        .await?
-        .ok_or_else(|| ApiError::NoSuchBoard(id.to_string()))?;
-    tracing::info!(board = %id, entity = %created.entity, "board created");
-    Ok((StatusCode::CREATED, Json(Board::from(created))))
-}
-
-/// One board.
-#[utoipa::path(
-    get,
-    path = "/api/v1/boards/{boardId}",
-    params(("boardId" = String, Path, description = "the board's id")),
-    responses(
-        (status = 200, body = Board),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")
-    )
-)]
-async fn get_board(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    Path(board_id): Path<String>,
-) -> Result<Json<Board>, ApiError> {
-    let not_found = || ApiError::NoSuchBoard(board_id.clone());
-    let id = BoardId::parse(&board_id).map_err(|_| not_found())?;
-    may_open(&who, &id)?;
-    let meta = state.storage.meta(&id).await?.ok_or_else(not_found)?;
-    Ok(Json(Board::from(meta)))
-}
-
 /// Adds an event to a card's timeline, as the caller, now.
 #[utoipa::path(
     post,
@@ -662,6 +525,7 @@ async fn get_board(
         (status = 401, body = Problem, content_type = "application/problem+json", description = "no valid token"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "viewers cannot add events, or the token does not open this board"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "no such board or card"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)"),
         (status = 413, body = Problem, content_type = "application/problem+json", description = "the body is too large, or the board is at its size limit (--max-board-bytes)"),
         (status = 429, body = Problem, content_type = "application/problem+json", description = "too many posts from this caller: retry after the Retry-After header's seconds")
     )
@@ -705,7 +569,9 @@ async fn add_timeline_event(
         who.user.clone()
     };
     let Json(new) = body?;
-    let board = existing_board(&state, &who, &board_id).await?;
+    let meta = existing_board_meta(&state, &who, &board_id).await?;
+    not_archived(&meta)?;
+    let board = meta.id;
     let kind = TimelineKind::parse(&new.kind).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let direction = kind
         .parse_direction(new.direction.as_deref().unwrap_or_default())
@@ -820,9 +686,29 @@ async fn existing_board(
     who: &Principal,
     board_id: &str,
 ) -> Result<BoardId, ApiError> {
+    Ok(existing_board_meta(state, who, board_id).await?.id)
+}
+
+/// The board `board_id` names, if it exists and the caller's token opens it.
+async fn existing_board_meta(
+    state: &AppState,
+    who: &Principal,
+    board_id: &str,
+) -> Result<BoardMeta, ApiError> {
     let not_found = || ApiError::NoSuchBoard(board_id.to_owned());
     let id = BoardId::parse(board_id).map_err(|_| not_found())?;
     may_open(who, &id)?;
-    state.storage.meta(&id).await?.ok_or_else(not_found)?;
-    Ok(id)
+    state.storage.meta(&id).await?.ok_or_else(not_found)
+}
+
+/// 409 when the board is archived: it is read-only until an admin restores it.
+fn not_archived(meta: &BoardMeta) -> Result<(), ApiError> {
+    match meta.archived_at {
+        None => Ok(()),
+        Some(_) => Err(ApiError::Conflict(format!(
+            "board {} is archived and read-only: an admin restores it with PATCH \
+             /api/v1/boards/{} {{\"archived\": false}}",
+            meta.id, meta.id
+        ))),
+    }
 }

@@ -254,6 +254,9 @@ pub enum Revocation {
     },
     /// The session ended (sign-out): the sockets opened with it close (4401).
     SessionEnded { session: Arc<str> },
+    /// The board was archived or restored: every socket on it closes (1012) and reconnects,
+    /// read-only on an archived board, with its role on a restored one. Tokens' sockets too.
+    BoardReopened { board: BoardId },
 }
 
 impl Revocation {
@@ -284,6 +287,10 @@ impl Revocation {
             Revocation::SessionEnded { session } if who.session.as_ref() == Some(session) => {
                 Some(("you signed out", Some(CloseCode::Unauthenticated)))
             }
+            Revocation::BoardReopened { board: on } if on == board => Some((
+                "the board was archived or restored: reconnecting",
+                Some(CloseCode::ServiceRestart),
+            )),
             _ => None,
         }
     }
@@ -292,9 +299,21 @@ impl Revocation {
 /// The bounded channel of [`Revocation`]s: the accounts API sends, every connection holds a
 /// receiver. A connection that falls [`REVOCATIONS_QUEUED`] behind (it missed some) closes with
 /// 1013 and reconnects, authenticated again, rather than risk keeping a revoked socket.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Revocations {
     sender: tokio::sync::broadcast::Sender<Revocation>,
+    /// In a cluster, the bus that carries revocations to the other instances (set once at
+    /// start, see [`Revocations::publish_on`]); `bus::revocations::listen` hears theirs.
+    bus: Arc<std::sync::OnceLock<Arc<dyn crate::bus::Bus>>>,
+}
+
+impl std::fmt::Debug for Revocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revocations")
+            .field("listeners", &self.sender.receiver_count())
+            .field("cluster", &self.bus.get().is_some())
+            .finish()
+    }
 }
 
 /// Revocations a connection may be behind before it must reconnect.
@@ -304,14 +323,33 @@ impl Default for Revocations {
     fn default() -> Self {
         Self {
             sender: tokio::sync::broadcast::channel(REVOCATIONS_QUEUED).0,
+            bus: Arc::default(),
         }
     }
 }
 
 impl Revocations {
-    /// Tells every connection of this instance (none listening is fine: nothing to close).
+    /// Tells every connection of this instance (none listening is fine: nothing to close) and,
+    /// in a cluster, publishes it for the other instances' connections.
     pub fn send(&self, revocation: Revocation) {
+        if let Some(bus) = self.bus.get() {
+            bus.publish(
+                &crate::bus::revocations::channel(),
+                crate::bus::BusPayload::Revocation(revocation.clone()),
+            );
+        }
+        self.close_here(revocation);
+    }
+
+    /// Tells this instance's connections only: what another instance published.
+    pub fn close_here(&self, revocation: Revocation) {
         let _ = self.sender.send(revocation);
+    }
+
+    /// From now on, [`Revocations::send`] publishes on `bus` too (once: a second bus is
+    /// ignored, there is one per process).
+    pub fn publish_on(&self, bus: Arc<dyn crate::bus::Bus>) {
+        let _ = self.bus.set(bus);
     }
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Revocation> {

@@ -8,11 +8,14 @@
 //! its own messages back (the bus drops the echo by [`InstanceId`]).
 //!
 //! Modules: [`memory`] (one process, for tests and a single instance) and [`redis`] (production:
-//! one Redis channel per board). The wire format of a message is [`encode`] / [`decode`].
+//! one Redis channel per board), [`revocations`] (closing sockets on every instance: their
+//! channel and the task that hears it). The wire format of a message is [`encode`] / [`decode`].
 
 pub mod memory;
 pub mod redis;
+pub mod revocations;
 
+use crate::auth::Revocation;
 use crate::storage::Seq;
 use async_trait::async_trait;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -77,6 +80,9 @@ pub enum BusPayload {
     Updates { first_seq: Seq, updates: Vec<Bytes> },
     /// A raw y-protocols awareness update (presence), never stored.
     Awareness(Bytes),
+    /// Sockets to close on every instance (a person disabled, a role lowered, a sign-out, a
+    /// board archived or restored), sent on [`revocations::CHANNEL_BOARD`]'s channel only.
+    Revocation(Revocation),
 }
 
 /// What a subscription yields.
@@ -186,6 +192,8 @@ pub enum DecodeError {
     Truncated,
     #[error("bus message names an invalid board id")]
     BadBoard,
+    #[error("bus message has text that is not UTF-8")]
+    BadText,
     #[error("bus message has {0} bytes after its end")]
     TrailingBytes(usize),
 }
@@ -209,22 +217,29 @@ const VERSION_WITHOUT_TIME: u8 = 1;
 
 const KIND_UPDATES: u8 = 1;
 const KIND_AWARENESS: u8 = 2;
+/// A new kind in the version-2 layout rather than a new version: the messages of the other
+/// kinds are unchanged, and an older instance refuses this one alone (an unknown kind).
+const KIND_REVOCATION: u8 = 3;
 
 /// Version 2 layout: `version u8, kind u8, origin u64 (big-endian), sent_at_ms u64 (big-endian),
 /// board length u8, board bytes`, then for updates `first_seq varint, count varint, (length varint, bytes) * count`,
-/// for awareness `length varint, bytes`. Varints are unsigned LEB128. Payload bytes are copied
+/// for awareness `length varint, bytes`, for a revocation `what u8` then its strings, each
+/// `length varint, bytes` (disabled: user; role lowered: user, `has board u8`, board; session
+/// ended: the session's digest; board reopened: board). Varints are unsigned LEB128. Payload bytes are copied
 /// once into the message, never re-encoded. Version 1 is the same without `sent_at_ms`.
 pub fn encode(message: &BusMessage) -> Bytes {
     let board = message.board.as_str().as_bytes();
     let payload_len = match &message.payload {
         BusPayload::Updates { updates, .. } => updates.iter().map(|u| u.len() + 10).sum::<usize>(),
         BusPayload::Awareness(bytes) => bytes.len() + 10,
+        BusPayload::Revocation(_) => 256,
     };
     let mut out = BytesMut::with_capacity(1 + 1 + 8 + 8 + 1 + board.len() + 20 + payload_len);
     out.put_u8(VERSION);
     out.put_u8(match message.payload {
         BusPayload::Updates { .. } => KIND_UPDATES,
         BusPayload::Awareness(_) => KIND_AWARENESS,
+        BusPayload::Revocation(_) => KIND_REVOCATION,
     });
     out.put_u64(message.origin.0);
     out.put_u64(message.sent_at_ms);
@@ -244,6 +259,7 @@ pub fn encode(message: &BusMessage) -> Bytes {
             put_varint(&mut out, bytes.len() as u64);
             out.put_slice(bytes);
         }
+        BusPayload::Revocation(revocation) => revocations::put(&mut out, revocation),
     }
     out.freeze()
 }
@@ -293,6 +309,7 @@ pub fn decode(raw: &Bytes) -> Result<BusMessage, DecodeError> {
             let len = take_len(&mut buf)?;
             BusPayload::Awareness(take_bytes(&mut buf, len)?)
         }
+        KIND_REVOCATION => BusPayload::Revocation(revocations::take(&mut buf)?),
         other => return Err(DecodeError::UnknownKind(other)),
     };
     if buf.has_remaining() {
@@ -306,7 +323,7 @@ pub fn decode(raw: &Bytes) -> Result<BusMessage, DecodeError> {
     })
 }
 
-fn put_varint(out: &mut BytesMut, mut value: u64) {
+pub(crate) fn put_varint(out: &mut BytesMut, mut value: u64) {
     while value >= 0x80 {
         out.put_u8((value as u8 & 0x7f) | 0x80);
         value >>= 7;
@@ -314,7 +331,7 @@ fn put_varint(out: &mut BytesMut, mut value: u64) {
     out.put_u8(value as u8);
 }
 
-fn take_u8(buf: &mut Bytes) -> Result<u8, DecodeError> {
+pub(crate) fn take_u8(buf: &mut Bytes) -> Result<u8, DecodeError> {
     if buf.has_remaining() {
         Ok(buf.get_u8())
     } else {
@@ -339,7 +356,7 @@ fn take_varint(buf: &mut Bytes) -> Result<u64, DecodeError> {
     Err(DecodeError::Truncated)
 }
 
-fn take_len(buf: &mut Bytes) -> Result<usize, DecodeError> {
+pub(crate) fn take_len(buf: &mut Bytes) -> Result<usize, DecodeError> {
     let len = take_varint(buf)?;
     if len > buf.remaining() as u64 {
         return Err(DecodeError::Truncated);
@@ -347,7 +364,7 @@ fn take_len(buf: &mut Bytes) -> Result<usize, DecodeError> {
     Ok(len as usize)
 }
 
-fn take_bytes(buf: &mut Bytes, len: usize) -> Result<Bytes, DecodeError> {
+pub(crate) fn take_bytes(buf: &mut Bytes, len: usize) -> Result<Bytes, DecodeError> {
     if buf.remaining() < len {
         return Err(DecodeError::Truncated);
     }
@@ -586,6 +603,38 @@ mod tests {
             sent_at_ms: 42,
             board: board("b"),
             payload: BusPayload::Awareness(Bytes::from_static(b"\x01\x02presence")),
+        }
+    }
+
+    #[test]
+    fn revocations_round_trip() {
+        let revocations = [
+            Revocation::Disabled { user: "ann".into() },
+            Revocation::RoleLowered {
+                user: "bob".into(),
+                board: None,
+            },
+            Revocation::RoleLowered {
+                user: "bob".into(),
+                board: Some(board("b1")),
+            },
+            Revocation::SessionEnded {
+                session: std::sync::Arc::from("d1gest"),
+            },
+            Revocation::BoardReopened { board: board("b2") },
+        ];
+        for revocation in revocations {
+            let message = BusMessage {
+                origin: InstanceId(7),
+                sent_at_ms: 9,
+                board: board(revocations::CHANNEL_BOARD),
+                payload: BusPayload::Revocation(revocation),
+            };
+            let encoded = encode(&message);
+            assert_eq!(decode(&encoded), Ok(message.clone()));
+            for cut in 0..encoded.len() {
+                assert!(decode(&encoded.slice(..cut)).is_err(), "cut at {cut}");
+            }
         }
     }
 

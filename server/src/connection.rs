@@ -225,7 +225,9 @@ async fn read_loop(
     let expiry = principal.expires_at.and_then(expiry_instant);
     // Subscribed before the join, so a revocation sent meanwhile is heard.
     let mut revocations = ctx.revocations.subscribe();
-    let mut revocable = principal.session.is_some().then(|| principal.clone());
+    // Every socket listens: sessions' for their person and session, every one for its board
+    // (archived or restored); `None` once no sender is left.
+    let mut revocable = Some(principal.clone());
     let Some(room) = join(conn, board, principal, outbox, &ctx.rooms).await else {
         outbox.close(CloseCode::TryAgainLater, "board is busy; reconnect");
         return Ending::Drain;

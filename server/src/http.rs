@@ -190,7 +190,7 @@ async fn admit(
             "this page's origin may not open boards (see --allowed-origins)",
         ));
     }
-    let principal = match state.accounts.authenticate(&ctx.auth, headers, token).await {
+    let mut principal = match state.accounts.authenticate(&ctx.auth, headers, token).await {
         Ok(Ok(principal)) => principal.on_board(&board),
         Ok(Err(e)) => return Err(Refused::new(CloseCode::Unauthenticated, e.to_string())),
         Err(e) => {
@@ -207,22 +207,28 @@ async fn admit(
             format!("the token does not open board {board}"),
         ));
     }
-    if principal.role < Role::Admin {
-        match state.storage.meta(&board).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(Refused::new(
-                    CloseCode::NotFound,
-                    format!("no board {board}"),
-                ));
+    // An admin may create a board by opening it (local mode: anyone); others need it to exist.
+    // An archived board opens read-only for everyone: a viewer's socket, so that the board
+    // shows as it was left and nothing changes it until an admin restores it.
+    match state.storage.meta(&board).await {
+        Ok(Some(meta)) => {
+            if meta.archived_at.is_some() {
+                principal.role = principal.role.min(Role::Viewer);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot check that a board exists");
-                return Err(Refused::new(
-                    CloseCode::InternalError,
-                    "storage unavailable; reconnect",
-                ));
-            }
+        }
+        Ok(None) if principal.role >= Role::Admin => {}
+        Ok(None) => {
+            return Err(Refused::new(
+                CloseCode::NotFound,
+                format!("no board {board}"),
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check that a board exists");
+            return Err(Refused::new(
+                CloseCode::InternalError,
+                "storage unavailable; reconnect",
+            ));
         }
     }
     let user = (!ctx.auth.is_local()).then_some(principal.user.as_str());

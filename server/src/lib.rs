@@ -266,6 +266,16 @@ pub async fn run(
         &auth,
         &config,
     ));
+    if let Some(bus) = &bus {
+        // Before serving: a revocation published once the server is up is heard.
+        let subscription = bus::revocations::subscribe(bus.as_ref()).await;
+        tracker.spawn(bus::revocations::listen(
+            subscription,
+            accounts.revocations.clone(),
+            shutdown.clone(),
+        ));
+        accounts.revocations.publish_on(Arc::clone(bus));
+    }
     if accounts.enabled() && storage.accounts().people().await?.is_empty() {
         tracing::info!(
             "no people have accounts yet: invite the first admin with `funnel invite --admin EMAIL` \

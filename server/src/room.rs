@@ -751,6 +751,9 @@ impl Room {
                 }
             }
             BusPayload::Awareness(raw) => self.state.apply_remote_awareness(&raw),
+            // Only on the revocations' channel (`bus::revocations`), which no room hears unless
+            // a board took its id: nothing of the board's.
+            BusPayload::Revocation(_) => {}
         }
     }
 
@@ -830,6 +833,7 @@ async fn load_or_create(
                 entity: entity.as_string(),
                 name: entity.default_board_name(language),
                 created_at: 0,
+                archived_at: None,
             };
             if create_board(storage, &meta, &entity, language).await? {
                 tracing::info!("board created");

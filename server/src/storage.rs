@@ -118,6 +118,9 @@ pub struct BoardMeta {
     pub name: String,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// When an admin archived the board (ms since the Unix epoch); `None`: it is not archived.
+    /// An archived board leaves the board list and opens read-only (docs/api.md).
+    pub archived_at: Option<i64>,
 }
 
 /// A timeline event of a card, as stored (comments, calls, e-mails, chat messages). Kept out of
@@ -450,6 +453,30 @@ pub trait Storage: Send + Sync + 'static {
         filter: &ChangeFilter,
         limit: usize,
     ) -> Result<Vec<ChangeEvent>, StorageError>;
+
+    /// A card's history: the change events about card `card` of `board` (those whose data names
+    /// it as `cardId`) with an id below `before`, newest first, at most `limit` (capped at
+    /// [`MAX_CHANGES_PAGE`]). Served by an index on (board, card, id).
+    async fn card_changes(
+        &self,
+        board: &BoardId,
+        card: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<ChangeEvent>, StorageError>;
+
+    /// The cards of `board` that have a change event stored at `since` (ms) or later: what
+    /// `updatedSince` adds to the cards' own `updatedAt`, which a client's socket edit need not
+    /// set. Events are kept `--change-retention`; older changes are not found here.
+    async fn cards_changed_since(
+        &self,
+        board: &BoardId,
+        since: i64,
+    ) -> Result<Vec<String>, StorageError>;
+
+    /// Archives the board (`Some(at)`, ms since the Unix epoch) or restores it (`None`);
+    /// returns whether the board exists.
+    async fn set_archived(&self, board: &BoardId, at: Option<i64>) -> Result<bool, StorageError>;
 
     /// The id of the newest stored change event (0: none).
     async fn latest_change(&self) -> Result<i64, StorageError>;

@@ -272,6 +272,7 @@ async fn the_openapi_document_describes_the_api() {
             "/api/v1/boards/{boardId}/cards/{cardId}",
             "/api/v1/boards/{boardId}/cards/{cardId}/activities",
             "/api/v1/boards/{boardId}/cards/{cardId}/activities/{activityId}",
+            "/api/v1/boards/{boardId}/cards/{cardId}/history",
             "/api/v1/boards/{boardId}/cards/{cardId}/timeline",
             "/api/v1/boards/{boardId}/fields",
             "/api/v1/boards/{boardId}/forms/quickCreate",

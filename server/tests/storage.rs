@@ -96,6 +96,7 @@ fn meta(board: &BoardId) -> BoardMeta {
         entity: "deal".into(),
         name: format!("Board {board}"),
         created_at: 0,
+        archived_at: None,
     }
 }
 
@@ -1164,6 +1165,99 @@ mod feed_contract {
         storage.close().await;
     }
 
+    /// A card's history by its index (`card_changes`), the cards changed since a time, and a
+    /// board's archive state, kept across a restart.
+    pub async fn a_cards_changes_are_read_by_card_and_boards_are_archived(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let (b1, b2) = (board("b1"), board("b2"));
+        for b in [&b1, &b2] {
+            storage.create(&meta(b), update_with("a")).await.unwrap();
+        }
+        let about = |kind: &str, card: &str, at: i64| NewChange {
+            kind: kind.into(),
+            timestamp: at,
+            data: serde_json::json!({ "cardId": card }),
+        };
+        storage
+            .append_with_changes(
+                &b1,
+                vec![update_with("x")],
+                None,
+                vec![
+                    about("card.created", "c1", 100),
+                    about("card.created", "c2", 100),
+                    change("stage.created", 3),
+                ],
+            )
+            .await
+            .unwrap();
+        storage
+            .append_with_changes(
+                &b1,
+                vec![update_with("y")],
+                None,
+                vec![about("card.moved", "c1", 200), about("card.won", "c1", 200)],
+            )
+            .await
+            .unwrap();
+        // The same card id on another board is another card.
+        storage
+            .append_with_changes(
+                &b2,
+                vec![update_with("z")],
+                None,
+                vec![about("card.deleted", "c1", 300)],
+            )
+            .await
+            .unwrap();
+        let kinds = |events: &[funnel_server::feed::ChangeEvent]| -> Vec<String> {
+            events.iter().map(|e| e.kind.clone()).collect()
+        };
+        let all = storage.card_changes(&b1, "c1", None, 10).await.unwrap();
+        assert_eq!(kinds(&all), ["card.won", "card.moved", "card.created"]);
+        assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        let older = storage
+            .card_changes(&b1, "c1", Some(all[1].id), 10)
+            .await
+            .unwrap();
+        assert_eq!(kinds(&older), ["card.created"]);
+        let first = storage.card_changes(&b1, "c1", None, 1).await.unwrap();
+        assert_eq!(kinds(&first), ["card.won"]);
+        assert!(
+            storage
+                .card_changes(&b1, "none", None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let mut since = storage.cards_changed_since(&b1, 150).await.unwrap();
+        since.sort();
+        assert_eq!(since, ["c1"]);
+        let mut all_cards = storage.cards_changed_since(&b1, 0).await.unwrap();
+        all_cards.sort();
+        assert_eq!(all_cards, ["c1", "c2"]);
+
+        assert!(storage.set_archived(&b2, Some(5_000)).await.unwrap());
+        assert!(!storage.set_archived(&board("nope"), Some(1)).await.unwrap());
+        storage.close().await;
+        let storage = backend.open().await;
+        assert_eq!(
+            storage.meta(&b2).await.unwrap().unwrap().archived_at,
+            Some(5_000)
+        );
+        let listed: Vec<Option<i64>> = storage
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.archived_at)
+            .collect();
+        assert_eq!(listed, [None, Some(5_000)]);
+        assert!(storage.set_archived(&b2, None).await.unwrap());
+        assert_eq!(storage.meta(&b2).await.unwrap().unwrap().archived_at, None);
+        storage.close().await;
+    }
+
     pub async fn a_refused_fenced_append_stores_no_change_events(backend: &impl Backend) {
         let storage = backend.open().await;
         let b = board("fenced");
@@ -1244,6 +1338,7 @@ macro_rules! all_contract_tests {
         feed_contract_tests!($backend:
             change_events_are_stored_with_their_updates_and_listed_in_order,
             a_refused_fenced_append_stores_no_change_events,
+            a_cards_changes_are_read_by_card_and_boards_are_archived,
         );
         accounts_contract_tests!($backend:
             people_invites_and_sessions_are_kept_and_ended,

@@ -104,6 +104,65 @@ test('home: the new-board form makes a board of the chosen entity', { timeout: T
   }
 })
 
+test('home: an admin archives a board (with Undo), finds it under Show archived, opens it read-only and restores it', { timeout: TEST_TIMEOUT }, async () => {
+  const name = `Archive me ${shortId()}`
+  const boardId = await createBoard(server, { entity: 'deal', name })
+  const listed = async (page) => (await homeLinks(page)).some((s) => s.links.some((l) => l.id === boardId))
+  const sessions = {}
+  let failed = false
+  try {
+    const ann = sessions.ann = await newSession(browser, 'ann', { testName: 'home archive' })
+    const { page } = ann
+    await page.goto(`${server.url}/?user=ann`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await eventually('the board to be listed', async () => assert.ok(await listed(page)))
+    const archive = () => page.locator(`[data-entity-section] li:has(a[data-board-link="${boardId}"]) [data-action="archive-board"]`).first().click()
+
+    // Archived, then taken back with the notice's Undo.
+    await archive()
+    await eventually('the board to leave the list, with an Undo', async () => {
+      assert.equal(await listed(page), false)
+      assert.match(await page.locator('[data-notice="board-archive"]').first().innerText(), /archived/)
+    })
+    assert.equal((await listBoards(server)).some((b) => b.id === boardId), false, 'the server lists it no more')
+    await page.locator('[data-notice="board-archive"] [data-action="undo"]').first().click()
+    await eventually('Undo to bring it back', async () => assert.ok(await listed(page)))
+    await waitFor(async () => (await listBoards(server)).some((b) => b.id === boardId), { message: 'the server to list it again' })
+
+    // Archived for good: under Show archived, read-only when opened.
+    await archive()
+    await eventually('the board to leave the list', async () => assert.equal(await listed(page), false))
+    await page.locator('[data-action="show-archived"]').first().click()
+    const row = page.locator(`[data-archived-board="${boardId}"]`).first()
+    await row.waitFor({ state: 'visible' })
+    assert.match(await row.innerText(), new RegExp(name))
+    await row.locator('a[data-board-link]').first().click()
+    await eventually('the archived board to open read-only', async () => {
+      const s = await snapshot(page)
+      assert.ok(s.url.startsWith(`/boards/${boardId}`), s.url)
+      assert.equal(s.columns.length, 7)
+      assert.equal(await page.locator('[data-archived-banner]').count(), 1, 'the banner says it is archived')
+      assert.equal(await page.locator('[data-action="add-card"]').count(), 0, 'no quick-create is offered')
+    }, { describe: () => describe(page) })
+
+    // Restored from the archived list: back among the pipelines.
+    await page.goto(`${server.url}/?user=ann`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await page.locator('[data-action="show-archived"]').first().click()
+    await page.locator(`[data-archived-board="${boardId}"] [data-action="restore-board"]`).first().click()
+    await eventually('the restored board to be listed again', async () => {
+      assert.ok(await listed(page))
+      assert.equal(await page.locator(`[data-archived-board="${boardId}"]`).count(), 0)
+    })
+    await waitFor(async () => (await listBoards(server)).some((b) => b.id === boardId), { message: 'the server to list it again' })
+  } catch (error) {
+    failed = true
+    throw error
+  } finally {
+    const saved = await saveArtifacts(FILE, 'home archive', sessions, failed)
+    if (failed) console.error(`[home archive] final state saved: ${saved.join(', ')}`)
+    for (const session of Object.values(sessions)) await session.context.close().catch(() => {})
+  }
+})
+
 test('7. no console errors or uncaught page errors in the tests above', () => {
   assert.deepEqual(consoleLog.errors, [], `console errors:\n${consoleLog.errors.join('\n')}`)
 })

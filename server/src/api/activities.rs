@@ -125,6 +125,7 @@ pub async fn list_activities(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "viewers write nothing"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")
     )
@@ -200,7 +201,8 @@ pub async fn create_activity(
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "viewers write nothing"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such card, or no such activity of it")
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such card, or no such activity of it"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)")
     )
 )]
 pub async fn patch_activity(

@@ -1,12 +1,13 @@
 //! What every board resource shares: the caller as actor, the call to the board's room
 //! (`room::api_write`), and how its refusals become problem documents.
 
-use super::{ApiError, Caller, FieldError, USER_HEADER, existing_board};
+use super::{ApiError, Caller, FieldError, USER_HEADER, existing_board_meta, not_archived};
 use crate::app_state::AppState;
 use crate::auth::Principal;
 use crate::feed::Origin;
 use crate::room::RoomCommand;
 use crate::room::api_write::{ApiReadFn, ApiRequest, ApiWriteError, ApiWriteFn};
+use crate::storage::BoardMeta;
 use axum::http::HeaderMap;
 use funnel_protocol::BoardId;
 use funnel_protocol::board::{BoardError, MAX_NAME_CHARS};
@@ -26,6 +27,8 @@ pub fn json(value: impl serde::Serialize) -> Value {
 pub struct BoardCaller {
     pub board: BoardId,
     pub principal: Principal,
+    /// The board as storage lists it (its name, whether it is archived).
+    pub meta: BoardMeta,
 }
 
 impl BoardCaller {
@@ -35,10 +38,15 @@ impl BoardCaller {
         headers: &HeaderMap,
         board_id: &str,
     ) -> Result<Self, ApiError> {
-        let board = existing_board(state, &who, board_id).await?;
+        let meta = existing_board_meta(state, &who, board_id).await?;
+        let board = meta.id.clone();
         let mut principal = who.on_board(&board);
         principal.user = actor(state, &principal, headers)?;
-        Ok(BoardCaller { board, principal })
+        Ok(BoardCaller {
+            board,
+            principal,
+            meta,
+        })
     }
 
     /// Reads from the board's document in its room.
@@ -55,8 +63,8 @@ impl BoardCaller {
         call(state, &self.board, request).await
     }
 
-    /// Writes as the caller (at least `role`, else 403 before the room is asked), then reads
-    /// what the write names, once stored.
+    /// Writes as the caller (at least `role`, else 403 before the room is asked; an archived
+    /// board, 409), then reads what the write names, once stored.
     pub async fn write(
         &self,
         state: &AppState,
@@ -70,6 +78,7 @@ impl BoardCaller {
                 self.principal.role
             )));
         }
+        not_archived(&self.meta)?;
         let request = ApiRequest::Write {
             principal: self.principal.clone(),
             origin: Origin::Api,

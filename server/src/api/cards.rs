@@ -153,7 +153,7 @@ fn named_stage(txn: &TransactionMut<'_>, id: &str) -> Result<(), ApiWriteError> 
         ("stageId" = Option<String>, Query, description = "only the cards shown in this stage"),
         ("responsible" = Option<String>, Query, description = "only this user's cards"),
         ("q" = Option<String>, Query, description = "text in the title, client or e-mail (case-insensitive)"),
-        ("updatedSince" = Option<i64>, Query, description = "only cards whose updatedAt is at least this (ms)"),
+        ("updatedSince" = Option<i64>, Query, description = "only cards changed at this time (ms) or later: their updatedAt, or any change of the change feed (socket edits too)"),
         ("limit" = Option<usize>, Query, description = "cards per page, 1 to 500 (default 100)"),
         ("cursor" = Option<String>, Query, description = "the previous page's `next`"),
         ("archived" = Option<bool>, Query, description = "true: the archived cards (most recently archived first) instead of the board's")
@@ -176,6 +176,16 @@ pub async fn list_cards(
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query?;
     let caller = BoardCaller::new(&state, caller, &headers, &board_id).await?;
+    // A client's socket edit need not set `updatedAt`; its change events say when it changed.
+    let changed: std::collections::HashSet<String> = match query.updated_since {
+        Some(since) => state
+            .storage
+            .cards_changed_since(&caller.board, since)
+            .await?
+            .into_iter()
+            .collect(),
+        None => Default::default(),
+    };
     let limit = query
         .limit
         .unwrap_or(DEFAULT_CARDS_PAGE)
@@ -210,7 +220,9 @@ pub async fn list_cards(
                             .responsible
                             .as_deref()
                             .is_none_or(|r| r == card.responsible)
-                        && query.updated_since.is_none_or(|t| card.updated_at >= t)
+                        && query
+                            .updated_since
+                            .is_none_or(|t| card.updated_at >= t || changed.contains(&card.id))
                         && needle.as_deref().is_none_or(|n| {
                             [&card.title, &card.client, &card.email]
                                 .iter()
@@ -254,6 +266,7 @@ pub async fn list_cards(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "viewers write nothing"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)"),
         (status = 413, body = Problem, content_type = "application/problem+json", description = "the board is at its size limit"),
         (status = 422, body = Problem, content_type = "application/problem+json", description = "bad fields, or a quick-create field missing: every one listed")
     )
@@ -536,7 +549,8 @@ fn column_of<T: ReadTxn>(txn: &T, stage: &str, except: &str) -> Vec<String> {
         (status = 204, description = "deleted"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "viewers write nothing"),
-        (status = 404, body = Problem, content_type = "application/problem+json")
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)")
     )
 )]
 pub async fn delete_card(

@@ -30,6 +30,10 @@ pub struct SettingsJson {
     pub counter_threshold_min: i64,
     /// The reasons a card may be lost for, in order; empty: any text.
     pub lost_reasons: Vec<String>,
+    /// Whether the board is archived (read-only, out of the board list).
+    pub archived: bool,
+    /// When it was archived (ms since the Unix epoch); null when it is not.
+    pub archived_at: Option<i64>,
 }
 
 /// Changes to the settings; only the fields sent change.
@@ -41,6 +45,19 @@ pub struct SettingsPatch {
     pub counter_threshold_min: Option<i64>,
     /// Replaces the list of lost reasons (each 1 to 200 characters, at most 100, no repeats).
     pub lost_reasons: Option<Vec<String>>,
+    /// `true` archives the board (it leaves the board list and opens read-only), `false`
+    /// restores it. Sent with other fields, a restore happens before them, an archive after.
+    pub archived: Option<bool>,
+}
+
+impl SettingsPatch {
+    /// Whether the patch changes the board's document (not only its archive state).
+    fn writes_document(&self) -> bool {
+        self.name.is_some()
+            || self.currency.is_some()
+            || self.counter_threshold_min.is_some()
+            || self.lost_reasons.is_some()
+    }
 }
 
 /// A custom field.
@@ -90,6 +107,9 @@ fn read_settings(txn: &Transaction<'_>, _: &str) -> Result<Value, ApiWriteError>
         currency: settings.currency,
         counter_threshold_min: settings.counter_threshold_min,
         lost_reasons: settings.lost_reasons,
+        // Storage's, filled in by the handler.
+        archived: false,
+        archived_at: None,
     }))
 }
 
@@ -124,7 +144,8 @@ fn fields_of<T: ReadTxn>(txn: &T) -> Vec<FieldJson> {
     list
 }
 
-/// Changes the board's name, currency, counter threshold or lost reasons (admin).
+/// Changes the board's name, currency, counter threshold or lost reasons, or archives or
+/// restores it (admin).
 #[utoipa::path(
     patch,
     path = "/api/v1/boards/{boardId}",
@@ -136,6 +157,7 @@ fn fields_of<T: ReadTxn>(txn: &T) -> Vec<FieldJson> {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "only admins change the settings"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived: restore it (`archived: false`) to change its settings"),
         (status = 422, body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -146,8 +168,19 @@ pub async fn patch_board(
     Path(board_id): Path<String>,
     body: Result<Json<SettingsPatch>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = BoardCaller::new(&state, caller, &headers, &board_id).await?;
+    let mut caller = BoardCaller::new(&state, caller, &headers, &board_id).await?;
     let Json(patch) = body?;
+    if patch.archived.is_some() && caller.principal.role < Role::Admin {
+        return Err(ApiError::Forbidden(format!(
+            "only admins archive or restore boards; the token's role is {}",
+            caller.principal.role
+        )));
+    }
+    if patch.archived == Some(false) {
+        set_archived(&state, &mut caller, false).await?;
+    }
+    let writes_document = patch.writes_document();
+    let archive = patch.archived == Some(true);
     let name = patch.name.as_deref().map(str::trim).map(str::to_owned);
     if let Some(name) = &name
         && (name.is_empty() || name.chars().count() > MAX_NAME_CHARS)
@@ -165,7 +198,13 @@ pub async fn patch_board(
             "use a three-letter ISO 4217 code such as USD",
         ));
     }
-    let settings = caller
+    if !writes_document {
+        if archive {
+            set_archived(&state, &mut caller, true).await?;
+        }
+        return settings_of(&state, &caller).await;
+    }
+    caller
         .write(
             &state,
             Role::Admin,
@@ -189,6 +228,44 @@ pub async fn patch_board(
             Box::new(read_settings),
         )
         .await?;
+    if archive {
+        set_archived(&state, &mut caller, true).await?;
+    }
+    settings_of(&state, &caller).await
+}
+
+/// Archives (`true`) or restores the board, unless it is so already; its open sockets then
+/// close and reconnect (read-only on an archived board), on every instance.
+async fn set_archived(
+    state: &AppState,
+    caller: &mut BoardCaller,
+    archived: bool,
+) -> Result<(), ApiError> {
+    if caller.meta.archived_at.is_some() == archived {
+        return Ok(());
+    }
+    let at = archived.then(|| crate::clock::Clock::now_ms(&crate::clock::SystemClock));
+    if !state.storage.set_archived(&caller.board, at).await? {
+        return Err(ApiError::NoSuchBoard(caller.board.to_string()));
+    }
+    caller.meta.archived_at = at;
+    tracing::info!(board = %caller.board, archived, "board archive state changed");
+    state
+        .accounts
+        .revocations
+        .send(crate::auth::Revocation::BoardReopened {
+            board: caller.board.clone(),
+        });
+    Ok(())
+}
+
+/// The board's settings as the PATCH answers them, with its archive state from storage.
+async fn settings_of(state: &AppState, caller: &BoardCaller) -> Result<Json<Value>, ApiError> {
+    let mut settings = caller
+        .read(state, String::new(), Box::new(read_settings))
+        .await?;
+    settings["archived"] = Value::Bool(caller.meta.archived_at.is_some());
+    settings["archivedAt"] = json(caller.meta.archived_at);
     Ok(Json(settings))
 }
 
@@ -239,6 +316,7 @@ pub async fn list_fields(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "only admins define fields"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)"),
         (status = 422, body = Problem, content_type = "application/problem+json", description = "a bad label or type, or a built-in field's id")
     )
 )]
@@ -324,6 +402,7 @@ fn read_quick_create(txn: &Transaction<'_>, _: &str) -> Result<Value, ApiWriteEr
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "only admins change forms"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the board is archived (read-only)"),
         (status = 422, body = Problem, content_type = "application/problem+json", description = "an id that names no field")
     )
 )]

@@ -238,6 +238,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_by_person ON sessions (person);
     CREATE INDEX sessions_by_time ON sessions (expires_at);
 "#,
+    // A card's history (`Storage::card_changes`): the card each change event is about, indexed
+    // with its board, and when a board was archived (NULL: it is not).
+    r#"
+    ALTER TABLE change_events ADD COLUMN card TEXT;
+    UPDATE change_events SET card = data::jsonb ->> 'cardId';
+    CREATE INDEX change_events_by_card ON change_events (board, card, id) WHERE card IS NOT NULL;
+    ALTER TABLE boards ADD COLUMN archived_at BIGINT;
+"#,
 ];
 
 /// Claims Message-ID `$2` of board `$1` at `$3` unless a row holds it: taken, or in flight since
@@ -291,8 +299,8 @@ const APPEND: &str = "
         SELECT $1, advanced.last_seq - cardinality($2::BYTEA[]) + u.ord, u.data
           FROM advanced, unnest($2::BYTEA[]) WITH ORDINALITY AS u(data, ord)
     ), changed AS (
-        INSERT INTO change_events (board, kind, at, data)
-        SELECT $1, c.kind, c.at, c.data
+        INSERT INTO change_events (board, kind, at, data, card)
+        SELECT $1, c.kind, c.at, c.data, c.data::jsonb ->> 'cardId'
           FROM advanced, unnest($4::TEXT[], $5::BIGINT[], $6::TEXT[]) WITH ORDINALITY
                AS c(kind, at, data, ord)
          ORDER BY c.ord
@@ -543,6 +551,7 @@ fn meta_from_row(row: &tokio_postgres::Row) -> Result<Option<BoardMeta>, Storage
         entity: row.try_get(1)?,
         name: row.try_get(2)?,
         created_at: row.try_get(3)?,
+        archived_at: row.try_get(4)?,
     }))
 }
 
@@ -576,7 +585,7 @@ impl Storage for PostgresStorage {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
-                "SELECT id, entity, name, created_at FROM boards ORDER BY created_at, id",
+                "SELECT id, entity, name, created_at, archived_at FROM boards ORDER BY created_at, id",
             )
             .await?;
         let rows = client.query(&statement, &[]).await?;
@@ -590,7 +599,9 @@ impl Storage for PostgresStorage {
     async fn meta(&self, board: &BoardId) -> Result<Option<BoardMeta>, StorageError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached("SELECT id, entity, name, created_at FROM boards WHERE id = $1")
+            .prepare_cached(
+                "SELECT id, entity, name, created_at, archived_at FROM boards WHERE id = $1",
+            )
             .await?;
         let row = client.query_opt(&statement, &[&board.as_str()]).await?;
         Ok(match row {
@@ -779,6 +790,69 @@ impl Storage for PostgresStorage {
             )?);
         }
         Ok(events)
+    }
+
+    async fn card_changes(
+        &self,
+        board: &BoardId,
+        card: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<ChangeEvent>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id, kind, at, data FROM change_events
+                  WHERE board = $1 AND card = $2 AND id < $3
+                  ORDER BY id DESC LIMIT $4",
+            )
+            .await?;
+        let limit = limit.min(MAX_CHANGES_PAGE) as i64;
+        let before = before.unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&board.as_str(), &card, &before, &limit])
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let data: String = row.try_get(3)?;
+            events.push(change_from_row(
+                row.try_get(0)?,
+                board.as_str(),
+                row.try_get(1)?,
+                row.try_get(2)?,
+                &data,
+            )?);
+        }
+        Ok(events)
+    }
+
+    async fn cards_changed_since(
+        &self,
+        board: &BoardId,
+        since: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT DISTINCT card FROM change_events
+                  WHERE board = $1 AND at >= $2 AND card IS NOT NULL",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&board.as_str(), &since]).await?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(StorageError::from))
+            .collect()
+    }
+
+    async fn set_archived(&self, board: &BoardId, at: Option<i64>) -> Result<bool, StorageError> {
+        let client = self.client().await?;
+        Ok(client
+            .execute(
+                "UPDATE boards SET archived_at = $2 WHERE id = $1",
+                &[&board.as_str(), &at],
+            )
+            .await?
+            == 1)
     }
 
     async fn latest_change(&self) -> Result<i64, StorageError> {

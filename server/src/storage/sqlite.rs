@@ -206,6 +206,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_by_person ON sessions (person);
     CREATE INDEX sessions_by_time ON sessions (expires_at);
 "#,
+    // A card's history (`Storage::card_changes`): the card each change event is about, indexed
+    // with its board, and when a board was archived (NULL: it is not).
+    r#"
+    ALTER TABLE change_events ADD COLUMN card TEXT;
+    UPDATE change_events SET card = json_extract(data, '$.cardId') WHERE json_valid(data);
+    CREATE INDEX change_events_by_card ON change_events (board, card, id) WHERE card IS NOT NULL;
+    ALTER TABLE boards ADD COLUMN archived_at INTEGER;
+"#,
 ];
 
 pub struct SqliteStorage {
@@ -381,6 +389,7 @@ fn meta_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<BoardMeta>>
         entity: row.get(1).unwrap_or_default(),
         name: row.get(2).unwrap_or_default(),
         created_at: row.get(3).unwrap_or_default(),
+        archived_at: row.get(4).unwrap_or_default(),
     }))
 }
 
@@ -525,7 +534,7 @@ impl Storage for SqliteStorage {
     async fn list(&self) -> Result<Vec<BoardMeta>, StorageError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, entity, name, created_at FROM boards ORDER BY created_at, id",
+                "SELECT id, entity, name, created_at, archived_at FROM boards ORDER BY created_at, id",
             )?;
             let rows = stmt.query_map([], meta_from_row)?;
             let mut boards = Vec::new();
@@ -542,7 +551,7 @@ impl Storage for SqliteStorage {
         self.read(move |conn| {
             Ok(conn
                 .query_row(
-                    "SELECT id, entity, name, created_at FROM boards WHERE id = ?1",
+                    "SELECT id, entity, name, created_at, archived_at FROM boards WHERE id = ?1",
                     [board.as_str()],
                     meta_from_row,
                 )
@@ -728,6 +737,74 @@ impl Storage for SqliteStorage {
                 events.push(super::change_from_row(id, &board, kind, at, &data)?);
             }
             Ok(events)
+        })
+        .await
+    }
+
+    async fn card_changes(
+        &self,
+        board: &BoardId,
+        card: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<ChangeEvent>, StorageError> {
+        let board = board.clone();
+        let card = card.to_owned();
+        let limit = limit.min(MAX_CHANGES_PAGE) as i64;
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, kind, at, data FROM change_events
+                 WHERE board = ?1 AND card = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![board.as_str(), card, before.unwrap_or(i64::MAX), limit],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                },
+            )?;
+            let mut events = Vec::new();
+            for row in rows {
+                let (id, kind, at, data) = row?;
+                events.push(super::change_from_row(id, board.as_str(), kind, at, &data)?);
+            }
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn cards_changed_since(
+        &self,
+        board: &BoardId,
+        since: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let board = board.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT DISTINCT card FROM change_events
+                 WHERE board = ?1 AND at >= ?2 AND card IS NOT NULL",
+            )?;
+            let rows = stmt.query_map(params![board.as_str(), since], |row| row.get(0))?;
+            let mut cards = Vec::new();
+            for row in rows {
+                cards.push(row?);
+            }
+            Ok(cards)
+        })
+        .await
+    }
+
+    async fn set_archived(&self, board: &BoardId, at: Option<i64>) -> Result<bool, StorageError> {
+        let board = board.clone();
+        self.write(move |txn| {
+            Ok(txn.execute(
+                "UPDATE boards SET archived_at = ?2 WHERE id = ?1",
+                params![board.as_str(), at],
+            )? == 1)
         })
         .await
     }
@@ -1542,7 +1619,8 @@ fn append(
         let mut last_change = None;
         if !changes.is_empty() {
             let mut stmt = txn.prepare_cached(
-                "INSERT INTO change_events (board, kind, at, data) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO change_events (board, kind, at, data, card)
+                 VALUES (?1, ?2, ?3, ?4, json_extract(?4, '$.cardId'))",
             )?;
             for change in changes {
                 stmt.execute(params![board.as_str(), change.kind, change.at, change.data])?;
@@ -1702,6 +1780,7 @@ mod tests {
             entity: "deal".into(),
             name: format!("Board {board}"),
             created_at: 0,
+            archived_at: None,
         }
     }
 

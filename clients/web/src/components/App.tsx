@@ -6,7 +6,16 @@
 // server) whoever the header's picker says, from localStorage (or `?user=`), with every right.
 
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { ApiError, fetchMe, listPeople, onSocketRefused, onUnauthorized, setApiToken, signOut } from "../ui/api";
+import {
+  ApiError,
+  fetchMe,
+  listBoards,
+  listPeople,
+  onSocketRefused,
+  onUnauthorized,
+  setApiToken,
+  signOut,
+} from "../ui/api";
 import {
   claimsOf,
   CLOSE,
@@ -259,7 +268,7 @@ function Page({ route, common, token }: { route: Route; common: Common; token: s
     case "home":
       return <HomePage {...common} />;
     case "board":
-      return <BoardPage key={route.boardId} boardId={route.boardId} token={token} {...common} />;
+      return <BoardRoute key={route.boardId} boardId={route.boardId} token={token} {...common} />;
     case "people":
       return <PeoplePage user={common.user} roster={common.roster} onUser={common.onUser} onRoster={common.onRoster} />;
     case "invite":
@@ -277,6 +286,45 @@ function Page({ route, common, token }: { route: Route; common: Common; token: s
         </main>
       );
   }
+}
+
+/**
+ * A board page; an archived board opens read-only (the server makes its socket a viewer's), so
+ * the page offers a viewer's actions and says why.
+ */
+function BoardRoute(props: Parameters<typeof BoardPage>[0]) {
+  const [archived, setArchived] = useState(false);
+  useEffect(() => {
+    const abort = new AbortController();
+    // The archived list, not the board itself: a board opened to be created is no 404 in the
+    // console, and the list of archived boards is short.
+    const check = () => {
+      if (document.visibilityState === "hidden" || !navigator.onLine) return;
+      listBoards(abort.signal, true)
+        .then((list) => !abort.signal.aborted && setArchived(list.some((b) => b.id === props.boardId)))
+        // No API (a bare relay) or the server is away: the socket says what there is to say.
+        .catch(() => undefined);
+    };
+    check();
+    // Archived or restored while open: the server reopens the socket with the new role at
+    // once; the page learns it when it is shown again.
+    document.addEventListener("visibilitychange", check);
+    return () => {
+      abort.abort();
+      document.removeEventListener("visibilitychange", check);
+    };
+  }, [props.boardId]);
+  // One tree either way, so that the page (and its connection) stays when the answer comes.
+  return (
+    <>
+      {archived && (
+        <p class="archived-banner" role="status" data-archived-banner="">
+          This pipeline is archived: it is read-only until an administrator restores it from the home page.
+        </p>
+      )}
+      <BoardPage {...props} permissions={archived ? permissionsOf("viewer") : props.permissions} />
+    </>
+  );
 }
 
 /**

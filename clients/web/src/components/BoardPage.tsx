@@ -68,6 +68,7 @@ import { useSession } from "./session";
 import { Identity } from "./UserPicker";
 import { useBoardDrop } from "./useBoardDrop";
 import { useBoardFilter, useColumnViews, usePeople, useSavedViews } from "./useBoardFilter";
+import { useUndoKeys } from "./useUndoKeys";
 import { WonLostBar } from "./WonLostBar";
 
 /** How often counters and "time ago" are re-evaluated without any edit. */
@@ -353,6 +354,20 @@ export function BoardPage({
       watchRef.current = null;
     };
   }, [connection]);
+
+  // Ctrl+Z / Cmd+Z: this tab's own last action on the board, others' changes kept.
+  useUndoKeys(
+    connection.doc,
+    permissions.editCards || permissions.moveCards,
+    (card) => {
+      const snap = snapshotRef.current;
+      return snap.items.get(card)?.card.title ?? snap.archived.find((c) => c.id === card)?.title ?? null;
+    },
+    (message) => {
+      actions.notify(message, "info");
+      actions.announce(message);
+    },
+  );
 
   // Escape closes what is open, innermost first (forms stop the key themselves).
   useEffect(() => {

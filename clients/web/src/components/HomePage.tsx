@@ -1,16 +1,24 @@
 // The home page: the pipelines of each entity (GET /api/v1/boards), and a form that creates one
 // (POST /api/v1/boards) and opens it; that form is for admins only (with a token, the server
-// lists only the boards the token opens).
+// lists only the boards the token opens). Admins archive a pipeline from its link (PATCH
+// {"archived": true}, with Undo for a few seconds); "Show archived" lists the archived ones
+// (GET ?archived=true), which open read-only and which admins restore.
 
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { defaultBoardName, parseEntity } from "../model/schema";
-import { createBoard, listBoards, type BoardSummary } from "../ui/api";
+import { createBoard, listBoards, setBoardArchived, type BoardSummary } from "../ui/api";
 import { ENTITY_SECTIONS, entityTitle, isValidSmartType } from "../ui/entities";
 import { formText } from "../ui/formData";
 import { boardPath, navigate, onLinkClick } from "../ui/route";
 import type { Me, Permissions } from "../ui/auth";
 import type { RosterEntry, User } from "../ui/users";
+import { NOTICE_MS } from "./BoardPage";
 import { Identity } from "./UserPicker";
+
+interface HomeNotice {
+  message: string;
+  undo?: () => void;
+}
 
 export function HomePage({
   user,
@@ -32,6 +40,55 @@ export function HomePage({
   const [entity, setEntity] = useState("deal");
   const [createError, setCreateError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [showArchived, setShowArchived] = useState(false);
+  const [archived, setArchived] = useState<BoardSummary[] | null>(null);
+  const [notice, setNotice] = useState<HomeNotice | null>(null);
+  const noticeTimer = useRef<number | undefined>(undefined);
+  const admin = permissions.createBoards;
+
+  const say = (next: HomeNotice) => {
+    window.clearTimeout(noticeTimer.current);
+    setNotice(next);
+    noticeTimer.current = window.setTimeout(() => setNotice(null), NOTICE_MS);
+  };
+  useEffect(() => () => window.clearTimeout(noticeTimer.current), []);
+
+  useEffect(() => {
+    if (!showArchived) return;
+    const abort = new AbortController();
+    setArchived(null);
+    listBoards(abort.signal, true)
+      .then((list) => setArchived(list))
+      .catch((error: unknown) => {
+        if (abort.signal.aborted) return;
+        setArchived([]);
+        say({ message: `The archived pipelines could not be loaded: ${String(error)}` });
+      });
+    return () => abort.abort();
+  }, [showArchived]);
+
+  /** Archives (or restores) `board`, moving it between the two lists; Undo does the reverse. */
+  const setArchive = async (board: BoardSummary, archive: boolean, offerUndo = true) => {
+    try {
+      await setBoardArchived(board.id, archive);
+    } catch (error) {
+      say({ message: `“${board.name}” could not be ${archive ? "archived" : "restored"}: ${String(error)}` });
+      return;
+    }
+    const moved = { ...board, archivedAt: archive ? Date.now() : null };
+    const without = (list: BoardSummary[] | null) => list?.filter((b) => b.id !== board.id) ?? null;
+    if (archive) {
+      setBoards(without);
+      setArchived((list) => (list === null ? null : [moved, ...(without(list) ?? [])]));
+    } else {
+      setArchived(without);
+      setBoards((list) => [...(without(list) ?? []), moved].sort((a, b) => a.createdAt - b.createdAt));
+    }
+    say({
+      message: `“${board.name}” ${archive ? "archived" : "restored"}.`,
+      ...(offerUndo ? { undo: () => void setArchive(moved, !archive, false) } : {}),
+    });
+  };
 
   useEffect(() => {
     document.title = "Pipelines · funnel";
@@ -99,6 +156,17 @@ export function HomePage({
                   </span>
                 )}
               </a>
+              {admin && (
+                <button
+                  type="button"
+                  class="button board-archive"
+                  data-action="archive-board"
+                  aria-label={`Archive ${b.name}`}
+                  onClick={() => void setArchive(b, true)}
+                >
+                  Archive
+                </button>
+              )}
             </li>
           ))}
         </ul>
@@ -139,6 +207,53 @@ export function HomePage({
               ),
             )}
             {others.length > 0 && renderSection("other", others, "Other")}
+            <div class="archived-toggle">
+              <button
+                type="button"
+                class="button"
+                data-action="show-archived"
+                aria-expanded={showArchived}
+                onClick={() => setShowArchived((shown) => !shown)}
+              >
+                {showArchived ? "Hide archived" : "Show archived"}
+              </button>
+            </div>
+            {showArchived && (
+              <section class="entity-section" data-archived-boards="" aria-labelledby="section-archived">
+                <h2 id="section-archived">Archived pipelines</h2>
+                {archived === null ? (
+                  <p class="muted">Loading…</p>
+                ) : archived.length === 0 ? (
+                  <p class="muted">No archived pipeline.</p>
+                ) : (
+                  <ul class="board-links">
+                    {archived.map((b) => (
+                      <li key={b.id} data-archived-board={b.id}>
+                        <a href={boardPath(b.id)} data-board-link={b.id} onClick={onLinkClick}>
+                          <span class="board-link-name">{b.name}</span>
+                          <span class="board-link-meta">
+                            {entityTitle(b.entity)} · read-only
+                            {b.archivedAt !== null &&
+                              `, archived ${new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" }).format(b.archivedAt)}`}
+                          </span>
+                        </a>
+                        {admin && (
+                          <button
+                            type="button"
+                            class="button"
+                            data-action="restore-board"
+                            aria-label={`Restore ${b.name}`}
+                            onClick={() => void setArchive(b, false)}
+                          >
+                            Restore
+                          </button>
+                        )}
+                      </li>
+                    ))}
+                  </ul>
+                )}
+              </section>
+            )}
           </div>
           {permissions.createBoards && (
             <form
@@ -193,6 +308,26 @@ export function HomePage({
           )}
         </div>
       </main>
+      {notice !== null && (
+        <div class="notices" role="alert">
+          <p class="notice notice-info" data-notice="board-archive">
+            <span>{notice.message}</span>
+            {notice.undo !== undefined && (
+              <button
+                type="button"
+                class="button"
+                data-action="undo"
+                onClick={() => {
+                  notice.undo?.();
+                  setNotice(null);
+                }}
+              >
+                Undo
+              </button>
+            )}
+          </p>
+        </div>
+      )}
     </div>
   );
 }

@@ -35,6 +35,7 @@ import {
 import { formatDeadline, formatMoney, formatSums, parseMoneyInput, plural, timeAgo } from "../ui/format";
 import { formText } from "../ui/formData";
 import { avatarOf } from "../ui/people";
+import { CardHistory } from "./CardHistory";
 import { COUNTER_LABELS } from "./CardView";
 import { useBoard } from "./context";
 import { ActivityForm, activityKindLabel, attempt, FieldInput, FormError } from "./forms";
@@ -355,6 +356,7 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
       </section>
       <ActivitiesSection item={item} now={snapshot.now} />
       <Timeline boardId={board.boardId} cardId={card.id} now={snapshot.now} />
+      <CardHistory cardId={card.id} snapshot={snapshot} />
       {board.can.editCards && (
         <section class="panel-section card-danger" aria-label="Delete">
           <div class="form-actions">

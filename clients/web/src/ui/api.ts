@@ -49,6 +49,8 @@ export interface BoardSummary {
   name: string;
   entity: string;
   createdAt: number;
+  /** When an admin archived it (ms); null: it is not archived. */
+  archivedAt: number | null;
 }
 
 export class ApiError extends Error {
@@ -91,13 +93,14 @@ async function errorOf(response: Response, tellUnauthorized = true): Promise<Api
 
 function parseBoard(raw: unknown): BoardSummary | null {
   if (typeof raw !== "object" || raw === null) return null;
-  const { id, name, entity, createdAt } = raw as Record<string, unknown>;
+  const { id, name, entity, createdAt, archivedAt } = raw as Record<string, unknown>;
   if (typeof id !== "string" || id === "") return null;
   return {
     id,
     name: typeof name === "string" ? name : id,
     entity: typeof entity === "string" ? entity : "deal",
     createdAt: typeof createdAt === "number" ? createdAt : 0,
+    archivedAt: typeof archivedAt === "number" ? archivedAt : null,
   };
 }
 
@@ -111,11 +114,22 @@ export async function fetchMe(signal?: AbortSignal): Promise<Me> {
 }
 
 /** `GET /api/v1/boards`. */
-export async function listBoards(signal?: AbortSignal): Promise<BoardSummary[]> {
-  const response = await fetch("/api/v1/boards", { headers: apiHeaders(), ...(signal ? { signal } : {}) });
+export async function listBoards(signal?: AbortSignal, archived = false): Promise<BoardSummary[]> {
+  const url = archived ? "/api/v1/boards?archived=true" : "/api/v1/boards";
+  const response = await fetch(url, { headers: apiHeaders(), ...(signal ? { signal } : {}) });
   if (!response.ok) throw await errorOf(response);
   const body = (await response.json()) as { boards?: unknown };
   return (Array.isArray(body.boards) ? body.boards : []).map(parseBoard).filter((b): b is BoardSummary => b !== null);
+}
+
+/** `PATCH /api/v1/boards/{id} {"archived"}` (admins): archives the board or restores it. */
+export async function setBoardArchived(id: string, archived: boolean): Promise<void> {
+  const response = await fetch(`/api/v1/boards/${encodeURIComponent(id)}`, {
+    method: "PATCH",
+    headers: apiHeaders({ "content-type": "application/json" }),
+    body: JSON.stringify({ archived }),
+  });
+  if (!response.ok) throw await errorOf(response);
 }
 
 /** `POST /api/v1/boards`. */
@@ -249,6 +263,70 @@ export async function fetchTimeline(
   const list = Array.isArray(body) ? body : ((body as { events?: unknown })?.events ?? []);
   if (!Array.isArray(list)) return [];
   return list.map(parseTimelineEvent).filter((e): e is TimelineEvent => e !== null);
+}
+
+/** One change of a card's history: the change feed's event (docs/events.md) as the server sent it. */
+export interface HistoryEvent {
+  id: string;
+  type: string;
+  timestamp: number;
+  data: Record<string, unknown>;
+}
+
+/** A page of a card's history, newest first; `next` is the cursor of the older page (null: none). */
+export interface HistoryPage {
+  events: HistoryEvent[];
+  next: string | null;
+}
+
+const HISTORY_PATH = /^\/api\/v1\/boards\/\{[^}]+\}\/cards\/\{[^}]+\}\/history$/;
+let historyAvailable: Promise<boolean> | null = null;
+
+/** Whether the server has the history endpoint, from its OpenAPI document (asked once per page). */
+function hasHistory(): Promise<boolean> {
+  historyAvailable ??= fetch("/api/v1/openapi.json", { headers: apiHeaders() })
+    .then(async (response) => {
+      if (!response.ok) return false;
+      const doc = (await response.json()) as { paths?: Record<string, unknown> };
+      return Object.keys(doc.paths ?? {}).some((path) => HISTORY_PATH.test(path));
+    })
+    .catch(() => false);
+  return historyAvailable;
+}
+
+function parseHistoryEvent(raw: unknown): HistoryEvent | null {
+  if (typeof raw !== "object" || raw === null) return null;
+  const { id, type, timestamp, data } = raw as Record<string, unknown>;
+  if (typeof id !== "string" || typeof type !== "string") return null;
+  return {
+    id,
+    type,
+    timestamp: typeof timestamp === "number" ? timestamp : 0,
+    data: typeof data === "object" && data !== null ? (data as Record<string, unknown>) : {},
+  };
+}
+
+/**
+ * `GET /api/v1/boards/{boardId}/cards/{cardId}/history`: a page of the card's history, newest
+ * first, older than `before`; null when the server has no such endpoint or card (404).
+ */
+export async function fetchCardHistory(
+  boardId: string,
+  cardId: string,
+  before: string | null,
+  signal?: AbortSignal,
+): Promise<HistoryPage | null> {
+  if (!(await hasHistory())) return null;
+  const query = before === null ? "" : `?before=${encodeURIComponent(before)}`;
+  const url = `/api/v1/boards/${encodeURIComponent(boardId)}/cards/${encodeURIComponent(cardId)}/history${query}`;
+  const response = await fetch(url, { headers: apiHeaders(), ...(signal ? { signal } : {}) });
+  if (response.status === 404) return null;
+  if (!response.ok) throw await errorOf(response);
+  const body = (await response.json()) as { events?: unknown; next?: unknown };
+  const events = (Array.isArray(body.events) ? body.events : [])
+    .map(parseHistoryEvent)
+    .filter((e): e is HistoryEvent => e !== null);
+  return { events, next: typeof body.next === "string" ? body.next : null };
 }
 
 // --- Accounts (docs/accounts.md): sign-in, sign-out, invites and the people directory. The
