@@ -225,6 +225,7 @@ async fn run_against(
         label: label.into(),
         urls: vec![format!("ws://{}/ws/boards/{{board}}", server.addr)],
         server_pid: Some(server.child.id()),
+        instance_pids: Vec::new(),
     };
     scenario::run(plan, &target).await
 }
@@ -286,6 +287,14 @@ impl Server {
             addr,
             child,
         })
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, then a bounded wait; SIGKILL after it.

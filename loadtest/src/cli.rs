@@ -23,8 +23,10 @@ pub enum Command {
     Rooms(RoomsArgs),
     /// C newcomers join a K-card board at once while its draggers keep moving.
     Storm(StormArgs),
-    /// The board scenario with clients spread round-robin over several --url.
-    Cluster(BoardArgs),
+    /// The board scenario over several instances of one cluster (PostgreSQL + Redis), clients
+    /// spread round-robin: starts --instances funnels itself, or uses the servers of --url
+    /// given twice or more. Reports the fan-out across instances and each one's CPU per update.
+    Cluster(ClusterArgs),
     /// Many idle connections: the server's memory per connection.
     Idle(IdleArgs),
     /// A bare WebSocket relay (no CRDT, no storage): the fan-out limit of the machine.
@@ -188,6 +190,35 @@ pub struct RollArgs {
     /// Extra flags for `funnel serve`.
     #[arg(long = "funnel-arg", allow_hyphen_values = true)]
     pub funnel_args: Vec<String>,
+    #[command(flatten)]
+    pub board: BoardArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Instances to start (2 to 8). Ignored when --url is given twice or more.
+    #[arg(long, default_value_t = 3)]
+    pub instances: usize,
+    /// The funnel binary (`cargo build --release -p funnel-server`).
+    #[arg(long, default_value = "target/release/funnel")]
+    pub funnel_bin: PathBuf,
+    /// The cluster's PostgreSQL (the run makes a schema of its own in it, and drops it).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub database_url: String,
+    /// The cluster's Redis.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Extra flags for `funnel serve`.
+    #[arg(long = "funnel-arg", allow_hyphen_values = true)]
+    pub funnel_args: Vec<String>,
+    /// With servers already running (--url twice or more): each one's process id, in the
+    /// order of the --url flags, for its CPU time and memory.
+    #[arg(long = "instance-pid")]
+    pub instance_pids: Vec<u32>,
     #[command(flatten)]
     pub board: BoardArgs,
 }

@@ -63,6 +63,12 @@ pub struct ClientPlan {
     /// Index of its board in the run.
     pub room: usize,
     pub url: String,
+    /// Which of the run's servers (`--url`, round-robin by id) `url` is, and how many there
+    /// are: a client's server is its id modulo `instances`, so a receiver tells a move from
+    /// another server by its sender's id. `instances` is 1 when clients reconnect elsewhere
+    /// (`roll`), where that no longer holds.
+    pub instance: usize,
+    pub instances: usize,
     /// Where to reconnect, in order, after a close in [`RECONNECT_CODES`] (the other servers
     /// first, then `url`); empty: such a close ends the client, counted as a disconnect.
     pub failover: Vec<String>,
@@ -571,8 +577,15 @@ impl Client {
                 continue;
             }
             self.shared.delivered_steady.fetch_add(1, Ordering::Relaxed);
+            if let Some(by) = self.shared.delivered_by_instance.get(self.plan.instance) {
+                by.fetch_add(1, Ordering::Relaxed);
+            }
             let latency = now.saturating_sub(stamp.sent_us);
             Shared::record(&self.shared.latency, latency);
+            let instances = self.plan.instances.max(1);
+            if instances > 1 && stamp.sender as usize % instances != self.plan.instance {
+                Shared::record(&self.shared.cross_latency, latency);
+            }
             let in_storm = storm_from != 0
                 && stamp.sent_us >= storm_from
                 && (storm_until == 0 || stamp.sent_us <= storm_until);

@@ -5,6 +5,8 @@
 //! Modules, top to bottom:
 //! - [`cli`]: the command line, and each scenario's flags turned into a [`scenario::RunPlan`].
 //! - [`bench`]: funnel, the relay and the durable relay as child processes, in rounds, medians.
+//! - [`cluster`]: several instances of a cluster started, the board spread over them, each
+//!   one's cost per delivered update.
 //! - [`roll`]: two instances of a cluster restarted in turn under a board's load.
 //! - [`scenario`]: one run against one target: its phases, its progress line, its report.
 //! - [`client`]: one simulated client (doc-holding or byte-counting, dragger or observer).
@@ -19,6 +21,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod disk;
 pub mod metrics;
 pub mod relay;

@@ -6,7 +6,7 @@ use clap::Parser;
 use funnel_loadtest::cli::{Cli, Command, Common};
 use funnel_loadtest::report;
 use funnel_loadtest::scenario::{self, RunPlan, Target};
-use funnel_loadtest::{bench, disk, relay, roll};
+use funnel_loadtest::{bench, cluster, disk, relay, roll};
 use std::io::IsTerminal;
 use tokio_util::sync::CancellationToken;
 
@@ -27,11 +27,19 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Board(args) => run_one(args.plan("board")?, &args.common).await,
         Command::Cluster(args) => {
-            anyhow::ensure!(
-                args.common.urls.len() >= 2,
-                "cluster spreads clients over several servers: give --url once per server"
-            );
-            run_one(args.plan("cluster")?, &args.common).await
+            for url in &args.board.common.urls {
+                check_loopback(url)?;
+            }
+            let report = cluster::run(&args).await?;
+            println!("{}", cluster::text(&report));
+            report::write_outputs(
+                "funnel-loadtest cluster",
+                &report,
+                &[&report.run],
+                &report.targets,
+                args.board.common.json.as_deref(),
+                args.board.common.html.as_deref(),
+            )
         }
         Command::Rooms(args) => run_one(args.plan()?, &args.common).await,
         Command::Storm(args) => run_one(args.plan()?, &args.common).await,
@@ -129,6 +137,7 @@ async fn run_one(plan: RunPlan, common: &Common) -> anyhow::Result<()> {
             .unwrap_or_else(|| common.urls.join(", ")),
         urls: common.urls.clone(),
         server_pid: common.server_pid,
+        instance_pids: Vec::new(),
     };
     let report = scenario::run(&plan, &target).await?;
     println!("{}", report::table(&[&report], &[]));

@@ -89,6 +89,11 @@ pub struct Shared {
     pub resync_gap: Mutex<Histogram<u64>>,
     /// Fan-out latency (µs) seen by steady clients, all moves.
     pub latency: Mutex<Histogram<u64>>,
+    /// Fan-out latency (µs) of moves that reached a client on another server than their
+    /// sender's (several `--url`, no reconnects: see `ClientPlan::instances`).
+    pub cross_latency: Mutex<Histogram<u64>>,
+    /// Moves delivered to steady clients, by the server (`--url`) the receiver is on.
+    pub delivered_by_instance: Vec<AtomicU64>,
     /// Fan-out latency (µs) of moves sent while a storm was joining.
     pub storm_latency: Mutex<Histogram<u64>>,
     /// Storm window on the clock of `clock::now_us` (0 when unset).
@@ -102,7 +107,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(rooms: usize) -> Self {
+    /// Counters for a run of `rooms` boards on `instances` servers.
+    pub fn new(rooms: usize, instances: usize) -> Self {
         let (phase, _) = watch::channel(Phase::Connect);
         Self {
             phase,
@@ -130,6 +136,8 @@ impl Shared {
             delivered_on_resync: AtomicU64::new(0),
             resync_gap: Mutex::new(new_histogram()),
             latency: Mutex::new(new_histogram()),
+            cross_latency: Mutex::new(new_histogram()),
+            delivered_by_instance: (0..instances.max(1)).map(|_| AtomicU64::new(0)).collect(),
             storm_latency: Mutex::new(new_histogram()),
             storm_from_us: AtomicU64::new(0),
             storm_until_us: AtomicU64::new(0),

@@ -38,6 +38,10 @@ pub struct RunReport {
     pub all_delivered: bool,
     /// Fan-out latency: a move's send → its arrival at another client.
     pub latency_us: Latency,
+    /// The same, of moves received on another server than their sender's (several `--url`).
+    pub cross_instance_latency_us: Option<Latency>,
+    /// Each server's share, with several `--url` (`cluster`).
+    pub instances: Vec<InstanceReport>,
     /// The same, for moves sent while a storm was joining.
     pub storm_latency_us: Option<Latency>,
     /// Initial sync: connect → step 2 applied.
@@ -151,6 +155,25 @@ pub struct ProcessStats {
     pub rss_end_kib: u64,
     /// VmRSS once every client was connected and the board seeded.
     pub rss_loaded_kib: u64,
+}
+
+/// One server of a run over several `--url`.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceReport {
+    pub url: String,
+    pub pid: Option<u32>,
+    /// Steady clients connected to it.
+    pub clients: u64,
+    /// Moves its clients received.
+    pub delivered: u64,
+    /// CPU seconds over the move phase and the drain (`None`: its process is not known).
+    pub cpu_s_move: Option<f64>,
+    pub peak_rss_kib: Option<u64>,
+    /// `cpu_s_move` per move its clients received, in µs.
+    pub cpu_us_per_delivered: Option<f64>,
+    /// `cpu_s_move` per move made anywhere in the run (each instance applies every move: its
+    /// own clients' to store, the others' from the bus), in µs.
+    pub cpu_us_per_move: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -340,7 +363,7 @@ pub struct TargetCheck {
 }
 
 impl TargetCheck {
-    fn new(name: &str, measured: String, limit: String, pass: bool) -> Self {
+    pub(crate) fn new(name: &str, measured: String, limit: String, pass: bool) -> Self {
         Self {
             name: name.into(),
             measured,
@@ -668,6 +691,21 @@ fn rows(runs: &[&RunReport]) -> Vec<(String, Vec<String>)> {
     row("fan-out p99", &|r| ms(r.latency_us.p99));
     row("fan-out p99.9", &|r| ms(r.latency_us.p999));
     row("fan-out max", &|r| ms(r.latency_us.max));
+    if runs.iter().any(|r| r.cross_instance_latency_us.is_some()) {
+        row(
+            "across servers: p50 / p99 / p99.9 (moves)",
+            &|r| match &r.cross_instance_latency_us {
+                Some(l) => format!(
+                    "{} / {} / {} ({})",
+                    ms(l.p50),
+                    ms(l.p99),
+                    ms(l.p999),
+                    l.count
+                ),
+                None => "-".into(),
+            },
+        );
+    }
     row("initial sync p50 / p99 / max", &|r| {
         format!(
             "{} / {} / {}",

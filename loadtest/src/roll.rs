@@ -86,6 +86,7 @@ pub async fn run(args: &RollArgs) -> anyhow::Result<RollReport> {
             .map(|a| format!("ws://{a}/ws/boards/{{board}}"))
             .collect(),
         server_pid: None,
+        instance_pids: Vec::new(),
     };
     let (moving_tx, moving_rx) = tokio::sync::oneshot::channel();
     let roll = async {

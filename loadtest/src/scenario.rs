@@ -23,6 +23,9 @@ pub struct Target {
     pub urls: Vec<String>,
     /// The server's process, for CPU time and memory (Linux /proc).
     pub server_pid: Option<u32>,
+    /// With several `urls`: the process behind each, in the same order, for each instance's
+    /// CPU time and memory (empty: not known, e.g. servers in this process).
+    pub instance_pids: Vec<u32>,
 }
 
 /// One board of a run.
@@ -109,7 +112,7 @@ pub async fn run_observed(
     anyhow::ensure!(!target.urls.is_empty(), "give at least one --url");
     anyhow::ensure!(!plan.rooms.is_empty(), "a run needs at least one board");
     let started = Instant::now();
-    let shared = Arc::new(Shared::new(plan.rooms.len()));
+    let shared = Arc::new(Shared::new(plan.rooms.len(), target.urls.len()));
     let (steady, joiners) = plan_clients(plan, target);
     let storm_joiners = joiners.len();
     // Long enough for every phase at its bound; clients give up by themselves after it.
@@ -174,6 +177,7 @@ pub async fn run_observed(
     // Move (and storm).
     let move_start = Instant::now();
     let server_move_start = target.server_pid.and_then(metrics::sample_process);
+    let instances_move_start = sample_all(&target.instance_pids);
     shared.phase.send_replace(Phase::Move);
     if let Some(tell) = move_started {
         let _ = tell.send(());
@@ -228,6 +232,7 @@ pub async fn run_observed(
     })
     .await;
     let server_move_end = target.server_pid.and_then(metrics::sample_process);
+    let instances_move_end = sample_all(&target.instance_pids);
 
     // Finish: doc-holding clients report their state; everyone closes.
     shared.phase.send_replace(Phase::Finish);
@@ -280,6 +285,14 @@ pub async fn run_observed(
             storm_all_synced,
             server,
             idle_memory,
+            instance_cpu: instances_move_start
+                .iter()
+                .zip(&instances_move_end)
+                .map(|(a, b)| match (a, b) {
+                    (Some(a), Some(b)) => Some((b.cpu_s - a.cpu_s, b.hwm_kib)),
+                    _ => None,
+                })
+                .collect(),
             own_cpu_start_s: own_start.map_or(0.0, |s| s.cpu_s),
             wall_seconds: started.elapsed().as_secs_f64(),
         },
@@ -308,12 +321,15 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(20);
 fn plan_clients(plan: &RunPlan, target: &Target) -> (Vec<ClientPlan>, Vec<ClientPlan>) {
     let mut steady = Vec::new();
     let mut next_id = 0u32;
+    let instances = target.urls.len();
     let mut url = |board: &str| {
-        let template = &target.urls[next_id as usize % target.urls.len()];
+        let instance = next_id as usize % instances;
         let id = next_id;
         next_id += 1;
-        (id, board_url(template, board))
+        (id, instance, board_url(&target.urls[instance], board))
     };
+    // A reconnecting client moves to another server: its id no longer tells which it is on.
+    let known = if plan.reconnect { 1 } else { instances };
     // The other servers, in the order after the client's own.
     let failover = |own: &str, board: &str| -> Vec<String> {
         if !plan.reconnect {
@@ -333,11 +349,13 @@ fn plan_clients(plan: &RunPlan, target: &Target) -> (Vec<ClientPlan>, Vec<Client
     for (r, room) in plan.rooms.iter().enumerate() {
         let doc_clients = (share * room.clients as f64).ceil() as usize;
         for i in 0..room.clients {
-            let (id, url) = url(&room.board);
+            let (id, instance, url) = url(&room.board);
             let seeds = i == 0 && room.cards > 0;
             steady.push(ClientPlan {
                 id,
                 room: r,
+                instance,
+                instances: known,
                 failover: failover(&url, &room.board),
                 url,
                 holds_doc: seeds || i < room.draggers || i < doc_clients,
@@ -360,10 +378,12 @@ fn plan_clients(plan: &RunPlan, target: &Target) -> (Vec<ClientPlan>, Vec<Client
         let room = &plan.rooms[0];
         let doc_clients = (share * storm.joiners as f64).ceil() as usize;
         for j in 0..storm.joiners {
-            let (id, url) = url(&room.board);
+            let (id, instance, url) = url(&room.board);
             joiners.push(ClientPlan {
                 id,
                 room: 0,
+                instance,
+                instances: known,
                 failover: failover(&url, &room.board),
                 url,
                 holds_doc: j < doc_clients,
@@ -403,6 +423,8 @@ struct Facts {
     storm_all_synced: Option<Duration>,
     server: Option<ProcessStats>,
     idle_memory: Option<IdleMemory>,
+    /// Each instance's CPU seconds over the move phase and drain, and its peak RSS (KiB).
+    instance_cpu: Vec<Option<(f64, u64)>>,
     own_cpu_start_s: f64,
     wall_seconds: f64,
 }
@@ -436,6 +458,9 @@ fn build_report(plan: &RunPlan, target: &Target, shared: &Shared, facts: Facts) 
         delivered_per_second: delivered as f64 / facts.move_seconds.max(1e-9),
         all_delivered: delivered == facts.expected,
         latency_us: report::Latency::from_histogram(&lock(&shared.latency)),
+        cross_instance_latency_us: (target.urls.len() > 1 && !plan.reconnect)
+            .then(|| report::Latency::from_histogram(&lock(&shared.cross_latency))),
+        instances: instances(plan, target, shared, &facts),
         storm_latency_us: plan
             .storm
             .map(|_| report::Latency::from_histogram(&lock(&shared.storm_latency))),
@@ -464,6 +489,61 @@ fn build_report(plan: &RunPlan, target: &Target, shared: &Shared, facts: Facts) 
         loadtest_peak_rss_kib: own.map(|s| s.hwm_kib).unwrap_or(0),
         wall_seconds: facts.wall_seconds,
     }
+}
+
+/// Each server's share of a run over several `--url`: its clients, the moves they received,
+/// and (when its process is known) its CPU time per delivered update and per move.
+fn instances(
+    plan: &RunPlan,
+    target: &Target,
+    shared: &Shared,
+    facts: &Facts,
+) -> Vec<report::InstanceReport> {
+    if target.urls.len() < 2 {
+        return Vec::new();
+    }
+    let n = target.urls.len();
+    let moves = shared.moves_sent_total();
+    let mut clients = vec![0u64; n];
+    let mut id = 0usize;
+    for room in &plan.rooms {
+        for _ in 0..room.clients {
+            clients[id % n] += 1;
+            id += 1;
+        }
+    }
+    target
+        .urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let delivered = shared
+                .delivered_by_instance
+                .get(i)
+                .map_or(0, |c| c.load(Ordering::Relaxed));
+            let cpu = facts.instance_cpu.get(i).copied().flatten();
+            report::InstanceReport {
+                url: url.clone(),
+                pid: target.instance_pids.get(i).copied(),
+                clients: clients[i],
+                delivered,
+                cpu_s_move: cpu.map(|(s, _)| s),
+                peak_rss_kib: cpu.map(|(_, kib)| kib),
+                cpu_us_per_delivered: cpu
+                    .filter(|_| delivered > 0)
+                    .map(|(s, _)| s * 1e6 / delivered as f64),
+                cpu_us_per_move: cpu
+                    .filter(|_| moves > 0)
+                    .map(|(s, _)| s * 1e6 / moves as f64),
+            }
+        })
+        .collect()
+}
+
+fn sample_all(pids: &[u32]) -> Vec<Option<ProcSample>> {
+    pids.iter()
+        .map(|&pid| metrics::sample_process(pid))
+        .collect()
 }
 
 /// Every doc-holding client of a board must end with the same state vector and the same cards

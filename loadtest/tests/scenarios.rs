@@ -106,6 +106,7 @@ impl Server {
             label: label.into(),
             urls: vec![format!("ws://{}/ws/boards/{{board}}", self.addr); copies],
             server_pid: None,
+            instance_pids: Vec::new(),
         }
     }
 
@@ -289,6 +290,59 @@ async fn cluster_spreads_clients_over_urls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_of_three_delivers_across_instances_and_reports_each_one() {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let schema = FreshSchema::create(
+        &std::env::var("FUNNEL_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+    )
+    .await
+    .unwrap();
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(Server::cluster_member(any, &schema.url).await);
+    }
+    let target = Target {
+        label: "three".into(),
+        urls: servers
+            .iter()
+            .map(|s| format!("ws://{}/ws/boards/{{board}}", s.addr))
+            .collect(),
+        server_pid: None,
+        instance_pids: Vec::new(),
+    };
+    // Two draggers (clients 0 and 1, on the first two instances) and seven observers.
+    let plan = plan("cluster", vec![room("three", 20, 9, 2, 10.0)], 1500);
+    let report = scenario::run(&plan, &target).await.unwrap();
+    for server in servers {
+        server.stop().await;
+    }
+    schema.drop().await;
+    assert_clean(&report);
+    let cross = report
+        .cross_instance_latency_us
+        .as_ref()
+        .expect("several servers: the moves across them apart");
+    // Each move reaches 8 others, of whom 6 are on another instance than its sender.
+    assert_eq!(cross.count * 8, report.moves_delivered * 6, "{cross:?}");
+    assert_eq!(report.instances.len(), 3);
+    assert_eq!(
+        report
+            .instances
+            .iter()
+            .map(|i| i.clients)
+            .collect::<Vec<_>>(),
+        [3, 3, 3]
+    );
+    let delivered: u64 = report.instances.iter().map(|i| i.delivered).sum();
+    assert_eq!(delivered, report.moves_delivered);
+    // In this process: no instance's CPU is known, and the table says so.
+    assert!(report.instances.iter().all(|i| i.cpu_s_move.is_none()));
+    let table = funnel_loadtest::cluster::instances_table(&report.instances);
+    assert!(table.contains("CPU per delivered update"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roll_clients_reconnect_on_1012_and_nothing_is_lost() {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let schema = FreshSchema::create(
@@ -309,6 +363,7 @@ async fn roll_clients_reconnect_on_1012_and_nothing_is_lost() {
             .map(|s| format!("ws://{}/ws/boards/{{board}}", s.addr))
             .collect(),
         server_pid: None,
+        instance_pids: Vec::new(),
     };
     let mut plan = plan("roll", vec![room("roll", 30, 8, 2, 10.0)], 3000);
     plan.reconnect = true;

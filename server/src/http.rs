@@ -296,9 +296,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// Each connection's read buffer. tungstenite's default (128 KiB) is what an idle connection
-/// would cost; client frames are small (a move is ~100 bytes), and larger ones grow the buffer
-/// as they come.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// would cost; client frames are small (a move is ~100 bytes, ten of them fit), and larger ones
+/// grow the buffer as they come (read this much at a time: a 200 KB seed batch takes 200
+/// reads). 4 KiB was a third of an idle connection's memory (BENCHMARKS.md, `idle`).
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// How much each connection's writer gathers before it writes to the socket (tungstenite's
 /// default is 128 KiB). A burst of small frames still goes out in one write; the buffer keeps

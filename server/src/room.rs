@@ -105,9 +105,10 @@ pub const ROOM_QUEUE: usize = 1024;
 
 /// How many commands a room handles before it stores and delivers: larger batches mean fewer
 /// storage transactions under load, smaller ones a shorter wait for the first command.
-const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = 256;
 
-/// How often stale presences are swept (see `state::AWARENESS_TIMEOUT_MS`).
+/// How often stale presences are swept (see `state::AWARENESS_TIMEOUT_MS`) and what only a busy
+/// board needs is let go (`RoomState::release_idle`).
 const AWARENESS_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// How often a room of a cluster catches up from the storage log even when the bus reports
@@ -224,7 +225,9 @@ struct Room {
     started: Instant,
     /// Since when the room has had no member (`None`: it has some).
     idle_since: Option<Instant>,
-    /// The commands of the current turn, in channel order (kept for its capacity).
+    /// The commands of the current turn, in channel order (kept for its capacity, which the
+    /// sweep gives back down to [`state::IDLE_CAPACITY`] commands: a burst of a full batch
+    /// would otherwise leave `MAX_BATCH` commands' room on an idle board).
     batch: Vec<RoomCommand>,
     sweep: Interval,
     /// Log entries stored since the last compaction started.
@@ -304,7 +307,7 @@ impl Room {
             shutdown: ctx.shutdown.clone(),
             started,
             idle_since: Some(Instant::now()),
-            batch: Vec::with_capacity(MAX_BATCH),
+            batch: Vec::new(),
             sweep,
             tail_len,
             name,
@@ -354,7 +357,11 @@ impl Room {
                 }
                 self.on_commands().await?;
             }
-            _ = self.sweep.tick() => self.state.sweep_awareness(self.presence_now()),
+            _ = self.sweep.tick() => {
+                self.state.sweep_awareness(self.presence_now());
+                self.state.release_idle();
+                self.batch.shrink_to(state::IDLE_CAPACITY);
+            }
             () = sleep_until_opt(idle_deadline) => {
                 if registration.leave(rx, |rx| rx.is_empty()) {
                     // Fold what this visit wrote, so the next load reads one snapshot. Safe

@@ -134,8 +134,12 @@ pub struct RoomState {
     /// The server's step 1, encoded once while the document is unchanged.
     cached_step1: Option<Bytes>,
     /// What a joiner with an empty document is sent, cut once and shared (a reconnect storm
-    /// encodes the board once, even while people keep moving cards).
+    /// encodes the board once, even while people keep moving cards). Dropped by
+    /// [`RoomState::release_idle`] once no joiner has used it for a sweep: on an idle board it
+    /// is a second copy of the whole document in memory.
     full_state: Option<FullState>,
+    /// A joiner was answered from `full_state` since the last [`RoomState::release_idle`].
+    full_state_used: bool,
     /// The board as plain data, one read model for the change feed and the upkeep.
     model: BoardModel,
     /// The server's upkeep of counters and avatars, when this room holds the board's lease.
@@ -175,7 +179,10 @@ pub struct RoomState {
 impl RoomState {
     /// A room over a loaded document. `clock` gives milliseconds for awareness expiry.
     pub fn new(board: BoardId, doc: Doc, clock: impl Clock + 'static) -> Self {
-        let awareness = Awareness::with_clock(doc.clone(), clock);
+        // The awareness reads its document's client id only (the server sets no presence of
+        // its own): given the board's document it would keep a second handle on it, so a
+        // replaced document (`replace_doc`) stayed in memory as long as the room.
+        let awareness = Awareness::with_clock(Doc::with_client_id(doc.client_id().get()), clock);
         let recorder = EffectRecorder::attach(&doc);
         let model = BoardModel::attach(&doc);
         Self {
@@ -189,6 +196,7 @@ impl RoomState {
             to_send: Vec::new(),
             cached_step1: None,
             full_state: None,
+            full_state_used: false,
             tainted: false,
             upkeep: None,
             upkeep_to_store: Vec::new(),
@@ -926,6 +934,21 @@ impl RoomState {
         }
     }
 
+    /// Lets go of what only a busy board needs (called every few seconds, see `room.rs`): the
+    /// joiners' shared cut of the board when no joiner used it since the last call (the next
+    /// one cuts it again), and the capacity that bursts left in the room's buffers.
+    pub fn release_idle(&mut self) {
+        if !self.full_state_used {
+            self.full_state = None;
+        }
+        self.full_state_used = false;
+        self.to_store.shrink_to(IDLE_CAPACITY);
+        self.to_send.shrink_to(IDLE_CAPACITY);
+        self.awareness_to_publish.shrink_to(IDLE_CAPACITY);
+        self.upkeep_frames.shrink_to(IDLE_CAPACITY);
+        self.upkeep_to_store.shrink_to(IDLE_CAPACITY);
+    }
+
     /// Removes presences not renewed for [`AWARENESS_TIMEOUT_MS`]; `now_ms` is on the room's
     /// awareness clock.
     pub fn sweep_awareness(&mut self, now_ms: u64) {
@@ -1152,6 +1175,7 @@ impl RoomState {
         if !sv.is_empty() {
             return answer_frames(&diff()).0;
         }
+        self.full_state_used = true;
         self.full_state
             .get_or_insert_with(|| FullState::cut(&diff()))
             .frames()
@@ -1300,6 +1324,10 @@ impl FullState {
         frames
     }
 }
+
+/// What a room's queues keep of their capacity once the board is quiet (see
+/// [`RoomState::release_idle`]): enough for a move and its echoes without a new allocation.
+pub const IDLE_CAPACITY: usize = 16;
 
 /// A v1 update that changes nothing: no structs, an empty delete set.
 const EMPTY_UPDATE: &[u8] = &[0, 0];

@@ -297,7 +297,7 @@ impl SqliteStorage {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let mut writer = Connection::open(&path)?;
-        configure(&writer)?;
+        configure(&writer, CACHE_KIB)?;
         migrate(&mut writer)?;
         webhooks::release_claims(&writer)?;
         // Checkpoints run on their own thread (see `checkpoint_loop`), never inside a commit
@@ -311,9 +311,9 @@ impl SqliteStorage {
             Ok(())
         }))?;
         let reader = Connection::open(&path)?;
-        configure(&reader)?;
+        configure(&reader, SIDE_CACHE_KIB)?;
         let checkpointer = Connection::open(&path)?;
-        configure(&checkpointer)?;
+        configure(&checkpointer, SIDE_CACHE_KIB)?;
         let checkpoint_thread = std::thread::Builder::new()
             .name("funnel-sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(&checkpointer, &checkpoints))?;
@@ -393,7 +393,7 @@ fn meta_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<BoardMeta>>
     }))
 }
 
-fn configure(conn: &Connection) -> Result<(), StorageError> {
+fn configure(conn: &Connection, cache_kib: usize) -> Result<(), StorageError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit is on disk before the room broadcasts it, even across a power loss.
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -402,12 +402,19 @@ fn configure(conn: &Connection) -> Result<(), StorageError> {
     // Every loaded board appends at the end of its own range of the log, so the writer's hot
     // pages grow with the boards in use: with 500 boards at 2 MiB, each commit read about 12
     // pages back from the files.
-    conn.pragma_update(None, "cache_size", -(CACHE_KIB as i64))?;
+    conn.pragma_update(None, "cache_size", -(cache_kib as i64))?;
     Ok(())
 }
 
-/// The most each connection's page cache holds, in KiB (see `configure`).
+/// The most the writer's page cache holds, in KiB (see `configure`).
 const CACHE_KIB: usize = 32 * 1024;
+
+/// The page cache of the reader and the checkpointer, in KiB: SQLite's default. Neither is on
+/// the commit path: the reader loads boards (each once while it stays loaded) and answers the
+/// API's reads, the checkpointer copies the log into the database. With the writer's 32 MiB
+/// each of them filled its own 32 MiB as the boards loaded, for nothing (the `rooms` load
+/// test's RSS, BENCHMARKS.md).
+const SIDE_CACHE_KIB: usize = 2 * 1024;
 
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     let done: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
