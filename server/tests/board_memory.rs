@@ -46,7 +46,12 @@ const T0: i64 = 1_800_000_000_000;
 /// cards' ids.
 fn stored_board(seed: usize) -> (Vec<u8>, Vec<String>) {
     let doc = Doc::new();
-    schema::initialize_board(&mut doc.transact_mut(), &Entity::Deal, "Deals");
+    schema::initialize_board(
+        &mut doc.transact_mut(),
+        &Entity::Deal,
+        schema::Language::En,
+        "Deals",
+    );
     let stages: Vec<String> = board::stages(&doc.transact())
         .into_iter()
         .map(|s| s.id)
