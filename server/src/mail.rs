@@ -423,7 +423,7 @@ async fn place(
             event,
             origin: Origin::Email,
             subject: (!mail.subject.is_empty()).then(|| mail.subject.clone()),
-            mail: Some(record),
+            mail: Some(Box::new(record)),
             reply,
         },
     )

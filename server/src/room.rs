@@ -76,8 +76,9 @@ pub enum RoomCommand {
         /// Subject); `None`: the start of the event's text.
         subject: Option<String>,
         /// The inbound message the event records, settled with it in storage (its `event_id`
-        /// is set there): a reader never sees the entry without its mail.
-        mail: Option<crate::storage::InboundMail>,
+        /// is set there): a reader never sees the entry without its mail. Boxed: a room
+        /// command stays small (the command channel holds many).
+        mail: Option<Box<crate::storage::InboundMail>>,
         reply: oneshot::Sender<Result<TimelineEvent, TimelineError>>,
     },
     /// A read or write of the board API (see [`api_write`]); the reply comes once what it wrote
@@ -550,7 +551,7 @@ impl Room {
         &mut self,
         event: TimelineEvent,
         subject: Option<String>,
-        mail: Option<crate::storage::InboundMail>,
+        mail: Option<Box<crate::storage::InboundMail>>,
         reply: oneshot::Sender<Result<TimelineEvent, TimelineError>>,
     ) {
         if !self.state.has_card(&event.card) {
@@ -561,7 +562,7 @@ impl Room {
             let _ = reply.send(Err(TimelineError::BoardFull { max }));
             return;
         }
-        match self.storage.add_event(event, mail).await {
+        match self.storage.add_event(event, mail.map(|mail| *mail)).await {
             Ok(stored) => {
                 self.state.apply_timeline_event(&stored, subject.as_deref());
                 self.timeline_replies.push((reply, stored));
