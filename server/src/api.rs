@@ -596,7 +596,6 @@ async fn add_timeline_event(
     room.send(RoomCommand::Timeline {
         event,
         origin: crate::feed::Origin::Api,
-        subject: None,
         mail: None,
         reply,
     })

@@ -422,7 +422,6 @@ async fn place(
         RoomCommand::Timeline {
             event,
             origin: Origin::Email,
-            subject: (!mail.subject.is_empty()).then(|| mail.subject.clone()),
             mail: Some(Box::new(record)),
             reply,
         },

@@ -72,12 +72,11 @@ pub enum RoomCommand {
         event: TimelineEvent,
         /// Where it came from (the API, or inbound e-mail), for the change feed.
         origin: crate::feed::Origin,
-        /// The subject of the open incoming activity an incoming event adds (an e-mail's
-        /// Subject); `None`: the start of the event's text.
-        subject: Option<String>,
         /// The inbound message the event records, settled with it in storage (its `event_id`
-        /// is set there): a reader never sees the entry without its mail. Boxed: a room
-        /// command stays small (the command channel holds many).
+        /// is set there): a reader never sees the entry without its mail. Its Subject is the
+        /// subject of the open incoming activity an incoming event adds; without a mail (or a
+        /// subject), the start of the event's text. Boxed: a room command stays small (the
+        /// command channel holds many).
         mail: Option<Box<crate::storage::InboundMail>>,
         reply: oneshot::Sender<Result<TimelineEvent, TimelineError>>,
     },
@@ -407,12 +406,8 @@ impl Room {
             let author = self.author_of(&command);
             match command {
                 RoomCommand::Timeline {
-                    event,
-                    subject,
-                    mail,
-                    reply,
-                    ..
-                } => self.timeline(event, subject, mail, reply).await,
+                    event, mail, reply, ..
+                } => self.timeline(event, mail, reply).await,
                 RoomCommand::Api { request, reply } => self.api(request, reply),
                 command => self.handle(command),
             }
@@ -550,7 +545,6 @@ impl Room {
     async fn timeline(
         &mut self,
         event: TimelineEvent,
-        subject: Option<String>,
         mail: Option<Box<crate::storage::InboundMail>>,
         reply: oneshot::Sender<Result<TimelineEvent, TimelineError>>,
     ) {
@@ -562,6 +556,10 @@ impl Room {
             let _ = reply.send(Err(TimelineError::BoardFull { max }));
             return;
         }
+        let subject = mail
+            .as_ref()
+            .map(|mail| mail.subject.clone())
+            .filter(|subject| !subject.is_empty());
         match self.storage.add_event(event, mail.map(|mail| *mail)).await {
             Ok(stored) => {
                 self.state.apply_timeline_event(&stored, subject.as_deref());
