@@ -54,10 +54,14 @@ async fn converge(clients: &mut [Client], titles: usize, limit: Duration) {
         }
         assert!(
             Instant::now() < deadline,
-            "clients did not converge: {:?}",
+            "clients did not converge: cards {:?}, state vectors {:?}",
             clients
                 .iter()
                 .map(|c| c.card_titles().len())
+                .collect::<Vec<_>>(),
+            clients
+                .iter()
+                .map(|c| yrs::ReadTxn::state_vector(&yrs::Transact::transact(&c.doc)))
                 .collect::<Vec<_>>()
         );
     }
