@@ -10,11 +10,12 @@ import { formText } from "../ui/formData";
 import { avatarOf } from "../ui/people";
 import { onLinkClick } from "../ui/route";
 import { colorFor, isValidUserId, type RosterEntry, type User } from "../ui/users";
+import { LanguageSwitch } from "./LanguageSwitch";
 import { useSession } from "./session";
 
 const ROLE_LABELS: Record<Me["role"], string> = { viewer: "Viewer", member: "Member", admin: "Admin" };
 
-/** The header's user: the signed-in account, or the local picker. */
+/** The header's user: the language switch, then the signed-in account or the local picker. */
 export function Identity(props: {
   account: Me | null;
   user: User;
@@ -22,7 +23,12 @@ export function Identity(props: {
   onUser: (id: string) => void;
   onRoster: (roster: RosterEntry[]) => void;
 }) {
-  return props.account !== null ? <Account me={props.account} /> : <UserPicker {...props} />;
+  return (
+    <>
+      <LanguageSwitch />
+      {props.account !== null ? <Account me={props.account} /> : <UserPicker {...props} />}
+    </>
+  );
 }
 
 /** The signed-in user: avatar, name and role; People (admins) and Sign out (a session). */
