@@ -36,7 +36,7 @@ import { formatDeadline, formatMoney, formatSums, parseMoneyInput, plural, timeA
 import { formText } from "../ui/formData";
 import { avatarOf } from "../ui/people";
 import { CardHistory } from "./CardHistory";
-import { COUNTER_LABELS } from "./CardView";
+import { counterLabel } from "./CardView";
 import { useBoard } from "./context";
 import { ActivityForm, activityKindLabel, attempt, FieldInput, FormError } from "./forms";
 import { useSession } from "./session";
@@ -210,7 +210,7 @@ export function ActivitiesPanel({ item, now }: { item: CardItem; now: number }) 
         <span class="counter" data-counter-state={counter.state} aria-hidden="true">
           {counter.count}
         </span>{" "}
-        {COUNTER_LABELS[counter.state]}
+        {counterLabel(counter.state)}
         {counter.next !== null && <> · next deadline {formatDeadline(counter.next, now)}</>}
       </p>
       <ActivitiesSection item={item} now={now} />

@@ -83,7 +83,18 @@ export const fr: Record<Key, Message> = {
   "board.viewOnly": "Vous pouvez seulement consulter ce tableau",
   "board.cannotMove": "La fiche ne peut pas aller plus loin dans ce sens",
   "board.movedTo": "Fiche déplacée vers {stage}",
-  "board.movedWithin": "Fiche déplacée vers le {direction} dans {stage}",
+  "board.movedUp": "Fiche remontée dans {stage}",
+  "board.movedDown": "Fiche descendue dans {stage}",
+  "board.cardArchived": "Fiche {title} archivée",
+  "board.cardRestored": "Fiche {title} restaurée",
+  "board.cardDeleted": "Fiche {title} supprimée",
+  "board.cardBack": "« {title} » est de retour sur le tableau.",
+  "board.cardArchivedNotice": "« {title} » archivée.",
+  "board.cardDeletedNotice": "« {title} » supprimée.",
+  "board.someone": "Quelqu'un",
+  "board.theCard": "La fiche",
+  "board.anotherStage": "une autre étape",
+  "board.moveLost": "Entre-temps, {who} a déplacé « {title} » vers {stage}.",
   "board.moveFailed": "la fiche n'a pas pu être déplacée : vérifiez les champs et réessayez",
 
   "chrome.loadingBoard": "Chargement du tableau…",
@@ -130,7 +141,21 @@ export const fr: Record<Key, Message> = {
   "card.showActivities": "{label} : {count}{next}. Afficher les activités",
   "card.openMove": "{title}. Entrée pour ouvrir, Alt et les flèches pour déplacer.",
   "card.open": "{title}. Entrée pour ouvrir.",
-  "card.presence": "{name} est en train de {what} cette fiche",
+  "card.dragging": "{name} déplace cette fiche",
+  "card.viewing": "{name} consulte cette fiche",
+
+  "activityBar.label": "Activités dans {stage}",
+  "activityBar.overdue": { one: "{count} fiche en retard", other: "{count} fiches en retard" },
+  "activityBar.today": { one: "{count} fiche à traiter aujourd'hui", other: "{count} fiches à traiter aujourd'hui" },
+  "activityBar.planned": { one: "{count} fiche planifiée", other: "{count} fiches planifiées" },
+  "activityBar.none": { one: "{count} fiche sans activité", other: "{count} fiches sans activité" },
+  "activityBar.showingOverdue":
+    "Seules les fiches aux activités en retard sont affichées ; appuyez de nouveau pour tout afficher",
+  "activityBar.showingToday":
+    "Seules les fiches aux activités du jour sont affichées ; appuyez de nouveau pour tout afficher",
+  "activityBar.showingPlanned":
+    "Seules les fiches aux activités planifiées sont affichées ; appuyez de nouveau pour tout afficher",
+  "activityBar.showingNone": "Seules les fiches sans activité sont affichées ; appuyez de nouveau pour tout afficher",
 
   "wonLost.bar": "Gagner ou perdre une fiche : déposez-la ici",
   "wonLost.hint": "Déposez une fiche ici",
