@@ -411,7 +411,7 @@ export function BoardPage({
     return hash;
   }, [roster, presence.users]);
 
-  const fields = useMemo(() => allFields(snapshot.fieldDefs), [snapshot.fieldDefs]);
+  const fields = useMemo(() => allFields(snapshot.fieldDefs, language), [snapshot.fieldDefs, language]);
   const displayed = store.displayFieldsOf(user.id);
   const displayKey = displayed === null ? "" : displayed.join("\u0000");
   // Keyed by the list's content: displayFieldsOf(user) reads a new array on every render.

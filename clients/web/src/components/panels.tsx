@@ -26,7 +26,7 @@ import {
   fieldText,
   inputValue,
   parseCurrency,
-  EMAIL_ERROR,
+  emailError,
   parseEmail,
   parseFieldInput,
   quickCreateFieldsOf,
@@ -36,6 +36,7 @@ import { formatDeadline, formatMoney, formatSums, parseMoneyInput, plural, timeA
 import { formText } from "../ui/formData";
 import { avatarOf } from "../ui/people";
 import { CardHistory } from "./CardHistory";
+import { currentLanguage } from "../ui/i18n";
 import { counterLabel } from "./CardView";
 import { useBoard } from "./context";
 import { ActivityForm, activityKindLabel, attempt, FieldInput, FormError } from "./forms";
@@ -264,7 +265,7 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
         break;
       case "email": {
         const email = parseEmail(text);
-        if (email === null) return setError(EMAIL_ERROR);
+        if (email === null) return setError(emailError());
         edit = { email };
         break;
       }
@@ -512,7 +513,8 @@ export function SettingsPanel({
 }) {
   const board = useBoard();
   const [error, setError] = useState<string | null>(null);
-  const fields = useMemo(() => allFields(snapshot.fieldDefs), [snapshot.fieldDefs]);
+  const language = currentLanguage();
+  const fields = useMemo(() => allFields(snapshot.fieldDefs, language), [snapshot.fieldDefs, language]);
   const quick = new Set(quickCreateFieldsOf(snapshot.quickCreate, fields).map((f) => f.id));
   const display = new Set(displayFieldsOf(displayed, fields).map((f) => f.id));
 
