@@ -72,9 +72,21 @@ export function localeOf(language: Language, browser: readonly string[] = browse
   return language === "fr" ? "fr-FR" : "en-US";
 }
 
+const pageLocales = new Map<Language, string>();
+
+/** The locale of `language` on this page (worked out once: a board renders it for every card). */
+export function pageLocale(language: Language): string {
+  let locale = pageLocales.get(language);
+  if (locale === undefined) {
+    locale = localeOf(language);
+    pageLocales.set(language, locale);
+  }
+  return locale;
+}
+
 /** The locale of the page's language. */
 export function currentLocale(): string {
-  return localeOf(current);
+  return pageLocale(current);
 }
 
 /** Switches the page's language: saved, `<html lang>` set, every listener told (the app re-renders). */
@@ -116,6 +128,16 @@ export function useLanguage(): Language {
 export type Params = Record<string, string | number>;
 
 const pluralRules = new Map<string, Intl.PluralRules>();
+const numberFormats = new Map<string, Intl.NumberFormat>();
+
+function numberFormat(locale: string): Intl.NumberFormat {
+  let format = numberFormats.get(locale);
+  if (format === undefined) {
+    format = new Intl.NumberFormat(locale);
+    numberFormats.set(locale, format);
+  }
+  return format;
+}
 
 function pluralRule(locale: string): Intl.PluralRules {
   let rules = pluralRules.get(locale);
@@ -132,7 +154,7 @@ function pluralRule(locale: string): Intl.PluralRules {
  */
 export function translate(language: Language, key: Key, params: Params = {}): string {
   const message = CATALOGUES[language][key] ?? en[key];
-  const locale = localeOf(language);
+  const locale = pageLocale(language);
   let text: string;
   if (typeof message === "string") {
     text = message;
@@ -144,7 +166,7 @@ export function translate(language: Language, key: Key, params: Params = {}): st
   return text.replace(/\{(\w+)\}/gu, (whole, name: string) => {
     const value = params[name];
     if (value === undefined) return whole;
-    return typeof value === "number" ? new Intl.NumberFormat(locale).format(value) : value;
+    return typeof value === "number" ? numberFormat(locale).format(value) : value;
   });
 }
 
