@@ -159,6 +159,15 @@ export const en = {
   "wonLost.bar": "Win or lose a card: drop it here",
   "wonLost.hint": "Drop a card here",
 
+  "signIn.documentTitle": "Sign in · funnel",
+  "signIn.title": "Sign in",
+  "signIn.email": "E-mail address",
+  "signIn.password": "Password",
+  "signIn.busy": "Signing in…",
+  "signIn.missing": "Enter your e-mail address and your password",
+  "signIn.hint":
+    "No password yet? Open the invite link an administrator sent you. Forgot it? Ask an administrator for a new link.",
+
   "filter.search": "Search cards",
   "filter.searchHint": "Title, client, e-mail or amount (>1000, <500)",
   "filter.filters": "Filters",

@@ -160,6 +160,15 @@ export const fr: Record<Key, Message> = {
   "wonLost.bar": "Gagner ou perdre une fiche : déposez-la ici",
   "wonLost.hint": "Déposez une fiche ici",
 
+  "signIn.documentTitle": "Connexion · funnel",
+  "signIn.title": "Se connecter",
+  "signIn.email": "Adresse e-mail",
+  "signIn.password": "Mot de passe",
+  "signIn.busy": "Connexion…",
+  "signIn.missing": "Saisissez votre adresse e-mail et votre mot de passe",
+  "signIn.hint":
+    "Pas encore de mot de passe ? Ouvrez le lien d'invitation envoyé par un administrateur. Oublié ? Demandez un nouveau lien à un administrateur.",
+
   "filter.search": "Rechercher des fiches",
   "filter.searchHint": "Titre, client, e-mail ou montant (>1000, <500)",
   "filter.filters": "Filtres",
