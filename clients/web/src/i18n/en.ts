@@ -8,6 +8,22 @@ export type Message =
 export const en = {
   "language.label": "Language",
 
+  "role.viewer": "Viewer",
+  "role.member": "Member",
+  "role.admin": "Admin",
+  "account.signedInAs": "Signed in as {who}",
+  "account.people": "People",
+  "account.signOut": "Sign out",
+  "picker.currentUser": "Current user",
+  "picker.badId": "An id is 1 to 64 characters without spaces",
+  "picker.hint": "Names are kept in this browser. Everyone appears under their id elsewhere until named.",
+  "picker.nameOf": "Name of {id}",
+  "picker.remove": "Remove {name}",
+  "picker.add": "Add a person",
+  "picker.id": "Id",
+  "picker.addButton": "Add",
+  "picker.done": "Done",
+
   "entity.lead": "Leads",
   "entity.deal": "Deals",
   "entity.invoice": "Invoices",

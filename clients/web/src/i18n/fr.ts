@@ -5,6 +5,23 @@ import type { Key, Message } from "./en";
 export const fr: Record<Key, Message> = {
   "language.label": "Langue",
 
+  "role.viewer": "Lecteur",
+  "role.member": "Membre",
+  "role.admin": "Administrateur",
+  "account.signedInAs": "Connecté en tant que {who}",
+  "account.people": "Personnes",
+  "account.signOut": "Se déconnecter",
+  "picker.currentUser": "Utilisateur actuel",
+  "picker.badId": "Un identifiant compte 1 à 64 caractères, sans espace",
+  "picker.hint":
+    "Les noms sont conservés dans ce navigateur. Ailleurs, chacun apparaît sous son identifiant tant qu'il n'a pas de nom.",
+  "picker.nameOf": "Nom de {id}",
+  "picker.remove": "Retirer {name}",
+  "picker.add": "Ajouter une personne",
+  "picker.id": "Identifiant",
+  "picker.addButton": "Ajouter",
+  "picker.done": "Terminé",
+
   "entity.lead": "Prospects",
   "entity.deal": "Transactions",
   "entity.invoice": "Factures",
