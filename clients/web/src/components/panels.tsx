@@ -36,7 +36,7 @@ import { formatDeadline, formatMoney, formatSums, parseMoneyInput, plural, timeA
 import { formText } from "../ui/formData";
 import { avatarOf } from "../ui/people";
 import { CardHistory } from "./CardHistory";
-import { currentLanguage } from "../ui/i18n";
+import { currentLanguage, t } from "../ui/i18n";
 import { counterLabel } from "./CardView";
 import { useBoard } from "./context";
 import { ActivityForm, activityKindLabel, attempt, FieldInput, FormError } from "./forms";
@@ -79,7 +79,13 @@ export function Drawer({
     >
       <header class="drawer-header">
         <h2 id={titleId}>{title}</h2>
-        <button type="button" class="icon-button" data-action="close-panel" aria-label="Close" onClick={onClose}>
+        <button
+          type="button"
+          class="icon-button"
+          data-action="close-panel"
+          aria-label={t("common.close")}
+          onClick={onClose}
+        >
           ×
         </button>
       </header>
@@ -91,7 +97,7 @@ export function Drawer({
 function Avatar({ user, size }: { user: string; size?: "small" }) {
   const board = useBoard();
   const { directory } = useSession();
-  const name = user === "" ? "Nobody" : board.nameOf(user);
+  const name = user === "" ? t("card.nobody") : board.nameOf(user);
   const look = avatarOf(directory, user, name);
   return (
     <span
@@ -131,13 +137,13 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
                 <span class="activity-meta">
                   {direction === "incoming"
                     ? deadline !== null
-                      ? `Came in ${timeAgo(deadline, now)}`
-                      : "Came in"
+                      ? t("panel.cameInAgo", { ago: timeAgo(deadline, now) })
+                      : t("panel.cameIn")
                     : deadline !== null
                       ? formatDeadline(deadline, now)
-                      : "No deadline"}
+                      : t("panel.noDeadline")}
                   {" · "}
-                  {activity.facts.responsible === "" ? "Nobody" : board.nameOf(activity.facts.responsible)}
+                  {activity.facts.responsible === "" ? t("card.nobody") : board.nameOf(activity.facts.responsible)}
                 </span>
               </span>
               {board.can.editActivities && (
@@ -187,12 +193,12 @@ function ActivitiesSection({ item, now }: { item: CardItem; now: number }) {
   const board = useBoard();
   const [adding, setAdding] = useState(false);
   return (
-    <section class="panel-section" aria-label="Activities">
+    <section class="panel-section" aria-label={t("filter.state")}>
       <div class="section-title">
-        <h3>Activities</h3>
+        <h3>{t("filter.state")}</h3>
         {!adding && board.can.editActivities && (
           <button type="button" class="button small primary" data-action="add-activity" onClick={() => setAdding(true)}>
-            + Activity
+            {t("panel.addActivity")}
           </button>
         )}
       </div>
@@ -206,7 +212,7 @@ export function ActivitiesPanel({ item, now }: { item: CardItem; now: number }) 
   const board = useBoard();
   const { counter } = item;
   return (
-    <Drawer panel="activities" title={`Activities · ${item.card.title}`} onClose={board.closePanel}>
+    <Drawer panel="activities" title={t("panel.activitiesOf", { title: item.card.title })} onClose={board.closePanel}>
       <p class="counter-summary">
         <span class="counter" data-counter-state={counter.state} aria-hidden="true">
           {counter.count}
@@ -250,13 +256,13 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
         break;
       case "amount": {
         const minor = parseMoneyInput(text, card.currency);
-        if (minor === null) return setError("Amount: enter a number such as 1500 or 1500.50");
+        if (minor === null) return setError(t("field.badAmount", { label: t("field.amount") }));
         edit = { amount: minor };
         break;
       }
       case "currency": {
         const code = parseCurrency(text);
-        if (code === null) return setError("Currency: use a three-letter code such as USD or EUR");
+        if (code === null) return setError(t("panel.badCurrency"));
         edit = { currency: code };
         break;
       }
@@ -321,8 +327,8 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
           {card.createdAt > 0 ? timeAgo(card.createdAt, snapshot.now) : "—"}
         </span>
       </div>
-      <section class="panel-section" aria-label="Fields">
-        <h3>Fields</h3>
+      <section class="panel-section" aria-label={t("panel.fields")}>
+        <h3>{t("panel.fields")}</h3>
         {!board.can.editCards ? (
           <dl class="card-fields-read" data-card-fields-read="">
             {fields.map((field) => {
@@ -406,8 +412,8 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
     return () => abort.abort();
   }, [boardId, cardId, revision]);
   return (
-    <section class="panel-section" aria-label="Timeline" data-timeline="">
-      <h3>Timeline</h3>
+    <section class="panel-section" aria-label={t("panel.timeline")} data-timeline="">
+      <h3>{t("panel.timeline")}</h3>
       {events === "loading" ? (
         <p class="muted">Loading…</p>
       ) : events === null || events.length === 0 ? (
@@ -452,7 +458,7 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
 export function ArchivedPanel({ cards, stages }: { cards: readonly CardData[]; stages: readonly Stage[] }) {
   const board = useBoard();
   return (
-    <Drawer panel="archived" title="Archived cards" onClose={board.closePanel}>
+    <Drawer panel="archived" title={t("panel.archivedCards")} onClose={board.closePanel}>
       {cards.length === 0 ? (
         <p class="muted">Nothing archived. Archive a card from its panel to take it off the board.</p>
       ) : (
@@ -462,7 +468,7 @@ export function ArchivedPanel({ cards, stages }: { cards: readonly CardData[]; s
               <span class="activity-main">
                 <span class="activity-subject">{card.title || "(no title)"}</span>
                 <span class="activity-meta">
-                  {stages.find((s) => s.id === card.stage)?.name ?? "Deleted stage"} ·{" "}
+                  {stages.find((s) => s.id === card.stage)?.name ?? t("panel.deletedStage")} ·{" "}
                   {formatMoney(card.amount, card.currency)}
                   {card.archivedAt !== null && ` · archived ${timeAgo(card.archivedAt, Date.now())}`}
                 </span>
@@ -489,15 +495,21 @@ export function ArchivedPanel({ cards, stages }: { cards: readonly CardData[]; s
 export function timelineLabel(kind: string, direction: string): string {
   switch (kind) {
     case "comment":
-      return "Comment";
+      return t("timeline.comment");
     case "call":
-      return direction === "missed" ? "Missed call" : direction === "outgoing" ? "Outgoing call" : "Incoming call";
+      return t(
+        direction === "missed"
+          ? "timeline.missedCall"
+          : direction === "outgoing"
+            ? "timeline.outgoingCall"
+            : "timeline.incomingCall",
+      );
     case "email":
-      return direction === "outgoing" ? "E-mail sent" : "E-mail received";
+      return t(direction === "outgoing" ? "timeline.emailSent" : "timeline.emailReceived");
     case "chat":
-      return direction === "outgoing" ? "Chat message sent" : "Chat message received";
+      return t(direction === "outgoing" ? "timeline.chatSent" : "timeline.chatReceived");
     default:
-      return kind === "" ? "Event" : kind;
+      return kind === "" ? t("timeline.event") : kind;
   }
 }
 
@@ -542,16 +554,16 @@ export function SettingsPanel({
       }),
     );
     if (refused !== null) return setError(refused);
-    board.announce("Settings saved");
+    board.announce(t("panel.settingsSaved"));
     board.closePanel();
   };
 
   return (
-    <Drawer panel="settings" title="Kanban settings" onClose={board.closePanel}>
+    <Drawer panel="settings" title={t("panel.settings")} onClose={board.closePanel}>
       <form class="settings-form" data-form="settings" onSubmit={save}>
         {board.can.editBoardSettings && (
           <fieldset>
-            <legend>Quick-create form</legend>
+            <legend>{t("panel.quickCreate")}</legend>
             <p class="hint">The fields the + of a column asks for. The title is always asked.</p>
             {fields
               .filter((f) => f.creatable)
@@ -569,7 +581,7 @@ export function SettingsPanel({
           </fieldset>
         )}
         <fieldset>
-          <legend>My card fields</legend>
+          <legend>{t("panel.myFields")}</legend>
           <p class="hint">What your cards show. Only you see this choice.</p>
           {fields.map((f) => (
             <label key={f.id} class="field field-check">
@@ -580,7 +592,7 @@ export function SettingsPanel({
         </fieldset>
         {board.can.editBoardSettings && (
           <fieldset>
-            <legend>Activity counter</legend>
+            <legend>{t("panel.counter")}</legend>
             <label class="field">
               <span class="field-label">Turns red this many minutes before a deadline</span>
               <input
