@@ -32,7 +32,7 @@ import {
   quickCreateFieldsOf,
   type FieldInfo,
 } from "../ui/fields";
-import { formatDeadline, formatMoney, formatSums, parseMoneyInput, plural, timeAgo } from "../ui/format";
+import { formatDeadline, formatMoney, formatSums, parseMoneyInput, timeAgo } from "../ui/format";
 import { formText } from "../ui/formData";
 import { avatarOf } from "../ui/people";
 import { CardHistory } from "./CardHistory";
@@ -731,19 +731,19 @@ function NewFieldForm() {
 export function WorkloadPanel({ workload, currency }: { workload: readonly Workload[]; currency: string }) {
   const board = useBoard();
   return (
-    <section class="workload" data-panel="workload" aria-label="Workload by manager">
+    <section class="workload" data-panel="workload" aria-label={t("workload.label")}>
       <table>
         <thead>
           <tr>
-            <th scope="col">Manager</th>
+            <th scope="col">{t("workload.manager")}</th>
             <th scope="col" class="num">
-              Cards
+              {t("workload.cards")}
             </th>
             <th scope="col" class="num">
-              Amount
+              {t("workload.amount")}
             </th>
             <th scope="col" class="num">
-              Due activities
+              {t("workload.due")}
             </th>
           </tr>
         </thead>
@@ -751,7 +751,7 @@ export function WorkloadPanel({ workload, currency }: { workload: readonly Workl
           {workload.length === 0 && (
             <tr>
               <td colSpan={4} class="muted">
-                No cards yet.
+                {t("workload.empty")}
               </td>
             </tr>
           )}
@@ -759,7 +759,7 @@ export function WorkloadPanel({ workload, currency }: { workload: readonly Workl
             <tr key={load.responsible} data-workload-user={load.responsible}>
               <th scope="row">
                 <Avatar user={load.responsible} size="small" />{" "}
-                {load.responsible === "" ? "Unassigned" : board.nameOf(load.responsible)}
+                {load.responsible === "" ? t("workload.unassigned") : board.nameOf(load.responsible)}
               </th>
               <td class="num" data-workload-cards="">
                 {load.cards}
@@ -774,13 +774,7 @@ export function WorkloadPanel({ workload, currency }: { workload: readonly Workl
           ))}
         </tbody>
       </table>
-      <p class="hint">
-        {plural(
-          workload.reduce((n, l) => n + l.cards, 0),
-          "card",
-        )}{" "}
-        in all.
-      </p>
+      <p class="hint">{t("workload.total", { count: workload.reduce((n, l) => n + l.cards, 0) })}</p>
     </section>
   );
 }

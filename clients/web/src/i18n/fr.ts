@@ -177,6 +177,25 @@ export const fr: Record<Key, Message> = {
   "wonLost.bar": "Gagner ou perdre une fiche : déposez-la ici",
   "wonLost.hint": "Déposez une fiche ici",
 
+  "forecast.title": "Prévisions par date de clôture prévue",
+  "forecast.month": "Mois",
+  "forecast.cards": "Fiches",
+  "forecast.sum": "Somme",
+  "forecast.weighted": "Pondéré",
+  "forecast.undated": "Sans date de clôture",
+  "forecast.empty": "Aucune fiche en cours.",
+  "forecast.hint":
+    "Renseignez la date de clôture prévue d'une fiche dans son panneau ; la probabilité de chaque étape pondère ses fiches.",
+
+  "workload.label": "Charge par responsable",
+  "workload.manager": "Responsable",
+  "workload.cards": "Fiches",
+  "workload.amount": "Montant",
+  "workload.due": "Activités en retard",
+  "workload.empty": "Aucune fiche pour l'instant.",
+  "workload.unassigned": "Sans responsable",
+  "workload.total": { one: "{count} fiche au total.", other: "{count} fiches au total." },
+
   "panel.cameIn": "Reçue",
   "panel.cameInAgo": "Reçue {ago}",
   "panel.noDeadline": "Sans échéance",
