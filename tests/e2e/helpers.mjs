@@ -389,12 +389,13 @@ export const consoleLog = { errors: [], expectedWhileOffline: [], expectedRefusa
  * One user's browser: its own context (cookies, storage, network) and page, whose console
  * errors and uncaught errors go to `consoleLog`. Console errors matching one of
  * `expectedErrors` (say, the browser's own line for a request the server refuses with 401, on a
- * page the test opens without a token) go to `consoleLog.expectedRefusals` instead.
+ * page the test opens without a token) go to `consoleLog.expectedRefusals` instead. `locale` is
+ * the browser's language (en-US unless a test asks for another).
  */
-export async function newSession (browser, user, { testName = '', expectedErrors = [], viewport = VIEWPORT, mobile = false } = {}) {
+export async function newSession (browser, user, { testName = '', expectedErrors = [], viewport = VIEWPORT, mobile = false, locale = 'en-US' } = {}) {
   const context = await browser.newContext({
     viewport,
-    locale: 'en-US',
+    locale,
     timezoneId: 'UTC',
     ...(mobile ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {})
   })

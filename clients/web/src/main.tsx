@@ -1,7 +1,9 @@
-// Entry point: takes the page's token out of the address (src/ui/auth.ts), then mounts the app.
+// Entry point: takes the page's token out of the address (src/ui/auth.ts), sets `<html lang>`
+// (src/ui/i18n.ts), then mounts the app, which renders again on a switch of language.
 
 import { render } from "preact";
 import { App } from "./components/App";
+import { applyDocumentLanguage, useLanguage } from "./ui/i18n";
 import { setApiToken } from "./ui/api";
 import { takeToken, type TokenStore } from "./ui/auth";
 import "./styles.css";
@@ -30,5 +32,12 @@ if (search !== null) {
 }
 setApiToken(token);
 
+/** The app, rendered again (not reloaded) when the page's language switches. */
+function Root() {
+  useLanguage();
+  return <App token={token} />;
+}
+
+applyDocumentLanguage();
 const root = document.getElementById("app");
-if (root !== null) render(<App token={token} />, root);
+if (root !== null) render(<Root />, root);

@@ -5,19 +5,19 @@
 // only those cards, and the address says so), pressing it again takes the filter off.
 
 import { ACTIVITY_STATUSES, type ActivityStatus } from "../ui/activityStatus";
-import { plural } from "../ui/format";
+import { t, type Key } from "../ui/i18n";
 
-const TEXT = {
-  bar: (stage: string) => `Activities in ${stage}`,
-  status: {
-    overdue: "overdue",
-    today: "due today",
-    planned: "planned",
-    none: "no activity",
-  } satisfies Record<ActivityStatus, string>,
-  segment: (count: number, status: string) => `${plural(count, "card")} ${status}`,
-  showing: (status: string) =>
-    `Showing only cards with ${status === "no activity" ? "no activity" : `activities ${status}`}; press again to show all`,
+const SEGMENT: Record<ActivityStatus, Key> = {
+  overdue: "activityBar.overdue",
+  today: "activityBar.today",
+  planned: "activityBar.planned",
+  none: "activityBar.none",
+};
+const SHOWING: Record<ActivityStatus, Key> = {
+  overdue: "activityBar.showingOverdue",
+  today: "activityBar.showingToday",
+  planned: "activityBar.showingPlanned",
+  none: "activityBar.showingNone",
 };
 
 export function ActivityBar({
@@ -37,14 +37,19 @@ export function ActivityBar({
   let total = 0;
   for (const count of counts.values()) total += count;
   return (
-    <div class="activity-bar" role="group" aria-label={TEXT.bar(stageName)} data-activity-bar="">
+    <div
+      class="activity-bar"
+      role="group"
+      aria-label={t("activityBar.label", { stage: stageName })}
+      data-activity-bar=""
+    >
       {total === 0 ? (
         <span class="activity-segment activity-empty" style="flex-grow:1" />
       ) : (
         ACTIVITY_STATUSES.map((status) => {
           const count = counts.get(status) ?? 0;
           if (count === 0) return null;
-          const label = TEXT.segment(count, TEXT.status[status]);
+          const label = t(SEGMENT[status], { count });
           const pressed = selected.includes(status);
           return (
             <button
@@ -56,7 +61,7 @@ export function ActivityBar({
               style={`flex-grow:${count}`}
               aria-pressed={pressed}
               aria-label={label}
-              title={pressed ? TEXT.showing(TEXT.status[status]) : label}
+              title={pressed ? t(SHOWING[status]) : label}
               onClick={() => onSelect(status)}
             />
           );

@@ -8,7 +8,7 @@ import type { Stage } from "../model/board";
 import { isOpenKind } from "../model/schema";
 import type { ConnectionStatus } from "../store/connection";
 import type { Refusal } from "../ui/auth";
-import { plural } from "../ui/format";
+import { t } from "../ui/i18n";
 
 export interface Total {
   count: number;
@@ -38,10 +38,10 @@ export function boardTotals(
 
 /** While the server's state streams in: an indeterminate bar and the cards received so far. */
 export function LoadingBar({ cards }: { cards: number }) {
-  const text = cards === 0 ? "Loading the board…" : `Loading the board… ${plural(cards, "card")} so far`;
+  const text = cards === 0 ? t("chrome.loadingBoard") : t("chrome.loadingSoFar", { count: cards });
   return (
     <div class="loading" data-loading="" role="status">
-      <progress aria-label="Loading the board" />
+      <progress aria-label={t("chrome.loadingBoard")} />
       <span class="muted">{text}</span>
     </div>
   );
@@ -61,12 +61,12 @@ export function StageSwitcher({
   const previous = columns[index - 1];
   const next = columns[index + 1];
   return (
-    <nav class="stage-switcher" aria-label="Stage">
+    <nav class="stage-switcher" aria-label={t("chrome.stage")}>
       <button
         type="button"
         class="icon-button"
         data-action="previous-stage"
-        aria-label={previous ? `Previous stage: ${previous.stage.name}` : "No previous stage"}
+        aria-label={previous ? t("chrome.previousStage", { stage: previous.stage.name }) : t("chrome.noPreviousStage")}
         disabled={previous === undefined}
         onClick={() => previous && onSwitch(previous.stage.id)}
       >
@@ -75,7 +75,7 @@ export function StageSwitcher({
       <select
         name="stage-switcher"
         data-stage-switcher=""
-        aria-label="Stage shown"
+        aria-label={t("chrome.stageShown")}
         value={current ?? ""}
         onChange={(event) => onSwitch(event.currentTarget.value)}
       >
@@ -89,7 +89,7 @@ export function StageSwitcher({
         type="button"
         class="icon-button"
         data-action="next-stage"
-        aria-label={next ? `Next stage: ${next.stage.name}` : "No next stage"}
+        aria-label={next ? t("chrome.nextStage", { stage: next.stage.name }) : t("chrome.noNextStage")}
         disabled={next === undefined}
         onClick={() => next && onSwitch(next.stage.id)}
       >
@@ -104,14 +104,14 @@ export function ConnectionBadge({ status, refusal }: { status: ConnectionStatus;
     refusal !== null
       ? refusal.message
       : status.state === "connected"
-        ? "Live"
+        ? t("chrome.live")
         : status.state === "loading"
-          ? "Loading…"
+          ? t("common.loading")
           : status.state === "connecting"
             ? status.wasConnected
-              ? "Reconnecting…"
-              : "Connecting…"
-            : "Offline: changes are kept in this browser";
+              ? t("chrome.reconnecting")
+              : t("chrome.connecting")
+            : t("chrome.offline");
   return (
     <span
       class="connection"
@@ -131,19 +131,19 @@ export function ConnectionBadge({ status, refusal }: { status: ConnectionStatus;
 export function RefusalBanner({ refusal, loaded }: { refusal: Refusal; loaded: boolean }) {
   const hint =
     refusal.code === 4401
-      ? "Open funnel again with the sign-in link you were given, or ask an administrator for a new one."
+      ? t("chrome.hint4401")
       : refusal.code === 4404
-        ? "It may have been deleted, or the link is wrong."
+        ? t("chrome.hint4404")
         : refusal.code === 4403 && !loaded
-          ? "Ask an administrator for access to this board."
+          ? t("chrome.hint4403")
           : refusal.code === 4429
-            ? "The board is still here; this page stopped syncing."
-            : "Reload the page to see the board as the server has it.";
+            ? t("chrome.hint4429")
+            : t("chrome.hintReload");
   return (
     <div class="refusal refusal-banner" data-refusal={String(refusal.code)} role="alert">
       <p class="refusal-message">{refusal.message}</p>
       {refusal.detail !== "" && refusal.code !== 4403 && (
-        <p class="refusal-detail">The server said: {refusal.detail}</p>
+        <p class="refusal-detail">{t("chrome.serverSaid", { detail: refusal.detail })}</p>
       )}
       <p class="hint">{hint}</p>
     </div>
@@ -190,10 +190,10 @@ export function Notices({ notices, onDismiss }: { notices: readonly Notice[]; on
                 onDismiss(n.id);
               }}
             >
-              Undo
+              {t("common.undo")}
             </button>
           )}
-          <button type="button" class="icon-button" aria-label="Dismiss" onClick={() => onDismiss(n.id)}>
+          <button type="button" class="icon-button" aria-label={t("common.dismiss")} onClick={() => onDismiss(n.id)}>
             ×
           </button>
         </p>

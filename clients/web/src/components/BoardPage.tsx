@@ -32,7 +32,8 @@ import { CLOSE, freezesBoard, refusalOf, type Me, type Permissions } from "../ui
 import { entityTitle } from "../ui/entities";
 import { allFields, displayFieldsOf, quickCreateFieldsOf } from "../ui/fields";
 import { NO_FILTER, showsCard } from "../ui/filters";
-import { formatSums, plural } from "../ui/format";
+import { formatSums } from "../ui/format";
+import { t, useLanguage } from "../ui/i18n";
 import { avatarOf } from "../ui/people";
 import {
   arrowDirection,
@@ -123,6 +124,7 @@ export function BoardPage({
   );
 
   const { directory } = useSession();
+  const language = useLanguage();
   const [snapshot, setSnapshot] = useState<BoardSnapshot>(store.current);
   const [status, setStatus] = useState<ConnectionStatus>(connection.current);
   const [presence, setPresence] = useState<Presence>({ users: [], cards: new Map() });
@@ -272,13 +274,13 @@ export function BoardPage({
         const set = (archived: boolean) => write(() => archiveCard(connection.doc, card, archived ? Date.now() : null));
         if (!set(!restore)) return;
         if (!restore) setPanel((open) => (open?.kind === "card" && open.card === card ? null : open));
-        announce(`Card ${title} ${restore ? "restored" : "archived"}`);
+        announce(t(restore ? "board.cardRestored" : "board.cardArchived", { title }));
         show({
-          message: restore ? `“${title}” is back on the board.` : `“${title}” archived.`,
+          message: t(restore ? "board.cardBack" : "board.cardArchivedNotice", { title }),
           tone: "info",
           kind: restore ? "card-restored" : "card-archived",
           undo: () => {
-            if (set(restore)) announce(`Card ${title} ${restore ? "archived" : "restored"}`);
+            if (set(restore)) announce(t(restore ? "board.cardArchived" : "board.cardRestored", { title }));
           },
         });
       },
@@ -289,13 +291,13 @@ export function BoardPage({
         if (!write(() => (kept = deleteCard(connection.doc, card))) || kept === null) return;
         const deleted = kept;
         setPanel(null);
-        announce(`Card ${title} deleted`);
+        announce(t("board.cardDeleted", { title }));
         show({
-          message: `“${title}” deleted.`,
+          message: t("board.cardDeletedNotice", { title }),
           tone: "info",
           kind: "card-deleted",
           undo: () => {
-            if (write(() => restoreCard(connection.doc, deleted))) announce(`Card ${title} restored`);
+            if (write(() => restoreCard(connection.doc, deleted))) announce(t("board.cardRestored", { title }));
           },
         });
       },
@@ -336,14 +338,15 @@ export function BoardPage({
       window.setTimeout(() => {
         const state = connection.provider.awareness.getStates().get(lost.by) as
           { user?: { name?: unknown } } | undefined;
-        const who = typeof state?.user?.name === "string" && state.user.name !== "" ? state.user.name : "Someone";
+        const who =
+          typeof state?.user?.name === "string" && state.user.name !== "" ? state.user.name : t("board.someone");
         const snap = snapshotRef.current;
-        const title = snap.items.get(lost.card)?.card.title ?? "The card";
-        const stage = snap.stages.find((st) => st.id === lost.theirs)?.name ?? "another stage";
+        const title = snap.items.get(lost.card)?.card.title ?? t("board.theCard");
+        const stage = snap.stages.find((st) => st.id === lost.theirs)?.name ?? t("board.anotherStage");
         const id = ++noticeId.current;
         setNotices((list) => [
           ...list.slice(-2),
-          { id, message: `${who} moved “${title}” to ${stage} meanwhile.`, tone: "info", kind: "move-lost" },
+          { id, message: t("board.moveLost", { who, title, stage }), tone: "info", kind: "move-lost" },
         ]);
         window.setTimeout(() => setNotices((list) => list.filter((n) => n.id !== id)), NOTICE_MS);
       }, 400);
@@ -408,7 +411,7 @@ export function BoardPage({
     return hash;
   }, [roster, presence.users]);
 
-  const fields = useMemo(() => allFields(snapshot.fieldDefs), [snapshot.fieldDefs]);
+  const fields = useMemo(() => allFields(snapshot.fieldDefs, language), [snapshot.fieldDefs, language]);
   const displayed = store.displayFieldsOf(user.id);
   const displayKey = displayed === null ? "" : displayed.join("\u0000");
   // Keyed by the list's content: displayFieldsOf(user) reads a new array on every render.
@@ -449,12 +452,12 @@ export function BoardPage({
     const columns = visibleRef.current();
     if (event.altKey) {
       if (!permissions.moveCards) {
-        actions.announce("You can only view this board");
+        actions.announce(t("board.viewOnly"));
         return;
       }
       const target = keyboardMoveTarget(columns, card, direction);
       if (target === null) {
-        actions.announce("The card cannot move further that way");
+        actions.announce(t("board.cannotMove"));
         return;
       }
       actions.requestFocus(card);
@@ -462,7 +465,9 @@ export function BoardPage({
         if (phone) setPhoneStage(target.stage);
         const name = snapshot.stages.find((s) => s.id === target.stage)?.name ?? "";
         actions.announce(
-          `Card moved ${direction === "up" || direction === "down" ? direction : "to"} ${direction === "up" || direction === "down" ? `in ${name}` : name}`,
+          direction === "up" || direction === "down"
+            ? t(direction === "up" ? "board.movedUp" : "board.movedDown", { stage: name })
+            : t("board.movedTo", { stage: name }),
         );
       } else {
         focusRef.current = null;
@@ -490,14 +495,14 @@ export function BoardPage({
         () =>
           (id = addStage(
             connection.doc,
-            kind === "progress" ? "New stage" : "New failure reason",
+            kind === "progress" ? t("board.newStage") : t("board.newFailureReason"),
             color,
             kind,
             after.id,
           )),
       )
     ) {
-      actions.announce("Stage added");
+      actions.announce(t("board.stageAdded"));
       actions.editStage(id);
     }
   };
@@ -515,8 +520,8 @@ export function BoardPage({
   const shownCount = useMemo(() => views.reduce((n, v) => n + v.items.length, 0), [views]);
 
   useEffect(() => {
-    document.title = settings.name ? `${settings.name} · funnel` : "Board · funnel";
-  }, [settings.name]);
+    document.title = settings.name ? `${settings.name} · funnel` : t("board.documentTitle");
+  }, [settings.name, language]);
 
   const shownStage =
     views.find((v) => v.column.stage.id === phoneStage)?.column.stage.id ?? views[0]?.column.stage.id ?? null;
@@ -536,24 +541,24 @@ export function BoardPage({
           <a href="/" class="brand" onClick={onLinkClick}>
             funnel
           </a>
-          <nav class="crumbs" aria-label="Breadcrumb">
+          <nav class="crumbs" aria-label={t("board.breadcrumb")}>
             <a href="/" onClick={onLinkClick}>
-              {entity ? entityTitle(entityAsString(entity)) : "Boards"}
+              {entity ? entityTitle(entityAsString(entity)) : t("board.boards")}
             </a>
             <span aria-hidden="true">/</span>
             <h1>{settings.name || boardId}</h1>
           </nav>
-          <div class="presence" role="group" aria-label="People on this board">
+          <div class="presence" role="group" aria-label={t("board.people")}>
             {presence.users.map((u) => (
               <span
                 key={u.id}
                 class={`avatar presence-user${u.id === user.id ? " is-me" : ""}`}
                 data-presence-user={u.id}
                 style={`--avatar:${directory.byId.get(u.id)?.color ?? u.color}`}
-                title={u.id === user.id ? `${u.name} (you)` : u.name}
+                title={u.id === user.id ? t("board.you", { name: u.name }) : u.name}
               >
                 <span aria-hidden="true">{avatarOf(directory, u.id, u.name).initials}</span>
-                <span class="visually-hidden">{u.id === user.id ? `${u.name} (you)` : u.name}</span>
+                <span class="visually-hidden">{u.id === user.id ? t("board.you", { name: u.name }) : u.name}</span>
               </span>
             ))}
           </div>
@@ -561,9 +566,9 @@ export function BoardPage({
           <Identity account={account} user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
         </header>
 
-        <section class="board-tools" aria-label="Board tools">
+        <section class="board-tools" aria-label={t("board.tools")}>
           {!(refusal !== null && snapshot.stages.length === 0) && (
-            <div class="toolbar" role="toolbar" aria-label="Board tools">
+            <div class="toolbar" role="toolbar" aria-label={t("board.tools")}>
               <FilterTools
                 filter={filter}
                 setFilter={setFilter}
@@ -579,7 +584,7 @@ export function BoardPage({
                 aria-pressed={filter.unprocessed}
                 onClick={() => setFilter({ ...filterRef.current, unprocessed: !filterRef.current.unprocessed })}
               >
-                Unprocessed <span class="badge">{snapshot.unprocessed.size}</span>
+                {t("board.unprocessed")} <span class="badge">{snapshot.unprocessed.size}</span>
               </button>
               <button
                 type="button"
@@ -589,7 +594,7 @@ export function BoardPage({
                 aria-expanded={workloadOpen}
                 onClick={() => setWorkloadOpen((on) => !on)}
               >
-                Workload
+                {t("board.workload")}
               </button>
               <button
                 type="button"
@@ -599,7 +604,7 @@ export function BoardPage({
                 aria-expanded={forecastOpen}
                 onClick={() => setForecastOpen((on) => !on)}
               >
-                Forecast
+                {t("board.forecast")}
               </button>
               <button
                 type="button"
@@ -608,7 +613,7 @@ export function BoardPage({
                 aria-expanded={panel?.kind === "archived"}
                 onClick={() => setPanel(panel?.kind === "archived" ? null : { kind: "archived" })}
               >
-                Archived <span class="badge">{snapshot.archived.length}</span>
+                {t("board.archived")} <span class="badge">{snapshot.archived.length}</span>
               </button>
               {permissions.openSettings && (
                 <button
@@ -617,22 +622,23 @@ export function BoardPage({
                   data-action="open-settings"
                   onClick={() => setPanel({ kind: "settings" })}
                 >
-                  Settings
+                  {t("board.settings")}
                 </button>
               )}
-              {!permissions.moveCards && <span class="read-only-badge">Read only</span>}
+              {!permissions.moveCards && <span class="read-only-badge">{t("board.readOnly")}</span>}
               <span class="toolbar-totals">
-                <span data-board-total="open" title="Open deals: the initial and progress stages">
-                  {plural(totals.open.count, "open card")} · {formatSums(totals.open.sums, settings.currency)}
+                <span data-board-total="open" title={t("board.openTitle")}>
+                  {t("board.openCards", { count: totals.open.count })} ·{" "}
+                  {formatSums(totals.open.sums, settings.currency)}
                 </span>
                 {totals.won.count > 0 && (
                   <span class="total-won" data-board-total="won">
-                    Won {totals.won.count} · {formatSums(totals.won.sums, settings.currency)}
+                    {t("board.won", { count: totals.won.count })} · {formatSums(totals.won.sums, settings.currency)}
                   </span>
                 )}
                 {totals.lost.count > 0 && (
                   <span class="total-lost" data-board-total="lost">
-                    Lost {totals.lost.count} · {formatSums(totals.lost.sums, settings.currency)}
+                    {t("board.lost", { count: totals.lost.count })} · {formatSums(totals.lost.sums, settings.currency)}
                   </span>
                 )}
               </span>
@@ -680,7 +686,7 @@ export function BoardPage({
             {refusal !== null ? (
               <RefusalBanner refusal={refusal} loaded={false} />
             ) : status.loaded ? (
-              <p>This board has no stages.</p>
+              <p>{t("board.noStages")}</p>
             ) : (
               <LoadingBar cards={snapshot.items.size} />
             )}
@@ -690,16 +696,16 @@ export function BoardPage({
             ref={boardRef}
             class="board"
             onKeyDown={onBoardKeyDown}
-            aria-label="Stages"
+            aria-label={t("board.stages")}
             // After a refusal the server will never take, nothing more can be saved: the board only shows.
             data-frozen={refusal !== null && freezesBoard(refusal.code) ? "" : undefined}
             inert={refusal !== null && freezesBoard(refusal.code)}
           >
             {views.length === 0 && (
               <div class="board-filtered-empty">
-                <p>No stage is shown: the stage filter names none of this board's stages.</p>
+                <p>{t("board.noStageShown")}</p>
                 <button type="button" class="button" onClick={() => setFilter(NO_FILTER)}>
-                  Clear filters
+                  {t("board.clearFilters")}
                 </button>
               </div>
             )}
@@ -724,10 +730,10 @@ export function BoardPage({
                     class="add-stage"
                     data-action="add-stage"
                     onClick={() => addStageOf("progress")}
-                    title="Add a stage"
+                    title={t("board.addStage")}
                   >
                     <span aria-hidden="true">+</span>
-                    <span class="visually-hidden">Add a stage</span>
+                    <span class="visually-hidden">{t("board.addStage")}</span>
                   </button>
                 )}
               </Fragment>
@@ -738,10 +744,10 @@ export function BoardPage({
                 class="add-stage add-failure-stage"
                 data-action="add-failure-stage"
                 onClick={() => addStageOf("failure")}
-                title="Add a failure stage"
+                title={t("board.addFailureStage")}
               >
                 <span aria-hidden="true">+</span>
-                <span class="visually-hidden">Add a failure stage</span>
+                <span class="visually-hidden">{t("board.addFailureStage")}</span>
               </button>
             )}
           </main>
@@ -758,10 +764,10 @@ export function BoardPage({
               const { move, target } = pendingMove;
               if (actions.moveCard(move.card.card.id, target, edit)) {
                 setPendingMove(null);
-                actions.announce(`Card moved to ${move.stage.name}`);
+                actions.announce(t("board.movedTo", { stage: move.stage.name }));
                 return null;
               }
-              return "the card could not be moved: check the fields and try again";
+              return t("board.moveFailed");
             }}
           />
         )}

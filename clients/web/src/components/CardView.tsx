@@ -13,6 +13,7 @@ import type { CardItem } from "../store/boardStore";
 import type { FieldInfo } from "../ui/fields";
 import { fieldText } from "../ui/fields";
 import { formatDeadline, timeAgo } from "../ui/format";
+import { t, type Key } from "../ui/i18n";
 import type { CardPresence } from "../ui/presence";
 import { avatarOf } from "../ui/people";
 import { useBoard } from "./context";
@@ -29,13 +30,18 @@ export interface CardViewProps {
   namesVersion: number;
 }
 
-export const COUNTER_LABELS: Record<Counter["state"], string> = {
-  due: "Activities due",
-  incoming: "Incoming activities",
-  planned: "Planned activities",
-  idle: "Nothing planned: unprocessed",
-  none: "No open activities",
+const COUNTER_KEYS: Record<Counter["state"], Key> = {
+  due: "card.due",
+  incoming: "card.incoming",
+  planned: "card.planned",
+  idle: "card.idle",
+  none: "card.none",
 };
+
+/** What a card's activity counter says, in the page's language. */
+export function counterLabel(state: Counter["state"]): string {
+  return t(COUNTER_KEYS[state]);
+}
 
 function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
   const board = useBoard();
@@ -81,12 +87,12 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
   });
 
   const avatarUser = card.avatar !== "" ? card.avatar : card.responsible;
-  const avatarName = avatarUser === "" ? "Nobody" : board.nameOf(avatarUser);
+  const avatarName = avatarUser === "" ? t("card.nobody") : board.nameOf(avatarUser);
   // The directory's initials and colour when the person has an account (docs/accounts.md).
   const look = avatarOf(directory, avatarUser, avatarName);
   const since = card.avatarAt ?? (card.createdAt > 0 ? card.createdAt : null);
   const reason = card.avatarReason !== null && card.avatarReason !== "responsible" ? ` (${card.avatarReason})` : "";
-  const nextDeadline = counter.next !== null ? `, next ${formatDeadline(counter.next, now)}` : "";
+  const nextDeadline = counter.next !== null ? t("card.next", { deadline: formatDeadline(counter.next, now) }) : "";
 
   return (
     <article
@@ -99,9 +105,7 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
       style={presence ? `--presence:${presence.user.color}` : undefined}
       tabIndex={0}
       aria-label={
-        board.can.moveCards
-          ? `${card.title}. Press Enter to open, Alt and arrow keys to move.`
-          : `${card.title}. Press Enter to open.`
+        board.can.moveCards ? t("card.openMove", { title: card.title }) : t("card.open", { title: card.title })
       }
       onClick={(event) => {
         if ((event.target as Element).closest("[data-counter]")) return;
@@ -116,7 +120,10 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
       }}
     >
       {presence && (
-        <span class="card-presence" aria-label={`${presence.user.name} is ${presence.what} this card`}>
+        <span
+          class="card-presence"
+          aria-label={t(presence.what === "dragging" ? "card.dragging" : "card.viewing", { name: presence.user.name })}
+        >
           {presence.user.name}
         </span>
       )}
@@ -150,8 +157,12 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
           data-counter-state={counter.state}
           data-lit={counter.lit > 0 ? "" : undefined}
           data-incoming={counter.incoming > 0 ? "" : undefined}
-          aria-label={`${COUNTER_LABELS[counter.state]}: ${counter.count}${nextDeadline}. Show activities`}
-          title={`${COUNTER_LABELS[counter.state]}${nextDeadline}`}
+          aria-label={t("card.showActivities", {
+            label: counterLabel(counter.state),
+            count: counter.count,
+            next: nextDeadline,
+          })}
+          title={`${counterLabel(counter.state)}${nextDeadline}`}
           data-counter-count={counter.count}
           onClick={(event) => {
             event.stopPropagation();
@@ -175,7 +186,7 @@ function IdleMark() {
         <rect x="2" y="3" width="12" height="11" rx="2" fill="none" stroke="currentColor" stroke-width="1.4" />
         <path d="M2 6.5h12M5.5 1.5v3M10.5 1.5v3" stroke="currentColor" stroke-width="1.4" />
       </svg>
-      <span class="counter-idle-text">Nothing planned</span>
+      <span class="counter-idle-text">{t("card.nothingPlanned")}</span>
     </>
   );
 }

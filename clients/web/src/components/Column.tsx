@@ -19,7 +19,8 @@ import {
 import { useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "preact/hooks";
 import type { CardItem, ColumnData } from "../store/boardStore";
 import type { FieldInfo } from "../ui/fields";
-import { formatSums, plural } from "../ui/format";
+import { formatSums } from "../ui/format";
+import { t } from "../ui/i18n";
 import type { CardPresence } from "../ui/presence";
 import { CARD_GAP, estimateCardHeight, OVERSCAN, shouldVirtualize } from "../ui/virtual";
 import { isStale } from "../model/requirements";
@@ -108,8 +109,8 @@ function ColumnImpl(props: ColumnProps) {
 
   const sum = formatSums(view.sums, boardCurrency);
   const count = view.filtered
-    ? `${shown.length} of ${plural(column.items.length, "card")} shown`
-    : plural(column.items.length, "card");
+    ? t("column.shownOf", { shown: shown.length, total: t("common.cards", { count: column.items.length }) })
+    : t("common.cards", { count: column.items.length });
   return (
     <section
       ref={sectionRef}
@@ -124,7 +125,7 @@ function ColumnImpl(props: ColumnProps) {
       <header
         ref={headerRef}
         class="column-header"
-        title={board.can.editStages ? "Drag to reorder the stage" : undefined}
+        title={board.can.editStages ? t("column.dragToReorder") : undefined}
       >
         <div class="column-title-row">
           <h2 id={headingId} class="column-name" data-stage-name="">
@@ -144,7 +145,7 @@ function ColumnImpl(props: ColumnProps) {
               type="button"
               class="icon-button"
               data-action="edit-stage"
-              aria-label={`Edit stage ${stage.name}`}
+              aria-label={t("column.edit", { stage: stage.name })}
               aria-expanded={props.editing}
               onClick={() => board.editStage(props.editing ? null : stage.id)}
             >
@@ -158,7 +159,7 @@ function ColumnImpl(props: ColumnProps) {
           </span>
           {view.filtered && (
             <span class="column-filtered" data-stage-filtered="">
-              {shown.length} of {plural(column.items.length, "card")}
+              {t("column.of", { shown: shown.length, total: t("common.cards", { count: column.items.length }) })}
             </span>
           )}
         </div>
@@ -169,7 +170,7 @@ function ColumnImpl(props: ColumnProps) {
             type="button"
             class="add-card"
             data-action="add-card"
-            aria-label={`Add a card to ${stage.name}`}
+            aria-label={t("column.addCard", { stage: stage.name })}
             aria-expanded={props.quickCreateOpen}
             onClick={() => board.openQuickCreate(props.quickCreateOpen ? null : stage.id)}
           >
@@ -233,7 +234,7 @@ function CardList({ items, stale, stageId, fields, presence, now, namesVersion }
           role="listitem"
           class="card-slot"
           data-stale={stale.has(item.card.id) ? "" : undefined}
-          title={stale.has(item.card.id) ? STALE_TITLE : undefined}
+          title={stale.has(item.card.id) ? t("column.stale") : undefined}
         >
           <CardView
             item={item}
@@ -245,14 +246,13 @@ function CardList({ items, stale, stageId, fields, presence, now, namesVersion }
           />
         </div>
       ))}
-      {items.length === 0 && <p class="column-empty">No cards</p>}
+      {items.length === 0 && <p class="column-empty">{t("column.noCards")}</p>}
     </div>
   );
 }
 
 /** A long column: only the cards in view (and an overscan) are in the DOM. */
 /** What a stale card's slot says when hovered. */
-const STALE_TITLE = "Stale: no activity for a while and nothing planned";
 
 function VirtualCards({ items, stale, stageId, fields, presence, now, namesVersion }: CardsProps) {
   const board = useBoard();
@@ -320,7 +320,7 @@ function VirtualCards({ items, stale, stageId, fields, presence, now, namesVersi
               role="listitem"
               class="card-slot virtual-slot"
               data-stale={stale.has(item.card.id) ? "" : undefined}
-              title={stale.has(item.card.id) ? STALE_TITLE : undefined}
+              title={stale.has(item.card.id) ? t("column.stale") : undefined}
               style={`transform:translateY(${v.start}px)`}
             >
               <CardView

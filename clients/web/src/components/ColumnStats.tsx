@@ -5,11 +5,7 @@ import type { Stage } from "../model/board";
 import { stageProbability, weighted } from "../model/requirements";
 import type { CardItem } from "../store/boardStore";
 import { formatSums } from "../ui/format";
-
-const TEXT = {
-  weighted: "Weighted",
-  probability: (p: number) => `${p}% probability`,
-};
+import { t } from "../ui/i18n";
 
 export function ColumnStats({
   stage,
@@ -26,8 +22,8 @@ export function ColumnStats({
   const probability = stageProbability(stage);
   return (
     <div class="column-stats" data-column-stats="">
-      <span class="column-weighted" data-stage-weighted="" title={TEXT.probability(probability)}>
-        {TEXT.weighted} {formatSums(sorted, currency)}
+      <span class="column-weighted" data-stage-weighted="" title={t("column.probability", { probability })}>
+        {t("column.weighted")} {formatSums(sorted, currency)}
       </span>
       <span class="column-probability" data-stage-probability="">
         {probability}%

@@ -21,41 +21,90 @@ import {
   type DayRange,
   type SavedView,
 } from "../ui/filters";
-import { plural } from "../ui/format";
+import { t } from "../ui/i18n";
 import type { FilterChange } from "./useBoardFilter";
 import { FormError } from "./forms";
 
+// The texts, read when rendered, so a switch of language shows at once.
 const TEXT = {
-  search: "Search cards",
-  searchHint: "Title, client, e-mail or amount (>1000, <500)",
-  filters: "Filters",
-  views: "Saved views",
-  pickView: "Saved views…",
-  form: "Filter the board",
-  responsible: "Responsible",
-  unassigned: "Unassigned",
-  state: "Activities",
-  stage: "Stages",
-  created: "Created",
-  lastActivity: "Last activity",
-  from: "from",
-  to: "to",
-  unprocessed: "Only unprocessed cards (nothing planned)",
-  shown: (shown: number, total: number) => `Filtered: ${shown} of ${plural(total, "card")} shown`,
-  clear: "Clear filters",
-  save: "Save view",
-  saveAs: "Name of the view",
-  confirmSave: "Save",
-  cancel: "Cancel",
-  deleteView: (name: string) => `Delete view ${name}`,
-  remove: (what: string) => `Remove the filter ${what}`,
+  get search() {
+    return t("filter.search");
+  },
+  get searchHint() {
+    return t("filter.searchHint");
+  },
+  get filters() {
+    return t("filter.filters");
+  },
+  get views() {
+    return t("filter.views");
+  },
+  get pickView() {
+    return t("filter.pickView");
+  },
+  get form() {
+    return t("filter.form");
+  },
+  get responsible() {
+    return t("field.responsible");
+  },
+  get unassigned() {
+    return t("filter.unassigned");
+  },
+  get state() {
+    return t("filter.state");
+  },
+  get stage() {
+    return t("board.stages");
+  },
+  get created() {
+    return t("filter.created");
+  },
+  get lastActivity() {
+    return t("filter.lastActivity");
+  },
+  get from() {
+    return t("filter.from");
+  },
+  get to() {
+    return t("filter.to");
+  },
+  get unprocessed() {
+    return t("filter.unprocessed");
+  },
+  shown: (shown: number, total: number) => t("filter.shown", { shown, total: t("common.cards", { count: total }) }),
+  get clear() {
+    return t("board.clearFilters");
+  },
+  get save() {
+    return t("filter.save");
+  },
+  get saveAs() {
+    return t("filter.saveAs");
+  },
+  get confirmSave() {
+    return t("common.save");
+  },
+  get cancel() {
+    return t("common.cancel");
+  },
+  deleteView: (name: string) => t("filter.deleteView", { name }),
+  remove: (what: string) => t("filter.remove", { what }),
   status: {
-    overdue: "Overdue",
-    today: "Due today",
-    planned: "Planned",
-    none: "No activity",
+    get overdue() {
+      return t("filter.overdue");
+    },
+    get today() {
+      return t("filter.today");
+    },
+    get planned() {
+      return t("filter.planned");
+    },
+    get none() {
+      return t("filter.none");
+    },
   } satisfies Record<ActivityStatus, string>,
-  search_: (q: string) => `“${q}”`,
+  search_: (q: string) => t("filter.quoted", { q }),
 };
 
 export interface Person {
@@ -358,19 +407,26 @@ function Chips({
     const names = filter.responsible.map((id) => (id === "" ? TEXT.unassigned : nameOf(id)));
     chips.push({
       part: "responsible",
-      label: `${TEXT.responsible}: ${names.join(", ")}`,
+      label: t("filter.chip", { what: TEXT.responsible, values: names.join(", ") }),
       without: { ...filter, responsible: [] },
     });
   }
   if (filter.state.length > 0) {
-    const label = `${TEXT.state}: ${filter.state.map((s) => TEXT.status[s].toLowerCase()).join(", ")}`;
+    const label = t("filter.chip", {
+      what: TEXT.state,
+      values: filter.state.map((s) => TEXT.status[s].toLowerCase()).join(", "),
+    });
     chips.push({ part: "state", label, without: { ...filter, state: [] } });
   }
   if (filter.unprocessed)
-    chips.push({ part: "unprocessed", label: "Unprocessed", without: { ...filter, unprocessed: false } });
+    chips.push({ part: "unprocessed", label: t("board.unprocessed"), without: { ...filter, unprocessed: false } });
   if (filter.stage.length > 0) {
     const names = filter.stage.map((id) => stages.find((s) => s.id === id)?.name ?? "a deleted stage");
-    chips.push({ part: "stage", label: `${TEXT.stage}: ${names.join(", ")}`, without: { ...filter, stage: [] } });
+    chips.push({
+      part: "stage",
+      label: t("filter.chip", { what: TEXT.stage, values: names.join(", ") }),
+      without: { ...filter, stage: [] },
+    });
   }
   for (const which of ["created", "lastActivity"] as const) {
     const range = filter[which];
@@ -382,7 +438,7 @@ function Chips({
     });
   }
   return (
-    <ul class="filter-chips" aria-label="Filters in use">
+    <ul class="filter-chips" aria-label={t("filter.inUse")}>
       {chips.map((chip) => (
         <li key={chip.part}>
           <button

@@ -5,22 +5,42 @@
 import type { Stage } from "../model/board";
 import type { CardItem } from "../store/boardStore";
 import { forecast } from "../ui/forecast";
-import { formatSums, plural } from "../ui/format";
+import { defaultLocale, formatSums } from "../ui/format";
+import { t } from "../ui/i18n";
 
+// The texts, read when rendered, so a switch of language shows at once.
 const TEXT = {
-  title: "Forecast by expected close date",
-  month: "Month",
-  cards: "Cards",
-  sum: "Sum",
-  weighted: "Weighted",
-  undated: "No close date",
-  empty: "No open cards.",
-  hint: "Set a card's expected close date in its panel; each stage's probability weighs its cards.",
+  get title() {
+    return t("forecast.title");
+  },
+  get month() {
+    return t("forecast.month");
+  },
+  get cards() {
+    return t("forecast.cards");
+  },
+  get sum() {
+    return t("forecast.sum");
+  },
+  get weighted() {
+    return t("forecast.weighted");
+  },
+  get undated() {
+    return t("forecast.undated");
+  },
+  get empty() {
+    return t("forecast.empty");
+  },
+  get hint() {
+    return t("forecast.hint");
+  },
 };
 
 function monthName(month: string): string {
   const [year, m] = month.split("-").map(Number);
-  return new Intl.DateTimeFormat(undefined, { month: "long", year: "numeric" }).format(new Date(year!, m! - 1, 1));
+  return new Intl.DateTimeFormat(defaultLocale(), { month: "long", year: "numeric" }).format(
+    new Date(year!, m! - 1, 1),
+  );
 }
 
 export function ForecastPanel({
@@ -50,7 +70,7 @@ export function ForecastPanel({
             {rows.map((row) => (
               <tr key={row.month ?? "none"} data-forecast-month={row.month ?? "none"}>
                 <th scope="row">{row.month === null ? TEXT.undated : monthName(row.month)}</th>
-                <td data-forecast-cards="" aria-label={plural(row.cards, "card")}>
+                <td data-forecast-cards="" aria-label={t("common.cards", { count: row.cards })}>
                   {row.cards}
                 </td>
                 <td data-forecast-sum="">{formatSums(row.sums, currency)}</td>

@@ -5,10 +5,12 @@
 // (GET ?archived=true), which open read-only and which admins restore.
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import { defaultBoardName, parseEntity } from "../model/schema";
+import { parseEntity } from "../model/schema";
 import { createBoard, listBoards, setBoardArchived, type BoardSummary } from "../ui/api";
 import { ENTITY_SECTIONS, entityTitle, isValidSmartType } from "../ui/entities";
 import { formText } from "../ui/formData";
+import { formatDate } from "../ui/format";
+import { currentLanguage, t, useLanguage } from "../ui/i18n";
 import { boardPath, navigate, onLinkClick } from "../ui/route";
 import type { Me, Permissions } from "../ui/auth";
 import type { RosterEntry, User } from "../ui/users";
@@ -45,6 +47,7 @@ export function HomePage({
   const [notice, setNotice] = useState<HomeNotice | null>(null);
   const noticeTimer = useRef<number | undefined>(undefined);
   const admin = permissions.createBoards;
+  const language = useLanguage();
 
   const say = (next: HomeNotice) => {
     window.clearTimeout(noticeTimer.current);
@@ -62,7 +65,7 @@ export function HomePage({
       .catch((error: unknown) => {
         if (abort.signal.aborted) return;
         setArchived([]);
-        say({ message: `The archived pipelines could not be loaded: ${String(error)}` });
+        say({ message: t("home.archivedLoadError", { error: String(error) }) });
       });
     return () => abort.abort();
   }, [showArchived]);
@@ -72,7 +75,9 @@ export function HomePage({
     try {
       await setBoardArchived(board.id, archive);
     } catch (error) {
-      say({ message: `“${board.name}” could not be ${archive ? "archived" : "restored"}: ${String(error)}` });
+      say({
+        message: t(archive ? "home.archiveError" : "home.restoreError", { name: board.name, error: String(error) }),
+      });
       return;
     }
     const moved = { ...board, archivedAt: archive ? Date.now() : null };
@@ -85,13 +90,16 @@ export function HomePage({
       setBoards((list) => [...(without(list) ?? []), moved].sort((a, b) => a.createdAt - b.createdAt));
     }
     say({
-      message: `“${board.name}” ${archive ? "archived" : "restored"}.`,
+      message: t(archive ? "home.archived" : "home.restored", { name: board.name }),
       ...(offerUndo ? { undo: () => void setArchive(moved, !archive, false) } : {}),
     });
   };
 
   useEffect(() => {
-    document.title = "Pipelines · funnel";
+    document.title = t("home.documentTitle");
+  }, [language]);
+
+  useEffect(() => {
     const abort = new AbortController();
     listBoards(abort.signal)
       .then((list) => setBoards(list))
@@ -114,21 +122,21 @@ export function HomePage({
     if (chosen === "smart") {
       const typeId = formText(data, "smart-type").trim();
       if (!isValidSmartType(typeId)) {
-        setCreateError("A smart process type is 1 to 32 letters, digits, - or _");
+        setCreateError(t("home.badSmartType"));
         return;
       }
       chosen = `smart:${typeId}`;
     }
     const parsed = parseEntity(chosen);
     if (parsed === null) {
-      setCreateError(`Unknown kind of pipeline: ${chosen}`);
+      setCreateError(t("home.unknownKind", { kind: chosen }));
       return;
     }
-    const name = formText(data, "name").trim() || defaultBoardName(parsed);
+    const name = formText(data, "name").trim() || null;
     setBusy(true);
     setCreateError(null);
     try {
-      const board = await createBoard(chosen, name);
+      const board = await createBoard(chosen, name, currentLanguage());
       navigate(boardPath(board.id));
     } catch (error) {
       setCreateError(error instanceof Error ? error.message : String(error));
@@ -140,7 +148,7 @@ export function HomePage({
     <section key={key} class="entity-section" data-entity-section={key} aria-labelledby={`section-${key}`}>
       <h2 id={`section-${key}`}>{extra ?? entityTitle(key)}</h2>
       {list.length === 0 ? (
-        <p class="muted">{boards === null ? "Loading…" : "No pipeline yet."}</p>
+        <p class="muted">{boards === null ? t("common.loading") : t("home.noPipeline")}</p>
       ) : (
         <ul class="board-links">
           {list.map((b) => (
@@ -148,12 +156,7 @@ export function HomePage({
               <a href={boardPath(b.id)} data-board-link={b.id} onClick={onLinkClick}>
                 <span class="board-link-name">{b.name}</span>
                 {b.createdAt > 0 && (
-                  <span class="board-link-meta">
-                    created{" "}
-                    {new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" }).format(
-                      b.createdAt,
-                    )}
-                  </span>
+                  <span class="board-link-meta">{t("home.created", { date: formatDate(b.createdAt) })}</span>
                 )}
               </a>
               {admin && (
@@ -161,10 +164,10 @@ export function HomePage({
                   type="button"
                   class="button board-archive"
                   data-action="archive-board"
-                  aria-label={`Archive ${b.name}`}
+                  aria-label={t("home.archiveLabel", { name: b.name })}
                   onClick={() => void setArchive(b, true)}
                 >
-                  Archive
+                  {t("home.archive")}
                 </button>
               )}
             </li>
@@ -180,14 +183,14 @@ export function HomePage({
         <a href="/" class="brand" onClick={onLinkClick}>
           funnel
         </a>
-        <h1 class="topbar-title">Pipelines</h1>
+        <h1 class="topbar-title">{t("home.title")}</h1>
         <span class="spacer" />
         <Identity account={account} user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
       </header>
       <main class="home">
         {loadError !== null && (
           <p class="form-error" role="alert">
-            The list of pipelines could not be loaded: {loadError}
+            {t("home.loadError", { error: loadError })}
           </p>
         )}
         <div class={permissions.createBoards ? "home-grid" : "home-grid home-grid-single"}>
@@ -198,15 +201,15 @@ export function HomePage({
                 (boards ?? []).filter((b) => b.entity === s.entity),
               ),
             )}
-            <h2 class="group-title">Smart processes</h2>
-            {smartTypes.length === 0 && <p class="muted">No smart process yet: create one with a type of your own.</p>}
+            <h2 class="group-title">{t("home.smartProcesses")}</h2>
+            {smartTypes.length === 0 && <p class="muted">{t("home.noSmartProcess")}</p>}
             {smartTypes.map((t) =>
               renderSection(
                 t,
                 (boards ?? []).filter((b) => b.entity === t),
               ),
             )}
-            {others.length > 0 && renderSection("other", others, "Other")}
+            {others.length > 0 && renderSection("other", others, t("entity.other"))}
             <div class="archived-toggle">
               <button
                 type="button"
@@ -215,16 +218,16 @@ export function HomePage({
                 aria-expanded={showArchived}
                 onClick={() => setShowArchived((shown) => !shown)}
               >
-                {showArchived ? "Hide archived" : "Show archived"}
+                {showArchived ? t("home.hideArchived") : t("home.showArchived")}
               </button>
             </div>
             {showArchived && (
               <section class="entity-section" data-archived-boards="" aria-labelledby="section-archived">
-                <h2 id="section-archived">Archived pipelines</h2>
+                <h2 id="section-archived">{t("home.archivedPipelines")}</h2>
                 {archived === null ? (
-                  <p class="muted">Loading…</p>
+                  <p class="muted">{t("common.loading")}</p>
                 ) : archived.length === 0 ? (
-                  <p class="muted">No archived pipeline.</p>
+                  <p class="muted">{t("home.noArchived")}</p>
                 ) : (
                   <ul class="board-links">
                     {archived.map((b) => (
@@ -232,9 +235,8 @@ export function HomePage({
                         <a href={boardPath(b.id)} data-board-link={b.id} onClick={onLinkClick}>
                           <span class="board-link-name">{b.name}</span>
                           <span class="board-link-meta">
-                            {entityTitle(b.entity)} · read-only
-                            {b.archivedAt !== null &&
-                              `, archived ${new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" }).format(b.archivedAt)}`}
+                            {t("home.readOnly", { entity: entityTitle(b.entity) })}
+                            {b.archivedAt !== null && t("home.archivedOn", { date: formatDate(b.archivedAt) })}
                           </span>
                         </a>
                         {admin && (
@@ -242,10 +244,10 @@ export function HomePage({
                             type="button"
                             class="button"
                             data-action="restore-board"
-                            aria-label={`Restore ${b.name}`}
+                            aria-label={t("home.restoreLabel", { name: b.name })}
                             onClick={() => void setArchive(b, false)}
                           >
-                            Restore
+                            {t("home.restore")}
                           </button>
                         )}
                       </li>
@@ -262,13 +264,13 @@ export function HomePage({
               onSubmit={(event) => void create(event)}
               aria-labelledby="new-board-title"
             >
-              <h2 id="new-board-title">New pipeline</h2>
+              <h2 id="new-board-title">{t("home.newPipeline")}</h2>
               <label class="field">
-                <span class="field-label">Kind</span>
+                <span class="field-label">{t("home.kind")}</span>
                 <select name="entity" value={entity} onChange={(e) => setEntity(e.currentTarget.value)}>
                   {ENTITY_SECTIONS.map((s) => (
                     <option key={s.entity} value={s.entity}>
-                      {s.title}
+                      {t(s.title)}
                     </option>
                   ))}
                   {smartTypes.map((t) => (
@@ -276,25 +278,31 @@ export function HomePage({
                       {entityTitle(t)}
                     </option>
                   ))}
-                  <option value="smart">New smart process…</option>
+                  <option value="smart">{t("home.newSmartProcess")}</option>
                 </select>
               </label>
               {entity === "smart" && (
                 <label class="field">
-                  <span class="field-label">Smart process type</span>
+                  <span class="field-label">{t("home.smartType")}</span>
                   <input
                     type="text"
                     name="smart-type"
                     required
                     pattern="[A-Za-z0-9_\-]{1,32}"
                     autoComplete="off"
-                    placeholder="e.g. contracts"
+                    placeholder={t("home.smartTypePlaceholder")}
                   />
                 </label>
               )}
               <label class="field">
-                <span class="field-label">Name</span>
-                <input type="text" name="name" maxLength={200} autoComplete="off" placeholder="e.g. Enterprise deals" />
+                <span class="field-label">{t("home.name")}</span>
+                <input
+                  type="text"
+                  name="name"
+                  maxLength={200}
+                  autoComplete="off"
+                  placeholder={t("home.namePlaceholder")}
+                />
               </label>
               {createError !== null && (
                 <p class="form-error" role="alert">
@@ -302,7 +310,7 @@ export function HomePage({
                 </p>
               )}
               <button type="submit" class="button primary" disabled={busy}>
-                {busy ? "Creating…" : "Create pipeline"}
+                {busy ? t("home.creating") : t("home.create")}
               </button>
             </form>
           )}
@@ -322,7 +330,7 @@ export function HomePage({
                   setNotice(null);
                 }}
               >
-                Undo
+                {t("common.undo")}
               </button>
             )}
           </p>

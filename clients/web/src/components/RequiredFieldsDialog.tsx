@@ -7,19 +7,14 @@ import { useRef, useState } from "preact/hooks";
 import type { Stage } from "../model/board";
 import type { CardEdit } from "../model/write";
 import type { CardItem } from "../store/boardStore";
-import { EMAIL_ERROR, parseEmail, parseFieldInput, type FieldInfo } from "../ui/fields";
+import { emailError, parseEmail, parseFieldInput, type FieldInfo } from "../ui/fields";
 import { formText } from "../ui/formData";
 import { parseMoneyInput } from "../ui/format";
+import { t } from "../ui/i18n";
 import { FieldInput, FormError, useFocusFirst } from "./forms";
 
-const TEXT = {
-  title: (card: string, stage: string) => `Move “${card}” to ${stage}`,
-  intro: (stage: string) => `${stage} needs these fields first.`,
-  needed: (label: string) => `${label}: ${label === "Amount" ? "enter an amount other than 0" : "the stage needs it"}`,
-  amount: "Amount: enter a number such as 1500 or 1500.50",
-  submit: "Move",
-  cancel: "Cancel",
-};
+const needed = (field: FieldInfo) =>
+  t(field.id === "amount" ? "required.amountNeeded" : "required.needed", { label: field.label });
 
 export interface PendingMove {
   card: CardItem;
@@ -61,18 +56,18 @@ export function RequiredFieldsDialog({
     for (const field of asked) {
       const text = formText(data, field.id).trim();
       const checked = data.get(field.id) === "on";
-      if (field.type !== "bool" && text === "") return setError(TEXT.needed(field.label));
+      if (field.type !== "bool" && text === "") return setError(needed(field));
       switch (field.id) {
         case "amount": {
           const minor = parseMoneyInput(text, card.currency);
-          if (minor === null) return setError(TEXT.amount);
-          if (minor === 0) return setError(TEXT.needed(field.label));
+          if (minor === null) return setError(t("field.badAmount", { label: field.label }));
+          if (minor === 0) return setError(needed(field));
           edit.amount = minor;
           break;
         }
         case "email": {
           const email = parseEmail(text);
-          if (email === null || email === "") return setError(EMAIL_ERROR);
+          if (email === null || email === "") return setError(emailError());
           edit.email = email;
           break;
         }
@@ -120,8 +115,8 @@ export function RequiredFieldsDialog({
           }
         }}
       >
-        <h2 id={titleId}>{TEXT.title(card.title, move.stage.name)}</h2>
-        <p class="muted">{TEXT.intro(move.stage.name)}</p>
+        <h2 id={titleId}>{t("required.title", { card: card.title, stage: move.stage.name })}</h2>
+        <p class="muted">{t("required.intro", { stage: move.stage.name })}</p>
         <form ref={formRef} class="stack-form" data-form="required" onSubmit={submit} noValidate>
           {asked.map((field) => (
             <FieldInput key={field.id} field={field} value="" currency={card.currency} />
@@ -129,10 +124,10 @@ export function RequiredFieldsDialog({
           <FormError message={error} />
           <div class="form-actions">
             <button type="submit" class="button primary" data-action="confirm-move">
-              {TEXT.submit}
+              {t("required.submit")}
             </button>
             <button type="button" class="button" data-action="cancel-move" onClick={onCancel}>
-              {TEXT.cancel}
+              {t("common.cancel")}
             </button>
           </div>
         </form>

@@ -7,7 +7,9 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, signIn } from "../ui/api";
 import type { Me, Refusal } from "../ui/auth";
 import { formText } from "../ui/formData";
+import { t, useLanguage } from "../ui/i18n";
 import { signInErrorText } from "../ui/people";
+import { LanguageSwitch } from "./LanguageSwitch";
 
 export function SignInPage({ refusal, onSignedIn }: { refusal: Refusal | null; onSignedIn: (me: Me) => void }) {
   const [error, setError] = useState<string | null>(null);
@@ -15,12 +17,15 @@ export function SignInPage({ refusal, onSignedIn }: { refusal: Refusal | null; o
   /** Until when the server refuses attempts (a 429's Retry-After), in ms since the epoch. */
   const [waitUntil, setWaitUntil] = useState<number | null>(null);
   const emailRef = useRef<HTMLInputElement>(null);
+  const language = useLanguage();
   const passwordRef = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
-    document.title = "Sign in · funnel";
     emailRef.current?.focus();
   }, []);
+  useEffect(() => {
+    document.title = t("signIn.documentTitle");
+  }, [language]);
   useEffect(() => {
     if (waitUntil === null) return;
     const timer = window.setTimeout(() => setWaitUntil(null), Math.max(0, waitUntil - Date.now()));
@@ -33,7 +38,7 @@ export function SignInPage({ refusal, onSignedIn }: { refusal: Refusal | null; o
     const email = formText(data, "email").trim();
     const password = formText(data, "password");
     if (email === "" || password === "") {
-      setError("Enter your e-mail address and your password");
+      setError(t("signIn.missing"));
       return;
     }
     setBusy(true);
@@ -59,6 +64,8 @@ export function SignInPage({ refusal, onSignedIn }: { refusal: Refusal | null; o
         <a href="/" class="brand">
           funnel
         </a>
+        <span class="spacer" />
+        <LanguageSwitch />
       </header>
       <main class="sign-in">
         {refusal !== null && (
@@ -68,13 +75,13 @@ export function SignInPage({ refusal, onSignedIn }: { refusal: Refusal | null; o
           </div>
         )}
         <form class="sign-in-form" data-form="sign-in" onSubmit={submit} aria-labelledby="sign-in-title" noValidate>
-          <h1 id="sign-in-title">Sign in</h1>
+          <h1 id="sign-in-title">{t("signIn.title")}</h1>
           <label class="field">
-            <span class="field-label">E-mail address</span>
+            <span class="field-label">{t("signIn.email")}</span>
             <input ref={emailRef} type="email" name="email" autoComplete="username" required />
           </label>
           <label class="field">
-            <span class="field-label">Password</span>
+            <span class="field-label">{t("signIn.password")}</span>
             <input ref={passwordRef} type="password" name="password" autoComplete="current-password" required />
           </label>
           {error !== null && (
@@ -83,12 +90,9 @@ export function SignInPage({ refusal, onSignedIn }: { refusal: Refusal | null; o
             </p>
           )}
           <button type="submit" class="button primary" disabled={busy || waitUntil !== null}>
-            {busy ? "Signing in…" : "Sign in"}
+            {busy ? t("signIn.busy") : t("signIn.title")}
           </button>
-          <p class="hint">
-            No password yet? Open the invite link an administrator sent you. Forgot it? Ask an administrator for a new
-            link.
-          </p>
+          <p class="hint">{t("signIn.hint")}</p>
         </form>
       </main>
     </div>

@@ -7,14 +7,16 @@ import { useRef, useState } from "preact/hooks";
 import type { Me } from "../ui/auth";
 import { initials } from "../ui/format";
 import { formText } from "../ui/formData";
+import { t, type Key } from "../ui/i18n";
 import { avatarOf } from "../ui/people";
 import { onLinkClick } from "../ui/route";
 import { colorFor, isValidUserId, type RosterEntry, type User } from "../ui/users";
+import { LanguageSwitch } from "./LanguageSwitch";
 import { useSession } from "./session";
 
-const ROLE_LABELS: Record<Me["role"], string> = { viewer: "Viewer", member: "Member", admin: "Admin" };
+const ROLE_LABELS: Record<Me["role"], Key> = { viewer: "role.viewer", member: "role.member", admin: "role.admin" };
 
-/** The header's user: the signed-in account, or the local picker. */
+/** The header's user: the language switch, then the signed-in account or the local picker. */
 export function Identity(props: {
   account: Me | null;
   user: User;
@@ -22,7 +24,12 @@ export function Identity(props: {
   onUser: (id: string) => void;
   onRoster: (roster: RosterEntry[]) => void;
 }) {
-  return props.account !== null ? <Account me={props.account} /> : <UserPicker {...props} />;
+  return (
+    <>
+      <LanguageSwitch />
+      {props.account !== null ? <Account me={props.account} /> : <UserPicker {...props} />}
+    </>
+  );
 }
 
 /** The signed-in user: avatar, name and role; People (admins) and Sign out (a session). */
@@ -40,17 +47,17 @@ export function Account({ me }: { me: Me }) {
         {look.initials}
       </span>
       <span class="account-name">{me.name}</span>
-      <span class="role-badge" title={me.email !== null ? `Signed in as ${me.email}` : `Signed in as ${me.user}`}>
-        {ROLE_LABELS[me.role]}
+      <span class="role-badge" title={t("account.signedInAs", { who: me.email ?? me.user })}>
+        {t(ROLE_LABELS[me.role])}
       </span>
       {session.accounts && me.role === "admin" && (
         <a href="/people" class="button small" data-action="people" onClick={onLinkClick}>
-          People
+          {t("account.people")}
         </a>
       )}
       {me.signedInWith === "session" && (
         <button type="button" class="button small" data-action="sign-out" disabled={busy} onClick={signOut}>
-          Sign out
+          {t("account.signOut")}
         </button>
       )}
     </div>
@@ -78,7 +85,7 @@ export function UserPicker({
     const data = new FormData(form);
     const id = formText(data, "user-id").trim();
     const name = formText(data, "user-name").trim();
-    if (!isValidUserId(id)) return setError("An id is 1 to 64 characters without spaces");
+    if (!isValidUserId(id)) return setError(t("picker.badId"));
     if (roster.some((r) => r.id === id)) return setError(`${id} is already in the list`);
     setError(null);
     onRoster([...roster, { id, name: name || id }]);
@@ -91,7 +98,7 @@ export function UserPicker({
         {initials(user.name)}
       </span>
       <label class="visually-hidden" for="current-user">
-        Current user
+        {t("picker.currentUser")}
       </label>
       <select id="current-user" value={user.id} onChange={(e) => onUser(e.currentTarget.value)}>
         {roster.map((r) => (
@@ -101,19 +108,19 @@ export function UserPicker({
         ))}
       </select>
       <button type="button" class="button small" aria-expanded={editing} onClick={() => setEditing((on) => !on)}>
-        People
+        {t("account.people")}
       </button>
       {editing && (
         <div
           ref={dialogRef}
           class="popover"
           role="dialog"
-          aria-label="People"
+          aria-label={t("account.people")}
           onKeyDown={(e) => {
             if (e.key === "Escape") setEditing(false);
           }}
         >
-          <p class="hint">Names are kept in this browser. Everyone appears under their id elsewhere until named.</p>
+          <p class="hint">{t("picker.hint")}</p>
           <ul class="rows">
             {roster.map((r) => (
               <li key={r.id} class="roster-row">
@@ -125,7 +132,7 @@ export function UserPicker({
                   <input
                     type="text"
                     defaultValue={r.name}
-                    aria-label={`Name of ${r.id}`}
+                    aria-label={t("picker.nameOf", { id: r.id })}
                     onChange={(e) => {
                       const name = e.currentTarget.value.trim() || r.id;
                       onRoster(roster.map((x) => (x.id === r.id ? { ...x, name } : x)));
@@ -136,7 +143,7 @@ export function UserPicker({
                   <button
                     type="button"
                     class="icon-button"
-                    aria-label={`Remove ${r.name}`}
+                    aria-label={t("picker.remove", { name: r.name })}
                     onClick={() => onRoster(roster.filter((x) => x.id !== r.id))}
                   >
                     ×
@@ -145,17 +152,17 @@ export function UserPicker({
               </li>
             ))}
           </ul>
-          <form class="form-row" onSubmit={add} aria-label="Add a person">
+          <form class="form-row" onSubmit={add} aria-label={t("picker.add")}>
             <label class="field">
-              <span class="field-label">Id</span>
+              <span class="field-label">{t("picker.id")}</span>
               <input type="text" name="user-id" required autoComplete="off" />
             </label>
             <label class="field">
-              <span class="field-label">Name</span>
+              <span class="field-label">{t("home.name")}</span>
               <input type="text" name="user-name" autoComplete="off" />
             </label>
             <button type="submit" class="button small">
-              Add
+              {t("picker.addButton")}
             </button>
           </form>
           {error && (
@@ -164,7 +171,7 @@ export function UserPicker({
             </p>
           )}
           <button type="button" class="button small" onClick={() => setEditing(false)}>
-            Done
+            {t("picker.done")}
           </button>
         </div>
       )}

@@ -7,11 +7,7 @@ import { dropTargetForElements, monitorForElements } from "@atlaskit/pragmatic-d
 import { combine } from "@atlaskit/pragmatic-drag-and-drop/combine";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { Stage } from "../model/board";
-
-const TEXT = {
-  bar: "Win or lose a card: drop it here",
-  hint: "Drop a card here",
-};
+import { t } from "../ui/i18n";
 
 function Zone({ stage }: { stage: Stage }) {
   const ref = useRef<HTMLDivElement>(null);
@@ -61,10 +57,10 @@ export function WonLostBar({ stages }: { stages: readonly Stage[] }) {
     <div
       class="won-lost-bar"
       role="group"
-      aria-label={TEXT.bar}
+      aria-label={t("wonLost.bar")}
       data-won-lost-bar=""
       data-dragging={dragging ? "" : undefined}
-      title={TEXT.hint}
+      title={t("wonLost.hint")}
     >
       {finals.map((stage) => (
         <Zone key={stage.id} stage={stage} />

@@ -11,6 +11,8 @@ import { addActivity, BoardError, createCard, deleteStage, recolorStage, renameS
 import { defaultDeadline, fromDatetimeLocal, toDatetimeLocal } from "../ui/deadline";
 import { newCardFrom, type FieldInfo } from "../ui/fields";
 import { formText } from "../ui/formData";
+import { formatMoney } from "../ui/format";
+import { t, type Key } from "../ui/i18n";
 import { useBoard } from "./context";
 import { PersonPicker } from "./PersonPicker";
 
@@ -127,7 +129,7 @@ export function FieldInput({
         type="text"
         inputMode="decimal"
         autoComplete="off"
-        placeholder={`0.00 ${currency}`}
+        placeholder={`${formatMoney(0, "")} ${currency}`}
         {...common}
         defaultValue={value}
       />
@@ -195,7 +197,7 @@ export function QuickCreateForm({ stageId, fields }: { stageId: string; fields: 
       setError(refused);
       return;
     }
-    board.announce(`Card ${parsed.card.title} created`);
+    board.announce(t("forms.cardCreated", { title: parsed.card.title }));
     board.created(id);
     close();
   };
@@ -207,7 +209,7 @@ export function QuickCreateForm({ stageId, fields }: { stageId: string; fields: 
       data-form="quick-create"
       onSubmit={submit}
       onKeyDown={onEscape(close)}
-      aria-label="New card"
+      aria-label={t("forms.newCard")}
     >
       {fields.map((field) => (
         <FieldInput
@@ -220,10 +222,10 @@ export function QuickCreateForm({ stageId, fields }: { stageId: string; fields: 
       <FormError message={error} />
       <div class="form-actions">
         <button type="submit" class="button primary">
-          Save
+          {t("common.save")}
         </button>
         <button type="button" class="button" onClick={close}>
-          Cancel
+          {t("common.cancel")}
         </button>
       </div>
     </form>
@@ -264,7 +266,7 @@ export function StageForm({ stage }: { stage: Stage }) {
       }),
     );
     if (refused !== null) return setError(refused);
-    board.announce(`Stage ${name.trim()} saved`);
+    board.announce(t("forms.stageSaved", { stage: name.trim() }));
     close();
   };
 
@@ -273,7 +275,7 @@ export function StageForm({ stage }: { stage: Stage }) {
     const target = select?.value ?? defaultTarget;
     const refused = attempt(() => deleteStage(board.doc, stage.id, target));
     if (refused !== null) return setError(refused);
-    board.announce(`Stage ${stage.name} deleted`);
+    board.announce(t("forms.stageDeleted", { stage: stage.name }));
     close();
   };
 
@@ -284,18 +286,18 @@ export function StageForm({ stage }: { stage: Stage }) {
       data-form="stage"
       onSubmit={save}
       onKeyDown={onEscape(close)}
-      aria-label={`Edit stage ${stage.name}`}
+      aria-label={t("column.edit", { stage: stage.name })}
     >
-      <Field label="Name">
+      <Field label={t("home.name")}>
         <input type="text" name="name" required maxLength={200} defaultValue={stage.name} autoComplete="off" />
       </Field>
-      <Field label="Colour" inline>
+      <Field label={t("forms.colour")} inline>
         <input type="color" name="color" defaultValue={color} />
       </Field>
       <FormError message={error} />
       {deleting ? (
         <div class="confirm-delete">
-          <Field label="Move its cards to">
+          <Field label={t("forms.moveCardsTo")}>
             <select name="cards-to">
               {others.map((s) => (
                 <option key={s.id} value={s.id} selected={s.id === defaultTarget}>
@@ -306,20 +308,20 @@ export function StageForm({ stage }: { stage: Stage }) {
           </Field>
           <div class="form-actions">
             <button type="button" class="button danger" data-action="confirm-delete-stage" onClick={confirmDelete}>
-              Delete stage
+              {t("forms.deleteStage")}
             </button>
             <button type="button" class="button" onClick={() => setDeleting(false)}>
-              Keep it
+              {t("forms.keepIt")}
             </button>
           </div>
         </div>
       ) : (
         <div class="form-actions">
           <button type="submit" class="button primary">
-            Save
+            {t("common.save")}
           </button>
           <button type="button" class="button" onClick={close}>
-            Cancel
+            {t("common.cancel")}
           </button>
           {deletable && (
             <button
@@ -328,7 +330,7 @@ export function StageForm({ stage }: { stage: Stage }) {
               data-action="delete-stage"
               onClick={() => setDeleting(true)}
             >
-              Delete…
+              {t("forms.deleteEllipsis")}
             </button>
           )}
         </div>
@@ -339,16 +341,17 @@ export function StageForm({ stage }: { stage: Stage }) {
 
 // ---------------------------------------------------------------------------------------------
 
-export const ACTIVITY_KINDS: readonly { kind: string; label: string }[] = [
-  { kind: "call", label: "Call" },
-  { kind: "meeting", label: "Meeting" },
-  { kind: "task", label: "Task" },
-  { kind: "email", label: "E-mail" },
-  { kind: "chat", label: "Chat" },
+export const ACTIVITY_KINDS: readonly { kind: string; label: Key }[] = [
+  { kind: "call", label: "activity.call" },
+  { kind: "meeting", label: "activity.meeting" },
+  { kind: "task", label: "activity.task" },
+  { kind: "email", label: "activity.email" },
+  { kind: "chat", label: "activity.chat" },
 ];
 
 export function activityKindLabel(kind: string): string {
-  return ACTIVITY_KINDS.find((k) => k.kind === kind)?.label ?? (kind === "" ? "Activity" : kind);
+  const known = ACTIVITY_KINDS.find((k) => k.kind === kind);
+  return known !== undefined ? t(known.label) : kind === "" ? t("activity.activity") : kind;
 }
 
 export function ActivityForm({ card, onDone }: { card: string; onDone: () => void }) {
@@ -365,7 +368,7 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
     const subject = formText(data, "subject").trim() || activityKindLabel(kind);
     const rawDeadline = formText(data, "deadline");
     const when = rawDeadline === "" ? null : fromDatetimeLocal(rawDeadline);
-    if (rawDeadline !== "" && when === null) return setError("enter a deadline as a date and a time");
+    if (rawDeadline !== "" && when === null) return setError(t("forms.badDeadline"));
     const responsible = formText(data, "responsible").trim() || board.me().id;
     const refused = attempt(() => {
       addActivity(board.doc, {
@@ -379,7 +382,7 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
       });
     });
     if (refused !== null) return setError(refused);
-    board.announce(`${activityKindLabel(kind)} planned`);
+    board.announce(t("forms.activityPlanned", { kind: activityKindLabel(kind) }));
     onDone();
   };
 
@@ -389,33 +392,39 @@ export function ActivityForm({ card, onDone }: { card: string; onDone: () => voi
       data-form="activity"
       onSubmit={submit}
       onKeyDown={onEscape(onDone)}
-      aria-label="New activity"
+      aria-label={t("forms.newActivity")}
     >
       <div class="form-row">
-        <Field label="Kind">
+        <Field label={t("home.kind")}>
           <select name="kind">
             {ACTIVITY_KINDS.map((k) => (
               <option key={k.kind} value={k.kind} selected={k.kind === "call"}>
-                {k.label}
+                {t(k.label)}
               </option>
             ))}
           </select>
         </Field>
-        <Field label="Deadline">
+        <Field label={t("forms.deadline")}>
           <input type="datetime-local" name="deadline" defaultValue={deadline} />
         </Field>
       </div>
-      <Field label="Subject">
-        <input ref={subjectRef} type="text" name="subject" autoComplete="off" placeholder="What is to be done" />
+      <Field label={t("forms.subject")}>
+        <input
+          ref={subjectRef}
+          type="text"
+          name="subject"
+          autoComplete="off"
+          placeholder={t("forms.subjectPlaceholder")}
+        />
       </Field>
-      <PersonPicker name="responsible" label="Responsible" value={board.me().id} />
+      <PersonPicker name="responsible" label={t("field.responsible")} value={board.me().id} />
       <FormError message={error} />
       <div class="form-actions">
         <button type="submit" class="button primary">
-          Save
+          {t("common.save")}
         </button>
         <button type="button" class="button" onClick={onDone}>
-          Cancel
+          {t("common.cancel")}
         </button>
       </div>
     </form>

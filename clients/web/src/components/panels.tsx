@@ -26,17 +26,18 @@ import {
   fieldText,
   inputValue,
   parseCurrency,
-  EMAIL_ERROR,
+  emailError,
   parseEmail,
   parseFieldInput,
   quickCreateFieldsOf,
   type FieldInfo,
 } from "../ui/fields";
-import { formatDeadline, formatMoney, formatSums, parseMoneyInput, plural, timeAgo } from "../ui/format";
+import { formatDeadline, formatMoney, formatSums, parseMoneyInput, timeAgo } from "../ui/format";
 import { formText } from "../ui/formData";
 import { avatarOf } from "../ui/people";
 import { CardHistory } from "./CardHistory";
-import { COUNTER_LABELS } from "./CardView";
+import { currentLanguage, t } from "../ui/i18n";
+import { counterLabel } from "./CardView";
 import { useBoard } from "./context";
 import { ActivityForm, activityKindLabel, attempt, FieldInput, FormError } from "./forms";
 import { useSession } from "./session";
@@ -78,7 +79,13 @@ export function Drawer({
     >
       <header class="drawer-header">
         <h2 id={titleId}>{title}</h2>
-        <button type="button" class="icon-button" data-action="close-panel" aria-label="Close" onClick={onClose}>
+        <button
+          type="button"
+          class="icon-button"
+          data-action="close-panel"
+          aria-label={t("common.close")}
+          onClick={onClose}
+        >
           ×
         </button>
       </header>
@@ -90,7 +97,7 @@ export function Drawer({
 function Avatar({ user, size }: { user: string; size?: "small" }) {
   const board = useBoard();
   const { directory } = useSession();
-  const name = user === "" ? "Nobody" : board.nameOf(user);
+  const name = user === "" ? t("card.nobody") : board.nameOf(user);
   const look = avatarOf(directory, user, name);
   return (
     <span
@@ -130,13 +137,13 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
                 <span class="activity-meta">
                   {direction === "incoming"
                     ? deadline !== null
-                      ? `Came in ${timeAgo(deadline, now)}`
-                      : "Came in"
+                      ? t("panel.cameInAgo", { ago: timeAgo(deadline, now) })
+                      : t("panel.cameIn")
                     : deadline !== null
                       ? formatDeadline(deadline, now)
-                      : "No deadline"}
+                      : t("panel.noDeadline")}
                   {" · "}
-                  {activity.facts.responsible === "" ? "Nobody" : board.nameOf(activity.facts.responsible)}
+                  {activity.facts.responsible === "" ? t("card.nobody") : board.nameOf(activity.facts.responsible)}
                 </span>
               </span>
               {board.can.editActivities && (
@@ -186,12 +193,12 @@ function ActivitiesSection({ item, now }: { item: CardItem; now: number }) {
   const board = useBoard();
   const [adding, setAdding] = useState(false);
   return (
-    <section class="panel-section" aria-label="Activities">
+    <section class="panel-section" aria-label={t("filter.state")}>
       <div class="section-title">
-        <h3>Activities</h3>
+        <h3>{t("filter.state")}</h3>
         {!adding && board.can.editActivities && (
           <button type="button" class="button small primary" data-action="add-activity" onClick={() => setAdding(true)}>
-            + Activity
+            {t("panel.addActivity")}
           </button>
         )}
       </div>
@@ -205,12 +212,12 @@ export function ActivitiesPanel({ item, now }: { item: CardItem; now: number }) 
   const board = useBoard();
   const { counter } = item;
   return (
-    <Drawer panel="activities" title={`Activities · ${item.card.title}`} onClose={board.closePanel}>
+    <Drawer panel="activities" title={t("panel.activitiesOf", { title: item.card.title })} onClose={board.closePanel}>
       <p class="counter-summary">
         <span class="counter" data-counter-state={counter.state} aria-hidden="true">
           {counter.count}
         </span>{" "}
-        {COUNTER_LABELS[counter.state]}
+        {counterLabel(counter.state)}
         {counter.next !== null && <> · next deadline {formatDeadline(counter.next, now)}</>}
       </p>
       <ActivitiesSection item={item} now={now} />
@@ -249,13 +256,13 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
         break;
       case "amount": {
         const minor = parseMoneyInput(text, card.currency);
-        if (minor === null) return setError("Amount: enter a number such as 1500 or 1500.50");
+        if (minor === null) return setError(t("field.badAmount", { label: t("field.amount") }));
         edit = { amount: minor };
         break;
       }
       case "currency": {
         const code = parseCurrency(text);
-        if (code === null) return setError("Currency: use a three-letter code such as USD or EUR");
+        if (code === null) return setError(t("panel.badCurrency"));
         edit = { currency: code };
         break;
       }
@@ -264,7 +271,7 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
         break;
       case "email": {
         const email = parseEmail(text);
-        if (email === null) return setError(EMAIL_ERROR);
+        if (email === null) return setError(emailError());
         edit = { email };
         break;
       }
@@ -320,8 +327,8 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
           {card.createdAt > 0 ? timeAgo(card.createdAt, snapshot.now) : "—"}
         </span>
       </div>
-      <section class="panel-section" aria-label="Fields">
-        <h3>Fields</h3>
+      <section class="panel-section" aria-label={t("panel.fields")}>
+        <h3>{t("panel.fields")}</h3>
         {!board.can.editCards ? (
           <dl class="card-fields-read" data-card-fields-read="">
             {fields.map((field) => {
@@ -405,8 +412,8 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
     return () => abort.abort();
   }, [boardId, cardId, revision]);
   return (
-    <section class="panel-section" aria-label="Timeline" data-timeline="">
-      <h3>Timeline</h3>
+    <section class="panel-section" aria-label={t("panel.timeline")} data-timeline="">
+      <h3>{t("panel.timeline")}</h3>
       {events === "loading" ? (
         <p class="muted">Loading…</p>
       ) : events === null || events.length === 0 ? (
@@ -451,7 +458,7 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
 export function ArchivedPanel({ cards, stages }: { cards: readonly CardData[]; stages: readonly Stage[] }) {
   const board = useBoard();
   return (
-    <Drawer panel="archived" title="Archived cards" onClose={board.closePanel}>
+    <Drawer panel="archived" title={t("panel.archivedCards")} onClose={board.closePanel}>
       {cards.length === 0 ? (
         <p class="muted">Nothing archived. Archive a card from its panel to take it off the board.</p>
       ) : (
@@ -461,7 +468,7 @@ export function ArchivedPanel({ cards, stages }: { cards: readonly CardData[]; s
               <span class="activity-main">
                 <span class="activity-subject">{card.title || "(no title)"}</span>
                 <span class="activity-meta">
-                  {stages.find((s) => s.id === card.stage)?.name ?? "Deleted stage"} ·{" "}
+                  {stages.find((s) => s.id === card.stage)?.name ?? t("panel.deletedStage")} ·{" "}
                   {formatMoney(card.amount, card.currency)}
                   {card.archivedAt !== null && ` · archived ${timeAgo(card.archivedAt, Date.now())}`}
                 </span>
@@ -488,15 +495,21 @@ export function ArchivedPanel({ cards, stages }: { cards: readonly CardData[]; s
 export function timelineLabel(kind: string, direction: string): string {
   switch (kind) {
     case "comment":
-      return "Comment";
+      return t("timeline.comment");
     case "call":
-      return direction === "missed" ? "Missed call" : direction === "outgoing" ? "Outgoing call" : "Incoming call";
+      return t(
+        direction === "missed"
+          ? "timeline.missedCall"
+          : direction === "outgoing"
+            ? "timeline.outgoingCall"
+            : "timeline.incomingCall",
+      );
     case "email":
-      return direction === "outgoing" ? "E-mail sent" : "E-mail received";
+      return t(direction === "outgoing" ? "timeline.emailSent" : "timeline.emailReceived");
     case "chat":
-      return direction === "outgoing" ? "Chat message sent" : "Chat message received";
+      return t(direction === "outgoing" ? "timeline.chatSent" : "timeline.chatReceived");
     default:
-      return kind === "" ? "Event" : kind;
+      return kind === "" ? t("timeline.event") : kind;
   }
 }
 
@@ -512,7 +525,8 @@ export function SettingsPanel({
 }) {
   const board = useBoard();
   const [error, setError] = useState<string | null>(null);
-  const fields = useMemo(() => allFields(snapshot.fieldDefs), [snapshot.fieldDefs]);
+  const language = currentLanguage();
+  const fields = useMemo(() => allFields(snapshot.fieldDefs, language), [snapshot.fieldDefs, language]);
   const quick = new Set(quickCreateFieldsOf(snapshot.quickCreate, fields).map((f) => f.id));
   const display = new Set(displayFieldsOf(displayed, fields).map((f) => f.id));
 
@@ -540,16 +554,16 @@ export function SettingsPanel({
       }),
     );
     if (refused !== null) return setError(refused);
-    board.announce("Settings saved");
+    board.announce(t("panel.settingsSaved"));
     board.closePanel();
   };
 
   return (
-    <Drawer panel="settings" title="Kanban settings" onClose={board.closePanel}>
+    <Drawer panel="settings" title={t("panel.settings")} onClose={board.closePanel}>
       <form class="settings-form" data-form="settings" onSubmit={save}>
         {board.can.editBoardSettings && (
           <fieldset>
-            <legend>Quick-create form</legend>
+            <legend>{t("panel.quickCreate")}</legend>
             <p class="hint">The fields the + of a column asks for. The title is always asked.</p>
             {fields
               .filter((f) => f.creatable)
@@ -567,7 +581,7 @@ export function SettingsPanel({
           </fieldset>
         )}
         <fieldset>
-          <legend>My card fields</legend>
+          <legend>{t("panel.myFields")}</legend>
           <p class="hint">What your cards show. Only you see this choice.</p>
           {fields.map((f) => (
             <label key={f.id} class="field field-check">
@@ -578,7 +592,7 @@ export function SettingsPanel({
         </fieldset>
         {board.can.editBoardSettings && (
           <fieldset>
-            <legend>Activity counter</legend>
+            <legend>{t("panel.counter")}</legend>
             <label class="field">
               <span class="field-label">Turns red this many minutes before a deadline</span>
               <input
@@ -717,19 +731,19 @@ function NewFieldForm() {
 export function WorkloadPanel({ workload, currency }: { workload: readonly Workload[]; currency: string }) {
   const board = useBoard();
   return (
-    <section class="workload" data-panel="workload" aria-label="Workload by manager">
+    <section class="workload" data-panel="workload" aria-label={t("workload.label")}>
       <table>
         <thead>
           <tr>
-            <th scope="col">Manager</th>
+            <th scope="col">{t("workload.manager")}</th>
             <th scope="col" class="num">
-              Cards
+              {t("workload.cards")}
             </th>
             <th scope="col" class="num">
-              Amount
+              {t("workload.amount")}
             </th>
             <th scope="col" class="num">
-              Due activities
+              {t("workload.due")}
             </th>
           </tr>
         </thead>
@@ -737,7 +751,7 @@ export function WorkloadPanel({ workload, currency }: { workload: readonly Workl
           {workload.length === 0 && (
             <tr>
               <td colSpan={4} class="muted">
-                No cards yet.
+                {t("workload.empty")}
               </td>
             </tr>
           )}
@@ -745,7 +759,7 @@ export function WorkloadPanel({ workload, currency }: { workload: readonly Workl
             <tr key={load.responsible} data-workload-user={load.responsible}>
               <th scope="row">
                 <Avatar user={load.responsible} size="small" />{" "}
-                {load.responsible === "" ? "Unassigned" : board.nameOf(load.responsible)}
+                {load.responsible === "" ? t("workload.unassigned") : board.nameOf(load.responsible)}
               </th>
               <td class="num" data-workload-cards="">
                 {load.cards}
@@ -760,13 +774,7 @@ export function WorkloadPanel({ workload, currency }: { workload: readonly Workl
           ))}
         </tbody>
       </table>
-      <p class="hint">
-        {plural(
-          workload.reduce((n, l) => n + l.cards, 0),
-          "card",
-        )}{" "}
-        in all.
-      </p>
+      <p class="hint">{t("workload.total", { count: workload.reduce((n, l) => n + l.cards, 0) })}</p>
     </section>
   );
 }

@@ -4,6 +4,7 @@
 // configuration. With a token (src/ui/auth.ts) every call sends `Authorization: Bearer`, and a
 // 401 is also told to whoever listens (the app shows "sign in again" instead of the page).
 
+import type { Language } from "./i18n";
 import { isRole, parseMe, type Me, type Role } from "./auth";
 
 let token: string | null = null;
@@ -133,11 +134,12 @@ export async function setBoardArchived(id: string, archived: boolean): Promise<v
 }
 
 /** `POST /api/v1/boards`. */
-export async function createBoard(entity: string, name: string): Promise<BoardSummary> {
+export async function createBoard(entity: string, name: string | null, language: Language): Promise<BoardSummary> {
   const response = await fetch("/api/v1/boards", {
     method: "POST",
     headers: apiHeaders({ "content-type": "application/json" }),
-    body: JSON.stringify({ entity, name }),
+    // Without a name, the server names the board in `language`, as it names the default stages.
+    body: JSON.stringify(name === null ? { entity, language } : { entity, name, language }),
   });
   if (!response.ok) throw await errorOf(response);
   const board = parseBoard(await response.json());

@@ -9,6 +9,7 @@ import type { FieldType } from "../model/schema";
 import type { CardData } from "../model/serverFields";
 import type { NewCard } from "../model/write";
 import { formatMoney, parseMoneyInput, moneyInputValue } from "./format";
+import { currentLanguage, t, translate, type Key, type Language } from "./i18n";
 
 export interface FieldInfo {
   id: string;
@@ -37,11 +38,29 @@ export const DEFAULT_QUICK_CREATE: readonly string[] = ["title", "amount", "clie
 /** The display form of a user who never configured one. */
 export const DEFAULT_DISPLAY: readonly string[] = ["title", "amount", "client"];
 
-/** Every field of the board: built-ins first, then custom fields. */
-export function allFields(defs: readonly FieldDef[]): FieldInfo[] {
+const BUILT_IN_LABELS: Record<string, Key> = {
+  title: "field.title",
+  amount: "field.amount",
+  client: "field.client",
+  email: "field.email",
+  responsible: "field.responsible",
+  currency: "field.currency",
+  createdAt: "field.createdAt",
+  closeDate: "field.closeDate",
+  lostReason: "field.lostReason",
+};
+
+/** A built-in field's label in `language` ("Amount", "Montant"). */
+export function builtInLabel(id: string, language: Language = currentLanguage()): string {
+  const key = BUILT_IN_LABELS[id];
+  return key === undefined ? id : translate(language, key);
+}
+
+/** Every field of the board: built-ins first (labelled in `language`), then custom fields. */
+export function allFields(defs: readonly FieldDef[], language: Language = currentLanguage()): FieldInfo[] {
   const builtInIds = new Set(BUILT_IN_FIELDS.map((f) => f.id));
   return [
-    ...BUILT_IN_FIELDS,
+    ...BUILT_IN_FIELDS.map((f) => ({ ...f, label: builtInLabel(f.id, language) })),
     ...defs
       .filter((d) => !builtInIds.has(d.id))
       .map((d) => ({ id: d.id, label: d.label, type: d.type, options: d.options, builtIn: false, creatable: true })),
@@ -111,7 +130,11 @@ export function fieldText(card: CardData, field: FieldInfo, nameOf: (user: strin
     case "user":
       return typeof value === "string" ? nameOf(value) : jsonText(value);
     case "bool":
-      return value === true ? `${field.label}: yes` : value === false ? `${field.label}: no` : "";
+      return value === true
+        ? t("field.yes", { label: field.label })
+        : value === false
+          ? t("field.no", { label: field.label })
+          : "";
     case "number":
       return typeof value === "number" ? new Intl.NumberFormat(locale).format(value) : jsonText(value);
     default:
@@ -154,17 +177,17 @@ export function parseFieldInput(
       return { value: checked };
     case "money": {
       const minor = parseMoneyInput(text, currency);
-      return minor === null ? { error: `${field.label}: enter an amount such as 1500 or 1500.50` } : { value: minor };
+      return minor === null ? { error: t("field.badAmount", { label: field.label }) } : { value: minor };
     }
     case "number": {
       if (text.trim() === "") return { value: null };
       const n = Number(text);
-      return Number.isFinite(n) ? { value: n } : { error: `${field.label}: enter a number` };
+      return Number.isFinite(n) ? { value: n } : { error: t("field.badNumber", { label: field.label }) };
     }
     case "date": {
       if (text.trim() === "") return { value: null };
       const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text.trim());
-      if (match === null) return { error: `${field.label}: enter a date` };
+      if (match === null) return { error: t("field.badDate", { label: field.label }) };
       return { value: new Date(Number(match[1]), Number(match[2]) - 1, Number(match[3])).getTime() };
     }
     default:
@@ -215,7 +238,7 @@ export function newCardFrom(
         break;
       case "email": {
         const email = parseEmail(text("email"));
-        if (email === null) return { error: EMAIL_ERROR };
+        if (email === null) return { error: emailError() };
         card.email = email;
         break;
       }
@@ -234,7 +257,8 @@ export function newCardFrom(
 }
 
 /** What the form says when an e-mail address is refused. */
-export const EMAIL_ERROR = "E-mail: enter an address such as name@example.com";
+/** What a malformed e-mail address is told, in the page's language. */
+export const emailError = (): string => t("field.badEmail");
 
 /**
  * A client's e-mail address as typed: trimmed, empty for none, or null when it is not of the

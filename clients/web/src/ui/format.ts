@@ -1,11 +1,27 @@
 // How numbers, money, times and names are shown. Pure: the locale and the clock are parameters
-// (the app passes the browser's locale and its clock), so tests pin them.
+// (by default the page's language's locale, src/ui/i18n.ts, and the app's clock), so tests pin them.
 
 import type { Millis } from "../model/rules";
+import { currentLanguage, currentLocale, parseLanguage, translate, type Key, type Params } from "./i18n";
 
-/** The locale the app formats with: the browser's. */
-export function defaultLocale(): string | undefined {
-  return typeof navigator === "undefined" ? undefined : navigator.language;
+/** The locale the app formats with: the page's language's (en-US, fr-FR, or the browser's variant). */
+export function defaultLocale(): string {
+  return currentLocale();
+}
+
+/** A message in the language of `locale` (the page's when the locale names none of ours). */
+function say(locale: string, key: Key, params?: Params): string {
+  return translate(parseLanguage(locale) ?? currentLanguage(), key, params);
+}
+
+/** A plain number in the locale: "1,250.5" in en-US, "1 250,5" in fr-FR. */
+export function formatNumber(value: number, locale: string = defaultLocale()): string {
+  return new Intl.NumberFormat(locale).format(value);
+}
+
+/** A calendar day in the locale: "3 Dec 2026" (en-GB), "Dec 3, 2026" (en-US), "3 déc. 2026" (fr-FR). */
+export function formatDate(at: Millis, locale: string = defaultLocale()): string {
+  return new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric" }).format(at);
 }
 
 const fractionDigitsCache = new Map<string, number>();
@@ -26,8 +42,8 @@ export function minorDigits(currency: string): number {
 
 const moneyFormats = new Map<string, Intl.NumberFormat | null>();
 
-function moneyFormat(currency: string, locale: string | undefined): Intl.NumberFormat | null {
-  const key = `${locale ?? ""}|${currency}`;
+function moneyFormat(currency: string, locale: string): Intl.NumberFormat | null {
+  const key = `${locale}|${currency}`;
   let format = moneyFormats.get(key);
   if (format === undefined) {
     try {
@@ -41,7 +57,7 @@ function moneyFormat(currency: string, locale: string | undefined): Intl.NumberF
 }
 
 /** An amount in minor units, with its currency: `formatMoney(150000, "USD", "en-US")` is "$1,500.00". */
-export function formatMoney(minor: number, currency: string, locale?: string): string {
+export function formatMoney(minor: number, currency: string, locale: string = defaultLocale()): string {
   const digits = minorDigits(currency);
   const value = minor / 10 ** digits;
   const format = moneyFormat(currency, locale);
@@ -56,7 +72,11 @@ export function formatMoney(minor: number, currency: string, locale?: string): s
  * A column's or a manager's sums, one per currency, in the given order; an empty map shows
  * zero in `fallbackCurrency`.
  */
-export function formatSums(sums: ReadonlyMap<string, number>, fallbackCurrency: string, locale?: string): string {
+export function formatSums(
+  sums: ReadonlyMap<string, number>,
+  fallbackCurrency: string,
+  locale: string = defaultLocale(),
+): string {
   if (sums.size === 0) return formatMoney(0, fallbackCurrency, locale);
   return [...sums].map(([currency, minor]) => formatMoney(minor, currency, locale)).join(" + ");
 }
@@ -94,22 +114,22 @@ const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
 /** "just now", "5 min ago", "3 h ago", "2 d ago", then the date. Future instants read "just now". */
-export function timeAgo(then: Millis, now: Millis, locale?: string): string {
+export function timeAgo(then: Millis, now: Millis, locale: string = defaultLocale()): string {
   const elapsed = now - then;
-  if (elapsed < MINUTE) return "just now";
-  if (elapsed < HOUR) return `${Math.floor(elapsed / MINUTE)} min ago`;
-  if (elapsed < DAY) return `${Math.floor(elapsed / HOUR)} h ago`;
-  if (elapsed < 30 * DAY) return `${Math.floor(elapsed / DAY)} d ago`;
-  return new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric" }).format(then);
+  if (elapsed < MINUTE) return say(locale, "time.justNow");
+  if (elapsed < HOUR) return say(locale, "time.minutesAgo", { count: Math.floor(elapsed / MINUTE) });
+  if (elapsed < DAY) return say(locale, "time.hoursAgo", { count: Math.floor(elapsed / HOUR) });
+  if (elapsed < 30 * DAY) return say(locale, "time.daysAgo", { count: Math.floor(elapsed / DAY) });
+  return formatDate(then, locale);
 }
 
 /** A deadline relative to today: "Today 14:00", "Tomorrow 09:30", "Mon 12 May 10:00". */
-export function formatDeadline(deadline: Millis, now: Millis, locale?: string): string {
+export function formatDeadline(deadline: Millis, now: Millis, locale: string = defaultLocale()): string {
   const time = new Intl.DateTimeFormat(locale, { hour: "2-digit", minute: "2-digit" }).format(deadline);
   const days = dayNumber(deadline) - dayNumber(now);
-  if (days === 0) return `Today ${time}`;
-  if (days === 1) return `Tomorrow ${time}`;
-  if (days === -1) return `Yesterday ${time}`;
+  if (days === 0) return say(locale, "time.today", { time });
+  if (days === 1) return say(locale, "time.tomorrow", { time });
+  if (days === -1) return say(locale, "time.yesterday", { time });
   const sameYear = new Date(deadline).getFullYear() === new Date(now).getFullYear();
   const date = new Intl.DateTimeFormat(locale, {
     weekday: "short",
@@ -145,6 +165,6 @@ export function plural(count: number, noun: string, nouns = `${noun}s`): string 
 }
 
 /** A moment as a date and a time of day, in the page's locale: "3 Dec 2026, 09:35". */
-export function formatDateTime(at: Millis, locale: string | undefined = defaultLocale()): string {
+export function formatDateTime(at: Millis, locale: string = defaultLocale()): string {
   return new Date(at).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
 }
