@@ -123,7 +123,7 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
   const threshold = board.snapshot().settings.counterThresholdMin;
   return (
     <div class="activity-list">
-      {open.length === 0 && <p class="muted">No open activities.</p>}
+      {open.length === 0 && <p class="muted">{t("panel.noOpenActivities")}</p>}
       <ul class="rows">
         {open.map((activity) => {
           const { deadline, remindMin, direction } = activity.facts;
@@ -301,12 +301,12 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
       <div class="card-panel-meta">
         {stage && !board.can.moveCards && (
           <span class="field field-inline" data-card-stage={stage.id}>
-            <span class="field-label">Stage</span> {stage.name}
+            <span class="field-label">{t("panel.stage")}</span> {stage.name}
           </span>
         )}
         {stage && board.can.moveCards && (
           <label class="field field-inline">
-            <span class="field-label">Stage</span>
+            <span class="field-label">{t("panel.stage")}</span>
             <select
               value={stage.id}
               onChange={(event) => {
@@ -323,8 +323,10 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
           </label>
         )}
         <span class="muted">
-          {formatMoney(card.amount, card.currency)} · created{" "}
-          {card.createdAt > 0 ? timeAgo(card.createdAt, snapshot.now) : "—"}
+          {t("panel.amountCreated", {
+            amount: formatMoney(card.amount, card.currency),
+            ago: card.createdAt > 0 ? timeAgo(card.createdAt, snapshot.now) : "—",
+          })}
         </span>
       </div>
       <section class="panel-section" aria-label={t("panel.fields")}>
