@@ -12,9 +12,8 @@ use funnel_protocol::policy::Role;
 use funnel_protocol::wire;
 use funnel_server::auth::{Auth, claims_for};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::time::Duration;
-use support::{Client, TestServer, http_full};
+use support::{Client, TestServer, json_call_with as call};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
@@ -30,24 +29,6 @@ async fn start() -> (TestServer, tempfile::TempDir) {
     })
     .await;
     (server, dir)
-}
-
-/// A call with these headers: the status, the head and the JSON body (Null when empty).
-async fn call(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> (u16, String, Value) {
-    let body = body.map(|b| b.to_string());
-    let (status, head, text) = http_full(addr, method, path, headers, body.as_deref()).await;
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    };
-    (status, head, value)
 }
 
 /// The `name=value` of the response's session cookie, and its whole `Set-Cookie` line.

@@ -10,33 +10,15 @@ mod support;
 use funnel_protocol::policy::Role;
 use funnel_protocol::wire;
 use funnel_server::auth::{Auth, claims_for};
-use serde_json::{Value, json};
-use std::net::SocketAddr;
+use serde_json::json;
 use std::time::Duration;
-use support::{Client, RedisServer, TestDatabase, TestServer, http_full};
+use support::{Client, RedisServer, TestDatabase, TestServer, json_call_with as call};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 fn token(user: &str, role: Role) -> String {
     let claims = claims_for(user, None, role, &[], Duration::from_secs(600));
     Auth::with_secret(SECRET).issue(&claims).unwrap().unwrap()
-}
-
-async fn call(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> (u16, String, Value) {
-    let body = body.map(|b| b.to_string());
-    let (status, head, text) = http_full(addr, method, path, headers, body.as_deref()).await;
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    };
-    (status, head, value)
 }
 
 /// The `name=value` of the response's session cookie.

@@ -195,8 +195,19 @@ pub async fn json_call(
         .as_deref()
         .map(|a| vec![("Authorization", a)])
         .unwrap_or_default();
+    json_call_with(addr, method, path, &headers, body).await
+}
+
+/// [`json_call`] with any request headers (a session cookie, an `Origin`...).
+pub async fn json_call_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> (u16, String, serde_json::Value) {
     let body = body.map(|b| b.to_string());
-    let (status, head, text) = http_full(addr, method, path, &headers, body.as_deref()).await;
+    let (status, head, text) = http_full(addr, method, path, headers, body.as_deref()).await;
     let value = if text.is_empty() {
         serde_json::Value::Null
     } else {
