@@ -209,19 +209,24 @@ impl Entity {
 
     /// The stages a new pipeline of this entity starts with, in order, named in `language`
     /// (the same kinds and colours in every language).
-    pub fn default_stages(&self, language: Language) -> &'static [DefaultStage] {
-        match (language, self) {
-            (Language::En, Entity::Deal) => DEAL_STAGES,
-            (Language::En, Entity::Lead) => LEAD_STAGES,
-            (Language::En, Entity::Invoice) => INVOICE_STAGES,
-            (Language::En, Entity::Quote) => QUOTE_STAGES,
-            (Language::En, Entity::Smart(_)) => SMART_STAGES,
-            (Language::Fr, Entity::Deal) => DEAL_STAGES_FR,
-            (Language::Fr, Entity::Lead) => LEAD_STAGES_FR,
-            (Language::Fr, Entity::Invoice) => INVOICE_STAGES_FR,
-            (Language::Fr, Entity::Quote) => QUOTE_STAGES_FR,
-            (Language::Fr, Entity::Smart(_)) => SMART_STAGES_FR,
-        }
+    pub fn default_stages(&self, language: Language) -> Vec<DefaultStage> {
+        let defs = match self {
+            Entity::Deal => DEAL_STAGES,
+            Entity::Lead => LEAD_STAGES,
+            Entity::Invoice => INVOICE_STAGES,
+            Entity::Quote => QUOTE_STAGES,
+            Entity::Smart(_) => SMART_STAGES,
+        };
+        defs.iter()
+            .map(|def| DefaultStage {
+                name: match language {
+                    Language::En => def.en,
+                    Language::Fr => def.fr,
+                },
+                color: def.color,
+                kind: def.kind,
+            })
+            .collect()
     }
 }
 
@@ -341,82 +346,70 @@ pub struct DefaultStage {
     pub kind: StageKind,
 }
 
-const fn stage(name: &'static str, color: &'static str, kind: StageKind) -> DefaultStage {
-    DefaultStage { name, color, kind }
+/// A default stage in every language: one row per stage, so that its colour and kind are
+/// written once. The French names follow the vocabulary of the French help page the product
+/// started from (a deal is "une transaction": feminine).
+struct StageDef {
+    en: &'static str,
+    fr: &'static str,
+    color: &'static str,
+    kind: StageKind,
+}
+
+const fn stage(
+    en: &'static str,
+    fr: &'static str,
+    color: &'static str,
+    kind: StageKind,
+) -> StageDef {
+    StageDef {
+        en,
+        fr,
+        color,
+        kind,
+    }
 }
 
 use StageKind::{Failure, Initial, Progress, Success};
 
-const DEAL_STAGES: &[DefaultStage] = &[
-    stage("New", "#39a8ef", Initial),
-    stage("Preparing documents", "#2fc6f6", Progress),
-    stage("Invoice sent", "#55d0e0", Progress),
-    stage("In progress", "#47e4c2", Progress),
-    stage("Won", "#7bd500", Success),
-    stage("Lost", "#ff5752", Failure),
-    stage("Failure analysis", "#ff8f8c", Failure),
+const DEAL_STAGES: &[StageDef] = &[
+    stage("New", "Nouvelle", "#39a8ef", Initial),
+    stage(
+        "Preparing documents",
+        "Préparation des documents",
+        "#2fc6f6",
+        Progress,
+    ),
+    stage("Invoice sent", "Facture envoyée", "#55d0e0", Progress),
+    stage("In progress", "En cours", "#47e4c2", Progress),
+    stage("Won", "Gagnée", "#7bd500", Success),
+    stage("Lost", "Perdue", "#ff5752", Failure),
+    stage("Failure analysis", "Analyse de l'échec", "#ff8f8c", Failure),
 ];
-const LEAD_STAGES: &[DefaultStage] = &[
-    stage("Not processed", "#39a8ef", Initial),
-    stage("In progress", "#2fc6f6", Progress),
-    stage("Processed", "#47e4c2", Progress),
-    stage("Converted", "#7bd500", Success),
-    stage("Junk", "#ff5752", Failure),
+const LEAD_STAGES: &[StageDef] = &[
+    stage("Not processed", "Non traité", "#39a8ef", Initial),
+    stage("In progress", "En cours", "#2fc6f6", Progress),
+    stage("Processed", "Traité", "#47e4c2", Progress),
+    stage("Converted", "Converti", "#7bd500", Success),
+    stage("Junk", "Prospect de mauvaise qualité", "#ff5752", Failure),
 ];
-const INVOICE_STAGES: &[DefaultStage] = &[
-    stage("New", "#39a8ef", Initial),
-    stage("Sent", "#2fc6f6", Progress),
-    stage("Paid", "#7bd500", Success),
-    stage("Cancelled", "#ff5752", Failure),
+const INVOICE_STAGES: &[StageDef] = &[
+    stage("New", "Nouvelle", "#39a8ef", Initial),
+    stage("Sent", "Envoyée", "#2fc6f6", Progress),
+    stage("Paid", "Payée", "#7bd500", Success),
+    stage("Cancelled", "Annulée", "#ff5752", Failure),
 ];
-const QUOTE_STAGES: &[DefaultStage] = &[
-    stage("Draft", "#39a8ef", Initial),
-    stage("Sent", "#2fc6f6", Progress),
-    stage("Approved", "#7bd500", Success),
-    stage("Declined", "#ff5752", Failure),
+const QUOTE_STAGES: &[StageDef] = &[
+    stage("Draft", "Brouillon", "#39a8ef", Initial),
+    stage("Sent", "Envoyé", "#2fc6f6", Progress),
+    stage("Approved", "Approuvé", "#7bd500", Success),
+    stage("Declined", "Refusé", "#ff5752", Failure),
 ];
-const SMART_STAGES: &[DefaultStage] = &[
-    stage("New", "#39a8ef", Initial),
-    stage("In progress", "#2fc6f6", Progress),
-    stage("Success", "#7bd500", Success),
-    stage("Failure", "#ff5752", Failure),
-];
-
-// The French names follow the vocabulary of the French help page the product started from
-// (a deal is "une transaction": feminine).
-const DEAL_STAGES_FR: &[DefaultStage] = &[
-    stage("Nouvelle", "#39a8ef", Initial),
-    stage("Préparation des documents", "#2fc6f6", Progress),
-    stage("Facture envoyée", "#55d0e0", Progress),
-    stage("En cours", "#47e4c2", Progress),
-    stage("Gagnée", "#7bd500", Success),
-    stage("Perdue", "#ff5752", Failure),
-    stage("Analyse de l'échec", "#ff8f8c", Failure),
-];
-const LEAD_STAGES_FR: &[DefaultStage] = &[
-    stage("Non traité", "#39a8ef", Initial),
-    stage("En cours", "#2fc6f6", Progress),
-    stage("Traité", "#47e4c2", Progress),
-    stage("Converti", "#7bd500", Success),
-    stage("Prospect de mauvaise qualité", "#ff5752", Failure),
-];
-const INVOICE_STAGES_FR: &[DefaultStage] = &[
-    stage("Nouvelle", "#39a8ef", Initial),
-    stage("Envoyée", "#2fc6f6", Progress),
-    stage("Payée", "#7bd500", Success),
-    stage("Annulée", "#ff5752", Failure),
-];
-const QUOTE_STAGES_FR: &[DefaultStage] = &[
-    stage("Brouillon", "#39a8ef", Initial),
-    stage("Envoyé", "#2fc6f6", Progress),
-    stage("Approuvé", "#7bd500", Success),
-    stage("Refusé", "#ff5752", Failure),
-];
-const SMART_STAGES_FR: &[DefaultStage] = &[
-    stage("Nouveau", "#39a8ef", Initial),
-    stage("En cours", "#2fc6f6", Progress),
-    stage("Succès", "#7bd500", Success),
-    stage("Échec", "#ff5752", Failure),
+const SMART_STAGES: &[StageDef] = &[
+    stage("New", "Nouveau", "#39a8ef", Initial),
+    stage("In progress", "En cours", "#2fc6f6", Progress),
+    stage("Success", "Succès", "#7bd500", Success),
+    stage("Failure", "Échec", "#ff5752", Failure),
 ];
 
 /// Writes a new board of `entity` into an empty document, in the caller's transaction: the
@@ -555,7 +548,7 @@ mod tests {
             for language in Language::ALL {
                 let stages = entity.default_stages(language);
                 assert_eq!(stages.len(), english.len(), "{entity:?} {language:?}");
-                for (stage, en) in stages.iter().zip(english) {
+                for (stage, en) in stages.iter().zip(&english) {
                     assert_eq!((stage.kind, stage.color), (en.kind, en.color));
                     assert!(!stage.name.trim().is_empty());
                 }
