@@ -84,20 +84,7 @@ impl Api {
 
     /// A deal board; returns its id and its stages' ids by name.
     async fn deal_board(&self) -> (String, Vec<(String, String)>) {
-        let board = self
-            .ok(
-                "POST",
-                "/api/v1/boards",
-                Some(json!({"entity": "deal", "name": "Q4"})),
-                201,
-            )
-            .await;
-        let id = board["id"].as_str().unwrap().to_owned();
-        let stages = self
-            .ok("GET", &format!("/api/v1/boards/{id}/stages"), None, 200)
-            .await;
-        let named = support::named_stages(&stages);
-        (id, named)
+        support::deal_board(self.addr, Some(&self.bearer)).await
     }
 }
 
