@@ -36,6 +36,10 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { SourceMap } from 'node:module'
 
+import WebSocket from 'ws'
+import { WebsocketProvider } from 'y-websocket'
+import * as Y from 'yjs'
+
 import { createBoard, docClient, launchBrowser, sleep, startFunnel, waitFor, webDir } from './helpers.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
@@ -228,10 +232,14 @@ async function seedBoard (server) {
       }
     })
   }
-  const check = await docClient(server, boardId)
+  // A second client sees every card: the server has them all (its sync can take longer than
+  // docClient's bound on a loaded machine with a debug build).
+  const check = new Y.Doc()
+  const provider = new WebsocketProvider(server.wsBase, boardId, check, { WebSocketPolyfill: WebSocket, disableBc: true })
   try {
-    await waitFor(() => check.doc.getMap('cards').size === CARDS, { timeout: 60_000, interval: 100, message: `the server to hold ${CARDS} cards` })
+    await waitFor(() => provider.synced && check.getMap('cards').size === CARDS, { timeout: 120_000, interval: 100, message: `the server to hold ${CARDS} cards` })
   } finally {
+    provider.destroy()
     check.destroy()
   }
   return { boardId, yjs, stages }

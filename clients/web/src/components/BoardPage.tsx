@@ -146,6 +146,13 @@ export function BoardPage({
     setSnapshot(store.current);
     return store.subscribe(setSnapshot);
   }, [store]);
+  // Before the page's own subscription below: when the loading ends, the store applies the last
+  // pieces first, so the "Live" state and every card reach the view in one render.
+  useEffect(() => {
+    const loading = (next: ConnectionStatus) => store.setLoading(next.state === "loading");
+    loading(connection.current);
+    return connection.subscribe(loading);
+  }, [connection, store]);
   useEffect(() => {
     setStatus(connection.current);
     return connection.subscribe(setStatus);

@@ -72,6 +72,9 @@ export interface BoardSnapshot {
 
 const EMPTY_ACTIVITIES: readonly Activity[] = Object.freeze([]);
 
+/** How often what streamed in is applied while the server's state loads (see `setLoading`). */
+export const LOADING_FLUSH_MS = 100;
+
 export class BoardStore {
   private readonly listeners = new Set<(snapshot: BoardSnapshot) => void>();
   private readonly cards = new Map<string, CardData>();
@@ -103,6 +106,9 @@ export class BoardStore {
   private dirtyViews = false;
   private recountAll = false;
   private scheduled = false;
+  /** While the server's state streams in: remote changes are applied every LOADING_FLUSH_MS. */
+  private loading = false;
+  private loadingTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly unobserve: (() => void)[] = [];
 
   constructor(
@@ -139,9 +145,27 @@ export class BoardStore {
     return displayFields(this.doc, user);
   }
 
+  /**
+   * Says whether the server's state is still streaming in (the connection is `loading`). A large
+   * board arrives in hundreds of pieces, one message each: applied one by one, each would re-read
+   * and re-sort every column it touches. While loading, the store applies what came every
+   * {@link LOADING_FLUSH_MS} instead (the progress bar still moves), and at once when this
+   * browser's own edit comes or the loading ends, so the last piece and the "Live" state reach
+   * the view together.
+   */
+  setLoading(loading: boolean): void {
+    if (this.loading === loading) return;
+    this.loading = loading;
+    if (!loading && this.loadingTimer !== null) this.flush();
+  }
+
   /** Applies pending changes now instead of at the end of the current task (tests use it). */
   flush(): void {
     this.scheduled = false;
+    if (this.loadingTimer !== null) {
+      clearTimeout(this.loadingTimer);
+      this.loadingTimer = null;
+    }
     const changed = this.apply();
     if (!changed) return;
     this.snapshot = this.build(false);
@@ -149,6 +173,8 @@ export class BoardStore {
   }
 
   destroy(): void {
+    if (this.loadingTimer !== null) clearTimeout(this.loadingTimer);
+    this.loadingTimer = null;
     for (const stop of this.unobserve) stop();
     this.listeners.clear();
   }
@@ -161,9 +187,9 @@ export class BoardStore {
       onEvents: (events: Y.YEvent<Y.AbstractType<unknown>>[], root: Y.Map<unknown>) => void,
     ) => {
       const root = this.doc.getMap<unknown>(name);
-      const handler = (events: Y.YEvent<Y.AbstractType<unknown>>[]) => {
+      const handler = (events: Y.YEvent<Y.AbstractType<unknown>>[], transaction: Y.Transaction) => {
         onEvents(events, root);
-        this.schedule();
+        this.schedule(!transaction.local);
       };
       root.observeDeep(handler);
       this.unobserve.push(() => root.unobserveDeep(handler));
@@ -187,7 +213,11 @@ export class BoardStore {
     watch(ROOT.VIEWS, () => (this.dirtyViews = true));
   }
 
-  private schedule(): void {
+  private schedule(remote: boolean): void {
+    if (this.loading && remote && !this.scheduled) {
+      this.loadingTimer ??= setTimeout(() => this.flush(), LOADING_FLUSH_MS);
+      return;
+    }
     if (this.scheduled) return;
     this.scheduled = true;
     // One flush per batch of transactions (a sync step brings many at once).
