@@ -431,7 +431,7 @@ export function BoardPage({
   const views = useColumnViews(snapshot.columns, compiled, snapshot.now);
   const visibleRef = useRef<() => VisibleColumn[]>(() => []);
   visibleRef.current = () => views.map((v) => ({ stage: v.column.stage.id, cards: v.items.map((i) => i.card.id) }));
-  const people = usePeople(snapshot.items, roster, actions.nameOf, namesVersion);
+  const people = usePeople(snapshot.responsibles, roster, actions.nameOf, namesVersion);
 
   const focusCard = (card: string) => {
     const element = document.querySelector<HTMLElement>(`[data-card-id="${CSS.escape(card)}"]`);
