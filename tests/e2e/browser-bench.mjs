@@ -242,7 +242,23 @@ async function seedBoard (server) {
     provider.destroy()
     check.destroy()
   }
-  return { boardId, yjs, stages }
+  // The floor under the page's first paint: a stock Yjs client in Node syncing the stored board
+  // (the server's answer in pieces, the loopback, Yjs applying it), best of three.
+  const syncs = []
+  for (let i = 0; i < 3; i++) {
+    const doc = new Y.Doc()
+    const started = performance.now()
+    const client = new WebsocketProvider(server.wsBase, boardId, doc, { WebSocketPolyfill: WebSocket, disableBc: true })
+    try {
+      await waitFor(() => client.synced, { timeout: 120_000, interval: 5, message: 'a stock Yjs client to sync the board' })
+      syncs.push(performance.now() - started)
+      assert.equal(doc.getMap('cards').size, CARDS)
+    } finally {
+      client.destroy()
+      doc.destroy()
+    }
+  }
+  return { boardId, yjs, stages, nodeSyncMs: Math.min(...syncs) }
 }
 
 /** The cards of a stage in the order every replica shows them. */
@@ -504,10 +520,36 @@ function report (runs, meta) {
     `| the tab's memory: the renderer's RSS (with the pages it shares: Chromium's code, fonts, shared memory) | ${summary.rendererRssMiB} MiB | ${per((r) => MiB(r.memory.rendererRss).toFixed(0))} | | |`,
     `| the tab's memory: JS heap used, after a GC | ${summary.jsHeapUsedMiB} MiB | ${per((r) => MiB(r.memory.jsHeapUsed).toFixed(1))} | | |`,
     '',
-    `Breakdown of a remote move (median of the runs' medians): script ${round(median(runs.map((r) => r.move.scriptMs)), 2)} ms, style ${round(median(runs.map((r) => r.move.styleMs)), 2)} ms, layout ${round(median(runs.map((r) => r.move.layoutMs)), 2)} ms; an idle ${WINDOW_MS} ms window cost ${round(median(runs.map((r) => r.move.idleWindowMs)), 2)} ms. The renderer's main thread had used ${per((r) => Math.round(r.paint.mainThreadCpuMs))} ms of CPU by the first paint (read just after it). The board's largest message's task took ${per((r) => Math.round(r.paint.syncMessage?.ms ?? NaN))} ms (${round(MiB(runs[0].paint.syncMessage?.size ?? 0), 1)} MiB). DOM nodes: ${per((r) => r.memory.domNodes)}.`,
+    `Breakdown of a remote move (median of the runs' medians): script ${round(median(runs.map((r) => r.move.scriptMs)), 2)} ms, style ${round(median(runs.map((r) => r.move.styleMs)), 2)} ms, layout ${round(median(runs.map((r) => r.move.layoutMs)), 2)} ms; an idle ${WINDOW_MS} ms window cost ${round(median(runs.map((r) => r.move.idleWindowMs)), 2)} ms. A stock Yjs client in Node synced the board in ${meta.nodeSyncMs} ms (best of three: the server's part and the loopback's). The renderer's main thread had used ${per((r) => Math.round(r.paint.mainThreadCpuMs))} ms of CPU by the first paint (read just after it). The board's largest message's task took ${per((r) => Math.round(r.paint.syncMessage?.ms ?? NaN))} ms (${round((runs[0].paint.syncMessage?.size ?? 0) / 1024, 1)} KiB). DOM nodes: ${per((r) => r.memory.domNodes)}.`,
     ''
   ].join('\n')
   return { summary, met, md }
+}
+
+/** Each run's drag as frame intervals over the frames, against the 60 fps line, as an SVG. */
+function dragChart (runs) {
+  const width = 720
+  const height = 240
+  const pad = { left: 40, right: 10, top: 24, bottom: 24 }
+  const frames = Math.max(...runs.map((r) => r.drag.intervals.length), 1)
+  const top = Math.max(50, ...runs.map((r) => Math.min(100, r.drag.maxMs)))
+  const x = (i) => pad.left + (i / Math.max(frames - 1, 1)) * (width - pad.left - pad.right)
+  const y = (ms) => height - pad.bottom - (Math.min(ms, top) / top) * (height - pad.top - pad.bottom)
+  const colours = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2']
+  const lines = runs.map((r, k) =>
+    `<polyline fill="none" stroke="${colours[k % colours.length]}" stroke-width="1.2" points="${r.drag.intervals.map((ms, i) => `${x(i).toFixed(1)},${y(ms).toFixed(1)}`).join(' ')}"><title>run ${r.run}</title></polyline>`)
+  const ticks = [0, 16.7, 33.3, top].map((ms) =>
+    `<text x="${pad.left - 4}" y="${y(ms) + 4}" text-anchor="end">${ms.toFixed(ms % 1 ? 1 : 0)}</text>`)
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<text x="${pad.left}" y="14">A local drag on a ${CARDS.toLocaleString('en-US')}-card board: frame intervals (ms) of each run, frame by frame; dashed: 16.7 ms (60 fps)</text>`,
+    `<line x1="${pad.left}" x2="${width - pad.right}" y1="${y(16.7)}" y2="${y(16.7)}" stroke="#999" stroke-dasharray="4 3"/>`,
+    `<line x1="${pad.left}" x2="${pad.left}" y1="${pad.top}" y2="${height - pad.bottom}" stroke="#333"/>`,
+    ...ticks,
+    ...lines,
+    '</svg>',
+    ''
+  ].join('\n')
 }
 
 async function main () {
@@ -531,7 +573,8 @@ async function main () {
     progress(`funnel on ${server.url} (${path.relative(ROOT, meta.funnel)}); seeding ${CARDS} cards`)
     const seeded = await seedBoard(server)
     yjs = seeded.yjs
-    progress(`board ${seeded.boardId}: ${CARDS} cards stored`)
+    meta.nodeSyncMs = round(seeded.nodeSyncMs, 0)
+    progress(`board ${seeded.boardId}: ${CARDS} cards stored; a stock Yjs client in Node syncs it in ${meta.nodeSyncMs} ms`)
     browser = await launchBrowser()
     meta.chromium = `Chromium ${browser.version()}`
     const browserSession = await browser.newBrowserCDPSession()
@@ -544,10 +587,11 @@ async function main () {
     mkdirSync(path.dirname(OUT), { recursive: true })
     writeFileSync(`${OUT}.json`, JSON.stringify({ meta, summary, met, runs }, null, 2) + '\n')
     writeFileSync(`${OUT}.md`, md)
+    writeFileSync(`${OUT}-drag.svg`, dragChart(runs))
     const errors = runs.flatMap((r) => r.errors)
     if (errors.length > 0) progress(`the page logged ${errors.length} error(s): ${errors.slice(0, 3).join(' | ')}`)
     console.log(md)
-    progress(`report in ${path.relative(process.cwd(), OUT)}.md and .json`)
+    progress(`report in ${path.relative(process.cwd(), OUT)}.md, .json and -drag.svg`)
   } finally {
     yjs?.destroy()
     await browser?.close().catch(() => {})
