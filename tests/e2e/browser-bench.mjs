@@ -332,6 +332,7 @@ async function oneRun ({ browser, browserSession, server, boardId, yjs, stages, 
     // ---- remote moves
     if (options.profile && run === 1) await cdp.send('Profiler.start')
     const moveSamples = []
+    let late = 0
     const idleSamples = []
     const messageSamples = []
     for (let i = 0; i < MOVES; i++) {
@@ -353,11 +354,18 @@ async function oneRun ({ browser, browserSession, server, boardId, yjs, stages, 
         map.set('pos', pos)
       })
       await sleep(WINDOW_MS)
-      moveSamples.push(spent(before, await metrics(cdp, main)))
-      const shown = await page.evaluate(({ card, to }) =>
+      const sample = spent(before, await metrics(cdp, main))
+      const shownNow = () => page.evaluate(({ card, to }) =>
         document.querySelector(`[data-stage-id="${CSS.escape(to)}"] [data-card-id="${CSS.escape(card)}"]`) !== null,
       { card: card.id, to })
-      assert.ok(shown, `the moved card ${card.id} is not in its new column after ${WINDOW_MS} ms`)
+      if (await shownNow()) {
+        moveSamples.push(sample)
+      } else {
+        // Later than the window (the server's flush stalled, or the machine is busy): the window
+        // did not hold all of its work, so the sample is left out and counted.
+        late += 1
+        await waitFor(shownNow, { timeout: 15_000, interval: 100, message: `the moved card ${card.id} in its new column` })
+      }
       const messages = await page.evaluate((seen) => window.__bench.messages.slice(seen), seen)
       if (messages.length > 0) messageSamples.push(Math.max(...messages.map((x) => x.ms)))
     }
@@ -372,11 +380,12 @@ async function oneRun ({ browser, browserSession, server, boardId, yjs, stages, 
       layoutMs: median(moveSamples.map((s) => s.layout)) - median(idleSamples.map((s) => s.layout)),
       idleWindowMs: idleTask,
       messageTaskMs: median(messageSamples),
+      late,
       samples: moveSamples,
       idle: idleSamples,
       messages: messageSamples
     }
-    progress(`run ${run}: a remote move ${move.taskMs.toFixed(2)} ms of main-thread time, ${move.cpuMs.toFixed(2)} ms of its CPU (median of ${MOVES}; script ${move.scriptMs.toFixed(2)}, style ${move.styleMs.toFixed(2)}, layout ${move.layoutMs.toFixed(2)}; its message's task ${move.messageTaskMs.toFixed(2)} ms)`)
+    progress(`run ${run}: a remote move ${move.taskMs.toFixed(2)} ms of main-thread time, ${move.cpuMs.toFixed(2)} ms of its CPU (median of ${moveSamples.length}${late > 0 ? `, ${late} shown after the window left out` : ''}; script ${move.scriptMs.toFixed(2)}, style ${move.styleMs.toFixed(2)}, layout ${move.layoutMs.toFixed(2)}; its message's task ${move.messageTaskMs.toFixed(2)} ms)`)
 
     // ---- local drag
     if (options.profile && run === 1) await cdp.send('Profiler.start')
@@ -520,7 +529,7 @@ function report (runs, meta) {
     `| the tab's memory: the renderer's RSS (with the pages it shares: Chromium's code, fonts, shared memory) | ${summary.rendererRssMiB} MiB | ${per((r) => MiB(r.memory.rendererRss).toFixed(0))} | | |`,
     `| the tab's memory: JS heap used, after a GC | ${summary.jsHeapUsedMiB} MiB | ${per((r) => MiB(r.memory.jsHeapUsed).toFixed(1))} | | |`,
     '',
-    `Breakdown of a remote move (median of the runs' medians): script ${round(median(runs.map((r) => r.move.scriptMs)), 2)} ms, style ${round(median(runs.map((r) => r.move.styleMs)), 2)} ms, layout ${round(median(runs.map((r) => r.move.layoutMs)), 2)} ms; an idle ${WINDOW_MS} ms window cost ${round(median(runs.map((r) => r.move.idleWindowMs)), 2)} ms. A stock Yjs client in Node synced the board in ${meta.nodeSyncMs} ms (best of three: the server's part and the loopback's). The renderer's main thread had used ${per((r) => Math.round(r.paint.mainThreadCpuMs))} ms of CPU by the first paint (read just after it). The board's largest message's task took ${per((r) => Math.round(r.paint.syncMessage?.ms ?? NaN))} ms (${round((runs[0].paint.syncMessage?.size ?? 0) / 1024, 1)} KiB). DOM nodes: ${per((r) => r.memory.domNodes)}.`,
+    `Breakdown of a remote move (median of the runs' medians): script ${round(median(runs.map((r) => r.move.scriptMs)), 2)} ms, style ${round(median(runs.map((r) => r.move.styleMs)), 2)} ms, layout ${round(median(runs.map((r) => r.move.layoutMs)), 2)} ms; an idle ${WINDOW_MS} ms window cost ${round(median(runs.map((r) => r.move.idleWindowMs)), 2)} ms; moves shown only after their window (left out): ${per((r) => r.move.late)} of ${MOVES} a run. A stock Yjs client in Node synced the board in ${meta.nodeSyncMs} ms (best of three: the server's part and the loopback's). The renderer's main thread had used ${per((r) => Math.round(r.paint.mainThreadCpuMs))} ms of CPU by the first paint (read just after it). The board's largest message's task took ${per((r) => Math.round(r.paint.syncMessage?.ms ?? NaN))} ms (${round((runs[0].paint.syncMessage?.size ?? 0) / 1024, 1)} KiB). DOM nodes: ${per((r) => r.memory.domNodes)}.`,
     ''
   ].join('\n')
   return { summary, met, md }
