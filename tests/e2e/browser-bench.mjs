@@ -345,7 +345,9 @@ async function oneRun ({ browser, browserSession, server, boardId, yjs, stages, 
       const to = stages[(i + 1 + (i % 2)) % stages.length]
       const [card] = columnCards(yjs, from)
       const [first] = columnCards(yjs, to)
-      const pos = `${first.pos}V`
+      // Second in its new column, in view: after the first card, before every card moved there
+      // earlier (a smaller suffix each move), so moves never pile up below the visible window.
+      const pos = `${first.pos}V${String(9999 - ((run - 1) * MOVES + i)).padStart(4, '0')}`
       const seen = await page.evaluate(() => window.__bench.messages.length)
       before = await metrics(cdp, main)
       yjs.doc.transact(() => {
@@ -364,7 +366,11 @@ async function oneRun ({ browser, browserSession, server, boardId, yjs, stages, 
         // Later than the window (the server's flush stalled, or the machine is busy): the window
         // did not hold all of its work, so the sample is left out and counted.
         late += 1
-        await waitFor(shownNow, { timeout: 15_000, interval: 100, message: `the moved card ${card.id} in its new column` })
+        await waitFor(shownNow, {
+          timeout: 15_000,
+          interval: 100,
+          message: async () => `the moved card ${card.id} (pos ${pos}) in its new column ${to}; the document's first there: ${JSON.stringify(columnCards(yjs, to).slice(0, 3))}; the page shows it in ${await page.evaluate((card) => document.querySelector(`[data-card-id="${CSS.escape(card)}"]`)?.closest('[data-stage-id]')?.getAttribute('data-stage-id') ?? 'no column', card.id)}, first cards there: ${JSON.stringify(await page.evaluate((to) => [...document.querySelectorAll(`[data-stage-id="${CSS.escape(to)}"] [data-card-id]`)].slice(0, 3).map((el) => el.getAttribute('data-card-id')), to))}`
+        })
       }
       const messages = await page.evaluate((seen) => window.__bench.messages.slice(seen), seen)
       if (messages.length > 0) messageSamples.push(Math.max(...messages.map((x) => x.ms)))
