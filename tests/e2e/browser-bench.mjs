@@ -18,11 +18,15 @@
 //   the page's main-thread time for it is the renderer's `TaskDuration` (CDP
 //   `Performance.getMetrics`: every task on the main thread, script, style, layout, paint, GC)
 //   over a window of `WINDOW_MS` after the move, less the median of as many windows with no move
-//   (the idle page's own work and the metrics calls); and, in the page, the time from the
-//   WebSocket message's handler to the end of the task that applied and rendered it;
+//   (the idle page's own work and the metrics calls); the main thread's CPU time over the same
+//   windows (/proc schedstat: it does not grow while other processes hold the cores); and, in the
+//   page, the time from the WebSocket message's handler to the end of the task that applied and
+//   rendered it;
 // - a local drag: `page.mouse` holds a card and moves it across two columns in `--drag-steps`
 //   steps paced at one a frame, while a `requestAnimationFrame` loop in the page records every
-//   frame's timestamp; frame intervals over 16.7 ms are frames the page did not make in time.
+//   frame's timestamp; intervals over 16.7 ms (17.2, for the timestamps' rounding) are frames the
+//   page did not make in time;
+// - memory, as above. `--profile` adds CPU profiles of the first run's load, moves and drag.
 //
 // Every wait is bounded; every loop counts. Progress lines go to stderr, the report to
 // `<out>.md` and `<out>.json`.
@@ -66,7 +70,7 @@ const { values: options } = parseArgs({
   }
 })
 if (options.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 30).join('\n'))
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 34).join('\n'))
   process.exit(0)
 }
 const CARDS = positiveInt('cards', 1, 50_000)
