@@ -29,7 +29,7 @@
 // - memory, as above. `--profile` adds CPU profiles of the first run's load, moves and drag.
 //
 // Every wait is bounded; every loop counts. Progress lines go to stderr, the report to
-// `<out>.md` and `<out>.json`.
+// `<out>.md`, `<out>.json` and `<out>-drag.svg`.
 
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -70,7 +70,7 @@ const { values: options } = parseArgs({
   }
 })
 if (options.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 34).join('\n'))
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 33).join('\n'))
   process.exit(0)
 }
 const CARDS = positiveInt('cards', 1, 50_000)
