@@ -1,7 +1,7 @@
 // The incremental store (src/store/boardStore.ts) must show what the mirror's `readBoard` reads,
 // after any edit, local or remote, and keep the identity of everything a change did not touch.
 
-import { describe, expect, test } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import * as Y from "yjs";
 import { readBoard } from "../src/model/board";
 import { rebalanced } from "../src/model/order";
@@ -17,7 +17,7 @@ import {
   renameStage,
   setCounterThreshold,
 } from "../src/model/write";
-import { BoardStore, type BoardSnapshot } from "../src/store/boardStore";
+import { BoardStore, LOADING_FLUSH_MS, type BoardSnapshot } from "../src/store/boardStore";
 
 const NOW = 1_800_000_000_000;
 const MINUTE = 60_000;
@@ -240,6 +240,48 @@ describe("BoardStore", () => {
     await Promise.resolve();
     expect(heard).toBe(1);
     expect(store.current.columns[0]!.items.map((i) => i.card.title)).toEqual(["b", "a"]);
+  });
+
+  test("while loading, remote pieces are applied together; a local edit and the end of loading at once", async () => {
+    vi.useFakeTimers();
+    try {
+      const server = dealBoard();
+      const doc = new Y.Doc();
+      Y.applyUpdate(doc, Y.encodeStateAsUpdate(server));
+      const store = new BoardStore(doc, () => NOW);
+      let heard = 0;
+      store.subscribe(() => heard++);
+      store.setLoading(true);
+      // Three pieces, each in a task of its own (as messages come).
+      for (const title of ["a", "b", "c"]) {
+        const before = Y.encodeStateVector(server);
+        createCard(server, "st-0", { title }, NOW);
+        Y.applyUpdate(doc, Y.encodeStateAsUpdate(server, before), "server");
+        await Promise.resolve();
+      }
+      expect(heard).toBe(0);
+      vi.advanceTimersByTime(LOADING_FLUSH_MS);
+      expect(heard).toBe(1);
+      expect(store.current.columns[0]!.items.length).toBe(3);
+      // This browser's own edit is not held back.
+      createCard(doc, "st-0", { title: "mine" }, NOW);
+      await Promise.resolve();
+      expect(heard).toBe(2);
+      // The last piece, then the loading ends: applied then, not a timer later.
+      const before = Y.encodeStateVector(server);
+      createCard(server, "st-0", { title: "last" }, NOW);
+      Y.applyUpdate(doc, Y.encodeStateAsUpdate(server, before), "server");
+      await Promise.resolve();
+      expect(heard).toBe(2);
+      store.setLoading(false);
+      expect(heard).toBe(3);
+      expect(store.current.columns[0]!.items.length).toBe(5);
+      vi.advanceTimersByTime(LOADING_FLUSH_MS);
+      expect(heard).toBe(3);
+      store.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   test("display forms and the quick-create form", () => {

@@ -158,15 +158,13 @@ export function useSavedViews(
  * by name, then "unassigned" when a card has nobody. The same array while that list is equal.
  */
 export function usePeople(
-  items: ReadonlyMap<string, CardItem>,
+  responsible: ReadonlySet<string>,
   roster: readonly RosterEntry[],
   nameOf: (user: string) => string,
   namesVersion: number,
 ): readonly Person[] {
   const last = useRef<readonly Person[]>([]);
   return useMemo(() => {
-    const responsible = new Set<string>();
-    for (const { card } of items.values()) responsible.add(card.responsible);
     const people: Person[] = roster.map((r) => ({ id: r.id, name: r.name }));
     const known = new Set(roster.map((r) => r.id));
     const others = [...responsible]
@@ -182,5 +180,5 @@ export function usePeople(
     return last.current;
     // namesVersion stands for the names nameOf gives.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [items, roster, namesVersion]);
+  }, [responsible, roster, namesVersion]);
 }

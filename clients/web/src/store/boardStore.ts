@@ -27,7 +27,7 @@ import {
 import { readFieldDefs, type FieldDef } from "../model/fieldDefs";
 import { compareBytes } from "../model/order";
 import { counter as computeCounter, type Counter, type Millis } from "../model/rules";
-import { isOpenKind, QUICK_CREATE, ROOT } from "../model/schema";
+import { isOpenKind, QUICK_CREATE, ROOT, type StageKind } from "../model/schema";
 import { cardYMap, readServerFields, type CardData } from "../model/serverFields";
 
 /** One card as a column shows it. Same object as long as nothing about it changed. */
@@ -51,14 +51,20 @@ export interface BoardSnapshot {
   /** Board order. */
   stages: readonly Stage[];
   columns: readonly ColumnData[];
+  /** Every card shown in a column, by id (a view over the columns: no copy per snapshot). */
   items: ReadonlyMap<string, CardItem>;
+  /**
+   * Everyone responsible for a card in a column (`""` for a card with nobody); the same set
+   * while that list is equal.
+   */
+  responsibles: ReadonlySet<string>;
   fieldDefs: readonly FieldDef[];
   /** `forms.quickCreate`, or null when the board never set it (the view uses the defaults). */
   quickCreate: readonly string[] | null;
   /** Per responsible, in byte order of the responsible id. */
   workload: readonly Workload[];
-  /** Cards whose counter is `idle`. */
-  unprocessed: ReadonlySet<string>;
+  /** Cards whose counter is `idle` (a view over the columns). */
+  unprocessed: CardIdSet;
   /** Archived cards (in no column), most recently archived first. */
   archived: readonly CardData[];
   /**
@@ -71,6 +77,71 @@ export interface BoardSnapshot {
 }
 
 const EMPTY_ACTIVITIES: readonly Activity[] = Object.freeze([]);
+
+/** What a snapshot sums up of one column (BoardStore.summaryOf). */
+interface ColumnSummary {
+  items: Map<string, CardItem>;
+  unprocessed: Set<string>;
+  /** This column's part of the workload: empty for a final stage. */
+  workload: Map<string, Workload>;
+  responsibles: Set<string>;
+}
+
+/** The columns' cards as one map, read through: a card is in one column at most. */
+class ColumnsMap implements ReadonlyMap<string, CardItem> {
+  readonly size: number;
+  constructor(private readonly parts: readonly ReadonlyMap<string, CardItem>[]) {
+    this.size = parts.reduce((n, part) => n + part.size, 0);
+  }
+  get(id: string): CardItem | undefined {
+    for (const part of this.parts) {
+      const item = part.get(id);
+      if (item !== undefined) return item;
+    }
+    return undefined;
+  }
+  has(id: string): boolean {
+    return this.parts.some((part) => part.has(id));
+  }
+  forEach(callback: (value: CardItem, key: string, map: ReadonlyMap<string, CardItem>) => void): void {
+    for (const [key, value] of this.entries()) callback(value, key, this);
+  }
+  *entries(): MapIterator<[string, CardItem]> {
+    for (const part of this.parts) yield* part.entries();
+  }
+  *keys(): MapIterator<string> {
+    for (const part of this.parts) yield* part.keys();
+  }
+  *values(): MapIterator<CardItem> {
+    for (const part of this.parts) yield* part.values();
+  }
+  [Symbol.iterator](): MapIterator<[string, CardItem]> {
+    return this.entries();
+  }
+}
+
+/** A read-only set of card ids: what `has`, `size` and iteration need of a `Set`. */
+export interface CardIdSet extends Iterable<string> {
+  readonly size: number;
+  has(id: string): boolean;
+}
+
+/** The columns' unprocessed cards as one set, read through: the columns' sets are disjoint. */
+class ColumnsSet implements CardIdSet {
+  readonly size: number;
+  constructor(private readonly parts: readonly ReadonlySet<string>[]) {
+    this.size = parts.reduce((n, part) => n + part.size, 0);
+  }
+  has(id: string): boolean {
+    return this.parts.some((part) => part.has(id));
+  }
+  *[Symbol.iterator](): Iterator<string> {
+    for (const part of this.parts) yield* part.values();
+  }
+}
+
+/** How often what streamed in is applied while the server's state loads (see `setLoading`). */
+export const LOADING_FLUSH_MS = 100;
 
 export class BoardStore {
   private readonly listeners = new Set<(snapshot: BoardSnapshot) => void>();
@@ -95,6 +166,17 @@ export class BoardStore {
   private tickedAt: Millis;
   private version = 0;
 
+  /** Each column's summary, made when the column object is first summed up. */
+  private readonly summaries = new WeakMap<ColumnData, ColumnSummary>();
+  /** The columns of the last snapshot, and what was summed up over them. */
+  private snapshotColumns: readonly ColumnData[] = [];
+  private views: {
+    items: ReadonlyMap<string, CardItem>;
+    unprocessed: CardIdSet;
+    responsibles: ReadonlySet<string>;
+    workload: readonly Workload[];
+  } | null = null;
+
   private readonly dirtyCards = new Set<string>();
   private dirtyActivities = false;
   private dirtyStages = false;
@@ -103,6 +185,9 @@ export class BoardStore {
   private dirtyViews = false;
   private recountAll = false;
   private scheduled = false;
+  /** While the server's state streams in: remote changes are applied every LOADING_FLUSH_MS. */
+  private loading = false;
+  private loadingTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly unobserve: (() => void)[] = [];
 
   constructor(
@@ -139,9 +224,27 @@ export class BoardStore {
     return displayFields(this.doc, user);
   }
 
+  /**
+   * Says whether the server's state is still streaming in (the connection is `loading`). A large
+   * board arrives in hundreds of pieces, one message each: applied one by one, each would re-read
+   * and re-sort every column it touches. While loading, the store applies what came every
+   * {@link LOADING_FLUSH_MS} instead (the progress bar still moves), and at once when this
+   * browser's own edit comes or the loading ends, so the last piece and the "Live" state reach
+   * the view together.
+   */
+  setLoading(loading: boolean): void {
+    if (this.loading === loading) return;
+    this.loading = loading;
+    if (!loading && this.loadingTimer !== null) this.flush();
+  }
+
   /** Applies pending changes now instead of at the end of the current task (tests use it). */
   flush(): void {
     this.scheduled = false;
+    if (this.loadingTimer !== null) {
+      clearTimeout(this.loadingTimer);
+      this.loadingTimer = null;
+    }
     const changed = this.apply();
     if (!changed) return;
     this.snapshot = this.build(false);
@@ -149,6 +252,8 @@ export class BoardStore {
   }
 
   destroy(): void {
+    if (this.loadingTimer !== null) clearTimeout(this.loadingTimer);
+    this.loadingTimer = null;
     for (const stop of this.unobserve) stop();
     this.listeners.clear();
   }
@@ -161,9 +266,9 @@ export class BoardStore {
       onEvents: (events: Y.YEvent<Y.AbstractType<unknown>>[], root: Y.Map<unknown>) => void,
     ) => {
       const root = this.doc.getMap<unknown>(name);
-      const handler = (events: Y.YEvent<Y.AbstractType<unknown>>[]) => {
+      const handler = (events: Y.YEvent<Y.AbstractType<unknown>>[], transaction: Y.Transaction) => {
         onEvents(events, root);
-        this.schedule();
+        this.schedule(!transaction.local);
       };
       root.observeDeep(handler);
       this.unobserve.push(() => root.unobserveDeep(handler));
@@ -187,7 +292,11 @@ export class BoardStore {
     watch(ROOT.VIEWS, () => (this.dirtyViews = true));
   }
 
-  private schedule(): void {
+  private schedule(remote: boolean): void {
+    if (this.loading && remote && !this.scheduled) {
+      this.loadingTimer ??= setTimeout(() => this.flush(), LOADING_FLUSH_MS);
+      return;
+    }
     if (this.scheduled) return;
     this.scheduled = true;
     // One flush per batch of transactions (a sync step brings many at once).
@@ -330,37 +439,80 @@ export class BoardStore {
     this.columns = new Map(columns.map((c) => [c.stage.id, c]));
     if (columns.length === 0) this.items.clear();
 
-    const workload = new Map<string, Workload>();
-    const unprocessed = new Set<string>();
-    for (const column of columns) {
-      for (const { card, counter } of column.items) {
-        if (counter.state === "idle") unprocessed.add(card.id);
-        if (!isOpenKind(column.stage.kind)) continue;
-        let load = workload.get(card.responsible);
-        if (load === undefined) {
-          load = { responsible: card.responsible, cards: 0, amounts: new Map(), lit: 0 };
-          workload.set(card.responsible, load);
+    // What the board sums up over its columns, from each column's summary (made once per column
+    // object): a move re-reads the two columns it touched, not all the board's cards.
+    const summaries = columns.map((column) => this.summaryOf(column));
+    const sameColumns =
+      columns.length === this.snapshotColumns.length && columns.every((c, i) => c === this.snapshotColumns[i]);
+    this.snapshotColumns = columns;
+    if (!sameColumns || this.views === null) {
+      const workload = new Map<string, Workload>();
+      const responsibles = new Set<string>();
+      for (const summary of summaries) {
+        for (const id of summary.responsibles) responsibles.add(id);
+        for (const part of summary.workload.values()) {
+          let load = workload.get(part.responsible);
+          if (load === undefined) {
+            load = { responsible: part.responsible, cards: 0, amounts: new Map(), lit: 0 };
+            workload.set(part.responsible, load);
+          }
+          load.cards += part.cards;
+          load.lit += part.lit;
+          for (const [currency, amount] of part.amounts) {
+            load.amounts.set(currency, (load.amounts.get(currency) ?? 0) + amount);
+          }
         }
-        load.cards += 1;
-        load.amounts.set(card.currency, (load.amounts.get(card.currency) ?? 0) + card.amount);
-        if (counter.state === "due") load.lit += 1;
       }
+      const previous = this.views?.responsibles;
+      this.views = {
+        items: new ColumnsMap(summaries.map((s) => s.items)),
+        unprocessed: new ColumnsSet(summaries.map((s) => s.unprocessed)),
+        responsibles: previous !== undefined && sameSet(previous, responsibles) ? previous : responsibles,
+        workload: [...workload.values()]
+          .sort((a, b) => compareBytes(a.responsible, b.responsible))
+          .map((load) => ({ ...load, amounts: sortedByKey(load.amounts) })),
+      };
     }
+    const views = this.views;
     return {
       settings: this.settings,
       stages: this.stages,
       columns,
-      items: new Map(this.items),
+      items: views.items,
+      responsibles: views.responsibles,
       fieldDefs: this.fieldDefs,
       quickCreate: this.quickCreate,
-      workload: [...workload.values()]
-        .sort((a, b) => compareBytes(a.responsible, b.responsible))
-        .map((load) => ({ ...load, amounts: sortedByKey(load.amounts) })),
-      unprocessed,
+      workload: views.workload,
+      unprocessed: views.unprocessed,
       archived: this.archivedOrder(),
       now: this.tickedAt,
       version: ++this.version,
     };
+  }
+
+  /** A column's cards by id, its unprocessed cards, its part of the workload, its responsibles. */
+  private summaryOf(column: ColumnData): ColumnSummary {
+    let summary = this.summaries.get(column);
+    if (summary !== undefined) return summary;
+    summary = { items: new Map(), unprocessed: new Set(), workload: new Map(), responsibles: new Set() };
+    const open = isOpenKind(column.stage.kind);
+    for (const item of column.items) {
+      const { card, counter } = item;
+      summary.items.set(card.id, item);
+      summary.responsibles.add(card.responsible);
+      if (counter.state === "idle") summary.unprocessed.add(card.id);
+      if (!open) continue;
+      let load = summary.workload.get(card.responsible);
+      if (load === undefined) {
+        load = { responsible: card.responsible, cards: 0, amounts: new Map(), lit: 0 };
+        summary.workload.set(card.responsible, load);
+      }
+      load.cards += 1;
+      load.amounts.set(card.currency, (load.amounts.get(card.currency) ?? 0) + card.amount);
+      if (counter.state === "due") load.lit += 1;
+    }
+    this.summaries.set(column, summary);
+    return summary;
   }
 
   /** The archived cards, most recently archived first; the same array while none changed. */
@@ -386,12 +538,16 @@ export class BoardStore {
     const threshold = this.settings.counterThresholdMin;
     const items = cards.map((card) => {
       const activities = this.activities.get(card.id) ?? EMPTY_ACTIVITIES;
-      const fresh = computeCounter(
-        activities.map((a) => a.facts),
-        stage.kind,
-        threshold,
-        this.now,
-      );
+      // Most cards have no activity: their counter depends on the stage's kind alone.
+      const fresh =
+        activities.length === 0
+          ? emptyCounter(stage.kind)
+          : computeCounter(
+              activities.map((a) => a.facts),
+              stage.kind,
+              threshold,
+              this.now,
+            );
       const prev = this.items.get(card.id);
       const counter = prev !== undefined && sameCounter(prev.counter, fresh) ? prev.counter : fresh;
       if (prev !== undefined && prev.card === card && prev.counter === counter && prev.activities === activities) {
@@ -489,6 +645,24 @@ function sameCounter(a: Counter, b: Counter): boolean {
 
 function sameItems(a: readonly CardItem[], b: readonly CardItem[]): boolean {
   return a.length === b.length && a.every((item, i) => item === b[i]);
+}
+
+const EMPTY_COUNTERS = new Map<StageKind, Counter>();
+
+/** The counter of a card with no activity in a stage of `kind` (the same object every time). */
+function emptyCounter(kind: StageKind): Counter {
+  let counter = EMPTY_COUNTERS.get(kind);
+  if (counter === undefined) {
+    counter = Object.freeze(computeCounter([], kind, 0, 0));
+    EMPTY_COUNTERS.set(kind, counter);
+  }
+  return counter;
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
 }
 
 function sortedByKey<V>(map: Map<string, V>): Map<string, V> {
