@@ -243,7 +243,8 @@ fn check_scheme(flag: &str, url: &url::Url) -> Result<(), String> {
 }
 
 /// Why a sign-in through the provider failed, as the sign-in page is told
-/// (`?signInError=<code>`): each code is a sentence in the web client's catalogue.
+/// (`?signInError=<code>`): each code is a sentence in the web client's catalogue
+/// (clients/web/src/i18n, `signIn.error.<code>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The flow's cookie is missing, expired or does not match the state: it took more than
@@ -259,6 +260,9 @@ pub enum Refusal {
     Unverified,
     /// The e-mail is not in the directory, and its domain is not let in.
     Unknown,
+    /// The e-mail's person is linked to another account at the provider (the provider gave the
+    /// address to someone else).
+    Taken,
     /// The person was disabled by an admin.
     Disabled,
 }
@@ -272,6 +276,7 @@ impl Refusal {
             Refusal::Unavailable => "unavailable",
             Refusal::Unverified => "unverified",
             Refusal::Unknown => "unknown",
+            Refusal::Taken => "taken",
             Refusal::Disabled => "disabled",
         }
     }
@@ -280,8 +285,12 @@ impl Refusal {
 /// Who a verified sign-in lets in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
-    /// A person of the directory (invited or active).
-    Known(Person),
+    /// A person of the directory (invited or active); `link`: their first sign-in through the
+    /// provider, whose subject is to be kept with them.
+    Known {
+        person: Person,
+        link: bool,
+    },
     /// Nobody yet, but the domain is let in: a new person with this e-mail.
     New {
         email: String,
@@ -289,20 +298,57 @@ pub enum Admission {
     Refused(Refusal),
 }
 
-/// The rule of who may sign in: an e-mail the provider verified, of a person of the directory
-/// who is not disabled; or, for an e-mail nobody has, a domain of `allowed_domains`.
+/// The provider's subject as a person keeps it: `{issuer} {sub}` (an issuer has no spaces).
+pub fn subject_key(issuer: &str, subject: &str) -> String {
+    format!("{issuer} {subject}")
+}
+
+/// The issuer part of a [`subject_key`].
+fn issuer_of(key: &str) -> &str {
+    key.split_once(' ').map_or(key, |(issuer, _)| issuer)
+}
+
+/// The rule of who may sign in (`subject`: [`subject_key`]):
+/// - the person already linked to this subject, unless disabled (their e-mail may have changed
+///   at the provider since: the subject is what the provider never reassigns);
+/// - else the person of the directory with this e-mail, if the provider verified it, the person
+///   is not disabled and is not linked to another subject of the same provider;
+/// - else, for an e-mail nobody has, a new person when its domain is of `allowed_domains`.
 pub fn admit(
+    subject: &str,
     email: Option<&str>,
     verified: bool,
-    found: Option<Person>,
+    by_subject: Option<Person>,
+    by_email: Option<Person>,
     allowed_domains: &[String],
 ) -> Admission {
+    if let Some(person) = by_subject {
+        return if person.disabled_at.is_some() {
+            Admission::Refused(Refusal::Disabled)
+        } else {
+            Admission::Known {
+                person,
+                link: false,
+            }
+        };
+    }
     let Some(email) = email.and_then(normalize_email).filter(|_| verified) else {
         return Admission::Refused(Refusal::Unverified);
     };
-    match found {
+    match by_email {
         Some(person) if person.disabled_at.is_some() => Admission::Refused(Refusal::Disabled),
-        Some(person) => Admission::Known(person),
+        // Linked at this provider to someone else: a reused address is not that person.
+        Some(person)
+            if person.oidc_subject.as_deref().is_some_and(|linked| {
+                linked != subject && issuer_of(linked) == issuer_of(subject)
+            }) =>
+        {
+            Admission::Refused(Refusal::Taken)
+        }
+        Some(person) => Admission::Known {
+            link: person.oidc_subject.as_deref() != Some(subject),
+            person,
+        },
         None => {
             let domain = email.rsplit_once('@').map_or("", |(_, domain)| domain);
             if allowed_domains.iter().any(|allowed| allowed == domain) {
@@ -865,22 +911,43 @@ async fn finish(
         Refusal::Unavailable
     };
     let store = state.storage.accounts();
-    let found = match identity.email.as_deref().and_then(normalize_email) {
-        Some(email) => store
+    let subject = subject_key(&oidc.settings.issuer, &identity.subject);
+    let by_subject = store
+        .person_by_oidc_subject(&subject)
+        .await
+        .map_err(storage_failed)?;
+    let by_email = match identity.email.as_deref().and_then(normalize_email) {
+        Some(email) if by_subject.is_none() => store
             .person_by_email(&email)
             .await
             .map_err(storage_failed)?,
-        None => None,
+        _ => None,
     };
     let person = match admit(
+        &subject,
         identity.email.as_deref(),
         identity.email_verified,
-        found,
+        by_subject,
+        by_email,
         &oidc.settings.allowed_domains,
     ) {
-        Admission::Known(person) => person,
+        Admission::Known { person, link } => {
+            if link {
+                store
+                    .link_oidc_subject(&person.id, &subject)
+                    .await
+                    .map_err(storage_failed)?;
+                tracing::info!(user = person.id, "oidc: linked to the provider's subject");
+            }
+            person
+        }
         Admission::New { email } => {
-            let person = new_person(&email, identity.name.as_deref(), oidc.settings.default_role);
+            let person = new_person(
+                &email,
+                identity.name.as_deref(),
+                oidc.settings.default_role,
+                &subject,
+            );
             if store.create_person(&person).await.map_err(storage_failed)? {
                 tracing::info!(
                     user = person.id,
@@ -923,7 +990,7 @@ async fn finish(
 }
 
 /// A person from a sign-in: named as the provider names them (else by the e-mail's first part).
-fn new_person(email: &str, name: Option<&str>, role: Role) -> Person {
+fn new_person(email: &str, name: Option<&str>, role: Role, subject: &str) -> Person {
     let name = name
         .map(str::trim)
         .filter(|n| !n.is_empty())
@@ -938,6 +1005,7 @@ fn new_person(email: &str, name: Option<&str>, role: Role) -> Person {
         password_hash: None,
         disabled_at: None,
         created_at: now_ms(),
+        oidc_subject: Some(subject.to_owned()),
     }
 }
 
@@ -990,33 +1058,56 @@ mod tests {
             password_hash: None,
             disabled_at: disabled.then_some(1),
             created_at: 0,
+            oidc_subject: None,
         }
     }
+
+    const SUB: &str = "https://id.acme.test sub-1";
 
     #[test]
     fn only_verified_emails_of_the_directory_come_in_by_default() {
         let pat = person("pat@acme.test", false);
         assert_eq!(
-            admit(Some("Pat@Acme.test"), true, Some(pat.clone()), &[]),
-            Admission::Known(pat.clone())
+            admit(
+                SUB,
+                Some("Pat@Acme.test"),
+                true,
+                None,
+                Some(pat.clone()),
+                &[]
+            ),
+            Admission::Known {
+                person: pat.clone(),
+                link: true
+            },
+            "matched by e-mail, whatever its case, and linked"
         );
         assert_eq!(
-            admit(Some("pat@acme.test"), false, Some(pat.clone()), &[]),
+            admit(
+                SUB,
+                Some("pat@acme.test"),
+                false,
+                None,
+                Some(pat.clone()),
+                &[]
+            ),
             Admission::Refused(Refusal::Unverified),
             "an unverified e-mail is nobody's, even a known one"
         );
         assert_eq!(
-            admit(None, true, None, &[]),
+            admit(SUB, None, true, None, None, &[]),
             Admission::Refused(Refusal::Unverified)
         );
         assert_eq!(
-            admit(Some("eve@acme.test"), true, None, &[]),
+            admit(SUB, Some("eve@acme.test"), true, None, None, &[]),
             Admission::Refused(Refusal::Unknown)
         );
         assert_eq!(
             admit(
+                SUB,
                 Some("pat@acme.test"),
                 true,
+                None,
                 Some(person("pat@acme.test", true)),
                 &["acme.test".into()]
             ),
@@ -1026,25 +1117,93 @@ mod tests {
     }
 
     #[test]
+    fn the_provider_subject_is_who_a_person_is_after_their_first_sign_in() {
+        let mut pat = person("pat@acme.test", false);
+        pat.oidc_subject = Some(SUB.into());
+        assert_eq!(
+            admit(
+                SUB,
+                Some("pat@acme.test"),
+                true,
+                None,
+                Some(pat.clone()),
+                &[]
+            ),
+            Admission::Known {
+                person: pat.clone(),
+                link: false
+            }
+        );
+        assert_eq!(
+            admit(
+                SUB,
+                Some("pat.new@acme.test"),
+                false,
+                Some(pat.clone()),
+                None,
+                &[]
+            ),
+            Admission::Known {
+                person: pat.clone(),
+                link: false
+            },
+            "linked: the subject is enough (the e-mail changed at the provider)"
+        );
+        let mut gone = pat.clone();
+        gone.disabled_at = Some(1);
+        assert_eq!(
+            admit(SUB, Some("pat@acme.test"), true, Some(gone), None, &[]),
+            Admission::Refused(Refusal::Disabled)
+        );
+        assert_eq!(
+            admit(
+                "https://id.acme.test sub-2",
+                Some("pat@acme.test"),
+                true,
+                None,
+                Some(pat.clone()),
+                &["acme.test".into()]
+            ),
+            Admission::Refused(Refusal::Taken),
+            "the address given to someone else at the same provider"
+        );
+        assert_eq!(
+            admit(
+                "https://new-id.acme.test sub-9",
+                Some("pat@acme.test"),
+                true,
+                None,
+                Some(pat.clone()),
+                &[]
+            ),
+            Admission::Known {
+                person: pat,
+                link: true
+            },
+            "a new provider links anew"
+        );
+    }
+
+    #[test]
     fn allowed_domains_let_new_verified_people_in() {
         let domains = ["acme.test".to_owned()];
         assert_eq!(
-            admit(Some("New@ACME.test"), true, None, &domains),
+            admit(SUB, Some("New@ACME.test"), true, None, None, &domains),
             Admission::New {
                 email: "new@acme.test".into()
             }
         );
         assert_eq!(
-            admit(Some("new@evil-acme.test"), true, None, &domains),
+            admit(SUB, Some("new@evil-acme.test"), true, None, None, &domains),
             Admission::Refused(Refusal::Unknown)
         );
         assert_eq!(
-            admit(Some("new@sub.acme.test"), true, None, &domains),
+            admit(SUB, Some("new@sub.acme.test"), true, None, None, &domains),
             Admission::Refused(Refusal::Unknown),
             "a subdomain is another domain"
         );
         assert_eq!(
-            admit(Some("new@acme.test"), false, None, &domains),
+            admit(SUB, Some("new@acme.test"), false, None, None, &domains),
             Admission::Refused(Refusal::Unverified)
         );
     }

@@ -42,6 +42,8 @@ const PROVIDER_NAME = 'Acme ID'
 /** The provider's accounts (its login is the key): claims as a company directory has them. */
 const ACCOUNTS = {
   ivy: { email: 'Ivy@Example.com', email_verified: true, name: 'Ivy Invited' },
+  // Ivy's old address, given at the provider to a newcomer (another subject).
+  ivo: { email: 'ivy@example.com', email_verified: true, name: 'Ivo Newcomer' },
   una: { email: 'una@elsewhere.test', email_verified: true, name: 'Una Unknown' },
   sam: { email: 'sam@staff.test', email_verified: true, name: 'Sam Staff' },
   vic: { email: 'vic@staff.test', email_verified: false, name: 'Vic Unverified' }
@@ -245,7 +247,17 @@ test('an invited person signs in through the identity provider and lands on the 
     assert.equal(sessionCookie.sameSite, 'Lax')
     assert.deepEqual(cookies.filter((c) => c.name.startsWith('funnel_oidc_')), [], 'the flow cookie is gone')
   })
+  const ivy = (await api('GET', '/api/v1/people')).people.find((p) => p.email === 'ivy@example.com')
+  assert.equal(ivy.active, true, 'the People page shows her active, without a password')
 })
+
+test('an e-mail of the directory that the provider gave to someone else is refused', { timeout: TEST_TIMEOUT }, () =>
+  withSession('taken', async ({ page }) => {
+    await page.goto(`${server.url}/`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await signInAtProvider(page, 'ivo')
+    await refusedWith(page, 'taken', /belongs to another account at your identity provider/, '/')
+  })
+)
 
 test('an e-mail nobody invited is refused with a clear message', { timeout: TEST_TIMEOUT }, () =>
   withSession('unknown', async ({ page }) => {
@@ -269,6 +281,7 @@ test('a verified e-mail of an allowed domain gets an account; an unverified one 
   const sam = (await api('GET', '/api/v1/people')).people.find((p) => p.email === 'sam@staff.test')
   assert.equal(sam?.name, 'Sam Staff', 'named as the provider names them')
   assert.equal(sam.role, 'member', 'the default role')
+  assert.equal(sam.active, true)
   await withSession('unverified', async ({ page }) => {
     await page.goto(`${server.url}/`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
     await signInAtProvider(page, 'vic')

@@ -240,6 +240,8 @@ export const en = {
   "signIn.error.unverified": "Your identity provider did not confirm an e-mail address for you: ask an administrator",
   "signIn.error.unknown":
     "Your account at the identity provider is not invited to funnel: ask an administrator to invite your e-mail address",
+  "signIn.error.taken":
+    "This e-mail address belongs to another account at your identity provider: ask an administrator",
   "signIn.error.disabled": "Your account has been disabled. Ask an administrator if you think this is a mistake",
 
   "filter.search": "Search cards",

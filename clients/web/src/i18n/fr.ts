@@ -246,6 +246,8 @@ export const fr: Record<Key, Message> = {
     "Votre fournisseur d'identité n'a pas confirmé d'adresse e-mail pour vous : adressez-vous à un administrateur",
   "signIn.error.unknown":
     "Votre compte chez le fournisseur d'identité n'est pas invité dans funnel : demandez à un administrateur d'inviter votre adresse e-mail",
+  "signIn.error.taken":
+    "Cette adresse e-mail appartient à un autre compte chez votre fournisseur d'identité : adressez-vous à un administrateur",
   "signIn.error.disabled":
     "Votre compte a été désactivé. Adressez-vous à un administrateur si vous pensez que c'est une erreur",
 

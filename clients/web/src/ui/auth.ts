@@ -259,7 +259,8 @@ export function parseAuthMethods(raw: unknown): AuthMethods {
 export const SIGN_IN_ERROR_PARAM = "signInError";
 
 /** Why the identity provider's sign-in was refused (the server's codes). */
-export type SignInErrorCode = "state" | "denied" | "provider" | "unavailable" | "unverified" | "unknown" | "disabled";
+export type SignInErrorCode =
+  "state" | "denied" | "provider" | "unavailable" | "unverified" | "unknown" | "taken" | "disabled";
 
 const SIGN_IN_ERRORS: readonly SignInErrorCode[] = [
   "state",
@@ -268,6 +269,7 @@ const SIGN_IN_ERRORS: readonly SignInErrorCode[] = [
   "unavailable",
   "unverified",
   "unknown",
+  "taken",
   "disabled",
 ];
 
