@@ -361,16 +361,19 @@ pub fn admit(
 }
 
 /// The page to go back to after the sign-in: a path of this origin (`/…`, never `//host` or
-/// `/\host`, which browsers take for another site), without its fragment; else the home page.
+/// `/\host`, which browsers take for another site) in visible ASCII, without its fragment; else
+/// the home page.
 pub fn safe_next(raw: Option<&str>) -> String {
     let Some(raw) = raw else {
         return "/".into();
     };
     let path = raw.split('#').next().unwrap_or_default();
+    // Visible ASCII only, as a `Location` header takes it (a browser's path and query come
+    // percent-encoded).
     let same_origin = path.starts_with('/')
         && !path.starts_with("//")
         && !path.contains('\\')
-        && !path.chars().any(char::is_control)
+        && path.bytes().all(|b| b.is_ascii_graphic())
         && path.len() <= MAX_NEXT_BYTES
         && !path.starts_with(FLOW_COOKIE_PATH);
     if same_origin { path.into() } else { "/".into() }
@@ -1219,6 +1222,8 @@ mod tests {
             "boards",
             "/auth/oidc/start",
             "/a\nb",
+            "/café",
+            "/a b",
             "",
         ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");

@@ -158,13 +158,18 @@ async fn a_provider_that_cannot_be_reached_says_so_on_the_page_asked_for() {
         cookies.is_empty(),
         "no flow without a provider: {cookies:?}"
     );
-    // Only a path of this server: another site is the home page.
+    // Only a path of this server: another site is the home page; so is a path a Location header
+    // cannot carry (raw non-ASCII, a space), without a panic.
     for next in [
         "%2F%2Fevil.test%2Fx",
         "https%3A%2F%2Fevil.test%2F",
         "%2F%5Cevil.test",
+        "%2Fcaf%C3%A9",
+        "%2Fa%20b",
     ] {
-        let (_, location, _) = get(&server, &format!("/auth/oidc/start?next={next}"), None).await;
+        let (status, location, _) =
+            get(&server, &format!("/auth/oidc/start?next={next}"), None).await;
+        assert_eq!(status, 303, "{next}");
         assert_eq!(location, "/?signInError=unavailable", "{next}");
     }
     server.stop().await;
