@@ -93,11 +93,20 @@ impl OidcSettings {
     /// off), an error that says what to fix when they cannot work.
     pub fn from_config(config: &ServeConfig) -> Result<Option<OidcSettings>, String> {
         let Some(issuer) = config.oidc_issuer.as_deref().filter(|i| !i.is_empty()) else {
-            let others = config.oidc_client_id.is_some()
-                || config.oidc_client_secret.is_some()
-                || config.oidc_client_secret_file.is_some()
-                || config.oidc_name.is_some()
-                || !config.oidc_allowed_domains.is_empty();
+            // Empty is unset (deployment templates leave variables empty).
+            let set =
+                |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+            let others = set(&config.oidc_client_id)
+                || set(&config.oidc_client_secret)
+                || config
+                    .oidc_client_secret_file
+                    .as_ref()
+                    .is_some_and(|path| !path.as_os_str().is_empty())
+                || set(&config.oidc_name)
+                || config
+                    .oidc_allowed_domains
+                    .iter()
+                    .any(|d| !d.trim().is_empty());
             if others {
                 return Err(
                     "the --oidc-* flags need --oidc-issuer (the identity provider's \
@@ -122,7 +131,15 @@ impl OidcSettings {
             .filter(|id| !id.is_empty())
             .ok_or("--oidc-issuer needs --oidc-client-id: the client id the provider gave funnel")?
             .to_owned();
-        let client_secret = match (&config.oidc_client_secret, &config.oidc_client_secret_file) {
+        let secret = config
+            .oidc_client_secret
+            .as_ref()
+            .filter(|s| !s.trim().is_empty());
+        let secret_file = config
+            .oidc_client_secret_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty());
+        let client_secret = match (secret, secret_file) {
             (Some(_), Some(_)) => {
                 return Err(
                     "give --oidc-client-secret or --oidc-client-secret-file, not both".into(),
@@ -1361,6 +1378,17 @@ mod tests {
                 c.oidc_issuer = None;
             },
             "need --oidc-issuer",
+        );
+        let mut empty = config();
+        empty.oidc_issuer = Some(String::new());
+        empty.oidc_client_id = Some(String::new());
+        empty.oidc_client_secret = None;
+        empty.oidc_name = Some(String::new());
+        empty.oidc_allowed_domains = vec![String::new()];
+        assert_eq!(
+            OidcSettings::from_config(&empty).unwrap(),
+            None,
+            "empty variables are unset"
         );
         let mut local = config();
         local.oidc_issuer = Some("http://127.0.0.1:9000".into());
