@@ -28,6 +28,7 @@ import {
   launchBrowser,
   newSession,
   saveArtifacts,
+  seriousViolations,
   startFunnel,
   TEST_TIMEOUT,
   WAIT_MS,
@@ -214,7 +215,7 @@ async function refusedWith (page, code, message, pathname) {
   }, { describe: () => describe(page) })
 }
 
-test('the sign-in page offers the identity provider, in both languages', { timeout: TEST_TIMEOUT }, async () => {
+test('the sign-in page offers the identity provider, in both languages, and passes axe-core', { timeout: TEST_TIMEOUT }, async () => {
   const methods = await (await fetch(`${server.url}/api/v1/auth/methods`)).json()
   assert.deepEqual(methods, { password: true, oidc: { name: PROVIDER_NAME, start: '/auth/oidc/start' } })
   await withSession('french', async ({ page }) => {
@@ -223,6 +224,7 @@ test('the sign-in page offers the identity provider, in both languages', { timeo
       assert.equal(await text(page, '[data-action="sign-in-provider"]'), `Se connecter avec ${PROVIDER_NAME}`)
       assert.equal(await text(page, '.sign-in-or'), 'ou avec votre mot de passe')
     }, { describe: () => describe(page) })
+    assert.deepEqual(await seriousViolations(page), [], 'axe-core: no critical or serious violation')
   }, { locale: 'fr-FR' })
 })
 
@@ -264,6 +266,7 @@ test('an e-mail nobody invited is refused with a clear message', { timeout: TEST
     await page.goto(`${server.url}/boards/${boardId}`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
     await signInAtProvider(page, 'una')
     await refusedWith(page, 'unknown', /not invited to funnel: ask an administrator/, `/boards/${boardId}`)
+    assert.deepEqual(await seriousViolations(page), [], 'axe-core, with the refusal shown')
     const people = await api('GET', '/api/v1/people')
     assert.ok(!people.people.some((p) => p.email === 'una@elsewhere.test'), 'no account was made')
   })
