@@ -293,9 +293,19 @@ pub async fn run(
             // Discovered now so that a wrong issuer shows in the log at start; a provider that
             // is down only delays it to the first sign-in.
             let early = Arc::clone(&oidc);
+            let stop = shutdown.clone();
             tracker.spawn(async move {
-                if let Err(e) = early.client().await {
-                    tracing::warn!(error = %e, "oidc: the identity provider cannot be discovered yet");
+                tokio::select! {
+                    // A stop does not wait for a slow provider.
+                    () = stop.cancelled() => {}
+                    found = early.client() => {
+                        if let Err(e) = found {
+                            tracing::warn!(
+                                error = %e,
+                                "oidc: the identity provider cannot be discovered yet"
+                            );
+                        }
+                    }
                 }
             });
             Some(oidc)
