@@ -79,7 +79,8 @@ const offline = VitePWA({
   workbox: {
     globPatterns: ["**/*.{js,css,html,svg,png,ico,webmanifest}"],
     navigateFallback: "/index.html",
-    navigateFallbackDenylist: [/^\/api\//, /^\/ws\//, /^\/healthz/, /^\/readyz/, /^\/metrics/],
+    // `/auth/`: the identity provider's sign-in and its callback are the server's, never the shell.
+    navigateFallbackDenylist: [/^\/api\//, /^\/auth\//, /^\/ws\//, /^\/healthz/, /^\/readyz/, /^\/metrics/],
     clientsClaim: true,
     skipWaiting: true,
     cleanupOutdatedCaches: true,

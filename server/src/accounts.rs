@@ -324,7 +324,8 @@ impl Accounts {
         HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
-    fn secure(&self, request: &HeaderMap) -> bool {
+    /// Whether cookies set in answer to `request` carry `Secure` (`--secure-cookies`).
+    pub fn secure(&self, request: &HeaderMap) -> bool {
         match self.secure_cookies {
             SecureCookies::Always => true,
             SecureCookies::Never => false,

@@ -96,7 +96,10 @@ use utoipa::{OpenApi, ToSchema};
         accounts::get_invite,
         accounts::accept_invite,
         accounts::list_people,
-        accounts::patch_person
+        accounts::patch_person,
+        crate::oidc::auth_methods,
+        crate::oidc::start,
+        crate::oidc::callback
     ),
     components(schemas(
         Me,
@@ -138,6 +141,8 @@ use utoipa::{OpenApi, ToSchema};
         webhooks::WebhookPatch,
         webhooks::DeliveryJson,
         webhooks::DeliveryList,
+        crate::oidc::AuthMethods,
+        crate::oidc::OidcMethod,
         webhooks::ReplayJson,
         accounts::Credentials,
         accounts::NewInvite,
@@ -432,6 +437,7 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/invites/{secret}/accept",
             axum::routing::post(accounts::accept_invite),
         )
+        .route("/api/v1/auth/methods", get(crate::oidc::auth_methods))
         .route("/api/v1/people", get(accounts::list_people))
         .route(
             "/api/v1/people/{person_id}",

@@ -27,6 +27,8 @@ pub struct AppState {
     pub webhooks: crate::webhooks::Webhooks,
     /// People, sessions and invites (`crate::accounts`).
     pub accounts: Arc<crate::accounts::Accounts>,
+    /// Sign-in through the identity provider (`crate::oidc`); `None`: off (no `--oidc-issuer`).
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// Tracks every connection task, so shutdown waits for their close frames.
     pub tracker: TaskTracker,
 }

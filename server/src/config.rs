@@ -46,6 +46,8 @@ pub mod defaults {
     pub const SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 60 * 60);
     /// A week: time to find the mail, short enough that an old link in a mailbox is dead.
     pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+    /// People let in by their e-mail's domain work on boards; an admin makes admins.
+    pub const OIDC_DEFAULT_ROLE: &str = "member";
 }
 
 /// When the session cookie carries `Secure` (sent over https only).
@@ -249,6 +251,47 @@ pub struct ServeConfig {
         default_value = "auto"
     )]
     pub secure_cookies: SecureCookies,
+
+    /// The address people open funnel at, such as `https://crm.example.com` (no path): the
+    /// OpenID Connect redirect URI is `{this}/auth/oidc/callback`.
+    #[arg(long, env = "FUNNEL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Sign-in through an identity provider (OpenID Connect): its issuer URL, such as
+    /// `https://id.example.com/realms/acme` (its metadata is discovered from it). Needs
+    /// `--auth-secret`, `--oidc-client-id`, a client secret and `--public-url`.
+    #[arg(long, env = "FUNNEL_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// The client id the identity provider gave funnel.
+    #[arg(long, env = "FUNNEL_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// The client secret the identity provider gave funnel (better: `--oidc-client-secret-file`,
+    /// which keeps it out of the process list).
+    #[arg(long, env = "FUNNEL_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+
+    /// A file holding the client secret (a trailing newline is ignored).
+    #[arg(long, env = "FUNNEL_OIDC_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+
+    /// The identity provider's name on the sign-in page's button: `Acme` shows "Sign in with
+    /// Acme". Unset: "Sign in with single sign-on".
+    #[arg(long, env = "FUNNEL_OIDC_NAME")]
+    pub oidc_name: Option<String>,
+
+    /// Who may sign in through the provider besides the people of the directory (invited or
+    /// active, matched by their verified e-mail): anyone whose verified e-mail is of one of
+    /// these domains (comma-separated, e.g. `acme.com`) gets an account with
+    /// `--oidc-default-role` on first sign-in. Unset: only the directory's people.
+    #[arg(long, env = "FUNNEL_OIDC_ALLOWED_DOMAINS", value_delimiter = ',')]
+    pub oidc_allowed_domains: Vec<String>,
+
+    /// The role on every board of someone let in by `--oidc-allowed-domains`: `viewer` or
+    /// `member`.
+    #[arg(long, env = "FUNNEL_OIDC_DEFAULT_ROLE", default_value = defaults::OIDC_DEFAULT_ROLE)]
+    pub oidc_default_role: String,
 }
 
 impl ServeConfig {
@@ -292,6 +335,14 @@ impl ServeConfig {
             session_ttl: defaults::SESSION_TTL,
             invite_ttl: defaults::INVITE_TTL,
             secure_cookies: SecureCookies::Auto,
+            public_url: None,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_client_secret_file: None,
+            oidc_name: None,
+            oidc_allowed_domains: Vec::new(),
+            oidc_default_role: defaults::OIDC_DEFAULT_ROLE.to_owned(),
         }
     }
 
@@ -410,6 +461,7 @@ impl ServeConfig {
         if self.lease_ttl < Duration::from_millis(500) {
             return Err("--lease-ttl must be at least 500ms".into());
         }
+        crate::oidc::OidcSettings::from_config(self)?;
         Ok(())
     }
 }

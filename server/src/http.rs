@@ -39,6 +39,7 @@ pub fn router(state: AppState, web_dir: &Path, metrics_here: bool) -> Router {
         .route("/metrics", metrics_route)
         .merge(api::guard(api::routes(), &state))
         .merge(api::docs_page())
+        .merge(crate::oidc::routes())
         .fallback_service(web_client(web_dir))
         .with_state(state)
         // Every request gets an id: the `X-Request-Id` it came with (a load balancer's) or a

@@ -7,6 +7,7 @@
 //! - [`app_state`]: the state every HTTP handler gets (shared by `http` and `api`).
 //! - [`headers`]: reading request headers (origin, host, bearer token).
 //! - [`accounts`]: people who sign in: passwords, sessions, invites (with `--auth-secret`).
+//! - [`oidc`]: sign-in through an identity provider (OpenID Connect, with `--oidc-issuer`).
 //! - [`auth`]: tokens, the local mode and browser origins: who is calling, what they may open.
 //! - [`connection`]: one socket: a reader loop and a writer task.
 //! - [`drain`]: a graceful stop: not ready first, then sockets closed in waves.
@@ -45,6 +46,7 @@ pub mod lease;
 pub mod limits;
 pub mod mail;
 pub mod metrics;
+pub mod oidc;
 pub mod outbox;
 pub mod room;
 pub mod rooms;
@@ -283,6 +285,35 @@ pub async fn run(
              (same --data-dir or --database-url), or sign programs in with `funnel token`"
         );
     }
+    let oidc = match (
+        oidc::OidcSettings::from_config(&config),
+        &config.auth_secret,
+    ) {
+        (Ok(Some(settings)), Some(secret)) => {
+            let oidc = Arc::new(oidc::Oidc::new(settings, secret).map_err(anyhow::Error::msg)?);
+            // Discovered now so that a wrong issuer shows in the log at start; a provider that
+            // is down only delays it to the first sign-in.
+            let early = Arc::clone(&oidc);
+            let stop = shutdown.clone();
+            tracker.spawn(async move {
+                tokio::select! {
+                    // A stop does not wait for a slow provider.
+                    () = stop.cancelled() => {}
+                    found = early.client() => {
+                        if let Err(e) = found {
+                            tracing::warn!(
+                                error = %e,
+                                "oidc: the identity provider cannot be discovered yet"
+                            );
+                        }
+                    }
+                }
+            });
+            Some(oidc)
+        }
+        (Ok(_), _) => None,
+        (Err(e), _) => anyhow::bail!(e),
+    };
     let state = app_state::AppState {
         connections: Arc::new(ConnectionContext {
             rooms,
@@ -326,6 +357,7 @@ pub async fn run(
         tracker: tracker.clone(),
         webhooks: webhooks.clone(),
         accounts,
+        oidc,
     };
     if let Some(addr) = config.smtp_listen {
         let smtp_listener =

@@ -266,6 +266,7 @@ async fn the_openapi_document_describes_the_api() {
     assert_eq!(
         paths,
         [
+            "/api/v1/auth/methods",
             "/api/v1/boards",
             "/api/v1/boards/{boardId}",
             "/api/v1/boards/{boardId}/cards",
@@ -291,7 +292,9 @@ async fn the_openapi_document_describes_the_api() {
             "/api/v1/webhooks/{webhookId}",
             "/api/v1/webhooks/{webhookId}/deliveries",
             "/api/v1/webhooks/{webhookId}/replay",
-            "/api/v1/webhooks/{webhookId}/rotate"
+            "/api/v1/webhooks/{webhookId}/rotate",
+            "/auth/oidc/callback",
+            "/auth/oidc/start"
         ]
     );
     server.stop().await;

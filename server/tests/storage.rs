@@ -1342,6 +1342,7 @@ macro_rules! all_contract_tests {
         );
         accounts_contract_tests!($backend:
             people_invites_and_sessions_are_kept_and_ended,
+            a_person_is_linked_to_one_identity_provider_subject,
         );
     };
 }
@@ -1374,6 +1375,7 @@ mod accounts_contract {
             password_hash: None,
             disabled_at: None,
             created_at: 1_000,
+            oidc_subject: None,
         }
     }
 
@@ -1568,6 +1570,92 @@ mod accounts_contract {
         assert!(accounts.session("s-7", 5_000).await.unwrap().is_some());
         assert_eq!(accounts.people().await.unwrap().len(), 2);
         storage.close().await;
+    }
+
+    pub async fn a_person_is_linked_to_one_identity_provider_subject(backend: &impl Backend) {
+        let storage = backend.open().await;
+        let accounts = storage.accounts();
+        assert!(
+            accounts
+                .create_person(&person("p-ivy", "ivy@example.com"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            accounts
+                .create_person(&person("p-una", "una@example.com"))
+                .await
+                .unwrap()
+        );
+        let subject = "https://id.example.com sub-1";
+        assert_eq!(
+            accounts.person_by_oidc_subject(subject).await.unwrap(),
+            None
+        );
+        assert!(accounts.link_oidc_subject("p-ivy", subject).await.unwrap());
+        assert!(!accounts.link_oidc_subject("nobody", subject).await.unwrap());
+        let ivy = accounts
+            .person_by_oidc_subject(subject)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (ivy.id.as_str(), ivy.oidc_subject.as_deref()),
+            ("p-ivy", Some(subject))
+        );
+        assert_eq!(
+            accounts
+                .person_by_email("ivy@example.com")
+                .await
+                .unwrap()
+                .unwrap()
+                .oidc_subject
+                .as_deref(),
+            Some(subject)
+        );
+        // One person per subject: linking it to another fails and changes nothing.
+        assert!(accounts.link_oidc_subject("p-una", subject).await.is_err());
+        assert_eq!(
+            accounts
+                .person("p-una")
+                .await
+                .unwrap()
+                .unwrap()
+                .oidc_subject,
+            None
+        );
+        // A change by an admin keeps the link; a new subject replaces it.
+        let change = PersonChange {
+            name: Some("Ivy Lee".into()),
+            ..PersonChange::default()
+        };
+        let (_, after) = accounts
+            .change_person("p-ivy", &change)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.oidc_subject.as_deref(), Some(subject));
+        assert!(
+            accounts
+                .link_oidc_subject("p-ivy", "https://id.example.com sub-2")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            accounts.person_by_oidc_subject(subject).await.unwrap(),
+            None
+        );
+        // A person made with a subject (the first sign-in of an allowed domain) has it.
+        let mut sam = person("p-sam", "sam@staff.test");
+        sam.oidc_subject = Some("https://id.example.com sub-3".into());
+        assert!(accounts.create_person(&sam).await.unwrap());
+        assert_eq!(
+            accounts
+                .person_by_oidc_subject("https://id.example.com sub-3")
+                .await
+                .unwrap(),
+            Some(sam)
+        );
     }
 }
 

@@ -8,9 +8,12 @@ import {
   CLOSE,
   dropsLocalCopy,
   freezesBoard,
+  parseAuthMethods,
   parseMe,
   permissionsOf,
+  providerSignInHref,
   refusalOf,
+  takeSignInError,
   takeToken,
   TOKEN_KEY,
   type TokenStore,
@@ -216,5 +219,33 @@ describe("refusals", () => {
   test("after 4414 the board takes no more edits, but the copy stays until the user drops it", () => {
     expect([4401, 4403, 4404, 4413, 4414, 4429, 4400].filter(freezesBoard)).toEqual([4403, 4404, 4413, 4414]);
     expect(dropsLocalCopy(4414)).toBe(false);
+  });
+});
+
+describe("signing in through the identity provider", () => {
+  test("the methods the server offers; a path of this server only", () => {
+    expect(parseAuthMethods({ password: true, oidc: { name: "Acme", start: "/auth/oidc/start" } })).toEqual({
+      password: true,
+      oidc: { name: "Acme", start: "/auth/oidc/start" },
+    });
+    expect(parseAuthMethods({ password: true, oidc: { name: null, start: "/auth/oidc/start" } }).oidc?.name).toBe(null);
+    expect(parseAuthMethods({ password: true, oidc: null }).oidc).toBe(null);
+    expect(parseAuthMethods({ oidc: { name: "Evil", start: "https://evil.test/" } }).oidc).toBe(null);
+    expect(parseAuthMethods({ oidc: { name: "Evil", start: "//evil.test/" } }).oidc).toBe(null);
+    expect(parseAuthMethods("nonsense")).toEqual({ password: true, oidc: null });
+  });
+
+  test("the button comes back to the page it was pressed on", () => {
+    expect(providerSignInHref("/auth/oidc/start", "/boards/b1", "?view=v")).toBe(
+      "/auth/oidc/start?next=%2Fboards%2Fb1%3Fview%3Dv",
+    );
+    expect(providerSignInHref("/auth/oidc/start?x=1", "/", "")).toBe("/auth/oidc/start?x=1&next=%2F");
+  });
+
+  test("a refusal named in the address is taken out of it", () => {
+    expect(takeSignInError("?signInError=unknown")).toEqual({ code: "unknown", search: "" });
+    expect(takeSignInError("?view=v&signInError=state")).toEqual({ code: "state", search: "?view=v" });
+    expect(takeSignInError("?view=v")).toEqual({ code: null, search: null });
+    expect(takeSignInError("?signInError=<script>")).toEqual({ code: "provider", search: "" });
   });
 });

@@ -102,7 +102,8 @@ pub struct PersonJson {
     pub board_roles: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
-    /// Whether they have set a password (accepted an invite).
+    /// Whether they have set a password (accepted an invite) or signed in through the identity
+    /// provider.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
 }
@@ -148,7 +149,8 @@ fn person_json(person: &Person, for_admin: bool) -> PersonJson {
                 .collect()
         }),
         disabled: for_admin.then_some(person.disabled_at.is_some()),
-        active: for_admin.then_some(person.password_hash.is_some()),
+        active: for_admin
+            .then_some(person.password_hash.is_some() || person.oidc_subject.is_some()),
     }
 }
 
@@ -362,6 +364,7 @@ pub async fn invite(
         password_hash: None,
         disabled_at: None,
         created_at: now,
+        oidc_subject: None,
     };
     let person = if store.create_person(&candidate).await? {
         candidate

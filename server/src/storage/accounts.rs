@@ -28,6 +28,9 @@ pub struct Person {
     /// Milliseconds since the Unix epoch, when an admin disabled them.
     pub disabled_at: Option<i64>,
     pub created_at: i64,
+    /// Who the identity provider says they are (`{issuer} {sub}`), from their first sign-in
+    /// there on (`crate::oidc`); `None` until then.
+    pub oidc_subject: Option<String>,
 }
 
 impl Person {
@@ -125,6 +128,13 @@ pub trait AccountStore: Send + Sync {
 
     /// The person with this e-mail (lowercase).
     async fn person_by_email(&self, email: &str) -> Result<Option<Person>, StorageError>;
+
+    /// The person the identity provider's subject (`{issuer} {sub}`) was linked to.
+    async fn person_by_oidc_subject(&self, subject: &str) -> Result<Option<Person>, StorageError>;
+
+    /// Links a person to the identity provider's subject (replacing an earlier one); false when
+    /// there is no such person.
+    async fn link_oidc_subject(&self, id: &str, subject: &str) -> Result<bool, StorageError>;
 
     /// Applies `change` in one transaction and returns the person before and after it; `None`
     /// when there is no such person. Disabling also ends every session of theirs.

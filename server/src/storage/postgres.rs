@@ -246,6 +246,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX change_events_by_card ON change_events (board, card, id) WHERE card IS NOT NULL;
     ALTER TABLE boards ADD COLUMN archived_at BIGINT;
 "#,
+    // Sign-in through an identity provider (`crate::oidc`): the provider's subject a person was
+    // linked to at their first sign-in there (`{issuer} {sub}`), one person per subject.
+    r#"
+    ALTER TABLE people ADD COLUMN oidc_subject TEXT UNIQUE;
+"#,
 ];
 
 /// Claims Message-ID `$2` of board `$1` at `$3` unless a row holds it: taken, or in flight since

@@ -214,6 +214,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX change_events_by_card ON change_events (board, card, id) WHERE card IS NOT NULL;
     ALTER TABLE boards ADD COLUMN archived_at INTEGER;
 "#,
+    // Sign-in through an identity provider (`crate::oidc`): the provider's subject a person was
+    // linked to at their first sign-in there (`{issuer} {sub}`), one person per subject.
+    r#"
+    ALTER TABLE people ADD COLUMN oidc_subject TEXT;
+    CREATE UNIQUE INDEX people_by_oidc_subject ON people (oidc_subject)
+        WHERE oidc_subject IS NOT NULL;
+"#,
 ];
 
 pub struct SqliteStorage {

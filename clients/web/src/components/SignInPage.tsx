@@ -1,11 +1,20 @@
 // The sign-in page (docs/accounts.md): shown in place of any page when the server keeps accounts
 // and this browser has no session, so that after signing in the person is where they were
 // going. It says why in a person's words (not signed in, signed out, session expired, account
-// disabled) and never shows close codes or the server's protocol text.
+// disabled) and never shows close codes or the server's protocol text. When the server has an
+// identity provider (OpenID Connect), a "Sign in with …" button goes there; its refusals come
+// back as `?signInError=<code>`, shown here as a sentence and taken out of the address.
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, signIn } from "../ui/api";
-import type { Me, Refusal } from "../ui/auth";
+import { ApiError, fetchAuthMethods, signIn } from "../ui/api";
+import {
+  providerSignInHref,
+  takeSignInError,
+  type AuthMethods,
+  type Me,
+  type Refusal,
+  type SignInErrorCode,
+} from "../ui/auth";
 import { formText } from "../ui/formData";
 import { t, useLanguage } from "../ui/i18n";
 import { signInErrorText } from "../ui/people";
@@ -19,9 +28,27 @@ export function SignInPage({ refusal, onSignedIn }: { refusal: Refusal | null; o
   const emailRef = useRef<HTMLInputElement>(null);
   const language = useLanguage();
   const passwordRef = useRef<HTMLInputElement>(null);
+  const [methods, setMethods] = useState<AuthMethods | null>(null);
+  /** The identity provider's refusal the address named when the page opened. */
+  const [providerError] = useState<SignInErrorCode | null>(() => {
+    const taken = takeSignInError(window.location.search);
+    if (taken.search !== null) {
+      const url = `${window.location.pathname}${taken.search}${window.location.hash}`;
+      window.history.replaceState(window.history.state, "", url);
+    }
+    return taken.code;
+  });
 
   useEffect(() => {
     emailRef.current?.focus();
+  }, []);
+  useEffect(() => {
+    const abort = new AbortController();
+    fetchAuthMethods(abort.signal)
+      .then(setMethods)
+      // An older server, or none at the moment: the password form alone, as before.
+      .catch(() => undefined);
+    return () => abort.abort();
   }, []);
   useEffect(() => {
     document.title = t("signIn.documentTitle");
@@ -76,6 +103,25 @@ export function SignInPage({ refusal, onSignedIn }: { refusal: Refusal | null; o
         )}
         <form class="sign-in-form" data-form="sign-in" onSubmit={submit} aria-labelledby="sign-in-title" noValidate>
           <h1 id="sign-in-title">{t("signIn.title")}</h1>
+          {providerError !== null && (
+            <p class="form-error" data-sign-in-provider-error={providerError} role="alert">
+              {t(`signIn.error.${providerError}`)}
+            </p>
+          )}
+          {methods?.oidc && (
+            <>
+              <a
+                class="button primary sign-in-provider"
+                data-action="sign-in-provider"
+                href={providerSignInHref(methods.oidc.start, window.location.pathname, window.location.search)}
+              >
+                {methods.oidc.name !== null
+                  ? t("signIn.withProvider", { name: methods.oidc.name })
+                  : t("signIn.withSso")}
+              </a>
+              <p class="sign-in-or">{t("signIn.or")}</p>
+            </>
+          )}
           <label class="field">
             <span class="field-label">{t("signIn.email")}</span>
             <input ref={emailRef} type="email" name="email" autoComplete="username" required />

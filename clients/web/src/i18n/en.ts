@@ -230,6 +230,19 @@ export const en = {
   "signIn.missing": "Enter your e-mail address and your password",
   "signIn.hint":
     "No password yet? Open the invite link an administrator sent you. Forgot it? Ask an administrator for a new link.",
+  "signIn.withProvider": "Sign in with {name}",
+  "signIn.withSso": "Sign in with single sign-on",
+  "signIn.or": "or with your password",
+  "signIn.error.state": "The sign-in took too long or was interrupted: try again",
+  "signIn.error.denied": "The sign-in was cancelled at your identity provider",
+  "signIn.error.provider": "Your identity provider's answer could not be checked: try again, or ask an administrator",
+  "signIn.error.unavailable": "Your identity provider does not answer at the moment: try again in a few minutes",
+  "signIn.error.unverified": "Your identity provider did not confirm an e-mail address for you: ask an administrator",
+  "signIn.error.unknown":
+    "Your account at the identity provider is not invited to funnel: ask an administrator to invite your e-mail address",
+  "signIn.error.taken":
+    "This e-mail address belongs to another account at your identity provider: ask an administrator",
+  "signIn.error.disabled": "Your account has been disabled. Ask an administrator if you think this is a mistake",
 
   "filter.search": "Search cards",
   "filter.searchHint": "Title, client, e-mail or amount (>1000, <500)",

@@ -233,6 +233,23 @@ export const fr: Record<Key, Message> = {
   "signIn.missing": "Saisissez votre adresse e-mail et votre mot de passe",
   "signIn.hint":
     "Pas encore de mot de passe ? Ouvrez le lien d'invitation envoyé par un administrateur. Oublié ? Demandez un nouveau lien à un administrateur.",
+  "signIn.withProvider": "Se connecter avec {name}",
+  "signIn.withSso": "Se connecter par authentification unique",
+  "signIn.or": "ou avec votre mot de passe",
+  "signIn.error.state": "La connexion a pris trop de temps ou a été interrompue : réessayez",
+  "signIn.error.denied": "La connexion a été annulée chez votre fournisseur d'identité",
+  "signIn.error.provider":
+    "La réponse de votre fournisseur d'identité n'a pas pu être vérifiée : réessayez, ou adressez-vous à un administrateur",
+  "signIn.error.unavailable":
+    "Votre fournisseur d'identité ne répond pas pour le moment : réessayez dans quelques minutes",
+  "signIn.error.unverified":
+    "Votre fournisseur d'identité n'a pas confirmé d'adresse e-mail pour vous : adressez-vous à un administrateur",
+  "signIn.error.unknown":
+    "Votre compte chez le fournisseur d'identité n'est pas invité dans funnel : demandez à un administrateur d'inviter votre adresse e-mail",
+  "signIn.error.taken":
+    "Cette adresse e-mail appartient à un autre compte chez votre fournisseur d'identité : adressez-vous à un administrateur",
+  "signIn.error.disabled":
+    "Votre compte a été désactivé. Adressez-vous à un administrateur si vous pensez que c'est une erreur",
 
   "filter.search": "Rechercher des fiches",
   "filter.searchHint": "Titre, client, e-mail ou montant (>1000, <500)",

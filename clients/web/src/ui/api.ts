@@ -5,7 +5,7 @@
 // 401 is also told to whoever listens (the app shows "sign in again" instead of the page).
 
 import type { Language } from "./i18n";
-import { isRole, parseMe, type Me, type Role } from "./auth";
+import { isRole, parseAuthMethods, parseMe, type AuthMethods, type Me, type Role } from "./auth";
 
 let token: string | null = null;
 const unauthorized = new Set<(error: ApiError) => void>();
@@ -103,6 +103,16 @@ function parseBoard(raw: unknown): BoardSummary | null {
     createdAt: typeof createdAt === "number" ? createdAt : 0,
     archivedAt: typeof archivedAt === "number" ? archivedAt : null,
   };
+}
+
+/** `GET /api/v1/auth/methods`: how this server signs people in (asked before anyone is signed in). */
+export async function fetchAuthMethods(signal?: AbortSignal): Promise<AuthMethods> {
+  const response = await fetch("/api/v1/auth/methods", {
+    headers: { accept: "application/json" },
+    ...(signal ? { signal } : {}),
+  });
+  if (!response.ok) throw await errorOf(response, false);
+  return parseAuthMethods(await response.json());
 }
 
 /** `GET /api/v1/me`: who the server says the caller is. Throws an `ApiError` (401 without a valid token). */

@@ -230,3 +230,66 @@ export function dropsLocalCopy(code: number): boolean {
 export function freezesBoard(code: number): boolean {
   return dropsLocalCopy(code) || code === CLOSE.FRAME_TOO_LARGE;
 }
+
+/** How this server signs people in (`GET /api/v1/auth/methods`). */
+export interface AuthMethods {
+  /** E-mail and password. */
+  password: boolean;
+  /** Sign-in through the company's identity provider: its name for the button, and where it starts. */
+  oidc: { name: string | null; start: string } | null;
+}
+
+/** The server's `/auth/methods` answer; a password form alone for anything else. */
+export function parseAuthMethods(raw: unknown): AuthMethods {
+  const fallback: AuthMethods = { password: true, oidc: null };
+  if (typeof raw !== "object" || raw === null) return fallback;
+  const { password, oidc } = raw as Record<string, unknown>;
+  let provider: AuthMethods["oidc"] = null;
+  if (typeof oidc === "object" && oidc !== null) {
+    const { name, start } = oidc as Record<string, unknown>;
+    // Only a path of this server: the button never sends anyone elsewhere.
+    if (typeof start === "string" && start.startsWith("/") && !start.startsWith("//")) {
+      provider = { name: typeof name === "string" && name.trim() !== "" ? name : null, start };
+    }
+  }
+  return { password: password !== false, oidc: provider };
+}
+
+/** The query parameter the server's identity-provider callback names its refusal in. */
+export const SIGN_IN_ERROR_PARAM = "signInError";
+
+/** Why the identity provider's sign-in was refused (the server's codes). */
+export type SignInErrorCode =
+  "state" | "denied" | "provider" | "unavailable" | "unverified" | "unknown" | "taken" | "disabled";
+
+const SIGN_IN_ERRORS: readonly SignInErrorCode[] = [
+  "state",
+  "denied",
+  "provider",
+  "unavailable",
+  "unverified",
+  "unknown",
+  "taken",
+  "disabled",
+];
+
+/**
+ * The refusal `?signInError=` names in `search`, and what the address should become without it
+ * (null: no change). An unknown code reads as a provider problem.
+ */
+export function takeSignInError(search: string): { code: SignInErrorCode | null; search: string | null } {
+  const params = new URLSearchParams(search);
+  if (!params.has(SIGN_IN_ERROR_PARAM)) return { code: null, search: null };
+  const given = params.get(SIGN_IN_ERROR_PARAM) ?? "";
+  params.delete(SIGN_IN_ERROR_PARAM);
+  const rest = params.toString();
+  const code = (SIGN_IN_ERRORS as readonly string[]).includes(given) ? (given as SignInErrorCode) : "provider";
+  return { code, search: rest === "" ? "" : `?${rest}` };
+}
+
+/** The identity provider button's address: `start` with the page to come back to. */
+export function providerSignInHref(start: string, pathname: string, search: string): string {
+  const next = `${pathname}${search}`;
+  const joiner = start.includes("?") ? "&" : "?";
+  return `${start}${joiner}next=${encodeURIComponent(next)}`;
+}

@@ -13,7 +13,7 @@ use funnel_protocol::policy::Role;
 use tokio_postgres::GenericClient;
 
 const PERSON_COLUMNS: &str =
-    "id, email, name, role, board_roles, password_hash, disabled_at, created_at";
+    "id, email, name, role, board_roles, password_hash, disabled_at, created_at, oidc_subject";
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::PostgresUnavailable(format!("a stored person's {what} does not read back: {e}"))
@@ -31,6 +31,7 @@ fn person_from_row(row: &tokio_postgres::Row) -> Result<Person, StorageError> {
         password_hash: row.try_get(5)?,
         disabled_at: row.try_get(6)?,
         created_at: row.try_get(7)?,
+        oidc_subject: row.try_get(8)?,
     })
 }
 
@@ -96,8 +97,8 @@ impl AccountStore for PostgresStorage {
         let inserted = client
             .execute(
                 "INSERT INTO people (id, email, name, role, board_roles, password_hash,
-                     disabled_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                     disabled_at, created_at, oidc_subject)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
                 &[
                     &p.id,
                     &p.email,
@@ -107,6 +108,7 @@ impl AccountStore for PostgresStorage {
                     &p.password_hash,
                     &p.disabled_at,
                     &p.created_at,
+                    &p.oidc_subject,
                 ],
             )
             .await?;
@@ -142,6 +144,30 @@ impl AccountStore for PostgresStorage {
             .as_ref()
             .map(person_from_row)
             .transpose()
+    }
+
+    async fn person_by_oidc_subject(&self, subject: &str) -> Result<Option<Person>, StorageError> {
+        let client = self.client().await?;
+        client
+            .query_opt(
+                &format!("SELECT {PERSON_COLUMNS} FROM people WHERE oidc_subject = $1"),
+                &[&subject],
+            )
+            .await?
+            .as_ref()
+            .map(person_from_row)
+            .transpose()
+    }
+
+    async fn link_oidc_subject(&self, id: &str, subject: &str) -> Result<bool, StorageError> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE people SET oidc_subject = $2 WHERE id = $1",
+                &[&id, &subject],
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     async fn change_person(

@@ -13,7 +13,7 @@ use funnel_protocol::policy::Role;
 use rusqlite::{Connection, OptionalExtension, params};
 
 const PERSON_COLUMNS: &str =
-    "id, email, name, role, board_roles, password_hash, disabled_at, created_at";
+    "id, email, name, role, board_roles, password_hash, disabled_at, created_at, oidc_subject";
 
 fn person_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
     let bad = |index: usize, reason: String| {
@@ -30,6 +30,7 @@ fn person_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
         password_hash: row.get(5)?,
         disabled_at: row.get(6)?,
         created_at: row.get(7)?,
+        oidc_subject: row.get(8)?,
     })
 }
 
@@ -74,8 +75,8 @@ impl AccountStore for SqliteStorage {
         self.write(move |txn| {
             let inserted = txn.execute(
                 "INSERT INTO people (id, email, name, role, board_roles, password_hash,
-                     disabled_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+                     disabled_at, created_at, oidc_subject)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
                 params![
                     p.id,
                     p.email,
@@ -84,7 +85,8 @@ impl AccountStore for SqliteStorage {
                     board_roles_text(&p.board_roles),
                     p.password_hash,
                     p.disabled_at,
-                    p.created_at
+                    p.created_at,
+                    p.oidc_subject
                 ],
             )?;
             Ok(inserted == 1)
@@ -119,6 +121,31 @@ impl AccountStore for SqliteStorage {
                 ))?
                 .query_row([email], person_from_row)
                 .optional()?)
+        })
+        .await
+    }
+
+    async fn person_by_oidc_subject(&self, subject: &str) -> Result<Option<Person>, StorageError> {
+        let subject = subject.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {PERSON_COLUMNS} FROM people WHERE oidc_subject = ?1"
+                ))?
+                .query_row([subject], person_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn link_oidc_subject(&self, id: &str, subject: &str) -> Result<bool, StorageError> {
+        let (id, subject) = (id.to_owned(), subject.to_owned());
+        self.write(move |txn| {
+            let changed = txn.execute(
+                "UPDATE people SET oidc_subject = ?2 WHERE id = ?1",
+                params![id, subject],
+            )?;
+            Ok(changed == 1)
         })
         .await
     }
