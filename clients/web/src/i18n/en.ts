@@ -309,6 +309,22 @@ export const en = {
   "time.today": "Today {time}",
   "time.tomorrow": "Tomorrow {time}",
   "time.yesterday": "Yesterday {time}",
+
+  "app.loading": "Loading…",
+  "app.nothingHere": "Nothing here",
+  "app.noPageAt": "No page at {path}.",
+  "app.seePipelines": "See the pipelines",
+  "app.archivedBanner":
+    "This pipeline is archived: it is read-only until an administrator restores it from the home page.",
+  "app.accessChanged": "Access changed · funnel",
+  "app.roleChanged": "An administrator changed what you may do on this board",
+  "app.roleRefused": "Your role does not allow that on this board",
+  "app.roleChangedHint": "Open the board again to go on with your new role.",
+  "app.roleRefusedHint":
+    "Open the board again to see it as the server has it, or ask an administrator for more access.",
+  "app.openAgain": "Open the board again",
+  "app.seeBoards": "See your boards",
+  "app.someoneElse": "Sign in as someone else",
 } satisfies Record<string, Message>;
 
 export type Key = keyof typeof en;

@@ -312,4 +312,20 @@ export const fr: Record<Key, Message> = {
   "time.today": "Aujourd'hui {time}",
   "time.tomorrow": "Demain {time}",
   "time.yesterday": "Hier {time}",
+
+  "app.loading": "Chargement…",
+  "app.nothingHere": "Rien ici",
+  "app.noPageAt": "Aucune page à {path}.",
+  "app.seePipelines": "Voir les pipelines",
+  "app.archivedBanner":
+    "Ce pipeline est archivé : il est en lecture seule jusqu'à ce qu'un administrateur le restaure depuis l'accueil.",
+  "app.accessChanged": "Accès modifié · funnel",
+  "app.roleChanged": "Un administrateur a changé ce que vous pouvez faire sur ce tableau",
+  "app.roleRefused": "Votre rôle ne le permet pas sur ce tableau",
+  "app.roleChangedHint": "Rouvrez le tableau pour continuer avec votre nouveau rôle.",
+  "app.roleRefusedHint":
+    "Rouvrez le tableau pour le voir tel que le serveur l'a, ou demandez plus d'accès à un administrateur.",
+  "app.openAgain": "Rouvrir le tableau",
+  "app.seeBoards": "Voir vos tableaux",
+  "app.someoneElse": "Se connecter sous un autre nom",
 };

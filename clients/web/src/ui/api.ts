@@ -114,6 +114,21 @@ export async function fetchMe(signal?: AbortSignal): Promise<Me> {
   return me;
 }
 
+/**
+ * `GET /api/v1/me?boardId=`: the caller's role on that board (their own role there, set by an
+ * administrator, over their default role). Throws an `ApiError` (400 for a bad id, 403 for a
+ * board the token does not open).
+ */
+export async function fetchBoardRole(boardId: string, signal?: AbortSignal): Promise<Role> {
+  const url = `/api/v1/me?boardId=${encodeURIComponent(boardId)}`;
+  const response = await fetch(url, { headers: apiHeaders(), ...(signal ? { signal } : {}) });
+  if (!response.ok) throw await errorOf(response);
+  const body = (await response.json()) as { boardRole?: { role?: unknown } };
+  const role = body.boardRole?.role;
+  if (!isRole(role)) throw new ApiError(response.status, "the server answered /api/v1/me without the board's role");
+  return role;
+}
+
 /** `GET /api/v1/boards`. */
 export async function listBoards(signal?: AbortSignal, archived = false): Promise<BoardSummary[]> {
   const url = archived ? "/api/v1/boards?archived=true" : "/api/v1/boards";
