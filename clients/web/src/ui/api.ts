@@ -282,6 +282,36 @@ export async function fetchTimeline(
   return list.map(parseTimelineEvent).filter((e): e is TimelineEvent => e !== null);
 }
 
+/** The longest comment the server takes, in UTF-8 bytes (`MAX_EVENT_TEXT_BYTES`). */
+export const MAX_COMMENT_BYTES = 4 * 1024;
+
+/**
+ * `POST /api/v1/boards/{boardId}/cards/{cardId}/timeline {"kind": "comment", "text"}`: a
+ * comment by the caller, now; the server moves the card's avatar to its author. `localUser`
+ * names the author in local mode (the `X-Funnel-User` header; a server with tokens ignores it
+ * and takes the token's user). Throws an `ApiError` when refused.
+ */
+export async function postComment(
+  boardId: string,
+  cardId: string,
+  text: string,
+  localUser: string | null,
+): Promise<TimelineEvent> {
+  const url = `/api/v1/boards/${encodeURIComponent(boardId)}/cards/${encodeURIComponent(cardId)}/timeline`;
+  const response = await fetch(url, {
+    method: "POST",
+    headers: apiHeaders({
+      "content-type": "application/json",
+      ...(localUser !== null ? { "x-funnel-user": localUser } : {}),
+    }),
+    body: JSON.stringify({ kind: "comment", text }),
+  });
+  if (!response.ok) throw await errorOf(response);
+  const event = parseTimelineEvent(await response.json(), 0);
+  if (event === null) throw new ApiError(response.status, "the server answered without the comment");
+  return event;
+}
+
 /** One change of a card's history: the change feed's event (docs/events.md) as the server sent it. */
 export interface HistoryEvent {
   id: string;
