@@ -190,19 +190,22 @@ function DetailRow({
   }
 
   const described = error !== null ? errorId : undefined;
-  // Leaving the row (not moving inside it, as between a picker's input and its list) saves.
-  const onFocusOut = (event: FocusEvent) => {
-    const next = event.relatedTarget as Node | null;
-    if (next !== null && rowRef.current?.contains(next)) return;
-    if (field.type === "user") {
-      // The picker settles its text on blur (and saves through onCommit): only close the row.
-      onCancel(false);
-      return;
-    }
-    const input = rowRef.current?.querySelector<HTMLInputElement | HTMLSelectElement>(
-      `[name="${CSS.escape(field.id)}"]`,
-    );
-    if (input !== null && input !== undefined) onSave(input.value, false, false);
+  // Leaving the row (not moving inside it, as between a picker's input and its list) saves. Asked
+  // a moment later: the focus may be on its way into the row (the value's button just gave way
+  // to the input), and a save by Enter or a cancel by Escape has closed the row already.
+  const onFocusOut = () => {
+    window.setTimeout(() => {
+      const row = rowRef.current;
+      if (row === null || !row.isConnected || row.contains(document.activeElement)) return;
+      if (!row.hasAttribute("data-editing")) return;
+      if (field.type === "user") {
+        // The picker settles its text on blur (and saves through onCommit): only close the row.
+        onCancel(false);
+        return;
+      }
+      const input = row.querySelector<HTMLInputElement | HTMLSelectElement>(`[name="${CSS.escape(field.id)}"]`);
+      if (input !== null) onSave(input.value, false, false);
+    }, 0);
   };
   const onKeyDown = (event: KeyboardEvent) => {
     if (event.defaultPrevented) return;

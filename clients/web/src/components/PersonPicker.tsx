@@ -4,7 +4,7 @@
 // and only they can be picked; in local mode they are the browser's roster, and any typed id is
 // taken too. The chosen user id travels in a hidden input named `name`, so forms read it as before.
 
-import { useEffect, useId, useRef, useState } from "preact/hooks";
+import { useId, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { t } from "../ui/i18n";
 import type { Person } from "../ui/api";
 import { avatarOf, resolvePerson, searchPeople } from "../ui/people";
@@ -65,7 +65,7 @@ export function PersonPicker({
   const hiddenRef = useRef<HTMLInputElement>(null);
   const inputRef = useRef<HTMLInputElement>(null);
   const id = useId();
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (autoFocus === true) inputRef.current?.focus();
   }, [autoFocus]);
   const listId = `${id}-list`;
