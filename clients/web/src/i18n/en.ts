@@ -547,6 +547,8 @@ export const en = {
 
   "board.initialFirst": "Stage order: the initial stage stays first",
   "picker.already": "{id} is already in the list",
+
+  "card.fieldLabel": "{label}: ",
 } satisfies Record<string, Message>;
 
 export type Key = keyof typeof en;

@@ -553,4 +553,6 @@ export const fr: Record<Key, Message> = {
 
   "board.initialFirst": "Ordre des étapes : l'étape initiale reste la première",
   "picker.already": "{id} est déjà dans la liste",
+
+  "card.fieldLabel": "{label} : ",
 };
