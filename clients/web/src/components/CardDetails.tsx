@@ -199,8 +199,9 @@ function DetailRow({
       if (row === null || !row.isConnected || row.contains(document.activeElement)) return;
       if (!row.hasAttribute("data-editing")) return;
       if (field.type === "user") {
-        // The picker settles its text on blur (and saves through onCommit): only close the row.
-        onCancel(false);
+        // The picker settles its text on blur (and saves through onCommit): only close the row,
+        // unless it refused a name (its message stays in view until Escape or another pick).
+        if (row.querySelector('[aria-invalid="true"]') === null) onCancel(false);
         return;
       }
       const input = row.querySelector<HTMLInputElement | HTMLSelectElement>(`[name="${CSS.escape(field.id)}"]`);
