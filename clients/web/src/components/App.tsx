@@ -299,7 +299,8 @@ function Page({ route, common, token }: { route: Route; common: Common; token: s
 function BoardRoute(props: Parameters<typeof BoardPage>[0]) {
   const [archived, setArchived] = useState(false);
   const [boardRole, setBoardRole] = useState<Role | null>(null);
-  const signedIn = props.account !== null;
+  // A token limited to other boards is refused this one (the socket says so): nothing to ask.
+  const signedIn = props.account !== null && (props.account.boards?.includes(props.boardId) ?? true);
   useEffect(() => {
     const abort = new AbortController();
     // The archived list, not the board itself: a board opened to be created is no 404 in the
