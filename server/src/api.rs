@@ -279,9 +279,10 @@ pub struct BoardRole {
     pub own: bool,
 }
 
-/// Query of `GET /api/v1/me`.
+/// Query of `GET /api/v1/me`. Other parameters are ignored, as they were before `boardId`
+/// (a client's cache-buster keeps working).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeQuery {
     pub board_id: Option<String>,
 }
@@ -508,7 +509,7 @@ async fn not_found() -> ApiError {
     ),
     responses(
         (status = 200, body = Me),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "a `boardId` that is not a board id, or an unknown query parameter"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "a `boardId` that is not a board id"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "the token does not open that board")
     )

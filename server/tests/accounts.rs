@@ -488,13 +488,17 @@ async fn me_with_a_board_id_says_the_role_on_that_board() {
     assert_eq!(status, 403, "{body}");
     assert!(head.contains("application/problem+json"), "{head}");
 
-    // A bad board id or an unknown parameter: 400 problem+json that says what is wrong.
-    for query in ["?boardId=bad%20id!", "?boardId=", "?board=x"] {
+    // A bad board id: 400 problem+json that says what is wrong; another parameter is ignored.
+    let too_long = format!("?boardId={}", "x".repeat(65));
+    for query in ["?boardId=bad%20id!", "?boardId=", too_long.as_str()] {
         let (status, head, body) = me(bob.clone(), query.to_owned()).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert!(head.contains("application/problem+json"), "{head}");
         assert!(body["detail"].as_str().unwrap_or_default() != "", "{body}");
     }
+    let (status, _, body) = me(bob.clone(), format!("?boardId={b}&_=1")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["boardRole"]["role"], "member");
     let (_, _, body) = me(bob.clone(), "?boardId=bad%20id!".to_owned()).await;
     assert!(
         body["detail"].as_str().unwrap().contains("boardId"),
