@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
 
 import {
+  consoleLog,
   createBoard,
   describe,
   docClient,
@@ -139,4 +140,8 @@ test('a board role over the default: the viewer who is a member on one board edi
     await saveArtifacts(FILE, 'boardroles', sessions, failed)
     for (const session of Object.values(sessions)) await session.context.close().catch(() => {})
   }
+})
+
+test('no console errors or uncaught page errors in the tests above', () => {
+  assert.deepEqual(consoleLog.errors, [], `console errors:\n${consoleLog.errors.join('\n')}`)
 })

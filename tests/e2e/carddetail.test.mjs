@@ -9,6 +9,7 @@ import { test } from 'node:test'
 import * as Y from 'yjs'
 
 import {
+  consoleLog,
   card,
   describe,
   describeBoth,
@@ -277,4 +278,8 @@ test('card detail in French: labels, amounts typed the French way, refusals and 
     await saveArtifacts(FILE, 'carddetail-fr', sessions, failed)
     for (const session of Object.values(sessions)) await session.context.close().catch(() => {})
   }
+})
+
+test('no console errors or uncaught page errors in the tests above', () => {
+  assert.deepEqual(consoleLog.errors, [], `console errors:\n${consoleLog.errors.join('\n')}`)
 })
