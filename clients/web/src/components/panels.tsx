@@ -219,6 +219,13 @@ export function ActivitiesPanel({ item, now }: { item: CardItem; now: number }) 
 // ---------------------------------------------------------------------------------------------
 // Card
 
+/** A field's place in the card panel: the built-in order, but the currency right after the amount. */
+function detailRank(id: string): number {
+  const order = ["title", "amount", "currency", "client", "email", "responsible", "closeDate", "lostReason"];
+  const at = order.indexOf(id);
+  return at === -1 ? order.length : at;
+}
+
 export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardSnapshot }) {
   const board = useBoard();
   const { card } = item;
@@ -228,6 +235,8 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
     () =>
       allFields(snapshot.fieldDefs, language)
         .filter((f) => f.id !== "createdAt")
+        // The currency right under the amount it is the currency of.
+        .sort((a, b) => detailRank(a.id) - detailRank(b.id))
         // A lost reason is chosen from the board's list when it has one.
         .map((f) =>
           f.id === "lostReason" && lostReasons.length > 0 ? { ...f, type: "enum" as const, options: lostReasons } : f,
