@@ -168,6 +168,16 @@ test('card detail: every kind of field edits in place and reaches the other page
     await currency.locator('[name="currency"]').press('Escape')
     assert.equal(yjs.card(cardId)?.title, 'Acme rollout, phase 2')
     assert.equal(yjs.card(cardId)?.currency, 'EUR')
+    // A number the browser cannot read ("1e") is refused, not saved as an empty field.
+    const seats = panel.locator('[data-card-detail="f_number"]')
+    await seats.locator('[data-action="edit-field"]').click()
+    await seats.locator('[name="f_number"]').press('Control+a')
+    await page.keyboard.type('1e')
+    await page.keyboard.press('Enter')
+    await seats.locator('[role="alert"]').waitFor({ state: 'visible' })
+    assert.match(await seats.locator('[role="alert"]').innerText(), /Seats: enter a number/)
+    await page.keyboard.press('Escape')
+    assert.equal(yjs.card(cardId)?.fields?.f_number, 12, 'the number stays')
     await eventually('the custom fields in the document', async () => {
       assert.deepEqual(yjs.card(cardId)?.fields, {
         f_text: 'Trade fair',

@@ -113,6 +113,7 @@ export function CardDetails({
             save(field, "", checked);
           }}
           onCancel={(focus) => close(field.id, focus)}
+          onRefuse={(message) => setError(field.id, message)}
         />
       ))}
       {probabilityRow}
@@ -129,6 +130,7 @@ function DetailRow({
   onSave,
   onToggle,
   onCancel,
+  onRefuse,
 }: {
   card: CardData;
   field: FieldInfo;
@@ -138,6 +140,8 @@ function DetailRow({
   onSave: (text: string, checked: boolean, focus: boolean) => void;
   onToggle: (checked: boolean) => void;
   onCancel: (focus: boolean) => void;
+  /** Shows why what the input holds cannot be saved. */
+  onRefuse: (message: string) => void;
 }) {
   const board = useBoard();
   const id = useId();
@@ -190,6 +194,15 @@ function DetailRow({
   }
 
   const described = error !== null ? errorId : undefined;
+  // A number or date input the browser cannot read ("12a", half a date) has the value "": saving
+  // it would clear the field, so it is refused instead.
+  const submit = (input: HTMLInputElement | HTMLSelectElement, focus: boolean) => {
+    if (input instanceof HTMLInputElement && input.validity.badInput) {
+      onRefuse(t(field.type === "date" ? "field.badDate" : "field.badNumber", { label: field.label }));
+      return;
+    }
+    onSave(input.value, false, focus);
+  };
   // Leaving the row (not moving inside it, as between a picker's input and its list) saves. Asked
   // a moment later: the focus may be on its way into the row (the value's button just gave way
   // to the input), and a save by Enter or a cancel by Escape has closed the row already.
@@ -205,7 +218,7 @@ function DetailRow({
         return;
       }
       const input = row.querySelector<HTMLInputElement | HTMLSelectElement>(`[name="${CSS.escape(field.id)}"]`);
-      if (input !== null) onSave(input.value, false, false);
+      if (input !== null) submit(input, false);
     }, 0);
   };
   const onKeyDown = (event: KeyboardEvent) => {
@@ -220,8 +233,7 @@ function DetailRow({
         onCancel(true);
         return;
       }
-      const input = event.target as HTMLInputElement | HTMLSelectElement;
-      onSave(input.value, false, true);
+      submit(event.target as HTMLInputElement | HTMLSelectElement, true);
     }
   };
 
