@@ -13,19 +13,6 @@ import { formText } from "../ui/formData";
 import { useBoard } from "./context";
 import { attempt, FormError } from "./forms";
 
-const TEXT = {
-  form: (stage: string) => t("rules.form", { stage }),
-  probability: () => t("rules.probability"),
-  rotDays: () => t("rules.rotDays"),
-  required: () => t("rules.required"),
-  initial: () => t("rules.initial"),
-  lostReasons: () => t("rules.lostReasons"),
-  save: () => t("rules.save"),
-  saved: (stage: string) => t("rules.saved", { stage }),
-  probabilityError: () => t("rules.probabilityError"),
-  rotDaysError: () => t("rules.rotDaysError"),
-};
-
 /** The built-in fields a stage may require, as the form lists them. */
 const REQUIRABLE_BUILT_INS: readonly string[] = ["amount", "client", "email", "responsible", "closeDate", "lostReason"];
 
@@ -46,9 +33,9 @@ export function StageRulesForm({ stage }: { stage: Stage }) {
     const data = new FormData(formRef.current!);
     const probability = Number(formText(data, "probability"));
     if (!Number.isInteger(probability) || probability < 0 || probability > 100)
-      return setError(TEXT.probabilityError());
+      return setError(t("rules.probabilityError"));
     const rotDays = Number(formText(data, "rotDays", "0") || "0");
-    if (!Number.isInteger(rotDays) || rotDays < 0) return setError(TEXT.rotDaysError());
+    if (!Number.isInteger(rotDays) || rotDays < 0) return setError(t("rules.rotDaysError"));
     const required = isInitial
       ? undefined
       : choices.map((c) => c.id).filter((id) => data.get(`required-${id}`) === "on");
@@ -68,7 +55,7 @@ export function StageRulesForm({ stage }: { stage: Stage }) {
     );
     if (refused !== null) return setError(refused);
     setError(null);
-    board.announce(TEXT.saved(stage.name));
+    board.announce(t("rules.saved", { stage: stage.name }));
     board.editStage(null);
   };
 
@@ -77,11 +64,11 @@ export function StageRulesForm({ stage }: { stage: Stage }) {
       ref={formRef}
       class="inline-form stage-rules-form"
       data-form="stage-rules"
-      aria-label={TEXT.form(stage.name)}
+      aria-label={t("rules.form", { stage: stage.name })}
       onSubmit={save}
     >
       <label class="field">
-        <span class="field-label">{TEXT.probability()}</span>
+        <span class="field-label">{t("rules.probability")}</span>
         <input
           type="number"
           name="probability"
@@ -92,13 +79,13 @@ export function StageRulesForm({ stage }: { stage: Stage }) {
         />
       </label>
       <label class="field">
-        <span class="field-label">{TEXT.rotDays()}</span>
+        <span class="field-label">{t("rules.rotDays")}</span>
         <input type="number" name="rotDays" min={0} step={1} defaultValue={String(stage.rotDays)} />
       </label>
       <fieldset class="field required-fields">
-        <legend class="field-label">{TEXT.required()}</legend>
+        <legend class="field-label">{t("rules.required")}</legend>
         {isInitial ? (
-          <p class="muted">{TEXT.initial()}</p>
+          <p class="muted">{t("rules.initial")}</p>
         ) : (
           choices.map((choice) => (
             <label key={choice.id} class="field field-check">
@@ -115,14 +102,14 @@ export function StageRulesForm({ stage }: { stage: Stage }) {
       </fieldset>
       {stage.kind === "failure" && (
         <label class="field">
-          <span class="field-label">{TEXT.lostReasons()}</span>
+          <span class="field-label">{t("rules.lostReasons")}</span>
           <textarea name="lostReasons" rows={4} defaultValue={snapshot.settings.lostReasons.join("\n")} />
         </label>
       )}
       <FormError message={error} />
       <div class="form-actions">
         <button type="submit" class="button primary" data-action="save-stage-rules">
-          {TEXT.save()}
+          {t("rules.save")}
         </button>
       </div>
     </form>
