@@ -62,6 +62,17 @@ pub struct Principal {
 pub const LOCAL_USER: &str = "local";
 
 impl Principal {
+    /// Whether a socket of this signed-in principal on `board` holds the role a revocation of
+    /// `user`'s role on `on` names: that board's own, or (`None`) the default one, which the
+    /// socket holds on a board it has no role of its own for.
+    fn holds_role(&self, user: &str, on: &Option<BoardId>, board: &BoardId) -> bool {
+        user == self.user
+            && self.session.is_some()
+            && on
+                .as_ref()
+                .map_or(!self.board_roles.contains_key(board), |on| on == board)
+    }
+
     /// Everyone in local mode.
     pub fn local_admin() -> Self {
         Principal {
@@ -252,6 +263,14 @@ pub enum Revocation {
         user: String,
         board: Option<BoardId>,
     },
+    /// The person's role on `board` (`None`: their default role, every board without one of
+    /// its own) changed without lowering what they may do there: raised, or a board role added
+    /// or removed at the same rights. Their sockets there reconnect (1012), so that each holds
+    /// the roles that are true now, and a later lowering finds it.
+    RoleChanged {
+        user: String,
+        board: Option<BoardId>,
+    },
     /// The session ended (sign-out): the sockets opened with it close (4401).
     SessionEnded { session: Arc<str> },
     /// The board was archived or restored: every socket on it closes (1012) and reconnects,
@@ -272,16 +291,16 @@ impl Revocation {
                 "your account was disabled by an administrator",
                 Some(CloseCode::Unauthenticated),
             )),
-            Revocation::RoleLowered { user, board: on }
-                if *user == who.user
-                    && who.session.is_some()
-                    && on
-                        .as_ref()
-                        .map_or(!who.board_roles.contains_key(board), |on| on == board) =>
-            {
+            Revocation::RoleLowered { user, board: on } if who.holds_role(user, on, board) => {
                 Some((
                     "an administrator changed your role on this board: reload the page",
                     Some(CloseCode::Forbidden),
+                ))
+            }
+            Revocation::RoleChanged { user, board: on } if who.holds_role(user, on, board) => {
+                Some((
+                    "your role on this board changed: reconnecting",
+                    Some(CloseCode::ServiceRestart),
                 ))
             }
             Revocation::SessionEnded { session } if who.session.as_ref() == Some(session) => {

@@ -618,6 +618,14 @@ mod tests {
                 user: "bob".into(),
                 board: Some(board("b1")),
             },
+            Revocation::RoleChanged {
+                user: "cy".into(),
+                board: None,
+            },
+            Revocation::RoleChanged {
+                user: "cy".into(),
+                board: Some(board("b3")),
+            },
             Revocation::SessionEnded {
                 session: std::sync::Arc::from("d1gest"),
             },

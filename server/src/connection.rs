@@ -36,6 +36,14 @@ const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 /// answers the close frame at once, so this only bounds a client that does not.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
+/// How long a connection whose socket write failed keeps reading what the peer sent before it
+/// went. A reset peer's last frames may still wait in the socket, unread (a client that sends
+/// and closes at once, a tab killed mid-burst): the reader takes them to the end of the stream,
+/// and they are judged and stored like any, instead of being dropped with the connection. The
+/// end comes at once on a reset socket (its queued bytes, then the error); this bounds a socket
+/// whose writes fail while its reads never end.
+const LOST_PEER_READ: Duration = Duration::from_secs(5);
+
 /// A peer that sent nothing (no frame, no pong) for this many ping intervals is gone: its TCP
 /// connection died without a FIN (a laptop lid, a mobile network), and only silence tells.
 const PEER_TIMEOUT_PINGS: u32 = 3;
@@ -585,8 +593,7 @@ async fn write_loop(
                 };
                 if let Err(e) = sent {
                     tracing::debug!(error = %e, "socket write failed");
-                    receiver.close(CloseCode::GoingAway, "connection lost");
-                    return;
+                    return discard_until_read(&mut receiver).await;
                 }
                 if answered {
                     receiver.mark_answered();
@@ -609,6 +616,25 @@ async fn write_loop(
                     let _ = sink.close().await;
                 })
                 .await;
+                return;
+            }
+        }
+    }
+}
+
+/// After a failed write: drops what the room queues while the reader takes what the peer sent
+/// before it went (see [`LOST_PEER_READ`]); the reader's end, or a close requested meanwhile,
+/// ends it, and past the bound it closes the connection itself.
+async fn discard_until_read(receiver: &mut OutboxReceiver) {
+    let give_up = tokio::time::sleep(LOST_PEER_READ);
+    tokio::pin!(give_up);
+    loop {
+        tokio::select! {
+            next = receiver.next() => if let Next::Close(_) = next {
+                return;
+            },
+            () = &mut give_up => {
+                receiver.close(CloseCode::GoingAway, "connection lost");
                 return;
             }
         }

@@ -228,18 +228,48 @@ impl Feed {
 }
 
 /// How often an instance of a cluster looks for events stored by the others (one indexed
-/// `max(id)` query): the longest a listener of this instance waits for another's event.
+/// `max(id)` query) when storage cannot signal them: the longest a listener of this instance
+/// then waits for another's event.
 pub const CLUSTER_POLL_EVERY: Duration = Duration::from_millis(500);
 
-/// In a cluster: raises `feed` to the newest id in storage every [`CLUSTER_POLL_EVERY`], so
-/// that this instance's listeners hear of events stored by others, until shutdown.
-pub async fn follow_storage(feed: Feed, storage: Arc<dyn Storage>, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(CLUSTER_POLL_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// The same while storage signals them ([`Storage::change_signals`]): only what a lost signal
+/// could cost.
+pub const CLUSTER_POLL_SIGNALLED: Duration = Duration::from_secs(5);
+
+/// In a cluster: raises `feed` to the newest id in storage whenever storage signals that some
+/// instance stored events (PostgreSQL's notifications), and at least every
+/// [`CLUSTER_POLL_SIGNALLED`] (every [`CLUSTER_POLL_EVERY`] without signals), so that this
+/// instance's listeners hear of events stored by others, until shutdown.
+pub async fn follow_storage(
+    feed: Feed,
+    storage: Arc<dyn Storage>,
+    signals_heard: prometheus_client::metrics::counter::Counter,
+    shutdown: CancellationToken,
+) {
+    let mut signals = storage.change_signals(shutdown.clone());
+    let poll = |signalled: bool| {
+        let period = if signalled {
+            CLUSTER_POLL_SIGNALLED
+        } else {
+            CLUSTER_POLL_EVERY
+        };
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every
+    };
+    let mut every = poll(signals.is_some());
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
+            signal = async { signals.as_mut()?.recv().await }, if signals.is_some() => {
+                if signal.is_some() {
+                    signals_heard.inc();
+                } else {
+                    signals = None; // the listener is gone: poll at the faster pace
+                    every = poll(false);
+                }
+            }
         }
         match storage.latest_change().await {
             Ok(id) => feed.stored(id),

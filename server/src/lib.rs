@@ -222,6 +222,7 @@ pub async fn run(
         tracker.spawn(feed::follow_storage(
             feed.clone(),
             Arc::clone(&storage),
+            metrics.feed_signals.clone(),
             shutdown.clone(),
         ));
     }

@@ -68,6 +68,9 @@ pub struct Metrics {
     /// Catch-ups of a loaded board from the storage log (a lost or out-of-order bus message, a
     /// bus gap, the periodic check), cluster only.
     pub catch_ups: Counter,
+    /// Signals from storage that some instance stored change events (PostgreSQL's
+    /// notifications), each waking this instance's event streams and webhook deliveries.
+    pub feed_signals: Counter,
     /// Updates of counters and avatars this instance stored as a board's scheduler.
     pub upkeep_writes: Counter,
     /// Scheduler writes refused by storage because a newer lease holder wrote (fencing).
@@ -108,6 +111,7 @@ impl Metrics {
             bus_malformed: Counter::default(),
             joins_waiting: Gauge::default(),
             catch_ups: Counter::default(),
+            feed_signals: Counter::default(),
             upkeep_writes: Counter::default(),
             upkeep_fenced: Counter::default(),
             change_events: Counter::default(),
@@ -181,6 +185,11 @@ impl Metrics {
             "catch_ups",
             "Catch-ups of a loaded board from the storage log (cluster)",
             metrics.catch_ups.clone(),
+        );
+        registry.register(
+            "feed_signals",
+            "Signals from storage that an instance stored change events (cluster)",
+            metrics.feed_signals.clone(),
         );
         registry.register(
             "upkeep_writes",

@@ -481,6 +481,19 @@ pub trait Storage: Send + Sync + 'static {
     /// The id of the newest stored change event (0: none).
     async fn latest_change(&self) -> Result<i64, StorageError>;
 
+    /// A signal each time any instance may have stored change events, and once after each
+    /// (re)connection of the listener (what was stored while it was away), until `shutdown`:
+    /// PostgreSQL's `NOTIFY`, sent by every transaction that stores events and delivered at its
+    /// commit. `None` where nothing signals (SQLite: one process stores them all); the feed's
+    /// cluster follower polls [`Storage::latest_change`] either way, less often when signalled.
+    fn change_signals(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let _ = shutdown;
+        None
+    }
+
     /// Deletes the change events stored before `before` (ms since the Unix epoch); returns how
     /// many. Ids are never given out again.
     async fn sweep_changes(&self, before: i64) -> Result<u64, StorageError>;

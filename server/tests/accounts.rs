@@ -395,6 +395,66 @@ async fn roles_per_board_apply_and_a_lowered_role_closes_the_boards_sockets() {
     server.stop().await;
 }
 
+/// Regression: a socket opened under a board's own role kept it after that role was removed
+/// at the same rights, so a later lowering of the default role (which names no board) left it
+/// open with the old rights. A role changed without being lowered now reconnects the sockets it
+/// concerns (1012), which then hold the roles that are true, and the lowering closes them.
+#[tokio::test]
+async fn a_board_role_removed_or_a_role_raised_reconnects_the_sockets_it_concerns() {
+    let (server, _dir) = start().await;
+    let admin = token("root", Role::Admin);
+    let b = board(&server, &admin).await;
+    let other = board(&server, &admin).await;
+    let (bob_id, secret) = invite(&server, &admin, "bob@example.com", "member").await;
+    let cookie = accept(&server, &secret, "bob's long passphrase").await;
+    let bearer = format!("Bearer {admin}");
+    let patch = |body: Value| {
+        let (bearer, path) = (bearer.clone(), format!("/api/v1/people/{bob_id}"));
+        async move {
+            let (status, _, person) = call(
+                server.addr,
+                "PATCH",
+                &path,
+                &[("Authorization", &bearer)],
+                Some(body),
+            )
+            .await;
+            assert_eq!(status, 200, "{person}");
+        }
+    };
+    patch(json!({ "boardRoles": { &b: "member" } })).await;
+    let mut here = socket(&server, &b, &cookie).await;
+    let mut there = socket(&server, &other, &cookie).await;
+    assert!(here.drain_for(Duration::from_millis(200)).await);
+
+    // The board's own role goes, at the same rights: that board's socket reconnects, the other
+    // (under the default role, unchanged) stays.
+    patch(json!({ "boardRoles": { &b: null } })).await;
+    let (code, reason) = here.expect_close().await;
+    assert_eq!(code, 1012, "{reason}");
+    assert!(
+        there.drain_for(Duration::from_millis(300)).await,
+        "the other board's socket stays open"
+    );
+
+    // Reconnected under the default role, the lowering of that role closes it.
+    let mut here = socket(&server, &b, &cookie).await;
+    assert!(here.drain_for(Duration::from_millis(200)).await);
+    patch(json!({ "role": "viewer" })).await;
+    for socket in [&mut here, &mut there] {
+        let (code, reason) = socket.expect_close().await;
+        assert_eq!(code, 4403, "{reason}");
+    }
+
+    // Raised again: the sockets under the default role reconnect, to hold the new rights.
+    let mut here = socket(&server, &b, &cookie).await;
+    assert!(here.drain_for(Duration::from_millis(200)).await);
+    patch(json!({ "role": "member" })).await;
+    let (code, reason) = here.expect_close().await;
+    assert_eq!(code, 1012, "{reason}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn me_with_a_board_id_says_the_role_on_that_board() {
     let (server, _dir) = start().await;

@@ -59,21 +59,7 @@ async fn start_with_tokens(dir: &std::path::Path) -> TestServer {
 
 /// A deal board made by `admin`; returns its id and its stages' ids by name.
 async fn deal_board(admin: &Api<'_>) -> (String, Vec<(String, String)>) {
-    let board = admin
-        .ok(
-            "POST",
-            "/api/v1/boards",
-            Some(json!({"entity": "deal", "name": "Q4"})),
-            201,
-        )
-        .await;
-    let id = board["id"].as_str().unwrap().to_owned();
-    let stages = admin
-        .ok("GET", &format!("/api/v1/boards/{id}/stages"), None, 200)
-        .await;
-    assert!(stages["next"].is_null());
-    let named = support::named_stages(&stages);
-    (id, named)
+    support::deal_board(admin.server.addr, admin.bearer.as_deref()).await
 }
 
 fn titles(list: &Value) -> Vec<&str> {

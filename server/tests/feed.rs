@@ -84,20 +84,7 @@ impl Api {
 
     /// A deal board; returns its id and its stages' ids by name.
     async fn deal_board(&self) -> (String, Vec<(String, String)>) {
-        let board = self
-            .ok(
-                "POST",
-                "/api/v1/boards",
-                Some(json!({"entity": "deal", "name": "Q4"})),
-                201,
-            )
-            .await;
-        let id = board["id"].as_str().unwrap().to_owned();
-        let stages = self
-            .ok("GET", &format!("/api/v1/boards/{id}/stages"), None, 200)
-            .await;
-        let named = support::named_stages(&stages);
-        (id, named)
+        support::deal_board(self.addr, Some(&self.bearer)).await
     }
 }
 
@@ -613,6 +600,36 @@ async fn the_stream_resumes_from_last_event_id_and_wakes_on_new_events() {
     }
 }
 
+/// Waits until the instance of `api` has heard at least `n` change signals from storage
+/// (`funnel_feed_signals_total`); returns how many.
+async fn wait_for_signals(api: &Api, n: i64) -> i64 {
+    let auth = format!("Bearer {}", api.bearer);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, text) = support::http_with(
+            api.addr,
+            "GET",
+            "/metrics",
+            &[("Authorization", &auth)],
+            None,
+        )
+        .await;
+        let heard = text
+            .lines()
+            .find_map(|l| l.strip_prefix("funnel_feed_signals_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if heard >= n {
+            return heard;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{heard} change signals heard, not {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_store_each_event_once_and_a_reader_sees_ids_in_order() {
     let db = TestDatabase::new().await;
@@ -636,6 +653,9 @@ async fn two_instances_store_each_event_once_and_a_reader_sees_ids_in_order() {
         .iter()
         .map(|s| Api::new(s.addr, "ann", Role::Admin))
         .collect();
+    // The second instance listens for PostgreSQL's change notifications (one signal once it
+    // listens); the events below must add to it, not only its slow poll.
+    let signals_at_start = wait_for_signals(&apis[1], 1).await;
     let (board, stages) = apis[0].deal_board().await;
     // A stream on the second instance hears what the first stores.
     let mut stream = SseReader::open(servers[1].addr, "after=0", &[]).await;
@@ -704,6 +724,7 @@ async fn two_instances_store_each_event_once_and_a_reader_sees_ids_in_order() {
         streamed.push(id.parse::<i64>().unwrap());
     }
     assert!(increasing(&streamed));
+    wait_for_signals(&apis[1], signals_at_start + 1).await;
     drop(stream);
     drop(clients);
     for server in servers {

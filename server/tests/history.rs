@@ -60,19 +60,7 @@ async fn start(dir: &std::path::Path, database: Option<String>) -> TestServer {
 
 /// A deal board: its id and its stages as (name, id).
 async fn deal_board(admin: &Api) -> (String, Vec<(String, String)>) {
-    let board = admin
-        .ok(
-            "POST",
-            "/api/v1/boards",
-            Some(json!({"entity": "deal", "name": "Q4"})),
-            201,
-        )
-        .await;
-    let id = board["id"].as_str().unwrap().to_owned();
-    let stages = admin
-        .ok("GET", &format!("/api/v1/boards/{id}/stages"), None, 200)
-        .await;
-    (id, support::named_stages(&stages))
+    support::deal_board(admin.addr, Some(&admin.bearer)).await
 }
 
 fn types(events: &[Value]) -> Vec<&str> {

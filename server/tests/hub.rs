@@ -370,3 +370,52 @@ async fn raw_silent_peer(addr: std::net::SocketAddr, path: &str) -> u16 {
     }
     panic!("the connection ended without a close frame");
 }
+
+/// A client that sends a burst of updates and resets its socket at once (a killed tab, a script
+/// that writes and exits): the server's first write to it fails while most of the burst still
+/// waits unread in the socket. Every update it sent is read, stored and relayed all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_sent_just_before_a_reset_are_all_stored() {
+    const CARDS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), |c| {
+        c.message_rate = 10_000;
+        c.message_burst = 10_000;
+    })
+    .await;
+    let url = server.url("reset");
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // A zero linger: closing sends a reset instead of a FIN.
+    tcp.set_zero_linger().unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+        .await
+        .unwrap();
+    let doc = yrs::Doc::new();
+    ws.feed(Message::Binary(wire::client::encode_sync_step1(
+        &yrs::StateVector::default(),
+    )))
+    .await
+    .unwrap();
+    for i in 0..CARDS {
+        let update = {
+            let mut txn = yrs::Transact::transact_mut(&doc);
+            add_card(&mut txn, &format!("r{i}"), &format!("burst {i}"));
+            txn.encode_update_v1()
+        };
+        ws.feed(Message::Binary(wire::client::encode_update(&update)))
+            .await
+            .unwrap();
+    }
+    ws.flush().await.unwrap();
+    drop(ws);
+
+    let mut reader = Client::connect(&url).await;
+    reader.wait_for_card(&format!("burst {}", CARDS - 1)).await;
+    let burst = reader
+        .card_titles()
+        .into_iter()
+        .filter(|t| t.starts_with("burst "))
+        .count();
+    assert_eq!(burst, CARDS);
+    server.stop().await;
+}

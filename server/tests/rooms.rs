@@ -365,13 +365,16 @@ async fn a_client_from_another_instance_brings_its_server_writes_without_a_refus
         next_message(&mut rx3).await,
         ServerMessage::Update(_)
     ));
-    let ServerMessage::Update(caught_up) = next_message(&mut rx2).await else {
-        panic!("B's catch-up")
-    };
-    watcher
-        .transact_mut()
-        .apply_update(wire::decode_update_v1(&caught_up).unwrap())
-        .unwrap();
+    // The log's entries, each as stored: the card, then A's counter write.
+    for _ in 0..2 {
+        let ServerMessage::Update(caught_up) = next_message(&mut rx2).await else {
+            panic!("B's catch-up")
+        };
+        watcher
+            .transact_mut()
+            .apply_update(wire::decode_update_v1(&caught_up).unwrap())
+            .unwrap();
+    }
     let counter = |doc: &Doc| {
         let txn = doc.transact();
         let cards = yrs::ReadTxn::get_map(&txn, "cards").unwrap();

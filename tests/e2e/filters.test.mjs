@@ -280,9 +280,9 @@ test('a 10,000-card board: a search shows its 100 cards, a remote edit under the
         input.value = 'needle'
         input.dispatchEvent(new Event('input', { bubbles: true }))
         input.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }))
-        for (;;) {
-          const summary = document.querySelector('[data-filter-summary]')
-          if (summary && summary.getAttribute('data-shown') === '100') break
+        // Bounded: a page that never shows the hundred fails here, not at the test's timeout.
+        while (document.querySelector('[data-filter-summary]')?.getAttribute('data-shown') !== '100') {
+          if (performance.now() - started > 60_000) throw new Error('the search never showed its 100 cards')
           await new Promise((resolve) => requestAnimationFrame(resolve))
         }
         return performance.now() - started
@@ -319,9 +319,9 @@ test('a 10,000-card board: a search shows its 100 cards, a remote edit under the
       const cleared = await page.evaluate(async () => {
         const started = performance.now()
         document.querySelector('[data-action="clear-filters"]').click()
-        for (;;) {
-          const total = [...document.querySelectorAll('[data-stage-count]')].reduce((n, el) => n + Number(el.textContent), 0)
-          if (total === 10_000) break
+        const total = () => [...document.querySelectorAll('[data-stage-count]')].reduce((n, el) => n + Number(el.textContent), 0)
+        while (total() !== 10_000) {
+          if (performance.now() - started > 60_000) throw new Error(`Clear showed ${total()} of 10,000 cards`)
           await new Promise((resolve) => requestAnimationFrame(resolve))
         }
         return performance.now() - started

@@ -590,19 +590,27 @@ fn revoke(state: &AppState, before: &Person, after: &Person) {
         revocations.send(Revocation::Disabled { user });
         return;
     }
-    if after.role < before.role {
-        revocations.send(Revocation::RoleLowered {
-            user: user.clone(),
-            board: None,
-        });
+    // A socket holds the roles it opened with: one whose role went down closes (4403), one
+    // whose role changed otherwise reconnects (1012) to hold the roles that are true now (a
+    // board role removed at the same rights would leave it matching no later lowering).
+    let change = |lowered: bool, board: Option<BoardId>| {
+        let user = user.clone();
+        if lowered {
+            Revocation::RoleLowered { user, board }
+        } else {
+            Revocation::RoleChanged { user, board }
+        }
+    };
+    if after.role != before.role {
+        revocations.send(change(after.role < before.role, None));
     }
     let boards = before.board_roles.keys().chain(after.board_roles.keys());
     for board in boards.collect::<std::collections::BTreeSet<_>>() {
-        if after.role_on(board) < before.role_on(board) {
-            revocations.send(Revocation::RoleLowered {
-                user: user.clone(),
-                board: Some(board.clone()),
-            });
+        let (was, now) = (before.role_on(board), after.role_on(board));
+        let own_role_came_or_went =
+            before.board_roles.contains_key(board) != after.board_roles.contains_key(board);
+        if now != was || own_role_came_or_went {
+            revocations.send(change(now < was, Some(board.clone())));
         }
     }
 }

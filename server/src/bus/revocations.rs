@@ -1,5 +1,5 @@
-//! Revocations across the cluster: a person disabled, a role lowered, a sign-out or a board
-//! archived closes the matching sockets on every instance, not only on the one that served the
+//! Revocations across the cluster: a person disabled, a role lowered or changed, a sign-out or
+//! a board archived closes the matching sockets on every instance, not only on the one that served the
 //! request (docs/accounts.md, "Closing sockets").
 //!
 //! The instance that revokes closes its own sockets at once and publishes the revocation on one
@@ -31,6 +31,7 @@ const REVOKE_DISABLED: u8 = 1;
 const REVOKE_ROLE_LOWERED: u8 = 2;
 const REVOKE_SESSION_ENDED: u8 = 3;
 const REVOKE_BOARD_REOPENED: u8 = 4;
+const REVOKE_ROLE_CHANGED: u8 = 5;
 
 /// Subscribes to the revocations of the other instances: call it before serving, so that none
 /// sent after the server is up is missed.
@@ -82,14 +83,11 @@ pub(super) fn put(out: &mut BytesMut, revocation: &Revocation) {
         }
         Revocation::RoleLowered { user, board } => {
             out.put_u8(REVOKE_ROLE_LOWERED);
-            put_text(out, user);
-            match board {
-                Some(board) => {
-                    out.put_u8(1);
-                    put_text(out, board.as_str());
-                }
-                None => out.put_u8(0),
-            }
+            put_role_of(out, user, board.as_ref());
+        }
+        Revocation::RoleChanged { user, board } => {
+            out.put_u8(REVOKE_ROLE_CHANGED);
+            put_role_of(out, user, board.as_ref());
         }
         Revocation::SessionEnded { session } => {
             out.put_u8(REVOKE_SESSION_ENDED);
@@ -100,6 +98,29 @@ pub(super) fn put(out: &mut BytesMut, revocation: &Revocation) {
             put_text(out, board.as_str());
         }
     }
+}
+
+/// A person and the board of their role (`None`: the default one).
+fn put_role_of(out: &mut BytesMut, user: &str, board: Option<&BoardId>) {
+    put_text(out, user);
+    match board {
+        Some(board) => {
+            out.put_u8(1);
+            put_text(out, board.as_str());
+        }
+        None => out.put_u8(0),
+    }
+}
+
+/// What [`put_role_of`] wrote.
+fn take_role_of(buf: &mut Bytes) -> Result<(String, Option<BoardId>), DecodeError> {
+    let user = take_text(buf)?;
+    let board = match take_u8(buf)? {
+        0 => None,
+        1 => Some(take_board(buf)?),
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    Ok((user, board))
 }
 
 fn take_text(buf: &mut Bytes) -> Result<String, DecodeError> {
@@ -119,13 +140,12 @@ pub(super) fn take(buf: &mut Bytes) -> Result<Revocation, DecodeError> {
             user: take_text(buf)?,
         },
         REVOKE_ROLE_LOWERED => {
-            let user = take_text(buf)?;
-            let board = match take_u8(buf)? {
-                0 => None,
-                1 => Some(take_board(buf)?),
-                other => return Err(DecodeError::UnknownKind(other)),
-            };
+            let (user, board) = take_role_of(buf)?;
             Revocation::RoleLowered { user, board }
+        }
+        REVOKE_ROLE_CHANGED => {
+            let (user, board) = take_role_of(buf)?;
+            Revocation::RoleChanged { user, board }
         }
         REVOKE_SESSION_ENDED => Revocation::SessionEnded {
             session: std::sync::Arc::from(take_text(buf)?.as_str()),

@@ -1077,37 +1077,49 @@ impl RoomState {
     }
 
     /// Applies what storage holds above this document (`Storage::load_since`), in seq order,
-    /// and relays to every local member one update: the difference from the state before.
+    /// and relays to every local member what it lacked. Log entries alone (no snapshot among
+    /// them) are relayed each as stored, the ones that brought something new, in seq order, as
+    /// the bus would have: a card moved twice in the window reaches the clients as two moves,
+    /// not as its last place only. After a snapshot, or when an entry waits for another
+    /// (yrs keeps it pending), one update: the difference from the state before.
     pub fn apply_stored(&mut self, stored: &StoredBoard) -> Result<(), StorageError> {
         if stored.entries.is_empty() {
             return Ok(());
         }
         let before = self.doc.transact().state_vector();
-        let (changed, missing) = {
+        let from_snapshot = stored.entries.len() > stored.tail_len;
+        // The entries to relay as they are; `None` once the difference must go instead.
+        let mut news: Option<Vec<&Bytes>> = (!from_snapshot).then(Vec::new);
+        let mut changed = false;
+        let mut missing = false;
+        for (seq, raw) in &stored.entries {
+            let corrupt = |reason: String| StorageError::Corrupt {
+                board: self.board.clone(),
+                seq: *seq,
+                reason,
+            };
+            let update = wire::decode_update_v1(raw).map_err(|e| corrupt(e.to_string()))?;
             let mut txn = self.doc.transact_mut_with(REMOTE_ORIGIN);
-            for (seq, raw) in &stored.entries {
-                let corrupt = |reason: String| StorageError::Corrupt {
-                    board: self.board.clone(),
-                    seq: *seq,
-                    reason,
-                };
-                let update = wire::decode_update_v1(raw).map_err(|e| corrupt(e.to_string()))?;
-                if let Err(e) = txn.apply_update(update) {
-                    // Possibly half integrated: swap in the stored board (whose load then
-                    // reports the damage).
-                    drop(txn);
-                    self.tainted = true;
-                    return Err(corrupt(e.to_string()));
-                }
+            if let Err(e) = txn.apply_update(update) {
+                // Possibly half integrated: swap in the stored board (whose load then reports
+                // the damage).
+                drop(txn);
+                self.tainted = true;
+                return Err(corrupt(e.to_string()));
             }
-            (
-                txn.before_state() != txn.after_state() || !txn.delete_set().is_empty(),
-                txn.has_missing_updates(),
-            )
-        };
+            let new = txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
+            missing = txn.has_missing_updates();
+            drop(txn);
+            changed |= new;
+            if missing {
+                news = None; // a later entry may complete it: only the difference is whole
+            } else if new && let Some(news) = news.as_mut() {
+                news.push(raw);
+            }
+        }
         let bytes: usize = stored.entries.iter().map(|(_, raw)| raw.len()).sum();
-        if stored.entries.len() > stored.tail_len {
-            // A snapshot came first: snapshot and tail are the whole stored board.
+        if from_snapshot {
+            // Snapshot and tail are the whole stored board.
             self.stored_bytes = bytes;
         } else {
             self.stored_bytes += bytes;
@@ -1116,9 +1128,17 @@ impl RoomState {
             self.tainted = true;
             return Ok(());
         }
-        if changed {
-            let diff = self.doc.transact().encode_state_as_update_v1(&before);
-            self.send_change(Recipients::All, &diff);
+        match news {
+            Some(news) => {
+                for raw in news {
+                    self.send_change(Recipients::All, raw);
+                }
+            }
+            None if changed => {
+                let diff = self.doc.transact().encode_state_as_update_v1(&before);
+                self.send_change(Recipients::All, &diff);
+            }
+            None => {}
         }
         Ok(())
     }
@@ -2354,6 +2374,48 @@ mod tests {
         h.room.apply_stored(&stored).unwrap();
         h.flush();
         assert!(received(&mut a).is_empty());
+    }
+
+    /// Regression: a catch-up after a lost bus message relayed one difference, in which a
+    /// card moved twice in the window kept only its last place: clients on this instance never
+    /// heard the first move (the load tester's cluster run counted it missing).
+    #[test]
+    fn a_catch_up_from_log_entries_relays_each_new_entry_as_stored() {
+        use yrs::Map;
+        let mut h = Harness::new();
+        let (mut a, _b) = h.join_two_quiet();
+        let source = Doc::with_client_id(7);
+        let card = source.get_or_insert_map("probe");
+        let entry = |value: &str| {
+            let mut txn = source.transact_mut();
+            card.insert(&mut txn, "stage", value);
+            Bytes::from(txn.encode_update_v1())
+        };
+        let (first, second, third) = (entry("won"), entry("lost"), entry("new"));
+        h.room
+            .apply_remote_updates(std::slice::from_ref(&first))
+            .unwrap();
+        h.flush();
+        received(&mut a);
+        // The log above an older applied seq: one entry this replica has, two it lacks.
+        let stored = StoredBoard {
+            entries: vec![(1, first), (2, second.clone()), (3, third.clone())],
+            tail_len: 3,
+        };
+        h.room.apply_stored(&stored).unwrap();
+        h.flush();
+        let messages = received(&mut a);
+        let [
+            ServerMessage::Update(got_second),
+            ServerMessage::Update(got_third),
+        ] = &messages[..]
+        else {
+            panic!("two updates, got {messages:?}")
+        };
+        assert_eq!((got_second, got_third), (&second.to_vec(), &third.to_vec()));
+        h.room.apply_stored(&stored).unwrap();
+        h.flush();
+        assert!(received(&mut a).is_empty(), "nothing new, nothing relayed");
     }
 
     #[test]

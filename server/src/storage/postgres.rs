@@ -326,6 +326,91 @@ pub struct PostgresStorage {
     jobs: mpsc::Sender<Job>,
     /// Reads and compactions take connections from here; so does the writer task (a clone).
     pool: Pool,
+    /// For the one connection of its own that listens for change notifications.
+    config: tokio_postgres::Config,
+}
+
+/// The channel a transaction that stored change events notifies, as SQL: one per schema (the
+/// instances of one deployment share it, separate schemas on one database do not), an md5 so
+/// that it fits the 63 bytes of a name whatever the schema's.
+const CHANGES_CHANNEL: &str = "'funnel_changes_' || md5(COALESCE(current_schema(), ''))";
+
+/// How long the change listener waits before it connects again, first and at most.
+const LISTEN_BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(10));
+
+/// Forwards every change notification (coalesced: one pending signal stands for any number)
+/// to `signals`, connecting again with backoff when the connection ends, until `shutdown` or
+/// until nobody holds the receiver.
+async fn listen_for_changes(
+    config: tokio_postgres::Config,
+    signals: mpsc::Sender<()>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut backoff = LISTEN_BACKOFF.0;
+    loop {
+        let ended = tokio::select! {
+            () = shutdown.cancelled() => return,
+            ended = listen_once(&config, &signals) => ended,
+        };
+        if signals.is_closed() {
+            return;
+        }
+        if let Err(e) = ended {
+            tracing::warn!(error = %describe_postgres(&e), ?backoff, "change notifications lost; the feed polls until they are back");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(LISTEN_BACKOFF.1);
+    }
+}
+
+/// One connection's worth of [`listen_for_changes`]: `LISTEN`, one signal (what was stored
+/// before it listened), then one per notification until the connection ends.
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    signals: &mpsc::Sender<()>,
+) -> Result<(), tokio_postgres::Error> {
+    use futures_util::StreamExt;
+    let (client, mut connection) = config.connect(NoTls).await?;
+    // The connection's messages (notifications among them) come through its own poll, which
+    // must also run for the client's queries to get answers.
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    let listen = async {
+        let channel: String = client
+            .query_one(&format!("SELECT {CHANGES_CHANNEL}"), &[])
+            .await?
+            .get(0);
+        // `funnel_changes_` and hex digits: nothing to escape inside the quotes.
+        client.batch_execute(&format!("LISTEN \"{channel}\"")).await
+    };
+    tokio::pin!(listen);
+    loop {
+        tokio::select! {
+            listened = &mut listen => {
+                listened?;
+                break;
+            }
+            message = messages.next() => match message {
+                Some(Err(e)) => return Err(e),
+                Some(Ok(_)) => {}
+                None => return Ok(()),
+            },
+        }
+    }
+    let _ = signals.try_send(());
+    while let Some(message) = messages.next().await {
+        if let tokio_postgres::AsyncMessage::Notification(_) = message? {
+            // Full: a signal is pending already, and it stands for this one too.
+            let _ = signals.try_send(());
+        }
+        if signals.is_closed() {
+            break;
+        }
+    }
+    // `client` lived until here: dropping it ends the connection, and the listening with it.
+    Ok(())
 }
 
 impl PostgresStorage {
@@ -345,7 +430,7 @@ impl PostgresStorage {
         }
         let target = describe_target(&config);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -371,7 +456,7 @@ impl PostgresStorage {
         drop(client);
         let (jobs, rx) = mpsc::channel(WRITER_QUEUE);
         tokio::spawn(Writer { pool: pool.clone() }.run(rx));
-        Ok(Self { jobs, pool })
+        Ok(Self { jobs, pool, config })
     }
 
     async fn submit<T>(
@@ -853,6 +938,15 @@ impl Storage for PostgresStorage {
             )
             .await?
             == 1)
+    }
+
+    fn change_signals(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Option<mpsc::Receiver<()>> {
+        let (signals, received) = mpsc::channel(1);
+        tokio::spawn(listen_for_changes(self.config.clone(), signals, shutdown));
+        Some(received)
     }
 
     async fn latest_change(&self) -> Result<i64, StorageError> {
@@ -1515,8 +1609,13 @@ impl Writer {
         let txn = client.transaction().await?;
         if jobs.iter().any(Job::stores_changes) {
             // First, before any row lock (see the module's notes): ids commit in order.
+            // The notification goes out at the commit, to every instance's feed follower
+            // (`listen_for_changes`); one statement, so it costs no round trip of its own.
             txn.execute(
-                "SELECT pg_advisory_xact_lock($1, hashtext(COALESCE(current_schema(), '')))",
+                &format!(
+                    "SELECT pg_advisory_xact_lock($1, hashtext(COALESCE(current_schema(), ''))), \
+                     pg_notify({CHANGES_CHANNEL}, '')"
+                ),
                 &[&CHANGES_LOCK],
             )
             .await?;

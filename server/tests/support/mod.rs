@@ -720,6 +720,20 @@ pub async fn metric(addr: SocketAddr, name: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// Creates a deal board named "Q4" over the API as the holder of `bearer` (None: local mode);
+/// returns its id and its stages as (name, id) pairs in board order.
+pub async fn deal_board(addr: SocketAddr, bearer: Option<&str>) -> (String, Vec<(String, String)>) {
+    let body = serde_json::json!({"entity": "deal", "name": "Q4"});
+    let (status, _, board) = json_call(addr, bearer, "POST", "/api/v1/boards", Some(body)).await;
+    assert_eq!(status, 201, "a new board: {board}");
+    let id = board["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/boards/{id}/stages");
+    let (status, _, stages) = json_call(addr, bearer, "GET", &path, None).await;
+    assert_eq!(status, 200, "{path}: {stages}");
+    assert!(stages["next"].is_null(), "one page of stages: {stages}");
+    (id, named_stages(&stages))
+}
+
 /// A `GET .../stages` answer as (name, id) pairs, in board order.
 pub fn named_stages(stages: &serde_json::Value) -> Vec<(String, String)> {
     stages["stages"]
