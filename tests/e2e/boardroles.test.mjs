@@ -1,6 +1,7 @@
 // Roles per board in the web client (docs/accounts.md, `GET /api/v1/me?boardId=`): a person who
 // is a viewer by default but a member on one board edits there (and the server takes the edit),
-// and reads every other board only; a member by default who is a viewer on one board gets that
+// and reads every other board only, until a role raised there reaches her open page (the socket
+// reconnects, the page asks again); a member by default who is a viewer on one board gets that
 // board read only, and edits elsewhere.
 
 import assert from 'node:assert/strict'
@@ -117,6 +118,15 @@ test('a board role over the default: the viewer who is a member on one board edi
     await eventually('vic, a viewer elsewhere, to read the other board only', async () => {
       assert.deepEqual(await offered(v.page), { addCard: false, draggable: false, role: 'viewer' })
     }, { describe: () => describe(v.page) })
+    // Made a member there while the page is open: the server reconnects her socket, and the
+    // page asks her role again and offers edits, with no reload.
+    await v.page.evaluate(() => { window.__beforeRaise = true })
+    const raised = await api('PATCH', `/api/v1/people/${vic}`, admin, { boardRoles: { [other]: 'member' } })
+    assert.equal(raised.status, 200, JSON.stringify(raised.body))
+    await eventually('vic\'s open page to offer edits on the other board', async () => {
+      assert.deepEqual(await offered(v.page), { addCard: true, draggable: true, role: 'member' })
+    }, { describe: () => describe(v.page) })
+    assert.equal(await v.page.evaluate(() => window.__beforeRaise), true, 'no reload')
 
     const m = sessions.mia = await openSignedIn('mia', 'mia@example.com', 'mia long passphrase', shared)
     await eventually('mia, a viewer of this board, to read it only', async () => {

@@ -299,6 +299,8 @@ function Page({ route, common, token }: { route: Route; common: Common; token: s
 function BoardRoute(props: Parameters<typeof BoardPage>[0]) {
   const [archived, setArchived] = useState(false);
   const [boardRole, setBoardRole] = useState<Role | null>(null);
+  // Asked again when the socket comes back: a changed role reconnects it (docs/accounts.md).
+  const [asked, setAsked] = useState(0);
   // A token limited to other boards is refused this one (the socket says so): nothing to ask.
   const signedIn = props.account !== null && (props.account.boards?.includes(props.boardId) ?? true);
   useEffect(() => {
@@ -325,7 +327,7 @@ function BoardRoute(props: Parameters<typeof BoardPage>[0]) {
       abort.abort();
       document.removeEventListener("visibilitychange", check);
     };
-  }, [props.boardId, signedIn]);
+  }, [props.boardId, signedIn, asked]);
   const account = props.account !== null && boardRole !== null ? { ...props.account, role: boardRole } : props.account;
   const permissions = archived
     ? permissionsOf("viewer")
@@ -340,7 +342,7 @@ function BoardRoute(props: Parameters<typeof BoardPage>[0]) {
           {t("app.archivedBanner")}
         </p>
       )}
-      <BoardPage {...props} account={account} permissions={permissions} />
+      <BoardPage {...props} account={account} permissions={permissions} onReconnected={() => setAsked((n) => n + 1)} />
     </>
   );
 }
