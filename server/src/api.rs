@@ -103,6 +103,7 @@ use utoipa::{OpenApi, ToSchema};
     ),
     components(schemas(
         Me,
+        BoardRole,
         boards::Board,
         boards::BoardList,
         boards::NewBoard,
@@ -265,6 +266,30 @@ pub struct Me {
     pub email: Option<String>,
     /// `session` (a person signed in, who may sign out), `token` or `local`.
     pub signed_in_with: String,
+    /// Asked with `?boardId=`: the caller's role on that board, their role of their own there
+    /// (an administrator's per-board role) over `role`, the default. What the server allows
+    /// on that board's socket and API calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub board_role: Option<BoardRole>,
+}
+
+/// The caller's effective role on one board (`GET /api/v1/me?boardId=`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BoardRole {
+    pub board_id: String,
+    /// `viewer`, `member` or `admin`.
+    pub role: String,
+    /// Whether the role is the person's own on this board (`false`: the default `role`).
+    pub own: bool,
+}
+
+/// Query of `GET /api/v1/me`. Other parameters are ignored, as they were before `boardId`
+/// (a client's cache-buster keeps working).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeQuery {
+    pub board_id: Option<String>,
 }
 
 /// The caller of an API request: `Authorization: Bearer <token>`, or the local admin in local
@@ -480,13 +505,41 @@ async fn not_found() -> ApiError {
     ApiError::NoSuchEndpoint
 }
 
-/// The caller: user, name, role and the boards their token opens.
+/// The caller: user, name, role and the boards their token opens; with `?boardId=`, also
+/// their role on that board.
 #[utoipa::path(
     get,
     path = "/api/v1/me",
-    responses((status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json"))
+    params(
+        ("boardId" = Option<String>, Query, description = "a board id (1 to 64 letters, digits, `-` or `_`): the answer's `boardRole` is the caller's role there, their own role on that board over the default `role`")
+    ),
+    responses(
+        (status = 200, body = Me),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "a `boardId` that is not a board id"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "the token does not open that board")
+    )
 )]
-async fn me(State(state): State<AppState>, Caller(who): Caller) -> Result<Json<Me>, ApiError> {
+async fn me(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    query: Result<Query<MeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Me>, ApiError> {
+    let Query(query) = query?;
+    let board_role = match query.board_id {
+        None => None,
+        Some(board_id) => {
+            let board = BoardId::parse(&board_id)
+                .map_err(|e| ApiError::BadRequest(format!("boardId: {e}")))?;
+            may_open(&who, &board)?;
+            let own = who.board_roles.get(&board).copied();
+            Some(BoardRole {
+                board_id: board.to_string(),
+                role: own.unwrap_or(who.role).as_str().to_owned(),
+                own: own.is_some(),
+            })
+        }
+    };
     let local = state.connections.auth.is_local();
     let email = match &who.session {
         Some(_) => state
@@ -512,6 +565,7 @@ async fn me(State(state): State<AppState>, Caller(who): Caller) -> Result<Json<M
             .boards
             .map(|boards| boards.iter().map(|b| b.to_string()).collect()),
         local,
+        board_role,
     }))
 }
 

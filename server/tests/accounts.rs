@@ -456,6 +456,118 @@ async fn a_board_role_removed_or_a_role_raised_reconnects_the_sockets_it_concern
 }
 
 #[tokio::test]
+async fn me_with_a_board_id_says_the_role_on_that_board() {
+    let (server, _dir) = start().await;
+    let admin = token("root", Role::Admin);
+    let b = board(&server, &admin).await;
+    let other = board(&server, &admin).await;
+    let bearer = format!("Bearer {admin}");
+    let set_board_role = |person: String, board: String, role: &'static str| {
+        let bearer = bearer.clone();
+        async move {
+            let (status, _, body) = call(
+                server.addr,
+                "PATCH",
+                &format!("/api/v1/people/{person}"),
+                &[("Authorization", &bearer)],
+                Some(json!({ "boardRoles": { board: role } })),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    // Bob is a viewer by default and a member on `b`; Carol a member by default, a viewer on `b`.
+    let (bob_id, secret) = invite(&server, &admin, "bob@example.com", "viewer").await;
+    let bob = accept(&server, &secret, "bob's long passphrase").await;
+    set_board_role(bob_id, b.clone(), "member").await;
+    let (carol_id, secret) = invite(&server, &admin, "carol@example.com", "member").await;
+    let carol = accept(&server, &secret, "carol's long passphrase").await;
+    set_board_role(carol_id, b.clone(), "viewer").await;
+    let me = |cookie: String, query: String| async move {
+        call(
+            server.addr,
+            "GET",
+            &format!("/api/v1/me{query}"),
+            &[("Cookie", &cookie)],
+            None,
+        )
+        .await
+    };
+
+    let (status, _, body) = me(bob.clone(), format!("?boardId={b}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["role"], "viewer", "the default stays: {body}");
+    assert_eq!(
+        body["boardRole"],
+        json!({ "boardId": b, "role": "member", "own": true })
+    );
+    let (_, _, body) = me(bob.clone(), format!("?boardId={other}")).await;
+    assert_eq!(
+        body["boardRole"],
+        json!({ "boardId": other, "role": "viewer", "own": false })
+    );
+    let (_, _, body) = me(carol.clone(), format!("?boardId={b}")).await;
+    assert_eq!(body["role"], "member");
+    assert_eq!(body["boardRole"]["role"], "viewer", "{body}");
+    let (_, _, body) = me(carol.clone(), String::new()).await;
+    assert!(
+        body.get("boardRole").is_none(),
+        "no boardId, no boardRole: {body}"
+    );
+
+    // A token's default role; a token limited to other boards is refused that one.
+    let limited = claims_for(
+        "dan",
+        None,
+        Role::Member,
+        &[funnel_protocol::BoardId::parse(&other).unwrap()],
+        Duration::from_secs(600),
+    );
+    let limited = format!(
+        "Bearer {}",
+        Auth::with_secret(SECRET).issue(&limited).unwrap().unwrap()
+    );
+    let (status, _, body) = call(
+        server.addr,
+        "GET",
+        &format!("/api/v1/me?boardId={other}"),
+        &[("Authorization", &limited)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["boardRole"]["role"], "member");
+    let (status, head, body) = call(
+        server.addr,
+        "GET",
+        &format!("/api/v1/me?boardId={b}"),
+        &[("Authorization", &limited)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(head.contains("application/problem+json"), "{head}");
+
+    // A bad board id: 400 problem+json that says what is wrong; another parameter is ignored.
+    let too_long = format!("?boardId={}", "x".repeat(65));
+    for query in ["?boardId=bad%20id!", "?boardId=", too_long.as_str()] {
+        let (status, head, body) = me(bob.clone(), query.to_owned()).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(head.contains("application/problem+json"), "{head}");
+        assert!(body["detail"].as_str().unwrap_or_default() != "", "{body}");
+    }
+    let (status, _, body) = me(bob.clone(), format!("?boardId={b}&_=1")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["boardRole"]["role"], "member");
+    let (_, _, body) = me(bob.clone(), "?boardId=bad%20id!".to_owned()).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("boardId"),
+        "{body}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn the_directory_shows_initials_and_colours_and_emails_to_admins_only() {
     let (server, _dir) = start().await;
     let admin = token("root", Role::Admin);

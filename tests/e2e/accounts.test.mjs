@@ -199,6 +199,8 @@ test('the responsible picker lists people by name, and the card shows the picked
       await admin.goto(`${server.url}/boards/${boardId}`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
       await waitUntilReady(kept.admin)
       const panel = await openCard(admin, cardId)
+      // The responsible edits in place: its value opens the picker.
+      await panel.locator('[data-card-detail="responsible"] [data-action="edit-field"]').click()
       const picker = panel.locator('[data-person-picker="responsible"] input[role="combobox"]')
       await picker.click()
       await picker.fill('mel')
@@ -218,6 +220,7 @@ test('the responsible picker lists people by name, and the card shows the picked
       }, { describe: () => describe(admin) })
       // A name nobody has is not taken with accounts on: the responsible stays.
       const again = await openCard(admin, cardId)
+      await again.locator('[data-card-detail="responsible"] [data-action="edit-field"]').click()
       const input = again.locator('[data-person-picker="responsible"] input[role="combobox"]')
       await input.fill('nobody-here')
       await input.press('Tab')
@@ -334,13 +337,17 @@ test('axe-core finds no critical or serious violation on the sign-in, People and
     await waitUntilReady(kept.admin)
     const cardId = await admin.locator('[data-card-id]').first().getAttribute('data-card-id')
     const panel = await openCard(admin, cardId)
+    await panel.locator('[data-card-detail="responsible"] [data-action="edit-field"]').click()
     await panel.locator('[data-person-picker="responsible"] input[role="combobox"]').click()
     await panel.locator('[data-person-option]').first().waitFor({ state: 'visible' })
     assert.deepEqual(await seriousViolations(admin), [], 'the card panel with the picker open')
-    // Escape closes the innermost first: the list, then the panel.
+    // Escape closes the innermost first: the list, then the field's editor, then the panel.
     await admin.keyboard.press('Escape')
     assert.equal(await panel.locator('[data-person-option]').count(), 0, 'the list closed')
     assert.ok(await panel.isVisible(), 'the panel stays for the second Escape')
+    await admin.keyboard.press('Escape')
+    assert.equal(await panel.locator('[data-card-detail="responsible"][data-editing]').count(), 0, 'the editor closed')
+    assert.ok(await panel.isVisible(), 'the panel stays for the third Escape')
     await admin.keyboard.press('Escape')
     await panel.waitFor({ state: 'hidden' })
   })

@@ -696,6 +696,21 @@ export async function openCard (page, cardId) {
 }
 
 /**
+ * Edits one field of an open card panel in place: a click on its value opens the input, `value`
+ * is typed, and `key` (Enter, or Tab to leave the field) saves it. Returns the row.
+ */
+export async function editCardField (panel, field, value, key = 'Enter') {
+  const row = panel.locator(`[data-card-detail="${field}"]`).first()
+  await row.locator('[data-action="edit-field"]').click()
+  const input = row.locator(`[name="${field}"]`).first()
+  await input.waitFor({ state: 'visible' })
+  if ((await input.evaluate((el) => el.tagName)) === 'SELECT') await input.selectOption(value)
+  else await input.fill(value)
+  await input.press(key)
+  return row
+}
+
+/**
  * The settings panel: opens it, lets `change(panel)` act on it, saves, and closes it if saving
  * left it open (Escape), so that it covers nothing afterwards.
  */

@@ -6,16 +6,20 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
 import {
+  createBoard,
   describe,
   docClient,
+  editCardField,
   eventually,
   listBoards,
   newSession,
+  openCard,
   saveArtifacts,
   snapshot,
   TEST_TIMEOUT,
   WAIT_MS,
   waitFor,
+  waitUntilReady,
   serverAndBrowser
 } from './helpers.mjs'
 
@@ -102,6 +106,88 @@ test('languages: French from the browser, a French board from the form, the swit
     yjs?.destroy()
     const saved = await saveArtifacts(FILE, 'i18n', sessions, failed)
     if (failed) console.error(`[i18n] final state saved: ${saved.join(', ')}`)
+    for (const session of Object.values(sessions)) await session.context.close().catch(() => {})
+  }
+})
+
+test('languages: the settings, stage rules, card detail, history, People and invite screens in French', { timeout: TEST_TIMEOUT }, async () => {
+  const sessions = {}
+  let failed = false
+  let yjs = null
+  try {
+    const boardId = await createBoard(server, { name: 'e2e écrans' })
+    yjs = await docClient(server, boardId)
+    const cardId = yjs.addCard({ stage: yjs.stageId('New'), title: 'Contrat cadre', amount: 50_00 })
+    const ann = sessions.ann = await newSession(browser, 'ann', { testName: 'i18n-screens', locale: 'fr-FR' })
+    const { page } = ann
+    await page.goto(`${server.url}/boards/${boardId}?user=ann`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await waitUntilReady(ann)
+    const textOf = async (locator) => spaces((await locator.first().innerText()).replace(/\s+/g, ' ').trim())
+
+    // Settings: the hints, the counter's label, the custom field form and its types.
+    await page.locator('[data-action="open-settings"]').first().click()
+    const settings = page.locator('[data-panel="settings"]').first()
+    await settings.waitFor({ state: 'visible' })
+    assert.match(await textOf(settings), /Ce que montrent vos fiches\. Vous seul voyez ce choix\./)
+    assert.match(await textOf(settings), /Passe au rouge ce nombre de minutes avant une échéance/)
+    const newField = settings.locator('form[data-form="new-field"]')
+    assert.equal(await textOf(newField.locator('legend')), 'Nouveau champ personnalisé')
+    assert.deepEqual(await newField.locator('select[name="type"] option').allInnerTexts(),
+      ['Texte', 'Nombre', 'Montant', 'Date', 'Liste de choix', 'Personne', 'Oui ou non'])
+    // A custom field made from the French form shows under its French-typed label in the card.
+    await newField.locator('input[name="label"]').fill('Origine')
+    await newField.locator('button[type="submit"]').click()
+    await eventually('the field defined', async () => {
+      assert.ok(Object.values(yjs.doc.getMap('fields').toJSON()).some((f) => f.label === 'Origine'))
+    })
+    await page.keyboard.press('Escape')
+    await settings.waitFor({ state: 'detached' })
+
+    // The stage editor's rules.
+    await page.locator(`[data-stage-id="${yjs.stageId('Won')}"] [data-action="edit-stage"]`).first().click()
+    const rules = page.locator('form[data-form="stage-rules"]').first()
+    await rules.waitFor({ state: 'visible' })
+    assert.match(await textOf(rules), /Probabilité de gain \(%\)/)
+    assert.match(await textOf(rules), /Pour entrer dans cette étape, une fiche doit avoir/)
+    assert.equal(await textOf(rules.locator('[data-action="save-stage-rules"]')), 'Enregistrer les règles')
+    await page.keyboard.press('Escape')
+
+    // The card panel: details, the comment box, the history's sentences, archive and delete.
+    const panel = await openCard(page, cardId)
+    assert.equal(await textOf(panel.locator('[data-card-detail="title"] .field-label')), 'Titre')
+    assert.match(await textOf(panel), /Cliquez sur une valeur, ou appuyez sur Entrée, pour la modifier/)
+    assert.equal(await panel.locator('[data-card-detail] .field-label', { hasText: 'Origine' }).count(), 1, 'the custom field has its row')
+    assert.equal(await textOf(panel.locator('[data-action="delete-card"]')), 'Supprimer la fiche')
+    await editCardField(panel, 'client', 'Société Générale des Eaux')
+    await eventually('the history to say it in French', async () => {
+      const lines = await panel.locator('[data-history] [data-history-text]').allInnerTexts()
+      assert.ok(lines.some((l) => /a changé Client de rien à « Société Générale des Eaux »/.test(l)), JSON.stringify(lines))
+      assert.equal(await panel.locator('[data-history] h3').textContent(), 'Historique des modifications')
+    }, { describe: () => describe(page) })
+    await page.keyboard.press('Escape')
+
+    // People in local mode, and invite links that cannot be used, in French.
+    await page.goto(`${server.url}/people?user=ann`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await eventually('the People page in French', async () => {
+      assert.equal(await textOf(page.locator('[data-people-refused="local"] .refusal-message')), "Ce funnel n'a pas de comptes")
+      assert.equal(await textOf(page.locator('[data-page="people"] h1')), 'Personnes')
+    }, { describe: () => describe(page) })
+    await page.goto(`${server.url}/invite#not-a-real-secret`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await eventually('an invite on a server without accounts, in French', async () => {
+      assert.match(await textOf(page.locator('[data-invite-error]')), /Ce serveur n'a pas de comptes \(mode local\)|Ce lien d'invitation a déjà servi/)
+    }, { describe: () => describe(page) })
+    await page.goto(`${server.url}/invite`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS })
+    await eventually('an incomplete invite link, in French', async () => {
+      assert.match(await textOf(page.locator('[data-invite-error]')), /Ce lien d'invitation est incomplet/)
+      assert.match(await textOf(page.locator('[data-invite-error]')), /Vous avez déjà un mot de passe \?/)
+    }, { describe: () => describe(page) })
+  } catch (error) {
+    failed = true
+    throw error
+  } finally {
+    yjs?.destroy()
+    const saved = await saveArtifacts(FILE, 'i18n-screens', sessions, failed)
+    if (failed) console.error(`[i18n-screens] final state saved: ${saved.join(', ')}`)
     for (const session of Object.values(sessions)) await session.context.close().catch(() => {})
   }
 })

@@ -24,6 +24,7 @@ import {
   funnelBinary,
   launchBrowser,
   openBoard,
+  editCardField,
   openCard,
   saveArtifacts,
   sleep,
@@ -199,9 +200,7 @@ test('a change over --max-frame-bytes is explained, and dropping the copy brings
 
     // A client name of 4,000 characters: one update over the 1,024-byte frame limit.
     const panel = await openCard(ann.page, cardId)
-    const input = panel.locator('form[data-form="card"] [name="client"]').first()
-    await input.fill('x'.repeat(4_000))
-    await input.press('Tab')
+    await editCardField(panel, 'client', 'x'.repeat(4_000), 'Tab')
 
     const banner = ann.page.locator('[data-refusal="4414"]')
     await banner.waitFor({ state: 'visible' })

@@ -11,6 +11,7 @@ import {
   describe,
   dragCard,
   eventually,
+  editCardField,
   openCard,
   scenario,
   snapshot,
@@ -51,9 +52,7 @@ test('Ctrl+Z undoes my move and keeps the other user\'s later edit, on both page
 
     // Bob renames the other card from its panel.
     const panel = await openCard(bob.page, edited)
-    const title = panel.locator('form[data-form="card"] [name="title"]').first()
-    await title.fill('Beta licence, renewed')
-    await title.press('Tab')
+    await editCardField(panel, 'title', 'Beta licence, renewed', 'Tab')
     await bob.page.keyboard.press('Escape')
     for (const session of [ann, bob]) {
       await eventually(`${session.user} to see Bob's edit`, async () => {

@@ -4,6 +4,7 @@
 import { describe, expect, test } from "vitest";
 import type { HistoryEvent } from "../src/ui/api";
 import { historyLines, type HistoryNames } from "../src/ui/cardHistory";
+import { setLanguage } from "../src/ui/i18n";
 
 const names: HistoryNames = {
   person: (id) => ({ ann: "Ann Lee", bob: "Bob Roy" })[id] ?? id,
@@ -63,5 +64,26 @@ describe("card history lines", () => {
       "restored it",
       "completed the activity “Call back”",
     ]);
+  });
+
+  test("in French", () => {
+    setLanguage("fr", false);
+    try {
+      const lines = historyLines(
+        [
+          event(3, "card.lost", { actor: "ann", to: "s3", card: { lostReason: "Prix" } }),
+          event(2, "card.updated", { actor: "ann", changes: [{ field: "title", before: "Acme", after: "Acme 2" }] }),
+          event(1, "card.created", { actor: null, card: { stageId: "s1" } }),
+        ],
+        names,
+      );
+      expect(lines.map((l) => `${l.who} ${l.what}`)).toEqual([
+        "Ann Lee l'a perdue (Lost : Prix)",
+        "Ann Lee a changé Title de « Acme » à « Acme 2 »",
+        "funnel l'a créée dans New",
+      ]);
+    } finally {
+      setLanguage("en", false);
+    }
   });
 });

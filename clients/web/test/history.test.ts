@@ -2,6 +2,7 @@
 // the recovered notice as the server encodes it (the same bytes as protocol/src/wire.rs's test),
 // the clocks of what a copy received, and the verdict, on real Yjs documents.
 
+import { setLanguage } from "../src/ui/i18n";
 import { describe, expect, test } from "vitest";
 import * as Y from "yjs";
 import {
@@ -99,7 +100,24 @@ describe("the verdict", () => {
     expect(kept.detail).toContain("restored from a backup");
     expect(kept.detail).toContain("your edits are kept");
     const some = recoveryMessage({ lostHistory: true, takenBack: ["settings", "stages", "fields"] });
-    expect(some.detail).toContain("took back the board settings, stage changes and field definitions");
+    // Listed the locale's way (Intl.ListFormat): en-US has the serial comma.
+    expect(some.detail).toContain("took back the board settings, stage changes, and field definitions");
+  });
+
+  test("the banner in French", () => {
+    setLanguage("fr", false);
+    try {
+      const some = recoveryMessage({ lostHistory: true, takenBack: ["settings", "stages", "fields"] });
+      expect(some.title).toBe("Le serveur de ce tableau avait perdu des modifications récentes");
+      expect(some.detail).toContain(
+        "le serveur a donc repris les réglages du tableau, modifications d'étapes et définitions de champs",
+      );
+      expect(recoveryMessage({ lostHistory: false, takenBack: ["cards"] }).title).toBe(
+        "Certaines de vos modifications hors ligne ont été reprises",
+      );
+    } finally {
+      setLanguage("en", false);
+    }
   });
 });
 

@@ -209,6 +209,7 @@ fn me_of(person: &Person) -> Me {
         local: false,
         email: Some(person.email.clone()),
         signed_in_with: "session".into(),
+        board_role: None,
     }
 }
 

@@ -8,6 +8,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
   ApiError,
+  fetchBoardRole,
   fetchMe,
   listBoards,
   listPeople,
@@ -25,6 +26,7 @@ import {
   type Me,
   type Permissions,
   type Refusal,
+  type Role,
 } from "../ui/auth";
 import { forgetAllLocalCopies } from "../store/connection";
 import { avatarOf, directoryOf, EMPTY_DIRECTORY, rosterOf, type Directory } from "../ui/people";
@@ -44,6 +46,7 @@ import { InvitePage } from "./InvitePage";
 import { PeoplePage } from "./PeoplePage";
 import { SessionContext, useSession, type SessionActions } from "./session";
 import { SignInPage } from "./SignInPage";
+import { t } from "../ui/i18n";
 
 /** How long the page waits for `/api/v1/me` before it goes on with what it knows. */
 const ME_TIMEOUT_MS = 5_000;
@@ -223,7 +226,7 @@ export function App({ token: givenToken }: { token: string | null }) {
   if (session.kind === "loading") {
     return (
       <main class="page loading-page" aria-busy="true">
-        <p class="muted">Loading…</p>
+        <p class="muted">{t("app.loading")}</p>
       </main>
     );
   }
@@ -275,13 +278,12 @@ function Page({ route, common, token }: { route: Route; common: Common; token: s
     case "notFound":
       return (
         <main class="page not-found">
-          <h1>Nothing here</h1>
+          <h1>{t("app.nothingHere")}</h1>
           <p>
-            No page at <code>{window.location.pathname}</code>.{" "}
+            {t("app.noPageAt", { path: window.location.pathname })}{" "}
             <a href="/" onClick={onLinkClick}>
-              See the pipelines
+              {t("app.seePipelines")}
             </a>
-            .
           </p>
         </main>
       );
@@ -289,11 +291,18 @@ function Page({ route, common, token }: { route: Route; common: Common; token: s
 }
 
 /**
- * A board page; an archived board opens read-only (the server makes its socket a viewer's), so
- * the page offers a viewer's actions and says why.
+ * A board page. With accounts or a token the page offers what the person's role on this board
+ * allows (`GET /api/v1/me?boardId=`: an administrator may have given them a role of their own
+ * there, over their default one); an archived board opens read-only (the server makes its
+ * socket a viewer's), so the page offers a viewer's actions and says why.
  */
 function BoardRoute(props: Parameters<typeof BoardPage>[0]) {
   const [archived, setArchived] = useState(false);
+  const [boardRole, setBoardRole] = useState<Role | null>(null);
+  // Asked again when the socket comes back: a changed role reconnects it (docs/accounts.md).
+  const [asked, setAsked] = useState(0);
+  // A token limited to other boards is refused this one (the socket says so): nothing to ask.
+  const signedIn = props.account !== null && (props.account.boards?.includes(props.boardId) ?? true);
   useEffect(() => {
     const abort = new AbortController();
     // The archived list, not the board itself: a board opened to be created is no 404 in the
@@ -304,25 +313,36 @@ function BoardRoute(props: Parameters<typeof BoardPage>[0]) {
         .then((list) => !abort.signal.aborted && setArchived(list.some((b) => b.id === props.boardId)))
         // No API (a bare relay) or the server is away: the socket says what there is to say.
         .catch(() => undefined);
+      if (signedIn)
+        fetchBoardRole(props.boardId, abort.signal)
+          .then((role) => !abort.signal.aborted && setBoardRole(role))
+          // A server without the answer, or away: the default role stands (the server judges).
+          .catch(() => undefined);
     };
     check();
-    // Archived or restored while open: the server reopens the socket with the new role at
-    // once; the page learns it when it is shown again.
+    // Archived, restored or given another role while open: the server reopens the socket with
+    // the new role at once; the page learns it when it is shown again.
     document.addEventListener("visibilitychange", check);
     return () => {
       abort.abort();
       document.removeEventListener("visibilitychange", check);
     };
-  }, [props.boardId]);
+  }, [props.boardId, signedIn, asked]);
+  const account = props.account !== null && boardRole !== null ? { ...props.account, role: boardRole } : props.account;
+  const permissions = archived
+    ? permissionsOf("viewer")
+    : boardRole !== null
+      ? permissionsOf(boardRole)
+      : props.permissions;
   // One tree either way, so that the page (and its connection) stays when the answer comes.
   return (
     <>
       {archived && (
         <p class="archived-banner" role="status" data-archived-banner="">
-          This pipeline is archived: it is read-only until an administrator restores it from the home page.
+          {t("app.archivedBanner")}
         </p>
       )}
-      <BoardPage {...props} permissions={archived ? permissionsOf("viewer") : props.permissions} />
+      <BoardPage {...props} account={account} permissions={permissions} onReconnected={() => setAsked((n) => n + 1)} />
     </>
   );
 }
@@ -336,7 +356,7 @@ function RefusedPage({ refusal }: { refusal: Refusal }) {
   const session = useSession();
   const roleChanged = /changed your role/i.test(refusal.detail);
   useEffect(() => {
-    document.title = "Access changed · funnel";
+    document.title = t("app.accessChanged");
   }, []);
   return (
     <div class="page signed-out-page" data-page="refused">
@@ -347,16 +367,8 @@ function RefusedPage({ refusal }: { refusal: Refusal }) {
       </header>
       <main class="signed-out">
         <div class="refusal" data-refusal={String(refusal.code)} role="alert">
-          <p class="refusal-message">
-            {roleChanged
-              ? "An administrator changed what you may do on this board"
-              : "Your role does not allow that on this board"}
-          </p>
-          <p class="hint">
-            {roleChanged
-              ? "Open the board again to go on with your new role."
-              : "Open the board again to see it as the server has it, or ask an administrator for more access."}
-          </p>
+          <p class="refusal-message">{roleChanged ? t("app.roleChanged") : t("app.roleRefused")}</p>
+          <p class="hint">{roleChanged ? t("app.roleChangedHint") : t("app.roleRefusedHint")}</p>
           <p class="refusal-actions">
             <button
               type="button"
@@ -364,13 +376,13 @@ function RefusedPage({ refusal }: { refusal: Refusal }) {
               data-action="reopen-board"
               onClick={() => window.location.reload()}
             >
-              Open the board again
+              {t("app.openAgain")}
             </button>
             <a href="/" class="button">
-              See your boards
+              {t("app.seeBoards")}
             </a>
             <button type="button" class="button" data-action="sign-out" onClick={() => void session.signOut()}>
-              Sign in as someone else
+              {t("app.someoneElse")}
             </button>
           </p>
         </div>

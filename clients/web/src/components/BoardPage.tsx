@@ -100,6 +100,7 @@ export function BoardPage({
   account,
   permissions,
   token,
+  onReconnected,
 }: {
   boardId: string;
   user: User;
@@ -110,6 +111,8 @@ export function BoardPage({
   account: Me | null;
   permissions: Permissions;
   token: string | null;
+  /** Called each time the socket is live again after it was (the server may hold other roles now). */
+  onReconnected?: () => void;
 }) {
   // One connection per board: a change of user goes to the open connection (setUser below), and
   // the connection keeps the token it opened with.
@@ -128,6 +131,14 @@ export function BoardPage({
   const language = useLanguage();
   const [snapshot, setSnapshot] = useState<BoardSnapshot>(store.current);
   const [status, setStatus] = useState<ConnectionStatus>(connection.current);
+  const reconnectedRef = useRef(onReconnected);
+  reconnectedRef.current = onReconnected;
+  const liveBefore = useRef(false);
+  useEffect(() => {
+    if (status.state !== "connected") return;
+    if (liveBefore.current) reconnectedRef.current?.();
+    liveBefore.current = true;
+  }, [status.state]);
   const [presence, setPresence] = useState<Presence>({ users: [], cards: new Map() });
   const [panel, setPanel] = useState<Panel>(null);
   const [quickCreate, setQuickCreate] = useState<string | null>(null);

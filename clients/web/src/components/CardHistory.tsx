@@ -13,6 +13,7 @@ import { fetchCardHistory, type HistoryEvent } from "../ui/api";
 import { historyLines } from "../ui/cardHistory";
 import { allFields } from "../ui/fields";
 import { timeAgo } from "../ui/format";
+import { currentLanguage, t, type Key } from "../ui/i18n";
 import { useBoard } from "./context";
 
 /** Keys of a card that change no history: what the server maintains, and the edit time. */
@@ -30,7 +31,7 @@ const OWN_CHANGE_DELAY_MS = 700;
 /** Changes from elsewhere come in bursts (a sync): one refetch for a burst. */
 const REMOTE_CHANGE_DELAY_MS = 150;
 
-const ORIGIN_NOTES: Record<string, string> = { email: " · by e-mail", scheduler: " · by the server" };
+const ORIGIN_NOTES: Record<string, Key> = { email: "history.byEmail", scheduler: "history.byServer" };
 
 export function CardHistory({ cardId, snapshot }: { cardId: string; snapshot: BoardSnapshot }) {
   const board = useBoard();
@@ -75,15 +76,16 @@ export function CardHistory({ cardId, snapshot }: { cardId: string; snapshot: Bo
   }, [board.boardId, cardId, revision]);
 
   const card = snapshot.items.get(cardId)?.card;
+  const language = currentLanguage();
   const names = useMemo(() => {
-    const fields = allFields(snapshot.fieldDefs);
+    const fields = allFields(snapshot.fieldDefs, language);
     return {
       person: board.nameOf,
       stage: (id: string) => snapshot.stages.find((s) => s.id === id)?.name ?? null,
       field: (id: string) => fields.find((f) => f.id === id)?.label ?? id,
       currency: card?.currency ?? snapshot.settings.currency,
     };
-  }, [board.nameOf, snapshot.stages, snapshot.fieldDefs, snapshot.settings.currency, card?.currency]);
+  }, [board.nameOf, snapshot.stages, snapshot.fieldDefs, snapshot.settings.currency, card?.currency, language]);
   const lines = Array.isArray(events) ? historyLines(events, names) : [];
 
   const loadOlder = () => {
@@ -99,14 +101,14 @@ export function CardHistory({ cardId, snapshot }: { cardId: string; snapshot: Bo
   };
 
   return (
-    <section class="panel-section" aria-label="History" data-history="">
-      <h3>History</h3>
+    <section class="panel-section" aria-label={t("history.title")} data-history="">
+      <h3>{t("history.title")}</h3>
       {events === "loading" ? (
-        <p class="muted">Loading…</p>
+        <p class="muted">{t("common.loading")}</p>
       ) : events === null ? (
-        <p class="muted">The history is not available from this server.</p>
+        <p class="muted">{t("history.unavailable")}</p>
       ) : lines.length === 0 ? (
-        <p class="muted">No changes recorded yet</p>
+        <p class="muted">{t("history.empty")}</p>
       ) : (
         <ul class="rows history">
           {lines.map((line) => (
@@ -117,7 +119,7 @@ export function CardHistory({ cardId, snapshot }: { cardId: string; snapshot: Bo
                 </span>
                 <span class="activity-meta">
                   {line.at > 0 ? timeAgo(line.at, snapshot.now) : ""}
-                  {ORIGIN_NOTES[line.origin] ?? ""}
+                  {line.origin in ORIGIN_NOTES ? t(ORIGIN_NOTES[line.origin]!) : ""}
                 </span>
               </span>
             </li>
@@ -132,7 +134,11 @@ export function CardHistory({ cardId, snapshot }: { cardId: string; snapshot: Bo
           disabled={older === "loading"}
           onClick={loadOlder}
         >
-          {older === "loading" ? "Loading…" : older === "failed" ? "Retry older changes" : "Show older changes"}
+          {older === "loading"
+            ? t("common.loading")
+            : older === "failed"
+              ? t("history.retryOlder")
+              : t("history.showOlder")}
         </button>
       )}
     </section>

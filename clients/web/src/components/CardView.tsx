@@ -136,7 +136,9 @@ function CardViewImpl({ item, stageId, fields, presence, now }: CardViewProps) {
               class={`card-field card-field-${field.builtIn ? field.id : "custom"}`}
               data-card-field={field.id}
             >
-              {field.id === "title" || text === "" ? null : <span class="visually-hidden">{field.label}: </span>}
+              {field.id === "title" || text === "" ? null : (
+                <span class="visually-hidden">{t("card.fieldLabel", { label: field.label })}</span>
+              )}
               {text === "" ? <span class="muted">—</span> : text}
             </div>
           );

@@ -421,7 +421,7 @@ function Chips({
   if (filter.unprocessed)
     chips.push({ part: "unprocessed", label: t("board.unprocessed"), without: { ...filter, unprocessed: false } });
   if (filter.stage.length > 0) {
-    const names = filter.stage.map((id) => stages.find((s) => s.id === id)?.name ?? "a deleted stage");
+    const names = filter.stage.map((id) => stages.find((s) => s.id === id)?.name ?? t("history.deletedStage"));
     chips.push({
       part: "stage",
       label: t("filter.chip", { what: TEXT.stage, values: names.join(", ") }),

@@ -10,6 +10,7 @@ import { formatDateTime } from "../ui/format";
 import { formText } from "../ui/formData";
 import { inviteErrorText, MIN_PASSWORD_CHARS, passwordProblem } from "../ui/people";
 import { inviteSecret } from "../ui/route";
+import { t } from "../ui/i18n";
 
 type State =
   | { kind: "loading" }
@@ -20,15 +21,13 @@ type State =
 export function InvitePage({ onAccepted }: { onAccepted: (me: Me) => void }) {
   const [secret] = useState(() => inviteSecret(window.location.hash));
   const [state, setState] = useState<State>(
-    secret === null
-      ? { kind: "broken", message: "This invite link is not complete: open the whole link you were sent" }
-      : { kind: "loading" },
+    secret === null ? { kind: "broken", message: t("invite.incomplete") } : { kind: "loading" },
   );
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
-    document.title = "Welcome · funnel";
+    document.title = t("invite.documentTitle");
   }, []);
   useEffect(() => {
     if (secret === null) return;
@@ -66,35 +65,38 @@ export function InvitePage({ onAccepted }: { onAccepted: (me: Me) => void }) {
         </a>
       </header>
       <main class="sign-in">
-        {state.kind === "loading" && <p class="muted">Reading the invite…</p>}
+        {state.kind === "loading" && <p class="muted">{t("invite.reading")}</p>}
         {state.kind === "broken" && (
           <div class="refusal" data-invite-error="" role="alert">
             <p class="refusal-message">{state.message}</p>
             <p class="hint">
-              Already have a password? <a href="/">Sign in</a>.
+              {t("invite.havePassword")} <a href="/">{t("invite.signIn")}</a>
             </p>
           </div>
         )}
         {state.kind === "ready" && (
           <form class="sign-in-form" data-form="invite" onSubmit={submit} aria-labelledby="invite-title" noValidate>
-            <h1 id="invite-title">Welcome to funnel</h1>
+            <h1 id="invite-title">{t("invite.title")}</h1>
             <p>
-              {state.invite.hasPassword ? "Choose a new password for " : "Choose a password for "}
-              <strong data-invite-email="">{state.invite.email}</strong>. This link works once, until{" "}
-              {formatDateTime(state.invite.expiresAt)}.
+              <Sentence
+                text={t(state.invite.hasPassword ? "invite.chooseNew" : "invite.choose", {
+                  until: formatDateTime(state.invite.expiresAt),
+                })}
+                email={state.invite.email}
+              />
             </p>
             {/* The e-mail as a username, so that password managers save the pair. */}
             <input type="hidden" name="username" value={state.invite.email} autoComplete="username" />
             <label class="field">
-              <span class="field-label">Your name</span>
+              <span class="field-label">{t("invite.name")}</span>
               <input type="text" name="name" defaultValue={state.invite.name} autoComplete="name" maxLength={200} />
             </label>
             <label class="field">
-              <span class="field-label">Password (at least {MIN_PASSWORD_CHARS} characters)</span>
+              <span class="field-label">{t("invite.password", { min: MIN_PASSWORD_CHARS })}</span>
               <input type="password" name="password" autoComplete="new-password" required autoFocus />
             </label>
             <label class="field">
-              <span class="field-label">The same password again</span>
+              <span class="field-label">{t("invite.confirm")}</span>
               <input type="password" name="confirm" autoComplete="new-password" required />
             </label>
             {error !== null && (
@@ -103,11 +105,23 @@ export function InvitePage({ onAccepted }: { onAccepted: (me: Me) => void }) {
               </p>
             )}
             <button type="submit" class="button primary" disabled={busy}>
-              {busy ? "Saving…" : "Set password and sign in"}
+              {busy ? t("invite.saving") : t("invite.submit")}
             </button>
           </form>
         )}
       </main>
     </div>
+  );
+}
+
+/** A sentence of the catalogue with its `{email}` placeholder (`t` leaves it, unfilled) as the address in bold. */
+function Sentence({ text, email }: { text: string; email: string }) {
+  const [before, after] = text.split("{email}");
+  return (
+    <>
+      {before}
+      <strong data-invite-email="">{email}</strong>
+      {after ?? ""}
+    </>
   );
 }

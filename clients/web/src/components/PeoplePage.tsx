@@ -21,9 +21,11 @@ import { avatarOf, directoryOf } from "../ui/people";
 import { onLinkClick } from "../ui/route";
 import type { RosterEntry, User } from "../ui/users";
 import { useSession } from "./session";
+import { t } from "../ui/i18n";
 import { Identity } from "./UserPicker";
 
-export const ROLE_NAMES: Record<Role, string> = { viewer: "Viewer", member: "Member", admin: "Admin" };
+/** A role's name in the page's language. */
+const roleName = (role: Role): string => t(`role.${role}`);
 
 /** A link just made: shown once, with a copy button. */
 interface MadeLink {
@@ -47,7 +49,7 @@ export function PeoplePage(props: {
   const [status, setStatus] = useState("");
 
   useEffect(() => {
-    document.title = "People · funnel";
+    document.title = t("peoplePage.documentTitle");
   }, []);
   useEffect(() => {
     if (!isAdmin) return;
@@ -58,7 +60,7 @@ export function PeoplePage(props: {
         setBoards(all);
       })
       .catch((failure: unknown) => {
-        if (!abort.signal.aborted) setError(`The directory could not be read: ${messageOf(failure)}`);
+        if (!abort.signal.aborted) setError(t("peoplePage.readError", { error: messageOf(failure) }));
       });
     return () => abort.abort();
   }, [isAdmin]);
@@ -90,14 +92,14 @@ export function PeoplePage(props: {
     const form = event.currentTarget as HTMLFormElement;
     const data = new FormData(form);
     const email = formText(data, "email").trim();
-    if (!/^[^\s@]+@[^\s@]+$/.test(email)) return setError("Enter the e-mail address of the person to invite");
+    if (!/^[^\s@]+@[^\s@]+$/.test(email)) return setError(t("peoplePage.enterEmail"));
     const role = formText(data, "role", "member") as Role;
     setError(null);
     invitePerson(email, formText(data, "name"), role)
       .then((answer) => {
         replace(answer.person);
         setMade(answer);
-        setStatus(`Invite link made for ${answer.person.name}`);
+        setStatus(t("peoplePage.linkMade", { name: answer.person.name }));
         form.reset();
         // reset() picks the first option (Preact's defaultValue is no default): member again.
         const role = form.elements.namedItem("role");
@@ -112,7 +114,7 @@ export function PeoplePage(props: {
     invitePerson(person.email, "", person.role ?? "member")
       .then((answer) => {
         setMade(answer);
-        setStatus(`New link made for ${person.name}`);
+        setStatus(t("peoplePage.newLinkMade", { name: person.name }));
       })
       .catch((failure: unknown) => setError(`${person.name}: ${messageOf(failure)}`));
   };
@@ -123,12 +125,12 @@ export function PeoplePage(props: {
         <a href="/" class="brand" onClick={onLinkClick}>
           funnel
         </a>
-        <nav class="crumbs" aria-label="Breadcrumb">
+        <nav class="crumbs" aria-label={t("board.breadcrumb")}>
           <a href="/" onClick={onLinkClick}>
-            Boards
+            {t("board.boards")}
           </a>
           <span aria-hidden="true">/</span>
-          <h1>People</h1>
+          <h1>{t("peoplePage.title")}</h1>
         </nav>
         <span class="spacer" />
         <Identity account={session.me} {...props} />
@@ -136,19 +138,16 @@ export function PeoplePage(props: {
       <main class="people-main">
         {!session.accounts && (
           <div class="refusal" data-people-refused="local">
-            <p class="refusal-message">This funnel has no accounts</p>
-            <p class="hint">
-              Everyone here is the local administrator. Start the server with an auth secret to invite people (see the
-              README, “How a team signs in”).
-            </p>
+            <p class="refusal-message">{t("peoplePage.noAccounts")}</p>
+            <p class="hint">{t("peoplePage.noAccountsHint")}</p>
           </div>
         )}
         {session.accounts && !isAdmin && (
           <div class="refusal" data-people-refused="role">
-            <p class="refusal-message">Only administrators manage people</p>
+            <p class="refusal-message">{t("peoplePage.adminsOnly")}</p>
             <p class="hint">
               <a href="/" onClick={onLinkClick}>
-                Back to the boards
+                {t("peoplePage.back")}
               </a>
             </p>
           </div>
@@ -156,28 +155,28 @@ export function PeoplePage(props: {
         {isAdmin && (
           <>
             <section class="panel-section people-invite" aria-labelledby="invite-heading">
-              <h2 id="invite-heading">Invite someone</h2>
+              <h2 id="invite-heading">{t("peoplePage.inviteSomeone")}</h2>
               <form class="form-row" data-form="invite-person" onSubmit={invite} noValidate>
                 <label class="field">
-                  <span class="field-label">E-mail address</span>
+                  <span class="field-label">{t("peoplePage.email")}</span>
                   <input type="email" name="email" required autoComplete="off" />
                 </label>
                 <label class="field">
-                  <span class="field-label">Name</span>
+                  <span class="field-label">{t("home.name")}</span>
                   <input type="text" name="name" autoComplete="off" maxLength={200} />
                 </label>
                 <label class="field">
-                  <span class="field-label">Role on every board</span>
+                  <span class="field-label">{t("peoplePage.roleEverywhere")}</span>
                   <select name="role">
                     {ROLES.map((r) => (
                       <option key={r} value={r} selected={r === "member"}>
-                        {ROLE_NAMES[r]}
+                        {roleName(r)}
                       </option>
                     ))}
                   </select>
                 </label>
                 <button type="submit" class="button primary">
-                  Invite
+                  {t("peoplePage.invite")}
                 </button>
               </form>
               {made !== null && <LinkBox made={made} onClose={() => setMade(null)} />}
@@ -191,9 +190,9 @@ export function PeoplePage(props: {
               {status}
             </p>
             <section class="panel-section" aria-labelledby="people-heading">
-              <h2 id="people-heading">People</h2>
+              <h2 id="people-heading">{t("peoplePage.title")}</h2>
               {people === null ? (
-                <p class="muted">Loading…</p>
+                <p class="muted">{t("common.loading")}</p>
               ) : (
                 <ul class="people-list">
                   {people.map((person) => (
@@ -233,10 +232,13 @@ function LinkBox({ made, onClose }: { made: MadeLink; onClose: () => void }) {
     );
   };
   return (
-    <div class="invite-link" data-invite-link-for={made.person.id} role="group" aria-label="Invite link">
+    <div class="invite-link" data-invite-link-for={made.person.id} role="group" aria-label={t("peoplePage.inviteLink")}>
       <p>
-        Give this link to <strong>{made.person.name}</strong> ({made.person.email}). It works once, until{" "}
-        {formatDateTime(made.expiresAt)}, and is shown only now.
+        {t("peoplePage.giveLink", {
+          name: made.person.name,
+          email: made.person.email ?? "",
+          until: formatDateTime(made.expiresAt),
+        })}
       </p>
       <div class="form-row">
         <input
@@ -245,18 +247,18 @@ function LinkBox({ made, onClose }: { made: MadeLink; onClose: () => void }) {
           readOnly
           value={made.link}
           data-invite-link=""
-          aria-label="Invite link"
+          aria-label={t("peoplePage.inviteLink")}
           onFocus={(e) => e.currentTarget.select()}
         />
         <button type="button" class="button" data-action="copy-invite-link" onClick={copy}>
-          Copy
+          {t("peoplePage.copy")}
         </button>
         <button type="button" class="button" onClick={onClose}>
-          Done
+          {t("peoplePage.done")}
         </button>
       </div>
-      {copied === "yes" && <p class="hint">Copied.</p>}
-      {copied === "no" && <p class="hint">The browser would not copy: select the link and copy it yourself.</p>}
+      {copied === "yes" && <p class="hint">{t("peoplePage.copied")}</p>}
+      {copied === "no" && <p class="hint">{t("peoplePage.notCopied")}</p>}
     </div>
   );
 }
@@ -276,7 +278,7 @@ function PersonRow({
 }) {
   const [open, setOpen] = useState(false);
   const look = avatarOf(directoryOf([person]), person.id);
-  const state = person.disabled ? "Disabled" : person.active ? "Active" : "Invited, no password yet";
+  const state = t(person.disabled ? "peoplePage.disabled" : person.active ? "peoplePage.active" : "peoplePage.invited");
   const boardName = (id: string) => boards.find((b) => b.id === id)?.name ?? id;
   const own = Object.entries(person.boardRoles);
   const others = boards.filter((b) => person.boardRoles[b.id] === undefined);
@@ -287,7 +289,10 @@ function PersonRow({
     const board = formText(data, "board");
     const role = formText(data, "role", "member") as Role;
     if (board === "") return;
-    onChange({ boardRoles: { [board]: role } }, `${person.name} is ${ROLE_NAMES[role]} on ${boardName(board)}`);
+    onChange(
+      { boardRoles: { [board]: role } },
+      t("peoplePage.isOn", { name: person.name, role: roleName(role), board: boardName(board) }),
+    );
   };
 
   return (
@@ -304,25 +309,25 @@ function PersonRow({
         <span class="person-name">
           <span>
             <strong>{person.name}</strong>
-            {self && <span class="muted"> (you)</span>}
+            {self && <span class="muted">{t("peoplePage.you")}</span>}
           </span>
           <span class="muted person-email">{person.email}</span>
         </span>
         <span class="person-state">{state}</span>
         <label class="field field-inline">
-          <span class="field-label">Role</span>
+          <span class="field-label">{t("peoplePage.role")}</span>
           <select
             data-person-role=""
             value={person.role ?? "member"}
             disabled={self}
             onChange={(e) => {
               const role = e.currentTarget.value as Role;
-              onChange({ role }, `${person.name} is now ${ROLE_NAMES[role]} on every board without a role of its own`);
+              onChange({ role }, t("peoplePage.isNow", { name: person.name, role: roleName(role) }));
             }}
           >
             {ROLES.map((r) => (
               <option key={r} value={r}>
-                {ROLE_NAMES[r]}
+                {roleName(r)}
               </option>
             ))}
           </select>
@@ -335,11 +340,11 @@ function PersonRow({
             data-action="board-roles"
             onClick={() => setOpen((o) => !o)}
           >
-            Boards{own.length > 0 ? ` (${own.length})` : ""}
+            {own.length > 0 ? t("peoplePage.boardsCount", { count: own.length }) : t("peoplePage.boards")}
           </button>
           {!person.disabled && (
             <button type="button" class="button small" data-action="new-link" onClick={onNewLink}>
-              {person.active ? "New password link" : "New invite link"}
+              {person.active ? t("peoplePage.newPasswordLink") : t("peoplePage.newInviteLink")}
             </button>
           )}
           {!self &&
@@ -348,43 +353,43 @@ function PersonRow({
                 type="button"
                 class="button small"
                 data-action="enable-person"
-                onClick={() => onChange({ disabled: false }, `${person.name} is enabled`)}
+                onClick={() => onChange({ disabled: false }, t("peoplePage.enabled", { name: person.name }))}
               >
-                Enable
+                {t("peoplePage.enable")}
               </button>
             ) : (
               <button
                 type="button"
                 class="button small danger-quiet"
                 data-action="disable-person"
-                onClick={() => onChange({ disabled: true }, `${person.name} is disabled and signed out everywhere`)}
+                onClick={() => onChange({ disabled: true }, t("peoplePage.disabledEverywhere", { name: person.name }))}
               >
-                Disable
+                {t("peoplePage.disable")}
               </button>
             ))}
         </span>
       </div>
       {open && (
         <div class="person-boards" data-person-boards="">
-          {own.length === 0 && <p class="muted">The same role on every board.</p>}
+          {own.length === 0 && <p class="muted">{t("peoplePage.sameRole")}</p>}
           <ul class="rows">
             {own.map(([board, role]) => (
               <li key={board} class="form-row" data-board-role={board}>
                 <span>{boardName(board)}</span>
                 <select
-                  aria-label={`Role on ${boardName(board)}`}
+                  aria-label={t("peoplePage.roleOn", { board: boardName(board) })}
                   value={role}
                   onChange={(e) => {
                     const next = e.currentTarget.value as Role;
                     onChange(
                       { boardRoles: { [board]: next } },
-                      `${person.name} is ${ROLE_NAMES[next]} on ${boardName(board)}`,
+                      t("peoplePage.isOn", { name: person.name, role: roleName(next), board: boardName(board) }),
                     );
                   }}
                 >
                   {ROLES.map((r) => (
                     <option key={r} value={r}>
-                      {ROLE_NAMES[r]}
+                      {roleName(r)}
                     </option>
                   ))}
                 </select>
@@ -394,11 +399,11 @@ function PersonRow({
                   onClick={() =>
                     onChange(
                       { boardRoles: { [board]: null } },
-                      `${person.name} has their usual role on ${boardName(board)}`,
+                      t("peoplePage.usual", { name: person.name, board: boardName(board) }),
                     )
                   }
                 >
-                  Use the usual role
+                  {t("peoplePage.useUsual")}
                 </button>
               </li>
             ))}
@@ -406,7 +411,7 @@ function PersonRow({
           {others.length > 0 && (
             <form class="form-row" data-form="board-role" onSubmit={addBoardRole}>
               <label class="field">
-                <span class="field-label">Board</span>
+                <span class="field-label">{t("peoplePage.board")}</span>
                 <select name="board">
                   {others.map((b) => (
                     <option key={b.id} value={b.id}>
@@ -416,17 +421,17 @@ function PersonRow({
                 </select>
               </label>
               <label class="field">
-                <span class="field-label">Role there</span>
+                <span class="field-label">{t("peoplePage.roleThere")}</span>
                 <select name="role">
                   {ROLES.map((r) => (
                     <option key={r} value={r} selected={r === "member"}>
-                      {ROLE_NAMES[r]}
+                      {roleName(r)}
                     </option>
                   ))}
                 </select>
               </label>
               <button type="submit" class="button small">
-                Set
+                {t("peoplePage.set")}
               </button>
             </form>
           )}

@@ -4,7 +4,8 @@
 // and only they can be picked; in local mode they are the browser's roster, and any typed id is
 // taken too. The chosen user id travels in a hidden input named `name`, so forms read it as before.
 
-import { useId, useRef, useState } from "preact/hooks";
+import { useId, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { t } from "../ui/i18n";
 import type { Person } from "../ui/api";
 import { avatarOf, resolvePerson, searchPeople } from "../ui/people";
 import { colorFor } from "../ui/users";
@@ -32,6 +33,8 @@ export function PersonPicker({
   label,
   value,
   onCommit,
+  autoFocus,
+  describedBy,
 }: {
   /** The form field that carries the chosen id. */
   name: string;
@@ -40,6 +43,10 @@ export function PersonPicker({
   value: string;
   /** Called with the id once a person is picked (the card panel writes it at once). */
   onCommit?: (id: string) => void;
+  /** Focus the input once shown (the card panel's inline editor). */
+  autoFocus?: boolean;
+  /** The id of what else describes the input (an error under it). */
+  describedBy?: string | undefined;
 }) {
   const session = useSession();
   const board = useBoard();
@@ -56,7 +63,11 @@ export function PersonPicker({
   const [active, setActive] = useState(0);
   const [problem, setProblem] = useState<string | null>(null);
   const hiddenRef = useRef<HTMLInputElement>(null);
+  const inputRef = useRef<HTMLInputElement>(null);
   const id = useId();
+  useLayoutEffect(() => {
+    if (autoFocus === true) inputRef.current?.focus();
+  }, [autoFocus]);
   const listId = `${id}-list`;
 
   const open = query !== null;
@@ -79,7 +90,7 @@ export function PersonPicker({
     }
     const resolved = resolvePerson(people, text, free);
     if (resolved === null) {
-      setProblem(free ? "An id is 1 to 64 characters without spaces" : "Choose a person from the list");
+      setProblem(free ? t("picker.badId") : t("picker.choose"));
       setText(shown(chosen));
       setQuery(null);
       return;
@@ -126,6 +137,7 @@ export function PersonPicker({
       </label>
       <input ref={hiddenRef} type="hidden" name={name} value={chosen} />
       <input
+        ref={inputRef}
         id={id}
         type="text"
         role="combobox"
@@ -136,7 +148,8 @@ export function PersonPicker({
         aria-controls={listId}
         aria-activedescendant={open && pick !== undefined ? `${id}-${pick.id}` : undefined}
         aria-invalid={problem !== null}
-        placeholder={free ? "Name or id" : "Search by name"}
+        aria-describedby={[problem !== null ? `${id}-problem` : "", describedBy ?? ""].join(" ").trim() || undefined}
+        placeholder={free ? t("picker.nameOrId") : t("picker.searchByName")}
         value={text}
         onInput={(e) => {
           const typed = e.currentTarget.value;
@@ -186,13 +199,13 @@ export function PersonPicker({
           })}
           {matches.length === 0 && (
             <li class="muted person-options-empty" role="presentation">
-              No one matches
+              {t("picker.noMatch")}
             </li>
           )}
         </ul>
       )}
       {problem !== null && (
-        <span class="form-error" role="alert">
+        <span class="form-error" id={`${id}-problem`} role="alert">
           {problem}
         </span>
       )}

@@ -5,6 +5,7 @@
 
 import { useState } from "preact/hooks";
 import { type Recovery, recoveryMessage } from "../store/history";
+import { t } from "../ui/i18n";
 
 /** "The server had lost recent changes": what happened and what became of this copy's edits. */
 export function RecoveryBanner({ recovery, onDismiss }: { recovery: Recovery; onDismiss: () => void }) {
@@ -21,7 +22,7 @@ export function RecoveryBanner({ recovery, onDismiss }: { recovery: Recovery; on
         <p class="recovery-detail">{detail}</p>
       </div>
       <button type="button" class="button" data-action="dismiss-recovery" onClick={onDismiss}>
-        Dismiss
+        {t("common.dismiss")}
       </button>
     </div>
   );
@@ -41,15 +42,11 @@ export function TooLargeChangeBanner({ detail, onDiscard }: { detail: string; on
   };
   return (
     <div class="refusal refusal-banner" data-refusal="4414" role="alert">
-      <p class="refusal-message">Your last change is too large for the server to save, so this page stopped syncing</p>
-      <p>
-        The board is still safe on the server; only this browser holds the change, and any edits made since it. To go
-        on, reload the board as the server has it: this browser's unsaved changes to this board are dropped. Then make
-        the change again in smaller steps (a shorter text, fewer cards at once).
-      </p>
-      {detail !== "" && <p class="refusal-detail">The server said: {detail}</p>}
+      <p class="refusal-message">{t("recovery.tooLarge")}</p>
+      <p>{t("recovery.tooLargeDetail")}</p>
+      {detail !== "" && <p class="refusal-detail">{t("chrome.serverSaid", { detail })}</p>}
       <button type="button" class="button primary" data-action="discard-local-copy" disabled={busy} onClick={discard}>
-        Drop my unsaved changes and reload
+        {t("recovery.discard")}
       </button>
     </div>
   );

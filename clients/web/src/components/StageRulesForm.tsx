@@ -7,33 +7,14 @@ import { useRef, useState } from "preact/hooks";
 import type { Stage } from "../model/board";
 import { stageProbability } from "../model/requirements";
 import { setLostReasons, setStageRules } from "../model/write";
-import { allFields } from "../ui/fields";
+import { allFields, builtInLabel } from "../ui/fields";
+import { t } from "../ui/i18n";
 import { formText } from "../ui/formData";
 import { useBoard } from "./context";
 import { attempt, FormError } from "./forms";
 
-const TEXT = {
-  form: (stage: string) => `Rules of stage ${stage}`,
-  probability: "Probability of winning (%)",
-  rotDays: "Stale after days without activity (0: never)",
-  required: "A card needs, to enter this stage",
-  initial: "New cards enter this stage: it requires nothing.",
-  lostReasons: "Lost reasons (one a line; empty: any text)",
-  save: "Save rules",
-  saved: (stage: string) => `Rules of ${stage} saved`,
-  probabilityError: "Probability: enter a whole number from 0 to 100",
-  rotDaysError: "Days: enter a whole number, 0 for never",
-};
-
-/** The fields a stage may require, as the form lists them. */
-const REQUIRABLE_BUILT_INS: readonly { id: string; label: string }[] = [
-  { id: "amount", label: "Amount" },
-  { id: "client", label: "Client" },
-  { id: "email", label: "E-mail" },
-  { id: "responsible", label: "Responsible" },
-  { id: "closeDate", label: "Expected close date" },
-  { id: "lostReason", label: "Lost reason" },
-];
+/** The built-in fields a stage may require, as the form lists them. */
+const REQUIRABLE_BUILT_INS: readonly string[] = ["amount", "client", "email", "responsible", "closeDate", "lostReason"];
 
 export function StageRulesForm({ stage }: { stage: Stage }) {
   const board = useBoard();
@@ -41,16 +22,20 @@ export function StageRulesForm({ stage }: { stage: Stage }) {
   const [error, setError] = useState<string | null>(null);
   const snapshot = board.snapshot();
   const custom = allFields(snapshot.fieldDefs).filter((f) => !f.builtIn);
-  const choices = [...REQUIRABLE_BUILT_INS, ...custom.map((f) => ({ id: f.id, label: f.label }))];
+  const choices = [
+    ...REQUIRABLE_BUILT_INS.map((id) => ({ id, label: builtInLabel(id) })),
+    ...custom.map((f) => ({ id: f.id, label: f.label })),
+  ];
   const isInitial = stage.kind === "initial";
 
   const save = (event: Event) => {
     event.preventDefault();
     const data = new FormData(formRef.current!);
     const probability = Number(formText(data, "probability"));
-    if (!Number.isInteger(probability) || probability < 0 || probability > 100) return setError(TEXT.probabilityError);
+    if (!Number.isInteger(probability) || probability < 0 || probability > 100)
+      return setError(t("rules.probabilityError"));
     const rotDays = Number(formText(data, "rotDays", "0") || "0");
-    if (!Number.isInteger(rotDays) || rotDays < 0) return setError(TEXT.rotDaysError);
+    if (!Number.isInteger(rotDays) || rotDays < 0) return setError(t("rules.rotDaysError"));
     const required = isInitial
       ? undefined
       : choices.map((c) => c.id).filter((id) => data.get(`required-${id}`) === "on");
@@ -70,7 +55,7 @@ export function StageRulesForm({ stage }: { stage: Stage }) {
     );
     if (refused !== null) return setError(refused);
     setError(null);
-    board.announce(TEXT.saved(stage.name));
+    board.announce(t("rules.saved", { stage: stage.name }));
     board.editStage(null);
   };
 
@@ -79,11 +64,11 @@ export function StageRulesForm({ stage }: { stage: Stage }) {
       ref={formRef}
       class="inline-form stage-rules-form"
       data-form="stage-rules"
-      aria-label={TEXT.form(stage.name)}
+      aria-label={t("rules.form", { stage: stage.name })}
       onSubmit={save}
     >
       <label class="field">
-        <span class="field-label">{TEXT.probability}</span>
+        <span class="field-label">{t("rules.probability")}</span>
         <input
           type="number"
           name="probability"
@@ -94,13 +79,13 @@ export function StageRulesForm({ stage }: { stage: Stage }) {
         />
       </label>
       <label class="field">
-        <span class="field-label">{TEXT.rotDays}</span>
+        <span class="field-label">{t("rules.rotDays")}</span>
         <input type="number" name="rotDays" min={0} step={1} defaultValue={String(stage.rotDays)} />
       </label>
       <fieldset class="field required-fields">
-        <legend class="field-label">{TEXT.required}</legend>
+        <legend class="field-label">{t("rules.required")}</legend>
         {isInitial ? (
-          <p class="muted">{TEXT.initial}</p>
+          <p class="muted">{t("rules.initial")}</p>
         ) : (
           choices.map((choice) => (
             <label key={choice.id} class="field field-check">
@@ -117,14 +102,14 @@ export function StageRulesForm({ stage }: { stage: Stage }) {
       </fieldset>
       {stage.kind === "failure" && (
         <label class="field">
-          <span class="field-label">{TEXT.lostReasons}</span>
+          <span class="field-label">{t("rules.lostReasons")}</span>
           <textarea name="lostReasons" rows={4} defaultValue={snapshot.settings.lostReasons.join("\n")} />
         </label>
       )}
       <FormError message={error} />
       <div class="form-actions">
         <button type="submit" class="button primary" data-action="save-stage-rules">
-          {TEXT.save}
+          {t("rules.save")}
         </button>
       </div>
     </form>

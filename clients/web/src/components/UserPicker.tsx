@@ -86,7 +86,7 @@ export function UserPicker({
     const id = formText(data, "user-id").trim();
     const name = formText(data, "user-name").trim();
     if (!isValidUserId(id)) return setError(t("picker.badId"));
-    if (roster.some((r) => r.id === id)) return setError(`${id} is already in the list`);
+    if (roster.some((r) => r.id === id)) return setError(t("picker.already", { id }));
     setError(null);
     onRoster([...roster, { id, name: name || id }]);
     form.reset();

@@ -12,34 +12,22 @@ import type * as Y from "yjs";
 import {
   completeActivity,
   defineField,
-  editCard,
   setCounterThreshold,
   setDisplayFields,
   setQuickCreateFields,
-  type CardEdit,
 } from "../model/write";
 import type { BoardSnapshot, CardItem } from "../store/boardStore";
 import { fetchInboundAddress, fetchTimeline, senderText, type InboundAddress, type TimelineEvent } from "../ui/api";
-import {
-  allFields,
-  displayFieldsOf,
-  fieldText,
-  inputValue,
-  parseCurrency,
-  emailError,
-  parseEmail,
-  parseFieldInput,
-  quickCreateFieldsOf,
-  type FieldInfo,
-} from "../ui/fields";
-import { formatDeadline, formatMoney, formatSums, parseMoneyInput, timeAgo } from "../ui/format";
+import { allFields, displayFieldsOf, fieldText, quickCreateFieldsOf } from "../ui/fields";
+import { formatDeadline, formatMoney, formatSums, timeAgo } from "../ui/format";
 import { formText } from "../ui/formData";
 import { avatarOf } from "../ui/people";
+import { CardDetails, CommentBox } from "./CardDetails";
 import { CardHistory } from "./CardHistory";
 import { currentLanguage, t } from "../ui/i18n";
 import { counterLabel } from "./CardView";
 import { useBoard } from "./context";
-import { ActivityForm, activityKindLabel, attempt, FieldInput, FormError } from "./forms";
+import { ActivityForm, activityKindLabel, attempt, FormError } from "./forms";
 import { useSession } from "./session";
 
 export function Drawer({
@@ -153,7 +141,7 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
                   data-action="complete-activity"
                   onClick={() => board.write(() => completeActivity(board.doc, activity.id, true))}
                 >
-                  Complete
+                  {t("panel.complete")}
                 </button>
               )}
             </li>
@@ -162,7 +150,7 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
       </ul>
       {done.length > 0 && (
         <details class="done-activities">
-          <summary>Done ({done.length})</summary>
+          <summary>{t("panel.done", { count: done.length })}</summary>
           <ul class="rows">
             {done.map((activity) => (
               <li key={activity.id} class="activity-row done" data-activity-id={activity.id} data-done="">
@@ -177,7 +165,7 @@ export function ActivityList({ activities, now }: { activities: readonly Activit
                     data-action="reopen-activity"
                     onClick={() => board.write(() => completeActivity(board.doc, activity.id, false))}
                   >
-                    Reopen
+                    {t("panel.reopen")}
                   </button>
                 )}
               </li>
@@ -218,11 +206,11 @@ export function ActivitiesPanel({ item, now }: { item: CardItem; now: number }) 
           {counter.count}
         </span>{" "}
         {counterLabel(counter.state)}
-        {counter.next !== null && <> · next deadline {formatDeadline(counter.next, now)}</>}
+        {counter.next !== null && <> · {t("panel.nextDeadline", { deadline: formatDeadline(counter.next, now) })}</>}
       </p>
       <ActivitiesSection item={item} now={now} />
       <button type="button" class="button link" onClick={() => board.openCard(item.card.id)}>
-        Open the card
+        {t("panel.openCard")}
       </button>
     </Drawer>
   );
@@ -231,70 +219,31 @@ export function ActivitiesPanel({ item, now }: { item: CardItem; now: number }) 
 // ---------------------------------------------------------------------------------------------
 // Card
 
+/** A field's place in the card panel: the built-in order, but the currency right after the amount. */
+function detailRank(id: string): number {
+  const order = ["title", "amount", "currency", "client", "email", "responsible", "closeDate", "lostReason"];
+  const at = order.indexOf(id);
+  return at === -1 ? order.length : at;
+}
+
 export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardSnapshot }) {
   const board = useBoard();
   const { card } = item;
-  const [error, setError] = useState<string | null>(null);
   const lostReasons = snapshot.settings.lostReasons;
+  const language = currentLanguage();
   const fields = useMemo(
     () =>
-      allFields(snapshot.fieldDefs)
+      allFields(snapshot.fieldDefs, language)
         .filter((f) => f.id !== "createdAt")
+        // The currency right under the amount it is the currency of.
+        .sort((a, b) => detailRank(a.id) - detailRank(b.id))
         // A lost reason is chosen from the board's list when it has one.
         .map((f) =>
           f.id === "lostReason" && lostReasons.length > 0 ? { ...f, type: "enum" as const, options: lostReasons } : f,
         ),
-    [snapshot.fieldDefs, lostReasons],
+    [snapshot.fieldDefs, lostReasons, language],
   );
   const stage = snapshot.columns.find((c) => c.items.some((i) => i.card.id === card.id))?.stage;
-
-  const commit = (field: FieldInfo, text: string, checked: boolean) => {
-    let edit: CardEdit;
-    switch (field.id) {
-      case "title":
-        edit = { title: text };
-        break;
-      case "amount": {
-        const minor = parseMoneyInput(text, card.currency);
-        if (minor === null) return setError(t("field.badAmount", { label: t("field.amount") }));
-        edit = { amount: minor };
-        break;
-      }
-      case "currency": {
-        const code = parseCurrency(text);
-        if (code === null) return setError(t("panel.badCurrency"));
-        edit = { currency: code };
-        break;
-      }
-      case "client":
-        edit = { client: text.trim() };
-        break;
-      case "email": {
-        const email = parseEmail(text);
-        if (email === null) return setError(emailError());
-        edit = { email };
-        break;
-      }
-      case "responsible":
-        edit = { responsible: text.trim() };
-        break;
-      case "lostReason":
-        edit = { lostReason: text };
-        break;
-      case "closeDate": {
-        const parsed = parseFieldInput(field, text, checked, card.currency);
-        if ("error" in parsed) return setError(parsed.error);
-        edit = { closeDate: parsed.value as number | null };
-        break;
-      }
-      default: {
-        const parsed = parseFieldInput(field, text, checked, card.currency);
-        if ("error" in parsed) return setError(parsed.error);
-        edit = { fields: { [field.id]: parsed.value } };
-      }
-    }
-    setError(attempt(() => editCard(board.doc, card.id, edit)));
-  };
 
   return (
     <Drawer panel="card" title={card.title} onClose={board.closePanel}>
@@ -329,8 +278,8 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
           })}
         </span>
       </div>
-      <section class="panel-section" aria-label={t("panel.fields")}>
-        <h3>{t("panel.fields")}</h3>
+      <section class="panel-section" aria-label={t("detail.details")}>
+        <h3>{t("detail.details")}</h3>
         {!board.can.editCards ? (
           <dl class="card-fields-read" data-card-fields-read="">
             {fields.map((field) => {
@@ -344,33 +293,17 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
             })}
           </dl>
         ) : (
-          <form class="card-fields-form" data-form="card" onSubmit={(event) => event.preventDefault()}>
-            {fields.map((field) => {
-              const value = inputValue(card, field);
-              const checked = card.fields.get(field.id) === true;
-              return (
-                <FieldInput
-                  key={`${field.id}:${value}:${checked}`}
-                  field={field}
-                  value={value}
-                  checked={checked}
-                  currency={card.currency}
-                  onCommit={(text, isChecked) => commit(field, text, isChecked)}
-                />
-              );
-            })}
-            <FormError message={error} />
-          </form>
+          <CardDetails card={card} fields={fields} stage={stage} />
         )}
       </section>
       <ActivitiesSection item={item} now={snapshot.now} />
       <Timeline boardId={board.boardId} cardId={card.id} now={snapshot.now} />
       <CardHistory cardId={card.id} snapshot={snapshot} />
       {board.can.editCards && (
-        <section class="panel-section card-danger" aria-label="Delete">
+        <section class="panel-section card-danger" aria-label={t("panel.archiveOrDelete")}>
           <div class="form-actions">
             <button type="button" class="button" data-action="archive-card" onClick={() => board.archiveCard(card.id)}>
-              Archive
+              {t("home.archive")}
             </button>
             <button
               type="button"
@@ -378,13 +311,10 @@ export function CardPanel({ item, snapshot }: { item: CardItem; snapshot: BoardS
               data-action="delete-card"
               onClick={() => board.deleteCard(card.id)}
             >
-              Delete card
+              {t("panel.deleteCard")}
             </button>
           </div>
-          <p class="hint">
-            Archived, it leaves the board and stays under Archived, restorable. Deleted, its activities go with it; Undo
-            brings both back for a few seconds.
-          </p>
+          <p class="hint">{t("panel.archiveHint")}</p>
         </section>
       )}
     </Drawer>
@@ -416,10 +346,17 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
   return (
     <section class="panel-section" aria-label={t("panel.timeline")} data-timeline="">
       <h3>{t("panel.timeline")}</h3>
+      {board.can.editCards && events !== null && (
+        <CommentBox cardId={cardId} onPosted={() => setRevision((r) => r + 1)} />
+      )}
       {events === "loading" ? (
-        <p class="muted">Loading…</p>
-      ) : events === null || events.length === 0 ? (
-        <p class="muted">No timeline yet</p>
+        <p class="muted">{t("common.loading")}</p>
+      ) : events === null ? (
+        <p class="muted">{t("panel.noTimelineServer")}</p>
+      ) : events.length === 0 ? (
+        <p class="muted" data-timeline-empty="">
+          {t("panel.noTimeline")}
+        </p>
       ) : (
         <ul class="rows timeline">
           {events.map((event) => (
@@ -436,8 +373,8 @@ function Timeline({ boardId, cardId, now }: { boardId: string; cardId: string; n
                 </span>
                 {event.mail !== null ? (
                   <span class="timeline-mail" data-timeline-mail="">
-                    <span class="timeline-mail-subject">{event.mail.subject || "(no subject)"}</span>
-                    <span class="timeline-mail-from">E-mail from {senderText(event.mail)}</span>
+                    <span class="timeline-mail-subject">{event.mail.subject || t("panel.noSubject")}</span>
+                    <span class="timeline-mail-from">{t("panel.mailFrom", { sender: senderText(event.mail) })}</span>
                     {event.text !== "" && <span class="timeline-mail-text">{event.text}</span>}
                   </span>
                 ) : (
@@ -462,17 +399,18 @@ export function ArchivedPanel({ cards, stages }: { cards: readonly CardData[]; s
   return (
     <Drawer panel="archived" title={t("panel.archivedCards")} onClose={board.closePanel}>
       {cards.length === 0 ? (
-        <p class="muted">Nothing archived. Archive a card from its panel to take it off the board.</p>
+        <p class="muted">{t("panel.nothingArchived")}</p>
       ) : (
         <ul class="rows">
           {cards.map((card) => (
             <li key={card.id} class="archived-row" data-archived-card={card.id}>
               <span class="activity-main">
-                <span class="activity-subject">{card.title || "(no title)"}</span>
+                <span class="activity-subject">{card.title || t("panel.noTitle")}</span>
                 <span class="activity-meta">
                   {stages.find((s) => s.id === card.stage)?.name ?? t("panel.deletedStage")} ·{" "}
                   {formatMoney(card.amount, card.currency)}
-                  {card.archivedAt !== null && ` · archived ${timeAgo(card.archivedAt, Date.now())}`}
+                  {card.archivedAt !== null &&
+                    ` · ${t("panel.archivedAgo", { ago: timeAgo(card.archivedAt, Date.now()) })}`}
                 </span>
               </span>
               {board.can.editCards && (
@@ -482,7 +420,7 @@ export function ArchivedPanel({ cards, stages }: { cards: readonly CardData[]; s
                   data-action="restore-card"
                   onClick={() => board.archiveCard(card.id, true)}
                 >
-                  Restore
+                  {t("home.restore")}
                 </button>
               )}
             </li>
@@ -566,7 +504,7 @@ export function SettingsPanel({
         {board.can.editBoardSettings && (
           <fieldset>
             <legend>{t("panel.quickCreate")}</legend>
-            <p class="hint">The fields the + of a column asks for. The title is always asked.</p>
+            <p class="hint">{t("settings.quickCreateHint")}</p>
             {fields
               .filter((f) => f.creatable)
               .map((f) => (
@@ -584,7 +522,7 @@ export function SettingsPanel({
         )}
         <fieldset>
           <legend>{t("panel.myFields")}</legend>
-          <p class="hint">What your cards show. Only you see this choice.</p>
+          <p class="hint">{t("settings.myFieldsHint")}</p>
           {fields.map((f) => (
             <label key={f.id} class="field field-check">
               <input type="checkbox" data-display-field={f.id} defaultChecked={display.has(f.id)} />
@@ -596,7 +534,7 @@ export function SettingsPanel({
           <fieldset>
             <legend>{t("panel.counter")}</legend>
             <label class="field">
-              <span class="field-label">Turns red this many minutes before a deadline</span>
+              <span class="field-label">{t("settings.threshold")}</span>
               <input
                 type="number"
                 name="threshold"
@@ -613,10 +551,10 @@ export function SettingsPanel({
         <FormError message={error} />
         <div class="form-actions">
           <button type="submit" class="button primary" data-action="save-settings">
-            Save
+            {t("common.save")}
           </button>
           <button type="button" class="button" onClick={board.closePanel}>
-            Cancel
+            {t("common.cancel")}
           </button>
         </div>
       </form>
@@ -638,29 +576,26 @@ function InboundMailSettings({ boardId }: { boardId: string }) {
   if (inbound === null) return null;
   return (
     <fieldset>
-      <legend>Inbound e-mail</legend>
+      <legend>{t("settings.inbound")}</legend>
       {inbound === "loading" ? (
-        <p class="muted">Loading…</p>
+        <p class="muted">{t("common.loading")}</p>
       ) : (
         <>
           <p class="hint">
-            Mail to this address becomes a deal, or joins the timeline of the card whose client wrote or whose message
-            was answered.
-            {inbound.secretRequired ? " The address holds this board's secret: share it only with the mail relay." : ""}
+            {t("settings.inboundHint")}
+            {inbound.secretRequired ? ` ${t("settings.inboundSecret")}` : ""}
           </p>
           <input
             class="inbound-address"
             type="text"
             readOnly
-            aria-label="Inbound e-mail address"
+            aria-label={t("settings.inboundAddress")}
             data-inbound-address=""
             value={inbound.address}
             onFocus={(event) => event.currentTarget.select()}
           />
           {!inbound.smtp && (
-            <p class="hint">
-              This server takes no SMTP: post messages (message/rfc822) to /api/v1/boards/{boardId}/inbound-email.
-            </p>
+            <p class="hint">{t("settings.noSmtp", { path: `/api/v1/boards/${boardId}/inbound-email` })}</p>
           )}
         </>
       )}
@@ -671,6 +606,8 @@ function InboundMailSettings({ boardId }: { boardId: string }) {
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
+
+const FIELD_TYPES = ["string", "number", "money", "date", "enum", "user", "bool"] as const;
 
 function NewFieldForm() {
   const board = useBoard();
@@ -689,24 +626,24 @@ function NewFieldForm() {
     if (refused === null) {
       form.reset();
       setType("string");
-      board.announce("Field added");
+      board.announce(t("settings.fieldAdded"));
     }
   };
   return (
     <form class="settings-form new-field" data-form="new-field" onSubmit={submit}>
       <fieldset>
-        <legend>New custom field</legend>
+        <legend>{t("settings.newField")}</legend>
         <div class="form-row">
           <label class="field">
-            <span class="field-label">Label</span>
+            <span class="field-label">{t("settings.label")}</span>
             <input type="text" name="label" required maxLength={200} autoComplete="off" />
           </label>
           <label class="field">
-            <span class="field-label">Type</span>
+            <span class="field-label">{t("settings.type")}</span>
             <select name="type" value={type} onChange={(e) => setType(e.currentTarget.value)}>
-              {["string", "number", "money", "date", "enum", "user", "bool"].map((t) => (
-                <option key={t} value={t}>
-                  {t}
+              {FIELD_TYPES.map((kind) => (
+                <option key={kind} value={kind}>
+                  {t(`fieldType.${kind}`)}
                 </option>
               ))}
             </select>
@@ -714,13 +651,13 @@ function NewFieldForm() {
         </div>
         {type === "enum" && (
           <label class="field">
-            <span class="field-label">Choices, separated by commas</span>
+            <span class="field-label">{t("settings.choices")}</span>
             <input type="text" name="options" autoComplete="off" />
           </label>
         )}
         <FormError message={error} />
         <button type="submit" class="button">
-          Add field
+          {t("settings.addField")}
         </button>
       </fieldset>
     </form>

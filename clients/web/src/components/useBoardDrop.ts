@@ -2,6 +2,7 @@
 // moves through `BoardActions.moveCard` (which first asks for what the stage requires); a stage
 // header dropped beside another column reorders the stages (the initial stage stays first).
 
+import { t } from "../ui/i18n";
 import { monitorForElements } from "@atlaskit/pragmatic-drag-and-drop/element/adapter";
 import { extractClosestEdge } from "@atlaskit/pragmatic-drag-and-drop-hitbox/closest-edge/extract-closest-edge";
 import { useEffect } from "preact/hooks";
@@ -18,12 +19,12 @@ export function useBoardDrop(actions: BoardActions): void {
       if (index === -1) return;
       const after = side === "right" ? others[index] : others[index - 1];
       if (after === undefined) {
-        actions.notify("stage order: the initial stage stays first");
+        actions.notify(t("board.initialFirst"));
         return;
       }
       const current = stages.findIndex((s) => s.id === moving);
       if (stages[current - 1]?.id === after.id) return;
-      if (actions.write(() => moveStage(actions.doc, moving, after.id))) actions.announce("Stage moved");
+      if (actions.write(() => moveStage(actions.doc, moving, after.id))) actions.announce(t("board.stageMoved"));
     };
 
     return monitorForElements({
@@ -50,7 +51,7 @@ export function useBoardDrop(actions: BoardActions): void {
           }
           if (actions.moveCard(card, target)) {
             const name = actions.snapshot().stages.find((s) => s.id === stage)?.name ?? "";
-            actions.announce(`Card moved to ${name}`);
+            actions.announce(t("board.movedTo", { stage: name }));
           }
         } else if (source.data.type === "stage") {
           const over = targets.find((t) => t.data.type === "column");

@@ -5,6 +5,7 @@
 import { useEffect, useRef } from "preact/hooks";
 import type * as Y from "yjs";
 import { BoardUndo, typingIn, undoKey } from "../store/undo";
+import { t } from "../ui/i18n";
 
 export function useUndoKeys(
   doc: Y.Doc,
@@ -27,8 +28,8 @@ export function useUndoKeys(
       if (what === null || event.defaultPrevented || typingIn(event.target)) return;
       event.preventDefault();
       const outcome = what === "undo" ? undo.undo() : undo.redo();
-      if (outcome === null) sayRef.current(what === "undo" ? "Nothing to undo." : "Nothing to redo.");
-      else sayRef.current(`${what === "undo" ? "Undid" : "Redid"} ${outcome.label}.`);
+      if (outcome === null) sayRef.current(t(what === "undo" ? "undo.nothingToUndo" : "undo.nothingToRedo"));
+      else sayRef.current(t(what === "undo" ? "undo.undid" : "undo.redid", { label: outcome.label }));
     };
     document.addEventListener("keydown", onKey);
     return () => {

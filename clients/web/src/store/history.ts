@@ -11,6 +11,7 @@
 // the server's history was older than this copy. Only offline edits (never received from the
 // server) never look like that. Docs: docs/recovery.md.
 
+import { currentLocale, t, type Key } from "../ui/i18n";
 import * as decoding from "lib0/decoding";
 import * as Y from "yjs";
 
@@ -85,41 +86,35 @@ export function tellsUser(recovery: Recovery): boolean {
   return recovery.lostHistory || recovery.takenBack.length > 0;
 }
 
-const NAMES: Record<TakenBack, string> = {
-  settings: "board settings",
-  stages: "stage changes",
-  fields: "field definitions",
-  forms: "form changes",
-  views: "other people's display settings",
-  cards: "card and activity changes",
-  serverFields: "counters",
+const NAMES: Record<TakenBack, Key> = {
+  settings: "recovery.settings",
+  stages: "recovery.stages",
+  fields: "recovery.fields",
+  forms: "recovery.forms",
+  views: "recovery.views",
+  cards: "recovery.cards",
+  serverFields: "recovery.serverFields",
 };
 
-/** The banner's sentences: what happened, and what became of this copy's changes. */
+/** The banner's sentences, in the page's language: what happened, and what became of this copy's changes. */
 export function recoveryMessage(recovery: Recovery): { title: string; detail: string } {
-  const list = recovery.takenBack.map((kind) => NAMES[kind]);
-  const takenBack =
-    list.length === 0
-      ? ""
-      : ` Your role may not make some of them, so the server took back the ${joinWords(list)}: the board now shows them as the server has them.`;
+  const list = recovery.takenBack.map((kind) => t(NAMES[kind]));
+  const takenBack = list.length === 0 ? "" : t("recovery.takenBack", { list: joinWords(list) });
   if (recovery.lostHistory) {
     return {
-      title: "This board's server had lost recent changes",
-      detail:
-        "The server's copy of this board was older than this browser's: it was probably restored from a backup. " +
-        "This browser still had the missing changes, yours and the ones others had made, and has sent them back." +
-        (list.length === 0 ? " Nothing was lost: your edits are kept." : takenBack),
+      title: t("recovery.lostTitle"),
+      detail: t("recovery.lostDetail") + (list.length === 0 ? t("recovery.nothingLost") : takenBack),
     };
   }
   return {
-    title: "Some of your offline changes were taken back",
-    detail: `Your other edits are kept.${takenBack}`,
+    title: t("recovery.offlineTitle"),
+    detail: t("recovery.offlineDetail", { takenBack }),
   };
 }
 
+/** "a, b and c" ("a, b et c") in the page's locale. */
 function joinWords(words: string[]): string {
-  if (words.length <= 1) return words.join("");
-  return `${words.slice(0, -1).join(", ")} and ${words[words.length - 1]}`;
+  return new Intl.ListFormat(currentLocale(), { type: "conjunction" }).format(words);
 }
 
 /** Where a board's `seen` clocks are kept beside its IndexedDB copy. */

@@ -9,6 +9,7 @@
 // create, an archive, a delete. Each step carries a description ("moving “Acme”") taken when it
 // was made, for the toast that says what was undone.
 
+import { t } from "../ui/i18n";
 import * as Y from "yjs";
 import { CARD_KEY, ROOT } from "../model/schema";
 
@@ -102,23 +103,23 @@ export class BoardUndo {
         if (target === cards) {
           for (const [id, change] of event.changes.keys) {
             const title = this.quoted(id, cards);
-            if (change.action === "add") return `creating ${title}`;
-            if (change.action === "delete") return `deleting ${title}`;
+            if (change.action === "add") return t("undo.creating", { title });
+            if (change.action === "delete") return t("undo.deleting", { title });
           }
         } else if (target.parent === cards) {
           const id = target._item?.parentSub ?? null;
           const keys = event.changes.keys;
-          const title = id === null ? "a card" : this.quoted(id, cards);
-          if (keys.has(CARD_KEY.STAGE)) return `moving ${title}`;
-          if (keys.has(CARD_KEY.ARCHIVED_AT)) return `archiving ${title}`;
-          if (keys.has(CARD_KEY.POS)) return `moving ${title}`;
-          return `editing ${title}`;
+          const title = id === null ? t("undo.aCard") : this.quoted(id, cards);
+          if (keys.has(CARD_KEY.STAGE)) return t("undo.moving", { title });
+          if (keys.has(CARD_KEY.ARCHIVED_AT)) return t("undo.archiving", { title });
+          if (keys.has(CARD_KEY.POS)) return t("undo.moving", { title });
+          return t("undo.editing", { title });
         } else if (target === activities || target.parent === activities) {
-          return "the activity change";
+          return t("undo.activity");
         }
       }
     }
-    return "the last change";
+    return t("undo.last");
   }
 
   /** A card's title from the document (a card just created), else from `titleOf` (one deleted). */
@@ -126,14 +127,14 @@ export class BoardUndo {
     const map = cards.get(card);
     const own: unknown = map instanceof Y.Map ? (map as Y.Map<unknown>).get(CARD_KEY.TITLE) : undefined;
     const title = typeof own === "string" ? own : this.titleOf(card);
-    return title === null || title === "" ? "a card" : `“${title}”`;
+    return title === null || title === "" ? t("undo.aCard") : t("history.quoted", { value: title });
   }
 }
 
 function labelOf(item: { meta: Map<unknown, unknown> } | undefined): string | null {
   if (item === undefined) return null;
   const label = item.meta.get(LABEL);
-  return typeof label === "string" ? label : "the last change";
+  return typeof label === "string" ? label : t("undo.last");
 }
 
 /** Whether a key press belongs to a field being typed in (its own undo), not to the board. */

@@ -124,6 +124,21 @@ export async function fetchMe(signal?: AbortSignal): Promise<Me> {
   return me;
 }
 
+/**
+ * `GET /api/v1/me?boardId=`: the caller's role on that board (their own role there, set by an
+ * administrator, over their default role). Throws an `ApiError` (400 for a bad id, 403 for a
+ * board the token does not open).
+ */
+export async function fetchBoardRole(boardId: string, signal?: AbortSignal): Promise<Role> {
+  const url = `/api/v1/me?boardId=${encodeURIComponent(boardId)}`;
+  const response = await fetch(url, { headers: apiHeaders(), ...(signal ? { signal } : {}) });
+  if (!response.ok) throw await errorOf(response);
+  const body = (await response.json()) as { boardRole?: { role?: unknown } };
+  const role = body.boardRole?.role;
+  if (!isRole(role)) throw new ApiError(response.status, "the server answered /api/v1/me without the board's role");
+  return role;
+}
+
 /** `GET /api/v1/boards`. */
 export async function listBoards(signal?: AbortSignal, archived = false): Promise<BoardSummary[]> {
   const url = archived ? "/api/v1/boards?archived=true" : "/api/v1/boards";
@@ -275,6 +290,36 @@ export async function fetchTimeline(
   const list = Array.isArray(body) ? body : ((body as { events?: unknown })?.events ?? []);
   if (!Array.isArray(list)) return [];
   return list.map(parseTimelineEvent).filter((e): e is TimelineEvent => e !== null);
+}
+
+/** The longest comment the server takes, in UTF-8 bytes (`MAX_EVENT_TEXT_BYTES`). */
+export const MAX_COMMENT_BYTES = 4 * 1024;
+
+/**
+ * `POST /api/v1/boards/{boardId}/cards/{cardId}/timeline {"kind": "comment", "text"}`: a
+ * comment by the caller, now; the server moves the card's avatar to its author. `localUser`
+ * names the author in local mode (the `X-Funnel-User` header; a server with tokens ignores it
+ * and takes the token's user). Throws an `ApiError` when refused.
+ */
+export async function postComment(
+  boardId: string,
+  cardId: string,
+  text: string,
+  localUser: string | null,
+): Promise<TimelineEvent> {
+  const url = `/api/v1/boards/${encodeURIComponent(boardId)}/cards/${encodeURIComponent(cardId)}/timeline`;
+  const response = await fetch(url, {
+    method: "POST",
+    headers: apiHeaders({
+      "content-type": "application/json",
+      ...(localUser !== null ? { "x-funnel-user": localUser } : {}),
+    }),
+    body: JSON.stringify({ kind: "comment", text }),
+  });
+  if (!response.ok) throw await errorOf(response);
+  const event = parseTimelineEvent(await response.json(), 0);
+  if (event === null) throw new ApiError(response.status, "the server answered without the comment");
+  return event;
 }
 
 /** One change of a card's history: the change feed's event (docs/events.md) as the server sent it. */

@@ -3,6 +3,7 @@
 
 import type { HistoryEvent } from "./api";
 import { formatMoney } from "./format";
+import { currentLocale, t } from "./i18n";
 
 /** What the describer needs from the board. */
 export interface HistoryNames {
@@ -31,19 +32,19 @@ export interface HistoryLine {
 const text = (value: unknown): string => (typeof value === "string" ? value : "");
 
 function stageName(names: HistoryNames, id: unknown): string {
-  return (typeof id === "string" ? names.stage(id) : null) ?? "a deleted stage";
+  return (typeof id === "string" ? names.stage(id) : null) ?? t("history.deletedStage");
 }
 
 /** A field's value as the panel shows it: money formatted, people named, nothing as "nothing". */
 function valueText(field: string, value: unknown, names: HistoryNames): string {
-  if (value === null || value === undefined || value === "") return "nothing";
+  if (value === null || value === undefined || value === "") return t("history.nothing");
   if (field === "amount" && typeof value === "number") return formatMoney(value, names.currency);
   if (field === "responsible" && typeof value === "string") return names.person(value);
   if (field === "closeDate" && typeof value === "number") {
-    return new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" }).format(value);
+    return new Intl.DateTimeFormat(currentLocale(), { day: "numeric", month: "short", year: "numeric" }).format(value);
   }
-  if (typeof value === "boolean") return value ? "yes" : "no";
-  if (typeof value === "string") return `“${value}”`;
+  if (typeof value === "boolean") return value ? t("history.yes") : t("history.no");
+  if (typeof value === "string") return t("history.quoted", { value });
   return JSON.stringify(value);
 }
 
@@ -52,11 +53,20 @@ function fieldChange(change: unknown, names: HistoryNames): string | null {
   if (typeof change !== "object" || change === null) return null;
   const { field, before, after } = change as { field?: unknown; before?: unknown; after?: unknown };
   if (typeof field !== "string") return null;
-  if (field === "pos") return "reordered it in its stage";
-  if (field === "archivedAt") return after === null || after === undefined ? "restored it" : "archived it";
+  if (field === "pos") return t("history.reordered");
+  if (field === "archivedAt")
+    return after === null || after === undefined ? t("history.restored") : t("history.archived");
   const id = field.startsWith("fields.") ? field.slice("fields.".length) : field;
   const label = names.field(id);
-  return `changed ${label} from ${valueText(id, before, names)} to ${valueText(id, after, names)}`;
+  return t("history.changed", {
+    field: label,
+    before: valueText(id, before, names),
+    after: valueText(id, after, names),
+  });
+}
+
+function subjectOf(data: Record<string, unknown>): string {
+  return text((data.activity as { subject?: unknown } | undefined)?.subject) || t("history.untitled");
 }
 
 function describe(event: HistoryEvent, names: HistoryNames): string {
@@ -64,27 +74,28 @@ function describe(event: HistoryEvent, names: HistoryNames): string {
   switch (event.type) {
     case "card.created": {
       const card = data.card as { stageId?: unknown } | undefined;
-      return `created it in ${stageName(names, card?.stageId)}`;
+      return t("history.created", { stage: stageName(names, card?.stageId) });
     }
     case "card.moved":
-      return `moved it from ${stageName(names, data.from)} to ${stageName(names, data.to)}`;
+      return t("history.moved", { from: stageName(names, data.from), to: stageName(names, data.to) });
     case "card.won":
-      return `won it (${stageName(names, data.to)})`;
+      return t("history.won", { stage: stageName(names, data.to) });
     case "card.lost": {
       const reason = text((data.card as { lostReason?: unknown } | undefined)?.lostReason);
-      return `lost it (${stageName(names, data.to)}${reason === "" ? "" : `: ${reason}`})`;
+      const stage = stageName(names, data.to);
+      return reason === "" ? t("history.lost", { stage }) : t("history.lostBecause", { stage, reason });
     }
     case "card.updated": {
       const changes = Array.isArray(data.changes) ? data.changes : [];
       const said = changes.map((c) => fieldChange(c, names)).filter((s): s is string => s !== null);
-      return said.length === 0 ? "edited it" : said.join("; ");
+      return said.length === 0 ? t("history.edited") : said.join(t("history.and"));
     }
     case "card.deleted":
-      return "deleted it";
+      return t("history.deleted");
     case "activity.created":
-      return `added the activity “${text((data.activity as { subject?: unknown } | undefined)?.subject) || "untitled"}”`;
+      return t("history.activityAdded", { subject: subjectOf(data) });
     case "activity.completed":
-      return `completed the activity “${text((data.activity as { subject?: unknown } | undefined)?.subject) || "untitled"}”`;
+      return t("history.activityCompleted", { subject: subjectOf(data) });
     default:
       return event.type;
   }
@@ -109,7 +120,7 @@ export function historyLines(events: readonly HistoryEvent[], names: HistoryName
     const actor = event.data.actor;
     lines.push({
       id: event.id,
-      who: typeof actor === "string" && actor !== "" ? names.person(actor) : "funnel",
+      who: typeof actor === "string" && actor !== "" ? names.person(actor) : t("history.server"),
       what: describe(event, names),
       at: event.timestamp,
       origin: text(event.data.origin),

@@ -216,11 +216,11 @@ export function newCardFrom(
   let currency = boardCurrency;
   if (fields.some((f) => f.id === "currency") && text("currency").trim() !== "") {
     const parsed = parseCurrency(text("currency"));
-    if (parsed === null) return { error: "Currency: use a three-letter code such as USD or EUR" };
+    if (parsed === null) return { error: t("panel.badCurrency") };
     currency = parsed;
   }
   const card: NewCard = { title: text("title").trim(), currency, responsible: me, client: "" };
-  if (card.title === "") return { error: "Enter a title" };
+  if (card.title === "") return { error: t("forms.titleNeeded") };
   const custom: Record<string, unknown> = {};
   for (const field of fields) {
     switch (field.id) {
@@ -229,7 +229,7 @@ export function newCardFrom(
         break;
       case "amount": {
         const minor = parseMoneyInput(text("amount"), currency);
-        if (minor === null) return { error: "Amount: enter a number such as 1500 or 1500.50" };
+        if (minor === null) return { error: t("field.badAmount", { label: field.label }) };
         card.amount = minor;
         break;
       }
@@ -256,7 +256,6 @@ export function newCardFrom(
   return { card };
 }
 
-/** What the form says when an e-mail address is refused. */
 /** What a malformed e-mail address is told, in the page's language. */
 export const emailError = (): string => t("field.badEmail");
 

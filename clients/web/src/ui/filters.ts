@@ -8,6 +8,7 @@
 // the cards that pass every other part of it (the column's activity bar shows those counts, so
 // a pressed segment still shows its neighbours).
 
+import { t } from "./i18n";
 import type { Activity, Card } from "../model/board";
 import { lastActivityAt } from "../model/requirements";
 import type { Counter, Millis } from "../model/rules";
@@ -442,16 +443,16 @@ export function saveView(
   filter: BoardFilter,
 ): SaveViewResult {
   const trimmed = name.trim();
-  if (trimmed === "") return { error: "Name the view" };
+  if (trimmed === "") return { error: t("views.noName") };
   if (trimmed.length > MAX_VIEW_NAME) return { error: `A view's name has at most ${MAX_VIEW_NAME} characters` };
-  if (!isFiltering(filter)) return { error: "Set a search or a filter first: there is nothing to save" };
+  if (!isFiltering(filter)) return { error: t("views.nothing") };
   const others = loadViews(storage, boardId, user).filter((v) => v.name !== trimmed);
-  if (others.length >= MAX_VIEWS) return { error: `At most ${MAX_VIEWS} views a board: delete one first` };
+  if (others.length >= MAX_VIEWS) return { error: t("views.tooMany", { max: MAX_VIEWS }) };
   const views = [...others, { name: trimmed, query: filterKey(filter) }].sort((a, b) => a.name.localeCompare(b.name));
   try {
     storage.setItem(viewsKey(boardId, user), JSON.stringify(views));
   } catch {
-    return { error: "This browser refused to store the view (storage full or disabled)" };
+    return { error: t("views.refused") };
   }
   return { views };
 }

@@ -2,6 +2,7 @@
 // and colours of avatars, the search of the people pickers), and the sentences of the sign-in
 // and invite forms. Pure: the pages fetch, this module decides what to show.
 
+import { t } from "./i18n";
 import { ApiError, type Person } from "./api";
 import { initials } from "./format";
 import { colorFor, type RosterEntry } from "./users";
@@ -102,21 +103,21 @@ export const MAX_PASSWORD_BYTES = 1024;
 /** What is wrong with a new password and its confirmation, or null when nothing is. */
 export function passwordProblem(password: string, confirmation: string): string | null {
   if (Array.from(password).length < MIN_PASSWORD_CHARS) {
-    return `A password needs at least ${MIN_PASSWORD_CHARS} characters (a few words are easy to remember)`;
+    return t("people.passwordShort", { min: MIN_PASSWORD_CHARS });
   }
   if (new TextEncoder().encode(password).length > MAX_PASSWORD_BYTES) {
-    return `A password may have at most ${MAX_PASSWORD_BYTES} bytes`;
+    // As digits, not "1,024": the server's message says it so too.
+    return t("people.passwordLong", { max: String(MAX_PASSWORD_BYTES) });
   }
-  if (password !== confirmation) return "The two passwords are not the same";
+  if (password !== confirmation) return t("people.passwordsDiffer");
   return null;
 }
 
 /** "in 42 seconds", "in 3 minutes": how long until the server takes another attempt. */
 export function waitText(seconds: number): string {
   const s = Math.max(1, Math.ceil(seconds));
-  if (s < 60) return `in ${s} ${s === 1 ? "second" : "seconds"}`;
-  const m = Math.ceil(s / 60);
-  return `in ${m} ${m === 1 ? "minute" : "minutes"}`;
+  if (s < 60) return t("people.inSeconds", { count: s });
+  return t("people.inMinutes", { count: Math.ceil(s / 60) });
 }
 
 /** The sign-in form's message for a failed attempt. */
@@ -124,36 +125,34 @@ export function signInErrorText(error: unknown): string {
   if (error instanceof ApiError) {
     switch (error.status) {
       case 401:
-        return "The e-mail address or the password is wrong";
+        return t("people.wrongPassword");
       case 429:
         return error.retryAfterSecs !== null
-          ? `Too many attempts: try again ${waitText(error.retryAfterSecs)}`
-          : "Too many attempts: wait a minute, then try again";
+          ? t("people.tooManyWait", { wait: waitText(error.retryAfterSecs) })
+          : t("people.tooMany");
       case 409:
-        return "This server has no accounts (local mode)";
+        return t("people.noAccounts");
       case 403:
-        return "This page may not sign in to this server: open funnel at its own address";
+        return t("people.badOrigin");
       case 400:
       case 422:
-        return "Enter an e-mail address and a password";
+        return t("people.enterBoth");
       default:
-        return `The server could not sign you in: ${error.message}`;
+        return t("people.signInFailed", { error: error.message });
     }
   }
-  return "The server does not answer: check your connection and try again";
+  return t("people.noAnswer");
 }
 
 /** The invite page's message when the link cannot be used. */
 export function inviteErrorText(error: unknown): string {
   if (error instanceof ApiError) {
-    if (error.status === 404) {
-      return "This invite link was used already, has expired or never existed: ask an administrator for a new one";
-    }
-    if (error.status === 409) return "This server has no accounts (local mode): there is nothing to accept";
+    if (error.status === 404) return t("people.inviteGone");
+    if (error.status === 409) return t("people.inviteNoAccounts");
     if (error.status === 400 || error.status === 422) return sentenceCase(error.message);
-    return `The server could not accept the invite: ${error.message}`;
+    return t("people.inviteFailed", { error: error.message });
   }
-  return "The server does not answer: check your connection and try again";
+  return t("people.noAnswer");
 }
 
 function sentenceCase(text: string): string {
