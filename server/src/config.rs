@@ -17,6 +17,7 @@ pub mod defaults {
     pub const LEASE_TTL: Duration = crate::lease::redis::LEASE_TTL;
     pub const WEB_DIR: &str = "clients/web/dist";
     pub const ROOM_IDLE: Duration = Duration::from_secs(30);
+    pub const HIBERNATE_AFTER: Duration = Duration::from_secs(60);
     pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
     pub const OUTBOX_FRAMES: usize = 4096;
     pub const OUTBOX_BYTES: usize = 16 * 1024 * 1024;
@@ -104,6 +105,12 @@ pub struct ServeConfig {
     /// How long a board with no connection stays loaded before it is saved and unloaded.
     #[arg(long, env = "FUNNEL_ROOM_IDLE", default_value = flag_duration(defaults::ROOM_IDLE), value_parser = humantime::parse_duration)]
     pub room_idle: Duration,
+
+    /// How long a board with connections but nothing read or written (presence aside) keeps
+    /// its document in memory; then it lets go of it and reloads it from storage at the next
+    /// edit, join or wake-up. `0s`: never.
+    #[arg(long, env = "FUNNEL_HIBERNATE_AFTER", default_value = flag_duration(defaults::HIBERNATE_AFTER), value_parser = humantime::parse_duration)]
+    pub hibernate_after: Duration,
 
     /// Largest WebSocket frame (and message) a client may send, in bytes; larger ones close the
     /// connection with 4414 (and a client that keeps sending them is backed off).
@@ -306,6 +313,7 @@ impl ServeConfig {
             lease_ttl: defaults::LEASE_TTL,
             web_dir: PathBuf::from(defaults::WEB_DIR),
             room_idle: defaults::ROOM_IDLE,
+            hibernate_after: defaults::HIBERNATE_AFTER,
             max_frame_bytes: defaults::MAX_FRAME_BYTES,
             outbox_frames: defaults::OUTBOX_FRAMES,
             outbox_bytes: defaults::OUTBOX_BYTES,

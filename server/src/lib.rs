@@ -238,6 +238,7 @@ pub async fn run(
                 idle_unload_after: config.room_idle,
                 compact_after_updates: config.compact_after,
                 max_board_bytes: config.max_board_bytes,
+                hibernate_after: config.hibernate_after,
             },
             shutdown: shutdown.clone(),
             metrics: metrics.clone(),

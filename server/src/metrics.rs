@@ -35,6 +35,11 @@ pub struct Metrics {
     pub connections: Gauge,
     /// Boards loaded in memory (rooms).
     pub rooms: Gauge,
+    /// Loaded boards that let go of their document while quiet (hibernating rooms).
+    pub rooms_hibernating: Gauge,
+    /// Hibernating rooms that took their board back from storage (a command, a bus update, a
+    /// wake-up).
+    pub room_wakes: Counter,
     /// Binary frames received from clients.
     pub frames_received: Counter,
     /// Document updates stored (then relayed).
@@ -98,6 +103,8 @@ impl Metrics {
         let metrics = Self {
             connections: Gauge::default(),
             rooms: Gauge::default(),
+            rooms_hibernating: Gauge::default(),
+            room_wakes: Counter::default(),
             frames_received: Counter::default(),
             updates_stored: Counter::default(),
             store_batches: Counter::default(),
@@ -180,6 +187,16 @@ impl Metrics {
             "joins_waiting",
             "Connections waiting for their turn to join (a reconnect storm)",
             metrics.joins_waiting.clone(),
+        );
+        registry.register(
+            "rooms_hibernating",
+            "Loaded boards whose quiet room dropped its document until the next command",
+            metrics.rooms_hibernating.clone(),
+        );
+        registry.register(
+            "room_wakes",
+            "Hibernating rooms that reloaded their board from storage",
+            metrics.room_wakes.clone(),
         );
         registry.register(
             "catch_ups",

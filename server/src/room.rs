@@ -14,10 +14,13 @@
 //! Modules: [`state`] (the state machine), [`upkeep`] (what the server writes on cards),
 //! [`lease_keeper`] (the board's lease as the room holds it), [`api_write`] (the board API's
 //! reads and writes), [`changes`] (the change feed's events of what the room stores),
-//! [`model`] (the board's one read model, which the upkeep and the feed share).
+//! [`model`] (the board's one read model, which the upkeep and the feed share), `hibernation`
+//! (when a quiet room lets go of its board and what wakes it; the state's part is in
+//! `state/hibernation.rs`).
 
 pub mod api_write;
 pub mod changes;
+mod hibernation;
 pub mod lease_keeper;
 pub mod model;
 pub mod state;
@@ -145,6 +148,11 @@ pub struct RoomConfig {
     pub compact_after_updates: usize,
     /// The most a board may hold (its document's encoded size and its timeline events), in bytes.
     pub max_board_bytes: usize,
+    /// How long a room with nothing to do for its board (no command reading or writing it, no
+    /// update from another instance, no wake-up) keeps the board in memory before it
+    /// hibernates: it drops the document and reloads it at the next such event
+    /// (`state/hibernation.rs`). Zero: never.
+    pub hibernate_after: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +202,9 @@ pub async fn run(
         }
     };
     while room.turn(&mut rx, &registration).await.is_continue() {}
+    if room.state.is_hibernating() {
+        ctx.metrics.rooms_hibernating.dec();
+    }
     registration.leave(&mut rx, |_| true);
     // Joins that raced with the unload: their connections retry on a fresh room.
     refuse_joins(
@@ -225,6 +236,9 @@ struct Room {
     started: Instant,
     /// Since when the room has had no member (`None`: it has some).
     idle_since: Option<Instant>,
+    /// When something last read or wrote the board: the room hibernates
+    /// `config.hibernate_after` later.
+    last_active: Instant,
     /// The commands of the current turn, in channel order (kept for its capacity, which the
     /// sweep gives back down to [`state::IDLE_CAPACITY`] commands: a burst of a full batch
     /// would otherwise leave `MAX_BATCH` commands' room on an idle board).
@@ -294,7 +308,12 @@ impl Room {
             every.set_missed_tick_behavior(MissedTickBehavior::Delay);
             every
         });
-        let mut sweep = tokio::time::interval(AWARENESS_SWEEP_EVERY);
+        // A room that hibernates sooner than a sweep checks as often.
+        let sweep_every = match ctx.config.hibernate_after.is_zero() {
+            true => AWARENESS_SWEEP_EVERY,
+            false => AWARENESS_SWEEP_EVERY.min(ctx.config.hibernate_after),
+        };
+        let mut sweep = tokio::time::interval(sweep_every);
         sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Ok(Room {
             state,
@@ -307,6 +326,7 @@ impl Room {
             shutdown: ctx.shutdown.clone(),
             started,
             idle_since: Some(Instant::now()),
+            last_active: Instant::now(),
             batch: Vec::new(),
             sweep,
             tail_len,
@@ -342,7 +362,11 @@ impl Room {
         let idle_deadline = self
             .idle_since
             .map(|since| since + self.config.idle_unload_after);
-        let wake = self.state.next_wake().map(|at| {
+        let next_wake = match self.state.is_hibernating() {
+            true => self.state.hibernated_wake(),
+            false => self.state.next_wake(),
+        };
+        let wake = next_wake.map(|at| {
             let wait = at.saturating_sub(self.clock.now_ms()).max(0) as u64;
             Instant::now() + Duration::from_millis(wait)
         });
@@ -361,6 +385,7 @@ impl Room {
                 self.state.sweep_awareness(self.presence_now());
                 self.state.release_idle();
                 self.batch.shrink_to(state::IDLE_CAPACITY);
+                self.hibernate_if_quiet();
             }
             () = sleep_until_opt(idle_deadline) => {
                 if registration.leave(rx, |rx| rx.is_empty()) {
@@ -373,14 +398,30 @@ impl Room {
                 }
             }
             () = wait_opt(&mut self.compaction) => {}
-            () = sleep_until_opt(wake) => {}
+            // The upkeep runs at the end of the turn, over the board (woken if it slept).
+            () = sleep_until_opt(wake) => self.wake_up().await?,
             event = recv_opt(&mut self.subscription) => match event {
-                Some(event) => self.on_bus_event(event).await,
+                Some(event) => {
+                    if hibernation::bus_event_needs_board(&event) {
+                        self.wake_up().await?;
+                    }
+                    self.on_bus_event(event).await
+                }
                 None => self.subscription = None, // the bus shut down
             },
-            () = tick_opt(&mut self.catch_up_every) => self.catch_up().await,
+            () = tick_opt(&mut self.catch_up_every) => {
+                if self.state.is_hibernating() {
+                    self.wake_if_behind().await?;
+                } else {
+                    self.catch_up().await;
+                }
+            }
             event = self.lease.next() => match event {
-                LeaseEvent::Acquired => self.state.enable_upkeep(),
+                LeaseEvent::Acquired => {
+                    // The new holder runs the upkeep now: counters may be due.
+                    self.wake_up().await?;
+                    self.state.enable_upkeep();
+                }
                 LeaseEvent::Lost => self.state.disable_upkeep(),
             },
         }
@@ -391,6 +432,9 @@ impl Room {
     async fn on_commands(&mut self) -> ControlFlow<()> {
         let mut batch = std::mem::take(&mut self.batch);
         for command in batch.drain(..) {
+            if hibernation::needs_board(&command) {
+                self.wake_up().await?;
+            }
             // A client that comes from another instance may carry what that instance stored
             // and this one has not applied yet (its counter writes, which no client may make):
             // catch up first, so only its own changes are checked.
@@ -798,7 +842,11 @@ impl Room {
         self.tail_len = 0;
         let storage = Arc::clone(&self.storage);
         let board = self.state.board().clone();
-        let own_state = (self.bus.is_none() && !self.state.is_tainted()).then(|| {
+        // A hibernating room holds no board to snapshot: storage folds its log then.
+        let own_state = (self.bus.is_none()
+            && !self.state.is_tainted()
+            && !self.state.is_hibernating())
+        .then(|| {
             let state = yrs::ReadTxn::encode_state_as_update_v1(
                 &self.state.doc().transact(),
                 &yrs::StateVector::default(),

@@ -40,7 +40,11 @@ impl StoredBoard {
 
     /// The board's document: every entry applied in order.
     pub fn to_doc(&self, board: &BoardId) -> Result<Doc, StorageError> {
-        let doc = Doc::new();
+        self.apply_to(board, Doc::new())
+    }
+
+    /// The board applied to `doc` (an empty document, say with a client id of its choosing).
+    pub fn apply_to(&self, board: &BoardId, doc: Doc) -> Result<Doc, StorageError> {
         {
             let mut txn = doc.transact_mut();
             for (seq, raw) in &self.entries {

@@ -12,7 +12,8 @@
 //!    joiners), each with its outbox, their join frames taken;
 //! 5. the sweep's `release_idle`, which lets go of what only a busy board needs;
 //! 6. 100 moves by a member, delivered to the four;
-//! 7. the room task's fixed buffers, from the size of one command.
+//! 7. hibernation (`RoomState::hibernate`, what a quiet room does): what stays of the room;
+//! 8. the room task's fixed buffers, from the size of one command.
 //!
 //! The table is printed (`cargo test -p funnel-server --test board_memory -- --nocapture`) and
 //! BENCHMARKS.md keeps it. SQLite's page cache and the sockets are outside the Rust heap: the
@@ -219,7 +220,19 @@ fn a_resident_board_holds_its_document_and_little_else() {
     let idle_kib = per_board_kib(start);
     row("an idle room with four members, in all", idle_kib);
 
-    // 7: the room task's fixed buffers, from the size of one command.
+    // 7: the rooms hibernate: document, model, recorder and upkeep go; members and presence stay.
+    let awake = live_bytes();
+    assert!(rooms.iter_mut().all(RoomState::hibernate));
+    let hibernated_kib = per_board_kib(start);
+    row(
+        &format!(
+            "hibernated (`RoomState::hibernate`): {:.1} KiB let go",
+            -per_board_kib(awake)
+        ),
+        hibernated_kib,
+    );
+
+    // 8: the room task's fixed buffers, from the size of one command.
     let command = std::mem::size_of::<RoomCommand>();
     table.push(format!(
         "one command: {command} bytes; {MAX_BATCH} commands (a full batch's capacity): {:.1} KiB; \
@@ -250,6 +263,11 @@ fn a_resident_board_holds_its_document_and_little_else() {
         doc_kib + model_kib
     );
     assert!(command <= 160, "a room command is {command} bytes");
+    // A hibernated room keeps its members, not its board.
+    assert!(
+        hibernated_kib < doc_kib / 10.0,
+        "hibernated {hibernated_kib:.1} KiB against a document of {doc_kib:.1} KiB"
+    );
     drop(outboxes);
     drop(rooms);
 }

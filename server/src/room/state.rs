@@ -27,6 +27,9 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact};
 
+mod hibernation;
+pub use hibernation::needs_board;
+
 /// A connection's id, unique within the process: the key of a room's members, so they are
 /// served in the order they joined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -174,6 +177,9 @@ pub struct RoomState {
     measured_at: Option<usize>,
     /// What the board's timeline events take in storage: part of the same budget.
     timeline_bytes: usize,
+    /// `Some` while the room has let go of its board (`hibernation.rs`): `doc` is then empty
+    /// and the task wakes the room before anything reads it.
+    hibernated: Option<hibernation::Hibernated>,
 }
 
 impl RoomState {
@@ -209,6 +215,7 @@ impl RoomState {
             max_bytes: usize::MAX,
             measured_at: None,
             timeline_bytes: 0,
+            hibernated: None,
         }
     }
 
@@ -258,6 +265,7 @@ impl RoomState {
 
     /// Stops maintaining counters and avatars (the lease is lost).
     pub fn disable_upkeep(&mut self) {
+        self.forget_upkeep_while_hibernating();
         self.upkeep = None;
         self.model.track_for_upkeep(false);
     }

@@ -66,6 +66,12 @@ impl Upkeep {
         self.due.first().map(|(at, _)| *at)
     }
 
+    /// Whether every timeline event noted was applied (a new upkeep over a reloaded board
+    /// would not know of the others).
+    pub fn is_settled(&self) -> bool {
+        self.events.is_empty()
+    }
+
     /// An event that moves a card's avatar (a timeline comment, call, e-mail, chat), applied at
     /// the next run.
     pub fn note_event(&mut self, card: &str, event: AvatarEvent) {

@@ -413,8 +413,13 @@ fn configure(conn: &Connection, cache_kib: usize) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// The most the writer's page cache holds, in KiB (see `configure`).
-const CACHE_KIB: usize = 32 * 1024;
+/// The most the writer's page cache holds, in KiB (see `configure`). A commit touches the last
+/// leaf of each appending board's range in `updates` and in `change_events_by_board` (the other
+/// tables append at one end): with 500 boards about 1,000 pages of 4 KiB and the trees' inner
+/// pages, which 8 MiB holds. At 32 MiB the cache kept every page the
+/// log grew by (about 2 KiB a move with its events), up to 32 MiB of a `rooms` run's peak RSS,
+/// for pages no commit reads again (BENCHMARKS.md).
+const CACHE_KIB: usize = 8 * 1024;
 
 /// The page cache of the reader and the checkpointer, in KiB: SQLite's default. Neither is on
 /// the commit path: the reader loads boards (each once while it stays loaded) and answers the
