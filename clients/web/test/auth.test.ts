@@ -3,6 +3,7 @@
 
 import { describe, expect, test } from "vitest";
 import { apiHeaders } from "../src/ui/api";
+import { setLanguage } from "../src/ui/i18n";
 import {
   claimsOf,
   CLOSE,
@@ -210,6 +211,20 @@ describe("refusals", () => {
       "The server closed the connection: invalid board id: too long",
     );
     expect(refusalOf(4499, "  ", true).message).toBe("The server closed the connection (4499)");
+  });
+
+  test("in French", () => {
+    setLanguage("fr", false);
+    try {
+      expect(refusalOf(4404, "no board x", true).message).toBe("Ce tableau n'existe pas");
+      expect(refusalOf(4403, "viewers cannot write", true).message).toBe(
+        "Vous n'avez pas le droit de faire cela : viewers cannot write",
+      );
+      expect(refusalOf(4401, "you signed out", true).message).toBe("Vous vous êtes déconnecté");
+      expect(refusalOf(4499, "", true).message).toBe("Le serveur a fermé la connexion (4499)");
+    } finally {
+      setLanguage("en", false);
+    }
   });
 
   test("the browser's copy goes when the server will never take what it holds", () => {

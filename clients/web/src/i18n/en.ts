@@ -562,6 +562,19 @@ export const en = {
   "picker.already": "{id} is already in the list",
 
   "card.fieldLabel": "{label}: ",
+
+  "refusal.forbidden": "You are not allowed to do this",
+  "refusal.forbiddenWith": "You are not allowed to do this: {detail}",
+  "refusal.notFound": "No such board",
+  "refusal.tooLarge": "This board has reached its size limit: the last change was not stored",
+  "refusal.frameTooLarge": "Your last change is too large for the server to save",
+  "refusal.tooMany": "Too many messages or connections: wait a moment, then reload the page",
+  "refusal.closed": "The server closed the connection ({code})",
+  "refusal.closedWith": "The server closed the connection: {detail}",
+  "refusal.signedOut": "You signed out",
+  "refusal.wrongPassword": "The e-mail address or the password is wrong",
+  "refusal.expired": "Your session has expired: sign in again",
+  "refusal.notSignedIn": "You are not signed in: sign in to open funnel",
 } satisfies Record<string, Message>;
 
 export type Key = keyof typeof en;

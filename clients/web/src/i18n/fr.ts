@@ -572,4 +572,17 @@ export const fr: Record<Key, Message> = {
   "picker.already": "{id} est déjà dans la liste",
 
   "card.fieldLabel": "{label} : ",
+
+  "refusal.forbidden": "Vous n'avez pas le droit de faire cela",
+  "refusal.forbiddenWith": "Vous n'avez pas le droit de faire cela : {detail}",
+  "refusal.notFound": "Ce tableau n'existe pas",
+  "refusal.tooLarge": "Ce tableau a atteint sa taille maximale : la dernière modification n'a pas été enregistrée",
+  "refusal.frameTooLarge": "Votre dernière modification est trop grande pour que le serveur l'enregistre",
+  "refusal.tooMany": "Trop de messages ou de connexions : patientez un instant, puis rechargez la page",
+  "refusal.closed": "Le serveur a fermé la connexion ({code})",
+  "refusal.closedWith": "Le serveur a fermé la connexion : {detail}",
+  "refusal.signedOut": "Vous vous êtes déconnecté",
+  "refusal.wrongPassword": "L'adresse e-mail ou le mot de passe est incorrect",
+  "refusal.expired": "Votre session a expiré : reconnectez-vous",
+  "refusal.notSignedIn": "Vous n'êtes pas connecté : connectez-vous pour ouvrir funnel",
 };

@@ -9,6 +9,7 @@
 // (a refused write closes the socket for good), and turns the server's refusals into sentences.
 
 import type { KeyValueStore } from "./users";
+import { t } from "./i18n";
 
 export type Role = "viewer" | "member" | "admin";
 
@@ -189,28 +190,35 @@ export function refusalOf(code: number, reason: string, hadToken: boolean): Refu
       return { code: CLOSE.UNAUTHENTICATED, message: signedOutMessage(detail, hadToken), detail };
     case CLOSE.FORBIDDEN:
     case 403:
-      return { code: CLOSE.FORBIDDEN, message: `You are not allowed to do this${detail ? `: ${detail}` : ""}`, detail };
+      return {
+        code: CLOSE.FORBIDDEN,
+        message: detail ? t("refusal.forbiddenWith", { detail }) : t("refusal.forbidden"),
+        detail,
+      };
     case CLOSE.NOT_FOUND:
     case 404:
-      return { code: CLOSE.NOT_FOUND, message: "No such board", detail };
+      return { code: CLOSE.NOT_FOUND, message: t("refusal.notFound"), detail };
     case CLOSE.TOO_LARGE:
-      return { code, message: "This board has reached its size limit: the last change was not stored", detail };
+      return { code, message: t("refusal.tooLarge"), detail };
     case CLOSE.FRAME_TOO_LARGE:
-      return { code, message: "Your last change is too large for the server to save", detail };
+      return { code, message: t("refusal.frameTooLarge"), detail };
     case CLOSE.TOO_MANY:
-      return { code, message: "Too many messages or connections: wait a moment, then reload the page", detail };
+      return { code, message: t("refusal.tooMany"), detail };
     default:
-      return { code, message: `The server closed the connection${detail ? `: ${detail}` : ` (${code})`}`, detail };
+      return {
+        code,
+        message: detail ? t("refusal.closedWith", { detail }) : t("refusal.closed", { code: String(code) }),
+        detail,
+      };
   }
 }
 
 /** Why someone is signed out, in their words rather than the server's. */
 function signedOutMessage(detail: string, hadSession: boolean): string {
-  if (/disabled/i.test(detail))
-    return "Your account has been disabled. Ask an administrator if you think this is a mistake";
-  if (/signed out/i.test(detail)) return "You signed out";
-  if (/password is wrong/i.test(detail)) return "The e-mail address or the password is wrong";
-  return hadSession ? "Your session has expired: sign in again" : "You are not signed in: sign in to open funnel";
+  if (/disabled/i.test(detail)) return t("signIn.error.disabled");
+  if (/signed out/i.test(detail)) return t("refusal.signedOut");
+  if (/password is wrong/i.test(detail)) return t("refusal.wrongPassword");
+  return hadSession ? t("refusal.expired") : t("refusal.notSignedIn");
 }
 
 /**
