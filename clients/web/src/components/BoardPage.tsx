@@ -48,6 +48,7 @@ import { presenceFrom, samePresence, type Presence } from "../ui/presence";
 import { markFirstBoardPaint } from "../ui/perf";
 import { onLinkClick } from "../ui/route";
 import { nameFromId, type RosterEntry, type User } from "../ui/users";
+import { writeErrorText } from "../ui/writeErrors";
 import {
   boardTotals,
   ConnectionBadge,
@@ -226,7 +227,7 @@ export function BoardPage({
         return true;
       } catch (error) {
         if (error instanceof BoardError || error instanceof OrderError) {
-          notify(error.message);
+          notify(writeErrorText(error));
           return false;
         }
         throw error;

@@ -13,16 +13,17 @@ import { newCardFrom, type FieldInfo } from "../ui/fields";
 import { formText } from "../ui/formData";
 import { formatMoney } from "../ui/format";
 import { t, type Key } from "../ui/i18n";
+import { writeErrorText } from "../ui/writeErrors";
 import { useBoard } from "./context";
 import { PersonPicker } from "./PersonPicker";
 
-/** Runs a write; returns the model's message when it refuses (other errors propagate). */
+/** Runs a write; returns the refusal's sentence when the model refuses (other errors propagate). */
 export function attempt(write: () => void): string | null {
   try {
     write();
     return null;
   } catch (error) {
-    if (error instanceof BoardError || error instanceof OrderError) return error.message;
+    if (error instanceof BoardError || error instanceof OrderError) return writeErrorText(error);
     throw error;
   }
 }

@@ -60,11 +60,32 @@ export const MAX_ROT_DAYS = 3650;
 /** The most lost reasons a board lists: Rust's `MAX_LOST_REASONS`. */
 export const MAX_LOST_REASONS = 100;
 
-/** A refused write; nothing was written. The message is Rust's, word for word. */
+/** What a name that was refused names (`badName`). */
+export type NameSubject = "stageName" | "cardTitle" | "fieldLabel";
+const NAME_SUBJECTS: Record<NameSubject, string> = {
+  stageName: "a stage name",
+  cardTitle: "a card title",
+  fieldLabel: "a field label",
+};
+
+/** Which rule of the stages' order a write broke (`stageOrder`). */
+export type StageOrderRule = "initialFirst" | "progressBeforeFinal" | "finalLast" | "noKeyFits";
+const STAGE_ORDER_RULES: Record<StageOrderRule, string> = {
+  initialFirst: "the initial stage stays first",
+  progressBeforeFinal: "a progress stage goes before the final stages",
+  finalLast: "final stages stay after the others",
+  noKeyFits: "no key fits",
+};
+
+/**
+ * A refused write; nothing was written. The message is Rust's, word for word; `params` are its
+ * parts, for the web client's catalogue to say it in the reader's language (`ui/refusals.ts`).
+ */
 export class BoardError extends Error {
   constructor(
     readonly kind: BoardErrorKind,
     message: string,
+    readonly params: Readonly<Record<string, string>> = {},
   ) {
     super(message);
     this.name = "BoardError";
@@ -72,10 +93,10 @@ export class BoardError extends Error {
 }
 
 const errors = {
-  noSuchStage: (id: string) => new BoardError("noSuchStage", `no stage ${id}`),
-  noSuchCard: (id: string) => new BoardError("noSuchCard", `no card ${id}`),
-  cardExists: (id: string) => new BoardError("cardExists", `card ${id} exists again: it cannot be restored`),
-  noSuchActivity: (id: string) => new BoardError("noSuchActivity", `no activity ${id}`),
+  noSuchStage: (id: string) => new BoardError("noSuchStage", `no stage ${id}`, { id }),
+  noSuchCard: (id: string) => new BoardError("noSuchCard", `no card ${id}`, { id }),
+  cardExists: (id: string) => new BoardError("cardExists", `card ${id} exists again: it cannot be restored`, { id }),
+  noSuchActivity: (id: string) => new BoardError("noSuchActivity", `no activity ${id}`, { id }),
   initialStageIsPermanent: () =>
     new BoardError("initialStageIsPermanent", "the initial stage cannot be deleted, only renamed"),
   successStageIsUnique: () =>
@@ -83,24 +104,38 @@ const errors = {
   initialStageIsUnique: () =>
     new BoardError("initialStageIsUnique", "a board has exactly one initial stage: it cannot be added"),
   lastFailureStage: () => new BoardError("lastFailureStage", "the last failure stage cannot be deleted"),
-  stageOrder: (why: string) => new BoardError("stageOrder", `stage order: ${why}`),
+  stageOrder: (rule: StageOrderRule) =>
+    new BoardError("stageOrder", `stage order: ${STAGE_ORDER_RULES[rule]}`, { rule }),
   cardsNeedAnotherStage: () =>
     new BoardError("cardsNeedAnotherStage", "cards of a deleted stage must go to another stage"),
-  badName: (what: string) => new BoardError("badName", `${what} must be 1 to ${MAX_NAME_CHARS} characters`),
-  badColor: (color: string) => new BoardError("badColor", `colour must be #rrggbb, got ${JSON.stringify(color)}`),
+  badName: (subject: NameSubject) =>
+    new BoardError("badName", `${NAME_SUBJECTS[subject]} must be 1 to ${MAX_NAME_CHARS} characters`, {
+      subject,
+      max: String(MAX_NAME_CHARS),
+    }),
+  badColor: (color: string) =>
+    new BoardError("badColor", `colour must be #rrggbb, got ${JSON.stringify(color)}`, { color }),
   badAmount: () => new BoardError("badAmount", `an amount must be within ±${MAX_AMOUNT} minor units`),
-  badThreshold: () => new BoardError("badThreshold", `counter threshold must be 0 to ${MAX_THRESHOLD_MIN} minutes`),
+  badThreshold: () =>
+    new BoardError("badThreshold", `counter threshold must be 0 to ${MAX_THRESHOLD_MIN} minutes`, {
+      max: String(MAX_THRESHOLD_MIN),
+    }),
   badFieldType: (type: string) =>
     new BoardError(
       "badFieldType",
       `unknown field type ${JSON.stringify(type)}: use string, number, money, date, enum, user or bool`,
+      { type },
     ),
   badProbability: () => new BoardError("badProbability", "a probability must be 0 to 100 (percent)"),
-  badRotDays: () => new BoardError("badRotDays", `days before a card rots must be 0 (never) to ${MAX_ROT_DAYS}`),
+  badRotDays: () =>
+    new BoardError("badRotDays", `days before a card rots must be 0 (never) to ${MAX_ROT_DAYS}`, {
+      max: String(MAX_ROT_DAYS),
+    }),
   unknownRequiredField: (key: string) =>
     new BoardError(
       "unknownRequiredField",
       `a stage can require amount, client, email, responsible, closeDate, lostReason or a custom field of the board, not ${JSON.stringify(key)}`,
+      { key },
     ),
   initialStageRequiresNothing: () =>
     new BoardError(
@@ -108,11 +143,12 @@ const errors = {
       "the initial stage requires nothing: every new card (by mail, by the API) enters it",
     ),
   badLostReason: (reason: string) =>
-    new BoardError("badLostReason", `${JSON.stringify(reason)} is not one of the board's lost reasons`),
+    new BoardError("badLostReason", `${JSON.stringify(reason)} is not one of the board's lost reasons`, { reason }),
   badLostReasons: () =>
     new BoardError(
       "badLostReasons",
       `lost reasons must be 1 to ${MAX_NAME_CHARS} characters each, at most ${MAX_LOST_REASONS}, no repeats`,
+      { max: String(MAX_NAME_CHARS), count: String(MAX_LOST_REASONS) },
     ),
   needsRebalance: () =>
     new BoardError("needsRebalance", "the neighbours' order keys are too long to split; move with a rebalance"),
@@ -141,7 +177,7 @@ export function newId(now: Millis = Date.now()): string {
 
 /** Adds a stage of `kind` (progress or failure) right after stage `after`; returns its id. */
 export function addStage(doc: Y.Doc, name: string, color: string, kind: StageKind, after: string): string {
-  checkName("a stage name", name);
+  checkName("stageName", name);
   checkColor(color);
   if (kind === "initial") throw errors.initialStageIsUnique();
   if (kind === "success") throw errors.successStageIsUnique();
@@ -162,7 +198,7 @@ export function addStage(doc: Y.Doc, name: string, color: string, kind: StageKin
 }
 
 export function renameStage(doc: Y.Doc, id: string, name: string): void {
-  checkName("a stage name", name);
+  checkName("stageName", name);
   const stage = stageMap(doc, id);
   doc.transact(() => stage.set(STAGE_KEY.NAME, name.trim()));
 }
@@ -178,7 +214,7 @@ export function moveStage(doc: Y.Doc, id: string, after: string): void {
   const stage = stageMap(doc, id);
   const kind = readStages(doc).find((s) => s.id === id)?.kind;
   if (kind === undefined) throw errors.noSuchStage(id);
-  if (kind === "initial") throw errors.stageOrder("the initial stage stays first");
+  if (kind === "initial") throw errors.stageOrder("initialFirst");
   doc.transact(() => {
     const pos = placeStage(doc, id, kind, after);
     stage.set(STAGE_KEY.POS, pos);
@@ -292,7 +328,7 @@ export interface NewCard {
 
 /** Creates a card at the top of `stage`; returns its id. */
 export function createCard(doc: Y.Doc, stage: string, card: NewCard, now: Millis): string {
-  checkName("a card title", card.title);
+  checkName("cardTitle", card.title);
   const amount = card.amount ?? 0;
   checkAmount(amount);
   stageMap(doc, stage);
@@ -370,7 +406,7 @@ export interface CardEdit {
 }
 
 export function editCard(doc: Y.Doc, id: string, edit: CardEdit): void {
-  if (edit.title !== undefined) checkName("a card title", edit.title);
+  if (edit.title !== undefined) checkName("cardTitle", edit.title);
   if (edit.amount !== undefined) checkAmount(edit.amount);
   const lostReason = edit.lostReason?.trim();
   if (lostReason !== undefined && lostReason !== "") {
@@ -573,7 +609,7 @@ export function defineField(
   fieldType: string,
   options: readonly string[] = [],
 ): string {
-  checkName("a field label", label);
+  checkName("fieldLabel", label);
   if (!(FIELD_TYPES as readonly string[]).includes(fieldType)) throw errors.badFieldType(fieldType);
   const fieldId = id ?? newId();
   doc.transact(() => {
@@ -591,9 +627,9 @@ export function defineField(
 
 // ---------------------------------------------------------------------------------------------
 
-function checkName(what: string, name: string): void {
+function checkName(subject: NameSubject, name: string): void {
   const chars = Array.from(name.trim()).length;
-  if (chars === 0 || chars > MAX_NAME_CHARS) throw errors.badName(what);
+  if (chars === 0 || chars > MAX_NAME_CHARS) throw errors.badName(subject);
 }
 
 function checkAmount(amount: number): void {
@@ -669,11 +705,7 @@ function placeStage(doc: Y.Doc, id: string, kind: StageKind, after: string): str
   const next = others[afterIndex + 1];
   if (kindRank(before.kind) > kindRank(kind) || (next !== undefined && kindRank(next.kind) < kindRank(kind))) {
     throw errors.stageOrder(
-      kind === "initial"
-        ? "the initial stage stays first"
-        : kind === "progress"
-          ? "a progress stage goes before the final stages"
-          : "final stages stay after the others",
+      kind === "initial" ? "initialFirst" : kind === "progress" ? "progressBeforeFinal" : "finalLast",
     );
   }
   const key = keyAfter(
@@ -684,7 +716,7 @@ function placeStage(doc: Y.Doc, id: string, kind: StageKind, after: string): str
   const fresh = rebalanced(others.length);
   others.forEach((stage, i) => childMap(doc.getMap(ROOT.STAGES), stage.id)?.set(STAGE_KEY.POS, fresh[i]!));
   const placed = keyAfter(fresh, afterIndex);
-  if (placed === null) throw errors.stageOrder("no key fits");
+  if (placed === null) throw errors.stageOrder("noKeyFits");
   return placed;
 }
 
@@ -736,6 +768,6 @@ function cardKeyIn(doc: Y.Doc, stage: string, id: string, place: CardPlace): str
   const fresh = rebalanced(others.length);
   others.forEach(([, card], i) => cardMapOrNull(doc, card)?.set(CARD_KEY.POS, fresh[i]!));
   const placed = keyAfter(fresh, afterIndex);
-  if (placed === null) throw errors.stageOrder("no key fits");
+  if (placed === null) throw errors.stageOrder("noKeyFits");
   return placed;
 }
