@@ -148,6 +148,8 @@ function DetailRow({
   const labelId = `${id}-label`;
   const errorId = `${id}-error`;
   const rowRef = useRef<HTMLDivElement>(null);
+  // Enter or Escape in the row closed it: a focus-out after that has nothing left to save.
+  const closedByKey = useRef(false);
   const value = inputValue(card, field);
   const text = fieldText(card, field, board.nameOf);
 
@@ -175,6 +177,7 @@ function DetailRow({
   }
 
   if (!editing) {
+    closedByKey.current = false;
     return (
       <div class="detail-row" data-card-detail={field.id}>
         <span class="field-label" id={labelId}>
@@ -205,29 +208,44 @@ function DetailRow({
   };
   // Leaving the row (not moving inside it, as between a picker's input and its list) saves. Asked
   // a moment later: the focus may be on its way into the row (the value's button just gave way
-  // to the input), and a save by Enter or a cancel by Escape has closed the row already.
+  // to the input), and a save by Enter or a cancel by Escape has closed the row already. What the
+  // input holds is read now: a key pressed right after (Escape closing the panel after a Tab)
+  // reaches the page before that moment, and the value must be saved all the same.
   const onFocusOut = () => {
+    const row = rowRef.current;
+    if (row === null) return;
+    const input =
+      field.type === "user"
+        ? null
+        : row.querySelector<HTMLInputElement | HTMLSelectElement>(`[name="${CSS.escape(field.id)}"]`);
+    const held =
+      input === null ? null : { value: input.value, bad: input instanceof HTMLInputElement && input.validity.badInput };
     window.setTimeout(() => {
-      const row = rowRef.current;
-      if (row === null || !row.isConnected || row.contains(document.activeElement)) return;
-      if (!row.hasAttribute("data-editing")) return;
+      if (row.isConnected) {
+        if (row.contains(document.activeElement) || !row.hasAttribute("data-editing")) return;
+      } else if (closedByKey.current) {
+        return;
+      }
       if (field.type === "user") {
         // The picker settles its text on blur (and saves through onCommit): only close the row,
         // unless it refused a name (its message stays in view until Escape or another pick).
-        if (row.querySelector('[aria-invalid="true"]') === null) onCancel(false);
+        if (row.isConnected && row.querySelector('[aria-invalid="true"]') === null) onCancel(false);
         return;
       }
-      const input = row.querySelector<HTMLInputElement | HTMLSelectElement>(`[name="${CSS.escape(field.id)}"]`);
-      if (input !== null) submit(input, false);
+      if (held === null) return;
+      if (held.bad) onRefuse(t(field.type === "date" ? "field.badDate" : "field.badNumber", { label: field.label }));
+      else onSave(held.value, false, false);
     }, 0);
   };
   const onKeyDown = (event: KeyboardEvent) => {
     if (event.defaultPrevented) return;
     if (event.key === "Escape") {
       event.preventDefault();
+      closedByKey.current = true;
       onCancel(true);
     } else if (event.key === "Enter" && !event.isComposing) {
       event.preventDefault();
+      closedByKey.current = true;
       if (field.type === "user") {
         // The picker took a changed name already (it prevents the Enter); unchanged: done.
         onCancel(true);
