@@ -6,26 +6,25 @@
 
 #![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
 
+#[path = "support/room.rs"]
+mod room_support;
+
 use funnel_protocol::BoardId;
 use funnel_protocol::wire::{self, ServerMessage};
 use funnel_server::clock::{Clock, SystemClock};
 use funnel_server::metrics::Metrics;
-use funnel_server::outbox::{Next, OutboxLimits, OutboxReceiver, outbox};
+use funnel_server::outbox::OutboxReceiver;
 use funnel_server::room::{ConnId, RoomCommand, RoomConfig, RoomContext};
 use funnel_server::rooms::Rooms;
 use funnel_server::storage::Storage;
 use funnel_server::storage::sqlite::SqliteStorage;
+use room_support::{join, next_message, send};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
-
-const LIMITS: OutboxLimits = OutboxLimits {
-    max_frames: 64,
-    max_bytes: 1 << 20,
-};
 
 /// Rooms hibernate this long after the last thing that touched their board.
 const QUIET: Duration = Duration::from_millis(200);
@@ -73,41 +72,6 @@ impl Setup {
 
 fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Storage> {
     Arc::new(SqliteStorage::open(dir.path()).unwrap())
-}
-
-async fn join(
-    rooms: &Rooms,
-    board: &BoardId,
-    conn: u64,
-) -> (mpsc::Sender<RoomCommand>, OutboxReceiver) {
-    let (tx, rx) = outbox(LIMITS);
-    let room = rooms.get_or_spawn(board);
-    room.send(RoomCommand::Join {
-        conn: ConnId(conn),
-        outbox: tx,
-        principal: funnel_server::auth::Principal::local_admin(),
-    })
-    .await
-    .unwrap();
-    (room, rx)
-}
-
-async fn send(room: &mpsc::Sender<RoomCommand>, conn: u64, frame: bytes::Bytes) {
-    for message in wire::decode_client_frame(&frame).unwrap() {
-        room.send(RoomCommand::Message {
-            conn: ConnId(conn),
-            message,
-        })
-        .await
-        .unwrap();
-    }
-}
-
-async fn next_message(rx: &mut OutboxReceiver) -> ServerMessage {
-    match tokio::time::timeout(Duration::from_secs(10), rx.next()).await {
-        Ok(Next::Frame(frame)) => wire::decode_server_frame(&frame).unwrap(),
-        other => panic!("expected a frame, got {other:?}"),
-    }
 }
 
 /// The next update frame, skipping presence.
