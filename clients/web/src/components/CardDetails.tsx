@@ -18,7 +18,7 @@ import { fieldText, inputValue, type FieldInfo } from "../ui/fields";
 import { formatMoney } from "../ui/format";
 import { t } from "../ui/i18n";
 import { useBoard } from "./context";
-import { attempt, sentence } from "./forms";
+import { attempt, fieldControl, sentence } from "./forms";
 import { PersonPicker } from "./PersonPicker";
 import { useSession } from "./session";
 
@@ -283,58 +283,7 @@ function DetailRow({
         }
       },
     };
-    if (field.type === "enum") {
-      editor = (
-        <select {...common}>
-          <option value="" selected={value === ""}>
-            —
-          </option>
-          {field.options.map((option) => (
-            <option key={option} value={option} selected={option === value}>
-              {option}
-            </option>
-          ))}
-        </select>
-      );
-    } else if (field.type === "money") {
-      editor = (
-        <input
-          type="text"
-          inputMode="decimal"
-          autoComplete="off"
-          placeholder={`${formatMoney(0, "")} ${card.currency}`}
-          defaultValue={value}
-          {...common}
-        />
-      );
-    } else if (field.type === "number") {
-      editor = <input type="number" step="any" defaultValue={value} {...common} />;
-    } else if (field.type === "date") {
-      editor = <input type="date" defaultValue={value} {...common} />;
-    } else if (field.id === "currency") {
-      editor = (
-        <input
-          type="text"
-          maxLength={3}
-          autoComplete="off"
-          spellcheck={false}
-          class="input-currency"
-          defaultValue={value}
-          {...common}
-        />
-      );
-    } else {
-      editor = (
-        <input
-          type="text"
-          inputMode={field.id === "email" ? "email" : "text"}
-          autoComplete="off"
-          maxLength={field.id === "title" ? 200 : undefined}
-          defaultValue={value}
-          {...common}
-        />
-      );
-    }
+    editor = fieldControl(field, value, card.currency, common, { required: false, emailKeyboard: true });
   }
 
   return (

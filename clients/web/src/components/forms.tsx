@@ -66,6 +66,74 @@ function Field({ label, children, inline }: { label: string; children: Component
   );
 }
 
+/**
+ * The control of a field that is neither a person nor a yes/no (those have their own): a select
+ * of its options, or an input of its type, holding `value` at first; `props` go on it (its name,
+ * handlers, labels). Shared by the quick-create form and the card panel's inline editors.
+ */
+export function fieldControl(
+  field: FieldInfo,
+  value: string,
+  currency: string,
+  props: Record<string, unknown>,
+  { required, emailKeyboard }: { required: boolean; emailKeyboard: boolean },
+) {
+  if (field.type === "enum") {
+    return (
+      // `selected` on the option: Preact sets a select's defaultValue as a bare property, which
+      // selects nothing.
+      <select {...props}>
+        <option value="" selected={value === ""}>
+          —
+        </option>
+        {field.options.map((option) => (
+          <option key={option} value={option} selected={option === value}>
+            {option}
+          </option>
+        ))}
+      </select>
+    );
+  }
+  if (field.type === "money") {
+    return (
+      <input
+        type="text"
+        inputMode="decimal"
+        autoComplete="off"
+        placeholder={`${formatMoney(0, "")} ${currency}`}
+        defaultValue={value}
+        {...props}
+      />
+    );
+  }
+  if (field.type === "number") return <input type="number" step="any" defaultValue={value} {...props} />;
+  if (field.type === "date") return <input type="date" defaultValue={value} {...props} />;
+  if (field.id === "currency") {
+    return (
+      <input
+        type="text"
+        maxLength={3}
+        autoComplete="off"
+        spellcheck={false}
+        class="input-currency"
+        defaultValue={value}
+        {...props}
+      />
+    );
+  }
+  return (
+    <input
+      type="text"
+      inputMode={emailKeyboard && field.id === "email" ? "email" : undefined}
+      autoComplete="off"
+      required={required}
+      maxLength={field.id === "title" ? 200 : undefined}
+      defaultValue={value}
+      {...props}
+    />
+  );
+}
+
 /** One input of a field, named by the field id. */
 export function FieldInput({
   field,
@@ -108,61 +176,7 @@ export function FieldInput({
       </label>
     );
   }
-  let input;
-  if (field.type === "enum") {
-    input = (
-      // `selected` on the option: Preact sets a select's defaultValue as a bare property, which
-      // selects nothing.
-      <select {...common}>
-        <option value="" selected={value === ""}>
-          —
-        </option>
-        {field.options.map((option) => (
-          <option key={option} value={option} selected={option === value}>
-            {option}
-          </option>
-        ))}
-      </select>
-    );
-  } else if (field.type === "money") {
-    input = (
-      <input
-        type="text"
-        inputMode="decimal"
-        autoComplete="off"
-        placeholder={`${formatMoney(0, "")} ${currency}`}
-        {...common}
-        defaultValue={value}
-      />
-    );
-  } else if (field.type === "number") {
-    input = <input type="number" step="any" {...common} defaultValue={value} />;
-  } else if (field.type === "date") {
-    input = <input type="date" {...common} defaultValue={value} />;
-  } else if (field.id === "currency") {
-    input = (
-      <input
-        type="text"
-        maxLength={3}
-        autoComplete="off"
-        spellcheck={false}
-        class="input-currency"
-        {...common}
-        defaultValue={value}
-      />
-    );
-  } else {
-    input = (
-      <input
-        type="text"
-        autoComplete="off"
-        required={field.id === "title"}
-        maxLength={field.id === "title" ? 200 : undefined}
-        {...common}
-        defaultValue={value}
-      />
-    );
-  }
+  const input = fieldControl(field, value, currency, common, { required: field.id === "title", emailKeyboard: false });
   return <Field label={field.label}>{input}</Field>;
 }
 
