@@ -121,6 +121,11 @@ export interface CardIdSet extends Iterable<string> {
 
 /** How often what streamed in is applied while the server's state loads (see `setLoading`). */
 export const LOADING_FLUSH_MS = 100;
+/**
+ * The wait doubles after each such flush up to this: each one re-renders the columns, and a
+ * long load needs a moving count more than hundreds of renders of a board still filling.
+ */
+export const LOADING_FLUSH_MAX_MS = 800;
 
 export class BoardStore {
   private readonly listeners = new Set<(snapshot: BoardSnapshot) => void>();
@@ -164,9 +169,11 @@ export class BoardStore {
   private dirtyViews = false;
   private recountAll = false;
   private scheduled = false;
-  /** While the server's state streams in: remote changes are applied every LOADING_FLUSH_MS. */
+  /** While the server's state streams in: remote changes are applied on a timer (`setLoading`). */
   private loading = false;
   private loadingTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The wait before the next flush while loading (LOADING_FLUSH_MS, doubling). */
+  private loadingDelay = LOADING_FLUSH_MS;
   private readonly unobserve: (() => void)[] = [];
 
   constructor(
@@ -206,14 +213,16 @@ export class BoardStore {
   /**
    * Says whether the server's state is still streaming in (the connection is `loading`). A large
    * board arrives in hundreds of pieces, one message each: applied one by one, each would re-read
-   * and re-sort every column it touches. While loading, the store applies what came every
-   * {@link LOADING_FLUSH_MS} instead (the progress bar still moves), and at once when this
+   * and re-sort every column it touches. While loading, the store applies what came after
+   * {@link LOADING_FLUSH_MS}, then after twice as long each time up to {@link LOADING_FLUSH_MAX_MS}
+   * (the progress bar still moves), and at once when this
    * browser's own edit comes or the loading ends, so the last piece and the "Live" state reach
    * the view together.
    */
   setLoading(loading: boolean): void {
     if (this.loading === loading) return;
     this.loading = loading;
+    this.loadingDelay = LOADING_FLUSH_MS;
     if (!loading && this.loadingTimer !== null) this.flush();
   }
 
@@ -273,7 +282,10 @@ export class BoardStore {
 
   private schedule(remote: boolean): void {
     if (this.loading && remote && !this.scheduled) {
-      this.loadingTimer ??= setTimeout(() => this.flush(), LOADING_FLUSH_MS);
+      if (this.loadingTimer === null) {
+        this.loadingTimer = setTimeout(() => this.flush(), this.loadingDelay);
+        this.loadingDelay = Math.min(this.loadingDelay * 2, LOADING_FLUSH_MAX_MS);
+      }
       return;
     }
     if (this.scheduled) return;

@@ -132,6 +132,26 @@ export class BoardConnection {
   /** Pieces of the server's state came while loading and the copy has not been written since. */
   private unstored = false;
   private storeTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The `update` listeners are off for the transaction being cleaned up (`beforeUpdateEvent`). */
+  private updateListenersOff = false;
+  private readonly beforeUpdateEvent = (transaction: Y.Transaction) => {
+    const skip = transaction.origin === this.provider && this.status.state === "loading";
+    if (skip) this.unstored = true;
+    this.setUpdateListeners(!skip);
+  };
+  private readonly afterUpdateEvents = () => this.setUpdateListeners(true);
+  /** Attaches or detaches the doc's `update` listeners (the provider's and `storeUpdate`). */
+  private setUpdateListeners(on: boolean): void {
+    if (on !== this.updateListenersOff) return;
+    this.updateListenersOff = !on;
+    if (on) {
+      this.doc.on("update", this.provider._updateHandler);
+      this.doc.on("update", this.storeUpdate);
+    } else {
+      this.doc.off("update", this.provider._updateHandler);
+      this.doc.off("update", this.storeUpdate);
+    }
+  }
   /** Updates received from the server and not yet written to the copy (see `storeUpdate`). */
   private received: Uint8Array[] = [];
   private receivedFlush: (() => void) | null = null;
@@ -205,6 +225,11 @@ export class BoardConnection {
     });
     // What the copy held when it opened: its updates are applied in one transaction, its own origin.
     this.doc.on("afterTransaction", this.onTransaction);
+    // Yjs encodes a transaction's update again for the doc's `update` listeners (the provider's,
+    // which sends only this browser's own, and `storeUpdate`), between `afterTransactionCleanup`
+    // and the next transaction's: none of them wants a piece of the loading server state.
+    this.doc.on("afterTransactionCleanup", this.beforeUpdateEvent);
+    this.doc.on("afterAllTransactions", this.afterUpdateEvents);
     this.provider = new WebsocketProvider(boardSocketBase(window.location), boardId, this.doc, {
       disableBc: true,
       // `notices`: send funnel's notices (history.ts); a server that does not know it ignores it.
@@ -279,8 +304,11 @@ export class BoardConnection {
     this.listeners.clear();
     if (this.storeTimer !== null) clearTimeout(this.storeTimer);
     this.storeTimer = null;
+    this.setUpdateListeners(true);
     this.doc.off("update", this.storeUpdate);
     this.doc.off("afterTransaction", this.onTransaction);
+    this.doc.off("afterTransactionCleanup", this.beforeUpdateEvent);
+    this.doc.off("afterAllTransactions", this.afterUpdateEvents);
     this.provider.awareness.setLocalState(null);
     this.provider.destroy();
     void this.persistence.destroy();
