@@ -94,8 +94,8 @@ function readStorage(key: string): string | null {
 /** How long received clocks wait before they are written (a burst of updates writes once). */
 const SAVE_SEEN_MS = 250;
 
-/** How long after the loading ends the whole copy is written (then at the next idle time). */
-const STORE_AFTER_LOAD_MS = 500;
+/** The longest the whole copy waits for an idle time once the loading ends. */
+const STORE_AFTER_LOAD_MS = 1000;
 
 /** The longest a received update waits for an idle time before it is written to the copy. */
 const RECEIVED_STORE_MS = 1000;
@@ -126,12 +126,16 @@ export class BoardConnection {
   private readonly saveSeenNow = () => {
     this.saveSeen();
     this.storeReceived();
+    // A page left right after its board loaded: start the copy's write now (it may finish).
+    this.cancelStoreLoaded?.();
+    this.cancelStoreLoaded = null;
+    this.storeLoadedStateNow();
   };
   /** The IndexedDB copy, when it opened, held a board (stages). */
   private localCopyHeldBoard = false;
   /** Pieces of the server's state came while loading and the copy has not been written since. */
   private unstored = false;
-  private storeTimer: ReturnType<typeof setTimeout> | null = null;
+  private cancelStoreLoaded: (() => void) | null = null;
   /** The `update` listeners are off for the transaction being cleaned up (`beforeUpdateEvent`). */
   private updateListenersOff = false;
   private readonly beforeUpdateEvent = (transaction: Y.Transaction) => {
@@ -302,8 +306,8 @@ export class BoardConnection {
     if (this.saveSeenTimer !== null) this.saveSeen();
     this.storeReceived();
     this.listeners.clear();
-    if (this.storeTimer !== null) clearTimeout(this.storeTimer);
-    this.storeTimer = null;
+    this.cancelStoreLoaded?.();
+    this.cancelStoreLoaded = null;
     this.setUpdateListeners(true);
     this.doc.off("update", this.storeUpdate);
     this.doc.off("afterTransaction", this.onTransaction);
@@ -370,16 +374,20 @@ export class BoardConnection {
    * after the first paint, not before it.
    */
   private storeLoadedState(): void {
-    if (this.storeTimer !== null || this.persistence.db === null) return;
-    const store = () => {
-      this.storeTimer = null;
-      if (!this.unstored || this.status.state === "loading" || this.persistence._destroyed) return;
-      this.unstored = false;
-      void storeState(this.persistence, true).catch((error: unknown) =>
-        console.warn("funnel: could not keep this board in the browser", error),
-      );
-    };
-    this.storeTimer = setTimeout(() => whenIdle(store, 2000), STORE_AFTER_LOAD_MS);
+    if (this.cancelStoreLoaded !== null || this.persistence.db === null) return;
+    this.cancelStoreLoaded = whenIdle(() => {
+      this.cancelStoreLoaded = null;
+      this.storeLoadedStateNow();
+    }, STORE_AFTER_LOAD_MS);
+  }
+
+  private storeLoadedStateNow(): void {
+    if (!this.unstored || this.status.state === "loading" || this.persistence.db === null) return;
+    if (this.persistence._destroyed) return;
+    this.unstored = false;
+    void storeState(this.persistence, true).catch((error: unknown) =>
+      console.warn("funnel: could not keep this board in the browser", error),
+    );
   }
 
   private update(change: Partial<ConnectionStatus>): void {
