@@ -251,10 +251,14 @@ function VirtualCards({ items, stage, fields, presence, now, namesVersion }: Car
   // A new function only with new items: the virtualizer re-reads every key when it changes (a
   // pass over the column), which a re-render for a scroll or a measure does not need.
   const getItemKey = useMemo(() => (index: number) => items[index]?.card.id ?? index, [items]);
+  const instance = useRef<Virtualizer<HTMLDivElement, HTMLDivElement> | null>(null);
   const options = {
     count: items.length,
     getScrollElement: () => ref.current,
-    estimateSize: () => estimate,
+    // A card never measured (one a move or a scroll brings into view) is guessed at the height
+    // last measured in this column: most cards have it, and a right guess is no re-measure, no
+    // pass over the column's positions and no second render.
+    estimateSize: () => (instance.current === null ? undefined : heights.get(instance.current)?.measured) ?? estimate,
     getItemKey,
     overscan: OVERSCAN,
     gap: CARD_GAP,
@@ -268,6 +272,8 @@ function VirtualCards({ items, stage, fields, presence, now, namesVersion }: Car
     onChange: () => rerender(0),
   };
   const [virtualizer] = useState(() => new Virtualizer<HTMLDivElement, HTMLDivElement>(options));
+  instance.current = virtualizer;
+  if (heights.get(virtualizer)?.estimate !== estimate) heights.set(virtualizer, { estimate, measured: null });
   virtualizer.setOptions(options);
   useLayoutEffect(() => virtualizer._didMount(), [virtualizer]);
   useLayoutEffect(() => {
@@ -340,10 +346,24 @@ function measureSlot(
   entry: ResizeObserverEntry | undefined,
   instance: Virtualizer<HTMLDivElement, HTMLDivElement>,
 ): number {
-  if (entry !== undefined) return measureElement(element, entry, instance);
+  if (entry !== undefined) {
+    const size = measureElement(element, entry, instance);
+    const kept = heights.get(instance);
+    if (kept !== undefined) kept.measured = size;
+    return size;
+  }
   const index = instance.indexFromElement(element);
   return instance.itemSizeCache.get(instance.options.getItemKey(index)) ?? instance.options.estimateSize(index);
 }
+
+/**
+ * Per column's virtualizer: the last card height measured in it (null: none yet) under the
+ * plain estimate of the fields shown (a change of fields starts over).
+ */
+const heights = new WeakMap<
+  Virtualizer<HTMLDivElement, HTMLDivElement>,
+  { estimate: number; measured: number | null }
+>();
 
 /** A card slot's `data-stale`: "" for a card idle past the stage's `rotDays`, else none (only the cards rendered are tested). */
 function staleness(stage: Stage, item: CardItem, now: number): "" | undefined {
