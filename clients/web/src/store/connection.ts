@@ -92,13 +92,26 @@ function readStorage(key: string): string | null {
 }
 
 /** How long received clocks wait before they are written (a burst of updates writes once). */
-const SAVE_SEEN_MS = 250;
+const SAVE_SEEN_MS = 1000;
 
 /** The longest the whole copy waits for an idle time once the loading ends. */
 const STORE_AFTER_LOAD_MS = 1000;
 
-/** The longest a received update waits for an idle time before it is written to the copy. */
-const RECEIVED_STORE_MS = 1000;
+/**
+ * How long received updates gather before they are written to the copy, as one entry, at the
+ * next idle time after: a burst of remote moves is one write, not one each.
+ */
+const RECEIVED_STORE_MS = 2000;
+
+/** Runs `task` at the first idle time after `delayMs`; returns what cancels it. */
+function afterThenIdle(task: () => void, delayMs: number): () => void {
+  let cancelIdle: (() => void) | null = null;
+  const timer = setTimeout(() => (cancelIdle = whenIdle(task, delayMs)), delayMs);
+  return () => {
+    clearTimeout(timer);
+    cancelIdle?.();
+  };
+}
 
 /**
  * Runs `task` at the page's next idle time (at the latest after `timeoutMs`); returns what
@@ -172,7 +185,7 @@ export class BoardConnection {
         return;
       }
       this.received.push(update);
-      this.receivedFlush ??= whenIdle(() => this.storeReceived(), RECEIVED_STORE_MS);
+      this.receivedFlush ??= afterThenIdle(() => this.storeReceived(), RECEIVED_STORE_MS);
       return;
     }
     this.storeReceived();
