@@ -218,16 +218,20 @@ export function useSavedViews(
     window.addEventListener("storage", onStorage);
     return () => window.removeEventListener("storage", onStorage);
   }, [storage, boardId, user]);
-  return {
-    views,
-    save: (name, filter) => {
-      const result = saveView(storage, boardId, user, name, filter);
-      if ("error" in result) return result.error;
-      setViews(result.views);
-      return null;
-    },
-    remove: (name) => setViews(deleteView(storage, boardId, user, name)),
-  };
+  // The same functions while the board and user stay: the toolbar's memoised parts take them.
+  const actions = useMemo(
+    () => ({
+      save: (name: string, filter: BoardFilter): string | null => {
+        const result = saveView(storage, boardId, user, name, filter);
+        if ("error" in result) return result.error;
+        setViews(result.views);
+        return null;
+      },
+      remove: (name: string) => setViews(deleteView(storage, boardId, user, name)),
+    }),
+    [storage, boardId, user],
+  );
+  return { views, ...actions };
 }
 
 /**
