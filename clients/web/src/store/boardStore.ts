@@ -2,9 +2,12 @@
 // types of the document and, after each batch of transactions, re-reads only what changed (the
 // cards named by the events, through the mirror's `readCard`; stages and settings through
 // `readStages` / `readSettings`; activities through `activitiesByCard` when one changed), then
-// rebuilds only the columns those cards left or entered. Every object that did not change keeps
-// its identity from one snapshot to the next, so the view re-renders a remote move as two
-// columns and one card, not the whole board (components compare by identity).
+// patches only the columns those cards left or entered: their old items out and new ones in by
+// binary search (sortedItems.ts), their sums and summaries from the column before, so a move
+// costs its cards, not its columns' (a change of stages or settings, or a tick, rebuilds them
+// all). Every object that did not change keeps its identity from one snapshot to the next, so
+// the view re-renders a remote move as two columns and one card, not the whole board
+// (components compare by identity); `items` and `unprocessed` are the store's own, read through.
 //
 // The reading rules are the mirror's (src/model/board.ts): cards by (`pos`, id) in byte order, a
 // card whose stage is gone shown in the initial column, sums per currency, counters from
