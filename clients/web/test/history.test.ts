@@ -38,8 +38,9 @@ function setUp() {
   const server = new Y.Doc();
   const browser = new Y.Doc();
   const seen: Clocks = new Map();
-  browser.on("update", (update: Uint8Array, origin: unknown) => {
-    if (origin === "server") noteReceived(seen, update);
+  // As the connection does: the clocks a received transaction moved, from its state vectors.
+  browser.on("afterTransaction", (transaction: Y.Transaction) => {
+    if (transaction.origin === "server") noteReceived(seen, transaction.beforeState, transaction.afterState);
   });
   const send = () => Y.applyUpdate(browser, Y.encodeStateAsUpdate(server, Y.encodeStateVector(browser)), "server");
   return { server, browser, seen, send };
@@ -118,6 +119,37 @@ describe("the verdict", () => {
     } finally {
       setLanguage("en", false);
     }
+  });
+});
+
+describe("the received clocks", () => {
+  test("a received transaction's state vectors give what parsing its update gives", () => {
+    const writers = [new Y.Doc(), new Y.Doc()];
+    const browser = new Y.Doc();
+    const fromVectors: Clocks = new Map();
+    const fromUpdates: Clocks = new Map();
+    browser.on("afterTransaction", (transaction: Y.Transaction) => {
+      if (transaction.origin === "server") noteReceived(fromVectors, transaction.beforeState, transaction.afterState);
+    });
+    browser.on("update", (update: Uint8Array, origin: unknown) => {
+      if (origin !== "server") return;
+      for (const [client, clock] of Y.parseUpdateMeta(update).to) {
+        if (clock > (fromUpdates.get(client) ?? 0)) fromUpdates.set(client, clock);
+      }
+    });
+    for (let round = 0; round < 5; round++) {
+      for (const [i, writer] of writers.entries()) {
+        const cards = writer.getMap<string>("cards");
+        cards.set(`c${round}-${i}`, "x".repeat(round + 1));
+        if (round > 1) cards.delete(`c${round - 2}-${i}`);
+        Y.applyUpdate(browser, Y.encodeStateAsUpdate(writer, Y.encodeStateVector(browser)), "server");
+        expect(fromVectors).toEqual(fromUpdates);
+      }
+    }
+    // An update that moves no clock (deletions only, or one already held) raises nothing.
+    const before = new Map(fromVectors);
+    Y.applyUpdate(browser, Y.encodeStateAsUpdate(writers[0]!), "server");
+    expect(fromVectors).toEqual(before);
   });
 });
 

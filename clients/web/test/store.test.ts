@@ -17,7 +17,7 @@ import {
   renameStage,
   setCounterThreshold,
 } from "../src/model/write";
-import { BoardStore, LOADING_FLUSH_MS, type BoardSnapshot } from "../src/store/boardStore";
+import { BoardStore, LOADING_FLUSH_MAX_MS, LOADING_FLUSH_MS, type BoardSnapshot } from "../src/store/boardStore";
 
 const NOW = 1_800_000_000_000;
 const MINUTE = 60_000;
@@ -184,14 +184,20 @@ describe("BoardStore", () => {
     const local = replica(remote);
     const store = new BoardStore(local, () => NOW);
     const before = store.current;
+    // A snapshot's `items` reads the store's current map: keep what it held then.
+    const itemsBefore = new Map(before.items);
     moveCard(remote, ids[0]!, "st-2", { kind: "top" });
     store.flush();
     const after = store.current;
     const changed = after.columns.filter((c, i) => c !== before.columns[i]).map((c) => c.stage.id);
     expect(changed.sort()).toEqual(["st-0", "st-2"]);
     const items = [...after.items.values()];
-    const replaced = items.filter((item) => before.items.get(item.card.id) !== item).map((i) => i.card.id);
+    const replaced = items.filter((item) => itemsBefore.get(item.card.id) !== item).map((i) => i.card.id);
     expect(replaced).toEqual([ids[0]]);
+    // The columns' own items say the same: only the moved card's item is new.
+    const columnItems = (snapshot: BoardSnapshot) => new Set(snapshot.columns.flatMap((c) => c.items));
+    const fresh = [...columnItems(after)].filter((item) => !columnItems(before).has(item)).map((i) => i.card.id);
+    expect(fresh).toEqual([ids[0]]);
   });
 
   test("renaming a stage keeps the cards' items; a tick replaces only counters that changed", () => {
@@ -218,16 +224,17 @@ describe("BoardStore", () => {
     });
     let now = NOW;
     const store = new BoardStore(doc, () => now);
-    const first = store.current;
+    // A snapshot's `items` reads the store's current map: keep what it held then.
+    const first = new Map(store.current.items);
     renameStage(doc, "st-0", "Fresh");
     store.flush();
     expect(store.current.columns[0]!.stage.name).toBe("Fresh");
-    expect(store.current.items.get(a)).toBe(first.items.get(a));
+    expect(store.current.items.get(a)).toBe(first.get(a));
     now += 6 * MINUTE; // a lights (20 - 15 minutes), b does not
     store.tick();
     expect(store.current.items.get(a)!.counter.state).toBe("due");
-    expect(store.current.items.get(a)).not.toBe(first.items.get(a));
-    expect(store.current.items.get(b)).toBe(first.items.get(b));
+    expect(store.current.items.get(a)).not.toBe(first.get(a));
+    expect(store.current.items.get(b)).toBe(first.get(b));
   });
 
   test("one flush per batch of transactions, and listeners hear it", async () => {
@@ -267,17 +274,27 @@ describe("BoardStore", () => {
       createCard(doc, "st-0", { title: "mine" }, NOW);
       await Promise.resolve();
       expect(heard).toBe(2);
+      // The next piece waits twice as long: a long load renders a few times, not every 100 ms.
+      const next = Y.encodeStateVector(server);
+      createCard(server, "st-0", { title: "later" }, NOW);
+      Y.applyUpdate(doc, Y.encodeStateAsUpdate(server, next), "server");
+      await Promise.resolve();
+      vi.advanceTimersByTime(LOADING_FLUSH_MS);
+      expect(heard).toBe(2);
+      vi.advanceTimersByTime(LOADING_FLUSH_MS);
+      expect(heard).toBe(3);
+      expect(store.current.columns[0]!.items.length).toBe(5);
       // The last piece, then the loading ends: applied then, not a timer later.
       const before = Y.encodeStateVector(server);
       createCard(server, "st-0", { title: "last" }, NOW);
       Y.applyUpdate(doc, Y.encodeStateAsUpdate(server, before), "server");
       await Promise.resolve();
-      expect(heard).toBe(2);
+      expect(heard).toBe(3);
       store.setLoading(false);
-      expect(heard).toBe(3);
-      expect(store.current.columns[0]!.items.length).toBe(5);
-      vi.advanceTimersByTime(LOADING_FLUSH_MS);
-      expect(heard).toBe(3);
+      expect(heard).toBe(4);
+      expect(store.current.columns[0]!.items.length).toBe(6);
+      vi.advanceTimersByTime(LOADING_FLUSH_MAX_MS);
+      expect(heard).toBe(4);
       store.destroy();
     } finally {
       vi.useRealTimers();

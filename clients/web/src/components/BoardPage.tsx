@@ -63,6 +63,7 @@ import { Column } from "./Column";
 import { BoardContext, type BoardActions } from "./context";
 import { sentence } from "./forms";
 import { FilterDetails, FilterTools } from "./FilterBar";
+import { memo } from "./memo";
 import { ForecastPanel } from "./ForecastPanel";
 import { ActivitiesPanel, ArchivedPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
 import { RequiredFieldsDialog, type PendingMove } from "./RequiredFieldsDialog";
@@ -73,6 +74,14 @@ import { useBoardDrop } from "./useBoardDrop";
 import { useBoardFilter, useColumnViews, usePeople, useSavedViews } from "./useBoardFilter";
 import { useUndoKeys } from "./useUndoKeys";
 import { WonLostBar } from "./WonLostBar";
+
+// The page re-renders for every snapshot (a remote move too): its parts that take none of it
+// skip that render while their props keep their identity.
+const MemoConnectionBadge = memo(ConnectionBadge);
+const MemoIdentity = memo(Identity);
+const MemoFilterTools = memo(FilterTools);
+const MemoFilterDetails = memo(FilterDetails);
+const MemoWonLostBar = memo(WonLostBar);
 
 /** How often counters and "time ago" are re-evaluated without any edit. */
 export const TICK_MS = 30_000;
@@ -206,6 +215,10 @@ export function BoardPage({
   const compiledRef = useRef(compiled);
   compiledRef.current = compiled;
   const focusRef = useRef<string | null>(null);
+  // Stable callbacks for the memoised toolbar: a remote move re-renders this page, not its toolbar.
+  const toggleFilters = useMemo(() => () => setFiltersOpen((open) => !open), []);
+  const saveSavedView = savedViews.save;
+  const saveView = useMemo(() => (name: string) => saveSavedView(name, filterRef.current), [saveSavedView]);
   const [pendingMove, setPendingMove] = useState<{ move: PendingMove; target: Target } | null>(null);
   const [forecastOpen, setForecastOpen] = useState(false);
   const noticeId = useRef(0);
@@ -590,18 +603,18 @@ export function BoardPage({
               </span>
             ))}
           </div>
-          <ConnectionBadge status={status} refusal={refusal} />
-          <Identity account={account} user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
+          <MemoConnectionBadge status={status} refusal={refusal} />
+          <MemoIdentity account={account} user={user} roster={roster} onUser={onUser} onRoster={onRoster} />
         </header>
 
         <section class="board-tools" aria-label={t("board.tools")}>
           {!(refusal !== null && snapshot.stages.length === 0) && (
             <div class="toolbar" role="toolbar" aria-label={t("board.tools")}>
-              <FilterTools
+              <MemoFilterTools
                 filter={filter}
                 setFilter={setFilter}
                 open={filtersOpen}
-                onToggle={() => setFiltersOpen((open) => !open)}
+                onToggle={toggleFilters}
                 views={savedViews.views}
                 onDeleteView={savedViews.remove}
               />
@@ -673,7 +686,7 @@ export function BoardPage({
             </div>
           )}
           {!(refusal !== null && snapshot.stages.length === 0) && (
-            <FilterDetails
+            <MemoFilterDetails
               filter={filter}
               setFilter={setFilter}
               open={filtersOpen}
@@ -682,7 +695,7 @@ export function BoardPage({
               shown={shownCount}
               total={snapshot.items.size}
               nameOf={actions.nameOf}
-              onSaveView={(name) => savedViews.save(name, filterRef.current)}
+              onSaveView={saveView}
             />
           )}
           {phone && views.length > 0 && (
@@ -781,7 +794,7 @@ export function BoardPage({
           </main>
         )}
 
-        {permissions.moveCards && snapshot.stages.length > 0 && <WonLostBar stages={snapshot.stages} />}
+        {permissions.moveCards && snapshot.stages.length > 0 && <MemoWonLostBar stages={snapshot.stages} />}
         {pendingMove !== null && (
           <RequiredFieldsDialog
             move={pendingMove.move}

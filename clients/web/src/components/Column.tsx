@@ -17,6 +17,7 @@ import {
   Virtualizer,
 } from "@tanstack/virtual-core";
 import { useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "preact/hooks";
+import type { Stage } from "../model/board";
 import type { CardItem, ColumnData } from "../store/boardStore";
 import type { FieldInfo } from "../ui/fields";
 import { formatSums } from "../ui/format";
@@ -59,10 +60,6 @@ function ColumnImpl(props: ColumnProps) {
   const [dropEdge, setDropEdge] = useState<"left" | "right" | null>(null);
   const [cardOver, setCardOver] = useState(false);
   const shown = view.items;
-  const stale = useMemo(
-    () => new Set(column.items.filter((i) => isStale(stage, i.card, i.activities, now)).map((i) => i.card.id)),
-    [column.items, stage, now],
-  );
   const headingId = `stage-${stage.id}`;
 
   useEffect(() => {
@@ -163,7 +160,7 @@ function ColumnImpl(props: ColumnProps) {
             </span>
           )}
         </div>
-        <ColumnStats stage={stage} items={shown} currency={boardCurrency} />
+        <ColumnStats stage={stage} weighted={view.weighted} currency={boardCurrency} />
         <ActivityBar stageName={stage.name} counts={view.statuses} selected={states} onSelect={board.filterByStatus} />
         {board.can.createCards && (
           <button
@@ -183,15 +180,7 @@ function ColumnImpl(props: ColumnProps) {
       {props.quickCreateOpen && board.can.createCards && (
         <QuickCreateForm stageId={stage.id} fields={props.quickCreateFields} />
       )}
-      <Cards
-        items={shown}
-        stale={stale}
-        stageId={stage.id}
-        fields={fields}
-        presence={presence}
-        now={now}
-        namesVersion={namesVersion}
-      />
+      <Cards items={shown} stage={stage} fields={fields} presence={presence} now={now} namesVersion={namesVersion} />
     </section>
   );
 }
@@ -200,9 +189,8 @@ export const Column = memo(ColumnImpl);
 
 interface CardsProps {
   items: readonly CardItem[];
-  /** Cards that sat idle past the stage's `rotDays`: shown as stale. */
-  stale: ReadonlySet<string>;
-  stageId: string;
+  /** The column's stage: a card that sat idle past its `rotDays` is shown as stale. */
+  stage: Stage;
   fields: readonly FieldInfo[];
   presence: ReadonlyMap<string, CardPresence>;
   now: number;
@@ -222,7 +210,7 @@ function Cards(props: CardsProps) {
   return shouldVirtualize(props.items.length) ? <VirtualCards {...props} /> : <CardList {...props} />;
 }
 
-function CardList({ items, stale, stageId, fields, presence, now, namesVersion }: CardsProps) {
+function CardList({ items, stage, fields, presence, now, namesVersion }: CardsProps) {
   const ref = useRef<HTMLDivElement>(null);
   useAutoScroll(ref);
   return (
@@ -233,12 +221,12 @@ function CardList({ items, stale, stageId, fields, presence, now, namesVersion }
           key={item.card.id}
           role="listitem"
           class="card-slot"
-          data-stale={stale.has(item.card.id) ? "" : undefined}
-          title={stale.has(item.card.id) ? t("column.stale") : undefined}
+          data-stale={staleness(stage, item, now)}
+          title={staleness(stage, item, now) === "" ? t("column.stale") : undefined}
         >
           <CardView
             item={item}
-            stageId={stageId}
+            stageId={stage.id}
             fields={fields}
             presence={presence.get(item.card.id)}
             now={now}
@@ -252,9 +240,7 @@ function CardList({ items, stale, stageId, fields, presence, now, namesVersion }
 }
 
 /** A long column: only the cards in view (and an overscan) are in the DOM. */
-/** What a stale card's slot says when hovered. */
-
-function VirtualCards({ items, stale, stageId, fields, presence, now, namesVersion }: CardsProps) {
+function VirtualCards({ items, stage, fields, presence, now, namesVersion }: CardsProps) {
   const board = useBoard();
   const ref = useRef<HTMLDivElement>(null);
   const [, rerender] = useReducer((n: number) => n + 1, 0);
@@ -262,11 +248,18 @@ function VirtualCards({ items, stale, stageId, fields, presence, now, namesVersi
   const itemsRef = useRef(items);
   itemsRef.current = items;
   const estimate = estimateCardHeight(fields.length);
+  // A new function only with new items: the virtualizer re-reads every key when it changes (a
+  // pass over the column), which a re-render for a scroll or a measure does not need.
+  const getItemKey = useMemo(() => (index: number) => items[index]?.card.id ?? index, [items]);
+  const instance = useRef<Virtualizer<HTMLDivElement, HTMLDivElement> | null>(null);
   const options = {
     count: items.length,
     getScrollElement: () => ref.current,
-    estimateSize: () => estimate,
-    getItemKey: (index: number) => itemsRef.current[index]?.card.id ?? index,
+    // A card never measured (one a move or a scroll brings into view) is guessed at the height
+    // last measured in this column: most cards have it, and a right guess is no re-measure, no
+    // pass over the column's positions and no second render.
+    estimateSize: () => (instance.current === null ? undefined : heights.get(instance.current)?.measured) ?? estimate,
+    getItemKey,
     overscan: OVERSCAN,
     gap: CARD_GAP,
     paddingStart: 2,
@@ -274,11 +267,13 @@ function VirtualCards({ items, stale, stageId, fields, presence, now, namesVersi
     scrollToFn: elementScroll,
     observeElementRect,
     observeElementOffset,
-    measureElement,
+    measureElement: measureSlot,
     initialRect: { width: 272, height: 600 },
     onChange: () => rerender(0),
   };
   const [virtualizer] = useState(() => new Virtualizer<HTMLDivElement, HTMLDivElement>(options));
+  instance.current = virtualizer;
+  if (heights.get(virtualizer)?.estimate !== estimate) heights.set(virtualizer, { estimate, measured: null });
   virtualizer.setOptions(options);
   useLayoutEffect(() => virtualizer._didMount(), [virtualizer]);
   useLayoutEffect(() => {
@@ -319,13 +314,13 @@ function VirtualCards({ items, stale, stageId, fields, presence, now, namesVersi
               data-index={v.index}
               role="listitem"
               class="card-slot virtual-slot"
-              data-stale={stale.has(item.card.id) ? "" : undefined}
-              title={stale.has(item.card.id) ? t("column.stale") : undefined}
+              data-stale={staleness(stage, item, now)}
+              title={staleness(stage, item, now) === "" ? t("column.stale") : undefined}
               style={`transform:translateY(${v.start}px)`}
             >
               <CardView
                 item={item}
-                stageId={stageId}
+                stageId={stage.id}
                 fields={fields}
                 presence={presence.get(item.card.id)}
                 now={now}
@@ -337,6 +332,42 @@ function VirtualCards({ items, stale, stageId, fields, presence, now, namesVersi
       </div>
     </div>
   );
+}
+
+/**
+ * A card slot's height for the virtualizer. From its ResizeObserver entry (read after the
+ * frame's layout) as the stock `measureElement` does; when a slot is mounted (no entry), the
+ * height kept for its card's key, or the estimate, instead of reading `offsetHeight`, which
+ * would force a layout of the page in the middle of a render (a remote move mounts a card or
+ * two). The observer's first entry for the slot, in the same frame, gives its real height.
+ */
+function measureSlot(
+  element: HTMLDivElement,
+  entry: ResizeObserverEntry | undefined,
+  instance: Virtualizer<HTMLDivElement, HTMLDivElement>,
+): number {
+  if (entry !== undefined) {
+    const size = measureElement(element, entry, instance);
+    const kept = heights.get(instance);
+    if (kept !== undefined) kept.measured = size;
+    return size;
+  }
+  const index = instance.indexFromElement(element);
+  return instance.itemSizeCache.get(instance.options.getItemKey(index)) ?? instance.options.estimateSize(index);
+}
+
+/**
+ * Per column's virtualizer: the last card height measured in it (null: none yet) under the
+ * plain estimate of the fields shown (a change of fields starts over).
+ */
+const heights = new WeakMap<
+  Virtualizer<HTMLDivElement, HTMLDivElement>,
+  { estimate: number; measured: number | null }
+>();
+
+/** A card slot's `data-stale`: "" for a card idle past the stage's `rotDays`, else none (only the cards rendered are tested). */
+function staleness(stage: Stage, item: CardItem, now: number): "" | undefined {
+  return isStale(stage, item.card, item.activities, now) ? "" : undefined;
 }
 
 function validColor(color: string): string {

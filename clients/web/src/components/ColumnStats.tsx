@@ -2,28 +2,25 @@
 // weighted by it (per currency). The count and the plain sum stay in the header (Column.tsx).
 
 import type { Stage } from "../model/board";
-import { stageProbability, weighted } from "../model/requirements";
-import type { CardItem } from "../store/boardStore";
+import { stageProbability } from "../model/requirements";
 import { formatSums } from "../ui/format";
 import { t } from "../ui/i18n";
 
 export function ColumnStats({
   stage,
-  items,
+  weighted,
   currency,
 }: {
   stage: Stage;
-  items: readonly CardItem[];
+  /** The shown cards' amounts weighted by the stage's probability, per currency (useColumnViews). */
+  weighted: ReadonlyMap<string, number>;
   currency: string;
 }) {
-  const sums = new Map<string, number>();
-  for (const { card } of items) sums.set(card.currency, (sums.get(card.currency) ?? 0) + weighted(card.amount, stage));
-  const sorted = new Map([...sums].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   const probability = stageProbability(stage);
   return (
     <div class="column-stats" data-column-stats="">
       <span class="column-weighted" data-stage-weighted="" title={t("column.probability", { probability })}>
-        {t("column.weighted")} {formatSums(sorted, currency)}
+        {t("column.weighted")} {formatSums(weighted, currency)}
       </span>
       <span class="column-probability" data-stage-probability="">
         {probability}%

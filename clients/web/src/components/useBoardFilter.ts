@@ -6,7 +6,10 @@
 
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Stage } from "../model/board";
-import type { CardItem, ColumnData } from "../store/boardStore";
+import { weighted } from "../model/requirements";
+import { columnChangeOf, type CardItem, type ColumnChange, type ColumnData } from "../store/boardStore";
+import { patchSorted, Sums } from "../store/sortedItems";
+import { activityStatus } from "../ui/activityStatus";
 import type { RosterEntry } from "../ui/users";
 import type { ActivityStatus } from "../ui/activityStatus";
 import {
@@ -32,6 +35,8 @@ export interface ColumnView {
   readonly stage: Stage;
   readonly items: readonly CardItem[];
   readonly sums: ReadonlyMap<string, number>;
+  /** The sums of what it shows weighted by the stage's probability, card by card (ColumnStats). */
+  readonly weighted: ReadonlyMap<string, number>;
   /** The activity bar's counts: per status, the cards that pass every other part of the filter. */
   readonly statuses: ReadonlyMap<ActivityStatus, number>;
   /** Whether some of the column's cards are hidden. */
@@ -91,21 +96,93 @@ export function useColumnViews(
         .map((column) => {
           const hit = cache.current.get(column);
           if (hit !== undefined && hit.key === compiled.key && hit.now === now) return hit.view;
-          const result = filterColumn(column.items, compiled, now);
-          const all = result.items.length === column.items.length;
-          const view: ColumnView = {
-            column,
-            stage: column.stage,
-            items: all ? column.items : result.items,
-            sums: all ? column.sums : result.sums,
-            statuses: result.statuses,
-            filtered: !all,
-          };
+          // A column the store patched from one shown under the same filter: patch its view too.
+          const change = columnChangeOf(column);
+          const before = change !== undefined ? cache.current.get(change.previous) : undefined;
+          const view =
+            change !== undefined && before !== undefined && before.key === compiled.key && before.now === now
+              ? patchColumnView(before.view, column, change, compiled, now)
+              : columnView(column, compiled, now);
           cache.current.set(column, { key: compiled.key, now, view });
           return view;
         }),
     [columns, compiled, now],
   );
+}
+
+/** What a view keeps to be patched: the sums of what it shows, with their counts. */
+const viewSums = new WeakMap<ColumnView, { sums: Sums; weighted: Sums }>();
+
+/** A column as the filter shows it, in one pass over its cards. */
+export function columnView(column: ColumnData, compiled: CompiledFilter, now: number): ColumnView {
+  const result = filterColumn(column.items, compiled, now);
+  const all = result.items.length === column.items.length;
+  const sums = Sums.empty();
+  const weightedSums = Sums.empty();
+  for (const { card } of result.items) {
+    sums.add(card.currency, card.amount);
+    weightedSums.add(card.currency, weighted(card.amount, column.stage));
+  }
+  const view: ColumnView = {
+    column,
+    stage: column.stage,
+    items: all ? column.items : result.items,
+    sums: all ? column.sums : result.sums,
+    weighted: weightedSums.sorted(),
+    statuses: result.statuses,
+    filtered: !all,
+  };
+  viewSums.set(view, { sums, weighted: weightedSums });
+  return view;
+}
+
+/**
+ * The view of `column`, patched from `before` (the view of `change.previous` under the same
+ * filter and clock): only the cards that left or entered are tested, counted and placed.
+ */
+export function patchColumnView(
+  before: ColumnView,
+  column: ColumnData,
+  change: ColumnChange,
+  compiled: CompiledFilter,
+  now: number,
+): ColumnView {
+  const kept = viewSums.get(before);
+  if (kept === undefined) return columnView(column, compiled, now);
+  const sums = kept.sums.copy();
+  const weightedSums = kept.weighted.copy();
+  const statuses = new Map(before.statuses);
+  const byStatus = compiled.states.size > 0;
+  const shown = (item: CardItem, sign: 1 | -1): boolean => {
+    if (!compiled.matchesOthers(item)) return false;
+    const status = activityStatus(item.activities, now);
+    statuses.set(status, (statuses.get(status) ?? 0) + sign);
+    if (byStatus && !compiled.states.has(status)) return false;
+    const { card } = item;
+    if (sign === 1) {
+      sums.add(card.currency, card.amount);
+      weightedSums.add(card.currency, weighted(card.amount, column.stage));
+    } else {
+      sums.remove(card.currency, card.amount);
+      weightedSums.remove(card.currency, weighted(card.amount, column.stage));
+    }
+    return true;
+  };
+  const removed = change.removed.filter((item) => shown(item, -1));
+  const added = change.added.filter((item) => shown(item, 1));
+  const items = patchSorted(before.items, removed, added);
+  const all = items.length === column.items.length;
+  const view: ColumnView = {
+    column,
+    stage: column.stage,
+    items: all ? column.items : items,
+    sums: all ? column.sums : sums.sorted(),
+    weighted: weightedSums.sorted(),
+    statuses,
+    filtered: !all,
+  };
+  viewSums.set(view, { sums, weighted: weightedSums });
+  return view;
 }
 
 /** localStorage, or a memory stand-in where the browser refuses it. */
@@ -141,16 +218,20 @@ export function useSavedViews(
     window.addEventListener("storage", onStorage);
     return () => window.removeEventListener("storage", onStorage);
   }, [storage, boardId, user]);
-  return {
-    views,
-    save: (name, filter) => {
-      const result = saveView(storage, boardId, user, name, filter);
-      if ("error" in result) return result.error;
-      setViews(result.views);
-      return null;
-    },
-    remove: (name) => setViews(deleteView(storage, boardId, user, name)),
-  };
+  // The same functions while the board and user stay: the toolbar's memoised parts take them.
+  const actions = useMemo(
+    () => ({
+      save: (name: string, filter: BoardFilter): string | null => {
+        const result = saveView(storage, boardId, user, name, filter);
+        if ("error" in result) return result.error;
+        setViews(result.views);
+        return null;
+      },
+      remove: (name: string) => setViews(deleteView(storage, boardId, user, name)),
+    }),
+    [storage, boardId, user],
+  );
+  return { views, ...actions };
 }
 
 /**

@@ -2,9 +2,12 @@
 // types of the document and, after each batch of transactions, re-reads only what changed (the
 // cards named by the events, through the mirror's `readCard`; stages and settings through
 // `readStages` / `readSettings`; activities through `activitiesByCard` when one changed), then
-// rebuilds only the columns those cards left or entered. Every object that did not change keeps
-// its identity from one snapshot to the next, so the view re-renders a remote move as two
-// columns and one card, not the whole board (components compare by identity).
+// patches only the columns those cards left or entered: their old items out and new ones in by
+// binary search (sortedItems.ts), their sums and summaries from the column before, so a move
+// costs its cards, not its columns' (a change of stages or settings, or a tick, rebuilds them
+// all). Every object that did not change keeps its identity from one snapshot to the next, so
+// the view re-renders a remote move as two columns and one card, not the whole board
+// (components compare by identity); `items` and `unprocessed` are the store's own, read through.
 //
 // The reading rules are the mirror's (src/model/board.ts): cards by (`pos`, id) in byte order, a
 // card whose stage is gone shown in the initial column, sums per currency, counters from
@@ -29,6 +32,7 @@ import { compareBytes } from "../model/order";
 import { counter as computeCounter, type Counter, type Millis } from "../model/rules";
 import { isOpenKind, QUICK_CREATE, ROOT, type StageKind } from "../model/schema";
 import { cardYMap, readServerFields, type CardData } from "../model/serverFields";
+import { patchSorted, Sums } from "./sortedItems";
 
 /** One card as a column shows it. Same object as long as nothing about it changed. */
 export interface CardItem {
@@ -51,7 +55,10 @@ export interface BoardSnapshot {
   /** Board order. */
   stages: readonly Stage[];
   columns: readonly ColumnData[];
-  /** Every card shown in a column, by id (a view over the columns: no copy per snapshot). */
+  /**
+   * Every card shown in a column, by id: the store's own map, read through (no copy per
+   * snapshot), so it holds the latest state, not a copy at this snapshot's version.
+   */
   items: ReadonlyMap<string, CardItem>;
   /**
    * Everyone responsible for a card in a column (`""` for a card with nobody); the same set
@@ -63,7 +70,7 @@ export interface BoardSnapshot {
   quickCreate: readonly string[] | null;
   /** Per responsible, in byte order of the responsible id. */
   workload: readonly Workload[];
-  /** Cards whose counter is `idle` (a view over the columns). */
+  /** Cards whose counter is `idle`: the store's own set, read through like `items`. */
   unprocessed: CardIdSet;
   /** Archived cards (in no column), most recently archived first. */
   archived: readonly CardData[];
@@ -80,45 +87,34 @@ const EMPTY_ACTIVITIES: readonly Activity[] = Object.freeze([]);
 
 /** What a snapshot sums up of one column (BoardStore.summaryOf). */
 interface ColumnSummary {
-  items: Map<string, CardItem>;
-  unprocessed: Set<string>;
   /** This column's part of the workload: empty for a final stage. */
   workload: Map<string, Workload>;
-  responsibles: Set<string>;
+  /** How many of its cards each responsible has. */
+  responsibles: Map<string, number>;
+  /** How many of its cards each (responsible, currency) has, keyed `responsible\0currency`. */
+  workloadCurrencies: Map<string, number>;
 }
 
-/** The columns' cards as one map, read through: a card is in one column at most. */
-class ColumnsMap implements ReadonlyMap<string, CardItem> {
-  readonly size: number;
-  constructor(private readonly parts: readonly ReadonlyMap<string, CardItem>[]) {
-    this.size = parts.reduce((n, part) => n + part.size, 0);
-  }
-  get(id: string): CardItem | undefined {
-    for (const part of this.parts) {
-      const item = part.get(id);
-      if (item !== undefined) return item;
-    }
-    return undefined;
-  }
-  has(id: string): boolean {
-    return this.parts.some((part) => part.has(id));
-  }
-  forEach(callback: (value: CardItem, key: string, map: ReadonlyMap<string, CardItem>) => void): void {
-    for (const [key, value] of this.entries()) callback(value, key, this);
-  }
-  *entries(): MapIterator<[string, CardItem]> {
-    for (const part of this.parts) yield* part.entries();
-  }
-  *keys(): MapIterator<string> {
-    for (const part of this.parts) yield* part.keys();
-  }
-  *values(): MapIterator<CardItem> {
-    for (const part of this.parts) yield* part.values();
-  }
-  [Symbol.iterator](): MapIterator<[string, CardItem]> {
-    return this.entries();
-  }
+/**
+ * How a column object came from the one before it: the items that left it (as they were) and
+ * the items that entered it (as they are now; a card that changed in place is in both). Only
+ * for a column that kept its stage and was patched, not rebuilt.
+ */
+export interface ColumnChange {
+  readonly previous: ColumnData;
+  readonly removed: readonly CardItem[];
+  readonly added: readonly CardItem[];
 }
+
+const columnChanges = new WeakMap<ColumnData, ColumnChange>();
+
+/** How `column` differs from the column object it replaced, when the store patched it. */
+export function columnChangeOf(column: ColumnData): ColumnChange | undefined {
+  return columnChanges.get(column);
+}
+
+/** The per-currency sums of each column object, with their counts, to patch the next one. */
+const columnSums = new WeakMap<ColumnData, Sums>();
 
 /** A read-only set of card ids: what `has`, `size` and iteration need of a `Set`. */
 export interface CardIdSet extends Iterable<string> {
@@ -126,22 +122,13 @@ export interface CardIdSet extends Iterable<string> {
   has(id: string): boolean;
 }
 
-/** The columns' unprocessed cards as one set, read through: the columns' sets are disjoint. */
-class ColumnsSet implements CardIdSet {
-  readonly size: number;
-  constructor(private readonly parts: readonly ReadonlySet<string>[]) {
-    this.size = parts.reduce((n, part) => n + part.size, 0);
-  }
-  has(id: string): boolean {
-    return this.parts.some((part) => part.has(id));
-  }
-  *[Symbol.iterator](): Iterator<string> {
-    for (const part of this.parts) yield* part.values();
-  }
-}
-
 /** How often what streamed in is applied while the server's state loads (see `setLoading`). */
 export const LOADING_FLUSH_MS = 100;
+/**
+ * The wait doubles after each such flush up to this: each one re-renders the columns, and a
+ * long load needs a moving count more than hundreds of renders of a board still filling.
+ */
+export const LOADING_FLUSH_MAX_MS = 800;
 
 export class BoardStore {
   private readonly listeners = new Set<(snapshot: BoardSnapshot) => void>();
@@ -153,6 +140,8 @@ export class BoardStore {
   private archivedChanged = false;
   private archivedList: readonly CardData[] = [];
   private readonly items = new Map<string, CardItem>();
+  /** The shown cards whose counter is `idle`, kept with `items`. */
+  private readonly idle = new Set<string>();
   private activities = new Map<string, Activity[]>();
   private stages: Stage[] = [];
   private settings: Settings;
@@ -171,8 +160,6 @@ export class BoardStore {
   /** The columns of the last snapshot, and what was summed up over them. */
   private snapshotColumns: readonly ColumnData[] = [];
   private views: {
-    items: ReadonlyMap<string, CardItem>;
-    unprocessed: CardIdSet;
     responsibles: ReadonlySet<string>;
     workload: readonly Workload[];
   } | null = null;
@@ -185,9 +172,11 @@ export class BoardStore {
   private dirtyViews = false;
   private recountAll = false;
   private scheduled = false;
-  /** While the server's state streams in: remote changes are applied every LOADING_FLUSH_MS. */
+  /** While the server's state streams in: remote changes are applied on a timer (`setLoading`). */
   private loading = false;
   private loadingTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The wait before the next flush while loading (LOADING_FLUSH_MS, doubling). */
+  private loadingDelay = LOADING_FLUSH_MS;
   private readonly unobserve: (() => void)[] = [];
 
   constructor(
@@ -227,14 +216,16 @@ export class BoardStore {
   /**
    * Says whether the server's state is still streaming in (the connection is `loading`). A large
    * board arrives in hundreds of pieces, one message each: applied one by one, each would re-read
-   * and re-sort every column it touches. While loading, the store applies what came every
-   * {@link LOADING_FLUSH_MS} instead (the progress bar still moves), and at once when this
+   * and re-sort every column it touches. While loading, the store applies what came after
+   * {@link LOADING_FLUSH_MS}, then after twice as long each time up to {@link LOADING_FLUSH_MAX_MS}
+   * (the progress bar still moves), and at once when this
    * browser's own edit comes or the loading ends, so the last piece and the "Live" state reach
    * the view together.
    */
   setLoading(loading: boolean): void {
     if (this.loading === loading) return;
     this.loading = loading;
+    this.loadingDelay = LOADING_FLUSH_MS;
     if (!loading && this.loadingTimer !== null) this.flush();
   }
 
@@ -294,7 +285,10 @@ export class BoardStore {
 
   private schedule(remote: boolean): void {
     if (this.loading && remote && !this.scheduled) {
-      this.loadingTimer ??= setTimeout(() => this.flush(), LOADING_FLUSH_MS);
+      if (this.loadingTimer === null) {
+        this.loadingTimer = setTimeout(() => this.flush(), this.loadingDelay);
+        this.loadingDelay = Math.min(this.loadingDelay * 2, LOADING_FLUSH_MAX_MS);
+      }
       return;
     }
     if (this.scheduled) return;
@@ -376,6 +370,8 @@ export class BoardStore {
     const touched = new Set<string>();
     for (const id of this.dirtyCards) {
       const old = this.cards.get(id);
+      // The item as the columns show it now: the patch takes it out of its column.
+      if (!this.previousItems.has(id)) this.previousItems.set(id, this.items.get(id));
       const read = readCard(this.doc, id);
       const map = cardYMap(this.doc, id);
       const card: CardData | null = read === null || map === null ? null : { ...read, ...readServerFields(map) };
@@ -388,6 +384,7 @@ export class BoardStore {
         this.cards.delete(id);
         this.members.get(old.stage)?.delete(id);
         this.items.delete(id);
+        this.idle.delete(id);
         touched.add(id);
         this.removedFrom.add(old.stage);
         continue;
@@ -409,38 +406,58 @@ export class BoardStore {
 
   /** Raw stages that lost a card since the last build. */
   private readonly removedFrom = new Set<string>();
+  /** Of the cards read since the last build, the item each had then (undefined: none). */
+  private readonly previousItems = new Map<string, CardItem | undefined>();
 
   private build(initial: boolean): BoardSnapshot {
     const stageIds = new Set(this.stages.map((s) => s.id));
     const initialStage = this.stages.find((s) => s.kind === "initial") ?? this.stages[0];
     const shownIn = (raw: string) => (stageIds.has(raw) ? raw : initialStage?.id);
-    const affected = new Set<string>();
     const all = initial || this.recountAll;
+    // Per shown stage, the items that left it and the cards that entered it (or changed in it).
+    const leaving = new Map<string, CardItem[]>();
+    const entering = new Map<string, CardData[]>();
     if (!all) {
-      for (const raw of this.removedFrom) {
-        const shown = shownIn(raw);
-        if (shown !== undefined) affected.add(shown);
-      }
       for (const id of this.touched) {
+        const before = this.previousItems.has(id) ? this.previousItems.get(id) : this.items.get(id);
+        if (before !== undefined) {
+          const shown = shownIn(before.card.stage);
+          if (shown !== undefined) push(leaving, shown, before);
+        }
         const card = this.cards.get(id);
         const shown = card !== undefined ? shownIn(card.stage) : undefined;
-        if (shown !== undefined) affected.add(shown);
+        if (card !== undefined && shown !== undefined) push(entering, shown, card);
+      }
+      // A card that left without an item (never shown) still changes its old column's build.
+      for (const raw of this.removedFrom) {
+        const shown = shownIn(raw);
+        if (shown !== undefined && !leaving.has(shown)) leaving.set(shown, []);
       }
     }
     this.removedFrom.clear();
+    this.previousItems.clear();
     this.touched.clear();
     this.recountAll = false;
 
     const columns = this.stages.map((stage) => {
       const old = this.columns.get(stage.id);
-      if (!all && old !== undefined && old.stage === stage && !affected.has(stage.id)) return old;
-      return this.buildColumn(stage, stage === initialStage ? stageIds : null, old);
+      if (all || old === undefined || old.stage !== stage) {
+        return this.buildColumn(stage, stage === initialStage ? stageIds : null, old);
+      }
+      const out = leaving.get(stage.id);
+      const into = entering.get(stage.id);
+      if (out === undefined && into === undefined) return old;
+      return this.patchColumn(old, out ?? [], into ?? []);
     });
     this.columns = new Map(columns.map((c) => [c.stage.id, c]));
-    if (columns.length === 0) this.items.clear();
+    if (columns.length === 0) {
+      this.items.clear();
+      this.idle.clear();
+    }
 
     // What the board sums up over its columns, from each column's summary (made once per column
-    // object): a move re-reads the two columns it touched, not all the board's cards.
+    // object, from the one before it when the column was patched): a move re-reads the two
+    // columns' changed cards, not all the board's cards.
     const summaries = columns.map((column) => this.summaryOf(column));
     const sameColumns =
       columns.length === this.snapshotColumns.length && columns.every((c, i) => c === this.snapshotColumns[i]);
@@ -449,7 +466,7 @@ export class BoardStore {
       const workload = new Map<string, Workload>();
       const responsibles = new Set<string>();
       for (const summary of summaries) {
-        for (const id of summary.responsibles) responsibles.add(id);
+        for (const id of summary.responsibles.keys()) responsibles.add(id);
         for (const part of summary.workload.values()) {
           let load = workload.get(part.responsible);
           if (load === undefined) {
@@ -463,14 +480,15 @@ export class BoardStore {
           }
         }
       }
-      const previous = this.views?.responsibles;
+      const previous = this.views;
+      const workloadList = [...workload.values()]
+        .filter((load) => load.cards > 0)
+        .sort((a, b) => compareBytes(a.responsible, b.responsible))
+        .map((load) => ({ ...load, amounts: sortedByKey(load.amounts) }));
       this.views = {
-        items: new ColumnsMap(summaries.map((s) => s.items)),
-        unprocessed: new ColumnsSet(summaries.map((s) => s.unprocessed)),
-        responsibles: previous !== undefined && sameSet(previous, responsibles) ? previous : responsibles,
-        workload: [...workload.values()]
-          .sort((a, b) => compareBytes(a.responsible, b.responsible))
-          .map((load) => ({ ...load, amounts: sortedByKey(load.amounts) })),
+        responsibles:
+          previous !== null && sameSet(previous.responsibles, responsibles) ? previous.responsibles : responsibles,
+        workload: previous !== null && sameWorkload(previous.workload, workloadList) ? previous.workload : workloadList,
       };
     }
     const views = this.views;
@@ -478,38 +496,70 @@ export class BoardStore {
       settings: this.settings,
       stages: this.stages,
       columns,
-      items: views.items,
+      items: this.items,
       responsibles: views.responsibles,
       fieldDefs: this.fieldDefs,
       quickCreate: this.quickCreate,
       workload: views.workload,
-      unprocessed: views.unprocessed,
+      unprocessed: this.idle,
       archived: this.archivedOrder(),
       now: this.tickedAt,
       version: ++this.version,
     };
   }
 
-  /** A column's cards by id, its unprocessed cards, its part of the workload, its responsibles. */
+  /**
+   * A column's part of the workload and its responsibles:
+   * from the summary of the column it was patched from when there is one (what changed only).
+   */
   private summaryOf(column: ColumnData): ColumnSummary {
     let summary = this.summaries.get(column);
     if (summary !== undefined) return summary;
-    summary = { items: new Map(), unprocessed: new Set(), workload: new Map(), responsibles: new Set() };
     const open = isOpenKind(column.stage.kind);
-    for (const item of column.items) {
+    const change = columnChanges.get(column);
+    const before = change !== undefined ? this.summaries.get(change.previous) : undefined;
+    const add = (into: ColumnSummary, item: CardItem, sign: 1 | -1) => {
       const { card, counter } = item;
-      summary.items.set(card.id, item);
-      summary.responsibles.add(card.responsible);
-      if (counter.state === "idle") summary.unprocessed.add(card.id);
-      if (!open) continue;
-      let load = summary.workload.get(card.responsible);
+      const held = (into.responsibles.get(card.responsible) ?? 0) + sign;
+      if (held > 0) into.responsibles.set(card.responsible, held);
+      else into.responsibles.delete(card.responsible);
+      if (!open) return;
+      let load = into.workload.get(card.responsible);
       if (load === undefined) {
         load = { responsible: card.responsible, cards: 0, amounts: new Map(), lit: 0 };
-        summary.workload.set(card.responsible, load);
+        into.workload.set(card.responsible, load);
       }
-      load.cards += 1;
-      load.amounts.set(card.currency, (load.amounts.get(card.currency) ?? 0) + card.amount);
-      if (counter.state === "due") load.lit += 1;
+      load.cards += sign;
+      const key = `${card.responsible}\u0000${card.currency}`;
+      const count = (into.workloadCurrencies.get(key) ?? 0) + sign;
+      if (count > 0) {
+        into.workloadCurrencies.set(key, count);
+        load.amounts.set(card.currency, (load.amounts.get(card.currency) ?? 0) + sign * card.amount);
+      } else {
+        // The responsible's last card in this currency left: the currency goes, as a pass would have it.
+        into.workloadCurrencies.delete(key);
+        load.amounts.delete(card.currency);
+      }
+      if (counter.state === "due") load.lit += sign;
+    };
+    if (change !== undefined && before !== undefined) {
+      const workload = new Map<string, Workload>();
+      for (const [id, load] of before.workload) workload.set(id, { ...load, amounts: new Map(load.amounts) });
+      summary = {
+        workload,
+        responsibles: new Map(before.responsibles),
+        workloadCurrencies: new Map(before.workloadCurrencies),
+      };
+      for (const item of change.removed) add(summary, item, -1);
+      for (const item of change.added) add(summary, item, 1);
+      for (const [id, load] of workload) if (load.cards <= 0) workload.delete(id);
+    } else {
+      summary = {
+        workload: new Map(),
+        responsibles: new Map(),
+        workloadCurrencies: new Map(),
+      };
+      for (const item of column.items) add(summary, item, 1);
     }
     this.summaries.set(column, summary);
     return summary;
@@ -526,6 +576,31 @@ export class BoardStore {
     return this.archivedList;
   }
 
+  /** The item of a card as this column shows it; the previous item when nothing about it changed. */
+  private itemOf(card: CardData, stage: Stage): CardItem {
+    const activities = this.activities.get(card.id) ?? EMPTY_ACTIVITIES;
+    // Most cards have no activity: their counter depends on the stage's kind alone.
+    const fresh =
+      activities.length === 0
+        ? emptyCounter(stage.kind)
+        : computeCounter(
+            activities.map((a) => a.facts),
+            stage.kind,
+            this.settings.counterThresholdMin,
+            this.now,
+          );
+    const prev = this.items.get(card.id);
+    const counter = prev !== undefined && sameCounter(prev.counter, fresh) ? prev.counter : fresh;
+    if (prev !== undefined && prev.card === card && prev.counter === counter && prev.activities === activities) {
+      return prev;
+    }
+    const item: CardItem = { card, counter, activities };
+    this.items.set(card.id, item);
+    if (counter.state === "idle") this.idle.add(card.id);
+    else this.idle.delete(card.id);
+    return item;
+  }
+
   /** One column; `stageIds` is set for the initial column, which also shows orphaned cards. */
   private buildColumn(stage: Stage, stageIds: Set<string> | null, old: ColumnData | undefined): ColumnData {
     const cards: CardData[] = [];
@@ -535,33 +610,61 @@ export class BoardStore {
       for (const [raw, ids] of this.members) if (!stageIds.has(raw)) add(ids);
     }
     cards.sort((a, b) => compareBytes(a.pos, b.pos) || compareBytes(a.id, b.id));
-    const threshold = this.settings.counterThresholdMin;
-    const items = cards.map((card) => {
-      const activities = this.activities.get(card.id) ?? EMPTY_ACTIVITIES;
-      // Most cards have no activity: their counter depends on the stage's kind alone.
-      const fresh =
-        activities.length === 0
-          ? emptyCounter(stage.kind)
-          : computeCounter(
-              activities.map((a) => a.facts),
-              stage.kind,
-              threshold,
-              this.now,
-            );
-      const prev = this.items.get(card.id);
-      const counter = prev !== undefined && sameCounter(prev.counter, fresh) ? prev.counter : fresh;
-      if (prev !== undefined && prev.card === card && prev.counter === counter && prev.activities === activities) {
-        return prev;
-      }
-      const item: CardItem = { card, counter, activities };
-      this.items.set(card.id, item);
-      return item;
-    });
+    const items = cards.map((card) => this.itemOf(card, stage));
     if (old !== undefined && old.stage === stage && sameItems(old.items, items)) return old;
-    const sums = new Map<string, number>();
-    for (const { card } of items) sums.set(card.currency, (sums.get(card.currency) ?? 0) + card.amount);
-    return { stage, items, sums: sortedByKey(sums) };
+    const sums = Sums.empty();
+    for (const { card } of items) sums.add(card.currency, card.amount);
+    const column: ColumnData = { stage, items, sums: sums.sorted() };
+    columnSums.set(column, sums);
+    return column;
   }
+
+  /**
+   * `old` with the items that left it taken out and the cards that entered it (or changed in
+   * it) put in, by binary search: what a move costs is its two cards, not the column's.
+   */
+  private patchColumn(old: ColumnData, leaving: readonly CardItem[], entering: readonly CardData[]): ColumnData {
+    const added = entering.map((card) => this.itemOf(card, old.stage));
+    // A card touched but shown the same (an unrelated field of its Y.Map): nothing to patch.
+    const kept = new Set(added);
+    const left = new Set(leaving);
+    const removed = leaving.filter((item) => !kept.has(item));
+    const fresh = added.filter((item) => !left.has(item));
+    if (removed.length === 0 && fresh.length === 0) return old;
+    const items = patchSorted(old.items, removed, fresh);
+    const sums = (columnSums.get(old) ?? sumsOf(old.items)).copy();
+    for (const { card } of removed) sums.remove(card.currency, card.amount);
+    for (const { card } of fresh) sums.add(card.currency, card.amount);
+    const column: ColumnData = { stage: old.stage, items, sums: sums.sorted() };
+    columnSums.set(column, sums);
+    columnChanges.set(column, { previous: old, removed, added: fresh });
+    return column;
+  }
+}
+
+function push<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}
+
+function sumsOf(items: readonly CardItem[]): Sums {
+  const sums = Sums.empty();
+  for (const { card } of items) sums.add(card.currency, card.amount);
+  return sums;
+}
+
+function sameWorkload(a: readonly Workload[], b: readonly Workload[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((x, i) => {
+      const y = b[i]!;
+      if (x.responsible !== y.responsible || x.cards !== y.cards || x.lit !== y.lit) return false;
+      if (x.amounts.size !== y.amounts.size) return false;
+      for (const [currency, amount] of x.amounts) if (y.amounts.get(currency) !== amount) return false;
+      return true;
+    })
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@
 // carries a `recovery` for the page's banner.
 
 import * as decoding from "lib0/decoding";
-import { IndexeddbPersistence } from "y-indexeddb";
+import { IndexeddbPersistence, storeState } from "y-indexeddb";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
 import { reportSocketRefused } from "../ui/api";
@@ -92,7 +92,39 @@ function readStorage(key: string): string | null {
 }
 
 /** How long received clocks wait before they are written (a burst of updates writes once). */
-const SAVE_SEEN_MS = 250;
+const SAVE_SEEN_MS = 1000;
+
+/** The longest the whole copy waits for an idle time once the loading ends. */
+const STORE_AFTER_LOAD_MS = 1000;
+
+/**
+ * How long received updates gather before they are written to the copy, as one entry, at the
+ * next idle time after: a burst of remote moves is one write, not one each.
+ */
+const RECEIVED_STORE_MS = 2000;
+
+/** Runs `task` at the first idle time after `delayMs`; returns what cancels it. */
+function afterThenIdle(task: () => void, delayMs: number): () => void {
+  let cancelIdle: (() => void) | null = null;
+  const timer = setTimeout(() => (cancelIdle = whenIdle(task, delayMs)), delayMs);
+  return () => {
+    clearTimeout(timer);
+    cancelIdle?.();
+  };
+}
+
+/**
+ * Runs `task` at the page's next idle time (at the latest after `timeoutMs`); returns what
+ * cancels it. Where `requestIdleCallback` is missing (Safari), after `timeoutMs` / 10.
+ */
+function whenIdle(task: () => void, timeoutMs: number): () => void {
+  if (typeof requestIdleCallback === "function") {
+    const handle = requestIdleCallback(task, { timeout: timeoutMs });
+    return () => cancelIdleCallback(handle);
+  }
+  const timer = setTimeout(task, timeoutMs / 10);
+  return () => clearTimeout(timer);
+}
 
 export class BoardConnection {
   readonly doc = new Y.Doc();
@@ -104,7 +136,87 @@ export class BoardConnection {
   /** What this copy received from the server, per author (see `history.ts`). */
   private seen: Clocks;
   private saveSeenTimer: ReturnType<typeof setTimeout> | null = null;
-  private readonly saveSeenNow = () => this.saveSeen();
+  private readonly saveSeenNow = () => {
+    this.saveSeen();
+    this.storeReceived();
+    // A page left right after its board loaded: start the copy's write now (it may finish).
+    this.cancelStoreLoaded?.();
+    this.cancelStoreLoaded = null;
+    this.storeLoadedStateNow();
+  };
+  /** The IndexedDB copy, when it opened, held a board (stages). */
+  private localCopyHeldBoard = false;
+  /** Pieces of the server's state came while loading and the copy has not been written since. */
+  private unstored = false;
+  private cancelStoreLoaded: (() => void) | null = null;
+  /** The `update` listeners are off for the transaction being cleaned up (`beforeUpdateEvent`). */
+  private updateListenersOff = false;
+  private readonly beforeUpdateEvent = (transaction: Y.Transaction) => {
+    const skip = transaction.origin === this.provider && this.status.state === "loading";
+    if (skip) this.unstored = true;
+    this.setUpdateListeners(!skip);
+  };
+  private readonly afterUpdateEvents = () => this.setUpdateListeners(true);
+  /** Attaches or detaches the doc's `update` listeners (the provider's and `storeUpdate`). */
+  private setUpdateListeners(on: boolean): void {
+    if (on !== this.updateListenersOff) return;
+    this.updateListenersOff = !on;
+    if (on) {
+      this.doc.on("update", this.provider._updateHandler);
+      this.doc.on("update", this.storeUpdate);
+    } else {
+      this.doc.off("update", this.provider._updateHandler);
+      this.doc.off("update", this.storeUpdate);
+    }
+  }
+  /** Updates received from the server and not yet written to the copy (see `storeUpdate`). */
+  private received: Uint8Array[] = [];
+  private receivedFlush: (() => void) | null = null;
+  /**
+   * What goes to the IndexedDB copy. This browser's own edits: written at once (they may exist
+   * nowhere else yet). The server's: it stored them before sending, so they wait for the page's
+   * next idle time and go as one merged entry, off the path of the change's render; while the
+   * board loads they are not written at all, and the whole copy is written once after.
+   */
+  private readonly storeUpdate = (update: Uint8Array, origin: unknown) => {
+    if (origin === this.provider) {
+      if (this.status.state === "loading") {
+        this.unstored = true;
+        return;
+      }
+      this.received.push(update);
+      this.receivedFlush ??= afterThenIdle(() => this.storeReceived(), RECEIVED_STORE_MS);
+      return;
+    }
+    this.storeReceived();
+    this.persistence._storeUpdate(update, origin);
+  };
+  private readonly storeReceived = () => {
+    this.receivedFlush?.();
+    this.receivedFlush = null;
+    if (this.received.length === 0) return;
+    const update = this.received.length === 1 ? this.received[0]! : Y.mergeUpdates(this.received);
+    this.received = [];
+    this.persistence._storeUpdate(update, this.provider);
+  };
+  private readonly onTransaction = (transaction: Y.Transaction) => {
+    if (transaction.origin === this.persistence) {
+      // The copy brought something (its transaction runs even when it is empty) and the
+      // document has stages: a copy is a whole document, so it held them.
+      const brought = [...transaction.afterState].some(
+        ([client, clock]) => clock !== transaction.beforeState.get(client),
+      );
+      if (brought && this.doc.share.has("stages") && this.doc.getMap("stages").size > 0) this.localCopyHeldBoard = true;
+      return;
+    }
+    // Every update the provider applies came from the server, which stored it first: what it
+    // brought is read from the transaction's state vectors, not by parsing the update again.
+    if (
+      transaction.origin === this.provider &&
+      noteReceived(this.seen, transaction.beforeState, transaction.afterState)
+    )
+      this.scheduleSaveSeen();
+  };
 
   constructor(
     readonly boardId: string,
@@ -114,10 +226,27 @@ export class BoardConnection {
     this.status = { state: "connecting", refused: null, wasConnected: false, loaded: false, recovery: null };
     this.seen = parseClocks(readStorage(seenKey(boardId)));
     this.persistence = new IndexeddbPersistence(`${BOARD_DB_PREFIX}${boardId}`, this.doc);
+    // y-indexeddb writes every update as an entry of its own: a large board streams in hundreds
+    // of pieces, each its own IndexedDB write (and, past 500 entries, a rewrite of the whole
+    // copy). While the server's state loads, its pieces are not written one by one; the copy is
+    // written once, whole, when the loading ends (`storeLoadedState`). This browser's own edits
+    // are written at once as before.
+    this.doc.off("update", this.persistence._storeUpdate);
+    this.doc.on("update", this.storeUpdate);
     this.persistence.on("synced", () => {
-      // The browser's copy counts as loaded only if it holds a board (a first visit holds none).
-      if (this.doc.share.has("stages") && this.doc.getMap("stages").size > 0) this.update({ loaded: true });
+      // The browser's copy counts as loaded only if it held a board itself: pieces of the
+      // server's state may have arrived before the copy finished opening, and they are not
+      // all of the board (a first visit's copy holds none).
+      if (this.localCopyHeldBoard) this.update({ loaded: true });
+      if (this.unstored && this.status.state !== "loading") this.storeLoadedState();
     });
+    // What the copy held when it opened: its updates are applied in one transaction, its own origin.
+    this.doc.on("afterTransaction", this.onTransaction);
+    // Yjs encodes a transaction's update again for the doc's `update` listeners (the provider's,
+    // which sends only this browser's own, and `storeUpdate`), between `afterTransactionCleanup`
+    // and the next transaction's: none of them wants a piece of the loading server state.
+    this.doc.on("afterTransactionCleanup", this.beforeUpdateEvent);
+    this.doc.on("afterAllTransactions", this.afterUpdateEvents);
     this.provider = new WebsocketProvider(boardSocketBase(window.location), boardId, this.doc, {
       disableBc: true,
       // `notices`: send funnel's notices (history.ts); a server that does not know it ignores it.
@@ -129,10 +258,6 @@ export class BoardConnection {
     this.provider.messageHandlers[MESSAGE_FUNNEL] = (_encoder, decoder) => {
       this.onFunnelMessage(decoding.readVarUint8Array(decoder));
     };
-    // Every update the provider applies came from the server, which stored it first.
-    this.doc.on("update", (update: Uint8Array, origin: unknown) => {
-      if (origin === this.provider && noteReceived(this.seen, update)) this.scheduleSaveSeen();
-    });
     window.addEventListener("pagehide", this.saveSeenNow);
     // `sync` also says false when a socket closes: the state then leaves `connected`.
     this.provider.on("sync", (synced: boolean) => {
@@ -192,7 +317,15 @@ export class BoardConnection {
     window.removeEventListener("offline", this.onOnline);
     window.removeEventListener("pagehide", this.saveSeenNow);
     if (this.saveSeenTimer !== null) this.saveSeen();
+    this.storeReceived();
     this.listeners.clear();
+    this.cancelStoreLoaded?.();
+    this.cancelStoreLoaded = null;
+    this.setUpdateListeners(true);
+    this.doc.off("update", this.storeUpdate);
+    this.doc.off("afterTransaction", this.onTransaction);
+    this.doc.off("afterTransactionCleanup", this.beforeUpdateEvent);
+    this.doc.off("afterAllTransactions", this.afterUpdateEvents);
     this.provider.awareness.setLocalState(null);
     this.provider.destroy();
     void this.persistence.destroy();
@@ -235,12 +368,39 @@ export class BoardConnection {
     if (this.saveSeenTimer !== null) clearTimeout(this.saveSeenTimer);
     this.saveSeenTimer = null;
     this.seen = new Map();
+    // Nothing more goes to the copy being dropped.
+    this.receivedFlush?.();
+    this.receivedFlush = null;
+    this.received = [];
+    this.unstored = false;
     try {
       localStorage.removeItem(seenKey(this.boardId));
     } catch {
       // Storage off: there was nothing kept to remove.
     }
     await this.persistence.clearData();
+  }
+
+  /**
+   * Writes the whole document to the IndexedDB copy as one entry (y-indexeddb's `storeState`,
+   * which also drops the entries it replaces), once the loading is over and the page is idle:
+   * after the first paint, not before it.
+   */
+  private storeLoadedState(): void {
+    if (this.cancelStoreLoaded !== null || this.persistence.db === null) return;
+    this.cancelStoreLoaded = whenIdle(() => {
+      this.cancelStoreLoaded = null;
+      this.storeLoadedStateNow();
+    }, STORE_AFTER_LOAD_MS);
+  }
+
+  private storeLoadedStateNow(): void {
+    if (!this.unstored || this.status.state === "loading" || this.persistence.db === null) return;
+    if (this.persistence._destroyed) return;
+    this.unstored = false;
+    void storeState(this.persistence, true).catch((error: unknown) =>
+      console.warn("funnel: could not keep this board in the browser", error),
+    );
   }
 
   private update(change: Partial<ConnectionStatus>): void {
@@ -259,6 +419,7 @@ export class BoardConnection {
       next.recovery === this.status.recovery;
     if (same) return;
     this.status = next;
+    if (this.unstored && next.state !== "loading") this.storeLoadedState();
     for (const listener of this.listeners) listener(next);
   }
 }

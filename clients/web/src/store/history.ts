@@ -60,10 +60,21 @@ export function readRecovered(payload: Uint8Array): RecoveredNotice | null {
   return { held, takenBack };
 }
 
-/** Raises `seen` to the highest clock of each author in `update` (a v1 update). */
-export function noteReceived(seen: Clocks, update: Uint8Array): boolean {
+/**
+ * Raises `seen` to what a transaction of received updates brought: each author whose clock it
+ * moved, to the document's clock after it (`Transaction.beforeState` and `afterState`, the
+ * state vectors around it: what the update's own structs reach, as `Y.parseUpdateMeta(update).to`
+ * says, without decoding the update again). Structs the document could not integrate yet are
+ * counted when they are: `seen` may lag what the server sent, never run ahead of it.
+ */
+export function noteReceived(
+  seen: Clocks,
+  before: ReadonlyMap<number, number>,
+  after: ReadonlyMap<number, number>,
+): boolean {
   let raised = false;
-  for (const [client, clock] of Y.parseUpdateMeta(update).to) {
+  for (const [client, clock] of after) {
+    if (clock === (before.get(client) ?? 0)) continue;
     if (clock > (seen.get(client) ?? 0)) {
       seen.set(client, clock);
       raised = true;
