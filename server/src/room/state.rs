@@ -2300,10 +2300,17 @@ mod tests {
             7
         );
         // Nothing taken back: what comes back is its own update, stored as it came (the echo
-        // that confirms it to the sender), never a compensation.
-        assert!(
-            to_a.iter()
-                .all(|m| !matches!(m, ServerMessage::Update(u) if *u != stored[0])),
+        // that confirms it to the sender, in pieces: it is a whole board), never a compensation.
+        let echoed = Doc::new();
+        apply_received(&echoed, to_a);
+        let as_stored = Doc::new();
+        as_stored
+            .transact_mut()
+            .apply_update(wire::decode_update_v1(&stored[0]).unwrap())
+            .unwrap();
+        assert_eq!(
+            full_state(&echoed),
+            full_state(&as_stored),
             "nothing to take back"
         );
     }
