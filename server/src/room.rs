@@ -53,7 +53,7 @@ use yrs::{Doc, Transact};
 
 /// Commands a room takes, in channel order. Each variant's payload is boxed: the command
 /// channel allocates its slots 32 at a time, two such blocks a room, and a command was 160
-/// bytes (10 KiB a room) when the payloads were inline; boxed, it is 40.
+/// bytes (10 KiB a room) when the payloads were inline; boxed, it is 32.
 pub enum RoomCommand {
     /// A connection joins; the room sends it frames through `outbox` until it leaves. Its
     /// `principal` (already authenticated and allowed on this board) decides what it may write.
