@@ -654,7 +654,7 @@ async fn add_timeline_event(
     let (reply, answer) = tokio::sync::oneshot::channel();
     let room = state.connections.rooms.get_or_spawn(&board);
     room.send(RoomCommand::Timeline {
-        event,
+        event: Box::new(event),
         origin: crate::feed::Origin::Api,
         mail: None,
         reply,

@@ -243,7 +243,7 @@ async fn read_loop(
     // Asked in the URL, handled as the in-band request would be: before any frame of the client.
     let notices = RoomCommand::Message {
         conn,
-        message: ClientMessage::WantsNotices,
+        message: Box::new(ClientMessage::WantsNotices),
     };
     if wants_notices && room.send(notices).await.is_err() {
         outbox.close(CloseCode::TryAgainLater, "board is reloading; reconnect");
@@ -402,7 +402,7 @@ async fn read_loop(
             }
             let sent = tokio::select! {
                 () = outbox.closed() => return Ending::Drain,
-                sent = room.send(RoomCommand::Message { conn, message }) => sent,
+                sent = room.send(RoomCommand::Message { conn, message: Box::new(message) }) => sent,
             };
             if sent.is_err() {
                 outbox.close(CloseCode::TryAgainLater, "board is reloading; reconnect");
@@ -462,7 +462,7 @@ async fn join(
         let join = RoomCommand::Join {
             conn,
             outbox: outbox.clone(),
-            principal: principal.clone(),
+            principal: Box::new(principal.clone()),
         };
         if room.send(join).await.is_ok() {
             return Some(room);

@@ -303,10 +303,14 @@ async fn metrics(State(state): State<AppState>) -> Response {
 const READ_BUFFER_BYTES: usize = 1024;
 
 /// How much each connection's writer gathers before it writes to the socket (tungstenite's
-/// default is 128 KiB). A burst of small frames still goes out in one write; the buffer keeps
-/// the capacity it reached, so it is bounded by this plus one frame, and sync answers come in
-/// frames of at most `room::state::MAX_PIECE_BYTES`.
-pub const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+/// default is 128 KiB). A burst of small frames still goes out in few writes (a move's frame is
+/// about 100 bytes). tungstenite's buffer keeps the capacity it ever reached (about this plus
+/// the largest frame, doubled as it grew) for the connection's life, so this and the size of
+/// the frames relayed to every member (`room::state::RELAY_PIECE_BYTES`) are what each
+/// connection keeps: 11.7 KiB a connection in `rooms` with 8 KiB and 8 KiB pieces, about 2.3
+/// with 1 KiB (BENCHMARKS.md, "Where the `rooms` run's memory goes"). A joiner's sync answer
+/// comes in frames of at most `room::state::MAX_PIECE_BYTES`, each written as it comes.
+pub const WRITE_BUFFER_BYTES: usize = 1024;
 
 async fn healthz() -> &'static str {
     "ok\n"

@@ -368,7 +368,15 @@ async fn place(
             Ok(serde_json::json!({"action": action, "card": card, "responsible": responsible}))
         }),
     };
-    write_to_board(state, board, RoomCommand::Api { request, reply }).await?;
+    write_to_board(
+        state,
+        board,
+        RoomCommand::Api {
+            request: Box::new(request),
+            reply,
+        },
+    )
+    .await?;
     let placed = answer
         .await
         .map_err(|_| MailError::Busy)?
@@ -420,7 +428,7 @@ async fn place(
         state,
         board,
         RoomCommand::Timeline {
-            event,
+            event: Box::new(event),
             origin: Origin::Email,
             mail: Some(Box::new(record)),
             reply,

@@ -13,13 +13,24 @@
 //!
 //! The outbox is also how the room tells the connection which of its updates brought nothing
 //! new (see [`Outbox::judged`]), so that echoes cost no message budget.
+//!
+//! The queue is a `VecDeque` under a lock, not a tokio channel: a bounded channel allocates its
+//! slots 32 at a time and keeps two such blocks (about 2 KiB a connection whatever it queues),
+//! where the queue holds what bursts need and gives back what a burst left past
+//! [`IDLE_SLOTS`] once it is empty (BENCHMARKS.md, "Where the `rooms` run's memory goes"). The
+//! lock is never held across an await, and only for a push or a pop.
 
 use bytes::Bytes;
 use funnel_protocol::wire::{CloseCode, MSG_SYNC, MSG_SYNC_STEP_2, MSG_SYNC_UPDATE, close_reason};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use tokio::sync::{Notify, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+/// The queue's slots kept once it is empty again (a move and the upkeep's write, with room to
+/// spare); a burst's extra capacity is given back.
+pub const IDLE_SLOTS: usize = 8;
 
 /// Limits of one connection's queue.
 #[derive(Debug, Clone, Copy)]
@@ -50,22 +61,55 @@ impl From<Bytes> for Outgoing {
     }
 }
 
-/// The sending side, held by the room (and cloned nowhere else).
-#[derive(Clone)]
+/// The sending side, held by the room and by the connection's reader (to close it, and for
+/// the refunds). Once every clone is dropped the writer closes the connection ("board closed").
 pub struct Outbox {
-    frames: mpsc::Sender<Outgoing>,
     shared: Arc<Shared>,
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last sender: wake the writer, which finds the queue empty and no one left.
+            self.shared.item_ready.notify_one();
+        }
+    }
 }
 
 /// The receiving side, held by the connection's writer task.
 pub struct OutboxReceiver {
-    frames: mpsc::Receiver<Outgoing>,
     shared: Arc<Shared>,
     /// The answer being sent and the index of its next piece.
     answer: Option<(Arc<[Bytes]>, usize)>,
 }
 
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        self.shared.receiver_gone.store(true, Ordering::Release);
+        // What is queued will never be sent: free it now, not when the room lets go.
+        self.shared.queue().clear();
+    }
+}
+
 struct Shared {
+    /// What waits for the writer, in order; at most `max_frames` entries.
+    queue: Mutex<VecDeque<Outgoing>>,
+    max_frames: usize,
+    /// Fires after each push, and when the last sender goes.
+    item_ready: Notify,
+    /// Live [`Outbox`] clones.
+    senders: AtomicUsize,
+    /// The writer is gone: nothing pushed would be sent.
+    receiver_gone: AtomicBool,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     /// The first close request wins; `closed` fires once it is set.
@@ -98,8 +142,12 @@ pub enum PushError {
 }
 
 pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
-    let (tx, rx) = mpsc::channel(limits.max_frames.max(1));
     let shared = Arc::new(Shared {
+        queue: Mutex::new(VecDeque::new()),
+        max_frames: limits.max_frames.max(1),
+        item_ready: Notify::new(),
+        senders: AtomicUsize::new(1),
+        receiver_gone: AtomicBool::new(false),
         queued_bytes: AtomicUsize::new(0),
         max_bytes: limits.max_bytes,
         close: OnceLock::new(),
@@ -113,15 +161,54 @@ pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
     });
     (
         Outbox {
-            frames: tx,
             shared: Arc::clone(&shared),
         },
         OutboxReceiver {
-            frames: rx,
             shared,
             answer: None,
         },
     )
+}
+
+/// Why an entry was not queued (before the overflow rule is applied).
+enum QueueError {
+    Full,
+    Closed,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Outgoing>> {
+        // A panic while the lock is held (none of its users can panic) would leave a queue
+        // that is still whole: take it as it is.
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn try_push(&self, item: Outgoing) -> Result<(), QueueError> {
+        if self.receiver_gone.load(Ordering::Acquire) {
+            return Err(QueueError::Closed);
+        }
+        {
+            let mut queue = self.queue();
+            if queue.len() >= self.max_frames {
+                return Err(QueueError::Full);
+            }
+            queue.push_back(item);
+        }
+        self.item_ready.notify_one();
+        Ok(())
+    }
+
+    /// The next entry, if any; an emptied queue gives back what a burst grew it by.
+    fn try_pop(&self) -> Option<Outgoing> {
+        let mut queue = self.queue();
+        let item = queue.pop_front();
+        if queue.is_empty() && queue.capacity() > IDLE_SLOTS {
+            queue.shrink_to(IDLE_SLOTS);
+        }
+        item
+    }
 }
 
 impl Outbox {
@@ -145,9 +232,9 @@ impl Outbox {
             return Err(PushError::Full);
         }
         let update = is_update(&frame);
-        if let Err(e) = self.frames.try_send(Outgoing::Frame(frame)) {
+        if let Err(e) = self.shared.try_push(Outgoing::Frame(frame)) {
             self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            if matches!(e, mpsc::error::TrySendError::Closed(_)) {
+            if matches!(e, QueueError::Closed) {
                 return Err(PushError::Closed);
             }
             self.close_slow_consumer("frames");
@@ -162,8 +249,8 @@ impl Outbox {
     /// Queues a sync answer as one entry, outside the byte budget (see the module's doc).
     fn push_answer(&self, pieces: Arc<[Bytes]>) -> Result<(), PushError> {
         let updates = pieces.iter().filter(|frame| is_update(frame)).count();
-        if let Err(e) = self.frames.try_send(Outgoing::Answer(pieces)) {
-            if matches!(e, mpsc::error::TrySendError::Closed(_)) {
+        if let Err(e) = self.shared.try_push(Outgoing::Answer(pieces)) {
+            if matches!(e, QueueError::Closed) {
                 return Err(PushError::Closed);
             }
             self.close_slow_consumer("frames");
@@ -241,7 +328,8 @@ impl Outbox {
 
     /// Whether the connection is closing or gone.
     pub fn is_closed(&self) -> bool {
-        self.shared.closing.load(Ordering::Acquire) || self.frames.is_closed()
+        self.shared.closing.load(Ordering::Acquire)
+            || self.shared.receiver_gone.load(Ordering::Acquire)
     }
 }
 
@@ -271,24 +359,26 @@ impl OutboxReceiver {
             if let Some(piece) = self.next_piece() {
                 return Next::Frame(piece);
             }
-            let item = tokio::select! {
+            if let Some(item) = self.shared.try_pop() {
+                if let Some(frame) = self.take(item) {
+                    return Next::Frame(frame);
+                }
+                continue;
+            }
+            // The room dropped this connection without a reason: it is going away.
+            if self.shared.senders.load(Ordering::Acquire) == 0 {
+                return Next::Close(CloseRequest {
+                    code: CloseCode::GoingAway,
+                    reason: "board closed".into(),
+                });
+            }
+            // A push (or the last sender's drop) between the pop above and this wait leaves a
+            // permit, so the wait returns at once: nothing is missed, and dropping the wait
+            // (this future is raced in `select!`s) loses nothing queued.
+            tokio::select! {
                 biased;
                 () = self.shared.closed.cancelled() => return Next::Close(self.close_request()),
-                item = self.frames.recv() => item,
-            };
-            match item {
-                Some(item) => {
-                    if let Some(frame) = self.take(item) {
-                        return Next::Frame(frame);
-                    }
-                }
-                // The room dropped this connection without a reason: it is going away.
-                None => {
-                    return Next::Close(CloseRequest {
-                        code: CloseCode::GoingAway,
-                        reason: "board closed".into(),
-                    });
-                }
+                () = self.shared.item_ready.notified() => {}
             }
         }
     }
@@ -329,7 +419,7 @@ impl OutboxReceiver {
             if let Some(piece) = self.next_piece() {
                 return Some(piece);
             }
-            let item = self.frames.try_recv().ok()?;
+            let item = self.shared.try_pop()?;
             if let Some(frame) = self.take(item) {
                 return Some(frame);
             }
@@ -477,6 +567,59 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[tokio::test]
+    async fn an_emptied_queue_gives_back_what_a_burst_grew_it_by() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            max_frames: 1024,
+            max_bytes: 1 << 20,
+        });
+        for _ in 0..500 {
+            tx.push(frame(1)).unwrap();
+        }
+        assert!(tx.shared.queue().capacity() >= 500);
+        while rx.try_frame().is_some() {}
+        assert!(tx.shared.queue().capacity() <= IDLE_SLOTS);
+        tx.push(frame(1)).unwrap();
+        assert!(matches!(rx.next().await, Next::Frame(_)));
+    }
+
+    #[tokio::test]
+    async fn the_writer_is_woken_by_a_push_and_closes_once_every_sender_is_gone() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            max_frames: 4,
+            max_bytes: 100,
+        });
+        let second = tx.clone();
+        let pushing = async {
+            tokio::task::yield_now().await;
+            second.push(frame(3)).unwrap();
+        };
+        let (next, ()) = tokio::join!(rx.next(), pushing);
+        assert!(matches!(next, Next::Frame(f) if f.len() == 3));
+        // Frames queued before the last sender went are still sent, then the close.
+        tx.push(frame(2)).unwrap();
+        drop(tx);
+        assert!(matches!(rx.next().await, Next::Frame(f) if f.len() == 2));
+        drop(second);
+        let Next::Close(request) = rx.next().await else {
+            panic!("no sender is left: the connection closes")
+        };
+        assert_eq!(request.code, CloseCode::GoingAway);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_queued_for_a_writer_that_is_gone() {
+        let (tx, rx) = outbox(OutboxLimits {
+            max_frames: 4,
+            max_bytes: 100,
+        });
+        tx.push(frame(1)).unwrap();
+        drop(rx);
+        assert!(tx.is_closed());
+        assert_eq!(tx.push(frame(1)), Err(PushError::Closed));
+        assert!(tx.shared.queue().is_empty());
     }
 
     #[tokio::test]

@@ -51,19 +51,21 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use yrs::{Doc, Transact};
 
-/// Commands a room takes, in channel order.
+/// Commands a room takes, in channel order. Each variant's payload is boxed: the command
+/// channel allocates its slots 32 at a time, two such blocks a room, and a command was 160
+/// bytes (10 KiB a room) when the payloads were inline; boxed, it is 32.
 pub enum RoomCommand {
     /// A connection joins; the room sends it frames through `outbox` until it leaves. Its
     /// `principal` (already authenticated and allowed on this board) decides what it may write.
     Join {
         conn: ConnId,
         outbox: Outbox,
-        principal: Principal,
+        principal: Box<Principal>,
     },
     /// A decoded message from a connection.
     Message {
         conn: ConnId,
-        message: ClientMessage,
+        message: Box<ClientMessage>,
     },
     /// A connection is gone.
     Leave { conn: ConnId },
@@ -72,7 +74,7 @@ pub enum RoomCommand {
     /// A timeline event of a card (from the API): stored, then applied to the card (its avatar,
     /// an incoming activity, `timelineAt`); the reply comes once all of it is durable.
     Timeline {
-        event: TimelineEvent,
+        event: Box<TimelineEvent>,
         /// Where it came from (the API, or inbound e-mail), for the change feed.
         origin: crate::feed::Origin,
         /// The inbound message the event records, settled with it in storage (its `event_id`
@@ -86,7 +88,7 @@ pub enum RoomCommand {
     /// A read or write of the board API (see [`api_write`]); the reply comes once what it wrote
     /// is stored.
     Api {
-        request: api_write::ApiRequest,
+        request: Box<api_write::ApiRequest>,
         reply: api_write::ApiReply,
     },
 }
@@ -439,10 +441,8 @@ impl Room {
             // and this one has not applied yet (its counter writes, which no client may make):
             // catch up first, so only its own changes are checked.
             if self.bus.is_some()
-                && let RoomCommand::Message {
-                    message: ClientMessage::SyncStep2(update),
-                    ..
-                } = &command
+                && let RoomCommand::Message { message, .. } = &command
+                && let ClientMessage::SyncStep2(update) = &**message
                 && self.state.is_news(update)
             {
                 self.catch_up().await;
@@ -451,8 +451,8 @@ impl Room {
             match command {
                 RoomCommand::Timeline {
                     event, mail, reply, ..
-                } => self.timeline(event, mail, reply).await,
-                RoomCommand::Api { request, reply } => self.api(request, reply),
+                } => self.timeline(*event, mail, reply).await,
+                RoomCommand::Api { request, reply } => self.api(*request, reply),
                 command => self.handle(command),
             }
             // The command's events, unless what it wrote is about to be dropped (refused).
@@ -478,15 +478,14 @@ impl Room {
                 origin: Origin::Socket,
                 actor: self.state.user_of(*conn).map(str::to_owned),
             },
-            RoomCommand::Api {
-                request:
-                    api_write::ApiRequest::Write {
-                        principal, origin, ..
-                    },
-                ..
-            } => changes::Author {
-                origin: *origin,
-                actor: Some(principal.user.clone()),
+            RoomCommand::Api { request, .. } => match &**request {
+                api_write::ApiRequest::Write {
+                    principal, origin, ..
+                } => changes::Author {
+                    origin: *origin,
+                    actor: Some(principal.user.clone()),
+                },
+                api_write::ApiRequest::Read { .. } => changes::Author::scheduler(),
             },
             RoomCommand::Timeline { event, origin, .. } => changes::Author {
                 origin: *origin,
@@ -568,8 +567,8 @@ impl Room {
                 conn,
                 outbox,
                 principal,
-            } => self.state.join(conn, outbox, principal),
-            RoomCommand::Message { conn, message } => self.state.handle(conn, message),
+            } => self.state.join(conn, outbox, *principal),
+            RoomCommand::Message { conn, message } => self.state.handle(conn, *message),
             RoomCommand::Leave { conn } => self.state.leave(conn),
             // Upkeep runs after every batch; waking is all it takes.
             RoomCommand::Wake => {}

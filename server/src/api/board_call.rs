@@ -111,9 +111,12 @@ pub fn actor(state: &AppState, who: &Principal, headers: &HeaderMap) -> Result<S
 async fn call(state: &AppState, board: &BoardId, request: ApiRequest) -> Result<Value, ApiError> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     let room = state.connections.rooms.get_or_spawn(board);
-    room.send(RoomCommand::Api { request, reply })
-        .await
-        .map_err(|_| ApiError::Busy)?;
+    room.send(RoomCommand::Api {
+        request: Box::new(request),
+        reply,
+    })
+    .await
+    .map_err(|_| ApiError::Busy)?;
     Ok(answer.await.map_err(|_| ApiError::Busy)??)
 }
 

@@ -52,6 +52,15 @@ const TIMELINE_ORIGIN: &str = "funnel-timeline";
 /// 4,096).
 pub const MAX_PIECE_BYTES: usize = 8 * 1024;
 
+/// The largest update frame a change relayed to the board's connections is cut into (a bulk
+/// import, a seed batch, the upkeep of many cards; a move is one frame of about 100 bytes). A
+/// connection's write buffer keeps the capacity of the largest frame it ever wrote (see
+/// `http::WRITE_BUFFER_BYTES`), so one 8 KiB change relayed to every member of a board made each
+/// of them hold 8 to 16 KiB for as long as it stayed connected (BENCHMARKS.md, "Where the
+/// `rooms` run's memory goes"). Sync answers keep their [`MAX_PIECE_BYTES`] pieces: a joiner's
+/// answer is sent once, its pieces shared by every joiner.
+pub const RELAY_PIECE_BYTES: usize = 1024;
+
 /// The origin of the transactions that apply updates another instance stored (from the bus or
 /// the storage log). Not [`CLIENT_ORIGIN`]: the instance that stored them checked them, and they
 /// are never stored again.
@@ -1279,12 +1288,12 @@ fn clocks_before(before: &StateVector, after: &StateVector) -> StateVector {
 }
 
 /// An update as update frames, in pieces when it is large (a bulk import, the upkeep of a
-/// thousand new cards): see [`MAX_PIECE_BYTES`]. A move is one small frame.
+/// thousand new cards): see [`RELAY_PIECE_BYTES`]. A move is one small frame.
 fn update_frames(raw: &[u8]) -> Vec<Bytes> {
-    if raw.len() <= MAX_PIECE_BYTES {
+    if raw.len() <= RELAY_PIECE_BYTES {
         return vec![wire::encode_update(raw)];
     }
-    pieces::split_update_v1(raw, MAX_PIECE_BYTES)
+    pieces::split_update_v1(raw, RELAY_PIECE_BYTES)
         .iter()
         .map(|piece| wire::encode_update(piece))
         .collect()
@@ -2291,10 +2300,17 @@ mod tests {
             7
         );
         // Nothing taken back: what comes back is its own update, stored as it came (the echo
-        // that confirms it to the sender), never a compensation.
-        assert!(
-            to_a.iter()
-                .all(|m| !matches!(m, ServerMessage::Update(u) if *u != stored[0])),
+        // that confirms it to the sender, in pieces: it is a whole board), never a compensation.
+        let echoed = Doc::new();
+        apply_received(&echoed, to_a);
+        let as_stored = Doc::new();
+        as_stored
+            .transact_mut()
+            .apply_update(wire::decode_update_v1(&stored[0]).unwrap())
+            .unwrap();
+        assert_eq!(
+            full_state(&echoed),
+            full_state(&as_stored),
             "nothing to take back"
         );
     }

@@ -33,7 +33,7 @@ pub async fn join(
     room.send(RoomCommand::Join {
         conn: ConnId(conn),
         outbox: tx,
-        principal: funnel_server::auth::Principal::local_admin(),
+        principal: Box::new(funnel_server::auth::Principal::local_admin()),
     })
     .await
     .unwrap();
@@ -45,7 +45,7 @@ pub async fn send(room: &mpsc::Sender<RoomCommand>, conn: u64, frame: bytes::Byt
     for message in wire::decode_client_frame(&frame).unwrap() {
         room.send(RoomCommand::Message {
             conn: ConnId(conn),
-            message,
+            message: Box::new(message),
         })
         .await
         .unwrap();
