@@ -37,6 +37,12 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const LOGINS_PER_MINUTE: u32 = 10;
 pub const LOGIN_BURST: u32 = 5;
 
+/// Identity-provider callbacks a minute per address, and the burst above it: each one makes this
+/// server call the provider (the code's exchange, the keys), so they are bounded; more than
+/// passwords, since a callback guesses nothing and an office signs in from one address.
+pub const PROVIDER_CALLBACKS_PER_MINUTE: u32 = 30;
+pub const PROVIDER_CALLBACK_BURST: u32 = 20;
+
 /// The accounts of one server: its storage, its settings, and the revocations it sends.
 pub struct Accounts {
     storage: Arc<dyn Storage>,
@@ -47,6 +53,8 @@ pub struct Accounts {
     secure_cookies: SecureCookies,
     /// Sign-in attempts per address and per e-mail (keys `ip:…`, `email:…`).
     logins: CallerRate,
+    /// Identity-provider callbacks per address (see [`PROVIDER_CALLBACKS_PER_MINUTE`]).
+    provider_callbacks: CallerRate,
     /// Every connection of this instance listens; see `auth::Revocation`.
     pub revocations: Revocations,
 }
@@ -209,6 +217,10 @@ impl Accounts {
             invite_ttl: config.invite_ttl,
             secure_cookies: config.secure_cookies,
             logins: CallerRate::new(LOGINS_PER_MINUTE, LOGIN_BURST),
+            provider_callbacks: CallerRate::new(
+                PROVIDER_CALLBACKS_PER_MINUTE,
+                PROVIDER_CALLBACK_BURST,
+            ),
             revocations: Revocations::default(),
         }
     }
@@ -250,6 +262,12 @@ impl Accounts {
         Ok(found
             .map(|(session, person)| principal_of(&session, person))
             .ok_or(AuthError::SessionEnded))
+    }
+
+    /// Takes one identity-provider callback from `peer`'s budget
+    /// ([`PROVIDER_CALLBACKS_PER_MINUTE`]); `Err` holds how long to wait.
+    pub fn take_provider_callback(&self, peer: std::net::IpAddr) -> Result<(), Duration> {
+        self.provider_callbacks.take(&peer.to_string())
     }
 
     /// Checks an e-mail and password and, when they match an enabled person, starts a session.

@@ -20,7 +20,7 @@ use crate::app_state::AppState;
 use crate::config::ServeConfig;
 use crate::storage::StorageError;
 use crate::storage::accounts::Person;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -42,6 +42,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
@@ -282,6 +283,9 @@ pub enum Refusal {
     Taken,
     /// The person was disabled by an admin.
     Disabled,
+    /// Too many sign-ins from this address in a short time (`accounts::PROVIDER_CALLBACKS_PER_MINUTE`):
+    /// the callback cannot be used to make this server call the provider without end.
+    Slow,
 }
 
 impl Refusal {
@@ -295,6 +299,7 @@ impl Refusal {
             Refusal::Unknown => "unknown",
             Refusal::Taken => "taken",
             Refusal::Disabled => "disabled",
+            Refusal::Slow => "slow",
         }
     }
 }
@@ -839,18 +844,26 @@ pub struct CallbackQuery {
         ("error" = Option<String>, Query, description = "the provider's error code")
     ),
     responses(
-        (status = 303, description = "signed in (the session is in the Set-Cookie header), or refused: to the page asked for, with `signInError=state|denied|provider|unavailable|unverified|unknown|disabled`"),
+        (status = 303, description = "signed in (the session is in the Set-Cookie header), or refused: to the page asked for, with `signInError=state|denied|provider|unavailable|unverified|unknown|taken|disabled|slow`"),
         (status = 404, description = "OpenID Connect sign-in is off")
     )
 )]
 pub async fn callback(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Some(oidc) = &state.oidc else {
         return off();
     };
+    // One attempt per sign-in, taken where this server calls the provider (the code's
+    // exchange), before anything is read: the start only redirects, and its provider metadata
+    // is cached.
+    if state.accounts.take_provider_callback(peer.ip()).is_err() {
+        tracing::info!(%peer, "oidc: too many sign-ins from one address");
+        return Redirect::to(&with_refusal("/", Refusal::Slow)).into_response();
+    }
     let Ok(Query(query)) = query else {
         tracing::warn!("oidc: a callback with an unreadable query");
         return Redirect::to(&with_refusal("/", Refusal::State)).into_response();

@@ -3,7 +3,8 @@
 //! of it from `/api/v1/auth/methods`; a callback without its flow cookie, with a forged one, or
 //! with one for another state is refused on the sign-in page (`?signInError=state`); a flow the
 //! provider refused lands on the page asked for with `denied`, its cookie cleared; a provider
-//! that cannot be reached says `unavailable`; the page to come back to is a same-origin path.
+//! that cannot be reached says `unavailable`; the page to come back to is a same-origin path;
+//! callbacks past the sign-in budget of an address say `slow`.
 //! Off, the routes answer 404. The whole flow against a real provider is tests/e2e/oidc.test.mjs.
 
 #![allow(clippy::unwrap_used)] // tests: an unwrap that fails is a failed test
@@ -111,6 +112,41 @@ async fn a_callback_without_its_flow_is_refused_on_the_sign_in_page() {
     // A state that could not name a cookie is refused before anything else.
     let (status, location, _) = get(&server, "/auth/oidc/callback?state=a;b", None).await;
     assert_eq!((status, location.as_str()), (303, "/?signInError=state"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn callbacks_from_one_address_past_their_budget_are_told_to_wait() {
+    let (server, _dir) = start().await;
+    let path = format!("/auth/oidc/callback?code=c&state={STATE}");
+    // The burst passes (each refused for its missing flow), then the callback does nothing (no
+    // cookie read, no call to the provider). Bounded at twice the burst: the budget refills one
+    // callback every two seconds, which a slow machine's loop may see once or twice.
+    let burst = funnel_server::accounts::PROVIDER_CALLBACK_BURST as usize;
+    let mut passed = 0;
+    let mut slow = None;
+    for _ in 0..2 * burst {
+        let (status, location, cookies) = get(&server, &path, None).await;
+        if location == "/?signInError=slow" {
+            slow = Some((status, cookies));
+            break;
+        }
+        assert_eq!(location, "/?signInError=state", "attempt {passed}");
+        passed += 1;
+    }
+    let (status, cookies) = slow.expect("callbacks past the burst are told to wait");
+    assert!(
+        passed >= burst,
+        "only {passed} callbacks passed before the wait"
+    );
+    assert_eq!(status, 303);
+    assert!(cookies.is_empty(), "{cookies:?}");
+    // Starting a sign-in only redirects, and is not counted.
+    let (status, location, _) = get(&server, "/auth/oidc/start?next=/boards/b", None).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/boards/b?signInError=unavailable")
+    );
     server.stop().await;
 }
 

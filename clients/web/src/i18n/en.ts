@@ -243,6 +243,7 @@ export const en = {
   "signIn.error.taken":
     "This e-mail address belongs to another account at your identity provider: ask an administrator",
   "signIn.error.disabled": "Your account has been disabled. Ask an administrator if you think this is a mistake",
+  "signIn.error.slow": "Too many sign-ins from your network in a short time: wait a minute, then try again",
 
   "filter.search": "Search cards",
   "filter.searchHint": "Title, client, e-mail or amount (>1000, <500)",

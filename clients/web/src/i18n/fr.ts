@@ -250,6 +250,7 @@ export const fr: Record<Key, Message> = {
     "Cette adresse e-mail appartient à un autre compte chez votre fournisseur d'identité : adressez-vous à un administrateur",
   "signIn.error.disabled":
     "Votre compte a été désactivé. Adressez-vous à un administrateur si vous pensez que c'est une erreur",
+  "signIn.error.slow": "Trop de connexions depuis votre réseau en peu de temps : attendez une minute, puis réessayez",
 
   "filter.search": "Rechercher des fiches",
   "filter.searchHint": "Titre, client, e-mail ou montant (>1000, <500)",

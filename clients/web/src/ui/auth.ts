@@ -268,7 +268,15 @@ export const SIGN_IN_ERROR_PARAM = "signInError";
 
 /** Why the identity provider's sign-in was refused (the server's codes). */
 export type SignInErrorCode =
-  "state" | "denied" | "provider" | "unavailable" | "unverified" | "unknown" | "taken" | "disabled";
+  | "state"
+  | "denied"
+  | "provider"
+  | "unavailable"
+  | "unverified"
+  | "unknown"
+  | "taken"
+  | "disabled"
+  | "slow";
 
 const SIGN_IN_ERRORS: readonly SignInErrorCode[] = [
   "state",
@@ -279,6 +287,7 @@ const SIGN_IN_ERRORS: readonly SignInErrorCode[] = [
   "unknown",
   "taken",
   "disabled",
+  "slow",
 ];
 
 /**
