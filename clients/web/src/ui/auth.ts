@@ -268,15 +268,7 @@ export const SIGN_IN_ERROR_PARAM = "signInError";
 
 /** Why the identity provider's sign-in was refused (the server's codes). */
 export type SignInErrorCode =
-  | "state"
-  | "denied"
-  | "provider"
-  | "unavailable"
-  | "unverified"
-  | "unknown"
-  | "taken"
-  | "disabled"
-  | "slow";
+  "state" | "denied" | "provider" | "unavailable" | "unverified" | "unknown" | "taken" | "disabled" | "slow";
 
 const SIGN_IN_ERRORS: readonly SignInErrorCode[] = [
   "state",
