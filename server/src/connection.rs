@@ -1,8 +1,9 @@
 //! One WebSocket connection: a reader loop (this task) and a writer task, joined to a room.
 //!
 //! The reader decodes each binary frame into a typed message and hands it to the room; the
-//! writer drains the connection's [`Outbox`]. Whoever decides to close (bad input, the room, a
-//! slow consumer, shutdown) asks the outbox; the writer sends the close frame and both sides end.
+//! writer drains the connection's [`Outbox`] into the socket, many frames a write
+//! ([`crate::socket`]). Whoever decides to close (bad input, the room, a slow consumer,
+//! shutdown) asks the outbox; the writer sends the close frame and both sides end.
 
 use crate::auth::{Auth, Origins, Principal};
 use crate::drain::Drain;
@@ -11,12 +12,10 @@ use crate::metrics::{CloseLabels, Metrics};
 use crate::outbox::{Next, Outbox, OutboxLimits, OutboxReceiver, outbox};
 use crate::room::{ConnId, RoomCommand};
 use crate::rooms::Rooms;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use bytes::Bytes;
+use crate::socket::{self, Socket, SocketReader, SocketWriter, Wire};
 use funnel_protocol::BoardId;
 use funnel_protocol::wire::{ClientMessage, CloseCode, decode_client_frame, is_sync_step2};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tungstenite::Message;
 
 /// How long the writer tries to deliver a close frame (the peer may not be reading) before it
 /// drops the socket.
@@ -130,14 +130,14 @@ impl Refused {
     }
 }
 
-/// Serves one upgraded socket until it closes. A refused one only gets its close frame: nothing
-/// is queued for a connection that was not admitted.
+/// Starts serving one upgraded socket: the returned future serves it until it closes. A refused
+/// one only gets its close frame: nothing is queued for a connection that was not admitted.
 ///
-/// Not an `async fn`: the socket is split and the writer spawned before the returned future
-/// exists, so that future, which lives as long as the connection, holds neither the socket nor
-/// a copy of the context (an idle connection's memory is mostly its two tasks).
-pub fn serve(
-    socket: WebSocket,
+/// The socket is split and the writer spawned before the returned future exists, so that
+/// future, which lives as long as the connection, holds neither the socket's writer nor a copy
+/// of the context (an idle connection's memory is mostly its two tasks).
+pub async fn start(
+    socket: Socket,
     admission: Result<Admitted, Refused>,
     ctx: Arc<ConnectionContext>,
 ) -> impl Future<Output = ()> + Send {
@@ -154,8 +154,10 @@ pub fn serve(
     }
     ctx.metrics.connections.inc();
     let counted = ConnectionGauge(ctx.metrics.connections.clone());
-    let (sink, stream) = socket.split();
     let (outbox, receiver) = outbox(ctx.outbox_limits);
+    let (stream, sink) = socket
+        .split(ctx.max_frame_bytes, outbox.control_sender())
+        .await;
     let writer = tokio::spawn(
         write_loop(sink, receiver, ctx.ping_every, ctx.metrics.clone()).instrument(span.clone()),
     );
@@ -209,7 +211,7 @@ enum Ending {
 async fn read_loop(
     conn: ConnId,
     admitted: Admitted,
-    stream: &mut SplitStream<WebSocket>,
+    stream: &mut SocketReader,
     outbox: &Outbox,
     ctx: &ConnectionContext,
 ) -> Ending {
@@ -329,7 +331,8 @@ async fn read_loop(
                 );
                 return Ending::Drain;
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            // tungstenite answers pings itself (through the outbox, see `socket`).
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Close(_))) => {
                 outbox.close(CloseCode::Normal, "");
                 return Ending::Done;
@@ -534,20 +537,18 @@ impl Drop for Membership {
     }
 }
 
-fn is_capacity_error(error: axum::Error) -> bool {
-    error
-        .into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+fn is_capacity_error(error: tungstenite::Error) -> bool {
+    matches!(error, tungstenite::Error::Capacity(_))
 }
 
-/// How much a connection's writer sends before it lets the worker's other tasks run.
+/// How much a connection's writer sends at most in one write, before it lets the worker's
+/// other tasks run.
 const TURN_BYTES: usize = 64 * 1024;
 
 /// Sends queued frames, and a ping every `ping_every`, until a close is requested; then the
 /// close frame.
 async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
+    mut sink: SocketWriter,
     mut receiver: OutboxReceiver,
     ping_every: Duration,
     metrics: Metrics,
@@ -558,48 +559,13 @@ async fn write_loop(
             next = receiver.next() => next,
             _ = ping.tick() => {
                 // A ping that cannot be written is a dead socket: the next frame finds out too.
-                let _ = sink.send(Message::Ping(Bytes::new())).await;
+                let _ = sink.ping().await;
                 continue;
             }
         };
-        match next {
-            Next::Frame(frame) => {
-                // Everything already queued goes out in one flush (a burst of updates costs one
-                // write to the socket, not one each); a burst is bounded by the outbox.
-                let closing = receiver.close_signal();
-                let mut answered = is_sync_step2(&frame);
-                let write = async {
-                    let mut turn = frame.len();
-                    sink.feed(Message::Binary(frame)).await?;
-                    while let Some(frame) = receiver.try_frame() {
-                        answered |= is_sync_step2(&frame);
-                        if turn >= TURN_BYTES {
-                            // A joiner's megabytes would hold this worker for as long as the
-                            // socket takes them: let the other connections' tasks run between
-                            // slices.
-                            sink.flush().await?;
-                            tokio::task::yield_now().await;
-                            turn = 0;
-                        }
-                        turn += frame.len();
-                        sink.feed(Message::Binary(frame)).await?;
-                    }
-                    sink.flush().await
-                };
-                let sent = tokio::select! {
-                    sent = write => sent,
-                    // A blocked send (the peer does not read) must not delay a close.
-                    () = closing.cancelled() => Ok(()),
-                };
-                if let Err(e) = sent {
-                    tracing::debug!(error = %e, "socket write failed");
-                    return discard_until_read(&mut receiver).await;
-                }
-                if answered {
-                    receiver.mark_answered();
-                }
-            }
-            Next::Close(request) => {
+        let first = match wire(next) {
+            Ok(wire) => wire,
+            Err(request) => {
                 log_close(request.code, &request.reason);
                 metrics
                     .closes
@@ -607,18 +573,64 @@ async fn write_loop(
                         code: request.code.code(),
                     })
                     .inc();
-                let frame = CloseFrame {
-                    code: request.code.code(),
-                    reason: request.reason.into(),
-                };
-                let _ = tokio::time::timeout(CLOSE_DEADLINE, async {
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    let _ = sink.close().await;
-                })
+                let _ = tokio::time::timeout(
+                    CLOSE_DEADLINE,
+                    sink.close(request.code.code(), &request.reason),
+                )
                 .await;
                 return;
             }
+        };
+        // Everything already queued goes out in few writes (a burst of updates costs one write
+        // to the socket, not one each); a burst is bounded by the outbox.
+        let closing = receiver.close_signal();
+        let mut answered = false;
+        let write = async {
+            let mut batch = vec![first];
+            loop {
+                let mut bytes = batch[0].len();
+                while bytes < TURN_BYTES && batch.len() < socket::FRAMES_PER_WRITE {
+                    let Some(Ok(wire)) = receiver.try_next().map(wire) else {
+                        break;
+                    };
+                    bytes += wire.len();
+                    batch.push(wire);
+                }
+                answered |= batch
+                    .iter()
+                    .any(|wire| matches!(wire, Wire::Binary(frame) if is_sync_step2(frame)));
+                sink.send(&batch).await?;
+                batch.clear();
+                let Some(Ok(wire)) = receiver.try_next().map(wire) else {
+                    return Ok::<(), std::io::Error>(());
+                };
+                // A joiner's megabytes would hold this worker for as long as the socket takes
+                // them: let the other connections' tasks run between writes.
+                tokio::task::yield_now().await;
+                batch.push(wire);
+            }
+        };
+        let sent = tokio::select! {
+            sent = write => sent,
+            // A blocked send (the peer does not read) must not delay a close.
+            () = closing.cancelled() => Ok(()),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "socket write failed");
+            return discard_until_read(&mut receiver).await;
         }
+        if answered {
+            receiver.mark_answered();
+        }
+    }
+}
+
+/// What the socket sends for an outbox entry, or the close that ends it.
+fn wire(next: Next) -> Result<Wire, crate::outbox::CloseRequest> {
+    match next {
+        Next::Frame(frame) => Ok(Wire::Binary(frame)),
+        Next::Control(framed) => Ok(Wire::Framed(framed)),
+        Next::Close(request) => Err(request),
     }
 }
 

@@ -7,8 +7,9 @@ use crate::app_state::AppState;
 use crate::bus::BusStatus;
 use crate::connection::{self, Admitted, Refused};
 use crate::headers::header_str;
+use crate::socket::SocketUpgrade;
 use axum::Router;
-use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,6 +24,7 @@ use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Instrument;
 
 /// The main listener's routes. `metrics_here`: `/metrics` is served here (no
 /// `--metrics-listen`), to an admin token when tokens are on; otherwise it is a 404 here.
@@ -116,7 +118,7 @@ async fn board_socket(
     Query(query): Query<TokenQuery>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: SocketUpgrade,
 ) -> Response {
     if state.connections.drain.is_draining() {
         // Before the upgrade, unlike every other refusal: a balancer retries a 503 on another
@@ -129,7 +131,6 @@ async fn board_socket(
         )
             .into_response();
     }
-    let max = state.connections.max_frame_bytes;
     // Turned away before the upgrade: no socket, no join, and (the socket never opening) a
     // stock provider's own reconnect backoff grows.
     if let Err(wait) =
@@ -158,15 +159,13 @@ async fn board_socket(
     let tracker = state.tracker.clone();
     // The connection's own span is a child of this one, so its log lines carry the id too.
     let socket_span = tracing::info_span!("socket", request_id = request_id(&headers));
-    upgrade
-        .max_message_size(max)
-        .max_frame_size(max)
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| {
-            let _in_socket = socket_span.enter();
-            tracker.track_future(connection::serve(socket, admission, ctx))
-        })
+    upgrade.on_upgrade(move |socket| {
+        async move {
+            let serving = connection::start(socket, admission, ctx).await;
+            tracker.track_future(serving).await;
+        }
+        .instrument(socket_span)
+    })
 }
 
 /// Decides, before anything is queued for it, whether a socket may open a board: a valid id, an
@@ -295,22 +294,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
     )
         .into_response()
 }
-
-/// Each connection's read buffer. tungstenite's default (128 KiB) is what an idle connection
-/// would cost; client frames are small (a move is ~100 bytes, ten of them fit), and larger ones
-/// grow the buffer as they come (read this much at a time: a 200 KB seed batch takes 200
-/// reads). 4 KiB was a third of an idle connection's memory (BENCHMARKS.md, `idle`).
-const READ_BUFFER_BYTES: usize = 1024;
-
-/// How much each connection's writer gathers before it writes to the socket (tungstenite's
-/// default is 128 KiB). A burst of small frames still goes out in few writes (a move's frame is
-/// about 100 bytes). tungstenite's buffer keeps the capacity it ever reached (about this plus
-/// the largest frame, doubled as it grew) for the connection's life, so this and the size of
-/// the frames relayed to every member (`room::state::RELAY_PIECE_BYTES`) are what each
-/// connection keeps: 11.7 KiB a connection in `rooms` with 8 KiB and 8 KiB pieces, about 2.3
-/// with 1 KiB (BENCHMARKS.md, "Where the `rooms` run's memory goes"). A joiner's sync answer
-/// comes in frames of at most `room::state::MAX_PIECE_BYTES`, each written as it comes.
-pub const WRITE_BUFFER_BYTES: usize = 1024;
 
 async fn healthz() -> &'static str {
     "ok\n"

@@ -52,6 +52,7 @@ pub mod room;
 pub mod rooms;
 pub mod scheduler;
 pub mod shapes;
+pub mod socket;
 pub mod storage;
 pub mod wakeups;
 pub mod webhooks;

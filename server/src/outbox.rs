@@ -14,6 +14,10 @@
 //! The outbox is also how the room tells the connection which of its updates brought nothing
 //! new (see [`Outbox::judged`]), so that echoes cost no message budget.
 //!
+//! The socket's reader queues here too: the pongs and the close reply tungstenite makes
+//! ([`ControlSender`]), so that one writer owns the socket's write half and everything leaves in
+//! the order it was queued.
+//!
 //! The queue is a `VecDeque` under a lock, not a tokio channel: a bounded channel allocates its
 //! slots 32 at a time and keeps two such blocks (about 2 KiB a connection whatever it queues),
 //! where the queue holds what bursts need and gives back what a burst left past
@@ -55,6 +59,16 @@ pub enum Outgoing {
     Answer(Arc<[Bytes]>),
 }
 
+/// An entry of the queue: what the room queued, or what the socket's reader did.
+#[derive(Debug)]
+enum Queued {
+    Frame(Bytes),
+    Answer(Arc<[Bytes]>),
+    /// Bytes already framed by the socket's reader (a pong, the reply to the client's close),
+    /// written as they are, in order with the frames (see [`ControlSender`]).
+    Control(Bytes),
+}
+
 impl From<Bytes> for Outgoing {
     fn from(frame: Bytes) -> Self {
         Outgoing::Frame(frame)
@@ -85,6 +99,22 @@ impl Drop for Outbox {
     }
 }
 
+/// Where the socket's reader puts the control frames it answers with (`socket::ReadSide`):
+/// they go out through the writer, in order with everything else. Not a sender: a connection
+/// whose room and reader are gone closes even though its socket's reader still holds this.
+pub struct ControlSender {
+    shared: Arc<Shared>,
+}
+
+impl ControlSender {
+    /// Queues bytes framed by the reader. Dropped when the queue is full or the writer gone: a
+    /// pong may answer only the latest ping (RFC 6455, 5.5.3), and a close reply that cannot be
+    /// queued is made by the writer itself once the reader asks for the close.
+    pub fn send(&self, framed: Bytes) {
+        let _ = self.shared.try_push(Queued::Control(framed));
+    }
+}
+
 /// The receiving side, held by the connection's writer task.
 pub struct OutboxReceiver {
     shared: Arc<Shared>,
@@ -102,7 +132,7 @@ impl Drop for OutboxReceiver {
 
 struct Shared {
     /// What waits for the writer, in order; at most `max_frames` entries.
-    queue: Mutex<VecDeque<Outgoing>>,
+    queue: Mutex<VecDeque<Queued>>,
     max_frames: usize,
     /// Fires after each push, and when the last sender goes.
     item_ready: Notify,
@@ -177,7 +207,7 @@ enum QueueError {
 }
 
 impl Shared {
-    fn queue(&self) -> MutexGuard<'_, VecDeque<Outgoing>> {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Queued>> {
         // A panic while the lock is held (none of its users can panic) would leave a queue
         // that is still whole: take it as it is.
         self.queue
@@ -185,7 +215,7 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn try_push(&self, item: Outgoing) -> Result<(), QueueError> {
+    fn try_push(&self, item: Queued) -> Result<(), QueueError> {
         if self.receiver_gone.load(Ordering::Acquire) {
             return Err(QueueError::Closed);
         }
@@ -201,7 +231,7 @@ impl Shared {
     }
 
     /// The next entry, if any; an emptied queue gives back what a burst grew it by.
-    fn try_pop(&self) -> Option<Outgoing> {
+    fn try_pop(&self) -> Option<Queued> {
         let mut queue = self.queue();
         let item = queue.pop_front();
         if queue.is_empty() && queue.capacity() > IDLE_SLOTS {
@@ -232,7 +262,7 @@ impl Outbox {
             return Err(PushError::Full);
         }
         let update = is_update(&frame);
-        if let Err(e) = self.shared.try_push(Outgoing::Frame(frame)) {
+        if let Err(e) = self.shared.try_push(Queued::Frame(frame)) {
             self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             if matches!(e, QueueError::Closed) {
                 return Err(PushError::Closed);
@@ -249,7 +279,7 @@ impl Outbox {
     /// Queues a sync answer as one entry, outside the byte budget (see the module's doc).
     fn push_answer(&self, pieces: Arc<[Bytes]>) -> Result<(), PushError> {
         let updates = pieces.iter().filter(|frame| is_update(frame)).count();
-        if let Err(e) = self.shared.try_push(Outgoing::Answer(pieces)) {
+        if let Err(e) = self.shared.try_push(Queued::Answer(pieces)) {
             if matches!(e, QueueError::Closed) {
                 return Err(PushError::Closed);
             }
@@ -326,6 +356,13 @@ impl Outbox {
         self.shared.answered.cancelled().await;
     }
 
+    /// The handle the socket's reader queues its control frames with.
+    pub fn control_sender(&self) -> ControlSender {
+        ControlSender {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Whether the connection is closing or gone.
     pub fn is_closed(&self) -> bool {
         self.shared.closing.load(Ordering::Acquire)
@@ -360,8 +397,8 @@ impl OutboxReceiver {
                 return Next::Frame(piece);
             }
             if let Some(item) = self.shared.try_pop() {
-                if let Some(frame) = self.take(item) {
-                    return Next::Frame(frame);
+                if let Some(next) = self.take(item) {
+                    return next;
                 }
                 continue;
             }
@@ -394,34 +431,37 @@ impl OutboxReceiver {
         piece
     }
 
-    /// A dequeued entry: its frame, or its answer's first piece (the rest follow).
-    fn take(&mut self, item: Outgoing) -> Option<Bytes> {
+    /// A dequeued entry: its frame, its answer's first piece (the rest follow), or its
+    /// control bytes.
+    fn take(&mut self, item: Queued) -> Option<Next> {
         match item {
-            Outgoing::Frame(frame) => {
+            Queued::Frame(frame) => {
                 self.shared
                     .queued_bytes
                     .fetch_sub(frame.len(), Ordering::Relaxed);
-                Some(frame)
+                Some(Next::Frame(frame))
             }
-            Outgoing::Answer(pieces) => {
+            Queued::Answer(pieces) => {
                 self.answer = Some((pieces, 0));
-                self.next_piece()
+                self.next_piece().map(Next::Frame)
             }
+            Queued::Control(framed) => Some(Next::Control(framed)),
         }
     }
 
-    /// A frame that is already queued, without waiting (none once a close is requested).
-    pub fn try_frame(&mut self) -> Option<Bytes> {
+    /// A frame (or control bytes) already queued, without waiting: never [`Next::Close`], and
+    /// none once a close is requested.
+    pub fn try_next(&mut self) -> Option<Next> {
         if self.shared.closing.load(Ordering::Acquire) {
             return None;
         }
         loop {
             if let Some(piece) = self.next_piece() {
-                return Some(piece);
+                return Some(Next::Frame(piece));
             }
             let item = self.shared.try_pop()?;
-            if let Some(frame) = self.take(item) {
-                return Some(frame);
+            if let Some(next) = self.take(item) {
+                return Some(next);
             }
         }
     }
@@ -457,7 +497,10 @@ impl OutboxReceiver {
 /// What the writer does next.
 #[derive(Debug)]
 pub enum Next {
+    /// A binary frame's payload.
     Frame(Bytes),
+    /// Bytes already framed (see [`ControlSender`]).
+    Control(Bytes),
     Close(CloseRequest),
 }
 
@@ -541,7 +584,7 @@ mod tests {
         tx.push(Outgoing::Answer(Arc::clone(&pieces))).unwrap();
         tx.push(frame(3)).unwrap();
         let mut lens = Vec::new();
-        while let Some(f) = rx2.try_frame() {
+        while let Some(Next::Frame(f)) = rx2.try_next() {
             lens.push(f.len());
         }
         assert_eq!(lens, [8, 8, 8, 3]);
@@ -579,7 +622,7 @@ mod tests {
             tx.push(frame(1)).unwrap();
         }
         assert!(tx.shared.queue().capacity() >= 500);
-        while rx.try_frame().is_some() {}
+        while rx.try_next().is_some() {}
         assert!(tx.shared.queue().capacity() <= IDLE_SLOTS);
         tx.push(frame(1)).unwrap();
         assert!(matches!(rx.next().await, Next::Frame(_)));
@@ -620,6 +663,30 @@ mod tests {
         assert!(tx.is_closed());
         assert_eq!(tx.push(frame(1)), Err(PushError::Closed));
         assert!(tx.shared.queue().is_empty());
+    }
+
+    #[tokio::test]
+    async fn control_bytes_go_out_in_order_and_do_not_keep_a_connection_open() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            max_frames: 2,
+            max_bytes: 100,
+        });
+        let control = tx.control_sender();
+        tx.push(frame(1)).unwrap();
+        control.send(Bytes::from_static(&[0x8a, 0]));
+        // Full: a further pong is dropped, not queued past the limit, and closes nothing.
+        control.send(Bytes::from_static(&[0x8a, 0]));
+        assert!(!tx.is_closed());
+        assert!(matches!(rx.try_next(), Some(Next::Frame(f)) if f.len() == 1));
+        assert!(matches!(rx.try_next(), Some(Next::Control(c)) if c[..] == [0x8a, 0]));
+        assert!(rx.try_next().is_none());
+        drop(tx);
+        let Next::Close(request) = rx.next().await else {
+            panic!("the reader's control handle is not a sender")
+        };
+        assert_eq!(request.code, CloseCode::GoingAway);
+        drop(rx);
+        control.send(Bytes::from_static(&[0x8a, 0]));
     }
 
     #[tokio::test]

@@ -371,6 +371,154 @@ async fn raw_silent_peer(addr: std::net::SocketAddr, path: &str) -> u16 {
     panic!("the connection ended without a close frame");
 }
 
+/// What the server's writer sends besides the room's frames: the answers to the client's own
+/// control frames (made by the socket's reader and written in order with everything else), one
+/// close frame and nothing after it; and a plain GET of a socket URL is refused, not upgraded.
+#[tokio::test]
+async fn pings_are_answered_and_a_client_close_gets_one_close_back() {
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (status, body) = support::http(server.addr, "GET", "/ws/boards/b", None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("upgrade"), "{body}");
+
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let addr = server.addr;
+    let request = format!(
+        "GET /ws/boards/b HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    // A client's frames are masked (RFC 6455, 5.3); tungstenite masks what it formats.
+    let masked = |mut frame: Frame| {
+        frame.header_mut().mask = Some([7, 1, 9, 3]);
+        let mut bytes = Vec::new();
+        frame.format(&mut bytes).unwrap();
+        bytes
+    };
+    let mut sent = request.into_bytes();
+    sent.extend(masked(Frame::ping(Bytes::from_static(b"are you there"))));
+    sent.extend(masked(Frame::ping(Bytes::from_static(b"still?"))));
+    // Sent with the upgrade request itself: what hyper read past the request reaches the reader.
+    stream.write_all(&sent).await.unwrap();
+    let mut peer = RawPeer {
+        stream,
+        bytes: Vec::new(),
+        head_end: None,
+        parsed: 0,
+        frames: Vec::new(),
+    };
+    let pong = |frames: &[(OpCode, Vec<u8>)]| {
+        frames.iter().any(|(opcode, payload)| {
+            *opcode == OpCode::Control(Control::Pong) && payload == b"still?"
+        })
+    };
+    assert!(peer.read_until(&pong).await, "the latest ping is answered");
+    let head = String::from_utf8_lossy(&peer.bytes[..peer.head_end.unwrap()]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    // The accept key of RFC 6455's own example.
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    let close = masked(Frame::close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })));
+    peer.stream.write_all(&close).await.unwrap();
+    assert!(
+        !peer.read_until(&|_| false).await,
+        "the server ends the connection"
+    );
+    assert_eq!(peer.parsed, peer.bytes.len(), "only whole frames");
+    let frames = peer.frames;
+    let closes: Vec<_> = frames
+        .iter()
+        .enumerate()
+        .filter(|(_, (opcode, _))| *opcode == OpCode::Control(Control::Close))
+        .collect();
+    assert_eq!(closes.len(), 1, "one close frame: {frames:?}");
+    let (at, (_, payload)) = closes[0];
+    assert_eq!(
+        at,
+        frames.len() - 1,
+        "nothing follows the close: {frames:?}"
+    );
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1000);
+    server.stop().await;
+}
+
+/// A hand-made WebSocket client's view of what the server sent: the response head, then the
+/// server's frames, parsed as they come.
+struct RawPeer {
+    stream: tokio::net::TcpStream,
+    bytes: Vec<u8>,
+    head_end: Option<usize>,
+    /// How far `bytes` is parsed into `frames`.
+    parsed: usize,
+    frames: Vec<(
+        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode,
+        Vec<u8>,
+    )>,
+}
+
+type FramesDone<'a> = &'a dyn Fn(
+    &[(
+        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode,
+        Vec<u8>,
+    )],
+) -> bool;
+
+impl RawPeer {
+    /// Reads until `done` holds of the frames so far (true) or the server ends the connection
+    /// (false).
+    async fn read_until(&mut self, done: FramesDone<'_>) -> bool {
+        use tokio::io::AsyncReadExt;
+        use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+        loop {
+            if self.head_end.is_none() {
+                self.head_end = self
+                    .bytes
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map(|at| at + 4);
+                self.parsed = self.head_end.unwrap_or(0);
+            }
+            if self.head_end.is_some() {
+                loop {
+                    let mut cursor = std::io::Cursor::new(&self.bytes[self.parsed..]);
+                    let Some((header, len)) = FrameHeader::parse(&mut cursor).unwrap() else {
+                        break;
+                    };
+                    let start = self.parsed + usize::try_from(cursor.position()).unwrap();
+                    let end = start + usize::try_from(len).unwrap();
+                    if end > self.bytes.len() {
+                        break;
+                    }
+                    assert!(header.mask.is_none(), "a server's frames are not masked");
+                    self.frames
+                        .push((header.opcode, self.bytes[start..end].to_vec()));
+                    self.parsed = end;
+                }
+                if done(&self.frames) {
+                    return true;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(support::WAIT, self.stream.read(&mut chunk))
+                .await
+                .expect("the server answers")
+                .unwrap();
+            if n == 0 {
+                return false;
+            }
+            self.bytes.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
 /// A client that sends a burst of updates and resets its socket at once (a killed tab, a script
 /// that writes and exits): the server's first write to it fails while most of the burst still
 /// waits unread in the socket. Every update it sent is read, stored and relayed all the same.

@@ -46,20 +46,14 @@ impl ConnId {
 /// add activities).
 const TIMELINE_ORIGIN: &str = "funnel-timeline";
 
-/// The largest update frame a sync answer is cut into (one block larger than this goes alone).
-/// Small enough that no connection's write buffer grows much past the socket's own batching
-/// (`http::WRITE_BUFFER_BYTES`); large enough that a 2.5 MB board is ~320 frames (the outbox takes
-/// 4,096).
+/// The largest update frame a sync answer, or a change relayed to the board's connections (a
+/// bulk import, a seed batch, the upkeep of many cards; a move is one frame of about 100 bytes),
+/// is cut into (one block larger than this goes alone). Large enough that a 2.5 MB board is
+/// ~320 frames (the outbox takes 4,096), and that a relayed change is rarely cut (cutting
+/// decodes and re-encodes it); small enough that no client gets a frame it must buffer at
+/// length. No connection keeps a buffer of the frames it writes (`socket::SocketWriter`), so
+/// their size costs no connection any memory once written.
 pub const MAX_PIECE_BYTES: usize = 8 * 1024;
-
-/// The largest update frame a change relayed to the board's connections is cut into (a bulk
-/// import, a seed batch, the upkeep of many cards; a move is one frame of about 100 bytes). A
-/// connection's write buffer keeps the capacity of the largest frame it ever wrote (see
-/// `http::WRITE_BUFFER_BYTES`), so one 8 KiB change relayed to every member of a board made each
-/// of them hold 8 to 16 KiB for as long as it stayed connected (BENCHMARKS.md, "Where the
-/// `rooms` run's memory goes"). Sync answers keep their [`MAX_PIECE_BYTES`] pieces: a joiner's
-/// answer is sent once, its pieces shared by every joiner.
-pub const RELAY_PIECE_BYTES: usize = 1024;
 
 /// The origin of the transactions that apply updates another instance stored (from the bus or
 /// the storage log). Not [`CLIENT_ORIGIN`]: the instance that stored them checked them, and they
@@ -1288,12 +1282,12 @@ fn clocks_before(before: &StateVector, after: &StateVector) -> StateVector {
 }
 
 /// An update as update frames, in pieces when it is large (a bulk import, the upkeep of a
-/// thousand new cards): see [`RELAY_PIECE_BYTES`]. A move is one small frame.
+/// thousand new cards): see [`MAX_PIECE_BYTES`]. A move is one small frame.
 fn update_frames(raw: &[u8]) -> Vec<Bytes> {
-    if raw.len() <= RELAY_PIECE_BYTES {
+    if raw.len() <= MAX_PIECE_BYTES {
         return vec![wire::encode_update(raw)];
     }
-    pieces::split_update_v1(raw, RELAY_PIECE_BYTES)
+    pieces::split_update_v1(raw, MAX_PIECE_BYTES)
         .iter()
         .map(|piece| wire::encode_update(piece))
         .collect()
@@ -2025,6 +2019,7 @@ mod tests {
             match next {
                 Next::Frame(frame) => out.push(decode_server_frame(&frame).unwrap()),
                 Next::Close(request) => return (out, Some(request.code)),
+                Next::Control(_) => unreachable!("the room queues no control frames"),
             }
         }
         (out, None)

@@ -1,0 +1,394 @@
+//! A board socket's two halves, after funnel's own WebSocket upgrade.
+//!
+//! The reader is tokio-tungstenite on the socket's read half: it unmasks, reassembles and
+//! limits what the client sends, and answers its pings and its close. What it writes (those
+//! answers, already framed) does not touch the socket: it goes to the connection's outbox
+//! ([`ControlSender`]), and the writer sends it in order with everything else.
+//!
+//! The writer ([`SocketWriter`]) owns the write half and frames the outbox's payloads itself:
+//! one `writev` carries many frames, each a header of 2 to 10 bytes and the room's shared
+//! `Bytes`, so a frame relayed to a thousand members is never copied per member, and no
+//! connection keeps a write buffer (BENCHMARKS.md, History, "The gathered writer").
+
+use crate::outbox::ControlSender;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use std::io::{self, Cursor, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::protocol::frame::coding::{CloseCode as WireCloseCode, Control, Data, OpCode};
+use tungstenite::protocol::frame::{CloseFrame, Frame, FrameHeader};
+use tungstenite::protocol::{Role, WebSocketConfig};
+
+/// The upgraded connection, as hyper hands it over.
+type Io = TokioIo<Upgraded>;
+
+/// The reading side of a board socket: tungstenite's messages.
+pub type SocketReader = WebSocketStream<ReadSide>;
+
+/// A WebSocket upgrade request (RFC 6455, 4.2.1), checked as axum's own extractor checks it,
+/// with the same refusals: funnel takes the upgraded connection itself so that its writer owns
+/// the socket's write half.
+pub struct SocketUpgrade {
+    key: HeaderValue,
+    on_upgrade: OnUpgrade,
+}
+
+/// Why a request to a socket URL is not a WebSocket upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAnUpgrade {
+    status: StatusCode,
+    reason: &'static str,
+}
+
+impl IntoResponse for NotAnUpgrade {
+    fn into_response(self) -> Response {
+        (self.status, self.reason).into_response()
+    }
+}
+
+impl NotAnUpgrade {
+    const fn new(status: StatusCode, reason: &'static str) -> Self {
+        Self { status, reason }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SocketUpgrade {
+    type Rejection = NotAnUpgrade;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, NotAnUpgrade> {
+        let key = upgrade_key(parts.version, &parts.method, &parts.headers)?;
+        let on_upgrade = parts
+            .extensions
+            .remove::<OnUpgrade>()
+            .ok_or(NotAnUpgrade::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "WebSocket request couldn't be upgraded since no upgrade state was present",
+            ))?;
+        Ok(Self { key, on_upgrade })
+    }
+}
+
+/// The request's `Sec-WebSocket-Key`, once it is a valid HTTP/1.1 upgrade to WebSocket 13.
+fn upgrade_key(
+    version: Version,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<HeaderValue, NotAnUpgrade> {
+    if version > Version::HTTP_11 {
+        return Err(NotAnUpgrade::new(
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            "board sockets are HTTP/1.1 upgrades",
+        ));
+    }
+    if method != Method::GET {
+        return Err(NotAnUpgrade::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Request method must be `GET`",
+        ));
+    }
+    let connection_upgrades = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if !connection_upgrades {
+        return Err(NotAnUpgrade::new(
+            StatusCode::BAD_REQUEST,
+            "Connection header did not include 'upgrade'",
+        ));
+    }
+    let is = |name, value: &str| {
+        headers
+            .get(name)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value.as_bytes()))
+    };
+    if !is(header::UPGRADE, "websocket") {
+        return Err(NotAnUpgrade::new(
+            StatusCode::BAD_REQUEST,
+            "`Upgrade` header did not include 'websocket'",
+        ));
+    }
+    if !is(header::SEC_WEBSOCKET_VERSION, "13") {
+        return Err(NotAnUpgrade::new(
+            StatusCode::BAD_REQUEST,
+            "`Sec-WebSocket-Version` header did not include '13'",
+        ));
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .cloned()
+        .ok_or(NotAnUpgrade::new(
+            StatusCode::BAD_REQUEST,
+            "`Sec-WebSocket-Key` header missing",
+        ))
+}
+
+impl SocketUpgrade {
+    /// The 101 response; once hyper has sent it, `serve` gets the socket (on its own task).
+    pub fn on_upgrade<F, Fut>(self, serve: F) -> Response
+    where
+        F: FnOnce(Socket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let accept = tungstenite::handshake::derive_accept_key(self.key.as_bytes());
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => serve(Socket(TokioIo::new(upgraded))).await,
+                Err(e) => tracing::debug!(error = %e, "the WebSocket upgrade failed"),
+            }
+        });
+        (
+            StatusCode::SWITCHING_PROTOCOLS,
+            [
+                (header::CONNECTION, HeaderValue::from_static("upgrade")),
+                (header::UPGRADE, HeaderValue::from_static("websocket")),
+                (
+                    header::SEC_WEBSOCKET_ACCEPT,
+                    HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+                ),
+            ],
+        )
+            .into_response()
+    }
+}
+
+/// Each connection's read buffer. tungstenite's default (128 KiB) is what an idle connection
+/// would cost; client frames are small (a move is ~100 bytes, ten of them fit), and larger ones
+/// grow the buffer as they come (read this much at a time: a 200 KB seed batch takes 200
+/// reads). 4 KiB was a third of an idle connection's memory (BENCHMARKS.md, `idle`).
+const READ_BUFFER_BYTES: usize = 1024;
+
+/// An upgraded board socket, not yet split.
+pub struct Socket(Io);
+
+impl Socket {
+    /// The reader (tungstenite with `config`'s limits; its control frames go to `control`) and
+    /// the writer.
+    pub async fn split(
+        self,
+        max_frame_bytes: usize,
+        control: ControlSender,
+    ) -> (SocketReader, SocketWriter) {
+        let (read, write) = tokio::io::split(self.0);
+        // tungstenite's own write buffer holds only a pong or a close reply on its way to the
+        // outbox.
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(max_frame_bytes))
+            .max_frame_size(Some(max_frame_bytes))
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(0);
+        let reader = WebSocketStream::from_raw_socket(
+            ReadSide { read, control },
+            Role::Server,
+            Some(config),
+        )
+        .await;
+        (reader, SocketWriter::new(write))
+    }
+}
+
+/// The read half under tungstenite: reads come from the socket, writes (its control answers)
+/// go to the outbox, always whole.
+pub struct ReadSide {
+    read: ReadHalf<Io>,
+    control: ControlSender,
+}
+
+impl AsyncRead for ReadSide {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ReadSide {
+    /// Takes all of `buf`: tungstenite writes whole frames from its buffer, so each piece the
+    /// writer gets is whole frames too, never cut where another frame could come between.
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.control.send(Bytes::copy_from_slice(buf));
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What one `writev` carries at most: Linux takes 1,024 slices (`IOV_MAX`), two a frame.
+pub const FRAMES_PER_WRITE: usize = 512;
+
+/// The longest header of a frame the server sends (unmasked, a 64-bit length).
+const MAX_HEADER_BYTES: usize = 10;
+
+/// One thing for the writer to send.
+#[derive(Debug)]
+pub enum Wire {
+    /// A binary message's payload: framed here.
+    Binary(Bytes),
+    /// Frames already made (the reader's control answers).
+    Framed(Bytes),
+}
+
+impl Wire {
+    /// The bytes of the payload (or of the frames).
+    pub fn len(&self) -> usize {
+        match self {
+            Wire::Binary(bytes) | Wire::Framed(bytes) => bytes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The writing side of a board socket. Once a close frame has gone (its own or the reader's
+/// reply to the client's), it sends nothing more.
+pub struct SocketWriter {
+    io: WriteHalf<Io>,
+    closed: bool,
+}
+
+impl SocketWriter {
+    fn new(io: WriteHalf<Io>) -> Self {
+        Self { io, closed: false }
+    }
+
+    /// Writes every item, in order, in as few `writev`s as the socket takes.
+    pub async fn send(&mut self, items: &[Wire]) -> io::Result<()> {
+        for chunk in items.chunks(FRAMES_PER_WRITE) {
+            if self.closed {
+                return Ok(());
+            }
+            self.send_chunk(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_chunk(&mut self, items: &[Wire]) -> io::Result<()> {
+        // Every header first, then the slices that borrow them: one buffer for the write, no
+        // allocation a frame, and nothing kept once it is out (an idle connection holds no
+        // buffer).
+        let mut headers = Vec::with_capacity(MAX_HEADER_BYTES * items.len());
+        let mut ends = Vec::with_capacity(items.len());
+        let mut closes = false;
+        for item in items {
+            match item {
+                Wire::Binary(payload) => binary_header(payload.len(), &mut headers),
+                Wire::Framed(framed) => closes = holds_close(framed),
+            }
+            ends.push(headers.len());
+            if closes {
+                // Nothing may follow a close frame.
+                break;
+            }
+        }
+        let items = &items[..ends.len()];
+        let mut slices = Vec::with_capacity(2 * items.len());
+        let mut start = 0;
+        for (item, &end) in items.iter().zip(&ends) {
+            match item {
+                Wire::Binary(payload) => {
+                    slices.push(IoSlice::new(&headers[start..end]));
+                    if !payload.is_empty() {
+                        slices.push(IoSlice::new(payload));
+                    }
+                }
+                Wire::Framed(framed) => slices.push(IoSlice::new(framed)),
+            }
+            start = end;
+        }
+        let written = write_all_vectored(&mut self.io, &mut slices).await;
+        drop(slices);
+        self.closed |= closes;
+        written?;
+        self.io.flush().await
+    }
+
+    /// An empty ping.
+    pub async fn ping(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let mut framed = Vec::with_capacity(2);
+        Frame::ping(Bytes::new())
+            .format(&mut framed)
+            .map_err(io::Error::other)?;
+        self.io.write_all(&framed).await?;
+        self.io.flush().await
+    }
+
+    /// The close frame, unless one has gone already.
+    pub async fn close(&mut self, code: u16, reason: &str) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let frame = Frame::close(Some(CloseFrame {
+            code: WireCloseCode::from(code),
+            reason: reason.into(),
+        }));
+        let mut framed = Vec::with_capacity(frame.len());
+        frame.format(&mut framed).map_err(io::Error::other)?;
+        self.io.write_all(&framed).await?;
+        self.io.flush().await
+    }
+}
+
+/// The header of a final, unmasked binary frame of `len` bytes.
+fn binary_header(len: usize, out: &mut Vec<u8>) {
+    let header = FrameHeader {
+        opcode: OpCode::Data(Data::Binary),
+        ..FrameHeader::default()
+    };
+    // Writing to a Vec cannot fail.
+    let _ = header.format(len as u64, out);
+}
+
+/// Whether frames made by tungstenite include a close frame.
+fn holds_close(framed: &[u8]) -> bool {
+    let mut cursor = Cursor::new(framed);
+    while let Ok(Some((header, len))) = FrameHeader::parse(&mut cursor) {
+        if header.opcode == OpCode::Control(Control::Close) {
+            return true;
+        }
+        cursor.set_position(cursor.position().saturating_add(len));
+    }
+    false
+}
+
+/// `write_all` for slices: `writev` until every byte is out.
+async fn write_all_vectored(
+    io: &mut WriteHalf<Io>,
+    mut slices: &mut [IoSlice<'_>],
+) -> io::Result<()> {
+    while !slices.is_empty() {
+        let n = io.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
