@@ -15,7 +15,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use std::io::{self, Cursor, IoSlice};
@@ -265,69 +265,143 @@ impl Wire {
 
 /// The writing side of a board socket. Once a close frame has gone (its own or the reader's
 /// reply to the client's), it sends nothing more.
+///
+/// A write can be cut short: the connection's writer drops it when a close is requested while
+/// the socket is full (a client that does not read). What the write had sent stays recorded
+/// here, so that the next write (the close frame) first finishes the frame it was in: the peer
+/// would otherwise read the close frame as the rest of that frame. Frames after it are dropped.
 pub struct SocketWriter {
     io: WriteHalf<Io>,
     closed: bool,
+    /// The write in progress, in order: frame headers (slices of one buffer) and payloads.
+    pieces: Vec<Bytes>,
+    /// Where each piece ends, and where each frame ends, in bytes from the write's start.
+    piece_ends: Vec<usize>,
+    frame_ends: Vec<usize>,
+    /// The bytes of the write in progress the socket has taken.
+    written: usize,
 }
 
 impl SocketWriter {
     fn new(io: WriteHalf<Io>) -> Self {
-        Self { io, closed: false }
+        Self {
+            io,
+            closed: false,
+            pieces: Vec::new(),
+            piece_ends: Vec::new(),
+            frame_ends: Vec::new(),
+            written: 0,
+        }
     }
 
     /// Writes every item, in order, in as few `writev`s as the socket takes.
     pub async fn send(&mut self, items: &[Wire]) -> io::Result<()> {
+        self.finish_cut_frame().await?;
         for chunk in items.chunks(FRAMES_PER_WRITE) {
             if self.closed {
                 return Ok(());
             }
-            self.send_chunk(chunk).await?;
+            self.plan(chunk);
+            let end = self.frame_ends.last().copied().unwrap_or(0);
+            self.write_until(end).await?;
+            self.forget();
+        }
+        self.io.flush().await
+    }
+
+    /// Records a write of `items` (nothing after a close frame among them).
+    fn plan(&mut self, items: &[Wire]) {
+        // Every header in one buffer, each frame's a slice of it: no allocation a frame, and
+        // nothing kept once the write is out (an idle connection holds no buffer).
+        let mut headers = BytesMut::with_capacity(MAX_HEADER_BYTES * items.len());
+        let mut header_ends = Vec::with_capacity(items.len());
+        for item in items {
+            if let Wire::Binary(payload) = item {
+                binary_header(payload.len(), &mut headers);
+            }
+            header_ends.push(headers.len());
+        }
+        let headers = headers.freeze();
+        let (mut start, mut at) = (0, 0);
+        for (item, &header_end) in items.iter().zip(&header_ends) {
+            let mut push = |piece: Bytes| {
+                at += piece.len();
+                self.pieces.push(piece);
+                self.piece_ends.push(at);
+            };
+            let closes = match item {
+                Wire::Binary(payload) => {
+                    push(headers.slice(start..header_end));
+                    if !payload.is_empty() {
+                        push(payload.clone());
+                    }
+                    false
+                }
+                Wire::Framed(framed) => {
+                    push(framed.clone());
+                    holds_close(framed)
+                }
+            };
+            start = header_end;
+            self.frame_ends.push(at);
+            if closes {
+                // Nothing may follow a close frame.
+                self.closed = true;
+                break;
+            }
+        }
+        self.written = 0;
+    }
+
+    /// Drops the record of the write in progress.
+    fn forget(&mut self) {
+        self.pieces = Vec::new();
+        self.piece_ends = Vec::new();
+        self.frame_ends = Vec::new();
+        self.written = 0;
+    }
+
+    /// `writev`s the write in progress until `end` bytes of it are out. Cancel-safe: what each
+    /// `writev` took is recorded before the next await.
+    async fn write_until(&mut self, end: usize) -> io::Result<()> {
+        while self.written < end {
+            let first = self.piece_ends.partition_point(|&e| e <= self.written);
+            let last = self.piece_ends.partition_point(|&e| e < end);
+            let skip = self.written - first.checked_sub(1).map_or(0, |i| self.piece_ends[i]);
+            let mut slices = Vec::with_capacity(last + 1 - first);
+            slices.push(IoSlice::new(&self.pieces[first][skip..]));
+            slices.extend(
+                self.pieces[first + 1..=last]
+                    .iter()
+                    .map(|p| IoSlice::new(p)),
+            );
+            let n = self.io.write_vectored(&slices).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.written += n;
         }
         Ok(())
     }
 
-    async fn send_chunk(&mut self, items: &[Wire]) -> io::Result<()> {
-        // Every header first, then the slices that borrow them: one buffer for the write, no
-        // allocation a frame, and nothing kept once it is out (an idle connection holds no
-        // buffer).
-        let mut headers = Vec::with_capacity(MAX_HEADER_BYTES * items.len());
-        let mut ends = Vec::with_capacity(items.len());
-        let mut closes = false;
-        for item in items {
-            match item {
-                Wire::Binary(payload) => binary_header(payload.len(), &mut headers),
-                Wire::Framed(framed) => closes = holds_close(framed),
-            }
-            ends.push(headers.len());
-            if closes {
-                // Nothing may follow a close frame.
-                break;
+    /// Finishes the frame a cut-short write was in, and forgets the frames after it.
+    async fn finish_cut_frame(&mut self) -> io::Result<()> {
+        if self.pieces.is_empty() {
+            return Ok(());
+        }
+        let at = self.frame_ends.partition_point(|&e| e <= self.written);
+        if let Some(&end) = self.frame_ends.get(at) {
+            if self.written > at.checked_sub(1).map_or(0, |i| self.frame_ends[i]) {
+                self.write_until(end).await?;
             }
         }
-        let items = &items[..ends.len()];
-        let mut slices = Vec::with_capacity(2 * items.len());
-        let mut start = 0;
-        for (item, &end) in items.iter().zip(&ends) {
-            match item {
-                Wire::Binary(payload) => {
-                    slices.push(IoSlice::new(&headers[start..end]));
-                    if !payload.is_empty() {
-                        slices.push(IoSlice::new(payload));
-                    }
-                }
-                Wire::Framed(framed) => slices.push(IoSlice::new(framed)),
-            }
-            start = end;
-        }
-        let written = write_all_vectored(&mut self.io, &mut slices).await;
-        drop(slices);
-        self.closed |= closes;
-        written?;
-        self.io.flush().await
+        self.forget();
+        Ok(())
     }
 
     /// An empty ping.
     pub async fn ping(&mut self) -> io::Result<()> {
+        self.finish_cut_frame().await?;
         if self.closed {
             return Ok(());
         }
@@ -341,6 +415,7 @@ impl SocketWriter {
 
     /// The close frame, unless one has gone already.
     pub async fn close(&mut self, code: u16, reason: &str) -> io::Result<()> {
+        self.finish_cut_frame().await?;
         if self.closed {
             return Ok(());
         }
@@ -357,13 +432,13 @@ impl SocketWriter {
 }
 
 /// The header of a final, unmasked binary frame of `len` bytes.
-fn binary_header(len: usize, out: &mut Vec<u8>) {
+fn binary_header(len: usize, out: &mut BytesMut) {
     let header = FrameHeader {
         opcode: OpCode::Data(Data::Binary),
         ..FrameHeader::default()
     };
-    // Writing to a Vec cannot fail.
-    let _ = header.format(len as u64, out);
+    // Writing to memory cannot fail.
+    let _ = header.format(len as u64, &mut (&mut *out).writer());
 }
 
 /// Whether frames made by tungstenite include a close frame.
@@ -376,19 +451,4 @@ fn holds_close(framed: &[u8]) -> bool {
         cursor.set_position(cursor.position().saturating_add(len));
     }
     false
-}
-
-/// `write_all` for slices: `writev` until every byte is out.
-async fn write_all_vectored(
-    io: &mut WriteHalf<Io>,
-    mut slices: &mut [IoSlice<'_>],
-) -> io::Result<()> {
-    while !slices.is_empty() {
-        let n = io.write_vectored(slices).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, n);
-    }
-    Ok(())
 }
