@@ -270,8 +270,8 @@ impl Wire {
 /// the socket is full (a client that does not read). What the write had sent stays recorded
 /// here, so that the next write (the close frame) first finishes the frame it was in: the peer
 /// would otherwise read the close frame as the rest of that frame. Frames after it are dropped.
-pub struct SocketWriter {
-    io: WriteHalf<Io>,
+pub struct SocketWriter<W = WriteHalf<Io>> {
+    io: W,
     closed: bool,
     /// The write in progress, in order: frame headers (slices of one buffer) and payloads.
     pieces: Vec<Bytes>,
@@ -282,8 +282,8 @@ pub struct SocketWriter {
     written: usize,
 }
 
-impl SocketWriter {
-    fn new(io: WriteHalf<Io>) -> Self {
+impl<W: AsyncWrite + Unpin> SocketWriter<W> {
+    fn new(io: W) -> Self {
         Self {
             io,
             closed: false,
@@ -390,10 +390,11 @@ impl SocketWriter {
             return Ok(());
         }
         let at = self.frame_ends.partition_point(|&e| e <= self.written);
-        if let Some(&end) = self.frame_ends.get(at) {
-            if self.written > at.checked_sub(1).map_or(0, |i| self.frame_ends[i]) {
-                self.write_until(end).await?;
-            }
+        let started = at.checked_sub(1).map_or(0, |i| self.frame_ends[i]);
+        if let Some(&end) = self.frame_ends.get(at)
+            && self.written > started
+        {
+            self.write_until(end).await?;
         }
         self.forget();
         Ok(())
@@ -451,4 +452,106 @@ fn holds_close(framed: &[u8]) -> bool {
         cursor.set_position(cursor.position().saturating_add(len));
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+
+    /// The frames in `bytes`, as (opcode, payload); panics on a frame cut short.
+    fn frames(bytes: &[u8]) -> Vec<(OpCode, Vec<u8>)> {
+        let mut cursor = Cursor::new(bytes);
+        let mut out = Vec::new();
+        while let Some((header, len)) = FrameHeader::parse(&mut cursor).unwrap() {
+            let start = usize::try_from(cursor.position()).unwrap();
+            let end = start + usize::try_from(len).unwrap();
+            assert!(end <= bytes.len(), "a frame cut short at the end");
+            out.push((header.opcode, bytes[start..end].to_vec()));
+            cursor.set_position(end as u64);
+        }
+        assert_eq!(
+            cursor.position() as usize,
+            bytes.len(),
+            "bytes after the last frame"
+        );
+        out
+    }
+
+    #[tokio::test]
+    async fn frames_go_out_whole_and_in_order() {
+        let (io, mut peer) = tokio::io::duplex(1 << 20);
+        let mut writer = SocketWriter::new(io);
+        let big = Bytes::from(vec![7u8; 70_000]);
+        let items = [
+            Wire::Binary(Bytes::from_static(b"move")),
+            Wire::Binary(Bytes::new()),
+            Wire::Framed(Bytes::from_static(&[0x8a, 0x02, b'h', b'i'])),
+            Wire::Binary(big.clone()),
+        ];
+        writer.send(&items).await.unwrap();
+        writer.close(1000, "bye").await.unwrap();
+        writer.send(&items).await.unwrap();
+        drop(writer);
+        let mut bytes = Vec::new();
+        peer.read_to_end(&mut bytes).await.unwrap();
+        let got = frames(&bytes);
+        let binary = OpCode::Data(Data::Binary);
+        assert_eq!(got.len(), 5, "nothing after the close");
+        assert_eq!(got[0], (binary, b"move".to_vec()));
+        assert_eq!(got[1], (binary, Vec::new()));
+        assert_eq!(got[2], (OpCode::Control(Control::Pong), b"hi".to_vec()));
+        assert_eq!(got[3], (binary, big.to_vec()));
+        assert_eq!(got[4].0, OpCode::Control(Control::Close));
+        assert_eq!(&got[4].1[..2], &1000u16.to_be_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_write_cut_short_is_finished_to_its_frame_before_the_close() {
+        // A pipe that takes 1,000 bytes and then blocks: a peer that stopped reading.
+        let (io, mut peer) = tokio::io::duplex(1_000);
+        let mut writer = SocketWriter::new(io);
+        let frame = Bytes::from(vec![1u8; 600]);
+        let items = [
+            Wire::Binary(frame.clone()),
+            Wire::Binary(frame.clone()),
+            Wire::Binary(frame.clone()),
+        ];
+        let cut = tokio::time::timeout(Duration::from_millis(50), writer.send(&items)).await;
+        assert!(cut.is_err(), "the pipe is full: the write is cut short");
+        // The peer reads again: the second frame is finished, the third dropped, then the close.
+        let reading = tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            peer.read_to_end(&mut bytes).await.unwrap();
+            bytes
+        });
+        writer.close(1013, "slow consumer").await.unwrap();
+        drop(writer);
+        let got = frames(&reading.await.unwrap());
+        let binary = OpCode::Data(Data::Binary);
+        assert_eq!(
+            got.len(),
+            3,
+            "{:?}",
+            got.iter().map(|f| f.0).collect::<Vec<_>>()
+        );
+        assert_eq!(got[0], (binary, frame.to_vec()));
+        assert_eq!(got[1], (binary, frame.to_vec()));
+        assert_eq!(got[2].0, OpCode::Control(Control::Close));
+    }
+
+    #[test]
+    fn a_close_is_found_among_control_frames() {
+        let mut pong_then_close = vec![0x8a, 0x00];
+        Frame::close(Some(CloseFrame {
+            code: WireCloseCode::Normal,
+            reason: "".into(),
+        }))
+        .format(&mut pong_then_close)
+        .unwrap();
+        assert!(holds_close(&pong_then_close));
+        assert!(!holds_close(&[0x8a, 0x00]));
+        assert!(!holds_close(&[]));
+    }
 }
