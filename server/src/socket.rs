@@ -172,8 +172,8 @@ const READ_BUFFER_BYTES: usize = 1024;
 pub struct Socket(Io);
 
 impl Socket {
-    /// The reader (tungstenite with `config`'s limits; its control frames go to `control`) and
-    /// the writer.
+    /// The reader (tungstenite, refusing messages and frames over `max_frame_bytes`; the
+    /// control frames it answers with go to `control`) and the writer.
     pub async fn split(
         self,
         max_frame_bytes: usize,
