@@ -542,8 +542,11 @@ fn is_capacity_error(error: tungstenite::Error) -> bool {
 }
 
 /// How much a connection's writer sends at most in one write, before it lets the worker's
-/// other tasks run.
-const TURN_BYTES: usize = 64 * 1024;
+/// other tasks run. A joiner's answer (megabytes, in 8 KiB pieces) goes out in writes this
+/// large: each `writev` with TCP_NODELAY pushes its segments at once, so fewer, larger writes
+/// cost the kernel less (a storm's syncing at 64 KiB against 512 KiB: BENCHMARKS.md, History,
+/// "The gathered writer"). A move is one frame of about 100 bytes.
+const TURN_BYTES: usize = 512 * 1024;
 
 /// Sends queued frames, and a ping every `ping_every`, until a close is requested; then the
 /// close frame.
