@@ -311,19 +311,11 @@ impl<W: AsyncWrite + Unpin> SocketWriter<W> {
 
     /// Records a write of `items` (nothing after a close frame among them).
     fn plan(&mut self, items: &[Wire]) {
-        // Every header in one buffer, each frame's a slice of it: no allocation a frame, and
+        // Every header in one buffer, each frame's split off it: no allocation a frame, and
         // nothing kept once the write is out (an idle connection holds no buffer).
         let mut headers = BytesMut::with_capacity(MAX_HEADER_BYTES * items.len());
-        let mut header_ends = Vec::with_capacity(items.len());
+        let mut at = 0;
         for item in items {
-            if let Wire::Binary(payload) = item {
-                binary_header(payload.len(), &mut headers);
-            }
-            header_ends.push(headers.len());
-        }
-        let headers = headers.freeze();
-        let (mut start, mut at) = (0, 0);
-        for (item, &header_end) in items.iter().zip(&header_ends) {
             let mut push = |piece: Bytes| {
                 at += piece.len();
                 self.pieces.push(piece);
@@ -331,7 +323,8 @@ impl<W: AsyncWrite + Unpin> SocketWriter<W> {
             };
             let closes = match item {
                 Wire::Binary(payload) => {
-                    push(headers.slice(start..header_end));
+                    binary_header(payload.len(), &mut headers);
+                    push(headers.split().freeze());
                     if !payload.is_empty() {
                         push(payload.clone());
                     }
@@ -342,7 +335,6 @@ impl<W: AsyncWrite + Unpin> SocketWriter<W> {
                     holds_close(framed)
                 }
             };
-            start = header_end;
             self.frame_ends.push(at);
             if closes {
                 // Nothing may follow a close frame.
@@ -402,29 +394,26 @@ impl<W: AsyncWrite + Unpin> SocketWriter<W> {
 
     /// An empty ping.
     pub async fn ping(&mut self) -> io::Result<()> {
-        self.finish_cut_frame().await?;
-        if self.closed {
-            return Ok(());
-        }
-        let mut framed = Vec::with_capacity(2);
-        Frame::ping(Bytes::new())
-            .format(&mut framed)
-            .map_err(io::Error::other)?;
-        self.io.write_all(&framed).await?;
-        self.io.flush().await
+        self.control(Frame::ping(Bytes::new()), false).await
     }
 
     /// The close frame, unless one has gone already.
     pub async fn close(&mut self, code: u16, reason: &str) -> io::Result<()> {
-        self.finish_cut_frame().await?;
-        if self.closed {
-            return Ok(());
-        }
-        self.closed = true;
         let frame = Frame::close(Some(CloseFrame {
             code: WireCloseCode::from(code),
             reason: reason.into(),
         }));
+        self.control(frame, true).await
+    }
+
+    /// A control frame of the writer's own (`closes`: a close frame), after the frame a
+    /// cut-short write was in, and nothing once a close frame has gone.
+    async fn control(&mut self, frame: Frame, closes: bool) -> io::Result<()> {
+        self.finish_cut_frame().await?;
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = closes;
         let mut framed = Vec::with_capacity(frame.len());
         frame.format(&mut framed).map_err(io::Error::other)?;
         self.io.write_all(&framed).await?;

@@ -338,37 +338,21 @@ async fn a_silent_peer_is_dropped_and_a_live_one_is_kept() {
 }
 
 /// Upgrades, then only reads until the server ends the connection; returns the close code the
-/// server sent. Parses the server's (unmasked) frames by hand.
+/// server sent.
 async fn raw_silent_peer(addr: std::net::SocketAddr, path: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
+    let mut peer = RawPeer::upgrade(addr, path, &[]).await;
+    assert!(
+        !peer.read_until(&|_| false).await,
+        "the server drops a silent peer"
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut bytes = Vec::new();
-    tokio::time::timeout(support::WAIT, stream.read_to_end(&mut bytes))
-        .await
-        .expect("the server drops a silent peer")
-        .unwrap();
-    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert!(bytes.starts_with(b"HTTP/1.1 101"));
-    let mut rest = &bytes[head_end..];
-    while rest.len() >= 2 {
-        let opcode = rest[0] & 0x0f;
-        let (len, header) = match rest[1] & 0x7f {
-            126 => (usize::from(u16::from_be_bytes([rest[2], rest[3]])), 4),
-            127 => panic!("no frame here is that large"),
-            len => (usize::from(len), 2),
-        };
-        let payload = &rest[header..header + len];
-        if opcode == 0x8 {
-            return u16::from_be_bytes([payload[0], payload[1]]);
-        }
-        rest = &rest[header + len..];
-    }
-    panic!("the connection ended without a close frame");
+    assert!(peer.bytes.starts_with(b"HTTP/1.1 101"));
+    let (_, payload) = peer
+        .frames
+        .iter()
+        .find(|(opcode, _)| *opcode == OpCode::Control(Control::Close))
+        .expect("the connection ended without a close frame");
+    u16::from_be_bytes([payload[0], payload[1]])
 }
 
 /// What the server's writer sends besides the room's frames: the answers to the client's own
@@ -385,12 +369,6 @@ async fn pings_are_answered_and_a_client_close_gets_one_close_back() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("upgrade"), "{body}");
 
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let addr = server.addr;
-    let request = format!(
-        "GET /ws/boards/b HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
     // A client's frames are masked (RFC 6455, 5.3); tungstenite masks what it formats.
     let masked = |mut frame: Frame| {
         frame.header_mut().mask = Some([7, 1, 9, 3]);
@@ -398,19 +376,11 @@ async fn pings_are_answered_and_a_client_close_gets_one_close_back() {
         frame.format(&mut bytes).unwrap();
         bytes
     };
-    let mut sent = request.into_bytes();
-    sent.extend(masked(Frame::ping(Bytes::from_static(b"are you there"))));
-    sent.extend(masked(Frame::ping(Bytes::from_static(b"still?"))));
+    let mut pings = masked(Frame::ping(Bytes::from_static(b"are you there")));
+    pings.extend(masked(Frame::ping(Bytes::from_static(b"still?"))));
     // Sent with the upgrade request itself: what hyper read past the request reaches the reader.
-    stream.write_all(&sent).await.unwrap();
-    let mut peer = RawPeer {
-        stream,
-        bytes: Vec::new(),
-        head_end: None,
-        parsed: 0,
-        frames: Vec::new(),
-    };
-    let pong = |frames: &[(OpCode, Vec<u8>)]| {
+    let mut peer = RawPeer::upgrade(server.addr, "/ws/boards/b", &pings).await;
+    let pong = |frames: &[RawFrame]| {
         frames.iter().any(|(opcode, payload)| {
             *opcode == OpCode::Control(Control::Pong) && payload == b"still?"
         })
@@ -450,6 +420,12 @@ async fn pings_are_answered_and_a_client_close_gets_one_close_back() {
     server.stop().await;
 }
 
+/// A frame as the server sent it: its opcode and payload.
+type RawFrame = (
+    tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode,
+    Vec<u8>,
+);
+
 /// A hand-made WebSocket client's view of what the server sent: the response head, then the
 /// server's frames, parsed as they come.
 struct RawPeer {
@@ -458,25 +434,40 @@ struct RawPeer {
     head_end: Option<usize>,
     /// How far `bytes` is parsed into `frames`.
     parsed: usize,
-    frames: Vec<(
-        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode,
-        Vec<u8>,
-    )>,
+    frames: Vec<RawFrame>,
 }
 
-type FramesDone<'a> = &'a dyn Fn(
-    &[(
-        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode,
-        Vec<u8>,
-    )],
-) -> bool;
+type FramesDone<'a> = &'a (dyn Fn(&[RawFrame]) -> bool + Sync);
 
 impl RawPeer {
+    /// Connects and sends an upgrade request for `path` (its `Connection` header a list), with
+    /// `then` right behind it.
+    async fn upgrade(addr: std::net::SocketAddr, path: &str, then: &[u8]) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut sent = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+             Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .into_bytes();
+        sent.extend_from_slice(then);
+        stream.write_all(&sent).await.unwrap();
+        Self {
+            stream,
+            bytes: Vec::new(),
+            head_end: None,
+            parsed: 0,
+            frames: Vec::new(),
+        }
+    }
+
     /// Reads until `done` holds of the frames so far (true) or the server ends the connection
-    /// (false).
+    /// (false), for at most [`support::WAIT`].
     async fn read_until(&mut self, done: FramesDone<'_>) -> bool {
         use tokio::io::AsyncReadExt;
         use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+        let deadline = tokio::time::Instant::now() + support::WAIT;
         loop {
             if self.head_end.is_none() {
                 self.head_end = self
@@ -507,9 +498,9 @@ impl RawPeer {
                 }
             }
             let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(support::WAIT, self.stream.read(&mut chunk))
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
                 .await
-                .expect("the server answers")
+                .expect("the server answers, or ends the connection, in time")
                 .unwrap();
             if n == 0 {
                 return false;
