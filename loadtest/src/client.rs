@@ -722,12 +722,6 @@ impl Client {
             let Some(Out::YMap(card_map)) = cards.get(&txn, &card) else {
                 return Err(format!("card {card} vanished"));
             };
-            card_map.insert(&mut txn, field::MOVED_BY, Any::from(self.plan.id));
-            card_map.insert(
-                &mut txn,
-                field::MOVED_AT,
-                Any::from((sent_us / 1000) as f64),
-            );
             card_map.insert(&mut txn, field::MOVE_STAMP, Any::from(stamp.encode()));
             txn.encode_update_v1()
         };

@@ -2,10 +2,12 @@
 //! document or one that only counts bytes — learns who sent a move, when, and which seed batch
 //! it just got, without decoding the update.
 //!
-//! A move writes three extra fields of the moved card in the move's own transaction:
-//! `movedBy` (the sender's client number), `movedAt` (milliseconds since the epoch, the
-//! contract's time unit) and `moveStamp`, the string `ltm1:<sender>:<seq>:<sent_us>;` where
-//! `sent_us` is microseconds since the epoch. The seeding client writes `lts1:<batch>:<last>;`
+//! A move is what the contract says (one transaction that sets the card's `stage` and `pos`)
+//! stamped with its send time: one extra field of the moved card in the same transaction,
+//! `moveStamp`, the string `ltm1:<sender>:<seq>:<sent_us>;` where `sent_us` is microseconds
+//! since the epoch. Nothing else: every field a move writes stays in every replica's document
+//! as an item and, once overwritten, a tombstone, so fields beyond the stamp would make the
+//! server's documents (and every frame) bigger than a real client's moves make them. The seeding client writes `lts1:<batch>:<last>;`
 //! into `board.loadtestSeed` with every seed batch.
 //!
 //! Why a string scan and not a document: lib0 v1 encodes a string value as its length followed
@@ -25,8 +27,6 @@ pub const SEED_MARKER: &[u8] = b"lts1:";
 
 /// The card fields a move writes besides `stage` and `pos`.
 pub mod field {
-    pub const MOVED_BY: &str = "movedBy";
-    pub const MOVED_AT: &str = "movedAt";
     pub const MOVE_STAMP: &str = "moveStamp";
     /// In the `board` root map.
     pub const SEED: &str = "loadtestSeed";

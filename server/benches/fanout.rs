@@ -59,8 +59,8 @@ fn doc_from(update: &[u8]) -> Doc {
     doc
 }
 
-/// One move as a client makes it: `stage` and `pos` of a card and the load tester's stamp
-/// fields, in one transaction.
+/// One move as the load tester makes it: `stage` and `pos` of a card and its stamp, in one
+/// transaction.
 fn make_move(doc: &Doc, n: usize, stages: &[String]) -> Vec<u8> {
     let card = format!("c{:05}", (n * 37) % 1000);
     let stage = &stages[n % stages.len()];
@@ -69,8 +69,6 @@ fn make_move(doc: &Doc, n: usize, stages: &[String]) -> Vec<u8> {
         .expect("a move to the top of a column");
     let cards = txn.get_or_insert_map(root::CARDS);
     if let Some(Out::YMap(map)) = cards.get(&txn, &card) {
-        map.insert(&mut txn, "movedBy", Any::from(7));
-        map.insert(&mut txn, "movedAt", Any::from(1_700_000_000_000i64));
         map.insert(&mut txn, "moveStamp", Any::from(format!("ltm1:7:{n}:1;")));
     }
     txn.encode_update_v1()
