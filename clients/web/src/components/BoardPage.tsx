@@ -2,7 +2,10 @@
 // state lives in the address: useBoardFilter.ts, FilterBar.tsx; workload, forecast, settings),
 // the columns as the filter shows them, the side panels. Owns the board's connection and
 // store; everything below it gets the same `BoardActions` object (context.ts) and plain
-// snapshot pieces whose identity changes only when they change.
+// snapshot pieces whose identity changes only when they change. The page renders for what it
+// reads of the store itself (pageSnapshot.ts); the columns, the totals and the other sums of
+// the columns follow the store on their own (BoardColumns.tsx), so a remote move renders them
+// and not the page.
 //
 // What the user's role may not do is not offered (src/ui/auth.ts `permissionsOf`): a viewer's
 // board has no drag and drop, keyboard moves, quick-create, stage editor or settings; a member's
@@ -10,7 +13,6 @@
 // code 4401, 4403, ...) replaces "reconnecting" with its message, for good.
 
 import { autoScrollForElements } from "@atlaskit/pragmatic-drag-and-drop-auto-scroll/element";
-import { Fragment } from "preact";
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { OrderError } from "../model/order";
 import { entityAsString, parseEntity } from "../model/schema";
@@ -32,7 +34,6 @@ import { CLOSE, freezesBoard, refusalOf, type Me, type Permissions } from "../ui
 import { entityTitle } from "../ui/entities";
 import { allFields, displayFieldsOf, quickCreateFieldsOf } from "../ui/fields";
 import { NO_FILTER, showsCard } from "../ui/filters";
-import { formatSums } from "../ui/format";
 import { t, useLanguage } from "../ui/i18n";
 import { avatarOf } from "../ui/people";
 import {
@@ -49,38 +50,28 @@ import { markFirstBoardPaint } from "../ui/perf";
 import { onLinkClick } from "../ui/route";
 import { nameFromId, type RosterEntry, type User } from "../ui/users";
 import { writeErrorText } from "../ui/writeErrors";
-import {
-  boardTotals,
-  ConnectionBadge,
-  LoadingBar,
-  Notices,
-  RefusalBanner,
-  StageSwitcher,
-  useMedia,
-  type Notice,
-} from "./BoardChrome";
-import { Column } from "./Column";
+import { ConnectionBadge, LoadingBar, Notices, RefusalBanner, useMedia, type Notice } from "./BoardChrome";
+import { BoardColumns, BoardTotals, LiveFilterDetails, LiveForecast, LiveStageSwitcher } from "./BoardColumns";
 import { BoardContext, type BoardActions } from "./context";
 import { sentence } from "./forms";
-import { FilterDetails, FilterTools } from "./FilterBar";
+import { FilterTools } from "./FilterBar";
 import { memo } from "./memo";
-import { ForecastPanel } from "./ForecastPanel";
+import { displayKeyOf, pageChanged, pageSnapshotOf, type PageSnapshot, type PageWatch } from "./pageSnapshot";
 import { ActivitiesPanel, ArchivedPanel, CardPanel, SettingsPanel, WorkloadPanel } from "./panels";
 import { RequiredFieldsDialog, type PendingMove } from "./RequiredFieldsDialog";
 import { RecoveryBanner, TooLargeChangeBanner } from "./RecoveryBanner";
 import { useSession } from "./session";
 import { Identity } from "./UserPicker";
 import { useBoardDrop } from "./useBoardDrop";
-import { useBoardFilter, useColumnViews, usePeople, useSavedViews } from "./useBoardFilter";
+import { columnViewsOf, useBoardFilter, usePeople, useSavedViews, type ViewCache } from "./useBoardFilter";
 import { useUndoKeys } from "./useUndoKeys";
 import { WonLostBar } from "./WonLostBar";
 
-// The page re-renders for every snapshot (a remote move too): its parts that take none of it
-// skip that render while their props keep their identity.
+// The page re-renders for a change of what it reads (a stage, the settings, a panel, a filter):
+// its parts that take none of it skip that render while their props keep their identity.
 const MemoConnectionBadge = memo(ConnectionBadge);
 const MemoIdentity = memo(Identity);
 const MemoFilterTools = memo(FilterTools);
-const MemoFilterDetails = memo(FilterDetails);
 const MemoWonLostBar = memo(WonLostBar);
 
 /** How often counters and "time ago" are re-evaluated without any edit. */
@@ -139,7 +130,11 @@ export function BoardPage({
 
   const { directory } = useSession();
   const language = useLanguage();
-  const [snapshot, setSnapshot] = useState<BoardSnapshot>(store.current);
+  // Always the store's latest; the page renders again only when `pageChanged` says so (below).
+  const snapshot = store.current;
+  const [, setStoreChange] = useState<BoardSnapshot | null>(null);
+  // The views of the columns, shared by the parts that show them (BoardColumns.tsx).
+  const [viewCache] = useState<ViewCache>(() => new WeakMap());
   const [status, setStatus] = useState<ConnectionStatus>(connection.current);
   const reconnectedRef = useRef(onReconnected);
   reconnectedRef.current = onReconnected;
@@ -163,10 +158,6 @@ export function BoardPage({
   const phone = useMedia(PHONE_QUERY);
   const [phoneStage, setPhoneStage] = useState<string | null>(null);
 
-  useEffect(() => {
-    setSnapshot(store.current);
-    return store.subscribe(setSnapshot);
-  }, [store]);
   // Before the page's own subscription below: when the loading ends, the store applies the last
   // pieces first, so the "Live" state and every card reach the view in one render.
   useEffect(() => {
@@ -204,8 +195,6 @@ export function BoardPage({
   }, [connection, user.id]);
 
   // Refs for the actions object, which is created once per board.
-  const snapshotRef = useRef(snapshot);
-  snapshotRef.current = snapshot;
   const rosterRef = useRef(roster);
   rosterRef.current = roster;
   const presenceRef = useRef(presence);
@@ -251,7 +240,7 @@ export function BoardPage({
       doc: connection.doc,
       connection,
       can: permissions,
-      snapshot: () => snapshotRef.current,
+      snapshot: () => store.current,
       me: () => userRef.current,
       roster: () => rosterRef.current,
       nameOf: (id: string) =>
@@ -274,7 +263,7 @@ export function BoardPage({
       announce,
       moveCard: (card, target: Target, edit?: CardEdit) => {
         if (!permissions.moveCards) return false;
-        const snap = snapshotRef.current;
+        const snap = store.current;
         const column = snap.columns.find((c) => c.stage.id === target.stage);
         const from = snap.columns.find((c) => c.items.some((i) => i.card.id === card));
         if (column === undefined || from === undefined) return false;
@@ -302,7 +291,7 @@ export function BoardPage({
       },
       archiveCard: (card, restore = false) => {
         if (!permissions.editCards) return;
-        const snap = snapshotRef.current;
+        const snap = store.current;
         const title = (snap.items.get(card)?.card ?? snap.archived.find((c) => c.id === card))?.title ?? "";
         const set = (archived: boolean) => write(() => archiveCard(connection.doc, card, archived ? Date.now() : null));
         if (!set(!restore)) return;
@@ -319,7 +308,7 @@ export function BoardPage({
       },
       deleteCard: (card) => {
         if (!permissions.editCards) return;
-        const title = snapshotRef.current.items.get(card)?.card.title ?? "";
+        const title = store.current.items.get(card)?.card.title ?? "";
         let kept: ReturnType<typeof deleteCard> | null = null;
         if (!write(() => (kept = deleteCard(connection.doc, card))) || kept === null) return;
         const deleted = kept;
@@ -373,7 +362,7 @@ export function BoardPage({
           { user?: { name?: unknown } } | undefined;
         const who =
           typeof state?.user?.name === "string" && state.user.name !== "" ? state.user.name : t("board.someone");
-        const snap = snapshotRef.current;
+        const snap = store.current;
         const title = snap.items.get(lost.card)?.card.title ?? t("board.theCard");
         const stage = snap.stages.find((st) => st.id === lost.theirs)?.name ?? t("board.anotherStage");
         const id = ++noticeId.current;
@@ -389,14 +378,14 @@ export function BoardPage({
       watch.destroy();
       watchRef.current = null;
     };
-  }, [connection]);
+  }, [connection, store]);
 
   // Ctrl+Z / Cmd+Z: this tab's own last action on the board, others' changes kept.
   useUndoKeys(
     connection.doc,
     permissions.editCards || permissions.moveCards,
     (card) => {
-      const snap = snapshotRef.current;
+      const snap = store.current;
       return snap.items.get(card)?.card.title ?? snap.archived.find((c) => c.id === card)?.title ?? null;
     },
     (message) => {
@@ -424,6 +413,25 @@ export function BoardPage({
   const viewing = panel !== null && (panel.kind === "card" || panel.kind === "activities") ? panel.card : null;
   useEffect(() => connection.setViewing(viewing), [connection, viewing]);
 
+  // What this render read of the store, and a subscription that renders the page again only
+  // when some of it changes (a remote move changes none of it: BoardColumns.tsx renders it).
+  const watch: PageWatch = { panelCard: viewing, workloadOpen };
+  const pageWatchRef = useRef(watch);
+  pageWatchRef.current = watch;
+  const displayed = store.displayFieldsOf(user.id);
+  const displayKey = displayKeyOf(displayed);
+  const shownRef = useRef<PageSnapshot | null>(null);
+  shownRef.current = pageSnapshotOf(snapshot, watch, displayKey);
+  useEffect(() => {
+    const onChange = (next: BoardSnapshot) => {
+      const shown = shownRef.current;
+      const key = displayKeyOf(store.displayFieldsOf(userRef.current.id));
+      if (shown === null || pageChanged(shown, next, pageWatchRef.current, key)) setStoreChange(next);
+    };
+    onChange(store.current);
+    return store.subscribe(onChange);
+  }, [store]);
+
   // Drag and drop: one monitor for the board.
   useBoardDrop(actions);
 
@@ -445,17 +453,18 @@ export function BoardPage({
   }, [roster, presence.users]);
 
   const fields = useMemo(() => allFields(snapshot.fieldDefs, language), [snapshot.fieldDefs, language]);
-  const displayed = store.displayFieldsOf(user.id);
-  const displayKey = displayed === null ? "" : displayed.join("\u0000");
   // Keyed by the list's content: displayFieldsOf(user) reads a new array on every render.
   // eslint-disable-next-line react-hooks/exhaustive-deps -- displayKey and the null check are `displayed`
   const displayFields = useMemo(() => displayFieldsOf(displayed, fields), [displayKey, displayed === null, fields]);
   const quickFields = useMemo(() => quickCreateFieldsOf(snapshot.quickCreate, fields), [snapshot.quickCreate, fields]);
 
-  // The columns as the filter shows them: one pass over each changed column, memoised.
-  const views = useColumnViews(snapshot.columns, compiled, snapshot.now);
+  // The columns as the filter shows them, at a key press: the store's latest, through the cache.
   const visibleRef = useRef<() => VisibleColumn[]>(() => []);
-  visibleRef.current = () => views.map((v) => ({ stage: v.column.stage.id, cards: v.items.map((i) => i.card.id) }));
+  visibleRef.current = () =>
+    columnViewsOf(store.current.columns, compiled, store.current.now, viewCache).map((v) => ({
+      stage: v.column.stage.id,
+      cards: v.items.map((i) => i.card.id),
+    }));
   const people = usePeople(snapshot.responsibles, roster, actions.nameOf, namesVersion);
 
   const focusCard = (card: string) => {
@@ -465,7 +474,7 @@ export function BoardPage({
       return;
     }
     focusRef.current = card;
-    const stage = snapshot.columns.find((c) => c.items.some((i) => i.card.id === card))?.stage.id;
+    const stage = store.current.columns.find((c) => c.items.some((i) => i.card.id === card))?.stage.id;
     const list =
       stage === undefined
         ? null
@@ -547,10 +556,6 @@ export function BoardPage({
 
   const settings = snapshot.settings;
   const entity = parseEntity(settings.entity);
-  // The board's totals: open deals (initial and progress stages), won and lost apart.
-  // Of what is shown: a filter narrows the totals as it narrows the columns.
-  const totals = useMemo(() => boardTotals(views), [views]);
-  const shownCount = useMemo(() => views.reduce((n, v) => n + v.items.length, 0), [views]);
 
   // The browser benchmark's mark (ui/perf.ts): the first commit with every column counted from the
   // server's whole state (`connected`: a large board streams in pieces, and `loaded` can be true
@@ -564,16 +569,19 @@ export function BoardPage({
     document.title = settings.name ? `${settings.name} · funnel` : t("board.documentTitle");
   }, [settings.name, language]);
 
-  const shownStage =
-    views.find((v) => v.column.stage.id === phoneStage)?.column.stage.id ?? views[0]?.column.stage.id ?? null;
+  // The stages the filter shows (a column each).
+  const shownStages = snapshot.stages.filter((s) => compiled.showsStage(s.id));
+  const shownStage = shownStages.find((s) => s.id === phoneStage)?.id ?? shownStages[0]?.id ?? null;
   const panelItem =
     panel !== null && (panel.kind === "card" || panel.kind === "activities")
       ? snapshot.items.get(panel.card)
       : undefined;
-  const lastProgressIndex = views.reduce(
-    (last, v, i) => (v.column.stage.kind === "initial" || v.column.stage.kind === "progress" ? i : last),
-    -1,
-  );
+  // Stable for the memoised columns: the handlers read the page's latest through refs.
+  const addStageRef = useRef(addStageOf);
+  addStageRef.current = addStageOf;
+  const onAddStage = useMemo(() => (kind: "progress" | "failure") => addStageRef.current(kind), []);
+  const onClearFilters = useMemo(() => () => setFilter(NO_FILTER), [setFilter]);
+  const live = { store, compiled, cache: viewCache };
 
   return (
     <BoardContext.Provider value={actions}>
@@ -667,40 +675,22 @@ export function BoardPage({
                 </button>
               )}
               {!permissions.moveCards && <span class="read-only-badge">{t("board.readOnly")}</span>}
-              <span class="toolbar-totals">
-                <span data-board-total="open" title={t("board.openTitle")}>
-                  {t("board.openCards", { count: totals.open.count })} ·{" "}
-                  {formatSums(totals.open.sums, settings.currency)}
-                </span>
-                {totals.won.count > 0 && (
-                  <span class="total-won" data-board-total="won">
-                    {t("board.won", { count: totals.won.count })} · {formatSums(totals.won.sums, settings.currency)}
-                  </span>
-                )}
-                {totals.lost.count > 0 && (
-                  <span class="total-lost" data-board-total="lost">
-                    {t("board.lost", { count: totals.lost.count })} · {formatSums(totals.lost.sums, settings.currency)}
-                  </span>
-                )}
-              </span>
+              <BoardTotals {...live} currency={settings.currency} />
             </div>
           )}
           {!(refusal !== null && snapshot.stages.length === 0) && (
-            <MemoFilterDetails
+            <LiveFilterDetails
+              {...live}
               filter={filter}
               setFilter={setFilter}
               open={filtersOpen}
               stages={snapshot.stages}
               people={people}
-              shown={shownCount}
-              total={snapshot.items.size}
               nameOf={actions.nameOf}
               onSaveView={saveView}
             />
           )}
-          {phone && views.length > 0 && (
-            <StageSwitcher columns={views} current={shownStage} onSwitch={(stage) => setPhoneStage(stage)} />
-          )}
+          {phone && <LiveStageSwitcher {...live} current={shownStage} onSwitch={setPhoneStage} />}
 
           {refusal !== null &&
             snapshot.stages.length > 0 &&
@@ -717,7 +707,7 @@ export function BoardPage({
 
           {workloadOpen && <WorkloadPanel workload={snapshot.workload} currency={settings.currency} />}
 
-          {forecastOpen && <ForecastPanel columns={views} currency={settings.currency} />}
+          {forecastOpen && <LiveForecast {...live} currency={settings.currency} />}
 
           {status.state === "loading" && snapshot.stages.length > 0 && <LoadingBar cards={snapshot.items.size} />}
         </section>
@@ -742,55 +732,20 @@ export function BoardPage({
             data-frozen={refusal !== null && freezesBoard(refusal.code) ? "" : undefined}
             inert={refusal !== null && freezesBoard(refusal.code)}
           >
-            {views.length === 0 && (
-              <div class="board-filtered-empty">
-                <p>{t("board.noStageShown")}</p>
-                <button type="button" class="button" onClick={() => setFilter(NO_FILTER)}>
-                  {t("board.clearFilters")}
-                </button>
-              </div>
-            )}
-            {views.map((view, i) => (
-              <Fragment key={view.column.stage.id}>
-                <Column
-                  column={view.column}
-                  view={view}
-                  states={filter.state}
-                  fields={displayFields}
-                  quickCreateFields={quickFields}
-                  presence={presence.cards}
-                  now={snapshot.now}
-                  namesVersion={namesVersion}
-                  boardCurrency={settings.currency}
-                  quickCreateOpen={quickCreate === view.column.stage.id}
-                  editing={editing === view.column.stage.id}
-                />
-                {i === lastProgressIndex && permissions.editStages && (
-                  <button
-                    type="button"
-                    class="add-stage"
-                    data-action="add-stage"
-                    onClick={() => addStageOf("progress")}
-                    title={t("board.addStage")}
-                  >
-                    <span aria-hidden="true">+</span>
-                    <span class="visually-hidden">{t("board.addStage")}</span>
-                  </button>
-                )}
-              </Fragment>
-            ))}
-            {permissions.editStages && (
-              <button
-                type="button"
-                class="add-stage add-failure-stage"
-                data-action="add-failure-stage"
-                onClick={() => addStageOf("failure")}
-                title={t("board.addFailureStage")}
-              >
-                <span aria-hidden="true">+</span>
-                <span class="visually-hidden">{t("board.addFailureStage")}</span>
-              </button>
-            )}
+            <BoardColumns
+              {...live}
+              states={filter.state}
+              fields={displayFields}
+              quickCreateFields={quickFields}
+              presence={presence.cards}
+              namesVersion={namesVersion}
+              currency={settings.currency}
+              quickCreate={quickCreate}
+              editing={editing}
+              editStages={permissions.editStages}
+              onAddStage={onAddStage}
+              onClearFilters={onClearFilters}
+            />
           </main>
         )}
 

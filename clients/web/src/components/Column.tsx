@@ -251,14 +251,19 @@ function VirtualCards({ items, stage, fields, presence, now, namesVersion }: Car
   // A new function only with new items: the virtualizer re-reads every key when it changes (a
   // pass over the column), which a re-render for a scroll or a measure does not need.
   const getItemKey = useMemo(() => (index: number) => items[index]?.card.id ?? index, [items]);
-  const instance = useRef<Virtualizer<HTMLDivElement, HTMLDivElement> | null>(null);
+  // The height last measured in this column, kept by measureSlot (null: none yet), under the
+  // plain estimate of the fields shown (a change of fields starts over).
+  const kept = useRef<KeptHeight>({ estimate, measured: null });
+  if (kept.current.estimate !== estimate) kept.current = { estimate, measured: null };
+  const height = kept.current;
   const options = {
     count: items.length,
     getScrollElement: () => ref.current,
     // A card never measured (one a move or a scroll brings into view) is guessed at the height
     // last measured in this column: most cards have it, and a right guess is no re-measure, no
-    // pass over the column's positions and no second render.
-    estimateSize: () => (instance.current === null ? undefined : heights.get(instance.current)?.measured) ?? estimate,
+    // pass over the column's positions and no second render. Called for every unmeasured card
+    // of the column at each change of its count: a field read, no lookup.
+    estimateSize: () => height.measured ?? height.estimate,
     getItemKey,
     overscan: OVERSCAN,
     gap: CARD_GAP,
@@ -272,8 +277,7 @@ function VirtualCards({ items, stage, fields, presence, now, namesVersion }: Car
     onChange: () => rerender(0),
   };
   const [virtualizer] = useState(() => new Virtualizer<HTMLDivElement, HTMLDivElement>(options));
-  instance.current = virtualizer;
-  if (heights.get(virtualizer)?.estimate !== estimate) heights.set(virtualizer, { estimate, measured: null });
+  heights.set(virtualizer, height);
   virtualizer.setOptions(options);
   useLayoutEffect(() => virtualizer._didMount(), [virtualizer]);
   useLayoutEffect(() => {
@@ -316,7 +320,9 @@ function VirtualCards({ items, stage, fields, presence, now, namesVersion }: Car
               class="card-slot virtual-slot"
               data-stale={staleness(stage, item, now)}
               title={staleness(stage, item, now) === "" ? t("column.stale") : undefined}
-              style={`transform:translateY(${v.start}px)`}
+              // An object, not a string: a shifted slot then sets its transform alone, where a
+              // string would make the browser parse the slot's whole inline style again.
+              style={{ transform: `translateY(${v.start}px)` }}
             >
               <CardView
                 item={item}
@@ -356,14 +362,14 @@ function measureSlot(
   return instance.itemSizeCache.get(instance.options.getItemKey(index)) ?? instance.options.estimateSize(index);
 }
 
-/**
- * Per column's virtualizer: the last card height measured in it (null: none yet) under the
- * plain estimate of the fields shown (a change of fields starts over).
- */
-const heights = new WeakMap<
-  Virtualizer<HTMLDivElement, HTMLDivElement>,
-  { estimate: number; measured: number | null }
->();
+/** The last card height measured in a column (null: none yet) under the fields' plain estimate. */
+interface KeptHeight {
+  estimate: number;
+  measured: number | null;
+}
+
+/** Per column's virtualizer: its {@link KeptHeight}, which measureSlot updates. */
+const heights = new WeakMap<Virtualizer<HTMLDivElement, HTMLDivElement>, KeptHeight>();
 
 /** A card slot's `data-stale`: "" for a card idle past the stage's `rotDays`, else none (only the cards rendered are tested). */
 function staleness(stage: Stage, item: CardItem, now: number): "" | undefined {

@@ -82,32 +82,45 @@ export function useBoardFilter(): {
   return { filter, compiled, setFilter };
 }
 
+/**
+ * The views made so far, by column object: shared by every part of the page that shows the
+ * columns as filtered (the columns, the totals, the filter's count, the forecast), so a column
+ * changed by a move is patched once, and the others find it made.
+ */
+export type ViewCache = WeakMap<ColumnData, { key: string; now: number; view: ColumnView }>;
+
 /** The columns shown (the stage filter hides the others), each as the filter shows it. */
+export function columnViewsOf(
+  columns: readonly ColumnData[],
+  compiled: CompiledFilter,
+  now: number,
+  cache: ViewCache,
+): readonly ColumnView[] {
+  return columns
+    .filter((column) => compiled.showsStage(column.stage.id))
+    .map((column) => {
+      const hit = cache.get(column);
+      if (hit !== undefined && hit.key === compiled.key && hit.now === now) return hit.view;
+      // A column the store patched from one shown under the same filter: patch its view too.
+      const change = columnChangeOf(column);
+      const before = change !== undefined ? cache.get(change.previous) : undefined;
+      const view =
+        change !== undefined && before !== undefined && before.key === compiled.key && before.now === now
+          ? patchColumnView(before.view, column, change, compiled, now)
+          : columnView(column, compiled, now);
+      cache.set(column, { key: compiled.key, now, view });
+      return view;
+    });
+}
+
+/** {@link columnViewsOf}, memoised on its inputs. */
 export function useColumnViews(
   columns: readonly ColumnData[],
   compiled: CompiledFilter,
   now: number,
+  cache: ViewCache,
 ): readonly ColumnView[] {
-  const cache = useRef(new WeakMap<ColumnData, { key: string; now: number; view: ColumnView }>());
-  return useMemo(
-    () =>
-      columns
-        .filter((column) => compiled.showsStage(column.stage.id))
-        .map((column) => {
-          const hit = cache.current.get(column);
-          if (hit !== undefined && hit.key === compiled.key && hit.now === now) return hit.view;
-          // A column the store patched from one shown under the same filter: patch its view too.
-          const change = columnChangeOf(column);
-          const before = change !== undefined ? cache.current.get(change.previous) : undefined;
-          const view =
-            change !== undefined && before !== undefined && before.key === compiled.key && before.now === now
-              ? patchColumnView(before.view, column, change, compiled, now)
-              : columnView(column, compiled, now);
-          cache.current.set(column, { key: compiled.key, now, view });
-          return view;
-        }),
-    [columns, compiled, now],
-  );
+  return useMemo(() => columnViewsOf(columns, compiled, now, cache), [columns, compiled, now, cache]);
 }
 
 /** What a view keeps to be patched: the sums of what it shows, with their counts. */

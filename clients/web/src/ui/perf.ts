@@ -3,7 +3,9 @@
 // buffer does not grow with the board's life.
 //
 // - `funnel:board-committed`: the first commit of the board page that shows every column with
-//   its count and sum from the server's whole state (the page says `connected`, "Live").
+//   its count and sum from the server's whole state (the page says `connected`, "Live"). Marked
+//   once the render pass of that commit is done: the columns follow the store on their own
+//   (components/BoardColumns.tsx) and render in the same pass, just after the page commits.
 // - `funnel:board-painted`: the first task after the frame that painted that commit (a
 //   `requestAnimationFrame` callback runs just before the frame's style, layout and paint; a task
 //   posted from it runs after them).
@@ -19,7 +21,8 @@ let marked = false;
 export function markFirstBoardPaint(): void {
   if (marked || typeof performance === "undefined" || typeof performance.mark !== "function") return;
   marked = true;
-  performance.mark(BOARD_COMMITTED);
+  // Called from the page's layout effect, in the middle of the pass: a microtask runs after it.
+  queueMicrotask(() => performance.mark(BOARD_COMMITTED));
   requestAnimationFrame(() => {
     const channel = new MessageChannel();
     channel.port1.onmessage = () => {
