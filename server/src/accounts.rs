@@ -50,6 +50,9 @@ pub struct Accounts {
     enabled: bool,
     pub session_ttl: Duration,
     pub invite_ttl: Duration,
+    /// `--public-url`'s origin: what invite links are made on (`None`: the address the
+    /// inviting request came to).
+    public_origin: Option<String>,
     secure_cookies: SecureCookies,
     /// Sign-in attempts per address and per e-mail (keys `ip:…`, `email:…`).
     logins: CallerRate,
@@ -215,6 +218,8 @@ impl Accounts {
             enabled: !auth.is_local(),
             session_ttl: config.session_ttl,
             invite_ttl: config.invite_ttl,
+            // `validate` refused a wrong one before the server started.
+            public_origin: config.public_origin().ok().flatten(),
             secure_cookies: config.secure_cookies,
             logins: CallerRate::new(LOGINS_PER_MINUTE, LOGIN_BURST),
             provider_callbacks: CallerRate::new(
@@ -302,6 +307,11 @@ impl Accounts {
     }
 
     /// A new session for `person`: the cookie's value, and what is stored of it.
+    /// The origin invite links are made on, when `--public-url` gives one.
+    pub fn public_origin(&self) -> Option<&str> {
+        self.public_origin.as_deref()
+    }
+
     pub fn new_session(&self, person: &str) -> Result<(String, Session), StorageError> {
         let secret = new_secret()?;
         let now = now_ms();

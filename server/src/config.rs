@@ -154,7 +154,8 @@ pub struct ServeConfig {
     #[arg(long, env = "FUNNEL_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
 
-    /// Browser origins allowed besides the server's own (comma-separated, e.g.
+    /// Browser origins allowed besides the server's own (its `Host`, and `--public-url`'s
+    /// origin when set; comma-separated, e.g.
     /// `https://crm.example.com`; `*` for any). A browser page from any other origin is refused.
     #[arg(long, env = "FUNNEL_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
@@ -259,7 +260,8 @@ pub struct ServeConfig {
     )]
     pub secure_cookies: SecureCookies,
 
-    /// The address people open funnel at, such as `https://crm.example.com` (no path): the
+    /// The address people open funnel at, such as `https://crm.example.com` (no path): invite
+    /// links are made on it (without it, on the address the inviting request came to), and the
     /// OpenID Connect redirect URI is `{this}/auth/oidc/callback`.
     #[arg(long, env = "FUNNEL_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -365,8 +367,18 @@ impl ServeConfig {
         self.redis_url.as_deref().filter(|url| !url.is_empty())
     }
 
+    /// `--public-url` as an origin (`https://crm.example.com`), if one is given (empty is
+    /// unset); an error says what is wrong with it.
+    pub fn public_origin(&self) -> Result<Option<String>, String> {
+        match self.public_url.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(raw) => public_base("--public-url", raw).map(Some),
+        }
+    }
+
     /// Refuses what cannot work, with what to do instead.
     pub fn validate(&self) -> Result<(), String> {
+        self.public_origin()?;
         if let Some(secret) = &self.auth_secret
             && secret.len() < crate::auth::MIN_SECRET_BYTES
         {
@@ -474,6 +486,38 @@ impl ServeConfig {
     }
 }
 
+/// An address funnel's pages are served at (`--public-url`): an origin, without a path (funnel
+/// serves its pages from `/`), https but on this machine.
+pub(crate) fn public_base(flag: &str, raw: &str) -> Result<String, String> {
+    let url =
+        url::Url::parse(raw.trim()).map_err(|e| format!("{flag}: {raw:?} is not a URL: {e}"))?;
+    check_scheme(flag, &url)?;
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{flag} is the address funnel's home page is at, such as https://crm.example.com \
+             (no path, query or fragment)"
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// https, or http on a loopback address (a server or a provider on the same machine).
+pub(crate) fn check_scheme(flag: &str, url: &url::Url) -> Result<(), String> {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(host)) => host == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!(
+            "{flag} must be an https:// URL (http:// only on this machine: localhost, 127.0.0.1)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +583,30 @@ mod tests {
         config.max_mail_bytes = defaults::MAX_MAIL_BYTES;
         config.mail_domain = "bad domain".into();
         assert!(config.validate().unwrap_err().contains("--mail-domain"));
+    }
+
+    #[test]
+    fn a_public_url_is_an_origin_or_the_server_does_not_start() {
+        let mut config =
+            ServeConfig::with_defaults("127.0.0.1:0".parse().unwrap(), PathBuf::from("data"));
+        assert_eq!(config.public_origin(), Ok(None));
+        config.public_url = Some(String::new());
+        assert_eq!(config.public_origin(), Ok(None), "empty is unset");
+        config.public_url = Some(" https://crm.example.com/ ".into());
+        assert_eq!(
+            config.public_origin(),
+            Ok(Some("https://crm.example.com".into()))
+        );
+        assert!(config.validate().is_ok());
+        for (bad, says) in [
+            ("https://crm.example.com/app", "no path"),
+            ("http://crm.example.com", "https://"),
+            ("crm.example.com", "not a URL"),
+        ] {
+            config.public_url = Some(bad.into());
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

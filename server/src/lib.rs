@@ -330,7 +330,15 @@ pub async fn run(
             metrics: metrics.clone(),
             auth,
             revocations: accounts.revocations.clone(),
-            origins: auth::Origins::new(&config.allowed_origins),
+            // The public URL is the server's own address, whatever `Host` a proxy passes on.
+            origins: auth::Origins::new(
+                &config
+                    .allowed_origins
+                    .iter()
+                    .cloned()
+                    .chain(config.public_origin().ok().flatten())
+                    .collect::<Vec<_>>(),
+            ),
             limits: connection::ConnectionLimits {
                 message_rate: config.message_rate,
                 message_burst: config.message_burst,

@@ -17,7 +17,7 @@
 
 use crate::accounts::{Accounts, normalize_email, now_ms};
 use crate::app_state::AppState;
-use crate::config::ServeConfig;
+use crate::config::{ServeConfig, check_scheme, public_base};
 use crate::storage::StorageError;
 use crate::storage::accounts::Person;
 use axum::extract::{ConnectInfo, Query, State};
@@ -228,36 +228,6 @@ fn provider_url(flag: &str, raw: &str) -> Result<String, String> {
         return Err(format!("{flag} must not have a query or a fragment"));
     }
     Ok(raw.trim().trim_end_matches('/').to_owned())
-}
-
-/// `--public-url`: an origin, without a path (funnel serves its pages from `/`).
-fn public_base(flag: &str, raw: &str) -> Result<String, String> {
-    let url =
-        url::Url::parse(raw.trim()).map_err(|e| format!("{flag}: {raw:?} is not a URL: {e}"))?;
-    check_scheme(flag, &url)?;
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "{flag} is the address funnel's home page is at, such as https://crm.example.com \
-             (no path, query or fragment)"
-        ));
-    }
-    Ok(url.origin().ascii_serialization())
-}
-
-fn check_scheme(flag: &str, url: &url::Url) -> Result<(), String> {
-    let loopback = match url.host() {
-        Some(url::Host::Domain(host)) => host == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    match url.scheme() {
-        "https" if url.host().is_some() => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(format!(
-            "{flag} must be an https:// URL (http:// only on this machine: localhost, 127.0.0.1)"
-        )),
-    }
 }
 
 /// Why a sign-in through the provider failed, as the sign-in page is told

@@ -107,6 +107,48 @@ async fn socket(server: &TestServer, board: &str, cookie: &str) -> Client {
 }
 
 #[tokio::test]
+async fn invite_links_are_made_on_the_public_url_whatever_address_the_request_came_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), |config| {
+        config.auth_secret = Some(SECRET.into());
+        config.public_url = Some("https://crm.acme.test/".into());
+    })
+    .await;
+    let bearer = format!("Bearer {}", token("root", Role::Admin));
+    // An admin's page on the public URL, and a script with no Origin at all: both requests come
+    // to the server's inside address (the `Host` is 127.0.0.1 and a port).
+    for origin in [Some("https://crm.acme.test"), None] {
+        let mut headers = vec![("Authorization", bearer.as_str())];
+        headers.extend(origin.map(|o| ("Origin", o)));
+        let (status, _, body) = call(
+            server.addr,
+            "POST",
+            "/api/v1/invites",
+            &headers,
+            Some(json!({ "email": "ines@acme.test", "role": "member" })),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let link = body["link"].as_str().unwrap();
+        assert!(
+            link.starts_with("https://crm.acme.test/invite#"),
+            "{origin:?}: {link}"
+        );
+        // The link works: its secret opens the invite.
+        let secret = link.split_once('#').unwrap().1;
+        let (status, _, body) = call(
+            server.addr,
+            "GET",
+            &format!("/api/v1/invites/{secret}"),
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+#[tokio::test]
 async fn an_invited_person_signs_in_and_is_signed_out_everywhere_when_disabled() {
     let (server, _dir) = start().await;
     let admin = token("root", Role::Admin);

@@ -215,7 +215,7 @@ fn me_of(person: &Person) -> Me {
 
 /// The origin the caller's browser sees this server at: the page's `Origin`, else the proxy's
 /// `X-Forwarded-Proto` (or http) and the `Host`.
-fn public_origin(headers: &HeaderMap) -> String {
+fn request_origin(headers: &HeaderMap) -> String {
     if let Some(origin) = header_str(headers, header::ORIGIN).filter(|o| *o != "null") {
         return origin.trim_end_matches('/').to_owned();
     }
@@ -302,7 +302,8 @@ pub async fn sign_out(
 }
 
 /// Invites a person (admins): a one-time link, valid for `--invite-ttl` (7 days), with which
-/// they set their password. Shown once: only its digest is stored.
+/// they set their password. Shown once: only its digest is stored. The link is on
+/// `--public-url` when the server has one, else on the address the request came to.
 #[utoipa::path(
     post,
     path = "/api/v1/invites",
@@ -326,7 +327,12 @@ pub async fn create_invite(
     caller.at_least(Role::Admin)?;
     let Json(new) = body?;
     let (person, secret, expires_at) = invite(&state.accounts, &new).await?;
-    let link = format!("{}/invite#{secret}", public_origin(&headers));
+    // Behind a proxy the request's own address may be an inside one: `--public-url` wins.
+    let origin = state
+        .accounts
+        .public_origin()
+        .map_or_else(|| request_origin(&headers), str::to_owned);
+    let link = format!("{origin}/invite#{secret}");
     tracing::info!(person = person.id, "invited");
     Ok((
         StatusCode::CREATED,
