@@ -394,20 +394,25 @@ export function BoardPage({
     },
   );
 
-  // Escape closes what is open, innermost first (forms stop the key themselves).
+  // Escape closes what is open, innermost first (forms stop the key themselves). The listener
+  // reads what the last render showed, not what its effect saw: a key pressed right after a
+  // click that opened something, before effects run, closes it too.
+  const openRef = useRef({ panel, quickCreate, editing, filtersOpen });
+  openRef.current = { panel, quickCreate, editing, filtersOpen };
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       if (event.key !== "Escape" || event.defaultPrevented) return;
-      if (panel !== null) setPanel(null);
-      else if (quickCreate !== null) setQuickCreate(null);
-      else if (editing !== null) setEditing(null);
-      else if (filtersOpen) setFiltersOpen(false);
+      const open = openRef.current;
+      if (open.panel !== null) setPanel(null);
+      else if (open.quickCreate !== null) setQuickCreate(null);
+      else if (open.editing !== null) setEditing(null);
+      else if (open.filtersOpen) setFiltersOpen(false);
       else return;
       event.preventDefault();
     };
     document.addEventListener("keydown", onKey);
     return () => document.removeEventListener("keydown", onKey);
-  }, [panel, quickCreate, editing, filtersOpen]);
+  }, []);
 
   // Presence: what this tab views.
   const viewing = panel !== null && (panel.kind === "card" || panel.kind === "activities") ? panel.card : null;

@@ -3,7 +3,7 @@
 // own message under the form.
 
 import type { ComponentChildren } from "preact";
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Stage } from "../model/board";
 import { OrderError } from "../model/order";
 import { isOpenKind } from "../model/schema";
@@ -43,7 +43,8 @@ export function FormError({ message }: { message: string | null }) {
 
 /** Focuses the first field of a form when it opens. */
 export function useFocusFirst(ref: { current: HTMLFormElement | null }): void {
-  useEffect(() => {
+  // Before the form is painted: a key pressed as soon as it shows goes to it.
+  useLayoutEffect(() => {
     ref.current?.querySelector<HTMLElement>("input:not([type=hidden]), select, textarea")?.focus();
   }, [ref]);
 }
