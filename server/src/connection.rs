@@ -170,7 +170,9 @@ pub async fn start(
                 // A stock client sends its step 1 as soon as the socket opens.
                 Ending::Drain
             }
-            Ok(admitted) => read_loop(conn, admitted, &mut stream, &outbox, &ctx).await,
+            // Boxed: the reader's state (about 2 KiB) does not then take room in this future's
+            // beside the states it has before and after.
+            Ok(admitted) => Box::pin(read_loop(conn, admitted, &mut stream, &outbox, &ctx)).await,
         };
         drop(outbox);
         let _ = writer.await;
@@ -238,7 +240,8 @@ async fn read_loop(
     // Every socket listens: sessions' for their person and session, every one for its board
     // (archived or restored); `None` once no sender is left.
     let mut revocable = Some(principal.clone());
-    let Some(room) = join(conn, board, principal, outbox, &ctx.rooms).await else {
+    // Boxed, as the join's state would otherwise stay in the reader's for the connection's life.
+    let Some(room) = Box::pin(join(conn, board, principal, outbox, &ctx.rooms)).await else {
         outbox.close(CloseCode::TryAgainLater, "board is busy; reconnect");
         return Ending::Drain;
     };

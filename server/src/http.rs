@@ -157,12 +157,17 @@ async fn board_socket(
         });
     let ctx = Arc::clone(&state.connections);
     let tracker = state.tracker.clone();
-    // The connection's own span is a child of this one, so its log lines carry the id too.
-    let socket_span = tracing::info_span!("socket", request_id = request_id(&headers));
+    // The connection's own span is a child of this one, so its log lines carry the id too. A
+    // root, not the request's child: a child keeps its parent, and the request's span (method,
+    // path, id) would stay in memory as long as the socket.
+    let socket_span =
+        tracing::info_span!(parent: None, "socket", request_id = request_id(&headers));
     upgrade.on_upgrade(move |socket| {
         async move {
             let serving = connection::start(socket, admission, ctx).await;
-            tracker.track_future(serving).await;
+            // A task of its own, so the upgrade's state (this task's) does not stay beside the
+            // connection's for as long as the socket is open (BENCHMARKS.md, `idle`).
+            tracker.spawn(serving);
         }
         .instrument(socket_span)
     })

@@ -190,7 +190,8 @@ pub async fn run(
     ctx.metrics.rooms.inc();
     // Counts the room out however this function ends.
     let _loaded = RoomGauge(ctx.metrics.clone());
-    let mut room = match Room::open(board.clone(), &ctx).await {
+    // Boxed: the load's state (1.5 KiB) would otherwise stay in this task's for the room's life.
+    let mut room = match Box::pin(Room::open(board.clone(), &ctx)).await {
         Ok(room) => room,
         Err(e) => {
             tracing::error!(board = %board, error = %e, "board could not be loaded");
