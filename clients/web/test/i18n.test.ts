@@ -3,7 +3,15 @@
 import { describe, expect, test } from "vitest";
 import { en } from "../src/i18n/en";
 import { fr } from "../src/i18n/fr";
-import { formatDate, formatDeadline, formatMoney, formatNumber, formatSums, timeAgo } from "../src/ui/format";
+import {
+  formatDate,
+  formatDateTime,
+  formatDeadline,
+  formatMoney,
+  formatNumber,
+  formatSums,
+  timeAgo,
+} from "../src/ui/format";
 import { CATALOGUES, initialLanguage, LANGUAGES, localeOf, parseLanguage, translate } from "../src/ui/i18n";
 
 /** Intl's narrow no-break spaces as plain spaces, so the expectations read as typed. */
@@ -96,6 +104,23 @@ describe("formatting by locale", () => {
     const day = new Date(2026, 11, 3, 12).getTime();
     expect(formatDate(day, "fr-FR")).toBe("3 déc. 2026");
     expect(formatDate(day, "en-US")).toBe("Dec 3, 2026");
+  });
+
+  test("a kept formatter is the locale's and the style's: each locale, each style in turn, and again", () => {
+    const at = new Date(2026, 11, 3, 9, 35).getTime();
+    const now = new Date(2026, 11, 1, 8, 0).getTime();
+    const nextYear = new Date(2027, 0, 5, 10, 0).getTime();
+    for (let round = 0; round < 2; round++) {
+      for (const locale of ["fr-FR", "en-US"]) {
+        expect(formatDateTime(at, locale)).toBe(
+          new Date(at).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" }),
+        );
+        expect(formatDate(at, locale)).toBe(locale === "fr-FR" ? "3 déc. 2026" : "Dec 3, 2026");
+        // The same year's deadline has no year, the next year's has one: two styles, not one.
+        expect(formatDeadline(at, now, locale)).not.toMatch(/2026/);
+        expect(formatDeadline(nextYear, now, locale)).toMatch(/2027/);
+      }
+    }
   });
 
   test("time ago and deadlines speak the locale's language", () => {

@@ -2,7 +2,7 @@
 // the card panel's History section. Pure: names of people, stages and fields come from the caller.
 
 import type { HistoryEvent } from "./api";
-import { formatMoney } from "./format";
+import { formatDate, formatMoney } from "./format";
 import { currentLocale, t } from "./i18n";
 
 /** What the describer needs from the board. */
@@ -41,7 +41,7 @@ function valueText(field: string, value: unknown, names: HistoryNames): string {
   if (field === "amount" && typeof value === "number") return formatMoney(value, names.currency);
   if (field === "responsible" && typeof value === "string") return names.person(value);
   if (field === "closeDate" && typeof value === "number") {
-    return new Intl.DateTimeFormat(currentLocale(), { day: "numeric", month: "short", year: "numeric" }).format(value);
+    return formatDate(value, currentLocale());
   }
   if (typeof value === "boolean") return value ? t("history.yes") : t("history.no");
   if (typeof value === "string") return t("history.quoted", { value });
