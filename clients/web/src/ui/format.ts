@@ -2,7 +2,7 @@
 // (by default the page's language's locale, src/ui/i18n.ts, and the app's clock), so tests pin them.
 
 import type { Millis } from "../model/rules";
-import { currentLanguage, currentLocale, parseLanguage, translate, type Key, type Params } from "./i18n";
+import { currentLanguage, currentLocale, numberFormat, parseLanguage, translate, type Key, type Params } from "./i18n";
 
 /** The locale the app formats with: the page's language's (en-US, fr-FR, or the browser's variant). */
 export function defaultLocale(): string {
@@ -13,9 +13,9 @@ export function defaultLocale(): string {
  * The formatter made once for `key` (its locale and style): making one costs tens of
  * microseconds, formatting with it about one, and a board formats for every card it shows.
  */
-const formatters = new Map<string, Intl.NumberFormat | Intl.DateTimeFormat>();
+const formatters = new Map<string, Intl.NumberFormat | Intl.DateTimeFormat | null>();
 
-function kept<T extends Intl.NumberFormat | Intl.DateTimeFormat>(key: string, make: () => T): T {
+function kept<T extends Intl.NumberFormat | Intl.DateTimeFormat | null>(key: string, make: () => T): T {
   let format = formatters.get(key) as T | undefined;
   if (format === undefined) {
     format = make();
@@ -35,7 +35,7 @@ function say(locale: string, key: Key, params?: Params): string {
 
 /** A plain number in the locale: "1,250.5" in en-US, "1 250,5" in fr-FR. */
 export function formatNumber(value: number, locale: string = defaultLocale()): string {
-  return kept(`number|${locale}`, () => new Intl.NumberFormat(locale)).format(value);
+  return numberFormat(locale).format(value);
 }
 
 /** A calendar day in the locale: "3 Dec 2026" (en-GB), "Dec 3, 2026" (en-US), "3 déc. 2026" (fr-FR). */
@@ -59,20 +59,15 @@ export function minorDigits(currency: string): number {
   return digits;
 }
 
-const moneyFormats = new Map<string, Intl.NumberFormat | null>();
-
+/** The locale's format of `currency`; `null` for a code Intl does not know. */
 function moneyFormat(currency: string, locale: string): Intl.NumberFormat | null {
-  const key = `${locale}|${currency}`;
-  let format = moneyFormats.get(key);
-  if (format === undefined) {
+  return kept(`money ${currency}|${locale}`, () => {
     try {
-      format = new Intl.NumberFormat(locale, { style: "currency", currency });
+      return new Intl.NumberFormat(locale, { style: "currency", currency });
     } catch {
-      format = null;
+      return null;
     }
-    moneyFormats.set(key, format);
-  }
-  return format;
+  });
 }
 
 /** An amount in minor units, with its currency: `formatMoney(150000, "USD", "en-US")` is "$1,500.00". */

@@ -130,7 +130,8 @@ export type Params = Record<string, string | number>;
 const pluralRules = new Map<string, Intl.PluralRules>();
 const numberFormats = new Map<string, Intl.NumberFormat>();
 
-function numberFormat(locale: string): Intl.NumberFormat {
+/** The locale's plain number format, made once (src/ui/format.ts formats numbers with it too). */
+export function numberFormat(locale: string): Intl.NumberFormat {
   let format = numberFormats.get(locale);
   if (format === undefined) {
     format = new Intl.NumberFormat(locale);
